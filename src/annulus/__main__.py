@@ -1,0 +1,5 @@
+import sys
+
+from annulus.cli import main
+
+sys.exit(main())

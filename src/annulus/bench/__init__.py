@@ -1,0 +1,1 @@
+"""Benchmarks run by ``annulus bench TARGET``: one module a target."""
