@@ -1,0 +1,110 @@
+"""Protocol as data: load, validate and query a declarative protocol file (pure core, no Django).
+
+>>> from annulus.protocol import load_protocol, default_protocol_path
+>>> p = load_protocol(default_protocol_path())
+>>> [a.id for a in p.arms]
+['high', 'mid', 'low', 'control']
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from .rules import EligibilityResult, EvidenceError, clean_evidence, clean_value, evaluate
+from .schema import Arm, Criterion, Protocol, Visit
+
+__all__ = [
+    "Arm",
+    "Criterion",
+    "EligibilityResult",
+    "EvidenceError",
+    "Protocol",
+    "ProtocolError",
+    "Visit",
+    "clean_evidence",
+    "clean_value",
+    "default_protocol_path",
+    "evaluate",
+    "load_protocol",
+    "parse_protocol",
+    "protocol_digest",
+]
+
+MAX_BYTES = 1_000_000
+
+
+class ProtocolError(ValueError):
+    """The file is not a valid protocol; ``errors`` lists ``path: message`` lines."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+def default_protocol_path() -> Path:
+    """The shipped DLBP protocol (``protocols/dlbp-admsc.yaml`` at the top of the checkout)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "protocols" / "dlbp-admsc.yaml"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("protocols/dlbp-admsc.yaml not found")
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part) or str(part).startswith(
+            ("AgeAtLeast", "NumberRule", "OneOf", "AllEqual", "CountTrue", "Flag", "AnyOf", "AllOf")
+        ):
+            continue  # pydantic's internal union/validator markers say nothing to a reader
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse_protocol(text: str | bytes) -> Protocol:
+    if isinstance(text, bytes):
+        if len(text) > MAX_BYTES:
+            raise ProtocolError([f"(file): larger than {MAX_BYTES} bytes"])
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError([f"(file): not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ProtocolError([f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(["(top level): a protocol is a mapping of keys"])
+    try:
+        return Protocol.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            errors.append(f"{_loc(err['loc'])}: {msg}")
+        raise ProtocolError(errors) from None
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProtocolError([f"(file): cannot read {path} ({exc.strerror})"]) from None
+    return parse_protocol(raw)
+
+
+def protocol_digest(text: str | bytes) -> str:
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    return hashlib.sha256(text).hexdigest()

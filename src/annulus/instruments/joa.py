@@ -1,0 +1,96 @@
+"""JOA score for low back pain, 1986 version, 29 points (P-5.3).
+
+Source: Japanese Orthopaedic Association. Assessment of treatment for low back pain.
+J Jpn Orthop Assoc 1986;60:391–394 (in Japanese). English description of the items and scores:
+Nakamura M, Miyamoto K, Shimizu K. J Orthop Sci 2009;14:367–373.
+
+Fourteen clinician-rated items in the published order:
+
+  subjective symptoms (9): low back pain 0–3, leg pain and/or tingling 0–3, gait 0–3
+  clinical signs (6): straight-leg raising 0–2, sensory disturbance 0–2, motor disturbance 0–2
+  restriction of activities of daily living (14), each 0 (severe) / 1 (moderate) / 2 (none):
+      turn over while lying, standing, washing, leaning forward, sitting (about 1 hour),
+      lifting or holding a heavy object, walking
+  urinary bladder function: 0 normal, −3 mild dysuria, −6 severe dysuria
+
+Total −6..29 (higher is better). There is no published rule for missing items, so every item
+is required; a missing item leaves the total empty.
+
+Recovery rate (Hirabayashi's method applied to the 29-point scale):
+(post − pre) / (29 − pre) × 100 %, undefined when the pre-treatment score is already 29.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import InstrumentError, Score, check_items, coded, number
+
+NAME = "joa"
+MAX_TOTAL = 29
+MIN_TOTAL = -6
+
+# (key, label, domain, allowed codes) in the published order.
+ITEMS: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
+    ("low_back_pain", "low back pain", "subjective", (0, 1, 2, 3)),
+    ("leg_pain", "leg pain and/or tingling", "subjective", (0, 1, 2, 3)),
+    ("gait", "gait", "subjective", (0, 1, 2, 3)),
+    ("slr", "straight-leg raising test", "clinical_signs", (0, 1, 2)),
+    ("sensory", "sensory disturbance", "clinical_signs", (0, 1, 2)),
+    ("motor", "motor disturbance", "clinical_signs", (0, 1, 2)),
+    ("turn_over", "turn over while lying", "adl", (0, 1, 2)),
+    ("standing", "standing", "adl", (0, 1, 2)),
+    ("washing", "washing", "adl", (0, 1, 2)),
+    ("leaning_forward", "leaning forward", "adl", (0, 1, 2)),
+    ("sitting", "sitting (about 1 hour)", "adl", (0, 1, 2)),
+    ("lifting", "lifting or holding heavy objects", "adl", (0, 1, 2)),
+    ("walking", "walking", "adl", (0, 1, 2)),
+    ("bladder", "urinary bladder function", "bladder", (0, -3, -6)),
+)
+DOMAIN_MAX = {"subjective": 9, "clinical_signs": 6, "adl": 14, "bladder": 0}
+
+
+def score_joa(items: list[Any]) -> Score:
+    items = check_items("JOA", items, len(ITEMS))
+    values: dict[str, int | None] = {}
+    missing: list[str] = []
+    for i, (value, (key, label, _domain, allowed)) in enumerate(zip(items, ITEMS)):
+        field_name = f"items[{i}]"
+        if value is None:
+            missing.append(field_name)
+            values[key] = None
+            continue
+        values[key] = coded(value, field_name, f"JOA item {i + 1} ({label})", allowed)
+    domains: dict[str, int | None] = {}
+    for domain in DOMAIN_MAX:
+        scores = [values[k] for k, _l, d, _a in ITEMS if d == domain]
+        domains[domain] = None if None in scores else sum(scores)  # type: ignore[arg-type]
+    parts = {"items": values, **domains}
+    if missing:
+        return Score(
+            NAME,
+            None,
+            parts=parts,
+            missing=missing,
+            reason=f"JOA needs all 14 items (no published missing-item rule); {len(missing)} missing",
+            unit="points",
+        )
+    return Score(NAME, float(sum(domains.values())), parts=parts, unit="points")  # type: ignore[arg-type]
+
+
+def _total(value: Any, field_name: str) -> float:
+    total = number(value, field_name, "JOA total")
+    if not MIN_TOTAL <= total <= MAX_TOTAL:
+        raise InstrumentError(field_name, f"JOA total must be −6–29, got {value!r}")
+    return total
+
+
+def recovery_rate(pre: Any, post: Any) -> float | None:
+    """Hirabayashi recovery rate in %; ``None`` when either score is missing or pre is 29."""
+    if pre is None or post is None:
+        return None
+    pre_total = _total(pre, "pre")
+    post_total = _total(post, "post")
+    if pre_total == MAX_TOTAL:
+        return None  # no room for improvement: the rate is undefined, not 0 or 100
+    return (post_total - pre_total) / (MAX_TOTAL - pre_total) * 100.0

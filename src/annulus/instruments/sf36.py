@@ -1,0 +1,178 @@
+"""SF-36 scored by the public-domain RAND 36-Item Health Survey 1.0 rules (P-5.4).
+
+Scale scores — source: RAND Health Care, "36-Item Short Form Survey (SF-36) Scoring
+Instructions" 
+(http://www.rand.org/health/surveys_tools/mos/mos_core_36item_scoring.html),
+and Hays RD, Sherbourne CD, Mazel RM. The RAND 36-Item Health Survey 1.0. Health Econ
+1993;2:217–227.
+  Step 1: each precoded response (1-based, as printed on the form) is recoded to 0–100 by
+          Table 1, so that a higher value is always a better health state.
+  Step 2: each of the eight scales is the mean of its recoded items (Table 2). Item 2 (health
+          change) belongs to no scale.
+  Missing items: RAND averages the items answered. A scale is scored only when at least half
+          of its items are answered — the half-items rule of Ware JE et al., SF-36 Health Survey
+          Manual and Interpretation Guide (1993). For the RAND scales this equals the manual's
+          substitution of the person's mean of the answered items.
+
+Summary scores — source: Ware JE, Kosinski M, Keller SD. SF-36 Physical and Mental Health
+Summary Scales: A User's Manual. Boston: The Health Institute, 1994. Each scale is
+z-standardised with the 1990 US general-population mean and SD, weighted by the factor-score
+coefficients, summed, and transformed to a T score: 50 + 10 × aggregate. PCS and MCS are
+computed only when all eight scales are available (as in the manual). The manual derived these
+constants on SF-36 (Medical Outcomes Trust) scale scores; applying them to RAND scale scores is
+the usual approximation (RAND and SF-36 scoring differ only for bodily pain and general health,
+see docs/instruments.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .base import Score, check_items, coded
+
+NAME = "sf36"
+N_ITEMS = 36
+
+# RAND Table 1: response code -> recoded value, by item number (1-based).
+_FIVE_DOWN = {1: 100.0, 2: 75.0, 3: 50.0, 4: 25.0, 5: 0.0}
+_THREE_UP = {1: 0.0, 2: 50.0, 3: 100.0}
+_TWO_UP = {1: 0.0, 2: 100.0}
+_SIX_DOWN = {1: 100.0, 2: 80.0, 3: 60.0, 4: 40.0, 5: 20.0, 6: 0.0}
+_SIX_UP = {1: 0.0, 2: 20.0, 3: 40.0, 4: 60.0, 5: 80.0, 6: 100.0}
+_FIVE_UP = {1: 0.0, 2: 25.0, 3: 50.0, 4: 75.0, 5: 100.0}
+
+RECODE: dict[int, dict[int, float]] = {}
+for _items, _table in (
+    ((1, 2, 20, 22, 34, 36), _FIVE_DOWN),
+    (range(3, 13), _THREE_UP),
+    (range(13, 20), _TWO_UP),
+    ((21, 23, 26, 27, 30), _SIX_DOWN),
+    ((24, 25, 28, 29, 31), _SIX_UP),
+    ((32, 33, 35), _FIVE_UP),
+):
+    for _n in _items:
+        RECODE[_n] = _table
+assert sorted(RECODE) == list(range(1, N_ITEMS + 1))
+
+# RAND Table 2: the items averaged into each scale.
+SCALES: dict[str, tuple[int, ...]] = {
+    "PF": tuple(range(3, 13)),  # physical functioning
+    "RP": (13, 14, 15, 16),  # role limitations due to physical health
+    "BP": (21, 22),  # pain
+    "GH": (1, 33, 34, 35, 36),  # general health
+    "VT": (23, 27, 29, 31),  # energy/fatigue (vitality)
+    "SF": (20, 32),  # social functioning
+    "RE": (17, 18, 19),  # role limitations due to emotional problems
+    "MH": (24, 25, 26, 28, 30),  # emotional well-being (mental health)
+}
+SCALE_NAMES = {
+    "PF": "physical functioning",
+    "RP": "role limitations due to physical health",
+    "BP": "bodily pain",
+    "GH": "general health",
+    "VT": "energy/fatigue",
+    "SF": "social functioning",
+    "RE": "role limitations due to emotional problems",
+    "MH": "emotional well-being",
+}
+
+# Ware, Kosinski & Keller 1994: 1990 US general population (n = 2,393 with all eight scales).
+US_1990_MEAN = {
+    "PF": 84.52404,
+    "RP": 81.19907,
+    "BP": 75.49196,
+    "GH": 72.21316,
+    "VT": 61.05453,
+    "SF": 83.59753,
+    "RE": 81.29467,
+    "MH": 74.84212,
+}
+US_1990_SD = {
+    "PF": 22.89490,
+    "RP": 33.79729,
+    "BP": 23.55879,
+    "GH": 20.16964,
+    "VT": 20.86942,
+    "SF": 22.37642,
+    "RE": 33.02717,
+    "MH": 18.01189,
+}
+# Factor-score coefficients for the physical (PCS) and mental (MCS) component summaries.
+PCS_COEF = {
+    "PF": 0.42402,
+    "RP": 0.35119,
+    "BP": 0.31754,
+    "GH": 0.24954,
+    "VT": 0.02877,
+    "SF": -0.00753,
+    "RE": -0.19206,
+    "MH": -0.22069,
+}
+MCS_COEF = {
+    "PF": -0.22999,
+    "RP": -0.12329,
+    "BP": -0.09731,
+    "GH": -0.01571,
+    "VT": 0.23534,
+    "SF": 0.26876,
+    "RE": 0.43407,
+    "MH": 0.48581,
+}
+
+
+def recode(item_number: int, code: Any, field_name: str) -> float:
+    """RAND Table 1 value (0–100) for one response code; refuses codes not on the form."""
+    table = RECODE[item_number]
+    return table[coded(code, field_name, f"SF-36 item {item_number}", table.keys())]
+
+
+def summary_scores(scales: dict[str, float | None]) -> tuple[float | None, float | None]:
+    """PCS and MCS as T scores, or ``(None, None)`` unless all eight scales are present."""
+    if any(scales.get(k) is None for k in SCALES):
+        return None, None
+    z = {k: (scales[k] - US_1990_MEAN[k]) / US_1990_SD[k] for k in SCALES}  # type: ignore[operator]
+    pcs = 50.0 + 10.0 * math.fsum(z[k] * PCS_COEF[k] for k in SCALES)
+    mcs = 50.0 + 10.0 * math.fsum(z[k] * MCS_COEF[k] for k in SCALES)
+    return pcs, mcs
+
+
+def score_sf36(items: list[Any]) -> Score:
+    items = check_items("SF-36", items, N_ITEMS)
+    recoded: dict[int, float | None] = {}
+    missing: list[str] = []
+    for i, value in enumerate(items):
+        field_name = f"items[{i}]"
+        if value is None:
+            recoded[i + 1] = None
+            missing.append(field_name)
+        else:
+            recoded[i + 1] = recode(i + 1, value, field_name)
+
+    scales: dict[str, float | None] = {}
+    detail: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for key, numbers in SCALES.items():
+        answered = [recoded[n] for n in numbers if recoded[n] is not None]
+        # Half-items rule: at least half of the scale's items (e.g. 2 of 3, 1 of 2, 5 of 10).
+        enough = 2 * len(answered) >= len(numbers)
+        scales[key] = math.fsum(answered) / len(answered) if enough else None  # type: ignore[arg-type]
+        detail[key] = {"answered": len(answered), "of": len(numbers)}
+        if not enough:
+            problems.append(
+                f"{key} not scored: {len(answered)} of {len(numbers)} items answered, "
+                "at least half needed"
+            )
+    pcs, mcs = summary_scores(scales)
+    if pcs is None:
+        problems.append("PCS and MCS need all eight scales")
+    summary: dict[str, Any] = {**scales, "PCS": pcs, "MCS": mcs}
+    return Score(
+        NAME,
+        None,  # SF-36 has no single total: the results are the eight scales and two summaries
+        parts={"scales": detail, "health_change": recoded[2]},
+        missing=missing,
+        reason="; ".join(problems) or None,
+        unit="0-100 (scales), T score (PCS, MCS)",
+        summary=summary,
+    )

@@ -1,0 +1,39 @@
+"""Visual analogue scale for pain, 0–100 mm (the trial's primary end point, P-5.1).
+
+The patient marks a 100 mm line from "no pain" (0) to "worst imaginable pain" (100); the score
+is the measured distance in millimetres. Fractions of a millimetre are kept as measured.
+There is one item, so a missing answer leaves no score (no imputation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import InstrumentError, Score, check_items, number
+
+NAME = "vas"
+MIN_MM = 0.0
+MAX_MM = 100.0
+
+
+def vas_value(value: Any, field_name: str = "items[0]") -> float:
+    """A VAS reading in mm, refused outside 0–100."""
+    mm = number(value, field_name, "VAS")
+    if not MIN_MM <= mm <= MAX_MM:
+        raise InstrumentError(field_name, f"VAS must be 0–100 mm, got {value!r}")
+    return mm
+
+
+def score_vas(items: list[Any]) -> Score:
+    (value,) = check_items("VAS", items, 1)
+    if value is None:
+        return Score(NAME, None, missing=["items[0]"], reason="VAS not answered", unit="mm")
+    mm = vas_value(value)
+    return Score(NAME, mm, parts={"vas_mm": mm}, unit="mm")
+
+
+def change_from_baseline(baseline: Any, value: Any) -> float | None:
+    """Follow-up minus baseline in mm (negative = less pain); ``None`` if either is missing."""
+    if baseline is None or value is None:
+        return None
+    return vas_value(value, "value") - vas_value(baseline, "baseline")

@@ -1,0 +1,196 @@
+"""Deciding eligibility criteria from entered evidence (P-2.1, P-2.2, X-2.5).
+
+A criterion evaluates to ``True`` (it holds), ``False`` (it does not) or ``None`` (evidence is
+missing, so it cannot be decided yet). For inclusion criteria ``True`` is good; for exclusion
+criteria ``True`` excludes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Mapping
+
+from .schema import (
+    AgeAtLeast,
+    AllEqual,
+    AllOf,
+    AnyOf,
+    CountTrue,
+    Criterion,
+    Eligibility,
+    EvidenceField,
+    Flag,
+    NumberRule,
+    OneOf,
+)
+
+
+class EvidenceError(ValueError):
+    """An evidence value breaks its field's rule; ``field`` names the field."""
+
+    def __init__(self, field_id: str, message: str):
+        super().__init__(f"{field_id}: {message}")
+        self.field = field_id
+        self.message = message
+
+
+def age_in_years(born: date, on: date) -> int:
+    years = on.year - born.year
+    if (on.month, on.day) < (born.month, born.day):
+        years -= 1
+    return years
+
+
+def clean_value(spec: EvidenceField, raw: Any, today: date | None = None) -> Any:
+    """Convert and check one evidence value; raise EvidenceError naming the field and rule."""
+    if raw is None or raw == "":
+        return None
+    label = spec.label.en
+    if spec.type == "date":
+        if isinstance(raw, date):
+            value = raw
+        else:
+            try:
+                value = date.fromisoformat(str(raw))
+            except ValueError:
+                raise EvidenceError(spec.id, f"{label} must be a date (YYYY-MM-DD), got {raw!r}") from None
+        if today is not None and value > today:
+            raise EvidenceError(spec.id, f"{label} cannot be in the future ({value.isoformat()})")
+        return value
+    if spec.type in ("integer", "decimal"):
+        if isinstance(raw, bool):
+            raise EvidenceError(spec.id, f"{label} must be a number")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise EvidenceError(spec.id, f"{label} must be a number, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise EvidenceError(spec.id, f"{label} must be a finite number")
+        if spec.type == "integer":
+            if value != int(value):
+                raise EvidenceError(spec.id, f"{label} must be a whole number, got {raw!r}")
+            value = int(value)
+        unit = f" {spec.unit}" if spec.unit else ""
+        if spec.min is not None and value < spec.min:
+            raise EvidenceError(spec.id, f"{label} must be at least {spec.min:g}{unit}, got {value:g}")
+        if spec.max is not None and value > spec.max:
+            raise EvidenceError(spec.id, f"{label} must be at most {spec.max:g}{unit}, got {value:g}")
+        return value
+    if spec.type == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "yes", "1", "on"):
+            return True
+        if text in ("false", "no", "0", "off"):
+            return False
+        raise EvidenceError(spec.id, f"{label} must be yes or no, got {raw!r}")
+    if spec.type == "choice":
+        text = str(raw)
+        if text not in (spec.choices or []):
+            raise EvidenceError(spec.id, f"{label} must be one of {', '.join(spec.choices or [])}, got {raw!r}")
+        return text
+    text = str(raw)
+    if len(text) > 2000:
+        raise EvidenceError(spec.id, f"{label} must be at most 2000 characters")
+    return text
+
+
+def evaluate_rule(rule, values: Mapping[str, Any], reference_date: date) -> bool | None:
+    if isinstance(rule, AgeAtLeast):
+        born = values.get(rule.field)
+        return None if born is None else age_in_years(born, reference_date) >= rule.years
+    if isinstance(rule, NumberRule):
+        v = values.get(rule.field)
+        if v is None:
+            return None
+        return not (
+            (rule.min is not None and v < rule.min)
+            or (rule.max is not None and v > rule.max)
+            or (rule.min_exclusive is not None and v <= rule.min_exclusive)
+            or (rule.max_exclusive is not None and v >= rule.max_exclusive)
+        )
+    if isinstance(rule, OneOf):
+        v = values.get(rule.field)
+        return None if v is None else v in rule.values
+    if isinstance(rule, AllEqual):
+        vs = [values.get(f) for f in rule.fields]
+        if any(v is not None and v != rule.value for v in vs):
+            return False
+        return None if any(v is None for v in vs) else True
+    if isinstance(rule, CountTrue):
+        vs = [values.get(f) for f in rule.fields]
+        yes = sum(1 for v in vs if v is True)
+        if yes >= rule.min:
+            return True
+        unknown = sum(1 for v in vs if v is None)
+        return None if yes + unknown >= rule.min else False
+    if isinstance(rule, Flag):
+        v = values.get(rule.field)
+        return None if v is None else v is rule.value
+    if isinstance(rule, AnyOf):
+        results = [evaluate_rule(r, values, reference_date) for r in rule.rules]
+        if any(r is True for r in results):
+            return True
+        return None if any(r is None for r in results) else False
+    if isinstance(rule, AllOf):
+        results = [evaluate_rule(r, values, reference_date) for r in rule.rules]
+        if any(r is False for r in results):
+            return False
+        return None if any(r is None for r in results) else True
+    raise TypeError(f"unknown rule {rule!r}")
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    criterion: Criterion
+    box: str  # "inclusion" | "exclusion"
+    holds: bool | None
+
+    @property
+    def passed(self) -> bool | None:
+        """True when the criterion does not stand in the way of enrolment."""
+        if self.holds is None:
+            return None
+        return self.holds if self.box == "inclusion" else not self.holds
+
+
+@dataclass(frozen=True)
+class EligibilityResult:
+    results: list[CriterionResult] = field(default_factory=list)
+
+    @property
+    def failing(self) -> list[CriterionResult]:
+        return [r for r in self.results if r.passed is False]
+
+    @property
+    def undecided(self) -> list[CriterionResult]:
+        return [r for r in self.results if r.passed is None]
+
+    @property
+    def outcome(self) -> str:
+        """'ineligible' as soon as one criterion fails, else 'incomplete' or 'eligible'."""
+        if self.failing:
+            return "ineligible"
+        if self.undecided:
+            return "incomplete"
+        return "eligible"
+
+
+def clean_evidence(eligibility: Eligibility, raw: Mapping[str, Any], today: date | None = None) -> dict[str, Any]:
+    """Check every supplied value; unknown field names are errors, never ignored."""
+    known = {f.id: f for f in eligibility.fields}
+    cleaned: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise EvidenceError(key, "is not an evidence field of this protocol")
+        cleaned[key] = clean_value(known[key], value, today=today)
+    return cleaned
+
+
+def evaluate(eligibility: Eligibility, values: Mapping[str, Any], reference_date: date) -> EligibilityResult:
+    results = [
+        CriterionResult(c, "inclusion", evaluate_rule(c.rule, values, reference_date)) for c in eligibility.inclusion
+    ] + [CriterionResult(c, "exclusion", evaluate_rule(c.rule, values, reference_date)) for c in eligibility.exclusion]
+    return EligibilityResult(results)

@@ -1,0 +1,408 @@
+"""The protocol as data: a pydantic schema for the declarative trial file (X-1.3).
+
+Every model forbids unknown keys, so a typo in the YAML is an error, not a silently ignored
+setting. Cross-field rules (ratios, dose recipes, visit references) are checked in validators so
+that ``annulus protocol validate`` reports them with the path of the field.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Strict):
+    """A text in English and Simplified Chinese."""
+
+    en: str = Field(min_length=1)
+    zh: str = Field(min_length=1)
+
+    def get(self, language: str | None) -> str:
+        return self.zh if (language or "").lower().startswith("zh") else self.en
+
+
+class TrialInfo(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    registry_number: str
+    title: Text
+    short_title: Text
+    phase: str
+    design: Text
+    site: Text
+    timezone: str = "Asia/Shanghai"
+    sponsor: Text | None = None
+
+
+class SampleSize(Strict):
+    per_arm: int = Field(gt=0)
+    total: int = Field(gt=0)
+    delta: float = Field(gt=0, description="clinically relevant difference (VAS mm)")
+    sd: float = Field(gt=0, description="SD of a single VAS measurement (mm)")
+    alpha: float = Field(gt=0, lt=1)
+    power: float = Field(gt=0, lt=1)
+    dropout: float = Field(ge=0, lt=1)
+
+
+class Randomisation(Strict):
+    method: Literal["permuted_blocks"] = "permuted_blocks"
+    block_sizes: list[int] = Field(default=[4, 8], min_length=1)
+    case_number_width: int = Field(default=3, ge=3, le=6)
+    level1_key_holder: str = "designer"
+    level2_key_holder: str = "pharmacist"
+
+
+class Recipe(Strict):
+    """Volumes making up one injection (mL)."""
+
+    cell_suspension_ml: float = Field(ge=0)
+    saline_ml: float = Field(ge=0)
+    ha_hydrogel_ml: float = Field(ge=0)
+
+    @property
+    def total_ml(self) -> float:
+        return round(self.cell_suspension_ml + self.saline_ml + self.ha_hydrogel_ml, 6)
+
+
+class Arm(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    name: Text
+    ratio: int = Field(gt=0, le=10)
+    cells_per_disc: int = Field(ge=0)
+    recipe: Recipe
+    control: bool = False
+    dose_score: float = Field(ge=0, description="dose for trend tests (10^6 cells)")
+
+
+class ReleaseCriterion(Strict):
+    id: str
+    label: Text
+    kind: Literal["equals", "min", "max", "range", "negative", "normal"]
+    value: float | int | str | None = None
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+
+
+class Product(Strict):
+    name: Text
+    concentration_cells_per_ml: int = Field(gt=0)
+    injection_volume_ml: float = Field(gt=0)
+    needle_gauge: int = 22
+    approach: str = "posterolateral"
+    imaging_guidance: str = "C-arm fluoroscopy"
+    target_level: str = "L4-5"
+    activity_restriction_days: int = 14
+    release_criteria: list[ReleaseCriterion]
+
+
+# ---- evidence fields and the rules that decide eligibility ----------------------------------
+
+FieldType = Literal["date", "integer", "decimal", "boolean", "choice", "text"]
+
+
+class EvidenceField(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    label: Text
+    type: FieldType
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[str] | None = None
+    help: Text | None = None
+
+    @model_validator(mode="after")
+    def _choices_for_choice(self):
+        if self.type == "choice" and not self.choices:
+            raise ValueError("a choice field needs 'choices'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is greater than max")
+        return self
+
+
+class AgeAtLeast(Strict):
+    kind: Literal["age_at_least"]
+    field: str
+    years: int = Field(ge=0)
+
+
+class NumberRule(Strict):
+    """Holds when the value lies within the bounds (inclusive unless *_exclusive)."""
+
+    kind: Literal["number"]
+    field: str
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: float | None = None
+    max_exclusive: float | None = None
+
+
+class OneOf(Strict):
+    kind: Literal["one_of"]
+    field: str
+    values: list[str] = Field(min_length=1)
+
+
+class AllEqual(Strict):
+    """Holds when every field has the value (e.g. every serology test negative)."""
+
+    kind: Literal["all_equal"]
+    fields: list[str] = Field(min_length=1)
+    value: str | bool
+
+
+class CountTrue(Strict):
+    kind: Literal["count_true"]
+    fields: list[str] = Field(min_length=1)
+    min: int = Field(ge=1)
+
+
+class Flag(Strict):
+    """Holds when a yes/no field has the given answer."""
+
+    kind: Literal["flag"]
+    field: str
+    value: bool = True
+
+
+class AnyOf(Strict):
+    kind: Literal["any"]
+    rules: list["Rule"] = Field(min_length=1)
+
+
+class AllOf(Strict):
+    kind: Literal["all"]
+    rules: list["Rule"] = Field(min_length=1)
+
+
+Rule = Annotated[
+    Union[AgeAtLeast, NumberRule, OneOf, AllEqual, CountTrue, Flag, AnyOf, AllOf],
+    Field(discriminator="kind"),
+]
+AnyOf.model_rebuild()
+AllOf.model_rebuild()
+
+
+class Criterion(Strict):
+    id: str = Field(pattern=r"^[IE][0-9]{1,2}$")
+    text: Text
+    fields: list[str] = Field(min_length=1)
+    rule: Rule
+
+
+class Eligibility(Strict):
+    fields: list[EvidenceField]
+    inclusion: list[Criterion] = Field(min_length=1)
+    exclusion: list[Criterion]
+
+    @model_validator(mode="after")
+    def _fields_declared(self):
+        known = {f.id for f in self.fields}
+        if len(known) != len(self.fields):
+            raise ValueError("evidence field ids must be unique")
+        ids = [c.id for c in self.inclusion + self.exclusion]
+        if len(set(ids)) != len(ids):
+            raise ValueError("criterion ids must be unique")
+        for box, criteria in (("inclusion", self.inclusion), ("exclusion", self.exclusion)):
+            for i, c in enumerate(criteria):
+                for name in c.fields + list(_rule_fields(c.rule)):
+                    if name not in known:
+                        raise ValueError(f"{box}[{i}] ({c.id}) uses undeclared field '{name}'")
+        return self
+
+    def field(self, field_id: str) -> EvidenceField:
+        return next(f for f in self.fields if f.id == field_id)
+
+
+def _rule_fields(rule) -> set[str]:
+    if isinstance(rule, (AnyOf, AllOf)):
+        return set().union(*(_rule_fields(r) for r in rule.rules))
+    if isinstance(rule, (AllEqual, CountTrue)):
+        return set(rule.fields)
+    return {rule.field}
+
+
+# ---- schedule -------------------------------------------------------------------------------
+
+
+class Window(Strict):
+    before_days: int = Field(ge=0)
+    after_days: int = Field(ge=0)
+
+
+class Visit(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    name: Text
+    anchor: Literal["consent", "liposuction", "transplant"]
+    offset_days: int
+    window: Window
+    forms: list[str] = Field(default_factory=list)
+    procedure: Literal["liposuction", "transplant"] | None = None
+    follow_up: bool = False
+
+
+class FormDef(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    name: Text
+    instrument: str | None = None
+    panel: str | None = None
+
+
+class Analyte(Strict):
+    id: str
+    name: Text
+    unit: str
+    low: float | None = None
+    high: float | None = None
+    kind: Literal["numeric", "qualitative"] = "numeric"
+    normal: str | None = None
+
+
+class LabPanel(Strict):
+    id: str
+    name: Text
+    analytes: list[Analyte] = Field(min_length=1)
+
+
+class VitalLimit(Strict):
+    id: str
+    name: Text
+    unit: str
+    min: float
+    max: float
+
+
+class Schedule(Strict):
+    visits: list[Visit] = Field(min_length=1)
+    forms: list[FormDef]
+    submission_days: int = Field(default=3, ge=1, description="record to research leader")
+    completion_days: int = Field(default=10, ge=1, description="all data to project leader")
+    reminder_days_before: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _forms_declared(self):
+        form_ids = {f.id for f in self.forms}
+        ids = [v.id for v in self.visits]
+        if len(set(ids)) != len(ids):
+            raise ValueError("visit ids must be unique")
+        for i, v in enumerate(self.visits):
+            for name in v.forms:
+                if name not in form_ids:
+                    raise ValueError(f"visits[{i}] ({v.id}) names undeclared form '{name}'")
+        return self
+
+    def visit(self, visit_id: str) -> Visit:
+        return next(v for v in self.visits if v.id == visit_id)
+
+
+# ---- roles and safety -----------------------------------------------------------------------
+
+
+class Role(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z_]{1,30}$")
+    name: Text
+    blinded: bool
+    description: Text
+
+
+class SaeRecipient(Strict):
+    id: str
+    name: Text
+    hours: int = Field(gt=0)
+    or_end_of_working_day: int | None = Field(default=None, ge=1)
+
+
+class DsmbThreshold(Strict):
+    id: str
+    description: Text
+    serious: bool | None = None
+    fatal: bool | None = None
+    min_grade: int | None = Field(default=None, ge=1, le=5)
+    related_to_product: bool | None = None
+    per_arm: bool = False
+    count_at_least: int = Field(ge=1)
+
+
+class Safety(Strict):
+    sae_recipients: list[SaeRecipient] = Field(min_length=1)
+    dsmb_thresholds: list[DsmbThreshold]
+    dsmb_interim_months: int = Field(default=6, ge=1)
+    related_causality: list[str] = ["possible", "probable", "definite"]
+
+
+class Protocol(Strict):
+    """A whole protocol version."""
+
+    schema_version: Literal[1] = 1
+    version: str = Field(pattern=r"^[0-9]+(\.[0-9]+)*$")
+    effective_date: date
+    trial: TrialInfo
+    sample_size: SampleSize
+    randomisation: Randomisation
+    product: Product
+    arms: list[Arm] = Field(min_length=2)
+    recruitment_sources: list[EvidenceField | str] = Field(min_length=1)
+    eligibility: Eligibility
+    schedule: Schedule
+    lab_panels: list[LabPanel]
+    vital_signs: list[VitalLimit]
+    roles: list[Role] = Field(min_length=1)
+    safety: Safety
+    assumptions: list[Text] = Field(default_factory=list)
+
+    @field_validator("recruitment_sources")
+    @classmethod
+    def _sources_are_ids(cls, v):
+        for s in v:
+            if not isinstance(s, str):
+                raise ValueError("recruitment sources are plain ids")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        ids = [a.id for a in self.arms]
+        if len(set(ids)) != len(ids):
+            raise ValueError("arm ids must be unique")
+        total_ratio = sum(a.ratio for a in self.arms)
+        if self.sample_size.total % total_ratio:
+            raise ValueError(
+                f"sample_size.total {self.sample_size.total} is not a multiple of the ratio sum {total_ratio}"
+            )
+        for i, arm in enumerate(self.arms):
+            if abs(arm.recipe.total_ml - self.product.injection_volume_ml) > 1e-9:
+                raise ValueError(
+                    f"arms[{i}].recipe: volumes add up to {arm.recipe.total_ml} mL, "
+                    f"the injection is {self.product.injection_volume_ml} mL"
+                )
+            expected = round(arm.recipe.cell_suspension_ml * self.product.concentration_cells_per_ml)
+            if expected != arm.cells_per_disc:
+                raise ValueError(
+                    f"arms[{i}].cells_per_disc: {arm.cells_per_disc} does not match "
+                    f"{arm.recipe.cell_suspension_ml} mL x {self.product.concentration_cells_per_ml} cells/mL"
+                )
+        if sum(1 for a in self.arms if a.control) != 1:
+            raise ValueError("exactly one arm must be the control arm")
+        role_ids = {r.id for r in self.roles}
+        for holder in (self.randomisation.level1_key_holder, self.randomisation.level2_key_holder):
+            if holder not in role_ids:
+                raise ValueError(f"randomisation key holder '{holder}' is not a declared role")
+        return self
+
+    # convenience lookups
+    def arm(self, arm_id: str) -> Arm:
+        return next(a for a in self.arms if a.id == arm_id)
+
+    @property
+    def control_arm(self) -> Arm:
+        return next(a for a in self.arms if a.control)
+
+    def role(self, role_id: str) -> Role:
+        return next(r for r in self.roles if r.id == role_id)
+
+    def lab_panel(self, panel_id: str) -> LabPanel:
+        return next(p for p in self.lab_panels if p.id == panel_id)
