@@ -93,6 +93,15 @@ def _read_yaml_directly(path: Path) -> ProtocolArms:
     return ProtocolArms(arms, total, block_sizes, width if isinstance(width, int) else None, meta)
 
 
+def _protocol_loader():
+    """``annulus.protocol.load_protocol``, or None when that package does not provide it."""
+    try:
+        from annulus.protocol import load_protocol
+    except ImportError:
+        return None
+    return load_protocol
+
+
 def _arms_from_protocol(path: str | Path) -> ProtocolArms:
     """Arms, sample size and block sizes from a protocol file.
 
@@ -103,9 +112,8 @@ def _arms_from_protocol(path: str | Path) -> ProtocolArms:
     path = Path(path)
     if not path.is_file():
         raise CliError(f"--protocol {path}: no such file")
-    try:
-        from annulus.protocol import load_protocol
-    except ImportError:
+    load_protocol = _protocol_loader()
+    if load_protocol is None:
         return _read_yaml_directly(path)
     try:
         protocol = load_protocol(path)

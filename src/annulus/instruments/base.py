@@ -74,7 +74,7 @@ def number(value: Any, field_name: str, label: str) -> float:
 
 def coded(value: Any, field_name: str, label: str, allowed: Iterable[int]) -> int:
     """A response code from a fixed set (1.0 is accepted as 1; 1.5 is not a code)."""
-    allowed = sorted(allowed)
+    allowed = list(allowed)
     span = _describe(allowed)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InstrumentError(field_name, f"{label} must be {span}, got {value!r}")
@@ -87,6 +87,8 @@ def coded(value: Any, field_name: str, label: str, allowed: Iterable[int]) -> in
 
 
 def _describe(allowed: Sequence[int]) -> str:
-    if list(allowed) == list(range(allowed[0], allowed[-1] + 1)):
-        return f"{allowed[0]}–{allowed[-1]}"
-    return " or ".join(str(a) for a in allowed)
+    ordered = sorted(allowed)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}–{ordered[-1]}"
+    # Keep the form's own order for a non-contiguous set (JOA bladder: 0, -3 or -6).
+    return ", ".join(str(a) for a in allowed[:-1]) + f" or {allowed[-1]}"

@@ -1,7 +1,7 @@
 """SF-36 scored by the public-domain RAND 36-Item Health Survey 1.0 rules (P-5.4).
 
 Scale scores — source: RAND Health Care, "36-Item Short Form Survey (SF-36) Scoring
-Instructions" 
+Instructions"
 (http://www.rand.org/health/surveys_tools/mos/mos_core_36item_scoring.html),
 and Hays RD, Sherbourne CD, Mazel RM. The RAND 36-Item Health Survey 1.0. Health Econ
 1993;2:217–227.

@@ -88,12 +88,14 @@ def _readme_text(seq: Sequence, meta: Mapping[str, Any], generated_at: datetime)
     for key in sorted(meta):
         lines.append(f"{key}: {meta[key]}")
     ratios = ":".join(str(r) for _, r in seq.arms)
+    unit = sum(r for _, r in seq.arms)
+    sizes = ", ".join(str(k * unit) for k in seq.block_multipliers)
     lines += [
         f"generated (UTC): {generated_at.astimezone(timezone.utc).isoformat(timespec='seconds')}",
         f"seed: {seq.seed}",
         f"random numbers: {seq.entries[0]['random_number']}-{seq.entries[-1]['random_number']} ({seq.n})",
         f"arms: {len(seq.arms)}, ratio {ratios}",
-        f"block sizes available: {', '.join(str(k * sum(r for _, r in seq.arms)) for k in seq.block_multipliers)}",
+        f"block sizes available: {sizes}",
         f"generator: {seq.generator}",
         "",
         "Algorithm:",
@@ -133,7 +135,9 @@ def write_documents(
     """
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DocumentsError(f"--out {out}: must be a new or empty directory (a document set is never replaced)")
+        raise DocumentsError(
+            f"--out {out}: must be a new or empty directory (a document set is never replaced)"
+        )
     if generated_at is None:
         generated_at = datetime.now(timezone.utc)
     elif generated_at.tzinfo is None:
@@ -163,6 +167,14 @@ def write_documents(
     return [out / name for name in contents]
 
 
+def _read_rows(path: Path) -> list[list[str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
 _SHA_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 
@@ -170,7 +182,8 @@ def verify_documents(out_dir: str | os.PathLike[str]) -> list[str]:
     """Check a document set; return a list of problems (empty when everything verifies).
 
     Each problem names the file: a missing file or checksum, a malformed checksum file, a content
-    mismatch, or holder copies of the allocation table that differ from one another.
+    mismatch, holder copies of the allocation table that differ from one another, or a level-1
+    key that disagrees with the allocation table.
     """
     out = Path(out_dir)
     if not out.is_dir():
@@ -207,6 +220,13 @@ def verify_documents(out_dir: str | os.PathLike[str]) -> list[str]:
                 problems.append(f"{name}: differs from the other holders' copies")
             elif votes == 1:
                 problems.append(f"{name}: the three holder copies all differ")
+    level1 = out / LEVEL1_FILE
+    if tables[-1].is_file() and level1.is_file():
+        # The level-1 key must say what the tables say: random number -> group label.
+        table_pairs = [(row[1], row[3]) for row in _read_rows(tables[-1]) if len(row) == 4]
+        key_pairs = [tuple(row) for row in _read_rows(level1)]
+        if table_pairs != key_pairs:
+            problems.append(f"{LEVEL1_FILE}: does not match {tables[-1].name}")
     if not (out / README_FILE).is_file():
         problems.append(f"{README_FILE}: missing")
     return problems

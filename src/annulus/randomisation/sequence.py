@@ -127,7 +127,9 @@ def _count_arms(entries, label_to_arm, arms) -> dict[str, int]:
     return counts
 
 
-def _validate(arms, n, seed, block_multipliers, labels) -> tuple[list[tuple[str, int]], tuple[int, ...], list[str]]:
+def _validate(
+    arms, n, seed, block_multipliers, labels
+) -> tuple[list[tuple[str, int]], tuple[int, ...], list[str]]:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise RandomisationError(f"seed: must be a non-negative integer (got {seed!r})")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -218,7 +220,9 @@ def generate_sequence(
     if number_width is None:
         number_width = min_width
     elif isinstance(number_width, bool) or not isinstance(number_width, int) or number_width < len(str(n)):
-        raise RandomisationError(f"number_width: must be an integer of at least {len(str(n))} (got {number_width!r})")
+        raise RandomisationError(
+            f"number_width: must be an integer of at least {len(str(n))} (got {number_width!r})"
+        )
     if not isinstance(drug_code_prefix, str):
         raise RandomisationError(f"drug_code_prefix: must be a string (got {drug_code_prefix!r})")
     seed = int(seed)

@@ -87,6 +87,7 @@ def end_of_nth_working_day(start_dt_local: datetime, n: int) -> datetime:
     it is a working day (see ``nth_working_day``). The result is in the same time zone. The end
     of the calendar day is used rather than office hours, which the protocol does not define.
     """
-    if not isinstance(start_dt_local, datetime) or start_dt_local.tzinfo is None or start_dt_local.utcoffset() is None:
+    aware = isinstance(start_dt_local, datetime) and start_dt_local.utcoffset() is not None
+    if not aware:
         raise WorkdayCalendarError("start_dt_local: must be a timezone-aware datetime")
     return end_of_day(nth_working_day(start_dt_local.date(), n), start_dt_local.tzinfo)

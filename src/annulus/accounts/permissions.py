@@ -1,0 +1,48 @@
+"""What each role may do: the single table every view, API route and export consults.
+
+Blinding is not decided here: it is enforced by the selectors, keyed on ``is_blinded(user)``.
+"""
+
+from __future__ import annotations
+
+from annulus.errors import NotPermitted
+
+# capability -> roles that hold it
+CAPABILITIES: dict[str, set[str]] = {
+    "participant.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb"},
+    "participant.edit": {"investigator", "coordinator"},
+    "participant.enrol": {"investigator", "coordinator"},
+    "participant.withdraw": {"investigator", "coordinator"},
+    "audit.view": {"investigator", "monitor", "auditor", "admin"},
+    "protocol.view": {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb", "ethics", "admin"},
+    "dashboard.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "admin"},
+    "users.manage": {"admin"},
+    # later modules add their capabilities here (allocation, visits, safety, exports)
+}
+
+
+def role_of(user) -> str | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    membership = getattr(user, "membership", None)
+    try:
+        return membership.role if membership else None
+    except Exception:  # noqa: BLE001 - a user without membership row has no role
+        return None
+
+
+def has(user, capability: str) -> bool:
+    return role_of(user) in CAPABILITIES.get(capability, set())
+
+
+def require(user, capability: str) -> None:
+    if not has(user, capability):
+        raise NotPermitted(capability)
+
+
+UNBLINDED_ROLES = {"pharmacist", "designer", "dsmb"}
+
+
+def is_blinded(user) -> bool:
+    """Everyone is blinded except the roles the protocol declares unblinded."""
+    return role_of(user) not in UNBLINDED_ROLES

@@ -1,0 +1,12 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("password/", auth_views.PasswordChangeView.as_view(template_name="accounts/password.html",
+                                                            success_url="/"), name="password_change"),
+]

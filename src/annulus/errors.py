@@ -1,0 +1,31 @@
+"""Errors shared by services, views, the API and the CLI (no Django import).
+
+A ``RuleViolation`` names the field and the rule it breaks. Views turn it into a form error,
+the API into a 4xx JSON body ``{"field": ..., "message": ...}``, the CLI into one line.
+"""
+
+from __future__ import annotations
+
+
+class RuleViolation(Exception):
+    """A request broke a business rule; nothing was written."""
+
+    status = 400
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "message": self.message}
+
+
+class IllegalTransition(RuleViolation):
+    """A participant cannot move from its status to the one asked for."""
+
+    status = 409
+
+
+class NotPermitted(Exception):
+    """The user's role may not do this. Views answer 403; the API answers 403."""

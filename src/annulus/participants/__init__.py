@@ -1,0 +1,1 @@
+"""Participants: pre-screening, consent, screening, eligibility, enrolment, withdrawal."""

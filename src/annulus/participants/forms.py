@@ -1,0 +1,98 @@
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .models import Withdrawal
+
+SOURCE_LABELS = {
+    "inpatient_referral": _("Inpatient referral"),
+    "records_search_phone": _("Hospital records search + phone call"),
+    "flyers_website": _("Flyers / website"),
+}
+
+
+class PrescreenForm(forms.Form):
+    initials = forms.CharField(label=_("Initials"), max_length=10)
+    full_name = forms.CharField(label=_("Full name (for the call list)"), max_length=120, required=False)
+    sex = forms.ChoiceField(label=_("Sex"), choices=[("F", _("female")), ("M", _("male"))])
+    phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
+    recruitment_source = forms.ChoiceField(label=_("Recruitment source"))
+    prescreened_on = forms.DateField(label=_("Pre-screening date"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, sources=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["recruitment_source"].choices = [(s, SOURCE_LABELS.get(s, s)) for s in sources]
+        self.fields["prescreened_on"].initial = timezone.localdate()
+
+
+class ConsentForm(forms.Form):
+    consent_version = forms.CharField(label=_("Consent form version"), max_length=40, initial="ICF v1.0")
+    consented_at = forms.DateTimeField(label=_("Signed at"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    taken_by = forms.ModelChoiceField(label=_("Consent taken by"), queryset=None)
+
+    def __init__(self, *args, staff=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["taken_by"].queryset = staff
+
+
+YES_NO = [("", "—"), ("true", _("yes")), ("false", _("no"))]
+
+
+class EvidenceForm(forms.Form):
+    """Built from the protocol's evidence fields; the service does the real checking."""
+
+    collected_on = forms.DateField(label=_("Collected on"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=_("Reason for change (required when correcting a value)"), required=False,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, protocol=None, language="en", current=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = current or {}
+        self.evidence_fields = []
+        for spec in protocol.eligibility.fields:
+            label = spec.label.get(language) + (f" ({spec.unit})" if spec.unit else "")
+            if spec.type == "date":
+                f = forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}))
+            elif spec.type in ("integer", "decimal"):
+                attrs = {"step": "1" if spec.type == "integer" else "any"}
+                if spec.min is not None:
+                    attrs["min"] = spec.min
+                if spec.max is not None:
+                    attrs["max"] = spec.max
+                f = forms.CharField(label=label, required=False, widget=forms.NumberInput(attrs=attrs))
+            elif spec.type == "boolean":
+                f = forms.ChoiceField(label=label, required=False, choices=YES_NO)
+            elif spec.type == "choice":
+                f = forms.ChoiceField(label=label, required=False, choices=[("", "—")] + [(c, c) for c in spec.choices])
+            else:
+                f = forms.CharField(label=label, required=False, max_length=2000)
+            value = current.get(spec.id)
+            if value is not None:
+                f.initial = {True: "true", False: "false"}.get(value, value) if spec.type == "boolean" else value
+            self.fields[spec.id] = f
+            self.evidence_fields.append(spec.id)
+        self.fields["collected_on"].initial = timezone.localdate()
+
+    def evidence_values(self) -> dict:
+        out = {}
+        for name in self.evidence_fields:
+            raw = self.data.get(name, "")
+            if raw not in ("", None):
+                out[name] = raw
+        return out
+
+
+class WithdrawForm(forms.Form):
+    withdrawn_on = forms.DateField(label=_("Withdrawal date"), widget=forms.DateInput(attrs={"type": "date"}))
+    category = forms.ChoiceField(label=_("Reason category"), choices=Withdrawal.CATEGORIES)
+    details = forms.CharField(label=_("Reason and observations"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["withdrawn_on"].initial = timezone.localdate()
+
+
+def add_violation(form: forms.Form, exc) -> None:
+    """Show a service's RuleViolation on the field it names (or above the form)."""
+    field = exc.field if exc.field in form.fields else None
+    form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")

@@ -1,0 +1,118 @@
+from django.conf import settings
+from django.db import models
+
+from annulus.trial.models import ProtocolVersion
+
+from . import states
+
+
+class Participant(models.Model):
+    screening_number = models.CharField(max_length=12, unique=True)
+    initials = models.CharField(max_length=10)
+    full_name = models.CharField(max_length=120, blank=True)
+    sex = models.CharField(max_length=1, choices=[("F", "female"), ("M", "male")])
+    phone = models.CharField(max_length=40, blank=True)
+    recruitment_source = models.CharField(max_length=40)
+    prescreened_on = models.DateField()
+    status = models.CharField(max_length=20, choices=states.CHOICES, default=states.PRE_SCREENED, db_index=True)
+    case_number = models.CharField(max_length=6, unique=True, null=True, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["status", "id"]), models.Index(fields=["updated_at"])]
+
+    def __str__(self):
+        return self.case_number or self.screening_number
+
+    @property
+    def label(self) -> str:
+        return f"{self.case_number} ({self.screening_number})" if self.case_number else self.screening_number
+
+    @property
+    def status_label(self):
+        return states.LABELS.get(self.status, self.status)
+
+
+class Consent(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
+    consent_version = models.CharField(max_length=40)
+    consented_at = models.DateTimeField()
+    taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["consented_at", "id"]
+
+
+class Evidence(models.Model):
+    """One value entered for one screening field. A correction adds a new row and marks the
+    old one superseded; nothing is overwritten."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="evidence")
+    field = models.CharField(max_length=60)
+    value = models.JSONField(null=True)
+    collected_on = models.DateField()
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    entered_at = models.DateTimeField(auto_now_add=True)
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+    superseded = models.BooleanField(default=False)
+    change_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["participant", "superseded"])]
+
+
+class EligibilityDecision(models.Model):
+    """The outcome of screening with every criterion's evaluation and the evidence behind it."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="decisions")
+    outcome = models.CharField(max_length=12, choices=[("eligible", "eligible"), ("ineligible", "screen failure")])
+    criteria = models.JSONField()
+    failing = models.JSONField(default=list)
+    decided_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+    superseded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class StatusChange(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="status_changes")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    at = models.DateTimeField(auto_now_add=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Withdrawal(models.Model):
+    CATEGORIES = [
+        ("participant_request", "participant's request"),
+        ("adverse_event", "serious adverse event / safety"),
+        ("other_disease", "other serious disease limiting participation"),
+        ("investigator_decision", "investigator's decision"),
+        ("declined_consent", "declined consent"),
+        ("other", "other"),
+    ]
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="withdrawal")
+    withdrawn_on = models.DateField()
+    category = models.CharField(max_length=30, choices=CATEGORIES)
+    details = models.TextField()
+    from_status = models.CharField(max_length=20)
+    adverse_event_id = models.BigIntegerField(null=True, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")

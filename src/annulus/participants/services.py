@@ -1,0 +1,301 @@
+"""Every write of a participant's journey. Each function checks the rules, writes the records
+and their audit events in one transaction, or raises ``RuleViolation`` having written nothing."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from annulus.audit import services as audit
+from annulus.errors import RuleViolation
+from annulus.protocol import EvidenceError, clean_evidence, evaluate
+from annulus.trial.models import TrialState
+from annulus.trial.selectors import active_protocol, active_version
+
+from . import states
+from .models import Consent, EligibilityDecision, Evidence, Participant, StatusChange, Withdrawal
+
+TEXT_MAX = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _text(field: str, value, *, required: bool = True, max_len: int = TEXT_MAX) -> str:
+    text = "" if value is None else str(value).strip()
+    if required and not text:
+        raise RuleViolation(field, "is required")
+    if len(text) > max_len:
+        raise RuleViolation(field, f"must be at most {max_len} characters")
+    if _CONTROL.search(text):
+        raise RuleViolation(field, "contains control characters")
+    return text
+
+
+def _not_future(field: str, value: date | datetime) -> None:
+    now = timezone.now()
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            raise RuleViolation(field, "needs a time zone")
+        if value > now + timezone.timedelta(minutes=5):
+            raise RuleViolation(field, "cannot be in the future")
+    elif value > timezone.localdate():
+        raise RuleViolation(field, "cannot be in the future")
+
+
+def _set_status(participant: Participant, target: str, actor, reason: str = "") -> None:
+    states.check(participant.status, target)
+    old = participant.status
+    participant.status = target
+    participant.save(update_fields=["status", "updated_at"])
+    StatusChange.objects.create(participant=participant, from_status=old, to_status=target, by=actor, reason=reason)
+    audit.record(actor=actor, action="change", obj_type="participant", obj_id=participant.pk,
+                 participant_id=participant.pk, changes={"status": [old, target]}, reason=reason,
+                 protocol_version=participant.protocol_version.version)
+
+
+def _locked(participant_id: int) -> Participant:
+    try:
+        return Participant.objects.select_for_update().select_related("protocol_version").get(pk=participant_id)
+    except Participant.DoesNotExist:
+        raise RuleViolation("participant", "no such participant") from None
+
+
+def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescreened_on: date,
+              full_name: str = "", phone: str = "") -> Participant:
+    protocol = active_protocol()
+    initials = _text("initials", initials, max_len=10)
+    if not re.fullmatch(r"[A-Za-z\u4e00-\u9fff\-]{1,10}", initials):
+        raise RuleViolation("initials", "letters only, at most 10")
+    if sex not in ("F", "M"):
+        raise RuleViolation("sex", "must be F or M")
+    if recruitment_source not in protocol.recruitment_sources:
+        raise RuleViolation("recruitment_source", f"must be one of {', '.join(protocol.recruitment_sources)}")
+    if not isinstance(prescreened_on, date):
+        raise RuleViolation("prescreened_on", "must be a date")
+    _not_future("prescreened_on", prescreened_on)
+    full_name = _text("full_name", full_name, required=False, max_len=120)
+    phone = _text("phone", phone, required=False, max_len=40)
+    if phone and not re.fullmatch(r"[0-9+\-() ]{5,40}", phone):
+        raise RuleViolation("phone", "digits, spaces, + - ( ) only")
+    pv = active_version()
+    with transaction.atomic():
+        TrialState.objects.select_for_update().get_or_create(id=1)
+        last = Participant.objects.aggregate(m=Max("id"))["m"] or 0
+        number = f"S{last + 1:04d}"
+        p = Participant.objects.create(
+            screening_number=number, initials=initials.upper(), full_name=full_name, sex=sex, phone=phone,
+            recruitment_source=recruitment_source, prescreened_on=prescreened_on,
+            protocol_version=pv, created_by=actor,
+        )
+        StatusChange.objects.create(participant=p, from_status="", to_status=states.PRE_SCREENED, by=actor)
+        audit.record(actor=actor, action="create", obj_type="participant", obj_id=p.pk, participant_id=p.pk,
+                     changes={k: [None, v] for k, v in {
+                         "screening_number": number, "initials": p.initials, "sex": sex,
+                         "recruitment_source": recruitment_source, "prescreened_on": prescreened_on,
+                         "status": states.PRE_SCREENED}.items()},
+                     protocol_version=pv.version)
+    return p
+
+
+def record_consent(*, actor, participant_id: int, consent_version: str, consented_at: datetime, taken_by) -> Consent:
+    consent_version = _text("consent_version", consent_version, max_len=40)
+    if not isinstance(consented_at, datetime):
+        raise RuleViolation("consented_at", "must be a date and time")
+    _not_future("consented_at", consented_at)
+    if taken_by is None:
+        raise RuleViolation("taken_by", "is required")
+    with transaction.atomic():
+        p = _locked(participant_id)
+        local_day = timezone.localtime(consented_at).date()
+        if local_day < p.prescreened_on:
+            raise RuleViolation("consented_at", "is before the pre-screening date")
+        first_procedure = Evidence.objects.filter(participant=p).order_by("collected_on").values_list("collected_on", flat=True).first()
+        if first_procedure and local_day > first_procedure:
+            raise RuleViolation("consented_at", f"is after a study procedure on {first_procedure.isoformat()}; "
+                                                "consent must come before any procedure")
+        if p.status == states.PRE_SCREENED:
+            pass
+        elif p.status in states.TRANSITIONS and p.status not in (states.SCREEN_FAILED, states.WITHDRAWN, states.LOST, states.COMPLETED):
+            pass  # re-consent on a new consent version
+        else:
+            states.check(p.status, states.CONSENTED)
+        pv = active_version()
+        c = Consent.objects.create(participant=p, consent_version=consent_version, consented_at=consented_at,
+                                   taken_by=taken_by, recorded_by=actor, protocol_version=pv)
+        audit.record(actor=actor, action="create", obj_type="consent", obj_id=c.pk, participant_id=p.pk,
+                     changes={"consent_version": [None, consent_version], "consented_at": [None, consented_at],
+                              "taken_by": [None, taken_by.username]}, protocol_version=pv.version)
+        if p.status == states.PRE_SCREENED:
+            _set_status(p, states.CONSENTED, actor, "informed consent signed")
+    return c
+
+
+def current_evidence(p: Participant) -> dict[str, Evidence]:
+    return {e.field: e for e in Evidence.objects.filter(participant=p, superseded=False)}
+
+
+def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: date, reason: str = "") -> list[Evidence]:
+    """Enter screening evidence. A value that replaces an earlier one needs a reason."""
+    protocol = active_protocol()
+    if not isinstance(collected_on, date):
+        raise RuleViolation("collected_on", "must be a date")
+    _not_future("collected_on", collected_on)
+    try:
+        cleaned = clean_evidence(protocol.eligibility, values, today=timezone.localdate())
+    except EvidenceError as exc:
+        raise RuleViolation(exc.field, exc.message) from None
+    reason = _text("reason", reason, required=False)
+    with transaction.atomic():
+        p = _locked(participant_id)
+        if p.status not in (states.CONSENTED, states.SCREENING, states.ELIGIBLE):
+            if p.status == states.PRE_SCREENED:
+                raise RuleViolation("status", "nothing can be recorded before informed consent")
+            raise RuleViolation("status", f"screening evidence cannot be entered for a participant who is {p.status_label}")
+        consent = p.consents.order_by("consented_at").first()
+        if consent is None:
+            raise RuleViolation("status", "nothing can be recorded before informed consent")
+        if collected_on < timezone.localtime(consent.consented_at).date():
+            raise RuleViolation("collected_on", "is before informed consent; no procedure may precede consent")
+        existing = current_evidence(p)
+        pv = active_version()
+        written = []
+        changed_after_decision = False
+        for field, value in cleaned.items():
+            stored = value.isoformat() if isinstance(value, date) else value
+            old = existing.get(field)
+            if old is not None and old.value == stored:
+                continue
+            if old is not None and not reason:
+                raise RuleViolation("reason", f"changing {field} from {old.value!r} needs a reason")
+            if old is not None:
+                old.superseded = True
+                old.save(update_fields=["superseded"])
+            e = Evidence.objects.create(participant=p, field=field, value=stored, collected_on=collected_on,
+                                        entered_by=actor, protocol_version=pv, change_reason=reason if old else "")
+            audit.record(actor=actor, action="change" if old else "create", obj_type="evidence", obj_id=e.pk,
+                         participant_id=p.pk, changes={field: [old.value if old else None, stored]},
+                         reason=reason if old else "", protocol_version=pv.version)
+            written.append(e)
+            changed_after_decision = changed_after_decision or old is not None
+        if written and p.status == states.CONSENTED:
+            _set_status(p, states.SCREENING, actor, "screening started")
+        elif written and p.status == states.ELIGIBLE:
+            # the earlier decision no longer stands on the evidence; decide again
+            EligibilityDecision.objects.filter(participant=p, superseded=False).update(superseded=True)
+            _set_status(p, states.SCREENING, actor, reason or "screening evidence changed after the decision")
+    return written
+
+
+def evaluate_participant(p: Participant):
+    protocol = active_protocol()
+    consent = p.consents.order_by("consented_at").first()
+    ref = timezone.localtime(consent.consented_at).date() if consent else timezone.localdate()
+    values = {}
+    for field, e in current_evidence(p).items():
+        spec = protocol.eligibility.field(field)
+        values[field] = date.fromisoformat(e.value) if spec.type == "date" and e.value else e.value
+    return evaluate(protocol.eligibility, values, ref), values
+
+
+def decide_eligibility(*, actor, participant_id: int) -> EligibilityDecision:
+    with transaction.atomic():
+        p = _locked(participant_id)
+        if p.status != states.SCREENING:
+            if p.status == states.PRE_SCREENED:
+                raise RuleViolation("status", "nothing can be recorded before informed consent")
+            if p.status == states.CONSENTED:
+                raise RuleViolation("evidence", "no screening evidence has been entered yet")
+            states.check(p.status, states.ELIGIBLE)
+        result, values = evaluate_participant(p)
+        if result.outcome == "incomplete":
+            missing = ", ".join(r.criterion.id for r in result.undecided)
+            raise RuleViolation("evidence", f"criteria cannot be decided yet, evidence missing for: {missing}")
+        evidence = current_evidence(p)
+        criteria = [
+            {
+                "id": r.criterion.id, "box": r.box, "holds": r.holds, "passed": r.passed,
+                "text": r.criterion.text.en,
+                "evidence": {f: {"value": evidence[f].value, "entered_by": evidence[f].entered_by.username,
+                                 "entered_at": evidence[f].entered_at.isoformat()}
+                             for f in r.criterion.fields if f in evidence},
+            }
+            for r in result.results
+        ]
+        failing = [r.criterion.id for r in result.failing]
+        pv = active_version()
+        d = EligibilityDecision.objects.create(participant=p, outcome=result.outcome, criteria=criteria,
+                                               failing=failing, decided_by=actor, protocol_version=pv)
+        audit.record(actor=actor, action="create", obj_type="eligibility_decision", obj_id=d.pk, participant_id=p.pk,
+                     changes={"outcome": [None, result.outcome], "failing": [None, failing]}, protocol_version=pv.version)
+        target = states.ELIGIBLE if result.outcome == "eligible" else states.SCREEN_FAILED
+        why = "all criteria met" if target == states.ELIGIBLE else "failed: " + ", ".join(failing)
+        _set_status(p, target, actor, why)
+    return d
+
+
+def enrol(*, actor, participant_id: int) -> Participant:
+    """Give an eligible participant the next case number (001, 002, ... in order of enrolment)."""
+    protocol = active_protocol()
+    width = protocol.randomisation.case_number_width
+    limit = protocol.sample_size.total
+    try:
+        with transaction.atomic():
+            # the trial-state row lock makes case numbers strictly sequential under concurrency
+            TrialState.objects.select_for_update().get_or_create(id=1)
+            p = _locked(participant_id)
+            if p.status == states.ENROLLED or p.case_number:
+                raise RuleViolation("status", f"already enrolled as case {p.case_number}")
+            if p.status == states.SCREEN_FAILED:
+                raise RuleViolation("status", "a screen failure cannot be enrolled")
+            states.check(p.status, states.ENROLLED)
+            used = Participant.objects.filter(case_number__isnull=False).count()
+            if used >= limit:
+                raise RuleViolation("case_number", f"the trial has enrolled all {limit} participants; no case number is left")
+            number = f"{used + 1:0{width}d}"
+            p.case_number = number
+            p.enrolled_at = timezone.now()
+            p.save(update_fields=["case_number", "enrolled_at", "updated_at"])
+            audit.record(actor=actor, action="change", obj_type="participant", obj_id=p.pk, participant_id=p.pk,
+                         changes={"case_number": [None, number]}, protocol_version=p.protocol_version.version)
+            _set_status(p, states.ENROLLED, actor, f"enrolled as case {number}")
+    except IntegrityError:
+        raise RuleViolation("case_number", "another enrolment took this number at the same moment; try again") from None
+    return p
+
+
+def withdraw(*, actor, participant_id: int, withdrawn_on: date, category: str, details: str,
+             adverse_event_id: int | None = None) -> Withdrawal:
+    details = _text("details", details)
+    if category not in dict(Withdrawal.CATEGORIES):
+        raise RuleViolation("category", f"must be one of {', '.join(dict(Withdrawal.CATEGORIES))}")
+    if not isinstance(withdrawn_on, date):
+        raise RuleViolation("withdrawn_on", "must be a date")
+    _not_future("withdrawn_on", withdrawn_on)
+    with transaction.atomic():
+        p = _locked(participant_id)
+        if p.status == states.WITHDRAWN:
+            raise RuleViolation("status", "this participant has already withdrawn")
+        states.check(p.status, states.WITHDRAWN)
+        if withdrawn_on < p.prescreened_on:
+            raise RuleViolation("withdrawn_on", "is before the pre-screening date")
+        pv = active_version()
+        w = Withdrawal.objects.create(participant=p, withdrawn_on=withdrawn_on, category=category, details=details,
+                                      from_status=p.status, adverse_event_id=adverse_event_id, recorded_by=actor,
+                                      protocol_version=pv)
+        audit.record(actor=actor, action="create", obj_type="withdrawal", obj_id=w.pk, participant_id=p.pk,
+                     changes={"category": [None, category], "details": [None, details],
+                              "withdrawn_on": [None, withdrawn_on], "adverse_event_id": [None, adverse_event_id]},
+                     reason=details, protocol_version=pv.version)
+        _set_status(p, states.WITHDRAWN, actor, f"{category}: {details}")
+    return w
+
+
+def advance(*, actor, participant_id: int, target: str, reason: str) -> Participant:
+    """Move a participant along the machine (used by allocation, visits and safety modules)."""
+    with transaction.atomic():
+        p = _locked(participant_id)
+        _set_status(p, target, actor, reason)
+    return p

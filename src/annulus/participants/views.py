@@ -1,0 +1,167 @@
+"""Thin views: parse the form, call the service, show the result or the error it names."""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from annulus.accounts.permissions import has
+from annulus.errors import RuleViolation
+from annulus.trial.extensions import participant_panels
+from annulus.trial.selectors import active_protocol
+
+from . import selectors, services, states
+from .models import Withdrawal
+from .forms import ConsentForm, EvidenceForm, PrescreenForm, WithdrawForm, add_violation
+
+
+def _need(request, capability):
+    if not has(request.user, capability):
+        raise PermissionDenied
+
+
+def _participant(request, pk):
+    _need(request, "participant.view")
+    p = selectors.get_participant(pk)
+    if p is None:
+        raise Http404
+    return p
+
+
+def participant_list(request):
+    _need(request, "participant.view")
+    q = request.GET.get("q", "")
+    status = request.GET.get("status", "")
+    sort = request.GET.get("sort", "number")
+    if status not in states.LABELS:
+        status = ""
+    page = selectors.paginate(selectors.participant_list(q=q, status=status, sort=sort), request.GET.get("page"))
+    template = "participants/_table.html" if request.headers.get("HX-Request") else "participants/list.html"
+    return render(request, template, {"page": page, "q": q, "status": status, "sort": sort,
+                                      "statuses": states.CHOICES})
+
+
+def prescreen(request):
+    _need(request, "participant.edit")
+    protocol = active_protocol()
+    form = PrescreenForm(request.POST or None, sources=protocol.recruitment_sources)
+    if request.method == "POST" and form.is_valid():
+        try:
+            p = services.prescreen(actor=request.user, **form.cleaned_data)
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("Pre-screening recorded as %(n)s.") % {"n": p.screening_number})
+            return redirect("participant", pk=p.pk)
+    return render(request, "participants/form.html", {"form": form, "title": _("New pre-screening")})
+
+
+def participant_detail(request, pk):
+    p = _participant(request, pk)
+    protocol = active_protocol()
+    result, values = services.evaluate_participant(p)
+    lang = get_language()
+    criteria = [
+        {"id": r.criterion.id, "box": r.box, "text": r.criterion.text.get(lang), "passed": r.passed,
+         "values": {protocol.eligibility.field(f).label.get(lang): values.get(f) for f in r.criterion.fields}}
+        for r in result.results
+    ]
+    decision = p.decisions.filter(superseded=False).order_by("-id").first()
+    withdrawal = Withdrawal.objects.filter(participant=p).first()
+    return render(request, "participants/detail.html", {
+        "p": p, "timeline": selectors.timeline(p), "criteria": criteria, "outcome": result.outcome,
+        "decision": decision, "withdrawal": withdrawal, "consents": p.consents.select_related("taken_by"),
+        "can_edit": has(request.user, "participant.edit"),
+        "next_steps": states.TRANSITIONS.get(p.status, set()),
+        "panels": participant_panels(request, p),
+        "can_audit": has(request.user, "audit.view"),
+    })
+
+
+def consent(request, pk):
+    _need(request, "participant.edit")
+    p = _participant(request, pk)
+    staff = get_user_model().objects.filter(membership__role__in=["investigator", "coordinator"], is_active=True)
+    form = ConsentForm(request.POST or None, staff=staff, initial={"taken_by": request.user.pk})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.record_consent(actor=request.user, participant_id=p.pk, **form.cleaned_data)
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("Consent recorded."))
+            return redirect("participant", pk=p.pk)
+    return render(request, "participants/form.html", {"form": form, "p": p, "title": _("Informed consent")})
+
+
+def screening(request, pk):
+    _need(request, "participant.edit")
+    p = _participant(request, pk)
+    protocol = active_protocol()
+    current = {f: e.value for f, e in services.current_evidence(p).items()}
+    form = EvidenceForm(request.POST or None, protocol=protocol, language=get_language(), current=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.enter_evidence(actor=request.user, participant_id=p.pk, values=form.evidence_values(),
+                                    collected_on=form.cleaned_data["collected_on"], reason=form.cleaned_data["reason"])
+            if "decide" in request.POST:
+                d = services.decide_eligibility(actor=request.user, participant_id=p.pk)
+                if d.outcome == "eligible":
+                    messages.success(request, _("Eligible: every criterion is met."))
+                else:
+                    messages.warning(request, _("Screen failure: %(ids)s") % {"ids": ", ".join(d.failing)})
+            else:
+                messages.success(request, _("Screening evidence saved."))
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            return redirect("participant", pk=p.pk)
+    return render(request, "participants/screening.html", {"form": form, "p": p, "title": _("Screening evidence")})
+
+
+def enrol(request, pk):
+    _need(request, "participant.enrol")
+    p = _participant(request, pk)
+    if request.method != "POST":
+        return redirect("participant", pk=p.pk)
+    try:
+        p = services.enrol(actor=request.user, participant_id=p.pk)
+    except RuleViolation as exc:
+        messages.error(request, f"{_('Not enrolled')}: {exc.message}")
+    else:
+        messages.success(request, _("Enrolled as case %(n)s.") % {"n": p.case_number})
+    return redirect("participant", pk=p.pk)
+
+
+def withdraw(request, pk):
+    _need(request, "participant.withdraw")
+    p = _participant(request, pk)
+    form = WithdrawForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.withdraw(actor=request.user, participant_id=p.pk, **form.cleaned_data)
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("Withdrawal recorded. The participant will not be replaced."))
+            return redirect("participant", pk=p.pk)
+    return render(request, "participants/form.html", {"form": form, "p": p, "title": _("Withdraw participant")})
+
+
+def audit_trail(request, pk):
+    _need(request, "audit.view")
+    p = _participant(request, pk)
+    from annulus.audit.selectors import decoded, events_for_participant
+
+    action = request.GET.get("action", "")
+    object_type = request.GET.get("type", "")
+    actor = request.GET.get("actor", "")[:150]
+    events = events_for_participant(p.pk, action=action, object_type=object_type, actor=actor)
+    page = selectors.paginate(events, request.GET.get("page"), per_page=50)
+    rows = [{"e": e, "body": decoded(e)} for e in page.object_list]
+    types = sorted(set(events_for_participant(p.pk).values_list("object_type", flat=True)))
+    return render(request, "participants/audit.html", {"p": p, "page": page, "rows": rows, "action": action,
+                                                        "type": object_type, "actor": actor, "types": types})

@@ -1,0 +1,93 @@
+"""The REST API under /api/v1/ (django-ninja). Each app contributes a router from its ``api.py``.
+
+Authentication: the browser session (with CSRF) or a per-user token, ``Authorization: Bearer ann_...``.
+Errors are JSON naming the field: ``{"detail": [{"field": "...", "message": "..."}]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer, SessionAuth
+
+from annulus.accounts.services import user_for_token
+from annulus.errors import NotPermitted, RuleViolation
+
+log = logging.getLogger("annulus.api")
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request, token):
+        user = user_for_token(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="Annulus API",
+    version="1",
+    urls_namespace="api",
+    auth=[SessionAuth(), TokenAuth()],
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def _field_of(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "payload", "form")]
+    return ".".join(parts) or "body"
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request, exc: ValidationError):
+    detail = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+    return api.create_response(request, {"detail": detail}, status=422)
+
+
+@api.exception_handler(RuleViolation)
+def on_rule_violation(request, exc: RuleViolation):
+    return api.create_response(request, {"detail": [exc.as_dict()]}, status=exc.status)
+
+
+@api.exception_handler(NotPermitted)
+def on_not_permitted(request, exc):
+    return api.create_response(request, {"detail": [{"field": "", "message": "not permitted for your role"}]}, status=403)
+
+
+@api.exception_handler(Http404)
+def on_404(request, exc):
+    return api.create_response(request, {"detail": [{"field": "", "message": "not found"}]}, status=404)
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth(request, exc):
+    return api.create_response(request, {"detail": [{"field": "", "message": "authentication required"}]}, status=401)
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    return api.create_response(request, {"detail": [{"field": "", "message": str(exc)}]}, status=exc.status_code)
+
+
+def _mount():
+    import importlib
+
+    from django.apps import apps
+
+    for config in apps.get_app_configs():
+        if not config.name.startswith("annulus."):
+            continue
+        try:
+            module = importlib.import_module(f"{config.name}.api")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{config.name}.api":
+                continue
+            raise
+        api.add_router(module.PREFIX, module.router)
+
+
+_mount()

@@ -1,0 +1,1 @@
+"""The trial itself: protocol versions in force and the trial's state."""

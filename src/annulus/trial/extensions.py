@@ -1,0 +1,52 @@
+"""How apps add to shared pages without editing them.
+
+An app may have ``nav.py`` with ``items(request) -> list[(url, label, capability)]`` and
+``dashboard.py`` with ``panels(request) -> list[dict(template=..., **context)]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from django.apps import apps
+
+
+@lru_cache(maxsize=4)
+def _modules(name: str):
+    found = []
+    for config in apps.get_app_configs():
+        if not config.name.startswith("annulus."):
+            continue
+        try:
+            found.append(importlib.import_module(f"{config.name}.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.{name}":
+                raise
+    return tuple(found)
+
+
+def nav_items(request) -> list[tuple[str, str]]:
+    from annulus.accounts.permissions import has
+
+    out = []
+    for module in _modules("nav"):
+        for url, label, capability in module.items(request):
+            if capability is None or has(request.user, capability):
+                out.append((url, label))
+    return out
+
+
+def dashboard_panels(request) -> list[dict]:
+    out = []
+    for module in _modules("dashboard"):
+        out.extend(module.panels(request))
+    return out
+
+
+def participant_panels(request, participant) -> list[dict]:
+    """Sections other apps add to the participant page (allocation, visits, safety)."""
+    out = []
+    for module in _modules("participant_panels"):
+        out.extend(module.panels(request, participant))
+    return sorted(out, key=lambda p: p.get("order", 100))

@@ -1,0 +1,34 @@
+from django.db import models
+
+
+class ProtocolVersion(models.Model):
+    """A protocol file as loaded. Records keep the version they were collected under."""
+
+    version = models.CharField(max_length=20, unique=True)
+    registry_number = models.CharField(max_length=40)
+    digest = models.CharField(max_length=64, unique=True)
+    text = models.TextField()
+    effective_date = models.DateField()
+    loaded_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-loaded_at"]
+
+    def __str__(self):
+        return f"{self.registry_number} v{self.version}"
+
+
+class TrialState(models.Model):
+    """Single row: where the trial stands. Its row lock also serialises case-number issue."""
+
+    STATES = [
+        ("setup", "set-up"),
+        ("recruiting", "recruiting"),
+        ("locked", "database locked"),
+        ("unblinded_1", "first-level unblinded"),
+        ("unblinded_2", "second-level unblinded"),
+    ]
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    state = models.CharField(max_length=20, choices=STATES, default="setup")
+    changed_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,73 @@
+"""Loading protocol versions (an amendment is a new version) and seeding the roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from annulus.audit import services as audit
+from annulus.errors import RuleViolation
+from annulus.protocol import ProtocolError, parse_protocol, protocol_digest
+
+from .models import ProtocolVersion, TrialState
+
+
+def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) -> ProtocolVersion:
+    """Store a protocol file as a version. The same file again is a no-op; a changed file must
+    carry a new version number (it is an amendment)."""
+    try:
+        protocol = parse_protocol(text)
+    except ProtocolError as exc:
+        raise RuleViolation("protocol", "; ".join(exc.errors)) from None
+    raw = text.decode("utf-8") if isinstance(text, bytes) else text
+    digest = protocol_digest(raw)
+    existing = ProtocolVersion.objects.filter(digest=digest).first()
+    if existing:
+        if activate and not existing.active:
+            _activate(actor, existing)
+        return existing
+    if ProtocolVersion.objects.filter(version=protocol.version).exists():
+        raise RuleViolation("version", f"version {protocol.version} is already loaded with different content; "
+                                       "an amendment needs a new version number")
+    with transaction.atomic():
+        pv = ProtocolVersion.objects.create(
+            version=protocol.version, registry_number=protocol.trial.registry_number, digest=digest,
+            text=raw, effective_date=protocol.effective_date,
+        )
+        audit.record(actor=actor, action="create", obj_type="protocol_version", obj_id=pv.pk,
+                     changes={"version": [None, pv.version], "digest": [None, digest]}, protocol_version=pv.version)
+        for role in protocol.roles:
+            Group.objects.get_or_create(name=role.id)
+        TrialState.objects.get_or_create(id=1)
+        if activate:
+            _activate(actor, pv)
+    return pv
+
+
+def _activate(actor, pv: ProtocolVersion) -> None:
+    with transaction.atomic():
+        previous = list(ProtocolVersion.objects.filter(active=True).exclude(pk=pv.pk).values_list("version", flat=True))
+        ProtocolVersion.objects.filter(active=True).exclude(pk=pv.pk).update(active=False)
+        ProtocolVersion.objects.filter(pk=pv.pk).update(active=True)
+        pv.active = True
+        audit.record(actor=actor, action="change", obj_type="protocol_version", obj_id=pv.pk,
+                     changes={"active_version": [previous[0] if previous else None, pv.version]},
+                     reason="protocol version activated", protocol_version=pv.version)
+
+
+def load_default_protocol(actor=None) -> ProtocolVersion:
+    return load_protocol_version(actor=actor, text=Path(settings.ANNULUS_PROTOCOL_FILE).read_bytes())
+
+
+def set_trial_state(*, actor, state: str, reason: str) -> TrialState:
+    with transaction.atomic():
+        ts, _ = TrialState.objects.select_for_update().get_or_create(id=1)
+        old = ts.state
+        ts.state = state
+        ts.save()
+        audit.record(actor=actor, action="change", obj_type="trial_state", obj_id=1,
+                     changes={"state": [old, state]}, reason=reason)
+    return ts
