@@ -34,3 +34,97 @@ def fixtures_dir() -> Path:
 def postgres_url() -> str | None:
     url = os.environ.get("DATABASE_URL", "")
     return url if url.startswith(("postgres://", "postgresql://")) else None
+
+
+# ---- Django fixtures ------------------------------------------------------------------------
+
+TEST_PASSWORD = "Test-Password-2026!"
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def protocol_version(db):
+    from annulus.trial.services import load_default_protocol
+
+    return load_default_protocol()
+
+
+@pytest.fixture
+def users(protocol_version):
+    """One user per protocol role, keyed by role id (plus 'pi', the principal investigator)."""
+    from annulus.accounts.services import create_user
+    from annulus.trial.selectors import active_protocol
+
+    roles = {r.id for r in active_protocol().roles}
+    out = {}
+    for role in sorted(roles):
+        out[role] = create_user(actor=None, username=f"t_{role}", password=TEST_PASSWORD, role=role,
+                                known_roles=roles, check_password=False)
+    out["pi"] = create_user(actor=None, username="t_pi", password=TEST_PASSWORD, role="investigator",
+                            known_roles=roles, is_pi=True, check_password=False)
+    return out
+
+
+@pytest.fixture
+def client_for(client, users):
+    """``client_for("coordinator")`` -> a test client logged in with that role."""
+    from django.test import Client
+
+    def make(role: str) -> Client:
+        c = Client()
+        c.force_login(users[role])
+        return c
+
+    return make
+
+
+ELIGIBLE_EVIDENCE = {
+    "date_of_birth": "1980-05-01", "lbp_cough_sneeze": True, "lbp_sitting_bending": True,
+    "lbp_posture": False, "lbp_relief_lying": True, "lbp_duration_months": 24, "vas_mm": 65,
+    "odi_percent": 42, "modic_type": "II", "pfirrmann_grade": 4, "discography_l45_only_concordant": True,
+    "disc_height_loss_percent": 30, "hbsag": "negative", "hiv": "negative", "cmv": "negative",
+    "rubella": "negative", "spondylitis_or_fracture": False, "surgery_required": False,
+    "intradiscal_injection_last_year": False, "slip_mm": 1.0, "angulation_deg": 6, "bmd_t_score": -0.5,
+    "pregnancy_or_lactation": False, "mental_or_addiction": False, "systemic_disease_history": False,
+    "allergy_ha_contrast_anaesthetic": False, "previous_cell_product": False,
+}
+
+
+@pytest.fixture
+def make_participant(users):
+    """Create a participant and take it to a status through the services:
+    ``make_participant("enrolled")`` (also pre_screened, consented, screening, eligible, screen_failed)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annulus.participants import services as ps
+
+    def make(stage: str = "enrolled", **evidence_overrides):
+        coord, inv = users["coordinator"], users["investigator"]
+        today = timezone.localdate()
+        p = ps.prescreen(actor=coord, initials="TP", sex="F", recruitment_source="inpatient_referral",
+                         prescreened_on=today - timedelta(days=10), full_name="Test Person", phone="13800000000")
+        if stage == "pre_screened":
+            return p
+        ps.record_consent(actor=coord, participant_id=p.pk, consent_version="ICF v1.0",
+                          consented_at=timezone.now() - timedelta(days=9), taken_by=inv)
+        if stage == "consented":
+            return p.__class__.objects.get(pk=p.pk)
+        values = {**ELIGIBLE_EVIDENCE, **evidence_overrides}
+        if stage == "screen_failed" and not evidence_overrides:
+            values["vas_mm"] = 20
+        ps.enter_evidence(actor=coord, participant_id=p.pk, values=values, collected_on=today - timedelta(days=8))
+        if stage == "screening":
+            return p.__class__.objects.get(pk=p.pk)
+        ps.decide_eligibility(actor=inv, participant_id=p.pk)
+        if stage in ("eligible", "screen_failed"):
+            return p.__class__.objects.get(pk=p.pk)
+        ps.enrol(actor=inv, participant_id=p.pk)
+        return p.__class__.objects.get(pk=p.pk)
+
+    return make

@@ -69,7 +69,8 @@ def test_categories_normalise():
 @pytest.mark.parametrize(
     "name, items, field, message",
     [
-        ("modic", ["IV", "none"], "items[0]", "Modic type must be one of none, I, II, III, got 'IV'"),
+        ("modic", ["IV", "none"], "items[0]",
+         "Modic type must be one of none, I, II, III, got 'IV'"),
         ("modic", ["none", True], "items[1]", "Modic type must be one of"),
         ("pfirrmann", [6], "items[0]", "Pfirrmann grade must be one of I, II, III, IV, V, got 6"),
         ("pfirrmann", [0], "items[0]", "Pfirrmann grade must be one of"),

@@ -93,5 +93,15 @@ def test_blood_pressure_rule_is_exactly_diastolic_below_systolic(sbp, dbp):
             check_vitals(values)
 
 
+@pytest.mark.req("P-5.6")
 def test_default_limits_cover_the_protocol_vital_signs():
     assert set(DEFAULT_LIMITS) == {"temperature", "pulse", "respiration", "systolic", "diastolic"}
+
+
+@pytest.mark.req("P-5.6")
+def test_protocol_ids_for_blood_pressure_are_understood():
+    limits = {"systolic_bp": {"min": 80, "max": 200}, "heart_rate": {"min": 40, "max": 150}}
+    values = {k: v for k, v in GOOD.items() if k != "pulse"} | {"heart_rate": 80}
+    assert check_vitals(values, limits=limits).parts["pulse"]["value"] == 80.0
+    with pytest.raises(InstrumentError, match="systolic blood pressure must be 80–200"):
+        check_vitals({**GOOD, "systolic": 75, "diastolic": 50}, limits=limits)

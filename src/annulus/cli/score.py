@@ -44,7 +44,8 @@ def _read_items(stream) -> list:
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise CliError(f"stdin is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise CliError(f"stdin is not valid JSON: {exc.msg} at {where}") from None
     if not isinstance(doc, dict) or "items" not in doc:
         raise CliError('stdin must be a JSON object {"items": [...]}')
     if not isinstance(doc["items"], list):
@@ -57,7 +58,8 @@ def run(args) -> int:
 
     if args.list:
         for inst in INSTRUMENTS.values():
-            print(f"{inst.name:<12} {inst.n_items:>2} item{'s' if inst.n_items != 1 else ' '}  {inst.title}")
+            plural = "s" if inst.n_items != 1 else " "
+            print(f"{inst.name:<12} {inst.n_items:>2} item{plural}  {inst.title}")
         return 0
     if not args.name:
         raise CliError("NAME is required (or use --list)")

@@ -29,10 +29,13 @@ SEGMENT_ANGLE_DEG = (-45.0, 45.0)
 ENDPLATES = ("superior_endplate", "inferior_endplate")
 
 
-def _roman_or_int(value: Any, field_name: str, label: str, names: tuple[str, ...], first: int) -> str:
+def _roman_or_int(
+    value: Any, field_name: str, label: str, names: tuple[str, ...], first: int
+) -> str:
     """Map 'II', 'ii', 2, '2' to the canonical name; ``first`` is the integer of names[0]."""
+    original = value
     if isinstance(value, bool):
-        value = None  # never accept True/False as a category
+        value = None  # never accept True/False as a category (True == 1 in Python)
     if isinstance(value, str):
         text = value.strip()
         for name in names:
@@ -44,7 +47,9 @@ def _roman_or_int(value: Any, field_name: str, label: str, names: tuple[str, ...
         value = int(value)
     if isinstance(value, int) and first <= value < first + len(names):
         return names[value - first]
-    raise InstrumentError(field_name, f"{label} must be one of {', '.join(names)}, got {value!r}")
+    raise InstrumentError(
+        field_name, f"{label} must be one of {', '.join(names)}, got {original!r}"
+    )
 
 
 def modic_type(value: Any, field_name: str = "modic") -> str:
@@ -86,7 +91,9 @@ def _angle(value: Any, field_name: str, label: str) -> float:
     deg = number(value, field_name, label)
     low, high = SEGMENT_ANGLE_DEG
     if not low <= deg <= high:
-        raise InstrumentError(field_name, f"{label} must be {low:g}–{high:g} degrees, got {value!r}")
+        raise InstrumentError(
+            field_name, f"{label} must be {low:g}–{high:g} degrees, got {value!r}"
+        )
     return deg
 
 
@@ -157,9 +164,8 @@ def score_disc_height(items: list[Any]) -> Score:
     reference = sum(refs.values()) / len(refs)
     parts["reference_mm"] = reference
     missing = [f"items[{i}]" for i in (1, 2) if i not in refs]
-    return Score(
-        "disc_height", (reference - index_mm) / reference * 100.0, parts=parts, missing=missing, unit="%"
-    )
+    loss = (reference - index_mm) / reference * 100.0
+    return Score("disc_height", loss, parts=parts, missing=missing, unit="%")
 
 
 def score_rom(items: list[Any]) -> Score:
@@ -170,6 +176,5 @@ def score_rom(items: list[Any]) -> Score:
         return Score("rom", None, missing=missing, reason="both films are needed", unit="degrees")
     f = _angle(flexion, "items[0]", "segmental angle in flexion")
     e = _angle(extension, "items[1]", "segmental angle in extension")
-    return Score(
-        "rom", abs(f - e), parts={"flexion_deg": f, "extension_deg": e, "level": "L4-5"}, unit="degrees"
-    )
+    parts = {"flexion_deg": f, "extension_deg": e, "level": "L4-5"}
+    return Score("rom", abs(f - e), parts=parts, unit="degrees")

@@ -16,7 +16,7 @@ Fourteen clinician-rated items in the published order:
 Total −6..29 (higher is better). There is no published rule for missing items, so every item
 is required; a missing item leaves the total empty.
 
-Recovery rate (Hirabayashi's method applied to the 29-point scale):
+Recovery rate (Hirabayashi K et al., Spine 1981;6:354–364, applied to the 29-point scale):
 (post − pre) / (29 − pre) × 100 %, undefined when the pre-treatment score is already 29.
 """
 
@@ -72,10 +72,13 @@ def score_joa(items: list[Any]) -> Score:
             None,
             parts=parts,
             missing=missing,
-            reason=f"JOA needs all 14 items (no published missing-item rule); {len(missing)} missing",
+            reason=(
+                f"JOA needs all 14 items (no published missing-item rule); {len(missing)} missing"
+            ),
             unit="points",
         )
-    return Score(NAME, float(sum(domains.values())), parts=parts, unit="points")  # type: ignore[arg-type]
+    total = sum(v for v in domains.values() if v is not None)
+    return Score(NAME, float(total), parts=parts, unit="points")
 
 
 def _total(value: Any, field_name: str) -> float:

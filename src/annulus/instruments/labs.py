@@ -99,7 +99,9 @@ def assess_panel(
         if _attr(ref, "kind", "numeric") == "qualitative":
             normal = str(_attr(ref, "normal") or "negative")
             if not isinstance(value, str) or not value.strip():
-                raise InstrumentError(field_name, f"{key} must be a result such as {normal!r}, got {value!r}")
+                raise InstrumentError(
+                    field_name, f"{key} must be a result such as {normal!r}, got {value!r}"
+                )
             flag = "normal" if value.strip().lower() == normal.lower() else "abnormal"
             low = high = None
         else:
@@ -142,7 +144,9 @@ def assess_panel(
         missing=missing,
         summary={
             "abnormal": abnormal,
-            "needs_judgement": [k for k in abnormal if results[k]["clinically_significant"] is None],
+            "needs_judgement": [
+                k for k in abnormal if results[k]["clinically_significant"] is None
+            ],
             "clinically_significant": any(r["clinically_significant"] for r in results.values()),
         },
     )

@@ -153,10 +153,10 @@ def score_sf36(items: list[Any]) -> Score:
     detail: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     for key, numbers in SCALES.items():
-        answered = [recoded[n] for n in numbers if recoded[n] is not None]
+        answered = [v for n in numbers if (v := recoded[n]) is not None]
         # Half-items rule: at least half of the scale's items (e.g. 2 of 3, 1 of 2, 5 of 10).
         enough = 2 * len(answered) >= len(numbers)
-        scales[key] = math.fsum(answered) / len(answered) if enough else None  # type: ignore[arg-type]
+        scales[key] = math.fsum(answered) / len(answered) if enough else None
         detail[key] = {"answered": len(answered), "of": len(numbers)}
         if not enough:
             problems.append(

@@ -22,6 +22,18 @@ DEFAULT_LIMITS: dict[str, tuple[str, str, float, float]] = {
     "diastolic": ("diastolic blood pressure", "mmHg", 30.0, 150.0),
 }
 ORDER = tuple(DEFAULT_LIMITS)
+# Other ids a protocol file may use for the same measurements.
+ALIASES = {
+    "body_temperature": "temperature",
+    "temp": "temperature",
+    "heart_rate": "pulse",
+    "respiratory_rate": "respiration",
+    "resp_rate": "respiration",
+    "systolic_bp": "systolic",
+    "sbp": "systolic",
+    "diastolic_bp": "diastolic",
+    "dbp": "diastolic",
+}
 
 
 def _attr(obj: Any, key: str) -> Any:
@@ -31,6 +43,7 @@ def _attr(obj: Any, key: str) -> Any:
 def _limits(overrides: Mapping[str, Any] | None) -> dict[str, tuple[str, str, float, float]]:
     limits = dict(DEFAULT_LIMITS)
     for key, spec in (overrides or {}).items():
+        key = ALIASES.get(key, key)
         if key not in limits:
             raise InstrumentError(f"limits.{key}", f"unknown vital sign; known: {', '.join(ORDER)}")
         label, unit, low, high = limits[key]
@@ -56,6 +69,8 @@ def check_vitals(
     """
     table = _limits(limits)
     names = dict(field_names or {})
+    values = {ALIASES.get(k, k): v for k, v in values.items()}
+    units = {ALIASES.get(k, k): u for k, u in (units or {}).items()}
 
     def fname(key: str) -> str:
         return names.get(key, key)
@@ -73,11 +88,14 @@ def check_vitals(
             missing.append(field_name)
             continue
         if units and key in units and units[key] != unit:
-            raise InstrumentError(f"{field_name}.unit", f"{label} must be in {unit}, got {units[key]!r}")
+            raise InstrumentError(
+                f"{field_name}.unit", f"{label} must be in {unit}, got {units[key]!r}"
+            )
         value = number(raw, field_name, label)
         if not low <= value <= high:
             raise InstrumentError(
-                field_name, f"{label} must be {low:g}–{high:g} {unit} (plausibility limit), got {raw!r}"
+                field_name,
+                f"{label} must be {low:g}–{high:g} {unit} (plausibility limit), got {raw!r}",
             )
         checked[key] = value
     sbp, dbp = checked.get("systolic"), checked.get("diastolic")

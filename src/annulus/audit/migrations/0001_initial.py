@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
                 ("hash", models.CharField(max_length=64, unique=True)),
                 ("actor", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL)),
             ],
-            options={"ordering": ["id"], "indexes": [models.Index(fields=["participant_id", "id"], name="audit_audit_partici_4d1a4e_idx")]},
+            options={"ordering": ["id"], "indexes": [models.Index(fields=["participant_id", "id"], name="audit_audit_partici_929832_idx")]},
         ),
         migrations.RunPython(add_trigger, drop_trigger),
     ]

@@ -1,0 +1,75 @@
+"""``annulus demo``: migrate, fill a demo trial (once), print the URL and logins, serve.
+``annulus serve``: migrate and serve without demo data."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from annulus.cli import CliError, setup_django
+
+
+def register(subparsers) -> None:
+    d = subparsers.add_parser("demo", help="start Annulus with the shipped protocol and a demo trial")
+    d.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--seed", type=int, default=2022)
+    d.add_argument("--no-serve", action="store_true", help="fill the database and stop")
+    d.set_defaults(func=demo)
+    s = subparsers.add_parser("serve", help="migrate and serve (no demo data)")
+    s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    s.add_argument("--host", default="127.0.0.1")
+    s.set_defaults(func=serve)
+
+
+def _migrate():
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def _serve(host: str, port: int) -> int:
+    from django.core.management import call_command
+
+    if not (0 < port < 65536):
+        raise CliError(f"--port {port} is not a TCP port")
+    call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True, skip_checks=True)
+    return 0
+
+
+def demo(args) -> int:
+    setup_django()
+    _migrate()
+    from annulus.participants.models import Participant
+    from annulus.trial.demo import DEMO_PASSWORD, DEMO_USERS, build_demo, create_demo_users
+    from annulus.trial.services import load_default_protocol
+
+    load_default_protocol()
+    if Participant.objects.exists():
+        print("Demo data already present; serving it.")
+        create_demo_users()
+    else:
+        print("Filling the demo trial through the services (about a minute)...")
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("demo", total=None)
+            build_demo(seed=args.seed, progress=lambda msg: bar.update(task, description=msg))
+    url = f"http://{args.host}:{args.port}/"
+    print(f"\nAnnulus is at {url}  (API: {url}api/v1/docs)")
+    print(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for username, role, name, is_pi in DEMO_USERS:
+        print(f"  {username:<13} {role}{' (principal investigator)' if is_pi else ''}")
+    sys.stdout.flush()
+    if args.no_serve:
+        return 0
+    return _serve(args.host, args.port)
+
+
+def serve(args) -> int:
+    setup_django()
+    _migrate()
+    from annulus.trial.services import load_default_protocol
+
+    load_default_protocol()
+    return _serve(args.host, args.port)

@@ -1,0 +1,216 @@
+"""Participants API: pre-screening, consent, screening evidence, eligibility, enrolment, withdrawal."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from ninja import Field, Router, Schema
+
+from annulus.accounts.permissions import require
+from annulus.errors import RuleViolation
+
+from . import selectors, services, states
+
+PREFIX = "/participants"
+router = Router(tags=["participants"])
+
+
+class ParticipantOut(Schema):
+    id: int
+    screening_number: str
+    case_number: str | None
+    initials: str
+    sex: str
+    recruitment_source: str
+    prescreened_on: date
+    status: str
+    enrolled_at: datetime | None
+    protocol_version: str
+
+    @staticmethod
+    def resolve_protocol_version(obj):
+        return obj.protocol_version.version
+
+
+class PageOut(Schema):
+    count: int
+    page: int
+    pages: int
+    results: list[ParticipantOut]
+
+
+class PrescreenIn(Schema):
+    initials: str = Field(..., max_length=10)
+    sex: Literal["F", "M"]
+    recruitment_source: str = Field(..., max_length=40)
+    prescreened_on: date
+    full_name: str = Field("", max_length=120)
+    phone: str = Field("", max_length=40)
+
+
+class ConsentIn(Schema):
+    consent_version: str = Field(..., max_length=40)
+    consented_at: datetime
+    taken_by: str | None = Field(None, description="username of the person who took consent (default: you)")
+
+
+class ConsentOut(Schema):
+    id: int
+    consent_version: str
+    consented_at: datetime
+    taken_by: str
+
+    @staticmethod
+    def resolve_taken_by(obj):
+        return obj.taken_by.username
+
+
+class EvidenceIn(Schema):
+    values: dict[str, Any]
+    collected_on: date
+    reason: str = Field("", max_length=2000)
+
+
+class CriterionOut(Schema):
+    id: str
+    box: str
+    holds: bool | None
+    passed: bool | None
+
+
+class EligibilityOut(Schema):
+    outcome: str
+    criteria: list[CriterionOut]
+    values: dict[str, Any]
+
+
+class DecisionOut(Schema):
+    id: int
+    outcome: str
+    failing: list[str]
+    criteria: list[dict]
+
+
+class WithdrawIn(Schema):
+    withdrawn_on: date
+    category: str = Field(..., max_length=30)
+    details: str = Field(..., max_length=2000)
+    adverse_event_id: int | None = None
+
+
+class AuditOut(Schema):
+    id: int
+    timestamp: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    changes: dict
+    reason: str
+    hash: str
+
+
+def _get(pk: int):
+    p = selectors.get_participant(pk)
+    if p is None:
+        raise Http404
+    return p
+
+
+@router.get("", response=PageOut, summary="List participants")
+def list_participants(request, q: str = "", status: str = "", sort: str = "number", page: int = 1):
+    require(request.user, "participant.view")
+    if status and status not in states.LABELS:
+        raise RuleViolation("status", f"unknown status '{status}'")
+    if sort not in selectors.SORTS:
+        raise RuleViolation("sort", f"must be one of {', '.join(selectors.SORTS)}")
+    if page < 1:
+        raise RuleViolation("page", "must be at least 1")
+    pg = selectors.paginate(selectors.participant_list(q=q, status=status, sort=sort).select_related("protocol_version"), page, per_page=50)
+    return {"count": pg.paginator.count, "page": pg.number, "pages": pg.paginator.num_pages, "results": list(pg.object_list)}
+
+
+@router.post("", response={201: ParticipantOut}, summary="Pre-screen a candidate")
+def create_participant(request, payload: PrescreenIn):
+    require(request.user, "participant.edit")
+    return 201, services.prescreen(actor=request.user, **payload.dict())
+
+
+@router.get("/{int:pk}", response=ParticipantOut)
+def get_participant(request, pk: int):
+    require(request.user, "participant.view")
+    return _get(pk)
+
+
+@router.post("/{int:pk}/consent", response={201: ConsentOut}, summary="Record informed consent")
+def consent(request, pk: int, payload: ConsentIn):
+    require(request.user, "participant.edit")
+    _get(pk)
+    taken_by = request.user
+    if payload.taken_by:
+        taken_by = get_user_model().objects.filter(username=payload.taken_by, is_active=True,
+                                                   membership__role__in=["investigator", "coordinator"]).first()
+        if taken_by is None:
+            raise RuleViolation("taken_by", "must be an active investigator or coordinator")
+    return 201, services.record_consent(actor=request.user, participant_id=pk, consent_version=payload.consent_version,
+                                        consented_at=payload.consented_at, taken_by=taken_by)
+
+
+@router.post("/{int:pk}/evidence", response={201: EligibilityOut}, summary="Enter screening evidence")
+def evidence(request, pk: int, payload: EvidenceIn):
+    require(request.user, "participant.edit")
+    _get(pk)
+    services.enter_evidence(actor=request.user, participant_id=pk, values=payload.values,
+                            collected_on=payload.collected_on, reason=payload.reason)
+    return 201, _eligibility(_get(pk))
+
+
+def _eligibility(p):
+    result, values = services.evaluate_participant(p)
+    return {"outcome": result.outcome,
+            "criteria": [{"id": r.criterion.id, "box": r.box, "holds": r.holds, "passed": r.passed} for r in result.results],
+            "values": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items()}}
+
+
+@router.get("/{int:pk}/eligibility", response=EligibilityOut, summary="Criteria evaluated from the evidence so far")
+def eligibility(request, pk: int):
+    require(request.user, "participant.view")
+    return _eligibility(_get(pk))
+
+
+@router.post("/{int:pk}/eligibility/decide", response={201: DecisionOut}, summary="Decide eligible or screen failure")
+def decide(request, pk: int):
+    require(request.user, "participant.edit")
+    _get(pk)
+    return 201, services.decide_eligibility(actor=request.user, participant_id=pk)
+
+
+@router.post("/{int:pk}/enrol", response=ParticipantOut, summary="Enrol an eligible participant (next case number)")
+def enrol(request, pk: int):
+    require(request.user, "participant.enrol")
+    _get(pk)
+    return services.enrol(actor=request.user, participant_id=pk)
+
+
+@router.post("/{int:pk}/withdraw", response={201: ParticipantOut}, summary="Withdraw (no replacement)")
+def withdraw(request, pk: int, payload: WithdrawIn):
+    require(request.user, "participant.withdraw")
+    _get(pk)
+    services.withdraw(actor=request.user, participant_id=pk, **payload.dict())
+    return 201, _get(pk)
+
+
+@router.get("/{int:pk}/audit", response=list[AuditOut], summary="Audit events of one participant")
+def audit_events(request, pk: int, action: str = "", object_type: str = "", limit: int = 200):
+    require(request.user, "audit.view")
+    _get(pk)
+    from annulus.audit.selectors import decoded, events_for_participant
+
+    limit = max(1, min(limit, 1000))
+    rows = events_for_participant(pk, action=action[:20], object_type=object_type[:60])[:limit]
+    return [{"id": e.pk, "timestamp": e.timestamp, "actor": e.actor_username, "action": e.action,
+             "object_type": e.object_type, "object_id": e.object_id, "changes": decoded(e)["changes"],
+             "reason": e.reason, "hash": e.hash} for e in rows]

@@ -1,0 +1,126 @@
+"""Fill a database with a realistic demo trial, entirely through the services, so that its
+audit trail is real. Other apps add their part with a ``demo.py`` defining ``ORDER`` (int)
+and ``run(ctx)``; they run after screening and enrolment, in ``ORDER``."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Callable
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from annulus.accounts.services import create_user
+from annulus.errors import RuleViolation
+from annulus.participants import services as ps
+from annulus.simulator import generate_candidates
+
+from .selectors import active_protocol
+from .services import load_default_protocol
+
+DEMO_PASSWORD = "Annulus-Demo-2026!"
+
+# username, role, full name, principal investigator
+DEMO_USERS = [
+    ("pi", "investigator", "Zhang Wei", True),
+    ("investigator", "investigator", "Li Na", False),
+    ("coordinator", "coordinator", "Chen Jing", False),
+    ("pharmacist", "pharmacist", "Wang Fang", False),
+    ("designer", "designer", "Liu Yang", False),
+    ("statistician", "statistician", "Zhao Min", False),
+    ("monitor", "monitor", "Sun Lei", False),
+    ("auditor", "auditor", "Zhou Hui", False),
+    ("dsmb", "dsmb", "Wu Tao", False),
+    ("ethics", "ethics", "Xu Ling", False),
+    ("admin", "admin", "Ma Bo", False),
+]
+
+
+@dataclass
+class DemoContext:
+    seed: int
+    today: object
+    users: dict = field(default_factory=dict)
+    enrolled: list = field(default_factory=list)  # participant ids in enrolment order
+    progress: Callable[[str], None] = lambda msg: None
+
+
+def create_demo_users(password: str = DEMO_PASSWORD) -> dict:
+    roles = {r.id for r in active_protocol().roles}
+    User = get_user_model()
+    users = {}
+    for username, role, name, is_pi in DEMO_USERS:
+        existing = User.objects.filter(username=username).first()
+        users[username] = existing or create_user(
+            actor=None, username=username, password=password, role=role, known_roles=roles,
+            full_name=name, is_pi=is_pi, email=f"{username}@annulus.example", phone="+86 411 8363 5963",
+        )
+    return users
+
+
+def _aware(day, hour=10):
+    return timezone.make_aware(datetime.combine(day, time(hour, 0)))
+
+
+def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[str], None] | None = None) -> DemoContext:
+    progress = progress or (lambda msg: None)
+    load_default_protocol()
+    protocol = active_protocol()
+    today = timezone.localdate()
+    ctx = DemoContext(seed=seed, today=today, progress=progress)
+    ctx.users = create_demo_users()
+    coord, inv = ctx.users["coordinator"], ctx.users["investigator"]
+    start = today - timedelta(days=630)
+    people = generate_candidates(candidates, seed=seed, start=start, days=630)
+    limit = protocol.sample_size.total
+    for i, c in enumerate(people, 1):
+        if i % 10 == 0:
+            progress(f"screening {i}/{len(people)}")
+        p = ps.prescreen(actor=coord, initials=c.initials, sex=c.sex, recruitment_source=c.source,
+                         prescreened_on=c.prescreened_on, full_name=c.full_name, phone=c.phone)
+        recent = (today - c.prescreened_on).days < 12
+        if not c.consents:
+            if not recent:
+                ps.withdraw(actor=coord, participant_id=p.pk, withdrawn_on=c.prescreened_on + timedelta(days=3),
+                            category="declined_consent", details="Declined to take part after the information visit")
+            continue
+        consent_day = min(c.consent_date, today)
+        if recent and c.index % 3 == 0:
+            continue  # still deciding: stays pre-screened
+        ps.record_consent(actor=coord, participant_id=p.pk, consent_version="ICF v1.0",
+                          consented_at=_aware(consent_day, 9), taken_by=inv)
+        collected = min(consent_day + timedelta(days=2), today)
+        if recent and c.index % 3 == 1:
+            continue  # consented, screening not started
+        ev = dict(c.evidence)
+        if recent:
+            ev = {k: v for k, v in ev.items() if k not in ("discography_l45_only_concordant", "disc_height_loss_percent")}
+        ps.enter_evidence(actor=coord, participant_id=p.pk, values=ev, collected_on=collected)
+        try:
+            d = ps.decide_eligibility(actor=inv, participant_id=p.pk)
+        except RuleViolation:
+            continue  # evidence incomplete: still screening
+        if d.outcome == "eligible" and len(ctx.enrolled) < limit:
+            if recent and c.index % 2 == 0:
+                continue  # eligible, awaiting enrolment
+            ps.enrol(actor=inv, participant_id=p.pk)
+            ctx.enrolled.append(p.pk)
+    for module in sorted(_demo_modules(), key=lambda m: m.ORDER):
+        progress(f"demo: {module.__name__}")
+        module.run(ctx)
+    return ctx
+
+
+def _demo_modules():
+    found = []
+    for config in apps.get_app_configs():
+        if config.name.startswith("annulus.") and config.name != "annulus.trial":
+            try:
+                found.append(importlib.import_module(f"{config.name}.demo"))
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{config.name}.demo":
+                    raise
+    return found
