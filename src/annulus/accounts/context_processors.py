@@ -1,4 +1,4 @@
-from .permissions import CAPABILITIES, is_blinded, role_of
+from .permissions import _capabilities, is_blinded, role_of
 
 
 def role(request):
@@ -7,5 +7,5 @@ def role(request):
     return {
         "user_role": r,
         "user_blinded": is_blinded(user) if r else True,
-        "can": {cap: r in roles for cap, roles in CAPABILITIES.items()} if r else {},
+        "can": {cap: r in roles for cap, roles in _capabilities().items()} if r else {},
     }

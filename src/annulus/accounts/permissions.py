@@ -17,8 +17,31 @@ CAPABILITIES: dict[str, set[str]] = {
     "protocol.view": {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb", "ethics", "admin"},
     "dashboard.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "admin"},
     "users.manage": {"admin"},
-    # later modules add their capabilities here (allocation, visits, safety, exports)
 }
+# Other apps add capabilities in their own ``capabilities.py`` (``CAPABILITIES = {cap: {roles}}``);
+# they are merged in here once, when first needed.
+_merged = False
+
+
+def _capabilities() -> dict[str, set[str]]:
+    global _merged
+    if not _merged:
+        import importlib
+
+        from django.apps import apps
+
+        for config in apps.get_app_configs():
+            if config.name.startswith("annulus.") and config.name != "annulus.accounts":
+                try:
+                    module = importlib.import_module(f"{config.name}.capabilities")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"{config.name}.capabilities":
+                        raise
+                    continue
+                for cap, roles in module.CAPABILITIES.items():
+                    CAPABILITIES.setdefault(cap, set()).update(roles)
+        _merged = True
+    return CAPABILITIES
 
 
 def role_of(user) -> str | None:
@@ -32,7 +55,7 @@ def role_of(user) -> str | None:
 
 
 def has(user, capability: str) -> bool:
-    return role_of(user) in CAPABILITIES.get(capability, set())
+    return role_of(user) in _capabilities().get(capability, set())
 
 
 def require(user, capability: str) -> None:

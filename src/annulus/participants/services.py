@@ -236,8 +236,9 @@ def decide_eligibility(*, actor, participant_id: int) -> EligibilityDecision:
     return d
 
 
-def enrol(*, actor, participant_id: int) -> Participant:
-    """Give an eligible participant the next case number (001, 002, ... in order of enrolment)."""
+def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) -> Participant:
+    """Give an eligible participant the next case number (001, 002, ... in order of enrolment).
+    ``enrolled_at`` defaults to now; a past time (entered after the fact) must not precede consent."""
     protocol = active_protocol()
     width = protocol.randomisation.case_number_width
     limit = protocol.sample_size.total
@@ -255,8 +256,13 @@ def enrol(*, actor, participant_id: int) -> Participant:
             if used >= limit:
                 raise RuleViolation("case_number", f"the trial has enrolled all {limit} participants; no case number is left")
             number = f"{used + 1:0{width}d}"
+            when = enrolled_at or timezone.now()
+            _not_future("enrolled_at", when)
+            consent = p.consents.order_by("consented_at").first()
+            if consent and when < consent.consented_at:
+                raise RuleViolation("enrolled_at", "is before informed consent")
             p.case_number = number
-            p.enrolled_at = timezone.now()
+            p.enrolled_at = when
             p.save(update_fields=["case_number", "enrolled_at", "updated_at"])
             audit.record(actor=actor, action="change", obj_type="participant", obj_id=p.pk, participant_id=p.pk,
                          changes={"case_number": [None, number]}, protocol_version=p.protocol_version.version)

@@ -30,6 +30,9 @@ INSTALLED_APPS = [
     "annulus.accounts",
     "annulus.trial",
     "annulus.participants",
+    "annulus.allocation",
+    "annulus.visits",
+    "annulus.safety",
 ]
 
 MIDDLEWARE = [

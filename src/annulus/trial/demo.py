@@ -1,6 +1,8 @@
 """Fill a database with a realistic demo trial, entirely through the services, so that its
-audit trail is real. Other apps add their part with a ``demo.py`` defining ``ORDER`` (int)
-and ``run(ctx)``; they run after screening and enrolment, in ``ORDER``."""
+audit trail is real. Other apps add their part with a ``demo.py`` defining
+``STEPS = [(order, function), ...]``; every step ``function(ctx)`` of every app runs after
+screening and enrolment, sorted by ``order`` (allocation 10, liposuction 20, transplant 30,
+follow-up visits 40, safety 50)."""
 
 from __future__ import annotations
 
@@ -106,11 +108,12 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
         if d.outcome == "eligible" and len(ctx.enrolled) < limit:
             if recent and c.index % 2 == 0:
                 continue  # eligible, awaiting enrolment
-            ps.enrol(actor=inv, participant_id=p.pk)
+            ps.enrol(actor=inv, participant_id=p.pk, enrolled_at=_aware(min(collected + timedelta(days=3), today), 11))
             ctx.enrolled.append(p.pk)
-    for module in sorted(_demo_modules(), key=lambda m: m.ORDER):
-        progress(f"demo: {module.__name__}")
-        module.run(ctx)
+    steps = sorted((order, fn.__module__, fn) for m in _demo_modules() for order, fn in m.STEPS)
+    for order, name, fn in steps:
+        progress(f"demo: {name}.{fn.__name__}")
+        fn(ctx)
     return ctx
 
 
