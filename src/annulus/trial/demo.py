@@ -64,7 +64,9 @@ def create_demo_users(password: str = DEMO_PASSWORD) -> dict:
 
 
 def _aware(day, hour=10):
-    return timezone.make_aware(datetime.combine(day, time(hour, 0)))
+    """A clinic time on ``day``, never later than a few minutes ago."""
+    when = timezone.make_aware(datetime.combine(day, time(hour, 0)))
+    return min(when, timezone.now() - timedelta(minutes=10))
 
 
 def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[str], None] | None = None) -> DemoContext:
