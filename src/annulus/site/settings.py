@@ -70,6 +70,9 @@ TEMPLATES = [
 
 _default_sqlite = f"sqlite:///{VAR_DIR / 'annulus.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
+if os.environ.get("ANNULUS_TEST_DB_NAME"):
+    # lets several test runs share one PostgreSQL server without colliding
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["ANNULUS_TEST_DB_NAME"]}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -96,6 +96,12 @@ class Structure:
     phi_names: Callable[[list], list]
     phi_of: Callable[[np.ndarray], np.ndarray]  # covariance -> SAS parameters
     sigma_phi: Callable[[np.ndarray, int], np.ndarray]  # SAS parameters -> covariance
+    dsigma: Callable[[np.ndarray, int], np.ndarray] | None = None  # analytic d Sigma / d theta
+
+    def dsigma_dtheta(self, theta: np.ndarray, t: int) -> np.ndarray:
+        if self.dsigma is not None:
+            return self.dsigma(theta, t)
+        return jacobian(lambda th: self.sigma(th, t), theta)
 
 
 # --- unstructured ---------------------------------------------------------------------------
@@ -106,6 +112,24 @@ def _us_sigma(theta, t):
     low[np.diag_indices(t)] = np.exp(theta[:t])
     low[np.tril_indices(t, -1)] = theta[t:]
     return low @ low.T
+
+
+def _us_dsigma(theta, t):
+    """Analytic d Sigma / d theta for the log-Cholesky map (the hot path of the optimiser)."""
+    low = np.zeros((t, t))
+    low[np.diag_indices(t)] = np.exp(theta[:t])
+    rows, cols = np.tril_indices(t, -1)
+    low[rows, cols] = theta[t:]
+    a = np.concatenate([np.arange(t), rows])  # row of L each parameter sits in
+    b = np.concatenate([np.arange(t), cols])  # and its column
+    scale = np.concatenate([np.exp(theta[:t]), np.ones(rows.size)])
+    # dSigma = dL L' + L dL' with dL = scale * E_ab: row a gets L[:, b], column a gets it too.
+    col = low[:, b].T * scale[:, None]  # (q, t)
+    out = np.zeros((a.size, t, t))
+    q = np.arange(a.size)
+    out[q, a, :] += col
+    out[q, :, a] += col
+    return out
 
 
 def _us_start(s):
@@ -282,7 +306,7 @@ def _toep_sigma_phi(phi, t):
 
 STRUCTURES: dict[str, Structure] = {
     "us": Structure("us", "unstructured", lambda t: t * (t + 1) // 2, _us_sigma, _us_start,
-                    _us_names, _us_phi, _us_sigma_phi),
+                    _us_names, _us_phi, _us_sigma_phi, _us_dsigma),
     "cs": Structure("cs", "compound symmetry", lambda t: 2, _cs_sigma, _cs_start,
                     lambda v: ["CS", "Residual"], _cs_phi, _cs_sigma_phi),
     "csh": Structure("csh", "heterogeneous compound symmetry", lambda t: t + 1, _csh_sigma,

@@ -32,3 +32,18 @@ class TrialState(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     state = models.CharField(max_length=20, choices=STATES, default="setup")
     changed_at = models.DateTimeField(auto_now=True)
+
+
+class Notification(models.Model):
+    """An in-app message to one user (also sent by e-mail). Reading it is the only change."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="notifications")
+    subject = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    link = models.CharField(max_length=300, blank=True)
+    kind = models.CharField(max_length=40, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

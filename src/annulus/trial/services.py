@@ -71,3 +71,31 @@ def set_trial_state(*, actor, state: str, reason: str) -> TrialState:
         audit.record(actor=actor, action="change", obj_type="trial_state", obj_id=1,
                      changes={"state": [old, state]}, reason=reason)
     return ts
+
+
+def notify(*, users, subject: str, body: str = "", link: str = "", kind: str = "", actor=None) -> list:
+    """Notify users in the app and by e-mail (Django's mail backend). Runs inside the caller's
+    transaction; the e-mail goes out only when that transaction commits."""
+    from django.core.mail import send_mail
+
+    from .models import Notification
+
+    created = []
+    for user in users:
+        n = Notification.objects.create(user=user, subject=subject[:200], body=body, link=link[:300], kind=kind[:40])
+        audit.record(actor=actor, action="create", obj_type="notification", obj_id=n.pk,
+                     changes={"to": [None, user.username], "subject": [None, n.subject], "kind": [None, kind]})
+        created.append(n)
+        if user.email:
+            transaction.on_commit(
+                lambda u=user: send_mail(subject[:200], f"{body}\n\n{link}".strip(), None, [u.email], fail_silently=True)
+            )
+    return created
+
+
+def mark_read(*, user, notification_id: int) -> None:
+    from django.utils import timezone
+
+    from .models import Notification
+
+    Notification.objects.filter(pk=notification_id, user=user, read_at__isnull=True).update(read_at=timezone.now())

@@ -5,4 +5,5 @@ from . import views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("protocol/", views.protocol_page, name="protocol"),
+    path("notifications/", views.notifications, name="notifications"),
 ]

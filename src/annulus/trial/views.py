@@ -33,3 +33,19 @@ def error_404(request, exception=None):
 
 def error_500(request):
     return render(request, "error.html", {"code": 500, "message": "Something went wrong; nothing was saved."}, status=500)
+
+
+def notifications(request):
+    from django.shortcuts import redirect
+
+    from .models import Notification
+    from .services import mark_read
+
+    if request.method == "POST":
+        try:
+            mark_read(user=request.user, notification_id=int(request.POST.get("read", "0")))
+        except ValueError:
+            pass
+        return redirect("notifications")
+    rows = Notification.objects.filter(user=request.user)[:200]
+    return render(request, "trial/notifications.html", {"rows": rows})
