@@ -55,13 +55,19 @@ class MmrmError(ValueError):
 
 @dataclass
 class _Pattern:
-    """Subjects sharing the same set of observed visits."""
+    """Subjects sharing the same set of observed visits, reduced to sufficient statistics.
+
+    With ``S`` the covariance block of these visits, every likelihood term is a contraction of
+    ``S^-1`` with sums over subjects that do not depend on ``S``; computing those sums once makes
+    each likelihood evaluation independent of the number of subjects.
+    """
 
     idx: np.ndarray  # visit indices (into the visit levels) observed by this group
-    y: np.ndarray  # (m, n) responses, visit-major
-    X: np.ndarray  # (m, n, k) design rows
-    subjects: np.ndarray  # (n,) subject codes
-    W: np.ndarray | None = None  # (m, n, k) Sigma^-1 X at the estimate (kept for inference)
+    n: int  # subjects in the group
+    mxx: np.ndarray  # (m, m, k, k): sum_i X_i[a]' X_i[b]
+    mxy: np.ndarray  # (m, m, k): sum_i X_i[a]' y_i[b]
+    myy: np.ndarray  # (m, m): sum_i y_i[a] y_i[b]
+    sinv: np.ndarray | None = None  # S^-1 at the estimate (kept for inference)
 
 
 @dataclass
@@ -232,13 +238,18 @@ def _patterns(X, y, subj_codes, visit_idx) -> list:
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)
     out = []
+    k = X.shape[1]
     for key, members in sorted(groups.items()):
         members = np.asarray(members)
         m = len(key)
         rows = starts[members][:, None] + np.arange(m)[None, :]  # (n, m)
-        out.append(_Pattern(idx=np.asarray(key), y=np.ascontiguousarray(y[rows].T),
-                            X=np.ascontiguousarray(X[rows].transpose(1, 0, 2)),
-                            subjects=members))
+        xf = X[rows].reshape(len(members), m * k)  # one row per subject: visits x columns
+        yf = y[rows]  # (n, m)
+        mxx = (xf.T @ xf).reshape(m, k, m, k).transpose(0, 2, 1, 3)
+        mxy = (xf.T @ yf).reshape(m, k, m).transpose(0, 2, 1)
+        out.append(_Pattern(idx=np.asarray(key), n=len(members),
+                            mxx=np.ascontiguousarray(mxx), mxy=np.ascontiguousarray(mxy),
+                            myy=yf.T @ yf))
     return out
 
 
@@ -255,15 +266,15 @@ def _evaluate(patterns, sigma, k, n_obs, reml, want_grad=True, keep=False):
     """-2 log-likelihood at ``sigma`` (beta profiled out) and its gradient with respect to the
     elements of ``sigma`` (a T x T matrix G such that d(-2l) = sum(G * dSigma)).
 
-    Returns (value, G, beta, XtVX).
+    Returns (value, G, beta, X'V^-1X).
     """
     t = sigma.shape[0]
     xtvx = np.zeros((k, k))
     xtvy = np.zeros(k)
+    yvy = 0.0
     logdet = 0.0
-    cache = []
+    sinvs = []
     for p in patterns:
-        m, n = p.y.shape
         try:
             low = np.linalg.cholesky(sigma[np.ix_(p.idx, p.idx)])
         except np.linalg.LinAlgError:
@@ -271,51 +282,43 @@ def _evaluate(patterns, sigma, k, n_obs, reml, want_grad=True, keep=False):
         diag = np.diag(low)
         if np.any(diag <= 0) or not np.all(np.isfinite(diag)):
             raise _NotPositiveDefinite
-        # The blocks are tiny (m <= number of visits): an explicit inverse of the factor and
-        # one matrix product is far faster than a triangular solve per call.
-        linv = np.linalg.inv(low)
-        xt = (linv @ p.X.reshape(m, -1)).reshape(m * n, k)
-        yt = (linv @ p.y).reshape(-1)
-        xtvx += xt.T @ xt
-        xtvy += xt.T @ yt
-        logdet += 2.0 * n * np.log(diag).sum()
-        cache.append((linv, xt, yt))
+        linv = np.linalg.inv(low)  # tiny (m x m); faster than a triangular solve per call
+        sinv = linv.T @ linv
+        xtvx += np.tensordot(sinv, p.mxx, axes=([0, 1], [0, 1]))
+        xtvy += np.tensordot(sinv, p.mxy, axes=([0, 1], [0, 1]))
+        yvy += float((sinv * p.myy).sum())
+        logdet += 2.0 * p.n * np.log(diag).sum()
+        sinvs.append(sinv)
+    xtvx = 0.5 * (xtvx + xtvx.T)
     try:
         lx = np.linalg.cholesky(xtvx)
     except np.linalg.LinAlgError:
         raise _NotPositiveDefinite from None
     lx_inv = np.linalg.inv(lx)
     beta = lx_inv.T @ (lx_inv @ xtvy)
-    rss = 0.0
-    for _, xt, yt in cache:
-        res = yt - xt @ beta
-        rss += res @ res
+    rss = yvy - beta @ xtvy  # r'V^-1 r at the GLS estimate
     if reml:
         logdet_x = 2.0 * np.log(np.diag(lx)).sum()
         value = (n_obs - k) * _LOG2PI + logdet + logdet_x + rss
     else:
         value = n_obs * _LOG2PI + logdet + rss
-    if not want_grad and not keep:
+    if keep:
+        for p, sinv in zip(patterns, sinvs):
+            p.sinv = sinv
+    if not want_grad:
         return value, None, beta, xtvx
     grad = np.zeros((t, t))
-    if reml:
-        # H = (X'V^-1X)^-1 = G G' with G = L_x^-T.
-        g_h = lx_inv.T
-    for p, (linv, xt, yt) in zip(patterns, cache):
-        m, n = p.y.shape
-        ix = np.ix_(p.idx, p.idx)
-        sinv = linv.T @ linv
-        rt = linv.T @ (yt - xt @ beta).reshape(m, n)  # Sigma^-1 residuals
-        block = n * sinv - rt @ rt.T
-        if reml or keep:
-            w = linv.T @ xt.reshape(m, n * k)  # Sigma^-1 X
-            if keep:
-                p.W = w.reshape(m, n, k)
-            if reml:
-                u = (w.reshape(m * n, k) @ g_h).reshape(m, n * k)
-                block -= u @ u.T
-        grad[ix] += block
-    return value, grad, beta, xtvx
+    h = lx_inv.T @ lx_inv if reml else None  # (X'V^-1X)^-1
+    for p, sinv in zip(patterns, sinvs):
+        # Residual cross-products sum_i r_i r_i' from the stored sums.
+        xyb = np.tensordot(p.mxy, beta, axes=([2], [0]))  # (m, m): sum_i (X_i[a] b) y_i[b]
+        rr = p.myy - xyb - xyb.T + np.einsum("abkl,k,l->ab", p.mxx, beta, beta)
+        inner = p.n * sinv - sinv @ rr @ sinv
+        if reml:
+            xhx = np.tensordot(p.mxx, h, axes=([2, 3], [0, 1]))  # sum_i X_i H X_i'
+            inner -= sinv @ xhx @ sinv
+        grad[np.ix_(p.idx, p.idx)] += inner
+    return value, 0.5 * (grad + grad.T), beta, xtvx
 
 
 # --------------------------------------------------------------------------------------------
@@ -749,8 +752,9 @@ class _Inference:
         proj = self.vcov @ lmat.T  # (k, c)
         dmat = np.zeros((c, t, t))
         for p in self.patterns:
-            u = p.W @ proj  # (m, n, c)
-            dmat[(slice(None),) + np.ix_(p.idx, p.idx)] += np.einsum("anc,bnc->cab", u, u)
+            # sum_i X_i proj proj' X_i' per contrast, then sandwiched by S^-1.
+            e = np.einsum("abkl,kc,lc->cab", p.mxx, proj, proj, optimize=True)
+            dmat[(slice(None),) + np.ix_(p.idx, p.idx)] += p.sinv @ e @ p.sinv
         return np.einsum("qab,cab->cq", self.dsig, dmat)
 
     def _satterthwaite(self, lmat):
@@ -770,15 +774,13 @@ class _Inference:
         qm = np.zeros((q, q, k, k))
         rm = np.zeros((q, q, k, k))
         for p in self.patterns:
-            m, n, _ = p.W.shape
-            # M[a, b] = sum_n W_n[a]' W_n[b]  (k x k blocks), one GEMM.
-            wf = p.W.transpose(1, 0, 2).reshape(n, m * k)
-            big = (wf.T @ wf).reshape(m, k, m, k).transpose(0, 2, 1, 3)  # (m, m, k, k)
+            # big[a, b] = sum_i W_i[a]' W_i[b] with W_i = S^-1 X_i  (k x k blocks).
+            big = np.einsum("ac,bd,cdkl->abkl", p.sinv, p.sinv, p.mxx, optimize=True)
             ix = np.ix_(p.idx, p.idx)
             vi = self.dsig[(slice(None),) + ix]  # (q, m, m)
-            sinv = np.linalg.inv(self.sigma[ix])
+            sinv = p.sinv
             pm -= np.einsum("qab,abkl->qkl", vi, big)
-            vsv = np.einsum("iab,bc,jcd->ijad", vi, sinv, vi)
+            vsv = np.einsum("iab,bc,jcd->ijad", vi, sinv, vi, optimize=True)
             qm += np.einsum("ijab,abkl->ijkl", vsv, big)
             vij = d2sig[(slice(None), slice(None)) + ix]
             rm += np.einsum("ijab,abkl->ijkl", vij, big)

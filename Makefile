@@ -1,0 +1,47 @@
+# Annulus: the two commands of the README, plus a few helpers.
+#   make demo   - create .venv, install, migrate, fill a demo trial, serve on http://127.0.0.1:$(PORT)
+#   make test   - the whole test suite (SQLite by default; DATABASE_URL=postgres://... for PostgreSQL)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast bench trace serve clean-demo chromium
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	PORT=$(PORT) $(BIN)/annulus demo --port $(PORT)
+
+serve: $(STAMP)
+	$(BIN)/annulus serve --port $(PORT)
+
+# Browser tests drive Debian's chromium; install it when it is missing and we may (root + apt).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: browser tests will be skipped"; }
+
+test: $(STAMP) chromium
+	$(BIN)/python -m pytest -p no:cacheprovider -q
+	$(BIN)/annulus trace
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not browser and not slow" -x
+
+# Benchmarks print figures; they are not tests and are never run by `make test`.
+bench: $(STAMP)
+	$(BIN)/annulus bench pages --subjects 100,10000
+	$(BIN)/annulus bench mmrm
+	$(BIN)/annulus bench crf
+
+trace: $(STAMP)
+	$(BIN)/annulus trace
+
+clean-demo:
+	rm -f var/annulus.sqlite3
