@@ -161,8 +161,9 @@ def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: da
             raise RuleViolation("collected_on", "is before informed consent; no procedure may precede consent")
         existing = current_evidence(p)
         pv = active_version()
+        changes: dict = {}
+        to_supersede = []
         written = []
-        changed_after_decision = False
         for field, value in cleaned.items():
             stored = value.isoformat() if isinstance(value, date) else value
             old = existing.get(field)
@@ -171,15 +172,18 @@ def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: da
             if old is not None and not reason:
                 raise RuleViolation("reason", f"changing {field} from {old.value!r} needs a reason")
             if old is not None:
-                old.superseded = True
-                old.save(update_fields=["superseded"])
-            e = Evidence.objects.create(participant=p, field=field, value=stored, collected_on=collected_on,
-                                        entered_by=actor, protocol_version=pv, change_reason=reason if old else "")
-            audit.record(actor=actor, action="change" if old else "create", obj_type="evidence", obj_id=e.pk,
-                         participant_id=p.pk, changes={field: [old.value if old else None, stored]},
-                         reason=reason if old else "", protocol_version=pv.version)
-            written.append(e)
-            changed_after_decision = changed_after_decision or old is not None
+                to_supersede.append(old.pk)
+            changes[field] = [old.value if old else None, stored]
+            written.append(Evidence(participant=p, field=field, value=stored, collected_on=collected_on,
+                                    entered_by=actor, protocol_version=pv, change_reason=reason if old else ""))
+        if to_supersede:
+            Evidence.objects.filter(pk__in=to_supersede).update(superseded=True)
+        written = Evidence.objects.bulk_create(written)
+        if written:
+            # one audit event per entry, with every field's old and new value
+            audit.record(actor=actor, action="change" if to_supersede else "create", obj_type="screening_evidence",
+                         obj_id=p.pk, participant_id=p.pk, changes={**changes, "collected_on": [None, collected_on]},
+                         reason=reason if to_supersede else "", protocol_version=pv.version)
         if written and p.status == states.CONSENTED:
             _set_status(p, states.SCREENING, actor, "screening started")
         elif written and p.status == states.ELIGIBLE:

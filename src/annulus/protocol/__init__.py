@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import yaml
@@ -55,18 +56,42 @@ def default_protocol_path() -> Path:
     raise FileNotFoundError("protocols/dlbp-admsc.yaml not found")
 
 
+# the tags of the eligibility rule union; pydantic puts the tag into the error location
+_RULE_KINDS = {"age_at_least", "number", "one_of", "all_equal", "count_true", "flag", "any", "all"}
+# "relative.path[0].field: message" raised by a cross-field validator
+_RELATIVE = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\])*(?:\.[a-z_][a-z0-9_]*(?:\[\d+\])*)*): (.+)$", re.S)
+
+
 def _loc(loc: tuple) -> str:
     out = ""
+    prev: list = []
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part) or str(part).startswith(
-            ("AgeAtLeast", "NumberRule", "OneOf", "AllEqual", "CountTrue", "Flag", "AnyOf", "AllOf")
-        ):
-            continue  # pydantic's internal union/validator markers say nothing to a reader
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            pass  # pydantic's internal validator markers say nothing to a reader
+        elif part in _RULE_KINDS and prev and (prev[-1] == "rule" or (isinstance(prev[-1], int) and prev[-2:-1] == ["rules"])):
+            pass  # the union tag after a rule is already in the file as its `kind`
         else:
             out += ("." if out else "") + str(part)
+        prev.append(part)
     return out or "(top level)"
+
+
+def _lines(loc: tuple, msg: str) -> list[str]:
+    """One ``path: message`` line per problem; cross-field validators name a path relative to
+    the model they check, which is joined to the model's own location."""
+    where = _loc(loc)
+    out = []
+    for line in msg.split("\n"):
+        m = _RELATIVE.match(line)
+        if m:
+            rel, text = m.groups()
+            path = rel if where == "(top level)" else f"{where}.{rel}"
+            out.append(f"{path}: {text}")
+        else:
+            out.append(f"{where}: {line}")
+    return out
 
 
 def parse_protocol(text: str | bytes) -> Protocol:
@@ -90,8 +115,7 @@ def parse_protocol(text: str | bytes) -> Protocol:
     except ValidationError as exc:
         errors = []
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            errors.append(f"{_loc(err['loc'])}: {msg}")
+            errors.extend(_lines(err["loc"], err["msg"].removeprefix("Value error, ")))
         raise ProtocolError(errors) from None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -202,17 +202,20 @@ class Eligibility(Strict):
 
     @model_validator(mode="after")
     def _fields_declared(self):
+        problems = []
         known = {f.id for f in self.fields}
         if len(known) != len(self.fields):
-            raise ValueError("evidence field ids must be unique")
+            problems.append("fields: evidence field ids must be unique")
         ids = [c.id for c in self.inclusion + self.exclusion]
         if len(set(ids)) != len(ids):
-            raise ValueError("criterion ids must be unique")
+            problems.append("inclusion: criterion ids must be unique across inclusion and exclusion")
         for box, criteria in (("inclusion", self.inclusion), ("exclusion", self.exclusion)):
             for i, c in enumerate(criteria):
-                for name in c.fields + list(_rule_fields(c.rule)):
+                for name in sorted(set(c.fields) | _rule_fields(c.rule)):
                     if name not in known:
-                        raise ValueError(f"{box}[{i}] ({c.id}) uses undeclared field '{name}'")
+                        problems.append(f"{box}[{i}]: criterion {c.id} uses undeclared field '{name}'")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def field(self, field_id: str) -> EvidenceField:
@@ -286,14 +289,17 @@ class Schedule(Strict):
 
     @model_validator(mode="after")
     def _forms_declared(self):
+        problems = []
         form_ids = {f.id for f in self.forms}
         ids = [v.id for v in self.visits]
         if len(set(ids)) != len(ids):
-            raise ValueError("visit ids must be unique")
+            problems.append("visits: visit ids must be unique")
         for i, v in enumerate(self.visits):
             for name in v.forms:
                 if name not in form_ids:
-                    raise ValueError(f"visits[{i}] ({v.id}) names undeclared form '{name}'")
+                    problems.append(f"visits[{i}].forms: visit {v.id} names undeclared form '{name}'")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def visit(self, visit_id: str) -> Visit:
@@ -346,7 +352,7 @@ class Protocol(Strict):
     randomisation: Randomisation
     product: Product
     arms: list[Arm] = Field(min_length=2)
-    recruitment_sources: list[EvidenceField | str] = Field(min_length=1)
+    recruitment_sources: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] = Field(min_length=1)
     eligibility: Eligibility
     schedule: Schedule
     lab_panels: list[LabPanel]
@@ -355,42 +361,42 @@ class Protocol(Strict):
     safety: Safety
     assumptions: list[Text] = Field(default_factory=list)
 
-    @field_validator("recruitment_sources")
-    @classmethod
-    def _sources_are_ids(cls, v):
-        for s in v:
-            if not isinstance(s, str):
-                raise ValueError("recruitment sources are plain ids")
-        return v
-
     @model_validator(mode="after")
     def _cross_checks(self):
+        # each problem is "relative.path: message" so the loader can print the field's path;
+        # all problems are reported at once, not only the first
+        problems = []
         ids = [a.id for a in self.arms]
         if len(set(ids)) != len(ids):
-            raise ValueError("arm ids must be unique")
+            problems.append("arms: arm ids must be unique")
+        controls = sum(1 for a in self.arms if a.control)
+        if controls != 1:
+            problems.append(f"arms: exactly one arm must be the control arm (found {controls})")
         total_ratio = sum(a.ratio for a in self.arms)
         if self.sample_size.total % total_ratio:
-            raise ValueError(
-                f"sample_size.total {self.sample_size.total} is not a multiple of the ratio sum {total_ratio}"
+            problems.append(
+                f"sample_size.total: {self.sample_size.total} is not a multiple of the ratio sum {total_ratio} "
+                f"of {len(self.arms)} arms"
             )
         for i, arm in enumerate(self.arms):
             if abs(arm.recipe.total_ml - self.product.injection_volume_ml) > 1e-9:
-                raise ValueError(
+                problems.append(
                     f"arms[{i}].recipe: volumes add up to {arm.recipe.total_ml} mL, "
                     f"the injection is {self.product.injection_volume_ml} mL"
                 )
             expected = round(arm.recipe.cell_suspension_ml * self.product.concentration_cells_per_ml)
             if expected != arm.cells_per_disc:
-                raise ValueError(
+                problems.append(
                     f"arms[{i}].cells_per_disc: {arm.cells_per_disc} does not match "
                     f"{arm.recipe.cell_suspension_ml} mL x {self.product.concentration_cells_per_ml} cells/mL"
                 )
-        if sum(1 for a in self.arms if a.control) != 1:
-            raise ValueError("exactly one arm must be the control arm")
         role_ids = {r.id for r in self.roles}
-        for holder in (self.randomisation.level1_key_holder, self.randomisation.level2_key_holder):
+        for key in ("level1_key_holder", "level2_key_holder"):
+            holder = getattr(self.randomisation, key)
             if holder not in role_ids:
-                raise ValueError(f"randomisation key holder '{holder}' is not a declared role")
+                problems.append(f"randomisation.{key}: '{holder}' is not a declared role")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     # convenience lookups

@@ -112,6 +112,8 @@ def _formula_variables(formula: str):
     except Exception as exc:  # formulaic raises several syntax error types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MmrmError(f"cannot parse formula {formula!r}: {first}") from None
+    if not hasattr(parsed, "lhs"):
+        raise MmrmError(f"formula {formula!r} must have the form 'response ~ terms'")
     lhs = sorted(parsed.lhs.required_variables)
     if len(lhs) != 1:
         raise MmrmError(f"formula {formula!r} must have exactly one response variable on the left")
@@ -547,6 +549,8 @@ def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: st
     (True, ['Intercept', 'arm[T.B]'])
     """
     cov = str(cov).lower()
+    cov = {"un": "us", "ar(1)": "ar1", "arh(1)": "arh1", "ar1h": "arh1", "toeplitz": "toep"}.get(
+        cov, cov)  # SAS and R mmrm spellings
     if cov not in STRUCTURES:
         raise MmrmError(f"unknown covariance structure {cov!r}; use one of {', '.join(STRUCTURES)}")
     method = str(method).lower()

@@ -1,0 +1,13 @@
+"""Safety capabilities. The closed (by-arm) DSMB material is limited to the unblinded reviewers."""
+
+CAPABILITIES = {
+    # adverse-event records, listings and SAE clocks (no allocation data in any of them)
+    "safety.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb"},
+    "safety.edit": {"investigator", "coordinator"},
+    "safety.report": {"investigator", "coordinator"},
+    # the DSMB page: schedule, open (pooled) reports, recommendations
+    "dsmb.open": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "designer"},
+    # data by arm and the threshold alerts (a per-arm alert names an arm)
+    "dsmb.closed": {"dsmb", "designer"},
+    "dsmb.recommend": {"dsmb"},
+}

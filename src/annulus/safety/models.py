@@ -1,0 +1,193 @@
+"""Adverse events with their revision history, SAE reports with their clocks, DSMB alerts,
+interim reports and recommendations. Rows are never deleted; a change adds a revision."""
+
+from django.conf import settings
+from django.db import models
+
+from annulus.participants.models import Participant
+from annulus.trial.models import ProtocolVersion
+
+# ICH E2A seriousness criteria
+SERIOUS_CRITERIA = [
+    ("death", "results in death"),
+    ("life_threatening", "is life-threatening"),
+    ("hospitalisation", "requires hospitalisation or prolongs it"),
+    ("disability", "results in persistent or significant disability/incapacity"),
+    ("congenital_anomaly", "is a congenital anomaly/birth defect"),
+    ("important_medical_event", "other important medical event"),
+]
+GRADES = [(1, "1 mild"), (2, "2 moderate"), (3, "3 severe"), (4, "4 life-threatening"), (5, "5 death")]
+CAUSALITY = [
+    ("not_applicable", "not applicable (not yet done)"),
+    ("not_related", "not related"),
+    ("unlikely", "unlikely"),
+    ("possible", "possible"),
+    ("probable", "probable"),
+    ("definite", "definite"),
+]
+EXPECTEDNESS = [("expected", "expected"), ("unexpected", "unexpected")]
+ACTIONS = [
+    ("none", "none"),
+    ("treatment", "treatment given"),
+    ("procedure_postponed", "study procedure postponed"),
+    ("procedure_cancelled", "study procedure cancelled"),
+    ("hospitalised", "hospitalised"),
+    ("withdrawn", "withdrawn from the study"),
+]
+OUTCOMES = [
+    ("recovering", "recovering/resolving"),
+    ("recovered", "recovered/resolved"),
+    ("recovered_with_sequelae", "recovered with sequelae"),
+    ("not_recovered", "not recovered/not resolved"),
+    ("fatal", "fatal"),
+    ("unknown", "unknown"),
+]
+CAUSES = ("liposuction", "injection", "product")
+
+
+class AdverseEvent(models.Model):
+    """The current state of one adverse event; every saved state is also kept as a revision."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="adverse_events")
+    number = models.PositiveIntegerField()  # 1, 2, ... within the participant
+    term = models.CharField(max_length=200)
+    meddra_pt_code = models.CharField(max_length=8, blank=True)
+    meddra_version = models.CharField(max_length=10, blank=True)
+    description = models.TextField(blank=True)
+    onset_at = models.DateTimeField()
+    end_at = models.DateTimeField(null=True, blank=True)
+    serious = models.BooleanField(default=False, db_index=True)
+    serious_criteria = models.JSONField(default=list)
+    grade = models.PositiveSmallIntegerField(choices=GRADES)
+    causality_liposuction = models.CharField(max_length=16, choices=CAUSALITY)
+    causality_injection = models.CharField(max_length=16, choices=CAUSALITY)
+    causality_product = models.CharField(max_length=16, choices=CAUSALITY)
+    expectedness = models.CharField(max_length=12, choices=EXPECTEDNESS)
+    action_taken = models.CharField(max_length=24, choices=ACTIONS)
+    outcome = models.CharField(max_length=24, choices=OUTCOMES)
+    first_knowledge_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=60, blank=True)  # e.g. "lab:alt" when prompted by a lab value
+    revision = models.PositiveIntegerField(default=1)
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["participant", "number"], name="ae_number_per_participant")]
+        indexes = [models.Index(fields=["onset_at"]), models.Index(fields=["outcome"])]
+
+    def __str__(self):
+        return f"AE {self.label}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.participant}-AE{self.number:02d}"
+
+    @property
+    def fatal(self) -> bool:
+        return self.outcome == "fatal"
+
+    def criteria_labels(self) -> list[str]:
+        names = dict(SERIOUS_CRITERIA)
+        return [names.get(c, c) for c in self.serious_criteria]
+
+
+class AdverseEventRevision(models.Model):
+    """One saved state of an adverse event (revision 1 is the first report; later ones are follow-ups)."""
+
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    data = models.JSONField()
+    changes = models.JSONField(default=dict)
+    reason = models.TextField(blank=True)
+    saved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    saved_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["adverse_event", "revision"]
+        constraints = [models.UniqueConstraint(fields=["adverse_event", "revision"], name="ae_revision_unique")]
+
+
+class SaeReport(models.Model):
+    """The report of a serious adverse event to one recipient, with its deadline."""
+
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="sae_reports")
+    recipient = models.CharField(max_length=40)
+    recipient_name = models.CharField(max_length=120)
+    due_at = models.DateTimeField()
+    rule = models.CharField(max_length=300)
+    calendar_warning = models.CharField(max_length=200, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    sent_to = models.CharField(max_length=120, blank=True)
+    sent_method = models.CharField(max_length=40, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=120, blank=True)  # the recipient's person, outside the system
+    ack_recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # set when the event stops being serious before the report went out; the clock then stops
+    not_required_since = models.DateTimeField(null=True, blank=True)
+    overdue_notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["adverse_event", "recipient"], name="sae_report_per_recipient")]
+
+    @property
+    def active(self) -> bool:
+        return self.not_required_since is None
+
+
+class DsmbAlert(models.Model):
+    """A crossed safety threshold. One row per threshold (and per arm for per-arm thresholds):
+    the DSMB is told once. ``arm`` names an arm and is shown only to closed-report readers."""
+
+    threshold_id = models.CharField(max_length=60)
+    arm = models.CharField(max_length=40, blank=True)
+    description = models.CharField(max_length=300)
+    count = models.PositiveIntegerField()
+    adverse_event_ids = models.JSONField(default=list)
+    triggered_at = models.DateTimeField(auto_now_add=True)
+    triggered_by_ae = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-triggered_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["threshold_id", "arm"], name="dsmb_alert_once")]
+
+
+class DsmbReport(models.Model):
+    """A generated interim safety report, kept as produced (HTML; the PDF is rendered from it)."""
+
+    KINDS = [("open", "open (pooled)"), ("closed", "closed (by arm)")]
+    kind = models.CharField(max_length=6, choices=KINDS)
+    as_of = models.DateField()
+    scheduled = models.BooleanField(default=False)
+    html = models.TextField()
+    summary = models.JSONField(default=dict)
+    generated_at = models.DateTimeField(auto_now_add=True)
+    generated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-as_of", "-generated_at", "-id"]
+        indexes = [models.Index(fields=["kind", "as_of"])]
+
+
+class DsmbRecommendation(models.Model):
+    DECISIONS = [
+        ("continue", "continue unchanged"),
+        ("continue_modified", "continue with modifications"),
+        ("pause", "pause enrolment/treatment"),
+        ("stop", "stop the trial"),
+    ]
+    meeting_on = models.DateField()
+    as_of = models.DateField(null=True, blank=True)
+    decision = models.CharField(max_length=20, choices=DECISIONS)
+    summary = models.TextField()  # shared with the investigators (open session)
+    closed_notes = models.TextField(blank=True)  # closed session: DSMB and unblinded reviewers only
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-meeting_on", "-id"]
