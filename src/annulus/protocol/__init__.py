@@ -122,6 +122,8 @@ def parse_protocol(text: str | bytes) -> Protocol:
 def load_protocol(path: str | Path) -> Protocol:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_BYTES:  # refuse before reading a huge file into memory
+            raise ProtocolError([f"(file): larger than {MAX_BYTES} bytes"])
         raw = path.read_bytes()
     except OSError as exc:
         raise ProtocolError([f"(file): cannot read {path} ({exc.strerror})"]) from None

@@ -1,0 +1,140 @@
+"""The allocation list and everything that hangs on an envelope.
+
+Nothing here is ever deleted or overwritten in place: a re-test adds a release row and marks the
+earlier one superseded; every write has an audit event. Group labels and the level-2 key live
+only in these tables and are read only through ``selectors`` (the blind).
+"""
+
+from django.conf import settings
+from django.db import models
+
+from annulus.participants.models import Participant
+from annulus.trial.models import ProtocolVersion
+
+
+class AllocationList(models.Model):
+    """One generated list per protocol version; its seed and level-2 key are sealed (their
+    SHA-256 digests are fixed at generation and checked on every export)."""
+
+    protocol_version = models.OneToOneField(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+    seed = models.BigIntegerField()
+    n = models.PositiveIntegerField()
+    block_multipliers = models.JSONField()
+    block_sizes = models.JSONField()
+    arms = models.JSONField(help_text="[[arm_id, ratio], ...] in protocol order")
+    level2_key = models.JSONField(help_text="group label -> arm id (level-2 key)")
+    algorithm = models.TextField()
+    generator = models.TextField()
+    table_sha256 = models.CharField(max_length=64)
+    level1_sha256 = models.CharField(max_length=64)
+    level2_sha256 = models.CharField(max_length=64)
+    generated_at = models.DateTimeField(auto_now_add=True)
+    generated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Envelope(models.Model):
+    """One sealed envelope: random number (= case number) -> group label, with its drug code.
+    Opening it ties it to the participant for good (one-to-one, so never twice)."""
+
+    allocation_list = models.ForeignKey(AllocationList, on_delete=models.PROTECT, related_name="envelopes")
+    serial = models.PositiveIntegerField()
+    random_number = models.CharField(max_length=6)
+    group_label = models.CharField(max_length=4)
+    drug_code = models.CharField(max_length=20, unique=True)
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, null=True, blank=True,
+                                       related_name="envelope")
+    opened_at = models.DateTimeField(null=True, blank=True)
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="+")
+
+    class Meta:
+        ordering = ["allocation_list", "serial"]
+        constraints = [
+            models.UniqueConstraint(fields=["allocation_list", "serial"], name="envelope_serial_unique"),
+            models.UniqueConstraint(fields=["allocation_list", "random_number"], name="envelope_number_unique"),
+        ]
+
+
+class ProductRelease(models.Model):
+    """Release checks of the ADMSC lot made for one drug code. Every participant's lot is made
+    and tested whatever the arm (the manufacturer is blind), so release looks the same for all."""
+
+    envelope = models.ForeignKey(Envelope, on_delete=models.PROTECT, related_name="releases")
+    lot_number = models.CharField(max_length=40)
+    tested_on = models.DateField()
+    results = models.JSONField(help_text="criterion id -> {value, passed}")
+    failing = models.JSONField(default=list)
+    passed = models.BooleanField()
+    checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    checked_at = models.DateTimeField()
+    superseded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Dispensing(models.Model):
+    envelope = models.OneToOneField(Envelope, on_delete=models.PROTECT, related_name="dispensing")
+    release = models.ForeignKey(ProductRelease, on_delete=models.PROTECT, related_name="+")
+    dispensed_at = models.DateTimeField()
+    dispensed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+
+class Transplant(models.Model):
+    """The transplantation record (P-4.3)."""
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="transplant")
+    envelope = models.OneToOneField(Envelope, on_delete=models.PROTECT, related_name="transplant")
+    transplanted_at = models.DateTimeField()
+    disc_level = models.CharField(max_length=10)
+    needle_gauge = models.PositiveSmallIntegerField()
+    approach = models.CharField(max_length=40)
+    imaging = models.CharField(max_length=40)
+    volume_ml = models.DecimalField(max_digits=4, decimal_places=2)
+    drug_code_entered = models.CharField(max_length=20)
+    activity_restriction_until = models.DateField()
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+
+class EmergencyUnblinding(models.Model):
+    """The unblinding record form: who, when, why, scope. The treatment revealed is not stored
+    here; it is shown once, to the investigator who asked."""
+
+    number = models.PositiveIntegerField(unique=True)
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="emergency_unblindings")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    reason = models.TextField()
+    scope = models.CharField(max_length=120)
+
+    class Meta:
+        ordering = ["number"]
+
+    @property
+    def label(self) -> str:
+        return f"EU-{self.number:03d}"
+
+
+class UnblindingStep(models.Model):
+    """A signed step towards unblinding: the two database-lock signatures, the release of each
+    key and the analysis sign-off. Each kind happens once."""
+
+    KINDS = [
+        ("lock_pi", "database lock signed by the principal investigator"),
+        ("lock_statistician", "database lock signed by the statistician"),
+        ("level1", "first-level unblinding (group labels released for analysis)"),
+        ("analysis_signoff", "analysis signed off"),
+        ("level2", "second-level unblinding (label -> treatment released)"),
+    ]
+    kind = models.CharField(max_length=20, choices=KINDS, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    statement = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
