@@ -43,6 +43,7 @@ def test_error_is_a_value_error():
     (dict(formula="FEV1 ~ AGE + ARMCD"), "formula names unknown column 'AGE'"),
     (dict(formula="FEV1 ~ ARMCD +"), "cannot parse formula"),
     (dict(formula="~ ARMCD"), "must have the form 'response ~ terms'"),
+    (dict(formula="np.log(FEV1) ~ ARMCD"), "must have a single column name on the left"),
     (dict(cov="banded"), "unknown covariance structure 'banded'"),
     (dict(method="mle"), "unknown method 'mle'"),
     (dict(df="containment"), "unknown df method 'containment'"),
@@ -131,3 +132,8 @@ def test_lsmeans_and_contrast_arguments(fev):
         res.lsmeans(["SEX"])
     with pytest.raises(MmrmError, match="control level 'PLACEBO' is not a level of 'ARMCD'"):
         res.contrasts(arm="ARMCD", control="PLACEBO")
+
+
+@pytest.mark.req("P-8.3")
+def test_sas_spelling_of_unstructured_is_accepted(fev):
+    assert _fit(fev, cov="un").neg2_loglik == pytest.approx(_fit(fev, cov="us").neg2_loglik)

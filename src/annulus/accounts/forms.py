@@ -20,3 +20,18 @@ class LoginForm(AuthenticationForm):
 
 class TokenForm(forms.Form):
     name = forms.CharField(label=_("Token name"), max_length=80)
+
+
+class UserCreateForm(forms.Form):
+    username = forms.RegexField(label=_("Username"), max_length=150, regex=r"^[A-Za-z0-9_.-]+$",
+                                error_messages={"invalid": _("letters, digits and . _ - only")})
+    full_name = forms.CharField(label=_("Full name"), max_length=150, required=False)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
+    role = forms.ChoiceField(label=_("Role"))
+    is_pi = forms.BooleanField(label=_("Principal investigator"), required=False)
+    password = forms.CharField(label=_("Initial password"), widget=forms.PasswordInput)
+
+    def __init__(self, *args, roles=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = roles

@@ -68,3 +68,24 @@ def user_for_token(key: str):
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used=timezone.now())
     return token.user
+
+
+def set_active(*, actor, user_id: int, active: bool, reason: str):
+    """Deactivate or reactivate an account (accounts are never deleted)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleViolation("reason", "is required")
+    User = get_user_model()
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=user_id).first()
+        if user is None:
+            raise RuleViolation("user", "no such user")
+        if user.pk == getattr(actor, "pk", None) and not active:
+            raise RuleViolation("user", "you cannot deactivate your own account")
+        if user.is_active == active:
+            return user
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        audit.record(actor=actor, action="change", obj_type="user", obj_id=user.pk,
+                     changes={"is_active": [not active, active]}, reason=reason)
+    return user

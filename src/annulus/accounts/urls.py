@@ -7,6 +7,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("tokens/", views.tokens, name="tokens"),
+    path("users/", views.users, name="users"),
     path("password/", auth_views.PasswordChangeView.as_view(template_name="accounts/password.html",
                                                             success_url="/"), name="password_change"),
 ]

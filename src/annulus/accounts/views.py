@@ -55,3 +55,42 @@ def tokens(request):
         form = TokenForm()
     rows = request.user.api_tokens.order_by("-created")
     return render(request, "accounts/tokens.html", {"form": form, "tokens": rows, "new_key": new_key})
+
+
+def users(request):
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import PermissionDenied
+    from django.utils.translation import get_language
+
+    from annulus.participants.forms import add_violation
+    from annulus.trial.selectors import active_protocol
+
+    from .forms import UserCreateForm
+    from .permissions import has
+
+    if not has(request.user, "users.manage"):
+        raise PermissionDenied
+    protocol = active_protocol()
+    roles = [(r.id, r.name.get(get_language())) for r in protocol.roles]
+    form = UserCreateForm(request.POST or None, roles=roles) if "create" in request.POST or request.method == "GET" else UserCreateForm(roles=roles)
+    if request.method == "POST" and "toggle" in request.POST:
+        try:
+            services.set_active(actor=request.user, user_id=int(request.POST["toggle"]),
+                                active=request.POST.get("active") == "1", reason=request.POST.get("reason", ""))
+            messages.success(request, _("Account updated."))
+        except (RuleViolation, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", _("Invalid request.")))
+        return redirect("users")
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.create_user(actor=request.user, username=d["username"], password=d["password"], role=d["role"],
+                                 known_roles={r for r, _ in roles}, email=d["email"], full_name=d["full_name"],
+                                 is_pi=d["is_pi"], phone=d["phone"])
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("User %(u)s created.") % {"u": d["username"]})
+            return redirect("users")
+    rows = get_user_model().objects.select_related("membership").order_by("username")
+    return render(request, "accounts/users.html", {"form": form, "rows": rows, "role_names": dict(roles)})

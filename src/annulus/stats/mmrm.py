@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, stats
+from scipy import optimize, stats
 
 from annulus.stats._covariance import STRUCTURES, hessian_of_map, jacobian
 
@@ -115,8 +115,9 @@ def _formula_variables(formula: str):
     if not hasattr(parsed, "lhs"):
         raise MmrmError(f"formula {formula!r} must have the form 'response ~ terms'")
     lhs = sorted(parsed.lhs.required_variables)
-    if len(lhs) != 1:
-        raise MmrmError(f"formula {formula!r} must have exactly one response variable on the left")
+    if len(lhs) != 1 or str(parsed.lhs).strip() != lhs[0]:
+        raise MmrmError(f"formula {formula!r} must have a single column name on the left "
+                        "(transform the response in the data first)")
     return lhs[0], sorted(parsed.rhs.required_variables)
 
 
@@ -200,12 +201,11 @@ def _prepare(data, formula, subject, visit, visit_order) -> _Design:
     y = used[response].to_numpy(float)
     _check_rank(X, columns)
 
-    subj_codes, subj_labels = pd.factorize(used[subject], sort=True)
+    subj_codes, _ = pd.factorize(used[subject], sort=True)
     visit_idx = used["_visit_idx"].to_numpy()
     patterns = _patterns(X, y, subj_codes, visit_idx)
     design = _Design(response, subject, visit, visits, columns, X, y, subj_codes, visit_idx,
                      used, mm.rhs.model_spec, factors, numerics, patterns)
-    design.subject_labels = np.asarray(subj_labels)
     return design
 
 

@@ -1,0 +1,481 @@
+"""Every write of the safety module. Each function checks the rules, writes the records and
+their audit events in one transaction, or raises ``RuleViolation`` having written nothing.
+
+An adverse-event save also (re)computes the SAE reporting clocks and evaluates the DSMB
+thresholds of the protocol in force, in the same transaction."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Max
+from django.urls import reverse
+from django.utils import timezone
+
+from annulus.audit import services as audit
+from annulus.errors import RuleViolation
+from annulus.participants import states
+from annulus.participants.models import Participant, StatusChange, Withdrawal
+from annulus.trial.selectors import active_protocol, active_version
+from annulus.trial.services import notify
+
+from .deadlines import site_deadlines
+from .models import (ACTIONS, CAUSALITY, CAUSES, EXPECTEDNESS, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent,
+                     AdverseEventRevision, DsmbAlert, DsmbRecommendation, SaeReport)
+
+TEXT_MAX = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# slack for clocks of different machines when refusing "future" times
+_CLOCK_SKEW = timedelta(minutes=5)
+ENDED_OUTCOMES = {"recovered", "recovered_with_sequelae", "fatal"}
+
+FIELDS = ("term", "meddra_pt_code", "meddra_version", "description", "onset_at", "end_at", "serious",
+          "serious_criteria", "grade", "causality_liposuction", "causality_injection", "causality_product",
+          "expectedness", "action_taken", "outcome", "first_knowledge_at", "source")
+
+
+# ---- checks ---------------------------------------------------------------------------------
+
+def _text(field: str, value, *, required: bool = True, max_len: int = TEXT_MAX) -> str:
+    text = "" if value is None else str(value).strip()
+    if required and not text:
+        raise RuleViolation(field, "is required")
+    if len(text) > max_len:
+        raise RuleViolation(field, f"must be at most {max_len} characters")
+    if _CONTROL.search(text):
+        raise RuleViolation(field, "contains control characters")
+    return text
+
+
+def _moment(field: str, value, *, required: bool = True) -> datetime | None:
+    if value in (None, ""):
+        if required:
+            raise RuleViolation(field, "is required")
+        return None
+    if not isinstance(value, datetime):
+        raise RuleViolation(field, "must be a date and time")
+    if timezone.is_naive(value):
+        raise RuleViolation(field, "needs a time zone")
+    if value > timezone.now() + _CLOCK_SKEW:
+        raise RuleViolation(field, "cannot be in the future")
+    return value
+
+
+def _choice(field: str, value, choices) -> str:
+    allowed = [c for c, _ in choices]
+    if value not in allowed:
+        raise RuleViolation(field, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def _local(dt: datetime) -> str:
+    return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M")
+
+
+def clean_event(data: dict) -> dict:
+    """Check one adverse event's fields on their own and together; return them normalised."""
+    unknown = set(data) - set(FIELDS)
+    if unknown:
+        raise RuleViolation(sorted(unknown)[0], "is not a field of an adverse event")
+    out = {
+        "term": _text("term", data.get("term"), max_len=200),
+        "description": _text("description", data.get("description"), required=False),
+        "source": _text("source", data.get("source"), required=False, max_len=60),
+    }
+    code = _text("meddra_pt_code", data.get("meddra_pt_code"), required=False, max_len=8)
+    version = _text("meddra_version", data.get("meddra_version"), required=False, max_len=10)
+    if code and not re.fullmatch(r"1\d{7}", code):
+        raise RuleViolation("meddra_pt_code", "a MedDRA preferred-term code has 8 digits starting with 1")
+    if code and not version:
+        raise RuleViolation("meddra_version", "is required with a MedDRA code (for example 27.0)")
+    if version and not re.fullmatch(r"\d{1,2}\.\d", version):
+        raise RuleViolation("meddra_version", "must look like 27.0")
+    out.update(meddra_pt_code=code, meddra_version=version)
+
+    onset = _moment("onset_at", data.get("onset_at"))
+    end = _moment("end_at", data.get("end_at"), required=False)
+    if end is not None and end < onset:
+        raise RuleViolation("end_at", f"is before the onset ({_local(onset)})")
+    out.update(onset_at=onset, end_at=end)
+
+    grade = data.get("grade")
+    if isinstance(grade, str) and grade.strip().isdigit():
+        grade = int(grade)
+    if isinstance(grade, bool) or not isinstance(grade, int) or not 1 <= grade <= 5:
+        raise RuleViolation("grade", "must be a CTCAE grade from 1 to 5")
+    out["grade"] = grade
+    for cause in CAUSES:
+        out[f"causality_{cause}"] = _choice(f"causality_{cause}", data.get(f"causality_{cause}"), CAUSALITY)
+    out["expectedness"] = _choice("expectedness", data.get("expectedness"), EXPECTEDNESS)
+    out["action_taken"] = _choice("action_taken", data.get("action_taken"), ACTIONS)
+    outcome = out["outcome"] = _choice("outcome", data.get("outcome"), OUTCOMES)
+
+    serious = data.get("serious")
+    if not isinstance(serious, bool):
+        raise RuleViolation("serious", "must be yes or no")
+    criteria = data.get("serious_criteria") or []
+    if isinstance(criteria, str) or not isinstance(criteria, (list, tuple, set)):
+        raise RuleViolation("serious_criteria", "must be a list of criteria")
+    known = [c for c, _ in SERIOUS_CRITERIA]
+    for c in criteria:
+        if c not in known:
+            raise RuleViolation("serious_criteria", f"unknown criterion '{c}'; use {', '.join(known)}")
+    criteria = [c for c in known if c in set(criteria)]  # one canonical order
+    if serious and not criteria:
+        raise RuleViolation("serious_criteria", "a serious event needs at least one ICH E2A seriousness criterion")
+    if criteria and not serious:
+        raise RuleViolation("serious", "a seriousness criterion is ticked, so the event is serious")
+    out.update(serious=serious, serious_criteria=criteria)
+
+    if grade == 5 and outcome != "fatal":
+        raise RuleViolation("outcome", "grade 5 means death related to the event: the outcome must be fatal")
+    if outcome == "fatal" and grade != 5:
+        raise RuleViolation("grade", "a fatal outcome is grade 5")
+    if outcome == "fatal" and "death" not in criteria:
+        raise RuleViolation("serious_criteria", "a fatal event is serious with the criterion 'results in death'")
+    if "death" in criteria and outcome != "fatal":
+        raise RuleViolation("outcome", "the criterion 'results in death' needs the outcome fatal")
+    if outcome in ENDED_OUTCOMES and end is None:
+        raise RuleViolation("end_at", f"is required when the outcome is {dict(OUTCOMES)[outcome]}"
+                                      + (" (the date and time of death)" if outcome == "fatal" else ""))
+    if end is not None and outcome not in ENDED_OUTCOMES:
+        raise RuleViolation("outcome", "an event with an end date is recovered, recovered with sequelae or fatal")
+
+    known_at = _moment("first_knowledge_at", data.get("first_knowledge_at"), required=serious)
+    if known_at is not None and known_at < onset:
+        raise RuleViolation("first_knowledge_at", f"is before the onset ({_local(onset)})")
+    out["first_knowledge_at"] = known_at
+    return out
+
+
+def _follow_up_end(p: Participant) -> date | None:
+    """The last day adverse events are collected for a participant who has left the trial."""
+    if p.status == states.WITHDRAWN:
+        w = Withdrawal.objects.filter(participant=p).first()
+        if w:
+            return w.withdrawn_on
+    if p.status in (states.WITHDRAWN, states.COMPLETED, states.LOST, states.SCREEN_FAILED):
+        sc = StatusChange.objects.filter(participant=p, to_status=p.status).order_by("-id").first()
+        return timezone.localtime(sc.at).date() if sc else None
+    return None
+
+
+def _check_window(p: Participant, data: dict) -> None:
+    consent = p.consents.order_by("consented_at").first()
+    if consent is None:
+        raise RuleViolation("participant", "has no informed consent; adverse events are collected from consent on")
+    if data["onset_at"] < consent.consented_at:
+        raise RuleViolation("onset_at", f"is before informed consent ({_local(consent.consented_at)}); "
+                                        "adverse events are collected from consent on")
+    end = _follow_up_end(p)
+    if end and timezone.localtime(data["onset_at"]).date() > end:
+        raise RuleViolation("onset_at", f"is after the end of follow-up ({end.isoformat()}, "
+                                        f"{states.LABELS.get(p.status, p.status)})")
+
+
+def snapshot(ae: AdverseEvent) -> dict:
+    """The fields of an event as plain JSON values (UTC ISO times)."""
+    out = {}
+    for f in FIELDS:
+        v = getattr(ae, f)
+        out[f] = v.astimezone(timezone.utc).isoformat() if isinstance(v, datetime) else v
+    return out
+
+
+def _participant(participant_id: int) -> Participant:
+    try:
+        return Participant.objects.select_for_update().select_related("protocol_version").get(pk=participant_id)
+    except Participant.DoesNotExist:
+        raise RuleViolation("participant", "no such participant") from None
+
+
+# ---- adverse events --------------------------------------------------------------------------
+
+def record_adverse_event(*, actor, participant_id: int, **fields) -> AdverseEvent:
+    data = clean_event(fields)
+    with transaction.atomic():
+        p = _participant(participant_id)
+        _check_window(p, data)
+        pv = active_version()
+        number = (AdverseEvent.objects.filter(participant=p).aggregate(m=Max("number"))["m"] or 0) + 1
+        ae = AdverseEvent.objects.create(participant=p, number=number, protocol_version=pv, created_by=actor, **data)
+        snap = snapshot(ae)
+        AdverseEventRevision.objects.create(adverse_event=ae, revision=1, data=snap,
+                                            changes={k: [None, v] for k, v in snap.items()}, saved_by=actor)
+        audit.record(actor=actor, action="create", obj_type="adverse_event", obj_id=ae.pk, participant_id=p.pk,
+                     changes={k: [None, v] for k, v in snap.items() if v not in ("", None, [])},
+                     protocol_version=pv.version)
+        _after_save(actor, ae, was_serious=False)
+    return ae
+
+
+def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields) -> AdverseEvent:
+    """A follow-up or correction: a new revision; the reason is required and audited."""
+    reason = _text("reason", reason)
+    with transaction.atomic():
+        try:
+            ae = AdverseEvent.objects.select_for_update().get(pk=adverse_event_id)
+        except AdverseEvent.DoesNotExist:
+            raise RuleViolation("adverse_event", "no such adverse event") from None
+        old = snapshot(ae)
+        data = clean_event({**{f: getattr(ae, f) for f in FIELDS}, **fields})
+        p = _participant(ae.participant_id)
+        _check_window(p, data)
+        for k, v in data.items():
+            setattr(ae, k, v)
+        new = snapshot(ae)
+        changes = audit.diff(old, new)
+        if not changes:
+            raise RuleViolation("reason", "nothing was changed")
+        if "first_knowledge_at" in changes and old["first_knowledge_at"] and \
+                ae.sae_reports.filter(sent_at__isnull=False).exists():
+            raise RuleViolation("first_knowledge_at", "cannot change after a report was sent on its clock")
+        was_serious = old["serious"]
+        ae.revision += 1
+        ae.save()
+        AdverseEventRevision.objects.create(adverse_event=ae, revision=ae.revision, data=new, changes=changes,
+                                            reason=reason, saved_by=actor)
+        audit.record(actor=actor, action="change", obj_type="adverse_event", obj_id=ae.pk,
+                     participant_id=ae.participant_id, changes=changes, reason=reason,
+                     protocol_version=ae.protocol_version.version)
+        _after_save(actor, ae, was_serious=was_serious)
+    return ae
+
+
+def _after_save(actor, ae: AdverseEvent, *, was_serious: bool) -> None:
+    _sync_sae_reports(actor, ae, was_serious=was_serious)
+    evaluate_thresholds(actor=actor, trigger=ae)
+
+
+# ---- SAE reporting clocks --------------------------------------------------------------------
+
+def _staff(roles) -> list:
+    return list(get_user_model().objects.filter(membership__role__in=roles, is_active=True).order_by("username"))
+
+
+def _sync_sae_reports(actor, ae: AdverseEvent, *, was_serious: bool) -> None:
+    protocol = active_protocol()
+    now = timezone.now()
+    reports = {r.recipient: r for r in ae.sae_reports.select_for_update()}
+    if not ae.serious:
+        for r in reports.values():
+            if r.sent_at is None and r.not_required_since is None:
+                r.not_required_since = now
+                r.save(update_fields=["not_required_since"])
+                audit.record(actor=actor, action="change", obj_type="sae_report", obj_id=r.pk,
+                             participant_id=ae.participant_id, changes={"not_required_since": [None, now]},
+                             reason="the event is no longer serious")
+        return
+    deadlines = site_deadlines(ae.first_knowledge_at, protocol.trial.timezone, protocol.safety.sae_recipients)
+    names = {r.id: r.name.get("en") for r in protocol.safety.sae_recipients}
+    created = []
+    for d in deadlines:
+        r = reports.get(d.recipient)
+        if r is None:
+            r = SaeReport.objects.create(adverse_event=ae, recipient=d.recipient, recipient_name=names[d.recipient],
+                                         due_at=d.due_utc, rule=d.rule[:300], calendar_warning=d.warning)
+            audit.record(actor=actor, action="create", obj_type="sae_report", obj_id=r.pk,
+                         participant_id=ae.participant_id,
+                         changes={"recipient": [None, r.recipient], "due_at": [None, r.due_at],
+                                  "calendar_warning": [None, r.calendar_warning]})
+            created.append(r)
+            continue
+        if r.sent_at is not None:
+            continue
+        before = {"due_at": r.due_at, "not_required_since": r.not_required_since, "calendar_warning": r.calendar_warning}
+        r.due_at, r.rule, r.calendar_warning, r.not_required_since = d.due_utc, d.rule[:300], d.warning, None
+        changes = audit.diff(before, {"due_at": r.due_at, "not_required_since": None, "calendar_warning": r.calendar_warning})
+        if changes:
+            r.save(update_fields=["due_at", "rule", "calendar_warning", "not_required_since"])
+            audit.record(actor=actor, action="change", obj_type="sae_report", obj_id=r.pk,
+                         participant_id=ae.participant_id, changes=changes,
+                         reason="first knowledge time corrected or event serious again")
+    if ae.serious and not was_serious:
+        due = "; ".join(f"{r.recipient_name} by {_local(r.due_at)}" for r in ae.sae_reports.all())
+        warn = next((r.calendar_warning for r in created if r.calendar_warning), "")
+        notify(users=_staff(["investigator", "coordinator"]), actor=actor, kind="sae",
+               subject=f"SAE recorded: {ae.label} {ae.term}",
+               body=f"First knowledge {_local(ae.first_knowledge_at)} (Asia/Shanghai). Reports due: {due}."
+                    + (f" Warning: {warn}." if warn else ""),
+               link=reverse("safety_sae"))
+
+
+def _report(report_id: int) -> SaeReport:
+    try:
+        return SaeReport.objects.select_for_update().select_related("adverse_event").get(pk=report_id)
+    except SaeReport.DoesNotExist:
+        raise RuleViolation("report", "no such SAE report") from None
+
+
+def record_report_sent(*, actor, report_id: int, sent_at: datetime, sent_to: str, method: str = "") -> SaeReport:
+    sent_at = _moment("sent_at", sent_at)
+    sent_to = _text("sent_to", sent_to, max_len=120)
+    method = _text("method", method, required=False, max_len=40)
+    with transaction.atomic():
+        r = _report(report_id)
+        if r.sent_at is not None:
+            raise RuleViolation("sent_at", f"this report was already recorded as sent at {_local(r.sent_at)}")
+        if r.not_required_since is not None:
+            raise RuleViolation("report", "the event is no longer serious; this report is not required")
+        if sent_at < r.adverse_event.first_knowledge_at:
+            raise RuleViolation("sent_at", f"is before first knowledge of the event ({_local(r.adverse_event.first_knowledge_at)})")
+        r.sent_at, r.sent_by, r.sent_to, r.sent_method = sent_at, actor, sent_to, method
+        r.save(update_fields=["sent_at", "sent_by", "sent_to", "sent_method"])
+        audit.record(actor=actor, action="change", obj_type="sae_report", obj_id=r.pk,
+                     participant_id=r.adverse_event.participant_id,
+                     changes={"sent_at": [None, sent_at], "sent_to": [None, sent_to], "method": [None, method]})
+    return r
+
+
+def record_report_acknowledged(*, actor, report_id: int, acknowledged_at: datetime, acknowledged_by: str) -> SaeReport:
+    acknowledged_at = _moment("acknowledged_at", acknowledged_at)
+    acknowledged_by = _text("acknowledged_by", acknowledged_by, max_len=120)
+    with transaction.atomic():
+        r = _report(report_id)
+        if r.sent_at is None:
+            raise RuleViolation("acknowledged_at", "the report has not been sent yet; record the sending first")
+        if acknowledged_at < r.sent_at:
+            raise RuleViolation("acknowledged_at", f"is before the report was sent ({_local(r.sent_at)})")
+        if r.acknowledged_at is not None:
+            raise RuleViolation("acknowledged_at", "the acknowledgement is already recorded")
+        r.acknowledged_at, r.acknowledged_by, r.ack_recorded_by = acknowledged_at, acknowledged_by, actor
+        r.save(update_fields=["acknowledged_at", "acknowledged_by", "ack_recorded_by"])
+        audit.record(actor=actor, action="change", obj_type="sae_report", obj_id=r.pk,
+                     participant_id=r.adverse_event.participant_id,
+                     changes={"acknowledged_at": [None, acknowledged_at], "acknowledged_by": [None, acknowledged_by]})
+    return r
+
+
+def notify_overdue(*, now: datetime | None = None, actor=None) -> int:
+    """Tell the investigators and coordinators once about each report whose clock ran out."""
+    now = now or timezone.now()
+    count = 0
+    with transaction.atomic():
+        late = (SaeReport.objects.select_for_update().select_related("adverse_event__participant")
+                .filter(sent_at__isnull=True, not_required_since__isnull=True, overdue_notified_at__isnull=True,
+                        due_at__lt=now))
+        staff = None
+        for r in late:
+            staff = staff if staff is not None else _staff(["investigator", "coordinator"])
+            notify(users=staff, actor=actor, kind="sae_overdue",
+                   subject=f"SAE report OVERDUE: {r.adverse_event.label} to {r.recipient_name}",
+                   body=f"Due {_local(r.due_at)} (Asia/Shanghai); not yet recorded as sent.",
+                   link=reverse("safety_sae_report", args=[r.pk]))
+            r.overdue_notified_at = now
+            r.save(update_fields=["overdue_notified_at"])
+            audit.record(actor=actor, action="change", obj_type="sae_report", obj_id=r.pk,
+                         participant_id=r.adverse_event.participant_id,
+                         changes={"overdue_notified_at": [None, now]}, reason="reporting deadline passed")
+            count += 1
+    return count
+
+
+# ---- withdrawal for safety ---------------------------------------------------------------------
+
+def withdraw_for_event(*, actor, adverse_event_id: int, withdrawn_on: date, details: str):
+    from annulus.participants import services as participants
+
+    ae = AdverseEvent.objects.filter(pk=adverse_event_id).first()
+    if ae is None:
+        raise RuleViolation("adverse_event", "no such adverse event")
+    if isinstance(withdrawn_on, date) and withdrawn_on < timezone.localtime(ae.onset_at).date():
+        raise RuleViolation("withdrawn_on", "is before the onset of the adverse event")
+    return participants.withdraw(actor=actor, participant_id=ae.participant_id, withdrawn_on=withdrawn_on,
+                                 category="adverse_event", details=details, adverse_event_id=ae.pk)
+
+
+# ---- DSMB thresholds --------------------------------------------------------------------------
+
+def system_arm(participant_id: int) -> str | None:
+    """A participant's arm for system checks (threshold evaluation, the scheduled closed report).
+    Never shown to a blinded user."""
+    try:
+        from annulus.allocation.selectors import arm_of_for_system
+    except ImportError:  # allocation not installed: nobody is allocated yet
+        return None
+    return arm_of_for_system(participant_id)
+
+
+def _matches(t, ae: AdverseEvent, related: set[str]) -> bool:
+    if t.fatal is not None and (ae.outcome == "fatal") != t.fatal:
+        return False
+    if t.serious is not None and ae.serious != t.serious:
+        return False
+    if t.min_grade is not None and ae.grade < t.min_grade:
+        return False
+    if t.related_to_product is not None and (ae.causality_product in related) != t.related_to_product:
+        return False
+    return True
+
+
+def evaluate_thresholds(*, actor, trigger: AdverseEvent) -> list[DsmbAlert]:
+    """Evaluate every protocol threshold on the events as they now stand; record and notify each
+    newly crossed one (once: the alert row is unique per threshold and arm)."""
+    protocol = active_protocol()
+    related = set(protocol.safety.related_causality)
+    events = list(AdverseEvent.objects.all().only("id", "participant_id", "outcome", "serious", "grade", "causality_product"))
+    arms_cache: dict[int, str | None] = {}
+    arm_names = {a.id: a.name.get("en") for a in protocol.arms}
+    new = []
+    for t in protocol.safety.dsmb_thresholds:
+        hits = [e for e in events if _matches(t, e, related)]
+        groups: dict[str, list[int]] = {}
+        if t.per_arm:
+            for e in hits:
+                if e.participant_id not in arms_cache:
+                    arms_cache[e.participant_id] = system_arm(e.participant_id)
+                arm = arms_cache[e.participant_id]
+                if arm:
+                    groups.setdefault(arm, []).append(e.pk)
+        elif hits:
+            groups[""] = [e.pk for e in hits]
+        for arm, ids in groups.items():
+            if len(ids) < t.count_at_least:
+                continue
+            alert, created = DsmbAlert.objects.get_or_create(
+                threshold_id=t.id, arm=arm,
+                defaults={"description": t.description.get("en")[:300], "count": len(ids),
+                          "adverse_event_ids": ids, "triggered_by_ae": trigger})
+            if not created:
+                continue
+            # the audit trail is readable by blinded roles: it never names the arm
+            audit.record(actor=actor, action="create", obj_type="dsmb_alert", obj_id=alert.pk,
+                         changes={"threshold": [None, t.id], "count": [None, len(ids)],
+                                  "scope": [None, "one arm" if t.per_arm else "all participants"]})
+            where = f" in arm {arm_names.get(arm, arm)}" if arm else ""
+            notify(users=_staff(["dsmb"]), actor=actor, kind="dsmb_alert",
+                   subject=f"DSMB safety threshold crossed: {t.description.get('en')}"[:200],
+                   body=f"{len(ids)} event(s){where} meet the threshold '{t.id}' (at least {t.count_at_least}). "
+                        f"Latest event: {trigger.label} {trigger.term}.",
+                   link=reverse("safety_dsmb"))
+            new.append(alert)
+    return new
+
+
+# ---- DSMB recommendations and reports ----------------------------------------------------------
+
+def record_recommendation(*, actor, meeting_on: date, decision: str, summary: str, closed_notes: str = "",
+                          as_of: date | None = None) -> DsmbRecommendation:
+    if not isinstance(meeting_on, date):
+        raise RuleViolation("meeting_on", "must be a date")
+    if meeting_on > timezone.localdate():
+        raise RuleViolation("meeting_on", "cannot be in the future")
+    if as_of is not None and as_of > meeting_on:
+        raise RuleViolation("as_of", "the data cut-off cannot be after the meeting")
+    decision = _choice("decision", decision, DsmbRecommendation.DECISIONS)
+    summary = _text("summary", summary)
+    closed_notes = _text("closed_notes", closed_notes, required=False)
+    with transaction.atomic():
+        rec = DsmbRecommendation.objects.create(meeting_on=meeting_on, as_of=as_of, decision=decision, summary=summary,
+                                                closed_notes=closed_notes, recorded_by=actor)
+        # closed notes may discuss arms: the audit keeps only that they exist
+        audit.record(actor=actor, action="create", obj_type="dsmb_recommendation", obj_id=rec.pk,
+                     changes={"meeting_on": [None, meeting_on], "decision": [None, decision],
+                              "summary": [None, summary], "closed_notes": [None, "(recorded)" if closed_notes else ""]})
+        notify(users=_staff(["investigator"]), actor=actor, kind="dsmb_recommendation",
+               subject=f"DSMB recommendation ({meeting_on.isoformat()}): {dict(DsmbRecommendation.DECISIONS)[decision]}",
+               body=summary, link=reverse("safety_dsmb"))
+    return rec
