@@ -75,13 +75,48 @@ def get_participant(pk: int) -> Participant | None:
 
 
 def timeline(p: Participant) -> list[dict]:
-    """The journey as dated events, oldest first."""
-    items = []
-    for sc in p.status_changes.select_related("by").all():
-        items.append({"at": sc.at, "kind": "status", "title": states.LABELS.get(sc.to_status, sc.to_status),
-                      "detail": sc.reason, "by": sc.by.username, "status": sc.to_status})
-    for c in p.consents.select_related("taken_by").all():
-        items.append({"at": c.consented_at, "kind": "consent", "title": f"Consent {c.consent_version}",
-                      "detail": f"taken by {c.taken_by.username}", "by": c.taken_by.username, "status": "consented"})
+    """The journey as dated clinical events, oldest first. ``at`` is when it happened in the
+    clinic; ``recorded`` is when it was entered (they differ for data entered after the fact)."""
+    from datetime import datetime, time
+
+    from django.utils import timezone
+
+    def day(d):
+        return timezone.make_aware(datetime.combine(d, time(0, 0)))
+
+    items = [{"at": day(p.prescreened_on), "title": states.LABELS[states.PRE_SCREENED], "status": states.PRE_SCREENED,
+              "detail": f"source: {p.recruitment_source}", "by": p.created_by.username, "recorded": p.created_at}]
+    for c in p.consents.select_related("taken_by", "recorded_by"):
+        items.append({"at": c.consented_at, "title": f"Consent {c.consent_version}", "status": states.CONSENTED,
+                      "detail": f"taken by {c.taken_by.username}", "by": c.recorded_by.username, "recorded": c.recorded_at})
+    batches: dict = {}
+    for e in p.evidence.select_related("entered_by").order_by("id"):
+        key = (e.collected_on, e.entered_by.username, e.entered_at.replace(microsecond=0))
+        batches.setdefault(key, []).append(e)
+    for (collected, who, when), rows in batches.items():
+        corrected = [e.field for e in rows if e.change_reason]
+        detail = f"{len(rows)} values" + (f"; corrected: {', '.join(corrected)} ({rows[0].change_reason})" if corrected else "")
+        items.append({"at": day(collected), "title": "Screening evidence", "status": states.SCREENING,
+                      "detail": detail, "by": who, "recorded": when})
+    for d in p.decisions.select_related("decided_by"):
+        title = "Eligible" if d.outcome == "eligible" else "Screen failure"
+        detail = ("all criteria met" if d.outcome == "eligible" else "failing: " + ", ".join(d.failing)) + (
+            " (superseded)" if d.superseded else "")
+        items.append({"at": d.decided_at, "title": title, "status": states.ELIGIBLE if d.outcome == "eligible" else states.SCREEN_FAILED,
+                      "detail": detail, "by": d.decided_by.username, "recorded": d.decided_at})
+    if p.enrolled_at:
+        items.append({"at": p.enrolled_at, "title": f"Enrolled as case {p.case_number}", "status": states.ENROLLED,
+                      "detail": "", "by": "", "recorded": p.enrolled_at})
+    from .models import Withdrawal
+
+    w = Withdrawal.objects.filter(participant=p).select_related("recorded_by").first()
+    if w:
+        items.append({"at": day(w.withdrawn_on), "title": "Withdrawn", "status": states.WITHDRAWN,
+                      "detail": f"{w.get_category_display()}: {w.details}", "by": w.recorded_by.username,
+                      "recorded": w.recorded_at})
+    later = {states.RANDOMISED, states.TREATED, states.IN_FOLLOW_UP, states.COMPLETED, states.LOST}
+    for sc in p.status_changes.select_related("by").filter(to_status__in=later):
+        items.append({"at": sc.at, "title": states.LABELS[sc.to_status], "status": sc.to_status,
+                      "detail": sc.reason, "by": sc.by.username, "recorded": sc.at})
     items.sort(key=lambda i: i["at"])
     return items

@@ -112,10 +112,18 @@ def record_consent(*, actor, participant_id: int, consent_version: str, consente
         local_day = timezone.localtime(consented_at).date()
         if local_day < p.prescreened_on:
             raise RuleViolation("consented_at", "is before the pre-screening date")
-        first_procedure = Evidence.objects.filter(participant=p).order_by("collected_on").values_list("collected_on", flat=True).first()
-        if first_procedure and local_day > first_procedure:
-            raise RuleViolation("consented_at", f"is after a study procedure on {first_procedure.isoformat()}; "
-                                                "consent must come before any procedure")
+        latest = p.consents.order_by("-consented_at").first()
+        if latest is None:
+            first_procedure = (Evidence.objects.filter(participant=p).order_by("collected_on")
+                               .values_list("collected_on", flat=True).first())
+            if first_procedure and local_day > first_procedure:
+                raise RuleViolation("consented_at", f"is after a study procedure on {first_procedure.isoformat()}; "
+                                                    "consent must come before any procedure")
+        elif consented_at <= latest.consented_at:
+            # a re-consent (new consent version) follows the consent it renews; procedures done
+            # under the earlier consent stay covered by it
+            raise RuleViolation("consented_at", "a re-consent must be later than the consent of "
+                                                f"{timezone.localtime(latest.consented_at):%Y-%m-%d %H:%M}")
         if p.status == states.PRE_SCREENED:
             pass
         elif p.status in states.TRANSITIONS and p.status not in (states.SCREEN_FAILED, states.WITHDRAWN, states.LOST, states.COMPLETED):
@@ -204,7 +212,11 @@ def evaluate_participant(p: Participant):
     return evaluate(protocol.eligibility, values, ref), values
 
 
-def decide_eligibility(*, actor, participant_id: int) -> EligibilityDecision:
+def decide_eligibility(*, actor, participant_id: int, decided_at: datetime | None = None) -> EligibilityDecision:
+    """Evaluate every criterion from the evidence and record eligible or screen failure.
+    ``decided_at`` (default now) may be earlier when the decision is entered after the fact."""
+    if decided_at is not None:
+        _not_future("decided_at", decided_at)
     with transaction.atomic():
         p = _locked(participant_id)
         if p.status != states.SCREENING:
@@ -230,8 +242,15 @@ def decide_eligibility(*, actor, participant_id: int) -> EligibilityDecision:
         ]
         failing = [r.criterion.id for r in result.failing]
         pv = active_version()
+        if decided_at is not None:
+            last = max((e.collected_on for e in evidence.values()), default=None)
+            if last and timezone.localtime(decided_at).date() < last:
+                raise RuleViolation("decided_at", f"is before the evidence collected on {last.isoformat()}")
         d = EligibilityDecision.objects.create(participant=p, outcome=result.outcome, criteria=criteria,
                                                failing=failing, decided_by=actor, protocol_version=pv)
+        if decided_at is not None:
+            EligibilityDecision.objects.filter(pk=d.pk).update(decided_at=decided_at)
+            d.decided_at = decided_at
         audit.record(actor=actor, action="create", obj_type="eligibility_decision", obj_id=d.pk, participant_id=p.pk,
                      changes={"outcome": [None, result.outcome], "failing": [None, failing]}, protocol_version=pv.version)
         target = states.ELIGIBLE if result.outcome == "eligible" else states.SCREEN_FAILED

@@ -23,6 +23,7 @@ from .schema import (
     Flag,
     NumberRule,
     OneOf,
+    _rule_fields,
 )
 
 
@@ -147,13 +148,17 @@ class CriterionResult:
     criterion: Criterion
     box: str  # "inclusion" | "exclusion"
     holds: bool | None
+    missing: tuple[str, ...] = ()  # the criterion's evidence fields with no value yet
 
     @property
     def passed(self) -> bool | None:
-        """True when the criterion does not stand in the way of enrolment."""
+        """True when the criterion does not stand in the way of enrolment. A rule may be decided
+        before all its evidence is in (2 of 4 manifestations already present); it fails at once,
+        but it is met only on complete evidence, so every eligible record holds every value."""
         if self.holds is None:
             return None
-        return self.holds if self.box == "inclusion" else not self.holds
+        ok = self.holds if self.box == "inclusion" else not self.holds
+        return None if ok and self.missing else ok
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,10 @@ def clean_evidence(eligibility: Eligibility, raw: Mapping[str, Any], today: date
 
 
 def evaluate(eligibility: Eligibility, values: Mapping[str, Any], reference_date: date) -> EligibilityResult:
-    results = [
-        CriterionResult(c, "inclusion", evaluate_rule(c.rule, values, reference_date)) for c in eligibility.inclusion
-    ] + [CriterionResult(c, "exclusion", evaluate_rule(c.rule, values, reference_date)) for c in eligibility.exclusion]
+    def one(c: Criterion, box: str) -> CriterionResult:
+        needed = dict.fromkeys(c.fields + sorted(_rule_fields(c.rule)))
+        missing = tuple(f for f in needed if values.get(f) is None)
+        return CriterionResult(c, box, evaluate_rule(c.rule, values, reference_date), missing)
+
+    results = [one(c, "inclusion") for c in eligibility.inclusion] + [one(c, "exclusion") for c in eligibility.exclusion]
     return EligibilityResult(results)

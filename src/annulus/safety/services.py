@@ -479,3 +479,63 @@ def record_recommendation(*, actor, meeting_on: date, decision: str, summary: st
                subject=f"DSMB recommendation ({meeting_on.isoformat()}): {dict(DsmbRecommendation.DECISIONS)[decision]}",
                body=summary, link=reverse("safety_dsmb"))
     return rec
+
+
+def closed_arms(user=None) -> dict[int, str]:
+    """Arms for a closed report: through the blind's gate for a person (``NotPermitted`` unless
+    DSMB or unblinded statistician); the system reading when there is no person (scheduled run)."""
+    if user is not None:
+        from annulus.allocation.selectors import arms_for_closed_report
+
+        return dict(arms_for_closed_report(user))
+    out = {}
+    for pid in Participant.objects.filter(enrolled_at__isnull=False).values_list("id", flat=True):
+        arm = system_arm(pid)
+        if arm:
+            out[pid] = arm
+    return out
+
+
+def generate_report(*, actor, as_of: date, kind: str, scheduled: bool = False):
+    """Produce and keep an interim safety report. ``actor`` None is the scheduled system run."""
+    from annulus.accounts.permissions import require
+
+    from . import reports
+    from .models import DsmbReport
+
+    kind = _choice("kind", kind, DsmbReport.KINDS)
+    if not isinstance(as_of, date) or isinstance(as_of, datetime):
+        raise RuleViolation("as_of", "must be a date")
+    if as_of > timezone.localdate():
+        raise RuleViolation("as_of", "cannot be in the future")
+    if actor is not None:
+        require(actor, "dsmb.closed" if kind == "closed" else "dsmb.open")
+    protocol = active_protocol()
+    arms = closed_arms(actor) if kind == "closed" else None
+    data = reports.build(as_of=as_of, protocol=protocol, arms=arms)
+    now = timezone.now()
+    html = reports.render_html(data, registry=protocol.trial.registry_number, generated_at=now,
+                               generated_by=getattr(actor, "username", "scheduled run"), scheduled=scheduled)
+    with transaction.atomic():
+        rep = DsmbReport.objects.create(kind=kind, as_of=as_of, scheduled=scheduled, html=html,
+                                        summary=reports.summary(data), generated_by=actor)
+        audit.record(actor=actor, action="create", obj_type="dsmb_report", obj_id=rep.pk,
+                     changes={"kind": [None, kind], "as_of": [None, as_of], "scheduled": [None, scheduled]})
+    return rep
+
+
+def generate_due_reports(*, today: date | None = None) -> list:
+    """The scheduled run: for each due date already passed without reports, produce the open and
+    the closed report (as of that date)."""
+    from . import reports
+    from .models import DsmbReport
+
+    today = today or timezone.localdate()
+    made = []
+    for due in reports.schedule(months=active_protocol().safety.dsmb_interim_months, today=today):
+        if due > today:
+            break
+        for kind in ("open", "closed"):
+            if not DsmbReport.objects.filter(kind=kind, as_of=due, scheduled=True).exists():
+                made.append(generate_report(actor=None, as_of=due, kind=kind, scheduled=True))
+    return made

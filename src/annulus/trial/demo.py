@@ -104,7 +104,7 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
             ev = {k: v for k, v in ev.items() if k not in ("discography_l45_only_concordant", "disc_height_loss_percent")}
         ps.enter_evidence(actor=coord, participant_id=p.pk, values=ev, collected_on=collected)
         try:
-            d = ps.decide_eligibility(actor=inv, participant_id=p.pk)
+            d = ps.decide_eligibility(actor=inv, participant_id=p.pk, decided_at=_aware(collected, 16))
         except RuleViolation:
             continue  # evidence incomplete: still screening
         if d.outcome == "eligible" and len(ctx.enrolled) < limit:

@@ -15,6 +15,7 @@ from typing import Any
 
 from annulus.errors import RuleViolation
 from annulus.instruments import InstrumentError, score
+from annulus.instruments.imaging import modic_type, pfirrmann_grade
 from annulus.instruments.labs import assess_panel
 from annulus.instruments.vas import change_from_baseline
 from annulus.instruments.vitals import check_vitals
@@ -233,6 +234,9 @@ def _to_number(item: Item, raw: Any) -> float | int:
     return value
 
 
+_READINGS = {"modic_superior": modic_type, "modic_inferior": modic_type, "pfirrmann": pfirrmann_grade}
+
+
 def clean(spec: FormSpec, raw: dict) -> dict:
     """Raw answers (strings from a web form, or JSON values) -> typed answers; blanks are dropped.
     An unknown item, a non-number or a code the form does not print is refused, naming the item."""
@@ -257,6 +261,12 @@ def clean(spec: FormSpec, raw: dict) -> dict:
             if text not in allowed:
                 raise RuleViolation(item.id, f"{item.en} must be one of {', '.join(allowed)}, got {value!r}")
             out[item.id] = int(text)
+        elif item.kind == "choice" and item.id in _READINGS:
+            # "2", 2 and "II" are the same reading; the instrument core normalises them
+            try:
+                out[item.id] = _READINGS[item.id](value, item.id)
+            except InstrumentError as exc:
+                raise RuleViolation(item.id, exc.message) from None
         elif item.kind == "choice":
             allowed = [c[0] for c in item.choices if c[0] != ""]
             text = str(value).strip()

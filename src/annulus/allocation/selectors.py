@@ -1,0 +1,190 @@
+"""The blind, in one place (X-3.8). Every read of allocation data for a page, an export or the
+API goes through a function here that takes the user and returns only what that role may see:
+
+- blinded roles (site staff, statistician before unblinding, monitor, auditor, ethics, admin)
+  see whether a participant is randomised, the random number (= case number), the drug code and
+  dates; never a group label, an arm, a dose or a recipe. Nothing they see differs by arm.
+- the level-1 key holder (designer) sees random number -> group label for opened envelopes;
+- the level-2 key holder (pharmacist) sees the recipe and arm behind each opened drug code;
+- the statistician sees labels after first-level unblinding, and arms after the second.
+
+``arm_of_for_system`` bypasses the blind for the simulator, the demo and code that has already
+checked an unblinded permission; views and API routes must never call it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from annulus.accounts.permissions import has, role_of
+from annulus.errors import NotPermitted
+from annulus.trial.selectors import active_protocol, trial_state
+
+from .models import AllocationList, EmergencyUnblinding, Envelope, ProductRelease, Transplant, UnblindingStep
+
+
+# ---- who may see what --------------------------------------------------------------------
+
+def can_see_labels(user) -> bool:
+    role = role_of(user)
+    if role == active_protocol().randomisation.level1_key_holder:
+        return True
+    return role == "statistician" and trial_state() in ("unblinded_1", "unblinded_2")
+
+
+def can_see_arms(user) -> bool:
+    role = role_of(user)
+    if role == active_protocol().randomisation.level2_key_holder:
+        return True
+    return role in ("statistician", "investigator") and trial_state() == "unblinded_2"
+
+
+# ---- for other apps (names are an interface) -----------------------------------------------
+
+def arm_of_for_system(participant_id: int) -> str | None:
+    """The arm id of a participant. ONLY for the simulator, the demo and code that has already
+    checked an unblinded permission: views and API routes must never call this."""
+    env = Envelope.objects.select_related("allocation_list").filter(participant_id=participant_id).first()
+    if env is None:
+        return None
+    return env.allocation_list.level2_key[env.group_label]
+
+
+def arms_for_closed_report(user) -> dict[int, str]:
+    """Participant id -> arm id for the DSMB closed report."""
+    if role_of(user) not in ("dsmb", "designer"):
+        raise NotPermitted("allocation.closed_report")
+    out = {}
+    for env in Envelope.objects.select_related("allocation_list").filter(participant__isnull=False):
+        out[env.participant_id] = env.allocation_list.level2_key[env.group_label]
+    return out
+
+
+def randomised_participant_ids() -> list[int]:
+    return list(Envelope.objects.filter(participant__isnull=False).order_by("random_number")
+                .values_list("participant_id", flat=True))
+
+
+def transplant_date(participant_id: int) -> date | None:
+    from django.utils import timezone
+
+    t = Transplant.objects.filter(participant_id=participant_id).first()
+    return timezone.localtime(t.transplanted_at).date() if t else None
+
+
+# ---- pages and the API -------------------------------------------------------------------
+
+def current_list() -> AllocationList | None:
+    return AllocationList.objects.order_by("-id").first()
+
+
+def list_summary(user) -> dict | None:
+    """The list's metadata for the level-1 key holder (seed and checksums included)."""
+    if not has(user, "allocation.level1"):
+        raise NotPermitted("allocation.level1")
+    lst = current_list()
+    if lst is None:
+        return None
+    opened = Envelope.objects.filter(allocation_list=lst, participant__isnull=False).count()
+    return {"list": lst, "opened": opened, "unopened": lst.n - opened,
+            "randomisation_started": opened > 0}
+
+
+def level1_rows(user) -> list[dict]:
+    """Random number -> group label, opened envelopes only: a future envelope is shown to nobody."""
+    if not can_see_labels(user):
+        raise NotPermitted("allocation.level1")
+    return [{"random_number": e.random_number, "group_label": e.group_label, "participant_id": e.participant_id,
+             "opened_at": e.opened_at}
+            for e in Envelope.objects.filter(participant__isnull=False).order_by("random_number")]
+
+
+def unblinded_rows(user) -> list[dict]:
+    """After second-level unblinding: random number, label and arm for the analysis."""
+    if not (can_see_labels(user) and can_see_arms(user)):
+        raise NotPermitted("allocation.level2")
+    protocol = active_protocol()
+    rows = []
+    for e in Envelope.objects.select_related("allocation_list").filter(participant__isnull=False).order_by("random_number"):
+        arm = e.allocation_list.level2_key[e.group_label]
+        rows.append({"random_number": e.random_number, "group_label": e.group_label, "arm": arm,
+                     "arm_name": protocol.arm(arm).name.en})
+    return rows
+
+
+def level2_key(user) -> dict[str, str]:
+    if not has(user, "allocation.level2"):
+        raise NotPermitted("allocation.level2")
+    lst = current_list()
+    return dict(sorted(lst.level2_key.items())) if lst else {}
+
+
+def participant_allocation(user, participant) -> dict:
+    """What the participant page and API show about allocation. The keys and their formats are
+    the same for every arm; a label or arm is added only for a role allowed to see it."""
+    env = Envelope.objects.filter(participant=participant).first()
+    release = dispensing = transplant = None
+    if env is not None:
+        release = ProductRelease.objects.filter(envelope=env, superseded=False).order_by("-id").first()
+        dispensing = getattr(env, "dispensing", None) if hasattr(env, "dispensing") else None
+        transplant = Transplant.objects.filter(envelope=env).first()
+    unblindings = list(EmergencyUnblinding.objects.filter(participant=participant).select_related("requested_by"))
+    out = {
+        "randomised": env is not None,
+        "random_number": env.random_number if env else None,
+        "drug_code": env.drug_code if env else None,
+        "randomised_at": env.opened_at if env else None,
+        "released": bool(release and release.passed),
+        "dispensed_at": dispensing.dispensed_at if dispensing else None,
+        "transplant": transplant,
+        "emergency_unblindings": unblindings,
+    }
+    if env is not None and can_see_labels(user):
+        out["group_label"] = env.group_label
+    if env is not None and can_see_arms(user):
+        out["arm"] = env.allocation_list.level2_key[env.group_label]
+    return out
+
+
+def pharmacy_rows(user) -> list[dict]:
+    """Opened envelopes with their recipe, for the level-2 key holder, in random-number order."""
+    if not has(user, "allocation.recipe"):
+        raise NotPermitted("allocation.recipe")
+    protocol = active_protocol()
+    rows = []
+    qs = Envelope.objects.select_related("allocation_list", "dispensing").filter(participant__isnull=False)
+    releases = {r.envelope_id: r for r in ProductRelease.objects.filter(superseded=False)}
+    transplanted = set(Transplant.objects.values_list("envelope_id", flat=True))
+    for e in qs.order_by("random_number"):
+        arm = protocol.arm(e.allocation_list.level2_key[e.group_label])
+        rows.append({"envelope": e, "arm": arm, "recipe": arm.recipe, "release": releases.get(e.pk),
+                     "dispensing": getattr(e, "dispensing", None) if hasattr(e, "dispensing") else None,
+                     "transplanted": e.pk in transplanted})
+    return rows
+
+
+def envelope_for_pharmacy(user, envelope_id: int) -> dict | None:
+    """One opened envelope with its recipe. Callers check the capability first, so a blinded
+    user gets the same refusal whether or not the id exists."""
+    if not has(user, "allocation.recipe"):
+        raise NotPermitted("allocation.recipe")
+    e = Envelope.objects.select_related("allocation_list", "participant").filter(
+        pk=envelope_id, participant__isnull=False).first()
+    if e is None:
+        return None
+    arm = active_protocol().arm(e.allocation_list.level2_key[e.group_label])
+    releases = list(ProductRelease.objects.filter(envelope=e).select_related("checked_by").order_by("-id"))
+    return {"envelope": e, "arm": arm, "recipe": arm.recipe, "releases": releases,
+            "release": next((r for r in releases if not r.superseded), None),
+            "dispensing": getattr(e, "dispensing", None) if hasattr(e, "dispensing") else None}
+
+
+def emergency_list(user) -> list[EmergencyUnblinding]:
+    """Number, reason, scope and time of every emergency unblinding (never the treatment)."""
+    if not has(user, "unblinding.emergency_list"):
+        raise NotPermitted("unblinding.emergency_list")
+    return list(EmergencyUnblinding.objects.select_related("participant", "requested_by").order_by("number"))
+
+
+def unblinding_steps() -> dict[str, UnblindingStep]:
+    return {s.kind: s for s in UnblindingStep.objects.select_related("user")}

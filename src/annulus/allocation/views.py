@@ -1,0 +1,322 @@
+"""Thin views: check the capability first (so a blinded user gets the same refusal whether an id
+exists or not), call the service or selector, show the result or the error it names."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+
+from annulus.accounts.permissions import has, role_of
+from annulus.errors import NotPermitted, RuleViolation
+from annulus.participants.selectors import get_participant
+from annulus.randomisation.documents import HOLDERS, allocation_table_name, sha256_hex
+from annulus.trial.selectors import active_protocol, trial_state
+
+from . import selectors, services
+from .forms import EmergencyForm, GenerateForm, PasswordStatementForm, ReleaseForm, TransplantForm, VerifyForm, add_violation
+
+
+def _need(request, capability):
+    if not has(request.user, capability):
+        raise PermissionDenied
+
+
+def _participant(request, pk):
+    p = get_participant(pk)
+    if p is None:
+        raise Http404
+    return p
+
+
+# ---- designer: the list and the level-1 key ------------------------------------------------
+
+def _documents(lst):
+    """name -> (bytes, content type) of the documents the level-1 key holder hands out."""
+    docs = services.document_bytes(lst)
+    out = {}
+    for holder in HOLDERS:
+        name = allocation_table_name(holder)
+        out[name] = docs["table"]
+        out[f"{name}.sha256"] = f"{sha256_hex(docs['table'])}  {name}\n".encode()
+    out["level1-key.csv"] = docs["level1"]
+    out["level1-key.csv.sha256"] = f"{sha256_hex(docs['level1'])}  level1-key.csv\n".encode()
+    return out
+
+
+@never_cache
+def designer(request):
+    _need(request, "allocation.level1")
+    form = GenerateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.generate_list(actor=request.user, seed=form.cleaned_data["seed"] or None)
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        except NotPermitted:
+            raise PermissionDenied from None
+        else:
+            messages.success(request, _("Allocation list generated and sealed."))
+            return redirect("allocation_designer")
+    summary = selectors.list_summary(request.user)
+    problems = services.seal_problems(summary["list"]) if summary else []
+    documents = []
+    if summary:
+        docs = _documents(summary["list"])
+        documents = [(name, sha256_hex(data)) for name, data in docs.items() if not name.endswith(".sha256")]
+    return render(request, "allocation/designer.html", {
+        "form": form, "summary": summary, "problems": problems, "documents": documents,
+        "rows": selectors.level1_rows(request.user), "verify_form": VerifyForm(),
+    })
+
+
+@never_cache
+def designer_document(request, name):
+    _need(request, "allocation.level1")
+    lst = selectors.current_list()
+    docs = _documents(lst) if lst else {}
+    if name not in docs:
+        raise Http404
+    services.record_export(actor=request.user, lst=lst, document=name)
+    resp = HttpResponse(docs[name], content_type="text/plain; charset=utf-8" if name.endswith(".sha256") else "text/csv")
+    resp["Content-Disposition"] = f'attachment; filename="{name}"'
+    return resp
+
+
+def designer_verify(request):
+    _need(request, "allocation.level1")
+    if request.method != "POST":
+        return redirect("allocation_designer")
+    form = VerifyForm(request.POST, request.FILES)
+    lst = selectors.current_list()
+    if not form.is_valid() or lst is None:
+        messages.error(request, _("Choose a file to check."))
+        return redirect("allocation_designer")
+    upload = form.cleaned_data["file"]
+    data = upload.read(2_000_000)
+    digest = sha256_hex(data)
+    known = {lst.table_sha256: _("allocation table"), lst.level1_sha256: _("level-1 key")}
+    if digest in known:
+        messages.success(request, _("%(file)s matches the sealed %(what)s (SHA-256 %(d)s).")
+                         % {"file": upload.name, "what": known[digest], "d": digest})
+    else:
+        messages.error(request, _("%(file)s: checksum fails (SHA-256 %(d)s); this copy was changed.")
+                       % {"file": upload.name, "d": digest})
+    return redirect("allocation_designer")
+
+
+# ---- randomising on the participant page -----------------------------------------------------
+
+def randomise(request, pk):
+    _need(request, "allocation.randomise")
+    p = _participant(request, pk)
+    if request.method != "POST":
+        return redirect("participant", pk=p.pk)
+    try:
+        env = services.randomise(actor=request.user, participant_id=p.pk)
+    except RuleViolation as exc:
+        messages.error(request, f"{_('Not randomised')}: {exc.field}: {exc.message}")
+    else:
+        messages.success(request, _("Randomised: random number %(n)s, drug code %(c)s.")
+                         % {"n": env.random_number, "c": env.drug_code})
+    return redirect("participant", pk=p.pk)
+
+
+def transplant(request, pk):
+    _need(request, "allocation.transplant")
+    p = _participant(request, pk)
+    product = active_protocol().product
+    form = TransplantForm(request.POST or None, product=product)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.record_transplant(actor=request.user, participant_id=p.pk, **form.cleaned_data)
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("Transplantation recorded."))
+            return redirect("participant", pk=p.pk)
+    return render(request, "allocation/form.html", {"form": form, "p": p, "title": _("Transplantation record")})
+
+
+# ---- emergency unblinding ------------------------------------------------------------------
+
+@never_cache
+def emergency(request, pk):
+    _need(request, "unblinding.emergency")
+    p = _participant(request, pk)
+    form = EmergencyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rec, arm = services.emergency_unblind(actor=request.user, participant_id=p.pk,
+                                                  password=form.cleaned_data["password"],
+                                                  reason=form.cleaned_data["reason"])
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        except NotPermitted:
+            raise PermissionDenied from None
+        else:
+            arm_obj = active_protocol().arm(arm)
+            # shown once, in this response only; the record keeps who, when, why and scope
+            return render(request, "allocation/emergency_result.html", {
+                "p": p, "rec": rec, "arm": arm_obj, "arm_name": arm_obj.name.get(get_language())})
+    return render(request, "allocation/emergency.html", {"form": form, "p": p})
+
+
+def emergency_list(request):
+    _need(request, "unblinding.emergency_list")
+    return render(request, "allocation/emergency_list.html", {"rows": selectors.emergency_list(request.user)})
+
+
+def emergency_record(request, record_id):
+    _need(request, "unblinding.emergency_list")
+    rec = next((r for r in selectors.emergency_list(request.user) if r.pk == record_id), None)
+    if rec is None:
+        raise Http404
+    return render(request, "allocation/emergency_record.html", {"rec": rec})
+
+
+# ---- database lock and the two levels --------------------------------------------------------
+
+STEP_ACTIONS = {
+    "lock": (services.sign_lock, "unblinding.lock"),
+    "level1": (services.release_level1, "unblinding.level1_release"),
+    "signoff": (services.sign_off_analysis, "unblinding.signoff"),
+    "level2": (services.release_level2, "unblinding.level2_release"),
+}
+
+
+@never_cache
+def unblinding(request):
+    _need(request, "unblinding.view")
+    form = PasswordStatementForm(request.POST or None)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action not in STEP_ACTIONS or not has(request.user, STEP_ACTIONS[action][1]):
+            raise PermissionDenied
+        if form.is_valid():
+            fn = STEP_ACTIONS[action][0]
+            try:
+                fn(actor=request.user, password=form.cleaned_data["password"], statement=form.cleaned_data["statement"])
+            except RuleViolation as exc:
+                add_violation(form, exc)
+            except NotPermitted:
+                raise PermissionDenied from None
+            else:
+                messages.success(request, _("Signed."))
+                return redirect("unblinding")
+    state = trial_state()
+    steps = selectors.unblinding_steps()
+    user = request.user
+    is_pi = bool(getattr(getattr(user, "membership", None), "is_principal_investigator", False))
+    role = role_of(user)
+    can = {
+        "lock": state in services.OPEN_STATES and (
+            (role == "statistician" and "lock_statistician" not in steps) or
+            (role == "investigator" and is_pi and "lock_pi" not in steps)),
+        "level1": state == "locked" and has(user, "unblinding.level1_release"),
+        "signoff": state == "unblinded_1" and has(user, "unblinding.signoff") and "analysis_signoff" not in steps,
+        "level2": state == "unblinded_1" and "analysis_signoff" in steps and has(user, "unblinding.level2_release"),
+    }
+    action = next((a for a, ok in can.items() if ok), None)
+    labels = selectors.level1_rows(user) if selectors.can_see_labels(user) and role != "designer" else None
+    arms = selectors.unblinded_rows(user) if labels is not None and selectors.can_see_arms(user) else None
+    return render(request, "allocation/unblinding.html", {
+        "state": state, "steps": [(k, label, steps.get(k)) for k, label in services.UnblindingStep.KINDS],
+        "form": form, "action": action, "labels": labels, "arms": arms,
+    })
+
+
+# ---- pharmacy ------------------------------------------------------------------------------
+
+@never_cache
+def pharmacy(request):
+    _need(request, "allocation.recipe")
+    return render(request, "allocation/pharmacy.html", {"rows": selectors.pharmacy_rows(request.user),
+                                                        "level2": selectors.level2_key(request.user)})
+
+
+def _pharmacy_envelope(request, envelope_id, capability="allocation.recipe"):
+    _need(request, capability)
+    data = selectors.envelope_for_pharmacy(request.user, envelope_id)
+    if data is None:
+        raise Http404
+    return data
+
+
+@never_cache
+def envelope(request, envelope_id):
+    data = _pharmacy_envelope(request, envelope_id)
+    protocol = active_protocol()
+    form = ReleaseForm(request.POST or None, criteria=protocol.product.release_criteria, language=get_language())
+    if request.method == "POST":
+        _need(request, "allocation.release")
+        if form.is_valid():
+            try:
+                services.record_release(actor=request.user, envelope_id=envelope_id,
+                                        lot_number=form.cleaned_data["lot_number"],
+                                        tested_on=form.cleaned_data["tested_on"], results=form.results())
+            except RuleViolation as exc:
+                add_violation(form, exc)
+            else:
+                messages.success(request, _("Release checks recorded."))
+                return redirect("pharmacy_envelope", envelope_id=envelope_id)
+    criteria = {c.id: c for c in protocol.product.release_criteria}
+    return render(request, "allocation/envelope.html", {**data, "form": form, "criteria": criteria,
+                                                        "lang": get_language()})
+
+
+def dispense(request, envelope_id):
+    data = _pharmacy_envelope(request, envelope_id, "allocation.dispense")
+    if request.method == "POST":
+        try:
+            services.dispense(actor=request.user, envelope_id=data["envelope"].pk)
+        except RuleViolation as exc:
+            messages.error(request, f"{_('Not dispensed')}: {exc.field}: {exc.message}")
+        else:
+            messages.success(request, _("Dispensed."))
+    return redirect("pharmacy_envelope", envelope_id=envelope_id)
+
+
+def sachet_label(request, envelope_id):
+    """The sachet label: drug code and fixed text only, byte-for-byte the same layout for every arm."""
+    data = _pharmacy_envelope(request, envelope_id, "allocation.dispense")
+    return render(request, "allocation/label.html", {"e": data["envelope"], "protocol": active_protocol()})
+
+
+def letter(request, envelope_id):
+    """The sealed emergency letter for one participant: that participant's treatment only."""
+    data = _pharmacy_envelope(request, envelope_id, "allocation.letters")
+    protocol = active_protocol()
+    ctx = {"e": data["envelope"], "arm": data["arm"], "protocol": protocol, "lang": get_language()}
+    if request.GET.get("format") == "pdf":
+        try:
+            from weasyprint import HTML
+        except ImportError:
+            raise Http404 from None
+        html = render_to_string("allocation/letter.html", ctx, request=request)
+        pdf = HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
+        resp = HttpResponse(pdf, content_type="application/pdf")
+        # the file name carries the drug code only, like the sachet
+        resp["Content-Disposition"] = f'inline; filename="emergency-letter-{data["envelope"].drug_code}.pdf"'
+        return resp
+    return render(request, "allocation/letter.html", ctx)
+
+
+def level2_document(request):
+    _need(request, "allocation.level2")
+    lst = selectors.current_list()
+    if lst is None:
+        raise Http404
+    data = services.document_bytes(lst)["level2"]
+    services.record_export(actor=request.user, lst=lst, document="level2-key.csv")
+    resp = HttpResponse(data, content_type="text/csv")
+    resp["Content-Disposition"] = 'attachment; filename="level2-key.csv"'
+    resp["X-Content-SHA256"] = hashlib.sha256(data).hexdigest()
+    return resp

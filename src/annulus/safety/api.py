@@ -1,0 +1,272 @@
+"""Safety API: adverse events and their history, SAE reports, DSMB reports and schedule."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from django.http import Http404, HttpResponse
+from ninja import Field, Router, Schema
+
+from annulus.accounts.permissions import require
+from annulus.errors import RuleViolation
+from annulus.trial.selectors import active_protocol
+
+from . import reports, selectors, services
+
+PREFIX = "/safety"
+router = Router(tags=["safety"])
+
+
+class EventIn(Schema):
+    term: str = Field(..., max_length=200)
+    meddra_pt_code: str = Field("", max_length=8)
+    meddra_version: str = Field("", max_length=10)
+    description: str = Field("", max_length=2000)
+    onset_at: datetime
+    end_at: datetime | None = None
+    serious: bool = False
+    serious_criteria: list[str] = []
+    first_knowledge_at: datetime | None = None
+    grade: int
+    causality_liposuction: str
+    causality_injection: str
+    causality_product: str
+    expectedness: str
+    action_taken: str
+    outcome: str
+
+
+class EventCreateIn(EventIn):
+    participant_id: int
+
+
+class EventPatchIn(Schema):
+    reason: str = Field(..., max_length=2000)
+    term: str | None = Field(None, max_length=200)
+    meddra_pt_code: str | None = Field(None, max_length=8)
+    meddra_version: str | None = Field(None, max_length=10)
+    description: str | None = Field(None, max_length=2000)
+    onset_at: datetime | None = None
+    end_at: datetime | None = None
+    serious: bool | None = None
+    serious_criteria: list[str] | None = None
+    first_knowledge_at: datetime | None = None
+    grade: int | None = None
+    causality_liposuction: str | None = None
+    causality_injection: str | None = None
+    causality_product: str | None = None
+    expectedness: str | None = None
+    action_taken: str | None = None
+    outcome: str | None = None
+
+
+class EventOut(Schema):
+    id: int
+    label: str
+    participant_id: int
+    term: str
+    meddra_pt_code: str
+    meddra_version: str
+    onset_at: datetime
+    end_at: datetime | None
+    serious: bool
+    serious_criteria: list[str]
+    first_knowledge_at: datetime | None
+    grade: int
+    causality_liposuction: str
+    causality_injection: str
+    causality_product: str
+    expectedness: str
+    action_taken: str
+    outcome: str
+    revision: int
+
+
+class RevisionOut(Schema):
+    revision: int
+    saved_at: datetime
+    saved_by: str
+    reason: str
+    changes: dict
+
+    @staticmethod
+    def resolve_saved_by(obj):
+        return obj.saved_by.username
+
+
+class ReportOut(Schema):
+    id: int
+    adverse_event_id: int
+    recipient: str
+    recipient_name: str
+    due_at: datetime
+    rule: str
+    calendar_warning: str
+    sent_at: datetime | None
+    sent_to: str
+    acknowledged_at: datetime | None
+    acknowledged_by: str
+    state: str
+    time_left_seconds: float | None
+
+    @staticmethod
+    def resolve_state(obj):
+        return selectors.clock(obj)["state"]
+
+    @staticmethod
+    def resolve_time_left_seconds(obj):
+        return selectors.clock(obj).get("seconds_left")
+
+
+class SentIn(Schema):
+    sent_at: datetime
+    sent_to: str = Field(..., max_length=120)
+    method: str = Field("", max_length=40)
+
+
+class AckIn(Schema):
+    acknowledged_at: datetime
+    acknowledged_by: str = Field(..., max_length=120)
+
+
+class WithdrawIn(Schema):
+    withdrawn_on: date
+    details: str = Field(..., max_length=2000)
+
+
+class DsmbReportOut(Schema):
+    id: int
+    kind: str
+    as_of: date
+    scheduled: bool
+    generated_at: datetime
+    summary: dict
+
+
+class GenerateIn(Schema):
+    as_of: date
+    kind: str = "open"
+
+
+class ScheduleOut(Schema):
+    first_enrolment: date | None
+    months: int
+    due: list[date]
+
+
+def _event(pk: int):
+    ae = selectors.get_event(pk)
+    if ae is None:
+        raise Http404
+    return ae
+
+
+@router.get("/adverse-events", response=list[EventOut], summary="Adverse events (listing: all, serious, deaths)")
+def list_events(request, listing: str = "all", participant_id: int | None = None, q: str = "", limit: int = 500):
+    require(request.user, "safety.view")
+    if listing not in selectors.LISTINGS:
+        raise RuleViolation("listing", f"must be one of {', '.join(selectors.LISTINGS)}")
+    return list(selectors.events(listing=listing, participant_id=participant_id, q=q)[:max(1, min(limit, 5000))])
+
+
+@router.post("/adverse-events", response={201: EventOut}, summary="Record an adverse event")
+def create_event(request, payload: EventCreateIn):
+    require(request.user, "safety.edit")
+    data = payload.dict()
+    return 201, services.record_adverse_event(actor=request.user, participant_id=data.pop("participant_id"), **data)
+
+
+@router.get("/adverse-events/{int:pk}", response=EventOut)
+def get_event(request, pk: int):
+    require(request.user, "safety.view")
+    return _event(pk)
+
+
+@router.patch("/adverse-events/{int:pk}", response=EventOut, summary="Follow-up or correction (a new revision)")
+def update_event(request, pk: int, payload: EventPatchIn):
+    require(request.user, "safety.edit")
+    _event(pk)
+    data = payload.dict(exclude_unset=True)
+    reason = data.pop("reason")
+    return services.update_adverse_event(actor=request.user, adverse_event_id=pk, reason=reason, **data)
+
+
+@router.get("/adverse-events/{int:pk}/revisions", response=list[RevisionOut])
+def revisions(request, pk: int):
+    require(request.user, "safety.view")
+    return list(_event(pk).revisions.select_related("saved_by").order_by("revision"))
+
+
+@router.post("/adverse-events/{int:pk}/withdraw", response={201: dict}, summary="Withdraw the participant for this event")
+def withdraw(request, pk: int, payload: WithdrawIn):
+    require(request.user, "participant.withdraw")
+    _event(pk)
+    w = services.withdraw_for_event(actor=request.user, adverse_event_id=pk, **payload.dict())
+    return 201, {"withdrawal_id": w.pk, "participant_id": w.participant_id, "adverse_event_id": w.adverse_event_id}
+
+
+@router.get("/sae-reports", response=list[ReportOut], summary="SAE reports and their clocks")
+def list_reports(request, open_only: bool = False):
+    require(request.user, "safety.view")
+    return list(selectors.sae_reports(only_open=open_only))
+
+
+def _sae_report(pk):
+    r = selectors.sae_reports().filter(pk=pk).first()
+    if r is None:
+        raise Http404
+    return r
+
+
+@router.post("/sae-reports/{int:pk}/sent", response=ReportOut, summary="Record that the report was sent")
+def report_sent(request, pk: int, payload: SentIn):
+    require(request.user, "safety.report")
+    _sae_report(pk)
+    services.record_report_sent(actor=request.user, report_id=pk, **payload.dict())
+    return _sae_report(pk)
+
+
+@router.post("/sae-reports/{int:pk}/ack", response=ReportOut, summary="Record the recipient's acknowledgement")
+def report_ack(request, pk: int, payload: AckIn):
+    require(request.user, "safety.report")
+    _sae_report(pk)
+    services.record_report_acknowledged(actor=request.user, report_id=pk, **payload.dict())
+    return _sae_report(pk)
+
+
+@router.get("/dsmb/schedule", response=ScheduleOut)
+def dsmb_schedule(request):
+    require(request.user, "dsmb.open")
+    months = active_protocol().safety.dsmb_interim_months
+    return {"first_enrolment": reports.first_enrolment(), "months": months, "due": reports.schedule(months=months)}
+
+
+@router.get("/dsmb/reports", response=list[DsmbReportOut])
+def dsmb_reports(request):
+    require(request.user, "dsmb.open")
+    return list(selectors.reports_for(request.user))
+
+
+@router.post("/dsmb/reports", response={201: DsmbReportOut}, summary="Generate an interim report now")
+def dsmb_generate(request, payload: GenerateIn):
+    require(request.user, "dsmb.open")
+    if payload.kind == "closed":
+        require(request.user, "dsmb.closed")
+    return 201, services.generate_report(actor=request.user, as_of=payload.as_of, kind=payload.kind)
+
+
+def _dsmb_report(request, pk):
+    rep = selectors.report_for(request.user, pk)
+    if rep is None:  # missing and not-yours look the same
+        raise Http404
+    return rep
+
+
+@router.get("/dsmb/reports/{int:pk}", response=DsmbReportOut)
+def dsmb_report(request, pk: int):
+    return _dsmb_report(request, pk)
+
+
+@router.get("/dsmb/reports/{int:pk}/html", summary="The report as HTML")
+def dsmb_report_html(request, pk: int):
+    return HttpResponse(_dsmb_report(request, pk).html, content_type="text/html; charset=utf-8")

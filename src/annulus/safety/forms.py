@@ -1,0 +1,87 @@
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .models import ACTIONS, CAUSALITY, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, DsmbRecommendation
+
+DT = {"type": "datetime-local"}
+
+
+class AdverseEventForm(forms.Form):
+    """Field types only; the service checks the rules and names the field that breaks one."""
+
+    term = forms.CharField(label=_("Adverse event term (verbatim)"), max_length=200)
+    meddra_pt_code = forms.CharField(label=_("MedDRA preferred-term code"), max_length=8, required=False,
+                                     help_text=_("8 digits; coded from the licensed dictionary"))
+    meddra_version = forms.CharField(label=_("MedDRA version"), max_length=10, required=False)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    onset_at = forms.DateTimeField(label=_("Onset"), widget=forms.DateTimeInput(attrs=DT))
+    end_at = forms.DateTimeField(label=_("End (resolution or death)"), required=False, widget=forms.DateTimeInput(attrs=DT))
+    serious = forms.TypedChoiceField(label=_("Serious (ICH E2A)"), coerce=lambda v: v == "yes",
+                                     choices=[("no", _("no")), ("yes", _("yes"))], initial="no")
+    serious_criteria = forms.MultipleChoiceField(label=_("Seriousness criteria"), required=False,
+                                                 choices=SERIOUS_CRITERIA, widget=forms.CheckboxSelectMultiple)
+    first_knowledge_at = forms.DateTimeField(label=_("First knowledge of the serious event"), required=False,
+                                             widget=forms.DateTimeInput(attrs=DT),
+                                             help_text=_("Starts the reporting clocks (12 h / 24 h or 2nd working day)"))
+    grade = forms.TypedChoiceField(label=_("Severity grade (CTCAE)"), coerce=int, choices=GRADES)
+    causality_liposuction = forms.ChoiceField(label=_("Causality: liposuction"), choices=CAUSALITY)
+    causality_injection = forms.ChoiceField(label=_("Causality: injection procedure"), choices=CAUSALITY)
+    causality_product = forms.ChoiceField(label=_("Causality: study product"), choices=CAUSALITY)
+    expectedness = forms.ChoiceField(label=_("Expectedness"), choices=EXPECTEDNESS)
+    action_taken = forms.ChoiceField(label=_("Action taken"), choices=ACTIONS)
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=OUTCOMES)
+
+    def __init__(self, *args, with_reason=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if with_reason:
+            self.fields["reason"] = forms.CharField(label=_("Reason for the change (follow-up information, correction)"),
+                                                    widget=forms.Textarea(attrs={"rows": 2}))
+
+    def event_fields(self) -> dict:
+        return {k: v for k, v in self.cleaned_data.items() if k != "reason"}
+
+
+class SentForm(forms.Form):
+    sent_at = forms.DateTimeField(label=_("Sent at"), widget=forms.DateTimeInput(attrs=DT))
+    sent_to = forms.CharField(label=_("Sent to (person)"), max_length=120)
+    method = forms.ChoiceField(label=_("Method"), choices=[("e-mail", _("e-mail")), ("fax", _("fax")),
+                                                          ("by hand", _("by hand")), ("phone then written", _("phone then written"))])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sent_at"].initial = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+
+
+class AckForm(forms.Form):
+    acknowledged_at = forms.DateTimeField(label=_("Acknowledged at"), widget=forms.DateTimeInput(attrs=DT))
+    acknowledged_by = forms.CharField(label=_("Acknowledged by (person)"), max_length=120)
+
+
+class SafetyWithdrawForm(forms.Form):
+    withdrawn_on = forms.DateField(label=_("Withdrawal date"), widget=forms.DateInput(attrs={"type": "date"}))
+    details = forms.CharField(label=_("Reason and observations"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["withdrawn_on"].initial = timezone.localdate()
+
+
+class GenerateForm(forms.Form):
+    as_of = forms.DateField(label=_("Data cut-off"), widget=forms.DateInput(attrs={"type": "date"}))
+    kind = forms.ChoiceField(label=_("Report"), choices=[("open", _("open (pooled)")), ("closed", _("closed (by arm)"))])
+
+    def __init__(self, *args, closed=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not closed:
+            self.fields["kind"].choices = [("open", _("open (pooled)"))]
+        self.fields["as_of"].initial = timezone.localdate()
+
+
+class RecommendationForm(forms.Form):
+    meeting_on = forms.DateField(label=_("Meeting date"), widget=forms.DateInput(attrs={"type": "date"}))
+    as_of = forms.DateField(label=_("Data cut-off reviewed"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    decision = forms.ChoiceField(label=_("Recommendation"), choices=DsmbRecommendation.DECISIONS)
+    summary = forms.CharField(label=_("Recommendation to the investigators (open)"), widget=forms.Textarea(attrs={"rows": 4}))
+    closed_notes = forms.CharField(label=_("Closed-session notes (DSMB only)"), required=False,
+                                   widget=forms.Textarea(attrs={"rows": 3}))

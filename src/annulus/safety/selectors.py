@@ -1,0 +1,95 @@
+"""Reads for the safety pages, listings, exports and the API. No allocation data here: the
+closed DSMB material is served only to holders of ``dsmb.closed``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from annulus.accounts.permissions import has
+from annulus.workdays import clock_status
+
+from .models import AdverseEvent, DsmbAlert, DsmbReport, DsmbRecommendation, SaeReport
+
+LISTINGS = {"all": "All adverse events", "serious": "Serious adverse events", "deaths": "Deaths"}
+
+
+def events(*, listing: str = "all", participant_id: int | None = None, q: str = ""):
+    qs = AdverseEvent.objects.select_related("participant")
+    if listing == "serious":
+        qs = qs.filter(serious=True)
+    elif listing == "deaths":
+        qs = qs.filter(outcome="fatal")
+    if participant_id:
+        qs = qs.filter(participant_id=participant_id)
+    if q:
+        q = q.strip()[:60]
+        qs = qs.filter(Q(term__icontains=q) | Q(participant__case_number__icontains=q)
+                       | Q(participant__screening_number__icontains=q) | Q(meddra_pt_code__icontains=q))
+    return qs.order_by("-onset_at", "-id")
+
+
+def get_event(pk: int) -> AdverseEvent | None:
+    return AdverseEvent.objects.select_related("participant", "created_by").filter(pk=pk).first()
+
+
+def human(delta: timedelta) -> str:
+    minutes = int(abs(delta.total_seconds()) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = ([f"{days} d"] if days else []) + ([f"{hours} h"] if hours or days else []) + [f"{mins} min"]
+    return " ".join(parts)
+
+
+def clock(report: SaeReport, now=None) -> dict:
+    """State of one report's clock: running/overdue before sending, met/late after, stopped
+    when the event is no longer serious."""
+    now = now or timezone.now()
+    if report.not_required_since and report.sent_at is None:
+        return {"state": "stopped", "css": "", "text": "not required (event no longer serious)"}
+    st = clock_status(report.due_at, now, sent_at=report.sent_at)
+    left = st["time_left"]
+    text = {"running": f"{human(left)} left", "overdue": f"overdue by {human(left)}",
+            "met": f"sent {human(left)} before the deadline", "late": f"sent {human(left)} late"}[st["state"]]
+    css = {"running": "due" if left < timedelta(hours=3) else "ok", "overdue": "overdue", "met": "ok", "late": "bad"}[st["state"]]
+    return {"state": st["state"], "css": css, "text": text, "seconds_left": left.total_seconds()}
+
+
+def sae_reports(*, only_open: bool = False):
+    qs = SaeReport.objects.select_related("adverse_event__participant", "sent_by")
+    if only_open:
+        qs = qs.filter(sent_at__isnull=True, not_required_since__isnull=True)
+    return qs.order_by("due_at", "id")
+
+
+def clock_rows(reports, now=None) -> list[dict]:
+    now = now or timezone.now()
+    return [{"r": r, "clock": clock(r, now)} for r in reports]
+
+
+def reports_for(user):
+    """Interim reports the user may open: the closed ones only for closed-report readers."""
+    qs = DsmbReport.objects.defer("html").select_related("generated_by")
+    if not has(user, "dsmb.closed"):
+        qs = qs.filter(kind="open")
+    return qs
+
+
+def report_for(user, pk: int) -> DsmbReport | None:
+    """None both when the report does not exist and when the user may not see it, so the two
+    cannot be told apart."""
+    if not has(user, "dsmb.open"):
+        return None
+    return reports_for(user).defer(None).filter(pk=pk).first()
+
+
+def alerts_for(user):
+    if not has(user, "dsmb.closed"):
+        return DsmbAlert.objects.none()
+    return DsmbAlert.objects.select_related("triggered_by_ae__participant")
+
+
+def recommendations():
+    return DsmbRecommendation.objects.select_related("recorded_by")

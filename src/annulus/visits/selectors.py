@@ -1,0 +1,327 @@
+"""Reads: the schedule derived from the protocol and the anchor dates, visit and form states,
+the overdue lists and the reminder call list. No allocation data is read here except the
+transplant date, which is not blinded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from annulus.participants import states as pstates
+from annulus.participants.models import Participant
+from annulus.trial.selectors import active_protocol
+
+from .models import UNSCHEDULED, FormRecord, Liposuction, ReminderCall, Visit
+
+# A visit is "due" when its window opens within this many days.
+DUE_DAYS = 7
+# After the window closes a visit stays "overdue" (it can still be done, out of window) for this
+# many days, but never beyond the opening of the next visit's window; then it is "missed".
+GRACE_DAYS = 14
+# The planned transplantation before it happens: the protocol's target for the transplant visit.
+PLANNED_TRANSPLANT_DAYS = 21
+
+STATE_LABELS = {
+    "not_scheduled": _("not yet scheduled"),
+    "upcoming": _("upcoming"),
+    "due": _("due"),
+    "open": _("open (in window)"),
+    "overdue": _("overdue"),
+    "missed": _("missed"),
+    "in_progress": _("data entry"),
+    "completed": _("completed"),
+    "completed_out_of_window": _("completed out of window"),
+    "cancelled": _("not applicable"),
+}
+# CSS class per state (the stylesheet colours due/open/overdue/missed/completed...)
+STATE_CSS = {"in_progress": "draft", "not_scheduled": "", "upcoming": "", "cancelled": ""}
+FORM_STATE_LABELS = {
+    "not_started": _("not started"),
+    "draft": _("draft"),
+    "complete": _("complete"),
+    "changed": _("changed after completion"),
+}
+
+
+def liposuction_date(participant_id: int) -> date | None:
+    """Day 0: the date of the participant's liposuction, or None before it is recorded."""
+    return (Liposuction.objects.filter(participant_id=participant_id, superseded=False)
+            .order_by("-id").values_list("performed_on", flat=True).first())
+
+
+def current_liposuction(participant_id: int) -> Liposuction | None:
+    return Liposuction.objects.filter(participant_id=participant_id, superseded=False).order_by("-id").first()
+
+
+def _transplant_date(participant_id: int) -> date | None:
+    """The transplantation date recorded by the allocation app (None until it is recorded, or
+    while that app does not provide it)."""
+    try:
+        from annulus.allocation.selectors import transplant_date
+    except (ImportError, AttributeError):
+        return None
+    return transplant_date(participant_id)
+
+
+def transplant_date(participant_id: int) -> date | None:
+    return _transplant_date(participant_id)
+
+
+@dataclass
+class Slot:
+    """One visit of one participant's schedule."""
+
+    visit_id: str
+    key: str
+    name: str
+    follow_up: bool
+    procedure: str | None
+    forms: list[str]
+    target: date | None
+    window_start: date | None
+    window_end: date | None
+    planned: bool  # dates rest on the planned, not the recorded, transplantation
+    state: str = "upcoming"
+    record: Visit | None = None
+    form_states: dict = field(default_factory=dict)
+    done_on: date | None = None
+    missed_after: date | None = None
+
+    @property
+    def state_label(self):
+        return STATE_LABELS.get(self.state, self.state)
+
+    @property
+    def css(self) -> str:
+        return STATE_CSS.get(self.state, self.state)
+
+    @property
+    def in_window(self) -> bool | None:
+        if self.done_on is None or self.window_start is None:
+            return None
+        return self.window_start <= self.done_on <= self.window_end
+
+
+def _lang_name(text) -> str:
+    return text.get(get_language())
+
+
+def visit_state(*, today: date, window_start: date | None, window_end: date | None, next_start: date | None,
+                done_on: date | None, complete: bool, started: bool, missed: bool) -> tuple[str, date | None]:
+    """The state of one visit on ``today`` and the day after which it counts as missed."""
+    missed_after = None
+    if window_end is not None:
+        missed_after = window_end + timedelta(days=GRACE_DAYS)
+        if next_start is not None and next_start - timedelta(days=1) < missed_after:
+            missed_after = max(window_end, next_start - timedelta(days=1))
+    if missed:
+        return "missed", missed_after
+    if started:
+        if not complete:
+            return "in_progress", missed_after
+        in_window = window_start is not None and window_start <= done_on <= window_end
+        return ("completed" if in_window else "completed_out_of_window"), missed_after
+    if window_start is None:
+        return "not_scheduled", None
+    if today < window_start - timedelta(days=DUE_DAYS):
+        return "upcoming", missed_after
+    if today < window_start:
+        return "due", missed_after
+    if today <= window_end:
+        return "open", missed_after
+    if today <= missed_after:
+        return "overdue", missed_after
+    return "missed", missed_after
+
+
+def anchors(participant_id: int) -> tuple[date | None, date | None, bool]:
+    """(liposuction date, transplant date, planned?) - the transplant date is the recorded one,
+    or liposuction + 21 days while it is only planned."""
+    lipo = liposuction_date(participant_id)
+    tx = _transplant_date(participant_id)
+    if tx is not None:
+        return lipo, tx, False
+    if lipo is not None:
+        return lipo, lipo + timedelta(days=PLANNED_TRANSPLANT_DAYS), True
+    return None, None, True
+
+
+def window_of(protocol_visit, lipo: date | None, tx: date | None) -> tuple[date | None, date | None, date | None]:
+    base = lipo if protocol_visit.anchor == "liposuction" else tx if protocol_visit.anchor == "transplant" else None
+    if base is None:
+        return None, None, None
+    target = base + timedelta(days=protocol_visit.offset_days)
+    return (target, target - timedelta(days=protocol_visit.window.before_days),
+            target + timedelta(days=protocol_visit.window.after_days))
+
+
+def schedule(participant: Participant, *, today: date | None = None, visits=None, forms=None) -> list[Slot]:
+    """Every protocol visit with its target, window and state, then the unscheduled visits."""
+    today = today or timezone.localdate()
+    protocol = active_protocol()
+    lipo, tx, planned = anchors(participant.pk)
+    tx_recorded = not planned
+    if visits is None:
+        visits = list(Visit.objects.filter(participant=participant))
+    if forms is None:
+        forms = list(FormRecord.objects.filter(participant=participant).only("visit_id", "form_id", "state"))
+    by_visit: dict[int, dict[str, str]] = {}
+    for f in forms:
+        by_visit.setdefault(f.visit_id, {})[f.form_id] = f.state
+    records = {(v.visit_id, v.number): v for v in visits}
+    ended = participant.status in (pstates.WITHDRAWN, pstates.LOST, pstates.SCREEN_FAILED)
+    slots: list[Slot] = []
+    pvisits = protocol.schedule.visits
+    windows = [window_of(pv, lipo, tx) for pv in pvisits]
+    for i, pv in enumerate(pvisits):
+        target, start, end = windows[i]
+        next_start = next((w[1] for w in windows[i + 1:] if w[1] is not None and (w[1] > (end or w[1]))), None)
+        slot = Slot(visit_id=pv.id, key=pv.id, name=_lang_name(pv.name), follow_up=pv.follow_up,
+                    procedure=pv.procedure, forms=list(pv.forms), target=target, window_start=start,
+                    window_end=end, planned=planned and (pv.anchor == "transplant" or pv.procedure == "transplant"))
+        if pv.procedure == "liposuction":
+            done = lipo
+            slot.done_on = done
+            slot.state, slot.missed_after = ("completed", None) if done else (
+                "not_scheduled" if not ended else "cancelled", None)
+            slot.form_states = {"liposuction": "complete" if done else "not_started"}
+        elif pv.procedure == "transplant":
+            slot.done_on = tx if tx_recorded else None
+            slot.state, slot.missed_after = visit_state(
+                today=today, window_start=start, window_end=end, next_start=None, done_on=slot.done_on,
+                complete=tx_recorded, started=tx_recorded, missed=False)
+            if slot.state == "missed":
+                slot.state = "overdue"  # a late transplantation is still a transplantation
+            slot.form_states = {"transplant": "complete" if tx_recorded else "not_started"}
+        else:
+            rec = records.get((pv.id, 0))
+            slot.record = rec
+            fstates = by_visit.get(rec.pk, {}) if rec else {}
+            expected = rec.forms if rec else pv.forms
+            slot.form_states = {f: fstates.get(f, "not_started") for f in expected}
+            complete = bool(rec) and all(s in ("complete", "changed") for s in slot.form_states.values())
+            slot.done_on = rec.visit_date if rec else None
+            if pv.id == "baseline" and tx_recorded and not rec:
+                # baseline is by definition before transplantation: once that is past it cannot be done
+                slot.state, slot.missed_after = "missed", tx
+            else:
+                slot.state, slot.missed_after = visit_state(
+                    today=today, window_start=start, window_end=end, next_start=next_start,
+                    done_on=slot.done_on, complete=complete, started=bool(rec and rec.outcome == "attended"),
+                    missed=bool(rec and rec.outcome == "missed"))
+        if ended and slot.state in ("upcoming", "due", "open", "overdue", "not_scheduled"):
+            slot.state = "cancelled"
+        slots.append(slot)
+    for v in sorted((v for v in visits if v.visit_id == UNSCHEDULED), key=lambda v: v.number):
+        fstates = by_visit.get(v.pk, {})
+        fs = {f: fstates.get(f, "not_started") for f in v.forms}
+        complete = all(s in ("complete", "changed") for s in fs.values())
+        slots.append(Slot(visit_id=UNSCHEDULED, key=v.key, name=f"{_('Unscheduled')} {v.number}", follow_up=True,
+                          procedure=None, forms=list(v.forms), target=v.visit_date, window_start=v.visit_date,
+                          window_end=v.visit_date, planned=False, record=v, form_states=fs, done_on=v.visit_date,
+                          state="completed" if complete else "in_progress"))
+    return slots
+
+
+def slot_for(participant: Participant, key: str, *, today: date | None = None) -> Slot | None:
+    return next((s for s in schedule(participant, today=today) if s.key == key), None)
+
+
+def get_visit(participant_id: int, key: str) -> Visit | None:
+    if key.startswith("u") and key[1:].isdigit():
+        return Visit.objects.filter(participant_id=participant_id, visit_id=UNSCHEDULED, number=int(key[1:])).first()
+    return Visit.objects.filter(participant_id=participant_id, visit_id=key, number=0).first()
+
+
+def form_records(visit: Visit) -> dict[str, FormRecord]:
+    return {f.form_id: f for f in FormRecord.objects.filter(visit=visit)}
+
+
+def baseline_vas(participant_id: int) -> float | None:
+    row = (FormRecord.objects.filter(participant_id=participant_id, form_id="vas", visit__visit_id="baseline",
+                                     state__in=["complete", "changed"]).values_list("computed", flat=True).first())
+    return row.get("score") if row else None
+
+
+# ---- lists across participants ----------------------------------------------------------------
+
+ACTIVE = (pstates.RANDOMISED, pstates.TREATED, pstates.IN_FOLLOW_UP)
+
+
+def active_schedules(*, today: date | None = None) -> list[tuple[Participant, list[Slot]]]:
+    """Schedules of every participant who still has visits to come (three queries plus one
+    transplant-date read per participant)."""
+    today = today or timezone.localdate()
+    people = list(Participant.objects.filter(status__in=ACTIVE).order_by("case_number"))
+    ids = [p.pk for p in people]
+    visits: dict[int, list] = {}
+    for v in Visit.objects.filter(participant_id__in=ids):
+        visits.setdefault(v.participant_id, []).append(v)
+    forms: dict[int, list] = {}
+    for f in FormRecord.objects.filter(participant_id__in=ids).only("visit_id", "form_id", "state", "participant_id"):
+        forms.setdefault(f.participant_id, []).append(f)
+    return [(p, schedule(p, today=today, visits=visits.get(p.pk, []), forms=forms.get(p.pk, []))) for p in people]
+
+
+def call_list(day: date) -> list[dict]:
+    """Participants to phone on ``day``: those with a visit target date ``reminder_days_before``
+    days later whose visit is not yet done (P-4.6)."""
+    protocol = active_protocol()
+    visit_on = day + timedelta(days=protocol.schedule.reminder_days_before)
+    calls = {}
+    for c in ReminderCall.objects.filter(visit_on=visit_on).select_related("called_by").order_by("id"):
+        calls[(c.participant_id, c.visit_id)] = c
+    rows = []
+    for p, slots in active_schedules(today=day):
+        for s in slots:
+            if s.target != visit_on or s.procedure == "liposuction" or s.record is not None:
+                continue
+            if s.state in ("completed", "completed_out_of_window", "missed", "cancelled"):
+                continue
+            rows.append({"participant": p, "slot": s, "visit_on": visit_on, "call": calls.get((p.pk, s.visit_id))})
+    return rows
+
+
+def overdue(*, now: datetime | None = None) -> dict:
+    """Everything late (P-4.7, X-4.8): visits past their window, forms not submitted within
+    ``submission_days`` of collection, visits not complete within ``completion_days``, and the
+    forms that were submitted late."""
+    protocol = active_protocol()
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    sub = timedelta(days=protocol.schedule.submission_days)
+    comp = timedelta(days=protocol.schedule.completion_days)
+    late_visits = []
+    for p, slots in active_schedules(today=today):
+        for s in slots:
+            if s.state == "overdue":
+                late_visits.append({"participant": p, "slot": s, "days": (today - s.window_end).days})
+    unsubmitted = [
+        {"form": f, "participant": f.participant, "due": f.collected_at + sub,
+         "days": (now - f.collected_at - sub).days}
+        for f in FormRecord.objects.filter(submitted_at__isnull=True, collected_at__lt=now - sub)
+        .select_related("participant", "visit").order_by("collected_at")
+    ]
+    incomplete = []
+    for v in (Visit.objects.filter(outcome="attended", completed_at__isnull=True, visit_date__lt=today - comp)
+              .select_related("participant").order_by("visit_date")):
+        incomplete.append({"visit": v, "participant": v.participant, "due": v.visit_date + comp,
+                           "days": (today - v.visit_date - comp).days})
+    late_submitted = [
+        {"form": f, "participant": f.participant, "late_by": f.submitted_at - f.collected_at - sub}
+        for f in FormRecord.objects.filter(submitted_at__gt=F("collected_at") + sub)
+        .select_related("participant", "visit").order_by("-submitted_at")[:200]
+    ]
+    return {"visits": late_visits, "unsubmitted": unsubmitted, "incomplete": incomplete,
+            "late_submitted": late_submitted, "submission_days": protocol.schedule.submission_days,
+            "completion_days": protocol.schedule.completion_days}
+
+
+def form_name(protocol, form_id: str) -> str:
+    f = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    return f.name.get(get_language()) if f else form_id

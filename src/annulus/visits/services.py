@@ -1,0 +1,448 @@
+"""Every write of the visit schedule and the eCRFs. Each function checks the rules, writes the
+records and their audit events in one transaction, or raises ``RuleViolation`` naming the field
+having written nothing. Nothing is overwritten: a corrected liposuction record supersedes the
+old row, and every save of a form adds a revision.
+
+``at`` (where accepted) is the time of the action when records are loaded after the fact; it
+defaults to now and may never lie in the future.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.utils import timezone
+
+from annulus.audit import services as audit
+from annulus.errors import RuleViolation
+from annulus.participants import services as participant_services
+from annulus.participants import states as pstates
+from annulus.participants.models import Participant, Withdrawal
+from annulus.trial.selectors import active_protocol, active_version
+
+from . import crf, selectors
+from .models import UNSCHEDULED, FormRecord, FormRevision, Liposuction, ReminderCall, Visit
+
+TEXT_MAX = 2000
+# Plausibility limits of the liposuction record (the protocol's values are 150 mL and 4 h).
+FAT_VOLUME_ML = (10, 500)
+OBSERVATION_HOURS = (0, 72)
+# How far the collection time of a form may lie from its visit date (labs drawn a few days
+# earlier or later belong to the visit; anything further is a typing error).
+COLLECTION_SLACK_DAYS = 7
+
+
+def _now(at: datetime | None) -> datetime:
+    now = timezone.now()
+    if at is None:
+        return now
+    if timezone.is_naive(at):
+        raise RuleViolation("at", "needs a time zone")
+    if at > now + timedelta(minutes=5):
+        raise RuleViolation("at", "cannot be in the future")
+    return at
+
+
+def _text(field: str, value, *, required: bool = False) -> str:
+    text = "" if value is None else str(value).strip()
+    if required and not text:
+        raise RuleViolation(field, "is required")
+    if len(text) > TEXT_MAX:
+        raise RuleViolation(field, f"must be at most {TEXT_MAX} characters")
+    return text
+
+
+def _date(field: str, value, *, today: date) -> date:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value)
+            except ValueError:
+                raise RuleViolation(field, f"must be a date (YYYY-MM-DD), got {value!r}") from None
+        else:
+            raise RuleViolation(field, "must be a date")
+    if value > today:
+        raise RuleViolation(field, "cannot be in the future")
+    return value
+
+
+def _decimal(field: str, value, low, high, unit: str) -> Decimal:
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise RuleViolation(field, f"must be a number, got {value!r}") from None
+    if not d.is_finite() or not low <= d <= high:
+        raise RuleViolation(field, f"must be {low}–{high} {unit}, got {value!r}")
+    return d.quantize(Decimal("0.1"))
+
+
+def _participant(participant_id: int, *, lock: bool = True) -> Participant:
+    qs = Participant.objects.select_related("protocol_version")
+    if lock:
+        qs = qs.select_for_update()
+    p = qs.filter(pk=participant_id).first()
+    if p is None:
+        raise RuleViolation("participant", "no such participant")
+    return p
+
+
+def _withdrawn_on(p: Participant) -> date | None:
+    if p.status not in (pstates.WITHDRAWN, pstates.LOST):
+        return None
+    w = Withdrawal.objects.filter(participant=p).first()
+    return w.withdrawn_on if w else timezone.localdate(p.updated_at)
+
+
+# ---- liposuction (P-4.1) ----------------------------------------------------------------------
+
+
+def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_ml, observation_hours,
+                       anaesthesia: str = "local", complications: str = "", reason: str = "",
+                       at: datetime | None = None) -> Liposuction:
+    """Day 0. Needs a randomised participant; the date lies between enrolment and today. A second
+    call corrects the record and needs a reason; the first row is kept, marked superseded."""
+    now = _now(at)
+    performed_on = _date("performed_on", performed_on, today=timezone.localdate(now))
+    volume = _decimal("fat_volume_ml", fat_volume_ml, *FAT_VOLUME_ML, "mL")
+    hours = _decimal("observation_hours", observation_hours, *OBSERVATION_HOURS, "hours")
+    if anaesthesia not in dict(Liposuction.ANAESTHESIA):
+        raise RuleViolation("anaesthesia", f"must be one of {', '.join(dict(Liposuction.ANAESTHESIA))}")
+    complications = _text("complications", complications)
+    reason = _text("reason", reason)
+    with transaction.atomic():
+        p = _participant(participant_id)
+        old = selectors.current_liposuction(p.pk)
+        if old is None and p.status != pstates.RANDOMISED:
+            if p.status in (pstates.ENROLLED,):
+                raise RuleViolation("status", "liposuction comes after randomisation; this participant is not randomised yet")
+            raise RuleViolation("status", f"liposuction cannot be recorded for a participant who is {p.status_label}")
+        if p.enrolled_at and performed_on < timezone.localdate(p.enrolled_at):
+            raise RuleViolation("performed_on", f"is before enrolment on {timezone.localdate(p.enrolled_at)}")
+        tx = selectors._transplant_date(p.pk)
+        if tx is not None and performed_on >= tx:
+            raise RuleViolation("performed_on", f"must be before the transplantation on {tx}")
+        values = {"performed_on": performed_on, "fat_volume_ml": str(volume), "anaesthesia": anaesthesia,
+                  "observation_hours": str(hours), "complications": complications}
+        if old is not None:
+            previous = {"performed_on": old.performed_on, "fat_volume_ml": str(old.fat_volume_ml),
+                        "anaesthesia": old.anaesthesia, "observation_hours": str(old.observation_hours),
+                        "complications": old.complications}
+            changes = audit.diff(previous, values)
+            if not changes:
+                return old
+            if not reason:
+                raise RuleViolation("reason", "correcting the liposuction record needs a reason")
+            old.superseded = True
+            old.save(update_fields=["superseded"])
+        else:
+            changes = {k: [None, v] for k, v in values.items()}
+        pv = active_version()
+        rec = Liposuction.objects.create(
+            participant=p, performed_on=performed_on, fat_volume_ml=volume, anaesthesia=anaesthesia,
+            observation_hours=hours, complications=complications, recorded_by=actor, recorded_at=now,
+            protocol_version=pv, change_reason=reason if old else "")
+        audit.record(actor=actor, action="change" if old else "create", obj_type="liposuction", obj_id=rec.pk,
+                     participant_id=p.pk, changes=changes, reason=reason if old else "",
+                     protocol_version=pv.version, when=now)
+    return rec
+
+
+# ---- visits (P-4.4, X-4.8) --------------------------------------------------------------------
+
+
+def _check_visit_date(p: Participant, pv_visit, visit_date: date, protocol) -> None:
+    lipo, tx, planned = selectors.anchors(p.pk)
+    name = pv_visit.name.en
+    if lipo is None:
+        raise RuleViolation("visit", "no liposuction is recorded; the schedule starts at day 0")
+    if visit_date < lipo:
+        raise RuleViolation("visit_date", f"is before the liposuction on {lipo}")
+    if pv_visit.anchor == "transplant" and pv_visit.offset_days > 0:
+        if planned:
+            raise RuleViolation("visit", f"the {name} visit follows transplantation, which is not recorded yet")
+        if visit_date <= tx:
+            raise RuleViolation("visit_date", f"{visit_date} is not after the transplantation on {tx}; "
+                                              f"the {name} visit follows transplantation")
+    if pv_visit.id == "baseline" and not planned and visit_date > tx:
+        raise RuleViolation("visit_date", f"baseline must be before transplantation (on {tx})")
+    target, start, end = selectors.window_of(pv_visit, lipo, tx)
+    if visit_date < start:
+        days = (visit_date - tx).days if tx else None
+        when = f" ({days} days after transplantation)" if days is not None and days > 0 else ""
+        raise RuleViolation("visit_date", f"{visit_date}{when} is before the {name} window, which opens on "
+                                          f"{start} (target {target})")
+    visits = protocol.schedule.visits
+    later = visits[visits.index(pv_visit) + 1:]
+    for nxt in later:
+        _t, n_start, _e = selectors.window_of(nxt, lipo, tx)
+        if n_start is not None and n_start > end and visit_date >= n_start:
+            raise RuleViolation("visit_date", f"{visit_date} lies in the window of the {nxt.name.en} visit "
+                                              f"(from {n_start}); record it as that visit or as unscheduled")
+        if n_start is not None and n_start > end:
+            break
+
+
+def _check_can_visit(p: Participant, visit_date: date) -> None:
+    if p.status in (pstates.RANDOMISED, pstates.TREATED, pstates.IN_FOLLOW_UP, pstates.COMPLETED):
+        return
+    ended = _withdrawn_on(p)
+    if ended is not None:
+        if visit_date > ended:
+            raise RuleViolation("visit_date", f"is after the participant left the trial on {ended}")
+        return
+    raise RuleViolation("status", f"visits cannot be recorded for a participant who is {p.status_label}")
+
+
+def open_visit(*, actor, participant_id: int, visit_id: str, visit_date, at: datetime | None = None) -> Visit:
+    """Record that a scheduled visit took place on ``visit_date``; its forms can then be entered."""
+    now = _now(at)
+    protocol = active_protocol()
+    pv_visit = next((v for v in protocol.schedule.visits if v.id == visit_id), None)
+    if pv_visit is None:
+        raise RuleViolation("visit", f"unknown visit '{visit_id}'")
+    if pv_visit.procedure:
+        raise RuleViolation("visit", f"the {pv_visit.name.en} is recorded with its procedure record")
+    visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
+    with transaction.atomic():
+        p = _participant(participant_id)
+        existing = Visit.objects.filter(participant=p, visit_id=visit_id, number=0).first()
+        if existing is not None:
+            if existing.outcome == "missed":
+                raise RuleViolation("visit", f"the {pv_visit.name.en} visit is recorded as missed")
+            raise RuleViolation("visit", f"the {pv_visit.name.en} visit is already recorded ({existing.visit_date})")
+        _check_can_visit(p, visit_date)
+        _check_visit_date(p, pv_visit, visit_date, protocol)
+        pv = active_version()
+        v = Visit.objects.create(participant=p, visit_id=visit_id, visit_date=visit_date, forms=list(pv_visit.forms),
+                                 protocol_version=pv, created_by=actor, created_at=now)
+        audit.record(actor=actor, action="create", obj_type="visit", obj_id=v.pk, participant_id=p.pk,
+                     changes={"visit": [None, visit_id], "visit_date": [None, visit_date], "outcome": [None, "attended"]},
+                     protocol_version=pv.version, when=now)
+    return v
+
+
+def add_unscheduled_visit(*, actor, participant_id: int, visit_date, reason: str, forms: list[str],
+                          at: datetime | None = None) -> Visit:
+    """An extra visit (e.g. for an adverse event) with the forms the investigator chooses."""
+    now = _now(at)
+    protocol = active_protocol()
+    visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
+    reason = _text("reason", reason, required=True)
+    forms = list(dict.fromkeys(forms or []))
+    if not forms:
+        raise RuleViolation("forms", "choose at least one form")
+    for f in forms:
+        try:
+            crf.spec_for(protocol, f)
+        except RuleViolation:
+            raise RuleViolation("forms", f"'{f}' is not an eCRF form") from None
+    with transaction.atomic():
+        p = _participant(participant_id)
+        _check_can_visit(p, visit_date)
+        lipo = selectors.liposuction_date(p.pk)
+        if lipo is None or visit_date < lipo:
+            raise RuleViolation("visit_date", "unscheduled visits start after the liposuction (day 0)")
+        number = Visit.objects.filter(participant=p, visit_id=UNSCHEDULED).count() + 1
+        pv = active_version()
+        v = Visit.objects.create(participant=p, visit_id=UNSCHEDULED, number=number, visit_date=visit_date,
+                                 reason=reason, forms=forms, protocol_version=pv, created_by=actor, created_at=now)
+        audit.record(actor=actor, action="create", obj_type="visit", obj_id=v.pk, participant_id=p.pk,
+                     changes={"visit": [None, v.key], "visit_date": [None, visit_date], "forms": [None, forms]},
+                     reason=reason, protocol_version=pv.version, when=now)
+    return v
+
+
+def record_missed(*, actor, participant_id: int, visit_id: str, reason: str, at: datetime | None = None) -> Visit:
+    """The participant did not attend (and will not): the visit shows as missed, with the reason."""
+    now = _now(at)
+    protocol = active_protocol()
+    pv_visit = next((v for v in protocol.schedule.visits if v.id == visit_id and not v.procedure), None)
+    if pv_visit is None:
+        raise RuleViolation("visit", f"unknown visit '{visit_id}'")
+    reason = _text("reason", reason, required=True)
+    with transaction.atomic():
+        p = _participant(participant_id)
+        if Visit.objects.filter(participant=p, visit_id=visit_id, number=0).exists():
+            raise RuleViolation("visit", f"the {pv_visit.name.en} visit is already recorded")
+        lipo, tx, planned = selectors.anchors(p.pk)
+        _t, start, _e = selectors.window_of(pv_visit, lipo, tx)
+        if start is None or timezone.localdate(now) < start:
+            raise RuleViolation("visit", f"the {pv_visit.name.en} window has not opened yet")
+        pv = active_version()
+        v = Visit.objects.create(participant=p, visit_id=visit_id, outcome="missed", reason=reason, forms=[],
+                                 protocol_version=pv, created_by=actor, created_at=now)
+        audit.record(actor=actor, action="create", obj_type="visit", obj_id=v.pk, participant_id=p.pk,
+                     changes={"visit": [None, visit_id], "outcome": [None, "missed"]}, reason=reason,
+                     protocol_version=pv.version, when=now)
+    return v
+
+
+# ---- eCRF forms (P-4.5, X-5.7) ----------------------------------------------------------------
+
+
+def _collected_at(value, visit: Visit, now: datetime) -> datetime:
+    if value in (None, ""):
+        noon = timezone.make_aware(datetime.combine(visit.visit_date, time(10, 0)))
+        return min(noon, now)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise RuleViolation("collected_at", f"must be a date and time, got {value!r}") from None
+    if not isinstance(value, datetime):
+        raise RuleViolation("collected_at", "must be a date and time")
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    if value > now + timedelta(minutes=5):
+        raise RuleViolation("collected_at", "cannot be in the future")
+    day = timezone.localdate(value)
+    if abs((day - visit.visit_date).days) > COLLECTION_SLACK_DAYS:
+        raise RuleViolation("collected_at", f"{day} is more than {COLLECTION_SLACK_DAYS} days from the visit date "
+                                            f"{visit.visit_date}")
+    return value
+
+
+def _visit_name(protocol, visit: Visit) -> str:
+    if visit.visit_id == UNSCHEDULED:
+        return f"unscheduled {visit.number}"
+    return protocol.schedule.visit(visit.visit_id).name.en
+
+
+def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items: dict, complete: bool = False,
+              collected_at=None, reason: str = "", at: datetime | None = None) -> FormRecord:
+    """Save one form of one visit: as a draft, or complete (all checks pass and the scores can be
+    computed). A change to a completed form needs a reason and leaves it 'changed after
+    completion'. Each save that changes anything adds a revision; an identical save adds nothing."""
+    now = _now(at)
+    protocol = active_protocol()
+    reason = _text("reason", reason)
+    with transaction.atomic():
+        qs = Visit.objects.select_for_update().select_related("participant__protocol_version")
+        if visit_key.startswith("u") and visit_key[1:].isdigit():
+            visit = qs.filter(participant_id=participant_id, visit_id=UNSCHEDULED, number=int(visit_key[1:])).first()
+        else:
+            visit = qs.filter(participant_id=participant_id, visit_id=visit_key, number=0).first()
+        if visit is None:
+            known = any(v.id == visit_key for v in protocol.schedule.visits)
+            raise RuleViolation("visit", "record the visit date first" if known else f"unknown visit '{visit_key}'")
+        if visit.outcome != "attended":
+            raise RuleViolation("visit", "this visit is recorded as missed")
+        if form_id not in visit.forms:
+            raise RuleViolation("form", f"{crf_name(protocol, form_id)} is not collected at the "
+                                        f"{_visit_name(protocol, visit)} visit (protocol table 1)")
+        p = visit.participant
+        spec = crf.spec_for(protocol, form_id)
+        cleaned = crf.clean(spec, items)
+        computed = crf.compute(protocol, form_id, cleaned,
+                               baseline_vas=selectors.baseline_vas(p.pk) if form_id == "vas" and visit.visit_id != "baseline" else None)
+        record = FormRecord.objects.filter(visit=visit, form_id=form_id).first()
+        was_complete = record is not None and record.is_complete
+        if was_complete and not complete:
+            raise RuleViolation("complete", "a completed form stays complete; save the change with a reason")
+        if complete:
+            problem = crf.completion_problem(protocol, form_id, cleaned, computed)
+            if problem is not None:
+                raise problem
+        when = _collected_at(collected_at, visit, now) if (collected_at not in (None, "") or record is None) \
+            else record.collected_at
+        if record is not None and record.items == cleaned and record.collected_at == when \
+                and (record.is_complete or not complete):
+            return record  # nothing changed
+        if was_complete and not reason:
+            raise RuleViolation("reason", "this form is complete; a change needs a reason")
+        state = FormRecord.CHANGED if was_complete else (FormRecord.COMPLETE if complete else FormRecord.DRAFT)
+        version = p.protocol_version.version
+        if record is None:
+            record = FormRecord.objects.create(
+                visit=visit, participant=p, form_id=form_id, state=state, items=cleaned, computed=computed,
+                revision=1, collected_at=when, submitted_at=now if complete else None, created_at=now, updated_at=now)
+            old_items, old_state = {}, None
+        else:
+            old_items, old_state = record.items, record.state
+            record.state = state
+            record.items = cleaned
+            record.computed = computed
+            record.revision += 1
+            record.collected_at = when
+            if complete and record.submitted_at is None:
+                record.submitted_at = now
+            record.updated_at = now
+            record.save()
+        FormRevision.objects.create(form=record, number=record.revision, state=state, items=cleaned,
+                                    computed=computed, collected_at=when, saved_by=actor, saved_at=now,
+                                    reason=reason if was_complete else "")
+        changes = audit.diff(old_items, cleaned)
+        if old_state != state:
+            changes["state"] = [old_state, state]
+        audit.record(actor=actor, action="change" if old_state else "create", obj_type="crf_form",
+                     obj_id=record.pk, participant_id=p.pk,
+                     changes={"visit": visit.key, "form": form_id, "revision": record.revision, **changes},
+                     reason=reason if was_complete else "", protocol_version=version, when=now)
+        _after_form_saved(actor, protocol, visit, p, now)
+    return record
+
+
+def crf_name(protocol, form_id: str) -> str:
+    f = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    return f.name.en if f else form_id
+
+
+def _after_form_saved(actor, protocol, visit: Visit, p: Participant, now: datetime) -> None:
+    """Visit completion and the participant status it moves."""
+    if visit.completed_at is None:
+        done = FormRecord.objects.filter(visit=visit, state__in=[FormRecord.COMPLETE, FormRecord.CHANGED]).count()
+        if done == len(visit.forms):
+            visit.completed_at = now
+            visit.save(update_fields=["completed_at"])
+            audit.record(actor=actor, action="change", obj_type="visit", obj_id=visit.pk, participant_id=p.pk,
+                         changes={"visit": visit.key, "completed_at": [None, now]},
+                         protocol_version=p.protocol_version.version, when=now)
+    if visit.visit_id == UNSCHEDULED:
+        return
+    pv_visit = protocol.schedule.visit(visit.visit_id)
+    status = Participant.objects.filter(pk=p.pk).values_list("status", flat=True).get()
+    if pv_visit.follow_up and status == pstates.TREATED:
+        participant_services.advance(actor=actor, participant_id=p.pk, target=pstates.IN_FOLLOW_UP,
+                                     reason=f"first follow-up data saved ({pv_visit.name.en} visit)")
+        status = pstates.IN_FOLLOW_UP
+    last = [v for v in protocol.schedule.visits if v.follow_up][-1]
+    if visit.visit_id == last.id and visit.completed_at is not None and status == pstates.IN_FOLLOW_UP:
+        participant_services.advance(actor=actor, participant_id=p.pk, target=pstates.COMPLETED,
+                                     reason=f"{last.name.en} visit complete")
+
+
+# ---- reminders (P-4.6) ------------------------------------------------------------------------
+
+
+def record_reminder(*, actor, participant_id: int, visit_id: str, visit_on, outcome: str = "reached",
+                    note: str = "", at: datetime | None = None) -> ReminderCall:
+    """Record the reminder phone call about a visit on ``visit_on``."""
+    now = _now(at)
+    protocol = active_protocol()
+    if visit_id != UNSCHEDULED and not any(v.id == visit_id for v in protocol.schedule.visits):
+        raise RuleViolation("visit", f"unknown visit '{visit_id}'")
+    if outcome not in dict(ReminderCall.OUTCOMES):
+        raise RuleViolation("outcome", f"must be one of {', '.join(dict(ReminderCall.OUTCOMES))}")
+    if isinstance(visit_on, str):
+        try:
+            visit_on = date.fromisoformat(visit_on)
+        except ValueError:
+            raise RuleViolation("visit_on", f"must be a date (YYYY-MM-DD), got {visit_on!r}") from None
+    if not isinstance(visit_on, date):
+        raise RuleViolation("visit_on", "must be a date")
+    if visit_on < timezone.localdate(now):
+        raise RuleViolation("visit_on", "a reminder is for a visit still to come")
+    note = _text("note", note)
+    with transaction.atomic():
+        p = _participant(participant_id)
+        if p.status not in selectors.ACTIVE:
+            raise RuleViolation("status", f"no visits to remind a participant who is {p.status_label} of")
+        call = ReminderCall.objects.create(participant=p, visit_id=visit_id, visit_on=visit_on, outcome=outcome,
+                                           note=note, called_by=actor, called_at=now)
+        audit.record(actor=actor, action="create", obj_type="reminder_call", obj_id=call.pk, participant_id=p.pk,
+                     changes={"visit": [None, visit_id], "visit_on": [None, visit_on], "outcome": [None, outcome],
+                              "note": [None, note]},
+                     protocol_version=p.protocol_version.version, when=now)
+    return call
