@@ -17,6 +17,7 @@ CAPABILITIES: dict[str, set[str]] = {
     "protocol.view": {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb", "ethics", "admin"},
     "dashboard.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "admin"},
     "users.manage": {"admin"},
+    "protocol.manage": {"admin"},  # load a protocol amendment (a new version)
 }
 # Other apps add capabilities in their own ``capabilities.py`` (``CAPABILITIES = {cap: {roles}}``);
 # they are merged in here once, when first needed.

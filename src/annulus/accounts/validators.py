@@ -22,3 +22,24 @@ class CharacterClassValidator:
 
     def get_help_text(self):
         return _("Your password must contain a lower-case and an upper-case letter, a digit and a symbol.")
+
+
+class CommonWordValidator:
+    """Refuses a common password dressed up with digits and symbols ("Password123!", "Welcome2026!!"):
+    length and character classes alone let these through, while the letters are a top common password."""
+
+    def __init__(self):
+        from django.contrib.auth.password_validation import CommonPasswordValidator
+
+        self.passwords = CommonPasswordValidator().passwords
+
+    def validate(self, password, user=None):
+        letters = re.sub(r"[^a-z]", "", password.lower())
+        if letters in self.passwords:
+            raise ValidationError(
+                _("This password is a common word with digits or symbols added; choose one that is harder to guess."),
+                code="password_too_common",
+            )
+
+    def get_help_text(self):
+        return _("Your password cannot be a common password with digits or symbols added.")

@@ -205,7 +205,10 @@ def withdraw(request, pk: int, payload: WithdrawIn):
 
 @router.get("/{int:pk}/audit", response=list[AuditOut], summary="Audit events of one participant")
 def audit_events(request, pk: int, action: str = "", object_type: str = "", limit: int = 200):
+    # the same rule as the audit page: the trail shows clinical values, so audit roles need
+    # sight of trial data too
     require(request.user, "audit.view")
+    require(request.user, "participant.view")
     _get(pk)
     from annulus.audit.selectors import decoded, events_for_participant
 

@@ -288,7 +288,8 @@ def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) ->
             p.enrolled_at = when
             p.save(update_fields=["case_number", "enrolled_at", "updated_at"])
             audit.record(actor=actor, action="change", obj_type="participant", obj_id=p.pk, participant_id=p.pk,
-                         changes={"case_number": [None, number]}, protocol_version=p.protocol_version.version)
+                         changes={"case_number": [None, number], "enrolled_at": [None, when]},
+                         reason=f"enrolled as case {number}", protocol_version=p.protocol_version.version)
             _set_status(p, states.ENROLLED, actor, f"enrolled as case {number}")
     except IntegrityError:
         raise RuleViolation("case_number", "another enrolment took this number at the same moment; try again") from None

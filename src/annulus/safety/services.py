@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -181,7 +182,7 @@ def snapshot(ae: AdverseEvent) -> dict:
     out = {}
     for f in FIELDS:
         v = getattr(ae, f)
-        out[f] = v.astimezone(timezone.utc).isoformat() if isinstance(v, datetime) else v
+        out[f] = v.astimezone(dt_timezone.utc).isoformat() if isinstance(v, datetime) else v
     return out
 
 

@@ -23,6 +23,60 @@ def protocol_page(request):
                                                    "lang": get_language(), "show_arms": not blinded})
 
 
+def protocol_upload(request):
+    """Load a protocol amendment: the uploaded YAML becomes a new version (administrator only).
+    A file that is too large, not UTF-8 or not a valid protocol is refused with every problem
+    named, and nothing is written."""
+    from django import forms
+    from django.contrib import messages
+    from django.shortcuts import redirect
+    from django.utils.translation import gettext as _
+
+    from annulus.errors import RuleViolation
+    from annulus.protocol import MAX_BYTES, ProtocolError, parse_protocol
+
+    from .models import ProtocolVersion
+    from .services import load_protocol_version
+
+    if not has(request.user, "protocol.manage"):
+        raise PermissionDenied
+
+    class UploadForm(forms.Form):
+        file = forms.FileField(label=_("Protocol file (YAML, UTF-8, at most 1 MB)"))
+        activate = forms.BooleanField(label=_("Put this version in force now"), required=False, initial=True)
+
+    form = UploadForm(request.POST or None, request.FILES or None)
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        if upload.size > MAX_BYTES:
+            problems = [_("%(name)s: the file is %(size)s bytes; the limit is %(limit)s bytes")
+                        % {"name": upload.name, "size": upload.size, "limit": MAX_BYTES}]
+        else:
+            raw = upload.read()
+            try:
+                parse_protocol(raw)
+            except ProtocolError as exc:
+                problems = exc.errors
+            else:
+                before = set(ProtocolVersion.objects.values_list("pk", flat=True))
+                try:
+                    pv = load_protocol_version(actor=request.user, text=raw, activate=form.cleaned_data["activate"])
+                except RuleViolation as exc:
+                    problems = [f"{exc.field}: {exc.message}"]
+                else:
+                    if pv.pk in before:
+                        messages.info(request, _("This file is already loaded as version %(v)s; nothing changed.")
+                                      % {"v": pv.version})
+                    else:
+                        messages.success(request, _("Protocol version %(v)s loaded.") % {"v": pv.version})
+                    return redirect("protocol")
+    versions = ProtocolVersion.objects.order_by("-loaded_at", "-id")
+    status = 400 if problems else 200
+    return render(request, "trial/protocol_upload.html",
+                  {"form": form, "problems": problems, "versions": versions}, status=status)
+
+
 def error_403(request, exception=None):
     return render(request, "error.html", {"code": 403, "message": "You do not have access to this page."}, status=403)
 

@@ -26,12 +26,13 @@ DROP FUNCTION IF EXISTS audit_event_immutable();
 
 def add_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_TRIGGER)
+        # params=None: the SQL holds a literal '%' (plpgsql's RAISE placeholder), not a parameter
+        schema_editor.execute(PG_TRIGGER, params=None)
 
 
 def drop_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_TRIGGER_REVERSE)
+        schema_editor.execute(PG_TRIGGER_REVERSE, params=None)
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,91 @@
+"""Web forms. They only carry the answers; the service does the checking and names the field."""
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .models import Liposuction, ReminderCall
+
+
+class LiposuctionForm(forms.Form):
+    performed_on = forms.DateField(label=_("Liposuction date (day 0)"), widget=forms.DateInput(attrs={"type": "date"}))
+    fat_volume_ml = forms.CharField(label=_("Subcutaneous fat harvested (mL, protocol: 150)"), initial="150",
+                                    widget=forms.NumberInput(attrs={"step": "any"}))
+    anaesthesia = forms.ChoiceField(label=_("Anaesthesia"), choices=Liposuction.ANAESTHESIA, initial="local")
+    observation_hours = forms.CharField(label=_("Observation before discharge (hours, protocol: 4)"), initial="4",
+                                        widget=forms.NumberInput(attrs={"step": "any"}))
+    complications = forms.CharField(label=_("Complications (empty if none)"), required=False,
+                                    widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label=_("Reason for correction (required when changing a saved record)"), required=False,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["performed_on"].initial = timezone.localdate()
+
+
+class OpenVisitForm(forms.Form):
+    visit_date = forms.DateField(label=_("Visit date"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class MissedForm(forms.Form):
+    reason = forms.CharField(label=_("Why the visit was missed"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class UnscheduledForm(forms.Form):
+    visit_date = forms.DateField(label=_("Visit date"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=_("Reason for the unscheduled visit"), max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+    forms = forms.MultipleChoiceField(label=_("Forms to collect"), widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["forms"].choices = choices
+        self.fields["forms"].initial = ["vas", "vitals", "adverse_events"]
+        self.fields["visit_date"].initial = timezone.localdate()
+
+
+class ReminderForm(forms.Form):
+    outcome = forms.ChoiceField(label=_("Call outcome"), choices=ReminderCall.OUTCOMES)
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000)
+
+
+class CrfForm(forms.Form):
+    """Built from the form's item list (crf.FormSpec); labels in the page's language."""
+
+    collected_at = forms.DateTimeField(label=_("Collected at"), required=False,
+                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    reason = forms.CharField(label=_("Reason for change (required once the form is complete)"), required=False,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, spec=None, language="en", current=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+        self.item_ids = []
+        current = current or {}
+        for item in spec.items:
+            label = item.label(language)
+            if item.kind == "number":
+                attrs = {"step": "any", "inputmode": "decimal"}
+                if item.min is not None:
+                    attrs["min"] = item.min
+                if item.max is not None:
+                    attrs["max"] = item.max
+                f = forms.CharField(label=f"{label} ({item.unit})" if item.unit else label, required=False,
+                                    widget=forms.TextInput(attrs=attrs))
+            elif item.kind in ("code", "choice"):
+                zh = (language or "").startswith("zh")
+                choices = [("", "—")] + [(v, zh_label if zh else en) for v, en, zh_label in item.choices if v != ""]
+                f = forms.ChoiceField(label=label, required=False, choices=choices)
+            elif item.id.endswith("__unit"):
+                f = forms.CharField(label=label, required=False, initial=item.unit,
+                                    widget=forms.TextInput(attrs={"size": 8, "class": "unit"}))
+            else:
+                f = forms.CharField(label=label, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+            if item.id in current:
+                f.initial = str(current[item.id])
+            self.fields[item.id] = f
+            self.item_ids.append(item.id)
+
+    def items(self) -> dict:
+        return {k: self.data.get(k, "") for k in self.item_ids if self.data.get(k, "") != ""}

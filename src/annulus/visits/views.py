@@ -1,0 +1,274 @@
+"""Thin views: parse the form, call the service, show the result or the error it names."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from annulus.accounts.permissions import has
+from annulus.errors import RuleViolation
+from annulus.participants.forms import add_violation
+from annulus.participants.selectors import get_participant
+from annulus.trial.selectors import active_protocol
+
+from . import crf, selectors, services
+from .forms import CrfForm, LiposuctionForm, MissedForm, OpenVisitForm, ReminderForm, UnscheduledForm
+from .models import UNSCHEDULED, FormRevision
+
+
+def _need(request, capability):
+    if not has(request.user, capability):
+        raise PermissionDenied
+
+
+def _participant(request, pk):
+    _need(request, "visits.view")
+    p = get_participant(pk)
+    if p is None:
+        raise Http404
+    return p
+
+
+def ae_link(participant_id: int, term: str) -> str:
+    """The safety app's new adverse-event page, with the term filled in."""
+    return f"/participants/{participant_id}/adverse-events/new/?{urlencode({'term': term})}"
+
+
+def liposuction(request, pk):
+    _need(request, "visits.edit")
+    p = _participant(request, pk)
+    current = selectors.current_liposuction(p.pk)
+    initial = {}
+    if current:
+        initial = {"performed_on": current.performed_on, "fat_volume_ml": current.fat_volume_ml,
+                   "anaesthesia": current.anaesthesia, "observation_hours": current.observation_hours,
+                   "complications": current.complications}
+    form = LiposuctionForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.record_liposuction(actor=request.user, participant_id=p.pk, **form.cleaned_data)
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("Liposuction recorded; the schedule is set from day 0."))
+            return redirect("participant", pk=p.pk)
+    return render(request, "participants/form.html", {"form": form, "p": p, "title": _("Liposuction (day 0)")})
+
+
+def _slot(p, key):
+    slot = selectors.slot_for(p, key)
+    if slot is None:
+        raise Http404
+    return slot
+
+
+def visit_detail(request, pk, key):
+    p = _participant(request, pk)
+    slot = _slot(p, key)
+    protocol = active_protocol()
+    can_edit = has(request.user, "visits.edit")
+    open_form = OpenVisitForm(initial={"visit_date": min(timezone.localdate(), slot.window_end or timezone.localdate())})
+    missed_form = MissedForm()
+    if request.method == "POST":
+        _need(request, "visits.edit")
+        action = request.POST.get("action")
+        try:
+            if action == "open":
+                open_form = OpenVisitForm(request.POST)
+                if open_form.is_valid():
+                    services.open_visit(actor=request.user, participant_id=p.pk, visit_id=slot.visit_id,
+                                        visit_date=open_form.cleaned_data["visit_date"])
+                    messages.success(request, _("Visit recorded; enter its forms."))
+                    return redirect("visit", pk=p.pk, key=key)
+            elif action == "missed":
+                missed_form = MissedForm(request.POST)
+                if missed_form.is_valid():
+                    services.record_missed(actor=request.user, participant_id=p.pk, visit_id=slot.visit_id,
+                                           reason=missed_form.cleaned_data["reason"])
+                    messages.warning(request, _("Visit recorded as missed."))
+                    return redirect("participant", pk=p.pk)
+        except RuleViolation as exc:
+            add_violation(open_form if action == "open" else missed_form, exc)
+    rows = []
+    if slot.record is not None:
+        records = selectors.form_records(slot.record)
+        sub = timedelta(days=protocol.schedule.submission_days)
+        now = timezone.now()
+        for form_id in slot.record.forms:
+            rec = records.get(form_id)
+            due = rec.collected_at + sub if rec else None
+            late = bool(rec and ((rec.submitted_at is None and now > due) or (rec.submitted_at and rec.submitted_at > due)))
+            rows.append({"form_id": form_id, "name": selectors.form_name(protocol, form_id), "rec": rec,
+                         "state": rec.state if rec else "not_started",
+                         "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
+                         "headline": crf.headline(form_id, rec.computed) if rec else [],
+                         "due": due, "late": late,
+                         "ae": [ae_link(p.pk, a) for a in crf.significant_analytes(rec.computed)] if rec else []})
+    completion_due = (slot.record.visit_date + timedelta(days=protocol.schedule.completion_days)
+                      if slot.record and slot.record.visit_date else None)
+    return render(request, "visits/visit.html", {
+        "p": p, "slot": slot, "rows": rows, "can_edit": can_edit, "open_form": open_form, "missed_form": missed_form,
+        "completion_due": completion_due, "today": timezone.localdate(),
+        "can_open": can_edit and slot.record is None and slot.visit_id != UNSCHEDULED and not slot.procedure
+        and slot.state not in ("cancelled",),
+    })
+
+
+def _crf_context(request, p, slot, form_id):
+    protocol = active_protocol()
+    if slot.record is None:
+        raise Http404
+    if form_id not in slot.record.forms:
+        raise Http404
+    spec = crf.spec_for(protocol, form_id)
+    rec = selectors.form_records(slot.record).get(form_id)
+    return protocol, spec, rec
+
+
+def _lab_rows(spec, form, computed, language):
+    """Lab forms as a table: analyte, value, unit, reference range, flag, judgement."""
+    panel = spec.extra.get("panel")
+    if panel is None:
+        return None
+    parts = (computed or {}).get("parts") or {}
+    rows = []
+    for a in panel.analytes:
+        ref = a.normal if a.kind == "qualitative" else f"{a.low:g}–{a.high:g}"
+        rows.append({"name": a.name.get(language), "value": form[a.id],
+                     "unit": form[f"{a.id}__unit"] if a.kind != "qualitative" else None,
+                     "cs": form[f"{a.id}__cs"], "ref": ref, "ref_unit": a.unit,
+                     "flag": (parts.get(a.id) or {}).get("flag")})
+    return rows
+
+
+def crf_form(request, pk, key, form_id):
+    p = _participant(request, pk)
+    slot = _slot(p, key)
+    protocol, spec, rec = _crf_context(request, p, slot, form_id)
+    language = get_language()
+    current = rec.items if rec else {}
+    data = request.POST if request.method == "POST" else None
+    initial = {"collected_at": timezone.localtime(rec.collected_at).strftime("%Y-%m-%dT%H:%M")} if rec else {}
+    form = CrfForm(data, spec=spec, language=language, current=current, initial=initial)
+    computed = rec.computed if rec else None
+    if request.method == "POST":
+        _need(request, "visits.edit")
+        if form.is_valid():
+            try:
+                rec = services.save_form(actor=request.user, participant_id=p.pk, visit_key=key, form_id=form_id,
+                                         items=form.items(), complete="complete" in request.POST,
+                                         collected_at=form.cleaned_data["collected_at"],
+                                         reason=form.cleaned_data["reason"])
+            except RuleViolation as exc:
+                add_violation(form, exc)
+            else:
+                messages.success(request, _("Form saved (%(state)s).") % {"state": selectors.FORM_STATE_LABELS[rec.state]})
+                significant = crf.significant_analytes(rec.computed)
+                if significant or (form_id == "adverse_events" and rec.items.get("new_events") == "yes"):
+                    return redirect("crf_form", pk=p.pk, key=key, form_id=form_id)
+                return redirect("visit", pk=p.pk, key=key)
+    revisions = list(FormRevision.objects.filter(form=rec).select_related("saved_by")) if rec else []
+    return render(request, "visits/crf.html", {
+        "p": p, "slot": slot, "form": form, "rec": rec, "spec": spec, "form_id": form_id,
+        "title": selectors.form_name(protocol, form_id),
+        "intro": spec.intro_zh if (language or "").startswith("zh") else spec.intro_en,
+        "lab_rows": _lab_rows(spec, form, computed, language),
+        "score": _score_context(p, form_id, computed),
+        "revisions": revisions, "can_edit": has(request.user, "visits.edit"),
+        "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
+    })
+
+
+def _score_context(p, form_id, computed, error=None):
+    if computed is None and error is None:
+        return {"empty": True}
+    out = {"headline": crf.headline(form_id, computed) if computed else [], "error": error,
+           "reason": (computed or {}).get("reason"), "missing": (computed or {}).get("missing") or [],
+           "ae": [(a, ae_link(p.pk, a)) for a in crf.significant_analytes(computed or {})],
+           "needs_judgement": (computed or {}).get("needs_judgement") or []}
+    if form_id == "adverse_events" and (computed or {}).get("new_events") == "yes":
+        out["ae_review"] = ae_link(p.pk, "")
+    return out
+
+
+def crf_preview(request, pk, key, form_id):
+    """htmx: the scores of the answers on screen, computed by the same code as on saving."""
+    p = _participant(request, pk)
+    slot = _slot(p, key)
+    protocol, spec, rec = _crf_context(request, p, slot, form_id)
+    form = CrfForm(request.POST, spec=spec, language=get_language())
+    form.is_valid()
+    try:
+        cleaned = crf.clean(spec, form.items())
+        base = selectors.baseline_vas(p.pk) if form_id == "vas" and slot.visit_id != "baseline" else None
+        computed = crf.compute(protocol, form_id, cleaned, baseline_vas=base)
+        score = _score_context(p, form_id, computed)
+    except RuleViolation as exc:
+        score = _score_context(p, form_id, None, error=f"{exc.field}: {exc.message}")
+    return render(request, "visits/_score.html", {"score": score})
+
+
+def unscheduled(request, pk):
+    _need(request, "visits.edit")
+    p = _participant(request, pk)
+    protocol = active_protocol()
+    lang = get_language()
+    choices = [(f.id, f.name.get(lang)) for f in protocol.schedule.forms if f.id not in ("liposuction", "transplant")]
+    form = UnscheduledForm(request.POST or None, choices=choices)
+    if request.method == "POST" and form.is_valid():
+        try:
+            v = services.add_unscheduled_visit(actor=request.user, participant_id=p.pk, **form.cleaned_data)
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("Unscheduled visit added."))
+            return redirect("visit", pk=p.pk, key=v.key)
+    return render(request, "participants/form.html", {"form": form, "p": p, "title": _("Unscheduled visit")})
+
+
+def overdue(request):
+    _need(request, "visits.view")
+    data = selectors.overdue()
+    protocol = active_protocol()
+    for row in data["unsubmitted"] + data["late_submitted"]:
+        row["name"] = selectors.form_name(protocol, row["form"].form_id)
+    return render(request, "visits/overdue.html", {"data": data})
+
+
+def _day(request) -> date:
+    raw = request.GET.get("date", "")
+    try:
+        return date.fromisoformat(raw) if raw else timezone.localdate()
+    except ValueError:
+        return timezone.localdate()
+
+
+def call_list(request):
+    _need(request, "visits.remind")
+    day = _day(request)
+    if request.method == "POST":
+        form = ReminderForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise RuleViolation("outcome", "choose the call outcome")
+            services.record_reminder(actor=request.user, participant_id=int(request.POST.get("participant", "0")),
+                                     visit_id=request.POST.get("visit", ""), visit_on=request.POST.get("visit_on", ""),
+                                     **form.cleaned_data)
+        except (RuleViolation, ValueError) as exc:
+            messages.error(request, f"{_('Not recorded')}: {getattr(exc, 'message', exc)}")
+        else:
+            messages.success(request, _("Reminder call recorded."))
+        return redirect(f"{reverse('call_list')}?date={day.isoformat()}")
+    rows = selectors.call_list(day)
+    return render(request, "visits/calls.html", {"rows": rows, "day": day, "visit_on": day + timedelta(
+        days=active_protocol().schedule.reminder_days_before), "reminder_form": ReminderForm(),
+        "prev": day - timedelta(days=1), "next": day + timedelta(days=1)})
