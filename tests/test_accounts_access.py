@@ -211,7 +211,7 @@ ALL = set(ROLES)
 VIEWERS = {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb"}  # trial data during collection
 EDITORS = {"investigator", "coordinator"}
 # a participant's audit trail shows clinical values: audit roles that also see trial data
-AUDIT = {"investigator", "monitor", "auditor"}
+AUDIT = {"investigator", "coordinator", "monitor", "auditor"}
 
 # (method, path, roles that get 200; everyone else gets 403)
 PAGES = [

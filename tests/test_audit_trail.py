@@ -187,4 +187,6 @@ def test_audit_page_filters(make_participant, users, client_for):
 def test_audit_page_is_for_audit_roles_only(make_participant, client_for):
     p = make_participant("consented")
     assert client_for("auditor").get(f"/participants/{p.pk}/audit/").status_code == 200
-    assert client_for("coordinator").get(f"/participants/{p.pk}/audit/").status_code == 403
+    assert client_for("coordinator").get(f"/participants/{p.pk}/audit/").status_code == 200
+    for role in ("pharmacist", "designer", "statistician", "dsmb", "ethics", "admin"):
+        assert client_for(role).get(f"/participants/{p.pk}/audit/").status_code == 403, role

@@ -88,3 +88,17 @@ def test_core_imports_without_django():
             "assert not [m for m in sys.modules if m.split('.')[0] == 'django'], 'django'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.req("P-8.3")
+def test_numeric_arm_code_used_as_factor():
+    # C(ARMN) with ARMN = 0/1 is the same model as ARMCD; LS-means treat it as a factor.
+    data = FEV.assign(ARMN=(FEV.ARMCD == "TRT").astype(int))
+    coded = fit_mmrm(data, "FEV1 ~ C(ARMN)*AVISIT", subject="USUBJID", visit="AVISIT")
+    named = fit_mmrm(data, "FEV1 ~ ARMCD*AVISIT", subject="USUBJID", visit="AVISIT")
+    assert coded.neg2_loglik == pytest.approx(named.neg2_loglik, abs=1e-8)
+    a = [r["estimate"] for r in coded.lsmeans(["ARMN", "AVISIT"])]
+    b = [r["estimate"] for r in named.lsmeans(["ARMCD", "AVISIT"])]
+    assert np.allclose(a, b, atol=1e-8)
+    diff = coded.contrasts(arm="ARMN", control=0)
+    assert [r["arm"] for r in diff] == [1] * 4

@@ -13,7 +13,8 @@ CAPABILITIES: dict[str, set[str]] = {
     "participant.edit": {"investigator", "coordinator"},
     "participant.enrol": {"investigator", "coordinator"},
     "participant.withdraw": {"investigator", "coordinator"},
-    "audit.view": {"investigator", "monitor", "auditor", "admin"},
+    # the coordinator enters and corrects the data, so sees the history of what was entered
+    "audit.view": {"investigator", "coordinator", "monitor", "auditor", "admin"},
     "protocol.view": {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb", "ethics", "admin"},
     "dashboard.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "admin"},
     "users.manage": {"admin"},

@@ -98,7 +98,7 @@ class WithdrawIn(Schema):
     withdrawn_on: date
     category: str = Field(..., max_length=30)
     details: str = Field(..., max_length=2000)
-    adverse_event_id: int | None = None
+    adverse_event_id: int | None = Field(None, ge=1, le=2**63 - 1)  # a database id, never larger than bigint
 
 
 class AuditOut(Schema):

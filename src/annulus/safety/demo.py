@@ -22,11 +22,17 @@ def _aware(naive: datetime) -> datetime:
     return min(timezone.make_aware(naive), timezone.now() - timedelta(minutes=20))
 
 
-def _procedure_days(p: Participant):
-    """Liposuction and injection days: from the visits app when it has them, else the protocol's
+def _procedure_days(p: Participant, today):
+    """Liposuction and injection days as the visits and allocation apps recorded them; a step not
+    yet done lies beyond ``today`` so it yields no event. Without those apps, the protocol's
     typical timing (liposuction a week after enrolment, injection in the third week after it)."""
     enrolled = timezone.localtime(p.enrolled_at).date()
-    return enrolled + timedelta(days=7), enrolled + timedelta(days=28)
+    try:
+        from annulus.visits.selectors import liposuction_date, transplant_date
+    except ImportError:
+        return enrolled + timedelta(days=7), enrolled + timedelta(days=28)
+    never = today + timedelta(days=3650)
+    return liposuction_date(p.pk) or never, transplant_date(p.pk) or never
 
 
 def adverse_events_all(ctx) -> None:
@@ -38,7 +44,7 @@ def adverse_events_all(ctx) -> None:
         consent = p.consents.order_by("consented_at").first()
         if consent is None or p.enrolled_at is None:
             continue
-        lipo, inj = _procedure_days(p)
+        lipo, inj = _procedure_days(p, ctx.today)
         sims.append(SimParticipant(p.pk, timezone.localtime(consent.consented_at).date(), lipo, inj,
                                    services.system_arm(p.pk)))
     events = simulate_adverse_events(sims, seed=ctx.seed, today=ctx.today)
@@ -74,8 +80,10 @@ def adverse_events_all(ctx) -> None:
             serious=True, serious_criteria=["hospitalisation"], first_knowledge_at=now - timedelta(hours=30), grade=3,
             causality_liposuction="not_related", causality_injection="not_related", causality_product="not_related",
             expectedness="unexpected", action_taken="hospitalised", outcome="recovering")
-        # a discitis with a related product causality, ended, leading to withdrawal for safety
-        r = active[-3]
+        # a discitis after the injection, with a related product causality, ended, leading to
+        # withdrawal for safety
+        injected = [x for x in active[:-2] if _procedure_days(x, ctx.today)[1] <= ctx.today - timedelta(days=20)]
+        r = injected[-1] if injected else active[-3]
         onset = now - timedelta(days=12)
         ae = services.record_adverse_event(
             actor=inv, participant_id=r.pk, term="Discitis", onset_at=onset, end_at=now - timedelta(days=2),

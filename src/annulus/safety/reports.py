@@ -50,32 +50,37 @@ def schedule(*, months: int, today: date | None = None) -> list[date]:
         k += 1
 
 
-def proportion_ci(k: int, n: int) -> tuple[float, float] | None:
-    """Exact (Clopper-Pearson) 95 % interval for k events among n subjects."""
-    if n <= 0:
-        return None
-    try:  # the shared safety tables, when present, are the one source of this interval
-        from annulus.stats.safety_tables import clopper_pearson
-    except ImportError:
-        from scipy.stats import binomtest
-
-        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-        return float(ci.low), float(ci.high)
-    low, high = clopper_pearson(k, n)
-    return float(low), float(high)
-
-
 def _end_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
 
 
-def _cell(events: list, subjects_n: int) -> dict:
-    subjects = {e.participant_id for e in events}
-    k = len(subjects)
-    ci = proportion_ci(k, subjects_n)
-    return {"events": len(events), "subjects": k, "n": subjects_n,
-            "pct": (100.0 * k / subjects_n) if subjects_n else None,
-            "ci": (100 * ci[0], 100 * ci[1]) if ci else None}
+def _cells(events: list, flags: list[bool], columns, col_of, population) -> list[dict]:
+    """Events, subjects with at least one event, and incidence with its exact (Clopper-Pearson)
+    95 % interval per column, counted by the shared safety tables."""
+    import pandas as pd
+
+    from annulus.stats.safety_tables import POOLED, safety_table
+
+    subjects = pd.DataFrame({"subject": [str(pid) for pid in population],
+                             "arm": [col_of(pid) for pid in population]}, columns=["subject", "arm"])
+    ev = pd.DataFrame({"subject": [str(e.participant_id) for e in events],
+                       "arm": [col_of(e.participant_id) for e in events],
+                       "grade": [e.grade for e in events], "serious": list(flags),
+                       "related": [False] * len(events)}, columns=["subject", "arm", "grade", "serious", "related"])
+    ev["serious"] = ev["serious"].astype(bool)
+    ev["related"] = ev["related"].astype(bool)
+    table = safety_table(ev, subjects, pooled=True, by_term=False)
+    table = table[table["category"] == "serious"].set_index("arm")
+    out = []
+    for cid, _ in columns:
+        key = POOLED if cid == TOTAL else cid
+        if key not in table.index or int(table.loc[key, "n"]) == 0:
+            out.append({"events": 0, "subjects": 0, "n": 0, "pct": None, "ci": None})
+            continue
+        r = table.loc[key]
+        out.append({"events": int(r["events"]), "subjects": int(r["subjects"]), "n": int(r["n"]),
+                    "pct": 100.0 * float(r["incidence"]), "ci": (100.0 * float(r["lower"]), 100.0 * float(r["upper"]))})
+    return out
 
 
 def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
@@ -103,16 +108,8 @@ def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
         def col_of(pid):
             return TOTAL
 
-    sizes = Counter(col_of(pid) for pid in population)
-    sizes[TOTAL] = len(population)
-
     def row(label, predicate):
-        chosen = [e for e in events if predicate(e)]
-        cells = []
-        for cid, _ in columns:
-            in_col = chosen if cid == TOTAL else [e for e in chosen if col_of(e.participant_id) == cid]
-            cells.append(_cell(in_col, sizes.get(cid, 0)))
-        return {"label": label, "cells": cells}
+        return {"label": label, "cells": _cells(events, [bool(predicate(e)) for e in events], columns, col_of, population)}
 
     overview = [
         row("Any adverse event", lambda e: True),

@@ -516,7 +516,7 @@ def generate_report(*, actor, as_of: date, kind: str, scheduled: bool = False):
     data = reports.build(as_of=as_of, protocol=protocol, arms=arms)
     now = timezone.now()
     html = reports.render_html(data, registry=protocol.trial.registry_number, generated_at=now,
-                               generated_by=getattr(actor, "username", "scheduled run"), scheduled=scheduled)
+                               generated_by=getattr(actor, "username", "system"), scheduled=scheduled)
     with transaction.atomic():
         rep = DsmbReport.objects.create(kind=kind, as_of=as_of, scheduled=scheduled, html=html,
                                         summary=reports.summary(data), generated_by=actor)

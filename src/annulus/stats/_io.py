@@ -163,3 +163,45 @@ def parse_levels_map(items: Sequence[str] | None, name: str) -> dict[str, float]
                 raise InputError(f"{name} expects LEVEL=NUMBER, got '{part.strip()}'")
             out[level.strip()] = parse_number(number.strip(), f"{name} {level.strip()}")
     return out
+
+
+def jsonable(obj):
+    """Plain JSON types for results holding numpy values, tuples, NaN (→ null) and infinity."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, pd.DataFrame):
+        return jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        if np.isnan(value):
+            return None
+        if np.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    return obj
+
+
+def parse_bool(text: str | bool, name: str) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "1", "y"):
+        return True
+    if value in ("false", "no", "0", "n"):
+        return False
+    raise InputError(f"{name} must be true or false, got '{text}'")
+
+
+def parse_int(text: str | int, name: str) -> int:
+    value = parse_number(text, name)
+    if value != int(value):
+        raise InputError(f"{name} must be a whole number, got '{text}'")
+    return int(value)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -198,6 +199,13 @@ def _prepare(data, formula, subject, visit, visit_order) -> _Design:
         raise MmrmError(f"cannot build the design from formula {formula!r}: {first}") from None
     X = np.asarray(mm.rhs, dtype=float)
     columns = list(mm.rhs.columns)
+    # A numeric column used as a factor (C(x) in the formula) is a factor for LS-means too.
+    for col in list(numerics):
+        coded = re.compile(rf"(^|:)(C\({re.escape(col)}\b[^:]*\)|{re.escape(col)})\[")
+        if any(coded.search(c) for c in columns):
+            factors[col] = [v.item() if hasattr(v, "item") else v
+                            for v in sorted(pd.unique(used[col]))]
+            del numerics[col]
     y = used[response].to_numpy(float)
     _check_rank(X, columns)
 
@@ -411,9 +419,14 @@ class MmrmResult:
             raise MmrmError(f"arm {arm!r} is not a categorical variable of the model formula")
         check_arm(d.used, d.subject, arm)
         levels = d.factors[arm]
-        control = levels[0] if control is None else str(control)
-        if control not in levels:
-            raise MmrmError(f"control level {control!r} is not a level of {arm!r} ({levels})")
+        if control is None:
+            control = levels[0]
+        else:  # match by text too, so "0" from a command line finds the numeric level 0
+            found = [lev for lev in levels if lev == control or str(lev) == str(control)]
+            if not found:
+                raise MmrmError(f"control level {str(control)!r} is not a level of {arm!r} "
+                                f"({', '.join(map(str, levels))})")
+            control = found[0]
         if by == "__visit__":
             by = d.visit if d.visit in d.factors else None
         specs = [arm] + ([by] if by else [])

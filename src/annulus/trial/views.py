@@ -45,7 +45,7 @@ def protocol_upload(request):
         file = forms.FileField(label=_("Protocol file (YAML, UTF-8, at most 1 MB)"))
         activate = forms.BooleanField(label=_("Put this version in force now"), required=False, initial=True)
 
-    form = UploadForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     problems: list[str] = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]

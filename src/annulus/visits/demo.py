@@ -1,0 +1,161 @@
+"""The demo trial's visits: liposuction a few days after enrolment (step 20), then, once the
+allocation app has recorded the transplantations (step 30), every visit whose date has passed
+with the simulator's answers entered through the services (step 40). Some visits are left due,
+overdue or missed, some forms in draft or submitted late, so that every state can be seen."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from annulus.errors import RuleViolation
+from annulus.participants import services as ps
+from annulus.participants import states as pstates
+from annulus.participants.models import Participant
+from annulus.simulator.trajectories import simulate_participant
+from annulus.trial.selectors import active_protocol
+
+from . import selectors, services
+
+COMPLICATIONS = ["small haematoma at the harvest site, resolved without treatment",
+                 "transient dizziness during observation"]
+
+
+def _at(day, hour, minute=0):
+    """A clinic time on ``day``, never later than a few minutes ago."""
+    when = timezone.make_aware(datetime.combine(day, time(hour, minute)))
+    return min(when, timezone.now() - timedelta(minutes=5))
+
+
+def liposuction_all(ctx):
+    """Day 0 for every randomised participant, 2-8 days after enrolment; the latest two wait."""
+    rng = np.random.default_rng([ctx.seed, 20])
+    inv = ctx.users["investigator"]
+    today = timezone.localdate()
+    waiting = set(ctx.enrolled[-2:])
+    for pid in ctx.enrolled:
+        p = Participant.objects.get(pk=pid)
+        if p.status != pstates.RANDOMISED or pid in waiting:
+            continue
+        day = timezone.localdate(p.enrolled_at) + timedelta(days=int(rng.integers(2, 9)))
+        if day > today - timedelta(days=1):
+            continue  # not yet: stays waiting for liposuction
+        complications = COMPLICATIONS[int(rng.integers(0, 2))] if rng.random() < 0.08 else ""
+        services.record_liposuction(actor=inv, participant_id=pid, performed_on=day,
+                                    fat_volume_ml=round(float(rng.normal(150, 6))),
+                                    observation_hours=4 if rng.random() > 0.1 else 4.5,
+                                    complications=complications, at=_at(day, 14))
+
+
+def _arm(pid):
+    try:
+        from annulus.allocation.selectors import arm_of_for_system
+    except (ImportError, AttributeError):
+        return None
+    return arm_of_for_system(pid)
+
+
+def follow_up_all(ctx):
+    protocol = active_protocol()
+    coord, inv = ctx.users["coordinator"], ctx.users["investigator"]
+    now = timezone.now()
+    today = timezone.localdate()
+    rng = np.random.default_rng([ctx.seed, 40])
+    pvisits = [v for v in protocol.schedule.visits if not v.procedure]
+    for n, pid in enumerate(ctx.enrolled):
+        p = Participant.objects.get(pk=pid)
+        if p.status not in selectors.ACTIVE:
+            continue
+        lipo, tx, planned = selectors.anchors(pid)
+        if lipo is None:
+            continue
+        arm = _arm(pid) or "control"
+        traj = simulate_participant(arm, seed=ctx.seed, index=pid)
+        if n % 10 == 0:
+            ctx.progress(f"follow-up visits {n}/{len(ctx.enrolled)}")
+        # one commit per participant: each service call is still its own (nested) transaction,
+        # but SQLite syncs the file once instead of once per form
+        with transaction.atomic():
+            _follow_up(ctx, p, pvisits, lipo, tx, planned, traj, coord, inv, now, today, rng)
+
+
+def _follow_up(ctx, p, pvisits, lipo, tx, planned, traj, coord, inv, now, today, rng):
+    pid = p.pk
+    last_day = None
+    for pv in pvisits:
+        if planned and pv.id != "baseline":
+            break  # follow-up starts after the transplantation
+        target, start, end = selectors.window_of(pv, lipo, tx)
+        if pv.id == "baseline":
+            day = tx - timedelta(days=int(rng.integers(1, 6)))
+        else:
+            jitter = int(rng.integers(-pv.window.before_days // 2, pv.window.after_days // 2 + 1))
+            day = target + timedelta(days=jitter)
+            if rng.random() < 0.05:  # out of window, a few days late
+                day = end + timedelta(days=int(rng.integers(1, 6)))
+        if traj.dropout_after is not None and pv.id not in traj.visits and pv.id not in traj.missed:
+            _drop_out(p, traj, last_day or lipo, today, coord, rng)
+            break
+        if day > today:
+            break
+        if pv.id in traj.missed:
+            missed_after = end + timedelta(days=selectors.GRACE_DAYS)
+            if missed_after < today and rng.random() < 0.5:
+                services.record_missed(actor=coord, participant_id=pid, visit_id=pv.id,
+                                       reason="could not be reached for the visit",
+                                       at=_at(missed_after, 16))
+            continue
+        age = (today - day).days
+        # the most recent visits of some participants are still to be done: due/open/overdue
+        if age <= 14 and rng.random() < 0.35:
+            break
+        try:
+            _enter_visit(pid, pv, day, traj.visits[pv.id], coord, inv, now, today, age, rng)
+        except RuleViolation as exc:
+            ctx.progress(f"visit {pv.id} of participant {pid} not entered: {exc}")
+            break
+        last_day = day
+
+
+def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng):
+    services.open_visit(actor=coord, participant_id=pid, visit_id=pv.id, visit_date=day, at=_at(day, 9))
+    recent = age <= 12
+    for form_id in pv.forms:
+        collected = _at(day, 9, int(rng.integers(0, 59)))
+        if recent and rng.random() < 0.12:
+            continue  # not entered yet
+        items = answers[form_id]
+        if recent and rng.random() < 0.15:
+            services.save_form(actor=coord, participant_id=pid, visit_key=pv.id, form_id=form_id, items=items,
+                               collected_at=collected, at=min(collected + timedelta(hours=2), now))
+            continue  # a draft, waiting for submission
+        late = rng.random() < 0.06
+        delay = timedelta(days=float(rng.uniform(3.5, 8))) if late else timedelta(hours=float(rng.uniform(1, 40)))
+        saved = collected + delay
+        if saved > now:
+            saved = now - timedelta(minutes=1)
+        actor = inv if form_id in ("imaging", "joa", "adverse_events") else coord
+        services.save_form(actor=actor, participant_id=pid, visit_key=pv.id, form_id=form_id, items=items,
+                           complete=True, collected_at=collected, at=saved)
+
+
+def _drop_out(p, traj, last_day, today, coord, rng):
+    """The participant stops coming: recorded as lost to follow-up, or as a withdrawal."""
+    day = min(last_day + timedelta(days=int(rng.integers(20, 60))), today)
+    if (today - last_day).days < 45:
+        return  # not yet noticed
+    p.refresh_from_db()
+    if p.status not in (pstates.TREATED, pstates.IN_FOLLOW_UP):
+        return
+    if rng.random() < 0.5:
+        ps.withdraw(actor=coord, participant_id=p.pk, withdrawn_on=day, category="participant_request",
+                    details="Does not wish to attend further follow-up visits; moved away")
+    else:
+        ps.advance(actor=coord, participant_id=p.pk, target=pstates.LOST,
+                   reason="No answer to phone calls or letters after the last visit")
+
+
+STEPS = [(20, liposuction_all), (40, follow_up_all)]

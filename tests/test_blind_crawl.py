@@ -1,0 +1,251 @@
+"""X-3.8: crawl every page and every API route as each blinded role and look for the blind
+breaking: an arm, a dose or recipe, the level-2 key, a group label tied to a participant, or a
+response that differs between participants of different arms. The crawl reads the URL
+configuration and the OpenAPI schema, so pages and routes that other apps add are covered too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections import defaultdict
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from annulus.allocation import selectors, services, testing
+from annulus.allocation.models import EmergencyUnblinding, Envelope
+from annulus.trial.selectors import active_protocol
+from tests.conftest import TEST_PASSWORD
+
+BLINDED = ["investigator", "coordinator", "statistician", "monitor", "auditor", "ethics", "admin"]
+ARM_IDS = ("high", "mid", "low", "control")
+MISSING = 987654
+# never requested: they change the session rather than show anything
+SKIP = {"accounts/logout/", "i18n/setlang/", "api/v1/docs"}
+# The protocol itself names its arms and doses (public in the registry); no participant is tied
+# to them there, so these routes may name arms, but must not show the preparation recipes.
+PROTOCOL_ROUTES = {"protocol/", "api/v1/protocol"}
+RECIPE_WORDS = ["saline_ml", "cell_suspension_ml", "ha_hydrogel_ml", "0.25 mL", "0.75 mL", "0.5 mL",
+                "Preparation recipe"]
+# values tried for string parameters, by parameter name
+STRINGS = {
+    "name": ["allocation-table-pharmacy.csv", "level1-key.csv", "level1-key.csv.sha256"],
+    "holder": ["pharmacy", "designer"],
+    "key": ["baseline", "transplant"],
+    "form_id": ["vas", "transplant"],
+}
+
+
+def _patterns(patterns, prefix=""):
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            yield from _patterns(p.url_patterns, prefix + str(p.pattern))
+        elif isinstance(p, URLPattern):
+            yield prefix + str(p.pattern)
+
+
+PARAM = re.compile(r"<(?:(\w+):)?(\w+)>|\{(\w+)\}")
+
+
+def _fill(route: str, ints: list[int], api_types: dict | None = None) -> list[tuple[str, int | None, str]]:
+    """Every concrete path for a route: ints for int parameters, named strings for the others.
+    Returns (path, the int used, the path with the int left as a placeholder) triples."""
+    params = PARAM.findall(route)
+    if not params:
+        return [(route, None, route)]
+    int_names, str_names = [], []
+    for conv, name, brace in params:
+        name = name or brace
+        kind = conv or (api_types or {}).get(name, "str")
+        (int_names if kind == "int" or kind == "integer" else str_names).append(name)
+    str_choices = list(itertools.product(*[STRINGS.get(n, ["x"]) for n in str_names]))[:4]
+    out = []
+    for value in ints if int_names else [None]:
+        for combo in str_choices:
+            values = dict(zip(str_names, combo))
+            shape = PARAM.sub(lambda m: values.get(m.group(2) or m.group(3), "ID"), route)
+            values.update({n: str(value) for n in int_names})
+            path = PARAM.sub(lambda m: values[m.group(2) or m.group(3)], route)
+            out.append((path, value, shape))
+    return out
+
+
+def _normalise(text: str) -> str:
+    text = re.sub(r"DLBP-[A-Z0-9]{6}", "CODE", text)
+    text = re.sub(r"[A-Za-z0-9_\-]{32,}", "TOKEN", text)  # CSRF tokens, hashes
+    text = re.sub(r"(title=\"TOKEN\">)[^<]*", r"\1HEX", text)  # a hash shown shortened under its full value
+    text = re.sub(r"\b(?=[0-9a-f]*[a-f])[0-9a-f]{6,31}\b", "HEX", text)
+    return re.sub(r"\d+", "0", text)
+
+
+@pytest.fixture
+def trial(users, make_participant, monkeypatch):
+    """A demo-like trial: 8 participants randomised (two per arm), all released, dispensed and
+    transplanted, one unblinded in an emergency; plus an enrolled and a screen-failed person."""
+    testing.liposuction_days_ago(monkeypatch, 21)
+    people = testing.randomised(users, make_participant, 8)
+    by_arm = defaultdict(list)
+    for p in people:
+        env = Envelope.objects.get(participant=p)
+        testing.transplanted(users, p, env)
+        by_arm[selectors.arm_of_for_system(p.pk)].append((p, env))
+    assert sorted(by_arm) == sorted(ARM_IDS) and all(len(v) == 2 for v in by_arm.values())
+    unblinded = by_arm["mid"][1][0]
+    rec, _ = services.emergency_unblind(actor=users["pi"], participant_id=unblinded.pk, password=TEST_PASSWORD,
+                                        reason="Suspected anaphylaxis; treating physician must know the treatment")
+    make_participant("enrolled")
+    make_participant("screen_failed")
+    reps = {arm: rows[0] for arm, rows in by_arm.items()}
+    sealed = Envelope.objects.filter(participant__isnull=True).order_by("serial").first()
+    return {"reps": reps, "sealed": sealed, "record": rec, "people": people}
+
+
+def _forbidden(protocol):
+    words = []
+    for arm in protocol.arms:
+        words += [arm.name.en, arm.name.zh]
+    words += ["saline_ml", "cell_suspension_ml", "ha_hydrogel_ml", "cells_per_disc", "dose_score",
+              "20000000", "10000000", "5000000", "0.25 mL", "0.75 mL", "0.5 mL", "Preparation recipe",
+              "Level-2 key", "Group label</th>"]
+    return words
+
+
+ARM_TEXT = re.compile(r">\s*(?:high|mid|low|control)\s*<|value=[\"'](?:high|mid|low|control)[\"']")
+LEVEL2 = re.compile(r"\b[A-D]\b\s*(?:→|->|:|</td>\s*<td>)\s*(?:high|mid|low|control)\b")
+
+
+def _json_leaks(data, path="") -> list[str]:
+    found = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in ("arm", "group_label", "arm_name", "recipe") and v not in (None, "", [], {}):
+                found.append(f"{path}.{k}={v!r}")
+            found += _json_leaks(v, f"{path}.{k}")
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found += _json_leaks(v, f"{path}[{i}]")
+    elif isinstance(data, str) and data in ARM_IDS:
+        found.append(f"{path}={data!r}")
+    return found
+
+
+def _leaks(resp, forbidden, text, protocol_route=False) -> list[str]:
+    if protocol_route:
+        return [w for w in RECIPE_WORDS if w in text]
+    found = [w for w in forbidden if w in text]
+    found += ARM_TEXT.findall(text) + LEVEL2.findall(text)
+    disposition = resp.get("Content-Disposition", "")
+    found += [f"file name {disposition}" for a in ARM_IDS if a in disposition.lower()]
+    if resp.get("Content-Type", "").startswith("application/json"):
+        try:
+            found += _json_leaks(json.loads(text))
+        except ValueError:
+            pass
+    return found
+
+
+def _crawl(role, users, trial):
+    client = Client()
+    client.force_login(users[role])
+    protocol = active_protocol()
+    forbidden = _forbidden(protocol)
+    reps = trial["reps"]
+    participant_ids = {arm: p.pk for arm, (p, _) in reps.items()}
+    envelope_ids = {arm: e.pk for arm, (_, e) in reps.items()}
+    others = [trial["sealed"].pk, trial["record"].pk, MISSING]
+    ints = sorted(set(participant_ids.values()) | set(envelope_ids.values()) | set(others))
+    arm_of = {v: a for a, v in participant_ids.items()}
+    env_arm = {v: a for a, v in envelope_ids.items()}
+
+    problems = []
+    responses: dict[str, list] = defaultdict(list)
+
+    def visit(route, path, value, shape):
+        resp = client.get("/" + path)
+        text = (b"".join(resp.streaming_content) if resp.streaming else resp.content).decode("utf-8", "replace")
+        for leak in _leaks(resp, forbidden, text, route in PROTOCOL_ROUTES):
+            problems.append(f"{role} GET /{path} [{resp.status_code}]: reveals {leak!r}")
+        responses[shape].append((route, value, resp.status_code, _normalise(text)))
+
+    routes = [r for r in _patterns(get_resolver().url_patterns) if r not in SKIP and not r.startswith("api/v1/")]
+    for route in routes:
+        if "(?P<" in route or "^" in route:
+            continue
+        for path, value, shape in _fill(route, ints):
+            visit(route, path, value, shape)
+
+    schema = client.get("/api/v1/openapi.json").json()
+    for api_path, ops in schema["paths"].items():
+        if "get" not in ops:
+            continue
+        types = {p["name"]: p.get("schema", {}).get("type", "string")
+                 for p in ops["get"].get("parameters", []) if p.get("in") == "path"}
+        route = api_path.lstrip("/")
+        for path, value, shape in _fill(route, ints, types):
+            visit(route, path, value, shape)
+
+    for shape, rows in responses.items():
+        route = rows[0][0]
+        # pages of participants (or envelopes) in different arms: same status, same normalised size
+        for mapping, applies in ((arm_of, "participants/" in route), (env_arm, "envelope" in route)):
+            if not applies:
+                continue
+            group = [(mapping[v], status, len(text)) for _, v, status, text in rows if v in mapping]
+            if len({(s, n) for _, s, n in group}) > 1:
+                problems.append(f"{role} /{shape}: responses differ by arm {sorted(group)}")
+        # a refusal must not depend on whether the id exists (403 for one means 403 for all)
+        statuses = {v: status for _, v, status, _ in rows if v is not None}
+        if 403 in statuses.values() and len(set(statuses.values())) > 1:
+            problems.append(f"{role} /{shape}: 403 for some ids, other answers for others {statuses}")
+    return problems, sum(len(r) for r in responses.values())
+
+
+@pytest.mark.req("X-3.8", "P-3.2", "P-3.3")
+@pytest.mark.parametrize("role", BLINDED)
+def test_blinded_role_cannot_learn_an_allocation(role, users, trial):
+    problems, requests = _crawl(role, users, trial)
+    assert requests > 100
+    assert not problems, "\n".join(problems[:40])
+
+
+@pytest.mark.req("X-3.8")
+def test_the_crawl_catches_a_leak(users, trial, client_for, monkeypatch):
+    """The crawl is only worth something if it fails when the blind breaks."""
+    real = selectors.can_see_arms
+    monkeypatch.setattr(selectors, "can_see_arms", lambda user: True if user == users["monitor"] else real(user))
+    problems, _ = _crawl("monitor", users, trial)
+    assert any("differ by arm" in p or "reveals" in p for p in problems)
+
+
+@pytest.mark.req("X-3.8")
+@pytest.mark.parametrize("role", BLINDED)
+def test_guessing_key_letter_and_recipe_ids(role, users, trial, client_for):
+    """Existing, sealed and non-existent ids get the same refusal from every holder-only route."""
+    c = client_for(role)
+    (_, env), sealed = trial["reps"]["control"], trial["sealed"]
+    for template in ("/pharmacy/envelopes/{}/", "/pharmacy/envelopes/{}/label/", "/pharmacy/envelopes/{}/letter/",
+                     "/pharmacy/envelopes/{}/letter/?format=pdf", "/api/v1/allocation/pharmacy/envelopes/{}"):
+        answers = {(r.status_code, _normalise(r.content.decode()))
+                   for r in (c.get(template.format(i)) for i in (env.pk, sealed.pk, MISSING))}
+        assert len(answers) == 1 and next(iter(answers))[0] == 403, template
+    for url in ("/pharmacy/level2-key.csv", "/api/v1/allocation/level2", "/allocation/",
+                "/allocation/documents/level1-key.csv", "/allocation/documents/nothing.csv",
+                "/api/v1/allocation/list", "/api/v1/allocation/level1", "/api/v1/allocation/unblinded",
+                "/api/v1/allocation/list/documents/pharmacy", "/api/v1/allocation/pharmacy/envelopes"):
+        assert c.get(url).status_code == 403, url
+
+
+@pytest.mark.req("X-3.8", "P-3.2")
+def test_no_role_sees_a_future_envelope(users, trial):
+    sealed = trial["sealed"]
+    for role in list(users):
+        c = Client()
+        c.force_login(users[role])
+        for url in ("/allocation/", "/pharmacy/", "/api/v1/allocation/level1", "/api/v1/allocation/pharmacy/envelopes",
+                    "/unblinding/"):
+            r = c.get(url)
+            assert sealed.drug_code.encode() not in r.content, (role, url)
+    assert selectors.envelope_for_pharmacy(users["pharmacist"], sealed.pk) is None
