@@ -157,6 +157,10 @@ def test_listings_and_csv_export(users, make_participant, client_for):
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][:4] == ["event", "case_number", "screening_number", "term"]
     assert sorted(row[3] for row in rows[1:]) == ["Discitis", "Septic shock"]
+    # free text never becomes a spreadsheet formula
+    record(users, p, term="=HYPERLINK(\"x\")")
+    rows = list(csv.reader(io.StringIO(c.get("/safety/?format=csv").content.decode("utf-8-sig"))))
+    assert "'=HYPERLINK(\"x\")" in [row[3] for row in rows]
 
 
 @pytest.mark.req("P-6.2", "X-6.5")

@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from annulus.stats import adjusted_p_values, critical_value, dunnett, dunnett_contrasts, mmrm_dunnett
+from annulus.stats import (
+    adjusted_p_values,
+    critical_value,
+    dunnett,
+    dunnett_contrasts,
+    mmrm_dunnett,
+)
 from annulus.stats._io import InputError
 
 STATS = Path(__file__).parent / "fixtures" / "stats"

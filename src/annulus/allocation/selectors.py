@@ -65,6 +65,11 @@ def randomised_participant_ids() -> list[int]:
                 .values_list("participant_id", flat=True))
 
 
+def emergency_unblinded_participant_ids() -> list[int]:
+    """Participants whose treatment was revealed in an emergency (the same for every arm)."""
+    return sorted(set(EmergencyUnblinding.objects.values_list("participant_id", flat=True)))
+
+
 def transplant_date(participant_id: int) -> date | None:
     from django.utils import timezone
 

@@ -348,6 +348,8 @@ def dispense(*, actor, envelope_id: int, dispensed_at: datetime | None = None) -
         env = _opened(envelope_id, lock=True)
         if Dispensing.objects.filter(envelope=env).exists():
             raise RuleViolation("envelope", f"drug code {env.drug_code} was already dispensed")
+        if env.participant.status in (states.WITHDRAWN, states.LOST):
+            raise RuleViolation("participant", f"is {env.participant.status_label}; nothing is dispensed")
         rel = ProductRelease.objects.filter(envelope=env, superseded=False).order_by("-id").first()
         if rel is None:
             raise RuleViolation("release", "no release checks are recorded; an unreleased product cannot be dispensed")

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "compare",
         help="per-visit summaries and tests between arms",
-        description="For every visit: n, mean, SD, median, IQR and 95%% CI per arm (value and "
+        description="For every visit: n, mean, SD, median, IQR and 95 per cent CI per arm (value and "
         "change from baseline), the omnibus test chosen by Shapiro-Wilk and Levene (ANOVA, Welch "
         "or Kruskal-Wallis) with the reason, each arm vs the control (t, Welch or Mann-Whitney, "
         "and Dunnett-adjusted), and responder rates (chi-square or Fisher's exact test).",
@@ -78,8 +78,12 @@ def print_report(result: dict) -> None:
     pct = round(100 * result["level"])
     for v in result["visits"]:
         print(f"== {v['visit']} ({v['endpoint']}) ==")
-        print(f"{'arm':<12}{'n':>4}  {'mean':>8} {'SD':>7} {'median':>8} {'IQR':>15}  "
-              f"{f'{pct}% CI':>17}   change: {'mean':>7} {f'{pct}% CI':>17}")
+        has_change = any("change" in s for s in v["summary"])
+        header = (f"{'arm':<12}{'n':>4}  {'mean':>8} {'SD':>7} {'median':>8} {'IQR':>15}  "
+                  f"{f'{pct}% CI':>17}")
+        if has_change:
+            header += f"   change: {'mean':>7} {f'{pct}% CI':>17}"
+        print(header)
         for s in v["summary"]:
             val = s["value"]
             line = (f"{s['arm']:<12}{val['n']:>4}  {_f(val['mean']):>8} {_f(val['sd']):>7} "
@@ -111,5 +115,6 @@ def print_report(result: dict) -> None:
             print(f"responders (improvement ≥ {r['threshold']:g}): {rates}")
             print(f"  {o['name'] or 'no test'}: p {_p(o['p'])} — {o['reason']}")
             for c in r["vs_control"]:
-                print(f"  {c['arm']} vs {result['control']}: {c['name'] or 'no test'} p {_p(c['p'])}")
+                name = c["name"] or "no test"
+                print(f"  {c['arm']} vs {result['control']}: {name} p {_p(c['p'])}")
         print()

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
                    help="candidate model and guesstimate (emax=ED50, exponential=delta, "
                    "quadratic=delta, linear=0); default: all four with guesses from the top dose")
     p.add_argument("--alpha", default="0.025", help="one-sided MCP-Mod level (default 0.025)")
+    p.add_argument("--delta", default=None,
+                   help="clinically relevant effect over placebo: report the target dose")
     p.add_argument("--lower-is-better", default="true",
                    help="true (default): a benefit lowers the endpoint; sets MCP-Mod's direction")
     p.add_argument("--mmrm", action="store_true",
@@ -104,8 +106,9 @@ def analyse(args) -> dict:
     models = (default_models(max(doses.values())) if not args.model
               else _parse_models(args.model))
     sub = data[data["visit"] == at]
+    delta = None if args.delta is None else parse_number(args.delta, "--delta")
     mcp = mcpmod(sub["arm"].map(doses), sub[endpoint], models, alpha=alpha,
-                 direction="decreasing" if lower_is_better else "increasing")
+                 direction="decreasing" if lower_is_better else "increasing", delta=delta)
     result = {"endpoint": endpoint, "control": args.control, "doses": {a: doses[a] for a in arms},
               "visits": per_visit, "mcpmod": {"visit": at, **mcp.as_dict()}}
     if args.mmrm:
@@ -120,7 +123,8 @@ def _parse_models(items) -> dict[str, float | None]:
             name, _, guess = part.strip().partition("=")
             name = name.strip().lower()
             if name not in MODEL_NAMES:
-                raise InputError(f"--model: unknown model '{name}' (known: {', '.join(MODEL_NAMES)})")
+                known = ", ".join(MODEL_NAMES)
+                raise InputError(f"--model: unknown model '{name}' (known: {known})")
             if name == "linear":
                 models[name] = None
             else:
@@ -141,7 +145,8 @@ def _mmrm(data, endpoint: str, control: str, visits: list[str]) -> dict:
 
     # A categorical visit keeps the file's visit order (time order) in the model output.
     data = data.assign(visit=pd.Categorical(data["visit"], categories=visits, ordered=True))
-    formula = f"{endpoint} ~ baseline + arm * visit" if "baseline" in data else f"{endpoint} ~ arm * visit"
+    covariate = "baseline + " if "baseline" in data else ""
+    formula = f"{endpoint} ~ {covariate}arm * visit"
     try:
         fit = fit_mmrm(data, formula, subject="subject", visit="visit", cov="us")
     except MmrmError as exc:
@@ -177,7 +182,10 @@ def print_report(result: dict) -> None:
         print(f"  {t['model']:<12} t {t['t']:7.3f}  adjusted p {_p(t['p'])}{star}")
     for name, fit in m["fits"].items():
         coef = ", ".join(f"{k} {v:.4g}" for k, v in fit["coef"].items())
-        print(f"  fit {name}: {coef}; AIC {fit['aic']:.2f}")
+        td = fit.get("target_dose")
+        target = "" if m["delta"] is None else (
+            f"; target dose for {m['delta']:g}: " + ("not reached" if td is None else f"{td:.3g}"))
+        print(f"  fit {name}: {coef}; AIC {fit['aic']:.2f}{target}")
     print(f"  selected model (AIC): {m['selected'] or 'none (no significant contrast)'}")
     if "mmrm_dunnett" in result:
         mm = result["mmrm_dunnett"]

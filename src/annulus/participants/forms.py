@@ -50,7 +50,9 @@ class EvidenceForm(forms.Form):
         current = current or {}
         self.evidence_fields = []
         for spec in protocol.eligibility.fields:
-            label = spec.label.get(language) + (f" ({spec.unit})" if spec.unit else "")
+            label = spec.label.get(language)
+            if spec.unit and f"{spec.unit})" not in label:  # "VAS pain (0-100 mm)" already names its unit
+                label += f" ({spec.unit})"
             if spec.type == "date":
                 f = forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}))
             elif spec.type in ("integer", "decimal"):

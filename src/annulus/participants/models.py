@@ -37,6 +37,12 @@ class Participant(models.Model):
     def status_label(self):
         return states.LABELS.get(self.status, self.status)
 
+    @property
+    def recruitment_source_label(self):
+        from .forms import SOURCE_LABELS
+
+        return SOURCE_LABELS.get(self.recruitment_source, self.recruitment_source)
+
 
 class Consent(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")

@@ -85,7 +85,7 @@ def timeline(p: Participant) -> list[dict]:
         return timezone.make_aware(datetime.combine(d, time(0, 0)))
 
     items = [{"at": day(p.prescreened_on), "title": states.LABELS[states.PRE_SCREENED], "status": states.PRE_SCREENED,
-              "detail": f"source: {p.recruitment_source}", "by": p.created_by.username, "recorded": p.created_at}]
+              "detail": f"source: {p.recruitment_source_label}", "by": p.created_by.username, "recorded": p.created_at}]
     for c in p.consents.select_related("taken_by", "recorded_by"):
         items.append({"at": c.consented_at, "title": f"Consent {c.consent_version}", "status": states.CONSENTED,
                       "detail": f"taken by {c.taken_by.username}", "by": c.recorded_by.username, "recorded": c.recorded_at})
@@ -118,5 +118,8 @@ def timeline(p: Participant) -> list[dict]:
     for sc in p.status_changes.select_related("by").filter(to_status__in=later):
         items.append({"at": sc.at, "title": states.LABELS[sc.to_status], "status": sc.to_status,
                       "detail": sc.reason, "by": sc.by.username, "recorded": sc.at})
-    items.sort(key=lambda i: i["at"])
+    # events of one clinic day keep the order of the journey (evidence of a day is dated at
+    # midnight, yet it follows that day's consent)
+    rank = {s: i for i, s in enumerate(states.ORDER)}
+    items.sort(key=lambda i: (timezone.localtime(i["at"]).date(), rank.get(i["status"], len(rank)), i["at"]))
     return items

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from datetime import date
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -48,12 +47,18 @@ CSV_COLUMNS = ["event", "case_number", "screening_number", "term", "meddra_pt_co
                "causality_product", "expectedness", "action_taken", "outcome", "first_knowledge", "revision"]
 
 
+def _cell(value):
+    # a leading = + - @ would make a spreadsheet evaluate free text as a formula
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else value
+
+
 def _csv_row(ae):
     fmt = lambda dt: timezone.localtime(dt).strftime("%Y-%m-%d %H:%M") if dt else ""  # noqa: E731
-    return [ae.label, ae.participant.case_number or "", ae.participant.screening_number, ae.term, ae.meddra_pt_code,
+    return [_cell(v) for v in [ae.label, ae.participant.case_number or "", ae.participant.screening_number, ae.term, ae.meddra_pt_code,
             ae.meddra_version, fmt(ae.onset_at), fmt(ae.end_at), "yes" if ae.serious else "no",
             ";".join(ae.serious_criteria), ae.grade, ae.causality_liposuction, ae.causality_injection,
-            ae.causality_product, ae.expectedness, ae.action_taken, ae.outcome, fmt(ae.first_knowledge_at), ae.revision]
+            ae.causality_product, ae.expectedness, ae.action_taken, ae.outcome, fmt(ae.first_knowledge_at), ae.revision]]
 
 
 def listing(request):
@@ -257,7 +262,7 @@ def dsmb_report_pdf(request, pk):
 
 def dsmb_recommend(request):
     _need(request, "dsmb.recommend")
-    form = RecommendationForm(request.POST or None, initial={"meeting_on": date.today()})
+    form = RecommendationForm(request.POST or None, initial={"meeting_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:
             services.record_recommendation(actor=request.user, **form.cleaned_data)

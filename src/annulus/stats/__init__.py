@@ -37,6 +37,7 @@ from annulus.stats.dose_response import (
     mcpmod,
     mmrm_dunnett,
     optimal_contrasts,
+    target_dose,
     trend_test,
 )
 from annulus.stats.power import analytic_t_power, simulate_power, simulate_trial
@@ -94,6 +95,7 @@ __all__ = [
     "simulate_power",
     "simulate_trial",
     "summarise",
+    "target_dose",
     "trend_test",
     "two_sample_test",
     "welch_anova",

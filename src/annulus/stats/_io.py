@@ -37,7 +37,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def require_columns(frame: pd.DataFrame, columns: Iterable[str | None], where: str = "data") -> None:
+def require_columns(
+    frame: pd.DataFrame, columns: Iterable[str | None], where: str = "data"
+) -> None:
     """Fail on the first requested column the table does not have."""
     for col in columns:
         if col is not None and col not in frame.columns:

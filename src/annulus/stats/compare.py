@@ -20,6 +20,7 @@ All tests are two-sided. Numbers agree with R (``t.test``, ``oneway.test``, ``kr
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -139,13 +140,17 @@ def choose_test(samples: Mapping[str, Sequence[float]]) -> dict:
     for a, g in groups.items():
         # Shapiro–Wilk needs 3 values and some spread.
         normality[a] = float(stats.shapiro(g).pvalue) if len(g) >= 3 and np.ptp(g) > 0 else None
-    lev = stats.levene(*groups.values(), center="median")
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # Tiny groups can make Levene's F undefined (nan); that is reported, not warned about.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lev = stats.levene(*groups.values(), center="median")
     levene = {"statistic": float(lev.statistic), "p": float(lev.pvalue)}
     small = [a for a, p in normality.items() if p is None]
     non_normal = [a for a, p in normality.items() if p is not None and p < NORMALITY_ALPHA]
     if small:
         test = "kruskal"
-        reason = f"normality cannot be checked in arm {', '.join(small)} (fewer than 3 distinct values)"
+        reason = (f"normality cannot be checked in arm {', '.join(small)} "
+                  "(fewer than 3 distinct values)")
     elif non_normal:
         test = "kruskal"
         worst = min(non_normal, key=lambda a: normality[a])
@@ -222,7 +227,7 @@ def fisher_exact_2xk(table: np.ndarray) -> float:
     def log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
         return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
 
-    # Enumerate first-row counts column by column, keeping only partial sums that can still reach r1.
+    # Enumerate first-row counts column by column, keeping the partial sums that can reach r1.
     sums = np.array([0], dtype=np.int64)
     logp = np.array([0.0])
     remaining = int(cols.sum())
@@ -322,11 +327,13 @@ def compare_visits(
         dun = {r["arm"]: r for r in dunnett(samples, control, alpha=1 - level)}
         entry["vs_control"] = [
             {"arm": a, "test": two_sample_test(samples[a], samples[control], choice["test"], level),
-             "dunnett": {k: dun[a][k] for k in ("estimate", "se", "df", "t", "p", "lower", "upper")}}
+             "dunnett": {k: dun[a][k]
+                         for k in ("estimate", "se", "df", "t", "p", "lower", "upper")}}
             for a in arms[1:]
         ]
         if responder_threshold is not None:
-            entry["responders"] = _responders(at, arms, control, responder_threshold, lower_is_better)
+            entry["responders"] = _responders(at, arms, control, responder_threshold,
+                                              lower_is_better)
         visits.append(entry)
     return {"control": control, "arms": arms, "endpoint": endpoint, "level": level,
             "responder_threshold": responder_threshold, "lower_is_better": lower_is_better,
@@ -344,7 +351,8 @@ def _responders(at: pd.DataFrame, arms: list[str], control: str, threshold: floa
             for a, c, n in zip(arms, counts, totals, strict=True)]
     pairwise = []
     for i, a in enumerate(arms[1:], start=1):
-        pairwise.append({"arm": a, **responder_test([counts[i], counts[0]], [totals[i], totals[0]])})
+        test = responder_test([counts[i], counts[0]], [totals[i], totals[0]])
+        pairwise.append({"arm": a, **test})
     return {"threshold": threshold, "rates": rows, "overall": responder_test(counts, totals),
             "vs_control": pairwise}
 

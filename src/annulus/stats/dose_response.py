@@ -13,8 +13,8 @@ so they are exact rather than Bonferroni-type bounds:
   ``DoseFinding``: optimal contrasts for candidate shapes, a multiplicity-adjusted maximum-contrast
   test, then least-squares fits of the significant models.
 
-Multivariate t probabilities use Genz's separation-of-variables method with a fixed-seed
-quasi-random lattice (reproducible; error about 1e-5). It is written out here because
+Multivariate t probabilities use Genz's separation-of-variables method with fixed-seed
+quasi-random (Sobol') points: reproducible, error about 1e-5 or less. It is written out here because
 ``scipy.stats.multivariate_t.cdf`` gives wrong answers for singular correlation matrices, which
 MCP-Mod contrasts have whenever there are as many models as doses.
 """
@@ -28,14 +28,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, special, stats
+from scipy.stats import qmc
 
 from annulus.stats._io import InputError
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 _SEED = 20220410  # fixed so that adjusted p-values do not change from run to run
-_POINTS, _SHIFTS = 10_000, 8  # lattice size and random shifts: error about 1e-5 on a probability
-_PRIMES = np.array([2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
-                    79, 83, 89, 97, 101, 103, 107, 109, 113], dtype=float)
+# 2^14 quasi-random points in each of 8 independent scramblings: error about 1e-5 or less on a
+# probability.
+_LOG2_POINTS, _SHIFTS = 14, 8
 
 
 # --- multivariate t ---------------------------------------------------------------------------
@@ -84,10 +85,9 @@ def _cholesky_rows(corr: np.ndarray, tol: float = 1e-10) -> tuple[np.ndarray, np
 
 @functools.lru_cache(maxsize=64)
 def _lattice(dims: int, shift: int) -> np.ndarray:
-    """One randomly shifted Richtmyer lattice (with the baker's transform), fixed by the seed."""
-    n = np.arange(1, _POINTS + 1)[:, None]
-    offset = np.random.default_rng([_SEED, dims, shift]).random(dims)
-    u = np.abs(2 * ((n * np.sqrt(_PRIMES[:dims]) + offset) % 1.0) - 1)
+    """One scrambled Sobol' point set, fixed by the seed (cached: reused by root searches)."""
+    rng = np.random.default_rng([_SEED, dims, shift])
+    u = qmc.Sobol(dims, scramble=True, seed=rng).random_base2(_LOG2_POINTS)
     u.setflags(write=False)
     return u
 
@@ -104,7 +104,7 @@ def _mvt_box(corr: np.ndarray, lower: np.ndarray, upper: np.ndarray, df: float |
 
     Genz's separation-of-variables method: the variables are drawn one at a time from their
     conditional limits, and the probability is the average product of the interval masses. The
-    points are a randomised Richtmyer lattice with a fixed seed, so results are reproducible.
+    points are scrambled Sobol' sets with a fixed seed, so results are reproducible.
     """
     L, owner = _cholesky_rows(np.asarray(corr, dtype=float))
     r = L.shape[1]
@@ -185,7 +185,7 @@ def critical_value(
     lo, hi = dist.ppf(1 - a_side) - 0.05, dist.ppf(1 - a_side / k) + 0.05
     if k == 1:
         return float(dist.ppf(1 - a_side))
-    return float(optimize.brentq(gap, lo, hi, xtol=1e-7))
+    return float(optimize.brentq(gap, lo, hi, xtol=1e-6))
 
 
 # --- Dunnett ----------------------------------------------------------------------------------
@@ -220,6 +220,7 @@ def dunnett_contrasts(
     ``cov`` is the covariance matrix of the ``estimates``. Returns one dict per contrast with
     ``estimate, se, df, t, p`` (adjusted), ``p_unadjusted``, ``lower, upper`` (simultaneous
     ``1 - alpha`` limits; a one-sided alternative leaves the other limit infinite) and ``crit``.
+    Each p-value uses its contrast's own df; the critical value uses their mean.
     """
     est = np.asarray(estimates, dtype=float)
     cov = np.atleast_2d(np.asarray(cov, dtype=float))
@@ -233,17 +234,18 @@ def dunnett_contrasts(
     dfs = np.broadcast_to(np.asarray(np.nan if df is None else df, dtype=float), est.shape)
     p_adj = adjusted_p_values(t, corr, None if df is None else dfs, alternative)
     labels = list(labels) if labels is not None else [str(i) for i in range(len(est))]
+    # One critical value for the family, at the mean df: the dfs of contrasts fitted together
+    # (e.g. Satterthwaite at one visit) differ by a fraction of a degree of freedom.
+    finite = dfs[np.isfinite(dfs)]
+    common_df = float(finite.mean()) if len(finite) == len(dfs) else None
+    crit = critical_value(corr, common_df, alpha, alternative)
     rows = []
-    crit_cache: dict[float, float] = {}
     for i in range(len(est)):
         d = float(dfs[i]) if np.isfinite(dfs[i]) else None
-        key = -1.0 if d is None else d
-        if key not in crit_cache:
-            crit_cache[key] = critical_value(corr, d, alpha, alternative)
-        crit = crit_cache[key]
         dist = stats.norm if d is None else stats.t(d)
         if alternative == "two-sided":
-            p_raw, lower, upper = 2 * dist.sf(abs(t[i])), est[i] - crit * se[i], est[i] + crit * se[i]
+            p_raw = 2 * dist.sf(abs(t[i]))
+            lower, upper = est[i] - crit * se[i], est[i] + crit * se[i]
         elif alternative == "greater":
             p_raw, lower, upper = dist.sf(t[i]), est[i] - crit * se[i], math.inf
         else:
@@ -293,9 +295,7 @@ def dunnett(
     cov = s2 * (np.diag(inv_n) + 1 / n0)
     est = [groups[g].mean() - m0 for g in others]
     rows = dunnett_contrasts(est, cov, df, labels=others, alpha=alpha, alternative=alternative)
-    for row in rows:
-        row["arm"] = row.pop("contrast")
-    return rows
+    return [{"arm": row.pop("contrast"), **row} for row in rows]
 
 
 def _row_level(row: Mapping, keys: Sequence[str]) -> object:
@@ -325,10 +325,7 @@ def mmrm_dunnett(result, arm: str, control: str, visit: str, alpha: float = 0.05
         adjusted = dunnett_contrasts(
             [rows[i]["estimate"] for i in idx], sub, [rows[i]["df"] for i in idx], labels, alpha
         )
-        for r in adjusted:
-            r["arm"] = r.pop("contrast")
-            r["visit"] = level
-        out.extend(adjusted)
+        out.extend({"visit": level, "arm": r.pop("contrast"), **r} for r in adjusted)
     return out
 
 
@@ -373,7 +370,7 @@ def linear_contrast(
     alternative: str = "two-sided",
     level: float = 0.95,
 ) -> dict:
-    """Test of ``sum(w_i * estimate_i) = 0`` given the estimates' covariance (e.g. MMRM LS-means)."""
+    """Test of ``sum(w_i * estimate_i) = 0`` from the estimates' covariance (e.g. LS-means)."""
     w = np.asarray(weights, dtype=float)
     est = float(w @ np.asarray(estimates, dtype=float))
     se = float(np.sqrt(w @ np.asarray(cov, dtype=float) @ w))
@@ -487,9 +484,8 @@ class DoseModelFit:
 
 def _default_bounds(model: str, max_dose: float) -> tuple[float, float]:
     # Same defaults as DoseFinding::defBnds.
-    return {"emax": (0.001 * max_dose, 1.5 * max_dose), "exponential": (0.1 * max_dose, 2 * max_dose)}[
-        model
-    ]
+    bounds = {"emax": (0.001, 1.5), "exponential": (0.1, 2.0)}[model]
+    return bounds[0] * max_dose, bounds[1] * max_dose
 
 
 def fit_dose_model(
@@ -551,6 +547,36 @@ def fit_dose_model(
     return fit
 
 
+def target_dose(fit: DoseModelFit, delta: float, direction: str = "increasing") -> float | None:
+    """Smallest dose whose modelled effect over placebo reaches ``delta`` (DoseFinding's ``TD``,
+    continuous type); ``None`` when the model never reaches it. Not limited to the tested doses."""
+    c = dict(fit.coef)
+    if direction == "decreasing":  # mirror the curve so that a benefit is an increase
+        for k in ("delta", "eMax", "e1", "b1", "b2"):
+            if k in c and not (fit.model == "exponential" and k == "delta"):
+                c[k] = -c[k]
+    td: float | None
+    if fit.model == "linear":
+        td = delta / c["delta"] if c["delta"] != 0 else None
+    elif fit.model == "emax":
+        td = None if delta > c["eMax"] else delta * c["ed50"] / (c["eMax"] - delta)
+    elif fit.model == "exponential":
+        ratio = 1 + delta / c["e1"] if c["e1"] != 0 else -1
+        td = c["delta"] * math.log(ratio) if ratio > 0 else None
+    else:  # quadratic: b1 d + b2 d^2 = delta, smallest positive root
+        b1, b2 = c["b1"], c["b2"]
+        if b2 == 0:
+            td = delta / b1 if b1 != 0 else None
+        else:
+            disc = b1**2 + 4 * b2 * delta
+            if disc < 0:
+                return None
+            roots = [(-b1 - math.sqrt(disc)) / (2 * b2), (-b1 + math.sqrt(disc)) / (2 * b2)]
+            positive = [r for r in roots if r > 0]
+            td = min(positive) if positive else None
+    return td if td is not None and td > 0 else None
+
+
 @dataclass
 class McpModResult:
     """Result of :func:`mcpmod`."""
@@ -567,6 +593,8 @@ class McpModResult:
     significant: list[str]
     fits: dict[str, DoseModelFit]
     selected: str | None
+    delta: float | None = None
+    target_doses: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -586,10 +614,13 @@ class McpModResult:
             ],
             "contrast_correlation": self.corr.tolist(),
             "fits": {
-                m: {"coef": f.coef, "aic": f.aic, "fitted": {str(k): v for k, v in f.fitted.items()}}
+                m: {"coef": f.coef, "aic": f.aic,
+                    "fitted": {str(k): v for k, v in f.fitted.items()},
+                    "target_dose": self.target_doses.get(m)}
                 for m, f in self.fits.items()
             },
             "selected": self.selected,
+            "delta": self.delta,
         }
 
 
@@ -599,13 +630,16 @@ def mcpmod(
     models: Mapping[str, float | None],
     alpha: float = 0.025,
     direction: str = "increasing",
+    delta: float | None = None,
 ) -> McpModResult:
     """MCP-Mod for a normal response with one observation per subject.
 
     ``models`` maps a candidate to its guesstimate, as in ``DoseFinding::Mods``: ``linear: None``,
     ``emax: ED50``, ``exponential: delta``, ``quadratic: delta`` (the ratio b2/b1, negative for an
     umbrella shape). The test is one-sided in ``direction`` at level ``alpha`` (DoseFinding's
-    default 0.025). Significant models are fitted and the one with the smallest AIC is selected.
+    default 0.025). Significant models are fitted and the one with the smallest AIC is selected;
+    with ``delta`` (a clinically relevant effect over placebo) each fit also gives the target dose
+    reaching it (:func:`target_dose`).
     """
     if direction not in ("increasing", "decreasing"):
         raise InputError("direction must be 'increasing' or 'decreasing'")
@@ -632,6 +666,8 @@ def mcpmod(
     significant = [m for m, tj in zip(names, t, strict=True) if tj > crit]
     fits = {m: fit_dose_model(d, y, m) for m in significant}
     selected = min(fits, key=lambda m: fits[m].aic) if fits else None
+    targets = ({m: target_dose(f, delta, direction) for m, f in fits.items()}
+               if delta is not None else {})
     return McpModResult(
         doses=levels.tolist(),
         models=names,
@@ -645,4 +681,6 @@ def mcpmod(
         significant=significant,
         fits=fits,
         selected=selected,
+        delta=delta,
+        target_doses=targets,
     )

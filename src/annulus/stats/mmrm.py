@@ -338,7 +338,13 @@ def _evaluate(patterns, sigma, k, n_obs, reml, want_grad=True, keep=False):
 
 @dataclass
 class MmrmResult:
-    """A fitted MMRM. ``coefficients``, ``lsmeans()`` and ``contrasts()`` return lists of dicts."""
+    """A fitted MMRM. ``coefficients``, ``lsmeans()`` and ``contrasts()`` return lists of dicts.
+
+    ``covariance`` is the visit x visit matrix as a DataFrame labelled by visit (``.to_numpy()``
+    for the array); ``vcov`` is the covariance of ``beta`` (Kenward-Roger adjusted when
+    ``df_method`` is kenward-roger); ``cov_params`` are the covariance parameters in SAS's
+    parameterisation (UN(i,j), Var(i), CSH, AR(1), TOEP(k), Residual) with standard errors.
+    """
 
     formula: str
     cov: str

@@ -148,11 +148,18 @@ def simulate_power(
     check_probability(dropout, "dropout", open_low=False)
     if not -1 < rho < 1:
         raise InputError(f"rho must be in (-1, 1), got {rho:g}")
-    effects = [float(effects)] * (groups - 1) if np.isscalar(effects) else [float(e) for e in effects]
+    if np.isscalar(effects):
+        effects = [float(effects)] * (groups - 1)
+    effects = [float(e) for e in effects]
     if len(effects) != groups - 1:
         raise InputError(f"give one effect or {groups - 1} (one per dose), got {len(effects)}")
 
-    fit_mmrm, mmrm_error, note = _mmrm_fitter() if mmrm else (None, (), "MMRM not requested")
+    if not mmrm:
+        fit_mmrm, mmrm_error, note = None, (), "MMRM not requested"
+    elif visits < 2:
+        fit_mmrm, mmrm_error, note = None, (), "MMRM needs at least 2 visits; t test only"
+    else:
+        fit_mmrm, mmrm_error, note = _mmrm_fitter()
     arms = arm_labels(groups)
     doses = arms[1:]
     last_visit = f"V{visits:0{len(str(visits))}d}"
@@ -172,8 +179,8 @@ def simulate_power(
                 t_hits[d] += stats.ttest_ind(x, ctl).pvalue < alpha
         if fit_mmrm is not None:
             try:
-                formula = "change ~ baseline + arm * visit" if visits > 1 else "change ~ baseline + arm"
-                fit = fit_mmrm(trial, formula, subject="subject", visit="visit", cov="us")
+                fit = fit_mmrm(trial, "change ~ baseline + arm * visit", subject="subject",
+                               visit="visit", cov="us")
                 p = _contrast_p_by_arm(fit.contrasts(arm="arm", control="control", by="visit"),
                                        last_visit)
                 for d in doses:

@@ -81,7 +81,8 @@ def load_safety_tables(
         events["term"] = _io.text_column(ae, term)
     unknown = ~events["subject"].isin(s["subject"])
     if unknown.any():
-        raise InputError(f"AE subject '{events['subject'][unknown].iloc[0]}' is not in the subject table")
+        who = events["subject"][unknown].iloc[0]
+        raise InputError(f"AE subject '{who}' is not in the subject table")
     if arm in ae.columns:
         ae_arm = _io.text_column(ae, arm)
         expected = events["subject"].map(s.set_index("subject")["arm"])
@@ -111,7 +112,8 @@ def safety_table(
     groups = [(a, set(subjects.loc[subjects["arm"] == a, "subject"])) for a in arms]
     if pooled:
         groups.append((POOLED, set(subjects["subject"])))
-    categories: list[tuple[str, str, pd.Series]] = [("any", "any", pd.Series(True, index=events.index))]
+    everything = pd.Series(True, index=events.index)
+    categories: list[tuple[str, str, pd.Series]] = [("any", "any", everything)]
     for g in range(1, 6):
         categories.append(("grade", str(g), events["grade"] == g))
     categories.append(("serious", "yes", events["serious"]))

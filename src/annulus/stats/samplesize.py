@@ -79,7 +79,9 @@ def power_z(n: float, delta: float, sd: float, alpha: float = 0.05) -> float:
     return float(stats.norm.sf(z - shift) + stats.norm.cdf(-z - shift))
 
 
-def power_t(n1: float, delta: float, sd: float, alpha: float = 0.05, n2: float | None = None) -> float:
+def power_t(
+    n1: float, delta: float, sd: float, alpha: float = 0.05, n2: float | None = None
+) -> float:
     """Power of the two-sided pooled two-sample t test (exact, noncentral t, both tails).
 
     ``n2`` defaults to ``n1``; unequal sizes are used by the simulation checks.
@@ -151,13 +153,15 @@ def achieved_power(
     dropout: float = 0.0,
     method: str = "z",
 ) -> AchievedPower:
-    """Power with ``n`` subjects enrolled per group, of whom ``floor(n (1 - dropout))`` are evaluable."""
+    """Power with ``n`` subjects enrolled per group, ``floor(n (1 - dropout))`` of them evaluable."""
     _check(delta, sd, alpha, dropout, method)
     if n < 2 or int(n) != n:
         raise InputError(f"n must be a whole number of at least 2, got {n}")
     evaluable = math.floor(n * (1 - dropout) + 1e-9)
     if evaluable < 2:
-        raise InputError(f"with dropout {dropout:g}, n = {n} leaves fewer than 2 evaluable per group")
+        raise InputError(
+            f"with dropout {dropout:g}, n = {n} leaves fewer than 2 evaluable per group"
+        )
     return AchievedPower(
         per_group=int(n),
         evaluable_per_group=evaluable,

@@ -121,16 +121,53 @@ _SF36_STEMS = [
 ]
 
 
+# RAND 36 response options as printed, by item (code = position, 1-based)
+_SF36_OPTIONS = {
+    "health": [("Excellent", "极好"), ("Very good", "很好"), ("Good", "好"), ("Fair", "一般"), ("Poor", "差")],
+    "change": [("Much better than one year ago", "比一年前好多了"), ("Somewhat better", "比一年前好一些"),
+               ("About the same", "差不多"), ("Somewhat worse", "比一年前差一些"), ("Much worse", "比一年前差多了")],
+    "limited": [("Yes, limited a lot", "有很大限制"), ("Yes, limited a little", "有一点限制"),
+                ("No, not limited at all", "毫无限制")],
+    "yes_no": [("Yes", "是"), ("No", "否")],
+    "extent": [("Not at all", "完全没有"), ("Slightly", "有一点"), ("Moderately", "中等"), ("Quite a bit", "相当多"),
+               ("Extremely", "非常多")],
+    "pain": [("None", "无"), ("Very mild", "很轻微"), ("Mild", "轻微"), ("Moderate", "中等"), ("Severe", "严重"),
+             ("Very severe", "很严重")],
+    "interfere": [("Not at all", "完全没有"), ("A little bit", "有一点"), ("Moderately", "中等"),
+                  ("Quite a bit", "相当多"), ("Extremely", "非常多")],
+    "time6": [("All of the time", "所有时间"), ("Most of the time", "大部分时间"), ("A good bit of the time", "相当多时间"),
+              ("Some of the time", "一部分时间"), ("A little of the time", "小部分时间"), ("None of the time", "没有")],
+    "time5": [("All of the time", "所有时间"), ("Most of the time", "大部分时间"), ("Some of the time", "一部分时间"),
+              ("A little of the time", "小部分时间"), ("None of the time", "没有")],
+    "true": [("Definitely true", "绝对正确"), ("Mostly true", "大部分正确"), ("Don't know", "不能肯定"),
+             ("Mostly false", "大部分错误"), ("Definitely false", "绝对错误")],
+}
+
+
+def _sf36_kind(n: int) -> str:
+    if n == 1:
+        return "health"
+    if n == 2:
+        return "change"
+    if 3 <= n <= 12:
+        return "limited"
+    if 13 <= n <= 19:
+        return "yes_no"
+    if n == 20:
+        return "extent"
+    if n == 21:
+        return "pain"
+    if n == 22:
+        return "interfere"
+    if 23 <= n <= 31:
+        return "time6"
+    if n == 32:
+        return "time5"
+    return "true"
+
+
 def _sf36_codes(n: int) -> tuple:
-    if n in (1, 2, 20, 22, 34, 36, 32, 33, 35):
-        k = 5
-    elif 3 <= n <= 12:
-        k = 3
-    elif 13 <= n <= 19:
-        k = 2
-    else:
-        k = 6
-    return _codes(*[(c, str(c), str(c)) for c in range(1, k + 1)])
+    return tuple((str(c), f"{c} {en}", f"{c} {zh}") for c, (en, zh) in enumerate(_SF36_OPTIONS[_sf36_kind(n)], 1))
 
 
 SF36 = FormSpec("sf36", tuple(Item(f"q{n}", f"{n}. {en}", f"{n}. {zh}", "code", _sf36_codes(n), required=False)

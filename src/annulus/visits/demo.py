@@ -109,8 +109,11 @@ def _follow_up(ctx, p, pvisits, lipo, tx, planned, traj, coord, inv, now, today,
                                        at=_at(missed_after, 16))
             continue
         age = (today - day).days
-        # the most recent visits of some participants are still to be done: due/open/overdue
-        if age <= 14 and rng.random() < 0.35:
+        # the most recent visits of some participants are still to be done: open, or overdue
+        # when the window has just closed
+        if end < today <= end + timedelta(days=selectors.GRACE_DAYS) and rng.random() < 0.5:
+            break
+        if age <= 14 and rng.random() < 0.3:
             break
         try:
             _enter_visit(pid, pv, day, traj.visits[pv.id], coord, inv, now, today, age, rng)
@@ -121,18 +124,23 @@ def _follow_up(ctx, p, pvisits, lipo, tx, planned, traj, coord, inv, now, today,
 
 
 def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng):
+    if pv.follow_up and age <= 120:
+        # the reminder call the day before (P-4.6)
+        services.record_reminder(actor=coord, participant_id=pid, visit_id=pv.id, visit_on=day,
+                                 outcome="reached" if rng.random() < 0.8 else "family",
+                                 at=_at(day - timedelta(days=1), 16, int(rng.integers(0, 59))))
     services.open_visit(actor=coord, participant_id=pid, visit_id=pv.id, visit_date=day, at=_at(day, 9))
     recent = age <= 12
     for form_id in pv.forms:
         collected = _at(day, 9, int(rng.integers(0, 59)))
-        if recent and rng.random() < 0.12:
+        if recent and rng.random() < 0.15:
             continue  # not entered yet
         items = answers[form_id]
-        if recent and rng.random() < 0.15:
+        if recent and rng.random() < 0.25:
             services.save_form(actor=coord, participant_id=pid, visit_key=pv.id, form_id=form_id, items=items,
                                collected_at=collected, at=min(collected + timedelta(hours=2), now))
             continue  # a draft, waiting for submission
-        late = rng.random() < 0.06
+        late = rng.random() < 0.04
         delay = timedelta(days=float(rng.uniform(3.5, 8))) if late else timedelta(hours=float(rng.uniform(1, 40)))
         saved = collected + delay
         if saved > now:
@@ -140,6 +148,12 @@ def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng):
         actor = inv if form_id in ("imaging", "joa", "adverse_events") else coord
         services.save_form(actor=actor, participant_id=pid, visit_key=pv.id, form_id=form_id, items=items,
                            complete=True, collected_at=collected, at=saved)
+        if form_id == "vas" and age > 20 and rng.random() < 0.04:
+            # a transcription error found at source data verification, corrected with a reason
+            fixed = {"vas_mm": int(min(100, max(0, items["vas_mm"] + rng.choice([-2, -1, 1, 2]))))}
+            services.save_form(actor=inv, participant_id=pid, visit_key=pv.id, form_id=form_id, items=fixed,
+                               complete=True, reason="Transcription error: corrected against the source document",
+                               at=min(saved + timedelta(days=int(rng.integers(5, 15))), now))
 
 
 def _drop_out(p, traj, last_day, today, coord, rng):

@@ -26,6 +26,9 @@ GRACE_DAYS = 14
 # The planned transplantation before it happens: the protocol's target for the transplant visit.
 PLANNED_TRANSPLANT_DAYS = 21
 
+# Forms submitted late stay on the overdue list this long (for follow-up with the site staff).
+LATE_HISTORY_DAYS = 90
+
 STATE_LABELS = {
     "not_scheduled": _("not yet scheduled"),
     "upcoming": _("upcoming"),
@@ -314,12 +317,13 @@ def overdue(*, now: datetime | None = None) -> dict:
                            "days": (today - v.visit_date - comp).days})
     late_submitted = [
         {"form": f, "participant": f.participant, "late_by": f.submitted_at - f.collected_at - sub}
-        for f in FormRecord.objects.filter(submitted_at__gt=F("collected_at") + sub)
-        .select_related("participant", "visit").order_by("-submitted_at")[:200]
+        for f in FormRecord.objects.filter(submitted_at__gt=F("collected_at") + sub,
+                                           submitted_at__gte=now - timedelta(days=LATE_HISTORY_DAYS))
+        .select_related("participant", "visit").order_by("-submitted_at")
     ]
     return {"visits": late_visits, "unsubmitted": unsubmitted, "incomplete": incomplete,
             "late_submitted": late_submitted, "submission_days": protocol.schedule.submission_days,
-            "completion_days": protocol.schedule.completion_days}
+            "completion_days": protocol.schedule.completion_days, "late_history_days": LATE_HISTORY_DAYS}
 
 
 def form_name(protocol, form_id: str) -> str:

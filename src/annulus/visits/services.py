@@ -20,7 +20,7 @@ from annulus.errors import RuleViolation
 from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant, Withdrawal
-from annulus.trial.selectors import active_protocol, active_version
+from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
 from . import crf, selectors
 from .models import UNSCHEDULED, FormRecord, FormRevision, Liposuction, ReminderCall, Visit
@@ -316,19 +316,23 @@ def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items
     computed). A change to a completed form needs a reason and leaves it 'changed after
     completion'. Each save that changes anything adds a revision; an identical save adds nothing."""
     now = _now(at)
-    protocol = active_protocol()
     reason = _text("reason", reason)
     with transaction.atomic():
-        qs = Visit.objects.select_for_update().select_related("participant__protocol_version")
+        # of="self": lock the visit row only, not the participant and protocol rows joined in
+        qs = Visit.objects.select_for_update(of=("self",)).select_related("participant__protocol_version",
+                                                                          "protocol_version")
         if visit_key.startswith("u") and visit_key[1:].isdigit():
             visit = qs.filter(participant_id=participant_id, visit_id=UNSCHEDULED, number=int(visit_key[1:])).first()
         else:
             visit = qs.filter(participant_id=participant_id, visit_id=visit_key, number=0).first()
         if visit is None:
+            protocol = active_protocol()
             known = any(v.id == visit_key for v in protocol.schedule.visits)
             raise RuleViolation("visit", "record the visit date first" if known else f"unknown visit '{visit_key}'")
         if visit.outcome != "attended":
             raise RuleViolation("visit", "this visit is recorded as missed")
+        # the forms and checks of the protocol version under which the visit was opened
+        protocol = protocol_for(visit.protocol_version)
         if form_id not in visit.forms:
             raise RuleViolation("form", f"{crf_name(protocol, form_id)} is not collected at the "
                                         f"{_visit_name(protocol, visit)} visit (protocol table 1)")
@@ -380,7 +384,7 @@ def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items
                      obj_id=record.pk, participant_id=p.pk,
                      changes={"visit": visit.key, "form": form_id, "revision": record.revision, **changes},
                      reason=reason if was_complete else "", protocol_version=version, when=now)
-        _after_form_saved(actor, protocol, visit, p, now)
+        _after_form_saved(actor, protocol, visit, p, state, now)
     return record
 
 
@@ -389,9 +393,9 @@ def crf_name(protocol, form_id: str) -> str:
     return f.name.en if f else form_id
 
 
-def _after_form_saved(actor, protocol, visit: Visit, p: Participant, now: datetime) -> None:
+def _after_form_saved(actor, protocol, visit: Visit, p: Participant, state: str, now: datetime) -> None:
     """Visit completion and the participant status it moves."""
-    if visit.completed_at is None:
+    if visit.completed_at is None and state != FormRecord.DRAFT:
         done = FormRecord.objects.filter(visit=visit, state__in=[FormRecord.COMPLETE, FormRecord.CHANGED]).count()
         if done == len(visit.forms):
             visit.completed_at = now
@@ -402,7 +406,7 @@ def _after_form_saved(actor, protocol, visit: Visit, p: Participant, now: dateti
     if visit.visit_id == UNSCHEDULED:
         return
     pv_visit = protocol.schedule.visit(visit.visit_id)
-    status = Participant.objects.filter(pk=p.pk).values_list("status", flat=True).get()
+    status = p.status  # read with the locked visit row, in this transaction
     if pv_visit.follow_up and status == pstates.TREATED:
         participant_services.advance(actor=actor, participant_id=p.pk, target=pstates.IN_FOLLOW_UP,
                                      reason=f"first follow-up data saved ({pv_visit.name.en} visit)")

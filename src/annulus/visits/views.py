@@ -40,7 +40,8 @@ def _participant(request, pk):
 
 def ae_link(participant_id: int, term: str) -> str:
     """The safety app's new adverse-event page, with the term filled in."""
-    return f"/participants/{participant_id}/adverse-events/new/?{urlencode({'term': term})}"
+    base = f"/participants/{participant_id}/adverse-events/new/"
+    return f"{base}?{urlencode({'term': term})}" if term else base
 
 
 def liposuction(request, pk):
@@ -112,7 +113,8 @@ def visit_detail(request, pk, key):
                          "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
                          "headline": crf.headline(form_id, rec.computed) if rec else [],
                          "due": due, "late": late,
-                         "ae": [ae_link(p.pk, a) for a in crf.significant_analytes(rec.computed)] if rec else []})
+                         "ae": [(a, ae_link(p.pk, a)) for a in crf.significant_analytes(rec.computed)] if rec else [],
+                         "ae_review": ae_link(p.pk, "") if rec and rec.items.get("new_events") == "yes" else None})
     completion_due = (slot.record.visit_date + timedelta(days=protocol.schedule.completion_days)
                       if slot.record and slot.record.visit_date else None)
     return render(request, "visits/visit.html", {
@@ -177,6 +179,8 @@ def crf_form(request, pk, key, form_id):
                     return redirect("crf_form", pk=p.pk, key=key, form_id=form_id)
                 return redirect("visit", pk=p.pk, key=key)
     revisions = list(FormRevision.objects.filter(form=rec).select_related("saved_by")) if rec else []
+    for r in revisions:
+        r.answers = ", ".join(f"{k} {v}" for k, v in r.items.items())
     return render(request, "visits/crf.html", {
         "p": p, "slot": slot, "form": form, "rec": rec, "spec": spec, "form_id": form_id,
         "title": selectors.form_name(protocol, form_id),
