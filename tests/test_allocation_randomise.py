@@ -1,6 +1,5 @@
 """Concealed allocation: opening the participant's envelope, and every refusal (P-3.2, X-3.9)."""
 
-from datetime import date
 
 import pytest
 from django.utils import timezone

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from annulus.allocation import selectors, services, testing
-from annulus.allocation.models import EmergencyUnblinding, Envelope
+from annulus.allocation.models import Envelope
 from annulus.trial.selectors import active_protocol
 from tests.conftest import TEST_PASSWORD
 

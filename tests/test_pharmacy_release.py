@@ -8,6 +8,7 @@ from django.utils import timezone
 from annulus.allocation import selectors, services, testing
 from annulus.allocation.models import Dispensing, Envelope, ProductRelease
 from annulus.errors import RuleViolation
+from annulus.trial.selectors import active_protocol
 
 
 def _one(users, make_participant):
@@ -103,7 +104,7 @@ def test_pharmacist_pages_show_recipes_release_form_and_dispense(users, make_par
     _, env = _one(users, make_participant)
     c = client_for("pharmacist")
     arm = selectors.arm_of_for_system(env.participant_id)
-    recipe = {a.id: a.recipe for a in __import__("annulus.trial.selectors", fromlist=["x"]).active_protocol().arms}[arm]
+    recipe = active_protocol().arm(arm).recipe
     page = c.get("/pharmacy/")
     assert page.status_code == 200 and env.drug_code.encode() in page.content
     assert f"{recipe.saline_ml} / {recipe.ha_hydrogel_ml}".encode() in page.content
@@ -165,8 +166,6 @@ def test_sachet_labels_are_identical_for_every_arm(users, make_participant, clie
 def test_emergency_letter_reveals_one_treatment_only(users, make_participant, client_for):
     testing.randomised(users, make_participant, 4)
     c = client_for("pharmacist")
-    from annulus.trial.selectors import active_protocol
-
     names = {a.id: a.name.en for a in active_protocol().arms}
     for env in Envelope.objects.filter(participant__isnull=False):
         html = c.get(f"/pharmacy/envelopes/{env.pk}/letter/").content.decode()

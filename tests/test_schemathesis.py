@@ -13,7 +13,21 @@ pytestmark = pytest.mark.req("P-7.2")
 
 
 @pytest.fixture
-def dataset(make_participant, users):
+def in_process_requests():
+    # Django's test client keeps the test's database connection across requests; a bare WSGI
+    # call would close it at request start (on PostgreSQL that ends the test transaction)
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def dataset(make_participant, users, in_process_requests):
     from annulus.accounts.services import issue_token
 
     pks = [make_participant(stage).pk for stage in ("pre_screened", "consented", "screening", "eligible", "enrolled",

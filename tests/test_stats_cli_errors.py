@@ -61,9 +61,10 @@ def test_the_good_table_passes(tmp_path, capsys):
          ["subject 'S3'", "more than one arm"]),
         (GOOD.replace("S4,high,month 1,41,66", "S4,high,month 1,41,67"),
          ["subject 'S4'", "baseline"]),
+        (GOOD + "S1,control,week 1,61,70\n", ["subject 'S1'", "visit 'week 1'"]),
     ],
     ids=["missing column", "non-numeric", "visit without data", "single arm", "two arms",
-         "two baselines"],
+         "two baselines", "visit twice"],
 )
 def test_compare_rejects_bad_tables(tmp_path, capsys, text, words):
     code, out, err = run(capsys, ["compare", "--data", csv(tmp_path, text), *COMPARE])

@@ -212,3 +212,14 @@ def test_cli_table_output(capsys):
     assert code == 0
     assert "== 24 months (change) ==" in out
     assert "Kruskal–Wallis — not normal" in out
+
+
+def test_a_visit_with_one_subject_in_an_arm_is_described_but_not_tested(table):
+    two = table[table["visit"].isin(["1 week", "1 month"])]
+    low_week1 = two[(two["visit"] == "1 week") & (two["arm"] == "low")].index
+    sparse = two.drop(low_week1[1:])  # one subject left in arm "low" at week 1
+    r = compare_visits(sparse, "control")
+    first = r["visits"][0]
+    assert "fewer than 2 observations in arm low" in first["note"]
+    assert by_arm(first["summary"])["low"]["value"]["n"] == 1
+    assert "omnibus" in r["visits"][1]

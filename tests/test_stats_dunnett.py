@@ -161,3 +161,24 @@ def test_mmrm_contrast_covariance_matches_emmeans(trial):
         idx = sorted((i for i, r in enumerate(raw) if r["visit"] == ref["visit"]),
                      key=lambda i: ["low", "mid", "high"].index(raw[i]["arm"]))
         np.testing.assert_allclose(cov[np.ix_(idx, idx)], ref["cov"], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.req("P-8.3")
+def test_cli_dose_adjusts_mmrm_contrasts(tmp_path, capsys):
+    pytest.importorskip("annulus.stats.mmrm")
+    from annulus.cli import main
+
+    data = pd.read_csv(STATS / "trial.csv")
+    small = tmp_path / "two_visits.csv"
+    data[data["visit"].isin(["1 week", "24 months"])].to_csv(small, index=False)
+    code = main(["dose", "--data", str(small), "--subject", "subject", "--arm", "arm", "--visit",
+                 "visit", "--value", "vas", "--baseline", "baseline", "--control", "control",
+                 "--dose", "control=0,low=5,mid=10,high=20", "--mmrm", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)["mmrm_dunnett"]
+    assert out["converged"] is True
+    rows = out["contrasts"]
+    assert sorted({r["visit"] for r in rows}) == ["1 week", "24 months"]
+    assert len(rows) == 6
+    for r in rows:
+        assert r["p_unadjusted"] <= r["p"] <= min(1.0, 3 * r["p_unadjusted"] + 1e-4)

@@ -113,7 +113,7 @@ def test_a_past_transplant_is_accepted_in_its_window(users, make_participant, mo
                             tested_on=lipo + timedelta(days=17), results=testing.PASSING,
                             checked_at=when - timedelta(days=3))
     services.dispense(actor=users["pharmacist"], envelope_id=env.pk, dispensed_at=when - timedelta(hours=2))
-    t = _record(users, p, env.drug_code, transplanted_at=when)
+    _record(users, p, env.drug_code, transplanted_at=when)
     assert selectors.transplant_date(p.pk) == lipo + timedelta(days=20)
 
 

@@ -67,7 +67,7 @@ def test_significant_lab_links_to_the_adverse_event_form(trial_participant, tran
     items = {**{k: str(v) for k, v in GOOD["liver_kidney"].items()}, "alt": "150", "alt__cs": "yes", "complete": "1"}
     r = c.post(f"/participants/{p.pk}/visits/w1/liver_kidney/", items, follow=True)
     html = r.content.decode()
-    assert f"/participants/{p.pk}/adverse-events/new/?term=alt" in html
+    assert f"/participants/{p.pk}/adverse-events/new/?term=ALT+increased" in html
 
 
 @pytest.mark.req("P-4.5")

@@ -160,3 +160,22 @@ def test_liposuction_selector_and_status_rule(make_participant, users):
         vs.record_liposuction(actor=users["investigator"], participant_id=p.pk, performed_on=timezone.localdate(),
                               fat_volume_ml=150, observation_hours=4)
     assert e.value.field == "status"
+
+
+@pytest.mark.req("X-4.8")
+def test_withdrawn_participant_has_no_visits_to_come(trial_participant, transplant_dates, users):
+    from annulus.participants import services as ps
+    from annulus.visits import services as vs
+
+    p = trial_participant(lipo_days_ago=60, transplant_days_ago=40)
+    tx = transplant_dates[p.pk]
+    ps.withdraw(actor=users["coordinator"], participant_id=p.pk, withdrawn_on=tx + timedelta(days=20),
+                category="participant_request", details="moved away")
+    p.refresh_from_db()
+    s = _slots(p)
+    assert s["m3"].state == "cancelled"
+    with pytest.raises(RuleViolation) as e:
+        vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="m1", visit_date=tx + timedelta(days=30))
+    assert e.value.field == "visit_date" and "left the trial" in e.value.message
+    # data collected before the withdrawal can still be entered
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="w1", visit_date=tx + timedelta(days=7))

@@ -51,7 +51,8 @@ def trial_participant(make_participant, users, transplant_dates):
         today = timezone.localdate()
         if lipo_days_ago is not None:
             # enrolment is "now" in the fixture; move it back so day 0 may lie in the past
-            Participant.objects.filter(pk=p.pk).update(enrolled_at=timezone.now() - timedelta(days=lipo_days_ago + 5))
+            Participant.objects.filter(pk=p.pk).update(enrolled_at=timezone.now() - timedelta(days=lipo_days_ago + 5),
+                                                       prescreened_on=today - timedelta(days=lipo_days_ago + 20))
         ps.advance(actor=users["investigator"], participant_id=p.pk, target="randomised", reason="test")
         if lipo_days_ago is not None:
             vs.record_liposuction(actor=users["investigator"], participant_id=p.pk,

@@ -7,7 +7,6 @@ import re
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from annulus.audit import services as audit
@@ -83,8 +82,9 @@ def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescr
     pv = active_version()
     with transaction.atomic():
         TrialState.objects.select_for_update().get_or_create(id=1)
-        last = Participant.objects.aggregate(m=Max("id"))["m"] or 0
-        number = f"S{last + 1:04d}"
+        # participants are never deleted, so the count under the lock numbers them without gaps
+        # (ids skip values after a rolled-back insert on PostgreSQL)
+        number = f"S{Participant.objects.count() + 1:04d}"
         p = Participant.objects.create(
             screening_number=number, initials=initials.upper(), full_name=full_name, sex=sex, phone=phone,
             recruitment_source=recruitment_source, prescreened_on=prescreened_on,

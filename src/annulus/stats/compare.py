@@ -52,8 +52,8 @@ def load_long_table(
     """Read and check a long table; returns columns subject, arm, visit, value[, baseline].
 
     Missing values (``NA``, empty) are allowed and dropped per analysis; anything else that is not
-    a number, a subject in two arms, a visit without any value, a single arm or an unknown control
-    level raises :class:`InputError`.
+    a number, a subject in two arms or twice at one visit, a visit without any value, a single arm
+    or an unknown control level raises :class:`InputError`.
     """
     frame = _io.read_csv(data) if not isinstance(data, pd.DataFrame) else data.copy()
     cols = [subject, arm, visit, value, baseline]
@@ -71,6 +71,11 @@ def load_long_table(
     if out.empty:
         raise InputError("the data have no rows")
     _io.check_one_arm_per_subject(out, "subject", "arm")
+    twice = out.duplicated(["subject", "visit"])
+    if twice.any():
+        first = out[twice].iloc[0]
+        raise InputError(f"subject '{first['subject']}' has more than one row for visit "
+                         f"'{first['visit']}'")
     if baseline is not None:
         # One baseline per subject: a second value means the file mixes up subjects.
         per_subject = out.dropna(subset=["baseline"]).groupby("subject")["baseline"].nunique()

@@ -44,6 +44,21 @@ def ae_link(participant_id: int, term: str) -> str:
     return f"{base}?{urlencode({'term': term})}" if term else base
 
 
+def ae_term(protocol, form_id: str, analyte: str, computed: dict) -> str:
+    """An adverse-event term for a clinically significant laboratory value ("ALT increased")."""
+    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    name = analyte
+    if form is not None and form.panel:
+        a = next((a for a in protocol.lab_panel(form.panel).analytes if a.id == analyte), None)
+        name = a.name.en if a else analyte
+    flag = ((computed.get("parts") or {}).get(analyte) or {}).get("flag")
+    return f"{name} {dict(high='increased', low='decreased').get(flag, 'abnormal')}"
+
+
+def _ae_links(protocol, p, form_id, computed):
+    return [(a, ae_link(p.pk, ae_term(protocol, form_id, a, computed))) for a in crf.significant_analytes(computed)]
+
+
 def liposuction(request, pk):
     _need(request, "visits.edit")
     p = _participant(request, pk)
@@ -113,7 +128,7 @@ def visit_detail(request, pk, key):
                          "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
                          "headline": crf.headline(form_id, rec.computed) if rec else [],
                          "due": due, "late": late,
-                         "ae": [(a, ae_link(p.pk, a)) for a in crf.significant_analytes(rec.computed)] if rec else [],
+                         "ae": _ae_links(protocol, p, form_id, rec.computed) if rec else [],
                          "ae_review": ae_link(p.pk, "") if rec and rec.items.get("new_events") == "yes" else None})
     completion_due = (slot.record.visit_date + timedelta(days=protocol.schedule.completion_days)
                       if slot.record and slot.record.visit_date else None)
@@ -186,18 +201,18 @@ def crf_form(request, pk, key, form_id):
         "title": selectors.form_name(protocol, form_id),
         "intro": spec.intro_zh if (language or "").startswith("zh") else spec.intro_en,
         "lab_rows": _lab_rows(spec, form, computed, language),
-        "score": _score_context(p, form_id, computed),
+        "score": _score_context(protocol, p, form_id, computed),
         "revisions": revisions, "can_edit": has(request.user, "visits.edit"),
         "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
     })
 
 
-def _score_context(p, form_id, computed, error=None):
+def _score_context(protocol, p, form_id, computed, error=None):
     if computed is None and error is None:
         return {"empty": True}
     out = {"headline": crf.headline(form_id, computed) if computed else [], "error": error,
            "reason": (computed or {}).get("reason"), "missing": (computed or {}).get("missing") or [],
-           "ae": [(a, ae_link(p.pk, a)) for a in crf.significant_analytes(computed or {})],
+           "ae": _ae_links(protocol, p, form_id, computed or {}),
            "needs_judgement": (computed or {}).get("needs_judgement") or []}
     if form_id == "adverse_events" and (computed or {}).get("new_events") == "yes":
         out["ae_review"] = ae_link(p.pk, "")
@@ -215,9 +230,9 @@ def crf_preview(request, pk, key, form_id):
         cleaned = crf.clean(spec, form.items())
         base = selectors.baseline_vas(p.pk) if form_id == "vas" and slot.visit_id != "baseline" else None
         computed = crf.compute(protocol, form_id, cleaned, baseline_vas=base)
-        score = _score_context(p, form_id, computed)
+        score = _score_context(protocol, p, form_id, computed)
     except RuleViolation as exc:
-        score = _score_context(p, form_id, None, error=f"{exc.field}: {exc.message}")
+        score = _score_context(protocol, p, form_id, None, error=f"{exc.field}: {exc.message}")
     return render(request, "visits/_score.html", {"score": score})
 
 
