@@ -267,3 +267,29 @@ def test_roles_without_edit_rights_cannot_write(role, client_for, make_participa
                                           "prescreened_on": "2026-01-01"}, content_type="application/json")
     assert api.status_code == 403
     assert (Participant.objects.count(), Participant.objects.get(pk=p.pk).status) == before
+
+
+def test_login_redirect_keeps_the_full_path_encoded(users):
+    r = Client().get("/participants/?status=enrolled&sort=-case")
+    assert r.status_code == 302
+    assert r["Location"] == "/accounts/login/?next=/participants/%3Fstatus%3Denrolled%26sort%3D-case"
+    c = Client()
+    r = c.post(r["Location"], {"username": users["monitor"].username, "password": TEST_PASSWORD})
+    assert r["Location"] == "/participants/?status=enrolled&sort=-case"
+
+
+def test_api_with_a_session_needs_the_csrf_token(users, protocol_version):
+    # a browser session is accepted by the API only with its CSRF token (a token header needs none)
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(users["coordinator"])
+    body = {"initials": "AB", "sex": "F", "recruitment_source": "flyers_website",
+            "prescreened_on": timezone.localdate().isoformat()}
+    r = c.post("/api/v1/participants", body, content_type="application/json")
+    assert r.status_code in (401, 403)
+    from annulus.participants.models import Participant
+
+    assert Participant.objects.count() == 0
+    c.get("/participants/")  # sets the CSRF cookie
+    r = c.post("/api/v1/participants", body, content_type="application/json",
+               HTTP_X_CSRFTOKEN=c.cookies["csrftoken"].value)
+    assert r.status_code == 201 and Participant.objects.count() == 1

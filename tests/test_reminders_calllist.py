@@ -56,3 +56,24 @@ def test_reminders_command(trial_participant, transplant_dates, capsys):
     assert main(["reminders", "--date", "2026-13-01"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--date" in err
+
+
+@pytest.mark.req("P-4.6", "X-4.8")
+def test_booked_date_drives_the_call_list(trial_participant, transplant_dates, users):
+    from annulus.visits import services as vs
+    from annulus.visits.selectors import call_list, schedule
+
+    p = trial_participant(lipo_days_ago=50, transplant_days_ago=25)  # m1 window tx+23..tx+37: open
+    today = timezone.localdate()
+    assert call_list(today) == []
+    vs.book_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="m1", on=today + timedelta(days=1))
+    assert [r["slot"].visit_id for r in call_list(today)] == ["m1"]
+    assert {s.key: s for s in schedule(p)}["m1"].appointment == today + timedelta(days=1)
+    with pytest.raises(RuleViolation) as e:  # outside the window
+        vs.book_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="m1", on=today + timedelta(days=60))
+    assert e.value.field == "on"
+    vs.book_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="m1", on=today + timedelta(days=3))
+    assert call_list(today) == []
+    from annulus.visits.models import Appointment
+
+    assert Appointment.objects.filter(participant=p).count() == 2  # the first booking is kept, superseded

@@ -16,7 +16,7 @@ def test_same_seed_same_trajectory():
 
 @pytest.mark.req("P-5.1")
 def test_baseline_vas_and_dose_response():
-    arms = simulate_arms(300, seed=2022)
+    arms = simulate_arms(150, seed=2022)
     base = np.array([t.baseline_vas for ts in arms.values() for t in ts])
     assert 59 < base.mean() < 65 and 8 < base.std() < 12.5
     change = {}
@@ -30,7 +30,7 @@ def test_baseline_vas_and_dose_response():
 
 @pytest.mark.req("X-4.8")
 def test_missed_visits_and_dropout():
-    arms = simulate_arms(250, seed=5)
+    arms = simulate_arms(120, seed=5)
     ts = [t for group in arms.values() for t in group]
     dropped = sum(t.dropout_after is not None for t in ts) / len(ts)
     assert 0.1 < dropped < 0.28
@@ -46,7 +46,7 @@ def test_answers_score_with_the_instruments():
     from annulus.instruments import score
     from annulus.instruments.joa import ITEMS as JOA_ITEMS
 
-    for i in range(40):
+    for i in range(20):
         t = simulate_participant(["control", "low", "mid", "high"][i % 4], seed=11, index=i)
         for visit, forms in t.visits.items():
             assert score("vas", [forms["vas"]["vas_mm"]]).score is not None
@@ -65,7 +65,7 @@ def test_every_simulated_form_can_be_completed_on_the_ecrf():
     from annulus.visits import crf
 
     protocol = load_protocol(default_protocol_path())
-    for i in range(60):
+    for i in range(24):
         t = simulate_participant(["control", "low", "mid", "high"][i % 4], seed=3, index=i)
         for visit, forms in t.visits.items():
             for form_id in protocol.schedule.visit(visit).forms:

@@ -182,3 +182,31 @@ def test_cli_dose_adjusts_mmrm_contrasts(tmp_path, capsys):
     assert len(rows) == 6
     for r in rows:
         assert r["p_unadjusted"] <= r["p"] <= min(1.0, 3 * r["p_unadjusted"] + 1e-4)
+
+
+@pytest.mark.parametrize("df", [None, 50.0])
+def test_singular_correlation_against_direct_integration(df):
+    # T = (Z1, Z2, (Z1 + Z2)/sqrt 2) / S: P(max T <= c) by one- and two-dimensional quadrature.
+    from scipy import integrate
+
+    from annulus.stats.dose_response import _prob_max_below
+
+    c = 2.0
+
+    def given_scale(s):
+        return integrate.quad(lambda z: stats.norm.pdf(z)
+                              * stats.norm.cdf(min(c * s, c * s * np.sqrt(2) - z)),
+                              -np.inf, c * s, limit=200)[0]
+
+    if df is None:
+        expected = given_scale(1.0)
+    else:
+        # Gauss-Legendre over the quantiles of the t denominator S.
+        x, w = np.polynomial.legendre.leggauss(64)
+        u = (x + 1) / 2
+        expected = sum(wi / 2 * given_scale(np.sqrt(stats.chi2.ppf(ui, df) / df))
+                       for ui, wi in zip(u, w, strict=True))
+    a = np.array([[1, 0], [0, 1], [1, 1]]) / np.sqrt([[1], [1], [2]])
+    corr = a @ a.T
+    assert np.linalg.matrix_rank(corr) == 2
+    assert _prob_max_below(c, corr, df, two_sided=False) == pytest.approx(expected, abs=2e-5)

@@ -1,5 +1,4 @@
-from django.conf import settings
-from django.shortcuts import redirect
+from django.contrib.auth.views import redirect_to_login
 
 OPEN_PREFIXES = ("/accounts/login", "/static/", "/i18n/", "/api/", "/healthz")
 
@@ -12,5 +11,6 @@ class LoginRequiredMiddleware:
 
     def __call__(self, request):
         if not request.user.is_authenticated and not request.path.startswith(OPEN_PREFIXES):
-            return redirect(f"{settings.LOGIN_URL and '/accounts/login/'}?next={request.path}")
+            # the whole path with its query, URL-encoded, so the user comes back to the same view
+            return redirect_to_login(request.get_full_path())
         return self.get_response(request)

@@ -13,8 +13,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "compare",
         help="per-visit summaries and tests between arms",
-        description="For every visit: n, mean, SD, median, IQR and 95 per cent CI per arm (value and "
-        "change from baseline), the omnibus test chosen by Shapiro-Wilk and Levene (ANOVA, Welch "
+        description="For every visit: n, mean, SD, median, IQR and 95 per cent CI per arm (value "
+        "and change from baseline), the omnibus test chosen by Shapiro-Wilk and Levene (ANOVA, Welch "
         "or Kruskal-Wallis) with the reason, each arm vs the control (t, Welch or Mann-Whitney, "
         "and Dunnett-adjusted), and responder rates (chi-square or Fisher's exact test).",
     )

@@ -15,8 +15,8 @@ def register(subparsers) -> None:
         "power",
         help="power by simulating the trial (t test and MMRM)",
         description="Simulates trials under the protocol's assumptions (SD 10.27 per measurement, "
-        "20 per cent dropout, 4 groups, 7 post-baseline visits, correlation 0.5) and reports the power of "
-        "the last-visit t test and of the MMRM contrast for each dose against the control.",
+        "20 per cent dropout, 4 groups, 7 post-baseline visits, correlation 0.5) and reports the "
+        "power of the last-visit t test and of the MMRM contrast for each dose against the control.",
     )
     p.add_argument("--sims", default="2000", help="number of simulated trials (default 2000)")
     p.add_argument("--per-group", required=True, help="subjects enrolled per group")

@@ -14,9 +14,9 @@ so they are exact rather than Bonferroni-type bounds:
   test, then least-squares fits of the significant models.
 
 Multivariate t probabilities use Genz's separation-of-variables method with fixed-seed
-quasi-random (Sobol') points: reproducible, error about 1e-5 or less. It is written out here because
-``scipy.stats.multivariate_t.cdf`` gives wrong answers for singular correlation matrices, which
-MCP-Mod contrasts have whenever there are as many models as doses.
+quasi-random (Sobol') points: reproducible, error about 1e-5 or less. It is written out here
+because ``scipy.stats.multivariate_t.cdf`` (scipy 1.17) gives wrong answers for singular
+correlation matrices, which MCP-Mod contrasts have whenever there are as many models as doses.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _cholesky_rows(corr: np.ndarray, tol: float = 1e-10) -> tuple[np.ndarray, np
 
     A row whose pivot vanishes is a linear combination of earlier rows; it gets no variable of its
     own and its limits are applied to the last variable it depends on (``owner``). This is exact,
-    because that variable is drawn after the ones before it are fixed (Genz & Bretz 2009, 4.1.3).
+    because that variable is drawn after the ones before it are fixed (as in Genz & Bretz 2009).
     """
     k = corr.shape[0]
     L = np.zeros((k, k))

@@ -153,7 +153,7 @@ def achieved_power(
     dropout: float = 0.0,
     method: str = "z",
 ) -> AchievedPower:
-    """Power with ``n`` subjects enrolled per group, ``floor(n (1 - dropout))`` of them evaluable."""
+    """Power with ``n`` enrolled per group, ``floor(n (1 - dropout))`` of them evaluable."""
     _check(delta, sd, alpha, dropout, method)
     if n < 2 or int(n) != n:
         raise InputError(f"n must be a whole number of at least 2, got {n}")

@@ -123,6 +123,29 @@ def _follow_up(ctx, p, pvisits, lipo, tx, planned, traj, coord, inv, now, today,
         last_day = day
 
 
+def book_upcoming(ctx):
+    """Appointments for the visits coming up in the next fortnight, within their windows; the
+    coordinator books about half of those whose window includes tomorrow for tomorrow."""
+    coord = ctx.users["coordinator"]
+    today = timezone.localdate()
+    tomorrow = today + timedelta(days=1)
+    rng = np.random.default_rng([ctx.seed, 45])
+    for p, slots in selectors.active_schedules(today=today):
+        for s in slots:
+            if s.state not in ("due", "open", "overdue") or s.procedure or s.window_start is None:
+                continue
+            first = max(s.window_start, tomorrow)
+            last = s.window_end if s.state != "overdue" else s.missed_after
+            if first > last or first > today + timedelta(days=14):
+                continue
+            if first == tomorrow and rng.random() < 0.5:
+                on = tomorrow
+            else:
+                on = first + timedelta(days=int(rng.integers(0, (last - first).days + 1)))
+            services.book_visit(actor=coord, participant_id=p.pk, visit_id=s.visit_id, on=on)
+            break  # one booking per participant: the next visit
+
+
 def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng):
     if pv.follow_up and age <= 120:
         # the reminder call the day before (P-4.6)
@@ -172,4 +195,4 @@ def _drop_out(p, traj, last_day, today, coord, rng):
                    reason="No answer to phone calls or letters after the last visit")
 
 
-STEPS = [(20, liposuction_all), (40, follow_up_all)]
+STEPS = [(20, liposuction_all), (40, follow_up_all), (45, book_upcoming)]

@@ -28,6 +28,10 @@ class OpenVisitForm(forms.Form):
     visit_date = forms.DateField(label=_("Visit date"), widget=forms.DateInput(attrs={"type": "date"}))
 
 
+class BookForm(forms.Form):
+    on = forms.DateField(label=_("Book the visit for"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
 class MissedForm(forms.Form):
     reason = forms.CharField(label=_("Why the visit was missed"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 

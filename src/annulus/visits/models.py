@@ -120,3 +120,19 @@ class ReminderCall(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["visit_on"])]
+
+
+class Appointment(models.Model):
+    """The date booked for a visit within its window. Rebooking adds a row and marks the
+    earlier one superseded."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="appointments")
+    visit_id = models.CharField(max_length=20)
+    on = models.DateField()
+    booked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    booked_at = models.DateTimeField()
+    superseded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["on", "superseded"]), models.Index(fields=["participant", "superseded"])]

@@ -16,7 +16,7 @@ from annulus.participants import states as pstates
 from annulus.participants.models import Participant
 from annulus.trial.selectors import active_protocol
 
-from .models import UNSCHEDULED, FormRecord, Liposuction, ReminderCall, Visit
+from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit
 
 # A visit is "due" when its window opens within this many days.
 DUE_DAYS = 7
@@ -94,6 +94,12 @@ class Slot:
     form_states: dict = field(default_factory=dict)
     done_on: date | None = None
     missed_after: date | None = None
+    appointment: date | None = None  # the booked date, while the visit is still to come
+
+    @property
+    def planned_on(self) -> date | None:
+        """The day the participant is expected: the booked date, else the target."""
+        return self.appointment or self.target
 
     @property
     def state_label(self):
@@ -163,7 +169,8 @@ def window_of(protocol_visit, lipo: date | None, tx: date | None) -> tuple[date 
             target + timedelta(days=protocol_visit.window.after_days))
 
 
-def schedule(participant: Participant, *, today: date | None = None, visits=None, forms=None) -> list[Slot]:
+def schedule(participant: Participant, *, today: date | None = None, visits=None, forms=None,
+             appointments=None) -> list[Slot]:
     """Every protocol visit with its target, window and state, then the unscheduled visits."""
     today = today or timezone.localdate()
     protocol = active_protocol()
@@ -177,6 +184,9 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
     for f in forms:
         by_visit.setdefault(f.visit_id, {})[f.form_id] = f.state
     records = {(v.visit_id, v.number): v for v in visits}
+    if appointments is None:
+        appointments = list(Appointment.objects.filter(participant=participant, superseded=False))
+    booked = {a.visit_id: a.on for a in appointments}
     ended = participant.status in (pstates.WITHDRAWN, pstates.LOST, pstates.SCREEN_FAILED)
     slots: list[Slot] = []
     pvisits = protocol.schedule.visits
@@ -219,6 +229,8 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
                     missed=bool(rec and rec.outcome == "missed"))
         if ended and slot.state in ("upcoming", "due", "open", "overdue", "not_scheduled"):
             slot.state = "cancelled"
+        if slot.state in ("upcoming", "due", "open", "overdue"):
+            slot.appointment = booked.get(pv.id)
         slots.append(slot)
     for v in sorted((v for v in visits if v.visit_id == UNSCHEDULED), key=lambda v: v.number):
         fstates = by_visit.get(v.pk, {})
@@ -268,12 +280,16 @@ def active_schedules(*, today: date | None = None) -> list[tuple[Participant, li
     forms: dict[int, list] = {}
     for f in FormRecord.objects.filter(participant_id__in=ids).only("visit_id", "form_id", "state", "participant_id"):
         forms.setdefault(f.participant_id, []).append(f)
-    return [(p, schedule(p, today=today, visits=visits.get(p.pk, []), forms=forms.get(p.pk, []))) for p in people]
+    booked: dict[int, list] = {}
+    for a in Appointment.objects.filter(participant_id__in=ids, superseded=False):
+        booked.setdefault(a.participant_id, []).append(a)
+    return [(p, schedule(p, today=today, visits=visits.get(p.pk, []), forms=forms.get(p.pk, []),
+                         appointments=booked.get(p.pk, []))) for p in people]
 
 
 def call_list(day: date) -> list[dict]:
-    """Participants to phone on ``day``: those with a visit target date ``reminder_days_before``
-    days later whose visit is not yet done (P-4.6)."""
+    """Participants to phone on ``day``: those expected ``reminder_days_before`` days later (on
+    the booked date, or on the target date when none is booked) whose visit is not yet done (P-4.6)."""
     protocol = active_protocol()
     visit_on = day + timedelta(days=protocol.schedule.reminder_days_before)
     calls = {}
@@ -282,7 +298,7 @@ def call_list(day: date) -> list[dict]:
     rows = []
     for p, slots in active_schedules(today=day):
         for s in slots:
-            if s.target != visit_on or s.procedure == "liposuction" or s.record is not None:
+            if s.planned_on != visit_on or s.procedure == "liposuction" or s.record is not None:
                 continue
             if s.state in ("completed", "completed_out_of_window", "missed", "cancelled"):
                 continue

@@ -23,7 +23,7 @@ from annulus.participants.models import Participant, Withdrawal
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
 from . import crf, selectors
-from .models import UNSCHEDULED, FormRecord, FormRevision, Liposuction, ReminderCall, Visit
+from .models import UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit
 
 TEXT_MAX = 2000
 # Plausibility limits of the liposuction record (the protocol's values are 150 mL and 4 h).
@@ -415,6 +415,52 @@ def _after_form_saved(actor, protocol, visit: Visit, p: Participant, state: str,
     if visit.visit_id == last.id and visit.completed_at is not None and status == pstates.IN_FOLLOW_UP:
         participant_services.advance(actor=actor, participant_id=p.pk, target=pstates.COMPLETED,
                                      reason=f"{last.name.en} visit complete")
+
+
+# ---- appointments ----------------------------------------------------------------------------
+
+
+def book_visit(*, actor, participant_id: int, visit_id: str, on, at: datetime | None = None) -> Appointment:
+    """Book the day of a visit still to come: inside its window, or while it is overdue. A new
+    booking supersedes the earlier one (kept)."""
+    now = _now(at)
+    protocol = active_protocol()
+    pv_visit = next((v for v in protocol.schedule.visits if v.id == visit_id and v.procedure != "liposuction"), None)
+    if pv_visit is None:
+        raise RuleViolation("visit", f"unknown visit '{visit_id}'")
+    if isinstance(on, str):
+        try:
+            on = date.fromisoformat(on)
+        except ValueError:
+            raise RuleViolation("on", f"must be a date (YYYY-MM-DD), got {on!r}") from None
+    if not isinstance(on, date):
+        raise RuleViolation("on", "must be a date")
+    if on < timezone.localdate(now):
+        raise RuleViolation("on", "cannot be in the past")
+    with transaction.atomic():
+        p = _participant(participant_id)
+        if p.status not in selectors.ACTIVE:
+            raise RuleViolation("status", f"no visits can be booked for a participant who is {p.status_label}")
+        slot = next((s for s in selectors.schedule(p, today=timezone.localdate(now)) if s.visit_id == visit_id), None)
+        if slot is None or slot.window_start is None:
+            raise RuleViolation("visit", f"the {pv_visit.name.en} visit has no date yet (no liposuction recorded)")
+        if slot.state not in ("upcoming", "due", "open", "overdue"):
+            raise RuleViolation("visit", f"the {pv_visit.name.en} visit is {slot.state_label}")
+        last = slot.missed_after or slot.window_end
+        if not slot.window_start <= on <= last:
+            raise RuleViolation("on", f"must be within the {pv_visit.name.en} window, {slot.window_start} to "
+                                      f"{slot.window_end}" + (f" (late until {last})" if last != slot.window_end else ""))
+        old = Appointment.objects.filter(participant=p, visit_id=visit_id, superseded=False).first()
+        if old is not None:
+            if old.on == on:
+                return old
+            old.superseded = True
+            old.save(update_fields=["superseded"])
+        a = Appointment.objects.create(participant=p, visit_id=visit_id, on=on, booked_by=actor, booked_at=now)
+        audit.record(actor=actor, action="change" if old else "create", obj_type="appointment", obj_id=a.pk,
+                     participant_id=p.pk, changes={"visit": visit_id, "on": [old.on if old else None, on]},
+                     protocol_version=p.protocol_version.version, when=now)
+    return a
 
 
 # ---- reminders (P-4.6) ------------------------------------------------------------------------

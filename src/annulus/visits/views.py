@@ -21,7 +21,7 @@ from annulus.participants.selectors import get_participant
 from annulus.trial.selectors import active_protocol
 
 from . import crf, selectors, services
-from .forms import CrfForm, LiposuctionForm, MissedForm, OpenVisitForm, ReminderForm, UnscheduledForm
+from .forms import BookForm, CrfForm, LiposuctionForm, MissedForm, OpenVisitForm, ReminderForm, UnscheduledForm
 from .models import UNSCHEDULED, FormRevision
 
 
@@ -94,6 +94,8 @@ def visit_detail(request, pk, key):
     can_edit = has(request.user, "visits.edit")
     open_form = OpenVisitForm(initial={"visit_date": min(timezone.localdate(), slot.window_end or timezone.localdate())})
     missed_form = MissedForm()
+    today = timezone.localdate()
+    book_form = BookForm(initial={"on": slot.appointment or max(today, slot.window_start or today)})
     if request.method == "POST":
         _need(request, "visits.edit")
         action = request.POST.get("action")
@@ -105,6 +107,13 @@ def visit_detail(request, pk, key):
                                         visit_date=open_form.cleaned_data["visit_date"])
                     messages.success(request, _("Visit recorded; enter its forms."))
                     return redirect("visit", pk=p.pk, key=key)
+            elif action == "book":
+                book_form = BookForm(request.POST)
+                if book_form.is_valid():
+                    services.book_visit(actor=request.user, participant_id=p.pk, visit_id=slot.visit_id,
+                                        on=book_form.cleaned_data["on"])
+                    messages.success(request, _("Visit booked."))
+                    return redirect("visit", pk=p.pk, key=key)
             elif action == "missed":
                 missed_form = MissedForm(request.POST)
                 if missed_form.is_valid():
@@ -113,7 +122,7 @@ def visit_detail(request, pk, key):
                     messages.warning(request, _("Visit recorded as missed."))
                     return redirect("participant", pk=p.pk)
         except RuleViolation as exc:
-            add_violation(open_form if action == "open" else missed_form, exc)
+            add_violation({"open": open_form, "book": book_form}.get(action, missed_form), exc)
     rows = []
     if slot.record is not None:
         records = selectors.form_records(slot.record)
@@ -134,6 +143,8 @@ def visit_detail(request, pk, key):
                       if slot.record and slot.record.visit_date else None)
     return render(request, "visits/visit.html", {
         "p": p, "slot": slot, "rows": rows, "can_edit": can_edit, "open_form": open_form, "missed_form": missed_form,
+        "book_form": book_form, "can_book": can_edit and slot.state in ("upcoming", "due", "open", "overdue")
+        and slot.window_start is not None and p.status in selectors.ACTIVE,
         "completion_due": completion_due, "today": timezone.localdate(),
         "can_open": can_edit and slot.record is None and slot.visit_id != UNSCHEDULED and not slot.procedure
         and slot.state not in ("cancelled",),
