@@ -156,3 +156,14 @@ def test_openapi_document(api):
 def test_blinded_roles_get_no_dose_recipe_from_the_protocol_api(api):
     arms = api("coordinator").get("/api/v1/protocol").json()["protocol"]["arms"]
     assert arms and all("recipe" not in a for a in arms)
+
+
+def test_huge_body_is_a_json_400(api):
+    body = json.dumps({"initials": "AB", "sex": "F", "recruitment_source": "flyers_website",
+                       "prescreened_on": "2026-01-01", "full_name": "x" * 3_000_000})
+    c = api()
+    before = counts()
+    r = c.post("/api/v1/participants", body, content_type="application/json")
+    assert r.status_code == 400 and r["Content-Type"].startswith("application/json")
+    assert r.json()["detail"][0]["message"]
+    assert counts() == before

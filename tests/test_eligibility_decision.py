@@ -40,7 +40,10 @@ def test_screen_failure_keeps_failing_criteria_and_evidence_with_who_and_when(ma
 def test_age_is_taken_on_the_consent_date(make_participant, users):
     # consent 9 days ago (site time zone): 18th birthday on that day is eligible, one day later is not
     consent_day = timezone.localtime(timezone.now() - timedelta(days=9)).date()
-    born_ok = consent_day.replace(year=consent_day.year - 18)
+    try:
+        born_ok = consent_day.replace(year=consent_day.year - 18)
+    except ValueError:  # consent on 29 February: born 28 February is 18, born 1 March is not
+        born_ok = date(consent_day.year - 18, 2, 28)
     p = make_participant("eligible", date_of_birth=born_ok.isoformat())
     assert p.status == "eligible"
     q = make_participant("screen_failed", date_of_birth=(born_ok + timedelta(days=1)).isoformat())

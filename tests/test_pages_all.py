@@ -161,3 +161,24 @@ def test_participant_list_search_sort_and_bad_parameters(client_for, dataset):
 def test_unknown_participant_is_a_404_page(client_for, dataset):
     r = client_for("investigator").get("/participants/999999/")
     assert r.status_code == 404 and "Page not found" in r.content.decode()
+
+
+@pytest.mark.req("X-2.5")
+def test_save_and_decide_with_missing_evidence_keeps_nothing(client_for, make_participant):
+    p = make_participant("consented")
+    html = _form(client_for("coordinator"), f"/participants/{p.pk}/screening/",
+                 {"collected_on": timezone.localdate().isoformat(), "vas_mm": "55", "decide": "1"})
+    assert "criteria cannot be decided yet, evidence missing for: I1, I2" in html
+    assert Participant.objects.get(pk=p.pk).status == "consented"
+
+
+@pytest.mark.req("X-2.5")
+def test_save_and_decide_in_one_step(client_for, make_participant):
+    from .conftest import ELIGIBLE_EVIDENCE
+
+    p = make_participant("consented")
+    data = {k: {True: "true", False: "false"}.get(v, v) if isinstance(v, bool) else v for k, v in ELIGIBLE_EVIDENCE.items()}
+    r = client_for("coordinator").post(f"/participants/{p.pk}/screening/",
+                                       {**data, "collected_on": timezone.localdate().isoformat(), "decide": "1"}, follow=True)
+    assert "Eligible: every criterion is met." in r.content.decode()
+    assert Participant.objects.get(pk=p.pk).status == "eligible"

@@ -159,3 +159,12 @@ def test_unchanged_values_write_nothing(make_participant, users):
     written = ps.enter_evidence(actor=users["coordinator"], participant_id=p.pk, values=dict(ELIGIBLE_EVIDENCE),
                                 collected_on=today())
     assert written == [] and counts() == before
+
+
+@pytest.mark.req("X-7.3")
+def test_a_status_change_needs_a_reason(make_participant, users):
+    p = make_participant("enrolled")
+    refused(lambda: ps.advance(actor=users["investigator"], participant_id=p.pk, target="lost_to_follow_up", reason=" "),
+            "reason", "is required")
+    ps.advance(actor=users["investigator"], participant_id=p.pk, target="lost_to_follow_up", reason="no answer to calls")
+    assert Participant.objects.get(pk=p.pk).status == "lost_to_follow_up"

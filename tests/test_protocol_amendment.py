@@ -127,3 +127,11 @@ def test_upload_is_for_the_administrator_only(client_for, users):
         r = _upload(client_for(role), amended().encode("utf-8"))
         assert r.status_code == 403, role
     assert not ProtocolVersion.objects.filter(version="1.1").exists()
+
+
+def test_an_amendment_cannot_go_back_to_an_older_number(users, protocol_version):
+    load_protocol_version(actor=users["admin"], text=amended(version="1.10"))
+    with pytest.raises(RuleViolation) as info:
+        load_protocol_version(actor=users["admin"], text=amended(version="1.9"))  # 1.9 < 1.10
+    assert info.value.field == "version" and "older than version 1.10" in info.value.message
+    assert active_version().version == "1.10"

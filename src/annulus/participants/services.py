@@ -324,7 +324,9 @@ def withdraw(*, actor, participant_id: int, withdrawn_on: date, category: str, d
 
 
 def advance(*, actor, participant_id: int, target: str, reason: str) -> Participant:
-    """Move a participant along the machine (used by allocation, visits and safety modules)."""
+    """Move a participant along the machine (used by allocation, visits and safety modules).
+    A status change after the first save needs its reason (X-7.3)."""
+    reason = _text("reason", reason)
     with transaction.atomic():
         p = _locked(participant_id)
         _set_status(p, target, actor, reason)

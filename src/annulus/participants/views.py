@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
@@ -105,16 +106,18 @@ def screening(request, pk):
     form = EvidenceForm(request.POST or None, protocol=protocol, language=get_language(), current=current)
     if request.method == "POST" and form.is_valid():
         try:
-            services.enter_evidence(actor=request.user, participant_id=p.pk, values=form.evidence_values(),
-                                    collected_on=form.cleaned_data["collected_on"], reason=form.cleaned_data["reason"])
-            if "decide" in request.POST:
-                d = services.decide_eligibility(actor=request.user, participant_id=p.pk)
-                if d.outcome == "eligible":
-                    messages.success(request, _("Eligible: every criterion is met."))
-                else:
-                    messages.warning(request, _("Screen failure: %(ids)s") % {"ids": ", ".join(d.failing)})
-            else:
+            # "save and decide" is one step: when the decision is refused, the evidence is not kept
+            # either, so the form shown again holds exactly what is still unsaved
+            with transaction.atomic():
+                services.enter_evidence(actor=request.user, participant_id=p.pk, values=form.evidence_values(),
+                                        collected_on=form.cleaned_data["collected_on"], reason=form.cleaned_data["reason"])
+                d = services.decide_eligibility(actor=request.user, participant_id=p.pk) if "decide" in request.POST else None
+            if d is None:
                 messages.success(request, _("Screening evidence saved."))
+            elif d.outcome == "eligible":
+                messages.success(request, _("Eligible: every criterion is met."))
+            else:
+                messages.warning(request, _("Screen failure: %(ids)s") % {"ids": ", ".join(d.failing)})
         except RuleViolation as exc:
             add_violation(form, exc)
         else:

@@ -15,6 +15,10 @@ from annulus.protocol import ProtocolError, parse_protocol, protocol_digest
 from .models import ProtocolVersion, TrialState
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
 def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) -> ProtocolVersion:
     """Store a protocol file as a version. The same file again is a no-op; a changed file must
     carry a new version number (it is an amendment)."""
@@ -32,6 +36,10 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) ->
     if ProtocolVersion.objects.filter(version=protocol.version).exists():
         raise RuleViolation("version", f"version {protocol.version} is already loaded with different content; "
                                        "an amendment needs a new version number")
+    latest = max(ProtocolVersion.objects.values_list("version", flat=True), key=_version_key, default=None)
+    if latest is not None and _version_key(protocol.version) < _version_key(latest):
+        raise RuleViolation("version", f"version {protocol.version} is older than version {latest} already loaded; "
+                                       "an amendment needs a later version number")
     with transaction.atomic():
         pv = ProtocolVersion.objects.create(
             version=protocol.version, registry_number=protocol.trial.registry_number, digest=digest,

@@ -102,6 +102,11 @@ class CallOut(Schema):
     reminded: bool
 
 
+class BookIn(Schema):
+    visit: str = Field(..., max_length=20)
+    on: date
+
+
 class ReminderIn(Schema):
     participant_id: int
     visit: str = Field(..., max_length=20)
@@ -154,6 +159,14 @@ def missed(request, pk: int, payload: MissedIn):
     _get(pk)
     v = services.record_missed(actor=request.user, participant_id=pk, visit_id=payload.visit, reason=payload.reason)
     return 201, {**v.__dict__, "key": v.key}
+
+
+@router.post("/participants/{int:pk}/appointments", response={201: dict}, summary="Book the day of a visit")
+def book(request, pk: int, payload: BookIn):
+    require(request.user, "visits.edit")
+    _get(pk)
+    a = services.book_visit(actor=request.user, participant_id=pk, visit_id=payload.visit, on=payload.on)
+    return 201, {"id": a.pk, "visit": a.visit_id, "on": a.on.isoformat()}
 
 
 @router.put("/participants/{int:pk}/visits/{key}/forms/{form_id}", response=FormOut,

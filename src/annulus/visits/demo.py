@@ -143,6 +143,9 @@ def book_upcoming(ctx):
             else:
                 on = first + timedelta(days=int(rng.integers(0, (last - first).days + 1)))
             services.book_visit(actor=coord, participant_id=p.pk, visit_id=s.visit_id, on=on)
+            if on == tomorrow and rng.random() < 0.35:  # some of today's calls are already made
+                services.record_reminder(actor=coord, participant_id=p.pk, visit_id=s.visit_id, visit_on=on,
+                                         outcome="reached", note="confirmed the appointment")
             break  # one booking per participant: the next visit
 
 

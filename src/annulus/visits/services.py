@@ -362,9 +362,9 @@ def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items
             record = FormRecord.objects.create(
                 visit=visit, participant=p, form_id=form_id, state=state, items=cleaned, computed=computed,
                 revision=1, collected_at=when, submitted_at=now if complete else None, created_at=now, updated_at=now)
-            old_items, old_state = {}, None
+            old_items, old_state, old_collected = {}, None, None
         else:
-            old_items, old_state = record.items, record.state
+            old_items, old_state, old_collected = record.items, record.state, record.collected_at
             record.state = state
             record.items = cleaned
             record.computed = computed
@@ -380,6 +380,8 @@ def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items
         changes = audit.diff(old_items, cleaned)
         if old_state != state:
             changes["state"] = [old_state, state]
+        if old_collected != when:
+            changes["collected_at"] = [old_collected, when]
         audit.record(actor=actor, action="change" if old_state else "create", obj_type="crf_form",
                      obj_id=record.pk, participant_id=p.pk,
                      changes={"visit": visit.key, "form": form_id, "revision": record.revision, **changes},

@@ -92,7 +92,7 @@ def visit_detail(request, pk, key):
     slot = _slot(p, key)
     protocol = active_protocol()
     can_edit = has(request.user, "visits.edit")
-    open_form = OpenVisitForm(initial={"visit_date": min(timezone.localdate(), slot.window_end or timezone.localdate())})
+    open_form = OpenVisitForm(initial={"visit_date": timezone.localdate()})
     missed_form = MissedForm()
     today = timezone.localdate()
     book_form = BookForm(initial={"on": slot.appointment or max(today, slot.window_start or today)})
@@ -146,6 +146,7 @@ def visit_detail(request, pk, key):
         "book_form": book_form, "can_book": can_edit and slot.state in ("upcoming", "due", "open", "overdue")
         and slot.window_start is not None and p.status in selectors.ACTIVE,
         "completion_due": completion_due, "today": timezone.localdate(),
+        "form_names": [selectors.form_name(protocol, f) for f in slot.forms],
         "can_open": can_edit and slot.record is None and slot.visit_id != UNSCHEDULED and not slot.procedure
         and slot.state not in ("cancelled",),
     })
@@ -269,8 +270,18 @@ def overdue(request):
     _need(request, "visits.view")
     data = selectors.overdue()
     protocol = active_protocol()
+    names = {v.id: v.name.get(get_language()) for v in protocol.schedule.visits}
+
+    def visit_name(visit):
+        return names.get(visit.visit_id) or f"{_('Unscheduled')} {visit.number}"
+
     for row in data["unsubmitted"] + data["late_submitted"]:
         row["name"] = selectors.form_name(protocol, row["form"].form_id)
+        row["visit_name"] = visit_name(row["form"].visit)
+    for row in data["incomplete"]:
+        row["visit_name"] = visit_name(row["visit"])
+    for row in data["late_submitted"]:
+        row["late_days"] = round(row["late_by"].total_seconds() / 86400, 1)
     return render(request, "visits/overdue.html", {"data": data})
 
 
