@@ -3,6 +3,7 @@ rules; each role sees only what it must (P-7.2)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -32,8 +33,6 @@ def page_paths():
                 walk(p.url_patterns, prefix + str(p.pattern))
             elif isinstance(p, URLPattern):
                 route = prefix + str(p.pattern)
-                import re
-
                 path = "/" + re.sub(r"<(?:\w+:)?\w+>", "1", route).lstrip("^").rstrip("$")
                 out.append(path)
 
@@ -55,8 +54,6 @@ def test_every_page_needs_a_login(db):
 def test_every_api_call_needs_authentication(db):
     anon = Client()
     spec = anon.get("/api/v1/openapi.json").json()
-    import re
-
     count = 0
     for path, ops in spec["paths"].items():
         url = re.sub(r"\{[^}]+\}", "1", path)
