@@ -28,7 +28,7 @@ chromium:
 	  echo "chromium not installed: browser tests will be skipped"; }
 
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -p no:cacheprovider -q
+	$(BIN)/python -m pytest -p no:cacheprovider -q -n auto
 	$(BIN)/annulus trace
 
 test-fast: $(STAMP)

@@ -77,8 +77,8 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
     ctx = DemoContext(seed=seed, today=today, progress=progress)
     ctx.users = create_demo_users()
     coord, inv = ctx.users["coordinator"], ctx.users["investigator"]
-    start = today - timedelta(days=630)
-    people = generate_candidates(candidates, seed=seed, start=start, days=630)
+    start = today - timedelta(days=800)
+    people = generate_candidates(candidates, seed=seed, start=start, days=800)
     limit = protocol.sample_size.total
     for i, c in enumerate(people, 1):
         if i % 10 == 0:
