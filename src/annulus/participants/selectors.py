@@ -114,8 +114,15 @@ def timeline(p: Participant) -> list[dict]:
         items.append({"at": day(w.withdrawn_on), "title": "Withdrawn", "status": states.WITHDRAWN,
                       "detail": f"{w.get_category_display()}: {w.details}", "by": w.recorded_by.username,
                       "recorded": w.recorded_at})
+    # later milestones come from the apps that record them (allocation, visits), dated in the
+    # clinic; a status change only stands in where no app gave its own record
+    from annulus.trial.extensions import timeline_events
+
+    app_items = timeline_events(p)
+    items.extend(app_items)
+    covered = {i["milestone"] for i in app_items if i.get("milestone")}
     later = {states.RANDOMISED, states.TREATED, states.IN_FOLLOW_UP, states.COMPLETED, states.LOST}
-    for sc in p.status_changes.select_related("by").filter(to_status__in=later):
+    for sc in p.status_changes.select_related("by").filter(to_status__in=later - covered):
         items.append({"at": sc.at, "title": states.LABELS[sc.to_status], "status": sc.to_status,
                       "detail": sc.reason, "by": sc.by.username, "recorded": sc.at})
     # events of one clinic day keep the order of the journey (evidence of a day is dated at

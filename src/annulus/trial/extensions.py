@@ -50,3 +50,11 @@ def participant_panels(request, participant) -> list[dict]:
     for module in _modules("participant_panels"):
         out.extend(module.panels(request, participant))
     return sorted(out, key=lambda p: p.get("order", 100))
+
+
+def timeline_events(participant) -> list[dict]:
+    """Dated milestones other apps add to the participant's journey (``timeline.py``)."""
+    out = []
+    for module in _modules("timeline"):
+        out.extend(module.events(participant))
+    return out

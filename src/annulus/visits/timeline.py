@@ -1,0 +1,38 @@
+"""Milestones this app adds to the participant's journey: liposuction and each visit."""
+
+from datetime import datetime, time
+
+from django.utils import timezone
+
+from annulus.trial.selectors import active_protocol
+
+from .models import Liposuction, Visit
+
+
+def _day(d):
+    return timezone.make_aware(datetime.combine(d, time(12, 0)))
+
+
+def events(participant) -> list[dict]:
+    out = []
+    lipo = Liposuction.objects.filter(participant=participant, superseded=False).select_related("recorded_by").first()
+    if lipo:
+        out.append({"at": _day(lipo.performed_on), "title": "Liposuction (day 0)", "status": "treated",
+                    "detail": f"{lipo.fat_volume_ml} mL", "by": lipo.recorded_by.username, "recorded": lipo.recorded_at})
+    visits = active_protocol().schedule.visits
+    names = {v.id: v.name.en for v in visits}
+    follow_up = {v.id for v in visits if v.follow_up}
+    first_follow_up = True
+    for v in Visit.objects.filter(participant=participant).select_related("created_by").order_by("visit_date", "id"):
+        if v.visit_date is None and v.outcome != "missed":
+            continue
+        title = names.get(v.visit_id, "Unscheduled visit") + (" missed" if v.outcome == "missed" else " visit")
+        status = "missed" if v.outcome == "missed" else ("completed" if v.completed_at else "open")
+        when = _day(v.visit_date) if v.visit_date else v.created_at
+        item = {"at": when, "title": title, "status": status, "detail": v.reason,
+                "by": v.created_by.username, "recorded": v.created_at}
+        if first_follow_up and v.visit_id in follow_up and v.outcome == "attended":
+            item["milestone"] = "in_follow_up"  # the first follow-up data start the follow-up
+            first_follow_up = False
+        out.append(item)
+    return out
