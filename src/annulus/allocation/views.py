@@ -122,7 +122,7 @@ def randomise(request, pk):
     try:
         env = services.randomise(actor=request.user, participant_id=p.pk)
     except RuleViolation as exc:
-        messages.error(request, f"{_('Not randomised')}: {exc.field}: {exc.message}")
+        messages.error(request, _("Not randomised") + f": {exc.field}: {exc.message}")
     else:
         messages.success(request, _("Randomised: random number %(n)s, drug code %(c)s.")
                          % {"n": env.random_number, "c": env.drug_code})
@@ -278,7 +278,7 @@ def dispense(request, envelope_id):
         try:
             services.dispense(actor=request.user, envelope_id=data["envelope"].pk)
         except RuleViolation as exc:
-            messages.error(request, f"{_('Not dispensed')}: {exc.field}: {exc.message}")
+            messages.error(request, _("Not dispensed") + f": {exc.field}: {exc.message}")
         else:
             messages.success(request, _("Dispensed."))
     return redirect("pharmacy_envelope", envelope_id=envelope_id)

@@ -133,7 +133,7 @@ def enrol(request, pk):
     try:
         p = services.enrol(actor=request.user, participant_id=p.pk)
     except RuleViolation as exc:
-        messages.error(request, f"{_('Not enrolled')}: {exc.message}")
+        messages.error(request, _("Not enrolled") + f": {exc.message}")
     else:
         messages.success(request, _("Enrolled as case %(n)s.") % {"n": p.case_number})
     return redirect("participant", pk=p.pk)

@@ -236,7 +236,7 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
         fstates = by_visit.get(v.pk, {})
         fs = {f: fstates.get(f, "not_started") for f in v.forms}
         complete = all(s in ("complete", "changed") for s in fs.values())
-        slots.append(Slot(visit_id=UNSCHEDULED, key=v.key, name=f"{_('Unscheduled')} {v.number}", follow_up=True,
+        slots.append(Slot(visit_id=UNSCHEDULED, key=v.key, name=_("Unscheduled") + f" {v.number}", follow_up=True,
                           procedure=None, forms=list(v.forms), target=v.visit_date, window_start=v.visit_date,
                           window_end=v.visit_date, planned=False, record=v, form_states=fs, done_on=v.visit_date,
                           state="completed" if complete else "in_progress"))

@@ -273,7 +273,7 @@ def overdue(request):
     names = {v.id: v.name.get(get_language()) for v in protocol.schedule.visits}
 
     def visit_name(visit):
-        return names.get(visit.visit_id) or f"{_('Unscheduled')} {visit.number}"
+        return names.get(visit.visit_id) or _("Unscheduled") + f" {visit.number}"
 
     for row in data["unsubmitted"] + data["late_submitted"]:
         row["name"] = selectors.form_name(protocol, row["form"].form_id)
@@ -305,7 +305,7 @@ def call_list(request):
                                      visit_id=request.POST.get("visit", ""), visit_on=request.POST.get("visit_on", ""),
                                      **form.cleaned_data)
         except (RuleViolation, ValueError) as exc:
-            messages.error(request, f"{_('Not recorded')}: {getattr(exc, 'message', exc)}")
+            messages.error(request, _("Not recorded") + f": {getattr(exc, 'message', exc)}")
         else:
             messages.success(request, _("Reminder call recorded."))
         return redirect(f"{reverse('call_list')}?date={day.isoformat()}")
