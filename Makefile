@@ -27,9 +27,12 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: browser tests will be skipped"; }
 
+REQUIREMENTS ?= ../shared/protocol/REQUIREMENTS.md
+
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -p no:cacheprovider -q -n auto
-	$(BIN)/annulus trace
+	@if [ -f "$(REQUIREMENTS)" ]; then $(BIN)/annulus trace --requirements "$(REQUIREMENTS)"; \
+	else echo "traceability: $(REQUIREMENTS) not found; docs/traceability.md left as it is"; fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not browser and not slow" -x
@@ -41,7 +44,7 @@ bench: $(STAMP)
 	$(BIN)/annulus bench crf
 
 trace: $(STAMP)
-	$(BIN)/annulus trace
+	$(BIN)/annulus trace --requirements "$(REQUIREMENTS)"
 
 clean-demo:
 	rm -f var/annulus.sqlite3
