@@ -128,3 +128,23 @@ def make_participant(users):
         return p.__class__.objects.get(pk=p.pk)
 
     return make
+
+
+@pytest.fixture
+def arms(monkeypatch):
+    """participant id -> arm id, served to the safety module through stand-ins for the two
+    allocation selectors it may use, so a test can put events in any arm without a list."""
+    import annulus.allocation.selectors as mod
+    from annulus.accounts.permissions import role_of
+    from annulus.errors import NotPermitted
+
+    mapping: dict[int, str] = {}
+
+    def arms_for_closed_report(user):
+        if role_of(user) not in ("dsmb", "designer"):
+            raise NotPermitted("allocation.closed_report")
+        return dict(mapping)
+
+    monkeypatch.setattr(mod, "arms_for_closed_report", arms_for_closed_report)
+    monkeypatch.setattr(mod, "arm_of_for_system", lambda pid: mapping.get(pid))
+    return mapping

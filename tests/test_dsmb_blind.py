@@ -5,8 +5,6 @@ shows a blinded role an arm, and the pages do not differ between events of diffe
 from __future__ import annotations
 
 import re
-import sys
-import types
 from datetime import timedelta
 
 import pytest
@@ -18,31 +16,6 @@ from annulus.safety.models import AdverseEvent, DsmbReport
 pytestmark = pytest.mark.django_db
 BLINDED = ["investigator", "coordinator", "statistician", "monitor", "auditor", "ethics", "admin", "pharmacist"]
 ARM_WORDS = ["High dose", "Mid dose", "Low dose", "Placebo", "20x10^6", "normal saline", "Not yet allocated"]
-
-
-@pytest.fixture
-def arms(monkeypatch):
-    from annulus.accounts.permissions import role_of
-    from annulus.errors import NotPermitted
-
-    mapping: dict[int, str] = {}
-    try:
-        import annulus.allocation.selectors as mod
-    except ImportError:
-        import annulus.allocation as pkg
-
-        mod = types.ModuleType("annulus.allocation.selectors")
-        monkeypatch.setitem(sys.modules, "annulus.allocation.selectors", mod)
-        monkeypatch.setattr(pkg, "selectors", mod, raising=False)
-
-    def arms_for_closed_report(user):
-        if role_of(user) not in ("dsmb", "designer"):
-            raise NotPermitted("allocation.closed_report")
-        return dict(mapping)
-
-    monkeypatch.setattr(mod, "arms_for_closed_report", arms_for_closed_report, raising=False)
-    monkeypatch.setattr(mod, "arm_of_for_system", lambda pid: mapping.get(pid), raising=False)
-    return mapping
 
 
 def _clean(text: str, ids) -> str:

@@ -5,8 +5,6 @@ counts and exact intervals; the six-monthly schedule; the command line; recommen
 from __future__ import annotations
 
 import re
-import sys
-import types
 from datetime import date, timedelta
 
 import pytest
@@ -19,31 +17,6 @@ from annulus.trial.models import Notification
 
 pytestmark = pytest.mark.django_db
 ARM_WORDS = ("High dose", "Mid dose", "Low dose", "Placebo", "Not yet allocated")
-
-
-@pytest.fixture
-def arms(monkeypatch):
-    from annulus.accounts.permissions import role_of
-    from annulus.errors import NotPermitted
-
-    mapping: dict[int, str] = {}
-    try:
-        import annulus.allocation.selectors as mod
-    except ImportError:
-        import annulus.allocation as pkg
-
-        mod = types.ModuleType("annulus.allocation.selectors")
-        monkeypatch.setitem(sys.modules, "annulus.allocation.selectors", mod)
-        monkeypatch.setattr(pkg, "selectors", mod, raising=False)
-
-    def arms_for_closed_report(user):
-        if role_of(user) not in ("dsmb", "designer"):
-            raise NotPermitted("allocation.closed_report")
-        return dict(mapping)
-
-    monkeypatch.setattr(mod, "arms_for_closed_report", arms_for_closed_report, raising=False)
-    monkeypatch.setattr(mod, "arm_of_for_system", lambda pid: mapping.get(pid), raising=False)
-    return mapping
 
 
 @pytest.fixture

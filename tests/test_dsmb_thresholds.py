@@ -4,8 +4,6 @@ blinded."""
 
 from __future__ import annotations
 
-import sys
-import types
 from datetime import timedelta
 
 import pytest
@@ -17,32 +15,6 @@ from annulus.safety.models import DsmbAlert
 from annulus.trial.models import Notification
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def arms(monkeypatch):
-    """participant id -> arm id, served through stand-ins for the allocation selectors."""
-    from annulus.accounts.permissions import role_of
-    from annulus.errors import NotPermitted
-
-    mapping: dict[int, str] = {}
-    try:
-        import annulus.allocation.selectors as mod
-    except ImportError:
-        import annulus.allocation as pkg
-
-        mod = types.ModuleType("annulus.allocation.selectors")
-        monkeypatch.setitem(sys.modules, "annulus.allocation.selectors", mod)
-        monkeypatch.setattr(pkg, "selectors", mod, raising=False)
-
-    def arms_for_closed_report(user):
-        if role_of(user) not in ("dsmb", "designer"):
-            raise NotPermitted("allocation.closed_report")
-        return dict(mapping)
-
-    monkeypatch.setattr(mod, "arms_for_closed_report", arms_for_closed_report, raising=False)
-    monkeypatch.setattr(mod, "arm_of_for_system", lambda pid: mapping.get(pid), raising=False)
-    return mapping
 
 
 def event(users, p, **over):

@@ -60,6 +60,14 @@ def has(user, capability: str) -> bool:
     return role_of(user) in _capabilities().get(capability, set())
 
 
+def need(request, capability: str) -> None:
+    """For views: answer 403 unless the user's role holds the capability."""
+    from django.core.exceptions import PermissionDenied
+
+    if not has(request.user, capability):
+        raise PermissionDenied
+
+
 def require(user, capability: str) -> None:
     if not has(user, capability):
         raise NotPermitted(capability)

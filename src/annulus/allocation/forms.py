@@ -2,8 +2,6 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annulus.participants.forms import add_violation  # noqa: F401 - shared by the views
-
 
 class GenerateForm(forms.Form):
     seed = forms.CharField(label=_("Seed (leave empty to draw a 63-bit random seed)"), required=False, max_length=20)

@@ -1,5 +1,7 @@
 """Milestones this app adds to the participant's journey (blind-safe: number and code only)."""
 
+from django.utils.translation import gettext as _
+
 from .models import Envelope, Transplant
 
 
@@ -7,13 +9,14 @@ def events(participant) -> list[dict]:
     out = []
     env = Envelope.objects.filter(participant=participant).select_related("opened_by").first()
     if env and env.opened_at:
-        out.append({"at": env.opened_at, "title": "Randomised", "status": "randomised", "milestone": "randomised",
-                    "detail": f"envelope {env.random_number} opened, drug code {env.drug_code}",
+        out.append({"at": env.opened_at, "title": _("Randomised"), "status": "randomised", "milestone": "randomised",
+                    "detail": _("envelope %(n)s opened, drug code %(code)s") % {"n": env.random_number, "code": env.drug_code},
                     "by": env.opened_by.username if env.opened_by else "", "recorded": env.opened_at})
     t = Transplant.objects.filter(participant=participant).select_related("recorded_by").first()
     if t:
-        out.append({"at": t.transplanted_at, "title": "Transplanted", "status": "treated", "milestone": "treated",
-                    "detail": f"{t.disc_level}, {t.needle_gauge} G, {t.volume_ml} mL; activity restricted until "
-                              f"{t.activity_restriction_until.isoformat()}",
+        out.append({"at": t.transplanted_at, "title": _("Transplanted"), "status": "treated", "milestone": "treated",
+                    "detail": _("%(level)s, %(g)s G, %(ml)s mL; activity restricted until %(until)s") % {
+                        "level": t.disc_level, "g": t.needle_gauge, "ml": t.volume_ml,
+                        "until": t.activity_restriction_until.isoformat()},
                     "by": t.recorded_by.username, "recorded": t.recorded_at})
     return out

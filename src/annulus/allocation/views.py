@@ -14,26 +14,20 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from annulus.accounts.permissions import has, role_of
+from annulus.accounts.permissions import has, need, role_of
 from annulus.errors import NotPermitted, RuleViolation
-from annulus.participants.selectors import get_participant
+from annulus.participants.selectors import participant_or_404
 from annulus.randomisation.documents import HOLDERS, allocation_table_name, sha256_hex
 from annulus.trial.selectors import active_protocol, trial_state
 
 from . import selectors, services
-from .forms import EmergencyForm, GenerateForm, PasswordStatementForm, ReleaseForm, TransplantForm, VerifyForm, add_violation
+from annulus.participants.forms import add_violation
 
-
-def _need(request, capability):
-    if not has(request.user, capability):
-        raise PermissionDenied
+from .forms import EmergencyForm, GenerateForm, PasswordStatementForm, ReleaseForm, TransplantForm, VerifyForm
 
 
 def _participant(request, pk):
-    p = get_participant(pk)
-    if p is None:
-        raise Http404
-    return p
+    return participant_or_404(pk)
 
 
 # ---- designer: the list and the level-1 key ------------------------------------------------
@@ -53,7 +47,7 @@ def _documents(lst):
 
 @never_cache
 def designer(request):
-    _need(request, "allocation.level1")
+    need(request, "allocation.level1")
     form = GenerateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -79,7 +73,7 @@ def designer(request):
 
 @never_cache
 def designer_document(request, name):
-    _need(request, "allocation.level1")
+    need(request, "allocation.level1")
     lst = selectors.current_list()
     docs = _documents(lst) if lst else {}
     if name not in docs:
@@ -91,7 +85,7 @@ def designer_document(request, name):
 
 
 def designer_verify(request):
-    _need(request, "allocation.level1")
+    need(request, "allocation.level1")
     if request.method != "POST":
         return redirect("allocation_designer")
     form = VerifyForm(request.POST, request.FILES)
@@ -115,7 +109,7 @@ def designer_verify(request):
 # ---- randomising on the participant page -----------------------------------------------------
 
 def randomise(request, pk):
-    _need(request, "allocation.randomise")
+    need(request, "allocation.randomise")
     p = _participant(request, pk)
     if request.method != "POST":
         return redirect("participant", pk=p.pk)
@@ -130,7 +124,7 @@ def randomise(request, pk):
 
 
 def transplant(request, pk):
-    _need(request, "allocation.transplant")
+    need(request, "allocation.transplant")
     p = _participant(request, pk)
     product = active_protocol().product
     form = TransplantForm(request.POST or None, product=product)
@@ -149,7 +143,7 @@ def transplant(request, pk):
 
 @never_cache
 def emergency(request, pk):
-    _need(request, "unblinding.emergency")
+    need(request, "unblinding.emergency")
     p = _participant(request, pk)
     form = EmergencyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -170,12 +164,12 @@ def emergency(request, pk):
 
 
 def emergency_list(request):
-    _need(request, "unblinding.emergency_list")
+    need(request, "unblinding.emergency_list")
     return render(request, "allocation/emergency_list.html", {"rows": selectors.emergency_list(request.user)})
 
 
 def emergency_record(request, record_id):
-    _need(request, "unblinding.emergency_list")
+    need(request, "unblinding.emergency_list")
     rec = next((r for r in selectors.emergency_list(request.user) if r.pk == record_id), None)
     if rec is None:
         raise Http404
@@ -194,7 +188,7 @@ STEP_ACTIONS = {
 
 @never_cache
 def unblinding(request):
-    _need(request, "unblinding.view")
+    need(request, "unblinding.view")
     form = PasswordStatementForm(request.POST or None)
     if request.method == "POST":
         action = request.POST.get("action", "")
@@ -237,13 +231,13 @@ def unblinding(request):
 
 @never_cache
 def pharmacy(request):
-    _need(request, "allocation.recipe")
+    need(request, "allocation.recipe")
     return render(request, "allocation/pharmacy.html", {"rows": selectors.pharmacy_rows(request.user),
                                                         "level2": selectors.level2_key(request.user)})
 
 
 def _pharmacy_envelope(request, envelope_id, capability="allocation.recipe"):
-    _need(request, capability)
+    need(request, capability)
     data = selectors.envelope_for_pharmacy(request.user, envelope_id)
     if data is None:
         raise Http404
@@ -256,7 +250,7 @@ def envelope(request, envelope_id):
     protocol = active_protocol()
     form = ReleaseForm(request.POST or None, criteria=protocol.product.release_criteria, language=get_language())
     if request.method == "POST":
-        _need(request, "allocation.release")
+        need(request, "allocation.release")
         if form.is_valid():
             try:
                 services.record_release(actor=request.user, envelope_id=envelope_id,
@@ -310,7 +304,7 @@ def letter(request, envelope_id):
 
 
 def level2_document(request):
-    _need(request, "allocation.level2")
+    need(request, "allocation.level2")
     lst = selectors.current_list()
     if lst is None:
         raise Http404

@@ -4,6 +4,7 @@ served only by the allocation selectors, which apply the blind)."""
 from __future__ import annotations
 
 from django.core.paginator import Paginator
+from django.utils.translation import gettext as _
 from django.db.models import Count, Q
 
 from . import states
@@ -74,6 +75,15 @@ def get_participant(pk: int) -> Participant | None:
     return Participant.objects.select_related("protocol_version", "created_by").filter(pk=pk).first()
 
 
+def participant_or_404(pk: int) -> Participant:
+    from django.http import Http404
+
+    p = get_participant(pk)
+    if p is None:
+        raise Http404
+    return p
+
+
 def timeline(p: Participant) -> list[dict]:
     """The journey as dated clinical events, oldest first. ``at`` is when it happened in the
     clinic; ``recorded`` is when it was entered (they differ for data entered after the fact)."""
@@ -85,33 +95,35 @@ def timeline(p: Participant) -> list[dict]:
         return timezone.make_aware(datetime.combine(d, time(0, 0)))
 
     items = [{"at": day(p.prescreened_on), "title": states.LABELS[states.PRE_SCREENED], "status": states.PRE_SCREENED,
-              "detail": f"source: {p.recruitment_source_label}", "by": p.created_by.username, "recorded": p.created_at}]
+              "detail": _("source: %(s)s") % {"s": p.recruitment_source_label}, "by": p.created_by.username, "recorded": p.created_at}]
     for c in p.consents.select_related("taken_by", "recorded_by"):
-        items.append({"at": c.consented_at, "title": f"Consent {c.consent_version}", "status": states.CONSENTED,
-                      "detail": f"taken by {c.taken_by.username}", "by": c.recorded_by.username, "recorded": c.recorded_at})
+        items.append({"at": c.consented_at, "title": _("Consent %(v)s") % {"v": c.consent_version}, "status": states.CONSENTED,
+                      "detail": _("taken by %(u)s") % {"u": c.taken_by.username}, "by": c.recorded_by.username, "recorded": c.recorded_at})
     batches: dict = {}
     for e in p.evidence.select_related("entered_by").order_by("id"):
         key = (e.collected_on, e.entered_by.username, e.entered_at.replace(microsecond=0))
         batches.setdefault(key, []).append(e)
     for (collected, who, when), rows in batches.items():
         corrected = [e.field for e in rows if e.change_reason]
-        detail = f"{len(rows)} values" + (f"; corrected: {', '.join(corrected)} ({rows[0].change_reason})" if corrected else "")
-        items.append({"at": day(collected), "title": "Screening evidence", "status": states.SCREENING,
+        detail = _("%(n)s values") % {"n": len(rows)} + (
+            "; " + _("corrected: %(f)s (%(why)s)") % {"f": ", ".join(corrected), "why": rows[0].change_reason}
+            if corrected else "")
+        items.append({"at": day(collected), "title": _("Screening evidence"), "status": states.SCREENING,
                       "detail": detail, "by": who, "recorded": when})
     for d in p.decisions.select_related("decided_by"):
-        title = "Eligible" if d.outcome == "eligible" else "Screen failure"
-        detail = ("all criteria met" if d.outcome == "eligible" else "failing: " + ", ".join(d.failing)) + (
-            " (superseded)" if d.superseded else "")
+        title = _("Eligible") if d.outcome == "eligible" else _("Screen failure")
+        detail = (_("all criteria met") if d.outcome == "eligible" else _("failing: %(ids)s") % {"ids": ", ".join(d.failing)}) + (
+            " (" + _("superseded") + ")" if d.superseded else "")
         items.append({"at": d.decided_at, "title": title, "status": states.ELIGIBLE if d.outcome == "eligible" else states.SCREEN_FAILED,
                       "detail": detail, "by": d.decided_by.username, "recorded": d.decided_at})
     if p.enrolled_at:
-        items.append({"at": p.enrolled_at, "title": f"Enrolled as case {p.case_number}", "status": states.ENROLLED,
+        items.append({"at": p.enrolled_at, "title": _("Enrolled as case %(n)s") % {"n": p.case_number}, "status": states.ENROLLED,
                       "detail": "", "by": "", "recorded": p.enrolled_at})
     from .models import Withdrawal
 
     w = Withdrawal.objects.filter(participant=p).select_related("recorded_by").first()
     if w:
-        items.append({"at": day(w.withdrawn_on), "title": "Withdrawn", "status": states.WITHDRAWN,
+        items.append({"at": day(w.withdrawn_on), "title": _("Withdrawn"), "status": states.WITHDRAWN,
                       "detail": f"{w.get_category_display()}: {w.details}", "by": w.recorded_by.username,
                       "recorded": w.recorded_at})
     # later milestones come from the apps that record them (allocation, visits), dated in the

@@ -2,14 +2,12 @@
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from annulus.accounts.permissions import has
+from annulus.accounts.permissions import has, need
 from annulus.errors import RuleViolation
 from annulus.trial.extensions import participant_panels
 from annulus.trial.selectors import active_protocol
@@ -19,21 +17,13 @@ from .models import Withdrawal
 from .forms import ConsentForm, EvidenceForm, PrescreenForm, WithdrawForm, add_violation
 
 
-def _need(request, capability):
-    if not has(request.user, capability):
-        raise PermissionDenied
-
-
 def _participant(request, pk):
-    _need(request, "participant.view")
-    p = selectors.get_participant(pk)
-    if p is None:
-        raise Http404
-    return p
+    need(request, "participant.view")
+    return selectors.participant_or_404(pk)
 
 
 def participant_list(request):
-    _need(request, "participant.view")
+    need(request, "participant.view")
     q = request.GET.get("q", "")
     status = request.GET.get("status", "")
     sort = request.GET.get("sort", "number")
@@ -46,7 +36,7 @@ def participant_list(request):
 
 
 def prescreen(request):
-    _need(request, "participant.edit")
+    need(request, "participant.edit")
     protocol = active_protocol()
     form = PrescreenForm(request.POST or None, sources=protocol.recruitment_sources)
     if request.method == "POST" and form.is_valid():
@@ -83,7 +73,7 @@ def participant_detail(request, pk):
 
 
 def consent(request, pk):
-    _need(request, "participant.edit")
+    need(request, "participant.edit")
     p = _participant(request, pk)
     staff = get_user_model().objects.filter(membership__role__in=["investigator", "coordinator"], is_active=True)
     form = ConsentForm(request.POST or None, staff=staff, initial={"taken_by": request.user.pk})
@@ -99,7 +89,7 @@ def consent(request, pk):
 
 
 def screening(request, pk):
-    _need(request, "participant.edit")
+    need(request, "participant.edit")
     p = _participant(request, pk)
     protocol = active_protocol()
     current = {f: e.value for f, e in services.current_evidence(p).items()}
@@ -126,7 +116,7 @@ def screening(request, pk):
 
 
 def enrol(request, pk):
-    _need(request, "participant.enrol")
+    need(request, "participant.enrol")
     p = _participant(request, pk)
     if request.method != "POST":
         return redirect("participant", pk=p.pk)
@@ -140,7 +130,7 @@ def enrol(request, pk):
 
 
 def withdraw(request, pk):
-    _need(request, "participant.withdraw")
+    need(request, "participant.withdraw")
     p = _participant(request, pk)
     form = WithdrawForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -155,7 +145,7 @@ def withdraw(request, pk):
 
 
 def audit_trail(request, pk):
-    _need(request, "audit.view")
+    need(request, "audit.view")
     p = _participant(request, pk)
     from annulus.audit.selectors import decoded, events_for_participant
 

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from annulus.accounts.permissions import has
+from annulus.accounts.permissions import has, need
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants.forms import add_violation
 from annulus.participants.models import Withdrawal
@@ -23,13 +23,8 @@ from .forms import (AckForm, AdverseEventForm, GenerateForm, RecommendationForm,
 from .models import SERIOUS_CRITERIA, DsmbReport
 
 
-def _need(request, capability):
-    if not has(request.user, capability):
-        raise PermissionDenied
-
-
 def _event(request, pk):
-    _need(request, "safety.view")
+    need(request, "safety.view")
     ae = selectors.get_event(pk)
     if ae is None:
         raise Http404
@@ -62,7 +57,7 @@ def _csv_row(ae):
 
 
 def listing(request):
-    _need(request, "safety.view")
+    need(request, "safety.view")
     kind = request.GET.get("listing", "all")
     if kind not in selectors.LISTINGS:
         kind = "all"
@@ -89,8 +84,8 @@ def listing(request):
 # ---- adverse events ---------------------------------------------------------------------------
 
 def ae_new(request, pk):
-    _need(request, "safety.edit")
-    _need(request, "participant.view")
+    need(request, "safety.edit")
+    need(request, "participant.view")
     p = get_participant(pk)
     if p is None:
         raise Http404
@@ -128,7 +123,7 @@ def ae_detail(request, pk):
 
 
 def ae_edit(request, pk):
-    _need(request, "safety.edit")
+    need(request, "safety.edit")
     ae = _event(request, pk)
     initial = {f: getattr(ae, f) for f in services.FIELDS if f != "source"}
     for f in ("onset_at", "end_at", "first_knowledge_at"):
@@ -149,7 +144,7 @@ def ae_edit(request, pk):
 
 
 def ae_withdraw(request, pk):
-    _need(request, "participant.withdraw")
+    need(request, "participant.withdraw")
     ae = _event(request, pk)
     form = SafetyWithdrawForm(request.POST or None, initial={"details": f"{ae.label}: {ae.term}"})
     if request.method == "POST" and form.is_valid():
@@ -167,7 +162,7 @@ def ae_withdraw(request, pk):
 # ---- SAE clocks --------------------------------------------------------------------------------
 
 def sae_dashboard(request):
-    _need(request, "safety.view")
+    need(request, "safety.view")
     services.notify_overdue(actor=None)
     show = request.GET.get("show", "open")
     rows = selectors.clock_rows(selectors.sae_reports(only_open=show == "open"))
@@ -176,7 +171,7 @@ def sae_dashboard(request):
 
 
 def sae_report(request, pk):
-    _need(request, "safety.view")
+    need(request, "safety.view")
     r = selectors.sae_reports().filter(pk=pk).first()
     if r is None:
         raise Http404
@@ -210,7 +205,7 @@ def sae_report(request, pk):
 # ---- DSMB ---------------------------------------------------------------------------------------
 
 def dsmb(request):
-    _need(request, "dsmb.open")
+    need(request, "dsmb.open")
     protocol = active_protocol()
     closed = has(request.user, "dsmb.closed")
     form = GenerateForm(request.POST or None, closed=closed)
@@ -261,7 +256,7 @@ def dsmb_report_pdf(request, pk):
 
 
 def dsmb_recommend(request):
-    _need(request, "dsmb.recommend")
+    need(request, "dsmb.recommend")
     form = RecommendationForm(request.POST or None, initial={"meeting_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:

@@ -3,6 +3,8 @@
 from datetime import datetime, time
 
 from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from annulus.trial.selectors import active_protocol
 
@@ -17,16 +19,17 @@ def events(participant) -> list[dict]:
     out = []
     lipo = Liposuction.objects.filter(participant=participant, superseded=False).select_related("recorded_by").first()
     if lipo:
-        out.append({"at": _day(lipo.performed_on), "title": "Liposuction (day 0)", "status": "treated",
+        out.append({"at": _day(lipo.performed_on), "title": _("Liposuction (day 0)"), "status": "treated",
                     "detail": f"{lipo.fat_volume_ml} mL", "by": lipo.recorded_by.username, "recorded": lipo.recorded_at})
     visits = active_protocol().schedule.visits
-    names = {v.id: v.name.en for v in visits}
+    names = {v.id: v.name.get(get_language()) for v in visits}
     follow_up = {v.id for v in visits if v.follow_up}
     first_follow_up = True
     for v in Visit.objects.filter(participant=participant).select_related("created_by").order_by("visit_date", "id"):
         if v.visit_date is None and v.outcome != "missed":
             continue
-        title = names.get(v.visit_id, "Unscheduled visit") + (" missed" if v.outcome == "missed" else " visit")
+        name = names.get(v.visit_id) or _("Unscheduled visit")
+        title = _("%(visit)s missed") % {"visit": name} if v.outcome == "missed" else name
         status = "missed" if v.outcome == "missed" else ("completed" if v.completed_at else "open")
         when = _day(v.visit_date) if v.visit_date else v.created_at
         item = {"at": when, "title": title, "status": status, "detail": v.reason,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,10 +13,10 @@ from django.utils.http import urlencode
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from annulus.accounts.permissions import has
+from annulus.accounts.permissions import has, need
 from annulus.errors import RuleViolation
 from annulus.participants.forms import add_violation
-from annulus.participants.selectors import get_participant
+from annulus.participants.selectors import participant_or_404
 from annulus.trial.selectors import active_protocol
 
 from . import crf, selectors, services
@@ -25,17 +24,9 @@ from .forms import BookForm, CrfForm, LiposuctionForm, MissedForm, OpenVisitForm
 from .models import UNSCHEDULED, FormRevision
 
 
-def _need(request, capability):
-    if not has(request.user, capability):
-        raise PermissionDenied
-
-
 def _participant(request, pk):
-    _need(request, "visits.view")
-    p = get_participant(pk)
-    if p is None:
-        raise Http404
-    return p
+    need(request, "visits.view")
+    return participant_or_404(pk)
 
 
 def ae_link(participant_id: int, term: str) -> str:
@@ -60,7 +51,7 @@ def _ae_links(protocol, p, form_id, computed):
 
 
 def liposuction(request, pk):
-    _need(request, "visits.edit")
+    need(request, "visits.edit")
     p = _participant(request, pk)
     current = selectors.current_liposuction(p.pk)
     initial = {}
@@ -97,7 +88,7 @@ def visit_detail(request, pk, key):
     today = timezone.localdate()
     book_form = BookForm(initial={"on": slot.appointment or max(today, slot.window_start or today)})
     if request.method == "POST":
-        _need(request, "visits.edit")
+        need(request, "visits.edit")
         action = request.POST.get("action")
         try:
             if action == "open":
@@ -190,7 +181,7 @@ def crf_form(request, pk, key, form_id):
     form = CrfForm(data, spec=spec, language=language, current=current, initial=initial)
     computed = rec.computed if rec else None
     if request.method == "POST":
-        _need(request, "visits.edit")
+        need(request, "visits.edit")
         if form.is_valid():
             try:
                 rec = services.save_form(actor=request.user, participant_id=p.pk, visit_key=key, form_id=form_id,
@@ -249,7 +240,7 @@ def crf_preview(request, pk, key, form_id):
 
 
 def unscheduled(request, pk):
-    _need(request, "visits.edit")
+    need(request, "visits.edit")
     p = _participant(request, pk)
     protocol = active_protocol()
     lang = get_language()
@@ -267,7 +258,7 @@ def unscheduled(request, pk):
 
 
 def overdue(request):
-    _need(request, "visits.view")
+    need(request, "visits.view")
     data = selectors.overdue()
     protocol = active_protocol()
     names = {v.id: v.name.get(get_language()) for v in protocol.schedule.visits}
@@ -294,7 +285,7 @@ def _day(request) -> date:
 
 
 def call_list(request):
-    _need(request, "visits.remind")
+    need(request, "visits.remind")
     day = _day(request)
     if request.method == "POST":
         form = ReminderForm(request.POST)
