@@ -2,13 +2,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Withdrawal
-
-SOURCE_LABELS = {
-    "inpatient_referral": _("Inpatient referral"),
-    "records_search_phone": _("Hospital records search + phone call"),
-    "flyers_website": _("Flyers / website"),
-}
+from .models import SOURCE_LABELS, Withdrawal
 
 
 class PrescreenForm(forms.Form):

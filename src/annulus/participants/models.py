@@ -1,9 +1,17 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from annulus.trial.models import ProtocolVersion
 
 from . import states
+
+# the protocol's recruitment-source ids in words (P-2.4)
+SOURCE_LABELS = {
+    "inpatient_referral": _("Inpatient referral"),
+    "records_search_phone": _("Hospital records search + phone call"),
+    "flyers_website": _("Flyers / website"),
+}
 
 
 class Participant(models.Model):
@@ -39,8 +47,6 @@ class Participant(models.Model):
 
     @property
     def recruitment_source_label(self):
-        from .forms import SOURCE_LABELS
-
         return SOURCE_LABELS.get(self.recruitment_source, self.recruitment_source)
 
 
