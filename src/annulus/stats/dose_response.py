@@ -330,33 +330,11 @@ def mmrm_dunnett(result, arm: str, control: str, visit: str, alpha: float = 0.05
 
 
 def _contrast_covariance(result, rows, **kwargs) -> np.ndarray:
-    """Covariance of the contrast estimates, from whichever form the fitted model provides."""
+    """Covariance of the contrast estimates, in the order the fitted model lists them."""
     method = getattr(result, "contrast_cov", None)
-    if callable(method):
-        return np.asarray(method(arm=kwargs["arm"], control=kwargs["control"], by=kwargs["visit"]))
-    vcov = getattr(result, "vcov", None)
-    vcov = vcov() if callable(vcov) else vcov
-    if vcov is not None and rows and all("L" in r for r in rows):
-        L = np.array([np.asarray(r["L"], dtype=float) for r in rows])
-        return L @ np.asarray(vcov, dtype=float) @ L.T
-    grid_rows = getattr(result, "_grid_rows", None)
-    if callable(grid_rows) and vcov is not None and rows:
-        # Rebuild each contrast's coefficient vector from the model's LS-mean grid (equal weights
-        # over the other factors), matching rows by their arm and visit labels.
-        keys, lmat = grid_rows([kwargs["arm"], kwargs["visit"]])
-        index = {tuple(map(str, k)): i for i, k in enumerate(keys)}
-        L = []
-        for r in rows:
-            a = str(_row_level(r, (kwargs["arm"], "arm")))
-            b = str(_row_level(r, (kwargs["visit"], "visit", "by")))
-            c = str(r.get("control", kwargs["control"]))
-            L.append(lmat[index[(a, b)]] - lmat[index[(c, b)]])
-        L = np.array(L)
-        return L @ np.asarray(vcov, dtype=float) @ L.T
-    raise InputError(
-        "the fitted model does not provide the covariance of its contrasts "
-        "(needs contrast_cov() or contrast vectors 'L' with vcov)"
-    )
+    if not callable(method):
+        raise InputError("the fitted model does not provide the covariance of its contrasts (contrast_cov)")
+    return np.asarray(method(arm=kwargs["arm"], control=kwargs["control"], by=kwargs["visit"]), dtype=float)
 
 
 # --- linear trend -----------------------------------------------------------------------------

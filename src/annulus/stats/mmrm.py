@@ -420,6 +420,23 @@ class MmrmResult:
         >>> res.contrasts(arm="ARMCD", control="PBO", by="AVISIT")[3]   # doctest: +SKIP
         {'arm': 'TRT', 'visit': 'VIS4', 'estimate': 4.3985, 'se': 1.6805, 'df': 133.0, ...}
         """
+        labels, control, lmat = self._contrast_matrix(arm, control, by)
+        est, se, df = self._infer(lmat)
+        out = []
+        for (a, b), e, s, f in zip(labels, est, se, df):
+            row = {"arm": a, "control": control, "visit": b}
+            row.update(_interval(e, s, f, level, with_test=True))
+            out.append(row)
+        return out
+
+    def contrast_cov(self, arm: str, control: str | None = None, by: str | None = "__visit__") -> np.ndarray:
+        """Covariance matrix of the estimates of ``contrasts(arm, control, by)``, in the same
+        order (Dunnett's adjustment across arms needs their correlation, not only their SEs)."""
+        _, _, lmat = self._contrast_matrix(arm, control, by)
+        return lmat @ self._infer.vcov_used @ lmat.T
+
+    def _contrast_matrix(self, arm, control, by):
+        """(labels, control level, coefficient rows) of each arm minus control at each ``by``."""
         d = self._design
         if arm not in d.factors:
             raise MmrmError(f"arm {arm!r} is not a categorical variable of the model formula")
@@ -447,13 +464,7 @@ class MmrmResult:
                 ka, kc = ((a, b), (control, b)) if by else ((a,), (control,))
                 rows.append(lmat[index[ka]] - lmat[index[kc]])
                 labels.append((a, b))
-        est, se, df = self._infer(np.array(rows))
-        out = []
-        for (a, b), e, s, f in zip(labels, est, se, df):
-            row = {"arm": a, "control": control, "visit": b}
-            row.update(_interval(e, s, f, level, with_test=True))
-            out.append(row)
-        return out
+        return labels, control, np.array(rows)
 
     def default_arm(self) -> str | None:
         """The treatment factor: the first subject-level factor that interacts with the visit
