@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from annulus.participants import services as ps
+from annulus.errors import RuleViolation
 from annulus.participants.models import Participant
 
 from .test_participants_bad_input import refused
@@ -81,3 +82,21 @@ def test_the_101st_enrolment_is_refused(make_participant, users):
     refused(lambda: ps.enrol(actor=users["investigator"], participant_id=extra.pk), "case_number",
             "the trial has enrolled all 100 participants")
     assert Participant.objects.get(pk=extra.pk).status == "eligible"
+
+
+@pytest.mark.req("P-1.1")
+def test_first_enrolment_opens_recruitment_and_a_locked_trial_enrols_no_one(make_participant, users):
+    from annulus.participants import services as ps
+    from annulus.trial.models import TrialState
+    from annulus.trial.selectors import trial_state
+    from annulus.trial.services import set_trial_state
+
+    make_participant("enrolled")
+    assert trial_state() == "recruiting"
+    waiting = make_participant("eligible")
+    set_trial_state(actor=users["pi"], state="locked", reason="database lock")
+    with pytest.raises(RuleViolation) as err:
+        ps.enrol(actor=users["investigator"], participant_id=waiting.pk)
+    assert err.value.field == "trial"
+    waiting.refresh_from_db()
+    assert waiting.case_number is None and TrialState.objects.get(id=1).state == "locked"

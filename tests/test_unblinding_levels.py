@@ -49,7 +49,12 @@ def test_the_full_sequence(users, make_participant, client_for):
     assert rows[0]["arm"] == selectors.arm_of_for_system(ps[0].pk)
     kinds = list(AuditEvent.objects.filter(object_type="unblinding_step").values_list("payload", flat=True))
     assert len(kinds) == 5
-    assert AuditEvent.objects.filter(object_type="trial_state").count() == 3
+    # the first enrolment opened recruitment; then lock, first level, second level
+    import json
+
+    moves = [json.loads(e.payload)["changes"]["state"][1]
+             for e in AuditEvent.objects.filter(object_type="trial_state").order_by("id")]
+    assert moves == ["recruiting", "locked", "unblinded_1", "unblinded_2"]
 
 
 @pytest.mark.req("P-3.7")

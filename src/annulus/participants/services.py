@@ -268,7 +268,9 @@ def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) ->
     try:
         with transaction.atomic():
             # the trial-state row lock makes case numbers strictly sequential under concurrency
-            TrialState.objects.select_for_update().get_or_create(id=1)
+            trial, _ = TrialState.objects.select_for_update().get_or_create(id=1)
+            if trial.state not in ("setup", "recruiting"):
+                raise RuleViolation("trial", "the database is locked; no one can be enrolled")
             p = _locked(participant_id)
             if p.status == states.ENROLLED or p.case_number:
                 raise RuleViolation("status", f"already enrolled as case {p.case_number}")
@@ -284,6 +286,12 @@ def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) ->
             consent = p.consents.order_by("consented_at").first()
             if consent and when < consent.consented_at:
                 raise RuleViolation("enrolled_at", "is before informed consent")
+            if trial.state == "setup":
+                # the first enrolment opens recruitment
+                trial.state = "recruiting"
+                trial.save(update_fields=["state", "changed_at"])
+                audit.record(actor=actor, action="change", obj_type="trial_state", obj_id=1,
+                             changes={"state": ["setup", "recruiting"]}, reason="first enrolment")
             p.case_number = number
             p.enrolled_at = when
             p.save(update_fields=["case_number", "enrolled_at", "updated_at"])
