@@ -1,6 +1,7 @@
 """Emergency unblinding of one participant (P-3.5, P-3.7)."""
 
 import pytest
+from django.utils import timezone
 
 from annulus.allocation import selectors, services, testing
 from annulus.allocation.models import EmergencyUnblinding
@@ -101,3 +102,20 @@ def test_emergency_unblinding_api_reveals_to_the_caller(users, make_participant,
     assert r.status_code == 400 and r.json()["detail"][0]["field"] == "password"
     r = c.post(url, {"password": TEST_PASSWORD, "reason": REASON}, content_type="application/json")
     assert r.status_code == 201 and r.json()["arm"] == selectors.arm_of_for_system(p.pk)
+
+
+@pytest.mark.req("P-3.7")
+def test_emergency_unblinding_is_noted_on_the_crf_pages(users, make_participant, client_for, monkeypatch):
+    """P-3.7: the record form is noted on the CRF: every visit and form page of that participant
+    names it (number, who, when, scope), without the treatment."""
+    from annulus.visits import services as vs
+
+    p = testing.randomised(users, make_participant, 1)[0]
+    services.emergency_unblind(actor=users["pi"], participant_id=p.pk, password=TEST_PASSWORD,
+                               reason="Severe allergic reaction; the treating physician must know")
+    vs.record_liposuction(actor=users["coordinator"], participant_id=p.pk,
+                          performed_on=timezone.localdate(), fat_volume_ml=150, observation_hours=4)
+    c = client_for("coordinator")
+    page = c.get(f"/participants/{p.pk}/visits/baseline/").content.decode()
+    assert "Emergency unblinding EU-001</span>" in page and "Severe allergic reaction" in page
+    assert "Placebo" not in page and "High dose" not in page

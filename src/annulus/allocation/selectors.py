@@ -70,6 +70,12 @@ def emergency_unblinded_participant_ids() -> list[int]:
     return sorted(set(EmergencyUnblinding.objects.values_list("participant_id", flat=True)))
 
 
+def emergency_unblindings_of(participant_id: int) -> list[EmergencyUnblinding]:
+    """The record forms (number, who, when, why, scope) of one participant's emergency
+    unblindings, for noting on the CRF (P-3.7). They hold no treatment, so every role may see them."""
+    return list(EmergencyUnblinding.objects.filter(participant_id=participant_id).select_related("requested_by"))
+
+
 def transplant_date(participant_id: int) -> date | None:
     from django.utils import timezone
 

@@ -14,6 +14,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from annulus.accounts.permissions import has, need
+from annulus.allocation.selectors import emergency_unblindings_of
 from annulus.errors import RuleViolation
 from annulus.participants.forms import add_violation
 from annulus.participants.selectors import participant_or_404
@@ -133,7 +134,7 @@ def visit_detail(request, pk, key):
     completion_due = (slot.record.visit_date + timedelta(days=protocol.schedule.completion_days)
                       if slot.record and slot.record.visit_date else None)
     return render(request, "visits/visit.html", {
-        "p": p, "slot": slot, "rows": rows, "can_edit": can_edit, "open_form": open_form, "missed_form": missed_form,
+        "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "rows": rows, "can_edit": can_edit, "open_form": open_form, "missed_form": missed_form,
         "book_form": book_form, "can_book": can_edit and slot.state in ("upcoming", "due", "open", "overdue")
         and slot.window_start is not None and p.status in selectors.ACTIVE,
         "completion_due": completion_due, "today": timezone.localdate(),
@@ -200,7 +201,7 @@ def crf_form(request, pk, key, form_id):
     for r in revisions:
         r.answers = ", ".join(f"{k} {v}" for k, v in r.items.items())
     return render(request, "visits/crf.html", {
-        "p": p, "slot": slot, "form": form, "rec": rec, "spec": spec, "form_id": form_id,
+        "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "form": form, "rec": rec, "spec": spec, "form_id": form_id,
         "title": selectors.form_name(protocol, form_id),
         "intro": spec.intro_zh if (language or "").startswith("zh") else spec.intro_en,
         "lab_rows": _lab_rows(spec, form, computed, language),
