@@ -29,10 +29,12 @@ chromium:
 
 REQUIREMENTS ?= ../shared/protocol/REQUIREMENTS.md
 
+# The traceability table is read from the test files (nothing runs), so it is written first and
+# pytest's summary stays the last line of the run.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -p no:cacheprovider -q -n auto
 	@if [ -f "$(REQUIREMENTS)" ]; then $(BIN)/annulus trace --requirements "$(REQUIREMENTS)"; \
 	else echo "traceability: $(REQUIREMENTS) not found; docs/traceability.md left as it is"; fi
+	$(BIN)/python -m pytest -p no:cacheprovider -q -n auto
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not browser and not slow" -x
