@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from annulus.accounts.permissions import role_of
 from annulus.audit import services as audit
+from annulus.checks import clean_moment
+from annulus.checks import clean_text as _text
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants import services as ps
 from annulus.participants import states
@@ -46,36 +48,13 @@ MAX_SEED = 2**63 - 1
 # A seed of fewer digits could be found by trying every value against a visible drug code.
 MIN_SEED_DIGITS = 12
 OPEN_STATES = ("setup", "recruiting")
-TEXT_MAX = 2000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 # ---- small checks ------------------------------------------------------------------------
 
-def _text(field: str, value, *, required: bool = True, max_len: int = TEXT_MAX, min_len: int = 0) -> str:
-    text = "" if value is None else str(value).strip()
-    if required and not text:
-        raise RuleViolation(field, "is required")
-    if text and len(text) < min_len:
-        raise RuleViolation(field, f"must be at least {min_len} characters")
-    if len(text) > max_len:
-        raise RuleViolation(field, f"must be at most {max_len} characters")
-    if _CONTROL.search(text):
-        raise RuleViolation(field, "contains control characters")
-    return text
-
-
 def _when(field: str, value: datetime | None) -> datetime:
     """A clinical time: defaults to now; a past time entered afterwards is accepted, a future one is not."""
-    if value is None:
-        return timezone.now()
-    if not isinstance(value, datetime):
-        raise RuleViolation(field, "must be a date and time")
-    if timezone.is_naive(value):
-        raise RuleViolation(field, "needs a time zone")
-    if value > timezone.now() + timedelta(minutes=5):
-        raise RuleViolation(field, "cannot be in the future")
-    return value
+    return timezone.now() if value is None else clean_moment(field, value)
 
 
 def _reauthenticate(user, password) -> None:

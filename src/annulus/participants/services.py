@@ -10,6 +10,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annulus.audit import services as audit
+from annulus.checks import clean_moment
+from annulus.checks import clean_text as _text
 from annulus.errors import RuleViolation
 from annulus.protocol import EvidenceError, clean_evidence, evaluate
 from annulus.trial.models import TrialState
@@ -18,28 +20,9 @@ from annulus.trial.selectors import active_protocol, active_version
 from . import states
 from .models import Consent, EligibilityDecision, Evidence, Participant, StatusChange, Withdrawal
 
-TEXT_MAX = 2000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _text(field: str, value, *, required: bool = True, max_len: int = TEXT_MAX) -> str:
-    text = "" if value is None else str(value).strip()
-    if required and not text:
-        raise RuleViolation(field, "is required")
-    if len(text) > max_len:
-        raise RuleViolation(field, f"must be at most {max_len} characters")
-    if _CONTROL.search(text):
-        raise RuleViolation(field, "contains control characters")
-    return text
-
-
 def _not_future(field: str, value: date | datetime) -> None:
-    now = timezone.now()
     if isinstance(value, datetime):
-        if timezone.is_naive(value):
-            raise RuleViolation(field, "needs a time zone")
-        if value > now + timezone.timedelta(minutes=5):
-            raise RuleViolation(field, "cannot be in the future")
+        clean_moment(field, value)
     elif value > timezone.localdate():
         raise RuleViolation(field, "cannot be in the future")
 

@@ -7,7 +7,7 @@ thresholds of the protocol in force, in the same transaction."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annulus.audit import services as audit
+from annulus.checks import clean_moment as _moment
+from annulus.checks import clean_text as _text
 from annulus.errors import RuleViolation
 from annulus.participants import states
 from annulus.participants.models import Participant, StatusChange, Withdrawal
@@ -27,10 +29,6 @@ from .deadlines import site_deadlines
 from .models import (ACTIONS, CAUSALITY, CAUSES, EXPECTEDNESS, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent,
                      AdverseEventRevision, DsmbAlert, DsmbRecommendation, SaeReport)
 
-TEXT_MAX = 2000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# slack for clocks of different machines when refusing "future" times
-_CLOCK_SKEW = timedelta(minutes=5)
 ENDED_OUTCOMES = {"recovered", "recovered_with_sequelae", "fatal"}
 
 FIELDS = ("term", "meddra_pt_code", "meddra_version", "description", "onset_at", "end_at", "serious",
@@ -39,31 +37,6 @@ FIELDS = ("term", "meddra_pt_code", "meddra_version", "description", "onset_at",
 
 
 # ---- checks ---------------------------------------------------------------------------------
-
-def _text(field: str, value, *, required: bool = True, max_len: int = TEXT_MAX) -> str:
-    text = "" if value is None else str(value).strip()
-    if required and not text:
-        raise RuleViolation(field, "is required")
-    if len(text) > max_len:
-        raise RuleViolation(field, f"must be at most {max_len} characters")
-    if _CONTROL.search(text):
-        raise RuleViolation(field, "contains control characters")
-    return text
-
-
-def _moment(field: str, value, *, required: bool = True) -> datetime | None:
-    if value in (None, ""):
-        if required:
-            raise RuleViolation(field, "is required")
-        return None
-    if not isinstance(value, datetime):
-        raise RuleViolation(field, "must be a date and time")
-    if timezone.is_naive(value):
-        raise RuleViolation(field, "needs a time zone")
-    if value > timezone.now() + _CLOCK_SKEW:
-        raise RuleViolation(field, "cannot be in the future")
-    return value
-
 
 def _choice(field: str, value, choices) -> str:
     allowed = [c for c, _ in choices]

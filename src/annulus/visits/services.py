@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annulus.audit import services as audit
+from annulus.checks import clean_moment, clean_text
 from annulus.errors import RuleViolation
 from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
@@ -25,7 +26,6 @@ from annulus.trial.selectors import active_protocol, active_version, protocol_fo
 from . import crf, selectors
 from .models import UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit
 
-TEXT_MAX = 2000
 # Plausibility limits of the liposuction record (the protocol's values are 150 mL and 4 h).
 FAT_VOLUME_ML = (10, 500)
 OBSERVATION_HOURS = (0, 72)
@@ -35,23 +35,12 @@ COLLECTION_SLACK_DAYS = 7
 
 
 def _now(at: datetime | None) -> datetime:
-    now = timezone.now()
-    if at is None:
-        return now
-    if timezone.is_naive(at):
-        raise RuleViolation("at", "needs a time zone")
-    if at > now + timedelta(minutes=5):
-        raise RuleViolation("at", "cannot be in the future")
-    return at
+    return timezone.now() if at is None else clean_moment("at", at)
 
 
 def _text(field: str, value, *, required: bool = False) -> str:
-    text = "" if value is None else str(value).strip()
-    if required and not text:
-        raise RuleViolation(field, "is required")
-    if len(text) > TEXT_MAX:
-        raise RuleViolation(field, f"must be at most {TEXT_MAX} characters")
-    return text
+    # optional by default here: most visit texts (complications, reasons on a first save) may be empty
+    return clean_text(field, value, required=required)
 
 
 def _date(field: str, value, *, today: date) -> date:
