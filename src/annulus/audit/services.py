@@ -51,40 +51,51 @@ def record(
     when: datetime | None = None,
 ) -> AuditEvent:
     """Append one event to the chain. Must run inside the caller's transaction."""
+    return record_many(actor=actor, events=[dict(
+        action=action, obj_type=obj_type, obj_id=obj_id, changes=changes, reason=reason,
+        participant_id=participant_id, protocol_version=protocol_version, when=when)])[0]
+
+
+def record_many(*, actor, events: list[dict]) -> list[AuditEvent]:
+    """Append several events of one actor to the chain in the order given, with one lock of the
+    chain head and one insert: a visit saved as a whole costs three statements of audit, not
+    three per form. Each event is a dict of ``record``'s keyword arguments (without ``actor``).
+    Must run inside the caller's transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record must be called inside transaction.atomic()")
-    now = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if not events:
+        return []
     username = getattr(actor, "username", None) or "system"
+    actor_row = actor if getattr(actor, "pk", None) else None
     head, _ = AuditHead.objects.select_for_update().get_or_create(id=1, defaults={"last_hash": GENESIS})
-    body = {
-        "seq": head.count + 1,
-        "timestamp": now.isoformat(),
-        "actor": username,
-        "action": action,
-        "object_type": obj_type,
-        "object_id": str(obj_id),
-        "participant_id": participant_id,
-        "changes": changes or {},
-        "reason": reason or "",
-        "protocol_version": protocol_version or "",
-    }
-    payload = canonical(body)
-    digest = chain_hash(head.last_hash, payload)
-    event = AuditEvent.objects.create(
-        timestamp=now,
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_username=username,
-        action=action,
-        object_type=obj_type,
-        object_id=str(obj_id),
-        participant_id=participant_id,
-        reason=reason or "",
-        protocol_version=protocol_version or "",
-        payload=payload,
-        prev_hash=head.last_hash,
-        hash=digest,
-    )
-    head.last_hash = digest
-    head.count += 1
+    rows = []
+    last, count = head.last_hash, head.count
+    for e in events:
+        now = (e.get("when") or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        reason = e.get("reason") or ""
+        version = e.get("protocol_version") or ""
+        count += 1
+        body = {
+            "seq": count,
+            "timestamp": now.isoformat(),
+            "actor": username,
+            "action": e["action"],
+            "object_type": e["obj_type"],
+            "object_id": str(e["obj_id"]),
+            "participant_id": e.get("participant_id"),
+            "changes": e.get("changes") or {},
+            "reason": reason,
+            "protocol_version": version,
+        }
+        payload = canonical(body)
+        digest = chain_hash(last, payload)
+        rows.append(AuditEvent(
+            timestamp=now, actor=actor_row, actor_username=username, action=e["action"],
+            object_type=e["obj_type"], object_id=str(e["obj_id"]), participant_id=e.get("participant_id"),
+            reason=reason, protocol_version=version, payload=payload, prev_hash=last, hash=digest))
+        last = digest
+    created = AuditEvent.objects.bulk_create(rows)
+    head.last_hash = last
+    head.count = count
     head.save(update_fields=["last_hash", "count"])
-    return event
+    return created

@@ -3,7 +3,13 @@ pgbench simple-update TPS on the same PostgreSQL server.
 
 Each saved form is the whole write the eCRF does: items checked, scores computed by the
 instruments, the form row, its revision, the audit event (hash chain), the visit's completion
-check, in one transaction committed to the database. One client, like ``pgbench -c 1``.
+check, committed to the database. One client, like ``pgbench -c 1``. Two ways of saving are
+timed, each with N forms:
+
+- per form: one transaction per form (``save_form``, the single form page and the API's form route);
+- per visit: one transaction per visit with its eleven forms (``save_visit_forms``, the visit
+  entry page and the API's visit route) — one lock of the visit and of the audit chain, the
+  rows written in bulk.
 
 The run never touches the trial's own data: it migrates a scratch database on the configured
 server (``bench_crf`` on PostgreSQL, a temporary file on SQLite), fills one participant with
@@ -97,12 +103,13 @@ def run(args) -> int:
         os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmpdir) / 'bench.sqlite3'}"
         where = "SQLite (scratch file)"
     try:
-        rate, n = _forms_per_second(args)
+        rates = _forms_per_second(args)
     finally:
         os.environ["DATABASE_URL"] = configured
         if tmpdir and not args.keep:
             shutil.rmtree(tmpdir, ignore_errors=True)
-    print(f"eCRF: {n} complete forms in {n / rate:.2f} s = {rate:.1f} forms/s  ({where}, 1 client)")
+    for mode, (rate, n) in rates.items():
+        print(f"eCRF {mode:9s}: {n} complete forms in {n / rate:.2f} s = {rate:.1f} forms/s  ({where}, 1 client)")
     if url is None:
         print("pgbench: needs PostgreSQL; set DATABASE_URL=postgres://... to compare (no ratio on SQLite)")
         return 0
@@ -116,7 +123,8 @@ def run(args) -> int:
     tps = sum(tps_runs) / len(tps_runs)
     print(f"pgbench -N (simple update), 1 client, {args.seconds} s: {tps:.1f} TPS "
           f"(before {tps_runs[0]:.1f}, after {tps_runs[1]:.1f})")
-    print(f"ratio: eCRF forms/s / pgbench TPS = {rate / tps:.3f} ({100 * rate / tps:.1f} %)")
+    for mode, (rate, _n) in rates.items():
+        print(f"ratio {mode:9s}: eCRF forms/s / pgbench TPS = {rate / tps:.3f} ({100 * rate / tps:.1f} %)")
     return 0
 
 
@@ -139,7 +147,7 @@ def _pgbench(url, seconds: int) -> float:
     return float(m.group(1))
 
 
-def _forms_per_second(args) -> tuple[float, int]:
+def _forms_per_second(args) -> dict[str, tuple[float, int]]:
     from annulus.cli import setup_django
 
     setup_django()
@@ -151,23 +159,38 @@ def _forms_per_second(args) -> tuple[float, int]:
 
     call_command("migrate", interactive=False, verbosity=0)
     user, pid = _participant()
-    visits = (args.forms + len(FORMS) - 1) // len(FORMS)
     day = timezone.localdate()
-    answers = [simulate_participant(["control", "low", "mid", "high"][i % 4], seed=args.seed, index=i).visits["baseline"]
-               for i in range(min(visits, 200))]
-    plan = []
-    for i in range(visits):
-        v = services.add_unscheduled_visit(actor=user, participant_id=pid, visit_date=day,
-                                           reason="throughput benchmark", forms=FORMS)
-        for form_id in FORMS[:args.forms - len(plan)]:
-            plan.append((v.key, form_id, answers[i % len(answers)][form_id]))
     collected = min(timezone.make_aware(datetime.combine(day, dtime(8, 0))), timezone.now())
+    answers = [simulate_participant(["control", "low", "mid", "high"][i % 4], seed=args.seed, index=i).visits["baseline"]
+               for i in range(200)]
+
+    def plan() -> list[tuple[str, dict]]:
+        """Fresh unscheduled visits holding N forms: (visit key, form -> answers)."""
+        visits = []
+        left = args.forms
+        while left > 0:
+            v = services.add_unscheduled_visit(actor=user, participant_id=pid, visit_date=day,
+                                               reason="throughput benchmark", forms=FORMS)
+            a = answers[len(visits) % len(answers)]
+            visits.append((v.key, {f: a[f] for f in FORMS[:left]}))
+            left -= len(FORMS)
+        return visits
+
+    rates = {}
+    work = plan()
     started = time.perf_counter()
-    for key, form_id, items in plan:
-        services.save_form(actor=user, participant_id=pid, visit_key=key, form_id=form_id, items=items,
-                           complete=True, collected_at=collected)
-    elapsed = time.perf_counter() - started
-    return len(plan) / elapsed, len(plan)
+    for key, forms in work:
+        for form_id, items in forms.items():
+            services.save_form(actor=user, participant_id=pid, visit_key=key, form_id=form_id, items=items,
+                               complete=True, collected_at=collected)
+    rates["per form"] = (args.forms / (time.perf_counter() - started), args.forms)
+    work = plan()
+    started = time.perf_counter()
+    for key, forms in work:
+        services.save_visit_forms(actor=user, participant_id=pid, visit_key=key, forms=forms, complete=True,
+                                  collected_at=collected)
+    rates["per visit"] = (args.forms / (time.perf_counter() - started), args.forms)
+    return rates
 
 
 def _participant():

@@ -79,6 +79,13 @@ class FormIn(Schema):
     reason: str = Field("", max_length=2000)
 
 
+class VisitFormsIn(Schema):
+    forms: dict[str, dict[str, Any]] = Field(..., description="form id -> items, e.g. {\"vas\": {\"vas_mm\": 42}}")
+    complete: bool = False
+    collected_at: datetime | None = None
+    reason: str = Field("", max_length=2000)
+
+
 class FormOut(Schema):
     id: int
     form_id: str
@@ -176,6 +183,14 @@ def save_form(request, pk: int, key: str, form_id: str, payload: FormIn):
     _get(pk)
     return services.save_form(actor=request.user, participant_id=pk, visit_key=key[:20], form_id=form_id[:30],
                               **payload.dict())
+
+
+@router.put("/participants/{int:pk}/visits/{key}/forms", response=list[FormOut],
+            summary="Save several eCRF forms of one visit at once: all or none")
+def save_visit_forms(request, pk: int, key: str, payload: VisitFormsIn):
+    require(request.user, "visits.edit")
+    _get(pk)
+    return services.save_visit_forms(actor=request.user, participant_id=pk, visit_key=key[:20], **payload.dict())
 
 
 @router.get("/participants/{int:pk}/visits/{key}/forms/{form_id}", response=FormOut)

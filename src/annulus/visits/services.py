@@ -32,6 +32,8 @@ OBSERVATION_HOURS = (0, 72)
 # How far the collection time of a form may lie from its visit date (labs drawn a few days
 # earlier or later belong to the visit; anything further is a typing error).
 COLLECTION_SLACK_DAYS = 7
+# A visit has at most eleven forms; a save naming more is not a visit.
+MAX_FORMS_PER_SAVE = 30
 
 
 def _now(at: datetime | None) -> datetime:
@@ -304,79 +306,143 @@ def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items
     """Save one form of one visit: as a draft, or complete (all checks pass and the scores can be
     computed). A change to a completed form needs a reason and leaves it 'changed after
     completion'. Each save that changes anything adds a revision; an identical save adds nothing."""
+    return _save_forms(actor, participant_id, visit_key, {form_id: items}, complete=complete,
+                       collected_at=collected_at, reason=reason, at=at, prefix=False)[0]
+
+
+def save_visit_forms(*, actor, participant_id: int, visit_key: str, forms: dict[str, dict], complete: bool = False,
+                     collected_at=None, reason: str = "", at: datetime | None = None) -> list[FormRecord]:
+    """Save several forms of one visit at once (the visit entry page, the API's batch route), with
+    the same rules as ``save_form`` for each, in one transaction: all are saved or none. A broken
+    rule names the form and its field, ``"odi.s3"``."""
+    if not isinstance(forms, dict) or not forms:
+        raise RuleViolation("forms", "give at least one form: form -> items")
+    if len(forms) > MAX_FORMS_PER_SAVE:
+        raise RuleViolation("forms", f"at most {MAX_FORMS_PER_SAVE} forms in one save")
+    return _save_forms(actor, participant_id, visit_key, forms, complete=complete, collected_at=collected_at,
+                       reason=reason, at=at, prefix=True)
+
+
+def _locked_visit(participant_id: int, visit_key: str) -> Visit:
+    # of="self": lock the visit row only, not the participant and protocol rows joined in
+    qs = Visit.objects.select_for_update(of=("self",)).select_related("participant__protocol_version",
+                                                                      "protocol_version")
+    if visit_key.startswith("u") and visit_key[1:].isdigit():
+        visit = qs.filter(participant_id=participant_id, visit_id=UNSCHEDULED, number=int(visit_key[1:])).first()
+    else:
+        visit = qs.filter(participant_id=participant_id, visit_id=visit_key, number=0).first()
+    if visit is None:
+        protocol = active_protocol()
+        known = any(v.id == visit_key for v in protocol.schedule.visits)
+        raise RuleViolation("visit", "record the visit date first" if known else f"unknown visit '{visit_key}'")
+    if visit.outcome != "attended":
+        raise RuleViolation("visit", "this visit is recorded as missed")
+    return visit
+
+
+def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, collected_at, reason, at, prefix):
     now = _now(at)
     reason = _text("reason", reason)
     with transaction.atomic():
-        # of="self": lock the visit row only, not the participant and protocol rows joined in
-        qs = Visit.objects.select_for_update(of=("self",)).select_related("participant__protocol_version",
-                                                                          "protocol_version")
-        if visit_key.startswith("u") and visit_key[1:].isdigit():
-            visit = qs.filter(participant_id=participant_id, visit_id=UNSCHEDULED, number=int(visit_key[1:])).first()
-        else:
-            visit = qs.filter(participant_id=participant_id, visit_id=visit_key, number=0).first()
-        if visit is None:
-            protocol = active_protocol()
-            known = any(v.id == visit_key for v in protocol.schedule.visits)
-            raise RuleViolation("visit", "record the visit date first" if known else f"unknown visit '{visit_key}'")
-        if visit.outcome != "attended":
-            raise RuleViolation("visit", "this visit is recorded as missed")
+        visit = _locked_visit(participant_id, visit_key)
         # the forms and checks of the protocol version under which the visit was opened
         protocol = protocol_for(visit.protocol_version)
-        if form_id not in visit.forms:
-            raise RuleViolation("form", f"{crf_name(protocol, form_id)} is not collected at the "
-                                        f"{_visit_name(protocol, visit)} visit (protocol table 1)")
         p = visit.participant
-        spec = crf.spec_for(protocol, form_id)
-        cleaned = crf.clean(spec, items)
-        computed = crf.compute(protocol, form_id, cleaned,
-                               baseline_vas=selectors.baseline_vas(p.pk) if form_id == "vas" and visit.visit_id != "baseline" else None)
-        record = FormRecord.objects.filter(visit=visit, form_id=form_id).first()
-        was_complete = record is not None and record.is_complete
-        if was_complete and not complete:
-            raise RuleViolation("complete", "a completed form stays complete; save the change with a reason")
-        if complete:
-            problem = crf.completion_problem(protocol, form_id, cleaned, computed)
-            if problem is not None:
-                raise problem
-        when = _collected_at(collected_at, visit, now) if (collected_at not in (None, "") or record is None) \
-            else record.collected_at
-        if record is not None and record.items == cleaned and record.collected_at == when \
-                and (record.is_complete or not complete):
-            return record  # nothing changed
-        if was_complete and not reason:
-            raise RuleViolation("reason", "this form is complete; a change needs a reason")
-        state = FormRecord.CHANGED if was_complete else (FormRecord.COMPLETE if complete else FormRecord.DRAFT)
         version = p.protocol_version.version
-        if record is None:
-            record = FormRecord.objects.create(
-                visit=visit, participant=p, form_id=form_id, state=state, items=cleaned, computed=computed,
-                revision=1, collected_at=when, submitted_at=now if complete else None, created_at=now, updated_at=now)
-            old_items, old_state, old_collected = {}, None, None
-        else:
-            old_items, old_state, old_collected = record.items, record.state, record.collected_at
-            record.state = state
-            record.items = cleaned
-            record.computed = computed
-            record.revision += 1
-            record.collected_at = when
-            if complete and record.submitted_at is None:
-                record.submitted_at = now
-            record.updated_at = now
+        records = selectors.form_records(visit)
+        base = None
+        if "vas" in forms and visit.visit_id != "baseline":
+            base = selectors.baseline_vas(p.pk)
+        new_rows, changed_rows, revisions, events = [], [], [], []
+        for form_id, items in forms.items():
+            try:
+                plan = _plan_form(protocol, visit, records.get(form_id), form_id, items, complete=complete,
+                                  collected_at=collected_at, reason=reason, now=now, baseline_vas=base)
+            except RuleViolation as exc:
+                if prefix:
+                    raise RuleViolation(f"{form_id}.{exc.field}", f"{crf_name(protocol, form_id)}: {exc.message}") \
+                        from None
+                raise
+            if plan is None:
+                continue  # nothing changed
+            record, old = plan
+            (new_rows if record.pk is None else changed_rows).append(record)
+            records[form_id] = record
+            revisions.append((record, old))
+        if not revisions:
+            return [records[f] for f in forms]
+        if new_rows:
+            FormRecord.objects.bulk_create(new_rows)
+        for record in changed_rows:
             record.save()
-        FormRevision.objects.create(form=record, number=record.revision, state=state, items=cleaned,
-                                    computed=computed, collected_at=when, saved_by=actor, saved_at=now,
-                                    reason=reason if was_complete else "")
-        changes = audit.diff(old_items, cleaned)
-        if old_state != state:
-            changes["state"] = [old_state, state]
-        if old_collected != when:
-            changes["collected_at"] = [old_collected, when]
-        audit.record(actor=actor, action="change" if old_state else "create", obj_type="crf_form",
-                     obj_id=record.pk, participant_id=p.pk,
-                     changes={"visit": visit.key, "form": form_id, "revision": record.revision, **changes},
-                     reason=reason if was_complete else "", protocol_version=version, when=now)
-        _after_form_saved(actor, protocol, visit, p, state, now)
-    return record
+        FormRevision.objects.bulk_create([
+            FormRevision(form=r, number=r.revision, state=r.state, items=r.items, computed=r.computed,
+                         collected_at=r.collected_at, saved_by=actor, saved_at=now,
+                         reason=reason if old["state"] in (FormRecord.COMPLETE, FormRecord.CHANGED) else "")
+            for r, old in revisions])
+        for r, old in revisions:
+            changes = audit.diff(old["items"], r.items)
+            if old["state"] != r.state:
+                changes["state"] = [old["state"], r.state]
+            if old["collected_at"] != r.collected_at:
+                changes["collected_at"] = [old["collected_at"], r.collected_at]
+            was_complete = old["state"] in (FormRecord.COMPLETE, FormRecord.CHANGED)
+            events.append(dict(action="change" if old["state"] else "create", obj_type="crf_form", obj_id=r.pk,
+                               participant_id=p.pk, protocol_version=version, when=now,
+                               reason=reason if was_complete else "",
+                               changes={"visit": visit.key, "form": r.form_id, "revision": r.revision, **changes}))
+        if visit.completed_at is None and all(
+                f in records and records[f].is_complete for f in visit.forms):
+            visit.completed_at = now
+            visit.save(update_fields=["completed_at"])
+            events.append(dict(action="change", obj_type="visit", obj_id=visit.pk, participant_id=p.pk,
+                               changes={"visit": visit.key, "completed_at": [None, now]},
+                               protocol_version=version, when=now))
+        audit.record_many(actor=actor, events=events)
+        _move_participant(actor, protocol, visit, p)
+    return [records[f] for f in forms]
+
+
+def _plan_form(protocol, visit: Visit, record: FormRecord | None, form_id: str, items, *, complete, collected_at,
+               reason, now, baseline_vas):
+    """The checked new state of one form: ``(record, old values)`` to write, or None when the save
+    changes nothing. Writes nothing itself."""
+    if form_id not in visit.forms:
+        raise RuleViolation("form", f"{crf_name(protocol, form_id)} is not collected at the "
+                                    f"{_visit_name(protocol, visit)} visit (protocol table 1)")
+    spec = crf.spec_for(protocol, form_id)
+    cleaned = crf.clean(spec, items)
+    computed = crf.compute(protocol, form_id, cleaned, baseline_vas=baseline_vas if form_id == "vas" else None)
+    was_complete = record is not None and record.is_complete
+    if was_complete and not complete:
+        raise RuleViolation("complete", "a completed form stays complete; save the change with a reason")
+    if complete:
+        problem = crf.completion_problem(protocol, form_id, cleaned, computed)
+        if problem is not None:
+            raise problem
+    when = _collected_at(collected_at, visit, now) if (collected_at not in (None, "") or record is None) \
+        else record.collected_at
+    if record is not None and record.items == cleaned and record.collected_at == when \
+            and (record.is_complete or not complete):
+        return None
+    if was_complete and not reason:
+        raise RuleViolation("reason", "this form is complete; a change needs a reason")
+    state = FormRecord.CHANGED if was_complete else (FormRecord.COMPLETE if complete else FormRecord.DRAFT)
+    if record is None:
+        record = FormRecord(visit=visit, participant=visit.participant, form_id=form_id, state=state, items=cleaned,
+                            computed=computed, revision=1, collected_at=when,
+                            submitted_at=now if complete else None, created_at=now, updated_at=now)
+        return record, {"items": {}, "state": None, "collected_at": None}
+    old = {"items": record.items, "state": record.state, "collected_at": record.collected_at}
+    record.state = state
+    record.items = cleaned
+    record.computed = computed
+    record.revision += 1
+    record.collected_at = when
+    if complete and record.submitted_at is None:
+        record.submitted_at = now
+    record.updated_at = now
+    return record, old
 
 
 def crf_name(protocol, form_id: str) -> str:
@@ -384,16 +450,9 @@ def crf_name(protocol, form_id: str) -> str:
     return f.name.en if f else form_id
 
 
-def _after_form_saved(actor, protocol, visit: Visit, p: Participant, state: str, now: datetime) -> None:
-    """Visit completion and the participant status it moves."""
-    if visit.completed_at is None and state != FormRecord.DRAFT:
-        done = FormRecord.objects.filter(visit=visit, state__in=[FormRecord.COMPLETE, FormRecord.CHANGED]).count()
-        if done == len(visit.forms):
-            visit.completed_at = now
-            visit.save(update_fields=["completed_at"])
-            audit.record(actor=actor, action="change", obj_type="visit", obj_id=visit.pk, participant_id=p.pk,
-                         changes={"visit": visit.key, "completed_at": [None, now]},
-                         protocol_version=p.protocol_version.version, when=now)
+def _move_participant(actor, protocol, visit: Visit, p: Participant) -> None:
+    """The participant status that follow-up data moves: in follow-up from the first follow-up
+    form saved (a draft too), completed when the last visit is complete."""
     if visit.visit_id == UNSCHEDULED:
         return
     pv_visit = protocol.schedule.visit(visit.visit_id)
