@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from annulus.errors import RuleViolation
+from annulus.errors import RuleViolation, RuleViolations
 
 from .test_visits_support import GOOD, aware, transplant_dates, trial_participant  # noqa: F401
 
@@ -67,11 +67,13 @@ def test_one_bad_form_writes_nothing_and_names_form_and_field(at_w1, users):
     p, v = at_w1
     forms = {f: GOOD[f] for f in v.forms}
     forms["sf36"] = {**GOOD["sf36"], "q3": 7}
+    forms["vitals"] = {**GOOD["vitals"], "pulse": 900}
     before = _counts()
-    with pytest.raises(RuleViolation) as e:
+    with pytest.raises(RuleViolations) as e:
         _save_all(users, p, forms, complete=True)
+    # every broken form is named, in the order given, each with its field
+    assert [v.field for v in e.value.violations] == ["sf36.q3", "vitals.pulse"]
     assert e.value.field == "sf36.q3"
-    assert "SF-36" in e.value.message
     assert _counts() == before
 
 
@@ -136,11 +138,11 @@ def test_api_saves_a_visit_and_names_the_field_of_a_bad_form(at_w1, users, clien
     p, v = at_w1
     c = client_for("coordinator")
     url = f"/api/v1/visits/participants/{p.pk}/visits/w1/forms"
-    bad = {"forms": {"vas": {"vas_mm": 101}, "odi": GOOD["odi"]}, "complete": True}
+    bad = {"forms": {"vas": {"vas_mm": 101}, "odi": {"s1": 9}}, "complete": True}
     before = _counts()
     r = c.put(url, bad, content_type="application/json")
     assert r.status_code == 400, r.content
-    assert r.json()["detail"][0]["field"] == "vas.vas_mm"
+    assert [d["field"] for d in r.json()["detail"]] == ["vas.vas_mm", "odi.s1"]
     assert _counts() == before
     good = {"forms": {"vas": GOOD["vas"], "odi": GOOD["odi"]}, "complete": True}
     r = c.put(url, good, content_type="application/json")

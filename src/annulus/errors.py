@@ -21,6 +21,16 @@ class RuleViolation(Exception):
         return {"field": self.field, "message": self.message}
 
 
+class RuleViolations(RuleViolation):
+    """Several rules broken in one request (a visit's forms saved together), each naming its
+    field; the first one is also this exception's own field and message."""
+
+    def __init__(self, violations: list[RuleViolation]):
+        first = violations[0]
+        super().__init__(first.field, first.message)
+        self.violations = list(violations)
+
+
 class IllegalTransition(RuleViolation):
     """A participant cannot move from its status to the one asked for."""
 

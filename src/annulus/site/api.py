@@ -50,7 +50,8 @@ def on_validation_error(request, exc: ValidationError):
 
 @api.exception_handler(RuleViolation)
 def on_rule_violation(request, exc: RuleViolation):
-    return api.create_response(request, {"detail": [exc.as_dict()]}, status=exc.status)
+    every = getattr(exc, "violations", [exc])
+    return api.create_response(request, {"detail": [v.as_dict() for v in every]}, status=exc.status)
 
 
 @api.exception_handler(NotPermitted)

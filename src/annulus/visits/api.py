@@ -58,6 +58,11 @@ class UnscheduledIn(Schema):
     forms: list[str]
 
 
+class VisitDateIn(Schema):
+    visit_date: date
+    reason: str = Field(..., max_length=2000)
+
+
 class MissedIn(Schema):
     visit: str = Field(..., max_length=20)
     reason: str = Field(..., max_length=2000)
@@ -158,6 +163,14 @@ def unscheduled(request, pk: int, payload: UnscheduledIn):
     _get(pk)
     v = services.add_unscheduled_visit(actor=request.user, participant_id=pk, **payload.dict())
     return 201, {**v.__dict__, "key": v.key}
+
+
+@router.patch("/participants/{int:pk}/visits/{key}", response=VisitOut, summary="Correct a recorded visit date (reason required)")
+def correct_visit_date(request, pk: int, key: str, payload: VisitDateIn):
+    require(request.user, "visits.edit")
+    _get(pk)
+    v = services.correct_visit_date(actor=request.user, participant_id=pk, visit_key=key[:20], **payload.dict())
+    return {**v.__dict__, "key": v.key}
 
 
 @router.post("/participants/{int:pk}/visits/missed", response={201: VisitOut}, summary="Record a missed visit")

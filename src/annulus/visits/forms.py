@@ -28,6 +28,12 @@ class OpenVisitForm(forms.Form):
     visit_date = forms.DateField(label=_("Visit date"), widget=forms.DateInput(attrs={"type": "date"}))
 
 
+class CorrectDateForm(forms.Form):
+    visit_date = forms.DateField(label=_("Correct visit date"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=_("Reason for the correction"), max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class BookForm(forms.Form):
     on = forms.DateField(label=_("Book the visit for"), widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -92,4 +98,13 @@ class CrfForm(forms.Form):
             self.item_ids.append(item.id)
 
     def items(self) -> dict:
-        return {k: self.data.get(k, "") for k in self.item_ids if self.data.get(k, "") != ""}
+        # add_prefix: on the visit entry page each form's inputs are named "<form id>-<item>"
+        values = {k: self.data.get(self.add_prefix(k), "") for k in self.item_ids}
+        return {k: v for k, v in values.items() if v != ""}
+
+
+class VisitEntryForm(forms.Form):
+    """The fields shared by every form of the visit entry page."""
+
+    collected_at = forms.DateTimeField(label=_("Collected at"), required=False,
+                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from annulus.audit import services as audit
 from annulus.checks import clean_moment, clean_text
-from annulus.errors import RuleViolation
+from annulus.errors import RuleViolation, RuleViolations
 from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant, Withdrawal
@@ -245,6 +245,42 @@ def add_unscheduled_visit(*, actor, participant_id: int, visit_date, reason: str
     return v
 
 
+def correct_visit_date(*, actor, participant_id: int, visit_key: str, visit_date, reason: str,
+                       at: datetime | None = None) -> Visit:
+    """Correct the date of a recorded visit (a typing error): the new date passes the same checks
+    as when the visit was opened, every form's collection time must stay within
+    ``COLLECTION_SLACK_DAYS`` of it, and the audit trail keeps the old date with the reason."""
+    now = _now(at)
+    reason = _text("reason", reason, required=True)
+    visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
+    with transaction.atomic():
+        visit = _locked_visit(participant_id, visit_key)
+        p = visit.participant
+        old = visit.visit_date
+        if visit_date == old:
+            raise RuleViolation("visit_date", f"is already {old}")
+        protocol = active_protocol()
+        _check_can_visit(p, visit_date)
+        if visit.visit_id == UNSCHEDULED:
+            lipo = selectors.liposuction_date(p.pk)
+            if lipo is None or visit_date < lipo:
+                raise RuleViolation("visit_date", "unscheduled visits start after the liposuction (day 0)")
+        else:
+            _check_visit_date(p, protocol.schedule.visit(visit.visit_id), visit_date, protocol)
+        for rec in FormRecord.objects.filter(visit=visit).order_by("id"):
+            day = timezone.localdate(rec.collected_at)
+            if abs((day - visit_date).days) > COLLECTION_SLACK_DAYS:
+                raise RuleViolation("visit_date", f"{crf_name(protocol, rec.form_id)} was collected on {day}, more "
+                                                  f"than {COLLECTION_SLACK_DAYS} days from {visit_date}; correct "
+                                                  f"its collection time first")
+        visit.visit_date = visit_date
+        visit.save(update_fields=["visit_date"])
+        audit.record(actor=actor, action="change", obj_type="visit", obj_id=visit.pk, participant_id=p.pk,
+                     changes={"visit": visit.key, "visit_date": [old, visit_date]}, reason=reason,
+                     protocol_version=p.protocol_version.version, when=now)
+    return visit
+
+
 def record_missed(*, actor, participant_id: int, visit_id: str, reason: str, at: datetime | None = None) -> Visit:
     """The participant did not attend (and will not): the visit shows as missed, with the reason."""
     now = _now(at)
@@ -313,8 +349,9 @@ def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items
 def save_visit_forms(*, actor, participant_id: int, visit_key: str, forms: dict[str, dict], complete: bool = False,
                      collected_at=None, reason: str = "", at: datetime | None = None) -> list[FormRecord]:
     """Save several forms of one visit at once (the visit entry page, the API's batch route), with
-    the same rules as ``save_form`` for each, in one transaction: all are saved or none. A broken
-    rule names the form and its field, ``"odi.s3"``."""
+    the same rules as ``save_form`` for each, in one transaction: all are saved or none. Every
+    form is checked; the broken rules come together as ``RuleViolations``, each naming the form
+    and its field, ``"odi.s3"``."""
     if not isinstance(forms, dict) or not forms:
         raise RuleViolation("forms", "give at least one form: form -> items")
     if len(forms) > MAX_FORMS_PER_SAVE:
@@ -353,22 +390,25 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
         base = None
         if "vas" in forms and visit.visit_id != "baseline":
             base = selectors.baseline_vas(p.pk)
-        new_rows, changed_rows, revisions, events = [], [], [], []
+        new_rows, changed_rows, revisions, events, broken = [], [], [], [], []
         for form_id, items in forms.items():
             try:
                 plan = _plan_form(protocol, visit, records.get(form_id), form_id, items, complete=complete,
                                   collected_at=collected_at, reason=reason, now=now, baseline_vas=base)
             except RuleViolation as exc:
-                if prefix:
-                    raise RuleViolation(f"{form_id}.{exc.field}", f"{crf_name(protocol, form_id)}: {exc.message}") \
-                        from None
-                raise
+                if not prefix:
+                    raise
+                # every form is checked, so that the page can show each one's problem at once
+                broken.append(RuleViolation(f"{form_id}.{exc.field}", exc.message))
+                continue
             if plan is None:
                 continue  # nothing changed
             record, old = plan
             (new_rows if record.pk is None else changed_rows).append(record)
             records[form_id] = record
             revisions.append((record, old))
+        if broken:
+            raise RuleViolations(broken)
         if not revisions:
             return [records[f] for f in forms]
         if new_rows:

@@ -21,7 +21,8 @@ from annulus.participants.selectors import participant_or_404
 from annulus.trial.selectors import active_protocol
 
 from . import crf, selectors, services
-from .forms import BookForm, CrfForm, LiposuctionForm, MissedForm, OpenVisitForm, ReminderForm, UnscheduledForm
+from .forms import (BookForm, CorrectDateForm, CrfForm, LiposuctionForm, MissedForm, OpenVisitForm, ReminderForm, UnscheduledForm,
+                    VisitEntryForm)
 from .models import UNSCHEDULED, FormRevision
 
 
@@ -88,6 +89,7 @@ def visit_detail(request, pk, key):
     missed_form = MissedForm()
     today = timezone.localdate()
     book_form = BookForm(initial={"on": slot.appointment or max(today, slot.window_start or today)})
+    date_form = CorrectDateForm(initial={"visit_date": slot.record.visit_date if slot.record else None})
     if request.method == "POST":
         need(request, "visits.edit")
         action = request.POST.get("action")
@@ -106,6 +108,14 @@ def visit_detail(request, pk, key):
                                         on=book_form.cleaned_data["on"])
                     messages.success(request, _("Visit booked."))
                     return redirect("visit", pk=p.pk, key=key)
+            elif action == "correct_date":
+                date_form = CorrectDateForm(request.POST)
+                if date_form.is_valid():
+                    services.correct_visit_date(actor=request.user, participant_id=p.pk, visit_key=key,
+                                                visit_date=date_form.cleaned_data["visit_date"],
+                                                reason=date_form.cleaned_data["reason"])
+                    messages.success(request, _("Visit date corrected."))
+                    return redirect("visit", pk=p.pk, key=key)
             elif action == "missed":
                 missed_form = MissedForm(request.POST)
                 if missed_form.is_valid():
@@ -114,7 +124,7 @@ def visit_detail(request, pk, key):
                     messages.warning(request, _("Visit recorded as missed."))
                     return redirect("participant", pk=p.pk)
         except RuleViolation as exc:
-            add_violation({"open": open_form, "book": book_form}.get(action, missed_form), exc)
+            add_violation({"open": open_form, "book": book_form, "correct_date": date_form}.get(action, missed_form), exc)
     rows = []
     if slot.record is not None:
         records = selectors.form_records(slot.record)
@@ -134,7 +144,7 @@ def visit_detail(request, pk, key):
     completion_due = (slot.record.visit_date + timedelta(days=protocol.schedule.completion_days)
                       if slot.record and slot.record.visit_date else None)
     return render(request, "visits/visit.html", {
-        "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "rows": rows, "can_edit": can_edit, "open_form": open_form, "missed_form": missed_form,
+        "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "rows": rows, "can_edit": can_edit, "open_form": open_form, "missed_form": missed_form, "date_form": date_form,
         "book_form": book_form, "can_book": can_edit and slot.state in ("upcoming", "due", "open", "overdue")
         and slot.window_start is not None and p.status in selectors.ACTIVE,
         "completion_due": completion_due, "today": timezone.localdate(),
@@ -208,6 +218,62 @@ def crf_form(request, pk, key, form_id):
         "score": _score_context(protocol, p, form_id, computed),
         "revisions": revisions, "can_edit": has(request.user, "visits.edit"),
         "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
+    })
+
+
+def visit_entry(request, pk, key):
+    """Every form of the visit still to complete on one page, saved together: the way a paper
+    CRF booklet is transcribed. Completed forms are changed one at a time, each with its reason."""
+    p = _participant(request, pk)
+    slot = _slot(p, key)
+    if slot.record is None or slot.record.outcome != "attended":
+        raise Http404
+    protocol = active_protocol()
+    language = get_language()
+    records = selectors.form_records(slot.record)
+    done = [f for f in slot.record.forms if f in records and records[f].is_complete]
+    pending = [f for f in slot.record.forms if f not in done]
+    data = request.POST if request.method == "POST" else None
+    entry = VisitEntryForm(data)
+    forms = {}
+    for form_id in pending:
+        rec = records.get(form_id)
+        forms[form_id] = CrfForm(data, prefix=form_id, spec=crf.spec_for(protocol, form_id), language=language,
+                                 current=rec.items if rec else {})
+    if request.method == "POST":
+        need(request, "visits.edit")
+        complete = "complete" in request.POST
+        if entry.is_valid() and all(f.is_valid() for f in forms.values()):
+            # a draft saves what was typed; completing saves every form still open
+            batch = {fid: f.items() for fid, f in forms.items() if complete or f.items() or fid in records}
+            try:
+                if not batch:
+                    raise RuleViolation("forms", _("nothing entered"))
+                services.save_visit_forms(actor=request.user, participant_id=p.pk, visit_key=key, forms=batch,
+                                          complete=complete, collected_at=entry.cleaned_data["collected_at"])
+            except RuleViolation as exc:
+                for v in getattr(exc, "violations", [exc]):
+                    form_id, _dot, field = v.field.partition(".")
+                    target = forms.get(form_id) if field else None
+                    if target is not None and field in target.fields:
+                        target.add_error(field, v.message)
+                    elif target is not None:
+                        target.add_error(None, v.message)
+                    else:
+                        add_violation(entry, v)
+            else:
+                messages.success(request, _("Visit forms saved (%(n)d).") % {"n": len(batch)})
+                return redirect("visit", pk=p.pk, key=key)
+    sections = [{"form_id": fid, "form": f, "title": selectors.form_name(protocol, fid),
+                 "state": records[fid].state if fid in records else "not_started",
+                 "state_label": selectors.FORM_STATE_LABELS[records[fid].state if fid in records else "not_started"],
+                 "lab_rows": _lab_rows(f.spec, f, records[fid].computed if fid in records else None, language),
+                 "has_errors": bool(f.errors)}
+                for fid, f in forms.items()]
+    return render(request, "visits/entry.html", {
+        "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "entry": entry, "sections": sections,
+        "done": [{"form_id": f, "title": selectors.form_name(protocol, f)} for f in done],
+        "can_edit": has(request.user, "visits.edit"),
     })
 
 
