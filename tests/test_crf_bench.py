@@ -11,7 +11,8 @@ def test_bench_crf_prints_forms_per_second_on_sqlite(tmp_path):
     out = subprocess.run([sys.executable, "-m", "annulus", "bench", "crf", "-n", "12"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "12 complete forms" in out.stdout and "forms/s" in out.stdout
+    assert out.stdout.count("12 complete forms") == 2 and "forms/s" in out.stdout
+    assert "eCRF per form" in out.stdout and "eCRF per visit" in out.stdout
     assert "pgbench: needs PostgreSQL" in out.stdout
     assert not list(tmp_path.iterdir())  # the trial's own database was never created
 
