@@ -139,3 +139,20 @@ def test_console_script_subprocess(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "annulus mmrm: error: formula names unknown column 'ARMCD'"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.req("P-8.3")
+def test_protocol_visits_are_taken_in_schedule_order_by_default(capsys):
+    """The trial's own visit ids (W1, M1, M3 ... M24) sort by the protocol's schedule, not the
+    alphabet, so an AR(1) fit without --visit-order equals the one with the explicit order."""
+    data = FIX / "r_trial.csv"
+    common = ["mmrm", "--data", str(data), "--formula", "value ~ base + arm*visit", "--subject", "subject",
+              "--visit", "visit", "--cov", "ar1", "--json"]
+    assert main(common) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main(common + ["--visit-order", "W1,M1,M3,M6,M12,M18,M24"]) == 0
+    explicit = json.loads(capsys.readouterr().out)
+    assert main(common + ["--visit-order", "M1,M12,M18,M24,M3,M6,W1"]) == 0
+    alphabetical = json.loads(capsys.readouterr().out)
+    assert default["neg2_reml"] == pytest.approx(explicit["neg2_reml"], abs=1e-6)
+    assert default["neg2_reml"] < alphabetical["neg2_reml"]

@@ -137,3 +137,12 @@ def test_lsmeans_and_contrast_arguments(fev):
 @pytest.mark.req("P-8.3")
 def test_sas_spelling_of_unstructured_is_accepted(fev):
     assert _fit(fev, cov="un").neg2_loglik == pytest.approx(_fit(fev, cov="us").neg2_loglik)
+
+
+@pytest.mark.req("P-8.3")
+def test_visit_labels_with_numbers_sort_naturally():
+    """Without visit_order, VIS2 comes before VIS10 (numbers inside labels compare as numbers)."""
+    from annulus.stats.mmrm import _natural_levels
+
+    labels = pd.Series(["VIS10", "VIS2", "VIS1", "VIS2", None, "m12", "m3"])
+    assert _natural_levels(labels) == ["m3", "m12", "VIS1", "VIS2", "VIS10"]

@@ -36,8 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--arm", help="treatment column for LS-means and contrasts "
                                  "(default: the factor interacting with the visit)")
     p.add_argument("--control", help="control level of --arm (default: first in sorted order)")
-    p.add_argument("--visit-order", help="comma-separated visits in time order "
-                                         "(for ar1, arh1, toep; default: sorted)")
+    p.add_argument("--visit-order", help="comma-separated visits in time order (for ar1, arh1, toep; default: the "
+                                         "protocol's schedule order for its visit ids, else natural order)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -98,11 +98,29 @@ def _finite(obj):
     return obj
 
 
+def _protocol_order(data, visit: str) -> list[str] | None:
+    """The shipped protocol's schedule order when every visit label is one of its visit ids
+    (baseline, w1, m1, m3 ... m24, in any case), so that time-ordered structures see time, not the alphabet.
+    Otherwise None: the core then orders labels naturally (VIS2 before VIS10)."""
+    from annulus.protocol import default_protocol_path, load_protocol
+
+    if visit not in getattr(data, "columns", ()):
+        return None
+    labels = {str(v).lower(): str(v) for v in data[visit].dropna().unique()}
+    try:
+        schedule = [v.id.lower() for v in load_protocol(default_protocol_path()).schedule.visits]
+    except Exception:  # noqa: BLE001 - no protocol file beside the package: fall back to natural order
+        return None
+    if not labels or not set(labels) <= set(schedule):
+        return None
+    return [labels[v] for v in schedule if v in labels]
+
+
 def run(args) -> int:
     from annulus.stats.mmrm import MmrmError, check_arm, fit_mmrm
 
     data = _read_csv(args.data)
-    order = [v.strip() for v in args.visit_order.split(",")] if args.visit_order else None
+    order = [v.strip() for v in args.visit_order.split(",")] if args.visit_order else _protocol_order(data, args.visit)
     try:
         arm = args.arm or _guess_arm(args.formula, args.visit, data)
         if args.control and not arm:

@@ -94,7 +94,13 @@ def _natural_levels(values: pd.Series) -> list:
         return [str(c) for c in values.cat.categories if (values == c).any()]
     if pd.api.types.is_numeric_dtype(values):
         return [_label(v) for v in sorted(values.dropna().unique())]
-    return sorted(str(v) for v in values.dropna().unique())
+    return sorted((str(v) for v in values.dropna().unique()), key=_natural_key)
+
+
+def _natural_key(label: str) -> tuple:
+    """"VIS2" before "VIS10", "m3" before "m12": numbers inside a label compare as numbers."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                 for part in re.split(r"(\d+)", label) if part)
 
 
 def _label(v) -> str:
