@@ -237,3 +237,14 @@ def test_dashboard_and_navigation(users, make_participant, client_for):
     assert "SAE reports open" in page and 'href="/safety/"' in page and 'href="/safety/dsmb/"' in page
     page = client_for("designer").get("/safety/dsmb/")
     assert page.status_code == 200
+
+
+@pytest.mark.req("X-6.5")
+def test_ae_form_choices_are_shown_in_chinese(users, make_participant, client_for):
+    """Seriousness criteria, grades, causality, action and outcome come in the page's language."""
+    p = make_participant("enrolled")
+    html = client_for("investigator").get(f"/participants/{p.pk}/adverse-events/new/",
+                                          HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    for label in ("危及生命", "3 重度", "很可能有关", "非预期", "研究操作推迟", "恢复但有后遗症"):
+        assert label in html, label
+    assert "life-threatening" not in html

@@ -3,44 +3,45 @@ interim reports and recommendations. Rows are never deleted; a change adds a rev
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from annulus.participants.models import Participant
 from annulus.trial.models import ProtocolVersion
 
 # ICH E2A seriousness criteria
 SERIOUS_CRITERIA = [
-    ("death", "results in death"),
-    ("life_threatening", "is life-threatening"),
-    ("hospitalisation", "requires hospitalisation or prolongs it"),
-    ("disability", "results in persistent or significant disability/incapacity"),
-    ("congenital_anomaly", "is a congenital anomaly/birth defect"),
-    ("important_medical_event", "other important medical event"),
+    ("death", _("results in death")),
+    ("life_threatening", _("is life-threatening")),
+    ("hospitalisation", _("requires hospitalisation or prolongs it")),
+    ("disability", _("results in persistent or significant disability/incapacity")),
+    ("congenital_anomaly", _("is a congenital anomaly/birth defect")),
+    ("important_medical_event", _("other important medical event")),
 ]
-GRADES = [(1, "1 mild"), (2, "2 moderate"), (3, "3 severe"), (4, "4 life-threatening"), (5, "5 death")]
+GRADES = [(1, _("1 mild")), (2, _("2 moderate")), (3, _("3 severe")), (4, _("4 life-threatening")), (5, _("5 death"))]
 CAUSALITY = [
-    ("not_applicable", "not applicable (not yet done)"),
-    ("not_related", "not related"),
-    ("unlikely", "unlikely"),
-    ("possible", "possible"),
-    ("probable", "probable"),
-    ("definite", "definite"),
+    ("not_applicable", _("not applicable (not yet done)")),
+    ("not_related", _("not related")),
+    ("unlikely", _("unlikely")),
+    ("possible", _("possible")),
+    ("probable", _("probable")),
+    ("definite", _("definite")),
 ]
-EXPECTEDNESS = [("expected", "expected"), ("unexpected", "unexpected")]
+EXPECTEDNESS = [("expected", _("expected")), ("unexpected", _("unexpected"))]
 ACTIONS = [
-    ("none", "none"),
-    ("treatment", "treatment given"),
-    ("procedure_postponed", "study procedure postponed"),
-    ("procedure_cancelled", "study procedure cancelled"),
-    ("hospitalised", "hospitalised"),
-    ("withdrawn", "withdrawn from the study"),
+    ("none", _("none")),
+    ("treatment", _("treatment given")),
+    ("procedure_postponed", _("study procedure postponed")),
+    ("procedure_cancelled", _("study procedure cancelled")),
+    ("hospitalised", _("hospitalised")),
+    ("withdrawn", _("withdrawn from the study")),
 ]
 OUTCOMES = [
-    ("recovering", "recovering/resolving"),
-    ("recovered", "recovered/resolved"),
-    ("recovered_with_sequelae", "recovered with sequelae"),
-    ("not_recovered", "not recovered/not resolved"),
-    ("fatal", "fatal"),
-    ("unknown", "unknown"),
+    ("recovering", _("recovering/resolving")),
+    ("recovered", _("recovered/resolved")),
+    ("recovered_with_sequelae", _("recovered with sequelae")),
+    ("not_recovered", _("not recovered/not resolved")),
+    ("fatal", _("fatal")),
+    ("unknown", _("unknown")),
 ]
 CAUSES = ("liposuction", "injection", "product")
 
@@ -91,7 +92,7 @@ class AdverseEvent(models.Model):
 
     def criteria_labels(self) -> list[str]:
         names = dict(SERIOUS_CRITERIA)
-        return [names.get(c, c) for c in self.serious_criteria]
+        return [str(names.get(c, c)) for c in self.serious_criteria]
 
 
 class AdverseEventRevision(models.Model):
@@ -160,7 +161,7 @@ class DsmbAlert(models.Model):
 class DsmbReport(models.Model):
     """A generated interim safety report, kept as produced (HTML; the PDF is rendered from it)."""
 
-    KINDS = [("open", "open (pooled)"), ("closed", "closed (by arm)")]
+    KINDS = [("open", _("open (pooled)")), ("closed", _("closed (by arm)"))]
     kind = models.CharField(max_length=6, choices=KINDS)
     as_of = models.DateField()
     scheduled = models.BooleanField(default=False)
@@ -176,10 +177,10 @@ class DsmbReport(models.Model):
 
 class DsmbRecommendation(models.Model):
     DECISIONS = [
-        ("continue", "continue unchanged"),
-        ("continue_modified", "continue with modifications"),
-        ("pause", "pause enrolment/treatment"),
-        ("stop", "stop the trial"),
+        ("continue", _("continue unchanged")),
+        ("continue_modified", _("continue with modifications")),
+        ("pause", _("pause enrolment/treatment")),
+        ("stop", _("stop the trial")),
     ]
     meeting_on = models.DateField()
     as_of = models.DateField(null=True, blank=True)

@@ -119,15 +119,16 @@ def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
         row("Fatal", lambda e: e.outcome == "fatal"),
     ]
     by_grade = [row(f"Grade {label}", lambda e, g=g: e.grade == g) for g, label in GRADES]
-    by_criterion = [row(label[:1].upper() + label[1:], lambda e, c=c: c in e.serious_criteria) for c, label in SERIOUS_CRITERIA]
+    by_criterion = [row(str(label)[:1].upper() + str(label)[1:], lambda e, c=c: c in e.serious_criteria)
+                    for c, label in SERIOUS_CRITERIA]
     cause_names = {"liposuction": "liposuction", "injection": "the injection procedure", "product": "the study product"}
     by_relation = [row(f"Related to {cause_names[c]}", lambda e, c=c: getattr(e, f"causality_{c}") in related) for c in CAUSES]
     terms = Counter(e.term.strip().lower() for e in events)
     by_term = [row(term[:1].upper() + term[1:], lambda e, t=term: e.term.strip().lower() == t)
                for term, _ in sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))]
     saes = [{"label": e.label, "term": e.term, "onset": timezone.localtime(e.onset_at), "grade": e.grade,
-             "criteria": ", ".join(e.criteria_labels()), "product": e.get_causality_product_display(),
-             "outcome": e.get_outcome_display(), "expected": e.get_expectedness_display(),
+             "criteria": ", ".join(e.criteria_labels()), "product": str(e.get_causality_product_display()),
+             "outcome": str(e.get_outcome_display()), "expected": str(e.get_expectedness_display()),
              "arm": dict(columns).get(col_of(e.participant_id)) if closed else None}
             for e in events if e.serious]
     return {

@@ -5,6 +5,7 @@ eCRF form with every revision, and the reminder calls."""
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from annulus.participants.models import Participant
 from annulus.trial.models import ProtocolVersion
@@ -15,8 +16,8 @@ UNSCHEDULED = "unscheduled"
 class Liposuction(models.Model):
     """Day 0 (P-4.1). A correction adds a row and marks the earlier one superseded."""
 
-    ANAESTHESIA = [("local", "local anaesthesia"), ("local_sedation", "local anaesthesia with sedation"),
-                   ("general", "general anaesthesia")]
+    ANAESTHESIA = [("local", _("local anaesthesia")), ("local_sedation", _("local anaesthesia with sedation")),
+                   ("general", _("general anaesthesia"))]
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="liposuctions")
     performed_on = models.DateField()
     fat_volume_ml = models.DecimalField(max_digits=6, decimal_places=1)
@@ -37,7 +38,7 @@ class Liposuction(models.Model):
 class Visit(models.Model):
     """A visit that took place (``attended``) or that the coordinator recorded as ``missed``."""
 
-    OUTCOMES = [("attended", "attended"), ("missed", "missed")]
+    OUTCOMES = [("attended", _("attended")), ("missed", _("missed"))]
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="visits")
     visit_id = models.CharField(max_length=20)  # protocol visit id, or "unscheduled"
     number = models.PositiveSmallIntegerField(default=0)  # 1, 2, ... for unscheduled visits
@@ -107,8 +108,8 @@ class FormRevision(models.Model):
 class ReminderCall(models.Model):
     """A reminder phone call the day before a visit (P-4.6)."""
 
-    OUTCOMES = [("reached", "reached participant"), ("family", "reached family member"),
-                ("no_answer", "no answer"), ("message", "left a message")]
+    OUTCOMES = [("reached", _("reached participant")), ("family", _("reached family member")),
+                ("no_answer", _("no answer")), ("message", _("left a message"))]
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="reminder_calls")
     visit_id = models.CharField(max_length=20)
     visit_on = models.DateField()  # the visit date the call was about
