@@ -165,14 +165,6 @@ def unscheduled(request, pk: int, payload: UnscheduledIn):
     return 201, {**v.__dict__, "key": v.key}
 
 
-@router.patch("/participants/{int:pk}/visits/{key}", response=VisitOut, summary="Correct a recorded visit date (reason required)")
-def correct_visit_date(request, pk: int, key: str, payload: VisitDateIn):
-    require(request.user, "visits.edit")
-    _get(pk)
-    v = services.correct_visit_date(actor=request.user, participant_id=pk, visit_key=key[:20], **payload.dict())
-    return {**v.__dict__, "key": v.key}
-
-
 @router.post("/participants/{int:pk}/visits/missed", response={201: VisitOut}, summary="Record a missed visit")
 def missed(request, pk: int, payload: MissedIn):
     require(request.user, "visits.edit")
@@ -214,6 +206,15 @@ def get_form(request, pk: int, key: str, form_id: str):
     if rec is None:
         raise Http404
     return rec
+
+
+@router.patch("/participants/{int:pk}/visits/{key}", response=VisitOut, summary="Correct a recorded visit date (reason required)")
+# after the literal routes (visits/missed, visits/unscheduled), which its {key} would otherwise shadow
+def correct_visit_date(request, pk: int, key: str, payload: VisitDateIn):
+    require(request.user, "visits.edit")
+    _get(pk)
+    v = services.correct_visit_date(actor=request.user, participant_id=pk, visit_key=key[:20], **payload.dict())
+    return {**v.__dict__, "key": v.key}
 
 
 @router.get("/calls", response=list[CallOut], summary="Reminder call list for a day (visits the next day)")
