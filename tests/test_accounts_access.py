@@ -290,3 +290,23 @@ def test_api_with_a_session_needs_the_csrf_token(users, protocol_version):
     r = c.post("/api/v1/participants", body, content_type="application/json",
                HTTP_X_CSRFTOKEN=c.cookies["csrftoken"].value)
     assert r.status_code == 201 and Participant.objects.count() == 1
+
+
+@pytest.mark.req("X-7.3")
+def test_failed_logins_are_in_the_audit_trail(users):
+    import json
+
+    from annulus.audit.models import AuditEvent
+    from annulus.audit.selectors import verify_chain
+
+    name = users["coordinator"].username
+    for _ in range(5):
+        _login(Client(), name, "wrong-password")
+    _login(Client(), name, TEST_PASSWORD)  # locked by now: refused, and recorded as such
+    _login(Client(), "nobody-here", "x")
+    events = [json.loads(e.payload)["changes"]
+              for e in AuditEvent.objects.filter(action="login_failed").order_by("id")]
+    assert [e["why"] for e in events] == ["wrong password"] * 5 + ["account locked", "unknown user name"]
+    assert events[0]["username"] == name and events[-1]["username"] == "nobody-here"
+    assert all("ip" in e for e in events)
+    assert verify_chain().ok

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
-from .backends import is_locked
+from .backends import is_locked, record_failed_login
 
 
 class LoginForm(AuthenticationForm):
@@ -14,6 +14,8 @@ class LoginForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username")
         if username and is_locked(username):
+            record_failed_login(username, (self.request.META.get("REMOTE_ADDR", "") if self.request else "")[:64],
+                                "account locked")
             raise forms.ValidationError(self.error_messages["locked"], code="locked")
         return super().clean()
 
