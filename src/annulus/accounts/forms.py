@@ -33,6 +33,11 @@ class UserCreateForm(forms.Form):
     role = forms.ChoiceField(label=_("Role"))
     is_pi = forms.BooleanField(label=_("Principal investigator"), required=False)
     password = forms.CharField(label=_("Initial password"), widget=forms.PasswordInput)
+    cosigner_username = forms.CharField(
+        label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
+        help_text=_("Needed for unblinded roles (pharmacist, designer, DSMB) and for a principal investigator."))
+    cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
+                                        widget=forms.PasswordInput)
 
     def __init__(self, *args, roles=(), **kwargs):
         super().__init__(*args, **kwargs)

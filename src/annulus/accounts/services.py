@@ -15,10 +15,36 @@ from annulus.audit import services as audit
 from annulus.errors import RuleViolation
 
 from .models import ApiToken, Membership
+from .permissions import UNBLINDED_ROLES
+
+
+def needs_cosignature(role: str, is_pi: bool) -> bool:
+    """An account that could see the allocation (an unblinded role) or that co-signs such
+    accounts (a principal investigator): whoever creates it knows its first password, so a
+    principal investigator countersigns the creation with their own password."""
+    return role in UNBLINDED_ROLES or bool(is_pi)
+
+
+def _cosigner(actor, username: str, password: str):
+    if not username:
+        raise RuleViolation("cosigner_username", "this account needs a principal investigator's co-signature "
+                                        "(their user name and password)")
+    User = get_user_model()
+    pi = User.objects.filter(username=username, is_active=True, membership__is_principal_investigator=True).first()
+    if pi is None or not pi.check_password(str(password or "")):
+        # one message for both: the form must not tell who is a PI or whose password is right
+        raise RuleViolation("cosigner_username", "is not an active principal investigator with that password")
+    if pi.pk == getattr(actor, "pk", None):
+        raise RuleViolation("cosigner_username", "must be someone other than the user creating the account")
+    return pi
 
 
 def create_user(*, actor, username: str, password: str, role: str, known_roles: set[str], email: str = "",
-                full_name: str = "", is_pi: bool = False, phone: str = "", check_password: bool = True):
+                full_name: str = "", is_pi: bool = False, phone: str = "", check_password: bool = True,
+                cosigner_username: str = "", cosigner_password: str = ""):
+    """Create an account with its role. In the app (``actor`` is a user) an unblinded role or a
+    principal investigator needs a PI's co-signature; from the server's command line (``actor``
+    None) it does not, since whoever runs it already holds the database."""
     if role not in known_roles:
         raise RuleViolation("role", f"unknown role '{role}'")
     User = get_user_model()
@@ -29,12 +55,25 @@ def create_user(*, actor, username: str, password: str, role: str, known_roles: 
             validate_password(password, User(username=username, email=email))
         except ValidationError as exc:
             raise RuleViolation("password", " ".join(exc.messages)) from None
+    cosigner = None
+    if getattr(actor, "pk", None) and needs_cosignature(role, is_pi):
+        cosigner = _cosigner(actor, cosigner_username, cosigner_password)
     first, _, last = full_name.partition(" ")
     with transaction.atomic():
         user = User.objects.create_user(username=username, password=password, email=email, first_name=first, last_name=last)
         Membership.objects.create(user=user, role=role, is_principal_investigator=is_pi, phone=phone)
-        audit.record(actor=actor, action="create", obj_type="user", obj_id=user.pk,
-                     changes={"username": [None, username], "role": [None, role], "principal_investigator": [None, is_pi]})
+        changes = {"username": [None, username], "role": [None, role], "principal_investigator": [None, is_pi]}
+        if cosigner is not None:
+            changes["cosigned_by"] = [None, cosigner.username]
+        audit.record(actor=actor, action="create", obj_type="user", obj_id=user.pk, changes=changes,
+                     reason="" if getattr(actor, "pk", None) else "created from the server's command line")
+        if cosigner is not None:
+            from annulus.trial.services import notify
+
+            notify(users=[cosigner], kind="account_cosigned", actor=actor,
+                   subject=f"You co-signed the account {username} ({role}{', PI' if is_pi else ''})",
+                   body=f"Created by {actor.username}. If you did not countersign this, deactivate the account "
+                        f"and tell the sponsor.")
     return user
 
 

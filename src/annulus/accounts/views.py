@@ -86,7 +86,8 @@ def users(request):
         try:
             services.create_user(actor=request.user, username=d["username"], password=d["password"], role=d["role"],
                                  known_roles={r for r, _ in roles}, email=d["email"], full_name=d["full_name"],
-                                 is_pi=d["is_pi"], phone=d["phone"])
+                                 is_pi=d["is_pi"], phone=d["phone"], cosigner_username=d["cosigner_username"],
+                                 cosigner_password=d["cosigner_password"])
         except RuleViolation as exc:
             add_violation(form, exc)
         else:

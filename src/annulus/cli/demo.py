@@ -72,4 +72,11 @@ def serve(args) -> int:
     from annulus.trial.services import load_default_protocol
 
     load_default_protocol()
+    from django.contrib.auth import get_user_model
+
+    if not get_user_model().objects.exists():
+        print("No accounts yet: create the first administrator and principal investigator with\n"
+              "  annulus user create NAME --role admin\n"
+              "  annulus user create NAME --role investigator --pi")
+        sys.stdout.flush()
     return _serve(args.host, args.port)
