@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--control", help="control level of --arm (default: first in sorted order)")
     p.add_argument("--visit-order", help="comma-separated visits in time order (for ar1, arh1, toep; default: the "
                                          "protocol's schedule order for its visit ids, else natural order)")
+    p.add_argument("--trend", metavar="LEVEL=DOSE,...",
+                   help="linear dose trend on the LS-means of --arm at each visit, e.g. "
+                        "control=0,low=5,mid=10,high=20")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -116,6 +119,19 @@ def _protocol_order(data, visit: str) -> list[str] | None:
     return [labels[v] for v in schedule if v in labels]
 
 
+def _scores(text: str) -> dict:
+    scores = {}
+    for part in text.split(","):
+        level, eq, dose = part.partition("=")
+        if not eq or not level.strip():
+            raise CliError(f"--trend: {part.strip()!r} is not LEVEL=DOSE")
+        try:
+            scores[level.strip()] = float(dose)
+        except ValueError:
+            raise CliError(f"--trend: dose {dose.strip()!r} of {level.strip()!r} is not a number") from None
+    return scores
+
+
 def run(args) -> int:
     from annulus.stats.mmrm import MmrmError, check_arm, fit_mmrm
 
@@ -130,6 +146,10 @@ def run(args) -> int:
         res = fit_mmrm(data, args.formula, subject=args.subject, visit=args.visit,
                        cov=args.cov, method=args.method, df=args.df, visit_order=order)
         out = res.to_dict(arm=arm, control=args.control)
+        if args.trend:
+            if not arm:
+                raise MmrmError("--trend needs --arm (no treatment factor found in the formula)")
+            out["trend"] = res.trend(arm, _scores(args.trend))
     except MmrmError as exc:
         raise CliError(str(exc)) from None
     if args.json:
@@ -189,4 +209,12 @@ def _table(out: dict) -> str:
             lines.append(name.ljust(26) + "".join(_fmt(r[k]) for k in ("estimate", "se", "df",
                                                                         "t"))
                          + _pfmt(r["p"]) + _fmt(r["lower"]) + _fmt(r["upper"]))
+    if out.get("trend"):
+        lines.append("")
+        weights = ", ".join(f"{k} {v:+g}" for k, v in out["trend"][0]["weights"].items())
+        lines.append(f"Linear dose trend (weights {weights})")
+        lines.append("visit                       estimate        se        df         t         p     lower     upper")
+        for r in out["trend"]:
+            lines.append(str(r["visit"] or "all visits").ljust(26) + "".join(
+                _fmt(r[k]) for k in ("estimate", "se", "df", "t")) + _pfmt(r["p"]) + _fmt(r["lower"]) + _fmt(r["upper"]))
     return "\n".join(lines)

@@ -472,6 +472,53 @@ class MmrmResult:
                 labels.append((a, b))
         return labels, control, np.array(rows)
 
+    def trend(self, arm: str, scores: dict, by: str | None = "__visit__", level: float = 0.95) -> list:
+        """Linear dose trend on the LS-means of ``arm`` at each level of ``by`` (default: the
+        visit): the contrast with weights = dose score minus the plain mean of the scores (so
+        they sum to zero), with the model's standard error and denominator df. ``scores`` maps
+        each level of ``arm`` to its dose, e.g. {"control": 0, "low": 5, "mid": 10, "high": 20}.
+        A negative estimate means the outcome falls as the dose rises.
+
+        >>> res.trend("arm", {"control": 0, "low": 5, "mid": 10, "high": 20})[-1]   # doctest: +SKIP
+        {'visit': 'M24', 'estimate': ..., 'se': ..., 'df': ..., 't': ..., 'p': ..., ...}
+        """
+        d = self._design
+        if arm not in d.factors:
+            raise MmrmError(f"arm {arm!r} is not a categorical variable of the model formula")
+        levels = d.factors[arm]
+        text = {str(k): v for k, v in scores.items()}
+        missing = [lev for lev in levels if str(lev) not in text]
+        if missing:
+            raise MmrmError(f"no dose score for level {str(missing[0])!r} of {arm!r}")
+        if len(levels) < 3:
+            raise MmrmError("a trend test needs at least three dose groups")
+        try:
+            x = np.array([float(text[str(lev)]) for lev in levels])
+        except (TypeError, ValueError):
+            raise MmrmError("dose scores must be numbers") from None
+        if not np.all(np.isfinite(x)) or np.ptp(x) == 0:
+            raise MmrmError("dose scores must be finite and not all equal")
+        w = x - x.mean()
+        if by == "__visit__":
+            by = d.visit if d.visit in d.factors else None
+        keys, lmat = self._grid_rows([arm] + ([by] if by else []))
+        index = {k: i for i, k in enumerate(keys)}
+        rows, labels = [], []
+        by_levels = d.factors[by] if by else [None]
+        if by == d.visit:  # in time order
+            when = {str(v): i for i, v in enumerate(d.visits)}
+            by_levels = sorted(by_levels, key=lambda v: when.get(str(v), len(when)))
+        for b in by_levels:
+            rows.append(sum(wi * lmat[index[(a, b) if by else (a,)]] for wi, a in zip(w, levels)))
+            labels.append(b)
+        est, se, df = self._infer(np.array(rows))
+        out = []
+        for b, e, s_, f in zip(labels, est, se, df):
+            row = {"visit": b, "weights": dict(zip(map(str, levels), w.tolist()))}
+            row.update(_interval(e, s_, f, level, with_test=True))
+            out.append(row)
+        return out
+
     def default_arm(self) -> str | None:
         """The treatment factor: the first subject-level factor that interacts with the visit
         (or, failing that, the first subject-level factor)."""
