@@ -8,17 +8,8 @@ from django.utils import timezone
 
 from annulus.errors import RuleViolation
 
-from .test_visits_support import GOOD, aware, transplant_dates, trial_participant  # noqa: F401
+from .test_visits_support import GOOD, at_w1, aware, transplant_dates, trial_participant  # noqa: F401
 
-
-@pytest.fixture
-def at_w1(trial_participant, transplant_dates, users):
-    from annulus.visits import services as vs
-
-    p = trial_participant(lipo_days_ago=35, transplant_days_ago=8)
-    v = vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="w1",
-                      visit_date=timezone.localdate() - timedelta(days=1))
-    return p, v
 
 
 def _save(users, p, form_id, items, **kw):

@@ -1,26 +1,15 @@
 """Saving a visit's forms at once: the same rules as one form, all or nothing, a broken rule
 names the form and its field, one lock of the audit chain (P-4.5, X-5.7, X-7.3)."""
 
-from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from annulus.errors import RuleViolation, RuleViolations
 
-from .test_visits_support import GOOD, aware, transplant_dates, trial_participant  # noqa: F401
+from .test_visits_support import GOOD, at_w1, aware, transplant_dates, trial_participant  # noqa: F401
 
-
-@pytest.fixture
-def at_w1(trial_participant, transplant_dates, users):
-    from annulus.visits import services as vs
-
-    p = trial_participant(lipo_days_ago=35, transplant_days_ago=8)
-    v = vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="w1",
-                      visit_date=timezone.localdate() - timedelta(days=1))
-    return p, v
 
 
 def _save_all(users, p, forms, **kw):

@@ -66,6 +66,17 @@ def trial_participant(make_participant, users, transplant_dates):
     return make
 
 
+@pytest.fixture
+def at_w1(trial_participant, transplant_dates, users):
+    """A treated participant whose 1-week visit took place yesterday: (participant, visit)."""
+    from annulus.visits import services as vs
+
+    p = trial_participant(lipo_days_ago=35, transplant_days_ago=8)
+    v = vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="w1",
+                      visit_date=timezone.localdate() - timedelta(days=1))
+    return p, v
+
+
 def complete_visit(user, participant_id: int, visit_id: str, visit_date: date, forms=None):
     from annulus.visits import services as vs
 
