@@ -1,7 +1,6 @@
 """Saving a visit's forms at once: the same rules as one form, all or nothing, a broken rule
 names the form and its field, one lock of the audit chain (P-4.5, X-5.7, X-7.3)."""
 
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
