@@ -102,6 +102,10 @@ class CrfForm(forms.Form):
         values = {k: self.data.get(self.add_prefix(k), "") for k in self.item_ids}
         return {k: v for k, v in values.items() if v != ""}
 
+    def has_answers(self) -> bool:
+        """Anything typed besides the units, which come pre-filled with the protocol's."""
+        return any(not k.endswith("__unit") for k in self.items())
+
 
 class VisitEntryForm(forms.Form):
     """The fields shared by every form of the visit entry page."""

@@ -245,7 +245,7 @@ def visit_entry(request, pk, key):
         complete = "complete" in request.POST
         if entry.is_valid() and all(f.is_valid() for f in forms.values()):
             # a draft saves what was typed; completing saves every form still open
-            batch = {fid: f.items() for fid, f in forms.items() if complete or f.items() or fid in records}
+            batch = {fid: f.items() for fid, f in forms.items() if complete or f.has_answers() or fid in records}
             try:
                 if not batch:
                     raise RuleViolation("forms", _("nothing entered"))
