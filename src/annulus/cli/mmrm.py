@@ -186,6 +186,16 @@ def _table(out: dict) -> str:
     for c in out["coefficients"]:
         lines.append(c["term"].ljust(width) + "".join(
             _fmt(c[k]) for k in ("estimate", "se", "df", "t")) + _pfmt(c["p"]))
+    if out.get("type3"):
+        lines.append("")
+        width3 = max(len(t["effect"]) for t in out["type3"]) + 2
+        lines.append("Type 3 tests".ljust(width3) + "  num df    den df   F value         p")
+        for t in out["type3"]:
+            lines.append(t["effect"].ljust(width3) + str(t["num_df"]).rjust(8) + _fmt(t["den_df"])
+                         + _fmt(t["F"]) + _pfmt(t["p"]) + (f"  {t['note']}" if t.get("note") else ""))
+    elif out.get("type3_note"):
+        lines.append("")
+        lines.append(f"Type 3 tests: {out['type3_note']}")
     lines.append("")
     visits = out["covariance"]["visits"]
     lines.append("Covariance".ljust(10) + "".join(v.rjust(10) for v in visits))

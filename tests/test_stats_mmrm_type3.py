@@ -1,0 +1,92 @@
+"""Type 3 tests of fixed effects: SAS PROC MIXED (fev_data, AR(1), REML, Satterthwaite; numbers
+from github.com/openpharma/mmrm design/anova, stored as sas_type3_*.csv) and the Wald F of R
+nlme::gls + emmeans on the simulated trial (make_r_type3.R -> r_gls_type3.json) (P-8.3)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from annulus.cli import main
+from annulus.stats.mmrm import _md_denominator_df, fit_mmrm
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "mmrm"
+SAS_NAMES = {"FEV1_BL*ARMCD": "ARMCD:FEV1_BL", "SEX*ARMCD": "ARMCD:SEX"}
+
+
+def _sas(name: str) -> dict:
+    with open(FIX / name, newline="") as fh:
+        return {SAS_NAMES.get(r["Effect"], r["Effect"]): r for r in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="module")
+def fev() -> pd.DataFrame:
+    return pd.read_csv(FIX / "fev_data.csv")
+
+
+@pytest.mark.req("P-8.3")
+@pytest.mark.parametrize("formula, fixture", [
+    ("FEV1 ~ ARMCD + FEV1_BL + ARMCD:FEV1_BL", "sas_type3_1.csv"),
+    ("FEV1 ~ ARMCD + SEX + ARMCD:SEX + ARMCD:FEV1_BL", "sas_type3_2.csv"),
+])
+def test_type3_matches_sas(fev, formula, fixture):
+    ref = _sas(fixture)
+    res = fit_mmrm(fev, formula, subject="USUBJID", visit="AVISIT", cov="ar1", df="satterthwaite")
+    got = {t["effect"]: t for t in res.type3_tests()}
+    assert set(got) == set(ref)
+    for effect, r in ref.items():
+        t = got[effect]
+        assert t["num_df"] == int(r["NumDF"]), effect
+        assert t["F"] == pytest.approx(float(r["FValue"]), rel=1e-5), effect
+        assert t["den_df"] == pytest.approx(float(r["DenDF"]), rel=1e-5), effect
+        assert t["p"] == pytest.approx(float(r["ProbF"]), rel=1e-4), effect
+
+
+@pytest.mark.req("P-8.3")
+def test_type3_on_the_trial_model_matches_r(fev):
+    ref = json.loads((FIX / "r_gls_type3.json").read_text())
+    data = pd.read_csv(FIX / "r_trial.csv")
+    res = fit_mmrm(data, "value ~ base + arm*visit", subject="subject", visit="visit", cov="us",
+                   visit_order=["W1", "M1", "M3", "M6", "M12", "M18", "M24"])
+    got = {t["effect"]: t for t in res.type3_tests()}
+    for r in ref["tests"]:
+        assert got[r["term"]]["num_df"] == r["num_df"]
+        assert got[r["term"]]["F"] == pytest.approx(r["F"], rel=1e-4), r["term"]
+    # one-df terms: F is the square of the contrast's t, with the same df
+    base = next(c for c in res.coefficients if c["term"] == "base")
+    assert got["base"]["F"] == pytest.approx(base["t"] ** 2, rel=1e-9)
+    assert got["base"]["den_df"] == pytest.approx(base["df"], rel=1e-9)
+
+
+@pytest.mark.req("P-8.3")
+def test_multi_df_denominator_rules():
+    assert _md_denominator_df(np.array([30.0])) == 30.0
+    assert _md_denominator_df(np.array([40.0, 40.0, 40.0])) == pytest.approx(40.0)
+    assert _md_denominator_df(np.array([1.5, 50.0])) == 2.0
+    e = 10 / 8 + 20 / 18
+    assert _md_denominator_df(np.array([10.0, 20.0])) == pytest.approx(2 * e / (e - 2))
+
+
+@pytest.mark.req("P-8.3")
+def test_kenward_roger_gives_one_df_terms_only(fev):
+    res = fit_mmrm(fev, "FEV1 ~ ARMCD + SEX + ARMCD:SEX + ARMCD:FEV1_BL", subject="USUBJID", visit="AVISIT",
+                   cov="ar1", df="kenward-roger")
+    got = {t["effect"]: t for t in res.type3_tests()}
+    assert got["ARMCD"]["p"] is not None and got["ARMCD"]["den_df"] > 0
+    assert got["ARMCD:FEV1_BL"]["p"] is None and "Kenward-Roger" in got["ARMCD:FEV1_BL"]["note"]
+
+
+@pytest.mark.req("P-8.3")
+def test_cli_prints_the_type3_table(capsys):
+    assert main(["mmrm", "--data", str(FIX / "fev_data.csv"), "--formula", "FEV1 ~ ARMCD + FEV1_BL + ARMCD:FEV1_BL",
+                 "--subject", "USUBJID", "--visit", "AVISIT", "--cov", "ar1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [t["effect"] for t in doc["type3"]] == ["ARMCD", "FEV1_BL", "ARMCD:FEV1_BL"]
+    assert main(["mmrm", "--data", str(FIX / "fev_data.csv"), "--formula", "FEV1 ~ ARMCD + FEV1_BL + ARMCD:FEV1_BL",
+                 "--subject", "USUBJID", "--visit", "AVISIT", "--cov", "ar1"]) == 0
+    assert "Type 3 tests" in capsys.readouterr().out
