@@ -135,3 +135,15 @@ def test_an_amendment_cannot_go_back_to_an_older_number(users, protocol_version)
         load_protocol_version(actor=users["admin"], text=amended(version="1.9"))  # 1.9 < 1.10
     assert info.value.field == "version" and "older than version 1.10" in info.value.message
     assert active_version().version == "1.10"
+
+
+def test_starting_the_server_again_keeps_the_amendment_in_force(users, protocol_version):
+    """`annulus serve` and `annulus user create` load the shipped file on every start: that must
+    never bring the older version back."""
+    from annulus.trial.services import load_default_protocol
+
+    load_protocol_version(actor=users["admin"], text=amended())
+    before = AuditEvent.objects.count()
+    load_default_protocol()
+    assert active_version().version == "1.1"
+    assert AuditEvent.objects.count() == before

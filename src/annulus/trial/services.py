@@ -67,7 +67,11 @@ def _activate(actor, pv: ProtocolVersion) -> None:
 
 
 def load_default_protocol(actor=None) -> ProtocolVersion:
-    return load_protocol_version(actor=actor, text=Path(settings.ANNULUS_PROTOCOL_FILE).read_bytes())
+    """The shipped protocol file, stored on first use. It is activated only while no version is
+    in force: starting the server or a command never undoes an amendment."""
+    active = ProtocolVersion.objects.filter(active=True).exists()
+    return load_protocol_version(actor=actor, text=Path(settings.ANNULUS_PROTOCOL_FILE).read_bytes(),
+                                 activate=not active)
 
 
 def set_trial_state(*, actor, state: str, reason: str) -> TrialState:
