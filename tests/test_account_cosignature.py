@@ -106,3 +106,21 @@ def test_cli_creates_the_first_accounts(tmp_path):
     weak = subprocess.run(run + ["weak", "--role", "monitor"], env={**env, "ANNULUS_PASSWORD": "short"},
                           capture_output=True, text=True, timeout=300)
     assert weak.returncode == 2 and "password: This password is too short" in weak.stderr
+
+
+@pytest.mark.req("X-3.8", "X-7.3")
+def test_wrong_cosignature_passwords_count_towards_the_pi_lockout(users):
+    from annulus.accounts.backends import is_locked
+    from annulus.audit.models import AuditEvent
+
+    pi = users["pi"].username
+    for _ in range(5):
+        with pytest.raises(RuleViolation):
+            _create(users, "designer", cosigner_username=pi, cosigner_password="guess")
+    assert is_locked(pi)
+    whys = [json.loads(e.payload)["changes"]["why"] for e in AuditEvent.objects.filter(action="login_failed")]
+    assert whys[0] == "co-signature: wrong password" and whys[-1].endswith("account now locked")
+    # locked: even the right password does not co-sign now
+    with pytest.raises(RuleViolation) as e:
+        _create(users, "designer", cosigner_username=pi, cosigner_password=TEST_PASSWORD)
+    assert "locked" in e.value.message

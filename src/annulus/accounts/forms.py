@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
-from .backends import is_locked, record_failed_login
+from .backends import is_locked
 
 
 class LoginForm(AuthenticationForm):
@@ -14,8 +14,6 @@ class LoginForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username")
         if username and is_locked(username):
-            record_failed_login(username, (self.request.META.get("REMOTE_ADDR", "") if self.request else "")[:64],
-                                "account locked")
             raise forms.ValidationError(self.error_messages["locked"], code="locked")
         return super().clean()
 
@@ -35,9 +33,11 @@ class UserCreateForm(forms.Form):
     password = forms.CharField(label=_("Initial password"), widget=forms.PasswordInput)
     cosigner_username = forms.CharField(
         label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
         help_text=_("Needed for unblinded roles (pharmacist, designer, DSMB) and for a principal investigator."))
+    # typed by the PI at the administrator's screen: the browser must not offer to keep it
     cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
-                                        widget=forms.PasswordInput)
+                                        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
     def __init__(self, *args, roles=(), **kwargs):
         super().__init__(*args, **kwargs)

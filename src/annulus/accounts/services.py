@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -29,11 +30,23 @@ def _cosigner(actor, username: str, password: str):
     if not username:
         raise RuleViolation("cosigner_username", "this account needs a principal investigator's co-signature "
                                         "(their user name and password)")
+    from .backends import is_locked, record_failed_login
+    from .models import LoginAttempt
+
     User = get_user_model()
     pi = User.objects.filter(username=username, is_active=True, membership__is_principal_investigator=True).first()
-    if pi is None or not pi.check_password(str(password or "")):
-        # one message for both: the form must not tell who is a PI or whose password is right
-        raise RuleViolation("cosigner_username", "is not an active principal investigator with that password")
+    refused = RuleViolation("cosigner_username", "is not an active principal investigator with that password")
+    if pi is None:
+        make_password(str(password or ""))  # the same time as a real check: the answer tells nothing
+        raise refused
+    if is_locked(pi.username):
+        raise RuleViolation("cosigner_username", "is locked after repeated failed password checks; try again later")
+    if not pi.check_password(str(password or "")):
+        # a wrong co-signature counts towards the PI's lockout like a failed login, and is audited
+        with transaction.atomic():
+            LoginAttempt.objects.create(username=pi.username, success=False, ip="")
+        record_failed_login(pi.username, password, "", what="co-signature")
+        raise refused
     if pi.pk == getattr(actor, "pk", None):
         raise RuleViolation("cosigner_username", "must be someone other than the user creating the account")
     return pi
