@@ -139,3 +139,24 @@ def test_api_saves_a_visit_and_names_the_field_of_a_bad_form(at_w1, users, clien
     assert all(f["state"] == "complete" for f in r.json())
     # a blinded monitor may read but not write
     assert client_for("monitor").put(url, good, content_type="application/json").status_code == 403
+
+
+@pytest.mark.req("P-4.5")
+@pytest.mark.parametrize("key", ["u²", "u٣", "u99999999", "nope"])
+def test_odd_visit_keys_get_a_clear_answer(at_w1, client_for, key):
+    p, _v = at_w1
+    c = client_for("coordinator")
+    base = f"/api/v1/visits/participants/{p.pk}/visits/{key}"
+    for r in (c.put(base + "/forms", {"forms": {"vas": GOOD["vas"]}}, content_type="application/json"),
+              c.patch(base, {"visit_date": "2026-01-01", "reason": "x"}, content_type="application/json"),
+              c.put(base + "/forms/vas", {"items": GOOD["vas"]}, content_type="application/json")):
+        assert r.status_code in (400, 404), (key, r.status_code, r.content[:200])
+        assert r.json()["detail"][0]["message"]
+
+
+@pytest.mark.req("P-4.5")
+def test_a_very_long_form_name_is_refused_without_echoing_it(at_w1, users):
+    p, _v = at_w1
+    with pytest.raises(RuleViolation) as e:
+        _save_all(users, p, {"x" * 200_000: {}})
+    assert e.value.field == "forms" and len(e.value.message) < 100

@@ -41,7 +41,7 @@ def _roman_or_int(
         for name in names:
             if text.upper() == name.upper():
                 return name
-        if text.isdigit():
+        if text.isascii() and text.isdecimal():
             value = int(text)
     if isinstance(value, float) and value.is_integer():
         value = int(value)

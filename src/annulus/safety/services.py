@@ -76,7 +76,7 @@ def clean_event(data: dict) -> dict:
     out.update(onset_at=onset, end_at=end)
 
     grade = data.get("grade")
-    if isinstance(grade, str) and grade.strip().isdigit():
+    if isinstance(grade, str) and grade.strip().isdecimal() and grade.strip().isascii():
         grade = int(grade)
     if isinstance(grade, bool) or not isinstance(grade, int) or not 1 <= grade <= 5:
         raise RuleViolation("grade", "must be a CTCAE grade from 1 to 5")

@@ -99,7 +99,7 @@ def _natural_levels(values: pd.Series) -> list:
 
 def _natural_key(label: str) -> tuple:
     """"VIS2" before "VIS10", "m3" before "m12": numbers inside a label compare as numbers."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+    return tuple((0, int(part), "") if part.isdecimal() else (1, 0, part.lower())
                  for part in re.split(r"(\d+)", label) if part)
 
 

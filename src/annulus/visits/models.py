@@ -3,6 +3,8 @@ anchor dates (liposuction here, transplantation in the allocation app). What is 
 happened: the liposuction record, each visit that took place (or was recorded as missed), each
 eCRF form with every revision, and the reminder calls."""
 
+import re
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -59,6 +61,12 @@ class Visit(models.Model):
     def key(self) -> str:
         """The visit's id in URLs: the protocol id, or u1, u2 ... for unscheduled visits."""
         return f"u{self.number}" if self.visit_id == UNSCHEDULED else self.visit_id
+
+
+def parse_visit_key(key: str) -> tuple[str, int]:
+    """(visit id, number) of a visit key from a URL: "u3" -> ("unscheduled", 3), "m6" -> ("m6", 0)."""
+    m = re.fullmatch(r"u([0-9]{1,5})", key)
+    return (UNSCHEDULED, int(m.group(1))) if m else (key, 0)
 
 
 class FormRecord(models.Model):

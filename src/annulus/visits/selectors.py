@@ -16,7 +16,7 @@ from annulus.participants import states as pstates
 from annulus.participants.models import Participant
 from annulus.trial.selectors import active_protocol
 
-from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit
+from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit, parse_visit_key
 
 # A visit is "due" when its window opens within this many days.
 DUE_DAYS = 7
@@ -248,9 +248,8 @@ def slot_for(participant: Participant, key: str, *, today: date | None = None) -
 
 
 def get_visit(participant_id: int, key: str) -> Visit | None:
-    if key.startswith("u") and key[1:].isdigit():
-        return Visit.objects.filter(participant_id=participant_id, visit_id=UNSCHEDULED, number=int(key[1:])).first()
-    return Visit.objects.filter(participant_id=participant_id, visit_id=key, number=0).first()
+    visit_id, number = parse_visit_key(key)
+    return Visit.objects.filter(participant_id=participant_id, visit_id=visit_id, number=number).first()
 
 
 def form_records(visit: Visit) -> dict[str, FormRecord]:

@@ -24,7 +24,8 @@ from annulus.participants.models import Participant, Withdrawal
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
 from . import crf, selectors
-from .models import UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit
+from .models import (UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit,
+                     parse_visit_key)
 
 # Plausibility limits of the liposuction record (the protocol's values are 150 mL and 4 h).
 FAT_VOLUME_ML = (10, 500)
@@ -255,18 +256,20 @@ def correct_visit_date(*, actor, participant_id: int, visit_key: str, visit_date
     visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
     with transaction.atomic():
         visit = _locked_visit(participant_id, visit_key)
-        p = visit.participant
+        p = _participant(participant_id)  # locked after the visit, as a form save does: a withdrawal waits
         old = visit.visit_date
         if visit_date == old:
             raise RuleViolation("visit_date", f"is already {old}")
-        protocol = active_protocol()
+        # the schedule of the protocol version under which the visit was opened
+        protocol = protocol_for(visit.protocol_version)
         _check_can_visit(p, visit_date)
-        if visit.visit_id == UNSCHEDULED:
+        pv_visit = next((v for v in protocol.schedule.visits if v.id == visit.visit_id), None)
+        if visit.visit_id == UNSCHEDULED or pv_visit is None:
             lipo = selectors.liposuction_date(p.pk)
             if lipo is None or visit_date < lipo:
-                raise RuleViolation("visit_date", "unscheduled visits start after the liposuction (day 0)")
+                raise RuleViolation("visit_date", "visits start after the liposuction (day 0)")
         else:
-            _check_visit_date(p, protocol.schedule.visit(visit.visit_id), visit_date, protocol)
+            _check_visit_date(p, pv_visit, visit_date, protocol)
         for rec in FormRecord.objects.filter(visit=visit).order_by("id"):
             day = timezone.localdate(rec.collected_at)
             if abs((day - visit_date).days) > COLLECTION_SLACK_DAYS:
@@ -356,6 +359,9 @@ def save_visit_forms(*, actor, participant_id: int, visit_key: str, forms: dict[
         raise RuleViolation("forms", "give at least one form: form -> items")
     if len(forms) > MAX_FORMS_PER_SAVE:
         raise RuleViolation("forms", f"at most {MAX_FORMS_PER_SAVE} forms in one save")
+    long = next((f for f in forms if not isinstance(f, str) or len(f) > 30), None)
+    if long is not None:
+        raise RuleViolation("forms", f"'{str(long)[:30]}…' is not an eCRF form")
     return _save_forms(actor, participant_id, visit_key, forms, complete=complete, collected_at=collected_at,
                        reason=reason, at=at, prefix=True)
 
@@ -364,10 +370,8 @@ def _locked_visit(participant_id: int, visit_key: str) -> Visit:
     # of="self": lock the visit row only, not the participant and protocol rows joined in
     qs = Visit.objects.select_for_update(of=("self",)).select_related("participant__protocol_version",
                                                                       "protocol_version")
-    if visit_key.startswith("u") and visit_key[1:].isdigit():
-        visit = qs.filter(participant_id=participant_id, visit_id=UNSCHEDULED, number=int(visit_key[1:])).first()
-    else:
-        visit = qs.filter(participant_id=participant_id, visit_id=visit_key, number=0).first()
+    visit_id, number = parse_visit_key(visit_key)
+    visit = qs.filter(participant_id=participant_id, visit_id=visit_id, number=number).first()
     if visit is None:
         protocol = active_protocol()
         known = any(v.id == visit_key for v in protocol.schedule.visits)
@@ -496,12 +500,16 @@ def _move_participant(actor, protocol, visit: Visit, p: Participant) -> None:
     if visit.visit_id == UNSCHEDULED:
         return
     pv_visit = protocol.schedule.visit(visit.visit_id)
-    status = p.status  # read with the locked visit row, in this transaction
+    last = [v for v in protocol.schedule.visits if v.follow_up][-1]
+    if not pv_visit.follow_up and visit.visit_id != last.id:
+        return
+    # Read the status under the participant's own lock (after the visit's, the order every
+    # save takes): the row joined to the visit was read before a concurrent save committed.
+    status = Participant.objects.select_for_update().values_list("status", flat=True).get(pk=p.pk)
     if pv_visit.follow_up and status == pstates.TREATED:
         participant_services.advance(actor=actor, participant_id=p.pk, target=pstates.IN_FOLLOW_UP,
                                      reason=f"first follow-up data saved ({pv_visit.name.en} visit)")
         status = pstates.IN_FOLLOW_UP
-    last = [v for v in protocol.schedule.visits if v.follow_up][-1]
     if visit.visit_id == last.id and visit.completed_at is not None and status == pstates.IN_FOLLOW_UP:
         participant_services.advance(actor=actor, participant_id=p.pk, target=pstates.COMPLETED,
                                      reason=f"{last.name.en} visit complete")
