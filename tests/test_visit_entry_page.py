@@ -99,3 +99,55 @@ def test_blinded_monitor_sees_the_page_but_cannot_save(w1, client_for):
     assert m.get(f"/participants/{p.pk}/visits/w1/entry/").status_code == 200
     r = m.post(f"/participants/{p.pk}/visits/w1/entry/", _post_data({"vas": GOOD["vas"]}, draft="1"))
     assert r.status_code == 403
+
+
+@pytest.mark.req("X-5.7", "X-7.3")
+def test_a_form_saved_by_someone_else_meanwhile_is_not_overwritten(w1, users):
+    from annulus.visits import services as vs
+    from annulus.visits.models import FormRecord, Visit
+
+    p, c = w1
+    visit = Visit.objects.get(participant=p, visit_id="w1")
+    page = c.get(f"/participants/{p.pk}/visits/w1/entry/").content.decode()
+    shown = dict(re.findall(r'name="([a-z_0-9]+-revision)" value="(\d+)"', page))
+    assert shown["odi-revision"] == "0"
+    # another user saves an ODI draft while the page is open
+    vs.save_form(actor=users["investigator"], participant_id=p.pk, visit_key="w1", form_id="odi",
+                 items={"s1": 3, "s2": 1})
+    r = c.post(f"/participants/{p.pk}/visits/w1/entry/", {**shown, **_post_data({"vas": {"vas_mm": 35}}, draft="1")})
+    assert r.status_code == 200
+    assert "Oswestry Disability Index changed since this page was opened" in r.content.decode()
+    odi = FormRecord.objects.get(visit=visit, form_id="odi")
+    assert odi.items == {"s1": 3, "s2": 1} and odi.revision == 1
+    assert not FormRecord.objects.filter(visit=visit, form_id="vas").exists()
+
+
+@pytest.mark.req("P-4.7", "X-5.7")
+def test_a_bad_collection_time_is_shown_once_on_the_page(w1):
+    from datetime import timedelta
+
+    from annulus.visits.models import FormRecord, Visit
+
+    p, c = w1
+    visit = Visit.objects.get(participant=p, visit_id="w1")
+    far = timezone.localtime(timezone.now() - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M")
+    r = c.post(f"/participants/{p.pk}/visits/w1/entry/",
+               _post_data({"vas": {"vas_mm": 35}, "odi": {"s1": 2}}, draft="1", collected_at=far))
+    html = r.content.decode()
+    assert r.status_code == 200
+    assert html.count("more than 7 days from the visit date") == 1
+    assert FormRecord.objects.filter(visit=visit).count() == 0
+
+
+@pytest.mark.req("X-5.7")
+def test_single_form_page_refuses_to_overwrite_a_newer_save(w1, users):
+    from annulus.visits import services as vs
+    from annulus.visits.models import FormRecord
+
+    p, c = w1
+    page = c.get(f"/participants/{p.pk}/visits/w1/vas/").content.decode()
+    assert 'name="revision" value="0"' in page
+    vs.save_form(actor=users["investigator"], participant_id=p.pk, visit_key="w1", form_id="vas", items={"vas_mm": 50})
+    r = c.post(f"/participants/{p.pk}/visits/w1/vas/", {"vas_mm": "30", "revision": "0", "draft": "1"})
+    assert r.status_code == 200 and "changed since this page was opened" in r.content.decode()
+    assert FormRecord.objects.get(visit__participant=p, form_id="vas").items == {"vas_mm": 50.0}

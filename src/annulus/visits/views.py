@@ -193,7 +193,10 @@ def crf_form(request, pk, key, form_id):
     computed = rec.computed if rec else None
     if request.method == "POST":
         need(request, "visits.edit")
-        if form.is_valid():
+        changed = _changed_since_shown(request.POST, [form_id], {form_id: rec} if rec else {}, prefixed=False)
+        if changed:
+            form.add_error(None, _changed_message(protocol, changed))
+        elif form.is_valid():
             try:
                 rec = services.save_form(actor=request.user, participant_id=p.pk, visit_key=key, form_id=form_id,
                                          items=form.items(), complete="complete" in request.POST,
@@ -221,6 +224,26 @@ def crf_form(request, pk, key, form_id):
     })
 
 
+def _changed_since_shown(post, form_ids, records, *, prefixed: bool) -> list[str]:
+    """Forms saved by someone else since the page was drawn: the revision the page showed (a
+    hidden field) is no longer the current one. Saving over them would lose their answers."""
+    changed = []
+    for fid in form_ids:
+        shown = post.get(f"{fid}-revision" if prefixed else "revision")
+        if shown is None:
+            continue
+        current = records[fid].revision if records.get(fid) else 0
+        if shown != str(current):
+            changed.append(fid)
+    return changed
+
+
+def _changed_message(protocol, changed: list[str]) -> str:
+    names = ", ".join(selectors.form_name(protocol, f) for f in changed)
+    return _("%(forms)s changed since this page was opened (saved by someone else). Nothing was saved: "
+             "open the page again to see the current answers.") % {"forms": names}
+
+
 def visit_entry(request, pk, key):
     """Every form of the visit still to complete on one page, saved together: the way a paper
     CRF booklet is transcribed. Completed forms are changed one at a time, each with its reason."""
@@ -243,7 +266,10 @@ def visit_entry(request, pk, key):
     if request.method == "POST":
         need(request, "visits.edit")
         complete = "complete" in request.POST
-        if entry.is_valid() and all(f.is_valid() for f in forms.values()):
+        changed = _changed_since_shown(request.POST, slot.record.forms, records, prefixed=True)
+        if changed:
+            entry.add_error(None, _changed_message(protocol, changed))
+        elif entry.is_valid() and all(f.is_valid() for f in forms.values()):
             # a draft saves what was typed; completing saves every form still open
             batch = {fid: f.items() for fid, f in forms.items() if complete or f.has_answers() or fid in records}
             try:
@@ -255,8 +281,11 @@ def visit_entry(request, pk, key):
                 for v in getattr(exc, "violations", [exc]):
                     form_id, _dot, field = v.field.partition(".")
                     target = forms.get(form_id) if field else None
-                    if target is not None and field in target.fields:
+                    if target is not None and field in target.item_ids:
                         target.add_error(field, v.message)
+                    elif field == "collected_at":  # one time for the whole page
+                        if v.message not in entry.errors.get("collected_at", []):
+                            entry.add_error("collected_at", v.message)
                     elif target is not None:
                         target.add_error(None, v.message)
                     else:
@@ -268,6 +297,7 @@ def visit_entry(request, pk, key):
                  "state": records[fid].state if fid in records else "not_started",
                  "state_label": selectors.FORM_STATE_LABELS[records[fid].state if fid in records else "not_started"],
                  "lab_rows": _lab_rows(f.spec, f, records[fid].computed if fid in records else None, language),
+                 "revision": records[fid].revision if fid in records else 0,
                  "has_errors": bool(f.errors)}
                 for fid, f in forms.items()]
     return render(request, "visits/entry.html", {
