@@ -34,7 +34,8 @@ class UserCreateForm(forms.Form):
     cosigner_username = forms.CharField(
         label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
-        help_text=_("Needed for unblinded roles (pharmacist, designer, DSMB) and for a principal investigator."))
+        help_text=_("Needed for roles that can learn an allocation (pharmacist, designer, DSMB, investigator) "
+                    "and for a principal investigator."))
     # typed by the PI at the administrator's screen: the browser must not offer to keep it
     cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
                                         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))

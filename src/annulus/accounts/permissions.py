@@ -56,6 +56,10 @@ def role_of(user) -> str | None:
         return None
 
 
+def roles_with(capability: str) -> set[str]:
+    return set(_capabilities().get(capability, set()))
+
+
 def has(user, capability: str) -> bool:
     return role_of(user) in _capabilities().get(capability, set())
 

@@ -16,14 +16,15 @@ from annulus.audit import services as audit
 from annulus.errors import RuleViolation
 
 from .models import ApiToken, Membership
-from .permissions import UNBLINDED_ROLES
+from .permissions import UNBLINDED_ROLES, roles_with
 
 
 def needs_cosignature(role: str, is_pi: bool) -> bool:
-    """An account that could see the allocation (an unblinded role) or that co-signs such
-    accounts (a principal investigator): whoever creates it knows its first password, so a
-    principal investigator countersigns the creation with their own password."""
-    return role in UNBLINDED_ROLES or bool(is_pi)
+    """An account that could learn an allocation (an unblinded role, or a role that may unblind
+    a participant in an emergency) or that co-signs such accounts (a principal investigator):
+    whoever creates it knows its first password, so a principal investigator countersigns the
+    creation with their own password, as they sign the delegation log."""
+    return role in UNBLINDED_ROLES or role in roles_with("unblinding.emergency") or bool(is_pi)
 
 
 def _cosigner(actor, username: str, password: str):
