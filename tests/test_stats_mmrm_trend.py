@@ -1,5 +1,5 @@
 """Linear dose trend on the MMRM LS-means per visit, against R nlme::gls + emmeans
-(tests/fixtures/mmrm/make_r_trend.R -> r_gls_trend.json; tests never call R) (P-8.2, P-8.3)."""
+(tests/fixtures/mmrm/make_r_tests.R -> r_gls_trend.json; tests never call R) (P-8.2, P-8.3)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Type 3 tests of fixed effects: SAS PROC MIXED (fev_data, AR(1), REML, Satterthwaite; numbers
 from github.com/openpharma/mmrm design/anova, stored as sas_type3_*.csv) and the Wald F of R
-nlme::gls + emmeans on the simulated trial (make_r_type3.R -> r_gls_type3.json) (P-8.3)."""
+nlme::gls + emmeans on the simulated trial (make_r_tests.R -> r_gls_type3.json) (P-8.3)."""
 
 from __future__ import annotations
 
