@@ -160,3 +160,55 @@ def test_a_very_long_form_name_is_refused_without_echoing_it(at_w1, users):
     with pytest.raises(RuleViolation) as e:
         _save_all(users, p, {"x" * 200_000: {}})
     assert e.value.field == "forms" and len(e.value.message) < 100
+
+
+FORM_IDS = ["vas", "odi", "joa", "sf36", "vitals", "blood_routine", "liver_kidney", "immunology", "urinalysis",
+            "adverse_events"]
+
+
+@pytest.mark.req("P-4.5", "X-5.7")
+def test_a_visit_saved_at_once_equals_its_forms_saved_one_by_one(at_w1, users):
+    """Property: for any choice of forms, order, drafts or completion and partial answers, the
+    batch save leaves the same records (state, answers, scores, revisions) as saving each form
+    on its own."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from annulus.visits import services as vs
+    from annulus.visits.models import FormRecord
+
+    p, _v = at_w1
+    coordinator = users["coordinator"]
+
+    def records(key):
+        visit = vs.selectors.get_visit(p.pk, key)
+        return {r.form_id: (r.state, r.items, r.computed, r.revision) for r in FormRecord.objects.filter(visit=visit)}
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.sampled_from(FORM_IDS), min_size=1, max_size=6, unique=True),
+           st.booleans(), st.integers(min_value=0, max_value=3))
+    def check(form_ids, complete, dropped):
+        forms = {f: dict(list(GOOD[f].items())[dropped:]) for f in form_ids}
+        one, batch = (vs.add_unscheduled_visit(actor=coordinator, participant_id=p.pk, visit_date=_v.visit_date,
+                                               reason="property check", forms=form_ids) for _ in range(2))
+        outcome_one, outcome_batch = [], None
+        for f, items in forms.items():
+            try:
+                vs.save_form(actor=coordinator, participant_id=p.pk, visit_key=one.key, form_id=f, items=items,
+                             complete=complete)
+                outcome_one.append(None)
+            except RuleViolation as exc:
+                outcome_one.append(f"{f}.{exc.field}")
+        try:
+            vs.save_visit_forms(actor=coordinator, participant_id=p.pk, visit_key=batch.key, forms=forms,
+                                complete=complete)
+        except RuleViolations as exc:
+            outcome_batch = [v.field for v in exc.violations]
+        if outcome_batch is None:
+            assert outcome_one == [None] * len(forms)
+            assert records(one.key) == records(batch.key)
+        else:  # all or nothing: the same forms are refused, for the same field, and nothing is kept
+            assert [o for o in outcome_one if o] == outcome_batch
+            assert records(batch.key) == {}
+
+    check()
