@@ -525,8 +525,8 @@ class MmrmResult:
         sum-to-zero contrasts (each factor's effect averaged with equal weights over the levels
         of the factors it is crossed with; continuous covariates at 0). The denominator df of a
         multi-df test comes from the one-df dfs of the contrast's eigen-directions (Fai and
-        Cornelius 1996, as SAS and the R package mmrm do). Kenward–Roger is given for one-df
-        terms only; a multi-df term then has no df and no p (``note`` says so).
+        Cornelius 1996, as SAS and the R package mmrm do); with Kenward–Roger, the F of a
+        multi-df term is scaled by lambda on m df (Kenward and Roger 1997).
 
         >>> res.type3_tests()[0]                                   # doctest: +SKIP
         {'effect': 'ARMCD', 'num_df': 1, 'den_df': 199.58, 'F': 0.031, 'p': 0.8604}
@@ -586,11 +586,13 @@ class MmrmResult:
         directions = vecs[:, :rank].T @ lmat
         est, _se, dfs = self._infer(directions)
         f_stat = float(np.sum(est**2 / vals[:rank]) / rank)
-        row = {"num_df": rank, "den_df": None, "F": f_stat, "p": None}
         if self.df_method == "kenward-roger" and rank > 1:
-            row["note"] = "Kenward-Roger df for multi-df tests not implemented; refit with Satterthwaite"
-            return row
-        den = _md_denominator_df(np.asarray(dfs, float))
+            # Kenward and Roger (1997): the F on the adjusted covariance, scaled by lambda, on m df
+            den, scale = self._infer.kr_md(directions)
+            f_stat *= scale
+        else:
+            den = _md_denominator_df(np.asarray(dfs, float))
+        row = {"num_df": rank, "den_df": None, "F": f_stat, "p": None}
         row["den_df"] = float(den)
         row["p"] = float(stats.f.sf(f_stat, rank, den))
         return row
@@ -971,6 +973,29 @@ class _Inference:
         adj = phi + 2 * phi @ inner @ phi
         self.vcov_used = 0.5 * (adj + adj.T)
         self.p_mats = pm
+
+    def kr_md(self, lmat):
+        """Kenward-Roger (m, lambda) of the multi-row hypothesis L beta = 0 (rows independent):
+        denominator df and the scale of F, as in Kenward & Roger (1997) and the R package mmrm."""
+        phi = self.vcov
+        w = self.phi_vcov
+        ell = lmat.shape[0]
+        theta = lmat.T @ np.linalg.solve(lmat @ phi @ lmat.T, lmat)
+        tp = theta @ phi
+        mats = [tp @ p @ phi for p in self.p_mats]
+        traces = np.array([np.trace(m) for m in mats])
+        a1 = float(traces @ w @ traces)
+        a2 = float(sum(w[i, j] * np.trace(mats[i] @ mats[j]) for i in range(len(mats)) for j in range(len(mats))))
+        b = (a1 + 6 * a2) / (2 * ell)
+        g = ((ell + 1) * a1 - (ell + 4) * a2) / ((ell + 2) * a2) if a2 > 0 else 0.0
+        den = 3 * ell + 2 - 2 * g
+        c1, c2, c3 = g / den, (ell - g) / den, (ell + 2 - g) / den
+        e_star = 1 / (1 - a2 / ell)
+        v_star = (2 / ell) * (1 + c1 * b) / ((1 - c2 * b) ** 2 * (1 - c3 * b))
+        rho = v_star / (2 * e_star**2)
+        m = 4 + (ell + 2) / (ell * rho - 1) if ell * rho > 1 else np.inf
+        scale = m / (e_star * (m - 2)) if np.isfinite(m) else 1.0
+        return float(m), float(scale)
 
     def _kr_df(self, lmat):
         """Kenward-Roger denominator df for each one-row contrast (l = 1)."""
