@@ -151,3 +151,20 @@ def test_single_form_page_refuses_to_overwrite_a_newer_save(w1, users):
     r = c.post(f"/participants/{p.pk}/visits/w1/vas/", {"vas_mm": "30", "revision": "0", "draft": "1"})
     assert r.status_code == 200 and "changed since this page was opened" in r.content.decode()
     assert FormRecord.objects.get(visit__participant=p, form_id="vas").items == {"vas_mm": 50.0}
+
+
+@pytest.mark.req("P-4.5")
+def test_unscheduled_visit_entry_and_pages_without_open_forms(w1, users):
+    from annulus.visits import services as vs
+
+    p, c = w1
+    u = vs.add_unscheduled_visit(actor=users["coordinator"], participant_id=p.pk, visit_date=timezone.localdate(),
+                                 reason="pain flare", forms=["vas", "vitals"])
+    page = c.get(f"/participants/{p.pk}/visits/{u.key}/entry/").content.decode()
+    assert 'id="form-vas"' in page and 'id="form-vitals"' in page and 'id="form-odi"' not in page
+    r = c.post(f"/participants/{p.pk}/visits/{u.key}/entry/",
+               _post_data({"vas": GOOD["vas"], "vitals": GOOD["vitals"]}, complete="1"))
+    assert r.status_code == 302
+    assert "Every form of this visit is complete." in c.get(f"/participants/{p.pk}/visits/{u.key}/entry/").content.decode()
+    # a visit not recorded yet has no entry page
+    assert c.get(f"/participants/{p.pk}/visits/m1/entry/").status_code == 404
