@@ -18,7 +18,7 @@ from annulus.allocation.selectors import emergency_unblindings_of
 from annulus.errors import RuleViolation
 from annulus.participants.forms import add_violation
 from annulus.participants.selectors import participant_or_404
-from annulus.trial.selectors import active_protocol
+from annulus.trial.selectors import active_protocol, protocol_for
 
 from . import crf, selectors, services
 from .forms import (BookForm, CorrectDateForm, CrfForm, LiposuctionForm, MissedForm, OpenVisitForm, ReminderForm, UnscheduledForm,
@@ -251,7 +251,7 @@ def visit_entry(request, pk, key):
     slot = _slot(p, key)
     if slot.record is None or slot.record.outcome != "attended":
         raise Http404
-    protocol = active_protocol()
+    protocol = protocol_for(slot.record.protocol_version)  # the forms of the version the visit was opened under
     language = get_language()
     records = selectors.form_records(slot.record)
     done = [f for f in slot.record.forms if f in records and records[f].is_complete]
