@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from django.http import Http404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.participants.selectors import get_participant
@@ -180,7 +180,7 @@ def _list_out(user):
 def generate(request, payload: GenerateIn):
     require(request.user, "allocation.generate")
     services.generate_list(actor=request.user, seed=payload.seed)
-    return 201, _list_out(request.user)
+    return Status(201, _list_out(request.user))
 
 
 @router.get("/list", response=ListOut, summary="The sealed list's metadata (level-1 key holder)")
@@ -238,7 +238,7 @@ def randomise(request, pk: int):
     require(request.user, "allocation.randomise")
     p = _participant(pk)
     services.randomise(actor=request.user, participant_id=p.pk)
-    return 201, _allocation_out(request.user, _participant(pk))
+    return Status(201, _allocation_out(request.user, _participant(pk)))
 
 
 @router.post("/participants/{int:pk}/transplant", response={201: TransplantOut}, summary="Record the transplantation")
@@ -246,7 +246,7 @@ def transplant(request, pk: int, payload: TransplantIn):
     require(request.user, "allocation.transplant")
     _participant(pk)
     t = services.record_transplant(actor=request.user, participant_id=pk, **payload.dict())
-    return 201, t
+    return Status(201, t)
 
 
 def _emergency_out(rec):
@@ -261,7 +261,7 @@ def emergency(request, pk: int, payload: PasswordReasonIn):
     _participant(pk)
     rec, arm = services.emergency_unblind(actor=request.user, participant_id=pk, password=payload.password,
                                           reason=payload.reason)
-    return 201, {**_emergency_out(rec), "arm": arm, "arm_name": active_protocol().arm(arm).name.en}
+    return Status(201, {**_emergency_out(rec), "arm": arm, "arm_name": active_protocol().arm(arm).name.en})
 
 
 @router.get("/emergency-unblindings", response=list[EmergencyOut], summary="All emergency unblindings")
@@ -303,8 +303,8 @@ def recipe(request, envelope_id: int):
              summary="Record ADMSC product release checks")
 def release(request, envelope_id: int, payload: ReleaseIn):
     _envelope(request, envelope_id, "allocation.release")
-    return 201, services.record_release(actor=request.user, envelope_id=envelope_id, lot_number=payload.lot_number,
-                                        tested_on=payload.tested_on, results=payload.results)
+    return Status(201, services.record_release(actor=request.user, envelope_id=envelope_id, lot_number=payload.lot_number,
+                                               tested_on=payload.tested_on, results=payload.results))
 
 
 @router.post("/pharmacy/envelopes/{int:envelope_id}/dispense", response={201: DispenseOut},
@@ -312,7 +312,7 @@ def release(request, envelope_id: int, payload: ReleaseIn):
 def dispense(request, envelope_id: int):
     d = _envelope(request, envelope_id, "allocation.dispense")
     disp = services.dispense(actor=request.user, envelope_id=envelope_id)
-    return 201, {"id": disp.pk, "drug_code": d["envelope"].drug_code, "dispensed_at": disp.dispensed_at}
+    return Status(201, {"id": disp.pk, "drug_code": d["envelope"].drug_code, "dispensed_at": disp.dispensed_at})
 
 
 @router.get("/unblinding", response=StateOut, summary="Trial state and the signed lock/unblinding steps")
@@ -330,25 +330,25 @@ def _step_out(s):
 @router.post("/unblinding/lock", response={201: StepOut}, summary="Sign the database lock (PI, statistician)")
 def sign_lock(request, payload: SignIn):
     require(request.user, "unblinding.lock")
-    return 201, _step_out(services.sign_lock(actor=request.user, **payload.dict()))
+    return Status(201, _step_out(services.sign_lock(actor=request.user, **payload.dict())))
 
 
 @router.post("/unblinding/level1", response={201: StepOut}, summary="Release group labels (level-1 key holder)")
 def level1_release(request, payload: SignIn):
     require(request.user, "unblinding.level1_release")
-    return 201, _step_out(services.release_level1(actor=request.user, **payload.dict()))
+    return Status(201, _step_out(services.release_level1(actor=request.user, **payload.dict())))
 
 
 @router.post("/unblinding/analysis-signoff", response={201: StepOut}, summary="Sign off the analysis (statistician)")
 def signoff(request, payload: SignIn):
     require(request.user, "unblinding.signoff")
-    return 201, _step_out(services.sign_off_analysis(actor=request.user, **payload.dict()))
+    return Status(201, _step_out(services.sign_off_analysis(actor=request.user, **payload.dict())))
 
 
 @router.post("/unblinding/level2", response={201: StepOut}, summary="Release label -> treatment (level-2 key holder)")
 def level2_release(request, payload: SignIn):
     require(request.user, "unblinding.level2_release")
-    return 201, _step_out(services.release_level2(actor=request.user, **payload.dict()))
+    return Status(201, _step_out(services.release_level2(actor=request.user, **payload.dict())))
 
 
 @router.get("/unblinded", response=list[LabelRowOut], summary="Labels (after level 1) and arms (after level 2)")

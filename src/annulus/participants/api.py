@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
 from django.http import Http404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.errors import RuleViolation
@@ -136,7 +136,7 @@ def list_participants(request, q: str = "", status: str = "", sort: str = "numbe
 @router.post("", response={201: ParticipantOut}, summary="Pre-screen a candidate")
 def create_participant(request, payload: PrescreenIn):
     require(request.user, "participant.edit")
-    return 201, services.prescreen(actor=request.user, **payload.dict())
+    return Status(201, services.prescreen(actor=request.user, **payload.dict()))
 
 
 @router.get("/{int:pk}", response=ParticipantOut)
@@ -155,8 +155,8 @@ def consent(request, pk: int, payload: ConsentIn):
                                                    membership__role__in=["investigator", "coordinator"]).first()
         if taken_by is None:
             raise RuleViolation("taken_by", "must be an active investigator or coordinator")
-    return 201, services.record_consent(actor=request.user, participant_id=pk, consent_version=payload.consent_version,
-                                        consented_at=payload.consented_at, taken_by=taken_by)
+    return Status(201, services.record_consent(actor=request.user, participant_id=pk, consent_version=payload.consent_version,
+                                               consented_at=payload.consented_at, taken_by=taken_by))
 
 
 @router.post("/{int:pk}/evidence", response={201: EligibilityOut}, summary="Enter screening evidence")
@@ -165,7 +165,7 @@ def evidence(request, pk: int, payload: EvidenceIn):
     _get(pk)
     services.enter_evidence(actor=request.user, participant_id=pk, values=payload.values,
                             collected_on=payload.collected_on, reason=payload.reason)
-    return 201, _eligibility(_get(pk))
+    return Status(201, _eligibility(_get(pk)))
 
 
 def _eligibility(p):
@@ -185,7 +185,7 @@ def eligibility(request, pk: int):
 def decide(request, pk: int):
     require(request.user, "participant.edit")
     _get(pk)
-    return 201, services.decide_eligibility(actor=request.user, participant_id=pk)
+    return Status(201, services.decide_eligibility(actor=request.user, participant_id=pk))
 
 
 @router.post("/{int:pk}/enrol", response=ParticipantOut, summary="Enrol an eligible participant (next case number)")
@@ -200,7 +200,7 @@ def withdraw(request, pk: int, payload: WithdrawIn):
     require(request.user, "participant.withdraw")
     _get(pk)
     services.withdraw(actor=request.user, participant_id=pk, **payload.dict())
-    return 201, _get(pk)
+    return Status(201, _get(pk))
 
 
 @router.get("/{int:pk}/audit", response=list[AuditOut], summary="Audit events of one participant")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from django.http import Http404, HttpResponse
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.errors import RuleViolation
@@ -173,7 +173,7 @@ def list_events(request, listing: str = "all", participant_id: int | None = None
 def create_event(request, payload: EventCreateIn):
     require(request.user, "safety.edit")
     data = payload.dict()
-    return 201, services.record_adverse_event(actor=request.user, participant_id=data.pop("participant_id"), **data)
+    return Status(201, services.record_adverse_event(actor=request.user, participant_id=data.pop("participant_id"), **data))
 
 
 @router.get("/adverse-events/{int:pk}", response=EventOut)
@@ -202,7 +202,7 @@ def withdraw(request, pk: int, payload: WithdrawIn):
     require(request.user, "participant.withdraw")
     _event(pk)
     w = services.withdraw_for_event(actor=request.user, adverse_event_id=pk, **payload.dict())
-    return 201, {"withdrawal_id": w.pk, "participant_id": w.participant_id, "adverse_event_id": w.adverse_event_id}
+    return Status(201, {"withdrawal_id": w.pk, "participant_id": w.participant_id, "adverse_event_id": w.adverse_event_id})
 
 
 @router.get("/sae-reports", response=list[ReportOut], summary="SAE reports and their clocks")
@@ -252,7 +252,7 @@ def dsmb_generate(request, payload: GenerateIn):
     require(request.user, "dsmb.open")
     if payload.kind == "closed":
         require(request.user, "dsmb.closed")
-    return 201, services.generate_report(actor=request.user, as_of=payload.as_of, kind=payload.kind)
+    return Status(201, services.generate_report(actor=request.user, as_of=payload.as_of, kind=payload.kind))
 
 
 def _dsmb_report(request, pk):

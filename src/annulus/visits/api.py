@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.http import Http404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.participants.selectors import get_participant
@@ -146,7 +146,7 @@ def schedule(request, pk: int):
 def liposuction(request, pk: int, payload: LiposuctionIn):
     require(request.user, "visits.edit")
     _get(pk)
-    return 201, services.record_liposuction(actor=request.user, participant_id=pk, **payload.dict())
+    return Status(201, services.record_liposuction(actor=request.user, participant_id=pk, **payload.dict()))
 
 
 @router.post("/participants/{int:pk}/visits", response={201: VisitOut}, summary="Record that a visit took place")
@@ -154,7 +154,7 @@ def open_visit(request, pk: int, payload: VisitIn):
     require(request.user, "visits.edit")
     _get(pk)
     v = services.open_visit(actor=request.user, participant_id=pk, visit_id=payload.visit, visit_date=payload.visit_date)
-    return 201, {**v.__dict__, "key": v.key}
+    return Status(201, {**v.__dict__, "key": v.key})
 
 
 @router.post("/participants/{int:pk}/visits/unscheduled", response={201: VisitOut}, summary="Add an unscheduled visit")
@@ -162,7 +162,7 @@ def unscheduled(request, pk: int, payload: UnscheduledIn):
     require(request.user, "visits.edit")
     _get(pk)
     v = services.add_unscheduled_visit(actor=request.user, participant_id=pk, **payload.dict())
-    return 201, {**v.__dict__, "key": v.key}
+    return Status(201, {**v.__dict__, "key": v.key})
 
 
 @router.post("/participants/{int:pk}/visits/missed", response={201: VisitOut}, summary="Record a missed visit")
@@ -170,7 +170,7 @@ def missed(request, pk: int, payload: MissedIn):
     require(request.user, "visits.edit")
     _get(pk)
     v = services.record_missed(actor=request.user, participant_id=pk, visit_id=payload.visit, reason=payload.reason)
-    return 201, {**v.__dict__, "key": v.key}
+    return Status(201, {**v.__dict__, "key": v.key})
 
 
 @router.post("/participants/{int:pk}/appointments", response={201: dict}, summary="Book the day of a visit")
@@ -178,7 +178,7 @@ def book(request, pk: int, payload: BookIn):
     require(request.user, "visits.edit")
     _get(pk)
     a = services.book_visit(actor=request.user, participant_id=pk, visit_id=payload.visit, on=payload.on)
-    return 201, {"id": a.pk, "visit": a.visit_id, "on": a.on.isoformat()}
+    return Status(201, {"id": a.pk, "visit": a.visit_id, "on": a.on.isoformat()})
 
 
 @router.put("/participants/{int:pk}/visits/{key}/forms/{form_id}", response=FormOut,
@@ -235,4 +235,4 @@ def reminder(request, payload: ReminderIn):
     _get(payload.participant_id)
     c = services.record_reminder(actor=request.user, participant_id=payload.participant_id, visit_id=payload.visit,
                                  visit_on=payload.visit_on, outcome=payload.outcome, note=payload.note)
-    return 201, {"id": c.pk, "called_at": c.called_at.isoformat()}
+    return Status(201, {"id": c.pk, "called_at": c.called_at.isoformat()})
