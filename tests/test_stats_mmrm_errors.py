@@ -146,3 +146,12 @@ def test_visit_labels_with_numbers_sort_naturally():
 
     labels = pd.Series(["VIS10", "VIS2", "VIS1", "VIS2", None, "m12", "m3"])
     assert _natural_levels(labels) == ["m3", "m12", "VIS1", "VIS2", "VIS10"]
+
+
+@pytest.mark.req("P-8.3")
+def test_natural_order_knows_signs_decimals_and_ties():
+    from annulus.stats.mmrm import _natural_levels
+
+    labels = pd.Series(["Week 12", "Week -1", "Week 0", "Week 2", "Day 1.5", "Day 1.25", "VIS1", "VIS01"])
+    assert _natural_levels(labels) == ["Day 1.25", "Day 1.5", "VIS01", "VIS1", "Week -1", "Week 0", "Week 2",
+                                       "Week 12"]

@@ -71,3 +71,36 @@ def test_cli_prints_the_trend(capsys):
     assert main(base + ["--trend", "control=0,low=five"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'five' of 'low' is not a number" in err
+
+
+@pytest.mark.req("P-8.3")
+def test_lsmeans_and_contrasts_list_visits_in_time_order(fit):
+    assert [r["visit"] for r in fit.lsmeans(["arm", "visit"]) if r["arm"] == "control"] == VISITS
+    assert [r["visit"] for r in fit.contrasts("arm", "control") if r["arm"] == "high"] == VISITS
+
+
+@pytest.mark.req("P-8.3")
+def test_score_keys_must_be_levels_numeric_levels_match_as_numbers():
+    data = pd.read_csv(FIX / "r_trial.csv")
+    data["dose"] = data["arm"].map(SCORES).astype(float)
+    res = fit_mmrm(data, "value ~ base + C(dose)*visit", subject="subject", visit="visit", cov="us",
+                   visit_order=VISITS)
+    by_text = res.trend("dose", {"0": 0, "5": 5, "10": 10, "20": 20})
+    by_number = res.trend("dose", {0.0: 0, 5: 5, 10: 10, 20: 20})
+    assert [r["estimate"] for r in by_text] == pytest.approx([r["estimate"] for r in by_number])
+    with pytest.raises(MmrmError, match="'7' is not a level of 'dose'"):
+        res.trend("dose", {"0": 0, "5": 5, "10": 10, "20": 20, "7": 7})
+
+
+@pytest.mark.req("P-8.3")
+def test_cli_refuses_to_guess_the_time_order_of_unknown_visits(tmp_path, capsys):
+    data = pd.read_csv(FIX / "r_trial.csv")
+    data.loc[data["visit"] == "M18", "visit"] = "FU"
+    path = tmp_path / "odd.csv"
+    data.to_csv(path, index=False, na_rep="NA")
+    base = ["mmrm", "--data", str(path), "--formula", "value ~ base + arm*visit", "--subject", "subject",
+            "--visit", "visit"]
+    assert main(base + ["--cov", "ar1"]) == 2
+    err = capsys.readouterr().err
+    assert "FU" in err and "--visit-order" in err and err.count("\n") == 1
+    assert main(base + ["--cov", "us", "--json"]) == 0  # order does not change an unstructured fit

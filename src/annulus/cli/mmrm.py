@@ -101,10 +101,12 @@ def _finite(obj):
     return obj
 
 
-def _protocol_order(data, visit: str) -> list[str] | None:
-    """The shipped protocol's schedule order when every visit label is one of its visit ids
-    (baseline, w1, m1, m3 ... m24, in any case), so that time-ordered structures see time, not the alphabet.
-    Otherwise None: the core then orders labels naturally (VIS2 before VIS10)."""
+def _protocol_order(data, visit: str, cov: str) -> list[str] | None:
+    """The shipped protocol's schedule order when the visit labels are its visit ids (baseline,
+    w1, m1, m3 ... m24, in any case), so that time-ordered structures see time, not the
+    alphabet. Labels that are not all visit ids: None (the core then orders them naturally,
+    VIS2 before VIS10), except that a time-ordered covariance refuses to guess when only some
+    are, and asks for --visit-order."""
     from annulus.protocol import default_protocol_path, load_protocol
 
     if visit not in getattr(data, "columns", ()):
@@ -114,7 +116,14 @@ def _protocol_order(data, visit: str) -> list[str] | None:
         schedule = [v.id.lower() for v in load_protocol(default_protocol_path()).schedule.visits]
     except Exception:  # noqa: BLE001 - no protocol file beside the package: fall back to natural order
         return None
-    if not labels or not set(labels) <= set(schedule):
+    known = set(labels) & set(schedule)
+    if not labels or not known:
+        return None
+    if known != set(labels):
+        if cov in ("ar1", "arh1", "toep"):
+            odd = sorted(labels[v] for v in set(labels) - known)
+            raise CliError(f"visits {', '.join(odd)} are not visits of the protocol; give --visit-order "
+                           f"(a {cov} covariance needs the visits in time order)")
         return None
     return [labels[v] for v in schedule if v in labels]
 
@@ -136,7 +145,8 @@ def run(args) -> int:
     from annulus.stats.mmrm import MmrmError, check_arm, fit_mmrm
 
     data = _read_csv(args.data)
-    order = [v.strip() for v in args.visit_order.split(",")] if args.visit_order else _protocol_order(data, args.visit)
+    order = ([v.strip() for v in args.visit_order.split(",")] if args.visit_order
+             else _protocol_order(data, args.visit, args.cov))
     try:
         arm = args.arm or _guess_arm(args.formula, args.visit, data)
         if args.control and not arm:

@@ -97,10 +97,31 @@ def _natural_levels(values: pd.Series) -> list:
     return sorted((str(v) for v in values.dropna().unique()), key=_natural_key)
 
 
+# a number inside a label: signed when the minus stands alone ("Week -1", not "VIS-1"), decimals too
+_NUMBER = re.compile(r"(?<![\w.])-?[0-9]+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?")
+
+
 def _natural_key(label: str) -> tuple:
-    """"VIS2" before "VIS10", "m3" before "m12": numbers inside a label compare as numbers."""
-    return tuple((0, int(part), "") if part.isdecimal() else (1, 0, part.lower())
-                 for part in re.split(r"(\d+)", label) if part)
+    """"VIS2" before "VIS10", "Week -1" before "Week 0", "Day 1.25" before "Day 1.5": numbers
+    inside a label compare as numbers; the label itself breaks ties ("VIS01" and "VIS1")."""
+    parts, pos = [], 0
+    for m in _NUMBER.finditer(label):
+        if m.start() > pos:
+            parts.append((1, 0.0, label[pos:m.start()].lower()))
+        parts.append((0, float(m.group()), ""))
+        pos = m.end()
+    if pos < len(label):
+        parts.append((1, 0.0, label[pos:].lower()))
+    return tuple(parts), label
+
+
+def _level_text(v) -> str:
+    """A factor level as text for matching user input: 5, 5.0 and "5" are the same level."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return _label(f) if np.isfinite(f) else str(v)
 
 
 def _label(v) -> str:
@@ -192,6 +213,8 @@ def _prepare(data, formula, subject, visit, visit_order) -> _Design:
                 f"factor {col!r} has a single level {levels[0]!r} in the analysed data; "
                 "at least two are needed")
         factors[col] = levels
+    if visit in factors:  # LS-means and contrasts list the visits in time order
+        factors[visit] = [v for v in visits if v in set(factors[visit])]
     numerics = {c: float(pd.to_numeric(used[c]).mean()) for c in rhs_vars if c not in factors}
 
     used["_visit_idx"] = used[visit].map({v: i for i, v in enumerate(visits)}).astype(int)
@@ -486,14 +509,17 @@ class MmrmResult:
         if arm not in d.factors:
             raise MmrmError(f"arm {arm!r} is not a categorical variable of the model formula")
         levels = d.factors[arm]
-        text = {str(k): v for k, v in scores.items()}
-        missing = [lev for lev in levels if str(lev) not in text]
+        text = {_level_text(k): v for k, v in scores.items()}
+        missing = [lev for lev in levels if _level_text(lev) not in text]
         if missing:
             raise MmrmError(f"no dose score for level {str(missing[0])!r} of {arm!r}")
+        unknown = sorted(set(text) - {_level_text(lev) for lev in levels})
+        if unknown:
+            raise MmrmError(f"{unknown[0]!r} is not a level of {arm!r} ({', '.join(map(str, levels))})")
         if len(levels) < 3:
             raise MmrmError("a trend test needs at least three dose groups")
         try:
-            x = np.array([float(text[str(lev)]) for lev in levels])
+            x = np.array([float(text[_level_text(lev)]) for lev in levels])
         except (TypeError, ValueError):
             raise MmrmError("dose scores must be numbers") from None
         if not np.all(np.isfinite(x)) or np.ptp(x) == 0:
@@ -538,19 +564,26 @@ class MmrmResult:
 
     def _type3_contrasts(self) -> list:
         """(term name, rows on this fit's coefficients) for each non-intercept term: the rows
-        select the term's coefficients in a refit-free sum-to-zero recoding of the design."""
+        select the term's coefficients in a refit-free sum-to-zero recoding of the design. The
+        recoding is rebuilt from the parsed terms: every categorical factor, plain column or
+        expression, becomes ``C(<factor>, contr.sum)``; numeric factors (a 0/1 ``I(...)``
+        included) stay as they are, so crossed terms are tested at their value 0, as in SAS."""
         import formulaic
 
         d = self._design
-        formula = self.formula.split("~", 1)[1]
-        holders = {}
-        for i, var in enumerate(sorted(d.factors, key=len, reverse=True)):
-            token = f"__annulus_factor_{i}__"
-            holders[token] = f"C({var}, contr.sum)"
-            formula = re.sub(rf"\bC\(\s*{re.escape(var)}\s*(,[^)]*)?\)", token, formula)
-            formula = re.sub(rf"(?<![\w.]){re.escape(var)}(?![\w.(])", token, formula)
-        for token, text in holders.items():
-            formula = formula.replace(token, text)
+        spec = d.spec
+        categorical = {str(f) for f in spec.factor_contrasts}
+
+        def recoded(factor) -> str:
+            expr = factor.expr
+            if getattr(factor.eval_method, "value", "") == "lookup" and not expr.isidentifier():
+                expr = f"`{expr}`"
+            return f"C({expr}, contr.sum)" if factor.expr in categorical else expr
+
+        terms = [t for t in spec.formula if str(t) != "1"]
+        pieces = [":".join(recoded(f) for f in t.factors) for t in terms]
+        intercept = any(str(t) == "1" for t in spec.formula)
+        formula = ("1 + " if intercept else "0 + ") + " + ".join(pieces)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -563,15 +596,13 @@ class MmrmResult:
         to_sum = np.linalg.pinv(xs) @ d.X
         if xs.shape[1] != d.X.shape[1] or np.abs(xs @ to_sum - d.X).max() > 1e-8 * max(1.0, np.abs(d.X).max()):
             raise MmrmError("type 3 tests: the sum-to-zero recoding does not span the model's design")
-        labels = {text: var for var, text in ((v, f"C({v}, contr.sum)") for v in d.factors)}
+        by_factors = {frozenset(f.expr for f in t.factors): list(idx) for t, idx in mm.model_spec.term_indices.items()}
         rows = []
-        for term, idx in mm.model_spec.term_indices.items():
-            name = str(term)
-            if name == "1":
-                continue
-            for text, var in labels.items():
-                name = name.replace(text, var)
-            rows.append((name, to_sum[list(idx)]))
+        for term in terms:
+            idx = by_factors.get(frozenset(recoded(f) for f in term.factors))
+            if idx is None:
+                raise MmrmError(f"type 3 tests: term {str(term)!r} is not found after recoding")
+            rows.append((str(term), to_sum[idx]))
         return rows
 
     def _f_test(self, lmat: np.ndarray) -> dict:
@@ -594,7 +625,8 @@ class MmrmResult:
             den = _md_denominator_df(np.asarray(dfs, float))
         row = {"num_df": rank, "den_df": None, "F": f_stat, "p": None}
         row["den_df"] = float(den)
-        row["p"] = float(stats.f.sf(f_stat, rank, den))
+        # an unbounded df is the chi-square limit, where the F distribution's sf gives NaN
+        row["p"] = float(stats.f.sf(f_stat, rank, den) if np.isfinite(den) else stats.chi2.sf(rank * f_stat, rank))
         return row
 
     def default_arm(self) -> str | None:
@@ -646,7 +678,8 @@ class MmrmResult:
 
 def _md_denominator_df(dfs: np.ndarray) -> float:
     """Denominator df of a multi-df F test from its one-df dfs: 2E/(E − q), E = Σ ν/(ν − 2);
-    equal dfs give their value, any ν ≤ 2 gives 2 (the rules of the R package mmrm)."""
+    equal dfs give their value, any ν ≤ 2 gives 2 (the rules of the R package mmrm; SAS drops
+    such directions instead, which matters only for near-degenerate fits)."""
     if dfs.size == 1 or np.all(np.abs(np.diff(dfs)) < np.sqrt(np.finfo(float).eps)):
         return float(dfs.mean())
     if np.any(dfs <= 2):
