@@ -38,6 +38,11 @@ def browser_page(monkeypatch):
         page = context.new_page()
         page.set_default_timeout(15_000)
         yield page
+        # the test's ORM calls ran inside Playwright's context, on a connection of their own:
+        # close it here, in that context, or PostgreSQL refuses to drop the test database
+        from django.db import connections
+
+        connections.close_all()
         context.close()
         browser.close()
 
