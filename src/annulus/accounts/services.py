@@ -32,7 +32,6 @@ def _cosigner(actor, username: str, password: str):
         raise RuleViolation("cosigner_username", "this account needs a principal investigator's co-signature "
                                         "(their user name and password)")
     from .backends import is_locked, record_failed_login
-    from .models import LoginAttempt
 
     User = get_user_model()
     pi = User.objects.filter(username=username, is_active=True, membership__is_principal_investigator=True).first()
@@ -44,8 +43,6 @@ def _cosigner(actor, username: str, password: str):
         raise RuleViolation("cosigner_username", "is locked after repeated failed password checks; try again later")
     if not pi.check_password(str(password or "")):
         # a wrong co-signature counts towards the PI's lockout like a failed login, and is audited
-        with transaction.atomic():
-            LoginAttempt.objects.create(username=pi.username, success=False, ip="")
         record_failed_login(pi.username, password, "", what="co-signature")
         raise refused
     if pi.pk == getattr(actor, "pk", None):

@@ -419,22 +419,21 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
             FormRecord.objects.bulk_create(new_rows)
         for record in changed_rows:
             record.save()
-        FormRevision.objects.bulk_create([
-            FormRevision(form=r, number=r.revision, state=r.state, items=r.items, computed=r.computed,
-                         collected_at=r.collected_at, saved_by=actor, saved_at=now,
-                         reason=reason if old["state"] in (FormRecord.COMPLETE, FormRecord.CHANGED) else "")
-            for r, old in revisions])
+        saved = []
         for r, old in revisions:
+            # a change to a completed form carries the reason; a first completion does not
+            why = reason if old["state"] in (FormRecord.COMPLETE, FormRecord.CHANGED) else ""
+            saved.append(FormRevision(form=r, number=r.revision, state=r.state, items=r.items, computed=r.computed,
+                                      collected_at=r.collected_at, saved_by=actor, saved_at=now, reason=why))
             changes = audit.diff(old["items"], r.items)
             if old["state"] != r.state:
                 changes["state"] = [old["state"], r.state]
             if old["collected_at"] != r.collected_at:
                 changes["collected_at"] = [old["collected_at"], r.collected_at]
-            was_complete = old["state"] in (FormRecord.COMPLETE, FormRecord.CHANGED)
             events.append(dict(action="change" if old["state"] else "create", obj_type="crf_form", obj_id=r.pk,
-                               participant_id=p.pk, protocol_version=version, when=now,
-                               reason=reason if was_complete else "",
+                               participant_id=p.pk, protocol_version=version, when=now, reason=why,
                                changes={"visit": visit.key, "form": r.form_id, "revision": r.revision, **changes}))
+        FormRevision.objects.bulk_create(saved)
         if visit.completed_at is None and all(
                 f in records and records[f].is_complete for f in visit.forms):
             visit.completed_at = now

@@ -293,13 +293,14 @@ def visit_entry(request, pk, key):
             else:
                 messages.success(request, _("Visit forms saved (%(n)d).") % {"n": len(batch)})
                 return redirect("visit", pk=p.pk, key=key)
-    sections = [{"form_id": fid, "form": f, "title": selectors.form_name(protocol, fid),
-                 "state": records[fid].state if fid in records else "not_started",
-                 "state_label": selectors.FORM_STATE_LABELS[records[fid].state if fid in records else "not_started"],
-                 "lab_rows": _lab_rows(f.spec, f, records[fid].computed if fid in records else None, language),
-                 "revision": records[fid].revision if fid in records else 0,
-                 "has_errors": bool(f.errors)}
-                for fid, f in forms.items()]
+    sections = []
+    for fid, f in forms.items():
+        rec = records.get(fid)
+        state = rec.state if rec else "not_started"
+        sections.append({"form_id": fid, "form": f, "title": selectors.form_name(protocol, fid), "state": state,
+                         "state_label": selectors.FORM_STATE_LABELS[state],
+                         "lab_rows": _lab_rows(f.spec, f, rec.computed if rec else None, language),
+                         "revision": rec.revision if rec else 0, "has_errors": bool(f.errors)})
     return render(request, "visits/entry.html", {
         "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "entry": entry, "sections": sections,
         "done": [{"form_id": f, "title": selectors.form_name(protocol, f)} for f in done],
