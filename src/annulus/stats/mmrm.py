@@ -464,6 +464,13 @@ class MmrmResult:
         _, _, lmat = self._contrast_matrix(arm, control, by)
         return lmat @ self._infer.vcov_used @ lmat.T
 
+    def _by(self, by):
+        """``by`` of the contrasts and the trend: "__visit__" means the visit when the model has it."""
+        if by == "__visit__":
+            d = self._design
+            return d.visit if d.visit in d.factors else None
+        return by
+
     def _contrast_matrix(self, arm, control, by):
         """(labels, control level, coefficient rows) of each arm minus control at each ``by``."""
         d = self._design
@@ -479,8 +486,7 @@ class MmrmResult:
                 raise MmrmError(f"control level {str(control)!r} is not a level of {arm!r} "
                                 f"({', '.join(map(str, levels))})")
             control = found[0]
-        if by == "__visit__":
-            by = d.visit if d.visit in d.factors else None
+        by = self._by(by)
         specs = [arm] + ([by] if by else [])
         keys, lmat = self._grid_rows(specs)
         index = {k: i for i, k in enumerate(keys)}
@@ -525,16 +531,11 @@ class MmrmResult:
         if not np.all(np.isfinite(x)) or np.ptp(x) == 0:
             raise MmrmError("dose scores must be finite and not all equal")
         w = x - x.mean()
-        if by == "__visit__":
-            by = d.visit if d.visit in d.factors else None
+        by = self._by(by)
         keys, lmat = self._grid_rows([arm] + ([by] if by else []))
         index = {k: i for i, k in enumerate(keys)}
         rows, labels = [], []
-        by_levels = d.factors[by] if by else [None]
-        if by == d.visit:  # in time order
-            when = {str(v): i for i, v in enumerate(d.visits)}
-            by_levels = sorted(by_levels, key=lambda v: when.get(str(v), len(when)))
-        for b in by_levels:
+        for b in d.factors[by] if by else [None]:
             rows.append(sum(wi * lmat[index[(a, b) if by else (a,)]] for wi, a in zip(w, levels)))
             labels.append(b)
         est, se, df = self._infer(np.array(rows))
@@ -623,11 +624,9 @@ class MmrmResult:
             f_stat *= scale
         else:
             den = _md_denominator_df(np.asarray(dfs, float))
-        row = {"num_df": rank, "den_df": None, "F": f_stat, "p": None}
-        row["den_df"] = float(den)
         # an unbounded df is the chi-square limit, where the F distribution's sf gives NaN
-        row["p"] = float(stats.f.sf(f_stat, rank, den) if np.isfinite(den) else stats.chi2.sf(rank * f_stat, rank))
-        return row
+        p = stats.f.sf(f_stat, rank, den) if np.isfinite(den) else stats.chi2.sf(rank * f_stat, rank)
+        return {"num_df": rank, "den_df": float(den), "F": f_stat, "p": float(p)}
 
     def default_arm(self) -> str | None:
         """The treatment factor: the first subject-level factor that interacts with the visit
@@ -674,6 +673,21 @@ class MmrmResult:
             out["lsmeans"] = self.lsmeans()
             out["contrasts"] = []
         return out
+
+
+def _kr_m_lambda(a1: float, a2: float, ell: int) -> tuple[float, float]:
+    """Kenward and Roger (1997), sec. 4: the denominator df m and the F scale lambda of an
+    ell-row hypothesis from A1 and A2 (for one row A1 = A2)."""
+    b = (a1 + 6 * a2) / (2 * ell)
+    g = ((ell + 1) * a1 - (ell + 4) * a2) / ((ell + 2) * a2) if a2 > 0 else 0.0
+    den = 3 * ell + 2 - 2 * g
+    c1, c2, c3 = g / den, (ell - g) / den, (ell + 2 - g) / den
+    e_star = 1 / (1 - a2 / ell)
+    v_star = (2 / ell) * (1 + c1 * b) / ((1 - c2 * b) ** 2 * (1 - c3 * b))
+    rho = v_star / (2 * e_star**2)
+    m = 4 + (ell + 2) / (ell * rho - 1) if ell * rho > 1 else np.inf
+    scale = m / (e_star * (m - 2)) if np.isfinite(m) else 1.0
+    return float(m), float(scale)
 
 
 def _md_denominator_df(dfs: np.ndarray) -> float:
@@ -1019,16 +1033,7 @@ class _Inference:
         traces = np.array([np.trace(m) for m in mats])
         a1 = float(traces @ w @ traces)
         a2 = float(sum(w[i, j] * np.trace(mats[i] @ mats[j]) for i in range(len(mats)) for j in range(len(mats))))
-        b = (a1 + 6 * a2) / (2 * ell)
-        g = ((ell + 1) * a1 - (ell + 4) * a2) / ((ell + 2) * a2) if a2 > 0 else 0.0
-        den = 3 * ell + 2 - 2 * g
-        c1, c2, c3 = g / den, (ell - g) / den, (ell + 2 - g) / den
-        e_star = 1 / (1 - a2 / ell)
-        v_star = (2 / ell) * (1 + c1 * b) / ((1 - c2 * b) ** 2 * (1 - c3 * b))
-        rho = v_star / (2 * e_star**2)
-        m = 4 + (ell + 2) / (ell * rho - 1) if ell * rho > 1 else np.inf
-        scale = m / (e_star * (m - 2)) if np.isfinite(m) else 1.0
-        return float(m), float(scale)
+        return _kr_m_lambda(a1, a2, ell)
 
     def _kr_df(self, lmat):
         """Kenward-Roger denominator df for each one-row contrast (l = 1)."""
@@ -1040,17 +1045,8 @@ class _Inference:
             s = lvec @ phi @ lvec
             pl = phi @ lvec
             a = np.einsum("k,qkl,l->q", pl, self.p_mats, pl) / s
-            a2 = a @ w @ a  # equals A1 when the contrast has one row
-            a1 = a2
-            ell = 1.0
-            b = (a1 + 6 * a2) / (2 * ell)
-            g = ((ell + 1) * a1 - (ell + 4) * a2) / ((ell + 2) * a2) if a2 > 0 else 0.0
-            den = 3 * ell + 2 * (1 - g)
-            c1, c2, c3 = g / den, (ell - g) / den, (ell + 2 - g) / den
-            e_star = 1 / (1 - a2 / ell)
-            v_star = (2 / ell) * (1 + c1 * b) / ((1 - c2 * b) ** 2 * (1 - c3 * b))
-            rho = v_star / (2 * e_star**2)
-            out.append(4 + (ell + 2) / (ell * rho - 1) if ell * rho > 1 else np.inf)
+            a2 = float(a @ w @ a)  # equals A1 when the contrast has one row
+            out.append(_kr_m_lambda(a2, a2, 1)[0])
         return np.array(out)
 
     # -- residual and between-within -------------------------------------------------------------
