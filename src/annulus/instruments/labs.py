@@ -11,7 +11,8 @@ another unit than the protocol's is refused, naming the field: converting silent
 transcription error, and the laboratory report states the unit.
 
 Clinical significance is the investigator's judgement of an out-of-range value (the usual
-"NCS / CS" annotation on a laboratory CRF); the code never decides it. It reports which
+"NCS / CS" annotation on a laboratory CRF); the code never decides it. "Not clinically
+significant" may be noted on any value; "clinically significant" only on an out-of-range one. It reports which
 abnormal values still need that judgement, and raises ``clinically_significant`` for the panel
 when any value is judged significant, which prompts an adverse-event form.
 """
@@ -115,10 +116,14 @@ def assess_panel(
                 flag = "normal"
         significant: bool | None
         if key in judgements:
-            if flag == "normal":
+            # "not clinically significant" (NCS) is true of any value and is accepted for a
+            # normal one too; "clinically significant" needs an out-of-range value (a change
+            # within the range that matters clinically is recorded as an adverse event).
+            if flag == "normal" and judgements[key]:
                 raise InstrumentError(
                     f"{field_name}.clinically_significant",
-                    "only an out-of-range value can be judged clinically significant",
+                    "a value within the reference range is not clinically significant; "
+                    "choose 'not clinically significant' or leave it empty",
                 )
             significant = bool(judgements[key])
         else:
