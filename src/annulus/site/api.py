@@ -20,6 +20,18 @@ log = logging.getLogger("annulus.api")
 
 
 class TokenAuth(HttpBearer):
+    """``Authorization: Bearer ann_...``. A request that carries a bearer token is judged by the
+    token alone: a wrong token is refused (401) even with a valid session cookie, and no CSRF token
+    is asked for (a browser never adds this header to a cross-site request by itself)."""
+
+    def __call__(self, request):
+        if not request.headers.get(self.header, "").lower().startswith(self.openapi_scheme):
+            return None  # no token: the session decides
+        user = super().__call__(request)
+        if not user:
+            raise AuthenticationError()
+        return user
+
     def authenticate(self, request, token):
         user = user_for_token(token)
         if user is not None:
@@ -27,11 +39,21 @@ class TokenAuth(HttpBearer):
         return user
 
 
+class BrowserSessionAuth(SessionAuth):
+    """The browser's session cookie, with Django's CSRF check on unsafe methods. Anonymous
+    requests are refused with 401 before any CSRF check."""
+
+    def __call__(self, request):
+        if not request.user.is_authenticated:
+            return None
+        return super().__call__(request)
+
+
 api = NinjaAPI(
     title="Annulus API",
     version="1",
     urls_namespace="api",
-    auth=[SessionAuth(), TokenAuth()],
+    auth=[TokenAuth(), BrowserSessionAuth()],  # the token first: see TokenAuth
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
