@@ -2,6 +2,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.widgets import DateInput, DateTimeInput
+
 
 class GenerateForm(forms.Form):
     seed = forms.CharField(label=_("Seed (leave empty to draw a 63-bit random seed)"), required=False, max_length=20)
@@ -25,7 +27,7 @@ class EmergencyForm(forms.Form):
 
 class TransplantForm(forms.Form):
     transplanted_at = forms.DateTimeField(label=_("Injected at"),
-                                          widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+                                          widget=DateTimeInput())
     drug_code = forms.CharField(label=_("Drug code (scan or type from the sachet)"), max_length=20, required=False,
                                 widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}))
     disc_level = forms.CharField(label=_("Disc level"), max_length=10)
@@ -52,7 +54,7 @@ class ReleaseForm(forms.Form):
     """Built from protocol.product.release_criteria; the service does the real checking."""
 
     lot_number = forms.CharField(label=_("ADMSC lot number"), max_length=40)
-    tested_on = forms.DateField(label=_("Tested on"), widget=forms.DateInput(attrs={"type": "date"}))
+    tested_on = forms.DateField(label=_("Tested on"), widget=DateInput())
 
     def __init__(self, *args, criteria=(), language="en", **kwargs):
         super().__init__(*args, **kwargs)

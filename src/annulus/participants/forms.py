@@ -2,6 +2,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.widgets import DateInput, DateTimeInput
+
 from .models import SOURCE_LABELS, Withdrawal
 
 
@@ -11,7 +13,7 @@ class PrescreenForm(forms.Form):
     sex = forms.ChoiceField(label=_("Sex"), choices=[("F", _("female")), ("M", _("male"))])
     phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
     recruitment_source = forms.ChoiceField(label=_("Recruitment source"))
-    prescreened_on = forms.DateField(label=_("Pre-screening date"), widget=forms.DateInput(attrs={"type": "date"}))
+    prescreened_on = forms.DateField(label=_("Pre-screening date"), widget=DateInput())
 
     def __init__(self, *args, sources=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -21,7 +23,7 @@ class PrescreenForm(forms.Form):
 
 class ConsentForm(forms.Form):
     consent_version = forms.CharField(label=_("Consent form version"), max_length=40, initial="ICF v1.0")
-    consented_at = forms.DateTimeField(label=_("Signed at"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    consented_at = forms.DateTimeField(label=_("Signed at"), widget=DateTimeInput())
     taken_by = forms.ModelChoiceField(label=_("Consent taken by"), queryset=None)
 
     def __init__(self, *args, staff=None, **kwargs):
@@ -35,7 +37,7 @@ YES_NO = [("", "—"), ("true", _("yes")), ("false", _("no"))]
 class EvidenceForm(forms.Form):
     """Built from the protocol's evidence fields; the service does the real checking."""
 
-    collected_on = forms.DateField(label=_("Collected on"), widget=forms.DateInput(attrs={"type": "date"}))
+    collected_on = forms.DateField(label=_("Collected on"), widget=DateInput())
     reason = forms.CharField(label=_("Reason for change (required when correcting a value)"), required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -48,7 +50,7 @@ class EvidenceForm(forms.Form):
             if spec.unit and f"{spec.unit})" not in label:  # "VAS pain (0-100 mm)" already names its unit
                 label += f" ({spec.unit})"
             if spec.type == "date":
-                f = forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}))
+                f = forms.DateField(label=label, required=False, widget=DateInput())
             elif spec.type in ("integer", "decimal"):
                 attrs = {"step": "1" if spec.type == "integer" else "any"}
                 if spec.min is not None:
@@ -79,7 +81,7 @@ class EvidenceForm(forms.Form):
 
 
 class WithdrawForm(forms.Form):
-    withdrawn_on = forms.DateField(label=_("Withdrawal date"), widget=forms.DateInput(attrs={"type": "date"}))
+    withdrawn_on = forms.DateField(label=_("Withdrawal date"), widget=DateInput())
     category = forms.ChoiceField(label=_("Reason category"), choices=Withdrawal.CATEGORIES)
     details = forms.CharField(label=_("Reason and observations"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 

@@ -4,11 +4,13 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.widgets import DateInput, DateTimeInput
+
 from .models import Liposuction, ReminderCall
 
 
 class LiposuctionForm(forms.Form):
-    performed_on = forms.DateField(label=_("Liposuction date (day 0)"), widget=forms.DateInput(attrs={"type": "date"}))
+    performed_on = forms.DateField(label=_("Liposuction date (day 0)"), widget=DateInput())
     fat_volume_ml = forms.CharField(label=_("Subcutaneous fat harvested (mL, protocol: 150)"), initial="150",
                                     widget=forms.NumberInput(attrs={"step": "any"}))
     anaesthesia = forms.ChoiceField(label=_("Anaesthesia"), choices=Liposuction.ANAESTHESIA, initial="local")
@@ -25,17 +27,17 @@ class LiposuctionForm(forms.Form):
 
 
 class OpenVisitForm(forms.Form):
-    visit_date = forms.DateField(label=_("Visit date"), widget=forms.DateInput(attrs={"type": "date"}))
+    visit_date = forms.DateField(label=_("Visit date"), widget=DateInput())
 
 
 class CorrectDateForm(forms.Form):
-    visit_date = forms.DateField(label=_("Correct visit date"), widget=forms.DateInput(attrs={"type": "date"}))
+    visit_date = forms.DateField(label=_("Correct visit date"), widget=DateInput())
     reason = forms.CharField(label=_("Reason for the correction"), max_length=2000,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class BookForm(forms.Form):
-    on = forms.DateField(label=_("Book the visit for"), widget=forms.DateInput(attrs={"type": "date"}))
+    on = forms.DateField(label=_("Book the visit for"), widget=DateInput())
 
 
 class MissedForm(forms.Form):
@@ -43,7 +45,7 @@ class MissedForm(forms.Form):
 
 
 class UnscheduledForm(forms.Form):
-    visit_date = forms.DateField(label=_("Visit date"), widget=forms.DateInput(attrs={"type": "date"}))
+    visit_date = forms.DateField(label=_("Visit date"), widget=DateInput())
     reason = forms.CharField(label=_("Reason for the unscheduled visit"), max_length=2000,
                              widget=forms.Textarea(attrs={"rows": 2}))
     forms = forms.MultipleChoiceField(label=_("Forms to collect"), widget=forms.CheckboxSelectMultiple)
@@ -64,7 +66,7 @@ class CrfForm(forms.Form):
     """Built from the form's item list (crf.FormSpec); labels in the page's language."""
 
     collected_at = forms.DateTimeField(label=_("Collected at"), required=False,
-                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+                                       widget=DateTimeInput())
     reason = forms.CharField(label=_("Reason for change (required once the form is complete)"), required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -111,4 +113,4 @@ class VisitEntryForm(forms.Form):
     """The fields shared by every form of the visit entry page."""
 
     collected_at = forms.DateTimeField(label=_("Collected at"), required=False,
-                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+                                       widget=DateTimeInput())
