@@ -21,7 +21,8 @@ CAPABILITIES = {
     "allocation.letters": {"pharmacist"},
     "allocation.level2": {"pharmacist"},
     "allocation.transplant": {"investigator"},
-    "allocation.closed_report": {"dsmb", "designer"},
+    # the DSMB only: the designer's level-1 key next to a closed report would give label -> treatment
+    "allocation.closed_report": {"dsmb"},
     "unblinding.emergency": {"investigator"},
     "unblinding.emergency_list": SITE | OVERSIGHT | {"statistician"},
     "unblinding.view": SITE | OVERSIGHT | {"statistician", "designer", "pharmacist"},

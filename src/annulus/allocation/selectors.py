@@ -50,9 +50,19 @@ def arm_of_for_system(participant_id: int) -> str | None:
     return env.allocation_list.level2_key[env.group_label]
 
 
+def may_read_closed_report(user) -> bool:
+    """The closed (by-arm) DSMB material is for the DSMB only. A key holder never reads it: the
+    level-1 key holder's random number -> label list next to a case's arm would give label ->
+    treatment, whatever the capability table says."""
+    protocol = active_protocol()
+    role = role_of(user)
+    return (has(user, "allocation.closed_report")
+            and role not in (protocol.randomisation.level1_key_holder, protocol.randomisation.level2_key_holder))
+
+
 def arms_for_closed_report(user) -> dict[int, str]:
     """Participant id -> arm id for the DSMB closed report."""
-    if role_of(user) not in ("dsmb", "designer"):
+    if not may_read_closed_report(user):
         raise NotPermitted("allocation.closed_report")
     out = {}
     for env in Envelope.objects.select_related("allocation_list").filter(participant__isnull=False):

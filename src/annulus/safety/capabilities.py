@@ -8,6 +8,7 @@ CAPABILITIES = {
     # the DSMB page: schedule, open (pooled) reports, recommendations
     "dsmb.open": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "designer"},
     # data by arm and the threshold alerts (a per-arm alert names an arm)
-    "dsmb.closed": {"dsmb", "designer"},
+    # (the DSMB only: a key holder reading them could join its key to the arms)
+    "dsmb.closed": {"dsmb"},
     "dsmb.recommend": {"dsmb"},
 }
