@@ -101,14 +101,25 @@ class WithdrawIn(Schema):
     adverse_event_id: int | None = Field(None, ge=1, le=2**63 - 1)  # a database id, never larger than bigint
 
 
+class AuditChangeOut(Schema):
+    field: str
+    label: str
+    old: str
+    new: str
+
+
 class AuditOut(Schema):
-    id: int
+    number: int = Field(..., description="place of the event in this participant's trail (1 = first)")
+    id: int | None = Field(None, description="global sequence number of the audit chain; null for a blinded reader")
     timestamp: datetime
     actor: str
     action: str
     object_type: str
     object_id: str
+    record: str = Field("", description="the record, by name")
     changes: dict
+    readable: list[AuditChangeOut] = Field(default_factory=list,
+                                           description="each change with the item's label, values as shown")
     reason: str
     hash: str
 
@@ -210,10 +221,15 @@ def audit_events(request, pk: int, action: str = "", object_type: str = "", limi
     require(request.user, "audit.view")
     require(request.user, "participant.view")
     _get(pk)
-    from annulus.audit.selectors import decoded, events_for_participant
+    from annulus.accounts.permissions import is_blinded
+    from annulus.audit.present import present_trail
+    from annulus.audit.selectors import events_for_participant
 
     limit = max(1, min(limit, 1000))
     rows = events_for_participant(pk, action=action[:20], object_type=object_type[:60])[:limit]
-    return [{"id": e.pk, "timestamp": e.timestamp, "actor": e.actor_username, "action": e.action,
-             "object_type": e.object_type, "object_id": e.object_id, "changes": decoded(e)["changes"],
-             "reason": e.reason, "hash": e.hash} for e in rows]
+    # a blinded reader gets each event's place in this trail, never the chain's global number
+    return [{"number": e.number, "id": e.id, "timestamp": e.timestamp, "actor": e.actor, "action": e.action,
+             "object_type": e.object_type, "object_id": e.object_id, "record": e.record, "changes": e.raw_changes,
+             "readable": [{"field": c.key, "label": c.label, "old": c.old, "new": c.new} for c in e.changes],
+             "reason": e.reason, "hash": e.hash}
+            for e in present_trail(rows, pk, blinded=is_blinded(request.user))]

@@ -147,14 +147,19 @@ def withdraw(request, pk):
 def audit_trail(request, pk):
     need(request, "audit.view")
     p = _participant(request, pk)
-    from annulus.audit.selectors import decoded, events_for_participant
+    from annulus.accounts.permissions import is_blinded
+    from annulus.audit.present import present_trail
+    from annulus.audit.selectors import events_for_participant
 
     action = request.GET.get("action", "")
     object_type = request.GET.get("type", "")
     actor = request.GET.get("actor", "")[:150]
     events = events_for_participant(p.pk, action=action, object_type=object_type, actor=actor)
     page = selectors.paginate(events, request.GET.get("page"), per_page=50)
-    rows = [{"e": e, "body": decoded(e)} for e in page.object_list]
+    # a blinded reader sees each event's place in this trail, never the chain's global number
+    blinded = is_blinded(request.user)
+    rows = present_trail(page.object_list, p.pk, blinded=blinded)
     types = sorted(set(events_for_participant(p.pk).values_list("object_type", flat=True)))
     return render(request, "participants/audit.html", {"p": p, "page": page, "rows": rows, "action": action,
-                                                        "type": object_type, "actor": actor, "types": types})
+                                                        "type": object_type, "actor": actor, "types": types,
+                                                        "show_ids": not blinded})

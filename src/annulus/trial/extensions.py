@@ -58,3 +58,14 @@ def timeline_events(participant) -> list[dict]:
     for module in _modules("timeline"):
         out.extend(module.events(participant))
     return out
+
+
+def audit_labels(object_type: str, body: dict, language: str, cache: dict | None = None) -> dict:
+    """Readable names for an audit event's fields and values, from the apps' ``audit_labels.py``
+    (``labels(object_type, body, language, cache) -> dict or None``; the first answer counts)."""
+    cache = {} if cache is None else cache
+    for module in _modules("audit_labels"):
+        found = module.labels(object_type, body, language, cache)
+        if found:
+            return found
+    return {}

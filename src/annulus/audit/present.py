@@ -1,0 +1,131 @@
+"""Audit events as people read them: the event's context (which visit, which form, which
+revision) apart from its changes, each change as old → new with the item's label, values readable
+(codes by their label, times in the site's time zone), and a running number within the
+participant's trail instead of the global sequence number for a blinded reader.
+
+Why the running number: event ids are the chain's global sequence, so the gaps between the ids
+of one participant's events count every other event written in between, including the ones a
+blinded reader may not see (allocation, pharmacy, DSMB). A blinded reader gets the event's place
+in the trail he may read (1 = the participant's first event) and never the global id.
+
+Labels come from the apps: each app may have ``audit_labels.py`` with
+``labels(object_type, body, language, cache) -> {"fields": {key: label}, "values": {key: {raw: label}},
+"context": {key: label of the value}, "record": str, "in_record": keys the record's name already
+says}``, every part optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from .models import AuditEvent
+from .selectors import decoded
+
+
+@dataclass
+class Change:
+    key: str
+    label: str
+    old: str
+    new: str
+
+
+@dataclass
+class Shown:
+    """One event as shown: ``number`` is its place in the participant's trail; ``id`` the global
+    sequence number, or None for a blinded reader."""
+
+    number: int
+    id: int | None
+    timestamp: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    record: str
+    reason: str
+    hash: str
+    context: list[tuple[str, str]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    raw_changes: dict = field(default_factory=dict)
+
+
+def is_pair(value: Any) -> bool:
+    """A change is stored as ``[old, new]``; anything else in ``changes`` is context."""
+    return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def _humanise(key: str) -> str:
+    return key.replace("__", " ").replace("_", " ")
+
+
+def _when(text: str) -> str | None:
+    """An ISO date-time with an offset (how the audit stores times, in UTC) in the site's zone."""
+    if len(text) < 16 or text[4:5] != "-" or "T" not in text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return None
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+
+def show_value(value: Any, choices: dict | None = None) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "∅"
+    if choices and str(value) in choices:
+        return str(choices[str(value)])
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(show_value(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {show_value(v)}" for k, v in value.items())
+    if isinstance(value, str):
+        return _when(value) or value
+    return str(value)
+
+
+def present(event: AuditEvent, number: int, *, blinded: bool, language: str | None = None,
+            cache: dict | None = None) -> Shown:
+    from annulus.trial.extensions import audit_labels
+
+    language = language or get_language() or "en"
+    body = decoded(event)
+    changes = body.get("changes") or {}
+    names = audit_labels(event.object_type, body, language, cache)
+    fields, values, context_values = names.get("fields", {}), names.get("values", {}), names.get("context", {})
+    shown = Shown(number=number, id=None if blinded else event.pk, timestamp=event.timestamp,
+                  actor=event.actor_username, action=event.action, object_type=event.object_type,
+                  object_id=event.object_id, record=names.get("record") or _humanise(event.object_type),
+                  reason=event.reason, hash=event.hash, raw_changes=changes)
+    for key, value in changes.items():
+        label = str(fields.get(key) or _humanise(key))
+        if is_pair(value):
+            shown.changes.append(Change(key, label, show_value(value[0], values.get(key)),
+                                        show_value(value[1], values.get(key))))
+        elif key not in names.get("in_record", ()):
+            shown.context.append((label, str(context_values.get(key) or show_value(value, values.get(key)))))
+    return shown
+
+
+def trail_numbers(participant_id: int) -> dict[int, int]:
+    """Event id -> its place in the participant's trail (1 = first), whatever the filter."""
+    ids = AuditEvent.objects.filter(participant_id=participant_id).order_by("id").values_list("id", flat=True)
+    return {pk: n for n, pk in enumerate(ids, 1)}
+
+
+def present_trail(events, participant_id: int, *, blinded: bool) -> list[Shown]:
+    """``events`` (of one participant, any order, any filter) as shown to a reader."""
+    numbers = trail_numbers(participant_id)
+    language = get_language() or "en"
+    cache: dict = {}
+    return [present(e, numbers[e.pk], blinded=blinded, language=language, cache=cache) for e in events]
