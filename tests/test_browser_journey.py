@@ -1,5 +1,5 @@
-"""Headless Chromium: a coordinator takes a candidate from pre-screening to enrolment and sees
-the audit trail. Screenshots of the main pages go to /tmp/shots/ for review."""
+"""Headless Chromium: a coordinator takes a candidate from pre-screening to the eligibility
+decision, an investigator signs it and enrols, and sees the audit trail. Screenshots of the main pages go to /tmp/shots/ for review."""
 
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ def test_coordinator_journey_in_the_browser(flushable_audit_table, live_server, 
     page.click("text=Record consent")
     now = timezone.localtime(timezone.now()).replace(second=0, microsecond=0)
     page.fill("#id_consented_at", now.strftime("%Y-%m-%dT%H:%M"))
+    page.select_option("#id_taken_by", str(users["coordinator"].pk))  # chosen, never pre-selected
     page.click("button[type=submit]")
     page.wait_for_selector("text=Consent recorded.")
 
@@ -108,8 +109,20 @@ def test_coordinator_journey_in_the_browser(flushable_audit_table, live_server, 
         else:
             page.fill(selector, str(value))
     page.click("button[name=decide]")
+    # the coordinator prepares; an investigator reads the outcome and signs it with their password
+    page.wait_for_selector("text=An investigator signs the eligibility decision")
+    page.click("text=Log out")
+    page.goto(f"{base}/participants/{pk}/eligibility/")
+    page.fill("input[name=username]", users["investigator"].username)
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(rf"/participants/{pk}/eligibility/$"))
+    shot(page, "eligibility_decision")
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.click("text=Sign the decision")
     page.wait_for_selector("text=Eligible: every criterion is met.")
 
+    page.check("form.confirm input[name=confirm]")
     page.click("text=Enrol (next case number)")
     page.wait_for_selector("text=Enrolled as case 002")
     assert "enrolled" in page.locator("h1 .status").inner_text()

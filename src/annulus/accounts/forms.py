@@ -42,4 +42,4 @@ class UserCreateForm(forms.Form):
 
     def __init__(self, *args, roles=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = roles
+        self.fields["role"].choices = [("", "—")] + [r for r in roles if r[0] != ""]

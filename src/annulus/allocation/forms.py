@@ -16,6 +16,9 @@ class VerifyForm(forms.Form):
 class PasswordStatementForm(forms.Form):
     statement = forms.CharField(label=_("Statement"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
     password = forms.CharField(label=_("Your password (signature)"), widget=forms.PasswordInput, strip=False)
+    # every step of the lock and unblinding is irreversible: the signer ticks the box, and the
+    # server refuses the step without it
+    confirm = forms.BooleanField(label=_("I confirm this signature; the step cannot be undone"))
 
 
 class EmergencyForm(forms.Form):
@@ -23,6 +26,17 @@ class EmergencyForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False)
     password = forms.CharField(label=_("Your password (re-enter to confirm)"), widget=forms.PasswordInput,
                                strip=False, required=False)
+    # shown only when needed: a second emergency unblinding by the same person within 24 hours
+    cosigner_username = forms.CharField(
+        label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
+                                        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args, cosign=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not cosign:
+            del self.fields["cosigner_username"], self.fields["cosigner_password"]
 
 
 class TransplantForm(forms.Form):
@@ -43,11 +57,12 @@ class TransplantForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["transplanted_at"].initial = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
         if product is not None:
-            self.fields["disc_level"].initial = product.target_level
-            self.fields["needle_gauge"].initial = product.needle_gauge
-            self.fields["approach"].initial = product.approach
-            self.fields["imaging"].initial = product.imaging_guidance
-            self.fields["volume_ml"].initial = product.injection_volume_ml
+            # what was done is typed, never pre-filled; the protocol's value is shown beside it
+            protocol_values = {"disc_level": product.target_level, "needle_gauge": product.needle_gauge,
+                               "approach": product.approach, "imaging": product.imaging_guidance,
+                               "volume_ml": f"{product.injection_volume_ml:g}"}
+            for name, value in protocol_values.items():
+                self.fields[name].help_text = _("protocol: %(value)s") % {"value": value}
 
 
 class ReleaseForm(forms.Form):
@@ -80,3 +95,11 @@ class ReleaseForm(forms.Form):
 
     def results(self) -> dict:
         return {cid: self.data.get(name, "") for cid, name in self.criteria_fields}
+
+
+class WaiverForm(forms.Form):
+    """The principal investigator waives one open item of the pre-lock checklist."""
+
+    item = forms.CharField(widget=forms.HiddenInput, max_length=60)
+    reason = forms.CharField(label=_("Reason for waiving this item"), min_length=10, max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}))

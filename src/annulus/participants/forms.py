@@ -2,6 +2,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.choices import with_blank
+from annulus.labels import with_unit
 from annulus.widgets import DateInput, DateTimeInput
 
 from .models import SOURCE_LABELS, Withdrawal
@@ -10,14 +12,14 @@ from .models import SOURCE_LABELS, Withdrawal
 class PrescreenForm(forms.Form):
     initials = forms.CharField(label=_("Initials"), max_length=10)
     full_name = forms.CharField(label=_("Full name (for the call list)"), max_length=120, required=False)
-    sex = forms.ChoiceField(label=_("Sex"), choices=[("F", _("female")), ("M", _("male"))])
+    sex = forms.ChoiceField(label=_("Sex"), choices=with_blank([("F", _("female")), ("M", _("male"))]))
     phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
     recruitment_source = forms.ChoiceField(label=_("Recruitment source"))
     prescreened_on = forms.DateField(label=_("Pre-screening date"), widget=DateInput())
 
     def __init__(self, *args, sources=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["recruitment_source"].choices = [(s, SOURCE_LABELS.get(s, s)) for s in sources]
+        self.fields["recruitment_source"].choices = with_blank([(s, SOURCE_LABELS.get(s, s)) for s in sources])
         self.fields["prescreened_on"].initial = timezone.localdate()
 
 
@@ -47,8 +49,7 @@ class EvidenceForm(forms.Form):
         self.evidence_fields = []
         for spec in protocol.eligibility.fields:
             label = spec.label.get(language)
-            if spec.unit and f"{spec.unit})" not in label:  # "VAS pain (0-100 mm)" already names its unit
-                label += f" ({spec.unit})"
+            label = with_unit(label, spec.unit, language)  # "VAS pain (0-100 mm)" already names its unit
             if spec.type == "date":
                 f = forms.DateField(label=label, required=False, widget=DateInput())
             elif spec.type in ("integer", "decimal"):
@@ -82,7 +83,7 @@ class EvidenceForm(forms.Form):
 
 class WithdrawForm(forms.Form):
     withdrawn_on = forms.DateField(label=_("Withdrawal date"), widget=DateInput())
-    category = forms.ChoiceField(label=_("Reason category"), choices=Withdrawal.CATEGORIES)
+    category = forms.ChoiceField(label=_("Reason category"), choices=with_blank(Withdrawal.CATEGORIES))
     details = forms.CharField(label=_("Reason and observations"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
     def __init__(self, *args, **kwargs):
@@ -90,7 +91,16 @@ class WithdrawForm(forms.Form):
         self.fields["withdrawn_on"].initial = timezone.localdate()
 
 
+class SignatureForm(forms.Form):
+    """An electronic signature: the signer re-enters their password (checked by the service)."""
+
+    password = forms.CharField(label=_("Your password (electronic signature)"), required=False, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
 def add_violation(form: forms.Form, exc) -> None:
-    """Show a service's RuleViolation on the field it names (or above the form)."""
-    field = exc.field if exc.field in form.fields else None
-    form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")
+    """Show a service's RuleViolation on the field it names (or above the form); every one of
+    them when the service found several (``RuleViolations``)."""
+    for v in getattr(exc, "violations", [exc]):
+        field = v.field if v.field in form.fields else None
+        form.add_error(field, v.message if field else f"{v.field}: {v.message}")

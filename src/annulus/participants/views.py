@@ -2,19 +2,23 @@
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 
 from annulus.accounts.permissions import has, need
-from annulus.errors import RuleViolation
+from annulus.confirm import confirmed
+from annulus.confirm import missing as confirm_missing
+from annulus.errors import NotPermitted, RuleViolation
 from annulus.trial.extensions import participant_panels
 from annulus.trial.selectors import active_protocol
 
 from . import selectors, services, states
 from .models import Withdrawal
-from .forms import ConsentForm, EvidenceForm, PrescreenForm, WithdrawForm, add_violation
+from .forms import ConsentForm, EvidenceForm, PrescreenForm, SignatureForm, WithdrawForm, add_violation
 
 
 def _participant(request, pk):
@@ -76,7 +80,7 @@ def consent(request, pk):
     need(request, "participant.edit")
     p = _participant(request, pk)
     staff = get_user_model().objects.filter(membership__role__in=["investigator", "coordinator"], is_active=True)
-    form = ConsentForm(request.POST or None, staff=staff, initial={"taken_by": request.user.pk})
+    form = ConsentForm(request.POST or None, staff=staff)  # who took consent is chosen, never pre-selected
     if request.method == "POST" and form.is_valid():
         try:
             services.record_consent(actor=request.user, participant_id=p.pk, **form.cleaned_data)
@@ -96,29 +100,57 @@ def screening(request, pk):
     form = EvidenceForm(request.POST or None, protocol=protocol, language=get_language(), current=current)
     if request.method == "POST" and form.is_valid():
         try:
-            # "save and decide" is one step: when the decision is refused, the evidence is not kept
-            # either, so the form shown again holds exactly what is still unsaved
             with transaction.atomic():
                 services.enter_evidence(actor=request.user, participant_id=p.pk, values=form.evidence_values(),
                                         collected_on=form.cleaned_data["collected_on"], reason=form.cleaned_data["reason"])
-                d = services.decide_eligibility(actor=request.user, participant_id=p.pk) if "decide" in request.POST else None
-            if d is None:
-                messages.success(request, _("Screening evidence saved."))
-            elif d.outcome == "eligible":
-                messages.success(request, _("Eligible: every criterion is met."))
-            else:
-                messages.warning(request, _("Screen failure: %(ids)s") % {"ids": ", ".join(d.failing)})
+            messages.success(request, _("Screening evidence saved."))
         except RuleViolation as exc:
             add_violation(form, exc)
         else:
-            return redirect("participant", pk=p.pk)
+            # the decision is a step of its own: an investigator reads the outcome and signs it
+            return redirect("eligibility_decision" if "decide" in request.POST else "participant", pk=p.pk)
     return render(request, "participants/screening.html", {"form": form, "p": p, "title": _("Screening evidence")})
+
+
+@never_cache
+def eligibility_decision(request, pk):
+    """The outcome evaluated from the evidence, signed by an investigator with their password."""
+    need(request, "participant.edit")
+    p = _participant(request, pk)
+    form = SignatureForm(request.POST or None)
+    if request.method == "POST":
+        need(request, "participant.decide")
+        if form.is_valid():
+            try:
+                d = services.decide_eligibility(actor=request.user, participant_id=p.pk,
+                                                password=form.cleaned_data["password"])
+            except RuleViolation as exc:
+                add_violation(form, exc)
+            except NotPermitted:
+                raise PermissionDenied from None
+            else:
+                if d.outcome == "eligible":
+                    messages.success(request, _("Eligible: every criterion is met."))
+                else:
+                    messages.warning(request, _("Screen failure: %(ids)s") % {"ids": ", ".join(d.failing)})
+                return redirect("participant", pk=p.pk)
+    result, _values = services.evaluate_participant(p)
+    lang = get_language()
+    return render(request, "participants/eligibility.html", {
+        "p": p, "form": form, "outcome": result.outcome, "open": p.status == states.SCREENING,
+        "failing": [(r.criterion.id, r.criterion.text.get(lang)) for r in result.failing],
+        "missing": [(r.criterion.id, r.criterion.text.get(lang)) for r in result.undecided],
+        "can_sign": has(request.user, "participant.decide"),
+    })
 
 
 def enrol(request, pk):
     need(request, "participant.enrol")
     p = _participant(request, pk)
     if request.method != "POST":
+        return redirect("participant", pk=p.pk)
+    if not confirmed(request):
+        messages.error(request, _("Not enrolled") + ": " + confirm_missing())
         return redirect("participant", pk=p.pk)
     try:
         p = services.enrol(actor=request.user, participant_id=p.pk)

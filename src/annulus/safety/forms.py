@@ -2,6 +2,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.choices import with_blank
 from annulus.widgets import DateInput, DateTimeInput
 
 from .models import ACTIONS, CAUSALITY, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, DsmbRecommendation
@@ -18,19 +19,20 @@ class AdverseEventForm(forms.Form):
     onset_at = forms.DateTimeField(label=_("Onset"), widget=DateTimeInput())
     end_at = forms.DateTimeField(label=_("End (resolution or death)"), required=False, widget=DateTimeInput())
     serious = forms.TypedChoiceField(label=_("Serious (ICH E2A)"), coerce=lambda v: v == "yes",
-                                     choices=[("no", _("no")), ("yes", _("yes"))], initial="no")
+                                     choices=with_blank([("no", _("no")), ("yes", _("yes"))]))
     serious_criteria = forms.MultipleChoiceField(label=_("Seriousness criteria"), required=False,
                                                  choices=SERIOUS_CRITERIA, widget=forms.CheckboxSelectMultiple)
     first_knowledge_at = forms.DateTimeField(label=_("First knowledge of the serious event"), required=False,
                                              widget=DateTimeInput(),
                                              help_text=_("Starts the reporting clocks (12 h / 24 h or 2nd working day)"))
-    grade = forms.TypedChoiceField(label=_("Severity grade (CTCAE)"), coerce=int, choices=GRADES)
-    causality_liposuction = forms.ChoiceField(label=_("Causality: liposuction"), choices=CAUSALITY)
-    causality_injection = forms.ChoiceField(label=_("Causality: injection procedure"), choices=CAUSALITY)
-    causality_product = forms.ChoiceField(label=_("Causality: study product"), choices=CAUSALITY)
-    expectedness = forms.ChoiceField(label=_("Expectedness"), choices=EXPECTEDNESS)
-    action_taken = forms.ChoiceField(label=_("Action taken"), choices=ACTIONS)
-    outcome = forms.ChoiceField(label=_("Outcome"), choices=OUTCOMES)
+    grade = forms.TypedChoiceField(label=_("Severity grade (CTCAE)"), coerce=int, choices=with_blank(GRADES),
+                                   empty_value=None)
+    causality_liposuction = forms.ChoiceField(label=_("Causality: liposuction"), choices=with_blank(CAUSALITY))
+    causality_injection = forms.ChoiceField(label=_("Causality: injection procedure"), choices=with_blank(CAUSALITY))
+    causality_product = forms.ChoiceField(label=_("Causality: study product"), choices=with_blank(CAUSALITY))
+    expectedness = forms.ChoiceField(label=_("Expectedness"), choices=with_blank(EXPECTEDNESS))
+    action_taken = forms.ChoiceField(label=_("Action taken"), choices=with_blank(ACTIONS))
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=with_blank(OUTCOMES))
 
     def __init__(self, *args, with_reason=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,8 +47,9 @@ class AdverseEventForm(forms.Form):
 class SentForm(forms.Form):
     sent_at = forms.DateTimeField(label=_("Sent at"), widget=DateTimeInput())
     sent_to = forms.CharField(label=_("Sent to (person)"), max_length=120)
-    method = forms.ChoiceField(label=_("Method"), choices=[("e-mail", _("e-mail")), ("fax", _("fax")),
-                                                          ("by hand", _("by hand")), ("phone then written", _("phone then written"))])
+    method = forms.ChoiceField(label=_("Method"), choices=with_blank([
+        ("e-mail", _("e-mail")), ("fax", _("fax")), ("by hand", _("by hand")),
+        ("phone then written", _("phone then written"))]))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -69,19 +72,20 @@ class SafetyWithdrawForm(forms.Form):
 
 class GenerateForm(forms.Form):
     as_of = forms.DateField(label=_("Data cut-off"), widget=DateInput())
-    kind = forms.ChoiceField(label=_("Report"), choices=[("open", _("open (pooled)")), ("closed", _("closed (by arm)"))])
+    kind = forms.ChoiceField(label=_("Report"), choices=with_blank([("open", _("open (pooled)")),
+                                                                    ("closed", _("closed (by arm)"))]))
 
     def __init__(self, *args, closed=False, **kwargs):
         super().__init__(*args, **kwargs)
         if not closed:
-            self.fields["kind"].choices = [("open", _("open (pooled)"))]
+            self.fields["kind"].choices = with_blank([("open", _("open (pooled)"))])
         self.fields["as_of"].initial = timezone.localdate()
 
 
 class RecommendationForm(forms.Form):
     meeting_on = forms.DateField(label=_("Meeting date"), widget=DateInput())
     as_of = forms.DateField(label=_("Data cut-off reviewed"), required=False, widget=DateInput())
-    decision = forms.ChoiceField(label=_("Recommendation"), choices=DsmbRecommendation.DECISIONS)
+    decision = forms.ChoiceField(label=_("Recommendation"), choices=with_blank(DsmbRecommendation.DECISIONS))
     summary = forms.CharField(label=_("Recommendation to the investigators (open)"), widget=forms.Textarea(attrs={"rows": 4}))
     closed_notes = forms.CharField(label=_("Closed-session notes (DSMB only)"), required=False,
                                    widget=forms.Textarea(attrs={"rows": 3}))

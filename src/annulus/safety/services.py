@@ -19,9 +19,10 @@ from django.utils import timezone
 from annulus.audit import services as audit
 from annulus.checks import clean_moment as _moment
 from annulus.checks import clean_text as _text
-from annulus.errors import RuleViolation
+from annulus.errors import Problems, RuleViolation
 from annulus.participants import states
 from annulus.participants.models import Participant, StatusChange, Withdrawal
+from annulus.trial.lock import assert_writable, is_locked
 from annulus.trial.selectors import active_protocol, active_version
 from annulus.trial.services import notify
 
@@ -50,78 +51,87 @@ def _local(dt: datetime) -> str:
 
 
 def clean_event(data: dict) -> dict:
-    """Check one adverse event's fields on their own and together; return them normalised."""
-    unknown = set(data) - set(FIELDS)
-    if unknown:
-        raise RuleViolation(sorted(unknown)[0], "is not a field of an adverse event")
-    out = {
-        "term": _text("term", data.get("term"), max_len=200),
-        "description": _text("description", data.get("description"), required=False),
-        "source": _text("source", data.get("source"), required=False, max_len=60),
-    }
-    code = _text("meddra_pt_code", data.get("meddra_pt_code"), required=False, max_len=8)
-    version = _text("meddra_version", data.get("meddra_version"), required=False, max_len=10)
-    if code and not re.fullmatch(r"1\d{7}", code):
-        raise RuleViolation("meddra_pt_code", "a MedDRA preferred-term code has 8 digits starting with 1")
-    if code and not version:
-        raise RuleViolation("meddra_version", "is required with a MedDRA code (for example 27.0)")
-    if version and not re.fullmatch(r"\d{1,2}\.\d", version):
-        raise RuleViolation("meddra_version", "must look like 27.0")
-    out.update(meddra_pt_code=code, meddra_version=version)
+    """Check one adverse event's fields on their own and together; return them normalised.
+    Every broken rule is reported at once (``RuleViolations``), each naming its field; a rule
+    that joins two fields is checked only when both are valid on their own."""
+    problems = Problems()
+    for field in sorted(set(data) - set(FIELDS)):
+        problems.add(field, "is not a field of an adverse event")
+    out: dict = {}
 
-    onset = _moment("onset_at", data.get("onset_at"))
-    end = _moment("end_at", data.get("end_at"), required=False)
-    if end is not None and end < onset:
-        raise RuleViolation("end_at", f"is before the onset ({_local(onset)})")
-    out.update(onset_at=onset, end_at=end)
+    def take(name, check, *args, **kwargs):
+        with problems.check():
+            out[name] = check(name, *args, **kwargs)
+        return out.get(name)
+
+    take("term", _text, data.get("term"), max_len=200)
+    take("description", _text, data.get("description"), required=False)
+    take("source", _text, data.get("source"), required=False, max_len=60)
+    code = take("meddra_pt_code", _text, data.get("meddra_pt_code"), required=False, max_len=8)
+    version = take("meddra_version", _text, data.get("meddra_version"), required=False, max_len=10)
+    if code and not re.fullmatch(r"1\d{7}", code):
+        problems.add("meddra_pt_code", "a MedDRA preferred-term code has 8 digits starting with 1")
+    if code and not version and not problems.broken("meddra_version"):
+        problems.add("meddra_version", "is required with a MedDRA code (for example 27.0)")
+    if version and not re.fullmatch(r"\d{1,2}\.\d", version):
+        problems.add("meddra_version", "must look like 27.0")
+
+    onset = take("onset_at", _moment, data.get("onset_at"))
+    end = take("end_at", _moment, data.get("end_at"), required=False)
+    if end is not None and onset is not None and end < onset:
+        problems.add("end_at", f"is before the onset ({_local(onset)})")
 
     grade = data.get("grade")
     if isinstance(grade, str) and grade.strip().isdecimal() and grade.strip().isascii():
         grade = int(grade)
     if isinstance(grade, bool) or not isinstance(grade, int) or not 1 <= grade <= 5:
-        raise RuleViolation("grade", "must be a CTCAE grade from 1 to 5")
+        problems.add("grade", "must be a CTCAE grade from 1 to 5")
+        grade = None
     out["grade"] = grade
     for cause in CAUSES:
-        out[f"causality_{cause}"] = _choice(f"causality_{cause}", data.get(f"causality_{cause}"), CAUSALITY)
-    out["expectedness"] = _choice("expectedness", data.get("expectedness"), EXPECTEDNESS)
-    out["action_taken"] = _choice("action_taken", data.get("action_taken"), ACTIONS)
-    outcome = out["outcome"] = _choice("outcome", data.get("outcome"), OUTCOMES)
+        take(f"causality_{cause}", _choice, data.get(f"causality_{cause}"), CAUSALITY)
+    take("expectedness", _choice, data.get("expectedness"), EXPECTEDNESS)
+    take("action_taken", _choice, data.get("action_taken"), ACTIONS)
+    outcome = take("outcome", _choice, data.get("outcome"), OUTCOMES)
 
     serious = data.get("serious")
     if not isinstance(serious, bool):
-        raise RuleViolation("serious", "must be yes or no")
+        problems.add("serious", "must be yes or no")
+        serious = None
     criteria = data.get("serious_criteria") or []
-    if isinstance(criteria, str) or not isinstance(criteria, (list, tuple, set)):
-        raise RuleViolation("serious_criteria", "must be a list of criteria")
     known = [c for c, _ in SERIOUS_CRITERIA]
+    if isinstance(criteria, str) or not isinstance(criteria, (list, tuple, set)):
+        problems.add("serious_criteria", "must be a list of criteria")
+        criteria = []
     for c in criteria:
         if c not in known:
-            raise RuleViolation("serious_criteria", f"unknown criterion '{c}'; use {', '.join(known)}")
+            problems.add("serious_criteria", f"unknown criterion '{c}'; use {', '.join(known)}")
     criteria = [c for c in known if c in set(criteria)]  # one canonical order
-    if serious and not criteria:
-        raise RuleViolation("serious_criteria", "a serious event needs at least one ICH E2A seriousness criterion")
-    if criteria and not serious:
-        raise RuleViolation("serious", "a seriousness criterion is ticked, so the event is serious")
+    criteria_ok = not problems.broken("serious_criteria")
+    if serious and criteria_ok and not criteria:
+        problems.add("serious_criteria", "a serious event needs at least one ICH E2A seriousness criterion")
+    if criteria and serious is False:
+        problems.add("serious", "a seriousness criterion is ticked, so the event is serious")
     out.update(serious=serious, serious_criteria=criteria)
 
-    if grade == 5 and outcome != "fatal":
-        raise RuleViolation("outcome", "grade 5 means death related to the event: the outcome must be fatal")
-    if outcome == "fatal" and grade != 5:
-        raise RuleViolation("grade", "a fatal outcome is grade 5")
-    if outcome == "fatal" and "death" not in criteria:
-        raise RuleViolation("serious_criteria", "a fatal event is serious with the criterion 'results in death'")
-    if "death" in criteria and outcome != "fatal":
-        raise RuleViolation("outcome", "the criterion 'results in death' needs the outcome fatal")
-    if outcome in ENDED_OUTCOMES and end is None:
-        raise RuleViolation("end_at", f"is required when the outcome is {dict(OUTCOMES)[outcome]}"
-                                      + (" (the date and time of death)" if outcome == "fatal" else ""))
-    if end is not None and outcome not in ENDED_OUTCOMES:
-        raise RuleViolation("outcome", "an event with an end date is recovered, recovered with sequelae or fatal")
+    if grade == 5 and outcome is not None and outcome != "fatal":
+        problems.add("outcome", "grade 5 means death related to the event: the outcome must be fatal")
+    if outcome == "fatal" and grade is not None and grade != 5:
+        problems.add("grade", "a fatal outcome is grade 5")
+    if outcome == "fatal" and criteria_ok and "death" not in criteria:
+        problems.add("serious_criteria", "a fatal event is serious with the criterion 'results in death'")
+    if "death" in criteria and outcome is not None and outcome != "fatal":
+        problems.add("outcome", "the criterion 'results in death' needs the outcome fatal")
+    if outcome in ENDED_OUTCOMES and end is None and not problems.broken("end_at"):
+        problems.add("end_at", f"is required when the outcome is {dict(OUTCOMES)[outcome]}"
+                               + (" (the date and time of death)" if outcome == "fatal" else ""))
+    if end is not None and outcome is not None and outcome not in ENDED_OUTCOMES:
+        problems.add("outcome", "an event with an end date is recovered, recovered with sequelae or fatal")
 
-    known_at = _moment("first_knowledge_at", data.get("first_knowledge_at"), required=serious)
-    if known_at is not None and known_at < onset:
-        raise RuleViolation("first_knowledge_at", f"is before the onset ({_local(onset)})")
-    out["first_knowledge_at"] = known_at
+    known_at = take("first_knowledge_at", _moment, data.get("first_knowledge_at"), required=bool(serious))
+    if known_at is not None and onset is not None and known_at < onset:
+        problems.add("first_knowledge_at", f"is before the onset ({_local(onset)})")
+    problems.raise_any()
     return out
 
 
@@ -150,6 +160,31 @@ def _check_window(p: Participant, data: dict) -> None:
                                         f"{states.LABELS.get(p.status, p.status)})")
 
 
+def _procedure_dates(participant_id: int) -> dict[str, date | None]:
+    """When each procedure a causality is asked for was done (None while it is not recorded)."""
+    try:
+        from annulus.visits import selectors as visits
+    except ImportError:  # visits not installed: no procedure is recorded
+        return {"liposuction": None, "injection": None, "product": None}
+    tx = visits.transplant_date(participant_id)
+    return {"liposuction": visits.liposuction_date(participant_id), "injection": tx, "product": tx}
+
+
+PROCEDURE_NAMES = {"liposuction": "the liposuction", "injection": "the injection procedure",
+                   "product": "the study product (transplantation)"}
+
+
+def _check_causality(p: Participant, data: dict) -> None:
+    """'Not applicable (not yet done)' is refused once the procedure is recorded and the event
+    began on or after its day: the procedure was done, so its causality must be judged."""
+    onset = timezone.localtime(data["onset_at"]).date()
+    for cause, done in _procedure_dates(p.pk).items():
+        field = f"causality_{cause}"
+        if data[field] == "not_applicable" and done is not None and onset >= done:
+            raise RuleViolation(field, f"{PROCEDURE_NAMES[cause]} was done on {done.isoformat()}, before this event "
+                                       "began; 'not applicable (not yet done)' no longer applies: judge the causality")
+
+
 def snapshot(ae: AdverseEvent) -> dict:
     """The fields of an event as plain JSON values (UTC ISO times)."""
     out = {}
@@ -171,8 +206,10 @@ def _participant(participant_id: int) -> Participant:
 def record_adverse_event(*, actor, participant_id: int, **fields) -> AdverseEvent:
     data = clean_event(fields)
     with transaction.atomic():
+        assert_writable("adverse event")
         p = _participant(participant_id)
         _check_window(p, data)
+        _check_causality(p, data)
         pv = active_version()
         number = (AdverseEvent.objects.filter(participant=p).aggregate(m=Max("number"))["m"] or 0) + 1
         ae = AdverseEvent.objects.create(participant=p, number=number, protocol_version=pv, created_by=actor, **data)
@@ -190,6 +227,7 @@ def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields)
     """A follow-up or correction: a new revision; the reason is required and audited."""
     reason = _text("reason", reason)
     with transaction.atomic():
+        assert_writable("adverse event")
         try:
             ae = AdverseEvent.objects.select_for_update().get(pk=adverse_event_id)
         except AdverseEvent.DoesNotExist:
@@ -198,6 +236,7 @@ def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields)
         data = clean_event({**{f: getattr(ae, f) for f in FIELDS}, **fields})
         p = _participant(ae.participant_id)
         _check_window(p, data)
+        _check_causality(p, data)
         for k, v in data.items():
             setattr(ae, k, v)
         new = snapshot(ae)
@@ -221,6 +260,7 @@ def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields)
 
 def _after_save(actor, ae: AdverseEvent, *, was_serious: bool) -> None:
     _sync_sae_reports(actor, ae, was_serious=was_serious)
+    _sync_susar_report(actor, ae, was_serious=was_serious)
     evaluate_thresholds(actor=actor, trigger=ae)
 
 
@@ -277,6 +317,61 @@ def _sync_sae_reports(actor, ae: AdverseEvent, *, was_serious: bool) -> None:
                link=reverse("safety_sae"))
 
 
+def _sync_susar_report(actor, ae: AdverseEvent, *, was_serious: bool) -> None:
+    """A SUSAR (serious, unexpected, related to the product) has one more report: the expedited
+    one, on its own calendar-day clock (protocol ``safety.susar``; ICH E2A: 7 days when fatal or
+    life-threatening, 15 otherwise). The clock runs from first knowledge of the event when the
+    event is a SUSAR as soon as it is serious; when a follow-up of a serious event makes it a SUSAR
+    (causality or expectedness reassessed), from that follow-up."""
+    from annulus.workdays import susar_deadline
+
+    from .selectors import is_susar
+
+    protocol = active_protocol()
+    cfg = protocol.safety.susar
+    now = timezone.now()
+    report = ae.sae_reports.select_for_update().filter(expedited=True).first()
+    if not is_susar(ae, protocol.safety.related_causality):
+        if report and report.sent_at is None and report.not_required_since is None:
+            report.not_required_since = now
+            report.save(update_fields=["not_required_since"])
+            audit.record(actor=actor, action="change", obj_type="sae_report", obj_id=report.pk,
+                         participant_id=ae.participant_id, changes={"not_required_since": [None, now]},
+                         reason="the event is no longer a SUSAR")
+        return
+    if report is not None and report.sent_at is not None:
+        return
+    start = report.clock_start_at if report is not None else (max(now, ae.first_knowledge_at) if was_serious else None)
+    fatal_or_lt = ae.outcome == "fatal" or bool({"death", "life_threatening"} & set(ae.serious_criteria))
+    d = susar_deadline(start or ae.first_knowledge_at, protocol.trial.timezone, fatal_or_life_threatening=fatal_or_lt,
+                       fatal_days=cfg.fatal_or_life_threatening_days, other_days=cfg.other_days, recipient=cfg.id)
+    if start is not None:
+        rule = f"{d.rule}; the event became a SUSAR at the follow-up of {_local(start)}"
+    else:
+        rule = d.rule
+    if report is None:
+        report = SaeReport.objects.create(adverse_event=ae, recipient=cfg.id, recipient_name=cfg.name.get("en"),
+                                          due_at=d.due_utc, rule=rule[:300], expedited=True, clock_start_at=start)
+        audit.record(actor=actor, action="create", obj_type="sae_report", obj_id=report.pk,
+                     participant_id=ae.participant_id,
+                     changes={"recipient": [None, report.recipient], "due_at": [None, report.due_at],
+                              "expedited": [None, True]})
+        notify(users=_staff(["investigator", "coordinator"]), actor=actor, kind="susar",
+               subject=f"SUSAR: expedited report of {ae.label} due {_local(report.due_at)}",
+               body=f"{ae.label} {ae.term} is serious, unexpected and related to the study product. "
+                    f"Expedited report due {_local(report.due_at)} (Asia/Shanghai): {rule}.",
+               link=reverse("safety_sae_report", args=[report.pk]))
+        return
+    before = {"due_at": report.due_at, "not_required_since": report.not_required_since}
+    report.due_at, report.rule, report.not_required_since = d.due_utc, rule[:300], None
+    changes = audit.diff(before, {"due_at": report.due_at, "not_required_since": None})
+    if changes:
+        report.save(update_fields=["due_at", "rule", "not_required_since"])
+        audit.record(actor=actor, action="change", obj_type="sae_report", obj_id=report.pk,
+                     participant_id=ae.participant_id, changes=changes,
+                     reason="SUSAR clock recomputed (first knowledge, outcome or seriousness criteria changed)")
+
+
 def _report(report_id: int) -> SaeReport:
     try:
         return SaeReport.objects.select_for_update().select_related("adverse_event").get(pk=report_id)
@@ -289,6 +384,7 @@ def record_report_sent(*, actor, report_id: int, sent_at: datetime, sent_to: str
     sent_to = _text("sent_to", sent_to, max_len=120)
     method = _text("method", method, required=False, max_len=40)
     with transaction.atomic():
+        assert_writable("SAE report")
         r = _report(report_id)
         if r.sent_at is not None:
             raise RuleViolation("sent_at", f"this report was already recorded as sent at {_local(r.sent_at)}")
@@ -308,6 +404,7 @@ def record_report_acknowledged(*, actor, report_id: int, acknowledged_at: dateti
     acknowledged_at = _moment("acknowledged_at", acknowledged_at)
     acknowledged_by = _text("acknowledged_by", acknowledged_by, max_len=120)
     with transaction.atomic():
+        assert_writable("SAE report")
         r = _report(report_id)
         if r.sent_at is None:
             raise RuleViolation("acknowledged_at", "the report has not been sent yet; record the sending first")
@@ -327,6 +424,9 @@ def notify_overdue(*, now: datetime | None = None, actor=None) -> int:
     """Tell the investigators and coordinators once about each report whose clock ran out."""
     now = now or timezone.now()
     count = 0
+    if is_locked():
+        # after the lock nothing is reported any more: the checklist closed or waived every report
+        return 0
     with transaction.atomic():
         late = (SaeReport.objects.select_for_update().select_related("adverse_event__participant")
                 .filter(sent_at__isnull=True, not_required_since__isnull=True, overdue_notified_at__isnull=True,
@@ -387,12 +487,13 @@ def _matches(t, ae: AdverseEvent, related: set[str]) -> bool:
 
 def evaluate_thresholds(*, actor, trigger: AdverseEvent) -> list[DsmbAlert]:
     """Evaluate every protocol threshold on the events as they now stand; record and notify each
-    newly crossed one (once: the alert row is unique per threshold and arm)."""
+    new alert. A threshold of one event (any death, any related SAE) alerts on every qualifying
+    event, once per event; a threshold of N events alerts each time the count (per arm for
+    per-arm thresholds) reaches a new multiple of N: 3, 6, 9 ..."""
     protocol = active_protocol()
     related = set(protocol.safety.related_causality)
     events = list(AdverseEvent.objects.all().only("id", "participant_id", "outcome", "serious", "grade", "causality_product"))
     arms_cache: dict[int, str | None] = {}
-    arm_names = {a.id: a.name.get("en") for a in protocol.arms}
     new = []
     for t in protocol.safety.dsmb_thresholds:
         hits = [e for e in events if _matches(t, e, related)]
@@ -406,27 +507,41 @@ def evaluate_thresholds(*, actor, trigger: AdverseEvent) -> list[DsmbAlert]:
                     groups.setdefault(arm, []).append(e.pk)
         elif hits:
             groups[""] = [e.pk for e in hits]
+        earlier = list(DsmbAlert.objects.filter(threshold_id=t.id).values("arm", "level", "event_id", "adverse_event_ids"))
         for arm, ids in groups.items():
-            if len(ids) < t.count_at_least:
-                continue
-            alert, created = DsmbAlert.objects.get_or_create(
-                threshold_id=t.id, arm=arm,
-                defaults={"description": t.description.get("en")[:300], "count": len(ids),
-                          "adverse_event_ids": ids, "triggered_by_ae": trigger})
-            if not created:
-                continue
-            # the audit trail is readable by blinded roles: it never names the arm
-            audit.record(actor=actor, action="create", obj_type="dsmb_alert", obj_id=alert.pk,
-                         changes={"threshold": [None, t.id], "count": [None, len(ids)],
-                                  "scope": [None, "one arm" if t.per_arm else "all participants"]})
-            where = f" in arm {arm_names.get(arm, arm)}" if arm else ""
-            notify(users=_staff(["dsmb"]), actor=actor, kind="dsmb_alert",
-                   subject=f"DSMB safety threshold crossed: {t.description.get('en')}"[:200],
-                   body=f"{len(ids)} event(s){where} meet the threshold '{t.id}' (at least {t.count_at_least}). "
-                        f"Latest event: {trigger.label} {trigger.term}.",
-                   link=reverse("safety_dsmb"))
-            new.append(alert)
+            if t.count_at_least == 1:
+                # every qualifying event not yet in an alert of this threshold
+                told = {i for a in earlier if a["arm"] == arm for i in a["adverse_event_ids"]}
+                keys = [{"event_id": i, "defaults": {"level": 0, "adverse_event_ids": [i]}} for i in ids if i not in told]
+            else:
+                level = len(ids) // t.count_at_least * t.count_at_least
+                top = max((a["level"] for a in earlier if a["arm"] == arm and a["event_id"] is None), default=0)
+                keys = [{"level": level, "event__isnull": True, "defaults": {"adverse_event_ids": ids}}] \
+                    if level >= t.count_at_least and level > top else []
+            for key in keys:
+                defaults = {"description": t.description.get("en")[:300], "count": len(ids),
+                            "triggered_by_ae": trigger, **key.pop("defaults")}
+                alert, created = DsmbAlert.objects.get_or_create(threshold_id=t.id, arm=arm, **key, defaults=defaults)
+                if created:
+                    _announce_alert(actor, t, alert)
+                    new.append(alert)
     return new
+
+
+def _announce_alert(actor, t, alert: DsmbAlert) -> None:
+    """Audit and notify one alert. Neither names the arm nor an event: the audit trail is read by
+    blinded roles, and the notification is also mailed. The mail carries a link to the alert's
+    page, where the DSMB sees the arm and the events in the app."""
+    audit.record(actor=actor, action="create", obj_type="dsmb_alert", obj_id=alert.pk,
+                 changes={"threshold": [None, t.id], "count": [None, alert.count],
+                          "scope": [None, "one arm" if t.per_arm else "all participants"]})
+    every = t.count_at_least == 1
+    notify(users=_staff(["dsmb"]), actor=actor, kind="dsmb_alert",
+           subject=f"DSMB safety threshold crossed: {t.description.get('en')}"[:200],
+           body=(f"One more event meets the safety threshold '{t.description.get('en')}'." if every else
+                 f"The safety threshold '{t.description.get('en')}' is reached (again, at a new multiple of its count).")
+                + " The details are shown to the DSMB in Annulus only: open the link.",
+           link=reverse("safety_dsmb_alert", args=[alert.pk]))
 
 
 # ---- DSMB recommendations and reports ----------------------------------------------------------
@@ -443,6 +558,7 @@ def record_recommendation(*, actor, meeting_on: date, decision: str, summary: st
     summary = _text("summary", summary)
     closed_notes = _text("closed_notes", closed_notes, required=False)
     with transaction.atomic():
+        assert_writable("DSMB recommendation")
         rec = DsmbRecommendation.objects.create(meeting_on=meeting_on, as_of=as_of, decision=decision, summary=summary,
                                                 closed_notes=closed_notes, recorded_by=actor)
         # closed notes may discuss arms: the audit keeps only that they exist

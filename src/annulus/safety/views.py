@@ -89,10 +89,8 @@ def ae_new(request, pk):
     p = get_participant(pk)
     if p is None:
         raise Http404
-    initial = {"term": request.GET.get("term", "")[:200], "onset_at": _local_input(timezone.now()),
-               "causality_liposuction": "not_related", "causality_injection": "not_related",
-               "causality_product": "not_related", "expectedness": "expected", "action_taken": "none",
-               "outcome": "recovering"}
+    # no clinical answer is pre-selected: grade, causality, expectedness, action and outcome start empty
+    initial = {"term": request.GET.get("term", "")[:200], "onset_at": _local_input(timezone.now())}
     form = AdverseEventForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -114,7 +112,7 @@ def ae_detail(request, pk):
     withdrawal = Withdrawal.objects.filter(participant=ae.participant, adverse_event_id=ae.pk).first()
     other_withdrawal = Withdrawal.objects.filter(participant=ae.participant).first()
     return render(request, "safety/ae_detail.html", {
-        "ae": ae, "p": ae.participant, "revisions": revisions,
+        "ae": ae, "p": ae.participant, "revisions": revisions, "susar": selectors.is_susar(ae),
         "reports": selectors.clock_rows(ae.sae_reports.select_related("sent_by")),
         "withdrawal": withdrawal, "already_withdrawn": other_withdrawal is not None,
         "can_edit": has(request.user, "safety.edit"),
@@ -166,7 +164,7 @@ def sae_dashboard(request):
     services.notify_overdue(actor=None)
     show = request.GET.get("show", "open")
     rows = selectors.clock_rows(selectors.sae_reports(only_open=show == "open"))
-    return render(request, "safety/sae.html", {"rows": rows, "show": show,
+    return render(request, "safety/sae.html", {"rows": rows, "show": show, "susar": active_protocol().safety.susar,
                                                "overdue": sum(1 for r in rows if r["clock"]["state"] == "overdue")})
 
 
@@ -234,6 +232,27 @@ def dsmb(request):
         "arm_names": {a.id: a.name for a in protocol.arms},
         "thresholds": protocol.safety.dsmb_thresholds,
     })
+
+
+def dsmb_alert(request, pk):
+    """A threshold alert with its arm and events: the page the alert's notification links to
+    (closed-report readers only; anyone else gets the same 404 as for a missing alert)."""
+    need(request, "dsmb.open")
+    alert = selectors.alert_for(request.user, pk)
+    if alert is None:
+        raise Http404
+    try:
+        arm_of = services.closed_arms(request.user)
+    except NotPermitted:
+        raise Http404 from None
+    protocol = active_protocol()
+    names = {a.id: a.name for a in protocol.arms}
+    threshold = next((t for t in protocol.safety.dsmb_thresholds if t.id == alert.threshold_id), None)
+    events = list(selectors.events().filter(pk__in=alert.adverse_event_ids).order_by("onset_at", "id"))
+    rows = [{"ae": e, "arm": names.get(arm_of.get(e.participant_id)),
+             "susar": selectors.is_susar(e, protocol.safety.related_causality)} for e in events]
+    return render(request, "safety/dsmb_alert.html", {"alert": alert, "rows": rows, "threshold": threshold,
+                                                      "arm": names.get(alert.arm) if alert.arm else None})
 
 
 def _report(request, pk) -> DsmbReport:

@@ -4,6 +4,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.choices import with_blank
+from annulus.labels import with_unit
 from annulus.widgets import DateInput, DateTimeInput
 
 from .models import Liposuction, ReminderCall
@@ -11,10 +13,10 @@ from .models import Liposuction, ReminderCall
 
 class LiposuctionForm(forms.Form):
     performed_on = forms.DateField(label=_("Liposuction date (day 0)"), widget=DateInput())
-    fat_volume_ml = forms.CharField(label=_("Subcutaneous fat harvested (mL, protocol: 150)"), initial="150",
+    fat_volume_ml = forms.CharField(label=_("Subcutaneous fat harvested (mL, protocol: 150)"),
                                     widget=forms.NumberInput(attrs={"step": "any"}))
-    anaesthesia = forms.ChoiceField(label=_("Anaesthesia"), choices=Liposuction.ANAESTHESIA, initial="local")
-    observation_hours = forms.CharField(label=_("Observation before discharge (hours, protocol: 4)"), initial="4",
+    anaesthesia = forms.ChoiceField(label=_("Anaesthesia"), choices=with_blank(Liposuction.ANAESTHESIA))
+    observation_hours = forms.CharField(label=_("Observation before discharge (hours, protocol: 4)"),
                                         widget=forms.NumberInput(attrs={"step": "any"}))
     complications = forms.CharField(label=_("Complications (empty if none)"), required=False,
                                     widget=forms.Textarea(attrs={"rows": 2}))
@@ -53,12 +55,11 @@ class UnscheduledForm(forms.Form):
     def __init__(self, *args, choices=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["forms"].choices = choices
-        self.fields["forms"].initial = ["vas", "vitals", "adverse_events"]
         self.fields["visit_date"].initial = timezone.localdate()
 
 
 class ReminderForm(forms.Form):
-    outcome = forms.ChoiceField(label=_("Call outcome"), choices=ReminderCall.OUTCOMES)
+    outcome = forms.ChoiceField(label=_("Call outcome"), choices=with_blank(ReminderCall.OUTCOMES))
     note = forms.CharField(label=_("Note"), required=False, max_length=2000)
 
 
@@ -83,7 +84,7 @@ class CrfForm(forms.Form):
                     attrs["min"] = item.min
                 if item.max is not None:
                     attrs["max"] = item.max
-                f = forms.CharField(label=f"{label} ({item.unit})" if item.unit else label, required=False,
+                f = forms.CharField(label=with_unit(label, item.unit, language), required=False,
                                     widget=forms.TextInput(attrs=attrs))
             elif item.kind in ("code", "choice"):
                 zh = (language or "").startswith("zh")
