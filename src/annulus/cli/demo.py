@@ -38,6 +38,8 @@ def _serve(host: str, port: int) -> int:
 
 
 def demo(args) -> int:
+    # links in the demo's e-mails point at the address it serves (unless a site URL is configured)
+    os.environ.setdefault("ANNULUS_SITE_URL", f"http://{args.host}:{args.port}")
     setup_django()
     _migrate()
     from annulus.participants.models import Participant
@@ -57,6 +59,10 @@ def demo(args) -> int:
             build_demo(seed=args.seed, progress=lambda msg: bar.update(task, description=msg))
     url = f"http://{args.host}:{args.port}/"
     print(f"\nAnnulus is at {url}  (API: {url}api/v1/docs)")
+    from django.conf import settings
+
+    if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+        print(f"E-mails are written to {settings.EMAIL_FILE_PATH}/ (one file per message), not sent.")
     print(f"Demo logins (password for all: {DEMO_PASSWORD}):")
     for username, role, name, is_pi in DEMO_USERS:
         print(f"  {username:<13} {role}{' (principal investigator)' if is_pi else ''}")

@@ -334,11 +334,35 @@ class DsmbThreshold(Strict):
     count_at_least: int = Field(ge=1)
 
 
+class SusarReporting(Strict):
+    """Expedited report of a SUSAR (serious, unexpected, related to the product) in calendar days
+    from first knowledge. Defaults: ICH E2A (7 days fatal or life-threatening, 15 days others)."""
+
+    id: str = Field(default="susar_expedited", pattern=r"^[a-z][a-z_]{1,39}$")
+    name: Text = Field(default_factory=lambda: Text(en="Expedited SUSAR report (regulatory authority)",
+                                                    zh="SUSAR快速报告（药品监管部门）"))
+    fatal_or_life_threatening_days: int = Field(default=7, ge=1, le=15)
+    other_days: int = Field(default=15, ge=1, le=15)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.fatal_or_life_threatening_days > self.other_days:
+            raise ValueError("fatal_or_life_threatening_days: must not be longer than other_days")
+        return self
+
+
 class Safety(Strict):
     sae_recipients: list[SaeRecipient] = Field(min_length=1)
     dsmb_thresholds: list[DsmbThreshold]
     dsmb_interim_months: int = Field(default=6, ge=1)
     related_causality: list[str] = ["possible", "probable", "definite"]
+    susar: SusarReporting = Field(default_factory=SusarReporting)
+
+    @model_validator(mode="after")
+    def _susar_id(self):
+        if self.susar.id in {r.id for r in self.sae_recipients}:
+            raise ValueError(f"susar.id: '{self.susar.id}' is already an SAE recipient id")
+        return self
 
 
 class Protocol(Strict):

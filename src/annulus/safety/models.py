@@ -129,6 +129,11 @@ class SaeReport(models.Model):
     ack_recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     # set when the event stops being serious before the report went out; the clock then stops
     not_required_since = models.DateTimeField(null=True, blank=True)
+    # the expedited report of a SUSAR (serious, unexpected, related to the product), on its own clock
+    expedited = models.BooleanField(default=False)
+    # a SUSAR clock that started at a follow-up (the event became a SUSAR after its first report);
+    # empty: the clock runs from first knowledge of the event
+    clock_start_at = models.DateTimeField(null=True, blank=True)
     overdue_notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -142,20 +147,29 @@ class SaeReport(models.Model):
 
 
 class DsmbAlert(models.Model):
-    """A crossed safety threshold. One row per threshold (and per arm for per-arm thresholds):
-    the DSMB is told once. ``arm`` names an arm and is shown only to closed-report readers."""
+    """A crossed safety threshold. A threshold of one event ("any death") alerts once per
+    qualifying event (``event``); a threshold of N events (per arm or overall) alerts each time the
+    count reaches a new multiple of N (``level`` = N, 2N, 3N ...). ``arm`` names an arm and is
+    shown only to closed-report readers, in the app (never in mail)."""
 
     threshold_id = models.CharField(max_length=60)
     arm = models.CharField(max_length=40, blank=True)
     description = models.CharField(max_length=300)
     count = models.PositiveIntegerField()
+    level = models.PositiveIntegerField(default=0)  # the multiple reached; 0 for an alert on one event
+    event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     adverse_event_ids = models.JSONField(default=list)
     triggered_at = models.DateTimeField(auto_now_add=True)
     triggered_by_ae = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["-triggered_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["threshold_id", "arm"], name="dsmb_alert_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["threshold_id", "arm", "level"], condition=models.Q(event__isnull=True),
+                                    name="dsmb_alert_once_per_multiple"),
+            models.UniqueConstraint(fields=["threshold_id", "event"], condition=models.Q(event__isnull=False),
+                                    name="dsmb_alert_once_per_event"),
+        ]
 
 
 class DsmbReport(models.Model):

@@ -57,6 +57,16 @@ def clock(report: SaeReport, now=None) -> dict:
     return {"state": st["state"], "css": css, "text": text, "seconds_left": left.total_seconds()}
 
 
+def is_susar(ae: AdverseEvent, related=None) -> bool:
+    """A suspected unexpected serious adverse reaction: serious, unexpected, and related to the
+    study product (a causality the protocol counts as related, ``safety.related_causality``)."""
+    if related is None:
+        from annulus.trial.selectors import active_protocol
+
+        related = active_protocol().safety.related_causality
+    return bool(ae.serious and ae.expectedness == "unexpected" and ae.causality_product in set(related))
+
+
 def sae_reports(*, only_open: bool = False):
     qs = SaeReport.objects.select_related("adverse_event__participant", "sent_by")
     if only_open:
@@ -65,8 +75,12 @@ def sae_reports(*, only_open: bool = False):
 
 
 def clock_rows(reports, now=None) -> list[dict]:
+    """Each report with its clock and whether its event is a SUSAR (flagged on the pages)."""
+    from annulus.trial.selectors import active_protocol
+
     now = now or timezone.now()
-    return [{"r": r, "clock": clock(r, now)} for r in reports]
+    related = active_protocol().safety.related_causality
+    return [{"r": r, "clock": clock(r, now), "susar": is_susar(r.adverse_event, related)} for r in reports]
 
 
 def reports_for(user):
@@ -89,6 +103,11 @@ def alerts_for(user):
     if not has(user, "dsmb.closed"):
         return DsmbAlert.objects.none()
     return DsmbAlert.objects.select_related("triggered_by_ae__participant")
+
+
+def alert_for(user, pk: int) -> DsmbAlert | None:
+    """One alert for a closed-report reader; None otherwise (the same answer as a missing one)."""
+    return alerts_for(user).filter(pk=pk).first()
 
 
 def recommendations():

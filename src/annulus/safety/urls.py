@@ -11,6 +11,7 @@ urlpatterns = [
     path("safety/sae/", views.sae_dashboard, name="safety_sae"),
     path("safety/sae/reports/<int:pk>/", views.sae_report, name="safety_sae_report"),
     path("safety/dsmb/", views.dsmb, name="safety_dsmb"),
+    path("safety/dsmb/alerts/<int:pk>/", views.dsmb_alert, name="safety_dsmb_alert"),
     path("safety/dsmb/reports/<int:pk>/", views.dsmb_report, name="safety_dsmb_report"),
     path("safety/dsmb/reports/<int:pk>/pdf/", views.dsmb_report_pdf, name="safety_dsmb_report_pdf"),
     path("safety/dsmb/recommendations/new/", views.dsmb_recommend, name="safety_dsmb_recommend"),

@@ -120,8 +120,30 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
 
-EMAIL_BACKEND = os.environ.get("ANNULUS_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = "annulus@localhost"
+# Mail. Without ANNULUS_EMAIL_BACKEND (development, the demo, tests) mail is written to files in
+# var/mail/ (one file per message), never printed into the server log. A production installation
+# (ANNULUS_SECRET_KEY set) must name its backend, e.g. django.core.mail.backends.smtp.EmailBackend
+# with EMAIL_HOST/EMAIL_PORT from ANNULUS_EMAIL_HOST/ANNULUS_EMAIL_PORT.
+_PRODUCTION = "ANNULUS_SECRET_KEY" in os.environ
+if _PRODUCTION and not os.environ.get("ANNULUS_EMAIL_BACKEND"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ANNULUS_EMAIL_BACKEND must be set in production (ANNULUS_SECRET_KEY is set), "
+                               "e.g. django.core.mail.backends.smtp.EmailBackend")
+EMAIL_BACKEND = os.environ.get("ANNULUS_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("ANNULUS_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("ANNULUS_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("ANNULUS_EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("ANNULUS_FROM_EMAIL", "annulus@localhost")
+
+# Links in e-mails are absolute, built from this URL (the address users open the site at).
+# The demo sets it to the URL it serves; production must set it.
+if _PRODUCTION and not os.environ.get("ANNULUS_SITE_URL"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ANNULUS_SITE_URL must be set in production (ANNULUS_SECRET_KEY is set), "
+                               "e.g. https://annulus.example.org")
+ANNULUS_SITE_URL = os.environ.get("ANNULUS_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # The protocol file this installation runs (an amendment is loaded as a new version).
 ANNULUS_PROTOCOL_FILE = os.environ.get("ANNULUS_PROTOCOL_FILE", str(BASE_DIR / "protocols" / "dlbp-admsc.yaml"))

@@ -34,9 +34,18 @@ class TrialState(models.Model):
     changed_at = models.DateTimeField(auto_now=True)
 
 
-class Notification(models.Model):
-    """An in-app message to one user (also sent by e-mail). Reading it is the only change."""
+def notification_key() -> str:
+    import secrets
 
+    return secrets.token_urlsafe(12)
+
+
+class Notification(models.Model):
+    """An in-app message to one user (also sent by e-mail). Reading it is the only change.
+    Pages and forms name a notification by its random ``key``, never by its row id: the ids run
+    over every user's notifications, so their gaps would tell a user how many others received."""
+
+    key = models.CharField(max_length=20, unique=True, default=notification_key, editable=False)
     user = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="notifications")
     subject = models.CharField(max_length=200)
     body = models.TextField(blank=True)

@@ -99,15 +99,23 @@ def notify(*, users, subject: str, body: str = "", link: str = "", kind: str = "
                      changes={"to": [None, user.username], "subject": [None, n.subject], "kind": [None, kind]})
         created.append(n)
         if user.email:
+            text = f"{body}\n\n{absolute_url(link)}".strip()
             transaction.on_commit(
-                lambda u=user: send_mail(subject[:200], f"{body}\n\n{link}".strip(), None, [u.email], fail_silently=True)
+                lambda u=user, t=text: send_mail(subject[:200], t, None, [u.email], fail_silently=True)
             )
     return created
 
 
-def mark_read(*, user, notification_id: int) -> None:
+def absolute_url(link: str) -> str:
+    """A link as mail needs it: a path of this site becomes absolute on ``ANNULUS_SITE_URL``."""
+    if link.startswith("/") and not link.startswith("//"):
+        return settings.ANNULUS_SITE_URL.rstrip("/") + link
+    return link
+
+
+def mark_read(*, user, key: str) -> None:
     from django.utils import timezone
 
     from .models import Notification
 
-    Notification.objects.filter(pk=notification_id, user=user, read_at__isnull=True).update(read_at=timezone.now())
+    Notification.objects.filter(key=str(key)[:20], user=user, read_at__isnull=True).update(read_at=timezone.now())

@@ -96,10 +96,7 @@ def notifications(request):
     from .services import mark_read
 
     if request.method == "POST":
-        try:
-            mark_read(user=request.user, notification_id=int(request.POST.get("read", "0")))
-        except ValueError:
-            pass
+        mark_read(user=request.user, key=request.POST.get("read", ""))
         return redirect("notifications")
     rows = Notification.objects.filter(user=request.user)[:200]
     return render(request, "trial/notifications.html", {"rows": rows})

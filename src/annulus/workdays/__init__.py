@@ -19,6 +19,7 @@ from .clocks import (
     SaeRule,
     clock_status,
     sae_deadlines,
+    susar_deadline,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "nth_working_day",
     "sae_deadlines",
     "supported_years",
+    "susar_deadline",
 ]

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .calendar import WorkdayCalendarError, end_of_nth_working_day
+from .calendar import WorkdayCalendarError, end_of_day, end_of_nth_working_day
 
 HEAD_OF_CENTRE = "head_of_centre"
 ETHICS_COMMITTEE = "ethics_committee"
@@ -115,6 +115,26 @@ def sae_deadlines(
             )
         )
     return deadlines
+
+
+def susar_deadline(
+    start_utc: datetime, tz: str = "Asia/Shanghai", *, fatal_or_life_threatening: bool,
+    fatal_days: int = 7, other_days: int = 15, recipient: str = "susar_expedited",
+) -> Deadline:
+    """Deadline of the expedited report of a SUSAR (ICH E2A): "no later than N calendar days after
+    first knowledge" -- the local date of ``start_utc`` is day 0 and the report is due by the end
+    (23:59:59.999999 local) of day N: 7 for a fatal or life-threatening SUSAR, 15 for others.
+    Calendar days: weekends and public holidays count."""
+    start = _require_aware(start_utc, "start_utc")
+    zone = _zone(tz)
+    days = fatal_days if fatal_or_life_threatening else other_days
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError("days: a positive whole number of calendar days")
+    day = start.astimezone(zone).date() + timedelta(days=days)
+    due = end_of_day(day, zone).astimezone(timezone.utc)
+    kind = "fatal or life-threatening" if fatal_or_life_threatening else "not fatal or life-threatening"
+    return Deadline(recipient, due, f"SUSAR, {kind}: {days} calendar days after first knowledge "
+                                    f"(by the end of {day.isoformat()} {tz}; ICH E2A)")
 
 
 def clock_status(
