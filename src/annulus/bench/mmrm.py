@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 
 VISITS = ["W1", "M1", "M3", "M6", "M12", "M18", "M24"]
 ARMS = ["control", "low", "mid", "high"]
@@ -47,6 +45,9 @@ def add_arguments(parser) -> None:
 
 
 def simulate(n_subjects: int, seed: int = 1) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     """A trial of the protocol's shape: long format, NaN after dropout."""
     rng = np.random.default_rng(seed)
     t = len(VISITS)

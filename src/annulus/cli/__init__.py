@@ -31,8 +31,19 @@ def setup_django() -> None:
     django.setup()
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line on stderr (no usage block) and exit 2. Sub-command parsers
+    are of this class too (argparse makes them of the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="annulus", description="Annulus clinical-trial system")
+    # Building the parser imports every command module: they import heavy libraries (Django,
+    # NumPy, pandas, SciPy, ...) inside the command that needs them, never at module level, so
+    # that --help and an argument error answer at once.
+    parser = _Parser(prog="annulus", description="Annulus clinical-trial system")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):

@@ -6,7 +6,6 @@ import json
 import math
 
 from annulus.cli import CliError
-from annulus.stats._io import InputError, jsonable, parse_bool, parse_number
 
 
 def register(subparsers) -> None:
@@ -41,6 +40,7 @@ def add_table_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from annulus.stats._io import InputError, jsonable, parse_bool, parse_number
     from annulus.stats.compare import compare_visits, load_long_table
 
     try:

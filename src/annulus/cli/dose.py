@@ -6,7 +6,6 @@ import json
 
 from annulus.cli import CliError
 from annulus.cli.compare import add_table_arguments
-from annulus.stats._io import InputError, jsonable, parse_bool, parse_levels_map, parse_number
 
 MODEL_NAMES = ("linear", "emax", "exponential", "quadratic")
 
@@ -47,6 +46,8 @@ def default_models(max_dose: float) -> dict[str, float | None]:
 
 
 def run(args) -> int:
+    from annulus.stats._io import InputError, jsonable
+
     try:
         result = analyse(args)
     except InputError as exc:
@@ -60,6 +61,7 @@ def run(args) -> int:
 
 def analyse(args) -> dict:
     from annulus.stats import _io
+    from annulus.stats._io import InputError, parse_bool, parse_levels_map, parse_number
     from annulus.stats.compare import load_long_table
     from annulus.stats.dose_response import dunnett, mcpmod, trend_test
 
@@ -117,6 +119,8 @@ def analyse(args) -> dict:
 
 
 def _parse_models(items) -> dict[str, float | None]:
+    from annulus.stats._io import InputError, parse_number
+
     models = {}
     for item in items:
         for part in str(item).split(","):
@@ -135,6 +139,8 @@ def _parse_models(items) -> dict[str, float | None]:
 
 
 def _mmrm(data, endpoint: str, control: str, visits: list[str]) -> dict:
+    from annulus.stats._io import InputError
+
     try:
         from annulus.stats.mmrm import MmrmError, fit_mmrm
     except ImportError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from annulus.protocol import ProtocolError, default_protocol_path, load_protocol
 
 
 def register(subparsers) -> None:
@@ -21,6 +20,8 @@ def register(subparsers) -> None:
 
 
 def validate(args) -> int:
+    from annulus.protocol import ProtocolError, load_protocol
+
     try:
         p = load_protocol(args.file)
     except ProtocolError as exc:
@@ -32,6 +33,8 @@ def validate(args) -> int:
 
 
 def show(args) -> int:
+    from annulus.protocol import ProtocolError, default_protocol_path, load_protocol
+
     path = args.file or default_protocol_path()
     try:
         p = load_protocol(path)

@@ -16,13 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from annulus.cli import CliError
-from annulus.randomisation import (
-    DocumentsError,
-    RandomisationError,
-    generate_sequence,
-    verify_documents,
-    write_documents,
-)
 
 MAX_SEED = 2**63 - 1  # fits a signed 64-bit database column
 
@@ -157,6 +150,8 @@ def _parse_seed(text: str) -> int:
 
 
 def cmd_generate(args) -> int:
+    from annulus.randomisation import DocumentsError, RandomisationError, generate_sequence, write_documents
+
     seed = _parse_seed(args.seed)
     if not args.json and not args.out:
         raise CliError("give --json to print the list or --out DIR to write the documents")
@@ -208,6 +203,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from annulus.randomisation import verify_documents
+
     directory = Path(args.directory)
     if not directory.is_dir():
         raise CliError(f"{directory}: no such directory")

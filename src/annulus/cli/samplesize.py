@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from annulus.cli import CliError
-from annulus.stats._io import InputError, jsonable, parse_int, parse_number
 
 
 def register(subparsers) -> None:
@@ -29,6 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from annulus.stats._io import InputError, jsonable, parse_int, parse_number
     from annulus.stats.samplesize import achieved_power, sample_size
 
     try:
