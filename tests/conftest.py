@@ -121,7 +121,7 @@ def make_participant(users):
         ps.enter_evidence(actor=coord, participant_id=p.pk, values=values, collected_on=today - timedelta(days=8))
         if stage == "screening":
             return p.__class__.objects.get(pk=p.pk)
-        ps.decide_eligibility(actor=inv, participant_id=p.pk)
+        ps.decide_eligibility(actor=inv, participant_id=p.pk, password=TEST_PASSWORD)
         if stage in ("eligible", "screen_failed"):
             return p.__class__.objects.get(pk=p.pk)
         ps.enrol(actor=inv, participant_id=p.pk)

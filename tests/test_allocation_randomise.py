@@ -97,10 +97,10 @@ def test_randomise_button_on_the_participant_page(users, make_participant, clien
     c = client_for("coordinator")
     page = c.get(f"/participants/{p.pk}/")
     assert b"Randomise (open the next envelope)" in page.content
-    r = c.post(f"/participants/{p.pk}/randomise/", follow=True)
+    r = c.post(f"/participants/{p.pk}/randomise/", {"confirm": "yes"}, follow=True)
     env = Envelope.objects.get(participant=p)
     assert env.drug_code.encode() in r.content and b"Randomised: random number 001" in r.content
-    r = c.post(f"/participants/{p.pk}/randomise/", follow=True)
+    r = c.post(f"/participants/{p.pk}/randomise/", {"confirm": "yes"}, follow=True)
     assert b"already randomised" in r.content
     # blinded roles without the capability cannot randomise
     assert client_for("monitor").post(f"/participants/{p.pk}/randomise/").status_code == 403

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from .conftest import ELIGIBLE_EVIDENCE
+from .conftest import ELIGIBLE_EVIDENCE, TEST_PASSWORD
 from .test_participants_bad_input import counts
 
 
@@ -44,7 +44,7 @@ def test_journey_through_the_api(api, users):
     r = post(c, f"/api/v1/participants/{pk}/evidence", {"values": ELIGIBLE_EVIDENCE,
                                                         "collected_on": (today - timedelta(days=1)).isoformat()})
     assert r.status_code == 201 and r.json()["outcome"] == "eligible"
-    r = post(c, f"/api/v1/participants/{pk}/eligibility/decide")
+    r = post(c, f"/api/v1/participants/{pk}/eligibility/decide", {"password": TEST_PASSWORD})
     assert r.status_code == 201 and r.json()["outcome"] == "eligible" and r.json()["failing"] == []
     r = post(c, f"/api/v1/participants/{pk}/enrol")
     assert r.status_code == 200 and r.json()["case_number"] == "001" and r.json()["status"] == "enrolled"
@@ -86,7 +86,7 @@ def test_journey_through_the_api(api, users):
         ("consented", "evidence", {"values": "vas=50", "collected_on": "TODAY"}, 422, "values", "valid dictionary"),
         ("screen_failed", "enrol", None, 400, "status", "a screen failure cannot be enrolled"),
         ("enrolled", "enrol", None, 400, "status", "already enrolled"),
-        ("consented", "eligibility/decide", None, 400, "evidence", "no screening evidence"),
+        ("consented", "eligibility/decide", {"password": "TEST_PASSWORD"}, 400, "evidence", "no screening evidence"),
         ("enrolled", "withdraw", {"withdrawn_on": "TODAY", "category": "bored", "details": "x"}, 400, "category",
          "must be one of"),
         ("enrolled", "withdraw", {"withdrawn_on": "TODAY", "category": "other", "details": "x",
@@ -98,7 +98,8 @@ def test_bad_input_is_4xx_json_naming_the_field(api, make_participant, stage, ur
     if stage:
         url = f"/api/v1/participants/{make_participant(stage).pk}/{url}"
     if body:
-        body = json.loads(json.dumps(body).replace("TODAY", timezone.localdate().isoformat()))
+        body = json.loads(json.dumps(body).replace("TODAY", timezone.localdate().isoformat())
+                          .replace("TEST_PASSWORD", TEST_PASSWORD))
     before = counts()
     r = post(c, url, body)
     assert r.status_code == status, r.content

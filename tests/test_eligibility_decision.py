@@ -12,7 +12,7 @@ from annulus.audit.models import AuditEvent
 from annulus.participants import services as ps
 from annulus.participants.models import EligibilityDecision
 
-from .conftest import ELIGIBLE_EVIDENCE
+from .conftest import ELIGIBLE_EVIDENCE, TEST_PASSWORD
 from .test_participants_bad_input import refused
 
 
@@ -57,14 +57,14 @@ def test_decision_needs_complete_evidence(make_participant, users):
     partial = {k: v for k, v in ELIGIBLE_EVIDENCE.items() if k != "lbp_posture"}
     ps.enter_evidence(actor=users["coordinator"], participant_id=p.pk, values=partial, collected_on=timezone.localdate())
     # three manifestations are enough for I2, yet an eligible record needs every value
-    refused(lambda: ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk),
+    refused(lambda: ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk, password=TEST_PASSWORD),
             "evidence", "evidence missing for: I2")
 
 
 @pytest.mark.req("X-2.5")
 def test_decision_without_evidence(make_participant, users):
     p = make_participant("consented")
-    refused(lambda: ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk),
+    refused(lambda: ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk, password=TEST_PASSWORD),
             "evidence", "no screening evidence")
 
 
@@ -74,7 +74,7 @@ def test_a_screen_failure_is_final(make_participant, users):
     refused(lambda: ps.enter_evidence(actor=users["coordinator"], participant_id=p.pk, values={"vas_mm": 80},
                                       collected_on=timezone.localdate(), reason="re-measured"),
             "status", "cannot be entered for a participant who is screen failure")
-    refused(lambda: ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk),
+    refused(lambda: ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk, password=TEST_PASSWORD),
             "status", "screen failure cannot continue")
 
 
@@ -87,6 +87,6 @@ def test_changed_evidence_after_eligible_needs_a_new_decision(make_participant, 
     assert p.status == "screening"
     assert list(EligibilityDecision.objects.filter(participant=p).values_list("outcome", "superseded")) == [("eligible", True)]
     refused(lambda: ps.enrol(actor=users["investigator"], participant_id=p.pk), "status", "cannot become enrolled")
-    ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk)
+    ps.decide_eligibility(actor=users["investigator"], participant_id=p.pk, password=TEST_PASSWORD)
     p.refresh_from_db()
     assert p.status == "screen_failed"

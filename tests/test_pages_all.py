@@ -132,7 +132,7 @@ def test_prescreen_form_records_source_and_refuses_bad_input(client_for):
 @pytest.mark.req("P-2.3")
 def test_enrol_button_on_a_screen_failure_shows_why(client_for, make_participant):
     p = make_participant("screen_failed")
-    r = client_for("investigator").post(f"/participants/{p.pk}/enrol/", follow=True)
+    r = client_for("investigator").post(f"/participants/{p.pk}/enrol/", {"confirm": "yes"}, follow=True)
     assert "Not enrolled: a screen failure cannot be enrolled" in r.content.decode()
 
 
@@ -164,21 +164,28 @@ def test_unknown_participant_is_a_404_page(client_for, dataset):
 
 
 @pytest.mark.req("X-2.5")
-def test_save_and_decide_with_missing_evidence_keeps_nothing(client_for, make_participant):
+def test_save_and_go_to_the_decision_with_missing_evidence(client_for, make_participant):
     p = make_participant("consented")
-    html = _form(client_for("coordinator"), f"/participants/{p.pk}/screening/",
-                 {"collected_on": timezone.localdate().isoformat(), "vas_mm": "55", "decide": "1"})
-    assert "criteria cannot be decided yet, evidence missing for: I1, I2" in html
-    assert Participant.objects.get(pk=p.pk).status == "consented"
+    r = client_for("coordinator").post(f"/participants/{p.pk}/screening/",
+                                       {"collected_on": timezone.localdate().isoformat(), "vas_mm": "55", "decide": "1"},
+                                       follow=True)
+    html = r.content.decode()
+    assert r.redirect_chain[-1][0] == f"/participants/{p.pk}/eligibility/"
+    assert "evidence is missing" in html and "<b>I1</b>" in html and "<b>I2</b>" in html
+    assert 'name="password"' not in html  # nothing to sign yet
+    assert Participant.objects.get(pk=p.pk).status == "screening"
 
 
-@pytest.mark.req("X-2.5")
-def test_save_and_decide_in_one_step(client_for, make_participant):
-    from .conftest import ELIGIBLE_EVIDENCE
+@pytest.mark.req("X-2.5", "X-7.5")
+def test_coordinator_prepares_and_the_investigator_signs(client_for, make_participant):
+    from .conftest import ELIGIBLE_EVIDENCE, TEST_PASSWORD
 
     p = make_participant("consented")
     data = {k: {True: "true", False: "false"}.get(v, v) if isinstance(v, bool) else v for k, v in ELIGIBLE_EVIDENCE.items()}
     r = client_for("coordinator").post(f"/participants/{p.pk}/screening/",
                                        {**data, "collected_on": timezone.localdate().isoformat(), "decide": "1"}, follow=True)
+    assert "An investigator signs the eligibility decision" in r.content.decode()
+    assert Participant.objects.get(pk=p.pk).status == "screening"
+    r = client_for("investigator").post(f"/participants/{p.pk}/eligibility/", {"password": TEST_PASSWORD}, follow=True)
     assert "Eligible: every criterion is met." in r.content.decode()
     assert Participant.objects.get(pk=p.pk).status == "eligible"

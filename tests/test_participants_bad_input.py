@@ -13,6 +13,8 @@ from annulus.errors import RuleViolation
 from annulus.participants import services as ps
 from annulus.participants.models import Consent, EligibilityDecision, Evidence, Participant, StatusChange, Withdrawal
 
+from .conftest import TEST_PASSWORD
+
 MODELS = (Participant, Consent, Evidence, EligibilityDecision, StatusChange, Withdrawal, AuditEvent)
 
 
@@ -82,7 +84,7 @@ def test_nothing_can_be_recorded_before_consent(make_participant, users):
     inv = users["investigator"]
     refused(lambda: ps.enter_evidence(actor=inv, participant_id=p.pk, values={"vas_mm": 50}, collected_on=today()),
             "status", "nothing can be recorded before informed consent")
-    refused(lambda: ps.decide_eligibility(actor=inv, participant_id=p.pk),
+    refused(lambda: ps.decide_eligibility(actor=inv, participant_id=p.pk, password=TEST_PASSWORD),
             "status", "nothing can be recorded before informed consent")
     refused(lambda: ps.enrol(actor=inv, participant_id=p.pk), "status", "cannot become enrolled")
     with pytest.raises(RuleViolation):

@@ -114,11 +114,11 @@ def test_pharmacist_pages_show_recipes_release_form_and_dispense(users, make_par
             **{f"results.{k}": v for k, v in testing.PASSING.items()}, "results.cd45": "7"}
     r = c.post(f"/pharmacy/envelopes/{env.pk}/", data, follow=True)
     assert b"failed" in r.content
-    r = c.post(f"/pharmacy/envelopes/{env.pk}/dispense/", follow=True)
+    r = c.post(f"/pharmacy/envelopes/{env.pk}/dispense/", {"confirm": "yes"}, follow=True)
     assert b"a failed product cannot be dispensed" in r.content
     data["results.cd45"] = "1"
     c.post(f"/pharmacy/envelopes/{env.pk}/", data)
-    r = c.post(f"/pharmacy/envelopes/{env.pk}/dispense/", follow=True)
+    r = c.post(f"/pharmacy/envelopes/{env.pk}/dispense/", {"confirm": "yes"}, follow=True)
     assert b"Dispensed" in r.content and Dispensing.objects.count() == 1
     r = c.post(f"/pharmacy/envelopes/{env.pk}/", data)
     assert b"already dispensed" in r.content

@@ -91,9 +91,10 @@ def test_only_key_holders_release_their_keys(users):
 
 @pytest.mark.req("P-3.7")
 def test_lock_through_the_pages_and_api(users, client_for):
-    r = client_for("pi").post("/unblinding/", {"action": "lock", "statement": SAY, "password": "bad"})
+    r = client_for("pi").post("/unblinding/", {"action": "lock", "statement": SAY, "password": "bad", "confirm": "on"})
     assert b"is not correct" in r.content
-    r = client_for("pi").post("/unblinding/", {"action": "lock", "statement": SAY, "password": TEST_PASSWORD})
+    r = client_for("pi").post("/unblinding/", {"action": "lock", "statement": SAY, "password": TEST_PASSWORD,
+                                               "confirm": "on"})
     assert r.status_code == 302
     assert client_for("coordinator").post("/unblinding/", {"action": "lock", "statement": SAY,
                                                            "password": TEST_PASSWORD}).status_code == 403

@@ -88,6 +88,34 @@ def create_user(*, actor, username: str, password: str, role: str, known_roles: 
     return user
 
 
+class Signature:
+    """An electronic signature whose password check has passed: who signed and what the signature
+    means. Pages and API calls make one per request from the password typed; a server-side batch
+    (the demo, a benchmark) signs a run of records with one, as a single continuous session."""
+
+    def __init__(self, user, meaning: str):
+        self.user = user
+        self.meaning = meaning
+
+
+def sign(*, user, password, meaning: str) -> Signature:
+    """Check the password a user re-enters to sign. A wrong password counts towards the
+    account's lockout and is audited, like a failed login; a locked account cannot sign.
+    Call it outside any enclosing transaction, or the failed attempt is rolled back with it."""
+    from .backends import is_locked, record_failed_login
+
+    if not getattr(user, "pk", None):
+        raise RuleViolation("password", "only a signed-in user can sign")
+    if password in (None, ""):
+        raise RuleViolation("password", "is required to sign (re-enter your password)")
+    if is_locked(user.username):
+        raise RuleViolation("password", "your account is locked after repeated failed password checks; try again later")
+    if not user.check_password(str(password)):
+        record_failed_login(user.username, password, "", what="signature")
+        raise RuleViolation("password", "is not correct")
+    return Signature(user, meaning)
+
+
 def hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

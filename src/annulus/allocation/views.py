@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from annulus.accounts.permissions import has, need, role_of
+from annulus.confirm import confirmed
+from annulus.confirm import missing as confirm_missing
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants.selectors import participant_or_404
 from annulus.randomisation.documents import HOLDERS, allocation_table_name, sha256_hex
@@ -112,6 +114,9 @@ def randomise(request, pk):
     need(request, "allocation.randomise")
     p = _participant(request, pk)
     if request.method != "POST":
+        return redirect("participant", pk=p.pk)
+    if not confirmed(request):
+        messages.error(request, _("Not randomised") + ": " + confirm_missing())
         return redirect("participant", pk=p.pk)
     try:
         env = services.randomise(actor=request.user, participant_id=p.pk)
@@ -268,7 +273,9 @@ def envelope(request, envelope_id):
 
 def dispense(request, envelope_id):
     data = _pharmacy_envelope(request, envelope_id, "allocation.dispense")
-    if request.method == "POST":
+    if request.method == "POST" and not confirmed(request):
+        messages.error(request, _("Not dispensed") + ": " + confirm_missing())
+    elif request.method == "POST":
         try:
             services.dispense(actor=request.user, envelope_id=data["envelope"].pk)
         except RuleViolation as exc:

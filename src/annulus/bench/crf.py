@@ -217,7 +217,8 @@ def _participant():
         ps.record_consent(actor=user, participant_id=p.pk, consent_version="ICF v1.0",
                           consented_at=timezone.now() - timedelta(days=20), taken_by=user)
         ps.enter_evidence(actor=user, participant_id=p.pk, values=c.evidence, collected_on=today - timedelta(days=19))
-        if ps.decide_eligibility(actor=user, participant_id=p.pk).outcome != "eligible":
+        if ps.decide_eligibility(actor=user, participant_id=p.pk,
+                                 password="Bench-Password-2026!").outcome != "eligible":
             continue
         ps.enrol(actor=user, participant_id=p.pk, enrolled_at=timezone.now() - timedelta(days=18))
         ps.advance(actor=user, participant_id=p.pk, target="randomised", reason="benchmark participant")

@@ -70,6 +70,10 @@ def _fill(target: int, seed: int, coord, inv, progress) -> None:
         return
     today = timezone.localdate()
     people = generate_candidates(need, seed=seed + have, start=today - timedelta(days=700), days=690)
+    from annulus.accounts.services import sign
+    from annulus.trial.demo import DEMO_PASSWORD
+
+    signature = sign(user=inv, password=DEMO_PASSWORD, meaning=ps.ELIGIBILITY_SIGNATURE)
     for i, c in enumerate(people, 1):
         p = ps.prescreen(actor=coord, initials=c.initials, sex=c.sex, recruitment_source=c.source,
                          prescreened_on=c.prescreened_on, full_name=c.full_name, phone=c.phone)
@@ -78,7 +82,7 @@ def _fill(target: int, seed: int, coord, inv, progress) -> None:
                               consented_at=_aware(c.prescreened_on, 9), taken_by=inv)
             ps.enter_evidence(actor=coord, participant_id=p.pk, values=c.evidence, collected_on=c.prescreened_on)
             try:
-                d = ps.decide_eligibility(actor=inv, participant_id=p.pk)
+                d = ps.decide_eligibility(actor=inv, participant_id=p.pk, signature=signature)
                 if d.outcome == "eligible":
                     ps.enrol(actor=inv, participant_id=p.pk, enrolled_at=_aware(c.prescreened_on, 11))
             except RuleViolation:

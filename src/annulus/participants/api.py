@@ -192,11 +192,16 @@ def eligibility(request, pk: int):
     return _eligibility(_get(pk))
 
 
-@router.post("/{int:pk}/eligibility/decide", response={201: DecisionOut}, summary="Decide eligible or screen failure")
-def decide(request, pk: int):
-    require(request.user, "participant.edit")
+class DecideIn(Schema):
+    password: str = Field(..., max_length=200, description="the investigator's password: the decision is signed")
+
+
+@router.post("/{int:pk}/eligibility/decide", response={201: DecisionOut},
+             summary="Sign the decision eligible or screen failure (investigator, password re-entered)")
+def decide(request, pk: int, payload: DecideIn):
+    require(request.user, "participant.decide")
     _get(pk)
-    return Status(201, services.decide_eligibility(actor=request.user, participant_id=pk))
+    return Status(201, services.decide_eligibility(actor=request.user, participant_id=pk, password=payload.password))
 
 
 @router.post("/{int:pk}/enrol", response=ParticipantOut, summary="Enrol an eligible participant (next case number)")

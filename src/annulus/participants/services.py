@@ -12,7 +12,7 @@ from django.utils import timezone
 from annulus.audit import services as audit
 from annulus.checks import clean_moment
 from annulus.checks import clean_text as _text
-from annulus.errors import RuleViolation
+from annulus.errors import NotPermitted, RuleViolation
 from annulus.protocol import EvidenceError, clean_evidence, evaluate
 from annulus.trial.models import TrialState
 from annulus.trial.selectors import active_protocol, active_version
@@ -195,11 +195,29 @@ def evaluate_participant(p: Participant):
     return evaluate(protocol.eligibility, values, ref), values
 
 
-def decide_eligibility(*, actor, participant_id: int, decided_at: datetime | None = None) -> EligibilityDecision:
-    """Evaluate every criterion from the evidence and record eligible or screen failure.
+ELIGIBILITY_SIGNATURE = "eligibility decision signed"
+
+
+def decide_eligibility(*, actor, participant_id: int, password: str | None = None, signature=None,
+                       decided_at: datetime | None = None) -> EligibilityDecision:
+    """Evaluate every criterion from the evidence and record eligible or screen failure, signed by
+    an investigator who re-enters their password (``password``; or a ``Signature`` from
+    ``annulus.accounts.services.sign`` for a batch). A coordinator prepares the evidence but cannot
+    decide. A wrong password counts towards the investigator's lockout.
     ``decided_at`` (default now) may be earlier when the decision is entered after the fact."""
+    from annulus.accounts.permissions import has
+    from annulus.accounts.services import Signature, sign
+
+    if not has(actor, "participant.decide"):
+        raise NotPermitted("participant.decide")
     if decided_at is not None:
         _not_future("decided_at", decided_at)
+    if isinstance(signature, Signature):
+        if signature.user.pk != actor.pk or signature.meaning != ELIGIBILITY_SIGNATURE:
+            raise RuleViolation("password", "the signature is not this investigator's eligibility signature")
+    else:
+        # before the transaction: a failed attempt is kept even though the decision is refused
+        sign(user=actor, password=password, meaning=ELIGIBILITY_SIGNATURE)
     with transaction.atomic():
         p = _locked(participant_id)
         if p.status != states.SCREENING:
@@ -235,7 +253,9 @@ def decide_eligibility(*, actor, participant_id: int, decided_at: datetime | Non
             EligibilityDecision.objects.filter(pk=d.pk).update(decided_at=decided_at)
             d.decided_at = decided_at
         audit.record(actor=actor, action="create", obj_type="eligibility_decision", obj_id=d.pk, participant_id=p.pk,
-                     changes={"outcome": [None, result.outcome], "failing": [None, failing]}, protocol_version=pv.version)
+                     changes={"outcome": [None, result.outcome], "failing": [None, failing],
+                              "signature": [None, ELIGIBILITY_SIGNATURE]},
+                     reason=f"electronic signature: {ELIGIBILITY_SIGNATURE}", protocol_version=pv.version)
         target = states.ELIGIBLE if result.outcome == "eligible" else states.SCREEN_FAILED
         why = "all criteria met" if target == states.ELIGIBLE else "failed: " + ", ".join(failing)
         _set_status(p, target, actor, why)

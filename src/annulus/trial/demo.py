@@ -15,7 +15,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from annulus.accounts.services import create_user
+from annulus.accounts.services import create_user, sign
 from annulus.errors import RuleViolation
 from annulus.participants import services as ps
 from annulus.simulator import generate_candidates
@@ -77,6 +77,8 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
     ctx = DemoContext(seed=seed, today=today, progress=progress)
     ctx.users = create_demo_users()
     coord, inv = ctx.users["coordinator"], ctx.users["investigator"]
+    # the investigator signs the eligibility decisions of the batch once, as one session
+    signature = sign(user=inv, password=DEMO_PASSWORD, meaning=ps.ELIGIBILITY_SIGNATURE)
     start = today - timedelta(days=800)
     people = generate_candidates(candidates, seed=seed, start=start, days=800)
     limit = protocol.sample_size.total
@@ -104,7 +106,8 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
             ev = {k: v for k, v in ev.items() if k not in ("discography_l45_only_concordant", "disc_height_loss_percent")}
         ps.enter_evidence(actor=coord, participant_id=p.pk, values=ev, collected_on=collected)
         try:
-            d = ps.decide_eligibility(actor=inv, participant_id=p.pk, decided_at=_aware(collected, 16))
+            d = ps.decide_eligibility(actor=inv, participant_id=p.pk, signature=signature,
+                                      decided_at=_aware(collected, 16))
         except RuleViolation:
             continue  # evidence incomplete: still screening
         if d.outcome == "eligible" and len(ctx.enrolled) < limit:
