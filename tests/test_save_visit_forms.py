@@ -198,7 +198,7 @@ def test_a_visit_saved_at_once_equals_its_forms_saved_one_by_one(at_w1, users):
                              complete=complete)
                 outcome_one.append(None)
             except RuleViolation as exc:
-                outcome_one.append(f"{f}.{exc.field}")
+                outcome_one.append([f"{f}.{v.field}" for v in getattr(exc, "violations", [exc])])
         try:
             vs.save_visit_forms(actor=coordinator, participant_id=p.pk, visit_key=batch.key, forms=forms,
                                 complete=complete)
@@ -207,8 +207,8 @@ def test_a_visit_saved_at_once_equals_its_forms_saved_one_by_one(at_w1, users):
         if outcome_batch is None:
             assert outcome_one == [None] * len(forms)
             assert records(one.key) == records(batch.key)
-        else:  # all or nothing: the same forms are refused, for the same field, and nothing is kept
-            assert [o for o in outcome_one if o] == outcome_batch
+        else:  # all or nothing: the same forms are refused, for the same fields, and nothing is kept
+            assert [field for o in outcome_one if o for field in o] == outcome_batch
             assert records(batch.key) == {}
 
     check()

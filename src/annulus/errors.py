@@ -39,3 +39,54 @@ class IllegalTransition(RuleViolation):
 
 class NotPermitted(Exception):
     """The user's role may not do this. Views answer 403; the API answers 403."""
+
+
+class Problems:
+    """Collects the broken rules of one request so that all are reported at once.
+
+    ::
+
+        problems = Problems()
+        with problems.check():
+            initials = clean_initials(initials)      # a RuleViolation here is kept, not raised
+        with problems.check():
+            phone = clean_phone(phone)
+        problems.raise_any()                         # RuleViolation, or RuleViolations for several
+
+    ``problems.broken("field")`` tells later checks that depend on a field to skip it.
+    """
+
+    def __init__(self):
+        self.violations: list[RuleViolation] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.violations.append(RuleViolation(field, message))
+
+    def check(self):
+        return _Catch(self)
+
+    def broken(self, *fields: str) -> bool:
+        return any(v.field in fields for v in self.violations)
+
+    def raise_any(self) -> None:
+        if len(self.violations) == 1:
+            raise self.violations[0]
+        if self.violations:
+            raise RuleViolations(self.violations)
+
+    def __bool__(self) -> bool:
+        return bool(self.violations)
+
+
+class _Catch:
+    def __init__(self, problems: Problems):
+        self.problems = problems
+
+    def __enter__(self):
+        return self.problems
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or not isinstance(exc, RuleViolation):
+            return False
+        self.problems.violations.extend(getattr(exc, "violations", [exc]))
+        return True

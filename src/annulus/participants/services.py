@@ -12,7 +12,7 @@ from django.utils import timezone
 from annulus.audit import services as audit
 from annulus.checks import clean_moment
 from annulus.checks import clean_text as _text
-from annulus.errors import NotPermitted, RuleViolation
+from annulus.errors import NotPermitted, Problems, RuleViolation
 from annulus.protocol import EvidenceError, clean_evidence, evaluate
 from annulus.trial.models import TrialState
 from annulus.trial.selectors import active_protocol, active_version
@@ -48,20 +48,26 @@ def _locked(participant_id: int) -> Participant:
 def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescreened_on: date,
               full_name: str = "", phone: str = "") -> Participant:
     protocol = active_protocol()
-    initials = _text("initials", initials, max_len=10)
-    if not re.fullmatch(r"[A-Za-z\u4e00-\u9fff\-]{1,10}", initials):
-        raise RuleViolation("initials", "letters only, at most 10")
+    problems = Problems()  # every problem at once, each naming its field
+    with problems.check():
+        initials = _text("initials", initials, max_len=10)
+        if not re.fullmatch(r"[A-Za-z\u4e00-\u9fff\-]{1,10}", initials):
+            raise RuleViolation("initials", "letters only, at most 10")
     if sex not in ("F", "M"):
-        raise RuleViolation("sex", "must be F or M")
+        problems.add("sex", "must be F or M")
     if recruitment_source not in protocol.recruitment_sources:
-        raise RuleViolation("recruitment_source", f"must be one of {', '.join(protocol.recruitment_sources)}")
-    if not isinstance(prescreened_on, date):
-        raise RuleViolation("prescreened_on", "must be a date")
-    _not_future("prescreened_on", prescreened_on)
-    full_name = _text("full_name", full_name, required=False, max_len=120)
-    phone = _text("phone", phone, required=False, max_len=40)
-    if phone and not re.fullmatch(r"[0-9+\-() ]{5,40}", phone):
-        raise RuleViolation("phone", "digits, spaces, + - ( ) only")
+        problems.add("recruitment_source", f"must be one of {', '.join(protocol.recruitment_sources)}")
+    with problems.check():
+        if not isinstance(prescreened_on, date):
+            raise RuleViolation("prescreened_on", "must be a date")
+        _not_future("prescreened_on", prescreened_on)
+    with problems.check():
+        full_name = _text("full_name", full_name, required=False, max_len=120)
+    with problems.check():
+        phone = _text("phone", phone, required=False, max_len=40)
+        if phone and not re.fullmatch(r"[0-9+\-() ]{5,40}", phone):
+            raise RuleViolation("phone", "digits, spaces, + - ( ) only")
+    problems.raise_any()
     pv = active_version()
     with transaction.atomic():
         TrialState.objects.select_for_update().get_or_create(id=1)
@@ -131,14 +137,20 @@ def current_evidence(p: Participant) -> dict[str, Evidence]:
 def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: date, reason: str = "") -> list[Evidence]:
     """Enter screening evidence. A value that replaces an earlier one needs a reason."""
     protocol = active_protocol()
-    if not isinstance(collected_on, date):
-        raise RuleViolation("collected_on", "must be a date")
-    _not_future("collected_on", collected_on)
-    try:
-        cleaned = clean_evidence(protocol.eligibility, values, today=timezone.localdate())
-    except EvidenceError as exc:
-        raise RuleViolation(exc.field, exc.message) from None
-    reason = _text("reason", reason, required=False)
+    problems = Problems()  # every wrong value at once, each on its field
+    with problems.check():
+        if not isinstance(collected_on, date):
+            raise RuleViolation("collected_on", "must be a date")
+        _not_future("collected_on", collected_on)
+    cleaned = {}
+    for field, value in (values.items() if isinstance(values, dict) else ()):
+        try:
+            cleaned.update(clean_evidence(protocol.eligibility, {field: value}, today=timezone.localdate()))
+        except EvidenceError as exc:
+            problems.add(exc.field, exc.message)
+    with problems.check():
+        reason = _text("reason", reason, required=False)
+    problems.raise_any()
     with transaction.atomic():
         p = _locked(participant_id)
         if p.status not in (states.CONSENTED, states.SCREENING, states.ELIGIBLE):
@@ -309,12 +321,16 @@ def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) ->
 
 def withdraw(*, actor, participant_id: int, withdrawn_on: date, category: str, details: str,
              adverse_event_id: int | None = None) -> Withdrawal:
-    details = _text("details", details)
+    problems = Problems()
+    with problems.check():
+        details = _text("details", details)
     if category not in dict(Withdrawal.CATEGORIES):
-        raise RuleViolation("category", f"must be one of {', '.join(dict(Withdrawal.CATEGORIES))}")
-    if not isinstance(withdrawn_on, date):
-        raise RuleViolation("withdrawn_on", "must be a date")
-    _not_future("withdrawn_on", withdrawn_on)
+        problems.add("category", f"must be one of {', '.join(dict(Withdrawal.CATEGORIES))}")
+    with problems.check():
+        if not isinstance(withdrawn_on, date):
+            raise RuleViolation("withdrawn_on", "must be a date")
+        _not_future("withdrawn_on", withdrawn_on)
+    problems.raise_any()
     with transaction.atomic():
         p = _locked(participant_id)
         if p.status == states.WITHDRAWN:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from annulus.errors import RuleViolation
+from annulus.errors import Problems, RuleViolation, RuleViolations
 from annulus.instruments import InstrumentError, score
 from annulus.instruments.imaging import modic_type, pfirrmann_grade
 from annulus.instruments.labs import assess_panel
@@ -276,47 +276,63 @@ _READINGS = {"modic_superior": modic_type, "modic_inferior": modic_type, "pfirrm
 
 def clean(spec: FormSpec, raw: dict) -> dict:
     """Raw answers (strings from a web form, or JSON values) -> typed answers; blanks are dropped.
-    An unknown item, a non-number or a code the form does not print is refused, naming the item."""
+    An unknown item, a non-number or a code the form does not print is refused, naming the item;
+    every such item at once (``RuleViolations``)."""
     if not isinstance(raw, dict):
         raise RuleViolation("items", "must be an object of item -> answer")
     out: dict[str, Any] = {}
+    problems = Problems()
     for key in raw:
         if spec.item(key) is None:
-            raise RuleViolation(key, f"is not an item of the {spec.id} form")
+            problems.add(key, f"is not an item of the {spec.id} form")
     for item in spec.items:
         value = raw.get(item.id)
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        if item.kind == "number":
-            out[item.id] = _to_number(item, value)
-        elif item.kind == "code":
-            allowed = [c[0] for c in item.choices]
-            text = str(value).strip()
-            if isinstance(value, float) and value.is_integer():
-                text = str(int(value))
-            text = text.replace("\u2212", "-")
-            if text not in allowed:
-                raise RuleViolation(item.id, f"{item.en} must be one of {', '.join(allowed)}, got {value!r}")
-            out[item.id] = int(text)
-        elif item.kind == "choice" and item.id in _READINGS:
-            # "2", 2 and "II" are the same reading; the instrument core normalises them
-            try:
-                out[item.id] = _READINGS[item.id](value, item.id)
-            except InstrumentError as exc:
-                raise RuleViolation(item.id, exc.message) from None
-        elif item.kind == "choice":
-            allowed = [c[0] for c in item.choices if c[0] != ""]
-            text = str(value).strip()
-            match = next((a for a in allowed if a.lower() == text.lower()), None)
-            if match is None:
-                raise RuleViolation(item.id, f"{item.en} must be one of {', '.join(allowed)}, got {value!r}")
-            out[item.id] = match
-        else:
-            text = str(value).strip()
-            if len(text) > 2000:
-                raise RuleViolation(item.id, "must be at most 2000 characters")
-            out[item.id] = text
+        with problems.check():
+            out[item.id] = _clean_item(item, value)
+    problems.raise_any()
     return out
+
+
+def _clean_item(item: Item, value) -> Any:
+    if item.kind == "number":
+        return _to_number(item, value)
+    if item.kind == "code":
+        allowed = [c[0] for c in item.choices]
+        text = str(value).strip()
+        if isinstance(value, float) and value.is_integer():
+            text = str(int(value))
+        text = text.replace("\u2212", "-")
+        if text not in allowed:
+            raise RuleViolation(item.id, f"{item.en} must be one of {', '.join(allowed)}, got {value!r}")
+        return int(text)
+    if item.kind == "choice" and item.id in _READINGS:
+        # "2", 2 and "II" are the same reading; the instrument core normalises them
+        try:
+            return _READINGS[item.id](value, item.id)
+        except InstrumentError as exc:
+            raise RuleViolation(item.id, exc.message) from None
+    if item.kind == "choice":
+        allowed = [c[0] for c in item.choices if c[0] != ""]
+        text = str(value).strip()
+        match = next((a for a in allowed if a.lower() == text.lower()), None)
+        if match is None:
+            raise RuleViolation(item.id, f"{item.en} must be one of {', '.join(allowed)}, got {value!r}")
+        return match
+    text = str(value).strip()
+    if len(text) > 2000:
+        raise RuleViolation(item.id, "must be at most 2000 characters")
+    return text
+
+
+def missing_items(spec: FormSpec, answers: dict) -> list[RuleViolation]:
+    """The items a complete form needs that have no answer, each naming the item."""
+    def blank(v):
+        return v is None or (isinstance(v, str) and not v.strip())
+
+    return [RuleViolation(item.id, f"{item.en} is needed to complete the form") for item in spec.items
+            if item.required and blank(answers.get(item.id)) and not item.id.endswith(("__unit", "__cs"))]
 
 
 # ---- scoring ----------------------------------------------------------------------------------
@@ -406,11 +422,12 @@ def compute(protocol, form_id: str, items: dict, *, baseline_vas: float | None =
 
 
 def completion_problem(protocol, form_id: str, items: dict, computed: dict) -> RuleViolation | None:
-    """Why the form cannot be completed yet (the first problem, naming the item), or None."""
+    """Why the form cannot be completed yet, naming the item (``RuleViolations`` when several
+    items are missing), or None."""
     spec = spec_for(protocol, form_id)
-    for item in spec.items:
-        if item.required and item.id not in items and not item.id.endswith(("__unit", "__cs")):
-            return RuleViolation(item.id, f"{item.en} is needed to complete the form")
+    missing = missing_items(spec, items)
+    if missing:
+        return missing[0] if len(missing) == 1 else RuleViolations(missing)
     if spec.id in ("vas", "odi", "joa") and computed.get("score") is None:
         first = (computed.get("missing") or ["items"])[0]
         return RuleViolation(first, f"cannot be scored: {computed.get('reason')}")

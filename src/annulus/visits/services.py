@@ -403,7 +403,8 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
                 if not prefix:
                     raise
                 # every form is checked, so that the page can show each one's problem at once
-                broken.append(RuleViolation(f"{form_id}.{exc.field}", exc.message))
+                broken.extend(RuleViolation(f"{form_id}.{v.field}", v.message)
+                              for v in getattr(exc, "violations", [exc]))
                 continue
             if plan is None:
                 continue  # nothing changed
@@ -454,7 +455,13 @@ def _plan_form(protocol, visit: Visit, record: FormRecord | None, form_id: str, 
         raise RuleViolation("form", f"{crf_name(protocol, form_id)} is not collected at the "
                                     f"{_visit_name(protocol, visit)} visit (protocol table 1)")
     spec = crf.spec_for(protocol, form_id)
-    cleaned = crf.clean(spec, items)
+    try:
+        cleaned = crf.clean(spec, items)
+    except RuleViolation as exc:
+        # show the items still missing for completion together with the wrong ones
+        broken = getattr(exc, "violations", [exc])
+        missing = crf.missing_items(spec, items) if complete and isinstance(items, dict) else []
+        raise RuleViolations(broken + [m for m in missing if m.field not in {b.field for b in broken}]) from None
     computed = crf.compute(protocol, form_id, cleaned, baseline_vas=baseline_vas if form_id == "vas" else None)
     was_complete = record is not None and record.is_complete
     if was_complete and not complete:
