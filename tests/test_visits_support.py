@@ -35,6 +35,7 @@ def transplant_dates(monkeypatch):
     """``transplant_dates[participant_id] = date`` sets the transplantation date the schedule sees."""
     dates: dict[int, date] = {}
     monkeypatch.setattr("annulus.visits.selectors._transplant_date", lambda pid: dates.get(pid))
+    monkeypatch.setattr("annulus.visits.selectors._transplant_dates", lambda ids: {i: dates[i] for i in ids if i in dates})
     return dates
 
 

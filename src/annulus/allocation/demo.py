@@ -37,13 +37,15 @@ def randomise_all(ctx):
         services.randomise(actor=ctx.users["investigator"], participant_id=pid, when=min(when, timezone.now()))
 
 
-def transplant_all(ctx):
+def treat_all(ctx) -> list[int]:
+    """Release, dispense and transplant every product whose day 21 has come (envelopes already
+    transplanted are left alone, so a trial can be grown step by step); returns who was treated."""
     from annulus.visits.selectors import liposuction_date
 
     pharmacist, inv = ctx.users["pharmacist"], ctx.users["investigator"]
     today = timezone.localdate()
     treated = []
-    for env in Envelope.objects.filter(participant__isnull=False).order_by("random_number"):
+    for env in Envelope.objects.filter(participant__isnull=False, transplant__isnull=True).order_by("random_number"):
         lipo = liposuction_date(env.participant_id)
         if lipo is None:
             continue
@@ -65,6 +67,12 @@ def transplant_all(ctx):
         services.record_transplant(actor=inv, participant_id=env.participant_id, transplanted_at=_at(day, 10),
                                    drug_code=env.drug_code, activity_restriction_explained=True)
         treated.append(env.participant_id)
+    return treated
+
+
+def transplant_all(ctx):
+    inv = ctx.users["investigator"]
+    treated = treat_all(ctx)
     if treated:
         from annulus.trial.demo import DEMO_PASSWORD
 

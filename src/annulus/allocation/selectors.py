@@ -93,6 +93,15 @@ def transplant_date(participant_id: int) -> date | None:
     return timezone.localtime(t.transplanted_at).date() if t else None
 
 
+def transplant_dates(participant_ids) -> dict[int, date]:
+    """``transplant_date`` of many participants in one query (those without one are left out)."""
+    from django.utils import timezone
+
+    rows = Transplant.objects.filter(participant_id__in=list(participant_ids)).values_list(
+        "participant_id", "transplanted_at")
+    return {pid: timezone.localtime(at).date() for pid, at in rows}
+
+
 # ---- pages and the API -------------------------------------------------------------------
 
 def current_list() -> AllocationList | None:

@@ -35,9 +35,10 @@ def _procedure_days(p: Participant, today):
     return liposuction_date(p.pk) or never, transplant_date(p.pk) or never
 
 
-def adverse_events_all(ctx) -> None:
+def simulated_adverse_events(ctx) -> list[Participant]:
+    """The simulator's adverse events of the participants ``ctx.enrolled``, recorded through the
+    services (SAEs reported in time); returns those participants."""
     inv, coord = ctx.users["investigator"], ctx.users["coordinator"]
-    now = timezone.now()
     people = list(Participant.objects.filter(pk__in=ctx.enrolled).prefetch_related("consents"))
     sims = []
     for p in people:
@@ -61,7 +62,13 @@ def adverse_events_all(ctx) -> None:
             continue  # outside this participant's collection window (withdrawn earlier, say)
         if ae.serious:
             _report_in_time(inv, ae)
+    return people
 
+
+def adverse_events_all(ctx) -> None:
+    inv, coord = ctx.users["investigator"], ctx.users["coordinator"]
+    now = timezone.now()
+    people = simulated_adverse_events(ctx)
     active = [p for p in people if p.status in states.ACTIVE_AFTER_ENROLMENT and p.enrolled_at < now - timedelta(days=3)]
     if len(active) >= 3:
         # an SAE known three hours ago: its 12-hour clocks are running

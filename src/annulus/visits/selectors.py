@@ -75,6 +75,34 @@ def transplant_date(participant_id: int) -> date | None:
     return _transplant_date(participant_id)
 
 
+def _transplant_dates(participant_ids: list[int]) -> dict[int, date]:
+    """The recorded transplantation dates of many participants in one query."""
+    try:
+        from annulus.allocation.selectors import transplant_dates
+    except (ImportError, AttributeError):
+        return {}
+    return transplant_dates(participant_ids)
+
+
+def anchors_of(participant_ids: list[int]) -> dict[int, tuple[date | None, date | None, bool]]:
+    """``anchors`` of many participants in two queries, whatever their number."""
+    lipo: dict[int, date] = {}
+    for pid, day in (Liposuction.objects.filter(participant_id__in=participant_ids, superseded=False)
+                     .order_by("id").values_list("participant_id", "performed_on")):
+        lipo[pid] = day  # the latest record counts, as in liposuction_date
+    tx = _transplant_dates(participant_ids)
+    out = {}
+    for pid in participant_ids:
+        l, t = lipo.get(pid), tx.get(pid)
+        if t is not None:
+            out[pid] = (l, t, False)
+        elif l is not None:
+            out[pid] = (l, l + timedelta(days=PLANNED_TRANSPLANT_DAYS), True)
+        else:
+            out[pid] = (None, None, True)
+    return out
+
+
 @dataclass
 class Slot:
     """One visit of one participant's schedule."""
@@ -170,11 +198,13 @@ def window_of(protocol_visit, lipo: date | None, tx: date | None) -> tuple[date 
 
 
 def schedule(participant: Participant, *, today: date | None = None, visits=None, forms=None,
-             appointments=None) -> list[Slot]:
-    """Every protocol visit with its target, window and state, then the unscheduled visits."""
+             appointments=None, anchor=None, protocol=None) -> list[Slot]:
+    """Every protocol visit with its target, window and state, then the unscheduled visits.
+    Lists across participants pass what they read in bulk (visits, forms, appointments, the
+    ``anchors`` and the protocol), so that a schedule then costs no query."""
     today = today or timezone.localdate()
-    protocol = active_protocol()
-    lipo, tx, planned = anchors(participant.pk)
+    protocol = protocol or active_protocol()
+    lipo, tx, planned = anchor if anchor is not None else anchors(participant.pk)
     tx_recorded = not planned
     if visits is None:
         visits = list(Visit.objects.filter(participant=participant))
@@ -268,11 +298,13 @@ ACTIVE = (pstates.RANDOMISED, pstates.TREATED, pstates.IN_FOLLOW_UP)
 
 
 def active_schedules(*, today: date | None = None) -> list[tuple[Participant, list[Slot]]]:
-    """Schedules of every participant who still has visits to come (three queries plus one
-    transplant-date read per participant)."""
+    """Schedules of every participant who still has visits to come, in a fixed number of
+    queries whatever the number of participants (the schedule itself is derived, not read)."""
     today = today or timezone.localdate()
+    protocol = active_protocol()
     people = list(Participant.objects.filter(status__in=ACTIVE).order_by("case_number"))
     ids = [p.pk for p in people]
+    anchor = anchors_of(ids)
     visits: dict[int, list] = {}
     for v in Visit.objects.filter(participant_id__in=ids):
         visits.setdefault(v.participant_id, []).append(v)
@@ -283,7 +315,8 @@ def active_schedules(*, today: date | None = None) -> list[tuple[Participant, li
     for a in Appointment.objects.filter(participant_id__in=ids, superseded=False):
         booked.setdefault(a.participant_id, []).append(a)
     return [(p, schedule(p, today=today, visits=visits.get(p.pk, []), forms=forms.get(p.pk, []),
-                         appointments=booked.get(p.pk, []))) for p in people]
+                         appointments=booked.get(p.pk, []), anchor=anchor[p.pk], protocol=protocol))
+            for p in people]
 
 
 def call_list(day: date) -> list[dict]:
