@@ -42,13 +42,15 @@ def test_helpers_for_other_apps(users, make_participant, monkeypatch):
     assert selectors.transplant_date(a.pk) is None
     testing.transplanted(users, a, Envelope.objects.get(participant=a))
     assert selectors.transplant_date(a.pk) == timezone.localdate()
+    testing.released_and_dispensed(users, Envelope.objects.get(participant=b))
     services.emergency_unblind(actor=users["investigator"], participant_id=b.pk, password=TEST_PASSWORD,
                                reason="Emergency surgery, anaesthetist must know")
     assert selectors.emergency_unblinded_participant_ids() == [b.pk]
 
 
 @pytest.mark.req("P-4.2")
-def test_nothing_is_dispensed_for_a_withdrawn_participant(users, make_participant):
+def test_nothing_is_dispensed_for_a_withdrawn_participant(users, make_participant, monkeypatch):
+    testing.liposuction_days_ago(monkeypatch, 21)  # the lot is tested after the liposuction
     p = testing.randomised(users, make_participant, 1)[0]
     env = Envelope.objects.get(participant=p)
     services.record_release(actor=users["pharmacist"], envelope_id=env.pk, lot_number="L",

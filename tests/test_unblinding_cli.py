@@ -22,8 +22,8 @@ def test_seal_check(users, capsys):
 
 
 @pytest.mark.req("P-3.7")
-def test_emergency_listing(users, make_participant, capsys):
-    p = testing.randomised(users, make_participant, 1)[0]
+def test_emergency_listing(users, make_participant, capsys, monkeypatch):
+    p = testing.dispensed(users, make_participant, 1, monkeypatch)[0]
     services.emergency_unblind(actor=users["investigator"], participant_id=p.pk, password=TEST_PASSWORD,
                                reason="Emergency surgery; anaesthetist asks")
     assert main(["unblinding", "emergencies"]) == 0

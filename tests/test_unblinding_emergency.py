@@ -15,8 +15,8 @@ REASON = "Anaphylaxis in the emergency department; treatment must be known"
 
 
 @pytest.mark.req("P-3.5", "P-3.7")
-def test_investigator_unblinds_one_participant_and_the_pi_is_notified(users, make_participant):
-    p, q = testing.randomised(users, make_participant, 2)
+def test_investigator_unblinds_one_participant_and_the_pi_is_notified(users, make_participant, monkeypatch):
+    p, q = testing.dispensed(users, make_participant, 2, monkeypatch)
     rec, arm = services.emergency_unblind(actor=users["investigator"], participant_id=p.pk,
                                           password=TEST_PASSWORD, reason=REASON)
     assert arm == selectors.arm_of_for_system(p.pk)
@@ -38,8 +38,9 @@ def test_investigator_unblinds_one_participant_and_the_pi_is_notified(users, mak
     ("wrong-password", REASON, "password", "is not correct"),
     ("", REASON, "password", "is required"),
 ])
-def test_refused_without_reason_or_with_a_wrong_password(users, make_participant, password, reason, field, message):
-    p = testing.randomised(users, make_participant, 1)[0]
+def test_refused_without_reason_or_with_a_wrong_password(users, make_participant, password, reason, field, message,
+                                                         monkeypatch):
+    p = testing.dispensed(users, make_participant, 1, monkeypatch)[0]
     with pytest.raises(RuleViolation) as exc:
         services.emergency_unblind(actor=users["investigator"], participant_id=p.pk, password=password, reason=reason)
     assert exc.value.field == field and message in exc.value.message
@@ -48,8 +49,8 @@ def test_refused_without_reason_or_with_a_wrong_password(users, make_participant
 
 @pytest.mark.req("P-3.7", "X-3.8")
 @pytest.mark.parametrize("role", ["coordinator", "statistician", "monitor", "admin", "pharmacist", "designer"])
-def test_only_an_investigator_may_unblind(users, make_participant, client_for, role):
-    p = testing.randomised(users, make_participant, 1)[0]
+def test_only_an_investigator_may_unblind(users, make_participant, client_for, role, monkeypatch):
+    p = testing.dispensed(users, make_participant, 1, monkeypatch)[0]
     with pytest.raises(NotPermitted):
         services.emergency_unblind(actor=users[role], participant_id=p.pk, password=TEST_PASSWORD, reason=REASON)
     c = client_for(role)
@@ -70,8 +71,8 @@ def test_unrandomised_participant_cannot_be_unblinded(users, make_participant):
 
 
 @pytest.mark.req("P-3.5", "P-3.7")
-def test_pages_reveal_once_then_list_without_treatment(users, make_participant, client_for):
-    p = testing.randomised(users, make_participant, 1)[0]
+def test_pages_reveal_once_then_list_without_treatment(users, make_participant, client_for, monkeypatch):
+    p = testing.dispensed(users, make_participant, 1, monkeypatch)[0]
     names = [a.name.en for a in active_protocol().arms]
     c = client_for("investigator")
     r = c.post(f"/participants/{p.pk}/emergency-unblinding/", {"password": "nope", "reason": REASON})
@@ -94,8 +95,8 @@ def test_pages_reveal_once_then_list_without_treatment(users, make_participant, 
 
 
 @pytest.mark.req("P-3.7")
-def test_emergency_unblinding_api_reveals_to_the_caller(users, make_participant, client_for):
-    p = testing.randomised(users, make_participant, 1)[0]
+def test_emergency_unblinding_api_reveals_to_the_caller(users, make_participant, client_for, monkeypatch):
+    p = testing.dispensed(users, make_participant, 1, monkeypatch)[0]
     c = client_for("investigator")
     url = f"/api/v1/allocation/participants/{p.pk}/emergency-unblinding"
     r = c.post(url, {"password": "bad", "reason": REASON}, content_type="application/json")
@@ -110,7 +111,7 @@ def test_emergency_unblinding_is_noted_on_the_crf_pages(users, make_participant,
     names it (number, who, when, scope), without the treatment."""
     from annulus.visits import services as vs
 
-    p = testing.randomised(users, make_participant, 1)[0]
+    p = testing.dispensed(users, make_participant, 1, monkeypatch)[0]
     services.emergency_unblind(actor=users["pi"], participant_id=p.pk, password=TEST_PASSWORD,
                                reason="Severe allergic reaction; the treating physician must know")
     vs.record_liposuction(actor=users["coordinator"], participant_id=p.pk,

@@ -27,10 +27,14 @@ def needs_cosignature(role: str, is_pi: bool) -> bool:
     return role in UNBLINDED_ROLES or role in roles_with("unblinding.emergency") or bool(is_pi)
 
 
-def _cosigner(actor, username: str, password: str):
+def _cosigner(actor, username: str, password: str, *,
+              needed: str = "this account needs a principal investigator's co-signature (their user name and password)",
+              other_than: str = "the user creating the account"):
+    """The principal investigator who co-signs ``actor``'s step: an active PI other than the actor,
+    with their password. A wrong password counts towards the PI's lockout and is audited; nothing
+    else is written here (callers check it outside their transaction, so the attempt is kept)."""
     if not username:
-        raise RuleViolation("cosigner_username", "this account needs a principal investigator's co-signature "
-                                        "(their user name and password)")
+        raise RuleViolation("cosigner_username", needed)
     from .backends import is_locked, record_failed_login
 
     User = get_user_model()
@@ -46,7 +50,7 @@ def _cosigner(actor, username: str, password: str):
         record_failed_login(pi.username, password, "", what="co-signature")
         raise refused
     if pi.pk == getattr(actor, "pk", None):
-        raise RuleViolation("cosigner_username", "must be someone other than the user creating the account")
+        raise RuleViolation("cosigner_username", f"must be someone other than {other_than}")
     return pi
 
 

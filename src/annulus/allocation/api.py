@@ -127,6 +127,14 @@ class PasswordReasonIn(Schema):
     reason: str = Field("", max_length=2000)
 
 
+class EmergencyIn(PasswordReasonIn):
+    """A second emergency unblinding by the same person within 24 hours also needs a principal
+    investigator's co-signature: their user name and password."""
+
+    cosigner_username: str = Field("", max_length=150)
+    cosigner_password: str = Field("", max_length=200)
+
+
 class EmergencyOut(Schema):
     number: str
     participant_id: int
@@ -135,6 +143,7 @@ class EmergencyOut(Schema):
     at: datetime
     reason: str
     scope: str
+    cosigned_by: str | None = None
 
 
 class EmergencyRevealOut(EmergencyOut):
@@ -251,16 +260,18 @@ def transplant(request, pk: int, payload: TransplantIn):
 
 def _emergency_out(rec):
     return {"number": rec.label, "participant_id": rec.participant_id, "case_number": rec.participant.case_number,
-            "requested_by": rec.requested_by.username, "at": rec.at, "reason": rec.reason, "scope": rec.scope}
+            "requested_by": rec.requested_by.username, "at": rec.at, "reason": rec.reason, "scope": rec.scope,
+            "cosigned_by": rec.cosigned_by.username if rec.cosigned_by_id else None}
 
 
 @router.post("/participants/{int:pk}/emergency-unblinding", response={201: EmergencyRevealOut},
              summary="Emergency unblinding of one participant (investigator; password and reason required)")
-def emergency(request, pk: int, payload: PasswordReasonIn):
+def emergency(request, pk: int, payload: EmergencyIn):
     require(request.user, "unblinding.emergency")
     _participant(pk)
     rec, arm = services.emergency_unblind(actor=request.user, participant_id=pk, password=payload.password,
-                                          reason=payload.reason)
+                                          reason=payload.reason, cosigner_username=payload.cosigner_username,
+                                          cosigner_password=payload.cosigner_password)
     return Status(201, {**_emergency_out(rec), "arm": arm, "arm_name": active_protocol().arm(arm).name.en})
 
 

@@ -37,6 +37,17 @@ class EmergencyForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not cosign:
             del self.fields["cosigner_username"], self.fields["cosigner_password"]
+    # shown only when needed: a second emergency unblinding by the same person within 24 hours
+    cosigner_username = forms.CharField(
+        label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
+                                        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args, cosign=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not cosign:
+            del self.fields["cosigner_username"], self.fields["cosigner_password"]
 
 
 class TransplantForm(forms.Form):

@@ -111,6 +111,9 @@ class EmergencyUnblinding(models.Model):
     at = models.DateTimeField()
     reason = models.TextField()
     scope = models.CharField(max_length=120)
+    # a second unblinding by the same person within 24 hours is co-signed by a principal investigator
+    cosigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+")
 
     class Meta:
         ordering = ["number"]

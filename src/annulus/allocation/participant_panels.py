@@ -15,5 +15,6 @@ def panels(request, participant):
         and not alloc["randomised"],
         "can_transplant": has(user, "allocation.transplant") and participant.status == states.RANDOMISED
         and alloc["transplant"] is None,
-        "can_unblind": has(user, "unblinding.emergency") and alloc["randomised"],
+        # before the product is dispensed there is nothing to unblind
+        "can_unblind": has(user, "unblinding.emergency") and alloc["dispensed_at"] is not None,
     }]

@@ -14,13 +14,23 @@ checked an unblinded permission; views and API routes must never call it.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+
+from django.utils import timezone
 
 from annulus.accounts.permissions import has, role_of
 from annulus.errors import NotPermitted
 from annulus.trial.selectors import active_protocol, trial_state
 
-from .models import AllocationList, EmergencyUnblinding, Envelope, ProductRelease, Transplant, UnblindingStep
+from .models import (
+    AllocationList,
+    Dispensing,
+    EmergencyUnblinding,
+    Envelope,
+    ProductRelease,
+    Transplant,
+    UnblindingStep,
+)
 
 
 # ---- who may see what --------------------------------------------------------------------
@@ -84,6 +94,22 @@ def emergency_unblindings_of(participant_id: int) -> list[EmergencyUnblinding]:
     """The record forms (number, who, when, why, scope) of one participant's emergency
     unblindings, for noting on the CRF (P-3.7). They hold no treatment, so every role may see them."""
     return list(EmergencyUnblinding.objects.filter(participant_id=participant_id).select_related("requested_by"))
+
+
+# A second emergency unblinding by the same person within this many hours needs a principal
+# investigator's co-signature: one unblinding is an emergency, a run of them is not.
+EMERGENCY_COSIGN_HOURS = 24
+
+
+def recent_emergency_unblindings(user, now=None) -> list[EmergencyUnblinding]:
+    """The user's own emergency unblindings in the last ``EMERGENCY_COSIGN_HOURS`` hours."""
+    since = (now or timezone.now()) - timedelta(hours=EMERGENCY_COSIGN_HOURS)
+    return list(EmergencyUnblinding.objects.filter(requested_by=user, at__gt=since).order_by("at"))
+
+
+def product_dispensed(participant_id: int) -> bool:
+    """Whether the participant's coded product left the pharmacy (the same for every arm)."""
+    return Dispensing.objects.filter(envelope__participant_id=participant_id).exists()
 
 
 def transplant_date(participant_id: int) -> date | None:
@@ -213,7 +239,8 @@ def emergency_list(user) -> list[EmergencyUnblinding]:
     """Number, reason, scope and time of every emergency unblinding (never the treatment)."""
     if not has(user, "unblinding.emergency_list"):
         raise NotPermitted("unblinding.emergency_list")
-    return list(EmergencyUnblinding.objects.select_related("participant", "requested_by").order_by("number"))
+    return list(EmergencyUnblinding.objects.select_related("participant", "requested_by", "cosigned_by")
+                .order_by("number"))
 
 
 def unblinding_steps() -> dict[str, UnblindingStep]:

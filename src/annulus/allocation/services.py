@@ -437,33 +437,90 @@ def principal_investigators():
     return get_user_model().objects.filter(membership__is_principal_investigator=True, is_active=True).order_by("id")
 
 
-def emergency_unblind(*, actor, participant_id: int, password: str, reason: str) -> tuple[EmergencyUnblinding, str]:
+def _emergency_password(user, password) -> None:
+    """The investigator's password, re-entered to unblind. A wrong one counts towards the
+    account's lockout and is audited, like a failed login; a locked account cannot unblind.
+    Called outside any transaction so that the failed attempt is kept."""
+    from annulus.accounts.backends import is_locked, record_failed_login
+
+    if not password:
+        raise RuleViolation("password", "is required to sign this step")
+    if is_locked(user.username):
+        raise RuleViolation("password", "your account is locked after repeated failed password checks; "
+                                        "try again later")
+    if not user.check_password(str(password)):
+        record_failed_login(user.username, password, "", what="emergency unblinding")
+        raise RuleViolation("password", "is not correct")
+
+
+def _unblindable(participant_id: int, *, lock: bool = False) -> tuple[Participant, Envelope]:
+    """The participant and their envelope, if there is a treatment to reveal: before the
+    product was dispensed nothing was given, so there is nothing to unblind."""
+    qs = Participant.objects.select_for_update() if lock else Participant.objects
+    p = qs.filter(pk=participant_id).first()
+    if p is None:
+        raise RuleViolation("participant", "no such participant")
+    env = Envelope.objects.select_related("allocation_list").filter(participant=p).first()
+    if env is None:
+        raise RuleViolation("participant", "is not randomised; there is no treatment to reveal")
+    if not Dispensing.objects.filter(envelope=env).exists():
+        raise RuleViolation("participant", f"the product of case {p.case_number} has not been dispensed yet; "
+                                           "nothing has been given, so there is nothing to unblind")
+    return p, env
+
+
+def emergency_unblind(*, actor, participant_id: int, password: str, reason: str, cosigner_username: str = "",
+                      cosigner_password: str = "") -> tuple[EmergencyUnblinding, str]:
     """Unblind one participant in an emergency (P-3.5, P-3.7). Returns the record form and the arm
-    id, which the caller shows once to this investigator and nowhere else."""
+    id, which the caller shows once to this investigator and nowhere else.
+
+    Only after the product was dispensed; a second unblinding by the same person within
+    ``EMERGENCY_COSIGN_HOURS`` hours needs a principal investigator's co-signature (user name and
+    password of a PI other than the actor). A refusal writes nothing but the failed-password
+    event of a wrong password (the actor's or the co-signer's)."""
+    from annulus.accounts.services import _cosigner
+
+    from .selectors import EMERGENCY_COSIGN_HOURS, recent_emergency_unblindings
+
     if role_of(actor) != "investigator":
         raise NotPermitted("unblinding.emergency")
     reason = _text("reason", reason, min_len=10)
-    _reauthenticate(actor, password)
+    _unblindable(participant_id)
+    _emergency_password(actor, password)
+    cosigner = None
+    recent = recent_emergency_unblindings(actor)
+    if recent:
+        cosigner = _cosigner(
+            actor, str(cosigner_username or "").strip(), cosigner_password,
+            needed=f"you already unblinded {recent[-1].label} within {EMERGENCY_COSIGN_HOURS} hours; another "
+                   "emergency unblinding needs a principal investigator's co-signature (their user name and "
+                   "password)",
+            other_than="the investigator who unblinds")
     with transaction.atomic():
-        p = Participant.objects.select_for_update().filter(pk=participant_id).first()
-        if p is None:
-            raise RuleViolation("participant", "no such participant")
-        env = Envelope.objects.select_related("allocation_list").filter(participant=p).first()
-        if env is None:
-            raise RuleViolation("participant", "is not randomised; there is no treatment to reveal")
+        # the actor's row lock serialises one person's unblindings, so two at once cannot both
+        # pass as the first of the day
+        get_user_model().objects.select_for_update().filter(pk=actor.pk).first()
+        p, env = _unblindable(participant_id, lock=True)
+        if cosigner is None and recent_emergency_unblindings(actor):
+            raise RuleViolation("cosigner_username", f"you unblinded another participant within "
+                                                     f"{EMERGENCY_COSIGN_HOURS} hours; another emergency "
+                                                     "unblinding needs a principal investigator's co-signature")
         number = (EmergencyUnblinding.objects.select_for_update().aggregate(m=Max("number"))["m"] or 0) + 1
         rec = EmergencyUnblinding.objects.create(
             number=number, participant=p, requested_by=actor, at=timezone.now(), reason=reason,
-            scope=f"participant {p.case_number} only")
+            scope=f"participant {p.case_number} only", cosigned_by=cosigner)
+        changes = {"number": [None, rec.label], "scope": [None, rec.scope]}
+        if cosigner is not None:
+            changes["cosigned_by"] = [None, cosigner.username]
         audit.record(actor=actor, action="unblind", obj_type="emergency_unblinding", obj_id=rec.pk, participant_id=p.pk,
-                     changes={"number": [None, rec.label], "scope": [None, rec.scope]}, reason=reason,
-                     protocol_version=p.protocol_version.version)
+                     changes=changes, reason=reason, protocol_version=p.protocol_version.version)
         from annulus.trial.services import notify
 
+        cosigned = f" Co-signed by {cosigner.username}." if cosigner is not None else ""
         notify(users=list(principal_investigators()), kind="emergency_unblinding", actor=actor,
                subject=f"Emergency unblinding {rec.label}: case {p.case_number}",
                body=f"{actor.get_full_name() or actor.username} unblinded case {p.case_number} at "
-                    f"{timezone.localtime(rec.at):%Y-%m-%d %H:%M}. Reason: {reason}. Scope: {rec.scope}.",
+                    f"{timezone.localtime(rec.at):%Y-%m-%d %H:%M}. Reason: {reason}. Scope: {rec.scope}.{cosigned}",
                link=f"/unblinding/emergency/{rec.pk}/")
         arm = env.allocation_list.level2_key[env.group_label]
     return rec, arm

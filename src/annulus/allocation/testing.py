@@ -54,3 +54,15 @@ def transplanted(users, participant, envelope):
     return services.record_transplant(actor=users["investigator"], participant_id=participant.pk,
                                       transplanted_at=timezone.now() - timedelta(hours=1),
                                       drug_code=envelope.drug_code, activity_restriction_explained=True)
+
+
+def dispensed(users, make_participant, n: int, monkeypatch) -> list:
+    """``n`` randomised participants whose product was released and dispensed (so an emergency
+    unblinding has a treatment to reveal); their liposuction is made 21 days ago."""
+    from .models import Envelope
+
+    liposuction_days_ago(monkeypatch, 21)
+    people = randomised(users, make_participant, n)
+    for p in people:
+        released_and_dispensed(users, Envelope.objects.get(participant=p))
+    return people

@@ -150,12 +150,18 @@ def transplant(request, pk):
 def emergency(request, pk):
     need(request, "unblinding.emergency")
     p = _participant(request, pk)
-    form = EmergencyForm(request.POST or None)
+    # a second unblinding by the same person within 24 hours needs a PI's co-signature: say so
+    # and show the fields; before dispensing there is nothing to unblind, and the page says that
+    recent = selectors.recent_emergency_unblindings(request.user)
+    dispensed = selectors.product_dispensed(p.pk)
+    form = EmergencyForm(request.POST or None, cosign=bool(recent))
     if request.method == "POST" and form.is_valid():
         try:
             rec, arm = services.emergency_unblind(actor=request.user, participant_id=p.pk,
                                                   password=form.cleaned_data["password"],
-                                                  reason=form.cleaned_data["reason"])
+                                                  reason=form.cleaned_data["reason"],
+                                                  cosigner_username=form.cleaned_data.get("cosigner_username", ""),
+                                                  cosigner_password=form.cleaned_data.get("cosigner_password", ""))
         except RuleViolation as exc:
             add_violation(form, exc)
         except NotPermitted:
@@ -165,7 +171,9 @@ def emergency(request, pk):
             # shown once, in this response only; the record keeps who, when, why and scope
             return render(request, "allocation/emergency_result.html", {
                 "p": p, "rec": rec, "arm": arm_obj, "arm_name": arm_obj.name.get(get_language())})
-    return render(request, "allocation/emergency.html", {"form": form, "p": p})
+    return render(request, "allocation/emergency.html", {
+        "form": form, "p": p, "recent": recent, "dispensed": dispensed,
+        "cosign_hours": selectors.EMERGENCY_COSIGN_HOURS})
 
 
 def emergency_list(request):
