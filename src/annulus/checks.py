@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from annulus import dates
 from annulus.errors import RuleViolation
 
 TEXT_MAX = 2000
@@ -44,6 +45,8 @@ def clean_moment(field: str, value, *, required: bool = True) -> datetime | None
         raise RuleViolation(field, "must be a date and time")
     if value.tzinfo is None or value.utcoffset() is None:
         raise RuleViolation(field, "needs a time zone")
+    if dates.problem(value):
+        raise RuleViolation(field, dates.OUT_OF_RANGE)
     if value > timezone.now() + CLOCK_SKEW:
         raise RuleViolation(field, "cannot be in the future")
     return value

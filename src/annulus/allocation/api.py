@@ -12,6 +12,7 @@ from django.http import Http404
 from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
+from annulus.dates import PlausibleDate, PlausibleDateTime
 from annulus.participants.selectors import get_participant
 from annulus.trial.selectors import active_protocol, trial_state
 
@@ -28,7 +29,7 @@ def _participant(pk: int):
     return p
 
 
-class GenerateIn(Schema):
+class ListGenerateIn(Schema):
     seed: int | None = Field(None, description="at least 12 digits; empty: drawn from the OS random source")
 
 
@@ -81,7 +82,7 @@ class RecipeOut(Schema):
 
 class ReleaseIn(Schema):
     lot_number: str = Field(..., max_length=40)
-    tested_on: date
+    tested_on: PlausibleDate
     results: dict[str, str | float | int]
 
 
@@ -100,7 +101,7 @@ class DispenseOut(Schema):
 
 
 class TransplantIn(Schema):
-    transplanted_at: datetime
+    transplanted_at: PlausibleDateTime
     drug_code: str = Field(..., max_length=40)
     disc_level: str | None = Field(None, max_length=10)
     needle_gauge: int | None = None
@@ -186,7 +187,7 @@ def _list_out(user):
 
 
 @router.post("/list", response={201: ListOut}, summary="Generate and seal the allocation list (level-1 key holder)")
-def generate(request, payload: GenerateIn):
+def generate(request, payload: ListGenerateIn):
     require(request.user, "allocation.generate")
     services.generate_list(actor=request.user, seed=payload.seed)
     return Status(201, _list_out(request.user))

@@ -2,6 +2,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.formdates import DateField, DateTimeField
 from annulus.widgets import DateInput, DateTimeInput
 
 
@@ -51,7 +52,7 @@ class EmergencyForm(forms.Form):
 
 
 class TransplantForm(forms.Form):
-    transplanted_at = forms.DateTimeField(label=_("Injected at"),
+    transplanted_at = DateTimeField(label=_("Injected at"),
                                           widget=DateTimeInput())
     drug_code = forms.CharField(label=_("Drug code (scan or type from the sachet)"), max_length=20, required=False,
                                 widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}))
@@ -80,7 +81,7 @@ class ReleaseForm(forms.Form):
     """Built from protocol.product.release_criteria; the service does the real checking."""
 
     lot_number = forms.CharField(label=_("ADMSC lot number"), max_length=40)
-    tested_on = forms.DateField(label=_("Tested on"), widget=DateInput())
+    tested_on = DateField(label=_("Tested on"), widget=DateInput())
 
     def __init__(self, *args, criteria=(), language="en", **kwargs):
         super().__init__(*args, **kwargs)

@@ -10,6 +10,7 @@ from django.http import Http404
 from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
+from annulus.dates import PlausibleDate, PlausibleDateTime
 from annulus.errors import RuleViolation
 
 from . import selectors, services, states
@@ -46,14 +47,14 @@ class PrescreenIn(Schema):
     initials: str = Field(..., max_length=10)
     sex: Literal["F", "M"]
     recruitment_source: str = Field(..., max_length=40)
-    prescreened_on: date
+    prescreened_on: PlausibleDate
     full_name: str = Field("", max_length=120)
     phone: str = Field("", max_length=40)
 
 
 class ConsentIn(Schema):
     consent_version: str = Field(..., max_length=40)
-    consented_at: datetime
+    consented_at: PlausibleDateTime
     taken_by: str | None = Field(None, description="username of the person who took consent (default: you)")
 
 
@@ -70,7 +71,7 @@ class ConsentOut(Schema):
 
 class EvidenceIn(Schema):
     values: dict[str, Any]
-    collected_on: date
+    collected_on: PlausibleDate
     reason: str = Field("", max_length=2000)
 
 
@@ -95,7 +96,7 @@ class DecisionOut(Schema):
 
 
 class WithdrawIn(Schema):
-    withdrawn_on: date
+    withdrawn_on: PlausibleDate
     category: str = Field(..., max_length=30)
     details: str = Field(..., max_length=2000)
     adverse_event_id: int | None = Field(None, ge=1, le=2**63 - 1)  # a database id, never larger than bigint

@@ -27,6 +27,15 @@ def _not_future(field: str, value: date | datetime) -> None:
         raise RuleViolation(field, "cannot be in the future")
 
 
+def _not_before_trial(field: str, value: date) -> None:
+    """Nothing of the trial happens before its first protocol version took effect."""
+    from annulus.trial.models import ProtocolVersion
+
+    start = ProtocolVersion.objects.order_by("effective_date").values_list("effective_date", flat=True).first()
+    if start is not None and value < start:
+        raise RuleViolation(field, f"cannot be before the trial's protocol took effect ({start.isoformat()})")
+
+
 def _set_status(participant: Participant, target: str, actor, reason: str = "") -> None:
     states.check(participant.status, target)
     old = participant.status
@@ -61,6 +70,7 @@ def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescr
         if not isinstance(prescreened_on, date):
             raise RuleViolation("prescreened_on", "must be a date")
         _not_future("prescreened_on", prescreened_on)
+        _not_before_trial("prescreened_on", prescreened_on)
     with problems.check():
         full_name = _text("full_name", full_name, required=False, max_len=120)
     with problems.check():

@@ -94,6 +94,36 @@ def _lines(loc: tuple, msg: str) -> list[str]:
     return out
 
 
+MAX_DEPTH = 40  # nesting of mappings and lists; the shipped protocol needs 8
+
+
+class _PlainDataLoader(yaml.SafeLoader):
+    """YAML as plain data: no anchors or aliases (``&a`` / ``*a``, also ``<<: *a`` merges), so a
+    small file cannot expand into a huge one, and at most MAX_DEPTH levels of nesting, so a file
+    of brackets cannot exhaust the parser's recursion."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ProtocolError([f"line {event.start_mark.line + 1}: anchors and aliases (&name, *name) are not "
+                                 "allowed in a protocol file; write the value out"])
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ProtocolError([f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep"])
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _load_yaml(text: str):
+    loader = _PlainDataLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_protocol(text: str | bytes) -> Protocol:
     if isinstance(text, bytes):
         if len(text) > MAX_BYTES:
@@ -103,7 +133,9 @@ def parse_protocol(text: str | bytes) -> Protocol:
         except UnicodeDecodeError as exc:
             raise ProtocolError([f"(file): not UTF-8 text (byte {exc.start})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
+    except RecursionError:
+        raise ProtocolError([f"(file): nested more than {MAX_DEPTH} levels deep"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
@@ -112,6 +144,8 @@ def parse_protocol(text: str | bytes) -> Protocol:
         raise ProtocolError(["(top level): a protocol is a mapping of keys"])
     try:
         return Protocol.model_validate(data)
+    except RecursionError:
+        raise ProtocolError([f"(file): nested more than {MAX_DEPTH} levels deep"]) from None
     except ValidationError as exc:
         errors = []
         for err in exc.errors():

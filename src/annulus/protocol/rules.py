@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping
 
+from annulus import dates
+
 from .schema import (
     AgeAtLeast,
     AllEqual,
@@ -58,6 +60,8 @@ def clean_value(spec: EvidenceField, raw: Any, today: date | None = None) -> Any
                 raise EvidenceError(spec.id, f"{label} must be a date (YYYY-MM-DD), got {raw!r}") from None
         if today is not None and value > today:
             raise EvidenceError(spec.id, f"{label} cannot be in the future ({value.isoformat()})")
+        if dates.problem(value):
+            raise EvidenceError(spec.id, f"{label} {dates.OUT_OF_RANGE} ({value.isoformat()})")
         return value
     if spec.type in ("integer", "decimal"):
         if isinstance(raw, bool):

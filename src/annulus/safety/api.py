@@ -8,6 +8,7 @@ from django.http import Http404, HttpResponse
 from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
+from annulus.dates import PlausibleDate, PlausibleDateTime
 from annulus.errors import RuleViolation
 from annulus.trial.selectors import active_protocol
 
@@ -22,11 +23,11 @@ class EventIn(Schema):
     meddra_pt_code: str = Field("", max_length=8)
     meddra_version: str = Field("", max_length=10)
     description: str = Field("", max_length=2000)
-    onset_at: datetime
-    end_at: datetime | None = None
+    onset_at: PlausibleDateTime
+    end_at: PlausibleDateTime | None = None
     serious: bool = False
     serious_criteria: list[str] = []
-    first_knowledge_at: datetime | None = None
+    first_knowledge_at: PlausibleDateTime | None = None
     grade: int
     causality_liposuction: str
     causality_injection: str
@@ -46,11 +47,11 @@ class EventPatchIn(Schema):
     meddra_pt_code: str | None = Field(None, max_length=8)
     meddra_version: str | None = Field(None, max_length=10)
     description: str | None = Field(None, max_length=2000)
-    onset_at: datetime | None = None
-    end_at: datetime | None = None
+    onset_at: PlausibleDateTime | None = None
+    end_at: PlausibleDateTime | None = None
     serious: bool | None = None
     serious_criteria: list[str] | None = None
-    first_knowledge_at: datetime | None = None
+    first_knowledge_at: PlausibleDateTime | None = None
     grade: int | None = None
     causality_liposuction: str | None = None
     causality_injection: str | None = None
@@ -119,18 +120,18 @@ class ReportOut(Schema):
 
 
 class SentIn(Schema):
-    sent_at: datetime
+    sent_at: PlausibleDateTime
     sent_to: str = Field(..., max_length=120)
     method: str = Field("", max_length=40)
 
 
 class AckIn(Schema):
-    acknowledged_at: datetime
+    acknowledged_at: PlausibleDateTime
     acknowledged_by: str = Field(..., max_length=120)
 
 
-class WithdrawIn(Schema):
-    withdrawn_on: date
+class EventWithdrawIn(Schema):
+    withdrawn_on: PlausibleDate
     details: str = Field(..., max_length=2000)
 
 
@@ -143,8 +144,8 @@ class DsmbReportOut(Schema):
     summary: dict
 
 
-class GenerateIn(Schema):
-    as_of: date
+class DsmbReportIn(Schema):
+    as_of: PlausibleDate
     kind: str = "open"
 
 
@@ -198,7 +199,7 @@ def revisions(request, pk: int):
 
 
 @router.post("/adverse-events/{int:pk}/withdraw", response={201: dict}, summary="Withdraw the participant for this event")
-def withdraw(request, pk: int, payload: WithdrawIn):
+def withdraw(request, pk: int, payload: EventWithdrawIn):
     require(request.user, "participant.withdraw")
     _event(pk)
     w = services.withdraw_for_event(actor=request.user, adverse_event_id=pk, **payload.dict())
@@ -248,7 +249,7 @@ def dsmb_reports(request):
 
 
 @router.post("/dsmb/reports", response={201: DsmbReportOut}, summary="Generate an interim report now")
-def dsmb_generate(request, payload: GenerateIn):
+def dsmb_generate(request, payload: DsmbReportIn):
     require(request.user, "dsmb.open")
     if payload.kind == "closed":
         require(request.user, "dsmb.closed")

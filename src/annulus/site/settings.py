@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "annulus.accounts.middleware.LoginRequiredMiddleware",
+    "annulus.site.badinput.BadInputMiddleware",  # NUL characters and escaped rule violations: 400 naming the field
 ]
 
 ROOT_URLCONF = "annulus.site.urls"

@@ -9,6 +9,7 @@ from django.http import Http404
 from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
+from annulus.dates import PlausibleDate, PlausibleDateTime
 from annulus.participants.selectors import get_participant
 
 from . import selectors, services
@@ -30,7 +31,7 @@ class SlotOut(Schema):
 
 
 class LiposuctionIn(Schema):
-    performed_on: date
+    performed_on: PlausibleDate
     fat_volume_ml: float
     observation_hours: float
     anaesthesia: str = Field("local", max_length=20)
@@ -49,17 +50,17 @@ class LiposuctionOut(Schema):
 
 class VisitIn(Schema):
     visit: str = Field(..., max_length=20)
-    visit_date: date
+    visit_date: PlausibleDate
 
 
 class UnscheduledIn(Schema):
-    visit_date: date
+    visit_date: PlausibleDate
     reason: str = Field(..., max_length=2000)
     forms: list[str]
 
 
 class VisitDateIn(Schema):
-    visit_date: date
+    visit_date: PlausibleDate
     reason: str = Field(..., max_length=2000)
 
 
@@ -80,14 +81,14 @@ class VisitOut(Schema):
 class FormIn(Schema):
     items: dict[str, Any]
     complete: bool = False
-    collected_at: datetime | None = None
+    collected_at: PlausibleDateTime | None = None
     reason: str = Field("", max_length=2000)
 
 
 class VisitFormsIn(Schema):
     forms: dict[str, dict[str, Any]] = Field(..., description="form id -> items, e.g. {\"vas\": {\"vas_mm\": 42}}")
     complete: bool = False
-    collected_at: datetime | None = None
+    collected_at: PlausibleDateTime | None = None
     reason: str = Field("", max_length=2000)
 
 
@@ -116,13 +117,13 @@ class CallOut(Schema):
 
 class BookIn(Schema):
     visit: str = Field(..., max_length=20)
-    on: date
+    on: PlausibleDate
 
 
 class ReminderIn(Schema):
     participant_id: int
     visit: str = Field(..., max_length=20)
-    visit_on: date
+    visit_on: PlausibleDate
     outcome: str = Field("reached", max_length=12)
     note: str = Field("", max_length=2000)
 
@@ -218,7 +219,7 @@ def correct_visit_date(request, pk: int, key: str, payload: VisitDateIn):
 
 
 @router.get("/calls", response=list[CallOut], summary="Reminder call list for a day (visits the next day)")
-def calls(request, day: date | None = None):
+def calls(request, day: PlausibleDate | None = None):
     require(request.user, "visits.remind")
     from django.utils import timezone
 

@@ -375,11 +375,16 @@ def overdue(request):
 
 
 def _day(request) -> date:
+    from annulus import dates
+
     raw = request.GET.get("date", "")
     try:
-        return date.fromisoformat(raw) if raw else timezone.localdate()
+        day = date.fromisoformat(raw) if raw else timezone.localdate()
     except ValueError:
         return timezone.localdate()
+    if dates.problem(day):
+        raise RuleViolation("date", dates.OUT_OF_RANGE)
+    return day
 
 
 def call_list(request):
