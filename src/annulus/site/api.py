@@ -6,10 +6,12 @@ Errors are JSON naming the field: ``{"detail": [{"field": "...", "message": "...
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from django.http import Http404
-from ninja import NinjaAPI
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, JsonResponse
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
@@ -49,13 +51,37 @@ class BrowserSessionAuth(SessionAuth):
         return super().__call__(request)
 
 
+def login_required_docs(view):
+    """The interactive docs and the OpenAPI document need a login like every other call: the
+    session, or a bearer token (judged alone, as in TokenAuth). Anonymous: the docs page sends the
+    browser to the login page, the document answers 401."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            user = TokenAuth()(request)
+        except AuthenticationError:
+            user = None
+        else:
+            user = user or (request.user if request.user.is_authenticated else None)
+        if user is None:
+            if request.path.rstrip("/").endswith("/docs"):
+                return redirect_to_login(request.get_full_path())
+            return JsonResponse({"detail": [{"field": "", "message": "authentication required"}]}, status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
 api = NinjaAPI(
     title="Annulus API",
     version="1",
     urls_namespace="api",
     auth=[TokenAuth(), BrowserSessionAuth()],  # the token first: see TokenAuth
+    docs=Swagger(settings={"validatorUrl": None}),  # no call to the online validator
     docs_url="/docs",
     openapi_url="/openapi.json",
+    docs_decorator=login_required_docs,
 )
 
 

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # serves Swagger UI's JS/CSS from its static files (no CDN): /api/v1/docs works offline
     "annulus.audit",
     "annulus.accounts",
     "annulus.trial",
