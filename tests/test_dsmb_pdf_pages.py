@@ -63,7 +63,7 @@ def test_rows_whole_headers_repeated_and_closed_on_every_page(long_report, users
         if first_row:
             above = page[:first_row.start()]
             assert (re.search(r"Event\s+(Arm\s+)?Term\s+Onset\s+Grade\s+Criteria", above)
-                    or re.search(r"Term\s+.*events\s+subjects \(%", above, re.DOTALL)), \
+                    or re.search(r"Term\s+.*events\s+subjects\s+\(%", above, re.DOTALL)), \
                 f"page {n}: rows without a header row"
     # no row is split: each event's wrapped term starts and ends on the same page, and every term is shown
     for i in range(SAES):
