@@ -6,14 +6,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test test-fast bench trace serve clean-demo chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
 	@touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(TEST_STAMP)
 
 demo: $(STAMP)
 	PORT=$(PORT) $(BIN)/annulus demo --port $(PORT)
@@ -31,12 +36,12 @@ REQUIREMENTS ?= ../shared/protocol/REQUIREMENTS.md
 
 # The traceability table is read from the test files (nothing runs), so it is written first and
 # pytest's summary stays the last line of the run.
-test: $(STAMP) chromium
+test: $(TEST_STAMP) chromium
 	@if [ -f "$(REQUIREMENTS)" ]; then $(BIN)/annulus trace --requirements "$(REQUIREMENTS)"; \
 	else echo "traceability: $(REQUIREMENTS) not found; docs/traceability.md left as it is"; fi
 	$(BIN)/python -m pytest -p no:cacheprovider -q -n auto
 
-test-fast: $(STAMP)
+test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not browser and not slow" -x
 
 # Benchmarks print figures; they are not tests and are never run by `make test`.

@@ -57,6 +57,8 @@ def demo(args) -> int:
         with Progress(transient=True) as bar:
             task = bar.add_task("demo", total=None)
             build_demo(seed=args.seed, progress=lambda msg: bar.update(task, description=msg))
+        print(f"Demo trial filled in {time.monotonic() - started:.0f} s "
+              f"({Participant.objects.count()} people pre-screened).")
     url = f"http://{args.host}:{args.port}/"
     print(f"\nAnnulus is at {url}  (API: {url}api/v1/docs)")
     from django.conf import settings

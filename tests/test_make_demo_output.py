@@ -1,0 +1,54 @@
+"""`make demo` is quiet and installs only what the demo needs: its mail goes to files (the output
+says where), the output states the real fill time, the demo's install step brings no test tools
+(those come with `make test`), and the package metadata raises no setuptools deprecation."""
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _recipe(makefile: str, target: str) -> tuple[str, str]:
+    """(prerequisites, recipe) of a Makefile target."""
+    m = re.search(rf"^{re.escape(target)}:([^\n]*)\n((?:\t[^\n]*\n)*)", makefile, re.M)
+    assert m, target
+    return m.group(1), m.group(2)
+
+
+def test_demo_installs_no_test_tools():
+    makefile = (ROOT / "Makefile").read_text()
+    _, install = _recipe(makefile, "$(STAMP)")
+    assert "pip install" in install and "[test]" not in install
+    demo_needs, _ = _recipe(makefile, "demo")
+    assert "$(STAMP)" in demo_needs and "TEST_STAMP" not in demo_needs
+    test_needs, _ = _recipe(makefile, "test")
+    assert "$(TEST_STAMP)" in test_needs
+    _, test_install = _recipe(makefile, "$(TEST_STAMP)")
+    assert ".[test]" in test_install
+
+
+def test_package_metadata_has_no_deprecated_license_table():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(project["project"]["license"], str)  # an SPDX expression, not {text = ...}
+    setuptools_req = next(r for r in project["build-system"]["requires"] if r.startswith("setuptools"))
+    assert int(re.search(r">=(\d+)", setuptools_req).group(1)) >= 77  # the first that reads SPDX strings
+
+
+def test_demo_output_is_short_says_where_mail_goes_and_the_fill_time(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANNULUS_EMAIL_BACKEND",
+                                                             "ANNULUS_SECRET_KEY", "ANNULUS_EMAIL_FILE_PATH")}
+    env["ANNULUS_VAR_DIR"] = str(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "annulus", "demo", "--no-serve", "--port", "8765"],
+                       capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout + r.stderr
+    assert "Content-Type:" not in out and "Subject:" not in out  # no raw e-mail in the output
+    assert len(out.strip().splitlines()) < 30, out
+    assert re.search(r"Demo trial filled in \d+ s", out), out
+    mail = tmp_path / "mail"
+    assert f"{mail}" in out
+    assert any(mail.iterdir())  # the e-mails are in the files it names
