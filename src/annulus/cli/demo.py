@@ -51,9 +51,12 @@ def demo(args) -> int:
         print("Demo data already present; serving it.")
         create_demo_users()
     else:
-        print("Filling the demo trial through the services (about a minute)...")
+        print("Filling the demo trial through the services (about a minute on two cores)...")
+        import time
+
         from rich.progress import Progress
 
+        started = time.monotonic()
         with Progress(transient=True) as bar:
             task = bar.add_task("demo", total=None)
             build_demo(seed=args.seed, progress=lambda msg: bar.update(task, description=msg))
