@@ -111,7 +111,7 @@ def make_participant(users):
                          prescreened_on=today - timedelta(days=10), full_name="Test Person", phone="13800000000")
         if stage == "pre_screened":
             return p
-        ps.record_consent(actor=coord, participant_id=p.pk, consent_version="ICF v1.0",
+        ps.record_consent(actor=coord, participant_id=p.pk, consent_version="1.0",
                           consented_at=timezone.now() - timedelta(days=9), taken_by=inv)
         if stage == "consented":
             return p.__class__.objects.get(pk=p.pk)

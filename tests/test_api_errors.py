@@ -37,7 +37,7 @@ def test_journey_through_the_api(api, users):
     assert r.status_code == 201, r.content
     pk = r.json()["id"]
     assert r.json()["recruitment_source"] == "records_search_phone" and r.json()["protocol_version"] == "1.0"
-    r = post(c, f"/api/v1/participants/{pk}/consent", {"consent_version": "ICF v1.0",
+    r = post(c, f"/api/v1/participants/{pk}/consent", {"consent_version": "1.0",
                                                        "consented_at": (timezone.now() - timedelta(days=2)).isoformat(),
                                                        "taken_by": users["coordinator"].username})
     assert r.status_code == 201 and r.json()["taken_by"] == users["coordinator"].username

@@ -73,7 +73,7 @@ def test_token_writes_in_participants(users):
     assert r.status_code == 201, r.content
     p = Participant.objects.get(pk=r.json()["id"])
     r = send(c, "post", f"/api/v1/participants/{p.pk}/consent",
-             {"consent_version": "ICF v1.0", "consented_at": (timezone.now() - timedelta(days=2)).isoformat()})
+             {"consent_version": "1.0", "consented_at": (timezone.now() - timedelta(days=2)).isoformat()})
     assert r.status_code == 201, r.content
     assert Participant.objects.get(pk=p.pk).status == "consented"
 

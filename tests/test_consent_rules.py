@@ -13,15 +13,34 @@ from annulus.participants.models import Consent
 from .test_participants_bad_input import refused
 
 
+@pytest.fixture
+def icf_v2(users):
+    """An amendment bringing informed-consent form version 2.0, approved by the ethics committee
+    a month ago."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from annulus.trial.services import load_protocol_version
+
+    text = Path(settings.ANNULUS_PROTOCOL_FILE).read_text(encoding="utf-8")
+    approved = (timezone.localdate() - timedelta(days=30)).isoformat()
+    first = '    - {version: "1.0", approved_on: 2022-03-28}\n'
+    assert first in text
+    text = text.replace('version: "1.0"\n', 'version: "1.1"\n', 1).replace(
+        first, first + f'    - {{version: "2.0", approved_on: {approved}}}\n', 1)
+    return load_protocol_version(actor=users["admin"], text=text)
+
+
 @pytest.mark.req("P-2.3")
 def test_consent_records_version_who_and_when(make_participant, users):
     p = make_participant("pre_screened")
     at = timezone.now() - timedelta(days=2)
-    c = ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v1.0",
+    c = ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="1.0",
                           consented_at=at, taken_by=users["investigator"])
     c.refresh_from_db()
     assert (c.consent_version, c.consented_at, c.taken_by, c.recorded_by) == (
-        "ICF v1.0", at, users["investigator"], users["coordinator"])
+        "1.0", at, users["investigator"], users["coordinator"])
     assert c.protocol_version.version == "1.0"
     p.refresh_from_db()
     assert p.status == "consented"
@@ -30,7 +49,7 @@ def test_consent_records_version_who_and_when(make_participant, users):
 @pytest.mark.req("P-2.3")
 def test_future_consent_date_is_refused(make_participant, users):
     p = make_participant("pre_screened")
-    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v1.0",
+    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="1.0",
                                       consented_at=timezone.now() + timedelta(hours=2), taken_by=users["investigator"]),
             "consented_at", "cannot be in the future")
 
@@ -38,7 +57,7 @@ def test_future_consent_date_is_refused(make_participant, users):
 @pytest.mark.req("P-2.3")
 def test_consent_before_prescreening_is_refused(make_participant, users):
     p = make_participant("pre_screened")  # pre-screened 10 days ago
-    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v1.0",
+    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="1.0",
                                       consented_at=timezone.now() - timedelta(days=30), taken_by=users["investigator"]),
             "consented_at", "before the pre-screening date")
 
@@ -55,7 +74,7 @@ def test_consent_before_prescreening_is_refused(make_participant, users):
 )
 def test_consent_bad_fields(make_participant, users, kwargs, field, words):
     p = make_participant("pre_screened")
-    args = {"actor": users["coordinator"], "participant_id": p.pk, "consent_version": "ICF v1.0",
+    args = {"actor": users["coordinator"], "participant_id": p.pk, "consent_version": "1.0",
             "consented_at": timezone.now() - timedelta(days=1), "taken_by": users["investigator"], **kwargs}
     refused(lambda: ps.record_consent(**args), field, words)
 
@@ -64,28 +83,28 @@ def test_consent_bad_fields(make_participant, users, kwargs, field, words):
 def test_naive_consent_time_is_refused(make_participant, users):
     p = make_participant("pre_screened")
     naive = timezone.now().replace(tzinfo=None) - timedelta(days=1)
-    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v1.0",
+    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="1.0",
                                       consented_at=naive, taken_by=users["investigator"]),
             "consented_at", "needs a time zone")
 
 
 @pytest.mark.req("P-2.3", "X-1.3")
-def test_reconsent_on_a_new_version_after_screening_procedures(make_participant, users):
+def test_reconsent_on_a_new_version_after_screening_procedures(make_participant, users, icf_v2):
     # an amended consent form is signed after screening has begun; the earlier procedures stay
     # covered by the first consent
     p = make_participant("screening")  # consent 9 days ago, evidence 8 days ago
-    ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v2.0",
+    ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="2.0",
                       consented_at=timezone.now() - timedelta(hours=1), taken_by=users["investigator"])
-    assert list(Consent.objects.filter(participant=p).values_list("consent_version", flat=True)) == ["ICF v1.0", "ICF v2.0"]
+    assert list(Consent.objects.filter(participant=p).values_list("consent_version", flat=True)) == ["1.0", "2.0"]
     p.refresh_from_db()
     assert p.status == "screening"
 
 
 @pytest.mark.req("P-2.3")
-def test_reconsent_cannot_be_backdated_before_the_first_consent(make_participant, users):
+def test_reconsent_cannot_be_backdated_before_the_first_consent(make_participant, users, icf_v2):
     # a back-dated consent would make earlier procedures look covered
     p = make_participant("screening")
-    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v2.0",
+    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="2.0",
                                       consented_at=timezone.now() - timedelta(days=9, hours=1),
                                       taken_by=users["investigator"]),
             "consented_at", "a re-consent must be later than the consent")
@@ -101,15 +120,15 @@ def test_consent_after_a_procedure_is_refused(make_participant, users):
 
 
 @pytest.mark.req("P-2.3")
-def test_no_consent_for_a_withdrawn_or_screen_failed_person(make_participant, users):
+def test_no_consent_for_a_withdrawn_or_screen_failed_person(make_participant, users, icf_v2):
     for stage in ("screen_failed",):
         p = make_participant(stage)
-        refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v2.0",
+        refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="2.0",
                                           consented_at=timezone.now() - timedelta(minutes=5), taken_by=users["investigator"]),
                 "status", "screen failure cannot continue")
     p = make_participant("pre_screened")
     ps.withdraw(actor=users["coordinator"], participant_id=p.pk, withdrawn_on=timezone.localdate(),
                 category="declined_consent", details="declined after reading the form")
-    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="ICF v1.0",
+    refused(lambda: ps.record_consent(actor=users["coordinator"], participant_id=p.pk, consent_version="1.0",
                                       consented_at=timezone.now() - timedelta(minutes=5), taken_by=users["investigator"]),
             "status", "has withdrawn")

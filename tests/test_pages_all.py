@@ -110,7 +110,7 @@ def test_consent_form_refuses_a_future_date(client_for, make_participant, users)
     p = make_participant("pre_screened")
     later = timezone.localtime(timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     html = _form(client_for("coordinator"), f"/participants/{p.pk}/consent/",
-                 {"consent_version": "ICF v1.0", "consented_at": later, "taken_by": users["investigator"].pk})
+                 {"consent_version": "1.0", "consented_at": later, "taken_by": users["investigator"].pk})
     assert "cannot be in the future" in html
 
 

@@ -39,7 +39,7 @@ def early_participant(users):
     coord, inv = users["coordinator"], users["investigator"]
     p = ps.prescreen(actor=coord, initials="EP", sex="M", recruitment_source="inpatient_referral",
                      prescreened_on=date(2025, 12, 1))
-    ps.record_consent(actor=coord, participant_id=p.pk, consent_version="ICF v1.0",
+    ps.record_consent(actor=coord, participant_id=p.pk, consent_version="1.0",
                       consented_at=local(2025, 12, 2, 9, 0), taken_by=inv)
     return p
 

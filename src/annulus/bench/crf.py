@@ -214,7 +214,7 @@ def _participant():
             continue
         p = ps.prescreen(actor=user, initials=c.initials, sex=c.sex, recruitment_source=c.source,
                          prescreened_on=c.prescreened_on, full_name=c.full_name, phone=c.phone)
-        ps.record_consent(actor=user, participant_id=p.pk, consent_version="ICF v1.0",
+        ps.record_consent(actor=user, participant_id=p.pk, consent_version="1.0",
                           consented_at=timezone.now() - timedelta(days=20), taken_by=user)
         ps.enter_evidence(actor=user, participant_id=p.pk, values=c.evidence, collected_on=today - timedelta(days=19))
         if ps.decide_eligibility(actor=user, participant_id=p.pk,

@@ -78,7 +78,7 @@ def _fill(target: int, seed: int, coord, inv, progress) -> None:
         p = ps.prescreen(actor=coord, initials=c.initials, sex=c.sex, recruitment_source=c.source,
                          prescreened_on=c.prescreened_on, full_name=c.full_name, phone=c.phone)
         if c.consents:
-            ps.record_consent(actor=coord, participant_id=p.pk, consent_version="ICF v1.0",
+            ps.record_consent(actor=coord, participant_id=p.pk, consent_version="1.0",
                               consented_at=_aware(c.prescreened_on, 9), taken_by=inv)
             ps.enter_evidence(actor=coord, participant_id=p.pk, values=c.evidence, collected_on=c.prescreened_on)
             try:

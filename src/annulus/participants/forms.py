@@ -25,13 +25,21 @@ class PrescreenForm(forms.Form):
 
 
 class ConsentForm(forms.Form):
-    consent_version = forms.CharField(label=_("Consent form version"), max_length=40, initial="ICF v1.0")
+    consent_version = forms.CharField(label=_("Consent form version"), max_length=40)
     consented_at = DateTimeField(label=_("Signed at"), widget=DateTimeInput())
     taken_by = forms.ModelChoiceField(label=_("Consent taken by"), queryset=None)
 
-    def __init__(self, *args, staff=None, **kwargs):
+    def __init__(self, *args, staff=None, icf_versions=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["taken_by"].queryset = staff
+        if icf_versions is not None:
+            # one of the versions the ethics committee approved, chosen, never pre-selected
+            self.fields["consent_version"] = forms.ChoiceField(
+                label=_("Consent form version"),
+                choices=with_blank([(v.version, _("%(version)s (ethics approval %(date)s)") % {
+                    "version": v.version, "date": v.approved_on.isoformat()}) for v in icf_versions]),
+                help_text=_("Versions approved by the ethics committee; the version must have been approved "
+                            "on or before the day the form was signed."))
 
 
 YES_NO = [("", "—"), ("true", _("yes")), ("false", _("no"))]

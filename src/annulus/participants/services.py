@@ -99,13 +99,42 @@ def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescr
     return p
 
 
+def approved_icf_versions(on: date | None = None):
+    """The informed-consent form versions of the protocol in force approved by the ethics
+    committee on or before ``on`` (default today), newest approval first; None when the protocol
+    declares none (the version is then free text)."""
+    rules = active_protocol().consent
+    return None if rules is None else rules.approved(on or timezone.localdate())
+
+
+def _check_icf_version(version: str, consented_at: datetime | None) -> None:
+    rules = active_protocol().consent
+    if rules is None:
+        return
+    listed = {v.version: v for v in rules.icf_versions}
+    icf = listed.get(version)
+    if icf is None:
+        raise RuleViolation("consent_version", f"'{version}' is not an informed-consent form version approved by "
+                                               f"the ethics committee (approved: {', '.join(listed)})")
+    if consented_at is not None and icf.approved_on > timezone.localtime(consented_at).date():
+        raise RuleViolation("consent_version", f"version {version} was approved by the ethics committee on "
+                                               f"{icf.approved_on.isoformat()}, after the day the consent was signed")
+
+
 def record_consent(*, actor, participant_id: int, consent_version: str, consented_at: datetime, taken_by) -> Consent:
-    consent_version = _text("consent_version", consent_version, max_len=40)
-    if not isinstance(consented_at, datetime):
-        raise RuleViolation("consented_at", "must be a date and time")
-    _not_future("consented_at", consented_at)
+    problems = Problems()  # every problem at once, each naming its field
+    with problems.check():
+        consent_version = _text("consent_version", consent_version, max_len=40)
+    with problems.check():
+        if not isinstance(consented_at, datetime):
+            raise RuleViolation("consented_at", "must be a date and time")
+        _not_future("consented_at", consented_at)
     if taken_by is None:
-        raise RuleViolation("taken_by", "is required")
+        problems.add("taken_by", "is required")
+    if not problems.broken("consent_version"):
+        with problems.check():
+            _check_icf_version(consent_version, None if problems.broken("consented_at") else consented_at)
+    problems.raise_any()
     with transaction.atomic():
         p = _locked(participant_id)
         local_day = timezone.localtime(consented_at).date()

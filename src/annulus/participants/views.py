@@ -80,7 +80,8 @@ def consent(request, pk):
     need(request, "participant.edit")
     p = _participant(request, pk)
     staff = get_user_model().objects.filter(membership__role__in=["investigator", "coordinator"], is_active=True)
-    form = ConsentForm(request.POST or None, staff=staff)  # who took consent is chosen, never pre-selected
+    form = ConsentForm(request.POST or None, staff=staff,  # who took consent is chosen, never pre-selected
+                       icf_versions=services.approved_icf_versions())
     if request.method == "POST" and form.is_valid():
         try:
             services.record_consent(actor=request.user, participant_id=p.pk, **form.cleaned_data)

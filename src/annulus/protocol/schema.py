@@ -365,6 +365,31 @@ class Safety(Strict):
         return self
 
 
+class IcfVersion(Strict):
+    """An informed-consent form version and the day the ethics committee approved it."""
+
+    version: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z.\-]{0,19}$")
+    approved_on: date
+
+
+class ConsentRules(Strict):
+    """The informed-consent form versions the ethics committee approved; a consent names one of
+    them, approved on or before the day it was signed."""
+
+    icf_versions: list[IcfVersion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        names = [v.version for v in self.icf_versions]
+        if len(set(names)) != len(names):
+            raise ValueError("icf_versions: each version may be listed once")
+        return self
+
+    def approved(self, on: date) -> list[IcfVersion]:
+        """The versions approved on or before ``on``, the newest approval first."""
+        return sorted((v for v in self.icf_versions if v.approved_on <= on), key=lambda v: v.approved_on, reverse=True)
+
+
 class Protocol(Strict):
     """A whole protocol version."""
 
@@ -377,6 +402,9 @@ class Protocol(Strict):
     product: Product
     arms: list[Arm] = Field(min_length=2)
     recruitment_sources: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] = Field(min_length=1)
+    # optional so that protocol versions stored before it existed still load; without it the
+    # consent version is free text
+    consent: ConsentRules | None = None
     eligibility: Eligibility
     schedule: Schedule
     lab_panels: list[LabPanel]

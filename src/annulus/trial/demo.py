@@ -96,7 +96,7 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
         consent_day = min(c.consent_date, today)
         if recent and c.index % 3 == 0:
             continue  # still deciding: stays pre-screened
-        ps.record_consent(actor=coord, participant_id=p.pk, consent_version="ICF v1.0",
+        ps.record_consent(actor=coord, participant_id=p.pk, consent_version="1.0",
                           consented_at=_aware(consent_day, 9), taken_by=inv)
         collected = min(consent_day + timedelta(days=2), today)
         if recent and c.index % 3 == 1:
