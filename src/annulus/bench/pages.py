@@ -1,9 +1,12 @@
 """Page latency at 100 and 10,000 participants (dashboard, list, participant page, API list).
 
-Fills a scratch database through the simulator and the services, then requests each page
+Fills a scratch database through the simulator and the services - screening, then the whole
+journey of everyone enrolled (randomised, treated, visits, adverse events; see
+``annulus.bench._journey``) under an amendment with room for the largest size - then requests each page
 repeatedly in-process and prints p50/p95 in ms, the number of SQL queries per page (a page
 whose query count grows with the trial has an N+1 problem) and the large/small ratio.
-On PostgreSQL (DATABASE_URL=postgres://...) the scratch database is ``annulus_bench``;
+On PostgreSQL (DATABASE_URL=postgres://...) the scratch database is ``annulus_bench`` (or
+``$ANNULUS_BENCH_DB``);
 on SQLite a temporary file.
 """
 
@@ -41,11 +44,14 @@ def _scratch_database() -> str:
         import psycopg
 
         base, _, _name = url.rpartition("/")
+        name = os.environ.get("ANNULUS_BENCH_DB", "annulus_bench")
+        if not name.replace("_", "").isalnum():
+            raise CliError(f"ANNULUS_BENCH_DB must be a plain database name, got {name!r}")
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS annulus_bench")
-            conn.execute("CREATE DATABASE annulus_bench")
-        os.environ["DATABASE_URL"] = f"{base}/annulus_bench"
-        return "PostgreSQL database annulus_bench"
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        os.environ["DATABASE_URL"] = f"{base}/{name}"
+        return f"PostgreSQL database {name}"
     tmp = tempfile.mkdtemp(prefix="annulus-bench-")
     os.environ["ANNULUS_VAR_DIR"] = tmp
     os.environ.pop("DATABASE_URL", None)
@@ -129,6 +135,12 @@ def run(args) -> int:
     from annulus.trial.services import load_default_protocol
 
     load_default_protocol()
+    from annulus.bench import _journey
+    from annulus.trial.services import load_protocol_version
+
+    # an amendment of the shipped protocol with room for the largest size (sample size and
+    # case-number width), so that every eligible person is enrolled and followed up
+    load_protocol_version(actor=None, text=_journey.sized_protocol_text(max(sizes)))
     users = create_demo_users()
     from django.conf import settings
 
@@ -140,9 +152,21 @@ def run(args) -> int:
             task = bar.add_task(f"filling to {size} participants", total=size)
             _fill(size, args.seed, users["coordinator"], users["investigator"],
                   lambda done, total: bar.update(task, completed=done))
+            bar.update(task, description=f"journey of the enrolled ({size} participants)")
+            started = time.perf_counter()
+            taken = _journey.advance(users, seed=args.seed,
+                                     progress=lambda msg: bar.update(task, description=msg))
+        from django.db.models import Count
+
         from annulus.participants.models import Participant
 
-        sample = Participant.objects.order_by("id")[Participant.objects.count() // 2]
+        statuses = dict(Participant.objects.values_list("status").annotate(n=Count("id")).order_by())
+        print(f"\n{size} participants filled ({taken} taken through the journey in "
+              f"{time.perf_counter() - started:.0f} s): "
+              + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+        followed = Participant.objects.filter(status="in_follow_up").order_by("id")
+        sample = (followed[followed.count() // 2] if followed.exists()
+                  else Participant.objects.order_by("id")[Participant.objects.count() // 2])
         client = Client()
         client.force_login(users["coordinator"])
         pages = {
@@ -152,7 +176,6 @@ def run(args) -> int:
             "API list": "/api/v1/participants?page=2",
         }
         results[size] = {name: _measure(client, url, args.repeat) for name, url in pages.items()}
-        print(f"\n{size} participants")
         print(f"  {'page':<18}{'p50 ms':>9}{'p95 ms':>9}{'queries':>9}")
         for name, (p50, p95, q) in results[size].items():
             print(f"  {name:<18}{p50:>9.1f}{p95:>9.1f}{q:>9}")
