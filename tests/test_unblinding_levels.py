@@ -8,6 +8,7 @@ from annulus.audit.models import AuditEvent
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.trial.selectors import trial_state
 from tests.conftest import TEST_PASSWORD
+from tests.lock_support import waive_open_items
 
 SAY = "All CRFs checked and signed; queries closed."
 
@@ -23,6 +24,8 @@ def test_the_full_sequence(users, make_participant, client_for):
     with pytest.raises(RuleViolation) as exc:
         services.release_level1(actor=users["designer"], password=TEST_PASSWORD, statement=SAY)
     assert exc.value.message == "first-level unblinding needs a locked database"
+    # the four randomised participants have no end-of-study status: the PI waives them first
+    assert waive_open_items(users) == 4
     services.sign_lock(actor=users["pi"], password=TEST_PASSWORD, statement=SAY)
     assert trial_state() != "locked"
     services.sign_lock(actor=users["statistician"], password=TEST_PASSWORD, statement=SAY)
@@ -47,6 +50,7 @@ def test_the_full_sequence(users, make_participant, client_for):
     rows = selectors.unblinded_rows(users["statistician"])
     assert {r["arm"] for r in rows} <= {"high", "mid", "low", "control"}
     assert rows[0]["arm"] == selectors.arm_of_for_system(ps[0].pk)
+    assert AuditEvent.objects.filter(object_type="lock_waiver").count() == 4
     kinds = list(AuditEvent.objects.filter(object_type="unblinding_step").values_list("payload", flat=True))
     assert len(kinds) == 5
     # the first enrolment opened recruitment; then lock, first level, second level

@@ -141,3 +141,19 @@ class UnblindingStep(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class LockWaiver(models.Model):
+    """An open item of the pre-lock checklist (a draft form, an SAE report not sent, a participant
+    without an end-of-study status) that the principal investigator lets the lock go ahead with,
+    and why. Kept for ever; one per item."""
+
+    item = models.CharField(max_length=60, unique=True)  # "crf_form:12", "sae_report:3", "participant:7"
+    group = models.CharField(max_length=40)
+    label = models.CharField(max_length=300)  # what the item was when it was waived
+    reason = models.TextField()
+    waived_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    waived_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]

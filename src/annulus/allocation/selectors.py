@@ -245,3 +245,26 @@ def emergency_list(user) -> list[EmergencyUnblinding]:
 
 def unblinding_steps() -> dict[str, UnblindingStep]:
     return {s.kind: s for s in UnblindingStep.objects.select_related("user")}
+
+
+# ---- the pre-lock checklist ------------------------------------------------------------------
+
+def lock_checklist() -> dict:
+    """The open work every app lists before the database lock (draft forms, SAE reports not
+    sent, participants without an end-of-study status, ...), each item with its waiver if the
+    principal investigator waived it. ``blocking`` lists the items neither closed nor waived: the
+    lock is refused while it is not empty."""
+    from annulus.trial.extensions import lock_checklist_groups
+
+    from .models import LockWaiver
+
+    groups = lock_checklist_groups()
+    waivers = {w.item: w for w in LockWaiver.objects.select_related("waived_by")}
+    blocking = []
+    for g in groups:
+        for item in g["items"]:
+            item["waiver"] = waivers.get(item["key"])
+            if item["waiver"] is None:
+                blocking.append(item)
+        g["open"] = sum(1 for item in g["items"] if item["waiver"] is None)
+    return {"groups": groups, "blocking": blocking, "items": {i["key"]: i for g in groups for i in g["items"]}}

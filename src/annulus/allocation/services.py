@@ -31,6 +31,7 @@ from annulus.participants.models import Participant
 from annulus.randomisation import RandomisationError, generate_sequence
 from annulus.randomisation.documents import allocation_table_bytes, level1_key_bytes, level2_key_bytes, sha256_hex
 from annulus.randomisation.sequence import Sequence
+from annulus.trial.lock import OPEN_STATES, assert_writable
 from annulus.trial.models import TrialState
 from annulus.trial.selectors import active_protocol, active_version
 
@@ -39,6 +40,7 @@ from .models import (
     Dispensing,
     EmergencyUnblinding,
     Envelope,
+    LockWaiver,
     ProductRelease,
     Transplant,
     UnblindingStep,
@@ -47,7 +49,6 @@ from .models import (
 MAX_SEED = 2**63 - 1
 # A seed of fewer digits could be found by trying every value against a visible drug code.
 MIN_SEED_DIGITS = 12
-OPEN_STATES = ("setup", "recruiting")
 
 
 # ---- small checks ------------------------------------------------------------------------
@@ -63,12 +64,6 @@ def _reauthenticate(user, password) -> None:
         raise RuleViolation("password", "is required to sign this step")
     if not user.check_password(str(password)):
         raise RuleViolation("password", "is not correct")
-
-
-def _not_locked() -> None:
-    state = TrialState.objects.select_for_update().get_or_create(id=1)[0].state
-    if state not in OPEN_STATES:
-        raise RuleViolation("trial", "the database is locked; allocation data can no longer change")
 
 
 def current_list() -> AllocationList | None:
@@ -143,7 +138,7 @@ def generate_list(*, actor, seed: int | None = None) -> AllocationList:
     pv = active_version()
     try:
         with transaction.atomic():
-            TrialState.objects.select_for_update().get_or_create(id=1)
+            assert_writable("allocation list", exclusive=True)
             if Envelope.objects.filter(participant__isnull=False).exists():
                 raise RuleViolation("seed", "randomisation has started; the list can no longer be generated or replaced")
             if AllocationList.objects.filter(protocol_version=pv).exists():
@@ -194,7 +189,7 @@ def randomise(*, actor, participant_id: int, when: datetime | None = None) -> En
     when = _when("randomised_at", when)
     try:
         with transaction.atomic():
-            _not_locked()
+            assert_writable("randomisation")
             lst = AllocationList.objects.select_for_update().order_by("-id").first()
             if lst is None:
                 raise RuleViolation("allocation_list", "no allocation list has been generated yet")
@@ -302,7 +297,7 @@ def record_release(*, actor, envelope_id: int, lot_number: str, tested_on: date,
     checked_at = _when("checked_at", checked_at)
     evaluated, failing = check_release(results)
     with transaction.atomic():
-        _not_locked()
+        assert_writable("product release")
         env = _opened(envelope_id, lock=True)
         if Dispensing.objects.filter(envelope=env).exists():
             raise RuleViolation("envelope", f"drug code {env.drug_code} was already dispensed; release cannot change")
@@ -323,7 +318,7 @@ def record_release(*, actor, envelope_id: int, lot_number: str, tested_on: date,
 def dispense(*, actor, envelope_id: int, dispensed_at: datetime | None = None) -> Dispensing:
     dispensed_at = _when("dispensed_at", dispensed_at)
     with transaction.atomic():
-        _not_locked()
+        assert_writable("dispensing")
         env = _opened(envelope_id, lock=True)
         if Dispensing.objects.filter(envelope=env).exists():
             raise RuleViolation("envelope", f"drug code {env.drug_code} was already dispensed")
@@ -389,7 +384,7 @@ def record_transplant(*, actor, participant_id: int, transplanted_at: datetime, 
     if not code:
         raise RuleViolation("drug_code", "is required: scan or type the code on the sachet")
     with transaction.atomic():
-        _not_locked()
+        assert_writable("transplantation")
         p = Participant.objects.select_for_update().filter(pk=participant_id).first()
         if p is None:
             raise RuleViolation("participant", "no such participant")
@@ -541,10 +536,42 @@ def _step(actor, kind: str, statement: str) -> UnblindingStep:
     return step
 
 
+def _is_pi(user) -> bool:
+    membership = getattr(user, "membership", None)
+    return role_of(user) == "investigator" and membership is not None and membership.is_principal_investigator
+
+
+def waive_lock_item(*, actor, item: str, reason: str) -> LockWaiver:
+    """The principal investigator lets the lock go ahead with one open item of the pre-lock
+    checklist, giving the reason. The waiver is kept for ever and audited."""
+    from .selectors import lock_checklist
+
+    if not _is_pi(actor):
+        raise NotPermitted("unblinding.waive")
+    item = _text("item", item, max_len=60)
+    reason = _text("reason", reason, min_len=10)
+    with transaction.atomic():
+        assert_writable("pre-lock waiver")
+        found = lock_checklist()["items"].get(item)
+        if found is None:
+            raise RuleViolation("item", "is not an open item of the pre-lock checklist")
+        if found["waiver"] is not None:
+            raise RuleViolation("item", "is already waived")
+        group = next(g["group"] for g in lock_checklist()["groups"] if item in {i["key"] for i in g["items"]})
+        w = LockWaiver.objects.create(item=item, group=group, label=str(found["label"])[:300], reason=reason,
+                                      waived_by=actor)
+        audit.record(actor=actor, action="create", obj_type="lock_waiver", obj_id=w.pk,
+                     changes={"item": [None, item], "label": [None, w.label]}, reason=reason)
+    return w
+
+
 def sign_lock(*, actor, password: str, statement: str) -> UnblindingStep:
     """The principal investigator and the statistician each sign the database lock; with both
-    signatures the trial state becomes 'locked'."""
+    signatures the trial state becomes 'locked'. Each signature is refused while the pre-lock
+    checklist has an open item that is not waived."""
     from annulus.trial.services import set_trial_state
+
+    from .selectors import lock_checklist
 
     role = role_of(actor)
     membership = getattr(actor, "membership", None)
@@ -559,6 +586,11 @@ def sign_lock(*, actor, password: str, statement: str) -> UnblindingStep:
     with transaction.atomic():
         if _state() not in OPEN_STATES:
             raise RuleViolation("state", "the database is already locked")
+        blocking = lock_checklist()["blocking"]
+        if blocking:
+            raise RuleViolation("checklist", f"{len(blocking)} open item(s) of the pre-lock checklist are neither "
+                                             f"closed nor waived (first: {blocking[0]['label']}); close each one "
+                                             "or have the principal investigator waive it with a reason")
         step = _step(actor, kind, statement)
         if UnblindingStep.objects.filter(kind__in=["lock_pi", "lock_statistician"]).count() == 2:
             set_trial_state(actor=actor, state="locked", reason="database locked: signed by the principal "

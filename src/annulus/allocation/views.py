@@ -25,7 +25,8 @@ from annulus.trial.selectors import active_protocol, trial_state
 from . import selectors, services
 from annulus.participants.forms import add_violation
 
-from .forms import EmergencyForm, GenerateForm, PasswordStatementForm, ReleaseForm, TransplantForm, VerifyForm
+from .forms import (EmergencyForm, GenerateForm, PasswordStatementForm, ReleaseForm, TransplantForm, VerifyForm,
+                    WaiverForm)
 
 
 def _participant(request, pk):
@@ -199,11 +200,36 @@ STEP_ACTIONS = {
 }
 
 
+def _waive(request):
+    """The principal investigator waives one open item of the pre-lock checklist: the bound form,
+    or a redirect when the waiver is recorded."""
+    if not services._is_pi(request.user):
+        raise PermissionDenied
+    form = WaiverForm(request.POST)
+    if form.is_valid():
+        try:
+            services.waive_lock_item(actor=request.user, item=form.cleaned_data["item"],
+                                     reason=form.cleaned_data["reason"])
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        except NotPermitted:
+            raise PermissionDenied from None
+        else:
+            messages.success(request, _("Item waived; the waiver is kept with its reason."))
+            return redirect("unblinding")
+    return form
+
+
 @never_cache
 def unblinding(request):
     need(request, "unblinding.view")
-    form = PasswordStatementForm(request.POST or None)
-    if request.method == "POST":
+    waive_form = None
+    if request.method == "POST" and request.POST.get("action") == "waive":
+        waive_form = _waive(request)
+        if not isinstance(waive_form, WaiverForm):
+            return waive_form
+    form = PasswordStatementForm(request.POST if request.method == "POST" and waive_form is None else None)
+    if request.method == "POST" and waive_form is None:
         action = request.POST.get("action", "")
         if action not in STEP_ACTIONS or not has(request.user, STEP_ACTIONS[action][1]):
             raise PermissionDenied
@@ -234,9 +260,12 @@ def unblinding(request):
     action = next((a for a, ok in can.items() if ok), None)
     labels = selectors.level1_rows(user) if selectors.can_see_labels(user) and role != "designer" else None
     arms = selectors.unblinded_rows(user) if labels is not None and selectors.can_see_arms(user) else None
+    checklist = selectors.lock_checklist() if state in services.OPEN_STATES else None
     return render(request, "allocation/unblinding.html", {
         "state": state, "steps": [(k, label, steps.get(k)) for k, label in services.UnblindingStep.KINDS],
         "form": form, "action": action, "labels": labels, "arms": arms,
+        "checklist": checklist, "can_waive": services._is_pi(user), "waive_form": waive_form,
+        "waive_item": waive_form.data.get("item") if waive_form is not None else None,
     })
 
 

@@ -14,7 +14,7 @@ from annulus.checks import clean_moment
 from annulus.checks import clean_text as _text
 from annulus.errors import NotPermitted, Problems, RuleViolation
 from annulus.protocol import EvidenceError, clean_evidence, evaluate
-from annulus.trial.models import TrialState
+from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version
 
 from . import states
@@ -80,7 +80,7 @@ def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescr
     problems.raise_any()
     pv = active_version()
     with transaction.atomic():
-        TrialState.objects.select_for_update().get_or_create(id=1)
+        assert_writable("pre-screening", exclusive=True)
         # participants are never deleted, so the count under the lock numbers them without gaps
         # (ids skip values after a rolled-back insert on PostgreSQL)
         number = f"S{Participant.objects.count() + 1:04d}"
@@ -136,6 +136,7 @@ def record_consent(*, actor, participant_id: int, consent_version: str, consente
             _check_icf_version(consent_version, None if problems.broken("consented_at") else consented_at)
     problems.raise_any()
     with transaction.atomic():
+        assert_writable("consent")
         p = _locked(participant_id)
         local_day = timezone.localtime(consented_at).date()
         if local_day < p.prescreened_on:
@@ -191,6 +192,7 @@ def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: da
         reason = _text("reason", reason, required=False)
     problems.raise_any()
     with transaction.atomic():
+        assert_writable("screening evidence")
         p = _locked(participant_id)
         if p.status not in (states.CONSENTED, states.SCREENING, states.ELIGIBLE):
             if p.status == states.PRE_SCREENED:
@@ -270,6 +272,7 @@ def decide_eligibility(*, actor, participant_id: int, password: str | None = Non
         # before the transaction: a failed attempt is kept even though the decision is refused
         sign(user=actor, password=password, meaning=ELIGIBILITY_SIGNATURE)
     with transaction.atomic():
+        assert_writable("eligibility decision")
         p = _locked(participant_id)
         if p.status != states.SCREENING:
             if p.status == states.PRE_SCREENED:
@@ -322,9 +325,7 @@ def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) ->
     try:
         with transaction.atomic():
             # the trial-state row lock makes case numbers strictly sequential under concurrency
-            trial, _ = TrialState.objects.select_for_update().get_or_create(id=1)
-            if trial.state not in ("setup", "recruiting"):
-                raise RuleViolation("trial", "the database is locked; no one can be enrolled")
+            trial = assert_writable("enrolment", exclusive=True)
             p = _locked(participant_id)
             if p.status == states.ENROLLED or p.case_number:
                 raise RuleViolation("status", f"already enrolled as case {p.case_number}")
@@ -371,6 +372,7 @@ def withdraw(*, actor, participant_id: int, withdrawn_on: date, category: str, d
         _not_future("withdrawn_on", withdrawn_on)
     problems.raise_any()
     with transaction.atomic():
+        assert_writable("withdrawal")
         p = _locked(participant_id)
         if p.status == states.WITHDRAWN:
             raise RuleViolation("status", "this participant has already withdrawn")
@@ -394,6 +396,7 @@ def advance(*, actor, participant_id: int, target: str, reason: str) -> Particip
     A status change after the first save needs its reason (X-7.3)."""
     reason = _text("reason", reason)
     with transaction.atomic():
+        assert_writable("participant status")
         p = _locked(participant_id)
         _set_status(p, target, actor, reason)
     return p

@@ -60,6 +60,13 @@ def timeline_events(participant) -> list[dict]:
     return out
 
 
+def lock_checklist_groups() -> list[dict]:
+    """The open work each app lists before the database lock (``lock_checklist.py``: ``GROUP``,
+    ``TITLE``, ``ORDER`` and ``open_items() -> [{key, label, link}]``)."""
+    modules = sorted(_modules("lock_checklist"), key=lambda m: getattr(m, "ORDER", 100))
+    return [{"group": m.GROUP, "title": m.TITLE, "items": m.open_items()} for m in modules]
+
+
 def audit_labels(object_type: str, body: dict, language: str, cache: dict | None = None) -> dict:
     """Readable names for an audit event's fields and values, from the apps' ``audit_labels.py``
     (``labels(object_type, body, language, cache) -> dict or None``; the first answer counts)."""

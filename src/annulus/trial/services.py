@@ -12,6 +12,7 @@ from annulus.audit import services as audit
 from annulus.errors import RuleViolation
 from annulus.protocol import ProtocolError, parse_protocol, protocol_digest
 
+from .lock import TrialLocked, assert_writable
 from .models import ProtocolVersion, TrialState
 
 
@@ -41,6 +42,7 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) ->
         raise RuleViolation("version", f"version {protocol.version} is older than version {latest} already loaded; "
                                        "an amendment needs a later version number")
     with transaction.atomic():
+        assert_writable("protocol amendment")
         pv = ProtocolVersion.objects.create(
             version=protocol.version, registry_number=protocol.trial.registry_number, digest=digest,
             text=raw, effective_date=protocol.effective_date,
@@ -57,6 +59,7 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) ->
 
 def _activate(actor, pv: ProtocolVersion) -> None:
     with transaction.atomic():
+        assert_writable("protocol amendment")
         previous = list(ProtocolVersion.objects.filter(active=True).exclude(pk=pv.pk).values_list("version", flat=True))
         ProtocolVersion.objects.filter(active=True).exclude(pk=pv.pk).update(active=False)
         ProtocolVersion.objects.filter(pk=pv.pk).update(active=True)
@@ -70,8 +73,14 @@ def load_default_protocol(actor=None) -> ProtocolVersion:
     """The shipped protocol file, stored on first use. It is activated only while no version is
     in force: starting the server or a command never undoes an amendment."""
     active = ProtocolVersion.objects.filter(active=True).exists()
-    return load_protocol_version(actor=actor, text=Path(settings.ANNULUS_PROTOCOL_FILE).read_bytes(),
-                                 activate=not active)
+    try:
+        return load_protocol_version(actor=actor, text=Path(settings.ANNULUS_PROTOCOL_FILE).read_bytes(),
+                                     activate=not active)
+    except TrialLocked:
+        # a changed shipped file is not loaded into a locked database; the version in force stays
+        if not active:
+            raise
+        return ProtocolVersion.objects.get(active=True)
 
 
 def set_trial_state(*, actor, state: str, reason: str) -> TrialState:

@@ -21,6 +21,7 @@ from annulus.errors import RuleViolation, RuleViolations
 from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant, Withdrawal
+from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
 from . import crf, selectors
@@ -104,6 +105,7 @@ def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_m
     complications = _text("complications", complications)
     reason = _text("reason", reason)
     with transaction.atomic():
+        assert_writable("visit data")
         p = _participant(participant_id)
         old = selectors.current_liposuction(p.pk)
         if old is None and p.status != pstates.RANDOMISED:
@@ -198,6 +200,7 @@ def open_visit(*, actor, participant_id: int, visit_id: str, visit_date, at: dat
         raise RuleViolation("visit", f"the {pv_visit.name.en} is recorded with its procedure record")
     visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
     with transaction.atomic():
+        assert_writable("visit data")
         p = _participant(participant_id)
         existing = Visit.objects.filter(participant=p, visit_id=visit_id, number=0).first()
         if existing is not None:
@@ -231,6 +234,7 @@ def add_unscheduled_visit(*, actor, participant_id: int, visit_date, reason: str
         except RuleViolation:
             raise RuleViolation("forms", f"'{f}' is not an eCRF form") from None
     with transaction.atomic():
+        assert_writable("visit data")
         p = _participant(participant_id)
         _check_can_visit(p, visit_date)
         lipo = selectors.liposuction_date(p.pk)
@@ -255,6 +259,7 @@ def correct_visit_date(*, actor, participant_id: int, visit_key: str, visit_date
     reason = _text("reason", reason, required=True)
     visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
     with transaction.atomic():
+        assert_writable("visit data")
         visit = _locked_visit(participant_id, visit_key)
         p = _participant(participant_id)  # locked after the visit, as a form save does: a withdrawal waits
         old = visit.visit_date
@@ -293,6 +298,7 @@ def record_missed(*, actor, participant_id: int, visit_id: str, reason: str, at:
         raise RuleViolation("visit", f"unknown visit '{visit_id}'")
     reason = _text("reason", reason, required=True)
     with transaction.atomic():
+        assert_writable("visit data")
         p = _participant(participant_id)
         if Visit.objects.filter(participant=p, visit_id=visit_id, number=0).exists():
             raise RuleViolation("visit", f"the {pv_visit.name.en} visit is already recorded")
@@ -385,6 +391,7 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
     now = _now(at)
     reason = _text("reason", reason)
     with transaction.atomic():
+        assert_writable("visit data")
         visit = _locked_visit(participant_id, visit_key)
         # the forms and checks of the protocol version under which the visit was opened
         protocol = protocol_for(visit.protocol_version)
@@ -542,6 +549,7 @@ def book_visit(*, actor, participant_id: int, visit_id: str, on, at: datetime | 
     if on < timezone.localdate(now):
         raise RuleViolation("on", "cannot be in the past")
     with transaction.atomic():
+        assert_writable("visit data")
         p = _participant(participant_id)
         if p.status not in selectors.ACTIVE:
             raise RuleViolation("status", f"no visits can be booked for a participant who is {p.status_label}")
@@ -590,6 +598,7 @@ def record_reminder(*, actor, participant_id: int, visit_id: str, visit_on, outc
         raise RuleViolation("visit_on", "a reminder is for a visit still to come")
     note = _text("note", note)
     with transaction.atomic():
+        assert_writable("visit data")
         p = _participant(participant_id)
         if p.status not in selectors.ACTIVE:
             raise RuleViolation("status", f"no visits to remind a participant who is {p.status_label} of")
