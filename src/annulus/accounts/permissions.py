@@ -77,9 +77,17 @@ def require(user, capability: str) -> None:
         raise NotPermitted(capability)
 
 
-UNBLINDED_ROLES = {"pharmacist", "designer", "dsmb"}
+def unblinded_roles() -> frozenset[str]:
+    """The roles the protocol in force declares ``blinded: false`` (the trial app's selector,
+    cached per protocol version). No role name is written here: an amendment that changes a
+    role's blinding changes this answer."""
+    from annulus.trial.selectors import unblinded_roles as protocol_unblinded_roles
+
+    return protocol_unblinded_roles()
 
 
 def is_blinded(user) -> bool:
-    """Everyone is blinded except the roles the protocol declares unblinded."""
-    return role_of(user) not in UNBLINDED_ROLES
+    """Everyone is blinded except the roles the protocol in force declares unblinded. What an
+    unblinded role may see is still decided by ``annulus.allocation.selectors`` (the blind)."""
+    role = role_of(user)
+    return role is None or role not in unblinded_roles()

@@ -16,7 +16,7 @@ from annulus.audit import services as audit
 from annulus.errors import RuleViolation
 
 from .models import ApiToken, Membership
-from .permissions import UNBLINDED_ROLES, roles_with
+from .permissions import roles_with, unblinded_roles
 
 
 def needs_cosignature(role: str, is_pi: bool) -> bool:
@@ -24,7 +24,7 @@ def needs_cosignature(role: str, is_pi: bool) -> bool:
     a participant in an emergency) or that co-signs such accounts (a principal investigator):
     whoever creates it knows its first password, so a principal investigator countersigns the
     creation with their own password, as they sign the delegation log."""
-    return role in UNBLINDED_ROLES or role in roles_with("unblinding.emergency") or bool(is_pi)
+    return role in unblinded_roles() or role in roles_with("unblinding.emergency") or bool(is_pi)
 
 
 def _cosigner(actor, username: str, password: str, *,

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 
 from django.utils import timezone
 
-from annulus.accounts.permissions import has, role_of
+from annulus.accounts.permissions import has, is_blinded, role_of
 from annulus.errors import NotPermitted
 from annulus.trial.selectors import active_protocol, trial_state
 
@@ -35,16 +35,25 @@ from .models import (
 
 # ---- who may see what --------------------------------------------------------------------
 
-def can_see_labels(user) -> bool:
+def holds_key(user, level: int) -> bool:
+    """Whether the user's role holds the level-1 or level-2 key. The protocol names the holders
+    (``randomisation.level1_key_holder``/``level2_key_holder``) and which roles are blinded; a
+    holder must also be declared unblinded (the schema refuses anything else, and this check
+    keeps it so whatever was loaded)."""
     role = role_of(user)
-    if role == active_protocol().randomisation.level1_key_holder:
+    holder = getattr(active_protocol().randomisation, f"level{level}_key_holder")
+    return role is not None and role == holder and not is_blinded(user)
+
+
+def can_see_labels(user) -> bool:
+    if holds_key(user, 1):
         return True
-    return role == "statistician" and trial_state() in ("unblinded_1", "unblinded_2")
+    return role_of(user) == "statistician" and trial_state() in ("unblinded_1", "unblinded_2")
 
 
 def can_see_arms(user) -> bool:
     role = role_of(user)
-    if role == active_protocol().randomisation.level2_key_holder:
+    if holds_key(user, 2):
         return True
     return role in ("statistician", "investigator") and trial_state() == "unblinded_2"
 
@@ -64,10 +73,8 @@ def may_read_closed_report(user) -> bool:
     """The closed (by-arm) DSMB material is for the DSMB only. A key holder never reads it: the
     level-1 key holder's random number -> label list next to a case's arm would give label ->
     treatment, whatever the capability table says."""
-    protocol = active_protocol()
-    role = role_of(user)
-    return (has(user, "allocation.closed_report")
-            and role not in (protocol.randomisation.level1_key_holder, protocol.randomisation.level2_key_holder))
+    return (has(user, "allocation.closed_report") and not is_blinded(user)
+            and not holds_key(user, 1) and not holds_key(user, 2))
 
 
 def arms_for_closed_report(user) -> dict[int, str]:

@@ -442,11 +442,15 @@ class Protocol(Strict):
                     f"arms[{i}].cells_per_disc: {arm.cells_per_disc} does not match "
                     f"{arm.recipe.cell_suspension_ml} mL x {self.product.concentration_cells_per_ml} cells/mL"
                 )
-        role_ids = {r.id for r in self.roles}
+        blinded = {r.id: r.blinded for r in self.roles}
         for key in ("level1_key_holder", "level2_key_holder"):
             holder = getattr(self.randomisation, key)
-            if holder not in role_ids:
+            if holder not in blinded:
                 problems.append(f"randomisation.{key}: '{holder}' is not a declared role")
+            elif blinded[holder]:
+                # a key holder sees labels or treatments: naming a blinded role would unblind it
+                problems.append(f"randomisation.{key}: role '{holder}' is blinded; a key holder must be an "
+                                "unblinded role")
         if problems:
             raise ValueError("\n".join(problems))
         return self

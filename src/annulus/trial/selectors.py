@@ -28,6 +28,17 @@ def active_protocol() -> Protocol:
     return _parsed(pv.digest, pv.text)
 
 
+@lru_cache(maxsize=8)
+def _unblinded_roles(digest: str, text: str) -> frozenset[str]:
+    return frozenset(r.id for r in _parsed(digest, text).roles if not r.blinded)
+
+
+def unblinded_roles() -> frozenset[str]:
+    """The roles the protocol in force declares ``blinded: false``, once per protocol version."""
+    pv = active_version()
+    return _unblinded_roles(pv.digest, pv.text)
+
+
 def protocol_for(pv: ProtocolVersion) -> Protocol:
     return _parsed(pv.digest, pv.text)
 
@@ -35,3 +46,26 @@ def protocol_for(pv: ProtocolVersion) -> Protocol:
 def trial_state() -> str:
     ts = TrialState.objects.filter(id=1).first()
     return ts.state if ts else "setup"
+
+
+def blind_changes(old: Protocol, new: Protocol) -> list[str]:
+    """What a protocol version changes in the blind: which roles are unblinded and who holds
+    each key (one readable line each; empty when the blind stays as it is)."""
+    out = []
+    old_flags = {r.id: r.blinded for r in old.roles}
+    new_flags = {r.id: r.blinded for r in new.roles}
+    for role in sorted(set(old_flags) | set(new_flags)):
+        before, after = old_flags.get(role, True), new_flags.get(role, True)  # an absent role sees nothing
+        if before != after:
+            out.append(f"role '{role}' becomes {'blinded' if after else 'unblinded'}")
+    for key in ("level1_key_holder", "level2_key_holder"):
+        before, after = getattr(old.randomisation, key), getattr(new.randomisation, key)
+        if before != after:
+            out.append(f"randomisation.{key}: '{before}' -> '{after}'")
+    return out
+
+
+def blind_changes_from_force(new: Protocol) -> list[str]:
+    """``blind_changes`` from the version in force to ``new`` (nothing when none is in force)."""
+    current = ProtocolVersion.objects.filter(active=True).first()
+    return blind_changes(protocol_for(current), new) if current is not None else []

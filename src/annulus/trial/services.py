@@ -20,9 +20,32 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) -> ProtocolVersion:
+def _blind_cosigner(actor, protocol, cosigner_username: str, cosigner_password: str):
+    """A version that changes the blind against the one in force is put in force only with a
+    principal investigator's co-signature (user name and password of a PI other than the uploader;
+    a wrong password counts towards the PI's lockout). Returns (PI or None, the changes). From the
+    server's command line (``actor`` None) none is needed, as for accounts."""
+    from .selectors import blind_changes_from_force
+
+    if not getattr(actor, "pk", None):
+        return None, []
+    changes = blind_changes_from_force(protocol)
+    if not changes:
+        return None, []
+    from annulus.accounts.services import _cosigner
+
+    pi = _cosigner(actor, str(cosigner_username or "").strip(), cosigner_password,
+                   needed=f"this version changes the blind ({'; '.join(changes)}); it needs a principal "
+                          "investigator's co-signature (their user name and password)",
+                   other_than="the user loading the protocol")
+    return pi, changes
+
+
+def load_protocol_version(*, actor, text: str | bytes, activate: bool = True, cosigner_username: str = "",
+                          cosigner_password: str = "") -> ProtocolVersion:
     """Store a protocol file as a version. The same file again is a no-op; a changed file must
-    carry a new version number (it is an amendment)."""
+    carry a new version number (it is an amendment). Putting in force a version that changes a
+    role's blinding or a key holder needs a principal investigator's co-signature."""
     try:
         protocol = parse_protocol(text)
     except ProtocolError as exc:
@@ -32,7 +55,8 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) ->
     existing = ProtocolVersion.objects.filter(digest=digest).first()
     if existing:
         if activate and not existing.active:
-            _activate(actor, existing)
+            cosigner, blind = _blind_cosigner(actor, protocol, cosigner_username, cosigner_password)
+            _activate(actor, existing, cosigner=cosigner, blind=blind)
         return existing
     if ProtocolVersion.objects.filter(version=protocol.version).exists():
         raise RuleViolation("version", f"version {protocol.version} is already loaded with different content; "
@@ -41,6 +65,8 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) ->
     if latest is not None and _version_key(protocol.version) < _version_key(latest):
         raise RuleViolation("version", f"version {protocol.version} is older than version {latest} already loaded; "
                                        "an amendment needs a later version number")
+    cosigner, blind = (_blind_cosigner(actor, protocol, cosigner_username, cosigner_password) if activate
+                       else (None, []))
     with transaction.atomic():
         assert_writable("protocol amendment")
         pv = ProtocolVersion.objects.create(
@@ -53,20 +79,29 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True) ->
             Group.objects.get_or_create(name=role.id)
         TrialState.objects.get_or_create(id=1)
         if activate:
-            _activate(actor, pv)
+            _activate(actor, pv, cosigner=cosigner, blind=blind)
     return pv
 
 
-def _activate(actor, pv: ProtocolVersion) -> None:
+def _activate(actor, pv: ProtocolVersion, cosigner=None, blind=()) -> None:
     with transaction.atomic():
         assert_writable("protocol amendment")
         previous = list(ProtocolVersion.objects.filter(active=True).exclude(pk=pv.pk).values_list("version", flat=True))
         ProtocolVersion.objects.filter(active=True).exclude(pk=pv.pk).update(active=False)
         ProtocolVersion.objects.filter(pk=pv.pk).update(active=True)
         pv.active = True
-        audit.record(actor=actor, action="change", obj_type="protocol_version", obj_id=pv.pk,
-                     changes={"active_version": [previous[0] if previous else None, pv.version]},
+        changes = {"active_version": [previous[0] if previous else None, pv.version]}
+        if blind:
+            changes["blind"] = [None, list(blind)]
+        if cosigner is not None:
+            changes["cosigned_by"] = [None, cosigner.username]
+        audit.record(actor=actor, action="change", obj_type="protocol_version", obj_id=pv.pk, changes=changes,
                      reason="protocol version activated", protocol_version=pv.version)
+        if cosigner is not None:
+            notify(users=[cosigner], kind="amendment_cosigned", actor=actor,
+                   subject=f"You co-signed protocol version {pv.version}, which changes the blind",
+                   body=f"Put in force by {actor.username}: {'; '.join(blind)}. If you did not countersign "
+                        "this, tell the sponsor at once.", link="/protocol/")
 
 
 def load_default_protocol(actor=None) -> ProtocolVersion:

@@ -36,6 +36,7 @@ def protocol_upload(request):
     from annulus.protocol import MAX_BYTES, ProtocolError, parse_protocol
 
     from .models import ProtocolVersion
+    from .selectors import blind_changes_from_force
     from .services import load_protocol_version
 
     if not has(request.user, "protocol.manage"):
@@ -44,9 +45,19 @@ def protocol_upload(request):
     class UploadForm(forms.Form):
         file = forms.FileField(label=_("Protocol file (YAML, UTF-8, at most 1 MB)"))
         activate = forms.BooleanField(label=_("Put this version in force now"), required=False, initial=True)
+        # a version that changes the blind is put in force only with a PI's co-signature
+        cosigner_username = forms.CharField(
+            label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
+            widget=forms.TextInput(attrs={"autocomplete": "off"}),
+            help_text=_("Needed when the new version changes which roles are blinded or who holds a key of the "
+                        "blind."))
+        cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
+                                            strip=False,
+                                            widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
     form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     problems: list[str] = []
+    blind: list[str] = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > MAX_BYTES:
@@ -55,15 +66,21 @@ def protocol_upload(request):
         else:
             raw = upload.read()
             try:
-                parse_protocol(raw)
+                protocol = parse_protocol(raw)
             except ProtocolError as exc:
                 problems = exc.errors
             else:
+                if form.cleaned_data["activate"]:
+                    blind = blind_changes_from_force(protocol)  # the page says why a co-signature is needed
                 before = set(ProtocolVersion.objects.values_list("pk", flat=True))
                 try:
-                    pv = load_protocol_version(actor=request.user, text=raw, activate=form.cleaned_data["activate"])
+                    pv = load_protocol_version(actor=request.user, text=raw, activate=form.cleaned_data["activate"],
+                                               cosigner_username=form.cleaned_data["cosigner_username"],
+                                               cosigner_password=form.cleaned_data["cosigner_password"])
                 except RuleViolation as exc:
                     problems = [f"{exc.field}: {exc.message}"]
+                    if exc.field in form.fields:
+                        form.add_error(exc.field, exc.message)
                 else:
                     if pv.pk in before:
                         messages.info(request, _("This file is already loaded as version %(v)s; nothing changed.")
@@ -74,7 +91,7 @@ def protocol_upload(request):
     versions = ProtocolVersion.objects.order_by("-loaded_at", "-id")
     status = 400 if problems else 200
     return render(request, "trial/protocol_upload.html",
-                  {"form": form, "problems": problems, "versions": versions}, status=status)
+                  {"form": form, "problems": problems, "versions": versions, "blind": blind}, status=status)
 
 
 def error_403(request, exception=None):
