@@ -298,3 +298,17 @@ def test_the_messages_are_chinese_on_chinese_pages(users, make_participant):
     r = post_form(c, f"/participants/{p.pk}/consent/", {"consent_version": "1.0", "consented_at": "0001-01-01T00:00",
                                                        "taken_by": users["coordinator"].pk})
     assert "请输入 1900-01-01 至 2100-12-31 之间的日期。" in r.context["form"].errors["consented_at"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["reminders", "--date", "9999-12-31"], "--date 9999-12-31: must be between 1900-01-01 and 2100-12-31"),
+    (["dsmb", "report", "--as-of", "0001-01-01", "--open", "--out", "{tmp}/r.html"],
+     "--as-of: 0001-01-01 must be between 1900-01-01 and 2100-12-31"),
+])
+def test_command_line_dates_out_of_range_are_one_line_exit_2(protocol_version, tmp_path, capsys, argv, words):
+    from annulus.cli import main
+
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "r.html").exists()

@@ -35,10 +35,15 @@ def register(subparsers) -> None:
 
 
 def _date(text: str) -> date:
+    from annulus import dates
+
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise CliError(f"--as-of: '{text}' is not a date (YYYY-MM-DD)") from None
+    if dates.problem(value):
+        raise CliError(f"--as-of: {text} {dates.OUT_OF_RANGE}")
+    return value
 
 
 def report(args) -> int:

@@ -21,6 +21,10 @@ def run(args) -> int:
             day = date.fromisoformat(args.date)
         except ValueError:
             raise CliError(f"--date {args.date!r} is not a date (YYYY-MM-DD)") from None
+        from annulus import dates
+
+        if dates.problem(day):
+            raise CliError(f"--date {args.date}: {dates.OUT_OF_RANGE}")
     setup_django()
     from django.utils import timezone
 
