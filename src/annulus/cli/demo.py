@@ -67,7 +67,7 @@ def demo(args) -> int:
     from django.conf import settings
 
     if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
-        print(f"E-mails are written to {settings.EMAIL_FILE_PATH}/ (one file per message), not sent.")
+        print(f"E-mails are written to files in {settings.EMAIL_FILE_PATH}/, not sent.")
     print(f"Demo logins (password for all: {DEMO_PASSWORD}):")
     for username, role, name, is_pi in DEMO_USERS:
         print(f"  {username:<13} {role}{' (principal investigator)' if is_pi else ''}")

@@ -123,7 +123,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
 
 # Mail. Without ANNULUS_EMAIL_BACKEND (development, the demo, tests) mail is written to files in
-# var/mail/ (one file per message), never printed into the server log. A production installation
+# var/mail/, never printed into the server log. A production installation
 # (ANNULUS_SECRET_KEY set) must name its backend, e.g. django.core.mail.backends.smtp.EmailBackend
 # with EMAIL_HOST/EMAIL_PORT from ANNULUS_EMAIL_HOST/ANNULUS_EMAIL_PORT.
 _PRODUCTION = "ANNULUS_SECRET_KEY" in os.environ
