@@ -10,6 +10,8 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test test-fast bench trace serve clean-demo chromium
 
+# The demo and the server install what Annulus needs to run; the test tools (pytest, Playwright,
+# schemathesis, ...) only come with `make test`.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -27,10 +29,14 @@ serve: $(STAMP)
 	$(BIN)/annulus serve --port $(PORT)
 
 # Browser tests drive Debian's chromium; install it when it is missing and we may (root + apt).
+# A Chinese font (WenQuanYi Micro Hei) too: the bilingual sachet label and emergency letter PDF need one.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: browser tests will be skipped"; }
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) || \
+	  echo "no Chinese font installed: Chinese text in PDFs will not show"; }
 
 REQUIREMENTS ?= ../shared/protocol/REQUIREMENTS.md
 

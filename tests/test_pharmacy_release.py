@@ -11,13 +11,19 @@ from annulus.errors import RuleViolation
 from annulus.trial.selectors import active_protocol
 
 
+@pytest.fixture(autouse=True)
+def _liposuction_three_weeks_ago(monkeypatch):
+    # the lot is tested after the liposuction and dispensed in the transplantation window
+    testing.liposuction_days_ago(monkeypatch, 21)
+
+
 def _one(users, make_participant):
     p = testing.randomised(users, make_participant, 1)[0]
     return p, Envelope.objects.get(participant=p)
 
 
-def _release(users, env, **changes):
-    return services.record_release(actor=users["pharmacist"], envelope_id=env.pk, lot_number="LOT-7",
+def _release(users, env, lot_number="LOT-7", **changes):
+    return services.record_release(actor=users["pharmacist"], envelope_id=env.pk, lot_number=lot_number,
                                    tested_on=timezone.localdate(), results={**testing.PASSING, **changes})
 
 
@@ -76,7 +82,7 @@ def test_a_failed_product_cannot_be_dispensed_until_a_retest_passes(users, make_
         services.dispense(actor=users["pharmacist"], envelope_id=env.pk)
     assert exc.value.message == "the product failed release (mycoplasma); a failed product cannot be dispensed"
     assert not Dispensing.objects.exists()
-    _release(users, env)
+    _release(users, env, lot_number="LOT-8")  # a new lot: the failed one stays quarantined
     assert ProductRelease.objects.filter(superseded=True).count() == 1
     d = services.dispense(actor=users["pharmacist"], envelope_id=env.pk)
     assert d.release.passed
@@ -117,6 +123,7 @@ def test_pharmacist_pages_show_recipes_release_form_and_dispense(users, make_par
     r = c.post(f"/pharmacy/envelopes/{env.pk}/dispense/", {"confirm": "yes"}, follow=True)
     assert b"a failed product cannot be dispensed" in r.content
     data["results.cd45"] = "1"
+    data["lot_number"] = "L-2"  # the failed lot L-1 is quarantined
     c.post(f"/pharmacy/envelopes/{env.pk}/", data)
     r = c.post(f"/pharmacy/envelopes/{env.pk}/dispense/", {"confirm": "yes"}, follow=True)
     assert b"Dispensed" in r.content and Dispensing.objects.count() == 1
@@ -134,7 +141,7 @@ def test_release_api(users, make_participant, client_for):
     assert r.status_code == 201 and r.json()["failing"] == ["cd45"]
     r = c.post(url + "/dispense")
     assert r.status_code == 400 and r.json()["detail"][0]["field"] == "release"
-    r = c.post(url + "/release", {"lot_number": "L", "tested_on": timezone.localdate().isoformat(),
+    r = c.post(url + "/release", {"lot_number": "L2", "tested_on": timezone.localdate().isoformat(),
                                   "results": testing.PASSING}, content_type="application/json")
     assert r.status_code == 201 and r.json()["passed"] is True
     assert c.post(url + "/dispense").status_code == 201
@@ -166,7 +173,9 @@ def test_sachet_labels_are_identical_for_every_arm(users, make_participant, clie
 def test_emergency_letter_reveals_one_treatment_only(users, make_participant, client_for):
     testing.randomised(users, make_participant, 4)
     c = client_for("pharmacist")
-    names = {a.id: a.name.en for a in active_protocol().arms}
+    from annulus.notation import scientific
+
+    names = {a.id: scientific(a.name.en) for a in active_protocol().arms}  # "20×10⁶", as printed
     for env in Envelope.objects.filter(participant__isnull=False):
         html = c.get(f"/pharmacy/envelopes/{env.pk}/letter/").content.decode()
         own = names[selectors.arm_of_for_system(env.participant_id)]

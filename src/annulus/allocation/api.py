@@ -84,6 +84,10 @@ class ReleaseIn(Schema):
     lot_number: str = Field(..., max_length=40)
     tested_on: PlausibleDate
     results: dict[str, str | float | int]
+    # a failed (quarantined) lot recorded again: a reason and a second pharmacist's (QA) signature
+    reason: str = Field("", max_length=2000)
+    qa_username: str = Field("", max_length=150)
+    qa_password: str = Field("", max_length=200)
 
 
 class ReleaseOut(Schema):
@@ -316,7 +320,9 @@ def recipe(request, envelope_id: int):
 def release(request, envelope_id: int, payload: ReleaseIn):
     _envelope(request, envelope_id, "allocation.release")
     return Status(201, services.record_release(actor=request.user, envelope_id=envelope_id, lot_number=payload.lot_number,
-                                               tested_on=payload.tested_on, results=payload.results))
+                                               tested_on=payload.tested_on, results=payload.results,
+                                               reason=payload.reason, qa_username=payload.qa_username,
+                                               qa_password=payload.qa_password))
 
 
 @router.post("/pharmacy/envelopes/{int:envelope_id}/dispense", response={201: DispenseOut},

@@ -2,6 +2,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from annulus.notation import scientific
+
 from annulus.formdates import DateField, DateTimeField
 from annulus.widgets import DateInput, DateTimeInput
 
@@ -27,17 +29,6 @@ class EmergencyForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False)
     password = forms.CharField(label=_("Your password (re-enter to confirm)"), widget=forms.PasswordInput,
                                strip=False, required=False)
-    # shown only when needed: a second emergency unblinding by the same person within 24 hours
-    cosigner_username = forms.CharField(
-        label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
-                                        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-
-    def __init__(self, *args, cosign=False, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not cosign:
-            del self.fields["cosigner_username"], self.fields["cosigner_password"]
     # shown only when needed: a second emergency unblinding by the same person within 24 hours
     cosigner_username = forms.CharField(
         label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
@@ -83,7 +74,7 @@ class ReleaseForm(forms.Form):
     lot_number = forms.CharField(label=_("ADMSC lot number"), max_length=40)
     tested_on = DateField(label=_("Tested on"), widget=DateInput())
 
-    def __init__(self, *args, criteria=(), language="en", **kwargs):
+    def __init__(self, *args, criteria=(), language="en", quarantine=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tested_on"].initial = timezone.localdate()
         self.criteria_fields = []
@@ -93,7 +84,7 @@ class ReleaseForm(forms.Form):
                      "max": f"≤ {c.max:g}" if c.max is not None else "",
                      "range": f"{c.min:g}–{c.max:g}" if c.min is not None and c.max is not None else "",
                      "negative": _("negative"), "normal": _("normal")}[c.kind]
-            label = f"{c.label.get(language)} ({bound}{' ' + c.unit if c.unit else ''})"
+            label = scientific(f"{c.label.get(language)} ({bound}{' ' + c.unit if c.unit else ''})")  # 10⁶
             if c.kind == "negative":
                 f = forms.ChoiceField(label=label, choices=[("", "—"), ("negative", _("negative")),
                                                             ("positive", _("positive"))], required=False)
@@ -105,16 +96,24 @@ class ReleaseForm(forms.Form):
             self.fields[name] = f
             self.criteria_fields.append((c.id, name))
 
+        if quarantine:
+            # a failed lot is quarantined: its new record needs a reason and a second pharmacist (QA)
+            self.fields["reason"] = forms.CharField(
+                label=_("Reason for testing a failed lot again"), required=False, max_length=2000,
+                widget=forms.Textarea(attrs={"rows": 2}),
+                help_text=_("Only for the same lot number as a failed release; a new lot needs no reason."))
+            self.fields["qa_username"] = forms.CharField(
+                label=_("Second pharmacist (QA): user name"), required=False, max_length=150,
+                widget=forms.TextInput(attrs={"autocomplete": "off"}))
+            self.fields["qa_password"] = forms.CharField(
+                label=_("Second pharmacist (QA): password"), required=False, strip=False,
+                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
     def results(self) -> dict:
         return {cid: self.data.get(name, "") for cid, name in self.criteria_fields}
 
-
-class WaiverForm(forms.Form):
-    """The principal investigator waives one open item of the pre-lock checklist."""
-
-    item = forms.CharField(widget=forms.HiddenInput, max_length=60)
-    reason = forms.CharField(label=_("Reason for waiving this item"), min_length=10, max_length=2000,
-                             widget=forms.Textarea(attrs={"rows": 2}))
+    def quarantine_fields(self) -> dict:
+        return {k: self.cleaned_data.get(k) or "" for k in ("reason", "qa_username", "qa_password") if k in self.fields}
 
 
 class WaiverForm(forms.Form):

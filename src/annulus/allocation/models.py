@@ -44,8 +44,10 @@ class Envelope(models.Model):
     random_number = models.CharField(max_length=6)
     group_label = models.CharField(max_length=4)
     drug_code = models.CharField(max_length=20, unique=True)
+    # no way back from a participant: the envelope (group label) is reached only through the
+    # selectors of the blind, never as ``participant.envelope``
     participant = models.OneToOneField(Participant, on_delete=models.PROTECT, null=True, blank=True,
-                                       related_name="envelope")
+                                       related_name="+")
     opened_at = models.DateTimeField(null=True, blank=True)
     opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                   related_name="+")
@@ -71,6 +73,11 @@ class ProductRelease(models.Model):
     checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     checked_at = models.DateTimeField()
     superseded = models.BooleanField(default=False)
+    # a lot that failed is quarantined: recording it again needs a reason and a second pharmacist's
+    # (QA) signature; a new lot needs neither
+    reason = models.TextField(blank=True)
+    qa_signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="+")
 
     class Meta:
         ordering = ["id"]
@@ -86,7 +93,7 @@ class Dispensing(models.Model):
 class Transplant(models.Model):
     """The transplantation record (P-4.3)."""
 
-    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="transplant")
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="+")  # it holds the envelope
     envelope = models.OneToOneField(Envelope, on_delete=models.PROTECT, related_name="transplant")
     transplanted_at = models.DateTimeField()
     disc_level = models.CharField(max_length=10)

@@ -236,7 +236,7 @@ def envelope_for_pharmacy(user, envelope_id: int) -> dict | None:
     if e is None:
         return None
     arm = active_protocol().arm(e.allocation_list.level2_key[e.group_label])
-    releases = list(ProductRelease.objects.filter(envelope=e).select_related("checked_by").order_by("-id"))
+    releases = list(ProductRelease.objects.filter(envelope=e).select_related("checked_by", "qa_signed_by").order_by("-id"))
     return {"envelope": e, "arm": arm, "recipe": arm.recipe, "releases": releases,
             "release": next((r for r in releases if not r.superseded), None),
             "dispensing": getattr(e, "dispensing", None) if hasattr(e, "dispensing") else None}

@@ -24,7 +24,7 @@ from annulus.accounts.permissions import role_of
 from annulus.audit import services as audit
 from annulus.checks import clean_moment
 from annulus.checks import clean_text as _text
-from annulus.errors import NotPermitted, RuleViolation
+from annulus.errors import NotPermitted, Problems, RuleViolation
 from annulus.participants import services as ps
 from annulus.participants import states
 from annulus.participants.models import Participant
@@ -287,8 +287,56 @@ def check_release(results: dict) -> tuple[dict, list[str]]:
     return out, failing
 
 
+def _liposuction_day(participant_id: int) -> date | None:
+    from annulus.visits import selectors as visits
+
+    return visits.liposuction_date(participant_id)
+
+
+def quarantined_lot(envelope_id: int, lot_number: str) -> ProductRelease | None:
+    """The failed release of this lot for this drug code, if the lot failed: it is quarantined."""
+    lot = str(lot_number or "").strip()
+    if not lot:
+        return None
+    return (ProductRelease.objects.filter(envelope_id=envelope_id, passed=False, lot_number__iexact=lot)
+            .order_by("-id").first())
+
+
+def _qa_signer(actor, username: str, password: str):
+    """The second person who signs a quarantined lot's new release record (QA): another active
+    account of the pharmacy role (the level-2 key holder's role), with their password. A wrong
+    password counts towards that account's lockout and is audited, like a failed login; called
+    outside any transaction so that the attempt is kept."""
+    from django.contrib.auth.hashers import make_password
+
+    from annulus.accounts.backends import is_locked, record_failed_login
+
+    if not username:
+        raise RuleViolation("qa_username", "the lot failed release and is quarantined: a second pharmacist (QA) "
+                                           "signs its new release record with their user name and password, "
+                                           "or record a new lot")
+    role = active_protocol().randomisation.level2_key_holder
+    signer = get_user_model().objects.filter(username=username, is_active=True, membership__role=role).first()
+    refused = RuleViolation("qa_username", f"is not an active {role} account with that password")
+    if signer is None:
+        make_password(str(password or ""))  # the same time as a real check: the answer tells nothing
+        raise refused
+    if is_locked(signer.username):
+        raise RuleViolation("qa_username", "is locked after repeated failed password checks; try again later")
+    if not signer.check_password(str(password or "")):
+        record_failed_login(signer.username, password, "", what="release QA signature")
+        raise refused
+    if signer.pk == getattr(actor, "pk", None):
+        raise RuleViolation("qa_username", "must be a second person, not the pharmacist recording the release")
+    return signer
+
+
 def record_release(*, actor, envelope_id: int, lot_number: str, tested_on: date, results: dict,
-                   checked_at: datetime | None = None) -> ProductRelease:
+                   checked_at: datetime | None = None, reason: str = "", qa_username: str = "",
+                   qa_password: str = "") -> ProductRelease:
+    """Release checks of the lot made for one drug code (P-4.2). The lot is tested after the
+    liposuction it was grown from. A lot that failed is quarantined: a new record for the same lot
+    needs a reason and a second pharmacist's (QA) signature; a new lot number needs neither."""
     lot_number = _text("lot_number", lot_number, max_len=40)
     if not isinstance(tested_on, date):
         raise RuleViolation("tested_on", "must be a date")
@@ -296,22 +344,50 @@ def record_release(*, actor, envelope_id: int, lot_number: str, tested_on: date,
         raise RuleViolation("tested_on", "cannot be in the future")
     checked_at = _when("checked_at", checked_at)
     evaluated, failing = check_release(results)
+    reason = _text("reason", reason, required=False)
+    signer = None
+    failed = quarantined_lot(envelope_id, lot_number)
+    if failed is not None:
+        problems = Problems()  # both missing pieces at once
+        if len(reason) < 10:
+            problems.add("reason", f"lot {failed.lot_number} failed release ({', '.join(failed.failing)}) and is "
+                                   "quarantined: say why it may be tested again (at least 10 characters), "
+                                   "or record a new lot")
+        with problems.check():
+            signer = _qa_signer(actor, str(qa_username or "").strip(), qa_password)
+        problems.raise_any()
     with transaction.atomic():
         assert_writable("product release")
         env = _opened(envelope_id, lock=True)
         if Dispensing.objects.filter(envelope=env).exists():
             raise RuleViolation("envelope", f"drug code {env.drug_code} was already dispensed; release cannot change")
+        lipo = _liposuction_day(env.participant_id)
+        if lipo is None:
+            raise RuleViolation("tested_on", "no liposuction is recorded for this participant; the lot is grown "
+                                             "from the harvested fat and tested after it")
+        if tested_on <= lipo:
+            raise RuleViolation("tested_on", f"must be after the liposuction on {lipo.isoformat()} (day 0); the lot "
+                                             "is grown from the harvested fat")
+        if signer is None and quarantined_lot(env.pk, lot_number) is not None:
+            raise RuleViolation("qa_username", "the lot failed release meanwhile and is quarantined; a second "
+                                               "pharmacist (QA) signs its new release record")
         previous = list(ProductRelease.objects.filter(envelope=env, superseded=False))
         ProductRelease.objects.filter(pk__in=[r.pk for r in previous]).update(superseded=True)
         rel = ProductRelease.objects.create(envelope=env, lot_number=lot_number, tested_on=tested_on,
                                             results=evaluated, failing=failing, passed=not failing,
-                                            checked_by=actor, checked_at=checked_at)
+                                            checked_by=actor, checked_at=checked_at, reason=reason,
+                                            qa_signed_by=signer)
+        changes = {"drug_code": [None, env.drug_code], "lot_number": [None, lot_number],
+                   "passed": [previous[-1].passed if previous else None, rel.passed], "failing": [None, failing]}
+        if signer is not None:
+            changes["qa_signed_by"] = [None, signer.username]
+        why = "release checks recorded"
+        if signer is not None:
+            why = f"quarantined lot re-tested, signed by {signer.username} (QA): {reason}"
+        elif previous:
+            why = f"release re-tested{': ' + reason if reason else ''}"
         audit.record(actor=actor, action="change" if previous else "create", obj_type="product_release",
-                     obj_id=rel.pk, participant_id=env.participant_id,
-                     changes={"drug_code": [None, env.drug_code], "lot_number": [None, lot_number],
-                              "passed": [previous[-1].passed if previous else None, rel.passed],
-                              "failing": [None, failing]},
-                     reason="release re-tested" if previous else "release checks recorded")
+                     obj_id=rel.pk, participant_id=env.participant_id, changes=changes, reason=why)
     return rel
 
 
@@ -332,6 +408,19 @@ def dispense(*, actor, envelope_id: int, dispensed_at: datetime | None = None) -
                                            "a failed product cannot be dispensed")
         if dispensed_at < rel.checked_at:
             raise RuleViolation("dispensed_at", "is before the release checks")
+        lipo = _liposuction_day(env.participant_id)
+        if lipo is None:
+            raise RuleViolation("dispensed_at", "no liposuction is recorded; the product is dispensed in the "
+                                                "transplantation window after it")
+        first, last = transplant_window(lipo)
+        day = timezone.localtime(dispensed_at).date()
+        if not first <= day <= last:
+            raise RuleViolation("dispensed_at", f"{day.isoformat()} is day {(day - lipo).days} after the liposuction on "
+                                                f"{lipo.isoformat()}; the product is dispensed in the transplantation "
+                                                f"window, {first.isoformat()} to {last.isoformat()} (days "
+                                                f"{(first - lipo).days}–{(last - lipo).days})")
+        if day < rel.tested_on:
+            raise RuleViolation("dispensed_at", f"is before the lot was tested on {rel.tested_on.isoformat()}")
         d = Dispensing.objects.create(envelope=env, release=rel, dispensed_at=dispensed_at, dispensed_by=actor)
         audit.record(actor=actor, action="create", obj_type="dispensing", obj_id=d.pk, participant_id=env.participant_id,
                      changes={"drug_code": [None, env.drug_code], "lot_number": [None, rel.lot_number]},
@@ -479,18 +568,24 @@ def emergency_unblind(*, actor, participant_id: int, password: str, reason: str,
 
     if role_of(actor) != "investigator":
         raise NotPermitted("unblinding.emergency")
-    reason = _text("reason", reason, min_len=10)
-    _unblindable(participant_id)
-    _emergency_password(actor, password)
+    problems = Problems()  # every problem of the request at once, each on its field
+    with problems.check():
+        reason = _text("reason", reason, min_len=10)
+    with problems.check():
+        _unblindable(participant_id)
+    with problems.check():
+        _emergency_password(actor, password)
     cosigner = None
     recent = recent_emergency_unblindings(actor)
-    if recent:
-        cosigner = _cosigner(
-            actor, str(cosigner_username or "").strip(), cosigner_password,
-            needed=f"you already unblinded {recent[-1].label} within {EMERGENCY_COSIGN_HOURS} hours; another "
-                   "emergency unblinding needs a principal investigator's co-signature (their user name and "
-                   "password)",
-            other_than="the investigator who unblinds")
+    if recent and not problems.broken("password"):  # a PI's password is tried only for a signed request
+        with problems.check():
+            cosigner = _cosigner(
+                actor, str(cosigner_username or "").strip(), cosigner_password,
+                needed=f"you already unblinded {recent[-1].label} within {EMERGENCY_COSIGN_HOURS} hours; another "
+                       "emergency unblinding needs a principal investigator's co-signature (their user name and "
+                       "password)",
+                other_than="the investigator who unblinds")
+    problems.raise_any()
     with transaction.atomic():
         # the actor's row lock serialises one person's unblindings, so two at once cannot both
         # pass as the first of the day

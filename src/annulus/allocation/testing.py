@@ -42,9 +42,9 @@ def randomised(users, make_participant, n: int) -> list:
 
 
 def released_and_dispensed(users, envelope):
+    checked_at = timezone.now() - timedelta(hours=3)
     services.record_release(actor=users["pharmacist"], envelope_id=envelope.pk, lot_number="LOT-1",
-                            tested_on=timezone.localdate(), results=PASSING,
-                            checked_at=timezone.now() - timedelta(hours=3))
+                            tested_on=timezone.localdate(checked_at), results=PASSING, checked_at=checked_at)
     return services.dispense(actor=users["pharmacist"], envelope_id=envelope.pk,
                              dispensed_at=timezone.now() - timedelta(hours=2))
 

@@ -290,18 +290,26 @@ def _pharmacy_envelope(request, envelope_id, capability="allocation.recipe"):
 def envelope(request, envelope_id):
     data = _pharmacy_envelope(request, envelope_id)
     protocol = active_protocol()
-    form = ReleaseForm(request.POST or None, criteria=protocol.product.release_criteria, language=get_language())
+    quarantine = any(not r.passed for r in data["releases"])
+    form = ReleaseForm(request.POST or None, criteria=protocol.product.release_criteria, language=get_language(),
+                       quarantine=quarantine)
     if request.method == "POST":
         need(request, "allocation.release")
         if form.is_valid():
             try:
-                services.record_release(actor=request.user, envelope_id=envelope_id,
-                                        lot_number=form.cleaned_data["lot_number"],
-                                        tested_on=form.cleaned_data["tested_on"], results=form.results())
+                rel = services.record_release(actor=request.user, envelope_id=envelope_id,
+                                              lot_number=form.cleaned_data["lot_number"],
+                                              tested_on=form.cleaned_data["tested_on"], results=form.results(),
+                                              **form.quarantine_fields())
             except RuleViolation as exc:
                 add_violation(form, exc)
             else:
-                messages.success(request, _("Release checks recorded."))
+                if rel.passed:
+                    messages.success(request, _("Release checks recorded: lot %(lot)s passed.") % {"lot": rel.lot_number})
+                else:
+                    messages.error(request, _("Release checks recorded: lot %(lot)s FAILED (%(failing)s). The lot is "
+                                              "quarantined and cannot be dispensed.")
+                                   % {"lot": rel.lot_number, "failing": ", ".join(rel.failing)})
                 return redirect("pharmacy_envelope", envelope_id=envelope_id)
     criteria = {c.id: c for c in protocol.product.release_criteria}
     return render(request, "allocation/envelope.html", {**data, "form": form, "criteria": criteria,
@@ -322,29 +330,66 @@ def dispense(request, envelope_id):
     return redirect("pharmacy_envelope", envelope_id=envelope_id)
 
 
+def _html_or_pdf(request, template: str, ctx: dict, filename: str):
+    """The page as HTML, or with ``?format=pdf`` as a PDF (WeasyPrint) of the same HTML."""
+    if request.GET.get("format") != "pdf":
+        return render(request, template, ctx)
+    try:
+        from weasyprint import HTML
+    except ImportError:
+        raise Http404 from None
+    html = render_to_string(template, ctx, request=request)
+    pdf = HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
+    resp = HttpResponse(pdf, content_type="application/pdf")
+    resp["Content-Disposition"] = f'inline; filename="{filename}"'
+    return resp
+
+
 def sachet_label(request, envelope_id):
-    """The sachet label: drug code and fixed text only, byte-for-byte the same layout for every arm."""
+    """The sachet label, in English and Chinese: drug code, participant number, lot and expiry,
+    and fixed text; nothing on it differs between arms."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     data = _pharmacy_envelope(request, envelope_id, "allocation.dispense")
-    return render(request, "allocation/label.html", {"e": data["envelope"], "protocol": active_protocol()})
+    protocol = active_protocol()
+    env, dispensing = data["envelope"], data["dispensing"]
+    release = dispensing.release if dispensing else None
+    expiry = None
+    if dispensing:
+        expiry = timezone.localtime(dispensing.dispensed_at + timedelta(hours=protocol.product.shelf_life_hours))
+    ctx = {"e": env, "protocol": protocol, "dispensing": dispensing,
+           "case_number": env.participant.case_number or env.random_number,
+           "lot": release.lot_number if release else "", "expiry": expiry,
+           "tz": protocol.trial.timezone}
+    # the file name carries the drug code only, like the sachet
+    return _html_or_pdf(request, "allocation/label.html", ctx, f"sachet-label-{env.drug_code}.pdf")
+
+
+def emergency_contact(protocol) -> str:
+    """The 24-hour contact printed on every emergency letter: the protocol's, else the setting."""
+    from django.conf import settings
+
+    c = protocol.trial.emergency_contact
+    if c is not None:
+        return f"{c.name.en} / {c.name.zh}, {c.phone}"
+    return getattr(settings, "ANNULUS_EMERGENCY_CONTACT", "") or ""
 
 
 def letter(request, envelope_id):
-    """The sealed emergency letter for one participant: that participant's treatment only."""
+    """The sealed emergency letter for one participant, in English and Chinese: that
+    participant's treatment only, and whom to call day and night."""
+    from annulus.notation import scientific
+
     data = _pharmacy_envelope(request, envelope_id, "allocation.letters")
     protocol = active_protocol()
-    ctx = {"e": data["envelope"], "arm": data["arm"], "protocol": protocol, "lang": get_language()}
-    if request.GET.get("format") == "pdf":
-        try:
-            from weasyprint import HTML
-        except ImportError:
-            raise Http404 from None
-        html = render_to_string("allocation/letter.html", ctx, request=request)
-        pdf = HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
-        resp = HttpResponse(pdf, content_type="application/pdf")
-        # the file name carries the drug code only, like the sachet
-        resp["Content-Disposition"] = f'inline; filename="emergency-letter-{data["envelope"].drug_code}.pdf"'
-        return resp
-    return render(request, "allocation/letter.html", ctx)
+    cells = protocol.product.concentration_cells_per_ml
+    concentration = scientific(f"{cells / 10**6:g}x10^6 cells/mL" if cells >= 10**6 else f"{cells} cells/mL")
+    ctx = {"e": data["envelope"], "arm": data["arm"], "protocol": protocol, "lang": get_language(),
+           "contact": emergency_contact(protocol), "concentration": concentration}
+    # the file name carries the drug code only, like the sachet
+    return _html_or_pdf(request, "allocation/letter.html", ctx, f"emergency-letter-{data['envelope'].drug_code}.pdf")
 
 
 def level2_document(request):

@@ -40,6 +40,8 @@ def _serve(host: str, port: int) -> int:
 def demo(args) -> int:
     # links in the demo's e-mails point at the address it serves (unless a site URL is configured)
     os.environ.setdefault("ANNULUS_SITE_URL", f"http://{args.host}:{args.port}")
+    # the demo's emergency letters need a 24-hour contact; a real installation names its own
+    os.environ.setdefault("ANNULUS_EMERGENCY_CONTACT", "Demo trial emergency line (24 h), +86 411 0000 0000")
     setup_django()
     _migrate()
     from annulus.participants.models import Participant

@@ -27,6 +27,13 @@ class Text(Strict):
         return self.zh if (language or "").lower().startswith("zh") else self.en
 
 
+class EmergencyContact(Strict):
+    """Who answers, day and night, when an emergency letter is opened (printed on every letter)."""
+
+    name: Text
+    phone: str = Field(min_length=3, max_length=40)
+
+
 class TrialInfo(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
     registry_number: str
@@ -37,6 +44,8 @@ class TrialInfo(Strict):
     site: Text
     timezone: str = "Asia/Shanghai"
     sponsor: Text | None = None
+    # the 24-hour contact printed on each emergency letter (else settings.ANNULUS_EMERGENCY_CONTACT)
+    emergency_contact: EmergencyContact | None = None
 
 
 class SampleSize(Strict):
@@ -98,6 +107,9 @@ class Product(Strict):
     imaging_guidance: str = "C-arm fluoroscopy"
     target_level: str = "L4-5"
     activity_restriction_days: int = 14
+    # how long the prepared sachet keeps at 2-8 °C after dispensing (assumption: the protocol is
+    # silent); the sachet label prints the expiry date and time from it
+    shelf_life_hours: int = Field(default=24, gt=0, le=24 * 14)
     release_criteria: list[ReleaseCriterion]
 
 

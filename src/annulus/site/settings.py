@@ -111,6 +111,9 @@ ANNULUS_LOCKOUT_MINUTES = 15
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+# Dates and times read the same on every page and in both languages: 2026-03-05, 2026-03-05 14:30
+# (annulus/formats/<language>/formats.py; input formats are Django's)
+FORMAT_MODULE_PATH = ["annulus.formats"]
 TIME_ZONE = "Asia/Shanghai"  # the site's zone for display; stored times are UTC
 USE_I18N = True
 USE_TZ = True
@@ -149,6 +152,9 @@ ANNULUS_SITE_URL = os.environ.get("ANNULUS_SITE_URL", "http://127.0.0.1:8000").r
 
 # The protocol file this installation runs (an amendment is loaded as a new version).
 ANNULUS_PROTOCOL_FILE = os.environ.get("ANNULUS_PROTOCOL_FILE", str(BASE_DIR / "protocols" / "dlbp-admsc.yaml"))
+# The 24-hour contact printed on every emergency letter when the protocol file names none
+# (trial.emergency_contact), e.g. "Trial emergency line, +86 411 8363 5963".
+ANNULUS_EMERGENCY_CONTACT = os.environ.get("ANNULUS_EMERGENCY_CONTACT", "")
 
 LOGGING = {
     "version": 1,

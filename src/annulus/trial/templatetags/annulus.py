@@ -11,6 +11,14 @@ def tr(text):
 
 
 @register.filter
+def sci(text):
+    """Powers of ten as printed: "20x10^6" -> "20×10⁶" (arm names, units)."""
+    from annulus.notation import scientific
+
+    return scientific(text)
+
+
+@register.filter
 def get_item(mapping, key):
     return mapping.get(key) if mapping else None
 
