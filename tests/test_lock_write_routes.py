@@ -111,7 +111,10 @@ def trial(users, make_participant):
     t["tx_env"] = _randomise(users, t["tx"], when=now - timedelta(days=24))
     vs.record_liposuction(actor=inv, participant_id=t["tx"].pk, performed_on=today - timedelta(days=20),
                           fat_volume_ml=150, observation_hours=4, anaesthesia="local")
-    testing.released_and_dispensed(users, t["tx_env"])
+    alloc.record_release(actor=users["pharmacist"], envelope_id=t["tx_env"].pk, lot_number="LOT-T",
+                         tested_on=today - timedelta(days=2), results=testing.PASSING,
+                         checked_at=now - timedelta(days=2))
+    alloc.dispense(actor=users["pharmacist"], envelope_id=t["tx_env"].pk, dispensed_at=now - timedelta(hours=1))
     # in follow-up: liposuction 51 days ago, transplanted 30 days ago, the 1-week visit done
     f = t["f"] = make_participant("enrolled")
     _shift(f, 70)
@@ -131,6 +134,10 @@ def trial(users, make_participant):
     vs.save_form(actor=users["coordinator"], participant_id=f.pk, visit_key="w1", form_id="odi",
                  items={f"s{i}": 2 for i in range(1, 6)}, collected_at=aware(w1))
     t["ae"] = ss.record_adverse_event(actor=inv, participant_id=f.pk, onset_at=now - timedelta(days=1), **AE_FIELDS)
+    # adverse-event tasks to dismiss (page, API) and to link (API)
+    for name in ("task_page", "task_api_dismiss", "task_api_link"):
+        t[name] = ss.open_ae_task(actor=inv, participant_id=f.pk, key=f"test:{name}", source="ae_review",
+                                  description="AE review = yes")
     sae = ss.record_adverse_event(actor=inv, participant_id=f.pk, onset_at=now - timedelta(days=2, hours=1),
                                   first_knowledge_at=now - timedelta(days=2),
                                   **{**AE_FIELDS, "term": "Pneumonia", "serious": True,
@@ -275,6 +282,8 @@ PAGE_CASES: dict[str, list[Case]] = {
              lambda t: {"action": "ack", "a-acknowledged_at": _local(timezone.now()), "a-acknowledged_by": "Dr Head"},
              note="report acknowledged"),
     ],
+    "safety/tasks/<int:pk>/": [Case("coordinator", lambda t: f"/safety/tasks/{t['task_page'].pk}/",
+                                    lambda t: {"action": "dismiss", "reason": "Nothing new was reported"})],
     "safety/dsmb/recommendations/new/": [Case("dsmb", lambda t: "/safety/dsmb/recommendations/new/",
                                               lambda t: {"meeting_on": _iso(t["today"]), "decision": "continue",
                                                          "summary": "No safety concern"})],
@@ -398,6 +407,12 @@ API_CASES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/protocol/versions"): [Case(
         "admin", lambda t: "/api/v1/protocol/versions",
         lambda t: {"text": t["protocol_text"].replace('version: "1.0"', 'version: "1.1"', 1), "activate": True})],
+    ("POST", "/api/v1/safety/ae-tasks/{pk}/dismiss"): [Case(
+        "investigator", lambda t: f"/api/v1/safety/ae-tasks/{t['task_api_dismiss'].pk}/dismiss",
+        lambda t: {"reason": "Nothing new was reported"})],
+    ("POST", "/api/v1/safety/ae-tasks/{pk}/link"): [Case(
+        "investigator", lambda t: f"/api/v1/safety/ae-tasks/{t['task_api_link'].pk}/link",
+        lambda t: {"adverse_event_id": t["ae"].pk})],
     ("POST", "/api/v1/safety/sae-reports/{pk}/ack"): [Case(
         "investigator", lambda t: f"/api/v1/safety/sae-reports/{t['sent_report'].pk}/ack",
         lambda t: {"acknowledged_at": timezone.now().isoformat(), "acknowledged_by": "Dr Head"})],

@@ -39,6 +39,29 @@ class EventIn(Schema):
 
 class EventCreateIn(EventIn):
     participant_id: int
+    # an open adverse-event task of this participant that this event answers (it is closed)
+    task_id: int | None = None
+
+
+class TaskOut(Schema):
+    id: int
+    participant_id: int
+    source: str
+    description: str
+    term: str
+    opened_at: datetime
+    state: str
+    adverse_event_id: int | None
+    dismissed_reason: str
+    closed_at: datetime | None
+
+
+class TaskDismissIn(Schema):
+    reason: str = Field(..., max_length=2000)
+
+
+class TaskLinkIn(Schema):
+    adverse_event_id: int
 
 
 class EventPatchIn(Schema):
@@ -235,6 +258,39 @@ def report_ack(request, pk: int, payload: AckIn):
     return _sae_report(pk)
 
 
+@router.get("/ae-tasks", response=list[TaskOut], summary="Adverse-event tasks (open ones unless state=all)")
+def list_tasks(request, participant_id: int | None = None, state: str = "open"):
+    require(request.user, "safety.view")
+    if state not in ("open", "all"):
+        raise RuleViolation("state", "must be open or all")
+    if state == "open":
+        return list(selectors.open_tasks(participant_id))
+    if participant_id is None:
+        raise RuleViolation("participant_id", "is needed with state=all")
+    return list(selectors.tasks(participant_id))
+
+
+def _task(pk):
+    task = selectors.get_task(pk)
+    if task is None:
+        raise Http404
+    return task
+
+
+@router.post("/ae-tasks/{int:pk}/dismiss", response=TaskOut, summary="Dismiss an adverse-event task with a reason")
+def task_dismiss(request, pk: int, payload: TaskDismissIn):
+    require(request.user, "safety.edit")
+    _task(pk)
+    return services.dismiss_ae_task(actor=request.user, task_id=pk, reason=payload.reason)
+
+
+@router.post("/ae-tasks/{int:pk}/link", response=TaskOut, summary="Close a task with an adverse event already recorded")
+def task_link(request, pk: int, payload: TaskLinkIn):
+    require(request.user, "safety.edit")
+    _task(pk)
+    return services.link_ae_task(actor=request.user, task_id=pk, adverse_event_id=payload.adverse_event_id)
+
+
 @router.get("/dsmb/schedule", response=ScheduleOut)
 def dsmb_schedule(request):
     require(request.user, "dsmb.open")
@@ -250,7 +306,7 @@ def dsmb_reports(request):
 
 @router.post("/dsmb/reports", response={201: DsmbReportOut}, summary="Generate an interim report now")
 def dsmb_generate(request, payload: DsmbReportIn):
-    require(request.user, "dsmb.open")
+    require(request.user, "dsmb.generate")
     if payload.kind == "closed":
         require(request.user, "dsmb.closed")
     return Status(201, services.generate_report(actor=request.user, as_of=payload.as_of, kind=payload.kind))

@@ -2,13 +2,19 @@ from django.utils import timezone
 
 from annulus.accounts.permissions import has
 
+from . import selectors
 from .models import AdverseEvent, SaeReport
+
+TASKS_SHOWN = 20
 
 
 def panels(request):
     if not has(request.user, "safety.view"):
         return []
     open_reports = SaeReport.objects.filter(sent_at__isnull=True, not_required_since__isnull=True)
-    return [{"template": "safety/_dashboard_panel.html", "order": 30,
+    open_tasks = selectors.open_tasks()
+    tasks = {"template": "safety/_ae_tasks_panel.html", "order": 29, "count": open_tasks.count(),
+             "tasks": list(open_tasks[:TASKS_SHOWN]), "can_edit": has(request.user, "safety.edit")}
+    return [tasks, {"template": "safety/_dashboard_panel.html", "order": 30,
              "events": AdverseEvent.objects.count(), "serious": AdverseEvent.objects.filter(serious=True).count(),
              "running": open_reports.count(), "overdue": open_reports.filter(due_at__lt=timezone.now()).count()}]

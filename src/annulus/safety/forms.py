@@ -45,6 +45,19 @@ class AdverseEventForm(forms.Form):
         return {k: v for k, v in self.cleaned_data.items() if k != "reason"}
 
 
+class TaskLinkForm(forms.Form):
+    adverse_event_id = forms.ChoiceField(label=_("Adverse event already recorded"))
+
+    def __init__(self, *args, events=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["adverse_event_id"].choices = with_blank([(str(e.pk), f"{e.label} {e.term}") for e in events])
+
+
+class TaskDismissForm(forms.Form):
+    reason = forms.CharField(label=_("Why this is not an adverse event"), max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class SentForm(forms.Form):
     sent_at = DateTimeField(label=_("Sent at"), widget=DateTimeInput())
     sent_to = forms.CharField(label=_("Sent to (person)"), max_length=120)

@@ -206,3 +206,44 @@ class DsmbRecommendation(models.Model):
 
     class Meta:
         ordering = ["-meeting_on", "-id"]
+
+
+class AeTask(models.Model):
+    """A finding that may be an adverse event and asks for the adverse-event form: complications of
+    the liposuction, "AE review = yes" on a visit, a laboratory value judged clinically significant.
+    It stays open (dashboard, participant page) until an adverse event is recorded and linked to
+    it, or it is dismissed with a reason. ``key`` names the finding, so it opens one task only."""
+
+    SOURCES = [
+        ("liposuction", _("liposuction complications")),
+        ("ae_review", _("adverse-event review at a visit")),
+        ("lab", _("clinically significant laboratory value")),
+    ]
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="ae_tasks")
+    key = models.CharField(max_length=80, unique=True)
+    source = models.CharField(max_length=20, choices=SOURCES)
+    description = models.CharField(max_length=300)
+    term = models.CharField(max_length=200, blank=True)  # suggested adverse-event term
+    opened_at = models.DateTimeField()
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="+")
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, null=True, blank=True,
+                                      related_name="tasks")
+    dismissed_reason = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="+")
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        indexes = [models.Index(fields=["closed_at"])]
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def state(self) -> str:
+        if self.closed_at is None:
+            return "open"
+        return "recorded" if self.adverse_event_id else "dismissed"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from annulus.accounts.permissions import has
 from annulus.workdays import clock_status
 
-from .models import AdverseEvent, DsmbAlert, DsmbReport, DsmbRecommendation, SaeReport
+from .models import AdverseEvent, AeTask, DsmbAlert, DsmbReport, DsmbRecommendation, SaeReport
 
 LISTINGS = {"all": "All adverse events", "serious": "Serious adverse events", "deaths": "Deaths"}
 
@@ -112,3 +112,27 @@ def alert_for(user, pk: int) -> DsmbAlert | None:
 
 def recommendations():
     return DsmbRecommendation.objects.select_related("recorded_by")
+
+
+# ---- adverse-event tasks -------------------------------------------------------------------------
+
+def open_tasks(participant_id: int | None = None):
+    """Findings that may be adverse events and still wait for the form (or a dismissal)."""
+    qs = AeTask.objects.filter(closed_at__isnull=True).select_related("participant").order_by("opened_at", "id")
+    return qs.filter(participant_id=participant_id) if participant_id is not None else qs
+
+
+def tasks(participant_id: int):
+    return AeTask.objects.filter(participant_id=participant_id).select_related(
+        "adverse_event", "closed_by").order_by("opened_at", "id")
+
+
+def get_task(pk) -> AeTask | None:
+    return AeTask.objects.select_related("participant", "adverse_event").filter(pk=pk).first()
+
+
+def open_task(participant_id: int, pk) -> AeTask | None:
+    """An open task of this participant named by a query parameter, or None."""
+    if not str(pk or "").isdigit():
+        return None
+    return AeTask.objects.filter(pk=int(pk), participant_id=participant_id, closed_at__isnull=True).first()

@@ -28,7 +28,7 @@ from annulus.trial.services import notify
 
 from .deadlines import site_deadlines
 from .models import (ACTIONS, CAUSALITY, CAUSES, EXPECTEDNESS, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent,
-                     AdverseEventRevision, DsmbAlert, DsmbRecommendation, SaeReport)
+                     AdverseEventRevision, AeTask, DsmbAlert, DsmbRecommendation, SaeReport)
 
 ENDED_OUTCOMES = {"recovered", "recovered_with_sequelae", "fatal"}
 
@@ -203,13 +203,16 @@ def _participant(participant_id: int) -> Participant:
 
 # ---- adverse events --------------------------------------------------------------------------
 
-def record_adverse_event(*, actor, participant_id: int, **fields) -> AdverseEvent:
+def record_adverse_event(*, actor, participant_id: int, task_id: int | None = None, **fields) -> AdverseEvent:
+    """Record an adverse event; with ``task_id`` it closes that open adverse-event task of the
+    same participant (the event is linked to it)."""
     data = clean_event(fields)
     with transaction.atomic():
         assert_writable("adverse event")
         p = _participant(participant_id)
         _check_window(p, data)
         _check_causality(p, data)
+        task = _open_task(task_id, p.pk) if task_id not in (None, "") else None
         pv = active_version()
         number = (AdverseEvent.objects.filter(participant=p).aggregate(m=Max("number"))["m"] or 0) + 1
         ae = AdverseEvent.objects.create(participant=p, number=number, protocol_version=pv, created_by=actor, **data)
@@ -219,6 +222,8 @@ def record_adverse_event(*, actor, participant_id: int, **fields) -> AdverseEven
         audit.record(actor=actor, action="create", obj_type="adverse_event", obj_id=ae.pk, participant_id=p.pk,
                      changes={k: [None, v] for k, v in snap.items() if v not in ("", None, [])},
                      protocol_version=pv.version)
+        if task is not None:
+            _close_task(actor, task, ae=ae)
         _after_save(actor, ae, was_serious=False)
     return ae
 
@@ -599,6 +604,7 @@ def generate_report(*, actor, as_of: date, kind: str, scheduled: bool = False):
     if as_of > timezone.localdate():
         raise RuleViolation("as_of", "cannot be in the future")
     if actor is not None:
+        require(actor, "dsmb.generate")
         require(actor, "dsmb.closed" if kind == "closed" else "dsmb.open")
     protocol = active_protocol()
     arms = closed_arms(actor) if kind == "closed" else None
@@ -629,3 +635,77 @@ def generate_due_reports(*, today: date | None = None) -> list:
             if not DsmbReport.objects.filter(kind=kind, as_of=due, scheduled=True).exists():
                 made.append(generate_report(actor=None, as_of=due, kind=kind, scheduled=True))
     return made
+
+
+# ---- adverse-event tasks -------------------------------------------------------------------------
+
+def open_ae_task(*, actor, participant_id: int, key: str, source: str, description: str, term: str = "",
+                 **_signal) -> AeTask | None:
+    """Open a task for a finding that may be an adverse event (once per ``key``), in the caller's
+    transaction. Receives ``annulus.visits.signals.adverse_event_prompt``."""
+    if source not in dict(AeTask.SOURCES):
+        raise RuleViolation("source", f"must be one of {', '.join(dict(AeTask.SOURCES))}")
+    with transaction.atomic():
+        assert_writable("adverse-event task")
+        if AeTask.objects.filter(key=key).exists():
+            return None
+        task = AeTask.objects.create(participant_id=participant_id, key=key[:80], source=source,
+                                     description=description[:300], term=term[:200], opened_at=timezone.now(),
+                                     opened_by=actor if getattr(actor, "pk", None) else None)
+        audit.record(actor=actor, action="create", obj_type="ae_task", obj_id=task.pk, participant_id=participant_id,
+                     changes={"source": [None, source], "description": [None, task.description]},
+                     reason="a finding that may be an adverse event")
+    return task
+
+
+def _open_task(task_id, participant_id: int) -> AeTask:
+    try:
+        task = AeTask.objects.select_for_update().get(pk=int(task_id))
+    except (AeTask.DoesNotExist, TypeError, ValueError):
+        raise RuleViolation("task_id", "no such adverse-event task") from None
+    if task.participant_id != participant_id:
+        raise RuleViolation("task_id", "the task belongs to another participant")
+    if task.closed_at is not None:
+        raise RuleViolation("task_id", f"the task is already closed ({task.state})")
+    return task
+
+
+def _close_task(actor, task: AeTask, *, ae: AdverseEvent | None = None, reason: str = "") -> AeTask:
+    task.closed_at, task.closed_by = timezone.now(), actor
+    task.adverse_event, task.dismissed_reason = ae, reason
+    task.save(update_fields=["closed_at", "closed_by", "adverse_event", "dismissed_reason"])
+    changes = {"state": ["open", task.state]}
+    if ae is not None:
+        changes["adverse_event"] = [None, ae.label]
+    audit.record(actor=actor, action="change", obj_type="ae_task", obj_id=task.pk, participant_id=task.participant_id,
+                 changes=changes, reason=reason or f"adverse event {ae.label} recorded")
+    return task
+
+
+def link_ae_task(*, actor, task_id: int, adverse_event_id: int) -> AeTask:
+    """Close a task with an adverse event already recorded for the same participant."""
+    with transaction.atomic():
+        assert_writable("adverse-event task")
+        try:
+            task = AeTask.objects.select_for_update().get(pk=int(task_id))
+        except (AeTask.DoesNotExist, TypeError, ValueError):
+            raise RuleViolation("task_id", "no such adverse-event task") from None
+        task = _open_task(task.pk, task.participant_id)
+        ae = AdverseEvent.objects.filter(pk=adverse_event_id, participant_id=task.participant_id).first() \
+            if str(adverse_event_id or "").isdigit() else None
+        if ae is None:
+            raise RuleViolation("adverse_event_id", "choose an adverse event of this participant")
+        return _close_task(actor, task, ae=ae)
+
+
+def dismiss_ae_task(*, actor, task_id: int, reason: str) -> AeTask:
+    """Close a task without an adverse event: the finding is not one (the reason is audited)."""
+    reason = _text("reason", reason, min_len=10)
+    with transaction.atomic():
+        assert_writable("adverse-event task")
+        try:
+            task = AeTask.objects.select_for_update().get(pk=int(task_id))
+        except (AeTask.DoesNotExist, TypeError, ValueError):
+            raise RuleViolation("task_id", "no such adverse-event task") from None
+        task = _open_task(task.pk, task.participant_id)
+        return _close_task(actor, task, reason=reason)

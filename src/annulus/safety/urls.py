@@ -5,6 +5,7 @@ from . import views
 urlpatterns = [
     path("participants/<int:pk>/adverse-events/new/", views.ae_new, name="safety_ae_new"),
     path("safety/", views.listing, name="safety"),
+    path("safety/tasks/<int:pk>/", views.ae_task, name="safety_ae_task"),
     path("safety/adverse-events/<int:pk>/", views.ae_detail, name="safety_ae"),
     path("safety/adverse-events/<int:pk>/edit/", views.ae_edit, name="safety_ae_edit"),
     path("safety/adverse-events/<int:pk>/withdraw/", views.ae_withdraw, name="safety_ae_withdraw"),

@@ -19,7 +19,8 @@ from annulus.participants.selectors import get_participant, paginate
 from annulus.trial.selectors import active_protocol
 
 from . import reports, selectors, services
-from .forms import (AckForm, AdverseEventForm, GenerateForm, RecommendationForm, SafetyWithdrawForm, SentForm)
+from .forms import (AckForm, AdverseEventForm, GenerateForm, RecommendationForm, SafetyWithdrawForm, SentForm,
+                    TaskDismissForm, TaskLinkForm)
 from .models import SERIOUS_CRITERIA, DsmbReport
 
 
@@ -89,13 +90,17 @@ def ae_new(request, pk):
     p = get_participant(pk)
     if p is None:
         raise Http404
+    # an open adverse-event task of this participant (?task=): the event recorded here closes it
+    task = selectors.open_task(p.pk, request.GET.get("task"))
+    term = request.GET.get("term", "")[:200] or (task.term if task else "")
     # no clinical answer is pre-selected: grade, causality, expectedness, action and outcome start empty
-    initial = {"term": request.GET.get("term", "")[:200], "onset_at": _local_input(timezone.now())}
+    initial = {"term": term, "onset_at": _local_input(timezone.now())}
     form = AdverseEventForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            source = request.GET.get("source", "")[:60]
-            ae = services.record_adverse_event(actor=request.user, participant_id=p.pk, source=source, **form.event_fields())
+            source = request.GET.get("source", "")[:60] or (f"task:{task.source}"[:60] if task else "")
+            ae = services.record_adverse_event(actor=request.user, participant_id=p.pk, source=source,
+                                               task_id=task.pk if task else None, **form.event_fields())
         except RuleViolation as exc:
             add_violation(form, exc)
         else:
@@ -103,7 +108,36 @@ def ae_new(request, pk):
             if ae.serious:
                 messages.warning(request, _("Serious: the reporting clocks are running; see the reports below."))
             return redirect("safety_ae", pk=ae.pk)
-    return render(request, "safety/ae_form.html", {"form": form, "p": p, "title": _("Record adverse event")})
+    return render(request, "safety/ae_form.html", {"form": form, "p": p, "title": _("Record adverse event"),
+                                                   "task": task})
+
+
+def ae_task(request, pk):
+    """Close an adverse-event task: link an adverse event already recorded, or dismiss it with a
+    reason. GET shows the task and both forms."""
+    need(request, "safety.edit")
+    task = selectors.get_task(pk)
+    if task is None:
+        raise Http404
+    link_form = TaskLinkForm(request.POST if request.POST.get("action") == "link" else None,
+                             events=task.participant.adverse_events.order_by("number"))
+    dismiss_form = TaskDismissForm(request.POST if request.POST.get("action") == "dismiss" else None)
+    if request.method == "POST":
+        form = link_form if request.POST.get("action") == "link" else dismiss_form
+        if form.is_valid():
+            try:
+                if form is link_form:
+                    services.link_ae_task(actor=request.user, task_id=task.pk,
+                                          adverse_event_id=form.cleaned_data["adverse_event_id"])
+                else:
+                    services.dismiss_ae_task(actor=request.user, task_id=task.pk, reason=form.cleaned_data["reason"])
+            except RuleViolation as exc:
+                add_violation(form, exc)
+            else:
+                messages.success(request, _("Adverse-event task closed."))
+                return redirect("participant", pk=task.participant_id)
+    return render(request, "safety/ae_task.html", {"task": task, "p": task.participant, "link_form": link_form,
+                                                   "dismiss_form": dismiss_form})
 
 
 def ae_detail(request, pk):
@@ -207,6 +241,8 @@ def dsmb(request):
     protocol = active_protocol()
     closed = has(request.user, "dsmb.closed")
     form = GenerateForm(request.POST or None, closed=closed)
+    if request.method == "POST":
+        need(request, "dsmb.generate")
     if request.method == "POST" and form.is_valid():
         try:
             rep = services.generate_report(actor=request.user, **form.cleaned_data)
@@ -229,6 +265,7 @@ def dsmb(request):
         "reports": visible, "alerts": selectors.alerts_for(request.user), "closed": closed,
         "recommendations": selectors.recommendations(), "form": form,
         "can_recommend": has(request.user, "dsmb.recommend"),
+        "can_generate": has(request.user, "dsmb.generate"),
         "arm_names": {a.id: a.name for a in protocol.arms},
         "thresholds": protocol.safety.dsmb_thresholds,
     })

@@ -9,6 +9,7 @@ defaults to now and may never lie in the future.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -25,6 +26,7 @@ from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
 from . import crf, selectors
+from .signals import adverse_event_prompt
 from .models import (UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit,
                      parse_visit_key)
 
@@ -140,6 +142,13 @@ def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_m
         audit.record(actor=actor, action="change" if old else "create", obj_type="liposuction", obj_id=rec.pk,
                      participant_id=p.pk, changes=changes, reason=reason if old else "",
                      protocol_version=pv.version, when=now)
+        if complications:
+            # a complication may be an adverse event: the safety app opens a task (once per text)
+            digest = hashlib.sha256(complications.encode()).hexdigest()[:16]
+            adverse_event_prompt.send(sender=Liposuction, actor=actor, participant_id=p.pk,
+                                      key=f"liposuction:{p.pk}:{digest}", source="liposuction",
+                                      description=f"Liposuction on {performed_on.isoformat()}: {complications}"[:300],
+                                      term=complications.splitlines()[0][:200])
     return rec
 
 
@@ -451,7 +460,32 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
                                protocol_version=version, when=now))
         audit.record_many(actor=actor, events=events)
         _move_participant(actor, protocol, visit, p)
+        _prompt_adverse_events(actor, protocol, visit, p, [r for r, _ in revisions])
     return [records[f] for f in forms]
+
+
+def _prompt_adverse_events(actor, protocol, visit: Visit, p: Participant, records) -> None:
+    """Findings of the saved forms that may be adverse events ("AE review = yes", a laboratory value
+    judged clinically significant): each opens an adverse-event task in the safety app."""
+    for r in records:
+        computed = r.computed or {}
+        spec = crf.spec_for(protocol, r.form_id)
+        if spec.id == "adverse_events":
+            if computed.get("new_events") == "yes":
+                adverse_event_prompt.send(
+                    sender=FormRecord, actor=actor, participant_id=p.pk, key=f"ae_review:{r.pk}", source="ae_review",
+                    description=f"Adverse-event review at visit {visit.key}: a new or worsening adverse event",
+                    term="")
+            continue
+        panel = spec.extra.get("panel")
+        for analyte in crf.significant_analytes(computed):
+            a = next((a for a in panel.analytes if a.id == analyte), None) if panel else None
+            name = a.name.en if a else analyte
+            flag = ((computed.get("parts") or {}).get(analyte) or {}).get("flag")
+            adverse_event_prompt.send(
+                sender=FormRecord, actor=actor, participant_id=p.pk, key=f"lab:{r.pk}:{analyte}", source="lab",
+                description=f"{name} judged clinically significant at visit {visit.key}"[:300],
+                term=f"{name} {dict(high='increased', low='decreased').get(flag, 'abnormal')}"[:200])
 
 
 def _plan_form(protocol, visit: Visit, record: FormRecord | None, form_id: str, items, *, complete, collected_at,
