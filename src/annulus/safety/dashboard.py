@@ -13,8 +13,9 @@ def panels(request):
         return []
     open_reports = SaeReport.objects.filter(sent_at__isnull=True, not_required_since__isnull=True)
     open_tasks = selectors.open_tasks()
-    tasks = {"template": "safety/_ae_tasks_panel.html", "order": 29, "count": open_tasks.count(),
+    tasks = {"template": "safety/_ae_tasks_panel.html", "order": 5, "count": open_tasks.count(),
              "tasks": list(open_tasks[:TASKS_SHOWN]), "can_edit": has(request.user, "safety.edit")}
-    return [tasks, {"template": "safety/_dashboard_panel.html", "order": 30,
+    # shown while a task is open (a full-width panel of its own)
+    return ([tasks] if tasks["count"] else []) + [{"template": "safety/_dashboard_panel.html", "order": 30,
              "events": AdverseEvent.objects.count(), "serious": AdverseEvent.objects.filter(serious=True).count(),
              "running": open_reports.count(), "overdue": open_reports.filter(due_at__lt=timezone.now()).count()}]
