@@ -95,7 +95,7 @@ def _form(client, url, data):
         ("vas_mm", "140", "VAS pain (0-100 mm) must be at most 100 mm, got 140"),
         ("odi_percent", "140", "ODI (%) must be at most 100 %, got 140"),
         ("odi_percent", "abc", "ODI (%) must be a number, got &#x27;abc&#x27;"),
-        ("date_of_birth", "2999-01-01", "Date of birth cannot be in the future (2999-01-01)"),
+        ("date_of_birth", "2099-01-01", "Date of birth cannot be in the future (2099-01-01)"),
     ],
 )
 def test_screening_form_names_the_bad_field(client_for, make_participant, field, value, message):

@@ -92,7 +92,8 @@ def _field_of(loc) -> str:
 
 @api.exception_handler(ValidationError)
 def on_validation_error(request, exc: ValidationError):
-    detail = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+    detail = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "invalid").removeprefix("Value error, ")}
+              for e in exc.errors]
     return api.create_response(request, {"detail": detail}, status=422)
 
 
