@@ -11,4 +11,7 @@ CAPABILITIES = {
     # (the DSMB only: a key holder reading them could join its key to the arms)
     "dsmb.closed": {"dsmb"},
     "dsmb.recommend": {"dsmb"},
+    # an on-demand report (the six-monthly ones are produced by the schedule): not the monitor,
+    # auditor or ethics reviewer, who read the reports and change nothing
+    "dsmb.generate": {"investigator", "coordinator", "dsmb", "statistician", "designer"},
 }

@@ -190,6 +190,9 @@ def crf_form(request, pk, key, form_id):
     data = request.POST if request.method == "POST" else None
     initial = {"collected_at": timezone.localtime(rec.collected_at).strftime("%Y-%m-%dT%H:%M")} if rec else {}
     form = CrfForm(data, spec=spec, language=language, current=current, initial=initial)
+    if not has(request.user, "visits.edit"):
+        for field in form.fields.values():  # a reader sees the answers, not controls to change them
+            field.disabled = True
     computed = rec.computed if rec else None
     if request.method == "POST":
         need(request, "visits.edit")
@@ -263,6 +266,9 @@ def visit_entry(request, pk, key):
         rec = records.get(form_id)
         forms[form_id] = CrfForm(data, prefix=form_id, spec=crf.spec_for(protocol, form_id), language=language,
                                  current=rec.items if rec else {})
+        if not has(request.user, "visits.edit"):
+            for field in forms[form_id].fields.values():  # a reader sees the answers, not controls
+                field.disabled = True
     if request.method == "POST":
         need(request, "visits.edit")
         complete = "complete" in request.POST
