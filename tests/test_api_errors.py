@@ -145,7 +145,7 @@ def test_unparseable_body(api):
 
 
 def test_openapi_document(api):
-    spec = Client().get("/api/v1/openapi.json").json()
+    spec = api().get("/api/v1/openapi.json").json()
     paths = set(spec["paths"])
     for p in ("/api/v1/protocol", "/api/v1/participants", "/api/v1/participants/{pk}/consent",
               "/api/v1/participants/{pk}/evidence", "/api/v1/participants/{pk}/eligibility/decide",
