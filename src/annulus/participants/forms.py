@@ -56,6 +56,7 @@ class EvidenceForm(forms.Form):
         super().__init__(*args, **kwargs)
         current = current or {}
         self.evidence_fields = []
+        self.item_names = {spec.id: spec.label.en for spec in protocol.eligibility.fields}  # as services name them
         for spec in protocol.eligibility.fields:
             label = spec.label.get(language)
             label = with_unit(label, spec.unit, language)  # "VAS pain (0-100 mm)" already names its unit
@@ -112,4 +113,14 @@ def add_violation(form: forms.Form, exc) -> None:
     them when the service found several (``RuleViolations``)."""
     for v in getattr(exc, "violations", [exc]):
         field = v.field if v.field in form.fields else None
-        form.add_error(field, v.message if field else f"{v.field}: {v.message}")
+        form.add_error(field, field_message(form, field, v.message) if field else f"{v.field}: {v.message}")
+
+
+def field_message(form: forms.Form, field: str, message: str) -> str:
+    """A service's message shown under its field. The page puts the field's label before it, so a
+    message that begins with the item's own name ("VAS pain (0-100 mm) must be at most 100 mm")
+    loses that name rather than show it twice."""
+    for name in (getattr(form, "item_names", {}).get(field), str(form.fields[field].label or "")):
+        if name and message.startswith(name + " "):
+            return message[len(name) + 1:]
+    return message

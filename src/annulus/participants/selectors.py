@@ -117,8 +117,11 @@ def timeline(p: Participant) -> list[dict]:
         items.append({"at": d.decided_at, "title": title, "status": states.ELIGIBLE if d.outcome == "eligible" else states.SCREEN_FAILED,
                       "detail": detail, "by": d.decided_by.username, "recorded": d.decided_at})
     if p.enrolled_at:
+        # who enrolled: the status change that gave the case number (entered then, dated at enrolment)
+        change = p.status_changes.filter(to_status=states.ENROLLED).select_related("by").order_by("-id").first()
         items.append({"at": p.enrolled_at, "title": _("Enrolled as case %(n)s") % {"n": p.case_number}, "status": states.ENROLLED,
-                      "detail": "", "by": "", "recorded": p.enrolled_at})
+                      "detail": "", "by": change.by.username if change else "",
+                      "recorded": change.at if change else p.enrolled_at})
     from .models import Withdrawal
 
     w = Withdrawal.objects.filter(participant=p).select_related("recorded_by").first()

@@ -64,6 +64,17 @@ class ReminderForm(forms.Form):
     note = forms.CharField(label=_("Note"), required=False, max_length=2000)
 
 
+# choices longer than this are statements, shown in full as radio buttons rather than in a list
+STATEMENT_LENGTH = 40
+
+
+class StatementRadios(forms.RadioSelect):
+    """One radio button per statement; "not answered" is offered but never ticked by itself."""
+
+    def format_value(self, value):
+        return [] if value in (None, "") else super().format_value(value)
+
+
 class CrfForm(forms.Form):
     """Built from the form's item list (crf.FormSpec); labels in the page's language."""
 
@@ -76,6 +87,7 @@ class CrfForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.item_ids = []
+        self.item_names = {item.id: item.en for item in spec.items}  # as the services name them in messages
         current = current or {}
         for item in spec.items:
             label = item.label(language)
@@ -89,8 +101,13 @@ class CrfForm(forms.Form):
                                     widget=forms.TextInput(attrs=attrs))
             elif item.kind in ("code", "choice"):
                 zh = (language or "").startswith("zh")
-                choices = [("", "—")] + [(v, zh_label if zh else en) for v, en, zh_label in item.choices if v != ""]
-                f = forms.ChoiceField(label=label, required=False, choices=choices)
+                choices = [(v, zh_label if zh else en) for v, en, zh_label in item.choices if v != ""]
+                if any(len(en) > STATEMENT_LENGTH for _v, en, _zh in item.choices):
+                    # statements (ODI) are read in full, as on the paper form: one radio button each
+                    f = forms.ChoiceField(label=label, required=False, widget=StatementRadios,
+                                          choices=choices + [("", _("not answered"))])
+                else:
+                    f = forms.ChoiceField(label=label, required=False, choices=[("", "—")] + choices)
             elif item.id.endswith("__unit"):
                 f = forms.CharField(label=label, required=False, initial=item.unit,
                                     widget=forms.TextInput(attrs={"size": 8, "class": "unit"}))

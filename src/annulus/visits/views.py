@@ -11,12 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import gettext as _
 
 from annulus.accounts.permissions import has, need
 from annulus.allocation.selectors import emergency_unblindings_of
 from annulus.errors import RuleViolation
-from annulus.participants.forms import add_violation
+from annulus.participants.forms import add_violation, field_message
 from annulus.participants.selectors import participant_or_404
 from annulus.trial.selectors import active_protocol, protocol_for
 
@@ -49,7 +50,9 @@ def ae_term(protocol, form_id: str, analyte: str, computed: dict) -> str:
 
 
 def _ae_links(protocol, p, form_id, computed):
-    return [(a, ae_link(p.pk, ae_term(protocol, form_id, a, computed))) for a in crf.significant_analytes(computed)]
+    names = crf.analyte_names(protocol, get_language())
+    return [(names.get(a, a), ae_link(p.pk, ae_term(protocol, form_id, a, computed)))
+            for a in crf.significant_analytes(computed)]
 
 
 def liposuction(request, pk):
@@ -130,6 +133,7 @@ def visit_detail(request, pk, key):
         records = selectors.form_records(slot.record)
         sub = timedelta(days=protocol.schedule.submission_days)
         now = timezone.now()
+        names = crf.analyte_names(protocol, get_language())
         for form_id in slot.record.forms:
             rec = records.get(form_id)
             due = rec.collected_at + sub if rec else None
@@ -137,7 +141,7 @@ def visit_detail(request, pk, key):
             rows.append({"form_id": form_id, "name": selectors.form_name(protocol, form_id), "rec": rec,
                          "state": rec.state if rec else "not_started",
                          "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
-                         "headline": crf.headline(form_id, rec.computed) if rec else [],
+                         "headline": crf.headline(form_id, rec.computed, names) if rec else [],
                          "due": due, "late": late,
                          "ae": _ae_links(protocol, p, form_id, rec.computed) if rec else [],
                          "ae_review": ae_link(p.pk, "") if rec and rec.items.get("new_events") == "yes" else None})
@@ -177,8 +181,14 @@ def _lab_rows(spec, form, computed, language):
         rows.append({"name": a.name.get(language), "value": form[a.id],
                      "unit": form[f"{a.id}__unit"] if a.kind != "qualitative" else None,
                      "cs": form[f"{a.id}__cs"], "ref": ref, "ref_unit": a.unit,
-                     "flag": (parts.get(a.id) or {}).get("flag")})
+                     "flag": (parts.get(a.id) or {}).get("flag"),
+                     "flag_label": LAB_FLAGS.get((parts.get(a.id) or {}).get("flag"), "")})
     return rows
+
+
+# a result's place against the reference range, in words (the stored flag is a code)
+LAB_FLAGS = {"low": _lazy("below the range"), "high": _lazy("above the range"), "abnormal": _lazy("abnormal"),
+             "normal": _lazy("normal")}
 
 
 def crf_form(request, pk, key, form_id):
@@ -215,7 +225,8 @@ def crf_form(request, pk, key, form_id):
                 return redirect("visit", pk=p.pk, key=key)
     revisions = list(FormRevision.objects.filter(form=rec).select_related("saved_by")) if rec else []
     for r in revisions:
-        r.answers = ", ".join(f"{k} {v}" for k, v in r.items.items())
+        r.answers = crf.answers_text(spec, r.items, language)  # labels and answer words, not keys and codes
+        r.state_label = selectors.FORM_STATE_LABELS.get(r.state, r.state)
     return render(request, "visits/crf.html", {
         "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "form": form, "rec": rec, "spec": spec, "form_id": form_id,
         "title": selectors.form_name(protocol, form_id),
@@ -288,7 +299,7 @@ def visit_entry(request, pk, key):
                     form_id, _dot, field = v.field.partition(".")
                     target = forms.get(form_id) if field else None
                     if target is not None and field in target.item_ids:
-                        target.add_error(field, v.message)
+                        target.add_error(field, field_message(target, field, v.message))
                     elif field == "collected_at":  # one time for the whole page
                         if v.message not in entry.errors.get("collected_at", []):
                             entry.add_error("collected_at", v.message)
@@ -317,10 +328,22 @@ def visit_entry(request, pk, key):
 def _score_context(protocol, p, form_id, computed, error=None):
     if computed is None and error is None:
         return {"empty": True}
-    out = {"headline": crf.headline(form_id, computed) if computed else [], "error": error,
-           "reason": (computed or {}).get("reason"), "missing": (computed or {}).get("missing") or [],
+    language = get_language()
+    names = crf.analyte_names(protocol, language)
+    try:
+        spec = crf.spec_for(protocol, form_id)
+    except RuleViolation:
+        spec = None
+
+    def label(key):  # an item's or analyte's name, never its key
+        item = spec.item(key) if spec else None
+        return item.label(language) if item else names.get(key, key)
+
+    out = {"headline": crf.headline(form_id, computed, names) if computed else [], "error": error,
+           "reason": (computed or {}).get("reason"),
+           "missing": [label(k) for k in (computed or {}).get("missing") or []],
            "ae": _ae_links(protocol, p, form_id, computed or {}),
-           "needs_judgement": (computed or {}).get("needs_judgement") or []}
+           "needs_judgement": [label(k) for k in (computed or {}).get("needs_judgement") or []]}
     if form_id == "adverse_events" and (computed or {}).get("new_events") == "yes":
         out["ae_review"] = ae_link(p.pk, "")
     return out
