@@ -99,9 +99,9 @@ def test_token_writes_in_safety(users, make_participant):
     p = make_participant("consented")
     c = token_client(users, "investigator")
     body = {"participant_id": p.pk, "term": "Headache", "onset_at": (timezone.now() - timedelta(days=1)).isoformat(),
-            "grade": 1, "causality_liposuction": "not_related", "causality_injection": "not_related",
-            "causality_product": "not_related", "expectedness": "expected", "action_taken": "none",
-            "outcome": "recovering"}
+            "serious": False, "grade": 1, "causality_liposuction": "not_related",
+            "causality_injection": "not_related", "causality_product": "not_related", "expectedness": "expected",
+            "action_taken": "none", "outcome": "recovering"}
     r = send(c, "post", "/api/v1/safety/adverse-events", body)
     assert r.status_code == 201, r.content
     pk = r.json()["id"]

@@ -239,3 +239,28 @@ def test_ae_form_left_empty_names_every_clinical_choice(users, randomised_partic
                  "expectedness", "action_taken", "outcome"):
         assert name in errors, name
     assert not AdverseEvent.objects.exists()
+
+
+@pytest.mark.req("X-7.4")
+def test_the_api_assumes_no_seriousness(users, randomised_participant):
+    """An adverse event sent without 'serious' is refused naming the field, not saved as non-serious."""
+    import json
+
+    from django.test import Client
+    from django.utils import timezone
+
+    from annulus.accounts.services import issue_token
+    from annulus.safety.models import AdverseEvent
+
+    key = issue_token(user=users["investigator"], name="script")
+    c = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {key}")
+    body = {"participant_id": randomised_participant.pk, "term": "Headache", "onset_at": timezone.now().isoformat(),
+            "grade": 1, "causality_liposuction": "not_applicable", "causality_injection": "not_applicable",
+            "causality_product": "not_applicable", "expectedness": "expected", "action_taken": "none",
+            "outcome": "recovering"}
+    r = c.post("/api/v1/safety/adverse-events", json.dumps(body), content_type="application/json")
+    assert 400 <= r.status_code < 500, r.content
+    assert "serious" in {d["field"] for d in r.json()["detail"]}
+    assert not AdverseEvent.objects.exists()
+    r = c.post("/api/v1/safety/adverse-events", json.dumps({**body, "serious": False}), content_type="application/json")
+    assert r.status_code == 201, r.content

@@ -25,7 +25,7 @@ class EventIn(Schema):
     description: str = Field("", max_length=2000)
     onset_at: PlausibleDateTime
     end_at: PlausibleDateTime | None = None
-    serious: bool = False
+    serious: bool  # a clinical answer: stated, never assumed
     serious_criteria: list[str] = []
     first_knowledge_at: PlausibleDateTime | None = None
     grade: int
