@@ -229,3 +229,33 @@ def test_api_takes_the_cosignature(users, protocol_version):
     r = _upload_api(c, monitor_unblinded(), cosigner_username=pi.username, cosigner_password=TEST_PASSWORD)
     assert r.status_code == 201 and r.json()["version"] == "1.1" and r.json()["active"] is True
     assert not is_blinded(users["monitor"])
+
+
+# ---- no way from a participant to its envelope ---------------------------------------------------
+
+
+@pytest.mark.req("X-3.8")
+def test_participant_has_no_way_to_its_envelope(db):
+    """Neither ``participant.envelope`` nor any chain of relations from Participant (other than
+    through user accounts, which every record names) reaches the Envelope table: the group label
+    is read only through the selectors of the blind."""
+    from collections import deque
+
+    from django.contrib.auth import get_user_model
+
+    from annulus.allocation.models import Envelope
+    from annulus.participants.models import Participant
+
+    assert not hasattr(Participant, "envelope")
+    assert "envelope" not in {f.name for f in Participant._meta.get_fields()}
+    paths = {Participant: "Participant"}
+    queue = deque([Participant])
+    while queue:
+        model = queue.popleft()
+        for field in model._meta.get_fields():
+            target = getattr(field, "related_model", None)
+            if target is None or target in paths or target is get_user_model():
+                continue
+            paths[target] = f"{paths[model]}.{field.name}"
+            queue.append(target)
+    assert Envelope not in paths, paths.get(Envelope)

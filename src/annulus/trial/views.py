@@ -58,6 +58,7 @@ def protocol_upload(request):
     form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     problems: list[str] = []
     blind: list[str] = []
+    refused = False
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > MAX_BYTES:
@@ -78,9 +79,11 @@ def protocol_upload(request):
                                                cosigner_username=form.cleaned_data["cosigner_username"],
                                                cosigner_password=form.cleaned_data["cosigner_password"])
                 except RuleViolation as exc:
-                    problems = [f"{exc.field}: {exc.message}"]
-                    if exc.field in form.fields:
+                    if exc.field in form.fields:  # the co-signature: shown on its field, below the changes
                         form.add_error(exc.field, exc.message)
+                        refused = True
+                    else:
+                        problems = [f"{exc.field}: {exc.message}"]
                 else:
                     if pv.pk in before:
                         messages.info(request, _("This file is already loaded as version %(v)s; nothing changed.")
@@ -89,7 +92,7 @@ def protocol_upload(request):
                         messages.success(request, _("Protocol version %(v)s loaded.") % {"v": pv.version})
                     return redirect("protocol")
     versions = ProtocolVersion.objects.order_by("-loaded_at", "-id")
-    status = 400 if problems else 200
+    status = 400 if problems or refused else 200
     return render(request, "trial/protocol_upload.html",
                   {"form": form, "problems": problems, "versions": versions, "blind": blind}, status=status)
 
