@@ -209,3 +209,39 @@ def test_the_adverse_event_api_answers_every_problem(make_participant, users):
     assert r.status_code == 400, r.content
     fields = {d["field"] for d in r.json()["detail"]}
     assert {"meddra_pt_code", "end_at", "grade", "serious_criteria"} <= fields, r.json()
+
+
+@pytest.mark.req("P-6.1", "X-6.5")
+def test_every_causality_judged_not_yet_done_after_its_procedure_is_named(trial_participant, transplant_dates, users):
+    from annulus.safety import services as ss
+
+    p = trial_participant(lipo_days_ago=35, transplant_days_ago=8)
+    with pytest.raises(RuleViolations) as info:
+        ss.record_adverse_event(actor=users["coordinator"], participant_id=p.pk, **_ae(
+            causality_liposuction="not_applicable", causality_injection="not_applicable",
+            causality_product="not_applicable"))
+    assert _fields(info.value) == {"causality_liposuction", "causality_injection", "causality_product"}
+
+
+@pytest.mark.req("P-4.1")
+def test_liposuction_refuses_every_wrong_field_at_once(make_participant, users):
+    from annulus.participants import services as ps
+    from annulus.visits import services as vs
+
+    p = make_participant("enrolled")
+    ps.advance(actor=users["investigator"], participant_id=p.pk, target="randomised", reason="test")
+    with pytest.raises(RuleViolations) as info:
+        vs.record_liposuction(actor=users["investigator"], participant_id=p.pk,
+                              performed_on=timezone.localdate() + timedelta(days=2), fat_volume_ml="lots",
+                              observation_hours=-1, anaesthesia="")
+    assert _fields(info.value) == {"performed_on", "fat_volume_ml", "observation_hours", "anaesthesia"}
+
+
+@pytest.mark.req("P-6.4")
+def test_a_dsmb_recommendation_refuses_every_wrong_field_at_once(users):
+    from annulus.safety import services as ss
+
+    with pytest.raises(RuleViolations) as info:
+        ss.record_recommendation(actor=users["dsmb"], meeting_on=timezone.localdate() + timedelta(days=1),
+                                 decision="maybe", summary="")
+    assert _fields(info.value) == {"meeting_on", "decision", "summary"}

@@ -178,11 +178,23 @@ def _check_causality(p: Participant, data: dict) -> None:
     """'Not applicable (not yet done)' is refused once the procedure is recorded and the event
     began on or after its day: the procedure was done, so its causality must be judged."""
     onset = timezone.localtime(data["onset_at"]).date()
+    problems = Problems()  # each causality on its own field
     for cause, done in _procedure_dates(p.pk).items():
         field = f"causality_{cause}"
         if data[field] == "not_applicable" and done is not None and onset >= done:
-            raise RuleViolation(field, f"{PROCEDURE_NAMES[cause]} was done on {done.isoformat()}, before this event "
-                                       "began; 'not applicable (not yet done)' no longer applies: judge the causality")
+            problems.add(field, f"{PROCEDURE_NAMES[cause]} was done on {done.isoformat()}, before this event "
+                                "began; 'not applicable (not yet done)' no longer applies: judge the causality")
+    problems.raise_any()
+
+
+def _check_context(p: Participant, data: dict) -> None:
+    """The rules that need the participant's record (consent, follow-up, procedures), all at once."""
+    problems = Problems()
+    with problems.check():
+        _check_window(p, data)
+    with problems.check():
+        _check_causality(p, data)
+    problems.raise_any()
 
 
 def snapshot(ae: AdverseEvent) -> dict:
@@ -210,8 +222,7 @@ def record_adverse_event(*, actor, participant_id: int, task_id: int | None = No
     with transaction.atomic():
         assert_writable("adverse event")
         p = _participant(participant_id)
-        _check_window(p, data)
-        _check_causality(p, data)
+        _check_context(p, data)
         task = _open_task(task_id, p.pk) if task_id not in (None, "") else None
         pv = active_version()
         number = (AdverseEvent.objects.filter(participant=p).aggregate(m=Max("number"))["m"] or 0) + 1
@@ -240,8 +251,7 @@ def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields)
         old = snapshot(ae)
         data = clean_event({**{f: getattr(ae, f) for f in FIELDS}, **fields})
         p = _participant(ae.participant_id)
-        _check_window(p, data)
-        _check_causality(p, data)
+        _check_context(p, data)
         for k, v in data.items():
             setattr(ae, k, v)
         new = snapshot(ae)
@@ -553,15 +563,20 @@ def _announce_alert(actor, t, alert: DsmbAlert) -> None:
 
 def record_recommendation(*, actor, meeting_on: date, decision: str, summary: str, closed_notes: str = "",
                           as_of: date | None = None) -> DsmbRecommendation:
+    problems = Problems()  # every problem at once, each on its field
     if not isinstance(meeting_on, date):
-        raise RuleViolation("meeting_on", "must be a date")
-    if meeting_on > timezone.localdate():
-        raise RuleViolation("meeting_on", "cannot be in the future")
-    if as_of is not None and as_of > meeting_on:
-        raise RuleViolation("as_of", "the data cut-off cannot be after the meeting")
-    decision = _choice("decision", decision, DsmbRecommendation.DECISIONS)
-    summary = _text("summary", summary)
-    closed_notes = _text("closed_notes", closed_notes, required=False)
+        problems.add("meeting_on", "must be a date")
+    elif meeting_on > timezone.localdate():
+        problems.add("meeting_on", "cannot be in the future")
+    elif as_of is not None and as_of > meeting_on:
+        problems.add("as_of", "the data cut-off cannot be after the meeting")
+    with problems.check():
+        decision = _choice("decision", decision, DsmbRecommendation.DECISIONS)
+    with problems.check():
+        summary = _text("summary", summary)
+    with problems.check():
+        closed_notes = _text("closed_notes", closed_notes, required=False)
+    problems.raise_any()
     with transaction.atomic():
         assert_writable("DSMB recommendation")
         rec = DsmbRecommendation.objects.create(meeting_on=meeting_on, as_of=as_of, decision=decision, summary=summary,

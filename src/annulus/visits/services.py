@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from annulus.audit import services as audit
 from annulus.checks import clean_moment, clean_text
-from annulus.errors import RuleViolation, RuleViolations
+from annulus.errors import Problems, RuleViolation, RuleViolations
 from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant, Withdrawal
@@ -99,13 +99,20 @@ def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_m
     """Day 0. Needs a randomised participant; the date lies between enrolment and today. A second
     call corrects the record and needs a reason; the first row is kept, marked superseded."""
     now = _now(at)
-    performed_on = _date("performed_on", performed_on, today=timezone.localdate(now))
-    volume = _decimal("fat_volume_ml", fat_volume_ml, *FAT_VOLUME_ML, "mL")
-    hours = _decimal("observation_hours", observation_hours, *OBSERVATION_HOURS, "hours")
+    problems = Problems()  # every problem at once, each on its field
+    with problems.check():
+        performed_on = _date("performed_on", performed_on, today=timezone.localdate(now))
+    with problems.check():
+        volume = _decimal("fat_volume_ml", fat_volume_ml, *FAT_VOLUME_ML, "mL")
+    with problems.check():
+        hours = _decimal("observation_hours", observation_hours, *OBSERVATION_HOURS, "hours")
     if anaesthesia not in dict(Liposuction.ANAESTHESIA):
-        raise RuleViolation("anaesthesia", f"must be one of {', '.join(dict(Liposuction.ANAESTHESIA))}")
-    complications = _text("complications", complications)
-    reason = _text("reason", reason)
+        problems.add("anaesthesia", f"must be one of {', '.join(dict(Liposuction.ANAESTHESIA))}")
+    with problems.check():
+        complications = _text("complications", complications)
+    with problems.check():
+        reason = _text("reason", reason)
+    problems.raise_any()
     with transaction.atomic():
         assert_writable("visit data")
         p = _participant(participant_id)
