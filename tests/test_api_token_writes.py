@@ -88,7 +88,7 @@ def test_token_writes_in_visits(users, make_participant):
     ps.advance(actor=users["investigator"], participant_id=p.pk, target="randomised", reason="test")
     r = send(token_client(users, "investigator"), "post", f"/api/v1/visits/participants/{p.pk}/liposuction",
              {"performed_on": (timezone.localdate() - timedelta(days=2)).isoformat(), "fat_volume_ml": 150,
-              "observation_hours": 4})
+              "observation_hours": 4, "anaesthesia": "local"})
     assert r.status_code == 201, r.content
     assert Liposuction.objects.filter(participant=p).count() == 1
 

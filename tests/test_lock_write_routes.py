@@ -365,7 +365,8 @@ API_CASES: dict[tuple[str, str], list[Case]] = {
         "pharmacist", lambda t: f"/api/v1/allocation/pharmacy/envelopes/{t['disp_env'].pk}/dispense")],
     ("POST", "/api/v1/visits/participants/{pk}/liposuction"): [Case(
         "investigator", lambda t: f"/api/v1/visits/participants/{t['rand'].pk}/liposuction",
-        lambda t: {"performed_on": _iso(t["today"]), "fat_volume_ml": 150, "observation_hours": 4})],
+        lambda t: {"performed_on": _iso(t["today"]), "fat_volume_ml": 150, "observation_hours": 4,
+                   "anaesthesia": "local"})],
     ("POST", "/api/v1/visits/participants/{pk}/visits"): [Case(
         "coordinator", lambda t: f"/api/v1/visits/participants/{t['f'].pk}/visits",
         lambda t: {"visit": "m1", "visit_date": _iso(t["today"])})],
@@ -390,7 +391,8 @@ API_CASES: dict[tuple[str, str], list[Case]] = {
         lambda t: {"visit_date": _iso(t["today"] - timedelta(days=22)), "reason": "typed the wrong day"})],
     ("POST", "/api/v1/visits/reminders"): [Case(
         "coordinator", lambda t: "/api/v1/visits/reminders",
-        lambda t: {"participant_id": t["f"].pk, "visit": "m1", "visit_on": _iso(t["today"] + timedelta(days=1))})],
+        lambda t: {"participant_id": t["f"].pk, "visit": "m1", "visit_on": _iso(t["today"] + timedelta(days=1)),
+                   "outcome": "reached"})],
     ("POST", "/api/v1/safety/adverse-events"): [Case(
         "investigator", lambda t: "/api/v1/safety/adverse-events",
         lambda t: {**AE_FIELDS, "participant_id": t["f"].pk,

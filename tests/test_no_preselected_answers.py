@@ -264,3 +264,27 @@ def test_the_api_assumes_no_seriousness(users, randomised_participant):
     assert not AdverseEvent.objects.exists()
     r = c.post("/api/v1/safety/adverse-events", json.dumps({**body, "serious": False}), content_type="application/json")
     assert r.status_code == 201, r.content
+
+
+@pytest.mark.req("X-7.4")
+def test_the_api_assumes_no_anaesthesia_and_no_call_outcome(users, randomised_participant):
+    import json
+
+    from django.test import Client
+    from django.utils import timezone
+
+    from annulus.accounts.services import issue_token
+    from annulus.visits.models import Liposuction, ReminderCall
+
+    c = Client(enforce_csrf_checks=True,
+               HTTP_AUTHORIZATION=f"Bearer {issue_token(user=users['investigator'], name='script')}")
+    r = c.post(f"/api/v1/visits/participants/{randomised_participant.pk}/liposuction",
+               json.dumps({"performed_on": timezone.localdate().isoformat(), "fat_volume_ml": 150,
+                           "observation_hours": 4}), content_type="application/json")
+    assert 400 <= r.status_code < 500 and "anaesthesia" in {d["field"] for d in r.json()["detail"]}, r.content
+    assert not Liposuction.objects.exists()
+    r = c.post("/api/v1/visits/reminders", json.dumps({"participant_id": randomised_participant.pk, "visit": "w1",
+                                                       "visit_on": timezone.localdate().isoformat()}),
+               content_type="application/json")
+    assert 400 <= r.status_code < 500 and "outcome" in {d["field"] for d in r.json()["detail"]}, r.content
+    assert not ReminderCall.objects.exists()

@@ -34,7 +34,7 @@ class LiposuctionIn(Schema):
     performed_on: PlausibleDate
     fat_volume_ml: float
     observation_hours: float
-    anaesthesia: str = Field("local", max_length=20)
+    anaesthesia: str = Field(..., max_length=20)  # a clinical answer: stated, never assumed
     complications: str = Field("", max_length=2000)
     reason: str = Field("", max_length=2000)
 
@@ -124,7 +124,7 @@ class ReminderIn(Schema):
     participant_id: int
     visit: str = Field(..., max_length=20)
     visit_on: PlausibleDate
-    outcome: str = Field("reached", max_length=12)
+    outcome: str = Field(..., max_length=12)  # what the call achieved: stated, never assumed
     note: str = Field("", max_length=2000)
 
 
