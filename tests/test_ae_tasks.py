@@ -6,6 +6,7 @@ linked, or it is dismissed with a reason (audited)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -148,3 +149,24 @@ def test_an_ae_recorded_through_the_api_closes_its_task(at_w1, users):
     r = api.post("/api/v1/safety/adverse-events", json.dumps(body), content_type="application/json")
     assert r.status_code == 400 and r.json()["detail"][0]["field"] == "task_id"
     assert AdverseEvent.objects.count() == 1
+
+
+def test_the_ecrf_link_of_a_significant_value_answers_its_task(at_w1, users):
+    p, v = at_w1
+    vs.save_form(actor=users["coordinator"], participant_id=p.pk, visit_key=v.key, form_id="liver_kidney",
+                 items={**LIVER, "alt": 160, "alt__cs": "yes"}, complete=True,
+                 collected_at=timezone.now() - timedelta(days=1))
+    task = AeTask.objects.get()
+    inv = _csrf_client(users["investigator"])
+    crf = inv.get(f"/participants/{p.pk}/visits/{v.key}/liver_kidney/").content.decode()
+    link = re.search(r'href="(/participants/\d+/adverse-events/new/\?[^"]+)"', crf).group(1).replace("&amp;", "&")
+    page = inv.get(link).content.decode()
+    assert "closes the adverse-event task" in page
+    onset = timezone.localtime(timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    r = _post(inv, link, {"term": task.term, "onset_at": onset, "serious": "no", "grade": "2",
+                          "causality_liposuction": "unlikely", "causality_injection": "unlikely",
+                          "causality_product": "possible", "expectedness": "unexpected", "action_taken": "none",
+                          "outcome": "recovering"})
+    assert r.status_code == 302
+    task.refresh_from_db()
+    assert task.state == "recorded" and task.adverse_event == AdverseEvent.objects.get()

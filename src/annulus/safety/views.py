@@ -92,6 +92,9 @@ def ae_new(request, pk):
         raise Http404
     # an open adverse-event task of this participant (?task=): the event recorded here closes it
     task = selectors.open_task(p.pk, request.GET.get("task"))
+    if task is None and request.GET.get("term"):
+        # the eCRF's "record an adverse event" link of a clinically significant value names its term
+        task = selectors.open_tasks(p.pk).filter(term=request.GET["term"][:200]).first()
     term = request.GET.get("term", "")[:200] or (task.term if task else "")
     # no clinical answer is pre-selected: grade, causality, expectedness, action and outcome start empty
     initial = {"term": term, "onset_at": _local_input(timezone.now())}
