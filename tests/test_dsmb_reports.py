@@ -1,5 +1,5 @@
 """DSMB interim reports: open (pooled) for everyone with access, closed (by arm) only for the
-DSMB and the unblinded statistician, with the same 404 whether or not a report exists;
+DSMB, with the same 404 whether or not a report exists;
 counts and exact intervals; the six-monthly schedule; the command line; recommendations."""
 
 from __future__ import annotations

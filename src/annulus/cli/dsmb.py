@@ -18,8 +18,8 @@ def register(subparsers) -> None:
     kind.add_argument("--closed", dest="kind", action="store_const", const="closed", help="by arm (DSMB closed session)")
     kind.add_argument("--open", dest="kind", action="store_const", const="open", help="pooled")
     r.add_argument("--out", required=True, help="output file ending in .html or .pdf")
-    r.add_argument("--user", help="produce it as this user (a closed report needs a DSMB member or the "
-                                  "unblinded statistician); without it the report is a scheduled system run")
+    r.add_argument("--user", help="produce it as this user (a closed report needs a DSMB member); without it "
+                                  "the report is a scheduled system run")
     r.set_defaults(func=report)
     s = sub.add_parser("schedule", help="list the six-monthly due dates; --generate produces the missing ones")
     s.add_argument("--generate", action="store_true")

@@ -593,7 +593,7 @@ def record_recommendation(*, actor, meeting_on: date, decision: str, summary: st
 
 def closed_arms(user=None) -> dict[int, str]:
     """Arms for a closed report: through the blind's gate for a person (``NotPermitted`` unless
-    DSMB or unblinded statistician); the system reading when there is no person (scheduled run)."""
+    a DSMB member); the system reading when there is no person (scheduled run)."""
     if user is not None:
         from annulus.allocation.selectors import arms_for_closed_report
 
