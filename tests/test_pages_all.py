@@ -92,10 +92,11 @@ def _form(client, url, data):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("vas_mm", "140", "VAS pain (0-100 mm) must be at most 100 mm, got 140"),
-        ("odi_percent", "140", "ODI (%) must be at most 100 %, got 140"),
-        ("odi_percent", "abc", "ODI (%) must be a number, got &#x27;abc&#x27;"),
-        ("date_of_birth", "2099-01-01", "Date of birth cannot be in the future (2099-01-01)"),
+        # the page puts the field's label before its message, once
+        ("vas_mm", "140", "VAS pain (0-100 mm): must be at most 100 mm, got 140"),
+        ("odi_percent", "140", "ODI (%): must be at most 100 %, got 140"),
+        ("odi_percent", "abc", "ODI (%): must be a number, got &#x27;abc&#x27;"),
+        ("date_of_birth", "2099-01-01", "Date of birth: cannot be in the future (2099-01-01)"),
     ],
 )
 def test_screening_form_names_the_bad_field(client_for, make_participant, field, value, message):
