@@ -97,6 +97,7 @@ def test_coordinator_journey_in_the_browser(flushable_audit_table, live_server, 
     page.click("text=Record consent")
     now = timezone.localtime(timezone.now()).replace(second=0, microsecond=0)
     page.fill("#id_consented_at", now.strftime("%Y-%m-%dT%H:%M"))
+    page.select_option("#id_consent_version", index=1)  # an ethics-approved version, chosen
     page.select_option("#id_taken_by", str(users["coordinator"].pk))  # chosen, never pre-selected
     page.click("button[type=submit]")
     page.wait_for_selector("text=Consent recorded.")
@@ -119,7 +120,7 @@ def test_coordinator_journey_in_the_browser(flushable_audit_table, live_server, 
     page.wait_for_url(re.compile(rf"/participants/{pk}/eligibility/$"))
     shot(page, "eligibility_decision")
     page.fill("input[name=password]", TEST_PASSWORD)
-    page.click("text=Sign the decision")
+    page.click("button:has-text('Sign the decision')")
     page.wait_for_selector("text=Eligible: every criterion is met.")
 
     page.check("form.confirm input[name=confirm]")
