@@ -245,3 +245,14 @@ def test_a_dsmb_recommendation_refuses_every_wrong_field_at_once(users):
         ss.record_recommendation(actor=users["dsmb"], meeting_on=timezone.localdate() + timedelta(days=1),
                                  decision="maybe", summary="")
     assert _fields(info.value) == {"meeting_on", "decision", "summary"}
+
+
+@pytest.mark.req("P-6.1", "X-6.5")
+def test_field_problems_and_participant_checks_of_an_event_come_together(trial_participant, transplant_dates, users):
+    from annulus.safety import services as ss
+
+    p = trial_participant(lipo_days_ago=35, transplant_days_ago=8)
+    with pytest.raises(RuleViolations) as info:
+        ss.record_adverse_event(actor=users["coordinator"], participant_id=p.pk, **_ae(
+            meddra_pt_code="123", grade=9, causality_liposuction="not_applicable"))
+    assert _fields(info.value) == {"meddra_pt_code", "meddra_version", "grade", "causality_liposuction"}

@@ -50,11 +50,13 @@ def _local(dt: datetime) -> str:
     return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M")
 
 
-def clean_event(data: dict) -> dict:
+def clean_event(data: dict, problems: Problems | None = None) -> dict:
     """Check one adverse event's fields on their own and together; return them normalised.
     Every broken rule is reported at once (``RuleViolations``), each naming its field; a rule
-    that joins two fields is checked only when both are valid on their own."""
-    problems = Problems()
+    that joins two fields is checked only when both are valid on their own. Given ``problems``,
+    the broken rules are added to it and the valid fields returned, for the caller's own checks."""
+    own = problems is None
+    problems = Problems() if own else problems
     for field in sorted(set(data) - set(FIELDS)):
         problems.add(field, "is not a field of an adverse event")
     out: dict = {}
@@ -131,7 +133,8 @@ def clean_event(data: dict) -> dict:
     known_at = take("first_knowledge_at", _moment, data.get("first_knowledge_at"), required=bool(serious))
     if known_at is not None and onset is not None and known_at < onset:
         problems.add("first_knowledge_at", f"is before the onset ({_local(onset)})")
-    problems.raise_any()
+    if own:
+        problems.raise_any()
     return out
 
 
@@ -181,20 +184,21 @@ def _check_causality(p: Participant, data: dict) -> None:
     problems = Problems()  # each causality on its own field
     for cause, done in _procedure_dates(p.pk).items():
         field = f"causality_{cause}"
-        if data[field] == "not_applicable" and done is not None and onset >= done:
+        if data.get(field) == "not_applicable" and done is not None and onset >= done:
             problems.add(field, f"{PROCEDURE_NAMES[cause]} was done on {done.isoformat()}, before this event "
                                 "began; 'not applicable (not yet done)' no longer applies: judge the causality")
     problems.raise_any()
 
 
-def _check_context(p: Participant, data: dict) -> None:
-    """The rules that need the participant's record (consent, follow-up, procedures), all at once."""
-    problems = Problems()
+def _check_context(p: Participant, data: dict, problems: Problems) -> None:
+    """The rules that need the participant's record (consent, follow-up, procedures), added to
+    the problems the fields already have, so that the form shows them all at once."""
+    if data.get("onset_at") is None:
+        return
     with problems.check():
         _check_window(p, data)
     with problems.check():
         _check_causality(p, data)
-    problems.raise_any()
 
 
 def snapshot(ae: AdverseEvent) -> dict:
@@ -218,11 +222,13 @@ def _participant(participant_id: int) -> Participant:
 def record_adverse_event(*, actor, participant_id: int, task_id: int | None = None, **fields) -> AdverseEvent:
     """Record an adverse event; with ``task_id`` it closes that open adverse-event task of the
     same participant (the event is linked to it)."""
-    data = clean_event(fields)
+    problems = Problems()
+    data = clean_event(fields, problems)
     with transaction.atomic():
         assert_writable("adverse event")
         p = _participant(participant_id)
-        _check_context(p, data)
+        _check_context(p, data, problems)
+        problems.raise_any()
         task = _open_task(task_id, p.pk) if task_id not in (None, "") else None
         pv = active_version()
         number = (AdverseEvent.objects.filter(participant=p).aggregate(m=Max("number"))["m"] or 0) + 1
@@ -249,9 +255,11 @@ def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields)
         except AdverseEvent.DoesNotExist:
             raise RuleViolation("adverse_event", "no such adverse event") from None
         old = snapshot(ae)
-        data = clean_event({**{f: getattr(ae, f) for f in FIELDS}, **fields})
+        problems = Problems()
+        data = clean_event({**{f: getattr(ae, f) for f in FIELDS}, **fields}, problems)
         p = _participant(ae.participant_id)
-        _check_context(p, data)
+        _check_context(p, data, problems)
+        problems.raise_any()
         for k, v in data.items():
             setattr(ae, k, v)
         new = snapshot(ae)
