@@ -110,6 +110,7 @@ def test_no_label_names_its_unit_twice(protocol_version, language):
 
     protocol = active_protocol()
     labels = {name: str(f.label) for name, f in EvidenceForm(protocol=protocol, language=language).fields.items()}
+    units = {s.id: s.unit for s in protocol.eligibility.fields if s.unit}
     for form in protocol.schedule.forms:
         try:
             spec = crf.spec_for(protocol, form.id)
@@ -117,7 +118,9 @@ def test_no_label_names_its_unit_twice(protocol_version, language):
             continue
         for name, f in CrfForm(spec=spec, language=language).fields.items():
             labels[f"{form.id}.{name}"] = str(f.label)
-    units = {s.id: s.unit for s in protocol.eligibility.fields if s.unit}
+        for item in spec.items:
+            if item.unit and item.kind == "number":
+                units[f"{form.id}.{item.id}"] = item.unit
     checked = 0
     for name, label in labels.items():
         unit = units.get(name)
@@ -125,7 +128,8 @@ def test_no_label_names_its_unit_twice(protocol_version, language):
         if unit:
             checked += 1
             assert label.count(unit) >= 1, f"{name}: {label}"
-            bracketed = re.findall(r"[(（][^()（）]*" + re.escape(unit) + r"[)）]", label)
+            word = re.compile(r"(?<![A-Za-z])" + re.escape(unit) + r"(?![A-Za-z])")
+            bracketed = [b for b in re.findall(r"[(（]([^()（）]*)[)）]", label) if word.search(b)]
             assert len(bracketed) == 1, f"{name}: {label!r} names its unit {unit!r} {len(bracketed)} times"
     assert checked >= 5
 
@@ -136,6 +140,9 @@ def test_unit_rule():
     assert with_unit("VAS pain (0-100 mm)", "mm") == "VAS pain (0-100 mm)"
     assert with_unit("VAS疼痛评分（0-100 mm）", "mm", "zh-hans") == "VAS疼痛评分（0-100 mm）"
     assert with_unit("ODI（%）", "%", "zh-hans") == "ODI（%）"
+    assert with_unit("Pain on the 100 mm line (mm from 'no pain')", "mm") == "Pain on the 100 mm line (mm from 'no pain')"
+    assert with_unit("Urine red cells (per /uL)", "/uL") == "Urine red cells (per /uL)"
+    assert with_unit("Height (cm)", "m") == "Height (cm) (m)"
     assert with_unit("Slip", "mm") == "Slip (mm)"
     assert with_unit("滑移", "mm", "zh-hans") == "滑移（mm）"
     assert with_unit("Slip", "") == "Slip"
