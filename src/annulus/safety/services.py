@@ -628,7 +628,6 @@ def generate_report(*, actor, as_of: date, kind: str, scheduled: bool = False):
         raise RuleViolation("as_of", "cannot be in the future")
     if actor is not None:
         require(actor, "dsmb.generate")
-        require(actor, "dsmb.generate")
         require(actor, "dsmb.closed" if kind == "closed" else "dsmb.open")
     protocol = active_protocol()
     arms = closed_arms(actor) if kind == "closed" else None
