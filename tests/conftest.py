@@ -46,6 +46,18 @@ def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts and ends in the default language. A page request made in Chinese leaves
+    zh-hans active in its thread (LocaleMiddleware activates per request and restores nothing), so
+    a later test of a service in the same worker would get its messages in Chinese."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def protocol_version(db):
     from annulus.trial.services import load_default_protocol

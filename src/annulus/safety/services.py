@@ -593,8 +593,12 @@ def record_recommendation(*, actor, meeting_on: date, decision: str, summary: st
         audit.record(actor=actor, action="create", obj_type="dsmb_recommendation", obj_id=rec.pk,
                      changes={"meeting_on": [None, meeting_on], "decision": [None, decision],
                               "summary": [None, summary], "closed_notes": [None, "(recorded)" if closed_notes else ""]})
+        from django.utils.translation import override
+
+        with override("en"):  # notifications are written in English, whatever the language of the page
+            label = str(dict(DsmbRecommendation.DECISIONS)[decision])
         notify(users=_staff(["investigator"]), actor=actor, kind="dsmb_recommendation",
-               subject=f"DSMB recommendation ({meeting_on.isoformat()}): {dict(DsmbRecommendation.DECISIONS)[decision]}",
+               subject=f"DSMB recommendation ({meeting_on.isoformat()}): {label}",
                body=summary, link=reverse("safety_dsmb"))
     return rec
 
