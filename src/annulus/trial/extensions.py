@@ -62,9 +62,16 @@ def timeline_events(participant) -> list[dict]:
 
 def lock_checklist_groups() -> list[dict]:
     """The open work each app lists before the database lock (``lock_checklist.py``: ``GROUP``,
-    ``TITLE``, ``ORDER`` and ``open_items() -> [{key, label, link}]``)."""
-    modules = sorted(_modules("lock_checklist"), key=lambda m: getattr(m, "ORDER", 100))
-    return [{"group": m.GROUP, "title": m.TITLE, "items": m.open_items()} for m in modules]
+    ``TITLE``, ``ORDER`` and ``open_items() -> [{key, label, link}]``, or ``GROUPS``, a list of
+    dicts with those keys in lower case)."""
+    groups = []
+    for m in _modules("lock_checklist"):
+        # a module lists one group (GROUP, TITLE, ORDER, open_items) or several (GROUPS: a list of
+        # dicts with those keys, lower-case)
+        for g in getattr(m, "GROUPS", None) or [{"group": m.GROUP, "title": m.TITLE,
+                                                 "order": getattr(m, "ORDER", 100), "open_items": m.open_items}]:
+            groups.append((g.get("order", 100), {"group": g["group"], "title": g["title"], "items": g["open_items"]()}))
+    return [g for _, g in sorted(groups, key=lambda pair: pair[0])]
 
 
 def audit_labels(object_type: str, body: dict, language: str, cache: dict | None = None) -> dict:
