@@ -22,7 +22,7 @@ def ready(users, make_participant, monkeypatch):
 
 
 def _record(users, p, code, **kw):
-    args = dict(transplanted_at=timezone.now() - timedelta(minutes=30), drug_code=code,
+    args = dict(transplanted_at=testing.earlier_today(0.9), drug_code=code,  # today, after the dispensing
                 activity_restriction_explained=True)
     args.update(kw)
     return services.record_transplant(actor=users["investigator"], participant_id=p.pk, **args)
@@ -123,13 +123,13 @@ def test_transplant_form_and_api(users, ready, client_for):
     c = client_for("investigator")
     page = c.get(f"/participants/{p.pk}/transplant/")
     assert page.status_code == 200 and b"22" in page.content and b"posterolateral" in page.content
-    form = {"transplanted_at": timezone.localtime(timezone.now() - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M"),
+    form = {"transplanted_at": timezone.localtime(testing.earlier_today(0.9)).strftime("%Y-%m-%dT%H:%M"),
             "drug_code": eb.drug_code, "disc_level": "L4-5", "needle_gauge": "22", "approach": "posterolateral",
             "imaging": "C-arm fluoroscopy", "volume_ml": "2.00", "activity_restriction_explained": "on"}
     r = c.post(f"/participants/{p.pk}/transplant/", form)
     assert r.status_code == 200 and b"does not match this participant&#x27;s allocation" in r.content
     assert client_for("coordinator").get(f"/participants/{p.pk}/transplant/").status_code == 403
     r = c.post(f"/api/v1/allocation/participants/{p.pk}/transplant",
-               {"transplanted_at": (timezone.now() - timedelta(minutes=20)).isoformat(), "drug_code": ea.drug_code,
+               {"transplanted_at": testing.earlier_today(0.9).isoformat(), "drug_code": ea.drug_code,
                 "activity_restriction_explained": True}, content_type="application/json")
     assert r.status_code == 201 and r.json()["needle_gauge"] == 22

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -41,18 +41,38 @@ def randomised(users, make_participant, n: int) -> list:
     return out
 
 
+def clock_at(monkeypatch, hh_mm: str) -> datetime:
+    """Make the clock read ``hh_mm`` (site's zone) on today's date and run on from there:
+    ``django.utils.timezone.now``, and through it ``localdate`` and ``localtime``, are patched."""
+    real = timezone.now
+    start_real = real()
+    hour, minute = (int(x) for x in hh_mm.split(":"))
+    start = timezone.localtime(start_real).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    monkeypatch.setattr(timezone, "now", lambda: start + (real() - start_real))
+    return start
+
+
+def earlier_today(share: float) -> datetime:
+    """A moment of today, the site's local date, before now: ``share`` (between 0 and 1) of the way
+    from local midnight to now. "Three hours ago" is yesterday in Asia/Shanghai between 00:00 and
+    03:00 (16:00-19:00 UTC), so what a test means to happen today never steps back a fixed time."""
+    now = timezone.now()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + (now - midnight) * share
+
+
 def released_and_dispensed(users, envelope):
-    checked_at = timezone.now() - timedelta(hours=3)
+    """Release checks and dispensing, both today (local date), in that order."""
     services.record_release(actor=users["pharmacist"], envelope_id=envelope.pk, lot_number="LOT-1",
-                            tested_on=timezone.localdate(checked_at), results=PASSING, checked_at=checked_at)
-    return services.dispense(actor=users["pharmacist"], envelope_id=envelope.pk,
-                             dispensed_at=timezone.now() - timedelta(hours=2))
+                            tested_on=timezone.localdate(), results=PASSING, checked_at=earlier_today(0.25))
+    return services.dispense(actor=users["pharmacist"], envelope_id=envelope.pk, dispensed_at=earlier_today(0.5))
 
 
 def transplanted(users, participant, envelope):
+    """Released, dispensed and transplanted today (local date)."""
     released_and_dispensed(users, envelope)
     return services.record_transplant(actor=users["investigator"], participant_id=participant.pk,
-                                      transplanted_at=timezone.now() - timedelta(hours=1),
+                                      transplanted_at=earlier_today(0.75),
                                       drug_code=envelope.drug_code, activity_restriction_explained=True)
 
 
