@@ -37,6 +37,22 @@ def _serve(host: str, port: int) -> int:
     return 0
 
 
+def _load_shipped_protocol(load) -> None:
+    """The shipped protocol file, or one line saying why the database refuses it (a database filled
+    from an earlier copy of the file under the same version number)."""
+    from django.conf import settings
+
+    from annulus.errors import RuleViolation
+
+    try:
+        load()
+    except RuleViolation as exc:
+        where = settings.DATABASES["default"].get("NAME", "")
+        raise CliError(f"the database {where} refuses the shipped protocol file ({exc.message}); it was filled from "
+                       "another copy of the file: remove it (make clean-demo) or load the new file as an amendment "
+                       "with a new version number") from None
+
+
 def demo(args) -> int:
     # links in the demo's e-mails point at the address it serves (unless a site URL is configured)
     os.environ.setdefault("ANNULUS_SITE_URL", f"http://{args.host}:{args.port}")
@@ -48,7 +64,7 @@ def demo(args) -> int:
     from annulus.trial.demo import DEMO_PASSWORD, DEMO_USERS, build_demo, create_demo_users
     from annulus.trial.services import load_default_protocol
 
-    load_default_protocol()
+    _load_shipped_protocol(load_default_protocol)
     if Participant.objects.exists():
         print("Demo data already present; serving it.")
         create_demo_users()
@@ -84,7 +100,7 @@ def serve(args) -> int:
     _migrate()
     from annulus.trial.services import load_default_protocol
 
-    load_default_protocol()
+    _load_shipped_protocol(load_default_protocol)
     from django.contrib.auth import get_user_model
 
     if not get_user_model().objects.exists():
