@@ -44,7 +44,7 @@ def protocol_upload(request):
 
     class UploadForm(forms.Form):
         file = forms.FileField(label=_("Protocol file (YAML, UTF-8, at most 1 MB)"))
-        activate = forms.BooleanField(label=_("Put this version in force now"), required=False, initial=True)
+        activate = forms.BooleanField(label=_("Put this version in force now"), required=False)
         # a version that changes the blind is put in force only with a PI's co-signature
         cosigner_username = forms.CharField(
             label=_("Co-signing principal investigator (user name)"), max_length=150, required=False,
