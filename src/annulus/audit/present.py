@@ -23,8 +23,41 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .models import AuditEvent
+
+# what an event did and to which kind of record, as people read them (never the stored code)
+ACTION_NAMES = {
+    "create": gettext_lazy("created"), "change": gettext_lazy("changed"), "void": gettext_lazy("voided"),
+    "sign": gettext_lazy("signed"), "unblind": gettext_lazy("unblinded"), "export": gettext_lazy("exported"),
+    "raise": gettext_lazy("raised"), "login": gettext_lazy("logged in"), "logout": gettext_lazy("logged out"),
+    "login_failed": gettext_lazy("failed login"),
+}
+RECORD_NAMES = {
+    "adverse_event": gettext_lazy("Adverse event"), "ae_task": gettext_lazy("Adverse-event task"),
+    "allocation_list": gettext_lazy("Allocation list"), "api_token": gettext_lazy("API token"),
+    "appointment": gettext_lazy("Appointment"), "consent": gettext_lazy("Consent"), "crf_form": gettext_lazy("eCRF form"),
+    "dispensing": gettext_lazy("Dispensing"), "dsmb_alert": gettext_lazy("DSMB alert"),
+    "dsmb_recommendation": gettext_lazy("DSMB recommendation"), "dsmb_report": gettext_lazy("DSMB report"),
+    "eligibility_decision": gettext_lazy("Eligibility decision"),
+    "emergency_unblinding": gettext_lazy("Emergency unblinding"), "liposuction": gettext_lazy("Liposuction"),
+    "lock_waiver": gettext_lazy("Lock checklist waiver"), "notification": gettext_lazy("Notification"),
+    "participant": gettext_lazy("Participant"), "product_release": gettext_lazy("Product release"),
+    "protocol_version": gettext_lazy("Protocol version"), "randomisation": gettext_lazy("Randomisation"),
+    "reminder_call": gettext_lazy("Reminder call"), "sae_report": gettext_lazy("SAE report"),
+    "screening_evidence": gettext_lazy("Screening evidence"), "transplant": gettext_lazy("Transplantation"),
+    "trial_state": gettext_lazy("Trial state"), "unblinding_step": gettext_lazy("Unblinding step"),
+    "user": gettext_lazy("User account"), "visit": gettext_lazy("Visit"), "withdrawal": gettext_lazy("Withdrawal"),
+}
+
+
+def action_name(action: str) -> str:
+    return str(ACTION_NAMES.get(action) or _humanise(action))
+
+
+def record_name(object_type: str) -> str:
+    return str(RECORD_NAMES.get(object_type) or _humanise(object_type))
 from .selectors import decoded
 
 
@@ -54,6 +87,10 @@ class Shown:
     context: list[tuple[str, str]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     raw_changes: dict = field(default_factory=dict)
+
+    @property
+    def action_label(self) -> str:
+        return action_name(self.action)
 
 
 def is_pair(value: Any) -> bool:
@@ -105,7 +142,7 @@ def present(event: AuditEvent, number: int, *, blinded: bool, language: str | No
     fields, values, context_values = names.get("fields", {}), names.get("values", {}), names.get("context", {})
     shown = Shown(number=number, id=None if blinded else event.pk, timestamp=event.timestamp,
                   actor=event.actor_username, action=event.action, object_type=event.object_type,
-                  object_id=event.object_id, record=names.get("record") or _humanise(event.object_type),
+                  object_id=event.object_id, record=names.get("record") or record_name(event.object_type),
                   reason=event.reason, hash=event.hash, raw_changes=changes)
     for key, value in changes.items():
         label = str(fields.get(key) or _humanise(key))

@@ -192,7 +192,12 @@ def audit_trail(request, pk):
     # a blinded reader sees each event's place in this trail, never the chain's global number
     blinded = is_blinded(request.user)
     rows = present_trail(page.object_list, p.pk, blinded=blinded)
-    types = sorted(set(events_for_participant(p.pk).values_list("object_type", flat=True)))
+    from annulus.audit.present import ACTION_NAMES, record_name
+
+    types = sorted(((t, record_name(t)) for t in set(events_for_participant(p.pk).values_list("object_type", flat=True))),
+                   key=lambda pair: pair[1])
     return render(request, "participants/audit.html", {"p": p, "page": page, "rows": rows, "action": action,
                                                         "type": object_type, "actor": actor, "types": types,
+                                                        "actions": [(k, str(v)) for k, v in ACTION_NAMES.items()
+                                                                    if k in ("create", "change", "void", "sign", "unblind")],
                                                         "show_ids": not blinded})
