@@ -18,6 +18,8 @@ def register(subparsers) -> None:
     kind.add_argument("--closed", dest="kind", action="store_const", const="closed", help="by arm (DSMB closed session)")
     kind.add_argument("--open", dest="kind", action="store_const", const="open", help="pooled")
     r.add_argument("--out", required=True, help="output file ending in .html or .pdf")
+    r.add_argument("--language", choices=["en", "zh-hans"], default="en",
+                   help="the report's language (both are kept with the report; default en)")
     r.add_argument("--user", help="produce it as this user (a closed report needs a DSMB member); without it "
                                   "the report is a scheduled system run")
     r.set_defaults(func=report)
@@ -71,9 +73,9 @@ def report(args) -> int:
     except NotPermitted:
         raise CliError(f"--user: '{args.user}' may not produce a {args.kind} report") from None
     if out.suffix.lower() == ".pdf":
-        out.write_bytes(reports.render_pdf(rep.html))
+        out.write_bytes(reports.render_pdf(rep.html_in(args.language)))
     else:
-        out.write_text(rep.html, encoding="utf-8")
+        out.write_text(rep.html_in(args.language), encoding="utf-8")
     s = rep.summary
     print(f"{args.kind} report as of {as_of.isoformat()}: {s['population']} participants, {s['events']} AEs, "
           f"{s['sae_events']} SAEs -> {out}")

@@ -173,13 +173,15 @@ class DsmbAlert(models.Model):
 
 
 class DsmbReport(models.Model):
-    """A generated interim safety report, kept as produced (HTML; the PDF is rendered from it)."""
+    """A generated interim safety report, kept as produced (HTML; the PDF is rendered from it), in
+    English (``html``) and Chinese (``html_zh``; empty for reports produced before it was kept)."""
 
     KINDS = [("open", _("open (pooled)")), ("closed", _("closed (by arm)"))]
     kind = models.CharField(max_length=6, choices=KINDS)
     as_of = models.DateField()
     scheduled = models.BooleanField(default=False)
     html = models.TextField()
+    html_zh = models.TextField(blank=True, default="")
     summary = models.JSONField(default=dict)
     generated_at = models.DateTimeField(auto_now_add=True)
     generated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -187,6 +189,12 @@ class DsmbReport(models.Model):
     class Meta:
         ordering = ["-as_of", "-generated_at", "-id"]
         indexes = [models.Index(fields=["kind", "as_of"])]
+
+    def html_in(self, language: str | None) -> str:
+        """The report in ``language`` (Chinese for zh*, else English; English when no Chinese is kept)."""
+        if (language or "").lower().startswith("zh") and self.html_zh:
+            return self.html_zh
+        return self.html
 
 
 class DsmbRecommendation(models.Model):

@@ -13,11 +13,18 @@ from collections import Counter
 from datetime import date, datetime, time, timedelta
 
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import lazy
+from django.utils.safestring import mark_safe
+from django.utils.text import capfirst, format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from annulus.participants.models import Participant
 
-from .models import CAUSES, GRADES, SERIOUS_CRITERIA, AdverseEvent
+from .models import CAUSALITY, CAUSES, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent
+
+#: the languages every report is produced in (kept side by side; the page shows its own)
+LANGUAGES = ("en", "zh-hans")
 
 TOTAL = "__total__"
 UNALLOCATED = "__unallocated__"
@@ -83,8 +90,20 @@ def _cells(events: list, flags: list[bool], columns, col_of, population) -> list
     return out
 
 
+def _in_language(text) -> str:
+    return text.get(translation.get_language())
+
+
+#: a protocol text (English and Chinese) read in the language active when it is shown
+_text_lazy = lazy(_in_language, str)
+
+CAUSE_NAMES = {"liposuction": _("Related to liposuction"), "injection": _("Related to the injection procedure"),
+               "product": _("Related to the study product")}
+
+
 def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
-    """Everything the report shows, as plain data. ``arms`` None gives the open (pooled) report."""
+    """Everything the report shows, as plain data. ``arms`` None gives the open (pooled) report.
+    Labels are lazy: they read in the language active when the report is rendered."""
     cutoff = _end_of(as_of)
     population = list(Participant.objects.filter(enrolled_at__lt=cutoff).values_list("id", flat=True))
     pop = set(population)
@@ -95,15 +114,15 @@ def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
     closed = arms is not None
 
     if closed:
-        columns = [(a.id, a.name.get("en")) for a in protocol.arms]
+        columns = [(a.id, _text_lazy(a.name)) for a in protocol.arms]
         if any(pid not in arms for pid in population):
-            columns.append((UNALLOCATED, "Not yet allocated"))
-        columns.append((TOTAL, "Total"))
+            columns.append((UNALLOCATED, _("Not yet allocated")))
+        columns.append((TOTAL, _("Total")))
 
         def col_of(pid):
             return arms.get(pid) or UNALLOCATED
     else:
-        columns = [(TOTAL, "All participants")]
+        columns = [(TOTAL, _("All participants"))]
 
         def col_of(pid):
             return TOTAL
@@ -112,33 +131,58 @@ def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
         return {"label": label, "cells": _cells(events, [bool(predicate(e)) for e in events], columns, col_of, population)}
 
     overview = [
-        row("Any adverse event", lambda e: True),
-        row("Serious adverse event", lambda e: e.serious),
-        row("Grade 3 or higher", lambda e: e.grade >= 3),
-        row("Related to the study product", lambda e: e.causality_product in related),
-        row("Fatal", lambda e: e.outcome == "fatal"),
+        row(_("Any adverse event"), lambda e: True),
+        row(_("Serious adverse event"), lambda e: e.serious),
+        row(_("Grade 3 or higher"), lambda e: e.grade >= 3),
+        row(CAUSE_NAMES["product"], lambda e: e.causality_product in related),
+        row(_("Fatal"), lambda e: e.outcome == "fatal"),
     ]
-    by_grade = [row(f"Grade {label}", lambda e, g=g: e.grade == g) for g, label in GRADES]
-    by_criterion = [row(str(label)[:1].upper() + str(label)[1:], lambda e, c=c: c in e.serious_criteria)
-                    for c, label in SERIOUS_CRITERIA]
-    cause_names = {"liposuction": "liposuction", "injection": "the injection procedure", "product": "the study product"}
-    by_relation = [row(f"Related to {cause_names[c]}", lambda e, c=c: getattr(e, f"causality_{c}") in related) for c in CAUSES]
+    by_grade = [row(format_lazy(_("Grade {}"), label), lambda e, g=g: e.grade == g) for g, label in GRADES]
+    by_criterion = [row(capfirst(label), lambda e, c=c: c in e.serious_criteria) for c, label in SERIOUS_CRITERIA]
+    by_relation = [row(CAUSE_NAMES[c], lambda e, c=c: getattr(e, f"causality_{c}") in related) for c in CAUSES]
     terms = Counter(e.term.strip().lower() for e in events)
     by_term = [row(term[:1].upper() + term[1:], lambda e, t=term: e.term.strip().lower() == t)
                for term, _ in sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))]
     saes = [{"label": e.label, "term": e.term, "onset": timezone.localtime(e.onset_at), "grade": e.grade,
-             "criteria": ", ".join(e.criteria_labels()), "product": str(e.get_causality_product_display()),
-             "outcome": str(e.get_outcome_display()), "expected": str(e.get_expectedness_display()),
+             "criteria": [dict(SERIOUS_CRITERIA).get(c, c) for c in e.serious_criteria],
+             "product": dict(CAUSALITY).get(e.causality_product, e.causality_product),
+             "outcome": dict(OUTCOMES).get(e.outcome, e.outcome),
+             "expected": dict(EXPECTEDNESS).get(e.expectedness, e.expectedness),
              "arm": dict(columns).get(col_of(e.participant_id)) if closed else None}
             for e in events if e.serious]
+    with translation.override("en"):
+        plot = plot_over_time(events, columns, col_of, as_of)
     return {
         "closed": closed, "as_of": as_of, "columns": columns, "population": len(population),
         "events_total": len(events), "outside": len(outside),
         "overview": overview, "by_grade": by_grade, "by_criterion": by_criterion, "by_relation": by_relation,
         "by_term": by_term, "saes": saes,
-        "plot": plot_over_time(events, columns, col_of, as_of),
-        "related_causality": ", ".join(protocol.safety.related_causality),
+        "plot": plot,  # in English
+        # the plot again in another language (its legend and titles are drawn into the picture)
+        "replot": lambda: plot_over_time(events, columns, col_of, as_of),
+        "related_causality": [dict(CAUSALITY).get(c, c) for c in protocol.safety.related_causality],
     }
+
+
+_CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+              "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+
+
+def _chinese_fonts() -> list[str]:
+    """Family names of the Chinese fonts installed (added to matplotlib's list, whose cache may
+    predate them)."""
+    import os
+
+    from matplotlib import font_manager
+
+    names = []
+    for path in _CJK_FONTS:
+        if os.path.exists(path):
+            known = {f.fname for f in font_manager.fontManager.ttflist}
+            if path not in known:
+                font_manager.fontManager.addfont(path)
+            names += [f.name for f in font_manager.fontManager.ttflist if f.fname == path]
+    return list(dict.fromkeys(names))
 
 
 def plot_over_time(events, columns, col_of, as_of: date) -> str:
@@ -149,34 +193,52 @@ def plot_over_time(events, columns, col_of, as_of: date) -> str:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)
-    for i, (cid, label) in enumerate(columns):
-        chosen = events if cid == TOTAL else [e for e in events if col_of(e.participant_id) == cid]
-        colour = f"C{i}" if cid != TOTAL else "#1d2733"
-        for serious_only, style in ((False, "-"), (True, "--")):
-            pts = sorted(timezone.localtime(e.onset_at).date() for e in chosen if e.serious or not serious_only)
-            if not pts:
-                continue
-            xs = pts + [as_of]
-            ys = list(range(1, len(pts) + 1)) + [len(pts)]
-            ax.step(xs, ys, where="post", linestyle=style, color=colour,
-                    label=f"{label}: {'SAE' if serious_only else 'AE'}")
-    ax.set_ylabel("cumulative events")
-    ax.set_title(f"Adverse events by onset date, up to {as_of.isoformat()}", fontsize=10)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
-    ax.grid(alpha=.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", ncol=2)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
+    # a Chinese font draws the Chinese labels (glyphs missing from DejaVu Sans fall back to it)
+    with plt.rc_context({"font.family": ["DejaVu Sans", *_chinese_fonts()]}):
+        fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)
+        for i, (cid, label) in enumerate(columns):
+            chosen = events if cid == TOTAL else [e for e in events if col_of(e.participant_id) == cid]
+            colour = f"C{i}" if cid != TOTAL else "#1d2733"
+            for serious_only, style in ((False, "-"), (True, "--")):
+                pts = sorted(timezone.localtime(e.onset_at).date() for e in chosen if e.serious or not serious_only)
+                if not pts:
+                    continue
+                xs = pts + [as_of]
+                ys = list(range(1, len(pts) + 1)) + [len(pts)]
+                ax.step(xs, ys, where="post", linestyle=style, color=colour,
+                        label=f"{label}: {_('SAE') if serious_only else _('AE')}")
+        ax.set_ylabel(str(_("cumulative events")))
+        ax.set_title(str(format_lazy(_("Adverse events by onset date, up to {}"), as_of.isoformat())), fontsize=10)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        ax.grid(alpha=.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left", ncol=2)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def render_html(data: dict, *, registry: str, generated_at: datetime, generated_by: str, scheduled: bool) -> str:
-    return render_to_string("safety/dsmb_report.html", {"d": data, "registry": registry, "generated_at": generated_at,
-                                                        "generated_by": generated_by, "scheduled": scheduled})
+def render_html(data: dict, *, registry: str, generated_at: datetime, generated_by: str, scheduled: bool,
+                language: str = "en") -> str:
+    """The report in ``language`` (every heading, label, the CLOSED/OPEN page marking and the plot)."""
+    with translation.override(language):
+        plot = data["plot"] if language == "en" or "replot" not in data else data["replot"]()
+        return render_to_string("safety/dsmb_report.html", {
+            "d": data, "plot": plot, "page_footer": _page_footer(), "registry": registry, "generated_at": generated_at,
+            "generated_by": generated_by, "scheduled": scheduled, "language": language})
+
+
+def _page_footer() -> str:
+    """The CSS ``content`` of the page footer, "page 2 of 5" in the active language."""
+    import re
+
+    text = str(_("page {page} of {pages}"))
+    parts = re.split(r"(\{page\}|\{pages\})", text)
+    css = [f"counter({p[1:-1]})" if p in ("{page}", "{pages}") else '"' + p.replace('"', "").replace("\\", "") + '"'
+           for p in parts if p]
+    return mark_safe(" ".join(css))
 
 
 def render_pdf(html: str) -> bytes:

@@ -637,10 +637,12 @@ def generate_report(*, actor, as_of: date, kind: str, scheduled: bool = False):
     arms = closed_arms(actor) if kind == "closed" else None
     data = reports.build(as_of=as_of, protocol=protocol, arms=arms)
     now = timezone.now()
-    html = reports.render_html(data, registry=protocol.trial.registry_number, generated_at=now,
-                               generated_by=getattr(actor, "username", "system"), scheduled=scheduled)
+    html = {lang: reports.render_html(data, registry=protocol.trial.registry_number, generated_at=now,
+                                      generated_by=getattr(actor, "username", "system"), scheduled=scheduled,
+                                      language=lang)
+            for lang in reports.LANGUAGES}
     with transaction.atomic():
-        rep = DsmbReport.objects.create(kind=kind, as_of=as_of, scheduled=scheduled, html=html,
+        rep = DsmbReport.objects.create(kind=kind, as_of=as_of, scheduled=scheduled, html=html["en"], html_zh=html["zh-hans"],
                                         summary=reports.summary(data), generated_by=actor)
         audit.record(actor=actor, action="create", obj_type="dsmb_report", obj_id=rep.pk,
                      changes={"kind": [None, kind], "as_of": [None, as_of], "scheduled": [None, scheduled]})

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from annulus.accounts.permissions import has, need
@@ -304,12 +305,12 @@ def _report(request, pk) -> DsmbReport:
 
 def dsmb_report(request, pk):
     rep = _report(request, pk)
-    return HttpResponse(rep.html, content_type="text/html; charset=utf-8")
+    return HttpResponse(rep.html_in(get_language()), content_type="text/html; charset=utf-8")
 
 
 def dsmb_report_pdf(request, pk):
     rep = _report(request, pk)
-    response = HttpResponse(reports.render_pdf(rep.html), content_type="application/pdf")
+    response = HttpResponse(reports.render_pdf(rep.html_in(get_language())), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="dsmb-{rep.kind}-{rep.as_of.isoformat()}.pdf"'
     return response
 
