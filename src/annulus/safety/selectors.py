@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from annulus.accounts.permissions import has
 from annulus.workdays import clock_status
@@ -36,10 +37,12 @@ def get_event(pk: int) -> AdverseEvent | None:
 
 
 def human(delta: timedelta) -> str:
+    """A time span, "1 d 3 h 5 min", in the active language."""
     minutes = int(abs(delta.total_seconds()) // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    parts = ([f"{days} d"] if days else []) + ([f"{hours} h"] if hours or days else []) + [f"{mins} min"]
+    parts = (([_("%(n)s d") % {"n": days}] if days else []) + ([_("%(n)s h") % {"n": hours}] if hours or days else [])
+             + [_("%(n)s min") % {"n": mins}])
     return " ".join(parts)
 
 
@@ -48,11 +51,12 @@ def clock(report: SaeReport, now=None) -> dict:
     when the event is no longer serious."""
     now = now or timezone.now()
     if report.not_required_since and report.sent_at is None:
-        return {"state": "stopped", "css": "", "text": "not required (event no longer serious)"}
+        return {"state": "stopped", "css": "", "text": _("not required (event no longer serious)")}
     st = clock_status(report.due_at, now, sent_at=report.sent_at)
     left = st["time_left"]
-    text = {"running": f"{human(left)} left", "overdue": f"overdue by {human(left)}",
-            "met": f"sent {human(left)} before the deadline", "late": f"sent {human(left)} late"}[st["state"]]
+    texts = {"running": _("%(time)s left"), "overdue": _("overdue by %(time)s"),
+             "met": _("sent %(time)s before the deadline"), "late": _("sent %(time)s late")}
+    text = texts[st["state"]] % {"time": human(left)}
     css = {"running": "due" if left < timedelta(hours=3) else "ok", "overdue": "overdue", "met": "ok", "late": "bad"}[st["state"]]
     return {"state": st["state"], "css": css, "text": text, "seconds_left": left.total_seconds()}
 
@@ -75,17 +79,23 @@ def sae_reports(*, only_open: bool = False):
 
 
 def clock_rows(reports, now=None) -> list[dict]:
-    """Each report with its clock and whether its event is a SUSAR (flagged on the pages)."""
+    """Each report with its clock and whether its event is a SUSAR (flagged on the pages), with
+    its recipient, rule and calendar warning in the active language."""
     from annulus.trial.selectors import active_protocol
 
+    from . import clock_text
+
     now = now or timezone.now()
-    related = active_protocol().safety.related_causality
-    return [{"r": r, "clock": clock(r, now), "susar": is_susar(r.adverse_event, related)} for r in reports]
+    protocol = active_protocol()
+    related = protocol.safety.related_causality
+    return [{"r": r, "clock": clock(r, now), "susar": is_susar(r.adverse_event, related),
+             "name": clock_text.recipient_name(r, protocol), "rule": clock_text.rule(r.rule),
+             "warning": clock_text.warning(r.calendar_warning)} for r in reports]
 
 
 def reports_for(user):
     """Interim reports the user may open: the closed ones only for closed-report readers."""
-    qs = DsmbReport.objects.defer("html").select_related("generated_by")
+    qs = DsmbReport.objects.defer("html", "html_zh").select_related("generated_by")
     if not has(user, "dsmb.closed"):
         qs = qs.filter(kind="open")
     return qs

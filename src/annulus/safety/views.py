@@ -231,8 +231,12 @@ def sae_report(request, pk):
             else:
                 return redirect("safety_sae_report", pk=r.pk)
     ae = r.adverse_event
+    from . import clock_text
+
     return render(request, "safety/sae_report.html", {
         "r": r, "ae": ae, "p": ae.participant, "clock": selectors.clock(r), "can": can,
+        "recipient": clock_text.recipient_name(r), "rule": clock_text.rule(r.rule),
+        "warning": clock_text.warning(r.calendar_warning),
         "sent_form": sent_form, "ack_form": ack_form, "criteria": SERIOUS_CRITERIA,
         "protocol": active_protocol(), "revisions": ae.revisions.select_related("saved_by").order_by("revision"),
     })
