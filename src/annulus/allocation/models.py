@@ -7,6 +7,7 @@ only in these tables and are read only through ``selectors`` (the blind).
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from annulus.participants.models import Participant
 from annulus.trial.models import ProtocolVersion
@@ -135,11 +136,11 @@ class UnblindingStep(models.Model):
     key and the analysis sign-off. Each kind happens once."""
 
     KINDS = [
-        ("lock_pi", "database lock signed by the principal investigator"),
-        ("lock_statistician", "database lock signed by the statistician"),
-        ("level1", "first-level unblinding (group labels released for analysis)"),
-        ("analysis_signoff", "analysis signed off"),
-        ("level2", "second-level unblinding (label -> treatment released)"),
+        ("lock_pi", _("database lock signed by the principal investigator")),
+        ("lock_statistician", _("database lock signed by the statistician")),
+        ("level1", _("first-level unblinding (group labels released for analysis)")),
+        ("analysis_signoff", _("analysis signed off")),
+        ("level2", _("second-level unblinding (label -> treatment released)")),
     ]
     kind = models.CharField(max_length=20, choices=KINDS, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

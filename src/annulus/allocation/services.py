@@ -626,8 +626,12 @@ def _step(actor, kind: str, statement: str) -> UnblindingStep:
     if UnblindingStep.objects.filter(kind=kind).exists():
         raise RuleViolation("step", f"{dict(UnblindingStep.KINDS)[kind]}: already done")
     step = UnblindingStep.objects.create(kind=kind, user=actor, statement=statement)
+    from django.utils.translation import override
+
+    with override("en"):  # the audit trail keeps the step's name in English, whatever the page's language
+        reason = str(dict(UnblindingStep.KINDS)[kind])
     audit.record(actor=actor, action="sign", obj_type="unblinding_step", obj_id=step.pk,
-                 changes={"kind": [None, kind], "statement": [None, statement]}, reason=dict(UnblindingStep.KINDS)[kind])
+                 changes={"kind": [None, kind], "statement": [None, statement]}, reason=reason)
     return step
 
 

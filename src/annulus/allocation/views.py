@@ -20,6 +20,7 @@ from annulus.confirm import missing as confirm_missing
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants.selectors import participant_or_404
 from annulus.randomisation.documents import HOLDERS, allocation_table_name, sha256_hex
+from annulus.trial.models import TrialState
 from annulus.trial.selectors import active_protocol, trial_state
 
 from . import selectors, services
@@ -262,7 +263,7 @@ def unblinding(request):
     arms = selectors.unblinded_rows(user) if labels is not None and selectors.can_see_arms(user) else None
     checklist = selectors.lock_checklist() if state in services.OPEN_STATES else None
     return render(request, "allocation/unblinding.html", {
-        "state": state, "steps": [(k, label, steps.get(k)) for k, label in services.UnblindingStep.KINDS],
+        "state": state, "state_label": dict(TrialState.STATES).get(state, state), "steps": [(k, label, steps.get(k)) for k, label in services.UnblindingStep.KINDS],
         "form": form, "action": action, "labels": labels, "arms": arms,
         "checklist": checklist, "can_waive": services._is_pi(user), "waive_form": waive_form,
         "waive_item": waive_form.data.get("item") if waive_form is not None else None,

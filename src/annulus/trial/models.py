@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ProtocolVersion(models.Model):
@@ -23,11 +24,11 @@ class TrialState(models.Model):
     """Single row: where the trial stands. Its row lock also serialises case-number issue."""
 
     STATES = [
-        ("setup", "set-up"),
-        ("recruiting", "recruiting"),
-        ("locked", "database locked"),
-        ("unblinded_1", "first-level unblinded"),
-        ("unblinded_2", "second-level unblinded"),
+        ("setup", _("set-up")),
+        ("recruiting", _("recruiting")),
+        ("locked", _("database locked")),
+        ("unblinded_1", _("first-level unblinded")),
+        ("unblinded_2", _("second-level unblinded")),
     ]
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     state = models.CharField(max_length=20, choices=STATES, default="setup")
