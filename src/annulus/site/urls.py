@@ -29,6 +29,7 @@ for config in apps.get_app_configs():
             raise
         urlpatterns.append(path("", include(f"{config.name}.urls")))
 
+handler400 = "annulus.trial.views.error_400"
 handler403 = "annulus.trial.views.error_403"
 handler404 = "annulus.trial.views.error_404"
 handler500 = "annulus.trial.views.error_500"

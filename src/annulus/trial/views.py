@@ -97,16 +97,43 @@ def protocol_upload(request):
                   {"form": form, "problems": problems, "versions": versions, "blind": blind}, status=status)
 
 
+def _error(request, code: int, message: str):
+    from django.utils.translation import gettext as _
+
+    titles = {400: _("Bad request"), 403: _("Access denied"), 404: _("Page not found"), 500: _("Server error")}
+    return render(request, "error.html", {"code": code, "title": titles[code], "message": message}, status=code)
+
+
+def error_400(request, exception=None):
+    from django.utils.translation import gettext as _
+
+    return _error(request, 400, _("The request could not be read; nothing was saved."))
+
+
 def error_403(request, exception=None):
-    return render(request, "error.html", {"code": 403, "message": "You do not have access to this page."}, status=403)
+    from django.utils.translation import gettext as _
+
+    return _error(request, 403, _("You do not have access to this page."))
 
 
 def error_404(request, exception=None):
-    return render(request, "error.html", {"code": 404, "message": "Page not found."}, status=404)
+    from django.utils.translation import gettext as _
+
+    return _error(request, 404, _("Page not found."))
 
 
 def error_500(request):
-    return render(request, "error.html", {"code": 500, "message": "Something went wrong; nothing was saved."}, status=500)
+    from django.utils.translation import gettext as _
+
+    return _error(request, 500, _("Something went wrong; nothing was saved."))
+
+
+def csrf_failure(request, reason=""):
+    """A form sent without its page's token (an old tab, cookies off): said in the page's language."""
+    from django.utils.translation import gettext as _
+
+    return _error(request, 403, _("The form could not be accepted: it was sent from an old or another page, or "
+                                  "cookies are off. Open the page again and send the form from there."))
 
 
 def notifications(request):
