@@ -135,6 +135,25 @@ def transplant_dates(participant_ids) -> dict[int, date]:
     return {pid: timezone.localtime(at).date() for pid, at in rows}
 
 
+def transplanted_ids(days=None):
+    """A subquery of the ids of participants transplanted on one of ``days`` (local dates, given
+    as (first, last) ranges), or of everyone transplanted when ``days`` is None."""
+    from datetime import datetime, time
+
+    from django.db.models import Q
+
+    rows = Transplant.objects.all()
+    if days is not None:
+        def midnight(d: date):
+            return timezone.make_aware(datetime.combine(d, time.min))
+
+        q = Q(pk__in=[])
+        for first, last in days:
+            q |= Q(transplanted_at__gte=midnight(first), transplanted_at__lt=midnight(last + timedelta(days=1)))
+        rows = rows.filter(q)
+    return rows.values("participant_id")
+
+
 # ---- pages and the API -------------------------------------------------------------------
 
 def current_list() -> AllocationList | None:

@@ -9,13 +9,17 @@ from . import selectors
 
 def panels(request):
     out = []
-    if has(request.user, "visits.remind"):
-        today = timezone.localdate()
-        rows = selectors.call_list(today)
+    now = timezone.now()
+    today = timezone.localdate(now)
+    calls, late = has(request.user, "visits.remind"), has(request.user, "visits.view")
+    # the schedules are derived once for both panels, and only of the participants who can be on them
+    schedules = selectors.panel_schedules(today, calls=calls) if calls or late else []
+    if calls:
+        rows = selectors.call_list(today, schedules=schedules)
         out.append({"template": "visits/_calls_panel.html", "order": 15, "rows": rows, "day": today,
                     "pending": sum(1 for r in rows if r["call"] is None)})
-    if has(request.user, "visits.view"):
-        data = selectors.overdue()
+    if late:
+        data = selectors.overdue(now=now, schedules=schedules)
         out.append({"template": "visits/_overdue_panel.html", "order": 16,
                     "visits": len(data["visits"]), "unsubmitted": len(data["unsubmitted"]),
                     "incomplete": len(data["incomplete"]), "late_submitted": len(data["late_submitted"]),

@@ -297,12 +297,15 @@ def baseline_vas(participant_id: int) -> float | None:
 ACTIVE = (pstates.RANDOMISED, pstates.TREATED, pstates.IN_FOLLOW_UP)
 
 
-def active_schedules(*, today: date | None = None) -> list[tuple[Participant, list[Slot]]]:
-    """Schedules of every participant who still has visits to come, in a fixed number of
-    queries whatever the number of participants (the schedule itself is derived, not read)."""
+def active_schedules(*, today: date | None = None, people=None) -> list[tuple[Participant, list[Slot]]]:
+    """Schedules of every participant who still has visits to come (or of those in ``people``, a
+    query of participants), in a fixed number of queries whatever the number of participants
+    (the schedule itself is derived, not read)."""
     today = today or timezone.localdate()
     protocol = active_protocol()
-    people = list(Participant.objects.filter(status__in=ACTIVE).order_by("case_number"))
+    if people is None:
+        people = Participant.objects.filter(status__in=ACTIVE)
+    people = list(people.order_by("case_number"))
     ids = [p.pk for p in people]
     anchor = anchors_of(ids)
     visits: dict[int, list] = {}
@@ -319,16 +322,63 @@ def active_schedules(*, today: date | None = None) -> list[tuple[Participant, li
             for p in people]
 
 
-def call_list(day: date) -> list[dict]:
+def reminder_day(day: date, protocol=None) -> date:
+    """The day of the visits whose reminder calls are made on ``day``."""
+    protocol = protocol or active_protocol()
+    return day + timedelta(days=protocol.schedule.reminder_days_before)
+
+
+def _anchor_days(protocol, today: date, visit_on: date | None) -> dict[str, list[tuple[date, date]]]:
+    """Per anchor ("liposuction", "transplant"): the ranges of anchor dates for which a visit of
+    the schedule is expected on ``visit_on`` (its target) or is overdue on ``today`` (its window
+    closed at most GRACE_DAYS ago: ``visit_state`` never says "overdue" later than that)."""
+    out: dict[str, list[tuple[date, date]]] = {"liposuction": [], "transplant": []}
+    for pv in protocol.schedule.visits:
+        if pv.procedure == "liposuction" or pv.anchor not in out:
+            continue  # the liposuction is never late nor called for; other anchors have no dates
+        offset = timedelta(days=pv.offset_days)
+        if visit_on is not None:
+            out[pv.anchor].append((visit_on - offset, visit_on - offset))
+        after = offset + timedelta(days=pv.window.after_days)
+        out[pv.anchor].append((today - timedelta(days=GRACE_DAYS) - after, today - timedelta(days=1) - after))
+    return out
+
+
+def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participant, list[Slot]]]:
+    """The schedules that can put a visit on today's call list (when ``calls``) or on the overdue
+    list: ``active_schedules`` of only the participants with a visit whose target or booked date
+    is the reminder day, or whose window closed within GRACE_DAYS, chosen in SQL by their anchor
+    dates; everyone whose transplantation is not recorded yet (their planned dates move, and a late
+    transplantation stays overdue). The lists built from these equal those built from every
+    active participant's schedule; the number of schedules derived no longer grows with follow-up."""
+    from django.db.models import Q
+
+    try:
+        from annulus.allocation.selectors import transplanted_ids
+    except (ImportError, AttributeError):
+        return active_schedules(today=today)
+    protocol = active_protocol()
+    visit_on = reminder_day(today, protocol) if calls else None
+    days = _anchor_days(protocol, today, visit_on)
+    lipo = Q(pk__in=[])
+    for first, last in days["liposuction"]:
+        lipo |= Q(performed_on__gte=first, performed_on__lte=last)
+    wanted = (~Q(pk__in=transplanted_ids()) | Q(pk__in=transplanted_ids(days["transplant"]))
+              | Q(pk__in=Liposuction.objects.filter(lipo, superseded=False).values("participant_id")))
+    if visit_on is not None:
+        wanted |= Q(pk__in=Appointment.objects.filter(on=visit_on, superseded=False).values("participant_id"))
+    return active_schedules(today=today, people=Participant.objects.filter(wanted, status__in=ACTIVE))
+
+
+def call_list(day: date, *, schedules=None) -> list[dict]:
     """Participants to phone on ``day``: those expected ``reminder_days_before`` days later (on
     the booked date, or on the target date when none is booked) whose visit is not yet done (P-4.6)."""
-    protocol = active_protocol()
-    visit_on = day + timedelta(days=protocol.schedule.reminder_days_before)
+    visit_on = reminder_day(day)
     calls = {}
     for c in ReminderCall.objects.filter(visit_on=visit_on).select_related("called_by").order_by("id"):
         calls[(c.participant_id, c.visit_id)] = c
     rows = []
-    for p, slots in active_schedules(today=day):
+    for p, slots in (panel_schedules(day) if schedules is None else schedules):
         for s in slots:
             if s.planned_on != visit_on or s.procedure == "liposuction" or s.record is not None:
                 continue
@@ -338,17 +388,18 @@ def call_list(day: date) -> list[dict]:
     return rows
 
 
-def overdue(*, now: datetime | None = None) -> dict:
+def overdue(*, now: datetime | None = None, schedules=None) -> dict:
     """Everything late (P-4.7, X-4.8): visits past their window, forms not submitted within
     ``submission_days`` of collection, visits not complete within ``completion_days``, and the
-    forms that were submitted late."""
+    forms that were submitted late. ``schedules``: those of ``panel_schedules`` for the same day,
+    when the caller has them already."""
     protocol = active_protocol()
     now = now or timezone.now()
     today = timezone.localdate(now)
     sub = timedelta(days=protocol.schedule.submission_days)
     comp = timedelta(days=protocol.schedule.completion_days)
     late_visits = []
-    for p, slots in active_schedules(today=today):
+    for p, slots in (panel_schedules(today, calls=False) if schedules is None else schedules):
         for s in slots:
             if s.state == "overdue":
                 late_visits.append({"participant": p, "slot": s, "days": (today - s.window_end).days})

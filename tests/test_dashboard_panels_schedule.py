@@ -1,0 +1,111 @@
+"""The dashboard's call list and overdue panel are built from the schedules of only the participants
+who can be on them (chosen in SQL by their liposuction, transplantation and appointment dates).
+Those lists equal the lists built from every active participant's schedule, participant by
+participant, on a trial with participants at every stage (randomised, operated on but not yet
+transplanted, treated, in follow-up with visits done, missed, late or open, booked appointments,
+reminder calls made), on the days around today and a year ahead."""
+
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.test import RequestFactory
+from django.utils import timezone
+
+
+def _calls(rows):
+    return [(r["participant"].pk, r["slot"].key, r["slot"].state, r["slot"].planned_on, r["visit_on"],
+             r["call"].pk if r["call"] else None) for r in rows]
+
+
+def _late(rows):
+    return [(r["participant"].pk, r["slot"].key, r["slot"].state, r["days"]) for r in rows]
+
+
+@pytest.fixture
+def trial(protocol_version, settings):
+    from annulus.bench import _journey
+    from annulus.bench.pages import _fill
+    from annulus.trial.demo import DemoContext, create_demo_users
+    from annulus.visits.demo import book_upcoming
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    users = create_demo_users()
+    _fill(45, 7, users["coordinator"], users["investigator"], lambda done, total: None)
+    _journey.advance(users, seed=7)
+    book_upcoming(DemoContext(seed=7, today=timezone.localdate(), users=users, progress=lambda msg: None))
+    # the randomised participants still waiting are operated on, not yet transplanted
+    from annulus.participants.models import Participant
+    from annulus.visits import services
+    from annulus.visits.models import Liposuction
+
+    for p in Participant.objects.filter(status="randomised").exclude(
+            pk__in=Liposuction.objects.values("participant_id")):
+        day = min(timezone.localdate(p.enrolled_at) + timedelta(days=1), timezone.localdate())
+        services.record_liposuction(actor=users["investigator"], participant_id=p.pk, performed_on=day,
+                                    fat_volume_ml=150, observation_hours=4)
+    return users
+
+
+@pytest.mark.req("P-4.6")
+@pytest.mark.req("P-4.7")
+@pytest.mark.req("X-4.8")
+def test_panel_lists_equal_the_lists_from_every_schedule(trial):
+    from annulus.participants.models import Participant
+    from annulus.visits import selectors
+    from annulus.visits.models import Appointment, Liposuction
+
+    statuses = set(Participant.objects.filter(status__in=selectors.ACTIVE).values_list("status", flat=True))
+    assert {"randomised", "in_follow_up"} <= statuses, statuses
+    assert Appointment.objects.filter(superseded=False).exists()
+    today = timezone.localdate()
+    every_today = selectors.active_schedules(today=today)
+    untransplanted = [p for p, slots in every_today
+                      if any(s.procedure == "transplant" and s.state != "completed" for s in slots)]
+    assert any(Liposuction.objects.filter(participant=p).exists() for p in untransplanted)
+
+    calls_seen = late_seen = fewer = 0
+    for shift in list(range(-30, 60)) + list(range(60, 400, 5)):
+        day = today + timedelta(days=shift)
+        every = selectors.active_schedules(today=day)
+        fast_calls = selectors.call_list(day)
+        assert _calls(fast_calls) == _calls(selectors.call_list(day, schedules=every)), day
+        now = timezone.make_aware(datetime.combine(day, time(12)))
+        fast_late = selectors.overdue(now=now)["visits"]
+        assert _late(fast_late) == _late(selectors.overdue(now=now, schedules=every)["visits"]), day
+        calls_seen += len(fast_calls)
+        late_seen += len(fast_late)
+        fewer += len(selectors.panel_schedules(day)) < len(every)
+    # the comparison saw lists that were not empty, and the fast way derived fewer schedules
+    assert calls_seen > 10 and late_seen > 10, (calls_seen, late_seen)
+    assert fewer > 0
+
+
+@pytest.mark.req("P-4.6")
+@pytest.mark.req("P-4.7")
+def test_dashboard_panels_equal_the_lists_from_every_schedule(trial, monkeypatch):
+    from types import SimpleNamespace
+
+    from annulus.visits import dashboard, selectors
+
+    request = RequestFactory().get("/")
+    request.user = trial["coordinator"]
+    calls_seen = late_seen = 0
+    for shift in (0, 3, 10, 20, 30, 45):
+        now = timezone.now() + timedelta(days=shift)
+        today = timezone.localdate(now)
+        # the dashboard's clock moved ahead by ``shift`` days
+        monkeypatch.setattr(dashboard, "timezone", SimpleNamespace(now=lambda now=now: now,
+                                                                  localdate=timezone.localdate))
+        panels = {p["template"]: p for p in dashboard.panels(request)}
+        every = selectors.active_schedules(today=today)
+        calls = panels["visits/_calls_panel.html"]
+        expected_calls = selectors.call_list(today, schedules=every)
+        assert _calls(calls["rows"]) == _calls(expected_calls), shift
+        assert calls["pending"] == sum(1 for r in expected_calls if r["call"] is None)
+        late = panels["visits/_overdue_panel.html"]
+        expected_late = selectors.overdue(now=now, schedules=every)["visits"]
+        assert late["visits"] == len(expected_late), shift
+        assert _late(late["top"]) == _late(expected_late[:5]), shift
+        calls_seen += len(expected_calls)
+        late_seen += len(expected_late)
+    assert calls_seen and late_seen, (calls_seen, late_seen)
