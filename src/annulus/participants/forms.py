@@ -2,7 +2,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annulus.choices import with_blank
+from annulus.choices import value_label, with_blank
 from annulus.labels import with_unit
 from annulus.formdates import DateField, DateTimeField
 from annulus.widgets import DateInput, DateTimeInput
@@ -72,7 +72,7 @@ class EvidenceForm(forms.Form):
             elif spec.type == "boolean":
                 f = forms.ChoiceField(label=label, required=False, choices=YES_NO)
             elif spec.type == "choice":
-                f = forms.ChoiceField(label=label, required=False, choices=[("", "—")] + [(c, c) for c in spec.choices])
+                f = forms.ChoiceField(label=label, required=False, choices=[("", "—")] + [(c, value_label(c)) for c in spec.choices])
             else:
                 f = forms.CharField(label=label, required=False, max_length=2000)
             value = current.get(spec.id)

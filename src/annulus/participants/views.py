@@ -54,6 +54,13 @@ def prescreen(request):
     return render(request, "participants/form.html", {"form": form, "title": _("New pre-screening")})
 
 
+def _shown(spec, value):
+    """An evidence value as the page shows it: a choice in the page's language."""
+    from annulus.choices import value_label
+
+    return value_label(value) if spec.type == "choice" else value
+
+
 def participant_detail(request, pk):
     p = _participant(request, pk)
     protocol = active_protocol()
@@ -61,7 +68,8 @@ def participant_detail(request, pk):
     lang = get_language()
     criteria = [
         {"id": r.criterion.id, "box": r.box, "text": r.criterion.text.get(lang), "passed": r.passed,
-         "values": {protocol.eligibility.field(f).label.get(lang): values.get(f) for f in r.criterion.fields}}
+         "values": {protocol.eligibility.field(f).label.get(lang): _shown(protocol.eligibility.field(f), values.get(f))
+                    for f in r.criterion.fields}}
         for r in result.results
     ]
     decision = p.decisions.filter(superseded=False).order_by("-id").first()
