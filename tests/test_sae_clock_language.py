@@ -61,6 +61,7 @@ def test_report_forms_in_both_languages(susar, users):
     assert "课题组长" in zh and "Team leader" not in zh
     assert "获知后 24 小时与第 2 个工作日结束" in zh and "later of" not in zh and "limit applies" not in zh
     assert "剩余" in zh and " left" not in zh
+    assert " · 女</td>" in zh and " · female</td>" in en  # the participant's sex in the page's language
 
     expedited = SaeReport.objects.get(adverse_event=susar, expedited=True)
     en = get(users, "en", f"/safety/sae/reports/{expedited.pk}/")

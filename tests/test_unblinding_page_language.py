@@ -13,8 +13,8 @@ STEPS = {
     "en": ["database lock signed by the principal investigator", "database lock signed by the statistician",
            "first-level unblinding (group labels released for analysis)", "analysis signed off",
            "second-level unblinding (label -&gt; treatment released)"],
-    "zh-hans": ["主要研究者签署数据库锁定", "统计师签署数据库锁定", "一级揭盲（发布组别标签用于分析）", "分析已签核",
-                "二级揭盲（发布标签 → 治疗的对应关系）"],
+    "zh-hans": ["主要研究者签署数据库锁定", "统计师签署数据库锁定", "一级揭盲（公布组别代码以供统计分析）", "分析已签核",
+                "二级揭盲（公布组别代码 → 治疗的对应关系）"],
 }
 STATE = {"en": '<span class="status">recruiting</span>', "zh-hans": '<span class="status">招募中</span>'}
 

@@ -18,7 +18,7 @@ class Participant(models.Model):
     screening_number = models.CharField(max_length=12, unique=True)
     initials = models.CharField(max_length=10)
     full_name = models.CharField(max_length=120, blank=True)
-    sex = models.CharField(max_length=1, choices=[("F", "female"), ("M", "male")])
+    sex = models.CharField(max_length=1, choices=[("F", _("female")), ("M", _("male"))])
     phone = models.CharField(max_length=40, blank=True)
     recruitment_source = models.CharField(max_length=40)
     prescreened_on = models.DateField()
