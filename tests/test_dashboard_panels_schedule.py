@@ -89,7 +89,7 @@ def test_dashboard_panels_equal_the_lists_from_every_schedule(trial, monkeypatch
 
     request = RequestFactory().get("/")
     request.user = trial["coordinator"]
-    calls_seen = late_seen = 0
+    calls_seen = late_seen = forms_seen = 0
     for shift in (0, 3, 10, 20, 30, 45):
         now = timezone.now() + timedelta(days=shift)
         today = timezone.localdate(now)
@@ -103,9 +103,13 @@ def test_dashboard_panels_equal_the_lists_from_every_schedule(trial, monkeypatch
         assert _calls(calls["rows"]) == _calls(expected_calls), shift
         assert calls["pending"] == sum(1 for r in expected_calls if r["call"] is None)
         late = panels["visits/_overdue_panel.html"]
-        expected_late = selectors.overdue(now=now, schedules=every)["visits"]
+        expected = selectors.overdue(now=now, schedules=every)
+        expected_late = expected["visits"]
         assert late["visits"] == len(expected_late), shift
+        for name in ("unsubmitted", "incomplete", "late_submitted"):  # counted in SQL on the dashboard
+            assert late[name] == len(expected[name]), (shift, name)
+        forms_seen += len(expected["unsubmitted"]) + len(expected["late_submitted"])
         assert _late(late["top"]) == _late(expected_late[:5]), shift
         calls_seen += len(expected_calls)
         late_seen += len(expected_late)
-    assert calls_seen and late_seen, (calls_seen, late_seen)
+    assert calls_seen and late_seen and forms_seen, (calls_seen, late_seen, forms_seen)

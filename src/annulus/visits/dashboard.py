@@ -3,6 +3,7 @@
 from django.utils import timezone
 
 from annulus.accounts.permissions import has
+from annulus.trial.selectors import active_protocol
 
 from . import selectors
 
@@ -19,10 +20,11 @@ def panels(request):
         out.append({"template": "visits/_calls_panel.html", "order": 15, "rows": rows, "day": today,
                     "pending": sum(1 for r in rows if r["call"] is None)})
     if late:
-        data = selectors.overdue(now=now, schedules=schedules)
-        out.append({"template": "visits/_overdue_panel.html", "order": 16,
-                    "visits": len(data["visits"]), "unsubmitted": len(data["unsubmitted"]),
-                    "incomplete": len(data["incomplete"]), "late_submitted": len(data["late_submitted"]),
-                    "submission_days": data["submission_days"], "completion_days": data["completion_days"],
-                    "top": data["visits"][:5]})
+        # the same lists as the overdue page: the visits from the schedules, the records counted in SQL
+        visits = selectors.overdue_visits(today, schedules=schedules)
+        schedule = active_protocol().schedule
+        out.append({"template": "visits/_overdue_panel.html", "order": 16, "visits": len(visits),
+                    **selectors.late_record_counts(now=now),
+                    "submission_days": schedule.submission_days, "completion_days": schedule.completion_days,
+                    "top": visits[:5]})
     return out

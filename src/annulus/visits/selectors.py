@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from django.db.models import F
 from django.utils import timezone
@@ -297,6 +298,14 @@ def baseline_vas(participant_id: int) -> float | None:
 ACTIVE = (pstates.RANDOMISED, pstates.TREATED, pstates.IN_FOLLOW_UP)
 
 
+class _FormState(NamedTuple):
+    """What a schedule reads of a form record (read in bulk without building model objects)."""
+
+    visit_id: int
+    form_id: str
+    state: str
+
+
 def active_schedules(*, today: date | None = None, people=None) -> list[tuple[Participant, list[Slot]]]:
     """Schedules of every participant who still has visits to come (or of those in ``people``, a
     query of participants), in a fixed number of queries whatever the number of participants
@@ -312,8 +321,9 @@ def active_schedules(*, today: date | None = None, people=None) -> list[tuple[Pa
     for v in Visit.objects.filter(participant_id__in=ids):
         visits.setdefault(v.participant_id, []).append(v)
     forms: dict[int, list] = {}
-    for f in FormRecord.objects.filter(participant_id__in=ids).only("visit_id", "form_id", "state", "participant_id"):
-        forms.setdefault(f.participant_id, []).append(f)
+    for pid, *form in (FormRecord.objects.filter(participant_id__in=ids)
+                       .values_list("participant_id", "visit_id", "form_id", "state")):
+        forms.setdefault(pid, []).append(_FormState(*form))
     booked: dict[int, list] = {}
     for a in Appointment.objects.filter(participant_id__in=ids, superseded=False):
         booked.setdefault(a.participant_id, []).append(a)
@@ -328,29 +338,32 @@ def reminder_day(day: date, protocol=None) -> date:
     return day + timedelta(days=protocol.schedule.reminder_days_before)
 
 
-def _anchor_days(protocol, today: date, visit_on: date | None) -> dict[str, list[tuple[date, date]]]:
-    """Per anchor ("liposuction", "transplant"): the ranges of anchor dates for which a visit of
-    the schedule is expected on ``visit_on`` (its target) or is overdue on ``today`` (its window
-    closed at most GRACE_DAYS ago: ``visit_state`` never says "overdue" later than that)."""
-    out: dict[str, list[tuple[date, date]]] = {"liposuction": [], "transplant": []}
+def _anchor_days(protocol, today: date, visit_on: date | None) -> list[tuple[str, str, list[tuple[date, date]]]]:
+    """(visit id, anchor, ranges of anchor dates) for each visit of the schedule that can be on
+    today's lists: the anchor dates for which the visit's target is ``visit_on`` or its window
+    closed at most GRACE_DAYS before ``today`` (``visit_state`` never says "overdue" later)."""
+    out = []
     for pv in protocol.schedule.visits:
-        if pv.procedure == "liposuction" or pv.anchor not in out:
-            continue  # the liposuction is never late nor called for; other anchors have no dates
+        if pv.procedure or pv.anchor not in ("liposuction", "transplant"):
+            continue  # procedures: see panel_schedules; other anchors give no dates
         offset = timedelta(days=pv.offset_days)
-        if visit_on is not None:
-            out[pv.anchor].append((visit_on - offset, visit_on - offset))
         after = offset + timedelta(days=pv.window.after_days)
-        out[pv.anchor].append((today - timedelta(days=GRACE_DAYS) - after, today - timedelta(days=1) - after))
+        ranges = [(today - timedelta(days=GRACE_DAYS) - after, today - timedelta(days=1) - after)]
+        if visit_on is not None:
+            ranges.append((visit_on - offset, visit_on - offset))
+        out.append((pv.id, pv.anchor, ranges))
     return out
 
 
 def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participant, list[Slot]]]:
     """The schedules that can put a visit on today's call list (when ``calls``) or on the overdue
-    list: ``active_schedules`` of only the participants with a visit whose target or booked date
-    is the reminder day, or whose window closed within GRACE_DAYS, chosen in SQL by their anchor
-    dates; everyone whose transplantation is not recorded yet (their planned dates move, and a late
-    transplantation stays overdue). The lists built from these equal those built from every
-    active participant's schedule; the number of schedules derived no longer grows with follow-up."""
+    list, chosen in SQL: ``active_schedules`` of only the participants with a visit not yet
+    recorded (attended or missed) whose target is the reminder day or whose window closed within
+    GRACE_DAYS, by their anchor dates; with an appointment on the reminder day; or whose
+    transplantation is not recorded yet (their planned dates move, and a late transplantation
+    stays overdue; the liposuction is never on either list). A visit with a record is on neither
+    list, so the lists built from these equal those built from every active participant's
+    schedule, and the number of schedules derived follows the lists, not the trial."""
     from django.db.models import Q
 
     try:
@@ -359,12 +372,17 @@ def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participan
         return active_schedules(today=today)
     protocol = active_protocol()
     visit_on = reminder_day(today, protocol) if calls else None
-    days = _anchor_days(protocol, today, visit_on)
-    lipo = Q(pk__in=[])
-    for first, last in days["liposuction"]:
-        lipo |= Q(performed_on__gte=first, performed_on__lte=last)
-    wanted = (~Q(pk__in=transplanted_ids()) | Q(pk__in=transplanted_ids(days["transplant"]))
-              | Q(pk__in=Liposuction.objects.filter(lipo, superseded=False).values("participant_id")))
+    wanted = ~Q(pk__in=transplanted_ids())
+    for visit_id, anchor, ranges in _anchor_days(protocol, today, visit_on):
+        if anchor == "transplant":
+            on_day = Q(pk__in=transplanted_ids(ranges))
+        else:
+            lipo = Q(pk__in=[])
+            for first, last in ranges:
+                lipo |= Q(performed_on__gte=first, performed_on__lte=last)
+            on_day = Q(pk__in=Liposuction.objects.filter(lipo, superseded=False).values("participant_id"))
+        recorded = Visit.objects.filter(visit_id=visit_id, number=0).values("participant_id")
+        wanted |= on_day & ~Q(pk__in=recorded)
     if visit_on is not None:
         wanted |= Q(pk__in=Appointment.objects.filter(on=visit_on, superseded=False).values("participant_id"))
     return active_schedules(today=today, people=Participant.objects.filter(wanted, status__in=ACTIVE))
@@ -398,31 +416,55 @@ def overdue(*, now: datetime | None = None, schedules=None) -> dict:
     today = timezone.localdate(now)
     sub = timedelta(days=protocol.schedule.submission_days)
     comp = timedelta(days=protocol.schedule.completion_days)
-    late_visits = []
-    for p, slots in (panel_schedules(today, calls=False) if schedules is None else schedules):
-        for s in slots:
-            if s.state == "overdue":
-                late_visits.append({"participant": p, "slot": s, "days": (today - s.window_end).days})
+    late_visits = overdue_visits(today, schedules=schedules)
+    lists = _late_records(protocol, now)
     unsubmitted = [
         {"form": f, "participant": f.participant, "due": f.collected_at + sub,
          "days": (now - f.collected_at - sub).days}
-        for f in FormRecord.objects.filter(submitted_at__isnull=True, collected_at__lt=now - sub)
-        .select_related("participant", "visit").order_by("collected_at")
+        for f in lists["unsubmitted"].select_related("participant", "visit").order_by("collected_at")
     ]
     incomplete = []
-    for v in (Visit.objects.filter(outcome="attended", completed_at__isnull=True, visit_date__lt=today - comp)
-              .select_related("participant").order_by("visit_date")):
+    for v in lists["incomplete"].select_related("participant").order_by("visit_date"):
         incomplete.append({"visit": v, "participant": v.participant, "due": v.visit_date + comp,
                            "days": (today - v.visit_date - comp).days})
     late_submitted = [
         {"form": f, "participant": f.participant, "late_by": f.submitted_at - f.collected_at - sub}
-        for f in FormRecord.objects.filter(submitted_at__gt=F("collected_at") + sub,
-                                           submitted_at__gte=now - timedelta(days=LATE_HISTORY_DAYS))
-        .select_related("participant", "visit").order_by("-submitted_at")
+        for f in lists["late_submitted"].select_related("participant", "visit").order_by("-submitted_at")
     ]
     return {"visits": late_visits, "unsubmitted": unsubmitted, "incomplete": incomplete,
             "late_submitted": late_submitted, "submission_days": protocol.schedule.submission_days,
             "completion_days": protocol.schedule.completion_days, "late_history_days": LATE_HISTORY_DAYS}
+
+
+def overdue_visits(today: date, *, schedules=None) -> list[dict]:
+    """The visits past their window on ``today`` (``schedules``: those of ``panel_schedules``)."""
+    rows = []
+    for p, slots in (panel_schedules(today, calls=False) if schedules is None else schedules):
+        for s in slots:
+            if s.state == "overdue":
+                rows.append({"participant": p, "slot": s, "days": (today - s.window_end).days})
+    return rows
+
+
+def _late_records(protocol, now: datetime) -> dict:
+    """The queries of ``overdue``'s lists of records: forms not submitted in time, visits not
+    complete in time, forms submitted late within LATE_HISTORY_DAYS."""
+    today = timezone.localdate(now)
+    sub = timedelta(days=protocol.schedule.submission_days)
+    comp = timedelta(days=protocol.schedule.completion_days)
+    return {
+        "unsubmitted": FormRecord.objects.filter(submitted_at__isnull=True, collected_at__lt=now - sub),
+        "incomplete": Visit.objects.filter(outcome="attended", completed_at__isnull=True,
+                                           visit_date__lt=today - comp),
+        "late_submitted": FormRecord.objects.filter(submitted_at__gt=F("collected_at") + sub,
+                                                    submitted_at__gte=now - timedelta(days=LATE_HISTORY_DAYS)),
+    }
+
+
+def late_record_counts(*, now: datetime | None = None) -> dict[str, int]:
+    """The lengths of ``overdue``'s lists of records, counted in SQL (for the dashboard)."""
+    now = now or timezone.now()
+    return {name: rows.count() for name, rows in _late_records(active_protocol(), now).items()}
 
 
 def form_name(protocol, form_id: str) -> str:
