@@ -29,7 +29,8 @@ serve: $(STAMP)
 	$(BIN)/annulus serve --port $(PORT)
 
 # Browser tests drive Debian's chromium; install it when it is missing and we may (root + apt).
-# A Chinese font (WenQuanYi Micro Hei) too: the bilingual sachet label and emergency letter PDF need one.
+# A Chinese font (WenQuanYi Micro Hei) too: the bilingual sachet label and emergency letter PDF need one;
+# and poppler-utils, whose pdftotext lets the tests read PDF reports page by page.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
@@ -37,6 +38,9 @@ chromium:
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) || \
 	  echo "no Chinese font installed: Chinese text in PDFs will not show"; }
+	@command -v pdftotext >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null) || \
+	  echo "poppler-utils not installed: the tests that read PDF pages will be skipped"; }
 
 REQUIREMENTS ?= ../shared/protocol/REQUIREMENTS.md
 
