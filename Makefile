@@ -8,7 +8,7 @@ PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-fast bench trace serve clean-demo chromium
+.PHONY: demo test test-fast bench trace serve clean-demo chromium fonts
 
 # The demo and the server install what Annulus needs to run; the test tools (pytest, Playwright,
 # schemathesis, ...) only come with `make test`.
@@ -22,22 +22,25 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(TEST_STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) fonts
 	PORT=$(PORT) $(BIN)/annulus demo --port $(PORT)
 
 serve: $(STAMP)
 	$(BIN)/annulus serve --port $(PORT)
 
-# Browser tests drive Debian's chromium; install it when it is missing and we may (root + apt).
-# A Chinese font (WenQuanYi Micro Hei) too: the bilingual sachet label and emergency letter PDF need one;
-# and poppler-utils, whose pdftotext lets the tests read PDF reports page by page.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-	  echo "chromium not installed: browser tests will be skipped"; }
+# The PDFs (sachet label, emergency letter, DSMB reports) are bilingual: a Chinese font is installed
+# when none is there and we may (root + apt).
+fonts:
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) || \
 	  echo "no Chinese font installed: Chinese text in PDFs will not show"; }
+
+# Browser tests drive Debian's chromium; install it when it is missing and we may (root + apt).
+# And poppler-utils, whose pdftotext lets the tests read PDF reports page by page.
+chromium: fonts
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: browser tests will be skipped"; }
 	@command -v pdftotext >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null) || \
 	  echo "poppler-utils not installed: the tests that read PDF pages will be skipped"; }
