@@ -145,10 +145,6 @@ class Slot:
         return self.window_start <= self.done_on <= self.window_end
 
 
-def _lang_name(text) -> str:
-    return text.get(get_language())
-
-
 def visit_state(*, today: date, window_start: date | None, window_end: date | None, next_start: date | None,
                 done_on: date | None, complete: bool, started: bool, missed: bool) -> tuple[str, date | None]:
     """The state of one visit on ``today`` and the day after which it counts as missed."""
@@ -222,10 +218,11 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
     slots: list[Slot] = []
     pvisits = protocol.schedule.visits
     windows = [window_of(pv, lipo, tx) for pv in pvisits]
+    lang = get_language()
     for i, pv in enumerate(pvisits):
         target, start, end = windows[i]
         next_start = next((w[1] for w in windows[i + 1:] if w[1] is not None and (w[1] > (end or w[1]))), None)
-        slot = Slot(visit_id=pv.id, key=pv.id, name=_lang_name(pv.name), follow_up=pv.follow_up,
+        slot = Slot(visit_id=pv.id, key=pv.id, name=pv.name.get(lang), follow_up=pv.follow_up,
                     procedure=pv.procedure, forms=list(pv.forms), target=target, window_start=start,
                     window_end=end, planned=planned and (pv.anchor == "transplant" or pv.procedure == "transplant"))
         if pv.procedure == "liposuction":
