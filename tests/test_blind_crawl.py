@@ -147,6 +147,18 @@ def _leaks(resp, forbidden, text, protocol_route=False) -> list[str]:
     return found
 
 
+def _first_difference(texts: list[str]) -> str:
+    """Where the first two differing responses part, for the failure message."""
+    import difflib
+
+    a = texts[0]
+    b = next((t for t in texts[1:] if t != a), a)
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            return f"{a[max(0, i1 - 80):i2 + 80]!r} vs {b[max(0, j1 - 80):j2 + 80]!r}"
+    return "same text"
+
+
 def _crawl(role, users, trial):
     client = Client()
     client.force_login(users[role])
@@ -195,7 +207,8 @@ def _crawl(role, users, trial):
                 continue
             group = [(mapping[v], status, len(text)) for _, v, status, text in rows if v in mapping]
             if len({(s, n) for _, s, n in group}) > 1:
-                problems.append(f"{role} /{shape}: responses differ by arm {sorted(group)}")
+                texts = [text for _, v, _, text in rows if v in mapping]
+                problems.append(f"{role} /{shape}: responses differ by arm {sorted(group)}: {_first_difference(texts)}")
         # a refusal must not depend on whether the id exists (403 for one means 403 for all)
         statuses = {v: status for _, v, status, _ in rows if v is not None}
         if 403 in statuses.values() and len(set(statuses.values())) > 1:
