@@ -1,5 +1,5 @@
 """Causality 'not applicable (not yet done)' is refused once the procedure is recorded and the
-event began on or after it (X-6.5, X-7.4): service, page and API name the field."""
+event began on or after it (X-6.5): service, page and API name the field."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _lipo_today(users, p):
                               fat_volume_ml="150", observation_hours="4", anaesthesia="local")
 
 
-@pytest.mark.req("X-6.5", "X-7.4")
+@pytest.mark.req("X-6.5")
 def test_not_yet_done_is_allowed_before_the_procedure_and_refused_after(users, make_participant):
     p = testing.randomised(users, make_participant, 1)[0]
     inv = users["investigator"]
@@ -63,7 +63,7 @@ def test_not_yet_done_is_allowed_before_the_procedure_and_refused_after(users, m
     assert before.causality_liposuction == "not_applicable"
 
 
-@pytest.mark.req("X-6.5", "X-7.4")
+@pytest.mark.req("X-6.5")
 def test_after_transplantation_injection_and_product_need_a_judgement(users, make_participant, monkeypatch):
     p = testing.randomised(users, make_participant, 1)[0]
     testing.liposuction_days_ago(monkeypatch, 21)
@@ -81,7 +81,7 @@ def test_after_transplantation_injection_and_product_need_a_judgement(users, mak
     assert ae.causality_product == "unlikely"
 
 
-@pytest.mark.req("X-6.5", "X-7.4")
+@pytest.mark.req("X-6.5")
 def test_page_and_api_name_the_causality_field(users, make_participant):
     from annulus.accounts.services import issue_token
 

@@ -1,4 +1,4 @@
-"""No clinical answer is pre-selected anywhere (X-7.4, X-6.5): every form class of the project, every
+"""No clinical answer is pre-selected anywhere: every form class of the project, every
 eCRF form of the protocol and the pages that show a new record start with empty choices (an
 empty first option, nothing selected or checked) and no pre-filled number; the person answering
 must choose."""
@@ -118,7 +118,6 @@ def _kwargs(cls, protocol) -> list[dict]:
     return [{}]
 
 
-@pytest.mark.req("X-7.4")
 def test_every_form_class_starts_with_no_answer_chosen(protocol_version):
     from annulus.trial.selectors import active_protocol
 
@@ -145,7 +144,6 @@ def test_every_form_class_starts_with_no_answer_chosen(protocol_version):
     assert checked_choice_fields > 100  # every eCRF item is among them
 
 
-@pytest.mark.req("X-7.4")
 def test_no_ecrf_item_of_the_protocol_carries_an_answer():
     protocol = load_protocol(default_protocol_path())
     specs = []
@@ -179,7 +177,6 @@ def _get(client, url):
     return r.content.decode()
 
 
-@pytest.mark.req("X-7.4")
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
 def test_pages_that_start_a_record_choose_nothing(users, make_participant, randomised_participant, client_for,
                                                   language):
@@ -221,7 +218,6 @@ def test_pages_that_start_a_record_choose_nothing(users, make_participant, rando
     assert AdverseEvent.objects.count() == 1
 
 
-@pytest.mark.req("X-7.4")
 def test_ae_form_left_empty_names_every_clinical_choice(users, randomised_participant, client_for):
     from django.test import Client
 
@@ -241,7 +237,6 @@ def test_ae_form_left_empty_names_every_clinical_choice(users, randomised_partic
     assert not AdverseEvent.objects.exists()
 
 
-@pytest.mark.req("X-7.4")
 def test_the_api_assumes_no_seriousness(users, randomised_participant):
     """An adverse event sent without 'serious' is refused naming the field, not saved as non-serious."""
     import json
@@ -266,7 +261,6 @@ def test_the_api_assumes_no_seriousness(users, randomised_participant):
     assert r.status_code == 201, r.content
 
 
-@pytest.mark.req("X-7.4")
 def test_the_api_assumes_no_anaesthesia_and_no_call_outcome(users, randomised_participant):
     import json
 
