@@ -30,3 +30,10 @@ def test_states_and_steps_in_the_page_language(users, language):
         assert step in html, step
     if language == "zh-hans":
         assert "recruiting" not in html and "database lock signed" not in html and "analysis signed off" not in html
+
+
+@pytest.mark.parametrize("language,state", [("en", "recruiting"), ("zh-hans", "招募中")])
+def test_dashboard_names_the_trial_state_in_the_page_language(users, make_participant, client_for, language, state):
+    make_participant("enrolled")  # the first enrolment opens recruitment
+    html = client_for("coordinator").get("/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    assert f'<span class="status">{state}</span>' in html

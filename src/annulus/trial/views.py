@@ -5,13 +5,14 @@ from django.utils.translation import get_language
 from annulus.accounts.permissions import has
 
 from .extensions import dashboard_panels
+from .models import TrialState
 from .selectors import active_protocol, active_version, trial_state
 
 
 def dashboard(request):
     panels = sorted(dashboard_panels(request), key=lambda p: p.get("order", 100))
     pv = active_version()
-    return render(request, "trial/dashboard.html", {"panels": panels, "pv": pv, "state": trial_state()})
+    return render(request, "trial/dashboard.html", {"panels": panels, "pv": pv, "state": dict(TrialState.STATES).get(trial_state(), trial_state())})
 
 
 def protocol_page(request):
