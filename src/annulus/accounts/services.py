@@ -27,31 +27,40 @@ def needs_cosignature(role: str, is_pi: bool) -> bool:
     return role in unblinded_roles() or role in roles_with("unblinding.emergency") or bool(is_pi)
 
 
+def second_signer(actor, username: str, password: str, *, candidates, field: str, refused: str,
+                  same_person: str, what: str):
+    """The second person who signs ``actor``'s step: an account among ``candidates`` (a queryset of
+    active users who may sign), other than the actor, with their password. An unknown name takes as
+    long as a real check, so the answer tells nothing; a wrong password counts towards that account's
+    lockout and is audited (``what`` names the signature); a locked account cannot sign. Nothing else
+    is written here: callers check it outside their transaction, so the failed attempt is kept."""
+    from .backends import is_locked, record_failed_login
+
+    signer = candidates.filter(username=username, is_active=True).first()
+    if signer is None:
+        make_password(str(password or ""))
+        raise RuleViolation(field, refused)
+    if is_locked(signer.username):
+        raise RuleViolation(field, "is locked after repeated failed password checks; try again later")
+    if not signer.check_password(str(password or "")):
+        record_failed_login(signer.username, password, "", what=what)
+        raise RuleViolation(field, refused)
+    if signer.pk == getattr(actor, "pk", None):
+        raise RuleViolation(field, same_person)
+    return signer
+
+
 def _cosigner(actor, username: str, password: str, *,
               needed: str = "this account needs a principal investigator's co-signature (their user name and password)",
               other_than: str = "the user creating the account"):
     """The principal investigator who co-signs ``actor``'s step: an active PI other than the actor,
-    with their password. A wrong password counts towards the PI's lockout and is audited; nothing
-    else is written here (callers check it outside their transaction, so the attempt is kept)."""
+    with their password (``second_signer``)."""
     if not username:
         raise RuleViolation("cosigner_username", needed)
-    from .backends import is_locked, record_failed_login
-
-    User = get_user_model()
-    pi = User.objects.filter(username=username, is_active=True, membership__is_principal_investigator=True).first()
-    refused = RuleViolation("cosigner_username", "is not an active principal investigator with that password")
-    if pi is None:
-        make_password(str(password or ""))  # the same time as a real check: the answer tells nothing
-        raise refused
-    if is_locked(pi.username):
-        raise RuleViolation("cosigner_username", "is locked after repeated failed password checks; try again later")
-    if not pi.check_password(str(password or "")):
-        # a wrong co-signature counts towards the PI's lockout like a failed login, and is audited
-        record_failed_login(pi.username, password, "", what="co-signature")
-        raise refused
-    if pi.pk == getattr(actor, "pk", None):
-        raise RuleViolation("cosigner_username", f"must be someone other than {other_than}")
-    return pi
+    return second_signer(actor, username, password,
+                         candidates=get_user_model().objects.filter(membership__is_principal_investigator=True),
+                         field="cosigner_username", refused="is not an active principal investigator with that password",
+                         same_person=f"must be someone other than {other_than}", what="co-signature")
 
 
 def create_user(*, actor, username: str, password: str, role: str, known_roles: set[str], email: str = "",
@@ -102,10 +111,10 @@ class Signature:
         self.meaning = meaning
 
 
-def sign(*, user, password, meaning: str) -> Signature:
+def sign(*, user, password, meaning: str, what: str = "signature") -> Signature:
     """Check the password a user re-enters to sign. A wrong password counts towards the
-    account's lockout and is audited, like a failed login; a locked account cannot sign.
-    Call it outside any enclosing transaction, or the failed attempt is rolled back with it."""
+    account's lockout and is audited, like a failed login (``what`` names the step in that event);
+    a locked account cannot sign. Every re-entered password of the product goes through here. Call it outside any enclosing transaction, or the failed attempt is rolled back with it."""
     from .backends import is_locked, record_failed_login
 
     if not getattr(user, "pk", None):
@@ -115,7 +124,7 @@ def sign(*, user, password, meaning: str) -> Signature:
     if is_locked(user.username):
         raise RuleViolation("password", "your account is locked after repeated failed password checks; try again later")
     if not user.check_password(str(password)):
-        record_failed_login(user.username, password, "", what="signature")
+        record_failed_login(user.username, password, "", what=what)
         raise RuleViolation("password", "is not correct")
     return Signature(user, meaning)
 

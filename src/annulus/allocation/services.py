@@ -21,6 +21,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annulus.accounts.permissions import role_of
+from annulus.accounts.services import sign
 from annulus.audit import services as audit
 from annulus.checks import clean_moment
 from annulus.checks import clean_text as _text
@@ -58,12 +59,10 @@ def _when(field: str, value: datetime | None) -> datetime:
     return timezone.now() if value is None else clean_moment(field, value)
 
 
-def _reauthenticate(user, password) -> None:
-    """The signature of a blind-breaking step: the user types their password again."""
-    if not password:
-        raise RuleViolation("password", "is required to sign this step")
-    if not user.check_password(str(password)):
-        raise RuleViolation("password", "is not correct")
+def _reauthenticate(user, password, meaning: str) -> None:
+    """The signature of a blind-breaking step: the user types their password again (a wrong one
+    counts towards the lockout, as at every signature)."""
+    sign(user=user, password=password, meaning=meaning)
 
 
 def current_list() -> AllocationList | None:
@@ -304,31 +303,20 @@ def quarantined_lot(envelope_id: int, lot_number: str) -> ProductRelease | None:
 
 def _qa_signer(actor, username: str, password: str):
     """The second person who signs a quarantined lot's new release record (QA): another active
-    account of the pharmacy role (the level-2 key holder's role), with their password. A wrong
-    password counts towards that account's lockout and is audited, like a failed login; called
-    outside any transaction so that the attempt is kept."""
-    from django.contrib.auth.hashers import make_password
-
-    from annulus.accounts.backends import is_locked, record_failed_login
+    account of the pharmacy role (the level-2 key holder's role), with their password
+    (``accounts.services.second_signer``: a wrong password counts towards that account's lockout)."""
+    from annulus.accounts.services import second_signer
 
     if not username:
         raise RuleViolation("qa_username", "the lot failed release and is quarantined: a second pharmacist (QA) "
                                            "signs its new release record with their user name and password, "
                                            "or record a new lot")
     role = active_protocol().randomisation.level2_key_holder
-    signer = get_user_model().objects.filter(username=username, is_active=True, membership__role=role).first()
-    refused = RuleViolation("qa_username", f"is not an active {role} account with that password")
-    if signer is None:
-        make_password(str(password or ""))  # the same time as a real check: the answer tells nothing
-        raise refused
-    if is_locked(signer.username):
-        raise RuleViolation("qa_username", "is locked after repeated failed password checks; try again later")
-    if not signer.check_password(str(password or "")):
-        record_failed_login(signer.username, password, "", what="release QA signature")
-        raise refused
-    if signer.pk == getattr(actor, "pk", None):
-        raise RuleViolation("qa_username", "must be a second person, not the pharmacist recording the release")
-    return signer
+    return second_signer(actor, username, password,
+                         candidates=get_user_model().objects.filter(membership__role=role),
+                         field="qa_username", refused=f"is not an active {role} account with that password",
+                         same_person="must be a second person, not the pharmacist recording the release",
+                         what="release QA signature")
 
 
 def record_release(*, actor, envelope_id: int, lot_number: str, tested_on: date, results: dict,
@@ -522,19 +510,10 @@ def principal_investigators():
 
 
 def _emergency_password(user, password) -> None:
-    """The investigator's password, re-entered to unblind. A wrong one counts towards the
-    account's lockout and is audited, like a failed login; a locked account cannot unblind.
-    Called outside any transaction so that the failed attempt is kept."""
-    from annulus.accounts.backends import is_locked, record_failed_login
-
-    if not password:
-        raise RuleViolation("password", "is required to sign this step")
-    if is_locked(user.username):
-        raise RuleViolation("password", "your account is locked after repeated failed password checks; "
-                                        "try again later")
-    if not user.check_password(str(password)):
-        record_failed_login(user.username, password, "", what="emergency unblinding")
-        raise RuleViolation("password", "is not correct")
+    """The investigator's password, re-entered to unblind (``accounts.services.sign``: a wrong one
+    counts towards the lockout and is audited; a locked account cannot unblind). Called outside any
+    transaction so that the failed attempt is kept."""
+    sign(user=user, password=password, meaning="emergency unblinding", what="emergency unblinding")
 
 
 def _unblindable(participant_id: int, *, lock: bool = False) -> tuple[Participant, Envelope]:
@@ -681,7 +660,7 @@ def sign_lock(*, actor, password: str, statement: str) -> UnblindingStep:
     else:
         raise NotPermitted("unblinding.lock")
     statement = _text("statement", statement, min_len=10)
-    _reauthenticate(actor, password)
+    _reauthenticate(actor, password, "database lock signed")
     with transaction.atomic():
         if _state() not in OPEN_STATES:
             raise RuleViolation("state", "the database is already locked")
@@ -704,7 +683,7 @@ def release_level1(*, actor, password: str, statement: str) -> UnblindingStep:
     if role_of(actor) != active_protocol().randomisation.level1_key_holder:
         raise NotPermitted("unblinding.level1_release")
     statement = _text("statement", statement, min_len=10)
-    _reauthenticate(actor, password)
+    _reauthenticate(actor, password, "first-level unblinding released")
     with transaction.atomic():
         if _state() != "locked":
             raise RuleViolation("state", "first-level unblinding needs a locked database")
@@ -717,7 +696,7 @@ def sign_off_analysis(*, actor, password: str, statement: str) -> UnblindingStep
     if role_of(actor) != "statistician":
         raise NotPermitted("unblinding.signoff")
     statement = _text("statement", statement, min_len=10)
-    _reauthenticate(actor, password)
+    _reauthenticate(actor, password, "analysis signed off")
     with transaction.atomic():
         if _state() != "unblinded_1":
             raise RuleViolation("state", "the analysis is signed off after first-level unblinding")
@@ -731,7 +710,7 @@ def release_level2(*, actor, password: str, statement: str) -> UnblindingStep:
     if role_of(actor) != active_protocol().randomisation.level2_key_holder:
         raise NotPermitted("unblinding.level2_release")
     statement = _text("statement", statement, min_len=10)
-    _reauthenticate(actor, password)
+    _reauthenticate(actor, password, "second-level unblinding released")
     with transaction.atomic():
         if _state() != "unblinded_1":
             raise RuleViolation("state", "second-level unblinding needs first-level unblinding first")
