@@ -687,12 +687,14 @@ def open_ae_task(*, actor, participant_id: int, key: str, source: str, descripti
     return task
 
 
-def _open_task(task_id, participant_id: int) -> AeTask:
+def _open_task(task_id, participant_id: int | None = None) -> AeTask:
+    """The task, locked, if it is still open (and, when ``participant_id`` is given, that
+    participant's)."""
     try:
         task = AeTask.objects.select_for_update().get(pk=int(task_id))
     except (AeTask.DoesNotExist, TypeError, ValueError):
         raise RuleViolation("task_id", "no such adverse-event task") from None
-    if task.participant_id != participant_id:
+    if participant_id is not None and task.participant_id != participant_id:
         raise RuleViolation("task_id", "the task belongs to another participant")
     if task.closed_at is not None:
         raise RuleViolation("task_id", f"the task is already closed ({task.state})")
@@ -715,11 +717,7 @@ def link_ae_task(*, actor, task_id: int, adverse_event_id: int) -> AeTask:
     """Close a task with an adverse event already recorded for the same participant."""
     with transaction.atomic():
         assert_writable("adverse-event task")
-        try:
-            task = AeTask.objects.select_for_update().get(pk=int(task_id))
-        except (AeTask.DoesNotExist, TypeError, ValueError):
-            raise RuleViolation("task_id", "no such adverse-event task") from None
-        task = _open_task(task.pk, task.participant_id)
+        task = _open_task(task_id)
         ae = AdverseEvent.objects.filter(pk=adverse_event_id, participant_id=task.participant_id).first() \
             if str(adverse_event_id or "").isdigit() else None
         if ae is None:
@@ -732,9 +730,5 @@ def dismiss_ae_task(*, actor, task_id: int, reason: str) -> AeTask:
     reason = _text("reason", reason, min_len=10)
     with transaction.atomic():
         assert_writable("adverse-event task")
-        try:
-            task = AeTask.objects.select_for_update().get(pk=int(task_id))
-        except (AeTask.DoesNotExist, TypeError, ValueError):
-            raise RuleViolation("task_id", "no such adverse-event task") from None
-        task = _open_task(task.pk, task.participant_id)
+        task = _open_task(task_id)
         return _close_task(actor, task, reason=reason)
