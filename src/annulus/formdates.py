@@ -1,5 +1,6 @@
 """Form fields for every date and date-time a page asks for: Django's fields plus the plausibility
-rule of ``annulus.dates`` (1900-01-01 to 2100-12-31, convertible to UTC). A value outside it is a
+rule of ``annulus.dates`` (1900-01-01 to 2100-12-31, convertible to UTC), shown by the ISO widgets
+of ``annulus.widgets``. A value outside it is a
 form error on its field, never a server error when it is stored or compared."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from annulus import dates
+from annulus.widgets import DateInput, DateTimeInput
 
 MESSAGE = _("Enter a date between %(earliest)s and %(latest)s.")
 
@@ -19,6 +21,8 @@ def _refuse():
 
 
 class DateField(forms.DateField):
+    widget = DateInput  # ISO in every language
+
     def to_python(self, value):
         value = super().to_python(value)
         if value is not None and dates.problem(value):
@@ -27,6 +31,8 @@ class DateField(forms.DateField):
 
 
 class DateTimeField(forms.DateTimeField):
+    widget = DateTimeInput
+
     def to_python(self, value):
         try:
             value = super().to_python(value)

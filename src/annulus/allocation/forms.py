@@ -2,10 +2,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annulus.notation import scientific
-
 from annulus.formdates import DateField, DateTimeField
-from annulus.widgets import DateInput, DateTimeInput
+from annulus.notation import scientific
 
 
 class GenerateForm(forms.Form):
@@ -43,8 +41,7 @@ class EmergencyForm(forms.Form):
 
 
 class TransplantForm(forms.Form):
-    transplanted_at = DateTimeField(label=_("Injected at"),
-                                          widget=DateTimeInput())
+    transplanted_at = DateTimeField(label=_("Injected at"))
     drug_code = forms.CharField(label=_("Drug code (scan or type from the sachet)"), max_length=20, required=False,
                                 widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}))
     disc_level = forms.CharField(label=_("Disc level"), max_length=10)
@@ -72,7 +69,7 @@ class ReleaseForm(forms.Form):
     """Built from protocol.product.release_criteria; the service does the real checking."""
 
     lot_number = forms.CharField(label=_("ADMSC lot number"), max_length=40)
-    tested_on = DateField(label=_("Tested on"), widget=DateInput())
+    tested_on = DateField(label=_("Tested on"))
 
     def __init__(self, *args, criteria=(), language="en", quarantine=False, **kwargs):
         super().__init__(*args, **kwargs)

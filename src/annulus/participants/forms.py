@@ -3,9 +3,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from annulus.choices import value_label, with_blank
-from annulus.labels import with_unit
 from annulus.formdates import DateField, DateTimeField
-from annulus.widgets import DateInput, DateTimeInput
+from annulus.labels import with_unit
 
 from .models import SOURCE_LABELS, Withdrawal
 
@@ -16,7 +15,7 @@ class PrescreenForm(forms.Form):
     sex = forms.ChoiceField(label=_("Sex"), choices=with_blank([("F", _("female")), ("M", _("male"))]))
     phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
     recruitment_source = forms.ChoiceField(label=_("Recruitment source"))
-    prescreened_on = DateField(label=_("Pre-screening date"), widget=DateInput())
+    prescreened_on = DateField(label=_("Pre-screening date"))
 
     def __init__(self, *args, sources=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -26,7 +25,7 @@ class PrescreenForm(forms.Form):
 
 class ConsentForm(forms.Form):
     consent_version = forms.CharField(label=_("Consent form version"), max_length=40)
-    consented_at = DateTimeField(label=_("Signed at"), widget=DateTimeInput())
+    consented_at = DateTimeField(label=_("Signed at"))
     taken_by = forms.ModelChoiceField(label=_("Consent taken by"), queryset=None)
 
     def __init__(self, *args, staff=None, icf_versions=None, **kwargs):
@@ -48,7 +47,7 @@ YES_NO = [("", "—"), ("true", _("yes")), ("false", _("no"))]
 class EvidenceForm(forms.Form):
     """Built from the protocol's evidence fields; the service does the real checking."""
 
-    collected_on = DateField(label=_("Collected on"), widget=DateInput())
+    collected_on = DateField(label=_("Collected on"))
     reason = forms.CharField(label=_("Reason for change (required when correcting a value)"), required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -61,7 +60,7 @@ class EvidenceForm(forms.Form):
             label = spec.label.get(language)
             label = with_unit(label, spec.unit, language)  # "VAS pain (0-100 mm)" already names its unit
             if spec.type == "date":
-                f = DateField(label=label, required=False, widget=DateInput())
+                f = DateField(label=label, required=False)
             elif spec.type in ("integer", "decimal"):
                 attrs = {"step": "1" if spec.type == "integer" else "any"}
                 if spec.min is not None:
@@ -92,7 +91,7 @@ class EvidenceForm(forms.Form):
 
 
 class WithdrawForm(forms.Form):
-    withdrawn_on = DateField(label=_("Withdrawal date"), widget=DateInput())
+    withdrawn_on = DateField(label=_("Withdrawal date"))
     category = forms.ChoiceField(label=_("Reason category"), choices=with_blank(Withdrawal.CATEGORIES))
     details = forms.CharField(label=_("Reason and observations"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 

@@ -4,7 +4,6 @@ from django.utils.translation import gettext_lazy as _
 
 from annulus.choices import with_blank
 from annulus.formdates import DateField, DateTimeField
-from annulus.widgets import DateInput, DateTimeInput
 
 from .models import ACTIONS, CAUSALITY, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, DsmbRecommendation
 
@@ -17,15 +16,14 @@ class AdverseEventForm(forms.Form):
                                      help_text=_("8 digits; coded from the licensed dictionary"))
     meddra_version = forms.CharField(label=_("MedDRA version"), max_length=10, required=False)
     description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    onset_at = DateTimeField(label=_("Onset"), widget=DateTimeInput())
-    end_at = DateTimeField(label=_("End (resolution or death)"), required=False, widget=DateTimeInput())
+    onset_at = DateTimeField(label=_("Onset"))
+    end_at = DateTimeField(label=_("End (resolution or death)"), required=False)
     serious = forms.TypedChoiceField(label=_("Serious (ICH E2A)"), coerce=lambda v: v == "yes",
                                      choices=with_blank([("no", _("no")), ("yes", _("yes"))]))
     serious_criteria = forms.MultipleChoiceField(label=_("Seriousness criteria"), required=False,
                                                  choices=SERIOUS_CRITERIA, widget=forms.CheckboxSelectMultiple)
     first_knowledge_at = DateTimeField(label=_("First knowledge of the serious event"), required=False,
-                                             widget=DateTimeInput(),
-                                             help_text=_("Starts the reporting clocks (12 h / 24 h or 2nd working day)"))
+                                       help_text=_("Starts the reporting clocks (12 h / 24 h or 2nd working day)"))
     grade = forms.TypedChoiceField(label=_("Severity grade (CTCAE)"), coerce=int, choices=with_blank(GRADES),
                                    empty_value=None)
     causality_liposuction = forms.ChoiceField(label=_("Causality: liposuction"), choices=with_blank(CAUSALITY))
@@ -59,7 +57,7 @@ class TaskDismissForm(forms.Form):
 
 
 class SentForm(forms.Form):
-    sent_at = DateTimeField(label=_("Sent at"), widget=DateTimeInput())
+    sent_at = DateTimeField(label=_("Sent at"))
     sent_to = forms.CharField(label=_("Sent to (person)"), max_length=120)
     method = forms.ChoiceField(label=_("Method"), choices=with_blank([
         ("e-mail", _("e-mail")), ("fax", _("fax")), ("by hand", _("by hand")),
@@ -71,12 +69,12 @@ class SentForm(forms.Form):
 
 
 class AckForm(forms.Form):
-    acknowledged_at = DateTimeField(label=_("Acknowledged at"), widget=DateTimeInput())
+    acknowledged_at = DateTimeField(label=_("Acknowledged at"))
     acknowledged_by = forms.CharField(label=_("Acknowledged by (person)"), max_length=120)
 
 
 class SafetyWithdrawForm(forms.Form):
-    withdrawn_on = DateField(label=_("Withdrawal date"), widget=DateInput())
+    withdrawn_on = DateField(label=_("Withdrawal date"))
     details = forms.CharField(label=_("Reason and observations"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
     def __init__(self, *args, **kwargs):
@@ -85,7 +83,7 @@ class SafetyWithdrawForm(forms.Form):
 
 
 class GenerateForm(forms.Form):
-    as_of = DateField(label=_("Data cut-off"), widget=DateInput())
+    as_of = DateField(label=_("Data cut-off"))
     kind = forms.ChoiceField(label=_("Report"), choices=with_blank([("open", _("open (pooled)")),
                                                                     ("closed", _("closed (by arm)"))]))
 
@@ -97,8 +95,8 @@ class GenerateForm(forms.Form):
 
 
 class RecommendationForm(forms.Form):
-    meeting_on = DateField(label=_("Meeting date"), widget=DateInput())
-    as_of = DateField(label=_("Data cut-off reviewed"), required=False, widget=DateInput())
+    meeting_on = DateField(label=_("Meeting date"))
+    as_of = DateField(label=_("Data cut-off reviewed"), required=False)
     decision = forms.ChoiceField(label=_("Recommendation"), choices=with_blank(DsmbRecommendation.DECISIONS))
     summary = forms.CharField(label=_("Recommendation to the investigators (open)"), widget=forms.Textarea(attrs={"rows": 4}))
     closed_notes = forms.CharField(label=_("Closed-session notes (DSMB only)"), required=False,

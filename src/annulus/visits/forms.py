@@ -5,15 +5,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from annulus.choices import with_blank
-from annulus.labels import with_unit
 from annulus.formdates import DateField, DateTimeField
-from annulus.widgets import DateInput, DateTimeInput
+from annulus.labels import with_unit
 
 from .models import Liposuction, ReminderCall
 
 
 class LiposuctionForm(forms.Form):
-    performed_on = DateField(label=_("Liposuction date (day 0)"), widget=DateInput())
+    performed_on = DateField(label=_("Liposuction date (day 0)"))
     fat_volume_ml = forms.CharField(label=_("Subcutaneous fat harvested (mL, protocol: 150)"),
                                     widget=forms.NumberInput(attrs={"step": "any"}))
     anaesthesia = forms.ChoiceField(label=_("Anaesthesia"), choices=with_blank(Liposuction.ANAESTHESIA))
@@ -30,17 +29,17 @@ class LiposuctionForm(forms.Form):
 
 
 class OpenVisitForm(forms.Form):
-    visit_date = DateField(label=_("Visit date"), widget=DateInput())
+    visit_date = DateField(label=_("Visit date"))
 
 
 class CorrectDateForm(forms.Form):
-    visit_date = DateField(label=_("Correct visit date"), widget=DateInput())
+    visit_date = DateField(label=_("Correct visit date"))
     reason = forms.CharField(label=_("Reason for the correction"), max_length=2000,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class BookForm(forms.Form):
-    on = DateField(label=_("Book the visit for"), widget=DateInput())
+    on = DateField(label=_("Book the visit for"))
 
 
 class MissedForm(forms.Form):
@@ -48,7 +47,7 @@ class MissedForm(forms.Form):
 
 
 class UnscheduledForm(forms.Form):
-    visit_date = DateField(label=_("Visit date"), widget=DateInput())
+    visit_date = DateField(label=_("Visit date"))
     reason = forms.CharField(label=_("Reason for the unscheduled visit"), max_length=2000,
                              widget=forms.Textarea(attrs={"rows": 2}))
     forms = forms.MultipleChoiceField(label=_("Forms to collect"), widget=forms.CheckboxSelectMultiple)
@@ -78,8 +77,7 @@ class StatementRadios(forms.RadioSelect):
 class CrfForm(forms.Form):
     """Built from the form's item list (crf.FormSpec); labels in the page's language."""
 
-    collected_at = DateTimeField(label=_("Collected at"), required=False,
-                                       widget=DateTimeInput())
+    collected_at = DateTimeField(label=_("Collected at"), required=False)
     reason = forms.CharField(label=_("Reason for change (required once the form is complete)"), required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -131,5 +129,4 @@ class CrfForm(forms.Form):
 class VisitEntryForm(forms.Form):
     """The fields shared by every form of the visit entry page."""
 
-    collected_at = DateTimeField(label=_("Collected at"), required=False,
-                                       widget=DateTimeInput())
+    collected_at = DateTimeField(label=_("Collected at"), required=False)
