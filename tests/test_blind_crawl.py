@@ -13,12 +13,12 @@ from collections import defaultdict
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from annulus.allocation import selectors, services, testing
 from annulus.allocation.models import Envelope
 from annulus.trial.selectors import active_protocol
 from tests.conftest import TEST_PASSWORD
+from tests.routes import url_routes
 
 BLINDED = ["investigator", "coordinator", "statistician", "monitor", "auditor", "ethics", "admin"]
 ARM_IDS = ("high", "mid", "low", "control")
@@ -37,14 +37,6 @@ STRINGS = {
     "key": ["baseline", "transplant"],
     "form_id": ["vas", "transplant"],
 }
-
-
-def _patterns(patterns, prefix=""):
-    for p in patterns:
-        if isinstance(p, URLResolver):
-            yield from _patterns(p.url_patterns, prefix + str(p.pattern))
-        elif isinstance(p, URLPattern):
-            yield prefix + str(p.pattern)
 
 
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>|\{(\w+)\}")
@@ -182,7 +174,7 @@ def _crawl(role, users, trial):
             problems.append(f"{role} GET /{path} [{resp.status_code}]: reveals {leak!r}")
         responses[shape].append((route, value, resp.status_code, _normalise(text)))
 
-    routes = [r for r in _patterns(get_resolver().url_patterns) if r not in SKIP and not r.startswith("api/v1/")]
+    routes = [r for r in url_routes() if r not in SKIP and not r.startswith("api/v1/")]
     for route in routes:
         if "(?P<" in route or "^" in route:
             continue

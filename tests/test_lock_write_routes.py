@@ -28,7 +28,6 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from annulus.allocation import services as alloc
@@ -39,6 +38,7 @@ from annulus.trial.models import TrialState
 from tests.conftest import TEST_PASSWORD
 
 from .lock_support import audit_head, row_counts, sign_lock
+from .routes import url_routes
 from .test_visits_support import GOOD, aware
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -432,17 +432,9 @@ API_ALLOWED = {
 
 # ---- enumerating the routes ----------------------------------------------------------------------
 
-def _patterns(patterns, prefix=""):
-    for p in patterns:
-        if isinstance(p, URLResolver):
-            yield from _patterns(p.url_patterns, prefix + str(p.pattern))
-        elif isinstance(p, URLPattern):
-            yield prefix + str(p.pattern)
-
-
 def page_routes() -> set[str]:
     """Every page route of the site (the API's own routes are covered by the OpenAPI document)."""
-    return {r for r in _patterns(get_resolver().url_patterns) if not r.startswith("api/v1/")}
+    return {r for r in url_routes() if not r.startswith("api/v1/")}
 
 
 def api_write_operations(client) -> set[tuple[str, str]]:
