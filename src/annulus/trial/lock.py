@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 from annulus.errors import RuleViolation
 
 from .models import TrialState
+from .selectors import trial_state
 
 OPEN_STATES = ("setup", "recruiting")
 
@@ -81,8 +82,7 @@ def assert_writable(what: str, *, exclusive: bool = False) -> TrialState:
 
 def is_locked() -> bool:
     """For pages: whether the database is locked (no row lock; writes check with the guard)."""
-    state = TrialState.objects.filter(id=1).values_list("state", flat=True).first()
-    return state is not None and state not in OPEN_STATES
+    return trial_state() not in OPEN_STATES
 
 
 def locked_at():
