@@ -14,9 +14,9 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from django.db import transaction
 from django.test import Client
-from django.urls import get_resolver
 
-from .test_blind_crawl import MISSING, SKIP, STRINGS, _fill, _patterns, trial  # noqa: F401
+from .routes import url_routes
+from .test_blind_crawl import MISSING, SKIP, STRINGS, _fill, trial  # noqa: F401
 
 # the user's own session and account: allowed on every page
 OWN = ("/accounts/logout/", "/i18n/setlang/", "/notifications/", "/accounts/password/", "/accounts/tokens/")
@@ -79,7 +79,7 @@ def _pages(role, users, trial):  # noqa: F811
     reps = trial["reps"]
     ints = sorted({p.pk for p, _ in reps.values()} | {e.pk for _, e in reps.values()}
                   | {trial["sealed"].pk, trial["record"].pk, MISSING})
-    routes = [r for r in _patterns(get_resolver().url_patterns) if r not in SKIP and not r.startswith("api/")]
+    routes = [r for r in url_routes() if r not in SKIP and not r.startswith("api/")]
     for route in routes:
         if "(?P<" in route or "^" in route or route.endswith(("pdf/", ".pdf", "csv", "sha256")):
             continue
