@@ -14,7 +14,7 @@ from annulus.errors import RuleViolation
 from .conftest import TEST_PASSWORD
 
 NEW_PASSWORD = "Fresh-Account-2026!"
-ROLES = {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb",
+ROLES = {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "data_manager", "auditor", "dsmb",
          "ethics", "admin"}
 
 

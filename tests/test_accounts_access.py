@@ -205,13 +205,13 @@ def test_password_change_page_refuses_a_weak_password(client_for, users):
 
 # ---- each role sees only what it must ------------------------------------------------------
 
-ROLES = ["investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb",
+ROLES = ["investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "data_manager", "auditor", "dsmb",
          "ethics", "admin"]
 ALL = set(ROLES)
-VIEWERS = {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb"}  # trial data during collection
+VIEWERS = {"investigator", "coordinator", "monitor", "data_manager", "auditor", "ethics", "dsmb"}  # trial data during collection
 EDITORS = {"investigator", "coordinator"}
 # a participant's audit trail shows clinical values: audit roles that also see trial data
-AUDIT = {"investigator", "coordinator", "monitor", "auditor"}
+AUDIT = {"investigator", "coordinator", "monitor", "data_manager", "auditor"}
 
 # (method, path, roles that get 200; everyone else gets 403)
 PAGES = [

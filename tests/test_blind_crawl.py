@@ -20,7 +20,7 @@ from annulus.trial.selectors import active_protocol
 from tests.conftest import TEST_PASSWORD
 from tests.routes import url_routes
 
-BLINDED = ["investigator", "coordinator", "statistician", "monitor", "auditor", "ethics", "admin"]
+BLINDED = ["investigator", "coordinator", "statistician", "monitor", "data_manager", "auditor", "ethics", "admin"]
 ARM_IDS = ("high", "mid", "low", "control")
 MISSING = 987654
 # never requested: they change the session rather than show anything

@@ -14,7 +14,7 @@ from annulus.safety import services
 from annulus.safety.models import AdverseEvent, DsmbReport
 
 pytestmark = pytest.mark.django_db
-BLINDED = ["investigator", "coordinator", "statistician", "monitor", "auditor", "ethics", "admin", "pharmacist"]
+BLINDED = ["investigator", "coordinator", "statistician", "monitor", "data_manager", "auditor", "ethics", "admin", "pharmacist"]
 ARM_WORDS = ["High dose", "Mid dose", "Low dose", "Placebo", "20x10^6", "normal saline", "Not yet allocated"]
 
 

@@ -16,7 +16,7 @@ from annulus.participants.models import Participant
 
 from .test_participants_bad_input import counts
 
-ROLES = ["investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb",
+ROLES = ["investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "data_manager", "auditor", "dsmb",
          "ethics", "admin"]
 NASTY = "<script>alert('x')</script>'; DROP TABLE participants_participant;--"
 

@@ -9,14 +9,15 @@ from annulus.errors import NotPermitted
 
 # capability -> roles that hold it
 CAPABILITIES: dict[str, set[str]] = {
-    "participant.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb"},
+    "participant.view": {"investigator", "coordinator", "monitor", "data_manager", "auditor", "ethics", "dsmb"},
     "participant.edit": {"investigator", "coordinator"},
     "participant.enrol": {"investigator", "coordinator"},
     "participant.withdraw": {"investigator", "coordinator"},
     # the coordinator enters and corrects the data, so sees the history of what was entered
-    "audit.view": {"investigator", "coordinator", "monitor", "auditor", "admin"},
-    "protocol.view": {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "auditor", "dsmb", "ethics", "admin"},
-    "dashboard.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "admin"},
+    "audit.view": {"investigator", "coordinator", "monitor", "data_manager", "auditor", "admin"},
+    "protocol.view": {"investigator", "coordinator", "pharmacist", "designer", "statistician", "monitor", "data_manager", "auditor", "dsmb", "ethics", "admin"},
+    "dashboard.view": {"investigator", "coordinator", "monitor", "data_manager", "auditor", "ethics", "dsmb", "statistician",
+                       "admin"},
     "users.manage": {"admin"},
     "protocol.manage": {"admin"},  # load a protocol amendment (a new version)
 }

@@ -5,7 +5,7 @@ Capabilities only open pages and routes; what a page may reveal about arms is de
 """
 
 SITE = {"investigator", "coordinator"}
-OVERSIGHT = {"monitor", "auditor", "ethics", "dsmb"}
+OVERSIGHT = {"monitor", "data_manager", "auditor", "ethics", "dsmb"}
 
 CAPABILITIES = {
     # site staff open the next envelope; the drug code is all they get

@@ -2,11 +2,11 @@
 
 CAPABILITIES = {
     # adverse-event records, listings and SAE clocks (no allocation data in any of them)
-    "safety.view": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb"},
+    "safety.view": {"investigator", "coordinator", "monitor", "data_manager", "auditor", "ethics", "dsmb"},
     "safety.edit": {"investigator", "coordinator"},
     "safety.report": {"investigator", "coordinator"},
     # the DSMB page: schedule, open (pooled) reports, recommendations
-    "dsmb.open": {"investigator", "coordinator", "monitor", "auditor", "ethics", "dsmb", "statistician", "designer"},
+    "dsmb.open": {"investigator", "coordinator", "monitor", "data_manager", "auditor", "ethics", "dsmb", "statistician", "designer"},
     # data by arm and the threshold alerts (a per-arm alert names an arm)
     # (the DSMB only: a key holder reading them could join its key to the arms)
     "dsmb.closed": {"dsmb"},

@@ -34,6 +34,7 @@ DEMO_USERS = [
     ("designer", "designer", "Liu Yang", False),
     ("statistician", "statistician", "Zhao Min", False),
     ("monitor", "monitor", "Sun Lei", False),
+    ("datamanager", "data_manager", "Gao Yan", False),
     ("auditor", "auditor", "Zhou Hui", False),
     ("dsmb", "dsmb", "Wu Tao", False),
     ("ethics", "ethics", "Xu Ling", False),
