@@ -402,6 +402,31 @@ class ConsentRules(Strict):
         return sorted((v for v in self.icf_versions if v.approved_on <= on), key=lambda v: v.approved_on, reverse=True)
 
 
+# ---- source-data verification -----------------------------------------------------------------
+
+# forms outside the visit schedule that the SDV plan may name: the consent record, the screening
+# evidence and the eligibility decision (visit "screening") and the adverse-event log (visit "")
+SDV_RECORD_FORMS = ("consent", "screening", "eligibility", "adverse_event")
+
+
+class SdvCritical(Strict):
+    """A form verified in full for every participant (or only its named items; the adverse-event
+    log only for serious events when ``serious_only``)."""
+
+    form: str = Field(min_length=1, max_length=40)
+    items: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default_factory=list)
+    serious_only: bool = False
+
+
+class SdvPlan(Strict):
+    """Source-data verification (P-7.1): the critical forms in full, and ``sample_percent`` of
+    every other form drawn per participant, visit and form from a SHA-256 of ``seed``."""
+
+    seed: str = Field(min_length=8, max_length=80)
+    sample_percent: float = Field(ge=0, le=100)
+    critical: list[SdvCritical] = Field(default_factory=list)
+
+
 class Protocol(Strict):
     """A whole protocol version."""
 
@@ -423,6 +448,8 @@ class Protocol(Strict):
     vital_signs: list[VitalLimit]
     roles: list[Role] = Field(min_length=1)
     safety: Safety
+    # optional: a protocol without it has no SDV plan (nothing to verify)
+    sdv: SdvPlan | None = None
     assumptions: list[Text] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -463,6 +490,17 @@ class Protocol(Strict):
                 # a key holder sees labels or treatments: naming a blinded role would unblind it
                 problems.append(f"randomisation.{key}: role '{holder}' is blinded; a key holder must be an "
                                 "unblinded role")
+        if self.sdv is not None:
+            known = {f.id for f in self.schedule.forms} | set(SDV_RECORD_FORMS)
+            seen = set()
+            for i, c in enumerate(self.sdv.critical):
+                if c.form not in known:
+                    problems.append(f"sdv.critical[{i}].form: '{c.form}' is not a declared form")
+                elif c.form in seen:
+                    problems.append(f"sdv.critical[{i}].form: '{c.form}' is listed twice")
+                seen.add(c.form)
+                if c.serious_only and c.form != "adverse_event":
+                    problems.append(f"sdv.critical[{i}].serious_only: only the adverse_event log has serious events")
         if problems:
             raise ValueError("\n".join(problems))
         return self

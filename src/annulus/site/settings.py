@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "annulus.allocation",
     "annulus.visits",
     "annulus.safety",
+    "annulus.monitoring",
 ]
 
 MIDDLEWARE = [
