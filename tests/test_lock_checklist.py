@@ -1,5 +1,6 @@
-"""The database lock waits for open work (P-3.7): draft forms, SAE reports not sent and enrolled
-participants without an end-of-study status are listed before the signature form; each must be
+"""The database lock waits for open work (P-3.7): draft forms, SAE reports not sent (or not
+acknowledged), adverse events without a final outcome and enrolled participants without an
+end-of-study status are listed before the signature form; each must be
 closed or waived by the principal investigator with a reason (a kept, audited record), and each
 lock signature is refused naming the field "checklist" while one is neither."""
 
@@ -96,7 +97,16 @@ def test_closed_work_leaves_the_checklist(open_work, users):
     assert _keys("draft_forms") == []
     for r in w["reports"]:
         ss.record_report_sent(actor=users["investigator"], report_id=r.pk, sent_at=timezone.now(), sent_to="Office")
+    # sent, not yet acknowledged: still open, as another item
+    assert _keys("sae_reports") == [f"sae_report_ack:{r.pk}" for r in w["reports"]]
+    for r in w["reports"]:
+        ss.record_report_acknowledged(actor=users["investigator"], report_id=r.pk, acknowledged_at=timezone.now(),
+                                      acknowledged_by="Ms Receipt")
     assert _keys("sae_reports") == []
+    assert _keys("ae_outcomes") == [f"ae_outcome:{w['ae'].pk}"]
+    ss.update_adverse_event(actor=users["investigator"], adverse_event_id=w["ae"].pk, reason="resolved at follow-up",
+                            outcome="recovered", end_at=timezone.now() - timedelta(minutes=5))
+    assert _keys("ae_outcomes") == []
     ps.withdraw(actor=users["investigator"], participant_id=w["p"].pk, withdrawn_on=timezone.localdate(),
                 category="participant_request", details="Moved away")
     assert _keys("participants") == []
@@ -138,9 +148,9 @@ def _browser(user, language):
 @pytest.mark.req("P-3.7")
 @pytest.mark.parametrize("language,words", [
     ("en", {"title": "Pre-lock checklist", "drafts": "Draft forms (saved but not complete)",
-            "sae": "SAE reports not yet sent", "reason": "Reason for waiving this item", "required": "This field is required.",
+            "sae": "SAE reports not yet sent or not yet acknowledged by the recipient", "reason": "Reason for waiving this item", "required": "This field is required.",
             "blocks": "open items block the lock."}),
-    ("zh-hans", {"title": "锁库前检查清单", "drafts": "草稿表单（已保存但未完成）", "sae": "尚未发送的SAE报告",
+    ("zh-hans", {"title": "锁库前检查清单", "drafts": "草稿表单（已保存但未完成）", "sae": "尚未发送或尚未获接收方确认的SAE报告",
                  "reason": "豁免此项的理由", "required": "这个字段是必填项。", "blocks": "个未关闭项阻止锁库。"}),
 ])
 def test_the_unblinding_page_lists_the_checklist_and_the_pi_waives_there(open_work, users, language, words):

@@ -173,6 +173,41 @@ class StateOut(Schema):
     steps: list[StepOut]
 
 
+class WaiverIn(Schema):
+    item: str = Field("", max_length=200)
+    reason: str = Field("", max_length=4000)
+
+
+class WaiverOut(Schema):
+    item: str
+    group: str
+    label: str
+    reason: str
+    waived_by: str
+    waived_at: datetime
+
+
+class ChecklistItemOut(Schema):
+    key: str
+    label: str
+    link: str
+    waiver: WaiverOut | None = None
+
+
+class ChecklistGroupOut(Schema):
+    group: str
+    title: str
+    open: int
+    items: list[ChecklistItemOut]
+
+
+class ChecklistOut(Schema):
+    state: str
+    blocking: int
+    first_blocking: str | None = None
+    groups: list[ChecklistGroupOut]
+
+
 class LabelRowOut(Schema):
     random_number: str
     group_label: str
@@ -339,6 +374,33 @@ def unblinding_state(request):
     return {"state": trial_state(),
             "steps": [{"kind": s.kind, "user": s.user.username, "at": s.at, "statement": s.statement}
                       for s in selectors.unblinding_steps().values()]}
+
+
+def _waiver_out(w):
+    return {"item": w.item, "group": w.group, "label": w.label, "reason": w.reason,
+            "waived_by": w.waived_by.username, "waived_at": w.waived_at}
+
+
+@router.get("/unblinding/checklist", response=ChecklistOut,
+            summary="The pre-lock checklist: open work per group, each item with its waiver if waived")
+def lock_checklist(request):
+    require(request.user, "unblinding.view")
+    c = selectors.lock_checklist()
+    return {"state": trial_state(), "blocking": len(c["blocking"]),
+            "first_blocking": str(c["blocking"][0]["label"]) if c["blocking"] else None,
+            "groups": [{"group": g["group"], "title": str(g["title"]), "open": g["open"],
+                        "items": [{"key": i["key"], "label": str(i["label"]), "link": i["link"],
+                                   "waiver": _waiver_out(i["waiver"]) if i["waiver"] else None}
+                                  for i in g["items"]]}
+                       for g in c["groups"]]}
+
+
+@router.post("/unblinding/waivers", response={201: WaiverOut},
+             summary="Waive one open item of the pre-lock checklist (principal investigator; reason required)")
+def waive(request, payload: WaiverIn):
+    require(request.user, "unblinding.lock")
+    return Status(201, _waiver_out(services.waive_lock_item(actor=request.user, item=payload.item,
+                                                            reason=payload.reason)))
 
 
 def _step_out(s):

@@ -116,6 +116,6 @@ class ReleaseForm(forms.Form):
 class WaiverForm(forms.Form):
     """The principal investigator waives one open item of the pre-lock checklist."""
 
-    item = forms.CharField(widget=forms.HiddenInput, max_length=60)
+    item = forms.CharField(label=_("Checklist item"), widget=forms.HiddenInput, max_length=60)
     reason = forms.CharField(label=_("Reason for waiving this item"), min_length=10, max_length=2000,
                              widget=forms.Textarea(attrs={"rows": 2}))

@@ -629,13 +629,19 @@ def waive_lock_item(*, actor, item: str, reason: str) -> LockWaiver:
     item = _text("item", item, max_len=60)
     reason = _text("reason", reason, min_len=10)
     with transaction.atomic():
-        assert_writable("pre-lock waiver")
-        found = lock_checklist()["items"].get(item)
+        state = _state()  # the trial-state row, for update: a waiver and a lock signature do not interleave
+        checklist = lock_checklist()
+        found = checklist["items"].get(item)
+        if not (state == "locked" and found is not None and found["waiver"] is None):
+            # after the lock only an item that appeared since (a visit window that closed) may be
+            # waived: first-level unblinding waits for it, and the waiver changes no collected data
+            # (ALLOWED_AFTER_LOCK["lock_waivers"]); anything else is refused like every other write
+            assert_writable("pre-lock waiver")
         if found is None:
             raise RuleViolation("item", "is not an open item of the pre-lock checklist")
         if found["waiver"] is not None:
             raise RuleViolation("item", "is already waived")
-        group = next(g["group"] for g in lock_checklist()["groups"] if item in {i["key"] for i in g["items"]})
+        group = next(g["group"] for g in checklist["groups"] if item in {i["key"] for i in g["items"]})
         w = LockWaiver.objects.create(item=item, group=group, label=str(found["label"])[:300], reason=reason,
                                       waived_by=actor)
         audit.record(actor=actor, action="create", obj_type="lock_waiver", obj_id=w.pk,
@@ -677,8 +683,13 @@ def sign_lock(*, actor, password: str, statement: str) -> UnblindingStep:
 
 
 def release_level1(*, actor, password: str, statement: str) -> UnblindingStep:
-    """The level-1 key holder releases random number -> group label for the analysis."""
+    """The level-1 key holder releases random number -> group label for the analysis: only with the
+    database locked and every item of the pre-lock checklist closed or waived (P-3.7, "CRFs
+    checked and signed"), read again now - an item may have appeared since the lock (a visit
+    window that closed)."""
     from annulus.trial.services import set_trial_state
+
+    from .selectors import lock_checklist
 
     if role_of(actor) != active_protocol().randomisation.level1_key_holder:
         raise NotPermitted("unblinding.level1_release")
@@ -687,6 +698,11 @@ def release_level1(*, actor, password: str, statement: str) -> UnblindingStep:
     with transaction.atomic():
         if _state() != "locked":
             raise RuleViolation("state", "first-level unblinding needs a locked database")
+        blocking = lock_checklist()["blocking"]
+        if blocking:
+            raise RuleViolation("checklist", f"first-level unblinding needs every item of the pre-lock checklist "
+                                             f"closed or waived: {len(blocking)} open (first: {blocking[0]['label']}); "
+                                             "close it or have the principal investigator waive it with a reason")
         step = _step(actor, "level1", statement)
         set_trial_state(actor=actor, state="unblinded_1", reason="first-level unblinding: group labels released")
     return step

@@ -261,13 +261,47 @@ def unblinding(request):
     action = next((a for a, ok in can.items() if ok), None)
     labels = selectors.level1_rows(user) if selectors.can_see_labels(user) and role != "designer" else None
     arms = selectors.unblinded_rows(user) if labels is not None and selectors.can_see_arms(user) else None
-    checklist = selectors.lock_checklist() if state in services.OPEN_STATES else None
+    # the checklist before the lock; after it only while an item that appeared since is open
+    # (first-level unblinding waits for it)
+    checklist = selectors.lock_checklist() if state in services.OPEN_STATES or state == "locked" else None
+    if checklist is not None and state == "locked" and not checklist["blocking"]:
+        checklist = None
+    shown = _checklist_view(request, checklist, waive_form) if checklist is not None else None
+    blocked = bool(checklist and checklist["blocking"] and action in ("lock", "level1"))
     return render(request, "allocation/unblinding.html", {
         "state": state, "state_label": dict(TrialState.STATES).get(state, state), "steps": [(k, label, steps.get(k)) for k, label in services.UnblindingStep.KINDS],
-        "form": form, "action": action, "labels": labels, "arms": arms,
-        "checklist": checklist, "can_waive": services._is_pi(user), "waive_form": waive_form,
-        "waive_item": waive_form.data.get("item") if waive_form is not None else None,
+        "form": form, "action": action, "labels": labels, "arms": arms, "blocked": blocked,
+        "checklist": checklist, "shown": shown, "can_waive": services._is_pi(user),
+        "waive_form": waive_form, "waive_item": waive_form.data.get("item") if waive_form is not None else None,
+        "first_blocking": checklist["blocking"][0] if blocked else None,
     })
+
+
+CHECKLIST_SHOW = ("", "open", "waived")
+# a group opens on the page when it has open items, up to this many (longer ones open on a click)
+OPEN_UP_TO = 25
+
+
+def _checklist_view(request, checklist, waive_form) -> dict:
+    """The groups as the page shows them: counts, a status colour, and the lines the filter keeps
+    (text ``q`` in the label, ``show`` open or waived); the counts always cover every item."""
+    q = (request.GET.get("q") or "").strip()
+    show = request.GET.get("show", "")
+    show = show if show in CHECKLIST_SHOW else ""
+    filtering = bool(q or show)
+    waive_key = waive_form.data.get("item") if waive_form is not None else None
+    groups = []
+    for g in checklist["groups"]:
+        total, open_ = len(g["items"]), g["open"]
+        lines = [i for i in g["items"]
+                 if (not q or q.casefold() in str(i["label"]).casefold())
+                 and (show != "open" or i["waiver"] is None) and (show != "waived" or i["waiver"] is not None)]
+        css = "bad" if open_ else ("warn" if total else "ok")
+        expanded = (filtering and bool(lines)) or (0 < open_ <= OPEN_UP_TO) or any(i["key"] == waive_key for i in lines)
+        groups.append({**g, "total": total, "waived": total - open_, "lines": lines, "css": css,
+                       "expanded": expanded})
+    return {"groups": groups, "q": q, "show": show, "filtering": filtering,
+            "total": sum(g["total"] for g in groups), "open": len(checklist["blocking"])}
 
 
 # ---- pharmacy ------------------------------------------------------------------------------
