@@ -334,6 +334,12 @@ PAGE_READ_ONLY: dict[str, Callable] = {
 READ_ONLY_ROLE = {"pharmacy": "pharmacist", "safety/dsmb": "dsmb", "allocation/": "designer"}
 
 API_CASES: dict[tuple[str, str], list[Case]] = {
+    # after the lock only an item that appeared since may be waived (ALLOWED_AFTER_LOCK["lock_waivers"],
+    # tested in test_unblinding_level1_gate.py); an item waived before the lock is refused like any write
+    ("POST", "/api/v1/allocation/unblinding/waivers"): [Case(
+        "pi", lambda t: "/api/v1/allocation/unblinding/waivers",
+        lambda t: {"item": f"participant:{t['f'].pk}", "reason": "Follow-up ends with the last visit on paper"},
+        unlocked="is already waived", note="a pre-lock waiver")],
     ("POST", "/api/v1/participants"): [Case("coordinator", lambda t: "/api/v1/participants", lambda t: {
         "initials": "NEW", "sex": "F", "recruitment_source": "inpatient_referral", "prescreened_on": _iso(t["today"])})],
     ("POST", "/api/v1/participants/{pk}/consent"): [Case(
