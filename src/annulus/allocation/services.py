@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annulus.accounts.permissions import role_of
 from annulus.accounts.services import sign
@@ -28,6 +29,7 @@ from annulus.checks import clean_text as _text
 from annulus.errors import NotPermitted, Problems, RuleViolation
 from annulus.participants import services as ps
 from annulus.participants import states
+from annulus.participants.locks import assert_record_writable
 from annulus.participants.models import Participant
 from annulus.randomisation import RandomisationError, generate_sequence
 from annulus.randomisation.documents import allocation_table_bytes, level1_key_bytes, level2_key_bytes, sha256_hex
@@ -189,6 +191,8 @@ def randomise(*, actor, participant_id: int, when: datetime | None = None) -> En
     try:
         with transaction.atomic():
             assert_writable("randomisation")
+            # the envelope opened and the status "randomised" are entries of the casebook
+            assert_record_writable(participant_id)
             lst = AllocationList.objects.select_for_update().order_by("-id").first()
             if lst is None:
                 raise RuleViolation("allocation_list", "no allocation list has been generated yet")
@@ -379,10 +383,20 @@ def record_release(*, actor, envelope_id: int, lot_number: str, tested_on: date,
     return rel
 
 
+def _envelope_owner(envelope_id) -> int | None:
+    try:
+        return Envelope.objects.filter(pk=int(envelope_id)).values_list("participant_id", flat=True).first()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def dispense(*, actor, envelope_id: int, dispensed_at: datetime | None = None) -> Dispensing:
     dispensed_at = _when("dispensed_at", dispensed_at)
     with transaction.atomic():
         assert_writable("dispensing")
+        # a kit dispensed must be followed by the transplantation record, which a locked casebook
+        # refuses; the dispensing date is shown on the participant's record
+        assert_record_writable(_envelope_owner(envelope_id))
         env = _opened(envelope_id, lock=True)
         if Dispensing.objects.filter(envelope=env).exists():
             raise RuleViolation("envelope", f"drug code {env.drug_code} was already dispensed")
@@ -462,6 +476,7 @@ def record_transplant(*, actor, participant_id: int, transplanted_at: datetime, 
         raise RuleViolation("drug_code", "is required: scan or type the code on the sachet")
     with transaction.atomic():
         assert_writable("transplantation")
+        assert_record_writable(participant_id, "transplant", "transplant")
         p = Participant.objects.select_for_update().filter(pk=participant_id).first()
         if p is None:
             raise RuleViolation("participant", "no such participant")
@@ -672,9 +687,10 @@ def sign_lock(*, actor, password: str, statement: str) -> UnblindingStep:
             raise RuleViolation("state", "the database is already locked")
         blocking = lock_checklist()["blocking"]
         if blocking:
-            raise RuleViolation("checklist", f"{len(blocking)} open item(s) of the pre-lock checklist are neither "
-                                             f"closed nor waived (first: {blocking[0]['label']}); close each one "
-                                             "or have the principal investigator waive it with a reason")
+            raise RuleViolation("checklist", gettext(
+                "%(n)s open item(s) of the pre-lock checklist are neither closed nor waived (first: %(first)s); "
+                "close each one or have the principal investigator waive it with a reason")
+                % {"n": len(blocking), "first": blocking[0]["label"]})
         step = _step(actor, kind, statement)
         if UnblindingStep.objects.filter(kind__in=["lock_pi", "lock_statistician"]).count() == 2:
             set_trial_state(actor=actor, state="locked", reason="database locked: signed by the principal "
@@ -700,9 +716,10 @@ def release_level1(*, actor, password: str, statement: str) -> UnblindingStep:
             raise RuleViolation("state", "first-level unblinding needs a locked database")
         blocking = lock_checklist()["blocking"]
         if blocking:
-            raise RuleViolation("checklist", f"first-level unblinding needs every item of the pre-lock checklist "
-                                             f"closed or waived: {len(blocking)} open (first: {blocking[0]['label']}); "
-                                             "close it or have the principal investigator waive it with a reason")
+            raise RuleViolation("checklist", gettext(
+                "first-level unblinding needs every item of the pre-lock checklist closed or waived: %(n)s open "
+                "(first: %(first)s); close it or have the principal investigator waive it with a reason")
+                % {"n": len(blocking), "first": blocking[0]["label"]})
         step = _step(actor, "level1", statement)
         set_trial_state(actor=actor, state="unblinded_1", reason="first-level unblinding: group labels released")
     return step
