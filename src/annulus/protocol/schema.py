@@ -402,6 +402,73 @@ class ConsentRules(Strict):
         return sorted((v for v in self.icf_versions if v.approved_on <= on), key=lambda v: v.approved_on, reverse=True)
 
 
+# ---- edit checks ----------------------------------------------------------------------------
+
+_CHECK_ID = r"^[a-z][a-z0-9_]{1,39}$"
+
+
+class _EditCheck(Strict):
+    """A soft check (X-7.4): it never refuses a save; a finding raises a query on the item it
+    names, assigned to the site, and the query is closed when the finding is gone."""
+
+    id: str = Field(pattern=_CHECK_ID)
+    message: Text
+
+
+class ChangeBetweenVisits(_EditCheck):
+    """The item changes by more than ``max_change`` between consecutive visits that have it."""
+
+    kind: Literal["change_between_visits"]
+    form: str = Field(min_length=1, max_length=40)
+    item: str = Field(min_length=1, max_length=60)
+    max_change: float = Field(gt=0)
+
+
+class Above(_EditCheck):
+    """The item (or, with ``score``, the form's computed score; ``item`` is then the item queried,
+    empty for the whole form) is above ``max``."""
+
+    kind: Literal["above"]
+    form: str = Field(min_length=1, max_length=40)
+    item: str = Field(default="", max_length=60)
+    score: str | None = Field(default=None, min_length=1, max_length=40)
+    max: float
+
+    @model_validator(mode="after")
+    def _item_or_score(self):
+        if not self.item and not self.score:
+            raise ValueError("item: give the item, or a score of the form")
+        return self
+
+
+class LabOutsideRange(_EditCheck):
+    """A numeric laboratory value above ``factor`` x the high reference limit or below the low
+    limit / ``factor`` (each analyte of ``forms``, or of every laboratory form)."""
+
+    kind: Literal["lab_outside_range"]
+    forms: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list)
+    factor: float = Field(gt=1)
+
+
+class VisitBeforeConsent(_EditCheck):
+    """A visit dated before the participant's consent (the visit's date is queried)."""
+
+    kind: Literal["visit_before_consent"]
+
+
+class AeBeforeTransplant(_EditCheck):
+    """An adverse event whose onset lies before the transplantation, with causality to the product
+    among ``safety.related_causality`` (the event's onset is queried)."""
+
+    kind: Literal["ae_before_transplant"]
+
+
+EditCheck = Annotated[
+    Union[ChangeBetweenVisits, Above, LabOutsideRange, VisitBeforeConsent, AeBeforeTransplant],
+    Field(discriminator="kind"),
+]
+
+
 # ---- source-data verification -----------------------------------------------------------------
 
 # forms outside the visit schedule that the SDV plan may name: the consent record, the screening
@@ -450,6 +517,8 @@ class Protocol(Strict):
     safety: Safety
     # optional: a protocol without it has no SDV plan (nothing to verify)
     sdv: SdvPlan | None = None
+    # soft edit checks (X-7.4): each finding raises a query on its item
+    edit_checks: list[EditCheck] = Field(default_factory=list)
     assumptions: list[Text] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -490,6 +559,7 @@ class Protocol(Strict):
                 # a key holder sees labels or treatments: naming a blinded role would unblind it
                 problems.append(f"randomisation.{key}: role '{holder}' is blinded; a key holder must be an "
                                 "unblinded role")
+        problems.extend(self._edit_check_problems())
         if self.sdv is not None:
             known = {f.id for f in self.schedule.forms} | set(SDV_RECORD_FORMS)
             seen = set()
@@ -504,6 +574,36 @@ class Protocol(Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _edit_check_problems(self) -> list[str]:
+        """Each edit check names a declared eCRF form and one of its items; ids are unique."""
+        from annulus.errors import RuleViolation
+        from annulus.instruments.forms import spec_for
+
+        problems, seen = [], set()
+        lab_form_ids = {f.id for f in self.schedule.forms if f.panel}
+        for i, c in enumerate(self.edit_checks):
+            if c.id in seen:
+                problems.append(f"edit_checks[{i}].id: '{c.id}' is used twice")
+            seen.add(c.id)
+            if isinstance(c, LabOutsideRange):
+                for j, name in enumerate(c.forms):
+                    if name not in lab_form_ids:
+                        problems.append(f"edit_checks[{i}].forms[{j}]: '{name}' is not a declared laboratory form")
+                continue
+            if not isinstance(c, (ChangeBetweenVisits, Above)):
+                continue
+            if not any(f.id == c.form for f in self.schedule.forms):
+                problems.append(f"edit_checks[{i}].form: '{c.form}' is not a declared form")
+                continue
+            try:
+                spec = spec_for(self, c.form)
+            except (RuleViolation, StopIteration):
+                problems.append(f"edit_checks[{i}].form: '{c.form}' is a procedure record, not an eCRF form")
+                continue
+            if c.item and spec.item(c.item) is None:
+                problems.append(f"edit_checks[{i}].item: '{c.item}' is not an item of the {c.form} form")
+        return problems
 
     # convenience lookups
     def arm(self, arm_id: str) -> Arm:
