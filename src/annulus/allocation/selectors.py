@@ -135,6 +135,19 @@ def transplant_dates(participant_ids) -> dict[int, date]:
     return {pid: timezone.localtime(at).date() for pid, at in rows}
 
 
+def transplant_records(participant_ids) -> dict[int, dict]:
+    """The transplantation records of many participants (one query) as the casebook shows them:
+    when, disc level, needle, approach, imaging, volume, the drug code entered, activity
+    restriction, notes and who recorded it. The same keys for every arm; never the envelope's
+    label, arm or recipe, so a blinded role may read them."""
+    rows = Transplant.objects.filter(participant_id__in=list(participant_ids)).select_related("recorded_by")
+    return {t.participant_id: {
+        "transplanted_at": t.transplanted_at, "disc_level": t.disc_level, "needle_gauge": t.needle_gauge,
+        "approach": t.approach, "imaging": t.imaging, "volume_ml": t.volume_ml,
+        "drug_code_entered": t.drug_code_entered, "activity_restriction_until": t.activity_restriction_until,
+        "notes": t.notes, "recorded_by": t.recorded_by.username} for t in rows}
+
+
 def transplanted_ids(days=None):
     """A subquery of the ids of participants transplanted on one of ``days`` (local dates, given
     as (first, last) ranges), or of everyone transplanted when ``days`` is None."""

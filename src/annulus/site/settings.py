@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "annulus.visits",
     "annulus.safety",
     "annulus.monitoring",
+    "annulus.casebooks",
 ]
 
 MIDDLEWARE = [

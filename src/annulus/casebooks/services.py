@@ -1,0 +1,115 @@
+"""The investigator's electronic signature of a participant's casebook (21 CFR 11.50, 11.70,
+11.100, 11.200).
+
+Who signs: the principal investigator. The protocol is single-centre and names no investigator
+responsible for particular participants: research records go to the research leader for review
+and "all data" to the project leader, and the CRFs are "checked and signed" before the first-level
+unblinding. The principal investigator is that one responsible person (ICH E6 4.9: the
+investigator is responsible for the accuracy and completeness of the CRFs). A sub-investigator
+signs eligibility decisions (``participant.decide``) but not a casebook; a coordinator signs
+neither. A signature is the signer's own: the user name typed must be the signed-in user's
+(11.100: a signature belongs to one individual; 11.200: both components, name and password, at
+each signing), and the password is checked by ``annulus.accounts.services.sign``, so a wrong
+password counts towards the account's lockout and is audited.
+
+What is signed: the canonical casebook (``selectors.casebook_content``) and its SHA-256, kept
+with the signature (11.70: bound to the record). A later change of any of it makes the hash
+differ: the signature is then shown as invalidated and a new one is asked for. Signing is part of
+closing the trial, so it is refused after the database lock (the pre-lock checklist lists the
+casebooks not signed).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from annulus.accounts.permissions import has
+from annulus.audit import services as audit
+from annulus.errors import NotPermitted, Problems, RuleViolation, RuleViolations
+from annulus.trial.lock import assert_writable
+from annulus.trial.selectors import active_version
+
+from . import selectors
+from .models import CasebookSignature
+
+MEANING = selectors.MEANING
+
+
+class NotTheSigner(RuleViolation):
+    """Someone else's casebook signature: another user's name, or a user who may not sign."""
+
+    status = 403
+
+
+class AlreadySigned(RuleViolation):
+    status = 409
+
+
+def may_sign(user) -> bool:
+    """Whether the user signs casebooks: the principal investigator (an active investigator
+    account marked principal investigator)."""
+    if not has(user, "casebook.sign") or not getattr(user, "is_active", False):
+        return False
+    membership = getattr(user, "membership", None)
+    return bool(membership and membership.is_principal_investigator)
+
+
+def sign_casebook(*, actor, participant_id: int, username: str, password: str,
+                  content_hash: str = "") -> CasebookSignature:
+    """Sign participant ``participant_id``'s casebook as ``actor`` (the signed-in user), who
+    re-enters their user name and password. ``content_hash``, when given, is the hash of the
+    casebook the signer read: if the casebook changed since, nothing is signed."""
+    from annulus.accounts.services import sign
+
+    if not has(actor, "casebook.sign"):
+        raise NotPermitted("casebook.sign")
+    problems = Problems()
+    typed = (username or "").strip()
+    if not typed:
+        problems.add("username", "is required to sign (re-enter your user name)")
+    elif typed != actor.username:
+        problems.violations.append(NotTheSigner(
+            "username", "is not the signed-in user: a casebook is signed only by the person signed in, as themselves"))
+    if not may_sign(actor):
+        problems.violations.append(NotTheSigner("username", "only the principal investigator signs a casebook"))
+    if password in (None, ""):
+        problems.add("password", "is required to sign (re-enter your password)")
+    if problems:
+        found = problems.violations
+        if len(found) == 1:
+            raise found[0]
+        every = RuleViolations(found)
+        if any(isinstance(v, NotTheSigner) for v in found):
+            every.status = 403
+        raise every
+    # before the transaction: a failed attempt is kept even though the signature is refused
+    signature = sign(user=actor, password=password, meaning=MEANING, what="casebook signature")
+    with transaction.atomic():
+        assert_writable("casebook signature")
+        from annulus.participants.models import Participant
+
+        p = Participant.objects.select_for_update().filter(pk=participant_id).first()
+        if p is None:
+            raise RuleViolation("participant", "no such participant")
+        if not p.consents.exists():
+            raise RuleViolation("casebook", "there is nothing to sign: no informed consent is recorded")
+        content = selectors.casebook_content(p)
+        digest = selectors.hash_of(content)
+        if content_hash and content_hash != digest:
+            raise RuleViolation("content_hash", "the casebook changed after you opened it; read it again and sign")
+        last = CasebookSignature.objects.filter(participant=p).order_by("-id").first()
+        if last is not None and last.content_hash == digest:
+            raise AlreadySigned("casebook", "is already signed and has not changed since")
+        now = timezone.now()
+        s = CasebookSignature.objects.create(
+            participant=p, signed_by=signature.user, signer_name=selectors._name(signature.user), signed_at=now,
+            meaning=signature.meaning, content_hash=digest, content=content, protocol_version=active_version())
+        audit.record(actor=actor, action="sign", obj_type="casebook_signature", obj_id=s.pk, participant_id=p.pk,
+                     changes={"content_hash": [last.content_hash if last else None, digest],
+                              "signer_name": [None, s.signer_name], "meaning": [None, s.meaning]},
+                     reason=f"electronic signature: {s.meaning}"
+                            + (" (again: the casebook changed after the signature of "
+                               f"{timezone.localtime(last.signed_at):%Y-%m-%d %H:%M})" if last else ""),
+                     protocol_version=s.protocol_version.version)
+    return s
