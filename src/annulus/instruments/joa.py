@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import InstrumentError, Score, check_items, coded, number
+from .items import FormSpec, Item, codes
 
 NAME = "joa"
 MAX_TOTAL = 29
@@ -97,3 +98,29 @@ def recovery_rate(pre: Any, post: Any) -> float | None:
     if pre_total == MAX_TOTAL:
         return None  # no room for improvement: the rate is undefined, not 0 or 100
     return (post_total - pre_total) / (MAX_TOTAL - pre_total) * 100.0
+
+
+# ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
+
+_SEVERITY3 = codes((0, "0 severe", "0 重度"), (1, "1 moderate", "1 中度"), (2, "2 none", "2 无"))
+_SUBJ = codes((0, "0", "0"), (1, "1", "1"), (2, "2", "2"), (3, "3 none", "3 无"))
+_SIGN = codes((0, "0", "0"), (1, "1", "1"), (2, "2 normal", "2 正常"))
+_BLADDER = codes((0, "0 normal", "0 正常"), (-3, "−3 mild dysuria", "−3 轻度排尿困难"),
+                  (-6, "−6 severe dysuria", "−6 重度排尿困难"))
+FORM = FormSpec("joa", (
+    Item("low_back_pain", "Low back pain (0–3)", "腰痛（0–3）", "code", _SUBJ, group="subjective"),
+    Item("leg_pain", "Leg pain and/or tingling (0–3)", "下肢痛和/或麻木（0–3）", "code", _SUBJ, group="subjective"),
+    Item("gait", "Gait (0–3)", "步态（0–3）", "code", _SUBJ, group="subjective"),
+    Item("slr", "Straight-leg raising (0–2)", "直腿抬高试验（0–2）", "code", _SIGN, group="signs"),
+    Item("sensory", "Sensory disturbance (0–2)", "感觉障碍（0–2）", "code", _SIGN, group="signs"),
+    Item("motor", "Motor disturbance (0–2)", "运动障碍（0–2）", "code", _SIGN, group="signs"),
+    Item("turn_over", "Turn over while lying", "卧床翻身", "code", _SEVERITY3, group="adl"),
+    Item("standing", "Standing", "站立", "code", _SEVERITY3, group="adl"),
+    Item("washing", "Washing", "洗漱", "code", _SEVERITY3, group="adl"),
+    Item("leaning_forward", "Leaning forward", "前屈", "code", _SEVERITY3, group="adl"),
+    Item("sitting", "Sitting (about 1 hour)", "坐（约1小时）", "code", _SEVERITY3, group="adl"),
+    Item("lifting", "Lifting or holding heavy objects", "举重物或持重物", "code", _SEVERITY3, group="adl"),
+    Item("walking", "Walking", "行走", "code", _SEVERITY3, group="adl"),
+    Item("bladder", "Urinary bladder function", "膀胱功能", "code", _BLADDER, group="bladder"),
+), "Clinician-rated; all fourteen items are needed for the 29-point total.",
+   "由医生评定；29分总分需全部14项。")

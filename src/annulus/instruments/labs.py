@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .base import InstrumentError, Score, number
+from .items import FormSpec, Item, codes
 
 PANELS = {
     "blood_routine": "blood routine",
@@ -155,3 +156,28 @@ def assess_panel(
             "clinically_significant": any(r["clinically_significant"] for r in results.values()),
         },
     )
+
+
+# ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
+
+QUALITATIVE = codes(("negative", "negative", "阴性"), ("trace", "trace", "微量"), ("1+", "1+", "1+"),
+                    ("2+", "2+", "2+"), ("3+", "3+", "3+"))
+CLINICALLY_SIGNIFICANT = codes(("", "—", "—"), ("no", "not clinically significant", "无临床意义"),
+                               ("yes", "clinically significant", "有临床意义"))
+
+
+def lab_form(protocol, form_id: str, panel_id: str) -> FormSpec:
+    panel = protocol.lab_panel(panel_id)
+    items = []
+    for a in panel.analytes:
+        if a.kind == "qualitative":
+            items.append(Item(a.id, a.name.en, a.name.zh, "choice", QUALITATIVE, group=a.id))
+        else:
+            items.append(Item(a.id, a.name.en, a.name.zh, unit=a.unit, group=a.id))
+            items.append(Item(f"{a.id}__unit", "unit", "单位", "text", unit=a.unit, required=False, group=a.id))
+        items.append(Item(f"{a.id}__cs", "Clinically significant?", "是否有临床意义？", "choice",
+                          CLINICALLY_SIGNIFICANT, required=False, group=a.id))
+    return FormSpec(form_id, tuple(items), "Enter each result in the unit printed on the laboratory report. "
+                    "Judge every value outside the reference range.",
+                    "按化验单上的单位录入结果；对每个超出参考范围的值判断其临床意义。",
+                    extra={"panel": panel})

@@ -30,6 +30,7 @@ import math
 from typing import Any
 
 from .base import Score, check_items, coded
+from .items import FormSpec, Item, codes
 
 NAME = "sf36"
 N_ITEMS = 36
@@ -176,3 +177,99 @@ def score_sf36(items: list[Any]) -> Score:
         unit="0-100 (scales), T score (PCS, MCS)",
         summary=summary,
     )
+
+
+# ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
+
+_SF36_STEMS = [
+    ("General health", "总体健康"), ("Health compared with one year ago", "与一年前相比的健康"),
+    ("Vigorous activities", "剧烈活动"), ("Moderate activities", "中等强度活动"),
+    ("Lifting or carrying groceries", "提或搬运杂物"), ("Climbing several flights of stairs", "爬数层楼梯"),
+    ("Climbing one flight of stairs", "爬一层楼梯"), ("Bending, kneeling or stooping", "弯腰、屈膝或下蹲"),
+    ("Walking more than a mile", "步行1500米以上"), ("Walking several blocks", "步行数百米"),
+    ("Walking one block", "步行一百米"), ("Bathing or dressing yourself", "自己洗澡或穿衣"),
+    ("Physical: cut down time on work", "身体原因：减少工作时间"), ("Physical: accomplished less", "身体原因：完成的比想要的少"),
+    ("Physical: limited in kind of work", "身体原因：工作种类受限"), ("Physical: difficulty performing work", "身体原因：工作困难"),
+    ("Emotional: cut down time on work", "情绪原因：减少工作时间"), ("Emotional: accomplished less", "情绪原因：完成的比想要的少"),
+    ("Emotional: did work less carefully", "情绪原因：工作不如平时仔细"),
+    ("Social activities interfered (extent)", "社交活动受影响程度"), ("Bodily pain (how much)", "身体疼痛程度"),
+    ("Pain interfered with work", "疼痛影响工作"), ("Full of pep", "充满活力"), ("Very nervous", "非常紧张"),
+    ("Down in the dumps", "情绪低落无法振作"), ("Calm and peaceful", "平静"), ("Lot of energy", "精力充沛"),
+    ("Downhearted and blue", "沮丧忧郁"), ("Worn out", "精疲力竭"), ("Happy", "快乐"), ("Tired", "疲倦"),
+    ("Social activities interfered (time)", "社交活动受影响的时间"), ("Get sick easier", "比别人容易生病"),
+    ("As healthy as anybody", "与别人一样健康"), ("Expect health to get worse", "预计健康会变差"),
+    ("Health is excellent", "健康状况极好"),
+]
+
+
+# RAND 36 response options as printed, by item (code = position, 1-based)
+_SF36_OPTIONS = {
+    "health": [("Excellent", "极好"), ("Very good", "很好"), ("Good", "好"), ("Fair", "一般"), ("Poor", "差")],
+    "change": [("Much better than one year ago", "比一年前好多了"), ("Somewhat better", "比一年前好一些"),
+               ("About the same", "差不多"), ("Somewhat worse", "比一年前差一些"), ("Much worse", "比一年前差多了")],
+    "limited": [("Yes, limited a lot", "有很大限制"), ("Yes, limited a little", "有一点限制"),
+                ("No, not limited at all", "毫无限制")],
+    "yes_no": [("Yes", "是"), ("No", "否")],
+    "extent": [("Not at all", "完全没有"), ("Slightly", "有一点"), ("Moderately", "中等"), ("Quite a bit", "相当多"),
+               ("Extremely", "非常多")],
+    "pain": [("None", "无"), ("Very mild", "很轻微"), ("Mild", "轻微"), ("Moderate", "中等"), ("Severe", "严重"),
+             ("Very severe", "很严重")],
+    "interfere": [("Not at all", "完全没有"), ("A little bit", "有一点"), ("Moderately", "中等"),
+                  ("Quite a bit", "相当多"), ("Extremely", "非常多")],
+    "time6": [("All of the time", "所有时间"), ("Most of the time", "大部分时间"), ("A good bit of the time", "相当多时间"),
+              ("Some of the time", "一部分时间"), ("A little of the time", "小部分时间"), ("None of the time", "没有")],
+    "time5": [("All of the time", "所有时间"), ("Most of the time", "大部分时间"), ("Some of the time", "一部分时间"),
+              ("A little of the time", "小部分时间"), ("None of the time", "没有")],
+    "true": [("Definitely true", "绝对正确"), ("Mostly true", "大部分正确"), ("Don't know", "不能肯定"),
+             ("Mostly false", "大部分错误"), ("Definitely false", "绝对错误")],
+}
+
+
+def _sf36_kind(n: int) -> str:
+    if n == 1:
+        return "health"
+    if n == 2:
+        return "change"
+    if 3 <= n <= 12:
+        return "limited"
+    if 13 <= n <= 19:
+        return "yes_no"
+    if n == 20:
+        return "extent"
+    if n == 21:
+        return "pain"
+    if n == 22:
+        return "interfere"
+    if 23 <= n <= 31:
+        return "time6"
+    if n == 32:
+        return "time5"
+    return "true"
+
+
+def _sf36codes(n: int) -> tuple:
+    return tuple((str(c), f"{c} {en}", f"{c} {zh}") for c, (en, zh) in enumerate(_SF36_OPTIONS[_sf36_kind(n)], 1))
+
+
+FORM = FormSpec("sf36", tuple(Item(f"q{n}", f"{n}. {en}", f"{n}. {zh}", "code", _sf36codes(n), required=False)
+                              for n, (en, zh) in enumerate(_SF36_STEMS, 1)),
+                "Enter the response code the patient circled (1-based, as printed on the RAND 36 form). "
+                "A scale is scored when at least half of its items are answered.",
+                "录入患者圈选的答案编号（从1开始，与RAND 36表格一致）。每个维度至少答一半条目方可计分。")
+
+# ---- imaging ----------------------------------------------------------------------------------
+_MODIC = codes(("none", "none", "无"), ("I", "type I", "I型"), ("II", "type II", "II型"), ("III", "type III", "III型"))
+_PFIRRMANN = codes(*[(g, f"grade {g}", f"{g}级") for g in ("I", "II", "III", "IV", "V")])
+IMAGING = FormSpec("imaging", (
+    Item("modic_superior", "Modic type, superior endplate of L4-5", "L4-5 上终板 Modic 分型", "choice", _MODIC, group="mri"),
+    Item("modic_inferior", "Modic type, inferior endplate of L4-5", "L4-5 下终板 Modic 分型", "choice", _MODIC, group="mri"),
+    Item("pfirrmann", "Pfirrmann grade of L4-5", "L4-5 Pfirrmann 分级", "choice", _PFIRRMANN, group="mri"),
+    Item("height_index_mm", "Disc height L4-5", "L4-5 椎间盘高度", unit="mm", min=0.5, max=25, group="height"),
+    Item("height_above_mm", "Disc height L3-4 (empty if not normal)", "L3-4 椎间盘高度（非正常则留空）", unit="mm",
+         min=0.5, max=25, required=False, group="height"),
+    Item("height_below_mm", "Disc height L5-S1 (empty if not normal)", "L5-S1 椎间盘高度（非正常则留空）", unit="mm",
+         min=0.5, max=25, required=False, group="height"),
+    Item("rom_flexion_deg", "L4-5 segmental angle, flexion film", "L4-5 节段角度（屈曲位片）", unit="°", min=-45, max=45, group="rom"),
+    Item("rom_extension_deg", "L4-5 segmental angle, extension film", "L4-5 节段角度（伸展位片）", unit="°", min=-45, max=45, group="rom"),
+), "MRI (Modic, Pfirrmann) and dynamic radiographs (disc height, range of motion).",
+   "MRI（Modic、Pfirrmann）及动力位X线片（椎间盘高度、活动度）。")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import InstrumentError, Score, check_items, number
+from .items import FormSpec, Item
 
 NAME = "vas"
 MIN_MM = 0.0
@@ -37,3 +38,11 @@ def change_from_baseline(baseline: Any, value: Any) -> float | None:
     if baseline is None or value is None:
         return None
     return vas_value(value, "value") - vas_value(baseline, "baseline")
+
+
+# ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
+
+FORM = FormSpec("vas", (Item("vas_mm", "Pain on the 100 mm line (mm from 'no pain')", "100 mm 直线上的疼痛（距“无痛”端毫米数）",
+                            unit="mm", min=0, max=100),),
+               "Measure the patient's mark from the 'no pain' end in millimetres.",
+               "从“无痛”端测量患者标记位置，单位毫米。")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .base import InstrumentError, Score, check_items, number
+from .items import FormSpec, Item
 
 # id -> (label, unit, min, max), in the order of the eCRF and of `annulus score vitals`.
 DEFAULT_LIMITS: dict[str, tuple[str, str, float, float]] = {
@@ -120,3 +121,12 @@ def score_vitals(items: list[Any]) -> Score:
     return check_vitals(
         dict(zip(ORDER, items)), field_names={k: f"items[{i}]" for i, k in enumerate(ORDER)}
     )
+
+
+# ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
+
+
+def vitals_form(protocol) -> FormSpec:
+    return FormSpec("vitals", tuple(Item(v.id, v.name.en, v.name.zh, unit=v.unit, min=v.min, max=v.max)
+                                    for v in protocol.vital_signs),
+                    "Seated, after 5 minutes' rest.", "静坐休息5分钟后测量。")

@@ -39,6 +39,20 @@ def unblinded_roles() -> frozenset[str]:
     return _unblinded_roles(pv.digest, pv.text)
 
 
+@lru_cache(maxsize=8)
+def _dictionary(digest: str, text: str):
+    from annulus.dictionary import build
+
+    return build(_parsed(digest, text))
+
+
+def data_dictionary():
+    """The data dictionary (``annulus.dictionary.Dictionary``) of the protocol in force, built once
+    per protocol version."""
+    pv = active_version()
+    return _dictionary(pv.digest, pv.text)
+
+
 def protocol_for(pv: ProtocolVersion) -> Protocol:
     return _parsed(pv.digest, pv.text)
 

@@ -1,0 +1,38 @@
+"""Every eCRF form of the schedule as a ``FormSpec`` (no Django): the instruments' forms declared
+beside their scorers, the adverse-event review, and the vital-sign and laboratory forms built from
+the protocol file."""
+
+from __future__ import annotations
+
+from annulus.errors import RuleViolation
+
+from . import imaging, joa, odi, sf36, vas
+from .items import FormSpec, Item, codes
+from .labs import lab_form
+from .vitals import vitals_form
+
+# ---- adverse-event review ---------------------------------------------------------------------
+YES_NO = codes(("no", "no", "否"), ("yes", "yes", "是"))
+AE_REVIEW = FormSpec("adverse_events", (
+    Item("new_events", "Any new or worsening adverse event since the last visit?", "自上次访视以来有无新发或加重的不良事件？",
+         "choice", YES_NO),
+    Item("notes", "Notes", "备注", "text", required=False),
+), "Ask about symptoms, treatments and hospital stays since the last visit; record each event on the adverse-event form.",
+   "询问自上次访视以来的症状、治疗和住院情况；每个事件在不良事件表中记录。")
+
+
+STATIC_SPECS = {s.id: s for s in (vas.FORM, odi.FORM, joa.FORM, sf36.FORM, imaging.FORM, AE_REVIEW)}
+
+
+def spec_for(protocol, form_id: str) -> FormSpec:
+    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    if form is None:
+        raise RuleViolation("form", f"unknown form '{form_id}'")
+    if form.panel:
+        return lab_form(protocol, form.id, form.panel)
+    if form_id == "vitals" or form.instrument == "vitals":
+        return vitals_form(protocol)
+    key = form.instrument or form.id
+    if key in STATIC_SPECS:
+        return STATIC_SPECS[key]
+    raise RuleViolation("form", f"'{form_id}' is a procedure record, not an eCRF form")
