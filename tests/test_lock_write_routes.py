@@ -77,6 +77,17 @@ def trial(users, make_participant):
     person at each screening step, participants to randomise, dispense, operate and transplant,
     one in follow-up with a completed and a draft form, an adverse event and a serious one whose
     reports are partly sent. Then the PI waives the open items and the lock is signed."""
+    t = build_trial(users, make_participant)
+    sign_lock(users)
+    assert TrialState.objects.get(id=1).state == "locked"
+    return t
+
+
+def build_trial(users, make_participant) -> dict:
+    """The trial of the ``trial`` fixture before the database lock (also used by the record-lock
+    tests). The released participant's records are locked by the data manager at each level
+    (a form, the adverse-event log, a visit, then the casebook), to be unlocked."""
+    from annulus.participants import services as ps
     from annulus.safety import services as ss
     from annulus.visits import services as vs
 
@@ -148,8 +159,9 @@ def trial(users, make_participant):
     t["sent_report"], t["unsent_report"] = reports[0], reports[1]
     t["today"] = today
     t["protocol_text"] = Path(settings.ANNULUS_PROTOCOL_FILE).read_text(encoding="utf-8")
-    sign_lock(users)
-    assert TrialState.objects.get(id=1).state == "locked"
+    dm = users["data_manager"]
+    for visit, form in (("liposuction", "liposuction"), ("", "adverse_event"), ("baseline", ""), ("", "")):
+        ps.lock_record(actor=dm, participant_id=t["rel"].pk, visit=visit, form=form)
     return t
 
 
@@ -288,6 +300,13 @@ PAGE_CASES: dict[str, list[Case]] = {
                                               lambda t: {"meeting_on": _iso(t["today"]), "decision": "continue",
                                                          "summary": "No safety concern"})],
     "protocol/upload/": [Case("admin", lambda t: "/protocol/upload/", lambda t: {"activate": "on"}, files=_amendment)],
+    "participants/<int:pk>/locks/": [
+        Case("data_manager", lambda t: f"/participants/{t['f'].pk}/locks/",
+             lambda t: {"action": "lock", "visit": "w1", "form": "vas"}, note="lock a form"),
+        Case("data_manager", lambda t: f"/participants/{t['rel'].pk}/locks/",
+             lambda t: {"action": "unlock", "visit": "", "form": "", "reason": "Correction asked for by the monitor"},
+             note="unlock the casebook"),
+    ],
 }
 
 # routes that keep working after the lock, each naming its reason in the code's allow-list
@@ -424,6 +443,26 @@ API_CASES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/safety/sae-reports/{pk}/ack"): [Case(
         "investigator", lambda t: f"/api/v1/safety/sae-reports/{t['sent_report'].pk}/ack",
         lambda t: {"acknowledged_at": timezone.now().isoformat(), "acknowledged_by": "Dr Head"})],
+    ("POST", "/api/v1/participants/{pk}/lock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['rand'].pk}/lock")],
+    ("POST", "/api/v1/participants/{pk}/unlock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['rel'].pk}/unlock",
+        lambda t: {"reason": "Correction asked for by the monitor"})],
+    ("POST", "/api/v1/participants/{pk}/visits/{key}/lock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['f'].pk}/visits/m1/lock")],
+    ("POST", "/api/v1/participants/{pk}/visits/{key}/unlock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['rel'].pk}/visits/baseline/unlock",
+        lambda t: {"reason": "Correction asked for by the monitor"})],
+    ("POST", "/api/v1/participants/{pk}/visits/{key}/forms/{form_id}/lock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['f'].pk}/visits/w1/forms/vas/lock")],
+    ("POST", "/api/v1/participants/{pk}/visits/{key}/forms/{form_id}/unlock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['rel'].pk}/visits/liposuction/forms/liposuction/unlock",
+        lambda t: {"reason": "Correction asked for by the monitor"})],
+    ("POST", "/api/v1/participants/{pk}/forms/{form_id}/lock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['tx'].pk}/forms/adverse_event/lock")],
+    ("POST", "/api/v1/participants/{pk}/forms/{form_id}/unlock"): [Case(
+        "data_manager", lambda t: f"/api/v1/participants/{t['rel'].pk}/forms/adverse_event/unlock",
+        lambda t: {"reason": "Correction asked for by the monitor"})],
 }
 
 API_ALLOWED = {

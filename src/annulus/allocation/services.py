@@ -29,6 +29,7 @@ from annulus.checks import clean_text as _text
 from annulus.errors import NotPermitted, Problems, RuleViolation
 from annulus.participants import services as ps
 from annulus.participants import states
+from annulus.participants.locks import assert_record_writable
 from annulus.participants.models import Participant
 from annulus.randomisation import RandomisationError, generate_sequence
 from annulus.randomisation.documents import allocation_table_bytes, level1_key_bytes, level2_key_bytes, sha256_hex
@@ -190,6 +191,8 @@ def randomise(*, actor, participant_id: int, when: datetime | None = None) -> En
     try:
         with transaction.atomic():
             assert_writable("randomisation")
+            # the envelope opened and the status "randomised" are entries of the casebook
+            assert_record_writable(participant_id)
             lst = AllocationList.objects.select_for_update().order_by("-id").first()
             if lst is None:
                 raise RuleViolation("allocation_list", "no allocation list has been generated yet")
@@ -380,10 +383,20 @@ def record_release(*, actor, envelope_id: int, lot_number: str, tested_on: date,
     return rel
 
 
+def _envelope_owner(envelope_id) -> int | None:
+    try:
+        return Envelope.objects.filter(pk=int(envelope_id)).values_list("participant_id", flat=True).first()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def dispense(*, actor, envelope_id: int, dispensed_at: datetime | None = None) -> Dispensing:
     dispensed_at = _when("dispensed_at", dispensed_at)
     with transaction.atomic():
         assert_writable("dispensing")
+        # a kit dispensed must be followed by the transplantation record, which a locked casebook
+        # refuses; the dispensing date is shown on the participant's record
+        assert_record_writable(_envelope_owner(envelope_id))
         env = _opened(envelope_id, lock=True)
         if Dispensing.objects.filter(envelope=env).exists():
             raise RuleViolation("envelope", f"drug code {env.drug_code} was already dispensed")
@@ -463,6 +476,7 @@ def record_transplant(*, actor, participant_id: int, transplanted_at: datetime, 
         raise RuleViolation("drug_code", "is required: scan or type the code on the sachet")
     with transaction.atomic():
         assert_writable("transplantation")
+        assert_record_writable(participant_id, "transplant", "transplant")
         p = Participant.objects.select_for_update().filter(pk=participant_id).first()
         if p is None:
             raise RuleViolation("participant", "no such participant")

@@ -239,3 +239,99 @@ def audit_events(request, pk: int, action: str = "", object_type: str = "", limi
              "readable": [{"field": c.key, "label": c.label, "old": c.old, "new": c.new} for c in e.changes],
              "reason": e.reason, "hash": e.hash}
             for e in present_trail(rows, pk, blinded=is_blinded(request.user))]
+
+
+# ---- record locks (X-7.5) ----------------------------------------------------------------------
+
+class RecordLockOut(Schema):
+    id: int
+    level: str = Field(..., description="casebook, visit or form")
+    visit: str = Field(..., description='visit key ("" for the casebook and its log forms)')
+    form: str = Field(..., description='form id ("" for a casebook or visit lock)')
+    locked: bool = Field(..., description="true while the lock is in force")
+    locked_by: str
+    locked_at: datetime
+    unlocked_by: str | None = None
+    unlocked_at: datetime | None = None
+    unlock_reason: str = ""
+
+    @staticmethod
+    def resolve_locked(obj):
+        return obj.unlocked_at is None
+
+    @staticmethod
+    def resolve_locked_by(obj):
+        return obj.locked_by.username
+
+    @staticmethod
+    def resolve_unlocked_by(obj):
+        return obj.unlocked_by.username if obj.unlocked_by_id else None
+
+
+class UnlockIn(Schema):
+    reason: str = Field(..., max_length=2000, description="why the record is unlocked (at least 5 characters)")
+
+
+@router.get("/{int:pk}/locks", response=list[RecordLockOut],
+            summary="Every lock of the participant's casebook, visits and forms, newest first")
+def record_locks(request, pk: int):
+    require(request.user, "participant.view")
+    _get(pk)
+    return selectors.lock_history(pk)
+
+
+def _lock(request, pk: int, visit: str, form: str):
+    require(request.user, "record.lock")
+    _get(pk)
+    return Status(201, services.lock_record(actor=request.user, participant_id=pk, visit=visit, form=form))
+
+
+def _unlock(request, pk: int, visit: str, form: str, payload: UnlockIn):
+    require(request.user, "record.lock")
+    _get(pk)
+    return services.unlock_record(actor=request.user, participant_id=pk, visit=visit, form=form, reason=payload.reason)
+
+
+@router.post("/{int:pk}/lock", response={201: RecordLockOut}, summary="Lock the casebook (data manager)")
+def lock_casebook(request, pk: int):
+    return _lock(request, pk, "", "")
+
+
+@router.post("/{int:pk}/unlock", response=RecordLockOut, summary="Unlock the casebook with a reason (data manager)")
+def unlock_casebook(request, pk: int, payload: UnlockIn):
+    return _unlock(request, pk, "", "", payload)
+
+
+@router.post("/{int:pk}/visits/{key}/lock", response={201: RecordLockOut}, summary="Lock one visit (data manager)")
+def lock_visit(request, pk: int, key: str):
+    return _lock(request, pk, key, "")
+
+
+@router.post("/{int:pk}/visits/{key}/unlock", response=RecordLockOut,
+             summary="Unlock one visit with a reason (data manager)")
+def unlock_visit(request, pk: int, key: str, payload: UnlockIn):
+    return _unlock(request, pk, key, "", payload)
+
+
+@router.post("/{int:pk}/visits/{key}/forms/{form_id}/lock", response={201: RecordLockOut},
+             summary="Lock one form of a visit (data manager)")
+def lock_form(request, pk: int, key: str, form_id: str):
+    return _lock(request, pk, key, form_id)
+
+
+@router.post("/{int:pk}/visits/{key}/forms/{form_id}/unlock", response=RecordLockOut,
+             summary="Unlock one form of a visit with a reason (data manager)")
+def unlock_form(request, pk: int, key: str, form_id: str, payload: UnlockIn):
+    return _unlock(request, pk, key, form_id, payload)
+
+
+@router.post("/{int:pk}/forms/{form_id}/lock", response={201: RecordLockOut},
+             summary="Lock a log form of the casebook, such as the adverse-event log (data manager)")
+def lock_log_form(request, pk: int, form_id: str):
+    return _lock(request, pk, "", form_id)
+
+
+@router.post("/{int:pk}/forms/{form_id}/unlock", response=RecordLockOut,
+             summary="Unlock a log form of the casebook with a reason (data manager)")
+def unlock_log_form(request, pk: int, form_id: str, payload: UnlockIn):
+    return _unlock(request, pk, "", form_id, payload)

@@ -9,6 +9,10 @@ from . import states
 
 
 def labels(object_type: str, body: dict, language: str, cache: dict) -> dict | None:
+    if object_type == "record_lock":
+        return {"record": _("Record lock"),
+                "fields": {"level": _("Level"), "visit": _("Visit"), "form": _("Form"), "locked": _("Locked")},
+                "values": {"level": {"casebook": _("casebook"), "visit": _("visit"), "form": _("form")}}}
     if object_type != "participant":
         return None
     return {"record": _("Participant"), "fields": {"status": _("Status"), "case_number": _("Case number")},

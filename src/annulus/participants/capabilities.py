@@ -6,3 +6,4 @@ CAPABILITIES = {
     # prepares it (consent, screening evidence) and may enrol once it is signed
     "participant.decide": {"investigator"},
 }
+CAPABILITIES["record.lock"] = {"data_manager"}  # form, visit and casebook locks and unlocks

@@ -123,3 +123,14 @@ def field_message(form: forms.Form, field: str, message: str) -> str:
         if name and message.startswith(name + " "):
             return message[len(name) + 1:]
     return message
+
+
+class RecordLockForm(forms.Form):
+    """Lock or unlock a casebook, a visit or a form (X-7.5): the record is named by ``visit`` and
+    ``form`` (both empty: the casebook); an unlock needs the reason."""
+
+    action = forms.ChoiceField(choices=[("lock", _("Lock")), ("unlock", _("Unlock"))], widget=forms.HiddenInput)
+    visit = forms.CharField(max_length=20, required=False, widget=forms.HiddenInput)
+    form = forms.CharField(max_length=40, required=False, widget=forms.HiddenInput)
+    reason = forms.CharField(label=_("Reason for unlocking"), max_length=2000, required=False,
+                             widget=forms.Textarea(attrs={"rows": 2}))

@@ -128,3 +128,34 @@ class Withdrawal(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
     protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+
+
+class RecordLock(models.Model):
+    """A data manager's lock of one participant's casebook (visit "" and form ""), one visit
+    (form "") or one form of a visit (X-7.5). A locked record refuses every write. Never deleted:
+    an unlock closes the row (who, when, why) and a new lock adds a row."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="record_locks")
+    visit = models.CharField(max_length=20, blank=True)
+    form = models.CharField(max_length=40, blank=True)
+    locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    locked_at = models.DateTimeField()
+    unlocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                    null=True, blank=True)
+    unlocked_at = models.DateTimeField(null=True, blank=True)
+    unlock_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["participant", "unlocked_at"])]
+        constraints = [models.UniqueConstraint(fields=["participant", "visit", "form"],
+                                               condition=models.Q(unlocked_at__isnull=True),
+                                               name="one_open_record_lock")]
+
+    @property
+    def level(self) -> str:
+        return "casebook" if not self.visit and not self.form else ("visit" if not self.form else "form")
+
+    @property
+    def is_open(self) -> bool:
+        return self.unlocked_at is None

@@ -145,3 +145,27 @@ def timeline(p: Participant) -> list[dict]:
     rank = {s: i for i, s in enumerate(states.ORDER)}
     items.sort(key=lambda i: (timezone.localtime(i["at"]).date(), rank.get(i["status"], len(rank)), i["at"]))
     return items
+
+
+def locked_records(participant_ids=None) -> dict:
+    """The record locks in force: ``{(participant_id, visit, form): RecordLock}``, with
+    ``("", "")`` for the casebook level and ``(visit, "")`` for a visit lock (X-7.5)."""
+    from .models import RecordLock
+
+    qs = RecordLock.objects.filter(unlocked_at__isnull=True).select_related("locked_by")
+    if participant_ids is not None:
+        qs = qs.filter(participant_id__in=list(participant_ids))
+    return {(r.participant_id, r.visit, r.form): r for r in qs.order_by("id")}
+
+
+def lock_history(participant_id: int, visit: str | None = None, form: str | None = None) -> list:
+    """Every lock of a participant's records (closed ones too), newest first; only those of one
+    record when ``visit``/``form`` are given."""
+    from .models import RecordLock
+
+    qs = RecordLock.objects.filter(participant_id=participant_id).select_related("locked_by", "unlocked_by")
+    if visit is not None:
+        qs = qs.filter(visit=visit)
+    if form is not None:
+        qs = qs.filter(form=form)
+    return list(qs.order_by("-id"))

@@ -18,6 +18,7 @@ from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version
 
 from . import states
+from .locks import assert_record_writable
 from .models import Consent, EligibilityDecision, Evidence, Participant, StatusChange, Withdrawal
 
 def _not_future(field: str, value: date | datetime) -> None:
@@ -137,6 +138,7 @@ def record_consent(*, actor, participant_id: int, consent_version: str, consente
     problems.raise_any()
     with transaction.atomic():
         assert_writable("consent")
+        assert_record_writable(participant_id, "screening", "consent")
         p = _locked(participant_id)
         local_day = timezone.localtime(consented_at).date()
         if local_day < p.prescreened_on:
@@ -193,6 +195,7 @@ def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: da
     problems.raise_any()
     with transaction.atomic():
         assert_writable("screening evidence")
+        assert_record_writable(participant_id, "screening", "screening")
         p = _locked(participant_id)
         if p.status not in (states.CONSENTED, states.SCREENING, states.ELIGIBLE):
             if p.status == states.PRE_SCREENED:
@@ -273,6 +276,7 @@ def decide_eligibility(*, actor, participant_id: int, password: str | None = Non
         sign(user=actor, password=password, meaning=ELIGIBILITY_SIGNATURE)
     with transaction.atomic():
         assert_writable("eligibility decision")
+        assert_record_writable(participant_id, "screening", "eligibility")
         p = _locked(participant_id)
         if p.status != states.SCREENING:
             if p.status == states.PRE_SCREENED:
@@ -326,6 +330,7 @@ def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) ->
         with transaction.atomic():
             # the trial-state row lock makes case numbers strictly sequential under concurrency
             trial = assert_writable("enrolment", exclusive=True)
+            assert_record_writable(participant_id)
             p = _locked(participant_id)
             if p.status == states.ENROLLED or p.case_number:
                 raise RuleViolation("status", f"already enrolled as case {p.case_number}")
@@ -373,6 +378,7 @@ def withdraw(*, actor, participant_id: int, withdrawn_on: date, category: str, d
     problems.raise_any()
     with transaction.atomic():
         assert_writable("withdrawal")
+        assert_record_writable(participant_id, "", "end_of_study")
         p = _locked(participant_id)
         if p.status == states.WITHDRAWN:
             raise RuleViolation("status", "this participant has already withdrawn")
@@ -397,6 +403,92 @@ def advance(*, actor, participant_id: int, target: str, reason: str) -> Particip
     reason = _text("reason", reason)
     with transaction.atomic():
         assert_writable("participant status")
+        assert_record_writable(participant_id)
         p = _locked(participant_id)
         _set_status(p, target, actor, reason)
     return p
+
+
+# ---- record locks (X-7.5) ----------------------------------------------------------------------
+
+
+def gettext(message: str) -> str:
+    from django.utils.translation import gettext as translate
+
+    return translate(message)
+
+
+def _lock_target(participant_id, visit, form) -> tuple[str, str]:
+    from .locks import check_target
+
+    visit = "" if visit is None else visit
+    form = "" if form is None else form
+    if not isinstance(participant_id, int) or isinstance(participant_id, bool):
+        raise RuleViolation("participant", "no such participant")
+    check_target(participant_id, visit, form)
+    return visit, form
+
+
+def lock_record(*, actor, participant_id: int, visit: str = "", form: str = "", at: datetime | None = None):
+    """The data manager locks a participant's casebook (visit and form ""), one visit (form "")
+    or one form of a visit. Refused while work on the record is open (draft forms, open queries,
+    adverse-event tasks, SAE reports to send), listing it; refused if the record is already
+    locked. Audited in the same transaction."""
+    from annulus.accounts.permissions import has
+
+    from .locks import RecordLocked, assert_record_writable, open_work, record_name
+    from .models import RecordLock
+
+    if not has(actor, "record.lock"):
+        raise NotPermitted("record.lock")
+    with transaction.atomic():
+        assert_writable("record lock")
+        p = _locked(participant_id)
+        visit, form = _lock_target(p.pk, visit, form)
+        existing = RecordLock.objects.filter(participant=p, visit=visit, form=form, unlocked_at__isnull=True).first()
+        if existing is not None:
+            raise RuleViolation("lock", gettext("%(what)s is already locked (by %(who)s since %(since)s)") % {
+                "what": record_name(visit, form), "who": existing.locked_by.username,
+                "since": timezone.localtime(existing.locked_at).strftime("%Y-%m-%d %H:%M")})
+        try:
+            assert_record_writable(p.pk, visit, form)  # a wider lock already covers it
+        except RecordLocked as exc:
+            raise RuleViolation("lock", exc.message) from None
+        work = open_work(p.pk, visit, form)
+        if work:
+            raise RuleViolation("lock", gettext("open work must be finished first: %(work)s") % {
+                "work": "; ".join(work)})
+        now = at or timezone.now()
+        lock = RecordLock.objects.create(participant=p, visit=visit, form=form, locked_by=actor, locked_at=now)
+        audit.record(actor=actor, action="create", obj_type="record_lock", obj_id=lock.pk, participant_id=p.pk,
+                     changes={"level": lock.level, "visit": visit, "form": form, "locked": [False, True]},
+                     protocol_version=p.protocol_version.version, when=now)
+    return lock
+
+
+def unlock_record(*, actor, participant_id: int, reason: str, visit: str = "", form: str = "",
+                  at: datetime | None = None):
+    """The data manager unlocks a record, giving the reason; the lock row is closed (kept)."""
+    from annulus.accounts.permissions import has
+
+    from .locks import record_name
+    from .models import RecordLock
+
+    if not has(actor, "record.lock"):
+        raise NotPermitted("record.lock")
+    reason = _text("reason", reason, min_len=5)
+    with transaction.atomic():
+        assert_writable("record unlock")
+        p = _locked(participant_id)
+        visit, form = _lock_target(p.pk, visit, form)
+        lock = (RecordLock.objects.select_for_update().filter(participant=p, visit=visit, form=form,
+                                                              unlocked_at__isnull=True).first())
+        if lock is None:
+            raise RuleViolation("lock", gettext("%(what)s is not locked") % {"what": record_name(visit, form)})
+        now = at or timezone.now()
+        lock.unlocked_by, lock.unlocked_at, lock.unlock_reason = actor, now, reason
+        lock.save(update_fields=["unlocked_by", "unlocked_at", "unlock_reason"])
+        audit.record(actor=actor, action="change", obj_type="record_lock", obj_id=lock.pk, participant_id=p.pk,
+                     changes={"level": lock.level, "visit": visit, "form": form, "locked": [True, False]},
+                     reason=reason, protocol_version=p.protocol_version.version, when=now)
+    return lock

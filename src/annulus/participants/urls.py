@@ -12,4 +12,5 @@ urlpatterns = [
     path("participants/<int:pk>/enrol/", views.enrol, name="enrol"),
     path("participants/<int:pk>/withdraw/", views.withdraw, name="withdraw"),
     path("participants/<int:pk>/audit/", views.audit_trail, name="participant_audit"),
+    path("participants/<int:pk>/locks/", views.record_locks, name="record_locks"),
 ]

@@ -209,3 +209,55 @@ def audit_trail(request, pk):
                                                         "actions": [(k, str(v)) for k, v in ACTION_NAMES.items()
                                                                     if k in ("create", "change", "void", "sign", "unblind")],
                                                         "show_ids": not blinded})
+
+
+def record_locks(request, pk):
+    """The locks of one participant's records (X-7.5): the padlock of the record named by
+    ``visit``/``form`` (the casebook when both are empty), every lock ever set with who, when
+    and why it was lifted, and for the data manager the lock/unlock form. The controls on the
+    participant, visit and form pages post here; a refusal is shown on this page's form."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    from . import locks
+    from .forms import RecordLockForm
+
+    p = _participant(request, pk)
+    source = request.POST if request.method == "POST" else request.GET
+    visit, form_id = source.get("visit", "")[:20], source.get("form", "")[:40]
+    form = RecordLockForm(request.POST or None, initial={"visit": visit, "form": form_id,
+                                                        "action": "unlock" if locks.open_lock(p.pk, visit, form_id) else "lock"})
+    if request.method == "POST":
+        need(request, "record.lock")
+        if form.is_valid():
+            data = form.cleaned_data
+            visit, form_id = data["visit"], data["form"]
+            try:
+                if data["action"] == "lock":
+                    services.lock_record(actor=request.user, participant_id=p.pk, visit=visit, form=form_id)
+                    messages.success(request, _("Locked: %(what)s.") % {"what": locks.record_name(visit, form_id)})
+                else:
+                    services.unlock_record(actor=request.user, participant_id=p.pk, visit=visit, form=form_id,
+                                           reason=data["reason"])
+                    messages.success(request, _("Unlocked: %(what)s.") % {"what": locks.record_name(visit, form_id)})
+            except RuleViolation as exc:
+                add_violation(form, exc)
+            except NotPermitted:
+                raise PermissionDenied from None
+            else:
+                target = request.POST.get("next", "")
+                if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                       require_https=request.is_secure()):
+                    target = ""
+                return redirect(target or "participant", **({} if target else {"pk": p.pk}))
+    try:
+        locks.check_target(p.pk, visit, form_id)
+        known = True
+    except RuleViolation:
+        known = False
+    own = locks.open_lock(p.pk, visit, form_id) if known else None
+    return render(request, "participants/record_lock.html", {
+        "p": p, "form": form, "visit": visit, "form_id": form_id, "known": known, "own": own,
+        "name": locks.record_name(visit, form_id) if known else f"{visit} {form_id}".strip(),
+        "history": [{"lock": r, "name": locks.record_name(r.visit, r.form)} for r in selectors.lock_history(p.pk)],
+        "can_lock": has(request.user, "record.lock"),
+    })

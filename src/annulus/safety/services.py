@@ -21,6 +21,7 @@ from annulus.checks import clean_moment as _moment
 from annulus.checks import clean_text as _text
 from annulus.errors import Problems, RuleViolation
 from annulus.participants import states
+from annulus.participants.locks import assert_record_writable
 from annulus.participants.models import Participant, StatusChange, Withdrawal
 from annulus.trial.lock import assert_writable, is_locked
 from annulus.trial.selectors import active_protocol, active_version
@@ -210,6 +211,19 @@ def snapshot(ae: AdverseEvent) -> dict:
     return out
 
 
+# the adverse-event log's form id in a record lock (visit "": a log of the casebook)
+AE_LOG = "adverse_event"
+
+
+def _owner(model, pk, field: str):
+    """The participant a record belongs to, read without a lock before the record lock is checked
+    (None when there is no such record: the service then says so)."""
+    try:
+        return model.objects.filter(pk=int(pk)).values_list(field, flat=True).first()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _participant(participant_id: int) -> Participant:
     try:
         return Participant.objects.select_for_update().select_related("protocol_version").get(pk=participant_id)
@@ -226,6 +240,7 @@ def record_adverse_event(*, actor, participant_id: int, task_id: int | None = No
     data = clean_event(fields, problems)
     with transaction.atomic():
         assert_writable("adverse event")
+        assert_record_writable(participant_id, "", AE_LOG)
         p = _participant(participant_id)
         _check_context(p, data, problems)
         problems.raise_any()
@@ -250,6 +265,7 @@ def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields)
     reason = _text("reason", reason)
     with transaction.atomic():
         assert_writable("adverse event")
+        assert_record_writable(_owner(AdverseEvent, adverse_event_id, "participant_id"), "", AE_LOG)
         try:
             ae = AdverseEvent.objects.select_for_update().get(pk=adverse_event_id)
         except AdverseEvent.DoesNotExist:
@@ -408,6 +424,7 @@ def record_report_sent(*, actor, report_id: int, sent_at: datetime, sent_to: str
     method = _text("method", method, required=False, max_len=40)
     with transaction.atomic():
         assert_writable("SAE report")
+        assert_record_writable(_owner(SaeReport, report_id, "adverse_event__participant_id"), "", AE_LOG)
         r = _report(report_id)
         if r.sent_at is not None:
             raise RuleViolation("sent_at", f"this report was already recorded as sent at {_local(r.sent_at)}")
@@ -428,6 +445,7 @@ def record_report_acknowledged(*, actor, report_id: int, acknowledged_at: dateti
     acknowledged_by = _text("acknowledged_by", acknowledged_by, max_len=120)
     with transaction.atomic():
         assert_writable("SAE report")
+        assert_record_writable(_owner(SaeReport, report_id, "adverse_event__participant_id"), "", AE_LOG)
         r = _report(report_id)
         if r.sent_at is None:
             raise RuleViolation("acknowledged_at", "the report has not been sent yet; record the sending first")
@@ -676,6 +694,7 @@ def open_ae_task(*, actor, participant_id: int, key: str, source: str, descripti
         raise RuleViolation("source", f"must be one of {', '.join(dict(AeTask.SOURCES))}")
     with transaction.atomic():
         assert_writable("adverse-event task")
+        assert_record_writable(participant_id)
         if AeTask.objects.filter(key=key).exists():
             return None
         task = AeTask.objects.create(participant_id=participant_id, key=key[:80], source=source,
@@ -717,6 +736,7 @@ def link_ae_task(*, actor, task_id: int, adverse_event_id: int) -> AeTask:
     """Close a task with an adverse event already recorded for the same participant."""
     with transaction.atomic():
         assert_writable("adverse-event task")
+        assert_record_writable(_owner(AeTask, task_id, "participant_id"), "", AE_LOG)
         task = _open_task(task_id)
         ae = AdverseEvent.objects.filter(pk=adverse_event_id, participant_id=task.participant_id).first() \
             if str(adverse_event_id or "").isdigit() else None
@@ -730,5 +750,6 @@ def dismiss_ae_task(*, actor, task_id: int, reason: str) -> AeTask:
     reason = _text("reason", reason, min_len=10)
     with transaction.atomic():
         assert_writable("adverse-event task")
+        assert_record_writable(_owner(AeTask, task_id, "participant_id"), "", AE_LOG)
         task = _open_task(task_id)
         return _close_task(actor, task, reason=reason)

@@ -22,6 +22,7 @@ from annulus.errors import Problems, RuleViolation, RuleViolations
 from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant, Withdrawal
+from annulus.participants.locks import assert_record_writable
 from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
@@ -115,6 +116,7 @@ def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_m
     problems.raise_any()
     with transaction.atomic():
         assert_writable("visit data")
+        assert_record_writable(participant_id, "liposuction", "liposuction")
         p = _participant(participant_id)
         old = selectors.current_liposuction(p.pk)
         if old is None and p.status != pstates.RANDOMISED:
@@ -217,6 +219,7 @@ def open_visit(*, actor, participant_id: int, visit_id: str, visit_date, at: dat
     visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
     with transaction.atomic():
         assert_writable("visit data")
+        assert_record_writable(participant_id, visit_id)
         p = _participant(participant_id)
         existing = Visit.objects.filter(participant=p, visit_id=visit_id, number=0).first()
         if existing is not None:
@@ -251,6 +254,7 @@ def add_unscheduled_visit(*, actor, participant_id: int, visit_date, reason: str
             raise RuleViolation("forms", f"'{f}' is not an eCRF form") from None
     with transaction.atomic():
         assert_writable("visit data")
+        assert_record_writable(participant_id)
         p = _participant(participant_id)
         _check_can_visit(p, visit_date)
         lipo = selectors.liposuction_date(p.pk)
@@ -276,6 +280,7 @@ def correct_visit_date(*, actor, participant_id: int, visit_key: str, visit_date
     visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
     with transaction.atomic():
         assert_writable("visit data")
+        assert_record_writable(participant_id, visit_key)
         visit = _locked_visit(participant_id, visit_key)
         p = _participant(participant_id)  # locked after the visit, as a form save does: a withdrawal waits
         old = visit.visit_date
@@ -315,6 +320,7 @@ def record_missed(*, actor, participant_id: int, visit_id: str, reason: str, at:
     reason = _text("reason", reason, required=True)
     with transaction.atomic():
         assert_writable("visit data")
+        assert_record_writable(participant_id, visit_id)
         p = _participant(participant_id)
         if Visit.objects.filter(participant=p, visit_id=visit_id, number=0).exists():
             raise RuleViolation("visit", f"the {pv_visit.name.en} visit is already recorded")
@@ -408,6 +414,8 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
     reason = _text("reason", reason)
     with transaction.atomic():
         assert_writable("visit data")
+        for form_id in forms:
+            assert_record_writable(participant_id, visit_key, form_id)
         visit = _locked_visit(participant_id, visit_key)
         # the forms and checks of the protocol version under which the visit was opened
         protocol = protocol_for(visit.protocol_version)
@@ -591,6 +599,7 @@ def book_visit(*, actor, participant_id: int, visit_id: str, on, at: datetime | 
         raise RuleViolation("on", "cannot be in the past")
     with transaction.atomic():
         assert_writable("visit data")
+        assert_record_writable(participant_id, visit_id)
         p = _participant(participant_id)
         if p.status not in selectors.ACTIVE:
             raise RuleViolation("status", f"no visits can be booked for a participant who is {p.status_label}")
@@ -640,6 +649,7 @@ def record_reminder(*, actor, participant_id: int, visit_id: str, visit_on, outc
     note = _text("note", note)
     with transaction.atomic():
         assert_writable("visit data")
+        assert_record_writable(participant_id, "" if visit_id == UNSCHEDULED else visit_id)
         p = _participant(participant_id)
         if p.status not in selectors.ACTIVE:
             raise RuleViolation("status", f"no visits to remind a participant who is {p.status_label} of")

@@ -1,0 +1,34 @@
+"""``{% record_lock p visit form %}``: the padlock of a casebook, visit or form (X-7.5), for
+everyone who can see the record, with the data manager's lock/unlock controls."""
+
+from __future__ import annotations
+
+from django import template
+
+from annulus.accounts.permissions import has
+
+from .. import locks
+from ..selectors import locked_records
+
+register = template.Library()
+
+
+@register.inclusion_tag("participants/_record_lock.html", takes_context=True)
+def record_lock(context, participant, visit: str = "", form: str = ""):
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    own = locks.open_lock(participant.pk, visit, form)
+    cover = own or locks.covering_lock(participant.pk, visit, form)
+    inner = []
+    if not visit and not form:
+        # the casebook's padlock also lists the visits and forms locked inside it
+        inner = [{"name": locks.record_name(v, f), "lock": r}
+                 for (_pid, v, f), r in locked_records([participant.pk]).items() if v or f]
+    return {
+        "p": participant, "visit": visit, "form": form, "own": own, "cover": cover,
+        "cover_name": locks.record_name(cover.visit, cover.form) if cover else "",
+        "name": locks.record_name(visit, form), "inner": inner,
+        "can_lock": has(user, "record.lock"),
+        "next": request.get_full_path() if request is not None else "",
+        "csrf_token": context.get("csrf_token"),
+    }
