@@ -25,8 +25,8 @@ SCREENING = "screening"
 AE_FORM = "adverse_event"
 RECORD_FORMS = ("consent", "screening", "eligibility", AE_FORM)
 LIPOSUCTION_ITEMS = ("performed_on", "fat_volume_ml", "anaesthesia", "observation_hours", "complications")
-TRANSPLANT_ITEMS = ("transplanted_at", "disc_level", "needle_gauge", "approach", "imaging", "volume_ml",
-                    "activity_restriction_until")
+TRANSPLANT_ITEMS = ("transplanted_at", "drug_code_entered", "disc_level", "needle_gauge", "approach", "imaging",
+                    "volume_ml", "notes")
 CONSENT_ITEMS = ("consent_version", "consented_at", "taken_by")
 
 
@@ -87,28 +87,16 @@ def current_plan(protocol=None) -> sdv_plan.Plan | None:
 
 def _dictionary():
     fn = _optional("annulus.trial.selectors", "data_dictionary")
-    if fn is None:
-        return None
-    try:
-        return fn()
-    except Exception:  # noqa: BLE001 - the dictionary is being built elsewhere; the plan decides meanwhile
-        return None
+    return fn() if fn is not None else None
 
 
 def _critical(plan: sdv_plan.Plan, dictionary, form: str, item: str, serious: bool) -> bool:
-    by_plan = plan.is_critical(form, item, serious=serious)
-    if dictionary is None:
-        return by_plan
-    entry = None
-    try:
-        entry = dictionary.entry(form, item)
-    except Exception:  # noqa: BLE001
-        entry = None
-    if entry is None or not hasattr(entry, "sdv_critical"):
-        return by_plan
-    if form == AE_FORM and any(r.form == AE_FORM and r.serious_only for r in plan.critical) and not serious:
-        return False
-    return bool(entry.sdv_critical) or by_plan
+    """The data dictionary's ``sdv_critical`` flag (narrowed by ``sdv_when`` "serious" to serious
+    events); the plan's own critical list for an item the dictionary does not know."""
+    entry = dictionary.entry(form, item) if dictionary is not None else None
+    if entry is None:
+        return plan.is_critical(form, item, serious=serious)
+    return bool(entry.sdv_critical) and (entry.sdv_when != "serious" or serious)
 
 
 # ---- the data points ------------------------------------------------------------------------
@@ -270,44 +258,21 @@ def visit_name(protocol, key: str, language: str | None) -> str:
 
 
 def form_name(protocol, form_id: str, language: str | None) -> str:
-    names = {"consent": _("Informed consent"), "screening": _("Screening evidence"),
-             "eligibility": _("Eligibility decision"), AE_FORM: _("Adverse event")}
-    if form_id in names:
-        return names[form_id]
-    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
-    return form.name.get(language) if form else form_id
+    dictionary = _dictionary()
+    form = dictionary.form(form_id) if dictionary is not None else None
+    if form is not None:
+        return form.name_zh if (language or "").lower().startswith("zh") else form.name_en
+    pf = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    return pf.name.get(language) if pf else form_id
 
 
 def item_labels(protocol, language: str | None) -> dict[tuple[str, str], str]:
-    """Readable item names per (form, item): eCRF items from their specifications, evidence fields
-    from the protocol, the record forms' fields by name."""
+    """Readable item names per (form, item), from the data dictionary."""
+    dictionary = _dictionary()
     out: dict[tuple[str, str], str] = {}
-    from annulus.errors import RuleViolation
-    from annulus.visits.crf import spec_for
-
-    for f in protocol.schedule.forms:
-        try:
-            spec = spec_for(protocol, f.id)
-        except RuleViolation:
-            continue
-        for it in spec.items:
-            out[(f.id, it.id)] = it.label(language)
-    for ef in protocol.eligibility.fields:
-        out[("screening", ef.id)] = ef.label.get(language)
-    fixed = {
-        ("consent", "consent_version"): _("Consent form version"), ("consent", "consented_at"): _("Consented at"),
-        ("consent", "taken_by"): _("Consent taken by"), ("eligibility", "outcome"): _("Eligibility outcome"),
-        ("liposuction", "performed_on"): _("Performed on"), ("liposuction", "fat_volume_ml"): _("Fat volume (mL)"),
-        ("liposuction", "anaesthesia"): _("Anaesthesia"), ("liposuction", "observation_hours"): _("Observation (hours)"),
-        ("liposuction", "complications"): _("Complications"),
-        ("transplant", "transplanted_at"): _("Transplanted at"), ("transplant", "disc_level"): _("Disc level"),
-        ("transplant", "needle_gauge"): _("Needle gauge"), ("transplant", "approach"): _("Approach"),
-        ("transplant", "imaging"): _("Imaging guidance"), ("transplant", "volume_ml"): _("Volume (mL)"),
-        ("transplant", "activity_restriction_until"): _("Activity restricted until"),
-        (AE_FORM, "term"): _("Term"), (AE_FORM, "onset_at"): _("Onset"), (AE_FORM, "end_at"): _("End"),
-        (AE_FORM, "serious"): _("Serious"), (AE_FORM, "grade"): _("Grade"), (AE_FORM, "outcome"): _("Outcome"),
-    }
-    out.update(fixed)
+    if dictionary is not None:
+        for e in dictionary.entries:
+            out[(e.form, e.item)] = e.label(language)
     return out
 
 
