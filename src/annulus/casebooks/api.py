@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.http import Http404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.participants.selectors import get_participant
@@ -78,4 +78,4 @@ def sign(request, pk: int, payload: SignIn):
     p = _participant(request, pk)
     s = services.sign_casebook(actor=request.user, participant_id=p.pk, username=payload.username,
                                password=payload.password, content_hash=payload.content_hash)
-    return 201, _signature(s)
+    return Status(201, _signature(s))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .selectors import shown
 
@@ -136,3 +137,8 @@ def change_lines(changes) -> list[str]:
     if len(changes) > 60:
         out.append(_("… and %(n)s more") % {"n": len(changes) - 60})
     return out
+
+
+# the meanings of the signatures, as stored (English) and shown (translated)
+MEANINGS = (gettext_noop("I approve the data in this casebook as complete and accurate"),
+            gettext_noop("eligibility decision signed"))
