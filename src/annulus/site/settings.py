@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "annulus.safety",
     "annulus.monitoring",
     "annulus.casebooks",
+    "annulus.queries",
 ]
 
 MIDDLEWARE = [
