@@ -110,8 +110,11 @@ def test_closed_work_leaves_the_checklist(open_work, users):
     ps.withdraw(actor=users["investigator"], participant_id=w["p"].pk, withdrawn_on=timezone.localdate(),
                 category="participant_request", details="Moved away")
     assert _keys("participants") == []
-    sign_lock(users, waive=False)
-    assert trial_state() == "locked" and LockWaiver.objects.count() == 0
+    # the groups this test closed need no waiver; what other groups list (verification, casebook
+    # signatures ...) is waived, and the lock goes ahead
+    closed = {"participants", "draft_forms", "sae_reports", "ae_outcomes"}
+    sign_lock(users)
+    assert trial_state() == "locked" and not LockWaiver.objects.filter(group__in=closed).exists()
 
 
 @pytest.mark.req("P-3.7")
