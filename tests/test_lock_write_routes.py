@@ -78,6 +78,11 @@ def trial(users, make_participant):
     one in follow-up with a completed and a draft form, an adverse event and a serious one whose
     reports are partly sent. Then the PI waives the open items and the lock is signed."""
     t = build_trial(users, make_participant)
+    # an auditor's review finding to resolve
+    from annulus.monitoring import services as ms
+
+    t["finding"] = ms.record_finding(actor=users["auditor"], participant_id=t["f"].pk, category="missing_source",
+                                     text="Source document of the 1-week VAS not in the site file")
     sign_lock(users)
     assert TrialState.objects.get(id=1).state == "locked"
     return t
@@ -300,6 +305,15 @@ PAGE_CASES: dict[str, list[Case]] = {
                                               lambda t: {"meeting_on": _iso(t["today"]), "decision": "continue",
                                                          "summary": "No safety concern"})],
     "protocol/upload/": [Case("admin", lambda t: "/protocol/upload/", lambda t: {"activate": "on"}, files=_amendment)],
+    "monitoring/participants/<int:pk>/sdv/": [Case(
+        "monitor", lambda t: f"/monitoring/participants/{t['f'].pk}/sdv/",
+        lambda t: {"visit": "w1", "form": "vas", "record": "0", "item": "vas_mm"}, note="source-data verification")],
+    "monitoring/participants/<int:pk>/review/": [Case(
+        "auditor", lambda t: f"/monitoring/participants/{t['f'].pk}/review/",
+        lambda t: {"category": "data_discrepancy", "text": "VAS differs from the paper diary"})],
+    "monitoring/findings/<int:pk>/": [Case(
+        "auditor", lambda t: f"/monitoring/findings/{t['finding'].pk}/",
+        lambda t: {"resolution": "Source document filed"}, note="resolve a review finding")],
     "participants/<int:pk>/locks/": [
         Case("data_manager", lambda t: f"/participants/{t['f'].pk}/locks/",
              lambda t: {"action": "lock", "visit": "w1", "form": "vas"}, note="lock a form"),
@@ -349,6 +363,10 @@ PAGE_READ_ONLY: dict[str, Callable] = {
     "safety/dsmb/alerts/<int:pk>/": lambda t: "/safety/dsmb/alerts/1/",
     "safety/dsmb/reports/<int:pk>/": lambda t: "/safety/dsmb/reports/1/",
     "safety/dsmb/reports/<int:pk>/pdf/": lambda t: "/safety/dsmb/reports/1/pdf/",
+    # the status grid, a casebook summary and the list of review findings only read
+    "monitoring/": lambda t: "/monitoring/",
+    "monitoring/participants/<int:pk>/": lambda t: f"/monitoring/participants/{t['f'].pk}/",
+    "monitoring/findings/": lambda t: "/monitoring/findings/",
 }
 READ_ONLY_ROLE = {"pharmacy": "pharmacist", "safety/dsmb": "dsmb", "allocation/": "designer"}
 
@@ -463,6 +481,15 @@ API_CASES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/participants/{pk}/forms/{form_id}/unlock"): [Case(
         "data_manager", lambda t: f"/api/v1/participants/{t['rel'].pk}/forms/adverse_event/unlock",
         lambda t: {"reason": "Correction asked for by the monitor"})],
+    ("POST", "/api/v1/monitoring/participants/{pk}/sdv"): [Case(
+        "monitor", lambda t: f"/api/v1/monitoring/participants/{t['f'].pk}/sdv",
+        lambda t: {"visit": "w1", "form": "vas", "item": "vas_mm"})],
+    ("POST", "/api/v1/monitoring/findings"): [Case(
+        "auditor", lambda t: "/api/v1/monitoring/findings",
+        lambda t: {"participant_id": t["f"].pk, "category": "consent", "text": "Consent copy missing"})],
+    ("POST", "/api/v1/monitoring/findings/{pk}/resolve"): [Case(
+        "auditor", lambda t: f"/api/v1/monitoring/findings/{t['finding'].pk}/resolve",
+        lambda t: {"resolution": "Copy filed"})],
 }
 
 API_ALLOWED = {
