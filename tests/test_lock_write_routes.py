@@ -344,6 +344,8 @@ PAGE_READ_ONLY: dict[str, Callable] = {
     "healthz": lambda t: "/healthz",
     "": lambda t: "/",
     "protocol/": lambda t: "/protocol/",
+    "data-dictionary/": lambda t: "/data-dictionary/",
+    "data-dictionary.csv": lambda t: "/data-dictionary.csv",
     "participants/": lambda t: "/participants/",
     "participants/<int:pk>/": lambda t: f"/participants/{t['f'].pk}/",
     "participants/<int:pk>/audit/": lambda t: f"/participants/{t['f'].pk}/audit/",

@@ -60,7 +60,8 @@ def _ecrf_form(protocol, schedule_form, spec: FormSpec, visits: tuple) -> FormDe
                             panel=schedule_form.panel or "", group=item.group)
         required = item.required and not item.id.endswith(("__unit", "__cs"))
         entries.append(_entry(schedule_form.id, item.id, en, zh, _item_type(item), source=source, visits=visits,
-                              hint=hint, sdv_rules=mapping.critical_rules(protocol), unit=item.unit, min=item.min, max=item.max,
+                              hint=hint, sdv_rules=mapping.critical_rules(protocol), unit=item.unit,
+                              min=item.min, max=item.max,
                               codelist=_codelist(item.choices), required=required, group=item.group))
     return FormDef(schedule_form.id, schedule_form.name.en, schedule_form.name.zh, "visit", visits, tuple(entries),
                    source)
@@ -79,7 +80,11 @@ def _protocol_codelist(protocol, form_id: str, item_id: str) -> tuple:
 
 
 def _evidence_entries(protocol, visits: tuple) -> list[Entry]:
-    needed = {f for c in protocol.eligibility.inclusion + protocol.eligibility.exclusion for f in c.fields}
+    criteria = protocol.eligibility.inclusion + protocol.eligibility.exclusion
+    decides = {}
+    for c in criteria:
+        for field_id in c.fields:
+            decides.setdefault(field_id, c.id)
     out = []
     for f in protocol.eligibility.fields:
         if f.type == "choice":
@@ -89,9 +94,11 @@ def _evidence_entries(protocol, visits: tuple) -> list[Entry]:
         else:
             codelist = ()
         out.append(_entry("screening", f.id, f.label.en, f.label.zh, EVIDENCE_TYPES[f.type],
-                          source="protocol: eligibility.fields", visits=visits, sdv_rules=mapping.critical_rules(protocol),
-                          hint=mapping.sdtm("screening", f.id), unit=f.unit or "", min=f.min, max=f.max,
-                          codelist=codelist, required=f.id in needed, group="evidence"))
+                          source="protocol: eligibility.fields", visits=visits,
+                          sdv_rules=mapping.critical_rules(protocol),
+                          hint=mapping.sdtm("screening", f.id, criterion=decides.get(f.id, "")), unit=f.unit or "",
+                          min=f.min, max=f.max, codelist=codelist, required=f.id in decides,
+                          group=decides.get(f.id, "")))
     return out
 
 

@@ -96,12 +96,14 @@ def _number(item_id: str) -> int:
     return int(digits) if digits else 0
 
 
-def sdtm(form: str, item: str, *, instrument: str = "", panel: str = "", group: str = "") -> tuple[str, str, str]:
-    """(domain, test code, variable) for one item; ("", "", "") when it is not exported."""
+def sdtm(form: str, item: str, *, instrument: str = "", panel: str = "", group: str = "",
+         criterion: str = "") -> tuple[str, str, str]:
+    """(domain, test code, variable) for one item; ("", "", "") when it is not exported. Screening
+    evidence without a finding domain of its own goes to IE under the criterion it decides."""
     if (form, item) in RECORDS:
         return RECORDS[(form, item)]
     if form == "screening":
-        return EVIDENCE.get(item, ("IE", item.upper()[:8], "IEORRES"))
+        return EVIDENCE.get(item, ("IE", criterion, "IEORRES") if criterion else ("SC", item.upper()[:8], "SCORRES"))
     key = instrument or form
     if key == "vas":
         return "QS", "VAS", "QSORRES"

@@ -138,6 +138,8 @@ def _mount():
                 continue
             raise
         api.add_router(module.PREFIX, module.router)
+        for prefix, router in getattr(module, "EXTRA_ROUTERS", ()):  # an app's further routers
+            api.add_router(prefix, router)
 
 
 _mount()

@@ -8,10 +8,13 @@ from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import has, require
 
+from . import dictionary_api
 from .selectors import active_protocol, active_version
 
 PREFIX = "/protocol"
 router = Router(tags=["protocol"])
+# GET /api/v1/dictionary, mounted beside this router (annulus.site.api)
+EXTRA_ROUTERS = [(dictionary_api.PREFIX, dictionary_api.router)]
 
 
 @router.get("", summary="The protocol version in force")

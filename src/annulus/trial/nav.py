@@ -7,4 +7,5 @@ def items(request):
         (reverse("dashboard"), _("Dashboard"), "dashboard.view"),
         (reverse("participants"), _("Participants"), "participant.view"),
         (reverse("protocol"), _("Protocol"), "protocol.view"),
+        (reverse("data_dictionary"), _("Data dictionary"), "protocol.view"),
     ]
