@@ -1,9 +1,9 @@
 """Roles that may not change trial data see no control that would: every page (each route of the
 site, filled with the ids of a demo-like trial) is opened as each such role, and every form on it
 that posts somewhere must post to a route the role may use (a POST there is not refused with
-403). The monitor, auditor and ethics reviewer may change nothing of the trial, so their pages
-carry no such form at all, only their own account's (log out, language, notifications, password,
-API tokens)."""
+403). The ethics reviewer may change nothing of the trial, so its pages carry no such form at all,
+only its own account's (log out, language, notifications, password, API tokens); the monitor
+(source-data verification) and the auditor (review findings) see only forms they may use."""
 
 from __future__ import annotations
 
@@ -20,9 +20,15 @@ from .test_blind_crawl import MISSING, SKIP, STRINGS, _fill, trial  # noqa: F401
 
 # the user's own session and account: allowed on every page
 OWN = ("/accounts/logout/", "/i18n/setlang/", "/notifications/", "/accounts/password/", "/accounts/tokens/")
-READ_ONLY = ["monitor", "auditor", "ethics"]
-# roles with a few writes of their own: each form they see must be one they may use
-PARTLY = ["statistician", "dsmb", "designer", "pharmacist", "admin"]
+# The ethics reviewer changes nothing at all: no form but its own account's, and none of the
+# monitor's SDV controls or the auditor's finding forms on the monitoring pages it may read.
+READ_ONLY = ["ethics"]
+# roles with a few writes of their own: each form they see must be one they may use. The monitor
+# changes no trial data but marks data verified against source (P-7.1: the SDV page's "Verified"
+# forms), and the auditor changes no trial data but records and resolves review findings; both
+# moved here from READ_ONLY when those records came: every form they are shown must be one they
+# may use (a POST there is not refused with 403), so a data-entry form would still be caught.
+PARTLY = ["monitor", "auditor", "statistician", "dsmb", "designer", "pharmacist", "admin"]
 
 
 def _post_forms(html: str, page: str) -> set[tuple[str, tuple]]:
