@@ -78,11 +78,6 @@ def trial(users, make_participant):
     one in follow-up with a completed and a draft form, an adverse event and a serious one whose
     reports are partly sent. Then the PI waives the open items and the lock is signed."""
     t = build_trial(users, make_participant)
-    # an auditor's review finding to resolve
-    from annulus.monitoring import services as ms
-
-    t["finding"] = ms.record_finding(actor=users["auditor"], participant_id=t["f"].pk, category="missing_source",
-                                     text="Source document of the 1-week VAS not in the site file")
     sign_lock(users)
     assert TrialState.objects.get(id=1).state == "locked"
     return t
@@ -164,6 +159,21 @@ def build_trial(users, make_participant) -> dict:
     t["sent_report"], t["unsent_report"] = reports[0], reports[1]
     t["today"] = today
     t["protocol_text"] = Path(settings.ANNULUS_PROTOCOL_FILE).read_text(encoding="utf-8")
+    # an auditor's review finding to resolve
+    from annulus.monitoring import services as ms
+
+    t["finding"] = ms.record_finding(actor=users["auditor"], participant_id=t["f"].pk, category="missing_source",
+                                     text="Source document of the 1-week VAS not in the site file")
+    # queries on a casebook to answer, close and re-open
+    from annulus.queries import services as qs
+
+    def _query(text):
+        return qs.raise_query(actor=users["monitor"], participant_id=t["con"].pk, text=text, assigned_to="site")
+
+    t["query_open"], t["query_answered"], t["query_closed"] = (_query("Date of consent?"), _query("Initials?"),
+                                                               _query("Version?"))
+    qs.answer_query(actor=users["coordinator"], query_id=t["query_answered"].pk, text="AB as on the ID card")
+    qs.close_query(actor=users["monitor"], query_id=t["query_closed"].pk, text="Version 1.0 seen")
     dm = users["data_manager"]
     for visit, form in (("liposuction", "liposuction"), ("", "adverse_event"), ("baseline", ""), ("", "")):
         ps.lock_record(actor=dm, participant_id=t["rel"].pk, visit=visit, form=form)
@@ -314,6 +324,19 @@ PAGE_CASES: dict[str, list[Case]] = {
     "monitoring/findings/<int:pk>/": [Case(
         "auditor", lambda t: f"/monitoring/findings/{t['finding'].pk}/",
         lambda t: {"resolution": "Source document filed"}, note="resolve a review finding")],
+    "participants/<int:pk>/casebook/": [Case("pi", lambda t: f"/participants/{t['f'].pk}/casebook/",
+                                             lambda t: {"username": "t_pi", "password": TEST_PASSWORD, "confirm": "yes"})],
+    "queries/new/": [Case("monitor", lambda t: "/queries/new/", lambda t: {
+        "participant": t["con"].pk, "visit": "", "form": "", "record": 0, "item": "", "assigned_to": "site",
+        "text": "Please check the consent form"})],
+    "queries/<int:pk>/": [
+        Case("coordinator", lambda t: f"/queries/{t['query_open'].pk}/",
+             lambda t: {"action": "answer", "answer-text": "Checked on the form"}, note="answer a query"),
+        Case("monitor", lambda t: f"/queries/{t['query_answered'].pk}/",
+             lambda t: {"action": "close", "close-text": "Verified"}, note="close a query"),
+        Case("monitor", lambda t: f"/queries/{t['query_closed'].pk}/",
+             lambda t: {"action": "reopen", "reopen-text": "Seen again: version missing"}, note="re-open a query"),
+    ],
     "participants/<int:pk>/locks/": [
         Case("data_manager", lambda t: f"/participants/{t['f'].pk}/locks/",
              lambda t: {"action": "lock", "visit": "w1", "form": "vas"}, note="lock a form"),
@@ -341,6 +364,7 @@ PAGE_ALLOWED = {
 
 # pages that only read: posted to after the lock, they must write nothing (and not fail)
 PAGE_READ_ONLY: dict[str, Callable] = {
+    "queries/": lambda t: "/queries/",
     "healthz": lambda t: "/healthz",
     "": lambda t: "/",
     "protocol/": lambda t: "/protocol/",
@@ -463,6 +487,18 @@ API_CASES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/safety/sae-reports/{pk}/ack"): [Case(
         "investigator", lambda t: f"/api/v1/safety/sae-reports/{t['sent_report'].pk}/ack",
         lambda t: {"acknowledged_at": timezone.now().isoformat(), "acknowledged_by": "Dr Head"})],
+    ("POST", "/api/v1/casebooks/participants/{pk}/sign"): [Case(
+        "pi", lambda t: f"/api/v1/casebooks/participants/{t['f'].pk}/sign",
+        lambda t: {"username": "t_pi", "password": TEST_PASSWORD})],
+    ("POST", "/api/v1/queries"): [Case(
+        "monitor", lambda t: "/api/v1/queries",
+        lambda t: {"participant_id": t["con"].pk, "text": "Please check the consent form", "assigned_to": "site"})],
+    ("POST", "/api/v1/queries/{pk}/answer"): [Case(
+        "coordinator", lambda t: f"/api/v1/queries/{t['query_open'].pk}/answer", lambda t: {"text": "Checked"})],
+    ("POST", "/api/v1/queries/{pk}/close"): [Case(
+        "monitor", lambda t: f"/api/v1/queries/{t['query_answered'].pk}/close", lambda t: {"text": "Verified"})],
+    ("POST", "/api/v1/queries/{pk}/reopen"): [Case(
+        "monitor", lambda t: f"/api/v1/queries/{t['query_closed'].pk}/reopen", lambda t: {"text": "Seen again"})],
     ("POST", "/api/v1/participants/{pk}/lock"): [Case(
         "data_manager", lambda t: f"/api/v1/participants/{t['rand'].pk}/lock")],
     ("POST", "/api/v1/participants/{pk}/unlock"): [Case(

@@ -27,7 +27,7 @@ from functools import lru_cache
 from django.apps import apps
 from django.utils import timezone
 from django.utils.translation import get_language
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from annulus.errors import RuleViolation
@@ -210,5 +210,6 @@ def open_work(participant_id: int, visit: str = "", form: str = "") -> list[str]
                     continue
             elif visit and v != visit:
                 continue
-            lines.append(gettext("%(n)s open queries on %(what)s") % {"n": n, "what": record_name(v, f)})
+            lines.append(ngettext("%(n)s open query on %(what)s", "%(n)s open queries on %(what)s", n) % {
+                "n": n, "what": record_name(v, f)})
     return lines

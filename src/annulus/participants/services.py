@@ -436,7 +436,7 @@ def lock_record(*, actor, participant_id: int, visit: str = "", form: str = "", 
     locked. Audited in the same transaction."""
     from annulus.accounts.permissions import has
 
-    from .locks import RecordLocked, assert_record_writable, open_work, record_name
+    from .locks import open_work
     from .models import RecordLock
 
     if not has(actor, "record.lock"):
@@ -445,15 +445,9 @@ def lock_record(*, actor, participant_id: int, visit: str = "", form: str = "", 
         assert_writable("record lock")
         p = _locked(participant_id)
         visit, form = _lock_target(p.pk, visit, form)
-        existing = RecordLock.objects.filter(participant=p, visit=visit, form=form, unlocked_at__isnull=True).first()
-        if existing is not None:
-            raise RuleViolation("lock", gettext("%(what)s is already locked (by %(who)s since %(since)s)") % {
-                "what": record_name(visit, form), "who": existing.locked_by.username,
-                "since": timezone.localtime(existing.locked_at).strftime("%Y-%m-%d %H:%M")})
-        try:
-            assert_record_writable(p.pk, visit, form)  # a wider lock already covers it
-        except RecordLocked as exc:
-            raise RuleViolation("lock", exc.message) from None
+        # locked already, or covered by the lock of its visit or of the casebook: RecordLocked (409)
+        # names the lock in force, who set it and since when
+        assert_record_writable(p.pk, visit, form)
         work = open_work(p.pk, visit, form)
         if work:
             raise RuleViolation("lock", gettext("open work must be finished first: %(work)s") % {
