@@ -24,6 +24,7 @@ def open_items() -> list[dict]:
         return []
     protocol = active_protocol()
     language = get_language()
+    dictionary = selectors._dictionary()
     people = {p.pk: p for p in Participant.objects.filter(pk__in={pid for (pid, _v, _f) in status})}
     out = []
     for (pid, visit, form), s in sorted(status.items(), key=lambda kv: (people[kv[0][0]].screening_number,
@@ -33,7 +34,7 @@ def open_items() -> list[dict]:
             continue
         p = people[pid]
         label = (f"{p.label} · {selectors.visit_name(protocol, visit, language)} · "
-                 f"{selectors.form_name(protocol, form, language)} · "
+                 f"{selectors.form_name(protocol, form, language, dictionary)} · "
                  + _g("%(left)d of %(n)d items not verified") % {"left": left, "n": s["required"]})
         if s["cleared"]:
             label += " (" + _g("%(n)d cleared by a change") % {"n": s["cleared"]} + ")"

@@ -171,11 +171,15 @@ def evaluate(participant_ids, *, plan: sdv_plan.Plan | None = None) -> dict[int,
     numbers = dict(Participant.objects.filter(pk__in=ids).values_list("pk", "screening_number"))
     points = data_points(ids)
     marks = _latest_marks(ids)
+    critical: dict[tuple, bool] = {}
     for pid, plist in points.items():
         mine = marks.get(pid, {})
         for p in plist:
             if plan is not None:
-                p.critical = _critical(plan, dictionary, p.form, p.item, p.serious)
+                key = (p.form, p.item, p.serious)
+                if key not in critical:
+                    critical[key] = _critical(plan, dictionary, p.form, p.item, p.serious)
+                p.critical = critical[key]
                 p.required = p.critical or sdv_plan.sampled(plan, numbers.get(pid, str(pid)), p.visit, p.form)
             p.mark = mine.get(p.address)
             if p.mark is None:
@@ -192,8 +196,12 @@ def sdv_status(participant_ids=None) -> dict[tuple[int, str, str], dict[str, int
     counting the items the plan asks to verify."""
     if participant_ids is None:
         participant_ids = Participant.objects.values_list("pk", flat=True)
+    return _progress(evaluate(participant_ids))
+
+
+def _progress(points: dict[int, list[Point]]) -> dict[tuple[int, str, str], dict[str, int]]:
     out: dict[tuple[int, str, str], dict[str, int]] = {}
-    for pid, plist in evaluate(participant_ids).items():
+    for pid, plist in points.items():
         for p in plist:
             if not p.required:
                 continue
@@ -257,8 +265,8 @@ def visit_name(protocol, key: str, language: str | None) -> str:
     return pv.name.get(language) if pv else key
 
 
-def form_name(protocol, form_id: str, language: str | None) -> str:
-    dictionary = _dictionary()
+def form_name(protocol, form_id: str, language: str | None, dictionary=None) -> str:
+    dictionary = dictionary if dictionary is not None else _dictionary()
     form = dictionary.form(form_id) if dictionary is not None else None
     if form is not None:
         return form.name_zh if (language or "").lower().startswith("zh") else form.name_en
@@ -358,7 +366,8 @@ def status_grid(participants, *, protocol=None) -> list[Row]:
     people = list(participants)
     ids = [p.pk for p in people]
     columns = grid_columns(protocol)
-    status = sdv_status(ids) if ids else {}
+    evaluated = evaluate(ids) if ids else {}
+    status = _progress(evaluated)
     counts_fn = _optional("annulus.queries.selectors", "open_query_counts")
     locks_fn = _optional("annulus.participants.selectors", "locked_records")
     sign_fn = _optional("annulus.casebooks.selectors", "signature_status")
@@ -372,8 +381,20 @@ def status_grid(participants, *, protocol=None) -> list[Row]:
     for pid, vid in (FormRecord.objects.filter(participant_id__in=ids, state__in=(FormRecord.COMPLETE, FormRecord.CHANGED))
                      .exclude(visit__visit_id=UNSCHEDULED).values_list("participant_id", "visit__visit_id")):
         entered[(pid, vid)] = entered.get((pid, vid), 0) + 1
-    present_records: set[tuple[int, str]] = {(pid, v) for (pid, v, _f) in status}
-    points_present = {(pid, v) for (pid, v, _f) in status}
+    # the other apps' counts by (participant, visit), so each cell is a dictionary look-up
+    by_visit: dict[tuple[int, str], dict[str, int]] = {}
+    for (pid, vk, _form), s in status.items():
+        acc = by_visit.setdefault((pid, vk), {"required": 0, "verified": 0, "cleared": 0})
+        for k in acc:
+            acc[k] += s[k]
+    query_by_visit: dict[tuple[int, str], int] = {}
+    for (pid, vk, _form), n in queries.items():
+        query_by_visit[(pid, vk)] = query_by_visit.get((pid, vk), 0) + n
+    locked_visits = {(pid, vk) for (pid, vk, _form) in locks}
+    points_present = set(by_visit)
+    # a record with no item in the plan still counts as recorded
+    for pid, plist in evaluated.items():
+        points_present.update((pid, pt.visit) for pt in plist)
     rows = []
     for p in people:
         row = Row(p, signature=signatures.get(p.pk) if sign_fn else None,
@@ -394,18 +415,15 @@ def status_grid(participants, *, protocol=None) -> list[Row]:
                 cell.forms_total = 1
                 cell.forms_entered = 1 if (p.pk, col) in points_present else 0
                 cell.present = cell.present or cell.forms_entered == 1
-            if col in (SCREENING, "") and (p.pk, col) in present_records:
+            if col in (SCREENING, "") and (p.pk, col) in points_present:
                 cell.present = True
-            for (pid, vk, _form), s in status.items():
-                if pid == p.pk and vk == col:
-                    cell.sdv_required += s["required"]
-                    cell.sdv_verified += s["verified"]
-                    cell.sdv_cleared += s["cleared"]
-            for (pid, vk, _form), n in queries.items():
-                if pid == p.pk and vk == col:
-                    cell.queries += n
-                    cell.present = True
-            cell.locked = row.casebook_locked or any(pid == p.pk and vk == col for (pid, vk, _f) in locks)
+            s = by_visit.get((p.pk, col))
+            if s:
+                cell.sdv_required, cell.sdv_verified, cell.sdv_cleared = s["required"], s["verified"], s["cleared"]
+            cell.queries = query_by_visit.get((p.pk, col), 0)
+            if cell.queries:
+                cell.present = True
+            cell.locked = row.casebook_locked or (p.pk, col) in locked_visits
             row.cells.append(cell)
         rows.append(row)
     return rows

@@ -113,6 +113,7 @@ def _form_rows(request, p):
     """Visits x forms of one casebook with entry, queries, SDV and lock status."""
     protocol = active_protocol()
     language = get_language()
+    dictionary = selectors._dictionary()
     points = selectors.evaluate([p.pk])[p.pk]
     counts_fn = selectors._optional("annulus.queries.selectors", "open_query_counts")
     locks_fn = selectors._optional("annulus.participants.selectors", "locked_records")
@@ -125,7 +126,7 @@ def _form_rows(request, p):
         if key not in rows:
             order.append(key)
             rows[key] = {"visit": pt.visit, "form": pt.form, "visit_name": selectors.visit_name(protocol, pt.visit, language),
-                         "form_name": selectors.form_name(protocol, pt.form, language), "items": 0, "required": 0,
+                         "form_name": selectors.form_name(protocol, pt.form, language, dictionary), "items": 0, "required": 0,
                          "verified": 0, "cleared": 0, "records": set()}
         r = rows[key]
         r["items"] += 1
@@ -147,7 +148,7 @@ def _form_rows(request, p):
             if key not in rows:
                 order.append(key)
                 rows[key] = {"visit": v.key, "form": f, "visit_name": selectors.visit_name(protocol, v.key, language),
-                             "form_name": selectors.form_name(protocol, f, language), "items": 0, "required": 0,
+                             "form_name": selectors.form_name(protocol, f, language, dictionary), "items": 0, "required": 0,
                              "verified": 0, "cleared": 0, "records": set()}
             rows[key]["entered"] = f in done if v.outcome == "attended" else None
     out = []
@@ -208,6 +209,7 @@ def sdv(request, pk):
     points = selectors.evaluate([p.pk])[p.pk]
     selectors.explain_cleared(p.pk, points)
     labels = selectors.item_labels(protocol, language)
+    dictionary = selectors._dictionary()
     show = request.GET.get("show", "plan")
     if show not in ("plan", "all", "todo"):
         show = "plan"
@@ -220,7 +222,7 @@ def sdv(request, pk):
         key = (pt.visit, pt.form, pt.record)
         g = groups.setdefault(key, {"visit": pt.visit, "form": pt.form, "record": pt.record,
                                     "visit_name": selectors.visit_name(protocol, pt.visit, language),
-                                    "form_name": selectors.form_name(protocol, pt.form, language),
+                                    "form_name": selectors.form_name(protocol, pt.form, language, dictionary),
                                     "points": [], "open": 0})
         pt.label = labels.get((pt.form, pt.item), pt.item)
         pt.state_label = STATE_LABELS[pt.state]
