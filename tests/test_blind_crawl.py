@@ -254,3 +254,45 @@ def test_no_role_sees_a_future_envelope(users, trial):
             r = c.get(url)
             assert sealed.drug_code.encode() not in r.content, (role, url)
     assert selectors.envelope_for_pharmacy(users["pharmacist"], sealed.pk) is None
+
+
+@pytest.mark.req("X-3.8", "X-7.5")
+@pytest.mark.parametrize("role", BLINDED)
+def test_casebook_page_and_pdf_show_no_arm(role, users, trial, tmp_path):
+    """The casebook (page, printable PDF, API) of participants in different arms reads the same
+    for every blinded role: nothing names an arm, and the texts differ only in numbers and codes.
+    The PDF (``?format=pdf``, which the route crawl does not request) is read as text."""
+    import shutil
+    import subprocess
+
+    from annulus.casebooks import services as casebooks
+
+    for p, _env in trial["reps"].values():  # a signed casebook manifests its signature too
+        casebooks.sign_casebook(actor=users["pi"], participant_id=p.pk, username=users["pi"].username,
+                                password=TEST_PASSWORD)
+    client = Client()
+    client.force_login(users[role])
+    forbidden = _forbidden(active_protocol())
+    pages, pdfs, apis, problems = {}, {}, {}, []
+    for arm, (p, _env) in trial["reps"].items():
+        for kind, url, store in (("page", f"/participants/{p.pk}/casebook/", pages),
+                                 ("api", f"/api/v1/casebooks/participants/{p.pk}", apis)):
+            resp = client.get(url)
+            text = resp.content.decode("utf-8", "replace")
+            problems += [f"{role} {kind} {arm}: reveals {leak!r}" for leak in _leaks(resp, forbidden, text)]
+            store[arm] = (resp.status_code, _normalise(text))
+        if pages[arm][0] != 200 or not shutil.which("pdftotext"):
+            continue
+        resp = client.get(f"/participants/{p.pk}/casebook/?format=pdf")
+        path = tmp_path / f"{arm}.pdf"
+        path.write_bytes(resp.content)
+        text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        problems += [f"{role} pdf {arm}: reveals {leak!r}" for leak in _leaks(resp, forbidden, text)]
+        pdfs[arm] = _normalise(text)
+    for kind, got in (("page", pages), ("api", apis)):
+        if len({(s, len(t)) for s, t in got.values()}) > 1:
+            problems.append(f"{role} casebook {kind} differs by arm: {_first_difference([t for _, t in got.values()])}")
+    if pdfs and len({len(t) for t in pdfs.values()}) > 1:
+        problems.append(f"{role} casebook PDF differs by arm: {_first_difference(list(pdfs.values()))}")
+    assert not problems, "\n".join(problems)
