@@ -20,10 +20,11 @@ def record_lock(context, participant, visit: str = "", form: str = ""):
     own = locks.open_lock(participant.pk, visit, form)
     cover = own or locks.covering_lock(participant.pk, visit, form)
     inner = []
-    if not visit and not form:
-        # the casebook's padlock also lists the visits and forms locked inside it
+    if not form:
+        # the padlock of a casebook or a visit also lists the visits and forms locked inside it
         inner = [{"name": locks.record_name(v, f), "lock": r}
-                 for (_pid, v, f), r in locked_records([participant.pk]).items() if v or f]
+                 for (_pid, v, f), r in locked_records([participant.pk]).items()
+                 if (v or f) and (not visit or (v == visit and f))]
     return {
         "p": participant, "visit": visit, "form": form, "own": own, "cover": cover,
         "cover_name": locks.record_name(cover.visit, cover.form) if cover else "",
