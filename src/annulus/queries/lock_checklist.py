@@ -21,7 +21,7 @@ def open_items() -> list[dict]:
             .order_by("participant__case_number", "participant__screening_number", "raised_at", "id"))
     out = []
     for q in rows:
-        status = _g("answered") if q.status == "answered" else _g("open")
+        status = q.get_status_display()
         what = selectors.target_text(q, language) or _g("casebook")
         out.append({"key": f"query:{q.pk}", "label": f"{q.participant.label} · {q.label} · {what} · {status}",
                     "link": reverse("query", args=[q.pk])})

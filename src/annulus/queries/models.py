@@ -5,11 +5,13 @@ Nothing is deleted: each step adds a message to the query's thread and moves its
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from annulus.participants.models import Participant
 
 OPEN, ANSWERED, CLOSED = "open", "answered", "closed"
-STATUSES = [(OPEN, _("open")), (ANSWERED, _("answered")), (CLOSED, _("closed"))]
+STATUSES = [(OPEN, pgettext_lazy("query", "open")), (ANSWERED, pgettext_lazy("query", "answered")),
+            (CLOSED, pgettext_lazy("query", "closed"))]
 MANUAL, CHECK = "manual", "check"
 ORIGINS = [(MANUAL, _("raised by hand")), (CHECK, _("edit check"))]
 # who is to act on a query: the site (investigators and coordinators) or one role
@@ -73,7 +75,8 @@ class QueryMessage(models.Model):
     edit check, ``author`` None), with the text written."""
 
     RAISE, ANSWER, CLOSE, REOPEN, AUTO_CLOSE = "raise", "answer", "close", "reopen", "auto_close"
-    KINDS = [(RAISE, _("raised")), (ANSWER, _("answered")), (CLOSE, _("closed")), (REOPEN, _("re-opened")),
+    KINDS = [(RAISE, pgettext_lazy("query step", "raised")), (ANSWER, pgettext_lazy("query step", "answered")),
+             (CLOSE, pgettext_lazy("query step", "closed")), (REOPEN, pgettext_lazy("query step", "re-opened")),
              (AUTO_CLOSE, _("closed by the edit check"))]
     query = models.ForeignKey(Query, on_delete=models.PROTECT, related_name="messages")
     kind = models.CharField(max_length=12, choices=KINDS)
