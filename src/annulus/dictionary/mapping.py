@@ -75,7 +75,7 @@ RECORDS = {
     ("adverse_event", "onset_at"): ("AE", "", "AESTDTC"),
     ("adverse_event", "end_at"): ("AE", "", "AEENDTC"),
     ("adverse_event", "serious"): ("AE", "", "AESER"),
-    ("adverse_event", "serious_criteria"): ("AE", "", "AESDTH/AESLIFE/AESHOSP/AESDISAB/AESCONG/AESMIE"),
+    ("adverse_event", "serious_criteria"): ("AE", "", "AESDTH, AESLIFE, AESHOSP, AESDISAB, AESCONG, AESMIE"),
     ("adverse_event", "first_knowledge_at"): ("AE", "AEAWARDT", "QVAL"),  # SUPPAE
     ("adverse_event", "grade"): ("AE", "", "AETOXGR"),
     ("adverse_event", "causality_liposuction"): ("AE", "AERELLIP", "QVAL"),  # SUPPAE

@@ -51,11 +51,14 @@ class Entry:
         return [(v, zh if _zh(language) else en) for v, en, zh in self.codelist]
 
     def codelist_text(self, language: str | None) -> str:
-        """``0 = none; 1 = mild`` in the language (the label alone when it already starts with the value)."""
-        out = []
-        for value, label in self.codes(language):
-            out.append(label if label == value or label.startswith(f"{value} ") else f"{value} = {label}")
-        return "; ".join(out)
+        """``F = female; M = male`` in the language."""
+        return "; ".join(self.code_lines(language))
+
+    def code_lines(self, language: str | None) -> list[str]:
+        """Each code as ``value = label``, or the label alone when it already starts with the value
+        (``3 severe``, ``1.0（2022-03-28 批准）``)."""
+        return [label if label == value or label.startswith((f"{value} ", f"{value}（")) else f"{value} = {label}"
+                for value, label in self.codes(language)]
 
     @property
     def range_text(self) -> str:

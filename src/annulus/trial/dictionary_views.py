@@ -39,8 +39,7 @@ def _rows(dictionary, language, visit_names) -> list[dict]:
         out.append({
             "order": n, "entry": e, "form": form, "form_name": form.name(language), "label": e.label(language),
             "type": TYPE_LABELS.get(e.type, e.type), "scope": SCOPE_LABELS.get(form.scope, form.scope),
-            "codes": [label if label == value or label.startswith(f"{value} ") else f"{value} = {label}"
-                      for value, label in e.codes(language)],
+            "codes": e.code_lines(language),
             "visits": [visit_names.get(v, v) for v in e.visits],
         })
     return out
