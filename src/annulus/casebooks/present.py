@@ -41,8 +41,50 @@ def _labels() -> dict[str, str]:
     }
 
 
-def _fields(record: dict, labels: dict, skip=()) -> list[tuple[str, str]]:
-    return [(labels.get(k, k), shown(v)) for k, v in record.items() if k not in skip]
+def _fields(record: dict, labels: dict, skip=(), values: dict | None = None) -> list[tuple[str, str]]:
+    """(label, shown value) of a record; a coded value by its words (``values``: key -> code -> words)."""
+    values = values or {}
+
+    def word(k, v):
+        names = values.get(k)
+        if names is None:
+            return shown(v)
+        if isinstance(v, list):
+            return ", ".join(str(names.get(x, x)) for x in v) or "—"
+        return str(names.get(v, shown(v)))
+
+    return [(labels.get(k, k), word(k, v)) for k, v in record.items() if k not in skip]
+
+
+def _withdrawal_categories(categories) -> dict[str, str]:
+    """The withdrawal categories in the page's language (their Chinese is in the data dictionary)."""
+    try:
+        from annulus.dictionary.records import WITHDRAWAL_CATEGORIES
+    except ImportError:  # noqa: BLE001 - without the dictionary: the model's English words
+        return dict(categories)
+    zh = (get_language() or "").lower().startswith("zh")
+    return {k: (z if zh else e) for k, e, z in WITHDRAWAL_CATEGORIES}
+
+
+def _codes() -> dict[str, dict]:
+    """The words of coded values, by section."""
+    from annulus.participants.models import SOURCE_LABELS, Withdrawal
+    from annulus.safety import models as sm
+    from annulus.visits.models import Liposuction
+
+    def words(choices):
+        return {k: str(v) for k, v in choices}
+
+    return {
+        "participant": {"sex": {"F": _("female"), "M": _("male")}, "recruitment_source": words(SOURCE_LABELS.items())},
+        "eligibility": {"outcome": {"eligible": _("eligible"), "ineligible": _("screen failure")}},
+        "liposuction": {"anaesthesia": words(Liposuction.ANAESTHESIA)},
+        "adverse_event": {"serious_criteria": words(sm.SERIOUS_CRITERIA), "grade": words(sm.GRADES),
+                          "causality_liposuction": words(sm.CAUSALITY), "causality_injection": words(sm.CAUSALITY),
+                          "causality_product": words(sm.CAUSALITY), "expectedness": words(sm.EXPECTEDNESS),
+                          "action_taken": words(sm.ACTIONS), "outcome": words(sm.OUTCOMES)},
+        "withdrawal": {"category": _withdrawal_categories(Withdrawal.CATEGORIES)},
+    }
 
 
 def _form_rows(protocol, form_id: str, form: dict, language: str) -> list[tuple[str, str]]:
@@ -70,9 +112,10 @@ def sections(content: dict) -> list[dict]:
     language = get_language()
     protocol = active_protocol()
     labels = _labels()
+    codes = _codes()
     out = []
     ident = dict(content["participant"])
-    out.append({"title": _("Identification"), "records": [{"heading": "", "fields": _fields(ident, labels)}]})
+    out.append({"title": _("Identification"), "records": [{"heading": "", "fields": _fields(ident, labels, values=codes["participant"])}]})
     out.append({"title": _("Informed consent"), "empty": _("No consent recorded."),
                 "records": [{"heading": "", "fields": _fields(c, labels)} for c in content["consent"]]})
     evidence = []
@@ -87,12 +130,12 @@ def sections(content: dict) -> list[dict]:
                 "records": [{"heading": "", "fields": evidence}] if evidence else []})
     d = content["eligibility"]
     out.append({"title": _("Eligibility decision"), "empty": _("No eligibility decision."),
-                "records": [] if d is None else [{"heading": "", "fields": _fields(d, labels, skip=("criteria",)) + [
+                "records": [] if d is None else [{"heading": "", "fields": _fields(d, labels, skip=("criteria",), values=codes["eligibility"]) + [
                     (_("Criteria"), ", ".join(f"{cid} {'✔' if ok else '✘' if ok is False else '?'}"
                                               for cid, ok in d["criteria"].items()))]}]})
     lp = content["liposuction"]
     out.append({"title": _("Liposuction (day 0)"), "empty": _("No liposuction recorded."),
-                "records": [] if lp is None else [{"heading": "", "fields": _fields(lp, labels)}]})
+                "records": [] if lp is None else [{"heading": "", "fields": _fields(lp, labels, values=codes["liposuction"])}]})
     tx = content["transplant"]
     out.append({"title": _("Transplantation"), "empty": _("No transplantation recorded."),
                 "records": [] if tx is None else [{"heading": "", "fields": _fields(tx, labels)}]})
@@ -109,7 +152,8 @@ def sections(content: dict) -> list[dict]:
                                       for fid, f in v["forms"].items()]})
     out.append({"title": _("Visits and forms"), "empty": _("No visit recorded."), "records": visits})
     out.append({"title": _("Adverse events"), "empty": _("No adverse events."),
-                "records": [{"heading": k, "fields": _fields(ae, labels)} for k, ae in content["adverse_events"].items()]})
+                "records": [{"heading": k, "fields": _fields(ae, labels, values=codes["adverse_event"])}
+                            for k, ae in content["adverse_events"].items()]})
     out.append({"title": _("SAE reports"), "empty": _("No SAE reports."),
                 "records": [{"heading": k, "fields": _fields(r, labels)} for k, r in content["sae_reports"].items()]})
     if content["emergency_unblindings"]:
@@ -118,7 +162,7 @@ def sections(content: dict) -> list[dict]:
     end = content["end_of_study"]
     fields = [(labels["status"], str(states.LABELS.get(end["status"], end["status"])))]
     if end["withdrawal"]:
-        fields += _fields(end["withdrawal"], labels)
+        fields += _fields(end["withdrawal"], labels, values=codes["withdrawal"])
     out.append({"title": _("End of study"), "records": [{"heading": "", "fields": fields}]})
     return out
 
