@@ -39,7 +39,7 @@ class Form:
 @dataclass(frozen=True)
 class VisitData:
     key: str  # the visit key of URLs: protocol visit id, or u1, u2 ... for unscheduled visits
-    order: int  # position in time: the schedule's order, unscheduled visits by date
+    order: int  # the schedule's order (visits are taken by date first, then this)
     visit_date: date | None
     forms: dict  # form id -> Form
 
@@ -97,7 +97,7 @@ def _value(form: Form, check) -> float | None:
 def _change_between_visits(check, data: Casebook, protocol) -> list[Finding]:
     out = []
     previous = None
-    for v in sorted(data.visits, key=lambda v: (v.order, v.visit_date or date.min)):
+    for v in sorted(data.visits, key=lambda v: (v.visit_date or date.max, v.order)):
         form = v.forms.get(check.form)
         value = _value(form, check) if form is not None else None
         if value is None:

@@ -116,10 +116,14 @@ def answer_query(*, actor, query_id, text: str, at=None) -> Query:
     now = at or timezone.now()
     with transaction.atomic():
         assert_writable("queries")
+        # the record lock takes the participant's row first, as every write of its data does
+        target = Query.objects.filter(pk=query_id).values_list("participant_id", "visit", "form").first() \
+            if str(query_id).isdigit() else None
+        if target is not None:
+            _record_lock(target)
         q = _locked_query(query_id)
         if q.status == CLOSED:
             raise QueryRefused("status", "the query is closed and cannot be answered; it must be re-opened first")
-        _record_lock(q.target)
         old = q.status
         q.status, q.updated_at = ANSWERED, now
         q.save(update_fields=["status", "updated_at"])
