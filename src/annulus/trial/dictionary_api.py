@@ -12,13 +12,13 @@ PREFIX = "/dictionary"
 router = Router(tags=["dictionary"])
 
 
-class CodeOut(Schema):
+class DictionaryCodeOut(Schema):
     value: str = Field(..., description="the value as stored")
     en: str
     zh: str
 
 
-class ItemOut(Schema):
+class DictionaryItemOut(Schema):
     item: str = Field(..., description="item id, unique within its form")
     label_en: str
     label_zh: str
@@ -27,7 +27,7 @@ class ItemOut(Schema):
     min: float | None
     max: float | None
     required: bool = Field(..., description="needed to complete the form")
-    codelist: list[CodeOut]
+    codelist: list[DictionaryCodeOut]
     visits: list[str] = Field(..., description="protocol visit ids (\"screening\" for screening records)")
     sdv_critical: bool = Field(..., description="verified against source for every participant")
     sdv_when: str = Field(..., description="\"serious\": only for serious adverse events; empty: always")
@@ -38,19 +38,19 @@ class ItemOut(Schema):
     source: str = Field(..., description="where the item is declared")
 
 
-class FormOut(Schema):
+class DictionaryFormOut(Schema):
     id: str
     name_en: str
     name_zh: str
     scope: str = Field(..., description="visit | screening | log | participant")
     visits: list[str]
     source: str
-    items: list[ItemOut]
+    items: list[DictionaryItemOut]
 
 
 class DictionaryOut(Schema):
     protocol_version: str
-    forms: list[FormOut]
+    forms: list[DictionaryFormOut]
 
 
 @router.get("", response=DictionaryOut, summary="The data dictionary: every captured item of the protocol in force")
