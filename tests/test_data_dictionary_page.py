@@ -145,7 +145,11 @@ def test_api_returns_the_dictionary_to_a_token(users, dictionary):
     spec = Client(HTTP_AUTHORIZATION=f"Bearer {issue_token(user=users['monitor'], name='t')}").get(
         "/api/v1/openapi.json").json()
     assert "/api/v1/dictionary" in spec["paths"]
-    assert "get" in spec["paths"]["/api/v1/dictionary"]
+    ok = spec["paths"]["/api/v1/dictionary"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/DictionaryOut")
+    forms = spec["components"]["schemas"]["DictionaryOut"]["properties"]["forms"]["items"]["$ref"]
+    assert forms.endswith("/DictionaryFormOut")  # its own component, not another app's FormOut
+    assert "scope" in spec["components"]["schemas"]["DictionaryFormOut"]["properties"]
 
 
 def _cli(*args):
