@@ -34,14 +34,14 @@ WORDS = {
            "open_of": "{open} open of {total}", "required": "This field is required.",
            "refused": "{n} open item(s) of the pre-lock checklist are neither closed nor waived (first: ",
            "not_open": "is not an open item of the pre-lock checklist", "item": "Checklist item",
-           "shown": "1 line shown"},
+           "shown": "1 matching line"},
     "zh-hans": {"title": "锁库前检查清单", "visits": "既未完成也未记录为缺失的访视（窗口期已关闭，无任何记录）",
                 "outcomes": "无最终转归的不良事件", "group": "检查清单分组",
                 "blocked": "无法签署锁库：锁库前检查清单中有 {n} 项既未关闭也未豁免。",
                 "open_of": None, "required": "这个字段是必填项。",
                 "refused": "锁库前检查清单中有 {n} 项既未关闭也未豁免（第一项：",
                 "not_open": "is not an open item of the pre-lock checklist", "item": "检查清单项",
-                "shown": "显示 1 条"},
+                "shown": "1 条匹配"},
 }
 
 
@@ -201,3 +201,22 @@ def test_bad_input_by_api_and_the_checklist_read(busy_trial, users):
     assert data["blocking"] == n - 1 and line["waiver"]["reason"] == WAIVE_REASON
     r = pi("POST", "/api/v1/allocation/unblinding/waivers", {"item": item, "reason": WAIVE_REASON})
     assert r.status_code == 400 and r.json()["detail"][0] == {"field": "item", "message": "is already waived"}
+
+
+@pytest.mark.req("P-3.7")
+def test_a_long_group_shows_its_first_lines_and_the_filter_finds_the_others(busy_trial, users, monkeypatch):
+    import annulus.allocation.views as views
+
+    monkeypatch.setattr(views, "LINES_PER_GROUP", 10)
+    total = len(next(g for g in selectors.lock_checklist()["groups"] if g["group"] == "participants")["items"])
+    _c, page, _token = _browser(users["pi"], "en")
+    html = page.content.decode()
+    assert f"Showing the first 10 of {total} lines; use the filter to find the others." in html
+    section = html[html.index('<details id="group-participants"'):html.index('<details id="group-draft_forms"')]
+    assert section.count('name="action" value="waive"') == 10
+    last = busy_trial["many"][-1]
+    assert f'value="participant:{last.pk}"' not in section
+    _c, page, _token = _browser(users["pi"], "zh-hans", f"?q={last.case_number}")
+    html = page.content.decode()
+    section = html[html.index('<details id="group-participants"'):html.index('<details id="group-draft_forms"')]
+    assert f'value="participant:{last.pk}"' in section and "其余条目请使用筛选查找" not in section

@@ -280,6 +280,8 @@ def unblinding(request):
 CHECKLIST_SHOW = ("", "open", "waived")
 # a group opens on the page when it has open items, up to this many (longer ones open on a click)
 OPEN_UP_TO = 25
+# lines a group shows at most (a waiver form each); the filter finds the others
+LINES_PER_GROUP = 100
 
 
 def _checklist_view(request, checklist, waive_form) -> dict:
@@ -296,10 +298,12 @@ def _checklist_view(request, checklist, waive_form) -> dict:
         lines = [i for i in g["items"]
                  if (not q or q.casefold() in str(i["label"]).casefold())
                  and (show != "open" or i["waiver"] is None) and (show != "waived" or i["waiver"] is not None)]
+        matching = len(lines)
+        lines = lines[:LINES_PER_GROUP]
         css = "bad" if open_ else ("warn" if total else "ok")
         expanded = (filtering and bool(lines)) or (0 < open_ <= OPEN_UP_TO) or any(i["key"] == waive_key for i in lines)
         groups.append({**g, "total": total, "waived": total - open_, "lines": lines, "css": css,
-                       "expanded": expanded})
+                       "expanded": expanded, "shown_of": matching, "more": matching - len(lines)})
     return {"groups": groups, "q": q, "show": show, "filtering": filtering,
             "total": sum(g["total"] for g in groups), "open": len(checklist["blocking"])}
 
