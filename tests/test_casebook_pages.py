@@ -96,7 +96,7 @@ def test_an_invalidated_signature_is_shown_with_what_changed(users, make_partici
     ps.withdraw(actor=users["coordinator"], participant_id=p.pk, withdrawn_on=timezone.localdate(),
                 category="other", details="Stopped coming")
     en = _browser(users["monitor"]).get(f"/participants/{p.pk}/casebook/").content.decode()
-    assert "Signature invalidated by a change after signing" in en and "end_of_study › status" in en
+    assert "Signature invalidated by a change after signing" in en and "End of study › Status: enrolled → withdrawn" in en
     zh = _browser(users["monitor"], "zh-hans").get(f"/participants/{p.pk}/casebook/").content.decode()
     assert "签名因签署后的更改而失效" in zh
 

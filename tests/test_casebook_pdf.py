@@ -78,7 +78,7 @@ def test_pdf_shows_an_invalidated_signature(signed, users, tmp_path):
                 category="other", details="Stopped coming")
     text = "\n".join(pdf_pages(_pdf(users["investigator"], p.pk, "en"), tmp_path))
     assert "Signature invalidated by a change after signing" in text
-    assert "end_of_study › status" in text
+    assert "End of study › Status: enrolled → withdrawn" in text
 
 
 def test_pdf_refused_to_roles_that_do_not_read_casebooks(signed, users):

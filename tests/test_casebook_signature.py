@@ -213,3 +213,20 @@ def test_eligibility_signature_is_manifested_and_bound_to_the_evidence(users, ma
     e2 = selectors.eligibility_signature(p)
     assert e2["evidence_hash"] == e["evidence_hash"]
     assert e2["superseded"] or not e2["evidence_unchanged"]
+
+
+def test_a_batch_signs_with_one_signature_of_the_right_meaning(users, make_participant):
+    from annulus.accounts.services import sign
+
+    people = [make_participant("enrolled") for _ in range(2)]
+    batch = sign(user=users["pi"], password=TEST_PASSWORD, meaning=selectors.MEANING)
+    for p in people:
+        services.sign_casebook(actor=users["pi"], participant_id=p.pk, signature=batch)
+    assert selectors.signature_status([p.pk for p in people]) == {p.pk: "signed" for p in people}
+    other = make_participant("enrolled")
+    wrong = sign(user=users["pi"], password=TEST_PASSWORD, meaning="eligibility decision signed")
+    with pytest.raises(services.NotTheSigner):
+        services.sign_casebook(actor=users["pi"], participant_id=other.pk, signature=wrong)
+    with pytest.raises(services.NotTheSigner):  # another person's signature
+        services.sign_casebook(actor=users["investigator"], participant_id=other.pk, signature=batch)
+    assert selectors.signature_status([other.pk]) == {other.pk: "unsigned"}

@@ -100,7 +100,8 @@ def _form_rows(protocol, form_id: str, form: dict, language: str) -> list[tuple[
         scores = [(label, shown(v)) for label, v in crf.headline(form_id, form.get("computed") or {}, names)]
     except Exception:  # noqa: BLE001 - scores of an unknown shape are shown as stored below
         scores = []
-    return [(label, str(text)) for label, text in rows] + [(f"{_('score')}: {label}", v) for label, v in scores]
+    score = _("score")
+    return [(label, str(text)) for label, text in rows] + [(f"{score}: {label}", v) for label, v in scores]
 
 
 def sections(content: dict) -> list[dict]:
@@ -141,13 +142,15 @@ def sections(content: dict) -> list[dict]:
                 "records": [] if tx is None else [{"heading": "", "fields": _fields(tx, labels)}]})
     visits = []
     visit_names = {v.id: v.name.get(language) for v in protocol.schedule.visits}
+    words = {"attended": _("attended"), "missed": _("missed"), "revision": _("revision"), "complete": _("complete"),
+             "draft": _("draft"), "collected": _("collected")}
     for key, v in content["visits"].items():
         name = visit_names.get(v["visit"], _("Unscheduled visit") + f" {key}")
-        head = f"{name} · {shown(v['visit_date'])} · {_('attended') if v['outcome'] == 'attended' else _('missed')}"
+        head = f"{name} · {shown(v['visit_date'])} · {words['attended' if v['outcome'] == 'attended' else 'missed']}"
         visits.append({"heading": head, "fields": [(labels["reason"], v["reason"])] if v["reason"] else [],
-                       "subrecords": [{"heading": f"{form_name(protocol, fid)} · {_('revision')} {f['revision']} · "
-                                                  f"{_('complete') if f['state'] != 'draft' else _('draft')} · "
-                                                  f"{_('collected')} {shown(f['collected_at'])}",
+                       "subrecords": [{"heading": f"{form_name(protocol, fid)} · {words['revision']} {f['revision']} · "
+                                                  f"{words['complete' if f['state'] != 'draft' else 'draft']} · "
+                                                  f"{words['collected']} {shown(f['collected_at'])}",
                                        "fields": _form_rows(protocol, fid, f, language)}
                                       for fid, f in v["forms"].items()]})
     out.append({"title": _("Visits and forms"), "empty": _("No visit recorded."), "records": visits})
@@ -167,17 +170,87 @@ def sections(content: dict) -> list[dict]:
     return out
 
 
-def change_lines(changes) -> list[str]:
-    """What changed after signing, one line each: "visits › w1 › forms › vas › items › vas_mm: 62 → 70"."""
-    out = []
-    for path, old, new in changes[:60]:
-        where = " › ".join(str(p) for p in path)
-        if old is None:
-            out.append(f"{where}: {_('added')}")
-        elif new is None:
-            out.append(f"{where}: {_('removed')}")
+def _path_words(path) -> str:
+    """A content path in words: ("visits", "w1", "forms", "vas", "items", "vas_mm") -> "Visits and
+    forms › 1 week › VAS › VAS pain (0-100 mm)"."""
+    from annulus.trial.selectors import active_protocol
+    from annulus.visits.selectors import form_name
+
+    protocol = active_protocol()
+    language = get_language()
+    labels = _labels()
+    sections = {"participant": _("Identification"), "consent": _("Informed consent"),
+                "screening_evidence": _("Screening evidence"), "eligibility": _("Eligibility decision"),
+                "liposuction": _("Liposuction (day 0)"), "transplant": _("Transplantation"),
+                "visits": _("Visits and forms"), "adverse_events": _("Adverse events"), "sae_reports": _("SAE reports"),
+                "emergency_unblindings": _("Emergency unblinding records"), "end_of_study": _("End of study"),
+                "computed": _("score")}
+    words = []
+    form = None
+    for i, part in enumerate(path):
+        part = str(part)
+        before = str(path[i - 1]) if i else ""
+        if i == 0:
+            words.append(sections.get(part, part))
+        elif before == "visits":
+            name = next((v.name.get(language) for v in protocol.schedule.visits if v.id == part), part)
+            words.append(name)
+        elif before == "forms":
+            form = part
+            words.append(form_name(protocol, part))
+        elif part in ("forms", "items"):
+            continue
+        elif before == "items" and form:
+            try:
+                from annulus.visits import crf
+
+                item = crf.spec_for(protocol, form).item(part)
+                words.append(item.label(language) if item else part)
+            except Exception:  # noqa: BLE001 - an item the protocol in force no longer declares
+                words.append(part)
+        elif path[0] == "screening_evidence" and i == 1:
+            try:
+                words.append(protocol.eligibility.field(part).label.get(language))
+            except Exception:  # noqa: BLE001 - a field of an earlier protocol version
+                words.append(part)
         else:
-            out.append(f"{where}: {shown(old)} → {shown(new)}")
+            words.append(str(sections.get(part) or labels.get(part, part)))
+    return " › ".join(words)
+
+
+def _value_words(path, value, codes) -> str:
+    """A changed value in words when it is coded (status, an adverse event's causality ...)."""
+    from annulus.participants import states
+
+    key = str(path[-1]) if path else ""
+    names = None
+    if key == "status":
+        names = {k: str(v) for k, v in states.LABELS.items()}
+    else:
+        section = {"participant": "participant", "eligibility": "eligibility", "liposuction": "liposuction",
+                   "adverse_events": "adverse_event", "end_of_study": "withdrawal"}.get(str(path[0]) if path else "")
+        names = codes.get(section, {}).get(key) if section else None
+    if names is None or isinstance(value, dict):
+        return shown(value)
+    if isinstance(value, list):
+        return ", ".join(str(names.get(v, v)) for v in value) or "—"
+    return str(names.get(value, shown(value)))
+
+
+def change_lines(changes) -> list[str]:
+    """What changed after signing, one line each, in words: "Visits and forms › 1 week › VAS ›
+    VAS pain (0-100 mm): 62 → 70"."""
+    out = []
+    codes = _codes()
+    added, removed = _("added"), _("removed")
+    for path, old, new in changes[:60]:
+        where = _path_words(path)
+        if old is None:
+            out.append(f"{where}: {added}")
+        elif new is None:
+            out.append(f"{where}: {removed}")
+        else:
+            out.append(f"{where}: {_value_words(path, old, codes)} → {_value_words(path, new, codes)}")
     if len(changes) > 60:
         out.append(_("… and %(n)s more") % {"n": len(changes) - 60})
     return out

@@ -55,12 +55,19 @@ def may_sign(user) -> bool:
     return bool(membership and membership.is_principal_investigator)
 
 
-def sign_casebook(*, actor, participant_id: int, username: str, password: str,
-                  content_hash: str = "") -> CasebookSignature:
+def sign_casebook(*, actor, participant_id: int, username: str = "", password: str | None = None,
+                  content_hash: str = "", signature=None) -> CasebookSignature:
     """Sign participant ``participant_id``'s casebook as ``actor`` (the signed-in user), who
-    re-enters their user name and password. ``content_hash``, when given, is the hash of the
-    casebook the signer read: if the casebook changed since, nothing is signed."""
-    from annulus.accounts.services import sign
+    re-enters their user name and password (or, for a server-side batch such as the demo, a
+    ``Signature`` of ``annulus.accounts.services.sign`` with this meaning: one continuous session).
+    ``content_hash``, when given, is the hash of the casebook the signer read: if the casebook
+    changed since, nothing is signed."""
+    from annulus.accounts.services import Signature, sign
+
+    if isinstance(signature, Signature):
+        if signature.user.pk != getattr(actor, "pk", None) or signature.meaning != MEANING:
+            raise NotTheSigner("username", "the signature is not this investigator's casebook signature")
+        username, password = actor.username, None
 
     if not has(actor, "casebook.sign"):
         raise NotPermitted("casebook.sign")
@@ -73,7 +80,7 @@ def sign_casebook(*, actor, participant_id: int, username: str, password: str,
             "username", "is not the signed-in user: a casebook is signed only by the person signed in, as themselves"))
     if not may_sign(actor):
         problems.violations.append(NotTheSigner("username", "only the principal investigator signs a casebook"))
-    if password in (None, ""):
+    if signature is None and password in (None, ""):
         problems.add("password", "is required to sign (re-enter your password)")
     if problems:
         found = problems.violations
@@ -84,7 +91,8 @@ def sign_casebook(*, actor, participant_id: int, username: str, password: str,
             every.status = 403
         raise every
     # before the transaction: a failed attempt is kept even though the signature is refused
-    signature = sign(user=actor, password=password, meaning=MEANING, what="casebook signature")
+    if signature is None:
+        signature = sign(user=actor, password=password, meaning=MEANING, what="casebook signature")
     with transaction.atomic():
         assert_writable("casebook signature")
         from annulus.participants.models import Participant
