@@ -182,3 +182,15 @@ def test_cli_refuses_a_missing_protocol_file(tmp_path):
     done = _cli("--protocol", str(tmp_path / "none.yaml"))
     assert done.returncode == 2
     assert "none.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.req("X-7.6")
+def test_cli_reads_the_protocol_in_force(dictionary, tmp_path, capsys):
+    from annulus.cli import main
+
+    out = tmp_path / "in-force.csv"
+    assert main(["dictionary", "--csv", str(out)]) == 0
+    assert f"protocol version {dictionary.protocol_version}" in capsys.readouterr().out
+    rows = _csv(out.read_text(encoding="utf-8-sig"))
+    assert len(rows) == len(dictionary.entries)
+    assert {r["sdv_critical"] for r in rows if r["form"] == "consent"} == {"yes"}
