@@ -29,11 +29,16 @@ def _when(dt) -> str:
 
 
 def open_items() -> list[dict]:
+    from annulus.trial.selectors import active_protocol
+
+    from .clock_text import recipient_name
+
+    protocol = active_protocol()
     rows = (SaeReport.objects.filter(acknowledged_at__isnull=True, not_required_since__isnull=True)
             .select_related("adverse_event__participant").order_by("due_at", "id"))
     out = []
     for r in rows:
-        head = f"{r.adverse_event.participant.label} · {r.adverse_event.label} · {r.recipient_name}"
+        head = f"{r.adverse_event.participant.label} · {r.adverse_event.label} · {recipient_name(r, protocol)}"
         if r.sent_at is None:
             out.append({"key": f"sae_report:{r.pk}", "label": f"{head} · {_g('not sent')}, {_g('due by')} {_when(r.due_at)}",
                         "link": reverse("safety_sae_report", args=[r.pk])})
