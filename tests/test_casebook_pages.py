@@ -155,3 +155,20 @@ def test_api_refuses_a_coordinator_and_an_unknown_participant(users, make_partic
     assert c.get("/api/v1/casebooks/participants/987654", **pi).status_code == 404
     designer = {"HTTP_AUTHORIZATION": f"Bearer {_token(users['designer'])}"}
     assert c.get(f"/api/v1/casebooks/participants/{p.pk}", **designer).status_code == 403
+
+
+def test_every_problem_of_the_sign_form_is_shown_at_once(users, make_participant):
+    from annulus.accounts.models import LoginAttempt
+
+    p = make_participant("enrolled")
+    c = _browser(users["pi"])
+    r = _post(c, f"/participants/{p.pk}/casebook/", {"username": "t_investigator", "password": "wrong"})
+    html = r.content.decode()
+    assert r.status_code == 400
+    assert "confirm: tick" in html and "is not the signed-in user" in html
+    # the password was not checked while "I confirm" was missing: no failure counted
+    assert not LoginAttempt.objects.filter(username="t_pi", success=False).exists()
+    r = _post(c, f"/participants/{p.pk}/casebook/", {"username": "", "password": ""})
+    html = r.content.decode()
+    assert "confirm: tick" in html and "re-enter your user name" in html and "re-enter your password" in html
+    assert not CasebookSignature.objects.exists()

@@ -55,6 +55,24 @@ def may_sign(user) -> bool:
     return bool(membership and membership.is_principal_investigator)
 
 
+def signer_problems(actor, username: str, password: str | None, *, batch: bool = False) -> list[RuleViolation]:
+    """What is wrong with a signing request before its password is checked: the user name
+    missing or not the signed-in user's, a signer who is not the principal investigator, the
+    password missing. Pages show these beside a missing "I confirm" without checking the password."""
+    problems = Problems()
+    typed = (username or "").strip()
+    if not typed:
+        problems.add("username", "is required to sign (re-enter your user name)")
+    elif typed != actor.username:
+        problems.violations.append(NotTheSigner(
+            "username", "is not the signed-in user: a casebook is signed only by the person signed in, as themselves"))
+    if not may_sign(actor):
+        problems.violations.append(NotTheSigner("username", "only the principal investigator signs a casebook"))
+    if not batch and password in (None, ""):
+        problems.add("password", "is required to sign (re-enter your password)")
+    return problems.violations
+
+
 def sign_casebook(*, actor, participant_id: int, username: str = "", password: str | None = None,
                   content_hash: str = "", signature=None) -> CasebookSignature:
     """Sign participant ``participant_id``'s casebook as ``actor`` (the signed-in user), who
@@ -71,19 +89,8 @@ def sign_casebook(*, actor, participant_id: int, username: str = "", password: s
 
     if not has(actor, "casebook.sign"):
         raise NotPermitted("casebook.sign")
-    problems = Problems()
-    typed = (username or "").strip()
-    if not typed:
-        problems.add("username", "is required to sign (re-enter your user name)")
-    elif typed != actor.username:
-        problems.violations.append(NotTheSigner(
-            "username", "is not the signed-in user: a casebook is signed only by the person signed in, as themselves"))
-    if not may_sign(actor):
-        problems.violations.append(NotTheSigner("username", "only the principal investigator signs a casebook"))
-    if signature is None and password in (None, ""):
-        problems.add("password", "is required to sign (re-enter your password)")
-    if problems:
-        found = problems.violations
+    found = signer_problems(actor, username, password, batch=signature is not None)
+    if found:
         if len(found) == 1:
             raise found[0]
         every = RuleViolations(found)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _l
 from annulus.accounts.permissions import need
 from annulus.confirm import confirmed
 from annulus.confirm import missing as confirm_missing
-from annulus.errors import NotPermitted, RuleViolation
+from annulus.errors import NotPermitted, RuleViolation, RuleViolations
 from annulus.participants.forms import add_violation
 from annulus.participants.selectors import participant_or_404
 
@@ -48,8 +48,13 @@ def casebook(request, pk):
     if request.method == "POST":
         need(request, "casebook.sign")
         if not confirmed(request):
+            # every problem at once, without checking the password while "I confirm" is missing
             form.is_valid()
             form.add_error(None, confirm_missing())
+            found = services.signer_problems(request.user, form.cleaned_data.get("username", ""),
+                                             form.cleaned_data.get("password", ""))
+            if found:
+                add_violation(form, RuleViolations(found))
         elif form.is_valid():
             try:
                 services.sign_casebook(actor=request.user, participant_id=p.pk,
