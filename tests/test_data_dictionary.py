@@ -86,6 +86,10 @@ def test_ranges_units_and_required_follow_the_specs(protocol, dictionary):
         assert (e.min, e.max, e.unit) == (v.min, v.max, v.unit)
     hgb = next(a for p in protocol.lab_panels for a in p.analytes if a.id == "hgb")
     assert dictionary.entry("blood_routine", "hgb").unit == hgb.unit
+    assert (dictionary.entry("blood_routine", "hgb").ref_low, dictionary.entry("blood_routine", "hgb").ref_high) == \
+        (hgb.low, hgb.high)
+    assert dictionary.entry("blood_routine", "hgb__cs").ref_low is None  # the judgement has no range
+    assert dictionary.entry("urinalysis", "u_protein").ref_low is None  # qualitative
     assert dictionary.entry("blood_routine", "hgb__unit").required is False
     assert dictionary.entry("imaging", "height_above_mm").required is False
 

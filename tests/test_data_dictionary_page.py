@@ -98,7 +98,8 @@ def test_sorting_and_htmx_partial(users, dictionary):
     assert by_item == sorted(by_item)
     desc = [i for _, i in _rows(c.get("/data-dictionary/?sort=-item").content.decode())]
     assert desc == sorted(desc, reverse=True)
-    by_sdv = [dictionary.entry(f, i).sdv_critical for f, i in _rows(c.get("/data-dictionary/?sort=sdv").content.decode())]
+    by_sdv = [dictionary.entry(f, i).sdv_critical
+              for f, i in _rows(c.get("/data-dictionary/?sort=sdv").content.decode())]
     assert by_sdv == sorted(by_sdv, reverse=True) and by_sdv[0] and not by_sdv[-1]
     partial = c.get("/data-dictionary/?form=odi", HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in partial and len(_rows(partial)) == 10
@@ -121,8 +122,12 @@ def test_csv_download_has_a_header_and_both_languages(users, dictionary):
     hgb = next(row for row in rows if (row["form"], row["item"]) == ("blood_routine", "hgb"))
     assert (hgb["label_en"], hgb["label_zh"], hgb["sdtm_domain"], hgb["sdtm_testcd"]) == \
         ("Haemoglobin", "血红蛋白", "LB", "HGB")
+    e = dictionary.entry("blood_routine", "hgb")
+    assert (hgb["ref_low"], hgb["ref_high"], hgb["unit"]) == (f"{e.ref_low:g}", f"{e.ref_high:g}", e.unit)
     vas = next(row for row in rows if row["item"] == "vas_mm" and row["form"] == "vas")
-    assert (vas["min"], vas["max"], vas["unit"], vas["sdv_critical"], vas["required"]) == ("0", "100", "mm", "yes", "yes")
+    spec = dictionary.entry("vas", "vas_mm")
+    assert (vas["min"], vas["max"], vas["unit"]) == (f"{spec.min:g}", f"{spec.max:g}", spec.unit)
+    assert (vas["sdv_critical"], vas["required"]) == ("yes", "yes")
     assert vas["visits"].split() == list(dictionary.form("vas").visits)
     grade = next(row for row in rows if (row["form"], row["item"]) == ("adverse_event", "grade"))
     assert grade["codelist"] == "1|2|3|4|5" and "3 severe" in grade["codelist_en"] and "3 重度" in grade["codelist_zh"]

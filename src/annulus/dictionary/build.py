@@ -50,6 +50,8 @@ def _ecrf_form(protocol, schedule_form, spec: FormSpec, visits: tuple) -> FormDe
         source = f"annulus.instruments.{schedule_form.instrument}"
     else:
         source = "annulus.instruments.forms"
+    analytes = {a.id: a for a in protocol.lab_panel(schedule_form.panel).analytes
+                 if a.kind == "numeric"} if schedule_form.panel else {}
     entries = []
     for item in spec.items:
         en, zh = item.en, item.zh
@@ -59,10 +61,13 @@ def _ecrf_form(protocol, schedule_form, spec: FormSpec, visits: tuple) -> FormDe
         hint = mapping.sdtm(schedule_form.id, item.id, instrument=schedule_form.instrument or "",
                             panel=schedule_form.panel or "", group=item.group)
         required = item.required and not item.id.endswith(("__unit", "__cs"))
+        analyte = analytes.get(item.id)
+        reference = {"ref_low": analyte.low, "ref_high": analyte.high} if analyte is not None else {}
         entries.append(_entry(schedule_form.id, item.id, en, zh, _item_type(item), source=source, visits=visits,
                               hint=hint, sdv_rules=mapping.critical_rules(protocol), unit=item.unit,
                               min=item.min, max=item.max,
-                              codelist=_codelist(item.choices), required=required, group=item.group))
+                              codelist=_codelist(item.choices), required=required, group=item.group,
+                              **reference))
     return FormDef(schedule_form.id, schedule_form.name.en, schedule_form.name.zh, "visit", visits, tuple(entries),
                    source)
 

@@ -22,7 +22,8 @@ class Entry:
     participant-level records). ``sdv_critical`` marks items verified against source at 100 %;
     ``sdv_when`` narrows that to records meeting a condition ("serious" for adverse events).
     ``sdtm_domain``/``sdtm_testcd``/``sdtm_variable`` are mapping hints for exports (e.g. LB/HGB/LBORRES);
-    ``source`` says where the item is declared."""
+    ``source`` says where the item is declared; ``ref_low``/``ref_high`` a laboratory value's
+    reference range."""
 
     form: str
     item: str
@@ -42,6 +43,8 @@ class Entry:
     group: str = ""
     sdtm_variable: str = ""
     sdv_when: str = ""
+    ref_low: float | None = None  # a laboratory analyte's reference range (protocol file)
+    ref_high: float | None = None
 
     def label(self, language: str | None) -> str:
         return self.label_zh if _zh(language) else self.label_en
@@ -66,6 +69,14 @@ class Entry:
             return ""
         lo = "" if self.min is None else f"{self.min:g}"
         hi = "" if self.max is None else f"{self.max:g}"
+        return f"{lo}–{hi}"
+
+    @property
+    def reference_text(self) -> str:
+        if self.ref_low is None and self.ref_high is None:
+            return ""
+        lo = "" if self.ref_low is None else f"{self.ref_low:g}"
+        hi = "" if self.ref_high is None else f"{self.ref_high:g}"
         return f"{lo}–{hi}"
 
     @property

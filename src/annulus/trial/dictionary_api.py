@@ -26,6 +26,8 @@ class DictionaryItemOut(Schema):
     unit: str
     min: float | None
     max: float | None
+    ref_low: float | None = Field(..., description="reference range of a laboratory value (protocol file)")
+    ref_high: float | None
     required: bool = Field(..., description="needed to complete the form")
     codelist: list[DictionaryCodeOut]
     visits: list[str] = Field(..., description="protocol visit ids (\"screening\" for screening records)")

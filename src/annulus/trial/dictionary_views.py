@@ -84,7 +84,8 @@ def data_dictionary_page(request):
         rows = [r for r in rows if needle in r["entry"].item.lower() or needle in r["label"].lower()
                 or needle in r["entry"].label_en.lower() or needle in r["entry"].sdtm.lower()]
     rows.sort(key=SORTS[sort.removeprefix("-")], reverse=sort.startswith("-"))
-    visits = [("screening", visit_names["screening"])] + [(v.id, v.name.get(language)) for v in protocol.schedule.visits]
+    visits = [("screening", visit_names["screening"])]
+    visits += [(v.id, v.name.get(language)) for v in protocol.schedule.visits]
     visits += [("log", _("adverse-event log")), ("participant", _("participant records"))]
     context = {
         "rows": rows, "total": total, "q": q, "form": form, "visit": visit, "type": type_, "sdv": sdv, "sort": sort,
