@@ -172,3 +172,24 @@ def test_every_problem_of_the_sign_form_is_shown_at_once(users, make_participant
     html = r.content.decode()
     assert "confirm: tick" in html and "re-enter your user name" in html and "re-enter your password" in html
     assert not CasebookSignature.objects.exists()
+
+
+def test_api_shows_an_invalidated_signature_with_what_changed(users, make_participant):
+    from django.utils import timezone
+
+    from annulus.casebooks import services
+    from annulus.participants import services as ps
+
+    p = make_participant("enrolled")
+    signed = services.sign_casebook(actor=users["pi"], participant_id=p.pk, username="t_pi", password=TEST_PASSWORD)
+    ps.withdraw(actor=users["coordinator"], participant_id=p.pk, withdrawn_on=timezone.localdate(),
+                category="other", details="Stopped coming")
+    c = Client(enforce_csrf_checks=True)
+    got = c.get(f"/api/v1/casebooks/participants/{p.pk}",
+                HTTP_AUTHORIZATION=f"Bearer {_token(users['monitor'])}").json()
+    assert got["state"] == "invalidated" and got["signature"]["content_hash"] == signed.content_hash
+    assert got["content_hash"] != signed.content_hash
+    changes = {tuple(ch["path"]): (ch["old"], ch["new"]) for ch in got["changes"]}
+    assert changes[("end_of_study", "status")] == ("enrolled", "withdrawn")
+    assert changes[("end_of_study", "withdrawal")][0] is None
+    assert changes[("end_of_study", "withdrawal")][1]["details"] == "Stopped coming"
