@@ -55,7 +55,9 @@ def test_auditor_records_and_resolves_a_finding_on_the_page(w1, users, language,
     assert c.get(f"/participants/{p.pk}/audit/").status_code == 200
     assert c.get(f"/participants/{p.pk}/visits/w1/vas/preview/").status_code == 200
     before = AuditEvent.objects.count()
-    r = _post(c, path, {"visit": "w1", "form": "vas", "item": "vas_mm", "category": "data_discrepancy",
+    # the place is chosen by name from the casebook's forms and items
+    assert 'value="w1|vas|0|vas_mm"' in html and 'value="w1|vas|0|"' in html
+    r = _post(c, path, {"where": "w1|vas|0|vas_mm", "category": "data_discrepancy",
                         "text": "VAS on the paper diary is 26, not 62"})
     assert r.status_code == 302
     assert saved in c.get(path).content.decode()
@@ -136,7 +138,10 @@ def test_bad_findings_are_refused_naming_every_field(w1, users, data, fields):
     assert {d["field"] for d in r.json()["detail"]} == fields
     path = f"/monitoring/participants/{p.pk}/review/"
     c = _page(users["auditor"], path)
-    r = _post(c, path, data)
+    page = {k: v for k, v in data.items() if k in ("category", "text")}
+    if any(k in data for k in ("visit", "form", "item")):
+        page["where"] = f"{data.get('visit', '')}|{data.get('form', '')}|0|{data.get('item', '')}"
+    r = _post(c, path, page)
     assert r.status_code == 200 and 'class="errorlist"' in r.content.decode()
     assert (ReviewFinding.objects.count(), AuditEvent.objects.count()) == before
 

@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from annulus.accounts.permissions import has, need
 from annulus.errors import NotPermitted, RuleViolation
@@ -36,7 +36,7 @@ CELL_LABELS = {
     "empty": gettext_lazy("nothing recorded"), "locked": gettext_lazy("locked"),
     "open_queries": gettext_lazy("open queries"), "sdv_cleared": gettext_lazy("SDV cleared by a change"),
     "not_entered": gettext_lazy("forms not entered"), "sdv_pending": gettext_lazy("SDV to do"),
-    "sdv_done": gettext_lazy("SDV done"), "entered": gettext_lazy("entered"),
+    "sdv_done": gettext_lazy("SDV done"), "entered": pgettext_lazy("form status", "entered"),
 }
 SIGNATURE_LABELS = {"signed": gettext_lazy("signed"), "invalidated": gettext_lazy("signature invalidated"),
                     "unsigned": gettext_lazy("not signed")}
@@ -226,7 +226,8 @@ def sdv(request, pk):
                                     "points": [], "open": 0})
         pt.label = labels.get((pt.form, pt.item), pt.item)
         pt.state_label = STATE_LABELS[pt.state]
-        pt.shown = _shown_value(pt.value)
+        pt.shown = _shown_value(pt.value, dictionary.entry(pt.form, pt.item) if dictionary is not None else None,
+                                language)
         g["points"].append(pt)
         g["open"] += pt.state in ("pending", "cleared", "not_required")
     return render(request, "monitoring/sdv.html", {
@@ -235,13 +236,22 @@ def sdv(request, pk):
         "plan": selectors.current_plan(protocol)})
 
 
-def _shown_value(value) -> str:
+def _shown_value(value, entry=None, language=None) -> str:
+    """A value as the page shows it: coded answers by their label (the data dictionary's
+    codelist), times in local time, yes/no."""
     if value is None or value == "":
         return "—"
+    codes = {}
+    if entry is not None and entry.codelist:
+        zh = (language or "").lower().startswith("zh")
+        codes = {str(c[0]).lower() if isinstance(c[0], bool) else str(c[0]): (c[2] if zh else c[1])
+                 for c in entry.codelist}
     if isinstance(value, bool):
-        return _("yes") if value else _("no")
+        return codes.get(str(value).lower()) or (_("yes") if value else _("no"))
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "—"
+        return ", ".join(codes.get(str(v), str(v)) for v in value) or "—"
+    if str(value) in codes:
+        return codes[str(value)]
     text = str(value)
     if len(text) >= 19 and text[4] == "-" and text[10] == "T":
         from datetime import datetime
@@ -258,13 +268,61 @@ def _shown_value(value) -> str:
 # ---- review findings -------------------------------------------------------------------------
 
 class FindingForm(forms.Form):
-    visit = forms.CharField(label=gettext_lazy("Visit (key, optional)"), max_length=20, required=False)
-    form = forms.CharField(label=gettext_lazy("Form (optional)"), max_length=40, required=False)
-    record = forms.IntegerField(label=gettext_lazy("Record (adverse event id, optional)"), required=False, min_value=0)
-    item = forms.CharField(label=gettext_lazy("Item (optional)"), max_length=60, required=False)
+    where = forms.ChoiceField(label=gettext_lazy("Where"), required=False)
     category = forms.ChoiceField(label=gettext_lazy("Category"),
                                  choices=[("", "—")] + ReviewFinding.CATEGORIES)
     text = forms.CharField(label=gettext_lazy("Finding"), widget=forms.Textarea(attrs={"rows": 4}), max_length=4000)
+
+    def __init__(self, *args, where_choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["where"].choices = [("", _("the participant as a whole"))] + list(where_choices)
+
+    def address(self) -> dict:
+        """visit, form, record and item of the chosen place ("visit|form|record|item")."""
+        raw = self.cleaned_data.get("where") or ""
+        if not raw:
+            return {"visit": "", "form": "", "record": 0, "item": ""}
+        visit, form, record, item = (raw.split("|") + ["", "", "0", ""])[:4]
+        return {"visit": visit, "form": form, "record": int(record or 0), "item": item}
+
+
+def _where_choices(p, points, protocol, language, dictionary) -> list:
+    """The places of a casebook a finding may name, grouped by form: the whole form, then each
+    item by its label."""
+    labels = selectors.item_labels(protocol, language)
+    groups: dict[tuple, list] = {}
+    names: dict[tuple, str] = {}
+    for pt in points:
+        key = (pt.visit, pt.form, pt.record)
+        if key not in groups:
+            names[key] = (f"{selectors.visit_name(protocol, pt.visit, language)} · "
+                          f"{selectors.form_name(protocol, pt.form, language, dictionary)}"
+                          + (f" #{pt.record}" if pt.record else ""))
+            groups[key] = [(f"{pt.visit}|{pt.form}|{pt.record}|", names[key] + " · " + _("whole form"))]
+        groups[key].append((f"{pt.visit}|{pt.form}|{pt.record}|{pt.item}", labels.get((pt.form, pt.item), pt.item)))
+    return [(names[k], v) for k, v in groups.items()]
+
+
+def _describe(f, protocol, language, dictionary, labels) -> str:
+    """Where a finding lies, by name."""
+    if not (f.visit or f.form):
+        return _("the participant as a whole")
+    parts = [selectors.visit_name(protocol, f.visit, language)]
+    if f.form:
+        parts.append(selectors.form_name(protocol, f.form, language, dictionary) + (f" #{f.record}" if f.record else ""))
+    if f.item:
+        parts.append(labels.get((f.form, f.item), f.item))
+    return " · ".join(parts)
+
+
+def _described(findings_qs):
+    protocol, language = active_protocol(), get_language()
+    dictionary = selectors._dictionary()
+    labels = selectors.item_labels(protocol, language)
+    out = list(findings_qs)
+    for f in out:
+        f.where = _describe(f, protocol, language, dictionary, labels)
+    return out
 
 
 class ResolveForm(forms.Form):
@@ -277,6 +335,7 @@ def findings(request):
     status = request.GET.get("status", "")
     rows = selectors.findings(status=status)
     page = paginate(rows, request.GET.get("page"), per_page=50)
+    page.object_list = _described(page.object_list)
     return render(request, "monitoring/findings.html", {
         "page": page, "status": status, "statuses": ReviewFinding.STATUSES,
         "open": selectors.findings(status=ReviewFinding.OPEN).count()})
@@ -288,19 +347,24 @@ def participant_review(request, pk):
     need(request, "review.view")
     p = _participant(pk)
     form = None
-    if has(request.user, "review.record") and not is_locked():
-        form = FindingForm(request.POST if request.method == "POST" else None,
-                           initial={k: request.GET.get(k, "") for k in ("visit", "form", "item")})
+    protocol, language = active_protocol(), get_language()
+    dictionary = selectors._dictionary()
     if request.method == "POST":
         need(request, "review.record")
-        if form is None:
-            form = FindingForm(request.POST)
+    if has(request.user, "review.record"):
+        choices = _where_choices(p, selectors.data_points([p.pk])[p.pk], protocol, language, dictionary)
+        initial = {}
+        if request.GET.get("visit") is not None and request.GET.get("form"):
+            initial["where"] = f"{request.GET['visit']}|{request.GET['form']}|{request.GET.get('record') or 0}|"
+        if request.method == "POST" or not is_locked():
+            form = FindingForm(request.POST if request.method == "POST" else None, initial=initial,
+                               where_choices=choices)
+    if request.method == "POST":
         if form.is_valid():
             d = form.cleaned_data
             try:
-                services.record_finding(actor=request.user, participant_id=p.pk, visit=d["visit"], form=d["form"],
-                                        record=d["record"] or 0, item=d["item"], category=d["category"],
-                                        text=d["text"])
+                services.record_finding(actor=request.user, participant_id=p.pk, category=d["category"],
+                                        text=d["text"], **form.address())
             except RuleViolation as exc:
                 add_violation(form, exc)
             else:
@@ -308,7 +372,7 @@ def participant_review(request, pk):
                 return redirect("monitoring_review", pk=p.pk)
     rows, _points = _form_rows(request, p)
     return render(request, "monitoring/review.html", {
-        "p": p, "form": form, "findings": selectors.findings(participant_id=p.pk), "rows": rows,
+        "p": p, "form": form, "findings": _described(selectors.findings(participant_id=p.pk)), "rows": rows,
         "can_audit": has(request.user, "audit.view")})
 
 
@@ -333,13 +397,5 @@ def finding(request, pk):
             else:
                 messages.success(request, _("Review finding resolved."))
                 return redirect("monitoring_finding", pk=f.pk)
-    protocol = active_protocol()
-    language = get_language()
-    where = []
-    if f.visit or f.form:
-        where.append(selectors.visit_name(protocol, f.visit, language))
-    if f.form:
-        where.append(selectors.form_name(protocol, f.form, language))
-    if f.item:
-        where.append(selectors.item_labels(protocol, language).get((f.form, f.item), f.item))
-    return render(request, "monitoring/finding.html", {"f": f, "p": f.participant, "form": form, "where": where})
+    f.where = _described([f])[0].where
+    return render(request, "monitoring/finding.html", {"f": f, "p": f.participant, "form": form})
