@@ -7,6 +7,7 @@ without any write. Marks are never changed or deleted: verifying again adds a ma
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from annulus.participants.models import Participant
 
@@ -32,7 +33,7 @@ class ReviewFinding(models.Model):
                   ("protocol_deviation", _("protocol deviation")), ("consent", _("informed consent")),
                   ("audit_trail", _("audit trail")), ("other", _("other"))]
     OPEN, RESOLVED = "open", "resolved"
-    STATUSES = [(OPEN, _("open")), (RESOLVED, _("resolved"))]
+    STATUSES = [(OPEN, pgettext_lazy("finding", "open")), (RESOLVED, pgettext_lazy("finding", "resolved"))]
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="+")
     visit = models.CharField(max_length=20, blank=True)
     form = models.CharField(max_length=40, blank=True)
