@@ -46,6 +46,9 @@ NO_PARTICIPANT = {
 ATTESTATION = ("an attestation about the data (verified against source, reviewed, signed), not an entry of the "
                "casebook: a locked record is still verified, audited and signed, and the lock guarantees that "
                "what was attested no longer changes")
+QUERY = ("a query is a question about the data, not an entry of it: it is raised, closed and re-opened on a "
+         "locked record too, and answered only once the data manager unlocks the record (an answer may change "
+         "the data)")
 
 # writes that name a participant and stay allowed on a locked casebook, with the reason
 ALLOWED_ON_LOCKED_RECORD = {
@@ -60,6 +63,12 @@ ALLOWED_ON_LOCKED_RECORD = {
     "monitoring/findings/<int:pk>/": ATTESTATION,
     ("POST", "/api/v1/monitoring/findings/{pk}/resolve"): ATTESTATION,
     "participants/<int:pk>/casebook/": ATTESTATION,
+    "queries/new/": QUERY,
+    "queries/<int:pk>/ close a query": QUERY,
+    "queries/<int:pk>/ re-open a query": QUERY,
+    ("POST", "/api/v1/queries"): QUERY,
+    ("POST", "/api/v1/queries/{pk}/close"): QUERY,
+    ("POST", "/api/v1/queries/{pk}/reopen"): QUERY,
     ("POST", "/api/v1/casebooks/participants/{pk}/sign"): ATTESTATION,
     "participants/<int:pk>/locks/ unlock the casebook": "unlocking is how a locked record is opened again",
     ("POST", "/api/v1/participants/{pk}/unlock"): "unlocking is how a locked record is opened again",

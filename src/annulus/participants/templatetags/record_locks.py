@@ -13,6 +13,11 @@ from ..selectors import locked_records
 register = template.Library()
 
 
+def _with_participant(lock, participant):
+    lock.participant = participant
+    return lock
+
+
 @register.inclusion_tag("participants/_record_lock.html", takes_context=True)
 def record_lock(context, participant, visit: str = "", form: str = ""):
     request = context.get("request")
@@ -28,6 +33,8 @@ def record_lock(context, participant, visit: str = "", form: str = ""):
     return {
         "p": participant, "visit": visit, "form": form, "own": own, "cover": cover,
         "cover_name": locks.record_name(cover.visit, cover.form) if cover else "",
+        # the refusal a write would meet, word for word (level, who, since when)
+        "message": locks.RecordLocked(_with_participant(cover, participant)).message if cover else "",
         "name": locks.record_name(visit, form), "inner": inner,
         "can_lock": has(user, "record.lock"),
         "next": request.get_full_path() if request is not None else "",
