@@ -96,6 +96,14 @@ def test_findings_by_api(w1, users):
     r = api.post(f"/api/v1/monitoring/findings/{body['id']}/resolve", {"resolution": "again"},
                  content_type="application/json")
     assert r.status_code == 400 and r.json()["detail"][0]["field"] == "finding"
+    # a record without its form, and ids beyond a database integer, are refused naming the field
+    r = api.post("/api/v1/monitoring/findings", {"participant_id": p.pk, "category": "other", "text": "x", "record": 5},
+                 content_type="application/json")
+    assert r.status_code == 400 and r.json()["detail"][0]["field"] == "record"
+    r = api.post("/api/v1/monitoring/findings", {"participant_id": 2**70, "category": "other", "text": "x"},
+                 content_type="application/json")
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "participant_id"
+    assert api.get(f"/api/v1/monitoring/findings?participant_id={2**62}").json() == []
     # the monitor reads them; open ones filter
     listed = _api(users, "monitor").get(f"/api/v1/monitoring/findings?participant_id={p.pk}&status=resolved").json()
     assert [x["id"] for x in listed] == [body["id"]]

@@ -35,7 +35,7 @@ class PointOut(Schema):
 class VerifyIn(Schema):
     visit: str = Field(..., max_length=20)
     form: str = Field(..., min_length=1, max_length=40)
-    record: int = Field(0, ge=0)
+    record: int = Field(0, ge=0, le=2**63 - 1)  # the adverse event's id in the adverse-event log
     item: str = Field("", max_length=60)  # empty: every item of the form's record
 
 
@@ -79,10 +79,10 @@ class GridRowOut(Schema):
 
 
 class FindingIn(Schema):
-    participant_id: int
+    participant_id: int = Field(..., ge=1, le=2**63 - 1)  # a database id, never larger than bigint
     visit: str = Field("", max_length=20)
     form: str = Field("", max_length=40)
-    record: int = Field(0, ge=0)
+    record: int = Field(0, ge=0, le=2**63 - 1)
     item: str = Field("", max_length=60)
     category: str = Field(..., max_length=30)
     text: str = Field(..., max_length=4000)

@@ -99,6 +99,8 @@ def record_finding(*, actor, participant_id, category: str, text: str, visit: st
             problems.add("record", "must be a whole number")
             record = 0
         visit, form, item = visit or "", form or "", item or ""
+        if record and not form:
+            problems.add("record", "a record is named within its form")
         if p is not None and (visit or form or item):
             if item and not form:
                 problems.add("form", "an item is named within its form")
