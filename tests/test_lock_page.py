@@ -220,3 +220,40 @@ def test_a_long_group_shows_its_first_lines_and_the_filter_finds_the_others(busy
     html = page.content.decode()
     section = html[html.index('<details id="group-participants"'):html.index('<details id="group-draft_forms"')]
     assert f'value="participant:{last.pk}"' in section and "其余条目请使用筛选查找" not in section
+
+
+@pytest.mark.req("P-3.7")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_pi_waives_the_open_lines_of_a_group_with_one_reason(busy_trial, users, language):
+    from annulus.allocation import services
+    from annulus.audit.models import AuditEvent
+    from annulus.errors import NotPermitted, RuleViolation
+
+    p = busy_trial["p"]
+    keys = [f"visit:{p.pk}:baseline", f"visit:{p.pk}:w1"]
+    c, page, token = _browser(users["pi"], language)
+    html = page.content.decode()
+    form = html[html.index('name="group" value="visits_open"'):]
+    form = form[:form.index("</form>")]
+    assert 'name="group" value="visits_open"' in form and all(f'value="{k}"' in form for k in keys)
+    counts, head = row_counts(), audit_head()
+    post = {"action": "waive_group", "group": "visits_open", "item": keys, "csrfmiddlewaretoken": token}
+    r = c.post("/unblinding/", {**post, "reason": ""})
+    assert r.status_code == 200 and WORDS[language]["required"] in r.content.decode()
+    assert _details(r.content.decode(), "visits_open") == '<details id="group-visits_open" open>'
+    # all or none: one line that is not open refuses the lot, naming it
+    r = c.post("/unblinding/", {**post, "item": keys + ["visit:999999:w1"], "reason": WAIVE_REASON})
+    assert r.status_code == 200 and "visit:999999:w1: is not an open item of the pre-lock checklist" in r.content.decode()
+    assert row_counts() == counts and audit_head() == head
+    r = c.post("/unblinding/", {**post, "reason": WAIVE_REASON})
+    assert r.status_code == 302
+    assert set(LockWaiver.objects.values_list("item", flat=True)) == set(keys)
+    assert AuditEvent.objects.filter(object_type="lock_waiver", reason=WAIVE_REASON).count() == 2
+    assert not set(keys) & {i["key"] for i in selectors.lock_checklist()["blocking"]}
+    # only the PI; not more than a page of lines at once
+    with pytest.raises(NotPermitted):
+        services.waive_lock_items(actor=users["investigator"], items=keys, reason=WAIVE_REASON)
+    with pytest.raises(RuleViolation) as exc:
+        services.waive_lock_items(actor=users["pi"], items=[f"participant:{i}" for i in range(101)],
+                                  reason=WAIVE_REASON)
+    assert exc.value.field == "item" and "at most 100" in exc.value.message

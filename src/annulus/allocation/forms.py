@@ -113,6 +113,14 @@ class ReleaseForm(forms.Form):
         return {k: self.cleaned_data.get(k) or "" for k in ("reason", "qa_username", "qa_password") if k in self.fields}
 
 
+class GroupWaiverForm(forms.Form):
+    """The principal investigator waives the open lines a group shows, with one reason."""
+
+    group = forms.CharField(widget=forms.HiddenInput, max_length=40)
+    reason = forms.CharField(label=_("Reason for waiving these items"), min_length=10, max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class WaiverForm(forms.Form):
     """The principal investigator waives one open item of the pre-lock checklist."""
 

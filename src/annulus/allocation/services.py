@@ -637,31 +637,50 @@ def _is_pi(user) -> bool:
 def waive_lock_item(*, actor, item: str, reason: str) -> LockWaiver:
     """The principal investigator lets the lock go ahead with one open item of the pre-lock
     checklist, giving the reason. The waiver is kept for ever and audited."""
+    return waive_lock_items(actor=actor, items=[item], reason=reason)[0]
+
+
+# lines one waiver may cover at most (the lines the lock page shows for a group)
+MAX_WAIVED_AT_ONCE = 100
+
+
+def waive_lock_items(*, actor, items, reason: str) -> list[LockWaiver]:
+    """The principal investigator waives several open items of the pre-lock checklist (the lines
+    of a group as the lock page shows them) with one reason: one waiver and one audit record per
+    item, all or none."""
     from .selectors import lock_checklist
 
     if not _is_pi(actor):
         raise NotPermitted("unblinding.waive")
-    item = _text("item", item, max_len=60)
+    if isinstance(items, str) or not items:
+        raise RuleViolation("item", "is required")
+    if len(items) > MAX_WAIVED_AT_ONCE:
+        raise RuleViolation("item", f"at most {MAX_WAIVED_AT_ONCE} items are waived at once")
+    keys = list(dict.fromkeys(_text("item", item, max_len=60) for item in items))
     reason = _text("reason", reason, min_len=10)
+    out = []
     with transaction.atomic():
         state = _state()  # the trial-state row, for update: a waiver and a lock signature do not interleave
         checklist = lock_checklist()
-        found = checklist["items"].get(item)
-        if not (state == "locked" and found is not None and found["waiver"] is None):
-            # after the lock only an item that appeared since (a visit window that closed) may be
-            # waived: first-level unblinding waits for it, and the waiver changes no collected data
-            # (ALLOWED_AFTER_LOCK["lock_waivers"]); anything else is refused like every other write
-            assert_writable("pre-lock waiver")
-        if found is None:
-            raise RuleViolation("item", "is not an open item of the pre-lock checklist")
-        if found["waiver"] is not None:
-            raise RuleViolation("item", "is already waived")
-        group = next(g["group"] for g in checklist["groups"] if item in {i["key"] for i in g["items"]})
-        w = LockWaiver.objects.create(item=item, group=group, label=str(found["label"])[:300], reason=reason,
-                                      waived_by=actor)
-        audit.record(actor=actor, action="create", obj_type="lock_waiver", obj_id=w.pk,
-                     changes={"item": [None, item], "label": [None, w.label]}, reason=reason)
-    return w
+        groups = {i["key"]: g["group"] for g in checklist["groups"] for i in g["items"]}
+        for item in keys:
+            found = checklist["items"].get(item)
+            if not (state == "locked" and found is not None and found["waiver"] is None):
+                # after the lock only an item that appeared since (a visit window that closed) may be
+                # waived: first-level unblinding waits for it, and the waiver changes no collected data
+                # (ALLOWED_AFTER_LOCK["lock_waivers"]); anything else is refused like every other write
+                assert_writable("pre-lock waiver")
+            prefix = f"{item}: " if len(keys) > 1 else ""
+            if found is None:
+                raise RuleViolation("item", f"{prefix}is not an open item of the pre-lock checklist")
+            if found["waiver"] is not None:
+                raise RuleViolation("item", f"{prefix}is already waived")
+            w = LockWaiver.objects.create(item=item, group=groups[item], label=str(found["label"])[:300],
+                                          reason=reason, waived_by=actor)
+            audit.record(actor=actor, action="create", obj_type="lock_waiver", obj_id=w.pk,
+                         changes={"item": [None, item], "label": [None, w.label]}, reason=reason)
+            out.append(w)
+    return out
 
 
 def sign_lock(*, actor, password: str, statement: str) -> UnblindingStep:

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 
 from annulus.accounts.permissions import has, need, role_of
@@ -26,8 +27,8 @@ from annulus.trial.selectors import active_protocol, trial_state
 from . import selectors, services
 from annulus.participants.forms import add_violation
 
-from .forms import (EmergencyForm, GenerateForm, PasswordStatementForm, ReleaseForm, TransplantForm, VerifyForm,
-                    WaiverForm)
+from .forms import (EmergencyForm, GenerateForm, GroupWaiverForm, PasswordStatementForm, ReleaseForm, TransplantForm,
+                    VerifyForm, WaiverForm)
 
 
 def _participant(request, pk):
@@ -206,18 +207,28 @@ def _waive(request):
     or a redirect when the waiver is recorded."""
     if not services._is_pi(request.user):
         raise PermissionDenied
-    form = WaiverForm(request.POST)
+    several = request.POST.get("action") == "waive_group"
+    form = GroupWaiverForm(request.POST) if several else WaiverForm(request.POST)
     if form.is_valid():
         try:
-            services.waive_lock_item(actor=request.user, item=form.cleaned_data["item"],
-                                     reason=form.cleaned_data["reason"])
+            if several:
+                done = services.waive_lock_items(actor=request.user, items=request.POST.getlist("item"),
+                                                 reason=form.cleaned_data["reason"])
+            else:
+                done = [services.waive_lock_item(actor=request.user, item=form.cleaned_data["item"],
+                                                 reason=form.cleaned_data["reason"])]
         except RuleViolation as exc:
             add_violation(form, exc)
         except NotPermitted:
             raise PermissionDenied from None
         else:
-            messages.success(request, _("Item waived; the waiver is kept with its reason."))
-            return redirect("unblinding")
+            if several:
+                messages.success(request, ngettext("%(n)s item waived; each waiver is kept with the reason.",
+                                                   "%(n)s items waived; each waiver is kept with the reason.",
+                                                   len(done)) % {"n": len(done)})
+            else:
+                messages.success(request, _("Item waived; the waiver is kept with its reason."))
+            return redirect(request.get_full_path())
     return form
 
 
@@ -225,9 +236,9 @@ def _waive(request):
 def unblinding(request):
     need(request, "unblinding.view")
     waive_form = None
-    if request.method == "POST" and request.POST.get("action") == "waive":
+    if request.method == "POST" and request.POST.get("action") in ("waive", "waive_group"):
         waive_form = _waive(request)
-        if not isinstance(waive_form, WaiverForm):
+        if not isinstance(waive_form, (WaiverForm, GroupWaiverForm)):
             return waive_form
     form = PasswordStatementForm(request.POST if request.method == "POST" and waive_form is None else None)
     if request.method == "POST" and waive_form is None:
@@ -272,7 +283,9 @@ def unblinding(request):
         "state": state, "state_label": dict(TrialState.STATES).get(state, state), "steps": [(k, label, steps.get(k)) for k, label in services.UnblindingStep.KINDS],
         "form": form, "action": action, "labels": labels, "arms": arms, "blocked": blocked,
         "checklist": checklist, "shown": shown, "can_waive": services._is_pi(user),
-        "waive_form": waive_form, "waive_item": waive_form.data.get("item") if waive_form is not None else None,
+        "waive_form": waive_form,
+        "waive_item": waive_form.data.get("item") if isinstance(waive_form, WaiverForm) else None,
+        "waive_group": waive_form.data.get("group") if isinstance(waive_form, GroupWaiverForm) else None,
         "first_blocking": checklist["blocking"][0] if blocked else None,
     })
 
@@ -291,7 +304,8 @@ def _checklist_view(request, checklist, waive_form) -> dict:
     show = request.GET.get("show", "")
     show = show if show in CHECKLIST_SHOW else ""
     filtering = bool(q or show)
-    waive_key = waive_form.data.get("item") if waive_form is not None else None
+    waive_key = waive_form.data.get("item") if isinstance(waive_form, WaiverForm) else None
+    waive_group = waive_form.data.get("group") if isinstance(waive_form, GroupWaiverForm) else None
     groups = []
     for g in checklist["groups"]:
         total, open_ = len(g["items"]), g["open"]
@@ -301,9 +315,10 @@ def _checklist_view(request, checklist, waive_form) -> dict:
         matching = len(lines)
         lines = lines[:LINES_PER_GROUP]
         css = "bad" if open_ else ("warn" if total else "ok")
-        expanded = (filtering and bool(lines)) or (0 < open_ <= OPEN_UP_TO) or any(i["key"] == waive_key for i in lines)
+        expanded = (filtering and bool(lines)) or (0 < open_ <= OPEN_UP_TO) or any(i["key"] == waive_key for i in lines) or g["group"] == waive_group
         groups.append({**g, "total": total, "waived": total - open_, "lines": lines, "css": css,
-                       "expanded": expanded, "shown_of": matching, "more": matching - len(lines)})
+                       "expanded": expanded, "shown_of": matching, "more": matching - len(lines),
+                       "open_lines": [i["key"] for i in lines if i["waiver"] is None]})
     return {"groups": groups, "q": q, "show": show, "filtering": filtering,
             "total": sum(g["total"] for g in groups), "open": len(checklist["blocking"])}
 
