@@ -197,10 +197,25 @@ def thread(request, pk):
                                            "reopen": _("Query re-opened.")}[action])
                 return redirect("query", pk=q.pk)
     thread_rows = list(q.messages.select_related("author").order_by("at", "id"))
+    check_message = selectors.check_message(q.check_id, language) if q.check_id else ""
+    roles = dict(ASSIGNEES)
+    for m in thread_rows:
+        m.role_label = roles.get(m.author_role, m.author_role)
+        if m.kind == QueryMessage.RAISE and q.check_id and check_message != q.check_id:
+            # the edit check's message in the page's language, with the failing values as stored
+            m.text = f"{check_message} ({q.fingerprint})" if q.fingerprint else check_message
+        elif m.kind == QueryMessage.AUTO_CLOSE:
+            m.text = _("the edit check's condition no longer holds (the data were changed)")
+    # each author's role by its name in the page's language, as the protocol names it
+    from annulus.trial.selectors import active_protocol
+
+    role_names = {r.id: r.name.get(language) for r in active_protocol().roles}
+    for m in thread_rows:
+        m.role_name = role_names.get(m.author_role, m.author_role)
     return render(request, "queries/thread.html", {
         "q": q, "p": q.participant, "target": selectors.target_text(q, language), "link": selectors.target_link(q),
         "messages_": thread_rows, "forms": forms, "can_answer": can_answer, "can_close": can_close,
-        "can_reopen": can_reopen, "check_message": selectors.check_message(q.check_id, language) if q.check_id else "",
+        "can_reopen": can_reopen, "check_message": check_message,
         "assignee": dict(ASSIGNEES).get(q.assigned_to, q.assigned_to),
         "record_locked": _locked(q)}, status=status)
 
