@@ -240,7 +240,10 @@ def record_locks(request, pk):
                                            reason=data["reason"])
                     messages.success(request, _("Unlocked: %(what)s.") % {"what": locks.record_name(visit, form_id)})
             except RuleViolation as exc:
-                add_violation(form, exc)
+                for v in getattr(exc, "violations", [exc]):
+                    # "lock" (the lock in force, the open work) is the form's own subject: no prefix
+                    form.add_error(v.field if v.field in form.fields else None,
+                                   v.message if v.field in form.fields or v.field == "lock" else f"{v.field}: {v.message}")
             except NotPermitted:
                 raise PermissionDenied from None
             else:
