@@ -87,7 +87,7 @@ def visit_detail(request, pk, key):
     p = _participant(request, pk)
     slot = _slot(p, key)
     protocol = active_protocol()
-    can_edit = has(request.user, "visits.edit")
+    can_edit = has(request.user, "visits.edit") and not _record_locked(p, key)
     open_form = OpenVisitForm(initial={"visit_date": timezone.localdate()})
     missed_form = MissedForm()
     today = timezone.localdate()
@@ -191,6 +191,13 @@ LAB_FLAGS = {"low": _lazy("below the range"), "high": _lazy("above the range"), 
              "normal": _lazy("normal")}
 
 
+def _record_locked(p, key, form_id="") -> bool:
+    """The form, its visit or the casebook is locked by the data manager (X-7.5)."""
+    from annulus.participants.locks import covering_lock
+
+    return covering_lock(p.pk, key, form_id) is not None
+
+
 def crf_form(request, pk, key, form_id):
     p = _participant(request, pk)
     slot = _slot(p, key)
@@ -200,7 +207,9 @@ def crf_form(request, pk, key, form_id):
     data = request.POST if request.method == "POST" else None
     initial = {"collected_at": timezone.localtime(rec.collected_at).strftime("%Y-%m-%dT%H:%M")} if rec else {}
     form = CrfForm(data, spec=spec, language=language, current=current, initial=initial)
-    if not has(request.user, "visits.edit"):
+    # a locked form (or its visit or casebook) shows its answers without controls, as to a reader
+    can_edit = has(request.user, "visits.edit") and not _record_locked(p, key, form_id)
+    if not can_edit:
         for field in form.fields.values():  # a reader sees the answers, not controls to change them
             field.disabled = True
     computed = rec.computed if rec else None
@@ -233,7 +242,7 @@ def crf_form(request, pk, key, form_id):
         "intro": spec.intro_zh if (language or "").startswith("zh") else spec.intro_en,
         "lab_rows": _lab_rows(spec, form, computed, language),
         "score": _score_context(protocol, p, form_id, computed),
-        "revisions": revisions, "can_edit": has(request.user, "visits.edit"),
+        "revisions": revisions, "can_edit": can_edit,
         "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
     })
 
