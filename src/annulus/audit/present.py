@@ -32,7 +32,7 @@ ACTION_NAMES = {
     "create": gettext_lazy("created"), "change": gettext_lazy("changed"), "void": gettext_lazy("voided"),
     "sign": gettext_lazy("signed"), "unblind": gettext_lazy("unblinded"), "export": gettext_lazy("exported"),
     "raise": gettext_lazy("raised"), "login": gettext_lazy("logged in"), "logout": gettext_lazy("logged out"),
-    "login_failed": gettext_lazy("failed login"),
+    "login_failed": gettext_lazy("failed login"), "verify": gettext_lazy("verified"),
 }
 RECORD_NAMES = {
     "adverse_event": gettext_lazy("Adverse event"), "ae_task": gettext_lazy("Adverse-event task"),
