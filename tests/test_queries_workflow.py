@@ -112,3 +112,32 @@ def test_answering_a_query_on_a_locked_record_is_refused(w1_vas, users):
     with pytest.raises(locks.RecordLocked):
         services.answer_query(actor=users["coordinator"], query_id=q.pk, text="Corrected")
     assert Query.objects.get(pk=q.pk).status == "open" and AuditEvent.objects.count() == before
+
+
+@pytest.mark.req("X-7.4", "P-3.7")
+def test_open_and_answered_queries_are_open_work_before_the_lock(w1_vas, users):
+    from annulus.trial.extensions import lock_checklist_groups
+
+    def listed():
+        group = next(g for g in lock_checklist_groups() if g["group"] == "open_queries")
+        return [i["key"] for i in group["items"]]
+
+    p = w1_vas
+    assert listed() == []
+    q = services.raise_query(actor=users["monitor"], participant_id=p.pk, visit="w1", form="vas", item="vas_mm",
+                             text="Please check", assigned_to="site")
+    assert listed() == [f"query:{q.pk}"]
+    services.answer_query(actor=users["coordinator"], query_id=q.pk, text="Checked")
+    assert listed() == [f"query:{q.pk}"]  # answered is not settled until the raiser's side closes it
+    services.close_query(actor=users["monitor"], query_id=q.pk, text="Verified")
+    assert listed() == []
+
+
+@pytest.mark.req("X-7.4")
+def test_the_participant_audit_page_names_query_steps(w1_vas, users, client_for):
+    p = w1_vas
+    q = services.raise_query(actor=users["monitor"], participant_id=p.pk, visit="w1", form="vas", item="vas_mm",
+                             text="Please check", assigned_to="site")
+    services.answer_query(actor=users["coordinator"], query_id=q.pk, text="Checked against the source")
+    html = client_for("auditor").get(f"/participants/{p.pk}/audit/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "质疑" in html and "待回答 → 已回答" in html and "Checked against the source" in html
