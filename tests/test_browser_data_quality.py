@@ -316,7 +316,8 @@ def test_monitor_to_database_lock_in_the_browser(language, flushable_audit_table
     monitor.goto(f"{base}/monitoring/")
     row = _grid_row(monitor, p)
     w1 = row.locator(f"a[href='/participants/{p.pk}/visits/w1/']")
-    assert w1.get_attribute("class") == "cell-locked"
+    assert w1.get_attribute("class") == "cell-locked" and w1.locator("svg.padlock").count() == 1
+    assert row.locator("td").first.locator("svg.padlock").count() == 1  # the casebook
     signature = row.locator("span.status")
     assert signature.inner_text() == t("signed") and "ok" in signature.get_attribute("class")
     counts = _grid_counts(monitor)
