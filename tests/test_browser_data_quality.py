@@ -39,6 +39,8 @@ ANSWER = {"en": "Transcription error: corrected to 52 mm from the patient diary.
           "zh-hans": "转录错误：已按患者日记更正为52毫米。"}
 CORRECTION = {"en": "Transcription error, source diary says 52 mm (query)",
               "zh-hans": "转录错误，原始日记为52毫米（质疑）"}
+LOCKED_QUESTION = {"en": "Was the diary page filed with the source documents?",
+                   "zh-hans": "日记页是否已与原始文件一并归档？"}
 CLOSE = {"en": "Checked against the diary: resolved.", "zh-hans": "已与日记核对：问题已解决。"}
 WAIVE = {"en": "Participant still in follow-up; status recorded at the next data cut.",
          "zh-hans": "受试者仍在随访中；状态将在下次数据截止时记录。"}
@@ -288,6 +290,23 @@ def test_monitor_to_database_lock_in_the_browser(language, flushable_audit_table
     coordinator.goto(f"{base}/participants/{p.pk}/visits/w1/vas/")
     assert coordinator.locator("#record-lock.locked > p > .status.locked").first.inner_text().strip() == t("Locked")
     assert coordinator.locator("button[name=complete]").count() == 0
+    # a question on the locked form is still raised and closed, but answered only after an unlock
+    monitor.goto(f"{base}/participants/{p.pk}/visits/w1/vas/")
+    _submit(monitor, f".query-badge >> text={t('Raise a query')}")
+    monitor.fill("textarea[name=text]", LOCKED_QUESTION[language])
+    monitor.select_option("select[name=assigned_to]", "site")
+    _submit(monitor, f"button:has-text('{t('Raise the query')}')")
+    q2 = Query.objects.exclude(pk=q.pk).get(participant=p)
+    coordinator.goto(f"{base}/queries/{q2.pk}/")
+    assert t("The record is locked: the data manager must unlock it before the query can be answered.") in \
+        coordinator.content()
+    assert coordinator.locator("textarea[name=answer-text]").count() == 0  # no form the lock would refuse
+    _shot(coordinator, language, "12b-coordinator-query-on-locked-form")
+    monitor.goto(f"{base}/queries/{q2.pk}/")
+    monitor.fill("textarea[name=close-text]", CLOSE[language])
+    _submit(monitor, f"button:has-text('{t('Close the query')}')")
+    q2.refresh_from_db()
+    assert q2.status == "closed"
 
     # ---- 6. the principal investigator signs the casebook ------------------------------------
     pi = _login(browser, base, users["pi"], language)
@@ -368,7 +387,7 @@ def test_monitor_to_database_lock_in_the_browser(language, flushable_audit_table
     events = AuditEvent.objects.filter(id__gt=start)
     mine = events.filter(participant_id=p.pk)
     steps = [(e.action, (decoded(e)["changes"].get("status") or [None, None])[1], e.actor_id)
-             for e in mine.filter(object_type="query").order_by("id")]
+             for e in mine.filter(object_type="query", object_id=str(q.pk)).order_by("id")]
     assert steps == [("create", "open", users["monitor"].pk), ("change", "answered", users["coordinator"].pk),
                      ("change", "closed", users["monitor"].pk)], steps
     correction = mine.get(object_type="crf_form")
@@ -388,7 +407,7 @@ def test_monitor_to_database_lock_in_the_browser(language, flushable_audit_table
                    users["pi"].username):
         assert needle in table, needle
     _shot(auditor, language, "19-auditor-audit")
-    for kind, n in (("query", 3), ("sdv_mark", clicks), ("record_lock", 3), ("casebook_signature", 1)):
+    for kind, n in (("query", 5), ("sdv_mark", clicks), ("record_lock", 3), ("casebook_signature", 1)):
         auditor.select_option("#type", kind)
         _submit(auditor, f"form.toolbar button:has-text('{t('Filter')}')")
         auditor.wait_for_url(re.compile(rf"type={kind}"))

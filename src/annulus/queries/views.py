@@ -168,7 +168,9 @@ def thread(request, pk):
         raise Http404
     language = get_language()
     action = request.POST.get("action") if request.method == "POST" else None
-    can_answer = has(request.user, "queries.answer") and q.status != "closed"
+    record_locked = _locked(q)
+    # an answer may change the data: on a locked record the page says so instead of offering the form
+    can_answer = has(request.user, "queries.answer") and q.status != "closed" and not record_locked
     can_close = services.may_close(request.user, q) and q.status != "closed"
     can_reopen = services.may_close(request.user, q) and q.status != "open"
     forms = {
@@ -217,7 +219,7 @@ def thread(request, pk):
         "messages_": thread_rows, "forms": forms, "can_answer": can_answer, "can_close": can_close,
         "can_reopen": can_reopen, "check_message": check_message,
         "assignee": dict(ASSIGNEES).get(q.assigned_to, q.assigned_to),
-        "record_locked": _locked(q)}, status=status)
+        "record_locked": record_locked}, status=status)
 
 
 def _locked(q) -> bool:
