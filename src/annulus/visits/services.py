@@ -26,7 +26,7 @@ from annulus.participants.locks import assert_record_writable
 from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
-from . import crf, selectors
+from . import crf, selectors, signals
 from .signals import adverse_event_prompt
 from .models import (UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit,
                      parse_visit_key)
@@ -474,6 +474,8 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
                                changes={"visit": visit.key, "completed_at": [None, now]},
                                protocol_version=version, when=now))
         audit.record_many(actor=actor, events=events)
+        signals.forms_saved.send(sender=FormRecord, participant_id=p.pk, visit=visit.key,
+                                 forms=[r.form_id for r, _ in revisions])
         _move_participant(actor, protocol, visit, p)
         _prompt_adverse_events(actor, protocol, visit, p, [r for r, _ in revisions])
     return [records[f] for f in forms]
