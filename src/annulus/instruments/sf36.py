@@ -30,7 +30,7 @@ import math
 from typing import Any
 
 from .base import Score, check_items, coded
-from .items import FormSpec, Item, codes
+from .items import FormSpec, Item
 
 NAME = "sf36"
 N_ITEMS = 36
@@ -256,20 +256,3 @@ FORM = FormSpec("sf36", tuple(Item(f"q{n}", f"{n}. {en}", f"{n}. {zh}", "code", 
                 "Enter the response code the patient circled (1-based, as printed on the RAND 36 form). "
                 "A scale is scored when at least half of its items are answered.",
                 "录入患者圈选的答案编号（从1开始，与RAND 36表格一致）。每个维度至少答一半条目方可计分。")
-
-# ---- imaging ----------------------------------------------------------------------------------
-_MODIC = codes(("none", "none", "无"), ("I", "type I", "I型"), ("II", "type II", "II型"), ("III", "type III", "III型"))
-_PFIRRMANN = codes(*[(g, f"grade {g}", f"{g}级") for g in ("I", "II", "III", "IV", "V")])
-IMAGING = FormSpec("imaging", (
-    Item("modic_superior", "Modic type, superior endplate of L4-5", "L4-5 上终板 Modic 分型", "choice", _MODIC, group="mri"),
-    Item("modic_inferior", "Modic type, inferior endplate of L4-5", "L4-5 下终板 Modic 分型", "choice", _MODIC, group="mri"),
-    Item("pfirrmann", "Pfirrmann grade of L4-5", "L4-5 Pfirrmann 分级", "choice", _PFIRRMANN, group="mri"),
-    Item("height_index_mm", "Disc height L4-5", "L4-5 椎间盘高度", unit="mm", min=0.5, max=25, group="height"),
-    Item("height_above_mm", "Disc height L3-4 (empty if not normal)", "L3-4 椎间盘高度（非正常则留空）", unit="mm",
-         min=0.5, max=25, required=False, group="height"),
-    Item("height_below_mm", "Disc height L5-S1 (empty if not normal)", "L5-S1 椎间盘高度（非正常则留空）", unit="mm",
-         min=0.5, max=25, required=False, group="height"),
-    Item("rom_flexion_deg", "L4-5 segmental angle, flexion film", "L4-5 节段角度（屈曲位片）", unit="°", min=-45, max=45, group="rom"),
-    Item("rom_extension_deg", "L4-5 segmental angle, extension film", "L4-5 节段角度（伸展位片）", unit="°", min=-45, max=45, group="rom"),
-), "MRI (Modic, Pfirrmann) and dynamic radiographs (disc height, range of motion).",
-   "MRI（Modic、Pfirrmann）及动力位X线片（椎间盘高度、活动度）。")
