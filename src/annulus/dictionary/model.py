@@ -65,19 +65,11 @@ class Entry:
 
     @property
     def range_text(self) -> str:
-        if self.min is None and self.max is None:
-            return ""
-        lo = "" if self.min is None else f"{self.min:g}"
-        hi = "" if self.max is None else f"{self.max:g}"
-        return f"{lo}–{hi}"
+        return _span(self.min, self.max)
 
     @property
     def reference_text(self) -> str:
-        if self.ref_low is None and self.ref_high is None:
-            return ""
-        lo = "" if self.ref_low is None else f"{self.ref_low:g}"
-        hi = "" if self.ref_high is None else f"{self.ref_high:g}"
-        return f"{lo}–{hi}"
+        return _span(self.ref_low, self.ref_high)
 
     @property
     def sdtm(self) -> str:
@@ -128,3 +120,10 @@ class Dictionary:
     def forms_at(self, visit: str) -> tuple:
         """The forms a visit (or "screening") collects."""
         return tuple(f for f in self.forms if visit in f.visits)
+
+
+def _span(low, high) -> str:
+    """``0–100``, ``–25``, ``0.5–``; empty when neither bound is set."""
+    if low is None and high is None:
+        return ""
+    return f"{'' if low is None else f'{low:g}'}–{'' if high is None else f'{high:g}'}"
