@@ -640,6 +640,40 @@ def waive_lock_item(*, actor, item: str, reason: str) -> LockWaiver:
     return waive_lock_items(actor=actor, items=[item], reason=reason)[0]
 
 
+# the participant a checklist line belongs to, from the record its key names: keys that name the
+# participant ("participant:N", "casebook:N", "sdv:N:visit:form", "visit:N:visit") and keys that
+# name one of the participant's records (model, field path to the participant's id)
+_PARTICIPANT_KEYS = ("participant", "casebook", "sdv", "visit")
+_RECORD_KEYS = {
+    "crf_form": ("visits.FormRecord", "participant_id"),
+    "query": ("queries.Query", "participant_id"),
+    "sae_report": ("safety.SaeReport", "adverse_event__participant_id"),
+    "sae_report_ack": ("safety.SaeReport", "adverse_event__participant_id"),
+    "ae_outcome": ("safety.AdverseEvent", "participant_id"),
+    "ae_task": ("safety.AeTask", "participant_id"),
+}
+
+
+def waived_participant(item: dict) -> int | None:
+    """The participant whose line of the pre-lock checklist is waived (so the waiver is on that
+    participant's audit trail), or None for a line of the trial as a whole. Read from the record
+    the line's key names (a line may also say ``participant_id`` itself), never from its label."""
+    from django.apps import apps
+
+    if item.get("participant_id"):
+        return int(item["participant_id"])
+    kind, _sep, rest = str(item.get("key") or "").partition(":")
+    first = rest.split(":", 1)[0]
+    if not first.isdigit():
+        return None
+    if kind in _PARTICIPANT_KEYS:
+        return Participant.objects.filter(pk=int(first)).values_list("pk", flat=True).first()
+    if kind in _RECORD_KEYS:
+        model, path = _RECORD_KEYS[kind]
+        return apps.get_model(model).objects.filter(pk=int(first)).values_list(path, flat=True).first()
+    return None
+
+
 # lines one waiver may cover at most (the lines the lock page shows for a group)
 MAX_WAIVED_AT_ONCE = 100
 
@@ -678,6 +712,7 @@ def waive_lock_items(*, actor, items, reason: str) -> list[LockWaiver]:
             w = LockWaiver.objects.create(item=item, group=groups[item], label=str(found["label"])[:300],
                                           reason=reason, waived_by=actor)
             audit.record(actor=actor, action="create", obj_type="lock_waiver", obj_id=w.pk,
+                         participant_id=waived_participant(found),
                          changes={"item": [None, item], "label": [None, w.label]}, reason=reason)
             out.append(w)
     return out
