@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 STEPS = {
     "en": ["database lock signed by the principal investigator", "database lock signed by the statistician",
            "first-level unblinding (group labels released for analysis)", "analysis signed off",
-           "second-level unblinding (label -&gt; treatment released)"],
+           "second-level unblinding (label → treatment released)"],
     "zh-hans": ["主要研究者签署数据库锁定", "统计师签署数据库锁定", "一级揭盲（公布组别代码以供统计分析）", "分析已签核",
                 "二级揭盲（公布组别代码 → 治疗的对应关系）"],
 }

@@ -140,7 +140,7 @@ class UnblindingStep(models.Model):
         ("lock_statistician", _("database lock signed by the statistician")),
         ("level1", _("first-level unblinding (group labels released for analysis)")),
         ("analysis_signoff", _("analysis signed off")),
-        ("level2", _("second-level unblinding (label -> treatment released)")),
+        ("level2", _("second-level unblinding (label → treatment released)")),
     ]
     kind = models.CharField(max_length=20, choices=KINDS, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
