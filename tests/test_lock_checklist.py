@@ -197,7 +197,9 @@ def test_others_see_the_checklist_but_cannot_waive(open_work, users):
 
 
 @pytest.mark.req("P-3.7")
-def test_the_checklist_is_gone_once_locked(users):
+def test_the_checklist_is_read_only_once_locked(users):
     sign_lock(users)
     c, page, _token = _browser(users["pi"], "en")
-    assert page.status_code == 200 and "Pre-lock checklist" not in page.content.decode()
+    html = page.content.decode()
+    assert page.status_code == 200 and "Pre-lock checklist: read-only, as kept after the lock" in html
+    assert 'value="waive"' not in html

@@ -272,22 +272,41 @@ def unblinding(request):
     action = next((a for a, ok in can.items() if ok), None)
     labels = selectors.level1_rows(user) if selectors.can_see_labels(user) and role != "designer" else None
     arms = selectors.unblinded_rows(user) if labels is not None and selectors.can_see_arms(user) else None
-    # the checklist before the lock; after it only while an item that appeared since is open
-    # (first-level unblinding waits for it)
-    checklist = selectors.lock_checklist() if state in services.OPEN_STATES or state == "locked" else None
-    if checklist is not None and state == "locked" and not checklist["blocking"]:
-        checklist = None
-    shown = _checklist_view(request, checklist, waive_form) if checklist is not None else None
+    # the checklist before the lock; after it, read-only for the record (every group and each waiver
+    # with who, when and why), with waiver forms only while an item that appeared since is open in
+    # the locked state (first-level unblinding waits for it)
+    checklist = selectors.lock_checklist()
+    after_lock = state not in services.OPEN_STATES
+    if after_lock:
+        _add_closed_waivers(checklist)
+    shown = _checklist_view(request, checklist, waive_form)
     blocked = bool(checklist and checklist["blocking"] and action in ("lock", "level1"))
     return render(request, "allocation/unblinding.html", {
         "state": state, "state_label": dict(TrialState.STATES).get(state, state), "steps": [(k, label, steps.get(k)) for k, label in services.UnblindingStep.KINDS],
         "form": form, "action": action, "labels": labels, "arms": arms, "blocked": blocked,
-        "checklist": checklist, "shown": shown, "can_waive": services._is_pi(user),
+        "checklist": checklist, "shown": shown, "after_lock": after_lock,
+        "can_waive": services._is_pi(user) and (state in services.OPEN_STATES or state == "locked"),
         "waive_form": waive_form,
         "waive_item": waive_form.data.get("item") if isinstance(waive_form, WaiverForm) else None,
         "waive_group": waive_form.data.get("group") if isinstance(waive_form, GroupWaiverForm) else None,
         "first_blocking": checklist["blocking"][0] if blocked else None,
     })
+
+
+def _add_closed_waivers(checklist) -> None:
+    """After the lock: the waived lines whose work has since been closed (so the live checklist no
+    longer lists them) join their group as waived lines, with the label they had when waived, so
+    every waiver stays on the page."""
+    from .models import LockWaiver
+
+    listed = set(checklist["items"])
+    groups = {g["group"]: g for g in checklist["groups"]}
+    for w in LockWaiver.objects.select_related("waived_by").order_by("id"):
+        if w.item in listed or w.group not in groups:
+            continue
+        item = {"key": w.item, "label": w.label, "link": "", "waiver": w}
+        groups[w.group]["items"].append(item)
+        checklist["items"][w.item] = item
 
 
 CHECKLIST_SHOW = ("", "open", "waived")
