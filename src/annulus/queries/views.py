@@ -200,9 +200,7 @@ def thread(request, pk):
                 return redirect("query", pk=q.pk)
     thread_rows = list(q.messages.select_related("author").order_by("at", "id"))
     check_message = selectors.check_message(q.check_id, language) if q.check_id else ""
-    roles = dict(ASSIGNEES)
     for m in thread_rows:
-        m.role_label = roles.get(m.author_role, m.author_role)
         if m.kind == QueryMessage.RAISE and q.check_id and check_message != q.check_id:
             # the edit check's message in the page's language, with the failing values as stored
             m.text = f"{check_message} ({q.fingerprint})" if q.fingerprint else check_message
