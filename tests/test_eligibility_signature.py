@@ -160,7 +160,7 @@ def test_the_coordinator_sees_the_decision_prepared_without_a_form(make_particip
 @pytest.mark.parametrize("language, outcome_text, wrong, signed", [
     ("en", "eligible: every criterion is met", "Your password (electronic signature): is not correct",
      "Eligible: every criterion is met."),
-    ("zh-hans", "符合入组条件：所有标准均满足", "您的密码（电子签名）: is not correct", "符合入组条件：所有标准均满足。"),
+    ("zh-hans", "符合入组条件：所有标准均满足", "您的密码（电子签名）: 不正确", "符合入组条件：所有标准均满足。"),
 ])
 def test_the_investigator_signs_on_the_page(make_participant, users, language, outcome_text, wrong, signed):
     p = make_participant("screening")

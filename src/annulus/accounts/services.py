@@ -11,6 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annulus.audit import services as audit
 from annulus.errors import RuleViolation
@@ -41,7 +42,7 @@ def second_signer(actor, username: str, password: str, *, candidates, field: str
         make_password(str(password or ""))
         raise RuleViolation(field, refused)
     if is_locked(signer.username):
-        raise RuleViolation(field, "is locked after repeated failed password checks; try again later")
+        raise RuleViolation(field, gettext("is locked after repeated failed password checks; try again later"))
     if not signer.check_password(str(password or "")):
         record_failed_login(signer.username, password, "", what=what)
         raise RuleViolation(field, refused)
@@ -59,7 +60,8 @@ def _cosigner(actor, username: str, password: str, *,
         raise RuleViolation("cosigner_username", needed)
     return second_signer(actor, username, password,
                          candidates=get_user_model().objects.filter(membership__is_principal_investigator=True),
-                         field="cosigner_username", refused="is not an active principal investigator with that password",
+                         field="cosigner_username",
+                         refused=gettext("is not an active principal investigator with that password"),
                          same_person=f"must be someone other than {other_than}", what="co-signature")
 
 
@@ -118,14 +120,16 @@ def sign(*, user, password, meaning: str, what: str = "signature") -> Signature:
     from .backends import is_locked, record_failed_login
 
     if not getattr(user, "pk", None):
-        raise RuleViolation("password", "only a signed-in user can sign")
+        raise RuleViolation("password", gettext("only a signed-in user can sign"))
     if password in (None, ""):
-        raise RuleViolation("password", "is required to sign (re-enter your password)")
+        raise RuleViolation("password", gettext("is required to sign (re-enter your password)"))
     if is_locked(user.username):
-        raise RuleViolation("password", "your account is locked after repeated failed password checks; try again later")
+        raise RuleViolation("password", gettext(
+            "your account is locked after repeated failed password checks; try again later"))
     if not user.check_password(str(password)):
         record_failed_login(user.username, password, "", what=what)
-        raise RuleViolation("password", "is not correct")
+        # translated when raised, in the language of the page that asked (as TrialLocked)
+        raise RuleViolation("password", gettext("is not correct"))
     return Signature(user, meaning)
 
 

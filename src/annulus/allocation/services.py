@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from annulus.accounts.permissions import role_of
 from annulus.accounts.services import sign
@@ -315,11 +315,14 @@ def _qa_signer(actor, username: str, password: str):
         raise RuleViolation("qa_username", "the lot failed release and is quarantined: a second pharmacist (QA) "
                                            "signs its new release record with their user name and password, "
                                            "or record a new lot")
-    role = active_protocol().randomisation.level2_key_holder
+    protocol = active_protocol()
+    role = protocol.randomisation.level2_key_holder
+    role_name = next((r.name.get(get_language()) for r in protocol.roles if r.id == role), role)
     return second_signer(actor, username, password,
                          candidates=get_user_model().objects.filter(membership__role=role),
-                         field="qa_username", refused=f"is not an active {role} account with that password",
-                         same_person="must be a second person, not the pharmacist recording the release",
+                         field="qa_username",
+                         refused=gettext("is not an active %(role)s account with that password") % {"role": role_name},
+                         same_person=gettext("must be a second person, not the pharmacist recording the release"),
                          what="release QA signature")
 
 
