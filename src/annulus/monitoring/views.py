@@ -237,32 +237,10 @@ def sdv(request, pk):
 
 
 def _shown_value(value, entry=None, language=None) -> str:
-    """A value as the page shows it: coded answers by their label (the data dictionary's
-    codelist), times in local time, yes/no."""
-    if value is None or value == "":
-        return "—"
-    codes = {}
-    if entry is not None and entry.codelist:
-        zh = (language or "").lower().startswith("zh")
-        codes = {str(c[0]).lower() if isinstance(c[0], bool) else str(c[0]): (c[2] if zh else c[1])
-                 for c in entry.codelist}
-    if isinstance(value, bool):
-        return codes.get(str(value).lower()) or (_("yes") if value else _("no"))
-    if isinstance(value, list):
-        return ", ".join(codes.get(str(v), str(v)) for v in value) or "—"
-    if str(value) in codes:
-        return codes[str(value)]
-    text = str(value)
-    if len(text) >= 19 and text[4] == "-" and text[10] == "T":
-        from datetime import datetime
+    """A value as the page shows it (``annulus.monitoring.values.shown_value``)."""
+    from .values import shown_value
 
-        from django.utils import timezone
-
-        try:
-            return timezone.localtime(datetime.fromisoformat(text)).strftime("%Y-%m-%d %H:%M")
-        except ValueError:
-            return text
-    return text
+    return shown_value(value, entry, language)
 
 
 # ---- review findings -------------------------------------------------------------------------
