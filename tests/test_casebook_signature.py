@@ -133,10 +133,10 @@ def test_wrong_password_counts_towards_the_lockout_and_writes_nothing(users, mak
 def test_someone_elses_casebook_signature_is_refused(users, make_participant):
     p = make_participant("enrolled")
     before = _events()
-    # the PI typing another user's name
-    with pytest.raises(services.NotTheSigner) as exc:
+    # the PI typing another user's name: bad input naming the field (the PI may sign, as themselves)
+    with pytest.raises(RuleViolation) as exc:
         _sign(users, p, username="t_investigator")
-    assert exc.value.field == "username" and exc.value.status == 403
+    assert exc.value.field == "username" and exc.value.status == 400 and "signed-in user" in exc.value.message
     # a sub-investigator (not the principal investigator), with their own correct password
     with pytest.raises(services.NotTheSigner) as exc:
         _sign(users, p, who="investigator")

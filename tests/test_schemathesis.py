@@ -46,6 +46,12 @@ WRITERS = {
     "/allocation/unblinding/analysis-signoff": "statistician",
     "/allocation/unblinding/level2": "pharmacist",
     "/protocol/versions": "admin",
+    "/allocation/unblinding/waivers": "pi",
+    "/casebooks/participants/": "pi",
+    "/monitoring/participants/": "monitor",
+    "/monitoring/findings": "auditor",
+    "/lock": "data_manager",
+    "/unlock": "data_manager",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 

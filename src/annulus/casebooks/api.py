@@ -41,7 +41,7 @@ class CasebookOut(Schema):
     changes: list[ChangeOut]
 
 
-class SignIn(Schema):
+class CasebookSignIn(Schema):
     username: str = Field(..., max_length=150)
     password: str = Field(..., max_length=512)
     content_hash: str = Field("", max_length=64, description="the hash of the casebook read (optional)")
@@ -72,7 +72,7 @@ def casebook(request, pk: int):
 
 
 @router.post("/participants/{pk}/sign", response={201: SignatureOut})
-def sign(request, pk: int, payload: SignIn):
+def sign(request, pk: int, payload: CasebookSignIn):
     """Sign the casebook as the caller (user name and password re-entered; principal investigator)."""
     require(request.user, "casebook.sign")
     p = _participant(request, pk)

@@ -64,8 +64,9 @@ def signer_problems(actor, username: str, password: str | None, *, batch: bool =
     if not typed:
         problems.add("username", "is required to sign (re-enter your user name)")
     elif typed != actor.username:
-        problems.violations.append(NotTheSigner(
-            "username", "is not the signed-in user: a casebook is signed only by the person signed in, as themselves"))
+        # a mistyped or borrowed name is bad input (400); who may sign at all is the 403 below
+        problems.add("username", "is not the signed-in user: a casebook is signed only by the person signed in, "
+                                 "as themselves")
     if not may_sign(actor):
         problems.violations.append(NotTheSigner("username", "only the principal investigator signs a casebook"))
     if not batch and password in (None, ""):
