@@ -56,6 +56,41 @@ def _fields(record: dict, labels: dict, skip=(), values: dict | None = None) -> 
     return [(labels.get(k, k), word(k, v)) for k, v in record.items() if k not in skip]
 
 
+def _coded(form: str, item: str, value, language: str | None):
+    """A coded value by its words in the data dictionary's codelist, in the page's language (None:
+    the item is not coded there, or the value is not in its codelist)."""
+    try:
+        from annulus.trial.selectors import data_dictionary
+
+        entry = data_dictionary().entry(form, item)
+    except Exception:  # noqa: BLE001 - no dictionary: the caller's own words
+        return None
+    if entry is None or not entry.codelist or value is None or isinstance(value, dict):
+        return None
+    zh = (language or "").lower().startswith("zh")
+
+    def key(v):
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    names = {key(c[0]): (c[2] if zh else c[1]) for c in entry.codelist}
+    if isinstance(value, list):
+        if not all(key(v) in names for v in value):
+            return None
+        return ", ".join(names[key(v)] for v in value) or "—"
+    return names.get(key(value))
+
+
+def _dictionary_fields(form: str, record: dict, labels: dict, language, skip=(), values=None):
+    """``_fields`` with every value the data dictionary codes for ``form`` shown by its words."""
+    rows = _fields(record, labels, skip=skip, values=values)
+    out = []
+    keys = [k for k in record if k not in skip]
+    for k, (label, text) in zip(keys, rows, strict=True):
+        word = None if (values or {}).get(k) else _coded(form, k, record[k], language)
+        out.append((label, word if word is not None else text))
+    return out
+
+
 def _withdrawal_categories(categories) -> dict[str, str]:
     """The withdrawal categories in the page's language (their Chinese is in the data dictionary)."""
     try:
@@ -90,7 +125,11 @@ def _codes() -> dict[str, dict]:
 def _form_rows(protocol, form_id: str, form: dict, language: str) -> list[tuple[str, str]]:
     from annulus.visits import crf
 
-    items = form.get("items") or {}
+    items = dict(form.get("items") or {})
+    for key, value in list(items.items()):
+        word = _coded(form_id, key, value, language)
+        if word is not None:  # the dictionary's words for a coded answer (yes/no included)
+            items[key] = word
     try:
         rows = crf.answers_text(crf.spec_for(protocol, form_id), items, language)
     except Exception:  # noqa: BLE001 - a form the protocol in force no longer declares: its raw answers
@@ -118,14 +157,16 @@ def sections(content: dict) -> list[dict]:
     ident = dict(content["participant"])
     out.append({"title": _("Identification"), "records": [{"heading": "", "fields": _fields(ident, labels, values=codes["participant"])}]})
     out.append({"title": _("Informed consent"), "empty": _("No consent recorded."),
-                "records": [{"heading": "", "fields": _fields(c, labels)} for c in content["consent"]]})
+                "records": [{"heading": "", "fields": _dictionary_fields("consent", c, labels, language)}
+                            for c in content["consent"]]})
     evidence = []
     for field, e in content["screening_evidence"].items():
         try:
             name = protocol.eligibility.field(field).label.get(language)
         except Exception:  # noqa: BLE001 - a field of an earlier protocol version
             name = field
-        evidence.append((name, f"{shown(e['value'])} ({labels['collected_on']} {e['collected_on']}, "
+        word = _coded("screening", field, e["value"], language)
+        evidence.append((name, f"{word if word is not None else shown(e['value'])} ({labels['collected_on']} {e['collected_on']}, "
                                f"{labels['entered_by']} {e['entered_by']})"))
     out.append({"title": _("Screening evidence"), "empty": _("No screening evidence."),
                 "records": [{"heading": "", "fields": evidence}] if evidence else []})
@@ -136,10 +177,11 @@ def sections(content: dict) -> list[dict]:
                                               for cid, ok in d["criteria"].items()))]}]})
     lp = content["liposuction"]
     out.append({"title": _("Liposuction (day 0)"), "empty": _("No liposuction recorded."),
-                "records": [] if lp is None else [{"heading": "", "fields": _fields(lp, labels, values=codes["liposuction"])}]})
+                "records": [] if lp is None else [{"heading": "", "fields": _dictionary_fields(
+                    "liposuction", lp, labels, language, values=codes["liposuction"])}]})
     tx = content["transplant"]
     out.append({"title": _("Transplantation"), "empty": _("No transplantation recorded."),
-                "records": [] if tx is None else [{"heading": "", "fields": _fields(tx, labels)}]})
+                "records": [] if tx is None else [{"heading": "", "fields": _dictionary_fields("transplant", tx, labels, language)}]})
     visits = []
     visit_names = {v.id: v.name.get(language) for v in protocol.schedule.visits}
     words = {"attended": _("attended"), "missed": _("missed"), "revision": _("revision"), "complete": _("complete"),
@@ -155,7 +197,8 @@ def sections(content: dict) -> list[dict]:
                                       for fid, f in v["forms"].items()]})
     out.append({"title": _("Visits and forms"), "empty": _("No visit recorded."), "records": visits})
     out.append({"title": _("Adverse events"), "empty": _("No adverse events."),
-                "records": [{"heading": k, "fields": _fields(ae, labels, values=codes["adverse_event"])}
+                "records": [{"heading": k, "fields": _dictionary_fields("adverse_event", ae, labels, language,
+                                                                 values=codes["adverse_event"])}
                             for k, ae in content["adverse_events"].items()]})
     out.append({"title": _("SAE reports"), "empty": _("No SAE reports."),
                 "records": [{"heading": k, "fields": _fields(r, labels)} for k, r in content["sae_reports"].items()]})
