@@ -60,6 +60,11 @@ def test_each_waiver_is_on_its_participants_trail(trial_participant, users):
     html = c.get(f"/participants/{q.pk}/audit/?type=lock_waiver").content.decode()
     assert WAIVE_REASON in html
     assert html.count("<tr>") - 1 == sum(1 for k in keys if events[waivers[k]].participant_id == q.pk)
+    # the line as it read, never its key
+    assert f"query:{query.pk}" not in html and "Open item" in html
+    c.cookies["django_language"] = "zh-hans"
+    html = c.get(f"/participants/{q.pk}/audit/?type=lock_waiver").content.decode()
+    assert WAIVE_REASON in html and "未关闭项" in html and f"ae_outcome:{ae.pk}" not in html
 
 
 def test_a_line_of_no_participant_has_none(db):

@@ -11,7 +11,7 @@ in the trail he may read (1 = the participant's first event) and never the globa
 Labels come from the apps: each app may have ``audit_labels.py`` with
 ``labels(object_type, body, language, cache) -> {"fields": {key: label}, "values": {key: {raw: label}},
 "context": {key: label of the value}, "record": str, "in_record": keys the record's name already
-says}``, every part optional.
+says, "hidden": keys kept in the record but not shown}``, every part optional.
 """
 
 from __future__ import annotations
@@ -138,13 +138,15 @@ def present(event: AuditEvent, number: int, *, blinded: bool, language: str | No
     language = language or get_language() or "en"
     body = decoded(event)
     changes = body.get("changes") or {}
-    names = audit_labels(event.object_type, body, language, cache)
+    names = audit_labels(event.object_type, body, language, cache) or _own_labels(event.object_type)
     fields, values, context_values = names.get("fields", {}), names.get("values", {}), names.get("context", {})
     shown = Shown(number=number, id=None if blinded else event.pk, timestamp=event.timestamp,
                   actor=event.actor_username, action=event.action, object_type=event.object_type,
                   object_id=event.object_id, record=names.get("record") or record_name(event.object_type),
                   reason=event.reason, hash=event.hash, raw_changes=changes)
     for key, value in changes.items():
+        if key in names.get("hidden", ()):
+            continue  # kept in the record (raw_changes), not shown
         label = str(fields.get(key) or _humanise(key))
         if is_pair(value):
             shown.changes.append(Change(key, label, show_value(value[0], values.get(key)),
@@ -152,6 +154,14 @@ def present(event: AuditEvent, number: int, *, blinded: bool, language: str | No
         elif key not in names.get("in_record", ()):
             shown.context.append((label, str(context_values.get(key) or show_value(value, values.get(key)))))
     return shown
+
+
+def _own_labels(object_type: str) -> dict:
+    """Names for events no app labels: a waiver of the pre-lock checklist (on the trail of the
+    participant whose line it waived) shows the line as it read, not the line's key."""
+    if object_type == "lock_waiver":
+        return {"fields": {"label": _("Open item")}, "hidden": ("item",)}
+    return {}
 
 
 def trail_numbers(participant_id: int) -> dict[int, int]:
