@@ -169,7 +169,7 @@ def test_monitor_to_database_lock_in_the_browser(language, flushable_audit_table
     assert counts[t("Open queries")] == "0"
     assert counts[t("Items verified / required (SDV)")].replace(" ", "") == f"0/{everyone}"
     row = _grid_row(monitor, p)
-    assert row.locator("td").nth(-2).inner_text() == str(required)  # SDV left
+    assert row.locator("td.sdv-left").inner_text() == str(required)  # SDV left
     w1 = row.locator(f"a[href='/participants/{p.pk}/visits/w1/']")
     w1_sdv = monitoring_selectors.sdv_status([p.pk])
     w1_required = sum(s["required"] for (_pid, v, _f), s in w1_sdv.items() if v == "w1")
@@ -263,7 +263,7 @@ def test_monitor_to_database_lock_in_the_browser(language, flushable_audit_table
     counts = _grid_counts(monitor)
     assert counts[t("Items verified / required (SDV)")].replace(" ", "") == f"{required}/{everyone}"
     assert counts[t("Open queries")] == "0"
-    assert _grid_row(monitor, p).locator("td").nth(-2).inner_text() == "0"
+    assert _grid_row(monitor, p).locator("td.sdv-left").inner_text() == "0"
     w1 = _grid_row(monitor, p).locator(f"a[href='/participants/{p.pk}/visits/w1/']")
     assert w1.inner_text() == f"10/10 · SDV {w1_required}/{w1_required}" and w1.get_attribute("class") == "cell-sdv_done"
     _shot(monitor, language, "10-monitor-grid-verified")
@@ -336,7 +336,7 @@ def test_monitor_to_database_lock_in_the_browser(language, flushable_audit_table
     row = _grid_row(monitor, p)
     w1 = row.locator(f"a[href='/participants/{p.pk}/visits/w1/']")
     assert w1.get_attribute("class") == "cell-locked" and w1.locator("svg.padlock").count() == 1
-    assert row.locator("td").first.locator("svg.padlock").count() == 1  # the casebook
+    assert row.locator("td.locked svg.padlock").count() == 1  # the casebook
     signature = row.locator("span.status")
     assert signature.inner_text() == t("signed") and "ok" in signature.get_attribute("class")
     counts = _grid_counts(monitor)
