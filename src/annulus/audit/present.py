@@ -49,6 +49,9 @@ RECORD_NAMES = {
     "screening_evidence": gettext_lazy("Screening evidence"), "transplant": gettext_lazy("Transplantation"),
     "trial_state": gettext_lazy("Trial state"), "unblinding_step": gettext_lazy("Unblinding step"),
     "user": gettext_lazy("User account"), "visit": gettext_lazy("Visit"), "withdrawal": gettext_lazy("Withdrawal"),
+    "sdv_mark": gettext_lazy("Source-data verification"), "review_finding": gettext_lazy("Review finding"),
+    "record_lock": gettext_lazy("Record lock"), "query": gettext_lazy("Query"),
+    "casebook_signature": gettext_lazy("Casebook signature"),
 }
 
 

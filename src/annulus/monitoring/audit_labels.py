@@ -64,7 +64,10 @@ def labels(object_type: str, body: dict, language: str, cache: dict) -> dict | N
     if object_type == "sdv_mark":
         verified = changes.get("items")
         if isinstance(verified, dict):
-            context["items"] = ", ".join(_item_name(items, form, i) if i else _("whole form") for i in verified)
+            # in the order of the form (the stored record sorts its keys: s1, s10, s2 ...)
+            order = {e.item: n for n, e in enumerate(dictionary.form(form).items)} if dictionary.form(form) else {}
+            ranked = sorted(verified, key=lambda i: (order.get(i, len(order)), i))
+            context["items"] = ", ".join(_item_name(items, form, i) if i else _("whole form") for i in ranked)
         if not changes.get("record"):
             in_record += ("record",)
         record = _("Source-data verification")
