@@ -83,8 +83,10 @@ def dashboard(request):
             w.writerow(row)
         return response
     page = paginate(qs, request.GET.get("page"), per_page=50)
+    values = current_values(page.object_list, language)
     for q in page.object_list:
         q.target_text = selectors.target_text(q, language)
+        q.current_value = values.get(q.pk)
     summary = selectors.dashboard()
     summary["forms"] = [(form, selectors.form_label(form, language) or _("casebook / visit"), n)
                         for form, n in summary["forms"]]
@@ -98,6 +100,37 @@ def dashboard(request):
         "summary": summary, "page": page, "f": f, "statuses": STATUSES, "assignees": ASSIGNEES, "origins": ORIGINS,
         "forms": [(x, selectors.form_label(x, language)) for x in used_forms],
         "query_string": params.urlencode(), "can_raise": has(request.user, "queries.raise")})
+
+
+def current_values(queries, language) -> dict[int, str]:
+    """Each query's data point as it is now, readable (coded answers by their words, numbers as typed,
+    with the item's unit, via the data dictionary), by query id; a query on a whole form, visit or
+    casebook has none. A handful of reads whatever the number of queries."""
+    from annulus.monitoring.selectors import data_points
+    from annulus.monitoring.values import shown_value
+
+    wanted = [q for q in queries if q.item]
+    if not wanted:
+        return {}
+    points = data_points({q.participant_id for q in wanted})
+    index, loose = {}, {}
+    for pid, pts in points.items():
+        for pt in pts:
+            index[(pid, pt.visit, pt.form, int(pt.record or 0), pt.item)] = pt.value
+            loose[(pid, pt.form, int(pt.record or 0), pt.item)] = pt.value
+    dictionary = selectors._dictionary()
+    out = {}
+    for q in wanted:
+        key = (q.participant_id, q.form, int(q.record or 0), q.item)
+        if (q.participant_id, q.visit, *key[1:]) in index:
+            value = index[(q.participant_id, q.visit, *key[1:])]
+        elif q.form in ("liposuction", "transplant", "consent", "screening", "eligibility") and key in loose:
+            value = loose[key]  # records kept once per participant, whatever visit key the query names
+        else:
+            continue
+        entry = dictionary.entry(q.form, q.item) if dictionary is not None else None
+        out[q.pk] = shown_value(value, entry, language, unit=True)
+    return out
 
 
 def _target_from(data) -> dict:
@@ -217,7 +250,7 @@ def thread(request, pk):
         "messages_": thread_rows, "forms": forms, "can_answer": can_answer, "can_close": can_close,
         "can_reopen": can_reopen, "check_message": check_message,
         "assignee": dict(ASSIGNEES).get(q.assigned_to, q.assigned_to),
-        "record_locked": record_locked}, status=status)
+        "record_locked": record_locked, "current_value": current_values([q], language).get(q.pk)}, status=status)
 
 
 def _locked(q) -> bool:
