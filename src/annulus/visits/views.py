@@ -281,12 +281,16 @@ def visit_entry(request, pk, key):
     pending = [f for f in slot.record.forms if f not in done]
     data = request.POST if request.method == "POST" else None
     entry = VisitEntryForm(data)
+    # a locked visit (or casebook) shows its answers without controls, as the single-form page does;
+    # a form locked on its own is shown read-only and left out of what the page saves
+    can_edit = has(request.user, "visits.edit") and not _record_locked(p, key)
+    locked_forms = {f for f in pending if can_edit and _record_locked(p, key, f)}
     forms = {}
     for form_id in pending:
         rec = records.get(form_id)
         forms[form_id] = CrfForm(data, prefix=form_id, spec=crf.spec_for(protocol, form_id), language=language,
                                  current=rec.items if rec else {})
-        if not has(request.user, "visits.edit"):
+        if not can_edit or form_id in locked_forms:
             for field in forms[form_id].fields.values():  # a reader sees the answers, not controls
                 field.disabled = True
     if request.method == "POST":
@@ -297,7 +301,8 @@ def visit_entry(request, pk, key):
             entry.add_error(None, _changed_message(protocol, changed))
         elif entry.is_valid() and all(f.is_valid() for f in forms.values()):
             # a draft saves what was typed; completing saves every form still open
-            batch = {fid: f.items() for fid, f in forms.items() if complete or f.has_answers() or fid in records}
+            batch = {fid: f.items() for fid, f in forms.items()
+                     if fid not in locked_forms and (complete or f.has_answers() or fid in records)}
             try:
                 if not batch:
                     raise RuleViolation("forms", _("nothing entered"))
@@ -326,11 +331,12 @@ def visit_entry(request, pk, key):
         sections.append({"form_id": fid, "form": f, "title": selectors.form_name(protocol, fid), "state": state,
                          "state_label": selectors.FORM_STATE_LABELS[state],
                          "lab_rows": _lab_rows(f.spec, f, rec.computed if rec else None, language),
-                         "revision": rec.revision if rec else 0, "has_errors": bool(f.errors)})
+                         "revision": rec.revision if rec else 0, "has_errors": bool(f.errors),
+                         "locked": fid in locked_forms})
     return render(request, "visits/entry.html", {
         "p": p, "unblindings": emergency_unblindings_of(p.pk), "slot": slot, "entry": entry, "sections": sections,
         "done": [{"form_id": f, "title": selectors.form_name(protocol, f)} for f in done],
-        "can_edit": has(request.user, "visits.edit"),
+        "can_edit": can_edit,
     })
 
 
