@@ -252,14 +252,14 @@ def document(request, holder: str):
     return {"filename": name, "sha256": sha256_hex(data), "content": data.decode()}
 
 
-@router.get("/level1", response=list[LabelRowOut], summary="Random number -> group label, opened envelopes only")
+@router.get("/level1", response=list[LabelRowOut], summary="Random number → group label, opened envelopes only")
 def level1(request):
     require(request.user, "unblinding.view")
     return [{"random_number": r["random_number"], "group_label": r["group_label"]}
             for r in selectors.level1_rows(request.user)]
 
 
-@router.get("/level2", response=dict[str, str], summary="Group label -> arm (level-2 key holder)")
+@router.get("/level2", response=dict[str, str], summary="Group label → arm (level-2 key holder)")
 def level2(request):
     require(request.user, "allocation.level2")
     return selectors.level2_key(request.user)
@@ -425,7 +425,7 @@ def signoff(request, payload: SignIn):
     return Status(201, _step_out(services.sign_off_analysis(actor=request.user, **payload.dict())))
 
 
-@router.post("/unblinding/level2", response={201: StepOut}, summary="Release label -> treatment (level-2 key holder)")
+@router.post("/unblinding/level2", response={201: StepOut}, summary="Release label → treatment (level-2 key holder)")
 def level2_release(request, payload: SignIn):
     require(request.user, "unblinding.level2_release")
     return Status(201, _step_out(services.release_level2(actor=request.user, **payload.dict())))

@@ -216,6 +216,7 @@ def run_checks(participant_id: int, sources: set[str], forms: set[str] | None = 
         for key, q in active.items():
             if key in findings:
                 continue
+            assert_writable("queries")
             old = q.status
             q.status, q.updated_at, q.closed_at, q.closed_by = CLOSED, now, now, None
             q.save(update_fields=["status", "updated_at", "closed_at", "closed_by"])
