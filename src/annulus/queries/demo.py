@@ -24,11 +24,11 @@ DONE = (FormRecord.COMPLETE, FormRecord.CHANGED)
 # (form, item, question, the coordinator's answer, the monitor's closing words); the question names
 # the value as recorded
 MANUAL = [
-    ("vas", "vas_mm", "The {visit} VAS is recorded as {value}. The paper line in the source shows a crossed-out first "
+    ("vas", "vas_mm", "The {visit} VAS is recorded as {value} mm. The paper line in the source shows a crossed-out first "
                       "mark: please confirm which mark the participant made.",
      "Checked with the participant's paper form: the second mark is the participant's, as entered; the first was "
      "crossed out by the participant before signing.", "Source checked at the monitoring visit; answer accepted."),
-    ("vitals", "systolic_bp", "Systolic blood pressure at {visit} is recorded as {value}; the nurse's chart in the "
+    ("vitals", "systolic_bp", "Systolic blood pressure at {visit} is recorded as {value} mmHg; the nurse's chart in the "
                               "source reads differently. Please check the chart.",
      "The nurse's chart was re-read: the value entered is the second reading, taken after 5 minutes' rest, as the "
      "protocol asks.", "Second reading confirmed in the chart; closed."),
