@@ -39,8 +39,6 @@ NO_PARTICIPANT = {
     "safety/dsmb/recommendations/new/": "a DSMB recommendation is about the trial",
     "protocol/upload/": "a protocol amendment is about the trial",
     ("POST", "/api/v1/protocol/versions"): "a protocol amendment is about the trial",
-    "unblinding/": "a pre-lock waiver is about the database lock",
-    ("POST", "/api/v1/allocation/unblinding/waivers"): "a pre-lock waiver is about the database lock",
 }
 
 ATTESTATION = ("an attestation about the data (verified against source, reviewed, signed), not an entry of the "
@@ -50,8 +48,14 @@ QUERY = ("a query is a question about the data, not an entry of it: it is raised
          "locked record too, and answered only once the data manager unlocks the record (an answer may change "
          "the data)")
 
+WAIVER = ("a pre-lock waiver is about the database lock: the principal investigator records why the lock may go "
+          "ahead with a participant's open line; it changes no casebook data (it names the participant so that it "
+          "shows on the participant's audit trail)")
+
 # writes that name a participant and stay allowed on a locked casebook, with the reason
 ALLOWED_ON_LOCKED_RECORD = {
+    "unblinding/": WAIVER,
+    ("POST", "/api/v1/allocation/unblinding/waivers"): WAIVER,
     "pharmacy/envelopes/<int:envelope_id>/": "product release is the pharmacy's quality record of the lot "
                                              "(unblinded), kept outside the casebook",
     ("POST", "/api/v1/allocation/pharmacy/envelopes/{envelope_id}/release"):
