@@ -132,7 +132,7 @@ def test_blinding_is_read_from_the_roles_of_the_protocol_in_force(users, make_pa
         selectors.arms_for_closed_report(users["dsmb"])
     c = Client()
     c.force_login(users["dsmb"])
-    assert "dsmb · blinded" in c.get("/").content.decode()
+    assert "DSMB member · blinded" in c.get("/").content.decode()
     assert "arm" not in selectors.participant_allocation(users["dsmb"], p)
 
 
