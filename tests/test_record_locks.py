@@ -254,3 +254,20 @@ def test_the_trial_lock_is_the_last_level(followed, users):
     TrialState.objects.filter(id=1).update(state="locked")  # set-up: the signatures are tested elsewhere
     with pytest.raises(TrialLocked):
         ps.lock_record(actor=users["data_manager"], participant_id=followed.pk, visit="w1", form="vas")
+
+
+@pytest.mark.req("X-7.5", "X-7.4")
+def test_an_open_query_keeps_its_record_from_locking_until_closed(followed, users):
+    from annulus.queries import services as qs
+
+    dm = users["data_manager"]
+    q = qs.raise_query(actor=users["monitor"], participant_id=followed.pk, visit="w1", form="vas", item="vas_mm",
+                       text="Source says 35 mm; please check.", assigned_to="coordinator")
+    for target in (dict(visit="w1", form="vas"), dict(visit="w1"), dict()):
+        err = _refused(lambda: ps.lock_record(actor=dm, participant_id=followed.pk, **target))
+        assert "1 open query on" in err.message and "VAS" in err.message, (target, err.message)
+    # an answered query is still open work; once closed, the form locks
+    qs.answer_query(actor=users["coordinator"], query_id=q.pk, text="Checked the source: 35 mm is right.")
+    _refused(lambda: ps.lock_record(actor=dm, participant_id=followed.pk, visit="w1", form="vas"))
+    qs.close_query(actor=users["monitor"], query_id=q.pk, text="Answer accepted.")
+    ps.lock_record(actor=dm, participant_id=followed.pk, visit="w1", form="vas")

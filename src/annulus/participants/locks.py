@@ -12,11 +12,11 @@ A record is addressed as in the shared data-point address: ``visit`` is the visi
 evidence and the eligibility decision, ``""`` for the casebook and log forms); ``form`` is the
 form id (``""`` for a whole visit).
 
-The apps below which this one sits tell it what they hold through a ``record_work.py`` module
+The apps that hold a participant's records (visits, safety, queries, all above this one) tell it
+what they hold through a ``record_work.py`` module
 (``open_work(participant_id, visit, form) -> list[str]``: unfinished work that forbids a lock;
 optionally ``recorded_visits(participant_id) -> {visit key: [form ids]}`` for visits that exist
-only once recorded, such as unscheduled ones). Queries come from
-``annulus.queries.selectors.open_query_counts``.
+only once recorded, such as unscheduled ones); this app imports none of them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from functools import lru_cache
 from django.apps import apps
 from django.utils import timezone
 from django.utils.translation import get_language
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from annulus.errors import RuleViolation
@@ -197,19 +197,4 @@ def open_work(participant_id: int, visit: str = "", form: str = "") -> list[str]
     lines: list[str] = []
     for module in _providers():
         lines.extend(module.open_work(participant_id, visit, form))
-    try:
-        from annulus.queries.selectors import open_query_counts
-    except ImportError:  # queries are not installed in this build
-        open_query_counts = None
-    if open_query_counts is not None:
-        for (pid, v, f), n in sorted(open_query_counts(participant_ids=[participant_id]).items()):
-            if pid != participant_id or not n:
-                continue
-            if form:
-                if (v, f) != (visit, form):
-                    continue
-            elif visit and v != visit:
-                continue
-            lines.append(ngettext("%(n)s open query on %(what)s", "%(n)s open queries on %(what)s", n) % {
-                "n": n, "what": record_name(v, f)})
     return lines
