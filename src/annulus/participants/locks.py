@@ -21,10 +21,7 @@ only once recorded, such as unscheduled ones); this app imports none of them.
 
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
 
-from django.apps import apps
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext
@@ -145,18 +142,10 @@ def record_name(visit: str, form: str) -> str:
     return f"{visit_name(visit)} · {form_name(visit, form)}" if visit else form_name(visit, form)
 
 
-@lru_cache(maxsize=2)
-def _providers(_key: str = "record_work"):
-    found = []
-    for config in apps.get_app_configs():
-        if not config.name.startswith("annulus."):
-            continue
-        try:
-            found.append(importlib.import_module(f"{config.name}.record_work"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.record_work":
-                raise
-    return tuple(found)
+def _providers():
+    from annulus.trial.extensions import app_modules
+
+    return app_modules("record_work")
 
 
 def known_forms(participant_id: int, visit: str) -> tuple[str, ...] | None:

@@ -6,12 +6,10 @@ follow-up visits 40, safety 50)."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Callable
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -124,12 +122,6 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
 
 
 def _demo_modules():
-    found = []
-    for config in apps.get_app_configs():
-        if config.name.startswith("annulus.") and config.name != "annulus.trial":
-            try:
-                found.append(importlib.import_module(f"{config.name}.demo"))
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{config.name}.demo":
-                    raise
-    return found
+    from .extensions import app_modules
+
+    return [m for m in app_modules("demo") if m.__name__ != __name__]

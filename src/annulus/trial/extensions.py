@@ -12,8 +12,9 @@ from functools import lru_cache
 from django.apps import apps
 
 
-@lru_cache(maxsize=4)
-def _modules(name: str):
+@lru_cache(maxsize=None)  # a handful of module names, each looked up once
+def app_modules(name: str) -> tuple:
+    """Each annulus app's module ``name`` (e.g. ``"nav"``), for the apps that have one, in app order."""
     found = []
     for config in apps.get_app_configs():
         if not config.name.startswith("annulus."):
@@ -30,7 +31,7 @@ def nav_items(request) -> list[tuple[str, str]]:
     from annulus.accounts.permissions import has
 
     out = []
-    for module in _modules("nav"):
+    for module in app_modules("nav"):
         for url, label, capability in module.items(request):
             if capability is None or has(request.user, capability):
                 out.append((url, label))
@@ -39,7 +40,7 @@ def nav_items(request) -> list[tuple[str, str]]:
 
 def dashboard_panels(request) -> list[dict]:
     out = []
-    for module in _modules("dashboard"):
+    for module in app_modules("dashboard"):
         out.extend(module.panels(request))
     return out
 
@@ -47,7 +48,7 @@ def dashboard_panels(request) -> list[dict]:
 def participant_panels(request, participant) -> list[dict]:
     """Sections other apps add to the participant page (allocation, visits, safety)."""
     out = []
-    for module in _modules("participant_panels"):
+    for module in app_modules("participant_panels"):
         out.extend(module.panels(request, participant))
     return sorted(out, key=lambda p: p.get("order", 100))
 
@@ -55,7 +56,7 @@ def participant_panels(request, participant) -> list[dict]:
 def timeline_events(participant) -> list[dict]:
     """Dated milestones other apps add to the participant's journey (``timeline.py``)."""
     out = []
-    for module in _modules("timeline"):
+    for module in app_modules("timeline"):
         out.extend(module.events(participant))
     return out
 
@@ -65,7 +66,7 @@ def lock_checklist_groups() -> list[dict]:
     ``TITLE``, ``ORDER`` and ``open_items() -> [{key, label, link}]``, or ``GROUPS``, a list of
     dicts with those keys in lower case)."""
     groups = []
-    for m in _modules("lock_checklist"):
+    for m in app_modules("lock_checklist"):
         # a module lists one group (GROUP, TITLE, ORDER, open_items) or several (GROUPS: a list of
         # dicts with those keys, lower-case)
         for g in getattr(m, "GROUPS", None) or [{"group": m.GROUP, "title": m.TITLE,
@@ -78,7 +79,7 @@ def audit_labels(object_type: str, body: dict, language: str, cache: dict | None
     """Readable names for an audit event's fields and values, from the apps' ``audit_labels.py``
     (``labels(object_type, body, language, cache) -> dict or None``; the first answer counts)."""
     cache = {} if cache is None else cache
-    for module in _modules("audit_labels"):
+    for module in app_modules("audit_labels"):
         found = module.labels(object_type, body, language, cache)
         if found:
             return found
