@@ -133,39 +133,35 @@ def answer_query(*, actor, query_id, text: str, at=None) -> Query:
 
 
 def close_query(*, actor, query_id, text: str, at=None) -> Query:
-    text = clean_text(text)
-    now = at or timezone.now()
-    with transaction.atomic():
-        assert_writable("queries")
-        q = _locked_query(query_id)
-        if not may_close(actor, q):
-            raise NoRight("query", "only the monitor or the data manager, or whoever raised it, may close this query")
-        if q.status == CLOSED:
-            raise QueryRefused("status", "the query is already closed")
-        old = q.status
-        q.status, q.updated_at, q.closed_at, q.closed_by = CLOSED, now, now, actor
-        q.save(update_fields=["status", "updated_at", "closed_at", "closed_by"])
-        _message(q, QueryMessage.CLOSE, text, actor, now)
-        _event(actor, q, "change", {"status": [old, CLOSED]}, reason=text, when=now)
-    return q
+    return _raisers_step(actor, query_id, text, at, to=CLOSED, kind=QueryMessage.CLOSE, verb="close",
+                         already="the query is already closed")
 
 
 def reopen_query(*, actor, query_id, text: str, at=None) -> Query:
     """Back to open: the answer did not settle it, or a closed query needs more."""
+    return _raisers_step(actor, query_id, text, at, to=OPEN, kind=QueryMessage.REOPEN, verb="re-open",
+                         already="the query is already open")
+
+
+def _raisers_step(actor, query_id, text, at, *, to: str, kind: str, verb: str, already: str) -> Query:
+    """Close or re-open: a step of the raiser's side (``may_close``), with its text in the thread
+    and the audit record."""
     text = clean_text(text)
     now = at or timezone.now()
     with transaction.atomic():
         assert_writable("queries")
         q = _locked_query(query_id)
         if not may_close(actor, q):
-            raise NoRight("query", "only the monitor or the data manager, or whoever raised it, may re-open this query")
-        if q.status == OPEN:
-            raise QueryRefused("status", "the query is already open")
+            raise NoRight("query", f"only the monitor or the data manager, or whoever raised it, may {verb} this query")
+        if q.status == to:
+            raise QueryRefused("status", already)
         old = q.status
-        q.status, q.updated_at, q.closed_at, q.closed_by = OPEN, now, None, None
+        closing = to == CLOSED
+        q.status, q.updated_at = to, now
+        q.closed_at, q.closed_by = (now, actor) if closing else (None, None)
         q.save(update_fields=["status", "updated_at", "closed_at", "closed_by"])
-        _message(q, QueryMessage.REOPEN, text, actor, now)
-        _event(actor, q, "change", {"status": [old, OPEN]}, reason=text, when=now)
+        _message(q, kind, text, actor, now)
+        _event(actor, q, "change", {"status": [old, to]}, reason=text, when=now)
     return q
 
 
