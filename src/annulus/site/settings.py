@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "annulus.monitoring",
     "annulus.casebooks",
     "annulus.queries",
+    "annulus.exports",
 ]
 
 MIDDLEWARE = [
