@@ -58,6 +58,50 @@ def can_see_arms(user) -> bool:
     return role in ("statistician", "investigator") and trial_state() == "unblinded_2"
 
 
+
+# ---- exports ----------------------------------------------------------------------------------
+
+def export_blinding(user) -> str:
+    """What a data export made by ``user`` may carry: "arms" (treatments and group labels),
+    "labels" (group labels A-D) or "blinded". Narrower than the pages: before first-level
+    unblinding nobody's export carries a label or an arm, a key holder's included (a file travels
+    further than a page); after it, the statistician's export follows ``can_see_labels`` and
+    ``can_see_arms``."""
+    if trial_state() not in ("unblinded_1", "unblinded_2"):
+        return "blinded"
+    if can_see_arms(user) and (can_see_labels(user) or holds_key(user, 2)):
+        return "arms"
+    if can_see_labels(user):
+        return "labels"
+    return "blinded"
+
+
+def export_drug_codes(user) -> bool:
+    """Whether a data export made by ``user`` carries drug codes: the level-2 key holder only."""
+    return holds_key(user, 2)
+
+
+def export_allocations(user, participant_ids, *, as_of=None) -> dict[int, dict]:
+    """Each randomised participant's allocation as an export made by ``user`` may show it, in one
+    query (``as_of``: envelopes opened by then): ``randomised_at``, ``random_number``, and
+    ``group_label``/``arm``/``drug_code``, each None unless ``export_blinding`` /
+    ``export_drug_codes`` allow it. The same keys for every participant and every arm."""
+    blinding = export_blinding(user)
+    codes = export_drug_codes(user)
+    rows = Envelope.objects.filter(participant_id__in=list(participant_ids)).select_related("allocation_list")
+    if as_of is not None:
+        rows = rows.filter(opened_at__lte=as_of)
+    out = {}
+    for e in rows:
+        out[e.participant_id] = {
+            "randomised_at": e.opened_at, "random_number": e.random_number,
+            "group_label": e.group_label if blinding in ("labels", "arms") else None,
+            "arm": e.allocation_list.level2_key[e.group_label] if blinding == "arms" else None,
+            "drug_code": e.drug_code if codes else None,
+        }
+    return out
+
+
 # ---- for other apps (names are an interface) -----------------------------------------------
 
 def arm_of_for_system(participant_id: int) -> str | None:

@@ -1,0 +1,726 @@
+"""The trial read for an export: one ``annulus.interchange.subject.Subject`` per participant who
+gave informed consent, blinded and pseudonymised for the exporting user, with every record as it
+stood at the export's as-of time.
+
+Participants are read ``batch`` at a time in participant-number (screening number) order, in a
+fixed number of queries per batch whatever its size (``tests/test_export_source.py`` counts
+them); nothing holds the whole trial at once.
+
+**Blind and privacy.** Group labels, arms and drug codes come from
+``annulus.allocation.selectors.export_allocations``, which sets each to None unless the blind
+allows it (``blinding_for``, ``may_see_drug_codes``): the blind is decided there, never here.
+The transplant record's ``drug_code_entered`` is dropped from ``Record.values`` and its history
+unless the user may see drug codes. The pre-screening's ``initials``, ``full_name`` and ``phone``
+are never in ``Record.values`` or a change; they are in ``Subject.identity`` in the
+identifiable export only.
+
+**What "as of T" means for each record** (a record created after T is absent; a record's
+``changes`` are its saved states up to T, oldest first, each with who, when, why and every
+item's value after it; its values are the last of them):
+
+- participants: included when their first informed consent was signed (``consented_at``) by T.
+  Status at T: the last status change (``StatusChange.at``) by T; before the first change, the
+  status it changed from. Case number: once enrolled (``enrolled_at``) by T.
+- prescreening (visit ""): always present for an included participant (pre-screening precedes
+  consent). NO HISTORY: the participant row is changed in place (corrections are in the audit
+  trail only), so its values are the current ones and its one change is its creation.
+- consent (visit "screening", record 1, 2, ... per consent signed): consents signed by T. A
+  consent row is never changed.
+- screening evidence (visit "screening"): the evidence rows entered (``entered_at``) by T, the
+  last per field; rows entered together (same person, reason and collection date, within a
+  second) form one change, with the reason for change the site gave.
+- eligibility (visit "screening"): the last decision signed (``decided_at``) by T; each decision
+  is a change (a decision superseded by changed evidence is followed by the next one).
+- visits (``Subject.visits``): visits opened (``Visit.created_at``) by T. NO HISTORY of the visit
+  date or of a missed visit's reason: a correction of the visit date overwrites it (the audit
+  trail keeps the old date), so the date shown is the current one.
+- eCRF forms (visit = visit id, ``visit_repeat`` = the unscheduled visit's number): each
+  ``FormRevision`` saved (``saved_at``) by T; state, items, computed scores and collection time
+  from the last of them (state "changed after completion" is "complete").
+- liposuction (visit/form "liposuction"): the rows recorded (``recorded_at``) by T, the last
+  in force; each row is a change, with its reason for change.
+- transplant (visit/form "transplant"): present once recorded (``recorded_at``) by T. NO
+  HISTORY: the transplantation record cannot be corrected in the application, so it has one change.
+- adverse events (form "adverse_event", visit "", record = the event's number): each
+  ``AdverseEventRevision`` saved by T (initial report and follow-ups).
+- end of study (visit ""): present when the status at T is completed, withdrawn or lost to
+  follow-up; the withdrawal (``Withdrawal.recorded_at`` by T) gives date, category and details;
+  otherwise the date of the status change. A withdrawal is never changed.
+- ``verified``: items whose last source-data verification mark by T (``verified_at``) holds the
+  value the record had at T (the monitoring app's rule: a later change clears a mark).
+- ``locked``: a record lock (form, visit or casebook) locked by T and not unlocked by T.
+- queries: raised by T; status at T from the thread's steps by T (raise, answer, close, re-open);
+  ``open_queries`` counts those open or answered at T on the record (any item of it).
+- signature: the newest casebook signature signed by T. Its state: "signed" when it is still
+  the one in force and the casebook's hash still matches it; otherwise "invalidated" if any record
+  of the export changed after the signature and by T, else "signed" (a change that leaves no
+  change time in the export, such as a corrected visit date, is then not seen).
+- ``emergency_unblinded``: an emergency unblinding recorded (``at``) by T.
+- randomisation: envelopes opened (``opened_at``) by T.
+
+Timestamps in the database are compared as stored: where the demo or a migration back-dates
+clinical times but not entry times, entry times decide.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+from typing import Iterator
+
+from django.utils import timezone
+
+from annulus.interchange import scores
+from annulus.interchange.subject import Change, QueryNote, Record, SignatureInfo, Subject, VisitInfo
+
+IDENTITY_ITEMS = ("initials", "full_name", "phone")
+END_STATUSES = ("completed", "withdrawn", "lost_to_follow_up")
+DRUG_CODE_ITEM = "drug_code_entered"
+EVIDENCE_GROUP_SECONDS = 1.0
+
+
+# ---- who sees what ----------------------------------------------------------------------------
+
+def blinding_for(user) -> str:
+    """"blinded" | "labels" | "arms": what an export made by ``user`` carries."""
+    from annulus.allocation.selectors import export_blinding
+
+    return export_blinding(user)
+
+
+def may_see_drug_codes(user) -> bool:
+    """Whether an export made by ``user`` carries drug codes (the level-2 key holder only)."""
+    from annulus.allocation.selectors import export_drug_codes
+
+    return export_drug_codes(user)
+
+
+# ---- the audit chain ----------------------------------------------------------------------------
+
+def _aware(as_of: datetime) -> datetime:
+    if not isinstance(as_of, datetime):
+        raise TypeError("as_of must be a datetime")
+    return as_of if timezone.is_aware(as_of) else timezone.make_aware(as_of)
+
+
+def chain_at(as_of: datetime) -> tuple[int, str]:
+    """(count, hash): how many audit events were recorded by ``as_of`` and the hash of the last of
+    them (in chain order); (0, "") before the first."""
+    from annulus.audit.models import AuditEvent
+
+    rows = AuditEvent.objects.filter(timestamp__lte=_aware(as_of))
+    count = rows.count()
+    if not count:
+        return 0, ""
+    return count, rows.order_by("-id").values_list("hash", flat=True).first()
+
+
+# ---- participants -------------------------------------------------------------------------------
+
+def _included(as_of: datetime):
+    from django.db.models import Exists, OuterRef
+
+    from annulus.participants.models import Consent, Participant
+
+    signed = Consent.objects.filter(participant_id=OuterRef("pk"), consented_at__lte=as_of)
+    return Participant.objects.filter(Exists(signed))
+
+
+def count(as_of: datetime) -> int:
+    """How many subjects ``subjects`` yields for ``as_of``."""
+    return _included(_aware(as_of)).count()
+
+
+def subjects(user, *, as_of: datetime, identifiable: bool = False, batch: int = 200) -> Iterator[Subject]:
+    """Every participant who gave informed consent by ``as_of`` (screen failures included), in
+    participant-number order, read ``batch`` at a time in a fixed number of queries per batch,
+    blinded and pseudonymised for ``user``, each record as it stood at ``as_of``."""
+    as_of = _aware(as_of)
+    batch = max(1, int(batch))
+    reader = _Reader(user, as_of, identifiable)
+    last = None
+    while True:
+        rows = _included(as_of).order_by("screening_number")
+        if last is not None:
+            rows = rows.filter(screening_number__gt=last)
+        people = list(rows[:batch])
+        if not people:
+            return
+        last = people[-1].screening_number
+        yield from reader.read(people)
+        if len(people) < batch:
+            return
+
+
+# ---- values -------------------------------------------------------------------------------------
+
+def _utc(v: datetime | None) -> str | None:
+    if v is None:
+        return None
+    if timezone.is_naive(v):
+        v = timezone.make_aware(v)
+    return v.astimezone(dt_timezone.utc).isoformat()
+
+
+def _local_date(v: datetime) -> date:
+    return timezone.localtime(v).date()
+
+
+def _number(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float, Decimal)):
+        return v
+    if isinstance(v, str):
+        try:
+            return Decimal(v.strip())
+        except Exception:
+            return None
+    return None
+
+
+def typed(entry, value):
+    """A stored value as the export carries it (see ``annulus.interchange.subject``): numbers as
+    int/float, codes as str (a list of str for several), yes/no as bool, dates ISO, times ISO
+    UTC; None when not entered."""
+    if value is None or (isinstance(value, str) and value == ""):
+        return None
+    kind = entry.type if entry is not None else ""
+    if kind == "integer":
+        n = _number(value)
+        if n is None:
+            return value
+        return int(n) if n == int(n) else float(n)
+    if kind == "number":
+        n = _number(value)
+        return float(n) if n is not None else value
+    if kind in ("code", "choice"):
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value]
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value == int(value):
+            return str(int(value))
+        return str(value)
+    if kind == "bool":
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "yes", "1", "y")
+        return bool(value)
+    if kind == "date":
+        if isinstance(value, datetime):
+            return _local_date(value).isoformat()
+        if isinstance(value, date):
+            return value.isoformat()
+        return str(value)
+    if kind == "datetime":
+        if isinstance(value, datetime):
+            return _utc(value)
+        if isinstance(value, str):
+            try:
+                return _utc(datetime.fromisoformat(value))
+            except ValueError:
+                return value
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (datetime, date)):
+        return _utc(value) if isinstance(value, datetime) else value.isoformat()
+    return value if isinstance(value, (int, float, bool, list)) else str(value)
+
+
+def _raw(v):
+    """A value as the monitoring app hashes it for a verification mark."""
+    if isinstance(v, datetime):
+        return v.astimezone(dt_timezone.utc).isoformat()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return str(v)
+    return v
+
+
+class _Form:
+    """The dictionary's items of one form and how to type a stored dict."""
+
+    def __init__(self, form, drop=()):
+        self.id = form.id
+        self.entries = [e for e in form.items if e.item not in drop]
+
+    def values(self, stored: dict) -> dict:
+        out = {}
+        for e in self.entries:
+            v = stored.get(e.item)
+            if v is None and e.item.endswith("__unit") and e.unit:
+                base = e.item[: -len("__unit")]
+                if stored.get(base) not in (None, ""):
+                    v = e.unit  # not typed: the analyte's unit from the protocol
+            out[e.item] = typed(e, v)
+        return out
+
+
+# ---- the reader ---------------------------------------------------------------------------------
+
+class _Reader:
+    def __init__(self, user, as_of: datetime, identifiable: bool):
+        from django.contrib.auth import get_user_model
+
+        from annulus.trial.selectors import active_protocol, data_dictionary
+
+        self.user = user
+        self.as_of = as_of
+        self.identifiable = identifiable
+        self.protocol = active_protocol()
+        self.dictionary = data_dictionary()
+        self.drug_codes = may_see_drug_codes(user)
+        drop_tx = () if self.drug_codes else (DRUG_CODE_ITEM,)
+        self.forms = {f.id: _Form(f, IDENTITY_ITEMS if f.id == "prescreening" else
+                                  drop_tx if f.id == "transplant" else ()) for f in self.dictionary.forms}
+        self.pvisits = {v.id: v for v in self.protocol.schedule.visits}
+        self.order = {v.id: i for i, v in enumerate(self.protocol.schedule.visits)}
+        self.people_names = {}
+        for u in get_user_model().objects.all().only("id", "username", "first_name", "last_name"):
+            self.people_names[u.pk] = (u.username, (u.get_full_name() or "").strip() or u.username)
+
+    def who(self, user_id) -> tuple[str, str]:
+        return self.people_names.get(user_id, ("", ""))
+
+    # -- one batch ------------------------------------------------------------------------------
+    def read(self, people) -> list[Subject]:
+        from annulus.allocation.models import EmergencyUnblinding, Transplant
+        from annulus.allocation.selectors import export_allocations
+        from annulus.monitoring.models import SdvMark
+        from annulus.participants.models import (Consent, EligibilityDecision, Evidence, RecordLock, StatusChange,
+                                                 Withdrawal)
+        from annulus.queries.models import Query, QueryMessage
+        from annulus.safety.models import AdverseEvent, AdverseEventRevision
+        from annulus.visits.models import FormRevision, Liposuction, Visit
+
+        T = self.as_of
+        ids = [p.pk for p in people]
+        by = defaultdict(lambda: defaultdict(list))
+
+        for c in Consent.objects.filter(participant_id__in=ids, consented_at__lte=T).order_by("consented_at", "id"):
+            by[c.participant_id]["consent"].append(c)
+        for e in Evidence.objects.filter(participant_id__in=ids, entered_at__lte=T).order_by("id"):
+            by[e.participant_id]["evidence"].append(e)
+        for d in EligibilityDecision.objects.filter(participant_id__in=ids, decided_at__lte=T).order_by("id"):
+            by[d.participant_id]["decisions"].append(d)
+        for s in (StatusChange.objects.filter(participant_id__in=ids).order_by("id")
+                  .values("participant_id", "from_status", "to_status", "at", "by_id", "reason")):
+            by[s["participant_id"]]["status"].append(s)
+        withdrawals = {w.participant_id: w for w in Withdrawal.objects.filter(participant_id__in=ids,
+                                                                                 recorded_at__lte=T)}
+        for lp in Liposuction.objects.filter(participant_id__in=ids, recorded_at__lte=T).order_by("id"):
+            by[lp.participant_id]["lipo"].append(lp)
+        transplants = {t.participant_id: t for t in Transplant.objects.filter(
+            participant_id__in=ids, recorded_at__lte=T).defer("envelope")}
+        visits = {}
+        for v in Visit.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("id"):
+            visits[v.pk] = v
+            by[v.participant_id]["visits"].append(v)
+        revisions = defaultdict(list)
+        for r in (FormRevision.objects.filter(form__participant_id__in=ids, saved_at__lte=T)
+                  .order_by("form_id", "number")
+                  .values("form_id", "form__visit_id", "form__form_id", "form__participant_id", "number", "state",
+                          "items", "computed", "collected_at", "saved_by_id", "saved_at", "reason").iterator()):
+            revisions[r["form_id"]].append(r)
+        aes = {}
+        for ae in AdverseEvent.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("number"):
+            aes[ae.pk] = ae
+        ae_revisions = defaultdict(list)
+        for r in (AdverseEventRevision.objects.filter(adverse_event__participant_id__in=ids, saved_at__lte=T)
+                  .order_by("adverse_event_id", "revision")
+                  .values("adverse_event_id", "revision", "data", "reason", "saved_by_id", "saved_at")):
+            ae_revisions[r["adverse_event_id"]].append(r)
+        marks = {}
+        for m in (SdvMark.objects.filter(participant_id__in=ids, verified_at__lte=T).order_by("id")
+                  .values("participant_id", "visit", "form", "record", "item", "value_hash")):
+            marks[(m["participant_id"], m["visit"], m["form"], m["record"], m["item"])] = m["value_hash"]
+        from django.db.models import Q
+
+        locks = set()
+        for lk in (RecordLock.objects.filter(participant_id__in=ids, locked_at__lte=T)
+                   .filter(Q(unlocked_at__isnull=True) | Q(unlocked_at__gt=T))
+                   .values("participant_id", "visit", "form")):
+            locks.add((lk["participant_id"], lk["visit"], lk["form"]))
+        queries = {q.pk: q for q in Query.objects.filter(participant_id__in=ids, raised_at__lte=T).order_by("id")}
+        messages = defaultdict(list)
+        for m in (QueryMessage.objects.filter(query__participant_id__in=ids, at__lte=T).order_by("at", "id")
+                  .values("query_id", "kind", "text", "at")):
+            messages[m["query_id"]].append(m)
+        allocations = export_allocations(self.user, ids, as_of=T)
+        unblinded = set(EmergencyUnblinding.objects.filter(participant_id__in=ids, at__lte=T)
+                        .values_list("participant_id", flat=True))
+        signatures = self._signatures(ids)
+        active: dict[tuple, int] = defaultdict(int)  # open or answered queries at T per record
+        for q in queries.values():
+            if q.form and _status_at(messages.get(q.pk, ())) != "closed":
+                active[(q.participant_id, q.visit, q.form, q.record)] += 1
+
+        out = []
+        for p in people:
+            got = by[p.pk]
+            out.append(self._subject(p, got, withdrawals.get(p.pk), transplants.get(p.pk), visits, revisions,
+                                     aes, ae_revisions, marks, locks, queries, messages, allocations.get(p.pk),
+                                     p.pk in unblinded, signatures.get(p.pk), active))
+        return out
+
+    def _signatures(self, ids) -> dict:
+        from django.db.models import Max
+
+        from annulus.casebooks.models import CasebookSignature
+        from annulus.casebooks.selectors import signature_status
+
+        newest = (CasebookSignature.objects.filter(participant_id__in=ids).values("participant_id")
+                  .annotate(last=Max("id")).values("last"))
+        at_t = (CasebookSignature.objects.filter(participant_id__in=ids, signed_at__lte=self.as_of)
+                .values("participant_id").annotate(last=Max("id")).values("last"))
+        rows = {s.participant_id: s for s in CasebookSignature.objects.filter(pk__in=at_t).defer("content")}
+        newest_ids = set(CasebookSignature.objects.filter(pk__in=newest).values_list("pk", flat=True))
+        current = [pid for pid, s in rows.items() if s.pk in newest_ids]
+        status = signature_status(current) if current else {}
+        return {pid: (s, s.pk in newest_ids and status.get(pid) == "signed") for pid, s in rows.items()}
+
+    # -- one participant -----------------------------------------------------------------------
+    def _subject(self, p, got, withdrawal, transplant, visits, revisions, aes, ae_revisions, marks, locks,
+                 queries, messages, allocation, emergency, signature, active) -> Subject:
+        T = self.as_of
+        pid = p.pk
+        records: list[tuple[Record, dict]] = []  # with the raw values a verification mark hashes
+
+        def record_of(visit_key, rec: Record, raw: dict, mark_record: int = 0):
+            verified = []
+            for item, v in raw.items():
+                mark = marks.get((pid, visit_key, rec.form, mark_record, item))
+                if mark is not None and item in rec.values and mark == _hash(v):
+                    verified.append(item)
+            locked = ((pid, "", "") in locks or (pid, visit_key, "") in locks
+                      or (pid, visit_key, rec.form) in locks)
+            open_q = active.get((pid, visit_key, rec.form, mark_record), 0)
+            return Record(visit=rec.visit, form=rec.form, values=rec.values, computed=rec.computed,
+                          visit_repeat=rec.visit_repeat, record=rec.record, state=rec.state,
+                          collected_at=rec.collected_at, changes=rec.changes, verified=tuple(verified), locked=locked,
+                          open_queries=open_q)
+
+        # status at T
+        status_rows = got["status"]
+        done = [s for s in status_rows if s["at"] <= T]
+        if done:
+            status = done[-1]["to_status"]
+        elif status_rows:
+            status = status_rows[0]["from_status"] or p.status
+        else:
+            status = p.status
+
+        # pre-screening (no history)
+        pre = self.forms["prescreening"]
+        pre_stored = {"sex": p.sex, "recruitment_source": p.recruitment_source, "prescreened_on": p.prescreened_on}
+        pre_values = pre.values(pre_stored)
+        u, n = self.who(p.created_by_id)
+        records.append(record_of("", Record(visit="", form="prescreening", values=pre_values, changes=(
+            Change(1, _utc(p.created_at), u, n, "", dict(pre_values)),)), {}))
+
+        # consents
+        consent_form = self.forms["consent"]
+        consents = got["consent"]
+        for i, c in enumerate(consents, start=1):
+            u, n = self.who(c.recorded_by_id)
+            taken = self.who(c.taken_by_id)[0]
+            stored = {"consent_version": c.consent_version, "consented_at": c.consented_at, "taken_by": taken}
+            vals = consent_form.values(stored)
+            raw = {"consent_version": c.consent_version, "consented_at": _raw(c.consented_at), "taken_by": taken}
+            # the monitoring app verifies the latest consent (record 0)
+            records.append(record_of("screening", Record(
+                visit="screening", form="consent", values=vals, record=i, collected_at=_utc(c.consented_at),
+                changes=(Change(1, _utc(c.recorded_at), u, n, "", dict(vals)),)),
+                raw if i == len(consents) else {}))
+
+        # screening evidence
+        evidence = got["evidence"]
+        age = None
+        if evidence:
+            ev_form = self.forms["screening"]
+            groups: list[list] = []
+            for e in evidence:
+                g = groups[-1] if groups else None
+                if (g and g[0].entered_by_id == e.entered_by_id and g[0].change_reason == e.change_reason
+                        and g[0].collected_on == e.collected_on
+                        and abs((e.entered_at - g[0].entered_at).total_seconds()) <= EVIDENCE_GROUP_SECONDS):
+                    g.append(e)
+                else:
+                    groups.append([e])
+            state: dict = {}
+            collected = None
+            changes = []
+            for i, g in enumerate(groups, start=1):
+                for e in g:
+                    state[e.field] = e.value
+                collected = g[-1].collected_on
+                u, n = self.who(g[0].entered_by_id)
+                changes.append(Change(i, _utc(g[0].entered_at), u, n, g[0].change_reason,
+                                      ev_form.values({**state, "collected_on": collected})))
+            stored = {**state, "collected_on": collected}
+            vals = ev_form.values(stored)
+            records.append(record_of("screening", Record(visit="screening", form="screening", values=vals,
+                                                         changes=tuple(changes)), dict(state)))
+            dob = state.get("date_of_birth")
+            if dob and consents:
+                try:
+                    born = date.fromisoformat(str(dob))
+                    on = _local_date(consents[0].consented_at)
+                    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+                except ValueError:
+                    age = None
+
+        # eligibility
+        decisions = got["decisions"]
+        eligible, failed = None, ()
+        if decisions:
+            el = self.forms["eligibility"]
+            changes = []
+            for i, d in enumerate(decisions, start=1):
+                u, n = self.who(d.decided_by_id)
+                changes.append(Change(i, _utc(d.decided_at), u, n, "", el.values({"outcome": d.outcome})))
+            d = decisions[-1]
+            # changed evidence after the decision supersedes it (decide again): no decision in force
+            in_force = not d.superseded or not any(e.entered_at > d.decided_at for e in evidence)
+            if in_force:
+                eligible = d.outcome == "eligible"
+                failed = tuple(d.failing or ())
+                records.append(record_of("screening", Record(visit="screening", form="eligibility",
+                                                             values=el.values({"outcome": d.outcome}),
+                                                             changes=tuple(changes)), {"outcome": d.outcome}))
+
+        # liposuction
+        lipos = got["lipo"]
+        lipo_day = None
+        if lipos:
+            lf = self.forms.get("liposuction")
+            changes = []
+            for i, lp in enumerate(lipos, start=1):
+                u, n = self.who(lp.recorded_by_id)
+                changes.append(Change(i, _utc(lp.recorded_at), u, n, lp.change_reason, lf.values(_lipo(lp))))
+            lp = lipos[-1]
+            lipo_day = lp.performed_on
+            records.append(record_of("liposuction", Record(
+                visit="liposuction", form="liposuction", values=lf.values(_lipo(lp)), changes=tuple(changes)),
+                {k: _raw(v) for k, v in _lipo(lp).items()}))
+
+        # transplantation
+        tx_day = None
+        if transplant is not None:
+            tf = self.forms.get("transplant")
+            stored = _transplant(transplant)
+            vals = tf.values(stored)
+            u, n = self.who(transplant.recorded_by_id)
+            tx_day = _local_date(transplant.transplanted_at)
+            raw = {k: _raw(v) for k, v in stored.items() if k in vals}
+            records.append(record_of("transplant", Record(
+                visit="transplant", form="transplant", values=vals, collected_at=_utc(transplant.transplanted_at),
+                changes=(Change(1, _utc(transplant.recorded_at), u, n, "", dict(vals)),)), raw))
+
+        # visits and their forms
+        vinfos = []
+        planned_tx = tx_day
+        if planned_tx is None and lipo_day is not None:
+            from annulus.visits.selectors import PLANNED_TRANSPLANT_DAYS
+
+            planned_tx = lipo_day + timedelta(days=PLANNED_TRANSPLANT_DAYS)
+        my_visits = got["visits"]
+        for pv_id in ("liposuction", "transplant"):
+            day = lipo_day if pv_id == "liposuction" else tx_day
+            if day is not None and pv_id in self.pvisits:
+                vinfos.append(self._visit_info(pv_id, 0, "attended", day, "", lipo_day, planned_tx, tx_day))
+        for v in my_visits:
+            vinfos.append(self._visit_info(v.visit_id, v.number, v.outcome, v.visit_date, v.reason, lipo_day,
+                                           planned_tx, tx_day))
+        vinfos.sort(key=lambda vi: (self.order.get(vi.visit, len(self.order)), vi.repeat))
+        visit_ids = {v.pk for v in my_visits}
+        for form_pk in sorted(k for k, revs in revisions.items() if revs[0]["form__visit_id"] in visit_ids):
+            revs = revisions[form_pk]
+            v = visits[revs[0]["form__visit_id"]]
+            form_id = revs[0]["form__form_id"]
+            f = self.forms.get(form_id)
+            if f is None:
+                continue
+            changes = []
+            for r in revs:
+                u, n = self.who(r["saved_by_id"])
+                changes.append(Change(r["number"], _utc(r["saved_at"]), u, n, r["reason"] or "",
+                                      f.values(r["items"] or {})))
+            last = revs[-1]
+            complete = last["state"] in ("complete", "changed")
+            repeat = v.number if v.visit_id == "unscheduled" else 0
+            rec = Record(visit=v.visit_id, form=form_id, values=f.values(last["items"] or {}),
+                         computed=scores.flatten(form_id, last["computed"]), visit_repeat=repeat,
+                         state="complete" if complete else "draft", collected_at=_utc(last["collected_at"]),
+                         changes=tuple(changes))
+            raw = dict(last["items"] or {}) if complete else {}
+            records.append(record_of(v.key, rec, raw))
+
+        # adverse events
+        ae_form = self.forms["adverse_event"]
+        for ae_pk, ae in sorted(((k, a) for k, a in aes.items() if a.participant_id == pid),
+                                key=lambda kv: kv[1].number):
+            revs = ae_revisions.get(ae_pk)
+            if not revs:
+                continue
+            changes = []
+            for r in revs:
+                u, n = self.who(r["saved_by_id"])
+                changes.append(Change(r["revision"], _utc(r["saved_at"]), u, n, r["reason"] or "",
+                                      ae_form.values(r["data"] or {})))
+            data = revs[-1]["data"] or {}
+            records.append(record_of("", Record(visit="", form="adverse_event", values=ae_form.values(data),
+                                                record=ae.number, changes=tuple(changes)), dict(data), ae_pk))
+
+        # end of study
+        end_status, end_date, end_reason = "", None, ""
+        if status in END_STATUSES:
+            end_status = status
+            eos = self.forms["end_of_study"]
+            change_row = next((s for s in reversed(done) if s["to_status"] == status), None)
+            if withdrawal is not None and status == "withdrawn":
+                end_date = withdrawal.withdrawn_on.isoformat()
+                end_reason = withdrawal.category
+                stored = {"status": status, "withdrawn_on": withdrawal.withdrawn_on, "category": withdrawal.category,
+                          "details": withdrawal.details}
+                u, n = self.who(withdrawal.recorded_by_id)
+                at = withdrawal.recorded_at
+            else:
+                end_date = _local_date(change_row["at"]).isoformat() if change_row else None
+                stored = {"status": status}
+                u, n = self.who(change_row["by_id"]) if change_row else ("", "")
+                at = change_row["at"] if change_row else None
+            vals = eos.values(stored)
+            records.append(record_of("", Record(visit="", form="end_of_study", values=vals,
+                                                changes=(Change(1, _utc(at), u, n, "", dict(vals)),)), {}))
+
+        # queries
+        notes = []
+        ae_numbers = {k: a.number for k, a in aes.items() if a.participant_id == pid}
+        for q in queries.values():
+            if q.participant_id != pid:
+                continue
+            thread = messages.get(q.pk, ())
+            st = _status_at(thread)
+            visit, repeat = _visit_of_key(q.visit)
+            notes.append(QueryNote(
+                id=q.pk, visit=visit, form=q.form, record=ae_numbers.get(q.record, 1) if q.record else 1,
+                item=q.item, status=st, text=thread[0]["text"] if thread else "",
+                raised_by=self.who(q.raised_by_id)[0] if q.raised_by_id else "edit check",
+                raised_at=_utc(q.raised_at), closed_at=_closed_at(thread, st), visit_repeat=repeat))
+
+        recs = [r for r in records]
+        recs.sort(key=lambda r: (_record_order(r, self.order), r.visit_repeat, self._form_order(r.form), r.record))
+
+        sig = None
+        if signature is not None:
+            s, still_signed = signature
+            if still_signed:
+                st = "signed"
+            else:
+                since = s.signed_at
+                changed = any(ch.at and _utc(since) < ch.at <= _utc(T) for r in recs for ch in r.changes)
+                st = "invalidated" if changed else "signed"
+            sig = SignatureInfo(signed_by=self.who(s.signed_by_id)[0], signed_by_name=s.signer_name,
+                                signed_at=_utc(s.signed_at), meaning=s.meaning, content_hash=s.content_hash, state=st)
+
+        enrolled = p.enrolled_at is not None and p.enrolled_at <= T
+        case = (p.case_number or "") if enrolled else ""
+        alloc = allocation or {}
+        identity = None
+        if self.identifiable:
+            identity = {"initials": p.initials, "full_name": p.full_name, "phone": p.phone}
+        return Subject(
+            subject=f"{self.protocol.trial.id}-{case or p.screening_number}",
+            screening_number=p.screening_number, case_number=case, sex=p.sex, status=status, age=age,
+            prescreened_on=p.prescreened_on.isoformat(),
+            consented_at=_utc(consents[0].consented_at) if consents else None,
+            randomised_at=_utc(alloc.get("randomised_at")),
+            liposuction_on=lipo_day.isoformat() if lipo_day else None,
+            transplanted_at=_utc(transplant.transplanted_at) if transplant is not None else None,
+            eligible=eligible, failed_criteria=failed, end_status=end_status, end_date=end_date,
+            end_reason=end_reason, emergency_unblinded=emergency,
+            group_label=alloc.get("group_label"), arm=alloc.get("arm"), drug_code=alloc.get("drug_code"),
+            visits=tuple(vinfos), records=tuple(recs), queries=tuple(sorted(notes, key=lambda q: q.id)),
+            signature=sig, identity=identity)
+
+    def _form_order(self, form_id: str) -> int:
+        if not hasattr(self, "_forder"):
+            self._forder = {f.id: i for i, f in enumerate(self.dictionary.forms)}
+        return self._forder.get(form_id, 999)
+
+    def _visit_info(self, visit_id, number, outcome, on, reason, lipo, planned_tx, tx) -> VisitInfo:
+        from annulus.visits.selectors import window_of
+
+        day = (on - tx).days if (on is not None and tx is not None) else None
+        target, window = None, ""
+        pv = self.pvisits.get(visit_id)
+        if pv is not None:
+            tgt, start, end = window_of(pv, lipo, planned_tx)
+            target = tgt.isoformat() if tgt else None
+            if on is not None and start is not None and outcome == "attended":
+                window = "early" if on < start else "late" if on > end else "in"
+        return VisitInfo(visit=visit_id, repeat=number if visit_id == "unscheduled" else 0, outcome=outcome,
+                         date=on.isoformat() if on else None, reason=reason or "", day=day, target=target,
+                         window=window)
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def _hash(value) -> str:
+    from annulus.monitoring.plan import value_hash
+
+    return value_hash(value)
+
+
+def _lipo(lp) -> dict:
+    return {"performed_on": lp.performed_on, "fat_volume_ml": lp.fat_volume_ml, "anaesthesia": lp.anaesthesia,
+            "observation_hours": lp.observation_hours, "complications": lp.complications}
+
+
+def _transplant(t) -> dict:
+    return {"transplanted_at": t.transplanted_at, "drug_code_entered": t.drug_code_entered,
+            "disc_level": t.disc_level, "needle_gauge": t.needle_gauge, "approach": t.approach,
+            "imaging": t.imaging, "volume_ml": t.volume_ml, "notes": t.notes}
+
+
+def _status_at(thread) -> str:
+    status = "open"
+    for m in thread:
+        kind = m["kind"]
+        if kind == "raise" or kind == "reopen":
+            status = "open"
+        elif kind == "answer":
+            status = "answered"
+        elif kind in ("close", "auto_close"):
+            status = "closed"
+    return status
+
+
+def _closed_at(thread, status) -> str | None:
+    if status != "closed":
+        return None
+    return _utc(next(m["at"] for m in reversed(thread) if m["kind"] in ("close", "auto_close")))
+
+
+def _visit_of_key(key: str) -> tuple[str, int]:
+    from annulus.visits.models import parse_visit_key
+
+    if not key:
+        return "", 0
+    visit, number = parse_visit_key(key)
+    return visit, number
+
+
+def _record_order(r: Record, order: dict) -> int:
+    if r.visit == "" and r.form == "prescreening":
+        return -2
+    if r.visit == "screening":
+        return -1
+    if r.visit == "":
+        return 10_000
+    return order.get(r.visit, 9_000)
