@@ -1,0 +1,427 @@
+"""Analysis datasets in the ADaM spirit: ADSL and the long efficacy dataset ADEFF (no Django).
+
+``write(subjects, ctx, out_dir)`` streams the participants once and writes, row by row:
+
+- ``adsl.csv`` and ``adsl.xpt``: one row per participant who gave informed consent (screen
+  failures included, so the CONSORT flow can be counted from it).
+- ``adeff.csv`` and ``adeff.xpt``: one row per participant x parameter x visit with a value, for
+  every efficacy end point of the protocol (VAS, ODI, JOA, SF-36 PCS and MCS, and imaging:
+  Pfirrmann grade, Modic score, disc height loss, range of motion), baseline rows included.
+- ``adeff_<paramcd>.csv`` (``adeff_vas.csv``, ``adeff_odi.csv``, ...): the analysis-ready subset of
+  ADEFF for one parameter: the post-baseline rows of the ITT population (ITTFL = "Y", ABLFL
+  empty), with the same columns. The statistics commands read a whole file and cannot filter by
+  PARAMCD, so these are the files they are pointed at::
+
+      annulus export --format adam --out OUT
+      annulus mmrm --data OUT/adeff_vas.csv --formula "CHG ~ BASE + TRT01P*AVISIT" \\
+          --subject USUBJID --visit AVISIT --cov us
+      annulus compare --data OUT/adeff_vas.csv --subject USUBJID --arm TRT01P --visit AVISITN \\
+          --value AVAL --baseline BASE --control "Group A" --responder-threshold 15
+      annulus dose --data OUT/adeff_vas.csv --subject USUBJID --arm TRT01PN --visit AVISITN \\
+          --value AVAL --baseline BASE --control 0 --dose 0=0,5=5,10=10,20=20 --at 365
+
+  (``compare`` and ``dose`` take ``AVISITN``, the scheduled day, so that visits are in time order;
+  ``mmrm`` orders the protocol's visit ids ``w1``, ``m1`` ... ``m24`` by the schedule itself.
+  ``TRT01PN``, the arm's dose score, exists only in an export that may show treatments.)
+
+Populations (the seed protocol, "Statistical analysis" and "Outcome evaluation", names the
+analyses but defines no populations; these rules stand until the protocol file's analysis plan
+states them):
+
+- ``RANDFL`` / ``ITTFL`` (intention to treat): randomised (``Subject.randomised_at`` set).
+- ``SAFFL`` (safety): received the product, i.e. transplanted (``Subject.transplanted_at`` set).
+- ``PPROTFL`` (per protocol): transplanted, AND the signed eligibility decision is "eligible",
+  AND the primary visit (``PRIMARY_VISIT``, 12 months: the protocol's primary end point is the VAS
+  change at each follow-up; 12 months is the main time point of the dose-response analysis)
+  was attended inside its protocol window (``VisitInfo.window == "in"``), AND the participant's
+  treatment was not revealed by an emergency unblinding (the protocol, "Rules for unblinding",
+  sets such participants apart for the evaluation of efficacy). A participant who has not yet
+  reached the primary visit is "N".
+
+Flags are "Y"/"N" for populations and "Y"/empty for record flags (ABLFL, ANL01FL), as in ADaM.
+
+ADEFF rows: a visit of the protocol schedule with the parameter's form filled and its score
+computed. A missed visit, a form not filled, a score that could not be computed (too many items
+unanswered) and a form still in draft produce no row; unscheduled visits produce no row (they have
+no analysis visit). ``BASE`` is the parameter's value at the baseline visit (``baseline``: before
+transplantation), ``CHG = AVAL - BASE`` (empty on the baseline row and when there is no
+baseline), ``PCHG`` the percent change when ``BASE`` is not 0. ``AVISITN`` is the visit's
+scheduled study day from the protocol (transplantation = day 0; baseline -1, 12 months 365),
+``ADY`` the actual study day, ``AWLO``/``AWHI`` the window in study days, ``AWSTAT`` IN / EARLY /
+LATE as the visit was recorded, ``ANL01FL`` "Y" when it was in its window. ``DTYPE`` is empty:
+nothing is imputed here.
+
+Blind: the treatment columns (``TRT01P``, ``TRT01A``; in a treatment-level export also
+``TRT01PN``/``TRT01AN`` and ``GRPLBL``) are written only when ``ctx.blinding`` allows: "labels" ->
+``TRT01P`` = "Group A" ... "Group D" (no dose); "arms" -> ``TRT01P`` = the arm's name,
+``TRT01PN`` = its dose score from the protocol, ``GRPLBL`` = its group label. Blinded: the columns
+do not exist. ``TRT01A`` (actual) is the planned treatment for participants who received the
+product, empty otherwise. Drug codes are never part of the analysis datasets.
+
+Dates: ISO ``YYYY-MM-DD`` in the trial's time zone in the CSV files; in the XPT files numeric SAS
+dates (days since 1960-01-01), as ADaM's ``*DT`` variables are. Text in the XPT is UTF-8.
+The provenance stamp goes in the export's manifest (the XPT dataset label has no room for it).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from .scores import score as score_decl
+
+PRIMARY_VISIT = "m12"
+BASELINE_VISIT = "baseline"
+SITEID = "01"  # single-centre trial
+SAS_EPOCH = date(1960, 1, 1)
+
+
+@dataclass(frozen=True)
+class Param:
+    code: str  # PARAMCD (at most 8 characters)
+    form: str  # the dictionary form
+    score: str  # the score id in Record.computed (annulus.interchange.scores)
+    baseline_column: str | None = None  # ADSL baseline covariate
+    lower_is_better: bool = True
+
+    def label(self, language: str) -> str:
+        s = score_decl(self.form, self.score)
+        text = s.label(language) if s else self.code
+        return f"{text} ({s.unit})" if s and s.unit else text
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("VAS", "vas", "vas_mm", "BASEVAS"),
+    Param("ODI", "odi", "odi_percent", "BASEODI"),
+    Param("JOA", "joa", "joa_total", "BASEJOA", lower_is_better=False),
+    Param("SF36PCS", "sf36", "pcs", "BASEPCS", lower_is_better=False),
+    Param("SF36MCS", "sf36", "mcs", "BASEMCS", lower_is_better=False),
+    Param("PFIRRM", "imaging", "pfirrmann_grade"),
+    Param("MODIC", "imaging", "modic_score"),
+    Param("DISCHT", "imaging", "disc_height_score"),
+    Param("ROM", "imaging", "rom_score", lower_is_better=False),
+)
+
+# Subject.end_reason (the end-of-study form's withdrawal category) -> CDISC-style reason
+_REASONS = {
+    "participant_request": "WITHDRAWAL BY SUBJECT",
+    "declined_consent": "WITHDRAWAL BY SUBJECT",
+    "adverse_event": "ADVERSE EVENT",
+    "other_disease": "OTHER",
+    "investigator_decision": "PHYSICIAN DECISION",
+    "other": "OTHER",
+}
+
+
+# --- columns ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    label: str
+    type: str = "char"  # "char" | "num" | "date"
+    length: int = 8
+
+
+def _trt_columns(ctx) -> list[Col]:
+    if ctx.blinding == "labels":
+        return [Col("TRT01P", "Planned Treatment for Period 01", length=20),
+                Col("TRT01A", "Actual Treatment for Period 01", length=20)]
+    if ctx.blinding == "arms":
+        names = [_arm_name(a, ctx.language) for a in ctx.protocol.arms]
+        width = max([20, *(len(n.encode("utf-8")) for n in names)])
+        return [Col("TRT01P", "Planned Treatment for Period 01", length=width),
+                Col("TRT01PN", "Planned Treatment for Period 01 (N)", "num"),
+                Col("TRT01A", "Actual Treatment for Period 01", length=width),
+                Col("TRT01AN", "Actual Treatment for Period 01 (N)", "num"),
+                Col("GRPLBL", "Group label", length=20)]
+    return []
+
+
+def adsl_columns(ctx) -> list[Col]:
+    return [
+        Col("STUDYID", "Study Identifier", length=max(8, len(ctx.study_id.encode("utf-8")))),
+        Col("USUBJID", "Unique Subject Identifier", length=40),
+        Col("SUBJID", "Subject Identifier for the Study", length=20),
+        Col("SCRNID", "Screening Number", length=20),
+        Col("SITEID", "Study Site Identifier", length=8),
+        Col("AGE", "Age", "num"),
+        Col("AGEU", "Age Units", length=8),
+        Col("SEX", "Sex", length=1),
+        *_trt_columns(ctx),
+        Col("RANDFL", "Randomized Population Flag", length=1),
+        Col("ITTFL", "Intent-To-Treat Population Flag", length=1),
+        Col("SAFFL", "Safety Population Flag", length=1),
+        Col("PPROTFL", "Per-Protocol Population Flag", length=1),
+        Col("ELIGFL", "Eligible (signed eligibility decision)", length=1),
+        Col("SCRFCRIT", "Failed eligibility criteria", length=100),
+        Col("EMUNBLFL", "Emergency Unblinding Flag", length=1),
+        Col("BASEVAS", "Baseline VAS (mm)", "num"),
+        Col("BASEODI", "Baseline ODI (%)", "num"),
+        Col("BASEJOA", "Baseline JOA total", "num"),
+        Col("BASEPCS", "Baseline SF-36 PCS", "num"),
+        Col("BASEMCS", "Baseline SF-36 MCS", "num"),
+        Col("RFICDT", "Date of Informed Consent", "date"),
+        Col("RANDDT", "Date of Randomization", "date"),
+        Col("LIPODT", "Date of Liposuction", "date"),
+        Col("TRTSDT", "Date of Transplantation (Day 0)", "date"),
+        Col("EOSDT", "End of Study Date", "date"),
+        Col("EOSSTT", "End of Study Status", length=12),
+        Col("DCSREAS", "Reason for Discontinuation from Study", length=40),
+        Col("DCSREASP", "Reason Spec for Discont from Study", length=200),
+    ]
+
+
+def adeff_columns(ctx) -> list[Col]:
+    params = max(len(p.label(lang).encode("utf-8")) for p in PARAMS for lang in ("en", "zh"))
+    return [
+        Col("STUDYID", "Study Identifier", length=max(8, len(ctx.study_id.encode("utf-8")))),
+        Col("USUBJID", "Unique Subject Identifier", length=40),
+        Col("SITEID", "Study Site Identifier", length=8),
+        *_trt_columns(ctx),
+        Col("ITTFL", "Intent-To-Treat Population Flag", length=1),
+        Col("SAFFL", "Safety Population Flag", length=1),
+        Col("PPROTFL", "Per-Protocol Population Flag", length=1),
+        Col("PARAMCD", "Parameter Code", length=8),
+        Col("PARAM", "Parameter", length=min(200, params)),
+        Col("PARAMN", "Parameter (N)", "num"),
+        Col("AVISIT", "Analysis Visit", length=20),
+        Col("AVISITN", "Analysis Visit (N): scheduled study day", "num"),
+        Col("ADT", "Analysis Date", "date"),
+        Col("ADY", "Analysis Relative Day", "num"),
+        Col("AVAL", "Analysis Value", "num"),
+        Col("BASE", "Baseline Value", "num"),
+        Col("CHG", "Change from Baseline", "num"),
+        Col("PCHG", "Percent Change from Baseline", "num"),
+        Col("ABLFL", "Baseline Record Flag", length=1),
+        Col("ANL01FL", "Analysis Flag 01: visit in window", length=1),
+        Col("AWSTAT", "Analysis window status", length=8),
+        Col("AWLO", "Analysis Window Beginning Timepoint", "num"),
+        Col("AWHI", "Analysis Window Ending Timepoint", "num"),
+        Col("AWU", "Analysis Window Unit", length=8),
+        Col("DTYPE", "Derivation Type", length=8),
+    ]
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+def _arm_name(arm, language: str) -> str:
+    name = arm.name
+    return name.zh if (language or "").lower().startswith("zh") else name.en
+
+
+def _local_date(value: str | None, tz: ZoneInfo) -> str | None:
+    """The date in the trial's time zone of an ISO date or UTC date-time."""
+    if not value:
+        return None
+    if len(value) == 10:
+        return value
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        return moment.date().isoformat()
+    return moment.astimezone(tz).date().isoformat()
+
+
+def _yn(flag: bool) -> str:
+    return "Y" if flag else "N"
+
+
+def _treatment(subject, ctx) -> dict:
+    """The treatment columns' values (only those the blinding allows)."""
+    if ctx.blinding == "labels":
+        planned = f"Group {subject.group_label}" if subject.group_label else None
+        actual = planned if subject.transplanted_at else None
+        return {"TRT01P": planned, "TRT01A": actual}
+    if ctx.blinding == "arms":
+        arm = next((a for a in ctx.protocol.arms if a.id == subject.arm), None)
+        planned = _arm_name(arm, ctx.language) if arm else subject.arm
+        dose = arm.dose_score if arm else None
+        treated = bool(subject.transplanted_at)
+        return {"TRT01P": planned, "TRT01PN": dose, "TRT01A": planned if treated else None,
+                "TRT01AN": dose if treated else None,
+                "GRPLBL": f"Group {subject.group_label}" if subject.group_label else None}
+    return {}
+
+
+def _visit_map(subject) -> dict:
+    return {v.visit: v for v in subject.visits if v.visit != "unscheduled" and not v.repeat}
+
+
+def _values(subject) -> dict:
+    """(visit, PARAMCD) -> value for every scheduled visit's computed score (drafts left out)."""
+    out = {}
+    for r in subject.records:
+        if r.state == "draft" or not r.visit or r.visit in ("unscheduled", "screening") or r.visit_repeat:
+            continue
+        for p in PARAMS:
+            if p.form == r.form:
+                v = r.computed.get(p.score)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out[(r.visit, p.code)] = v
+    return out
+
+
+def _pprot(subject, visits) -> bool:
+    primary = visits.get(PRIMARY_VISIT)
+    return bool(subject.transplanted_at and subject.eligible is True and primary is not None
+                and primary.outcome != "missed" and primary.window == "in"
+                and not subject.emergency_unblinded)
+
+
+def _category_labels(dictionary, language: str) -> dict:
+    """The end-of-study withdrawal categories' words from the data dictionary (code -> label)."""
+    form = dictionary.form("end_of_study") if dictionary is not None else None
+    item = next((e for e in getattr(form, "items", ()) if e.item == "category"), None)
+    zh = (language or "").lower().startswith("zh")
+    return {c[0]: (c[2] if zh else c[1]) for c in getattr(item, "codelist", ()) or ()}
+
+
+def _disposition(subject, categories: dict) -> tuple[str, str | None, str | None]:
+    end = subject.end_status or (subject.status if subject.status in ("completed", "withdrawn", "lost_to_follow_up")
+                                 else "")
+    if end == "completed":
+        return "COMPLETED", None, None
+    if end == "lost_to_follow_up":
+        return "DISCONTINUED", "LOST TO FOLLOW-UP", None
+    if end == "withdrawn":
+        return ("DISCONTINUED", _REASONS.get(subject.end_reason, "OTHER"),
+                categories.get(subject.end_reason, subject.end_reason) or None)
+    if subject.status == "screen_failed" or subject.eligible is False:
+        return "DISCONTINUED", "SCREEN FAILURE", ", ".join(subject.failed_criteria) or None
+    return "ONGOING", None, None
+
+
+class _Schedule:
+    """The protocol's visits as analysis visits: scheduled study day and window (transplant = 0)."""
+
+    def __init__(self, protocol):
+        visits = list(protocol.schedule.visits)
+        transplant_offset = next((v.offset_days for v in visits if v.procedure == "transplant"), 0)
+        self.day, self.low, self.high, self.order = {}, {}, {}, {}
+        for i, v in enumerate(visits):
+            day = v.offset_days if v.anchor == "transplant" else v.offset_days - transplant_offset
+            self.day[v.id] = day
+            self.low[v.id] = day - v.window.before_days
+            self.high[v.id] = day + v.window.after_days
+            self.order[v.id] = i
+
+
+def _num(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _sas_date(iso: str | None):
+    return None if not iso else (date.fromisoformat(iso) - SAS_EPOCH).days
+
+
+class _Dataset:
+    """One dataset written to a CSV file and, optionally, an XPT file, a row at a time."""
+
+    def __init__(self, out_dir: Path, name: str, label: str, columns: list[Col], ctx, *, xpt: bool):
+        self.columns = columns
+        self.paths = [out_dir / f"{name}.csv"]
+        self._csv_file = open(self.paths[0], "w", newline="", encoding="utf-8-sig" if ctx.excel_bom else "utf-8")  # noqa: SIM115
+        self._csv = csv.writer(self._csv_file)
+        self._csv.writerow([c.name for c in columns])
+        self._xpt = None
+        if xpt:
+            from .xpt import Column, XptWriter
+
+            self.paths.append(out_dir / f"{name}.xpt")
+            spec = [Column(c.name, c.label, "char" if c.type == "char" else "num", c.length if c.type == "char" else 8)
+                    for c in columns]
+            self._xpt = XptWriter(self.paths[1], name.upper()[:8], label, columns=spec)
+
+    def write(self, row: dict) -> None:
+        values = [row.get(c.name) for c in self.columns]
+        self._csv.writerow(["" if v is None else (_num(v) if c.type != "char" else str(v))
+                            for c, v in zip(self.columns, values)])
+        if self._xpt is not None:
+            self._xpt.write_row(tuple(_sas_date(v) if c.type == "date" else v
+                                      for c, v in zip(self.columns, values)))
+
+    def close(self) -> None:
+        self._csv_file.close()
+        if self._xpt is not None:
+            self._xpt.close()
+
+
+# --- the writer -------------------------------------------------------------------------------------
+
+def write(subjects, ctx, out_dir) -> list[Path]:
+    out_dir = Path(out_dir)
+    tz = ZoneInfo(getattr(ctx.protocol.trial, "timezone", None) or "UTC")
+    schedule = _Schedule(ctx.protocol)
+    lang = ctx.language or "en"
+    categories = _category_labels(ctx.dictionary, lang)
+    adsl = _Dataset(out_dir, "adsl", "Subject-Level Analysis Dataset", adsl_columns(ctx), ctx, xpt=True)
+    eff_cols = adeff_columns(ctx)
+    adeff = _Dataset(out_dir, "adeff", "Efficacy Analysis Dataset", eff_cols, ctx, xpt=True)
+    per_param = {p.code: _Dataset(out_dir, f"adeff_{p.code.lower()}", f"Efficacy {p.code}", eff_cols, ctx, xpt=False)
+                 for p in PARAMS}
+    datasets = [adsl, adeff, *per_param.values()]
+    try:
+        for s in subjects:
+            visits = _visit_map(s)
+            values = _values(s)
+            trt = _treatment(s, ctx)
+            randomised = bool(s.randomised_at)
+            flags = {"ITTFL": _yn(randomised), "SAFFL": _yn(bool(s.transplanted_at)),
+                     "PPROTFL": _yn(_pprot(s, visits))}
+            status, reason, detail = _disposition(s, categories)
+            row = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SUBJID": s.case_number or s.screening_number,
+                   "SCRNID": s.screening_number, "SITEID": SITEID, "AGE": s.age,
+                   "AGEU": "YEARS" if s.age is not None else None, "SEX": s.sex, **trt,
+                   "RANDFL": _yn(randomised), **flags,
+                   "ELIGFL": None if s.eligible is None else _yn(s.eligible),
+                   "SCRFCRIT": ", ".join(s.failed_criteria) or None,
+                   "EMUNBLFL": _yn(s.emergency_unblinded),
+                   "RFICDT": _local_date(s.consented_at, tz), "RANDDT": _local_date(s.randomised_at, tz),
+                   "LIPODT": _local_date(s.liposuction_on, tz), "TRTSDT": _local_date(s.transplanted_at, tz),
+                   "EOSDT": _local_date(s.end_date, tz), "EOSSTT": status, "DCSREAS": reason, "DCSREASP": detail}
+            for p in PARAMS:
+                if p.baseline_column:
+                    row[p.baseline_column] = values.get((BASELINE_VISIT, p.code))
+            adsl.write(row)
+            common = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt, **flags}
+            rows = sorted(values.items(), key=lambda kv: (_param_index(kv[0][1]), schedule.order.get(kv[0][0], 10**6)))
+            for (visit, code), aval in rows:
+                if visit not in schedule.day:
+                    continue
+                info = visits.get(visit)
+                if info is None or info.outcome == "missed":
+                    continue
+                p = PARAMS[_param_index(code)]
+                base = values.get((BASELINE_VISIT, code))
+                is_base = visit == BASELINE_VISIT
+                chg = None if is_base or base is None else round(aval - base, 10)
+                pchg = round(chg / base * 100, 10) if chg is not None and base else None
+                erow = {**common, "PARAMCD": code, "PARAM": p.label(lang), "PARAMN": _param_index(code) + 1,
+                        "AVISIT": visit, "AVISITN": schedule.day[visit], "ADT": info.date, "ADY": info.day,
+                        "AVAL": aval, "BASE": base, "CHG": chg, "PCHG": pchg, "ABLFL": "Y" if is_base else None,
+                        "ANL01FL": "Y" if info.window == "in" else None,
+                        "AWSTAT": info.window.upper() or None, "AWLO": schedule.low[visit],
+                        "AWHI": schedule.high[visit], "AWU": "DAYS", "DTYPE": None}
+                adeff.write(erow)
+                if not is_base and randomised:
+                    per_param[code].write(erow)
+    finally:
+        for d in datasets:
+            d.close()
+    return [path for d in datasets for path in d.paths]
+
+
+_INDEX = {p.code: i for i, p in enumerate(PARAMS)}
+
+
+def _param_index(code: str) -> int:
+    return _INDEX[code]
