@@ -360,6 +360,7 @@ PAGE_ALLOWED = {
     "safety/dsmb/": "reports_and_downloads",
     "allocation/documents/<str:name>": "reports_and_downloads",
     "pharmacy/level2-key.csv": "reports_and_downloads",
+    "exports/": "exports",
 }
 
 # pages that only read: posted to after the lock, they must write nothing (and not fail)
@@ -393,6 +394,8 @@ PAGE_READ_ONLY: dict[str, Callable] = {
     "monitoring/": lambda t: "/monitoring/",
     "monitoring/participants/<int:pk>/": lambda t: f"/monitoring/participants/{t['f'].pk}/",
     "monitoring/findings/": lambda t: "/monitoring/findings/",
+    # the zip of an export is only read (GET); a post to it is refused (405)
+    "exports/<int:pk>/download/": lambda t: "/exports/1/download/",
 }
 READ_ONLY_ROLE = {"pharmacy": "pharmacist", "safety/dsmb": "dsmb", "allocation/": "designer"}
 
@@ -537,6 +540,7 @@ API_ALLOWED = {
     ("POST", "/api/v1/allocation/unblinding/analysis-signoff"): "unblinding_steps",
     ("POST", "/api/v1/allocation/unblinding/level2"): "unblinding_steps",
     ("POST", "/api/v1/safety/dsmb/reports"): "reports_and_downloads",
+    ("POST", "/api/v1/exports"): "exports",
 }
 
 

@@ -52,6 +52,7 @@ WRITERS = {
     "/monitoring/findings": "auditor",
     "/lock": "data_manager",
     "/unlock": "data_manager",
+    "/exports": "statistician",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
