@@ -289,7 +289,7 @@ def test_memory_is_flat_in_the_number_of_participants(tmp_path, proto):
 
     p, d = proto
     peaks = []
-    for n in (30, 300):
+    for n in (20, 150):
         out = tmp_path / f"n{n}"
         out.mkdir()
         ctx = sample.context(p, d, "adam", blinding="labels")

@@ -12,7 +12,7 @@
   empty), with the same columns. The statistics commands read a whole file and cannot filter by
   PARAMCD, so these are the files they are pointed at::
 
-      annulus export --format adam --out OUT
+      annulus export --adam OUT          # = --format adam --out OUT
       annulus mmrm --data OUT/adeff_vas.csv --formula "CHG ~ BASE + TRT01P*AVISIT" \\
           --subject USUBJID --visit AVISIT --cov us
       annulus compare --data OUT/adeff_vas.csv --subject USUBJID --arm TRT01P --visit AVISITN \\
