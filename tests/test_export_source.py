@@ -127,6 +127,30 @@ def test_every_consented_participant_once_in_number_order_and_values_equal_the_d
     assert w1.day == 7 and w1.window == "in" and w1.outcome == "attended"
     assert [v.visit for v in f.visits] == ["liposuction", "transplant", "w1"]
 
+    # every record: exactly the dictionary's items of its form, each of the item's type
+    from annulus.trial.selectors import data_dictionary
+
+    d = data_dictionary()
+    kinds = {"integer": int, "number": float, "code": str, "text": str, "date": str, "datetime": str, "bool": bool}
+    for s in got:
+        for r in s.records:
+            items = {e.item for e in d.form(r.form).items} - {"initials", "full_name", "phone", "drug_code_entered"}
+            assert set(r.values) == items, (r.form, set(r.values) ^ items)
+            for item, v in r.values.items():
+                e = d.entry(r.form, item)
+                if v is None:
+                    continue
+                if e.type == "choice":
+                    assert isinstance(v, list if item == "serious_criteria" else str), (r.form, item, v)
+                    assert not e.codelist or all(x in [c[0] for c in e.codelist] for x in
+                                                 (v if isinstance(v, list) else [v])), (r.form, item, v)
+                else:
+                    assert isinstance(v, kinds[e.type]) and not (e.type == "integer" and isinstance(v, bool)), \
+                        (r.form, item, v)
+                if e.type == "datetime":
+                    assert v.endswith("+00:00")
+            assert set(r.computed) <= {sc.id for sc in scores.SCORES.get(r.form, ())}
+
     failed = _by_number(got)[trial["fail"].screening_number]
     assert failed.eligible is False and failed.failed_criteria and failed.status == "screen_failed"
     assert _record(failed, "screening", "eligibility").values == {"outcome": "ineligible"}

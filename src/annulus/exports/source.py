@@ -9,6 +9,9 @@ them); nothing holds the whole trial at once.
 **Blind and privacy.** Group labels, arms and drug codes come from
 ``annulus.allocation.selectors.export_allocations``, which sets each to None unless the blind
 allows it (``blinding_for``, ``may_see_drug_codes``): the blind is decided there, never here.
+An export is narrower than a page: before first-level unblinding every export is "blinded" (the
+key holders' too); after it the statistician gets labels, after the second arms (the level-2 key
+holder arms too); drug codes only ever for the level-2 key holder (the pharmacist).
 The transplant record's ``drug_code_entered`` is dropped from ``Record.values`` and its history
 unless the user may see drug codes. The pre-screening's ``initials``, ``full_name`` and ``phone``
 are never in ``Record.values`` or a change; they are in ``Subject.identity`` in the
@@ -320,15 +323,15 @@ class _Reader:
         for v in Visit.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("id"):
             visits[v.pk] = v
             by[v.participant_id]["visits"].append(v)
-        revisions = defaultdict(list)
+        revisions = defaultdict(lambda: defaultdict(list))  # participant -> form record -> revisions
         for r in (FormRevision.objects.filter(form__participant_id__in=ids, saved_at__lte=T)
                   .order_by("form_id", "number")
                   .values("form_id", "form__visit_id", "form__form_id", "form__participant_id", "number", "state",
                           "items", "computed", "collected_at", "saved_by_id", "saved_at", "reason").iterator()):
-            revisions[r["form_id"]].append(r)
+            revisions[r["form__participant_id"]][r["form_id"]].append(r)
         aes = {}
         for ae in AdverseEvent.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("number"):
-            aes[ae.pk] = ae
+            aes.setdefault(ae.participant_id, []).append(ae)
         ae_revisions = defaultdict(list)
         for r in (AdverseEventRevision.objects.filter(adverse_event__participant_id__in=ids, saved_at__lte=T)
                   .order_by("adverse_event_id", "revision")
@@ -345,7 +348,9 @@ class _Reader:
                    .filter(Q(unlocked_at__isnull=True) | Q(unlocked_at__gt=T))
                    .values("participant_id", "visit", "form")):
             locks.add((lk["participant_id"], lk["visit"], lk["form"]))
-        queries = {q.pk: q for q in Query.objects.filter(participant_id__in=ids, raised_at__lte=T).order_by("id")}
+        queries = defaultdict(list)
+        for q in Query.objects.filter(participant_id__in=ids, raised_at__lte=T).order_by("id"):
+            queries[q.participant_id].append(q)
         messages = defaultdict(list)
         for m in (QueryMessage.objects.filter(query__participant_id__in=ids, at__lte=T).order_by("at", "id")
                   .values("query_id", "kind", "text", "at")):
@@ -355,7 +360,7 @@ class _Reader:
                         .values_list("participant_id", flat=True))
         signatures = self._signatures(ids)
         active: dict[tuple, int] = defaultdict(int)  # open or answered queries at T per record
-        for q in queries.values():
+        for q in (q for mine in queries.values() for q in mine):
             if q.form and _status_at(messages.get(q.pk, ())) != "closed":
                 active[(q.participant_id, q.visit, q.form, q.record)] += 1
 
@@ -505,7 +510,7 @@ class _Reader:
             lp = lipos[-1]
             lipo_day = lp.performed_on
             records.append(record_of("liposuction", Record(
-                visit="liposuction", form="liposuction", values=lf.values(_lipo(lp)), changes=tuple(changes)),
+                visit="liposuction", form="liposuction", values=changes[-1].values, changes=tuple(changes)),
                 {k: _raw(v) for k, v in _lipo(lp).items()}))
 
         # transplantation
@@ -538,8 +543,9 @@ class _Reader:
                                            planned_tx, tx_day))
         vinfos.sort(key=lambda vi: (self.order.get(vi.visit, len(self.order)), vi.repeat))
         visit_ids = {v.pk for v in my_visits}
-        for form_pk in sorted(k for k, revs in revisions.items() if revs[0]["form__visit_id"] in visit_ids):
-            revs = revisions[form_pk]
+        mine = revisions.get(pid, {})
+        for form_pk in sorted(k for k, revs in mine.items() if revs[0]["form__visit_id"] in visit_ids):
+            revs = mine[form_pk]
             v = visits[revs[0]["form__visit_id"]]
             form_id = revs[0]["form__form_id"]
             f = self.forms.get(form_id)
@@ -553,7 +559,7 @@ class _Reader:
             last = revs[-1]
             complete = last["state"] in ("complete", "changed")
             repeat = v.number if v.visit_id == "unscheduled" else 0
-            rec = Record(visit=v.visit_id, form=form_id, values=f.values(last["items"] or {}),
+            rec = Record(visit=v.visit_id, form=form_id, values=changes[-1].values,
                          computed=scores.flatten(form_id, last["computed"]), visit_repeat=repeat,
                          state="complete" if complete else "draft", collected_at=_utc(last["collected_at"]),
                          changes=tuple(changes))
@@ -562,8 +568,8 @@ class _Reader:
 
         # adverse events
         ae_form = self.forms["adverse_event"]
-        for ae_pk, ae in sorted(((k, a) for k, a in aes.items() if a.participant_id == pid),
-                                key=lambda kv: kv[1].number):
+        for ae in aes.get(pid, ()):
+            ae_pk = ae.pk
             revs = ae_revisions.get(ae_pk)
             if not revs:
                 continue
@@ -573,7 +579,7 @@ class _Reader:
                 changes.append(Change(r["revision"], _utc(r["saved_at"]), u, n, r["reason"] or "",
                                       ae_form.values(r["data"] or {})))
             data = revs[-1]["data"] or {}
-            records.append(record_of("", Record(visit="", form="adverse_event", values=ae_form.values(data),
+            records.append(record_of("", Record(visit="", form="adverse_event", values=changes[-1].values,
                                                 record=ae.number, changes=tuple(changes)), dict(data), ae_pk))
 
         # end of study
@@ -600,10 +606,8 @@ class _Reader:
 
         # queries
         notes = []
-        ae_numbers = {k: a.number for k, a in aes.items() if a.participant_id == pid}
-        for q in queries.values():
-            if q.participant_id != pid:
-                continue
+        ae_numbers = {a.pk: a.number for a in aes.get(pid, ())}
+        for q in queries.get(pid, ()):
             thread = messages.get(q.pk, ())
             st = _status_at(thread)
             visit, repeat = _visit_of_key(q.visit)
