@@ -1,0 +1,253 @@
+"""Export seconds and peak memory per format at 1,000 and 10,000 participants (issue targets).
+
+For each size a SQLite trial is filled with ``annulus.bench.fill`` (every participant through
+every visit with every form; about 85 forms each) and kept under the var directory
+(``bench/export-<size>-s<seed>-v<fill version>.sqlite3``) so later runs reuse it; ``--db PATH``
+names the file to use instead (one size). Then each format is exported by the real export
+service (``annulus.exports.services.run_export``, as the statistician: blinded) in a process of
+its own, so that its peak resident memory (``ru_maxrss``) is that export's alone. The table
+gives seconds, peak MiB, files, rows (tabular formats) and MB written; then, per format, the
+ratio of the largest size's peak memory to the smallest's. Targets (issue 13): under 60 s per
+format at 10,000 participants, and peak memory under 2x the 1,000-participant run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from annulus.cli import CliError
+
+FORMATS = ["csv", "sav", "dta", "xpt", "odm", "sdtm", "dataset-json", "adam"]
+FILL_VERSION = 1  # bump when fill.py writes different rows: cached trials are then filled again
+TARGET_SECONDS = 60.0
+TARGET_RATIO = 2.0
+TARGET_SIZE = 10_000
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated trial sizes (default 1000,10000)")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help=f"comma-separated formats (default all: {','.join(FORMATS)})")
+    parser.add_argument("--db", default="", help="SQLite file of a filled trial to export from (one size; filled "
+                                                 "there when it does not exist)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the exported files (their folder is printed)")
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise CliError(f"--sizes must be whole numbers separated by commas, got {text!r}") from None
+    if not sizes or any(n < 1 or n > 200_000 for n in sizes):
+        raise CliError("--sizes: each size must be between 1 and 200000")
+    return sizes
+
+
+def _formats(text: str) -> list[str]:
+    formats = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise CliError(f"--formats: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(formats))
+
+
+def _var_dir() -> Path:
+    from annulus.site.settings import VAR_DIR  # noqa: PLC0415 - plain module constant, no Django set-up
+
+    return Path(VAR_DIR)
+
+
+def _env(db: Path) -> dict:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"sqlite:///{db}"
+    return env
+
+
+def _annulus() -> list[str]:
+    return [sys.executable, "-m", "annulus"]
+
+
+def _filled(size: int, seed: int, db: Path | None) -> tuple[Path, float | None]:
+    """The SQLite file of a trial of ``size`` participants, filled now when missing (returns the
+    fill's seconds then, else None)."""
+    if db is None:
+        cache = _var_dir() / "bench"
+        cache.mkdir(parents=True, exist_ok=True)
+        db = cache / f"export-{size}-s{seed}-v{FILL_VERSION}.sqlite3"
+    if db.exists():
+        # new migrations since it was filled (the export tables, say)
+        done = subprocess.run([sys.executable, "-c", "from annulus.cli import setup_django; setup_django(); "
+                               "from django.core.management import call_command; "
+                               "call_command('migrate', interactive=False, verbosity=0)"],
+                              env=_env(db), capture_output=True, text=True)
+        if done.returncode:
+            raise CliError(f"cannot migrate {db}: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        return db, None
+    tmp = db.with_name(db.name + ".filling")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        leftover.unlink(missing_ok=True)
+    print(f"filling {size} participants into {db} (kept for later runs)", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run([*_annulus(), "bench", "fill", "-n", str(size), "--seed", str(seed)], env=_env(tmp))
+    if done.returncode:
+        raise CliError(f"filling {size} participants failed (exit {done.returncode})")
+    os.replace(tmp, db)
+    return db, time.perf_counter() - started
+
+
+def run(args) -> int:
+    sizes = _sizes(args.sizes)
+    formats = _formats(args.formats)
+    db = Path(args.db).resolve() if args.db else None
+    if db is not None and len(sizes) > 1:
+        raise CliError("--db names one trial: give one size with --sizes")
+    if db is not None and not db.parent.is_dir():
+        raise CliError(f"--db: folder {db.parent} does not exist")
+    results: dict[tuple[int, str], dict] = {}
+    out_root = Path(tempfile.mkdtemp(prefix="annulus-bench-export-"))
+    print(f"annulus bench export: SQLite, one process per export, as the statistician (blinded); "
+          f"formats {', '.join(formats)}", flush=True)
+    try:
+        for size in sizes:
+            path, fill_seconds = _filled(size, args.seed, db)
+            if fill_seconds is not None:
+                print(f"  filled {size} participants in {fill_seconds:.0f} s", flush=True)
+            for fmt in formats:
+                out = out_root / f"{size}-{fmt}"
+                results[(size, fmt)] = r = _measure(path, fmt, out)
+                print(f"  {size:>6} {fmt:<13}{r['seconds']:>8.1f} s{r['peak_mib']:>8.0f} MiB"
+                      f"{r['subjects']:>8} subjects", flush=True)
+                if not args.keep:
+                    shutil.rmtree(out, ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(out_root, ignore_errors=True)
+        else:
+            print(f"exported files kept in {out_root}")
+    _report(sizes, formats, results)
+    return 0
+
+
+def _measure(db: Path, fmt: str, out: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", "import sys; from annulus.bench.export import child; "
+                                                 "sys.exit(child(sys.argv[1], sys.argv[2]))", fmt, str(out)],
+                          env=_env(db), capture_output=True, text=True)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
+    if done.returncode or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise CliError(f"export {fmt} from {db.name} failed (exit {done.returncode}): {' | '.join(tail)}")
+    r = json.loads(lines[-1])
+    r.update(_written(out))
+    return r
+
+
+def child(fmt: str, out: str) -> int:
+    """One export in this process: prints its seconds, peak memory and subject count as JSON."""
+    import resource
+
+    from annulus.cli import setup_django
+
+    setup_django()
+    from django.contrib.auth import get_user_model
+
+    from annulus.interchange import writer
+
+    writer(fmt)  # import the writer's module (and its libraries) before the clock starts
+    user = get_user_model().objects.get(username="statistician")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    subjects = _export(user, fmt, Path(out))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "peak_mib": peak / 1024, "base_mib": before / 1024, "subjects": subjects}))
+    return 0
+
+
+def _export(user, fmt: str, out: Path) -> int:
+    """The export service when it is there; else the reader and the writer, as it would run them."""
+    try:
+        from annulus.exports.services import run_export
+    except ImportError:
+        run_export = None
+    if run_export is not None:
+        return run_export(actor=user, fmt=fmt, out_dir=out).subjects
+    from datetime import datetime, timezone
+
+    from annulus.exports import source
+    from annulus.interchange import writer
+    from annulus.interchange.sample import context
+    from annulus.trial.selectors import active_protocol, data_dictionary
+
+    now = datetime.now(timezone.utc)
+    count, head = source.chain_at(now)
+    ctx = context(active_protocol(), data_dictionary(), fmt, as_of=now.isoformat(), created_at=now.isoformat(),
+                  blinding=source.blinding_for(user), chain_count=count, chain_hash=head)
+    out.mkdir(parents=True, exist_ok=True)
+    n = {"subjects": 0}
+
+    def counted():
+        for s in source.subjects(user, as_of=now):
+            n["subjects"] += 1
+            yield s
+
+    writer(fmt)(counted(), ctx, out)
+    return n["subjects"]
+
+
+def _written(out: Path) -> dict:
+    """Files, bytes and data rows written (rows of the tabular files: CSV lines less the header,
+    SPSS/Stata/SAS rows read from the files' metadata)."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    rows = 0
+    tabular = False
+    for p in files:
+        suffix = p.suffix.lower()
+        if suffix == ".csv" and p.name != "data_dictionary.csv":
+            tabular = True
+            with p.open("rb") as fh:
+                rows += max(0, sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) - 1)
+        elif suffix in (".sav", ".dta", ".xpt"):
+            import pyreadstat
+
+            read = {".sav": pyreadstat.read_sav, ".dta": pyreadstat.read_dta, ".xpt": pyreadstat.read_xport}[suffix]
+            try:
+                _df, meta = read(str(p), metadataonly=True)
+                rows += meta.number_rows or 0
+                tabular = True
+            except Exception:  # noqa: BLE001 - a file pyreadstat cannot read has no row count here
+                pass
+    return {"files": len(files), "mb": sum(p.stat().st_size for p in files) / 1e6, "rows": rows if tabular else None}
+
+
+def _report(sizes: list[int], formats: list[str], results: dict) -> None:
+    print()
+    print(f"{'size':>7} {'format':<13}{'seconds':>9}{'peak MiB':>10}{'files':>7}{'rows':>12}{'MB':>9}  target")
+    for size in sizes:
+        for fmt in formats:
+            r = results[(size, fmt)]
+            rows = "-" if r["rows"] is None else f"{r['rows']:,}"
+            mark = ""
+            if size >= TARGET_SIZE:
+                mark = "met" if r["seconds"] < TARGET_SECONDS else f"MISSED (>= {TARGET_SECONDS:.0f} s)"
+            print(f"{size:>7} {fmt:<13}{r['seconds']:>9.1f}{r['peak_mib']:>10.0f}{r['files']:>7}{rows:>12}"
+                  f"{r['mb']:>9.1f}  {mark}")
+    if len(sizes) < 2:
+        return
+    small, large = sizes[0], sizes[-1]
+    print(f"\npeak memory {large:,} / {small:,} participants (target < {TARGET_RATIO:g}x); "
+          f"seconds {large:,} (target < {TARGET_SECONDS:.0f} s at {TARGET_SIZE:,}):")
+    for fmt in formats:
+        a, b = results[(small, fmt)], results[(large, fmt)]
+        ratio = b["peak_mib"] / a["peak_mib"]
+        memory = "met" if ratio < TARGET_RATIO else "MISSED"
+        speed = ("met" if b["seconds"] < TARGET_SECONDS else "MISSED") if large >= TARGET_SIZE else "n/a"
+        print(f"  {fmt:<13} memory {a['peak_mib']:.0f} -> {b['peak_mib']:.0f} MiB = {ratio:.2f}x {memory:<7}"
+              f" time {b['seconds']:.1f} s {speed}")
