@@ -111,9 +111,14 @@ def test_lsmeans_and_contrasts(pair):
 @pytest.mark.req("P-8.3")
 def test_visit_order_matters_only_for_structured_covariances(trial):
     common = dict(subject="subject", visit="visit")
-    sorted_us = fit_mmrm(trial, FORMULA, cov="us", **common)
+    text_order = sorted(VISITS)
+    sorted_us = fit_mmrm(trial, FORMULA, cov="us", visit_order=text_order, **common)
     timed_us = fit_mmrm(trial, FORMULA, cov="us", visit_order=VISITS, **common)
     assert sorted_us.neg2_loglik == pytest.approx(timed_us.neg2_loglik, abs=1e-6)
-    sorted_ar = fit_mmrm(trial, FORMULA, cov="ar1", **common)
+    sorted_ar = fit_mmrm(trial, FORMULA, cov="ar1", visit_order=text_order, **common)
     timed_ar = fit_mmrm(trial, FORMULA, cov="ar1", visit_order=VISITS, **common)
     assert timed_ar.neg2_loglik < sorted_ar.neg2_loglik  # time order fits AR(1) better
+    # By default the visit ids W1 ... M24 are put in time order by their units.
+    default_ar = fit_mmrm(trial, FORMULA, cov="ar1", **common)
+    assert default_ar.visits == VISITS
+    assert default_ar.neg2_loglik == pytest.approx(timed_ar.neg2_loglik, abs=1e-8)

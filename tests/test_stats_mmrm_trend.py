@@ -103,4 +103,7 @@ def test_cli_refuses_to_guess_the_time_order_of_unknown_visits(tmp_path, capsys)
     assert main(base + ["--cov", "ar1"]) == 2
     err = capsys.readouterr().err
     assert "FU" in err and "--visit-order" in err and err.count("\n") == 1
-    assert main(base + ["--cov", "us", "--json"]) == 0  # order does not change an unstructured fit
+    # One rule for every structure (issue 14): an unstructured fit asks for the order too.
+    assert main(base + ["--cov", "us", "--json"]) == 2
+    assert "--visit-order" in capsys.readouterr().err
+    assert main(base + ["--cov", "us", "--json", "--visit-order", "W1,M1,M3,M6,M12,FU,M24"]) == 0

@@ -37,6 +37,18 @@ def add_table_arguments(p) -> None:
     p.add_argument("--value", required=True, help="measured value column")
     p.add_argument("--baseline", default=None, help="baseline value column")
     p.add_argument("--control", required=True, help="the control arm's level")
+    p.add_argument("--visit-number", metavar="COLUMN", default=None,
+                   help="numeric column giving the visits' time order (default: AVISITN when "
+                   "present, else the labels' time units: days < weeks < months < years)")
+    p.add_argument("--visit-order", default=None,
+                   help="comma-separated visits in time order, when the labels do not tell it")
+
+
+def visit_options(args) -> dict:
+    """--visit-number and --visit-order as keyword arguments of ``load_long_table``."""
+    order = getattr(args, "visit_order", None)
+    return {"visit_number": getattr(args, "visit_number", None),
+            "visit_order": [v.strip() for v in order.split(",")] if order else None}
 
 
 def run(args) -> int:
@@ -45,7 +57,7 @@ def run(args) -> int:
 
     try:
         frame = load_long_table(args.data, args.subject, args.arm, args.visit, args.value,
-                                args.baseline, args.control)
+                                args.baseline, args.control, **visit_options(args))
         endpoint = args.endpoint or ("change" if args.baseline else "value")
         threshold = (None if args.responder_threshold is None
                      else parse_number(args.responder_threshold, "--responder-threshold"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from annulus.cli import CliError
-from annulus.cli.compare import add_table_arguments
+from annulus.cli.compare import add_table_arguments, visit_options
 
 MODEL_NAMES = ("linear", "emax", "exponential", "quadratic")
 
@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--dose", action="append", required=True, metavar="LEVEL=DOSE",
                    help="dose of an arm, repeat or comma-separate: --dose control=0,low=5,...")
     p.add_argument("--endpoint", default=None, help="change (default with --baseline) or value")
-    p.add_argument("--at", default=None, help="visit for MCP-Mod (default: the last visit)")
+    p.add_argument("--at", default=None,
+                   help="visit for MCP-Mod (default: the last visit in time order)")
     p.add_argument("--model", action="append", default=None, metavar="NAME=GUESS",
                    help="candidate model and guesstimate (emax=ED50, exponential=delta, "
                    "quadratic=delta, linear=0); default: all four with guesses from the top dose")
@@ -66,7 +67,7 @@ def analyse(args) -> dict:
     from annulus.stats.dose_response import dunnett, mcpmod, trend_test
 
     frame = load_long_table(args.data, args.subject, args.arm, args.visit, args.value,
-                            args.baseline, args.control)
+                            args.baseline, args.control, **visit_options(args))
     doses = parse_levels_map(args.dose, "--dose")
     arms = _io.arm_order(frame["arm"], args.control)
     missing = [a for a in arms if a not in doses]

@@ -36,8 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--arm", help="treatment column for LS-means and contrasts "
                                  "(default: the factor interacting with the visit)")
     p.add_argument("--control", help="control level of --arm (default: first in sorted order)")
-    p.add_argument("--visit-order", help="comma-separated visits in time order (for ar1, arh1, toep; default: the "
-                                         "protocol's schedule order for its visit ids, else natural order)")
+    p.add_argument("--visit-order", help="comma-separated visits in time order (default: by --visit-number or "
+                                         "AVISITN when present, else labels with time units in time "
+                                         "order: days < weeks < months < years, e.g. W1, M1, M24)")
+    p.add_argument("--visit-number", metavar="COLUMN",
+                   help="numeric column giving the visits' time order (default: AVISITN when present)")
     p.add_argument("--trend", metavar="LEVEL=DOSE,...",
                    help="linear dose trend on the LS-means of --arm at each visit, e.g. "
                         "control=0,low=5,mid=10,high=20")
@@ -101,33 +104,6 @@ def _finite(obj):
     return obj
 
 
-def _protocol_order(data, visit: str, cov: str) -> list[str] | None:
-    """The shipped protocol's schedule order when the visit labels are its visit ids (baseline,
-    w1, m1, m3 ... m24, in any case), so that time-ordered structures see time, not the
-    alphabet. Labels that are not all visit ids: None (the core then orders them naturally,
-    VIS2 before VIS10), except that a time-ordered covariance refuses to guess when only some
-    are, and asks for --visit-order."""
-    from annulus.protocol import default_protocol_path, load_protocol
-
-    if visit not in getattr(data, "columns", ()):
-        return None
-    labels = {str(v).lower(): str(v) for v in data[visit].dropna().unique()}
-    try:
-        schedule = [v.id.lower() for v in load_protocol(default_protocol_path()).schedule.visits]
-    except Exception:  # noqa: BLE001 - no protocol file beside the package: fall back to natural order
-        return None
-    known = set(labels) & set(schedule)
-    if not labels or not known:
-        return None
-    if known != set(labels):
-        if cov in ("ar1", "arh1", "toep"):
-            odd = sorted(labels[v] for v in set(labels) - known)
-            raise CliError(f"visits {', '.join(odd)} are not visits of the protocol; give --visit-order "
-                           f"(a {cov} covariance needs the visits in time order)")
-        return None
-    return [labels[v] for v in schedule if v in labels]
-
-
 def _scores(text: str) -> dict:
     scores = {}
     for part in text.split(","):
@@ -145,8 +121,7 @@ def run(args) -> int:
     from annulus.stats.mmrm import MmrmError, check_arm, fit_mmrm
 
     data = _read_csv(args.data)
-    order = ([v.strip() for v in args.visit_order.split(",")] if args.visit_order
-             else _protocol_order(data, args.visit, args.cov))
+    order = [v.strip() for v in args.visit_order.split(",")] if args.visit_order else None
     try:
         arm = args.arm or _guess_arm(args.formula, args.visit, data)
         if args.control and not arm:
@@ -154,7 +129,8 @@ def run(args) -> int:
         if arm:
             check_arm(data, args.subject, arm)
         res = fit_mmrm(data, args.formula, subject=args.subject, visit=args.visit,
-                       cov=args.cov, method=args.method, df=args.df, visit_order=order)
+                       cov=args.cov, method=args.method, df=args.df, visit_order=order,
+                       visit_number=args.visit_number)
         out = res.to_dict(arm=arm, control=args.control)
         if args.trend:
             if not arm:

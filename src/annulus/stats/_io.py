@@ -103,16 +103,11 @@ def check_arms(arms: Sequence[str], control: str | None, column: str) -> None:
 
 
 def ordered_levels(values: pd.Series) -> list[str]:
-    """Levels in numeric order when they are all numbers, else in order of first appearance.
+    """Visit levels in time order by the one rule of :mod:`annulus.stats.visits` (a categorical
+    column keeps its category order; labels whose time order cannot be told are refused)."""
+    from annulus.stats.visits import order_visits
 
-    Visit labels such as "1 week", "1 month" are usually written in time order in the file, which
-    sorting as text would scramble.
-    """
-    levels = list(dict.fromkeys(values))
-    numbers = pd.to_numeric(pd.Series(levels), errors="coerce")
-    if not numbers.isna().any():
-        return [lvl for _, lvl in sorted(zip(numbers, levels, strict=True))]
-    return levels
+    return order_visits(values)
 
 
 def arm_order(arms: Iterable[str], control: str | None) -> list[str]:

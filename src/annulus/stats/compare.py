@@ -31,6 +31,7 @@ from scipy import special, stats
 from annulus.stats import _io
 from annulus.stats._io import InputError
 from annulus.stats.dose_response import dunnett
+from annulus.stats.visits import order_visits, visit_number_column
 
 NORMALITY_ALPHA = 0.05  # Shapiro–Wilk level below which an arm counts as non-normal
 VARIANCE_ALPHA = 0.05  # Levene level below which the variances count as unequal
@@ -48,8 +49,14 @@ def load_long_table(
     value: str,
     baseline: str | None = None,
     control: str | None = None,
+    visit_number: str | None = None,
+    visit_order: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read and check a long table; returns columns subject, arm, visit, value[, baseline].
+
+    The visit column comes back as an ordered categorical in time order (``visit_order``, else
+    the numeric column ``visit_number`` or ``AVISITN`` when present, else the labels' time
+    units; see :mod:`annulus.stats.visits`).
 
     Missing values (``NA``, empty) are allowed and dropped per analysis; anything else that is not
     a number, a subject in two arms or twice at one visit, a visit without any value, a single arm
@@ -70,6 +77,11 @@ def load_long_table(
         out["baseline"] = _io.numeric_column(frame, baseline)
     if out.empty:
         raise InputError("the data have no rows")
+    number_col = visit_number_column(frame.columns, visit, visit_number)
+    numbers = _io.numeric_column(frame, number_col) if number_col is not None else None
+    order = order_visits(out["visit"], explicit=visit_order, numbers=numbers,
+                         number_column=number_col or "AVISITN", visit_column=visit)
+    out["visit"] = pd.Categorical(out["visit"], categories=order, ordered=True)
     _io.check_one_arm_per_subject(out, "subject", "arm")
     twice = out.duplicated(["subject", "visit"])
     if twice.any():

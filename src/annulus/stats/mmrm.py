@@ -89,6 +89,26 @@ class _Design:
     patterns: list
 
 
+def _time_levels(df: pd.DataFrame, visit: str, visit_number: str | None) -> list:
+    """The visit levels in time order (see ``annulus.stats.visits``), errors as MmrmError."""
+    from annulus.stats._io import InputError
+    from annulus.stats.visits import order_visits, visit_number_column
+
+    try:
+        number_col = visit_number_column(df.columns, visit, visit_number)
+        values = df[visit]
+        if number_col is not None:
+            labels = values.map(lambda v: _label(v) if pd.notna(v) else None)
+            return order_visits(labels, numbers=df[number_col], number_column=number_col,
+                                visit_column=visit)
+        if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(values):
+            return _natural_levels(values)
+        return order_visits(values.map(lambda v: _label(v) if pd.notna(v) else None),
+                            visit_column=visit)
+    except InputError as exc:
+        raise MmrmError(str(exc)) from None
+
+
 def _natural_levels(values: pd.Series) -> list:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return [str(c) for c in values.cat.categories if (values == c).any()]
@@ -149,7 +169,7 @@ def _formula_variables(formula: str):
     return lhs[0], sorted(parsed.rhs.required_variables)
 
 
-def _prepare(data, formula, subject, visit, visit_order) -> _Design:
+def _prepare(data, formula, subject, visit, visit_order, visit_number=None) -> _Design:
     import formulaic
 
     if not isinstance(data, pd.DataFrame):
@@ -171,14 +191,16 @@ def _prepare(data, formula, subject, visit, visit_order) -> _Design:
         raise MmrmError(f"response {response!r} has a non-numeric value {raw[row]!r} (row {row})")
     df[response] = num.astype(float)
 
-    # Visit levels: explicit order > categorical order > sorted labels.
+    # Visit levels in time order, by the one rule of annulus.stats.visits: explicit order >
+    # numeric visit column (visit_number, or AVISITN when present) > categorical order >
+    # numbers > labels with time units > one text with one number; otherwise refused.
     if visit_order is not None:
         visits = [str(v) for v in visit_order]
         unknown = sorted(set(df[visit].dropna().map(_label)) - set(visits))
         if unknown:
             raise MmrmError(f"visit {unknown[0]!r} is not in the visit order {visits}")
     else:
-        visits = _natural_levels(df[visit])
+        visits = _time_levels(df, visit, visit_number)
     df[visit] = df[visit].map(lambda v: _label(v) if pd.notna(v) else v)
     if len(visits) == 0:
         raise MmrmError(f"visit column {visit!r} has no values")
@@ -754,13 +776,15 @@ def _start_sigma(design: _Design) -> np.ndarray:
 
 def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: str = "us",
              method: str = "reml", df: str = "satterthwaite",
-             visit_order: list | None = None) -> MmrmResult:
+             visit_order: list | None = None, visit_number: str | None = None) -> MmrmResult:
     """Fit an MMRM by REML or ML.
 
     ``cov`` is one of us, cs, csh, ar1, arh1, toep; ``df`` one of satterthwaite,
     kenward-roger (alias kr), residual, between-within. ``visit_order`` gives the time order
-    of the visits (for ar1/arh1/toep); by default a categorical visit keeps its category
-    order and other visits are sorted.
+    of the visits (for ar1/arh1/toep); by default the visits are ordered by ``visit_number``
+    (a numeric visit column; ``AVISITN`` when the data have it), a categorical visit keeps its
+    category order, and labels are put in time order by ``annulus.stats.visits.order_visits``
+    (which refuses labels whose time order it cannot tell).
 
     >>> import numpy as np, pandas as pd
     >>> rng = np.random.default_rng(1)
@@ -784,7 +808,7 @@ def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: st
     if df_method not in DF_METHODS:
         raise MmrmError(f"unknown df method {df!r}; use one of {', '.join(DF_METHODS)}")
 
-    design = _prepare(data, formula, subject, visit, visit_order)
+    design = _prepare(data, formula, subject, visit, visit_order, visit_number)
     struct = STRUCTURES[cov]
     reml = method == "reml"
     t = len(design.visits)
