@@ -153,6 +153,7 @@ def test_treatment_level_export_gives_dose_scores_to_dose(tmp_path, capsys, prot
     assert high["estimate"] == pytest.approx(EFFECT["D"], abs=10)
 
 
+@pytest.mark.req("X-7.6", "X-3.8")
 def test_blinded_export_has_no_treatment_column(tmp_path, proto):
     import pyreadstat
 

@@ -98,6 +98,7 @@ def test_population_flags_and_disposition(tmp_path, proto):
     w = adsl[withdrawn.subject]
     assert (w["EOSSTT"], w["DCSREAS"], w["DCSREASP"], w["EOSDT"]) == (
         "DISCONTINUED", "WITHDRAWAL BY SUBJECT", "participant's request", "2023-01-10")
+    assert (adsl[ok.subject]["LASTVIS"], adsl[missed_primary.subject]["LASTVIS"], sf["LASTVIS"]) == ("m24", "m24", "")
     assert (adsl[completed.subject]["EOSSTT"], adsl[completed.subject]["EOSDT"]) == ("COMPLETED", "2024-07-01")
     assert (adsl[lost.subject]["EOSSTT"], adsl[lost.subject]["DCSREAS"]) == ("DISCONTINUED", "LOST TO FOLLOW-UP")
     assert (adsl[ok.subject]["EOSSTT"], adsl[ok.subject]["DCSREAS"], adsl[ok.subject]["EOSDT"]) == ("ONGOING", "", "")

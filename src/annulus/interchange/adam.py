@@ -169,6 +169,7 @@ def adsl_columns(ctx) -> list[Col]:
         Col("LIPODT", "Date of Liposuction", "date"),
         Col("TRTSDT", "Date of Transplantation (Day 0)", "date"),
         Col("EOSDT", "End of Study Date", "date"),
+        Col("LASTVIS", "Last scheduled visit attended", length=20),
         Col("EOSSTT", "End of Study Status", length=12),
         Col("DCSREAS", "Reason for Discontinuation from Study", length=40),
         Col("DCSREASP", "Reason Spec for Discont from Study", length=200),
@@ -309,6 +310,12 @@ class _Schedule:
             self.order[v.id] = i
 
 
+def _last_visit(subject, schedule) -> str | None:
+    """The last visit of the schedule the participant attended (for the CONSORT flow's losses by visit)."""
+    attended = [v.visit for v in subject.visits if v.outcome == "attended" and v.visit in schedule.order]
+    return max(attended, key=schedule.order.get) if attended else None
+
+
 def _num(value) -> str:
     if value is None:
         return ""
@@ -387,7 +394,8 @@ def write(subjects, ctx, out_dir) -> list[Path]:
                    "EMUNBLFL": _yn(s.emergency_unblinded),
                    "RFICDT": _local_date(s.consented_at, tz), "RANDDT": _local_date(s.randomised_at, tz),
                    "LIPODT": _local_date(s.liposuction_on, tz), "TRTSDT": _local_date(s.transplanted_at, tz),
-                   "EOSDT": _local_date(s.end_date, tz), "EOSSTT": status, "DCSREAS": reason, "DCSREASP": detail}
+                   "EOSDT": _local_date(s.end_date, tz), "LASTVIS": _last_visit(s, schedule),
+                   "EOSSTT": status, "DCSREAS": reason, "DCSREASP": detail}
             for p in PARAMS:
                 if p.baseline_column:
                     row[p.baseline_column] = values.get((BASELINE_VISIT, p.code))
