@@ -357,11 +357,31 @@ def compare_visits(
             "visits": visits}
 
 
+def decimal_places(values: Sequence[float], most: int = 10) -> int:
+    """The fewest decimal places that write every value exactly (up to binary rounding), at
+    most ``most``: 16.4 and 1.4 have 1, 15 has 0.
+
+    >>> decimal_places([16.4, 1.4, 70]), decimal_places([0.125])
+    (1, 3)
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    for places in range(most + 1):
+        scaled = x * 10.0**places
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+            return places
+    return most
+
+
 def _responders(at: pd.DataFrame, arms: list[str], control: str, threshold: float,
                 lower_is_better: bool) -> dict:
     at = at.dropna(subset=["baseline"])
     improvement = at["baseline"] - at["value"] if lower_is_better else at["value"] - at["baseline"]
-    hit = improvement >= threshold
+    # At the data's precision: 16.4 - 1.4 is 14.999999999999998 in binary floating point but an
+    # improvement of exactly 15 in data recorded to one decimal.
+    places = decimal_places(np.concatenate([at["baseline"].to_numpy(float),
+                                            at["value"].to_numpy(float)]))
+    hit = improvement.round(places) >= threshold
     counts = [int(hit[at["arm"] == a].sum()) for a in arms]
     totals = [int((at["arm"] == a).sum()) for a in arms]
     rows = [{"arm": a, "responders": c, "n": n, "rate": c / n if n else math.nan}
