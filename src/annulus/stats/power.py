@@ -146,8 +146,10 @@ def simulate_power(
     check_positive(sd, "sd")
     check_probability(alpha, "alpha")
     check_probability(dropout, "dropout", open_low=False)
-    if not -1 < rho < 1:
-        raise InputError(f"rho must be in (-1, 1), got {rho:g}")
+    if not 0 <= rho < 1:
+        # Compound symmetry is simulated as a shared subject effect of variance rho * sd^2.
+        raise InputError(f"rho must be in [0, 1) (the simulation adds a subject effect of "
+                         f"variance rho * sd^2), got {rho:g}")
     if np.isscalar(effects):
         effects = [float(effects)] * (groups - 1)
     effects = [float(e) for e in effects]

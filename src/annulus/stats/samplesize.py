@@ -23,6 +23,8 @@ from scipy import stats
 from annulus.stats._io import InputError, check_positive, check_probability
 
 METHODS = ("z", "t")
+# Beyond ten million per group a design is not a trial (and the exact t loop would not end).
+MAX_PER_GROUP = 1e7
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,15 @@ def power_t(
         return float("nan")
     ncp = abs(delta) / (sd * math.sqrt(1 / n1 + 1 / n2))
     crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    # Both tails as upper tails: P(T < -c | ncp) = P(T > c | -ncp). scipy's nct.cdf returns NaN in
+    # the far lower tail once ncp is above about 8 (a high-powered design), its sf does not.
+    upper = stats.nct.sf(crit, df, ncp)
+    lower = stats.nct.sf(crit, df, -ncp)
+    if not math.isfinite(upper):  # not seen in scipy 1.17; the normal approximation of the t power
+        upper = stats.norm.sf((crit - ncp) / math.sqrt(1 + crit**2 / (2 * df)))
+    if not math.isfinite(lower):
+        lower = stats.norm.sf((crit + ncp) / math.sqrt(1 + crit**2 / (2 * df)))
+    return float(min(1.0, upper + lower))
 
 
 def _power(method: str, n: float, delta: float, sd: float, alpha: float) -> float:
@@ -123,6 +133,9 @@ def sample_size(
 
     z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
     n_z = 2 * (z_a + z_b) ** 2 * sd**2 / delta**2
+    if not n_z <= MAX_PER_GROUP:
+        raise InputError(f"delta {delta:g} is too small for sd {sd:g}: about {n_z:.2g} subjects per "
+                         f"group would be needed (more than {MAX_PER_GROUP:.0e})")
     # A tiny tolerance keeps an exact integer (e.g. 20.0000000001 from rounding) from becoming 21.
     n = max(2, math.ceil(n_z - 1e-9))
     if method == "t":
@@ -157,6 +170,8 @@ def achieved_power(
     _check(delta, sd, alpha, dropout, method)
     if n < 2 or int(n) != n:
         raise InputError(f"n must be a whole number of at least 2, got {n}")
+    if n > MAX_PER_GROUP:
+        raise InputError(f"n must be at most {MAX_PER_GROUP:.0e} per group, got {n}")
     evaluable = math.floor(n * (1 - dropout) + 1e-9)
     if evaluable < 2:
         raise InputError(
