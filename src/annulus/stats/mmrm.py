@@ -229,6 +229,18 @@ def _prepare(data, formula, subject, visit, visit_order, visit_number=None) -> _
 
     factors = {}
     for col in factors_all:
+        if col == visit:
+            continue
+        # A level with subjects in the data but no analysable row (e.g. an arm whose responses
+        # are all missing) would silently drop out of the model: refuse, naming it.
+        lost = sorted(set(df[col].dropna()) - set(used[col]))
+        if lost:
+            n_lost = df.loc[df[col] == lost[0], subject].nunique()
+            raise MmrmError(
+                f"level {lost[0]!r} of {col!r} has no rows with {response!r} and every model "
+                f"variable present ({n_lost} subject{'s' * (n_lost != 1)} in the data); "
+                "remove it from the data or check the missing values")
+    for col in factors_all:
         levels = sorted(used[col].unique())
         if len(levels) < 2:
             raise MmrmError(
