@@ -42,6 +42,9 @@ IMAGING = {"modic_superior": "MODICSUP", "modic_inferior": "MODICINF", "pfirrman
            "height_index_mm": "DSCHTIDX", "height_above_mm": "DSCHTABV", "height_below_mm": "DSCHTBLW",
            "rom_flexion_deg": "SGANGFLX", "rom_extension_deg": "SGANGEXT"}
 INSTRUMENT_PREFIX = {"odi": "ODI", "joa": "JOA", "sf36": "SF36"}  # + item number: ODI01, JOA14, SF3636
+# the JOA items are named, not numbered: their number is their place on the JOA form
+JOA_ITEMS = ("low_back_pain", "leg_pain", "gait", "slr", "sensory", "motor", "turn_over", "standing", "washing",
+             "leaning_forward", "sitting", "lifting", "walking", "bladder")
 EVIDENCE = {"date_of_birth": ("DM", "", "BRTHDTC"), "vas_mm": ("QS", "VAS", "QSORRES"),
             "odi_percent": ("QS", "ODITOT", "QSORRES"), "hbsag": ("LB", "HBSAG", "LBORRES"),
             "hiv": ("LB", "HIVAB", "LBORRES"), "cmv": ("LB", "CMVAB", "LBORRES"),
@@ -107,6 +110,8 @@ def sdtm(form: str, item: str, *, instrument: str = "", panel: str = "", group: 
     key = instrument or form
     if key == "vas":
         return "QS", "VAS", "QSORRES"
+    if key == "joa" and item in JOA_ITEMS:
+        return "QS", f"JOA{JOA_ITEMS.index(item) + 1:02d}", "QSORRES"
     if key in INSTRUMENT_PREFIX:
         return "QS", f"{INSTRUMENT_PREFIX[key]}{_number(item):02d}", "QSORRES"
     if key == "imaging":
