@@ -48,11 +48,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _read_csv(path: str):
+def _read_csv(path: str, formula: str = "", visit_number: str | None = None):
     import pandas as pd
 
+    from annulus.stats._io import InputError, check_finite_text
+
     try:
-        # Only 'NA' and empty cells are missing; anything else non-numeric is an error later.
+        # Non-finite numbers (inf, -inf, NaN text) in the model's columns are refused with their
+        # line; only 'NA' and empty cells are missing, anything else non-numeric is an error later.
+        text = pd.read_csv(path, dtype=str, keep_default_na=False)
+        text.columns = [str(c).strip() for c in text.columns]
+        try:
+            check_finite_text(text, [c for c in text.columns
+                                     if c == visit_number or _names_column(formula, c)])
+        except InputError as exc:
+            raise CliError(str(exc)) from None
         return pd.read_csv(path, keep_default_na=False, na_values=["NA", ""])
     except FileNotFoundError:
         raise CliError(f"cannot read {path}: file not found") from None
@@ -67,6 +77,13 @@ def _read_csv(path: str):
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(f"cannot read {path}: {first}") from None
+
+
+def _names_column(formula: str, column: str) -> bool:
+    """Whether the formula text mentions ``column`` as a whole name."""
+    import re
+
+    return re.search(rf"(?<![\w.]){re.escape(column)}(?![\w.])", formula) is not None
 
 
 def _guess_arm(formula: str, visit: str, data) -> str | None:
@@ -120,7 +137,7 @@ def _scores(text: str) -> dict:
 def run(args) -> int:
     from annulus.stats.mmrm import MmrmError, check_arm, fit_mmrm
 
-    data = _read_csv(args.data)
+    data = _read_csv(args.data, args.formula, args.visit_number)
     order = [v.strip() for v in args.visit_order.split(",")] if args.visit_order else None
     try:
         arm = args.arm or _guess_arm(args.formula, args.visit, data)

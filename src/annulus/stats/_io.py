@@ -13,8 +13,36 @@ import numpy as np
 import pandas as pd
 
 # Spellings of "missing" accepted in numeric columns (R writes NA, SAS and SPSS exports use "." or
-# an empty cell).
-MISSING = ["", "NA", "N/A", "NaN", "nan", "."]
+# an empty cell). "NaN" and "inf" are not missing marks but the result of a failed calculation
+# upstream: they are refused with the line, in every reader (see ``nonfinite_text``).
+MISSING = ["", "NA", "N/A", "."]
+_NAN_WORDS = {"nan", "-nan", "+nan"}
+
+
+def nonfinite_text(text: pd.Series) -> pd.Series:
+    """True where a text cell spells a non-finite number: inf, -inf, Infinity, NaN, nan..."""
+    text = text.astype(str).str.strip()
+    with np.errstate(all="ignore"):
+        numbers = pd.to_numeric(text, errors="coerce")
+    return np.isinf(numbers) | (numbers.isna() & text.str.lower().isin(_NAN_WORDS))
+
+
+def check_finite_text(frame: pd.DataFrame, columns: Iterable[str]) -> None:
+    """Refuse the first non-finite cell (inf, -inf, NaN text) of ``columns`` of a table read as
+    text, naming the CSV line (header = line 1) and the column."""
+    first = None
+    for col in columns:
+        if col is None or col not in frame.columns:
+            continue
+        bad = nonfinite_text(frame[col]).to_numpy()
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            if first is None or pos < first[0]:
+                first = (pos, col, str(frame[col].iloc[pos]).strip())
+    if first is not None:
+        pos, col, text = first
+        raise InputError(f"column '{col}' has a non-finite value '{text}' (line {pos + 2}); "
+                         "numbers must be finite, missing values written NA or left empty")
 
 
 class InputError(ValueError):
@@ -55,7 +83,13 @@ def numeric_column(frame: pd.DataFrame, col: str, allow_missing: bool = True) ->
     raw = frame[col]
     if pd.api.types.is_numeric_dtype(raw):
         values = raw.astype(float)
+        inf = np.isinf(values.to_numpy())
+        if inf.any():
+            pos = int(np.flatnonzero(inf)[0])
+            raise InputError(f"column '{col}' has a non-finite value '{values.iloc[pos]}' "
+                             f"(line {pos + 2}); numbers must be finite")
     else:
+        check_finite_text(frame, [col])
         text = raw.astype(str).str.strip()
         missing = text.isin(MISSING)
         values = pd.to_numeric(text.where(~missing), errors="coerce")

@@ -314,6 +314,11 @@ def compare_visits(
         raise InputError("a responder analysis needs a baseline column")
     arms = _io.arm_order(frame["arm"], control)
     _io.check_arms(arms, control, "arm")
+    for col in ("value", "baseline") if has_baseline else ("value",):
+        inf = np.isinf(frame[col].to_numpy(float))
+        if inf.any():
+            raise InputError(f"column '{col}' has a non-finite value (row {int(np.flatnonzero(inf)[0])}); "
+                             "numbers must be finite")
     data = frame.dropna(subset=["value"]).copy()
     if has_baseline:
         data["change"] = data["value"] - data["baseline"]

@@ -190,6 +190,13 @@ def _prepare(data, formula, subject, visit, visit_order, visit_number=None) -> _
         row = bad.idxmax()
         raise MmrmError(f"response {response!r} has a non-numeric value {raw[row]!r} (row {row})")
     df[response] = num.astype(float)
+    for col in [response] + [c for c in rhs_vars if pd.api.types.is_numeric_dtype(df[c])
+                             and not pd.api.types.is_bool_dtype(df[c])]:
+        inf = np.isinf(df[col].to_numpy(float))
+        if inf.any():
+            row = df.index[int(np.flatnonzero(inf)[0])]
+            raise MmrmError(f"column {col!r} has a non-finite value {float(df[col][row]):g} (row {row}); "
+                            "numbers must be finite")
 
     # Visit levels in time order, by the one rule of annulus.stats.visits: explicit order >
     # numeric visit column (visit_number, or AVISITN when present) > categorical order >
