@@ -100,7 +100,8 @@ def test_session_post_without_csrf_token_is_refused(users, trial):
 def test_bad_input_names_the_field(kind, users, trial):
     c = kind(users["monitor"])
     for body, field, status in (({"format": "xlsx"}, "format", 400),
-                                ({"format": FMT, "as_of": "2999-01-01T00:00:00Z"}, "as_of", 400),
+                                ({"format": FMT, "as_of": "2099-01-01T00:00:00Z"}, "as_of", 400),
+                                ({"format": FMT, "as_of": "2999-01-01T00:00:00Z"}, "as_of", 422),
                                 ({"format": FMT, "as_of": "2001-01-01T00:00:00Z"}, "as_of", 400),
                                 ({"format": FMT, "as_of": "not a time"}, "as_of", 422),
                                 ({"format": FMT, "identifiable": True}, "identifiable", 403),

@@ -82,8 +82,14 @@ def test_unknown_or_missing_user(capsys, users, tmp_path, monkeypatch):
 
 def test_future_as_of(capsys, users, tmp_path):
     code, _, err = _run(capsys, "--format", FMT, "--out", str(tmp_path / "o"), "--user", "t_monitor",
-                        "--as-of", "2999-01-01T00:00")
+                        "--as-of", "2099-01-01T00:00")
     _one_line_error(code, err, "--as-of", "future")
+
+
+def test_implausible_as_of(capsys, users, tmp_path):
+    code, _, err = _run(capsys, "--format", FMT, "--out", str(tmp_path / "o"), "--user", "t_monitor",
+                        "--as-of", "2999-01-01")
+    _one_line_error(code, err, "--as-of", "must be between 1900-01-01 and 2100-12-31")
 
 
 def test_as_of_before_the_trial(capsys, users, tmp_path):

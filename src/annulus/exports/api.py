@@ -8,6 +8,7 @@ from django.http import FileResponse, Http404
 from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
+from annulus.dates import PlausibleDateTime
 
 from . import selectors, services
 from .models import ExportJob
@@ -18,7 +19,7 @@ router = Router(tags=["exports"])
 
 class ExportRequestIn(Schema):
     format: str = Field(..., max_length=20, description="csv | sav | dta | xpt | odm | sdtm | dataset-json | adam")
-    as_of: datetime | None = Field(None, description="the data as they stood at this time (default: when the job runs)")
+    as_of: PlausibleDateTime | None = Field(None, description="the data as they stood at this time (default: when the job runs)")
     identifiable: bool = Field(False, description="with initials, name and phone (investigators and coordinators)")
     excel: bool = Field(False, description="CSV files with a UTF-8 byte-order mark for Excel")
     language: str = Field("en", max_length=10, description="en | zh-hans: the language of labels")
@@ -44,7 +45,7 @@ class ExportJobOut(Schema):
     requested_as_of: datetime | None
     created_at: datetime
     finished_at: datetime | None
-    as_of: datetime | None = Field(None, description="the as-of time of the export made")
+    as_of: PlausibleDateTime | None = Field(None, description="the as-of time of the export made")
     blinding: str | None = Field(None, description="blinded | labels | arms (of the export made)")
     subjects: int | None = None
     audit_chain_count: int | None = None
@@ -102,7 +103,7 @@ def export_status(request, pk: int):
 
 
 @router.get("/{pk}/download", response={200: None}, openapi_extra={
-    "responses": {"200": {"description": "the export's files as a zip",
+    "responses": {200: {"description": "the export's files as a zip",
                           "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}})
 def download_export(request, pk: int):
     """The zip of a finished export (404 while it is not finished, or for another user's)."""

@@ -122,10 +122,14 @@ def check(*, actor, fmt: str, as_of: datetime | None = None, identifiable: bool 
         if not isinstance(as_of, datetime):
             problems.add("as_of", "must be a date and time")
         else:
+            from annulus import dates
+
             if timezone.is_naive(as_of):
                 as_of = timezone.make_aware(as_of, timezone.get_default_timezone())
             start = trial_start()
-            if as_of > now:
+            if dates.problem(as_of):
+                problems.add("as_of", dates.OUT_OF_RANGE)
+            elif as_of > now:
                 problems.add("as_of", f"{timezone.localtime(as_of):%Y-%m-%d %H:%M} is in the future: the data can only "
                                       "be exported as they stand now or stood before")
             elif start is not None and as_of < start:
