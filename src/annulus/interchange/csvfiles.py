@@ -36,7 +36,6 @@ rows are written as soon as it is read: memory stays flat in the number of parti
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Iterable
 from pathlib import Path
 
