@@ -46,11 +46,13 @@ INSTRUMENT_PREFIX = {"odi": "ODI", "joa": "JOA", "sf36": "SF36"}  # + item numbe
 JOA_ITEMS = ("low_back_pain", "leg_pain", "gait", "slr", "sensory", "motor", "turn_over", "standing", "washing",
              "leaning_forward", "sitting", "lifting", "walking", "bladder")
 EVIDENCE = {"date_of_birth": ("DM", "", "BRTHDTC"), "vas_mm": ("QS", "VAS", "QSORRES"),
-            "odi_percent": ("QS", "ODITOT", "QSORRES"), "hbsag": ("LB", "HBSAG", "LBORRES"),
-            "hiv": ("LB", "HIVAB", "LBORRES"), "cmv": ("LB", "CMVAB", "LBORRES"),
-            "rubella": ("LB", "RUBAB", "LBORRES"), "pfirrmann_grade": ("MK", "PFIRGRD", "MKORRES"),
+            # viral serology is microbiology in CDISC CT (MBTESTCD): HBsAg, HIV-1/2 antibody, and IgM
+            # antibodies for the protocol's "active infection" with cytomegalovirus and rubella
+            "odi_percent": ("QS", "ODITOT", "QSORRES"), "hbsag": ("MB", "HBSAG", "MBORRES"),
+            "hiv": ("MB", "HIV12AB", "MBORRES"), "cmv": ("MB", "CMVIGMAB", "MBORRES"),
+            "rubella": ("MB", "RUBIGMAB", "MBORRES"), "pfirrmann_grade": ("MK", "PFIRGRD", "MKORRES"),
             "modic_type": ("MK", "MODIC", "MKORRES"), "disc_height_loss_percent": ("MK", "DSCHTLS", "MKORRES"),
-            "bmd_t_score": ("MK", "BMDTSCR", "MKORRES"), "collected_on": ("SC", "", "SCDTC")}
+            "bmd_t_score": ("MK", "BMDT", "MKORRES"), "collected_on": ("SC", "", "SCDTC")}
 RECORDS = {
     ("prescreening", "sex"): ("DM", "", "SEX"),
     ("prescreening", "recruitment_source"): ("SC", "RECRSRC", "SCORRES"),

@@ -147,6 +147,12 @@ CDISC: dict[str, Codelist] = {
     }),
 }
 
+SPONSOR: dict[str, Codelist] = {
+    "AEREL": Codelist("", "Causality (study product)", False,
+                      {"NOT RELATED": None, "UNLIKELY RELATED": None, "POSSIBLY RELATED": None,
+                       "PROBABLY RELATED": None, "DEFINITELY RELATED": None, "NOT APPLICABLE": None}),
+    "TOXGR": Codelist("", "CTCAE grade", False, {"1": None, "2": None, "3": None, "4": None, "5": None}),
+}
 
 # a variable drawing on several CDISC codelists (DSDECOD: NCOMPLT for dispositions, PROTMLST for
 # protocol milestones)
