@@ -201,5 +201,9 @@ def print_report(result: dict) -> None:
         else:
             print(f"== MMRM contrasts, Dunnett-adjusted ({mm['formula']}) ==")
             for r in mm["contrasts"]:
+                if r.get("estimable") is False:
+                    print(f"  {r['visit']}: {r['arm']} vs {result['control']} {r['estimate']:.2f} "
+                          f"({r['note']})")
+                    continue
                 print(f"  {r['visit']}: {r['arm']} vs {result['control']} {r['estimate']:.2f} "
                       f"(SE {r['se']:.2f}, df {r['df']:.1f}), adjusted p {_p(r['p'])}")

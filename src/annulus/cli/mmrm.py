@@ -183,6 +183,8 @@ def _table(out: dict) -> str:
                  f"{out['n_subjects']} subjects, {out['n_obs']} observations")
     lines.append(f"{label}: {out[key]:.8f}   converged: {out['converged']} "
                  f"(max |gradient| {out['diagnostics']['max_abs_gradient']:.1e})")
+    for w in out.get("warnings") or []:
+        lines.append(f"warning: {w}")
     lines.append("")
     width = max(len(c["term"]) for c in out["coefficients"]) + 2
     lines.append("Fixed effects".ljust(width) + "  estimate        se        df         t         p")
@@ -221,7 +223,8 @@ def _table(out: dict) -> str:
             name = f"{r['arm']} - {r['control']}" + (f" @ {r['visit']}" if r["visit"] else "")
             lines.append(name.ljust(26) + "".join(_fmt(r[k]) for k in ("estimate", "se", "df",
                                                                         "t"))
-                         + _pfmt(r["p"]) + _fmt(r["lower"]) + _fmt(r["upper"]))
+                         + _pfmt(r["p"]) + _fmt(r["lower"]) + _fmt(r["upper"])
+                         + ("  not estimable" if r.get("estimable") is False else ""))
     if out.get("trend"):
         lines.append("")
         weights = ", ".join(f"{k} {v:+g}" for k, v in out["trend"][0]["weights"].items())

@@ -320,8 +320,15 @@ def mmrm_dunnett(result, arm: str, control: str, visit: str, alpha: float = 0.05
         by_visit.setdefault(_row_level(row, (visit, "visit", "by")), []).append(i)
     out = []
     for level, idx in by_visit.items():
-        sub = cov[np.ix_(idx, idx)]
         labels = [str(_row_level(rows[i], (arm, "arm", "contrast", "level"))) for i in idx]
+        if any(rows[i].get("estimable") is False for i in idx):
+            # no adjustment can be made when a contrast of the family has no meaningful df
+            out.extend({"visit": level, "arm": lab, "estimate": rows[i]["estimate"], "se": None,
+                        "df": None, "t": None, "p": None, "lower": None, "upper": None,
+                        "estimable": False, "note": rows[i].get("note") or "not estimable"}
+                       for i, lab in zip(idx, labels))
+            continue
+        sub = cov[np.ix_(idx, idx)]
         adjusted = dunnett_contrasts(
             [rows[i]["estimate"] for i in idx], sub, [rows[i]["df"] for i in idx], labels, alpha
         )

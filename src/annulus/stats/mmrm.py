@@ -44,6 +44,23 @@ COV_STRUCTURES = tuple(STRUCTURES)
 DF_METHODS = ("satterthwaite", "kenward-roger", "residual", "between-within")
 _LOG2PI = math.log(2 * math.pi)
 
+# When an estimate is "not estimable" (its SE, df, t, p and CI are reported as None):
+# * a denominator df below 1: a t distribution with fewer than 1 df has no mean, its 97.5 % point
+#   exceeds 12.7 and grows without bound (about 1e150 at df 3e-5), so the interval carries no
+#   information; such df arise only when the contrast's variance rests on a covariance
+#   parameter the data hardly inform (e.g. one subject per arm at a visit);
+# * with Kenward-Roger, an adjusted variance more than 10 times the model-based one: the
+#   adjustment is a second-order correction (a few per cent to tens of per cent in small trials);
+#   a tenfold inflation means the expansion it rests on has broken down.
+DF_MIN = 1.0
+KR_INFLATION_MAX = 10.0
+# A covariance parameter is "not identified" when its standard error exceeds 100 times its
+# scale (the largest visit variance for (co)variances, 1 for correlations): with even one
+# subject, a variance's asymptotic SE is at most sqrt(2) times the variance and a correlation's
+# at most 1, so 100 leaves a wide margin.
+COV_PARAM_SE_MAX = 100.0
+_CORRELATION_PARAMS = ("CSH", "AR(1)", "ARH(1)")
+
 
 class MmrmError(ValueError):
     """A problem with the data, formula or model that the user can fix (one-line message)."""
@@ -433,6 +450,7 @@ class MmrmResult:
     vcov: np.ndarray = field(repr=False)
     _design: _Design = field(repr=False)
     _infer: object = field(repr=False)
+    warnings: list = field(default_factory=list)
 
     @property
     def visits(self) -> list:
@@ -475,10 +493,11 @@ class MmrmResult:
             specs = [specs]
         keys, lmat = self._grid_rows(list(specs))
         est, se, df = self._infer(lmat)
+        why = self._infer.not_estimable(lmat, se, df)
         out = []
-        for key, e, s, f in zip(keys, est, se, df):
+        for key, e, s, f, w in zip(keys, est, se, df, why):
             row = dict(zip(specs, key))
-            row.update(_interval(e, s, f, level, with_test=False))
+            row.update(_interval(e, s, f, level, with_test=False, reason=w))
             out.append(row)
         return out
 
@@ -492,10 +511,11 @@ class MmrmResult:
         """
         labels, control, lmat = self._contrast_matrix(arm, control, by)
         est, se, df = self._infer(lmat)
+        why = self._infer.not_estimable(lmat, se, df)
         out = []
-        for (a, b), e, s, f in zip(labels, est, se, df):
+        for (a, b), e, s, f, w in zip(labels, est, se, df, why):
             row = {"arm": a, "control": control, "visit": b}
-            row.update(_interval(e, s, f, level, with_test=True))
+            row.update(_interval(e, s, f, level, with_test=True, reason=w))
             out.append(row)
         return out
 
@@ -579,11 +599,13 @@ class MmrmResult:
         for b in d.factors[by] if by else [None]:
             rows.append(sum(wi * lmat[index[(a, b) if by else (a,)]] for wi, a in zip(w, levels)))
             labels.append(b)
-        est, se, df = self._infer(np.array(rows))
+        lrows = np.array(rows)
+        est, se, df = self._infer(lrows)
+        why = self._infer.not_estimable(lrows, se, df)
         out = []
-        for b, e, s_, f in zip(labels, est, se, df):
+        for b, e, s_, f, r in zip(labels, est, se, df, why):
             row = {"visit": b, "weights": dict(zip(map(str, levels), w.tolist()))}
-            row.update(_interval(e, s_, f, level, with_test=True))
+            row.update(_interval(e, s_, f, level, with_test=True, reason=r))
             out.append(row)
         return out
 
@@ -658,6 +680,10 @@ class MmrmResult:
             raise MmrmError("type 3 tests: a term has no estimable contrast")
         directions = vecs[:, :rank].T @ lmat
         est, _se, dfs = self._infer(directions)
+        why = [w for w in self._infer.not_estimable(directions, _se, dfs) if w]
+        if why:
+            return {"num_df": rank, "den_df": None, "F": None, "p": None, "estimable": False,
+                    "note": f"not estimable: {why[0]}"}
         f_stat = float(np.sum(est**2 / vals[:rank]) / rank)
         if self.df_method == "kenward-roger" and rank > 1:
             # Kenward and Roger (1997): the F on the adjusted covariance, scaled by lambda, on m df
@@ -713,6 +739,13 @@ class MmrmResult:
         else:
             out["lsmeans"] = self.lsmeans()
             out["contrasts"] = []
+        warnings_ = list(self.warnings)
+        for part in ("coefficients", "type3", "lsmeans", "contrasts"):
+            bad = [r for r in out.get(part) or [] if r.get("estimable") is False]
+            if bad:
+                warnings_.append(f"{len(bad)} of {len(out[part])} {part} not estimable "
+                                 f"({bad[0]['note'].removeprefix('not estimable: ')})")
+        out["warnings"] = warnings_
         return out
 
 
@@ -743,7 +776,13 @@ def _md_denominator_df(dfs: np.ndarray) -> float:
     return 2 * e / (e - dfs.size)
 
 
-def _interval(est, se, df, level, with_test):
+def _interval(est, se, df, level, with_test, reason=None):
+    if reason:
+        row = {"estimate": float(est), "se": None, "df": None}
+        if with_test:
+            row.update(t=None, p=None)
+        row.update(lower=None, upper=None, estimable=False, note=f"not estimable: {reason}")
+        return row
     q = stats.t.ppf(0.5 + level / 2, df) if np.isfinite(df) else stats.norm.ppf(0.5 + level / 2)
     row = {"estimate": float(est), "se": float(se), "df": float(df)}
     if with_test:
@@ -893,7 +932,12 @@ def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: st
     cols = design.columns
     est, se, dfs = infer_ctx(np.eye(k))
     coefficients = []
-    for name, b, s, f in zip(cols, est, se, dfs):
+    for name, b, s, f, why in zip(cols, est, se, dfs, infer_ctx.not_estimable(np.eye(k), se, dfs)):
+        if why:
+            coefficients.append({"term": name, "estimate": float(b), "se": None, "df": None,
+                                 "t": None, "p": None, "estimable": False,
+                                 "note": f"not estimable: {why}"})
+            continue
         tval = b / s
         coefficients.append({"term": name, "estimate": float(b), "se": float(s), "df": float(f),
                              "t": float(tval), "p": float(2 * stats.t.sf(abs(tval), f))})
@@ -903,11 +947,22 @@ def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: st
                    "se": float(math.sqrt(phi_vcov[i, i])) if phi_vcov is not None
                    and phi_vcov[i, i] > 0 else None}
                   for i, (n, v) in enumerate(zip(names, phi))]
+    # The conditioning check of every structure: a covariance parameter the data hardly inform.
+    fit_warnings = []
+    biggest = float(np.max(np.diag(sigma)))
+    for p_ in cov_params:
+        scale = 1.0 if p_["name"] in _CORRELATION_PARAMS else biggest
+        if p_["se"] is not None and p_["se"] > COV_PARAM_SE_MAX * scale:
+            fit_warnings.append(
+                f"covariance parameter {p_['name']} is not identified by the data (SE "
+                f"{p_['se']:.3g} for an estimate of {p_['estimate']:.3g}); estimates that "
+                "depend on it are reported as not estimable")
     diagnostics = {
         "optimizer": "BFGS + Newton",
         "max_abs_gradient": float(gnorm),
         "hessian_positive_definite": bool(hess_ok),
         "n_patterns": len(patterns),
+        "well_conditioned": not fit_warnings,
     }
     return MmrmResult(
         formula=formula, cov=cov, method=method, df_method=df_method,
@@ -915,7 +970,7 @@ def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: st
         covariance=covariance, cov_params=cov_params,
         n_subjects=int(design.subj_codes.max() + 1), n_obs=int(n_obs), iterations=iterations,
         diagnostics=diagnostics, beta=beta, vcov=infer_ctx.vcov_used, _design=design,
-        _infer=infer_ctx)
+        _infer=infer_ctx, warnings=fit_warnings)
 
 
 def _newton_polish(objective, theta, steps: int = 8):
@@ -1013,6 +1068,28 @@ class _Inference:
     @property
     def design_beta(self):
         return self._beta
+
+    def not_estimable(self, lmat, se, df) -> list:
+        """For each row of ``lmat``: None, or why its SE, df and CI mean nothing (DF_MIN,
+        KR_INFLATION_MAX)."""
+        lmat = np.atleast_2d(np.asarray(lmat, float))
+        inflation = None
+        if self.df_method == "kenward-roger":
+            v0 = np.einsum("ck,kl,cl->c", lmat, self.vcov, lmat)
+            v1 = np.einsum("ck,kl,cl->c", lmat, self.vcov_used, lmat)
+            inflation = np.where(v0 > 0, v1 / np.where(v0 > 0, v0, 1), 1.0)
+        out = []
+        for i in range(lmat.shape[0]):
+            if not np.isfinite(se[i]):
+                out.append("its standard error is not finite")
+            elif np.isnan(df[i]) or df[i] < DF_MIN:
+                out.append(f"{df[i]:.2g} degrees of freedom (below {DF_MIN:g})")
+            elif inflation is not None and inflation[i] > KR_INFLATION_MAX:
+                out.append(f"Kenward-Roger inflates its variance {inflation[i]:.3g}-fold "
+                           f"(more than {KR_INFLATION_MAX:g})")
+            else:
+                out.append(None)
+        return out
 
     def _gradients(self, lmat):
         """d(l' Phi l)/d phi for each row l (Phi = (X'V^-1X)^-1): sum over subjects of

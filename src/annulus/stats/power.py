@@ -111,7 +111,9 @@ def _contrast_p_by_arm(rows: list[dict], last_visit: str) -> dict[str, float]:
     out = {}
     for row in rows:
         if str(_row_level(row, ("visit", "by"))) == last_visit:
-            out[str(_row_level(row, ("arm", "contrast", "level")))] = float(row["p"])
+            # a contrast that is not estimable (p None) counts as not significant
+            p = row["p"]
+            out[str(_row_level(row, ("arm", "contrast", "level")))] = 1.0 if p is None else float(p)
     return out
 
 
