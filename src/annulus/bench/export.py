@@ -40,6 +40,9 @@ def add_arguments(parser) -> None:
                                                  "there when it does not exist)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the exported files (their folder is printed)")
+    parser.add_argument("--saved", action="store_true",
+                        help="print the table from the figures saved by earlier runs (under the var directory) "
+                             "instead of measuring again")
     parser.add_argument("--jobs", type=int, default=1,
                         help="exports run at once (default 1; more finishes sooner on a busy machine, but then "
                              "read the CPU seconds, not the clock)")
@@ -79,6 +82,20 @@ def _annulus() -> list[str]:
     return [sys.executable, "-m", "annulus"]
 
 
+def _wal(db: Path) -> None:
+    """Write-ahead logging on the benchmark's file: exports run at once (``--jobs``) each record
+    their run at the end while the others read, and in WAL mode readers never hold a writer off."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _saved_path(size: int, seed: int, fmt: str) -> Path:
+    """Where the figures of one measurement are kept (beside the cached trial)."""
+    return _var_dir() / "bench" / f"export-{size}-s{seed}-v{FILL_VERSION}.{fmt}.json"
+
+
 def _filled(size: int, seed: int, db: Path | None) -> tuple[Path, float | None]:
     """The SQLite file of a trial of ``size`` participants, filled now when missing (returns the
     fill's seconds then, else None)."""
@@ -94,6 +111,7 @@ def _filled(size: int, seed: int, db: Path | None) -> tuple[Path, float | None]:
                               env=_env(db), capture_output=True, text=True)
         if done.returncode:
             raise CliError(f"cannot migrate {db}: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        _wal(db)
         return db, None
     tmp = db.with_name(db.name + ".filling")
     for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
@@ -118,6 +136,15 @@ def run(args) -> int:
     if db is not None and not db.parent.is_dir():
         raise CliError(f"--db: folder {db.parent} does not exist")
     results: dict[tuple[int, str], dict] = {}
+    if args.saved:
+        for size in sizes:
+            for fmt in formats:
+                saved = _saved_path(size, args.seed, fmt)
+                if not saved.exists():
+                    raise CliError(f"no saved figures for {size} participants, format {fmt}: run without --saved")
+                results[(size, fmt)] = json.loads(saved.read_text(encoding="utf-8"))
+        _report(sizes, formats, results)
+        return 0
     out_root = Path(tempfile.mkdtemp(prefix="annulus-bench-export-"))
     print(f"annulus bench export: SQLite, one process per export, as the statistician (blinded); "
           f"formats {', '.join(formats)}", flush=True)
@@ -137,6 +164,8 @@ def run(args) -> int:
                       f"{r['read_cpu']:.1f} s){r['peak_mib']:>8.0f} MiB{r['subjects']:>8} subjects", flush=True)
                 if not args.keep:
                     shutil.rmtree(out, ignore_errors=True)
+                if db is None:
+                    _saved_path(size, args.seed, fmt).write_text(json.dumps(r), encoding="utf-8")
                 return r
 
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
