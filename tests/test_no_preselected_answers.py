@@ -66,11 +66,12 @@ NUMBER_FIELDS = (forms.IntegerField, forms.DecimalField, forms.FloatField)
 def _all_form_classes() -> list[type]:
     for config in apps.get_app_configs():
         if config.name.startswith("annulus."):
-            try:
-                importlib.import_module(f"{config.name}.forms")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{config.name}.forms":
-                    raise
+            for module in ("forms", "views"):  # forms declared beside their views count too
+                try:
+                    importlib.import_module(f"{config.name}.{module}")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"{config.name}.{module}":
+                        raise
     out, todo = [], list(forms.BaseForm.__subclasses__())
     while todo:
         cls = todo.pop()

@@ -24,11 +24,11 @@ LANGUAGE_CHOICES = [("en", _l("English")), ("zh-hans", _l("Simplified Chinese"))
 
 
 class ExportForm(forms.Form):
-    format = forms.ChoiceField(label=_l("Format"), choices=FORMAT_CHOICES, initial="csv")
+    format = forms.ChoiceField(label=_l("Format"), choices=[("", _l("— choose a format —")), *FORMAT_CHOICES])
     as_of = forms.DateTimeField(label=_l("Data as of (optional)"), required=False, widget=DateTimeInput,
                                 input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
                                 help_text=_l("Empty: the data as they stand when the export is built."))
-    language = forms.ChoiceField(label=_l("Language of the labels"), choices=LANGUAGE_CHOICES)
+    language = forms.ChoiceField(label=_l("Language of the labels"), choices=[("", "—"), *LANGUAGE_CHOICES])
     excel_bom = forms.BooleanField(label=_l("CSV for Excel (UTF-8 with byte-order mark)"), required=False)
     identifiable = forms.BooleanField(
         label=_l("Identifiable export (initials, name and phone; audited)"), required=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import calendar
 import io
+import warnings
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
@@ -193,8 +194,11 @@ def plot_over_time(events, columns, col_of, as_of: date) -> str:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    # a Chinese font draws the Chinese labels (glyphs missing from DejaVu Sans fall back to it)
-    with plt.rc_context({"font.family": ["DejaVu Sans", *_chinese_fonts()]}):
+    # a Chinese font draws the Chinese labels (glyphs missing from DejaVu Sans fall back to it); where
+    # none is installed (`make fonts` says so once) the plot is drawn without them, not with a warning
+    # per glyph in the server's log
+    with plt.rc_context({"font.family": ["DejaVu Sans", *_chinese_fonts()]}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
         fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)
         for i, (cid, label) in enumerate(columns):
             chosen = events if cid == TOTAL else [e for e in events if col_of(e.participant_id) == cid]
