@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.http import FileResponse, Http404
+from django.http import Http404
 from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.dates import PlausibleDateTime
 
 from . import selectors, services
+from .download import zip_response
 from .models import ExportJob
 
 PREFIX = "/exports"
@@ -107,11 +108,4 @@ def export_status(request, pk: int):
                           "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}})
 def download_export(request, pk: int):
     """The zip of a finished export (404 while it is not finished, or for another user's)."""
-    job = _job(request, pk)
-    if not selectors.may_download(request.user, job):
-        raise Http404
-    try:
-        handle = open(job.zip_path, "rb")
-    except OSError:
-        raise Http404 from None
-    return FileResponse(handle, as_attachment=True, filename=services.zip_name(job), content_type="application/zip")
+    return zip_response(request.user, _job(request, pk))

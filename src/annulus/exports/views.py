@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -18,6 +17,7 @@ from annulus.participants.forms import add_violation
 from annulus.widgets import DateTimeInput
 
 from . import selectors, services
+from .download import zip_response
 from .models import FORMAT_CHOICES, ExportJob
 
 LANGUAGE_CHOICES = [("en", _l("English")), ("zh-hans", _l("Simplified Chinese"))]
@@ -86,11 +86,4 @@ def download(request, pk: int):
     """The zip of a finished export: the capability, and a job the user may download (their own;
     the data manager also another's blinded, pseudonymised one). Records nothing."""
     need(request, "export.run")
-    job = selectors.job_for(request.user, pk)
-    if job is None or not selectors.may_download(request.user, job):
-        raise Http404
-    try:
-        handle = open(job.zip_path, "rb")
-    except OSError:
-        raise Http404 from None
-    return FileResponse(handle, as_attachment=True, filename=services.zip_name(job), content_type="application/zip")
+    return zip_response(request.user, selectors.job_for(request.user, pk))
