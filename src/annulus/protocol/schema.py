@@ -494,6 +494,51 @@ class SdvPlan(Strict):
     critical: list[SdvCritical] = Field(default_factory=list)
 
 
+# ---- analysis plan ---------------------------------------------------------------------------
+
+
+class PerVisitPlan(Strict):
+    """The pre-specified comparison of each arm with the control at every visit (P-8.2), used by
+    ``annulus compare --protocol``: the primary method, then the sensitivity analyses.
+
+    ``ancova``: the end point (``endpoint``: the change from baseline or the value) ~ arm +
+    ``covariate`` (``baseline``: the same measure at the baseline visit), difference of adjusted
+    means with its CI; ``welch``: Welch t tests; ``rank``: Wilcoxon–Mann–Whitney tests with the
+    Hodges–Lehmann shift and its CI, and Kruskal–Wallis; ``auto``: the test chosen by the data
+    (Shapiro–Wilk and Levene), not a sound primary rule but kept for earlier analyses.
+    """
+
+    primary: Literal["ancova", "welch", "auto"]
+    endpoint: Literal["change", "value"] = "change"
+    covariate: Literal["baseline"] | None = None
+    sensitivity: list[Literal["ancova", "welch", "rank", "auto"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        problems = []
+        uses_ancova = self.primary == "ancova" or "ancova" in self.sensitivity
+        if uses_ancova and self.covariate is None:
+            problems.append("covariate: the ANCOVA needs its covariate (baseline)")
+        if self.covariate is not None and not uses_ancova:
+            problems.append("covariate: only the ANCOVA uses a covariate, and no analysis is an ANCOVA")
+        seen = set()
+        for i, m in enumerate(self.sensitivity):
+            if m == self.primary:
+                problems.append(f"sensitivity[{i}]: '{m}' is already the primary analysis")
+            elif m in seen:
+                problems.append(f"sensitivity[{i}]: '{m}' is listed twice")
+            seen.add(m)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class AnalysisPlan(Strict):
+    """The statistical analysis plan, as far as the software runs it."""
+
+    per_visit: PerVisitPlan
+
+
 class Protocol(Strict):
     """A whole protocol version."""
 
@@ -519,6 +564,9 @@ class Protocol(Strict):
     sdv: SdvPlan | None = None
     # soft edit checks (X-7.4): each finding raises a query on its item
     edit_checks: list[EditCheck] = Field(default_factory=list)
+    # optional so that stored protocol versions without it still load: without a plan,
+    # `annulus compare` needs --method (default: the test chosen by the data)
+    analysis: AnalysisPlan | None = None
     assumptions: list[Text] = Field(default_factory=list)
 
     @model_validator(mode="after")

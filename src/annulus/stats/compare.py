@@ -4,17 +4,26 @@ From a long table (one row per subject and visit) this gives, at every visit:
 
 * per arm: n, mean, SD, median, quartiles and a t-based 95 % CI, for the value and for the change
   from baseline;
-* the omnibus test chosen by the data, with the reason: Shapiro–Wilk in every arm (normality) and
-  Levene's test with the median as centre (Brown–Forsythe; equal variances) lead to one-way ANOVA,
-  Welch's ANOVA or the Kruskal–Wallis test;
-* each arm against the control by the matching two-sample test (Student t, Welch t or
-  Mann–Whitney) and by Dunnett's many-to-one test;
+* the comparison of the arms by one of four methods (``method``), and optionally others as
+  sensitivity analyses (``sensitivity``):
+
+  - ``ancova``: ``change ~ arm + baseline`` (or ``value ~ …``), each arm against the control by
+    the difference of adjusted means with its CI, and Dunnett-adjusted (:mod:`annulus.stats.ancova`);
+  - ``welch``: Welch's ANOVA and Welch t tests of each arm against the control, with CIs;
+  - ``rank``: Kruskal–Wallis and Wilcoxon–Mann–Whitney tests with the Hodges–Lehmann shift and its
+    CI (:mod:`annulus.stats.hodges_lehmann`);
+  - ``auto`` (the default): the omnibus test chosen by the data, with the reason — Shapiro–Wilk in
+    every arm (normality) and Levene's test with the median as centre (Brown–Forsythe; equal
+    variances) lead to one-way ANOVA, Welch's ANOVA or the Kruskal–Wallis test — and each arm
+    against the control by the matching two-sample test (Student t, Welch t or Mann–Whitney with
+    the Hodges–Lehmann shift) and by Dunnett's many-to-one test. A pre-test choosing the test is
+    not a sound primary analysis (it changes the error rates); a protocol pre-specifies one;
 * responder rates (improvement of at least a threshold) by the chi-square test, or Fisher's exact
   test when an expected count is below 5.
 
 All tests are two-sided. Numbers agree with R (``t.test``, ``oneway.test``, ``kruskal.test``,
-``wilcox.test``, ``car::leveneTest``, ``chisq.test``, ``fisher.test``, ``multcomp``); see
-``tests/fixtures/stats/make_fixtures.R``.
+``wilcox.test``, ``car::leveneTest``, ``chisq.test``, ``fisher.test``, ``multcomp``, ``lm``,
+``emmeans``); see ``tests/fixtures/stats/make_fixtures.R`` and ``make_per_visit_methods.R``.
 """
 
 from __future__ import annotations
@@ -30,12 +39,23 @@ from scipy import special, stats
 
 from annulus.stats import _io
 from annulus.stats._io import InputError
+from annulus.stats.ancova import ancova
 from annulus.stats.dose_response import dunnett
+from annulus.stats.hodges_lehmann import hodges_lehmann
 from annulus.stats.visits import order_visits, visit_number_column
 
 NORMALITY_ALPHA = 0.05  # Shapiro–Wilk level below which an arm counts as non-normal
 VARIANCE_ALPHA = 0.05  # Levene level below which the variances count as unequal
 MIN_EXPECTED = 5  # below this expected count the chi-square approximation is not trusted
+
+# the per-visit methods; "auto" is the test chosen by the data (kept, but not a sound primary rule)
+METHODS = ("auto", "ancova", "welch", "rank")
+METHOD_NAMES = {
+    "auto": "test chosen by the data",
+    "ancova": "ANCOVA",
+    "welch": "Welch t tests",
+    "rank": "rank tests (Mann–Whitney with Hodges–Lehmann shift, Kruskal–Wallis)",
+}
 
 
 # --- the input table --------------------------------------------------------------------------
@@ -217,16 +237,35 @@ def two_sample_test(x: Sequence[float], y: Sequence[float], test: str, level: fl
     """The two-sample test matching the omnibus choice: x − y."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if test in ("anova", "welch"):
-        r = stats.ttest_ind(x, y, equal_var=test == "anova")
-        ci = r.confidence_interval(confidence_level=level)
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            # an arm without spread: scipy warns of precision loss; the result is still right
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = stats.ttest_ind(x, y, equal_var=test == "anova")
+            ci = r.confidence_interval(confidence_level=level)
+        nx, ny = len(x), len(y)
+        vx, vy = x.var(ddof=1), y.var(ddof=1)
+        if test == "welch":
+            se = math.sqrt(vx / nx + vy / ny)
+        else:
+            se = math.sqrt(((nx - 1) * vx + (ny - 1) * vy) / (nx + ny - 2) * (1 / nx + 1 / ny))
         return {"name": "Student t" if test == "anova" else "Welch t",
-                "estimate": float(x.mean() - y.mean()), "statistic": float(r.statistic),
-                "df": float(r.df), "p": float(r.pvalue), "lower": float(ci.low),
-                "upper": float(ci.high)}
+                "estimate": float(x.mean() - y.mean()), "se": float(se),
+                "statistic": float(r.statistic), "df": float(r.df), "p": float(r.pvalue),
+                "lower": float(ci.low), "upper": float(ci.high)}
+    return rank_test(x, y, level)
+
+
+def rank_test(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> dict:
+    """Wilcoxon–Mann–Whitney test of x against y with the Hodges–Lehmann shift x − y and its CI
+    (R ``wilcox.test(x, y, conf.int = TRUE)``); ``difference_of_medians`` is descriptive only."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     mw = mann_whitney(x, y)
-    return {"name": "Mann–Whitney", "estimate": float(np.median(x) - np.median(y)),
-            "statistic": mw["statistic"], "df": None, "p": mw["p"], "lower": None, "upper": None,
-            "exact": mw["exact"]}
+    out = {"name": "Mann–Whitney", "estimate_name": "Hodges–Lehmann shift",
+           "statistic": mw["statistic"], "df": None, "p": mw["p"], "exact": mw["exact"],
+           "difference_of_medians": float(np.median(x) - np.median(y))}
+    hl = hodges_lehmann(x, y, level)
+    return {**out, "estimate": hl["estimate"], "lower": hl["lower"], "upper": hl["upper"],
+            "level": hl["level"], **({"note": hl["note"]} if "note" in hl else {})}
 
 
 def fisher_exact_2xk(table: np.ndarray) -> float:
@@ -290,6 +329,76 @@ def responder_test(responders: Sequence[int], totals: Sequence[int]) -> dict:
 # --- the whole comparison ---------------------------------------------------------------------
 
 
+def check_methods(method: str, sensitivity: Sequence[str] = ()) -> list[str]:
+    """Refuse an unknown method, a repeated sensitivity analysis or one equal to the primary;
+    returns the sensitivity analyses as a list."""
+    for where, m in [("method", method)] + [("sensitivity", m) for m in sensitivity]:
+        if m not in METHODS:
+            raise InputError(f"{where}: unknown method '{m}'; choose one of {', '.join(METHODS)}")
+    sens = list(sensitivity)
+    if method in sens:
+        raise InputError(f"sensitivity: '{method}' is already the primary method")
+    if len(set(sens)) != len(sens):
+        raise InputError("sensitivity: a method is listed twice")
+    return sens
+
+
+def per_visit_analysis(
+    method: str,
+    at: pd.DataFrame,
+    samples: Mapping[str, np.ndarray],
+    arms: Sequence[str],
+    control: str,
+    endpoint: str,
+    level: float = 0.95,
+) -> dict:
+    """One method's comparison of the arms at one visit (``at``: that visit's rows, ``samples``:
+    the analysed quantity per arm, at least 2 values in each). Returns ``method``, ``name``,
+    ``omnibus`` and ``vs_control`` (per arm ``test``, and ``dunnett`` for ``auto`` and
+    ``ancova``), plus ``choice`` (auto), ``model`` and ``adjusted_means`` (ancova), or ``note``
+    when the method cannot be applied."""
+    out: dict = {"method": method}
+    if method == "auto":
+        choice = choose_test(samples)
+        dun = {r["arm"]: r for r in dunnett(samples, control, alpha=1 - level)}
+        return {**out, "name": METHOD_NAMES[method], "choice": choice,
+                "omnibus": omnibus_test(samples, choice["test"]),
+                "vs_control": [
+                    {"arm": a,
+                     "test": two_sample_test(samples[a], samples[control], choice["test"], level),
+                     "dunnett": {k: dun[a][k]
+                                 for k in ("estimate", "se", "df", "t", "p", "lower", "upper")}}
+                    for a in arms[1:]]}
+    if method == "ancova":
+        fit = ancova(at[endpoint], at["arm"], at["baseline"], arms, level, response=endpoint)
+        out["name"] = fit.pop("name")
+        if "note" in fit:
+            return {**out, "note": fit["note"], "model": {"n": fit["n"]}}
+        out["model"] = {k: fit[k] for k in ("n", "df", "slope", "covariate_mean")}
+        return {**out, "omnibus": fit["omnibus"], "adjusted_means": fit["adjusted_means"],
+                "vs_control": fit["vs_control"]}
+    if method == "welch":
+        try:
+            omnibus = {"name": "Welch's ANOVA", **welch_anova(list(samples.values()))}
+        except InputError as exc:
+            omnibus = {"name": "Welch's ANOVA", "statistic": None, "df1": None, "df2": None,
+                       "p": None, "note": str(exc)}
+        return {**out, "name": METHOD_NAMES[method], "omnibus": omnibus,
+                "vs_control": [{"arm": a, "test": two_sample_test(samples[a], samples[control],
+                                                                 "welch", level)}
+                               for a in arms[1:]]}
+    if method == "rank":
+        try:
+            omnibus = omnibus_test(samples, "kruskal")
+        except ValueError as exc:  # scipy: every value identical
+            omnibus = {"name": "Kruskal–Wallis", "statistic": None, "df1": None, "df2": None,
+                       "p": None, "note": str(exc)}
+        return {**out, "name": METHOD_NAMES[method], "omnibus": omnibus,
+                "vs_control": [{"arm": a, "test": rank_test(samples[a], samples[control], level)}
+                               for a in arms[1:]]}
+    raise InputError(f"method: unknown method '{method}'; choose one of {', '.join(METHODS)}")
+
+
 def compare_visits(
     frame: pd.DataFrame,
     control: str,
@@ -297,19 +406,28 @@ def compare_visits(
     responder_threshold: float | None = None,
     lower_is_better: bool = True,
     level: float = 0.95,
+    method: str = "auto",
+    sensitivity: Sequence[str] = (),
 ) -> dict:
     """Every per-visit comparison for a table from :func:`load_long_table`.
 
     ``endpoint`` is the analysed quantity: ``change`` (value − baseline, needs a baseline column)
-    or ``value``. A subject responds when the improvement — baseline − value when lower is better,
-    value − baseline otherwise — is at least ``responder_threshold`` (e.g. 15 mm on the VAS,
-    10 points on the ODI); without a threshold the responder analysis is left out.
+    or ``value``. ``method`` is the primary comparison of the arms (``auto``, ``ancova``,
+    ``welch`` or ``rank``; see the module docstring) and ``sensitivity`` further methods reported
+    after it; ``ancova`` needs a baseline column (the covariate). The primary method's results are
+    in each visit's ``omnibus`` and ``vs_control`` (and ``choice`` for ``auto``), the others in
+    its ``sensitivity`` list. A subject responds when the improvement — baseline − value when
+    lower is better, value − baseline otherwise — is at least ``responder_threshold`` (e.g. 15 mm
+    on the VAS, 10 points on the ODI); without a threshold the responder analysis is left out.
     """
     has_baseline = "baseline" in frame.columns
     if endpoint not in ("change", "value"):
         raise InputError(f"endpoint must be 'change' or 'value', got '{endpoint}'")
+    sensitivity = check_methods(method, sensitivity)
     if endpoint == "change" and not has_baseline:
         raise InputError("endpoint 'change' needs a baseline column")
+    if "ancova" in [method, *sensitivity] and not has_baseline:
+        raise InputError("method 'ancova' needs a baseline column (the covariate: --baseline)")
     if responder_threshold is not None and not has_baseline:
         raise InputError("a responder analysis needs a baseline column")
     arms = _io.arm_order(frame["arm"], control)
@@ -343,21 +461,18 @@ def compare_visits(
             entry["note"] = f"no tests: fewer than 2 observations in arm {', '.join(empty)}"
             visits.append(entry)
             continue
-        choice = choose_test(samples)
-        entry["choice"] = choice
-        entry["omnibus"] = omnibus_test(samples, choice["test"])
-        dun = {r["arm"]: r for r in dunnett(samples, control, alpha=1 - level)}
-        entry["vs_control"] = [
-            {"arm": a, "test": two_sample_test(samples[a], samples[control], choice["test"], level),
-             "dunnett": {k: dun[a][k]
-                         for k in ("estimate", "se", "df", "t", "p", "lower", "upper")}}
-            for a in arms[1:]
-        ]
+        entry.update(per_visit_analysis(method, at, samples, arms, control, endpoint, level))
+        if sensitivity:
+            entry["sensitivity"] = [per_visit_analysis(m, at, samples, arms, control, endpoint,
+                                                       level)
+                                    for m in sensitivity]
         if responder_threshold is not None:
             entry["responders"] = _responders(at, arms, control, responder_threshold,
                                               lower_is_better)
         visits.append(entry)
     return {"control": control, "arms": arms, "endpoint": endpoint, "level": level,
+            "method": method, "sensitivity": sensitivity,
+            "covariate": "baseline" if "ancova" in [method, *sensitivity] else None,
             "responder_threshold": responder_threshold, "lower_is_better": lower_is_better,
             "visits": visits}
 
