@@ -609,7 +609,7 @@ class MmrmResult:
             out.append(row)
         return out
 
-    def type3_tests(self) -> list:
+    def type3_tests(self, basis: str = "reference") -> list:
         """"Type 3 Tests of Fixed Effects" as SAS PROC MIXED prints them: for each term of the
         formula, the F test that its coefficients are zero when the model is coded with
         sum-to-zero contrasts (each factor's effect averaged with equal weights over the levels
@@ -618,25 +618,51 @@ class MmrmResult:
         Cornelius 1996, as SAS and the R package mmrm do); with Kenward–Roger, the F of a
         multi-df term is scaled by lambda on m df (Kenward and Roger 1997).
 
+        F, the numerator df, the Kenward–Roger df and the residual df do not depend on how the
+        hypothesis's rows are written; the Satterthwaite df of a multi-df term does (the
+        eigen-directions change with the rows). ``basis`` chooses the rows:
+
+        * ``"reference"`` (default): SAS's rows — each level of each factor of the term minus
+          the reference level (products of such differences for an interaction), the reference
+          being the fit's (the first level: the first visit in time order, the first arm
+          sorted, or ``Treatment('...')``'s). This is SAS PROC MIXED's Type 3 L when SAS's last
+          CLASS level is that reference (``CLASS AVISIT(REF='VIS1') ...``, or data so
+          ordered): on ``fev_data`` (unstructured, REML) AVISIT gets 148.11 df, SAS prints 148.
+          SAS with its default order (reference = the last level sorted, VIS4) uses other rows
+          and other df (143.72 for the same test by this computation).
+        * ``"sum"``: the sum-to-zero coefficients themselves (each level but the last minus the
+          mean of the levels), the rows of the R package mmrm's ``car::Anova(fit, type = "III")``
+          (``h_contr_sum_type3_contrasts``): AVISIT gets 150.16 df on the same fit.
+
         >>> res.type3_tests()[0]                                   # doctest: +SKIP
         {'effect': 'ARMCD', 'num_df': 1, 'den_df': 199.58, 'F': 0.031, 'p': 0.8604}
         """
+        if basis not in ("reference", "sum"):
+            raise MmrmError(f"type 3 basis must be 'reference' or 'sum', got {basis!r}")
         out = []
-        for name, lmat in self._type3_contrasts():
+        for name, lmat in self._type3_contrasts(basis):
             out.append({"effect": name, **self._f_test(lmat)})
         return out
 
-    def _type3_contrasts(self) -> list:
+    def _type3_contrasts(self, basis: str = "reference") -> list:
         """(term name, rows on this fit's coefficients) for each non-intercept term: the rows
         select the term's coefficients in a refit-free sum-to-zero recoding of the design. The
         recoding is rebuilt from the parsed terms: every categorical factor, plain column or
         expression, becomes ``C(<factor>, contr.sum)``; numeric factors (a 0/1 ``I(...)``
-        included) stay as they are, so crossed terms are tested at their value 0, as in SAS."""
+        included) stay as they are, so crossed terms are tested at their value 0, as in SAS.
+        With ``basis="reference"`` the rows of a multi-row term are then rewritten as level
+        minus reference level (see ``type3_tests``)."""
         import formulaic
 
         d = self._design
         spec = d.spec
         categorical = {str(f) for f in spec.factor_contrasts}
+        # the fit's reference level of each categorical factor, by the factor's expression
+        reference = {}
+        for f, state in spec.factor_contrasts.items():
+            base = getattr(state.contrasts, "base", None)
+            levels = list(state.levels)
+            reference[str(f)] = base if any(base is lev or base == lev for lev in levels) else levels[0]
 
         def recoded(factor) -> str:
             expr = factor.expr
@@ -661,12 +687,18 @@ class MmrmResult:
         if xs.shape[1] != d.X.shape[1] or np.abs(xs @ to_sum - d.X).max() > 1e-8 * max(1.0, np.abs(d.X).max()):
             raise MmrmError("type 3 tests: the sum-to-zero recoding does not span the model's design")
         by_factors = {frozenset(f.expr for f in t.factors): list(idx) for t, idx in mm.model_spec.term_indices.items()}
+        sum_states = {str(f): state for f, state in mm.model_spec.factor_contrasts.items()}
         rows = []
         for term in terms:
             idx = by_factors.get(frozenset(recoded(f) for f in term.factors))
             if idx is None:
                 raise MmrmError(f"type 3 tests: term {str(term)!r} is not found after recoding")
-            rows.append((str(term), to_sum[idx]))
+            lmat = to_sum[idx]
+            if basis == "reference" and len(idx) > 1:
+                factors = [(recoded(f), sum_states.get(recoded(f)), reference.get(f.expr))
+                           for f in term.factors]
+                lmat = _reference_rows([mm.columns[i] for i in idx], factors) @ lmat
+            rows.append((str(term), lmat))
         return rows
 
     def _f_test(self, lmat: np.ndarray) -> dict:
@@ -747,6 +779,70 @@ class MmrmResult:
                                  f"({bad[0]['note'].removeprefix('not estimable: ')})")
         out["warnings"] = warnings_
         return out
+
+
+def _reference_rows(columns: list, factors: list) -> np.ndarray:
+    """Matrix turning the sum-to-zero coefficients of one term (its model-matrix ``columns``)
+    into SAS's Type 3 rows: for each factor, each level minus the reference level; for an
+    interaction, the products of these differences (every combination). ``factors`` lists
+    (recoded expression, formulaic contrasts state or None for a numeric factor, reference
+    level) for the term's factors.
+
+    A factor coded with sum-to-zero contrasts has coefficients b for its first k − 1 levels, the
+    last level's effect being −Σb; level j minus reference r is then e_j − e_r applied to
+    (b, −Σb). A factor coded in full (no lower-order term to absorb a level) keeps its k
+    coefficients, and a numeric factor its one."""
+    codes = []  # per factor: {column-name piece: coefficient index}, and the row matrix
+    for expr, state, ref in factors:
+        if state is None:
+            names = {expr: 0, expr.strip("`"): 0}
+            codes.append((names, names, np.eye(1)))
+            continue
+        levels = list(state.levels)
+        k = len(levels)
+        reduced = {f"{expr}[S.{lev}]": j for j, lev in enumerate(levels[:-1])}
+        full = {f"{expr}[{lev}]": j for j, lev in enumerate(levels)}
+        effects = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])  # level effects from b
+        r = next(j for j, lev in enumerate(levels) if lev is ref or lev == ref)
+        diff = np.delete(np.eye(k) - np.eye(k)[r], r, axis=0)  # e_j − e_r, j ≠ r
+        codes.append((reduced, full, diff @ effects))
+
+    def split(name: str, todo: tuple) -> list | None:
+        """Per-factor (factor number, coefficient index, full coding?) of a column name."""
+        if not todo:
+            return [] if name == "" else None
+        for pos in todo:
+            for full_coding, table in ((False, codes[pos][0]), (True, codes[pos][1])):
+                for piece, j in table.items():
+                    if name.startswith(piece) and name[len(piece):len(piece) + 1] in ("", ":"):
+                        rest = split(name[len(piece) + 1:], tuple(t for t in todo if t != pos))
+                        if rest is not None:
+                            return [(pos, j, full_coding)] + rest
+        return None
+
+    parsed = []
+    for name in columns:
+        parts = split(str(name), tuple(range(len(codes))))
+        if parts is None:
+            raise MmrmError(f"type 3 tests: cannot read the coding of column {name!r}")
+        parsed.append({pos: (j, full_coding) for pos, j, full_coding in parts})
+    mats = []
+    for pos in range(len(codes)):
+        full_coding = {p[pos][1] for p in parsed}
+        if len(full_coding) != 1:
+            raise MmrmError(f"type 3 tests: mixed coding of {factors[pos][0]!r} in one term")
+        if full_coding.pop() or factors[pos][1] is None:
+            n = len(codes[pos][1])
+            mats.append(np.eye(n))
+        else:
+            mats.append(codes[pos][2])
+    out = np.zeros((int(np.prod([m.shape[0] for m in mats])), len(columns)))
+    for i, combo in enumerate(itertools.product(*[range(m.shape[0]) for m in mats])):
+        for c, p in enumerate(parsed):
+            out[i, c] = np.prod([mats[pos][combo[pos], p[pos][0]] for pos in range(len(mats))])
+    if out.shape[0] != len(columns) or np.linalg.matrix_rank(out) != len(columns):
+        raise MmrmError("type 3 tests: the term's columns are not a full product of its factors' codings")
+    return out
 
 
 def _kr_m_lambda(a1: float, a2: float, ell: int) -> tuple[float, float]:
