@@ -4,7 +4,8 @@
 >>> sample_size(delta=10.6, sd=10.27, power=0.9, dropout=0.2, groups=4).total
 100
 
-Modules: ``samplesize`` (P-8.1), ``compare`` (per-visit comparisons, P-8.2), ``mmrm`` (mixed model
+Modules: ``samplesize`` (P-8.1), ``compare`` (per-visit comparisons, P-8.2, with ``ancova`` and
+``hodges_lehmann`` for the pre-specified and sensitivity analyses), ``mmrm`` (mixed model
 for repeated measures, P-8.3), ``dose_response`` (Dunnett, trend test, MCP-Mod), ``safety_tables``
 (P-8.4) and ``power`` (power by simulation). See docs/statistics.md.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib
 
 from annulus.stats._io import InputError
+from annulus.stats.ancova import ancova
 from annulus.stats.compare import (
     choose_test,
     compare_file,
@@ -40,6 +42,7 @@ from annulus.stats.dose_response import (
     target_dose,
     trend_test,
 )
+from annulus.stats.hodges_lehmann import hodges_lehmann
 from annulus.stats.power import analytic_t_power, simulate_power, simulate_trial
 from annulus.stats.safety_tables import (
     clopper_pearson,
@@ -66,6 +69,7 @@ __all__ = [
     "InputError",
     "MmrmError",
     "achieved_power",
+    "ancova",
     "adjusted_p_values",
     "analytic_t_power",
     "choose_test",
@@ -78,6 +82,7 @@ __all__ = [
     "fisher_exact_2xk",
     "fit_dose_model",
     "fit_mmrm",
+    "hodges_lehmann",
     "linear_contrast",
     "load_long_table",
     "load_safety_tables",
