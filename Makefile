@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/annulus bench pages --subjects 100,10000
 	$(BIN)/annulus bench mmrm
 	$(BIN)/annulus bench crf
+	$(BIN)/annulus bench power
 
 trace: $(STAMP)
 	$(BIN)/annulus trace --requirements "$(REQUIREMENTS)"

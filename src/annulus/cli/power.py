@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--visits", default=str(PROTOCOL["visits"]), help="post-baseline visits")
     p.add_argument("--alpha", default="0.05", help="two-sided significance level")
     p.add_argument("--no-mmrm", action="store_true", help="simulate the t test only (fast)")
+    p.add_argument("--jobs", default=None,
+                   help="processes that share the MMRM fits (default: the number of cores); "
+                        "the result is the same for any number")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -39,7 +42,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from annulus.stats._io import InputError, jsonable, parse_int, parse_number
-    from annulus.stats.power import simulate_power
+    from annulus.stats.power import default_jobs, simulate_power
 
     try:
         effects = [parse_number(e, "--effect") for e in str(args.effect).split(",") if e.strip()]
@@ -57,6 +60,7 @@ def run(args) -> int:
             "alpha": parse_number(args.alpha, "--alpha"),
             "seed": parse_int(args.seed, "--seed"),
             "mmrm": not args.no_mmrm,
+            "jobs": default_jobs() if args.jobs is None else parse_int(args.jobs, "--jobs"),
         }
         if args.no_progress or not sys.stderr.isatty():
             result = simulate_power(**options)
@@ -91,6 +95,11 @@ def _with_progress(simulate, options: dict) -> dict:
 
     columns = (f"simulating (seed {options['seed']})", BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    # Redrawn at each report, not by a refresh thread: a process without other threads can
+    # start its worker processes by fork (see annulus.stats.power._process_context).
+    with Progress(*columns, console=Console(stderr=True), transient=True,
+                  auto_refresh=False) as bar:
         task = bar.add_task("sims", total=options["sims"])
-        return simulate(**options, progress=lambda done: bar.update(task, completed=done))
+        bar.refresh()
+        return simulate(**options,
+                        progress=lambda done: bar.update(task, completed=done, refresh=True))
