@@ -396,3 +396,60 @@ def test_scores_are_flattened_from_what_the_ecrf_computes(protocol_version):
     img = scores.flatten("imaging", compute(protocol, "imaging", GOOD["imaging"]))
     assert img["modic_score"] == 2 and img["pfirrmann_grade"] == 4 and img["rom_score"] == 11.0
     assert scores.flatten("vitals", {"anything": 1}) == {} and scores.flatten("vas", {}) == {}
+
+
+# ---- the reader's shortcuts give what the plain conversions give ------------------------------------
+
+def test_typed_values_are_the_same_when_they_come_from_the_caches():
+    """Values of the same item and stored value are typed once and remembered, and a form's stored
+    JSON text once: what comes back is what ``typed`` and ``scores.flatten`` give, of the same
+    type (1, 1.0 and True, or 0.0 and -0.0, are equal keys of a dict but type differently)."""
+    from decimal import Decimal
+    from types import SimpleNamespace as Entry
+
+    entries = [Entry(item=item, type=kind, unit=unit) for item, kind, unit in (
+        ("n", "number", ""), ("i", "integer", ""), ("c", "code", ""), ("ch", "choice", ""), ("b", "bool", ""),
+        ("d", "date", ""), ("dt", "datetime", ""), ("t", "text", ""), ("alt", "number", ""),
+        ("alt__unit", "text", "U/L"))]
+    form = source._Form(Entry(id="vas", items=entries))
+    samples = [None, "", 0, 1, 1.0, True, False, -0.0, 0.0, 2.5, "1", "1.0", " 2 ", "x", "true", "no", [1, "2"],
+               Decimal("1.0"), Decimal("1.00"), "2024-03-01", "2024-03-01T08:00:00+08:00", "not a time"]
+    for _ in range(2):  # the second time from the caches
+        for v in samples:
+            for e in entries:
+                got, want = form.values({e.item: v})[e.item], source.typed(e, v)
+                assert repr(got) == repr(want) and type(got) is type(want), (e.item, v)
+    assert form.values({"alt": 12})["alt__unit"] == "U/L" and form.values({"alt": ""})["alt__unit"] is None
+
+    stored = {"n": 1, "i": "3", "c": 2, "ch": ["a", 1], "b": "yes", "alt": 40}
+    text = json.dumps(stored)
+    first = form.values_of_text(text)
+    assert first == form.values(stored) and first is not form.values_of_text(text)
+    first["n"] = "changed"  # each record gets a dict of its own
+    assert form.values_of_text(text) == form.values(stored)
+    assert form.values_of_text("{}") == form.values({}) == form.values_of_text(None)
+
+    computed = {"name": "vas", "score": 51.0, "change_from_baseline": -11.0}
+    for _ in range(2):
+        assert form.scores_of_text(json.dumps(computed)) == scores.flatten("vas", computed)
+    assert form.scores_of_text("not json") == {} and form.scores_of_text(None) == {}
+    vitals = source._Form(Entry(id="vitals", items=entries))
+    assert vitals.scores_of_text(json.dumps(computed)) == scores.flatten("vitals", computed) == {}
+
+
+def test_reading_leaves_the_garbage_collector_as_it_was(users, make_participant):
+    import gc
+
+    make_participant("enrolled")
+    make_participant("enrolled")
+    at = _later()
+    assert gc.isenabled()
+    for _ in source.subjects(users["statistician"], as_of=at, batch=1):
+        assert gc.isenabled()  # paused only while a batch is read, not while the writer runs
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert len(list(source.subjects(users["statistician"], as_of=at))) == 2
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -67,12 +67,15 @@ clinical times but not entry times, entry times decide.
 
 from __future__ import annotations
 
+import gc
+import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Iterator
 
+from django.conf import settings
 from django.utils import timezone
 
 from annulus.interchange import scores
@@ -152,19 +155,49 @@ def subjects(user, *, as_of: datetime, identifiable: bool = False, batch: int = 
         if not people:
             return
         last = people[-1].screening_number
-        yield from reader.read(people)
+        yield from _without_gc(reader.read, people)
         if len(people) < batch:
             return
 
 
+def _without_gc(read, people):
+    """``read(people)`` with the cyclic garbage collector paused (left as it was when it was
+    already off). A batch builds tens of thousands of containers that outlive it (its records,
+    changes and rows), and the collector's repeated full passes over them as they pile up cost
+    about a fifth of the reading; it runs as usual again once the batch is read (and finds
+    anything cyclic the batch left then)."""
+    if not gc.isenabled():
+        return read(people)
+    gc.disable()
+    try:
+        return read(people)
+    finally:
+        gc.enable()
+
+
 # ---- values -------------------------------------------------------------------------------------
+
+_UTC = dt_timezone.utc
+
+
+def _driver_value(field: str):
+    """A datetime column as the database driver returns it, without Django's conversion of every
+    row (for the many times of the form revisions; ``_Reader._iso`` then does what that conversion
+    does). Declared as text only so that Django adds no converter: the SQL is the bare column, which
+    SQLite's driver still parses into a naive datetime and psycopg into an aware one."""
+    from django.db.models import CharField, ExpressionWrapper, F
+
+    return ExpressionWrapper(F(field), output_field=CharField())
+
 
 def _utc(v: datetime | None) -> str | None:
     if v is None:
         return None
+    if v.tzinfo is _UTC:  # what the database gives back: already UTC
+        return v.isoformat()
     if timezone.is_naive(v):
         v = timezone.make_aware(v)
-    return v.astimezone(dt_timezone.utc).isoformat()
+    return v.astimezone(_UTC).isoformat()
 
 
 def _local_date(v: datetime) -> date:
@@ -244,23 +277,94 @@ def _raw(v):
     return v
 
 
+_CACHE_LIMIT = 2048  # typed values kept per item, and stored texts per form, before starting afresh
+
+
+def _json(text):
+    """A JSON column's text decoded as Django's JSONField decodes it (the text itself if it is not JSON)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _converter(entry):
+    """``typed(entry, value)`` for one item, remembering the results for text and whole-number
+    stored values (they are immutable and the same stored value always types the same way)."""
+    cache: dict = {}
+    number = entry is not None and entry.type == "number"
+
+    def convert(value):
+        cls = value.__class__
+        if cls is str or cls is int:  # not bool, float or Decimal: 1 == 1.0 == True, -0.0 == 0.0
+            try:
+                return cache[value]
+            except KeyError:
+                out = typed(entry, value)
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[value] = out
+                return out
+        if value is None:
+            return None
+        if number and cls is float:
+            return value  # float(n) of a float is itself
+        return typed(entry, value)
+
+    return convert
+
+
 class _Form:
     """The dictionary's items of one form and how to type a stored dict."""
 
     def __init__(self, form, drop=()):
         self.id = form.id
         self.entries = [e for e in form.items if e.item not in drop]
+        # (item, converter, the analyte an item "<analyte>__unit" gives the unit of, that unit)
+        self._plan = tuple(
+            (e.item, _converter(e), e.item[: -len("__unit")] if e.item.endswith("__unit") and e.unit else None,
+             e.unit) for e in self.entries)
+        self._typed: dict = {}  # stored JSON text -> values
+        self._scores: dict = {}  # computed JSON text -> flattened scores
 
     def values(self, stored: dict) -> dict:
         out = {}
-        for e in self.entries:
-            v = stored.get(e.item)
-            if v is None and e.item.endswith("__unit") and e.unit:
-                base = e.item[: -len("__unit")]
-                if stored.get(base) not in (None, ""):
-                    v = e.unit  # not typed: the analyte's unit from the protocol
-            out[e.item] = typed(e, v)
+        get = stored.get
+        for item, convert, base, unit in self._plan:
+            v = get(item)
+            if v is None:
+                if base is not None and get(base) not in (None, ""):
+                    out[item] = convert(unit)  # the analyte's unit from the protocol
+                else:
+                    out[item] = None
+            else:
+                out[item] = convert(v)
         return out
+
+    def values_of_text(self, text) -> dict:
+        """``values`` of a stored dict given as its JSON text (an empty dict when it holds none); the
+        same text is decoded and typed once."""
+        out = self._typed.get(text)
+        if out is None:
+            out = self.values(_json(text) or {})
+            if len(self._typed) >= _CACHE_LIMIT:
+                self._typed.clear()
+            self._typed[text] = out
+        return dict(out)
+
+    def scores_of_text(self, text) -> dict:
+        """``scores.flatten`` of computed results given as their JSON text, once per text."""
+        if self.id not in scores.SCORES:
+            return {}  # what flatten gives a form without scores, whatever it computed
+        out = self._scores.get(text)
+        if out is None:
+            out = scores.flatten(self.id, _json(text))
+            if len(self._scores) >= _CACHE_LIMIT:
+                self._scores.clear()
+            self._scores[text] = out
+        return dict(out)
 
 
 # ---- the reader ---------------------------------------------------------------------------------
@@ -268,11 +372,16 @@ class _Form:
 class _Reader:
     def __init__(self, user, as_of: datetime, identifiable: bool):
         from django.contrib.auth import get_user_model
+        from django.db import connection
 
         from annulus.trial.selectors import active_protocol, data_dictionary
+        from annulus.visits.models import UNSCHEDULED
 
+        self.unscheduled = UNSCHEDULED
         self.user = user
         self.as_of = as_of
+        # what Django makes a naive time from the database aware in (None: USE_TZ off)
+        self.db_timezone = connection.timezone if settings.USE_TZ else None
         self.identifiable = identifiable
         self.protocol = active_protocol()
         self.dictionary = data_dictionary()
@@ -282,6 +391,7 @@ class _Reader:
                                   drop_tx if f.id == "transplant" else ()) for f in self.dictionary.forms}
         self.pvisits = {v.id: v for v in self.protocol.schedule.visits}
         self.order = {v.id: i for i, v in enumerate(self.protocol.schedule.visits)}
+        self._forder = {f.id: i for i, f in enumerate(self.dictionary.forms)}
         self.people_names = {}
         for u in get_user_model().objects.all().only("id", "username", "first_name", "last_name"):
             self.people_names[u.pk] = (u.username, (u.get_full_name() or "").strip() or u.username)
@@ -289,8 +399,20 @@ class _Reader:
     def who(self, user_id) -> tuple[str, str]:
         return self.people_names.get(user_id, ("", ""))
 
+    def _iso(self, v) -> str | None:
+        """``_utc`` of a time read with ``_driver_value``: made aware as Django's own conversion
+        makes it (SQLite's driver gives naive datetimes in the connection's time zone)."""
+        if v is not None and v.tzinfo is None and self.db_timezone is not None:
+            if self.db_timezone is _UTC:
+                return v.isoformat() + "+00:00"  # = v.replace(tzinfo=UTC).isoformat()
+            v = v.replace(tzinfo=self.db_timezone)
+        return _utc(v)
+
     # -- one batch ------------------------------------------------------------------------------
     def read(self, people) -> list[Subject]:
+        from django.db.models import Q, TextField
+        from django.db.models.functions import Cast
+
         from annulus.allocation.models import EmergencyUnblinding, Transplant
         from annulus.allocation.selectors import export_allocations
         from annulus.monitoring.models import SdvMark
@@ -300,37 +422,57 @@ class _Reader:
         from annulus.safety.models import AdverseEvent, AdverseEventRevision
         from annulus.visits.models import FormRevision, Liposuction, Visit
 
+        # rows as named tuples of the columns used (no model instances, no unused JSON decoded)
         T = self.as_of
         ids = [p.pk for p in people]
         by = defaultdict(lambda: defaultdict(list))
 
-        for c in Consent.objects.filter(participant_id__in=ids, consented_at__lte=T).order_by("consented_at", "id"):
+        for c in (Consent.objects.filter(participant_id__in=ids, consented_at__lte=T).order_by("consented_at", "id")
+                  .values_list("participant_id", "consent_version", "consented_at", "taken_by_id", "recorded_by_id",
+                               "recorded_at", named=True)):
             by[c.participant_id]["consent"].append(c)
-        for e in Evidence.objects.filter(participant_id__in=ids, entered_at__lte=T).order_by("id"):
+        for e in (Evidence.objects.filter(participant_id__in=ids, entered_at__lte=T).order_by("id")
+                  .values_list("participant_id", "field", "value", "collected_on", "entered_by_id", "entered_at",
+                               "change_reason", named=True)):
             by[e.participant_id]["evidence"].append(e)
-        for d in EligibilityDecision.objects.filter(participant_id__in=ids, decided_at__lte=T).order_by("id"):
+        for d in (EligibilityDecision.objects.filter(participant_id__in=ids, decided_at__lte=T).order_by("id")
+                  .values_list("participant_id", "outcome", "failing", "decided_at", "decided_by_id", "superseded",
+                               named=True)):
             by[d.participant_id]["decisions"].append(d)
         for s in (StatusChange.objects.filter(participant_id__in=ids).order_by("id")
                   .values("participant_id", "from_status", "to_status", "at", "by_id", "reason")):
             by[s["participant_id"]]["status"].append(s)
-        withdrawals = {w.participant_id: w for w in Withdrawal.objects.filter(participant_id__in=ids,
-                                                                                 recorded_at__lte=T)}
-        for lp in Liposuction.objects.filter(participant_id__in=ids, recorded_at__lte=T).order_by("id"):
+        withdrawals = {w.participant_id: w for w in Withdrawal.objects.filter(
+            participant_id__in=ids, recorded_at__lte=T).values_list(
+            "participant_id", "withdrawn_on", "category", "details", "recorded_by_id", "recorded_at", named=True)}
+        for lp in (Liposuction.objects.filter(participant_id__in=ids, recorded_at__lte=T).order_by("id")
+                   .values_list("participant_id", "performed_on", "fat_volume_ml", "anaesthesia", "observation_hours",
+                                "complications", "recorded_by_id", "recorded_at", "change_reason", named=True)):
             by[lp.participant_id]["lipo"].append(lp)
         transplants = {t.participant_id: t for t in Transplant.objects.filter(
-            participant_id__in=ids, recorded_at__lte=T).defer("envelope")}
+            participant_id__in=ids, recorded_at__lte=T).values_list(
+            "participant_id", "transplanted_at", "drug_code_entered", "disc_level", "needle_gauge", "approach",
+            "imaging", "volume_ml", "notes", "recorded_by_id", "recorded_at", named=True)}
         visits = {}
-        for v in Visit.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("id"):
-            visits[v.pk] = v
+        for v in (Visit.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("id")
+                  .values_list("id", "participant_id", "visit_id", "number", "outcome", "visit_date", "reason",
+                               named=True)):
+            visits[v.id] = v
             by[v.participant_id]["visits"].append(v)
         revisions = defaultdict(lambda: defaultdict(list))  # participant -> form record -> revisions
+        # items and computed scores as their JSON text: the same text is decoded and typed once, and
+        # only the last revision's scores are read; the times as the driver gives them (``_iso``)
         for r in (FormRevision.objects.filter(form__participant_id__in=ids, saved_at__lte=T)
                   .order_by("form_id", "number")
-                  .values("form_id", "form__visit_id", "form__form_id", "form__participant_id", "number", "state",
-                          "items", "computed", "collected_at", "saved_by_id", "saved_at", "reason").iterator()):
-            revisions[r["form__participant_id"]][r["form_id"]].append(r)
+                  .annotate(items_text=Cast("items", TextField()), computed_text=Cast("computed", TextField()),
+                            collected=_driver_value("collected_at"), saved=_driver_value("saved_at"))
+                  .values_list("form_id", "form__visit_id", "form__form_id", "form__participant_id", "number",
+                               "state", "items_text", "computed_text", "collected", "saved_by_id", "saved",
+                               "reason", named=True).iterator()):
+            revisions[r.form__participant_id][r.form_id].append(r)
         aes = {}
-        for ae in AdverseEvent.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("number"):
+        for ae in (AdverseEvent.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("number")
+                   .values_list("id", "participant_id", "number", named=True)):
             aes.setdefault(ae.participant_id, []).append(ae)
         ae_revisions = defaultdict(list)
         for r in (AdverseEventRevision.objects.filter(adverse_event__participant_id__in=ids, saved_at__lte=T)
@@ -339,17 +481,19 @@ class _Reader:
             ae_revisions[r["adverse_event_id"]].append(r)
         marks = {}
         for m in (SdvMark.objects.filter(participant_id__in=ids, verified_at__lte=T).order_by("id")
-                  .values("participant_id", "visit", "form", "record", "item", "value_hash")):
-            marks[(m["participant_id"], m["visit"], m["form"], m["record"], m["item"])] = m["value_hash"]
-        from django.db.models import Q
+                  .values_list("participant_id", "visit", "form", "record", "item", "value_hash")):
+            marks[m[:5]] = m[5]
+        marked = {key[:4] for key in marks}  # the records holding any mark
 
         locks = set()
         for lk in (RecordLock.objects.filter(participant_id__in=ids, locked_at__lte=T)
                    .filter(Q(unlocked_at__isnull=True) | Q(unlocked_at__gt=T))
-                   .values("participant_id", "visit", "form")):
-            locks.add((lk["participant_id"], lk["visit"], lk["form"]))
+                   .values_list("participant_id", "visit", "form")):
+            locks.add(lk)
         queries = defaultdict(list)
-        for q in Query.objects.filter(participant_id__in=ids, raised_at__lte=T).order_by("id"):
+        for q in (Query.objects.filter(participant_id__in=ids, raised_at__lte=T).order_by("id")
+                  .values_list("id", "participant_id", "visit", "form", "record", "item", "raised_by_id",
+                               "raised_at", named=True)):
             queries[q.participant_id].append(q)
         messages = defaultdict(list)
         for m in (QueryMessage.objects.filter(query__participant_id__in=ids, at__lte=T).order_by("at", "id")
@@ -361,15 +505,15 @@ class _Reader:
         signatures = self._signatures(ids)
         active: dict[tuple, int] = defaultdict(int)  # open or answered queries at T per record
         for q in (q for mine in queries.values() for q in mine):
-            if q.form and _status_at(messages.get(q.pk, ())) != "closed":
+            if q.form and _status_at(messages.get(q.id, ())) != "closed":
                 active[(q.participant_id, q.visit, q.form, q.record)] += 1
 
         out = []
         for p in people:
             got = by[p.pk]
             out.append(self._subject(p, got, withdrawals.get(p.pk), transplants.get(p.pk), visits, revisions,
-                                     aes, ae_revisions, marks, locks, queries, messages, allocations.get(p.pk),
-                                     p.pk in unblinded, signatures.get(p.pk), active))
+                                     aes, ae_revisions, marks, marked, locks, queries, messages,
+                                     allocations.get(p.pk), p.pk in unblinded, signatures.get(p.pk), active))
         return out
 
     def _signatures(self, ids) -> dict:
@@ -389,25 +533,35 @@ class _Reader:
         return {pid: (s, s.pk in newest_ids and status.get(pid) == "signed") for pid, s in rows.items()}
 
     # -- one participant -----------------------------------------------------------------------
-    def _subject(self, p, got, withdrawal, transplant, visits, revisions, aes, ae_revisions, marks, locks,
+    def _subject(self, p, got, withdrawal, transplant, visits, revisions, aes, ae_revisions, marks, marked, locks,
                  queries, messages, allocation, emergency, signature, active) -> Subject:
         T = self.as_of
         pid = p.pk
-        records: list[tuple[Record, dict]] = []  # with the raw values a verification mark hashes
+        who = self.who
+        records: list[Record] = []
+        all_locked = (pid, "", "") in locks
 
-        def record_of(visit_key, rec: Record, raw: dict, mark_record: int = 0):
-            verified = []
-            for item, v in raw.items():
-                mark = marks.get((pid, visit_key, rec.form, mark_record, item))
-                if mark is not None and item in rec.values and mark == _hash(v):
-                    verified.append(item)
-            locked = ((pid, "", "") in locks or (pid, visit_key, "") in locks
-                      or (pid, visit_key, rec.form) in locks)
-            open_q = active.get((pid, visit_key, rec.form, mark_record), 0)
-            return Record(visit=rec.visit, form=rec.form, values=rec.values, computed=rec.computed,
-                          visit_repeat=rec.visit_repeat, record=rec.record, state=rec.state,
-                          collected_at=rec.collected_at, changes=rec.changes, verified=tuple(verified), locked=locked,
-                          open_queries=open_q)
+        def add(visit_key, visit, form, values, changes, raw=None, mark_record=0, *, computed=None, visit_repeat=0,
+                record=1, state="", collected_at=None):
+            """Adds a record. ``raw``: the values a verification mark hashes (a dict, or a function
+            returning it), read only when the record holds a mark."""
+            verified = ()
+            if raw is not None and marked and (pid, visit_key, form, mark_record) in marked:
+                if callable(raw):
+                    raw = raw()
+                held = []
+                for item, v in raw.items():
+                    mark = marks.get((pid, visit_key, form, mark_record, item))
+                    if mark is not None and item in values and mark == _hash(v):
+                        held.append(item)
+                verified = tuple(held)
+            locked = all_locked or (bool(locks) and ((pid, visit_key, "") in locks
+                                                     or (pid, visit_key, form) in locks))
+            records.append(Record(visit=visit, form=form, values=values,
+                                  computed=computed if computed is not None else {}, visit_repeat=visit_repeat,
+                                  record=record, state=state, collected_at=collected_at, changes=changes,
+                                  verified=verified, locked=locked,
+                                  open_queries=active.get((pid, visit_key, form, mark_record), 0) if active else 0))
 
         # status at T
         status_rows = got["status"]
@@ -423,24 +577,22 @@ class _Reader:
         pre = self.forms["prescreening"]
         pre_stored = {"sex": p.sex, "recruitment_source": p.recruitment_source, "prescreened_on": p.prescreened_on}
         pre_values = pre.values(pre_stored)
-        u, n = self.who(p.created_by_id)
-        records.append(record_of("", Record(visit="", form="prescreening", values=pre_values, changes=(
-            Change(1, _utc(p.created_at), u, n, "", dict(pre_values)),)), {}))
+        add("", "", "prescreening", pre_values, (Change(1, _utc(p.created_at), *who(p.created_by_id), "",
+                                                        dict(pre_values)),))
 
         # consents
         consent_form = self.forms["consent"]
         consents = got["consent"]
         for i, c in enumerate(consents, start=1):
-            u, n = self.who(c.recorded_by_id)
-            taken = self.who(c.taken_by_id)[0]
+            u, n = who(c.recorded_by_id)
+            taken = who(c.taken_by_id)[0]
             stored = {"consent_version": c.consent_version, "consented_at": c.consented_at, "taken_by": taken}
             vals = consent_form.values(stored)
-            raw = {"consent_version": c.consent_version, "consented_at": _raw(c.consented_at), "taken_by": taken}
             # the monitoring app verifies the latest consent (record 0)
-            records.append(record_of("screening", Record(
-                visit="screening", form="consent", values=vals, record=i, collected_at=_utc(c.consented_at),
-                changes=(Change(1, _utc(c.recorded_at), u, n, "", dict(vals)),)),
-                raw if i == len(consents) else {}))
+            raw = ({"consent_version": c.consent_version, "consented_at": _raw(c.consented_at), "taken_by": taken}
+                   if i == len(consents) else None)
+            add("screening", "screening", "consent", vals, (Change(1, _utc(c.recorded_at), u, n, "", dict(vals)),),
+                raw, record=i, collected_at=_utc(c.consented_at))
 
         # screening evidence
         evidence = got["evidence"]
@@ -463,13 +615,11 @@ class _Reader:
                 for e in g:
                     state[e.field] = e.value
                 collected = g[-1].collected_on
-                u, n = self.who(g[0].entered_by_id)
+                u, n = who(g[0].entered_by_id)
                 changes.append(Change(i, _utc(g[0].entered_at), u, n, g[0].change_reason,
                                       ev_form.values({**state, "collected_on": collected})))
-            stored = {**state, "collected_on": collected}
-            vals = ev_form.values(stored)
-            records.append(record_of("screening", Record(visit="screening", form="screening", values=vals,
-                                                         changes=tuple(changes)), dict(state)))
+            # the last change holds the values of the final state
+            add("screening", "screening", "screening", dict(changes[-1].values), tuple(changes), state)
             dob = state.get("date_of_birth")
             if dob and consents:
                 try:
@@ -486,7 +636,7 @@ class _Reader:
             el = self.forms["eligibility"]
             changes = []
             for i, d in enumerate(decisions, start=1):
-                u, n = self.who(d.decided_by_id)
+                u, n = who(d.decided_by_id)
                 changes.append(Change(i, _utc(d.decided_at), u, n, "", el.values({"outcome": d.outcome})))
             d = decisions[-1]
             # changed evidence after the decision supersedes it (decide again): no decision in force
@@ -494,9 +644,8 @@ class _Reader:
             if in_force:
                 eligible = d.outcome == "eligible"
                 failed = tuple(d.failing or ())
-                records.append(record_of("screening", Record(visit="screening", form="eligibility",
-                                                             values=el.values({"outcome": d.outcome}),
-                                                             changes=tuple(changes)), {"outcome": d.outcome}))
+                add("screening", "screening", "eligibility", dict(changes[-1].values), tuple(changes),
+                    {"outcome": d.outcome})
 
         # liposuction
         lipos = got["lipo"]
@@ -505,13 +654,12 @@ class _Reader:
             lf = self.forms.get("liposuction")
             changes = []
             for i, lp in enumerate(lipos, start=1):
-                u, n = self.who(lp.recorded_by_id)
+                u, n = who(lp.recorded_by_id)
                 changes.append(Change(i, _utc(lp.recorded_at), u, n, lp.change_reason, lf.values(_lipo(lp))))
             lp = lipos[-1]
             lipo_day = lp.performed_on
-            records.append(record_of("liposuction", Record(
-                visit="liposuction", form="liposuction", values=changes[-1].values, changes=tuple(changes)),
-                {k: _raw(v) for k, v in _lipo(lp).items()}))
+            add("liposuction", "liposuction", "liposuction", changes[-1].values, tuple(changes),
+                lambda: {k: _raw(v) for k, v in _lipo(lp).items()})
 
         # transplantation
         tx_day = None
@@ -519,12 +667,12 @@ class _Reader:
             tf = self.forms.get("transplant")
             stored = _transplant(transplant)
             vals = tf.values(stored)
-            u, n = self.who(transplant.recorded_by_id)
+            u, n = who(transplant.recorded_by_id)
             tx_day = _local_date(transplant.transplanted_at)
-            raw = {k: _raw(v) for k, v in stored.items() if k in vals}
-            records.append(record_of("transplant", Record(
-                visit="transplant", form="transplant", values=vals, collected_at=_utc(transplant.transplanted_at),
-                changes=(Change(1, _utc(transplant.recorded_at), u, n, "", dict(vals)),)), raw))
+            add("transplant", "transplant", "transplant", vals,
+                (Change(1, _utc(transplant.recorded_at), u, n, "", dict(vals)),),
+                lambda: {k: _raw(v) for k, v in stored.items() if k in vals},
+                collected_at=_utc(transplant.transplanted_at))
 
         # visits and their forms
         vinfos = []
@@ -542,45 +690,41 @@ class _Reader:
             vinfos.append(self._visit_info(v.visit_id, v.number, v.outcome, v.visit_date, v.reason, lipo_day,
                                            planned_tx, tx_day))
         vinfos.sort(key=lambda vi: (self.order.get(vi.visit, len(self.order)), vi.repeat))
-        visit_ids = {v.pk for v in my_visits}
+        visit_ids = {v.id for v in my_visits}
         mine = revisions.get(pid, {})
-        for form_pk in sorted(k for k, revs in mine.items() if revs[0]["form__visit_id"] in visit_ids):
+        forms = self.forms
+        iso = self._iso
+        for form_pk in sorted(k for k, revs in mine.items() if revs[0].form__visit_id in visit_ids):
             revs = mine[form_pk]
-            v = visits[revs[0]["form__visit_id"]]
-            form_id = revs[0]["form__form_id"]
-            f = self.forms.get(form_id)
+            last = revs[-1]
+            f = forms.get(last.form__form_id)
             if f is None:
                 continue
-            changes = []
-            for r in revs:
-                u, n = self.who(r["saved_by_id"])
-                changes.append(Change(r["number"], _utc(r["saved_at"]), u, n, r["reason"] or "",
-                                      f.values(r["items"] or {})))
-            last = revs[-1]
-            complete = last["state"] in ("complete", "changed")
-            repeat = v.number if v.visit_id == "unscheduled" else 0
-            rec = Record(visit=v.visit_id, form=form_id, values=changes[-1].values,
-                         computed=scores.flatten(form_id, last["computed"]), visit_repeat=repeat,
-                         state="complete" if complete else "draft", collected_at=_utc(last["collected_at"]),
-                         changes=tuple(changes))
-            raw = dict(last["items"] or {}) if complete else {}
-            records.append(record_of(v.key, rec, raw))
+            if len(revs) == 1:  # most forms
+                changes = (Change(last.number, iso(last.saved), *who(last.saved_by_id), last.reason or "",
+                                  f.values_of_text(last.items_text)),)
+            else:
+                changes = tuple(Change(r.number, iso(r.saved), *who(r.saved_by_id), r.reason or "",
+                                       f.values_of_text(r.items_text)) for r in revs)
+            v = visits[last.form__visit_id]
+            complete = last.state in ("complete", "changed")
+            unscheduled = v.visit_id == self.unscheduled
+            add(f"u{v.number}" if unscheduled else v.visit_id, v.visit_id, f.id, changes[-1].values, changes,
+                (lambda text=last.items_text: _json(text) or {}) if complete else None,
+                computed=f.scores_of_text(last.computed_text),
+                visit_repeat=v.number if unscheduled else 0, state="complete" if complete else "draft",
+                collected_at=iso(last.collected))
 
         # adverse events
         ae_form = self.forms["adverse_event"]
         for ae in aes.get(pid, ()):
-            ae_pk = ae.pk
-            revs = ae_revisions.get(ae_pk)
+            revs = ae_revisions.get(ae.id)
             if not revs:
                 continue
-            changes = []
-            for r in revs:
-                u, n = self.who(r["saved_by_id"])
-                changes.append(Change(r["revision"], _utc(r["saved_at"]), u, n, r["reason"] or "",
-                                      ae_form.values(r["data"] or {})))
-            data = revs[-1]["data"] or {}
-            records.append(record_of("", Record(visit="", form="adverse_event", values=changes[-1].values,
-                                                record=ae.number, changes=tuple(changes)), dict(data), ae_pk))
+            changes = tuple(Change(r["revision"], _utc(r["saved_at"]), *who(r["saved_by_id"]), r["reason"] or "",
+                                   ae_form.values(r["data"] or {})) for r in revs)
+            add("", "", "adverse_event", changes[-1].values, changes, revs[-1]["data"] or {}, ae.id,
+                record=ae.number)
 
         # end of study
         end_status, end_date, end_reason = "", None, ""
@@ -593,32 +737,31 @@ class _Reader:
                 end_reason = withdrawal.category
                 stored = {"status": status, "withdrawn_on": withdrawal.withdrawn_on, "category": withdrawal.category,
                           "details": withdrawal.details}
-                u, n = self.who(withdrawal.recorded_by_id)
+                u, n = who(withdrawal.recorded_by_id)
                 at = withdrawal.recorded_at
             else:
                 end_date = _local_date(change_row["at"]).isoformat() if change_row else None
                 stored = {"status": status}
-                u, n = self.who(change_row["by_id"]) if change_row else ("", "")
+                u, n = who(change_row["by_id"]) if change_row else ("", "")
                 at = change_row["at"] if change_row else None
             vals = eos.values(stored)
-            records.append(record_of("", Record(visit="", form="end_of_study", values=vals,
-                                                changes=(Change(1, _utc(at), u, n, "", dict(vals)),)), {}))
+            add("", "", "end_of_study", vals, (Change(1, _utc(at), u, n, "", dict(vals)),))
 
         # queries
         notes = []
-        ae_numbers = {a.pk: a.number for a in aes.get(pid, ())}
+        ae_numbers = {a.id: a.number for a in aes.get(pid, ())}
         for q in queries.get(pid, ()):
-            thread = messages.get(q.pk, ())
+            thread = messages.get(q.id, ())
             st = _status_at(thread)
             visit, repeat = _visit_of_key(q.visit)
             notes.append(QueryNote(
-                id=q.pk, visit=visit, form=q.form, record=ae_numbers.get(q.record, 1) if q.record else 1,
+                id=q.id, visit=visit, form=q.form, record=ae_numbers.get(q.record, 1) if q.record else 1,
                 item=q.item, status=st, text=thread[0]["text"] if thread else "",
-                raised_by=self.who(q.raised_by_id)[0] if q.raised_by_id else "edit check",
+                raised_by=who(q.raised_by_id)[0] if q.raised_by_id else "edit check",
                 raised_at=_utc(q.raised_at), closed_at=_closed_at(thread, st), visit_repeat=repeat))
 
-        recs = [r for r in records]
-        recs.sort(key=lambda r: (_record_order(r, self.order), r.visit_repeat, self._form_order(r.form), r.record))
+        order, forder = self.order, self._forder
+        records.sort(key=lambda r: (_record_order(r, order), r.visit_repeat, forder.get(r.form, 999), r.record))
 
         sig = None
         if signature is not None:
@@ -626,10 +769,10 @@ class _Reader:
             if still_signed:
                 st = "signed"
             else:
-                since = s.signed_at
-                changed = any(ch.at and _utc(since) < ch.at <= _utc(T) for r in recs for ch in r.changes)
+                since, until = _utc(s.signed_at), _utc(T)
+                changed = any(ch.at and since < ch.at <= until for r in records for ch in r.changes)
                 st = "invalidated" if changed else "signed"
-            sig = SignatureInfo(signed_by=self.who(s.signed_by_id)[0], signed_by_name=s.signer_name,
+            sig = SignatureInfo(signed_by=who(s.signed_by_id)[0], signed_by_name=s.signer_name,
                                 signed_at=_utc(s.signed_at), meaning=s.meaning, content_hash=s.content_hash, state=st)
 
         enrolled = p.enrolled_at is not None and p.enrolled_at <= T
@@ -649,12 +792,10 @@ class _Reader:
             eligible=eligible, failed_criteria=failed, end_status=end_status, end_date=end_date,
             end_reason=end_reason, emergency_unblinded=emergency,
             group_label=alloc.get("group_label"), arm=alloc.get("arm"), drug_code=alloc.get("drug_code"),
-            visits=tuple(vinfos), records=tuple(recs), queries=tuple(sorted(notes, key=lambda q: q.id)),
+            visits=tuple(vinfos), records=tuple(records), queries=tuple(sorted(notes, key=lambda q: q.id)),
             signature=sig, identity=identity)
 
     def _form_order(self, form_id: str) -> int:
-        if not hasattr(self, "_forder"):
-            self._forder = {f.id: i for i, f in enumerate(self.dictionary.forms)}
         return self._forder.get(form_id, 999)
 
     def _visit_info(self, visit_id, number, outcome, on, reason, lipo, planned_tx, tx) -> VisitInfo:
