@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 import tracemalloc
+from decimal import Decimal
 
 import pandas as pd
 import pyreadstat
@@ -174,3 +175,71 @@ def test_namestr_positions(tmp_path):
     start = raw.index(b"HEADER RECORD*******NAMESTR") + CARD
     positions = [struct.unpack(">i", raw[start + i * 140 + 84: start + i * 140 + 88])[0] for i in range(5)]
     assert positions == [0, 20, 28, 88, 96]
+
+
+AWKWARD = [Column("T", "Text", "char", 6), Column("N", "Number", "num"), Column("U", "Chinese", "char", 6),
+           Column("M", "Another number", "num")]
+
+
+class _Text(str):
+    def __str__(self):
+        return "其他"
+
+
+def _awkward_rows():
+    """Values the compiled encoder must give the reference's bytes for: repeats, equal numbers of
+    other types, zeros of both signs, NaN, None, text at its column's length, non-text in text."""
+    rows = [("abc", 1, "腰痛", 1.0), ("abc", 1.0, "腰痛", True), ("", 0, None, -0.0), (None, -0.0, "", 0.0),
+            ("abcdef", float("nan"), "腰痛", False), ("x", None, "ab", 1e-70), (7, 2.5, 1.5, -118.625),
+            (["a"], True, _Text("x"), 10**15), (True, 3, "中", 2**53 + 1), ("a b ", 1e70, "  ", -1e-70)]
+    rows += [(f"{i % 97}", i * 0.25, "重复", i) for i in range(3 * 2048)]  # past the cache's size
+    return rows
+
+
+def test_the_compiled_encoder_writes_the_references_bytes(tmp_path):
+    from annulus.interchange.xpt import _encode_values
+
+    rows = _awkward_rows()
+    with XptWriter(tmp_path / "a.xpt", "A", "", columns=AWKWARD) as x:
+        for row in rows:
+            x.write_row(row)
+    raw = (tmp_path / "a.xpt").read_bytes()
+    obs = raw.index(b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!") + CARD
+    expected = b"".join(_encode_values(AWKWARD, row) for row in rows)
+    assert raw[obs:obs + len(expected)] == expected
+    assert raw[obs + len(expected):] == b" " * (len(raw) - obs - len(expected))
+
+
+def test_errors_are_the_references_and_the_row_is_not_written(tmp_path):
+    with XptWriter(tmp_path / "e.xpt", "E", "", columns=AWKWARD) as x:
+        x.write_row(("ok", 1, "好", 2))
+        for row, message in [(("abcdefg", 1, "", 2), "column T: a value of 7 bytes"),
+                             (("a", "1", "", 2), "column N: '1' is not a number"),
+                             (("a", 1, "腰痛腰", 2), "column U: a value of 9 bytes"),
+                             (("a", 1, "", 1e80), "column M: 1e\\+80 is too large"),
+                             (("a", 1, ""), "a row has 3 values for 4 columns"),
+                             (("a", [1], "", 2), "column N: \\[1\\] is not a number"),
+                             (("a", Decimal(1), "", 2), "column N: Decimal")]:  # though equal to a 1 written
+            with pytest.raises(XptError, match=message):
+                x.write_row(row)
+        x.write_row(("ok", 1, "好", 2))
+    df, _ = pyreadstat.read_xport(str(tmp_path / "e.xpt"), encoding="utf-8")
+    assert df["T"].tolist() == ["ok", "ok"]
+
+
+def test_rows_written_in_encoded_parts_are_the_rows_written_whole(tmp_path):
+    rows = _awkward_rows()[:50]
+    with XptWriter(tmp_path / "whole.xpt", "P", "", columns=AWKWARD) as whole:
+        for row in rows:
+            whole.write_row(row)
+    with XptWriter(tmp_path / "parts.xpt", "P", "", columns=AWKWARD) as parts:
+        head, tail = parts.encoder(0, 2), parts.encoder(2, 4)
+        for row in rows:
+            parts.write_encoded((head(row[:2]), tail(row[2:])))
+        with pytest.raises(XptError, match="column T"):
+            head(("abcdefgh", 1))
+    assert (tmp_path / "parts.xpt").read_bytes() == (tmp_path / "whole.xpt").read_bytes()
+    broken = XptWriter(tmp_path / "broken.xpt", "P", "", columns=AWKWARD)
+    broken.write_encoded((broken.encoder(0, 2)(("a", 1)),))  # half a row
+    with pytest.raises(XptError, match="not a row"):
+        broken.close()

@@ -7,9 +7,16 @@
         for row in rows:
             xpt.write_row(("CSC-001", 42.0))
 
-Rows go to the file as they come, one 80-byte card at a time, so the memory is flat however many
+Rows go to the file as they come (a few kilobytes at a time), so the memory is flat however many
 rows a dataset has (pyreadstat's ``write_xport`` needs the whole dataset as one DataFrame). The
 column spec is declared up front; that is all the header needs.
+
+Speed: the writer compiles one encoder for its columns when it opens (straight-line code: text
+encoded and padded in place, numbers looked up in a bounded cache of their encoded bytes, for
+clinical numbers repeat) and falls back to encoding a value at a time only for a value the compiled
+one does not take, which also gives the errors. A caller whose rows share parts (a participant's
+ids, a test's result columns) encodes each part once with ``encoder(start, stop)`` and writes rows
+as parts with ``write_encoded``.
 
 The file: the library header (3 cards), one member (member header, descriptor header, two cards of
 member data, the NAMESTR header and one 140-byte NAMESTR per column, padded to 80), the OBS header
@@ -106,6 +113,71 @@ def _pad(raw: bytes, size: int) -> bytes:
     return raw + b" " * (size - len(raw))
 
 
+# numbers' encoded values a writer keeps (emptied when full, so memory stays flat)
+NUMBER_CACHE = 2048
+# bytes of rows a writer collects before it writes them to the file
+BUFFER = 1 << 14
+
+
+# the types whose values the cache of numbers holds (a Decimal equal to a cached 1 is still refused)
+_EXACT = frozenset({float, int, bool, type(None)})
+
+
+class _Declined(ValueError):
+    """A value the compiled encoder leaves to ``_encode_values`` (which encodes it or names the problem)."""
+
+
+def _number_encoder(name: str, cache: dict):
+    """Encodes a number ``cache.get`` did not find (the same bytes and errors as ``_encode_values``)
+    and keeps the bytes of ``int``/``float``/``bool`` values in ``cache`` (emptied when full)."""
+
+    def encode(value) -> bytes:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return MISSING
+        if isinstance(value, str) or not isinstance(value, (int, float)):
+            raise XptError(f"column {name}: {value!r} is not a number")
+        try:
+            raw = ibm_float(float(value))
+        except XptError as error:
+            raise XptError(f"column {name}: {error}") from None
+        if type(value) in (float, int, bool):
+            if len(cache) >= NUMBER_CACHE:
+                cache.clear()
+                cache[None] = MISSING
+            cache[value] = raw
+        return raw
+
+    return encode
+
+
+def _text(value) -> bytes:
+    """A text value's bytes before padding, when it is not a ``str``."""
+    return b"" if value is None else str(value).encode("utf-8")
+
+
+def _encode_values(columns, values) -> bytes:
+    """The bytes of ``values`` in ``columns``, one at a time (``XptWriter._encode``)."""
+    out = bytearray()
+    for c, value in zip(columns, values):
+        if c.type == "num":
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                out += MISSING
+                continue
+            if isinstance(value, str) or not isinstance(value, (int, float)):
+                raise XptError(f"column {c.name}: {value!r} is not a number")
+            try:
+                out += ibm_float(float(value))
+            except XptError as error:
+                raise XptError(f"column {c.name}: {error}") from None
+        else:
+            raw = b"" if value is None else str(value).encode("utf-8")
+            if len(raw) > c.length:
+                raise XptError(f"column {c.name}: a value of {len(raw)} bytes is longer than the column's "
+                               f"length {c.length}: {str(value)[:40]!r}")
+            out += _pad(raw, c.length)
+    return bytes(out)
+
+
 def _stamp(when: datetime) -> bytes:
     """``ddMMMyy:hh:mm:ss`` (16 bytes)."""
     return f"{when.day:02d}{_MONTHS[when.month - 1]}{when.year % 100:02d}:{when:%H:%M:%S}".encode("ascii")
@@ -150,7 +222,11 @@ class XptWriter:
         self.created = created or datetime.now(timezone.utc)
         self.row_length = sum(8 if c.type == "num" else c.length for c in self.columns)
         self.rows = 0
-        self._written = 0  # bytes of observations written
+        self._written = 0  # bytes of observations written to the file
+        self._numbers = {None: MISSING}  # number -> its 8 bytes (bounded: NUMBER_CACHE)
+        self._fast = self._compile()
+        self._buffer: list[bytes] = []  # encoded rows (or their parts) not yet written...
+        self._pending = 0  # ...and their bytes (BUFFER at most, and a row)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close()
         try:
             self._file.write(self._headers())
@@ -190,40 +266,102 @@ class XptWriter:
 
     # -- rows -------------------------------------------------------------------------------------
     def _encode(self, row) -> bytes:
+        """One row's bytes, a value at a time: the reference the compiled encoder (``_compile``)
+        matches byte for byte, and the path for what that one declines (a bad value, a wrong number
+        of values, an unhashable value) so that the errors stay the same."""
         if len(row) != len(self.columns):
             raise XptError(f"dataset {self.name}: a row has {len(row)} values for {len(self.columns)} columns")
-        out = bytearray()
-        for c, value in zip(self.columns, row):
+        return _encode_values(self.columns, row)
+
+    def _compile(self, start: int = 0, stop: int | None = None):
+        """The encoder of columns ``start:stop`` (all by default), built once as straight-line code:
+        text encoded and padded in place; numbers looked up in the writer's bounded cache of encoded
+        numbers (clinical numbers repeat: sequence numbers, study days, scores; only ``int``,
+        ``float`` and ``bool`` values, and None) and converted only when not found there
+        (``_number_encoder``). It gives ``_encode_values``'s bytes; a value it
+        does not take (too long, not a number, a wrong number of values, an unhashable number)
+        raises ``ValueError`` or ``TypeError`` and is left to ``_encode_values``."""
+        columns = self.columns[start:stop]
+        if not columns:
+            raise XptError(f"dataset {self.name}: no columns from {start} to {stop}")
+        namespace = {"join": b"".join, "number": self._numbers.get, "exact": _EXACT, "text": _text,
+                     "Declined": _Declined}
+        args = ["join=join", "number=number", "exact=exact", "text=text", "Declined=Declined"]
+        lines, parts, checks = [], [], []
+        for i, c in enumerate(columns):
             if c.type == "num":
-                if value is None or (isinstance(value, float) and math.isnan(value)):
-                    out += MISSING
-                    continue
-                if isinstance(value, str) or not isinstance(value, (int, float)):
-                    raise XptError(f"column {c.name}: {value!r} is not a number")
-                try:
-                    out += ibm_float(float(value))
-                except XptError as error:
-                    raise XptError(f"column {c.name}: {error}") from None
+                namespace[f"m{i}"] = _number_encoder(c.name, self._numbers)
+                args.append(f"m{i}=m{i}")
+                parts.append(f"(number(v{i}) if v{i}.__class__ in exact else None) or m{i}(v{i})")
             else:
-                raw = b"" if value is None else str(value).encode("utf-8")
-                if len(raw) > c.length:
-                    raise XptError(f"column {c.name}: a value of {len(raw)} bytes is longer than the column's "
-                                   f"length {c.length}: {str(value)[:40]!r}")
-                out += _pad(raw, c.length)
-        return bytes(out)
+                lines.append(f"    e{i} = v{i}.encode() if v{i}.__class__ is str else text(v{i})")
+                checks.append(f"len(e{i}) > {c.length}")
+                parts.append(f"e{i}.ljust({c.length})")
+        source = [f"def encode(row, {', '.join(args)}):",
+                  f"    {', '.join(f'v{i}' for i in range(len(columns)))}, = row",
+                  *lines]
+        if checks:
+            source += [f"    if {' or '.join(checks)}:", "        raise Declined"]
+        source.append(f"    return join(({', '.join(parts)},))")
+        exec(compile("\n".join(source) + "\n", f"<xpt row encoder of {self.name}>", "exec"), namespace)  # noqa: S102
+        return namespace["encode"]
+
+    def encoder(self, start: int, stop: int):
+        """A function giving the bytes of the values of columns ``start:stop`` (a sequence, in the
+        columns' order), for ``write_encoded``: a writer that builds rows from parts that repeat
+        (a participant's id, a test's result columns) encodes each part once."""
+        compiled = self._compile(start, stop)
+        columns = self.columns[start:stop]
+
+        def encode(values) -> bytes:
+            try:
+                return compiled(values)
+            except (TypeError, ValueError):  # the reference encodes it or names the problem
+                if len(values) != len(columns):
+                    raise XptError(f"dataset {self.name}: {len(values)} values for the {len(columns)} columns "
+                                   f"{columns[0].name}-{columns[-1].name}") from None
+                return _encode_values(columns, values)
+
+        return encode
+
+    def write_encoded(self, parts) -> None:
+        """Writes a row given as the bytes of all its columns, in order, in parts (from ``encoder``).
+        (A row of the wrong length is an ``XptError`` when the writer closes.)"""
+        self._buffer.extend(parts)
+        self.rows += 1
+        self._pending += self.row_length
+        if self._pending >= BUFFER:
+            self._flush()
 
     def write_row(self, row) -> None:
-        data = self._encode(row)
-        self._file.write(data)
-        self._written += len(data)
+        try:
+            data = self._fast(row)
+        except (TypeError, ValueError):  # the reference encodes it or names the problem
+            data = self._encode(row)
+        self._buffer.append(data)
         self.rows += 1
+        self._pending += len(data)
+        if self._pending >= BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            self._pending = 0
+            self._file.write(data)
+            self._written += len(data)
 
     def close(self) -> None:
         if self._file.closed:
             return
+        self._flush()
         if self._written % CARD:
             self._file.write(b" " * (CARD - self._written % CARD))
         self._file.close()
+        if self._written != self.rows * self.row_length:
+            raise XptError(f"dataset {self.name}: {self._written} bytes of observations for {self.rows} rows of "
+                           f"{self.row_length} bytes (write_encoded given parts that are not a row)")
 
     def __enter__(self) -> XptWriter:
         return self
