@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gc
+import io
 import itertools
 import tracemalloc
 
@@ -347,3 +348,70 @@ def test_memory_stays_flat(protocol, dictionary, tmp_path):
     small, large = peak(200), peak(2000)
     # ten times the participants: memory about the same (well below 10x the 200-participant peak)
     assert large < small * 2, (small, large)
+
+
+AWKWARD_TEXT = ["plain", "", "a,b", 'say "hi"', '"', '""', ",", "line\nbreak", "cr\rreturn", "crlf\r\nend",
+                "=1+2", "=HYPERLINK(\"x\",\"y\")", "-3", "+3", "@sum", " lead", "trail ", "\ttab", "nul\x00byte",
+                "sep\u2028line", "中文，逗号", "x" * 300, "semi;colon", "'quote'"]
+
+
+def test_fields_are_quoted_as_the_csv_module_quotes_them():
+    import io
+
+    from annulus.interchange.csvfiles import _cell, _quoted, _text_cell
+
+    values = [*AWKWARD_TEXT, None, 0, -0.0, 1.5, 1e16, 2.0, float("nan"), True, False, 12, ["a,b", 'c"d'],
+              ("x", "y"), 1e-7]
+    for v in values:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\r\n").writerow([v, text(v), "z"])
+        assert f"{_cell(v)},{_text_cell(v)},z\r\n" == out.getvalue(), v
+        if isinstance(v, str):
+            assert _quoted(v) == _cell(v)
+
+
+def _awkward_subject(protocol, dictionary) -> Subject:
+    """A participant whose every text is one of AWKWARD_TEXT: ids, allocation, visit fields, item
+    values of every form, several codes, derived scores, history."""
+    one = edge_subjects(protocol, dictionary)[0]
+    texts = itertools.cycle(AWKWARD_TEXT)
+    records = []
+    for r in one.records:
+        values = {k: (next(texts) if isinstance(v, str) else v) for k, v in r.values.items()}
+        form = dictionary.form(r.form)
+        for e in form.items if form is not None else ():
+            values.setdefault(e.item, next(texts))
+        changes = tuple(dataclasses.replace(c, by=next(texts), at=next(texts), values=dict(values))
+                        for c in r.changes)
+        records.append(dataclasses.replace(r, values=values, changes=changes,
+                                           computed={k: next(texts) for k in r.computed}))
+    records.append(Record(visit="w1", form="vas", values={"vas_mm": 'a,"b"\n'}, computed={"odd": "x,y"},
+                          state='dr,"aft"', changes=(Change(1, "t,1", 'u"1', "U", "", {"vas_mm": 1}),
+                                                      Change(2, "t\n2", "u,2", "U", "r", {"vas_mm": 'a,"b"\n'}))))
+    visits = tuple(dataclasses.replace(v, outcome='att,"ended"', window="in\r\n") for v in one.visits)
+    return dataclasses.replace(one, subject='dlbp-admsc-9,"01"', group_label="C,", arm='high "dose"',
+                               visits=visits, records=tuple(records),
+                               identity={"initials": "Z,W", "full_name": '张"伟', "phone": "138\n0000"})
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_every_file_is_what_the_csv_module_writes(protocol, dictionary, tmp_path, bom):
+    """Read back and written again by the csv module, each file is the same bytes: the lines this
+    writer joins itself are quoted exactly as csv.writer quotes."""
+    subjects = [_awkward_subject(protocol, dictionary), *edge_subjects(protocol, dictionary)[1:],
+                *sample.subjects(protocol, dictionary, 3, seed=9)]
+    ctx = sample.context(protocol, dictionary, "csv", blinding="arms", identifiable=True, excel_bom=bom,
+                         language="zh-hans")
+    out, _ = _write(subjects, ctx, tmp_path)
+    for name in ("long.csv", "wide.csv", "subjects.csv", "adverse_events.csv"):
+        raw = (out / name).read_bytes()
+        with open(out / name, encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+        again = io.StringIO()
+        csv.writer(again, lineterminator="\r\n").writerows(rows)
+        assert (b"\xef\xbb\xbf" if bom else b"") + again.getvalue().encode("utf-8") == raw, name
+    header, rows = _read(out / "long.csv", bom=bom)
+    mine = [r for r in rows if r["subject"] == 'dlbp-admsc-9,"01"']
+    assert {r["value"] for r in mine} >= set(AWKWARD_TEXT) - {"nul\x00byte"} | {'a,"b"\n'}
+    assert any(r["changed_at"] == "t\n2" and r["changed_by"] == "u,2" and r["item_revisions"] == "2"
+               for r in mine if r["item"] == "vas_mm")

@@ -230,6 +230,39 @@ class _Table:
         self.file.close()
 
 
+# ---- fields as csv.writer writes them: long.csv and wide.csv join their lines themselves ---------
+
+def _quoted(field: str) -> str:
+    """``field`` as ``csv.writer`` (excel dialect, ``\\r\\n`` line ends) writes it: in double
+    quotes, its quotes doubled, when it holds a comma, a quote or a line break; else as it is."""
+    if '"' in field:
+        return '"' + field.replace('"', '""') + '"'
+    if "," in field or "\n" in field or "\r" in field:
+        return '"' + field + '"'
+    return field
+
+
+def _cell(value) -> str:
+    """A value as ``csv.writer`` writes it: ``None`` empty, a float its ``repr``, else ``str``."""
+    if type(value) is str:
+        return _quoted(value)
+    if value is None:
+        return ""
+    return _quoted(repr(value) if isinstance(value, float) else str(value))
+
+
+def _text_cell(value) -> str:
+    """``_cell(text(value))``; numbers and yes/no never need quotes."""
+    kind = type(value)
+    if kind is str:
+        return _quoted(value)
+    if value is None:
+        return ""
+    if kind is int or kind is float or kind is bool:
+        return text(value)
+    return _quoted(text(value))
+
+
 _NO_HISTORY = ("", "", "0")
 
 
@@ -249,6 +282,19 @@ def _histories(record: Record) -> dict:
                 out[item] = (change.at, change.by, str(int(count) + 1))
         previous = change.values
     return out
+
+
+def _history_cells(record: Record) -> dict:
+    """``_histories`` as long.csv writes it: item -> its ``changed_at,changed_by,item_revisions``
+    cells. (A record saved once, as most are: every item it holds was changed by that save.)"""
+    changes = record.changes
+    if not changes:
+        return {}
+    if len(changes) == 1:
+        first = changes[0]
+        cells = f"{_cell(first.at)},{_cell(first.by)},1"
+        return {item: cells for item, value in first.values.items() if value is not None}
+    return {item: f"{_cell(at)},{_cell(by)},{count}" for item, (at, by, count) in _histories(record).items()}
 
 
 def wide_header(ctx: ExportContext) -> list:
@@ -299,13 +345,14 @@ def write(subjects: Iterable[Subject], ctx: ExportContext, out_dir: Path) -> lis
         SUBJECTS: _Table(out_dir / SUBJECTS, subjects_header(ctx), ctx.excel_bom),
         ADVERSE_EVENTS: _Table(out_dir / ADVERSE_EVENTS, ae_header(ctx), ctx.excel_bom),
     }
-    tables["meta"] = {}  # form id -> its items' (id, label, unit, codes) for long.csv
+    tables["meta"] = {}  # form id -> its items as long.csv writes them (_long_items)
+    tables["wide"] = {}  # form id -> where its items and scores go in wide.csv
     try:
         for s in subjects:
             _write_subject(s, ctx, tables, blind, vforms, sforms, ae_form, wide_index, wide_start, lang)
     finally:
-        meta = tables.pop("meta")
-        meta.clear()
+        tables.pop("meta").clear()
+        tables.pop("wide").clear()
         for t in tables.values():
             t.close()
     paths = [t.path for t in tables.values()]
@@ -318,52 +365,77 @@ def write(subjects: Iterable[Subject], ctx: ExportContext, out_dir: Path) -> lis
     return paths
 
 
+def _long_items(form, ctx, lang) -> list:
+    """The form's items as long.csv writes them: (item, its cells up to the value, the unit's cell,
+    its codes, its codes' quoted labels)."""
+    out = []
+    for e in items_of(form, ctx):
+        codes = dict(e.codes(lang)) if e.codelist else None
+        out.append((e.item, f"{_cell(e.item)},{_cell(e.label(lang))},false,", _cell(e.unit), codes,
+                    {k: _cell(v) for k, v in codes.items()} if codes is not None else None))
+    return out
+
+
 def _write_subject(s: Subject, ctx, tables, blind, vforms, sforms, ae_form, wide_index, wide_start, lang) -> None:
     d = ctx.dictionary
     bv = blind_values(s, blind)
     visits = {(v.visit, v.repeat): v for v in s.visits}
     queries = _open_queries(s)
-    long = tables[LONG].csv
     meta = tables["meta"]
+    lead = [_text_cell(x) for x in (s.subject, *bv)]
+    heads: dict = {}  # (visit, repeat) -> the cells from the participant to the study day
+    lines = []
+    add = lines.append
     for r in s.records:
         items = meta.get(r.form)
         if items is None:
             form = d.form(r.form)
             if form is None:
                 continue
-            items = meta[r.form] = [(e.item, e.label(lang), e.unit, dict(e.codes(lang)) if e.codelist else None)
-                                    for e in items_of(form, ctx)]
-        v = visits.get((r.visit, r.visit_repeat))
-        vdate, vday = (v.date, v.day) if v is not None else (None, None)
-        where = [s.subject, *bv, r.visit, r.visit_repeat, vdate, vday, r.form, r.record]
-        where = [text(x) for x in where]
+            items = meta[r.form] = _long_items(form, ctx, lang)
+        key = (r.visit, r.visit_repeat)
+        head = heads.get(key)
+        if head is None:
+            v = visits.get(key)
+            vdate, vday = (v.date, v.day) if v is not None else (None, None)
+            head = heads[key] = ",".join(lead + [_text_cell(x) for x in (r.visit, r.visit_repeat, vdate, vday)])
+        head = f"{head},{_text_cell(r.form)},{_text_cell(r.record)}"
         verified = set(r.verified)
         revisions = str(len(r.changes))
-        state, locked = r.state, text(r.locked)
-        history = _histories(r)
-        rows = []
-        for item, label, unit, codes in items:
-            value = value_of(s, r, item)
-            at, by, count = history.get(item, _NO_HISTORY)
-            vtext = text(value)
-            if codes is None or value is None:
-                vlabel = ""
-            elif type(value) is list:
-                vlabel = ";".join(codes.get(text(x), "") for x in value)
+        state, locked = _cell(r.state), _text_cell(r.locked)
+        history = _history_cells(r)
+        values = r.values
+        identity = r.form == "prescreening"
+        for item, cells, unit, codes, labels in items:
+            value = value_of(s, r, item) if identity else values.get(item)
+            if value is None:
+                vcell = lcell = ""
             else:
-                vlabel = codes.get(vtext, "")
-            rows.append([*where, item, label, "false", vtext, vlabel, unit, state,
-                         "true" if item in verified else "false", locked,
-                         str(queries.get((r.visit, r.visit_repeat, r.form, r.record, item), 0)),
-                         at, by, count, revisions])
+                kind = type(value)
+                if kind is str:
+                    vtext = vcell = value
+                    if "," in value or '"' in value or "\n" in value or "\r" in value:
+                        vcell = _quoted(value)
+                else:
+                    vtext = text(value)
+                    vcell = vtext if kind is int or kind is float or kind is bool else _quoted(vtext)
+                if codes is None:
+                    lcell = ""
+                elif kind is list:
+                    lcell = _quoted(";".join(codes.get(text(x), "") for x in value))
+                else:
+                    lcell = labels.get(vtext, "")
+            open_q = str(queries.get((r.visit, r.visit_repeat, r.form, r.record, item), 0)) if queries else "0"
+            add(f"{head},{cells}{vcell},{lcell},{unit},{state},{'true' if item in verified else 'false'},{locked},"
+                f"{open_q},{history.get(item, ',,0')},{revisions}\r\n")
         declared = [sc.id for sc in scores_of(r.form)]
         for sid in declared + [k for k in r.computed if k not in declared]:
             if sid not in r.computed:
                 continue
             sc = next((x for x in scores_of(r.form) if x.id == sid), None)
-            rows.append([*where, sid, score_label(r.form, sid, lang), "true", text(r.computed[sid]), "",
-                         sc.unit if sc else "", state, "", locked, "0", "", "", "", revisions])
-        long.writerows(rows)
+            add(f"{head},{_cell(sid)},{_cell(score_label(r.form, sid, lang))},true,{_text_cell(r.computed[sid])},,"
+                f"{_cell(sc.unit if sc else '')},{state},,{locked},0,,,,{revisions}\r\n")
+    tables[LONG].file.write("".join(lines))
 
     # wide: one row per visit
     by_visit: dict = {}
@@ -371,19 +443,34 @@ def _write_subject(s: Subject, ctx, tables, blind, vforms, sforms, ae_form, wide
         if r.visit not in ("", "screening"):
             by_visit.setdefault((r.visit, r.visit_repeat), []).append(r)
     width = tables[WIDE].width
+    columns = tables["wide"]  # form id -> ({item: its column or None}, [(score id, column name)])
+    lines = []
     for v in visit_rows(s):
-        row = [None] * width
-        row[:wide_start] = [s.subject, *bv, v.visit, v.repeat, v.outcome, v.date, v.day, v.window]
+        row = [""] * width
+        row[:wide_start] = lead + [_text_cell(x) for x in (v.visit, v.repeat, v.outcome, v.date, v.day, v.window)]
         for r in by_visit.get((v.visit, v.repeat), ()):
+            known = columns.get(r.form)
+            if known is None:
+                form = d.form(r.form)
+                known = columns[r.form] = ({}, [(sc.id, f"{r.form}_{sc.id}") for sc in wide_scores(form)]
+                                           if form is not None else [])
+            at = known[0]
             for item, value in r.values.items():
-                i = wide_index.get(f"{r.form}_{item}")
-                if i is not None and i >= wide_start:
-                    row[i] = value
+                i = at.get(item, -1)
+                if i == -1:
+                    i = wide_index.get(f"{r.form}_{item}")
+                    if i is not None and i < wide_start:
+                        i = None
+                    if len(at) < 10_000:
+                        at[item] = i
+                if i is not None:
+                    row[i] = _text_cell(value)
             if r.computed:
-                for sc in wide_scores(d.form(r.form)) if d.form(r.form) is not None else ():
-                    if sc.id in r.computed:
-                        row[wide_index[f"{r.form}_{sc.id}"]] = r.computed[sc.id]
-        tables[WIDE].row(row)
+                for sid, name in known[1]:
+                    if sid in r.computed:
+                        row[wide_index[name]] = _text_cell(r.computed[sid])
+        lines.append(",".join(row) + "\r\n")
+    tables[WIDE].file.write("".join(lines))
 
     # participants
     last = last_records(s, SUBJECT_FORMS)
