@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import math
 import tracemalloc
+from dataclasses import replace
+from datetime import datetime, timezone
 
 import pandas as pd
 import pyreadstat
@@ -277,4 +279,76 @@ def test_xpt_memory_stays_flat(protocol, dictionary, tmp_path):
         return top
 
     small, large = peak(200), peak(2000)
+    assert large < small * 2, (small, large)
+
+
+def _long_texts(protocol, dictionary, n):
+    """Participants with text longer than its xpt column in several datasets (every free-text item)."""
+    out = []
+    for i, s in enumerate(sample.subjects(protocol, dictionary, n, seed=13)):
+        records = []
+        for r in s.records:
+            form = dictionary.form(r.form)
+            free = {e.item for e in form.items if e.type == "text" and not e.codelist} if form else set()
+            records.append(replace(r, values={k: (f"{i}:" + LONG_TEXT if k in free else v)
+                                              for k, v in r.values.items()}))
+        out.append(replace(s, records=tuple(records)))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["xpt", "sav", "dta"])
+def test_the_files_do_not_depend_on_the_batch_size(protocol, dictionary, tmp_path, monkeypatch, fmt):
+    """Rows are converted and written (xpt) or spooled (sav, dta) in batches: one row at a time
+    gives the same datasets, and the same list of cut texts, in the order of the participants."""
+    from annulus.interchange import xpt
+
+    class Now(datetime):  # xpt files carry their creation time
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(xpt, "datetime", Now)
+    subjects = _long_texts(protocol, dictionary, 6) + edge_subjects(protocol, dictionary)
+    ctx = sample.context(protocol, dictionary, fmt, blinding="arms")
+    monkeypatch.setattr(statfiles, "BATCH_ROWS", 1)
+    small, _ = _export(subjects, ctx, tmp_path, "one")
+    monkeypatch.setattr(statfiles, "BATCH_ROWS", 10**6)
+    whole, _ = _export(subjects, ctx, tmp_path, "all")
+    names = sorted(p.name for p in whole.iterdir())
+    assert sorted(p.name for p in small.iterdir()) == names
+    for name in names:
+        if fmt == "xpt" or name.endswith(".csv"):
+            assert (small / name).read_bytes() == (whole / name).read_bytes(), name
+        elif not name.endswith(".txt"):  # (sav and dta files carry the time they were written)
+            (a, meta_a), (b, meta_b) = READ[fmt](str(small / name)), READ[fmt](str(whole / name))
+            assert a.equals(b) and meta_a.column_labels == meta_b.column_labels, name
+    if fmt == "xpt":
+        with open(whole / statfiles.XPT_TRUNCATED, encoding="utf-8") as f:
+            cuts = list(csv.DictReader(f))
+        assert len({c["dataset"] for c in cuts}) > 2
+        order = [s.subject for s in subjects]
+        assert [order.index(c["subject"]) for c in cuts] == sorted(order.index(c["subject"]) for c in cuts)
+
+
+@pytest.mark.parametrize("fmt", ["sav", "dta"])
+def test_sav_and_dta_hold_one_dataset_at_a_time(protocol, dictionary, tmp_path, fmt):
+    """pyreadstat writes a whole DataFrame, so each dataset is whole in memory while it is written;
+    the others wait on disk: five times the participants in a few datasets (screening, baseline,
+    participant-level) is well under twice the memory."""
+    base = list(sample.subjects(protocol, dictionary, 10, seed=5))
+    ctx = sample.context(protocol, dictionary, fmt)
+
+    def peak(n):
+        warm_tuple_freelist()
+        out = tmp_path / f"m{n}"
+        out.mkdir()
+        tracemalloc.start()
+        statfiles.write(_renamed(base, n), ctx, out)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert len(READ[fmt](str(out / f"subjects.{fmt}"))[0]) == n
+        return top
+
+    peak(50)  # pandas and pyreadstat imported before measuring
+    small, large = peak(200), peak(1000)
     assert large < small * 2, (small, large)

@@ -32,26 +32,32 @@ UTF-8 in practice) is cut at a character boundary and every cut is listed in
 ``xpt_truncated.csv`` (dataset, subject, visit, record, column, full length) — the whole text is
 in the CSV and ODM exports.
 
-Memory: pyreadstat writes a whole DataFrame, so sav and dta accumulate every dataset column-wise
-(numbers in ``array('d')``, 8 bytes a value; text as shared ``str`` references, 8 bytes a value)
-and write them at the end, one DataFrame at a time: memory grows with the number of participants,
-about 16 MB per 1,000 participants with every visit filled (tracemalloc peak of a .sav export of
-synthetic participants: 2.7 MB for 100, 17 MB for 1,000; so some 170 MB for 10,000). The xpt
-format streams: its memory stays flat (a test holds 2,000 participants to the peak of 200).
+Rows are converted column by column and written in batches of about ``BATCH_ROWS`` rows (each
+batch ends with a participant); the files are the same as row by row.
+
+Memory: pyreadstat writes a whole DataFrame, so sav and dta spool each dataset's converted values
+(numbers as raw doubles, text marshalled, one unnamed temporary file per dataset beside the output)
+and build and write one DataFrame at a time at the end: the peak is the largest dataset, not all of
+them (tracemalloc peak of a .sav export of synthetic participants with every visit filled: 1.1 MB
+for 100, 4.6 MB for 1,000, where holding every dataset took 2.7 and 17 MB), so it still grows with
+the participants, by the largest dataset's share. The xpt format streams: its memory stays flat
+(a test holds 2,000 participants to the peak of 200).
 """
 
 from __future__ import annotations
 
 import csv
+import marshal
 import math
 import re
+import tempfile
 from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
 from . import csvfiles
 from .csvfiles import (AE_FORM, IDENTITY, SUMMARY, blind_columns, blind_values, identity_columns, items_of,
-                       last_records, subject_forms, summary, visit_forms, wide_scores)
+                       last_records, subject_forms, summary, text, visit_forms, wide_scores)
 from .subject import ExportContext, Subject
 from .xpt import Column, XptWriter
 
@@ -100,6 +106,9 @@ SUMMARY_LABELS_ZH = {
     "record": "记录序号", "ae_number": "不良事件序号", "form_state": "表单状态", "locked": "已锁定",
     "open_queries": "未关闭的质疑",
 }
+NAN = math.nan
+# rows converted and written (xpt) or spooled (sav, dta) together, after the participant that reaches this many
+BATCH_ROWS = 1024
 _NUM_SUMMARY = {"age", "visit_repeat", "study_day", "record", "ae_number", "open_queries"}
 _BOOL_SUMMARY = {"eligible", "emergency_unblinded", "locked"}
 
@@ -116,7 +125,7 @@ def _code_number(code: str):
 class Var:
     """One variable of a dataset: how its values are stored and described."""
 
-    __slots__ = ("name", "label", "kind", "measure", "labels", "length", "codes", "multi", "values", "_interned")
+    __slots__ = ("name", "label", "kind", "measure", "labels", "length", "codes", "multi", "_numbers")
 
     def __init__(self, name, label, kind, measure="nominal", labels=None, length=200, codes=None):
         self.name = name
@@ -126,8 +135,7 @@ class Var:
         self.labels = labels  # value -> label (numeric or text keys)
         self.length = length  # xpt: declared bytes of a text column
         self.codes = codes
-        self.values = None
-        self._interned = {}
+        self._numbers = None
 
     @property
     def numeric(self) -> bool:
@@ -154,14 +162,24 @@ class Var:
         except (TypeError, ValueError):
             raise ValueError(f"{where}.{self.name}: {value!r} is not a number") from None
 
-    def start(self) -> None:
-        self.values = array("d") if self.numeric else []
+    def convert_column(self, values, where: str) -> list:
+        """``convert`` of each value of a column: the common cases (text, a float or an int, None)
+        inline, the others through ``convert``."""
+        convert = self.convert
+        if self.kind == "str":
+            return [x if type(x) is str else text(x) for x in values]
+        if self.kind == "bool":
+            return [1.0 if x is True else 0.0 if x is False else NAN if x is None else convert(x, where) for x in values]
+        codes = self._codes()
+        return [x if type(x) is float else float(x) if type(x) is int else NAN if x is None
+                else codes[x] if type(x) is str and x in codes else convert(x, where) for x in values]
 
-    def add(self, value) -> None:
-        if self.numeric:
-            self.values.append(value)
-        else:  # share repeated text (codes, units, dates) instead of holding a copy per row
-            self.values.append(self._interned.setdefault(value, value) if len(self._interned) < 10_000 else value)
+    def _codes(self) -> dict:
+        """The codelist's codes (text) -> what ``convert`` gives each (numeric codes only)."""
+        if self._numbers is None:
+            self._numbers = {c: self.convert(c, "") for c in self.codes or () if type(c) is str and c} \
+                if self.kind == "code" else {}
+        return self._numbers
 
 
 def _entry_var(name: str, e, lang: str) -> Var:
@@ -177,7 +195,7 @@ def _entry_var(name: str, e, lang: str) -> Var:
         measure = "ordinal" if e.type == "code" else "nominal"
         multi = e.type == "choice" and e.item == "serious_criteria"
         if all(_NUMERIC.match(c) for c in codes) and not multi:
-            return Var(name, label, "code", measure, {_code_number(c): w for c, w in e.codes(lang)})
+            return Var(name, label, "code", measure, {_code_number(c): w for c, w in e.codes(lang)}, codes=codes)
         longest = sum(len(c.encode()) + 1 for c in codes) if multi else max(len(c.encode()) for c in codes)
         return Var(name, label, "str", measure, dict(e.codes(lang)), length=max(1, min(200, longest)), codes=codes)
     if e.type == "date":
@@ -216,13 +234,27 @@ class Dataset:
         self.rows = 0
         names = [v.name for v in variables]
         assert len(names) == len(set(names)), (name, names)
+        self._items: dict = {}
 
-    def start(self) -> None:
-        for v in self.vars:
-            v.start()
+    def items_after(self, start: int) -> tuple:
+        """The names of the variables from ``start`` on, and (position, name) of those holding
+        derived scores (their values come from ``Record.computed``)."""
+        cached = self._items.get(start)
+        if cached is None:
+            names = tuple(v.name for v in self.vars[start:])
+            cached = self._items[start] = (names, tuple((start + i, n) for i, n in enumerate(names)
+                                                        if n in self.scores))
+        return cached
 
     def convert(self, row) -> list:
         return [v.convert(x, self.name) for v, x in zip(self.vars, row)]
+
+    def convert_rows(self, rows: list) -> list:
+        """The converted values of ``rows`` (each as long as ``vars``) column by column: what
+        ``convert`` gives each row, transposed."""
+        if not rows:
+            return [[] for _ in self.vars]
+        return [v.convert_column(values, self.name) for v, values in zip(self.vars, zip(*rows))]
 
 
 def datasets(ctx: ExportContext) -> list[Dataset]:
@@ -265,9 +297,11 @@ def rows_of(s: Subject, ctx: ExportContext, sets: dict):
             continue
         v = visits.get((r.visit, r.visit_repeat))
         fixed = [s.subject, *bv, r.visit, r.visit_repeat, v.date if v else None, v.day if v else None, r.record]
-        rest = ds.vars[len(fixed):]
-        yield r.form, fixed + [r.computed.get(x.name) if x.name in ds.scores else r.values.get(x.name)
-                               for x in rest]
+        names, scored = ds.items_after(len(fixed))
+        row = fixed + list(map(r.values.get, names))
+        for i, name in scored:
+            row[i] = r.computed.get(name)
+        yield r.form, row
     last = last_records(s, csvfiles.SUBJECT_FORMS)
     ident = [(s.identity or {}).get(k) for k in identity_columns(ctx)]
     row = [s.subject, *bv, *ident, *summary(s)[1:]]
@@ -345,6 +379,42 @@ def write(subjects: Iterable[Subject], ctx: ExportContext, out_dir: Path) -> lis
     return paths
 
 
+def _batches(subjects, ctx, by_name: dict):
+    """The participants' rows, a batch at a time: lists of (dataset name, row values, participant),
+    in the order the participants and their rows come, each batch ending with a participant."""
+    batch = []
+    for s in subjects:
+        batch.extend((name, row, s.subject) for name, row in rows_of(s, ctx, by_name))
+        if len(batch) >= BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _converted(batch: list, by_name: dict) -> dict:
+    """dataset name -> (positions in ``batch``, its values converted column by column) for the
+    datasets ``batch`` has rows of. A value that cannot be converted raises the error converting
+    the rows one at a time, in order, raises first (the first bad value of the stream)."""
+    positions: dict = {}
+    for i, (name, _row, _subject) in enumerate(batch):
+        positions.setdefault(name, []).append(i)
+    out = {}
+    try:
+        for name, at in positions.items():
+            ds = by_name[name]
+            rows = [batch[i][1] for i in at]
+            if any(len(row) != len(ds.vars) for row in rows):
+                raise ValueError(f"{name}: a row does not have one value per variable")
+            out[name] = (at, ds.convert_rows(rows))
+    except Exception:
+        converted = {}
+        for name, row, _subject in batch:
+            converted.setdefault(name, []).append(by_name[name].convert(row))
+        out = {name: (positions[name], [list(col) for col in zip(*rows)]) for name, rows in converted.items()}
+    return out
+
+
 # ---- sav / dta -----------------------------------------------------------------------------------
 
 def _write_frames(subjects, ctx, out_dir: Path, sets: list[Dataset]) -> list[Path]:
@@ -353,46 +423,43 @@ def _write_frames(subjects, ctx, out_dir: Path, sets: list[Dataset]) -> list[Pat
     import pyreadstat
 
     by_name = {ds.name: ds for ds in sets}
-    for ds in sets:
-        ds.start()
-    for s in subjects:
-        for name, row in rows_of(s, ctx, by_name):
-            ds = by_name[name]
-            for var, value in zip(ds.vars, ds.convert(row)):
-                var.add(value)
-            ds.rows += 1
+    spools = {}  # dataset name -> an unnamed temporary file beside the output (gone when closed)
     paths = []
-    dta = ctx.format == "dta"
-    renames = []
-    for ds in sets:
-        names = {v.name: v.name for v in ds.vars}
-        if dta:
-            names = short_names([v.name for v in ds.vars], DTA_NAME)
-            renames += [(ds.name, v.name, names[v.name]) for v in ds.vars if names[v.name] != v.name]
-        columns = {}
-        for v in ds.vars:
-            if v.numeric:
-                columns[names[v.name]] = np.frombuffer(v.values, dtype="float64") if len(v.values) else \
-                    np.empty(0, dtype="float64")
+    try:
+        for ds in sets:
+            spools[ds.name] = tempfile.TemporaryFile(prefix=".statfiles-", dir=out_dir)  # noqa: SIM115
+        for batch in _batches(subjects, ctx, by_name):
+            shared: dict = {}  # equal texts as one object: marshal writes it once, and reads it back once
+            for name, (at, columns) in _converted(batch, by_name).items():
+                ds = by_name[name]
+                marshal.dump([array("d", col).tobytes() if v.numeric else [shared.setdefault(x, x) for x in col]
+                              for v, col in zip(ds.vars, columns)], spools[name])
+                ds.rows += len(at)
+        dta = ctx.format == "dta"
+        renames = []
+        for ds in sets:
+            names = {v.name: v.name for v in ds.vars}
+            if dta:
+                names = short_names([v.name for v in ds.vars], DTA_NAME)
+                renames += [(ds.name, v.name, names[v.name]) for v in ds.vars if names[v.name] != v.name]
+            frame = _frame(ds, spools.pop(ds.name), names, np, pd)
+            labels = [v.label for v in ds.vars]
+            path = out_dir / f"{ds.name}.{ctx.format}"
+            if dta:
+                value_labels = {names[v.name]: v.labels for v in ds.vars if v.labels and v.numeric}
+                pyreadstat.write_dta(frame, str(path), file_label=_file_label(ctx)[:80],
+                                     column_labels=[lab[:80] for lab in labels],
+                                     variable_value_labels=value_labels or None)
             else:
-                columns[names[v.name]] = pd.array(v.values, dtype=object) if v.values else pd.array([], dtype=object)
-        frame = pd.DataFrame(columns)
-        for v in ds.vars:  # the frame holds its own copy now
-            v.values = None
-        labels = [v.label for v in ds.vars]
-        path = out_dir / f"{ds.name}.{ctx.format}"
-        if dta:
-            value_labels = {names[v.name]: v.labels for v in ds.vars if v.labels and v.numeric}
-            pyreadstat.write_dta(frame, str(path), file_label=_file_label(ctx)[:80],
-                                 column_labels=[lab[:80] for lab in labels],
-                                 variable_value_labels=value_labels or None)
-        else:
-            value_labels = {v.name: v.labels for v in ds.vars if v.labels}
-            pyreadstat.write_sav(frame, str(path), file_label=_file_label(ctx)[:64], column_labels=labels,
-                                 note=_note(ctx), variable_value_labels=value_labels or None,
-                                 variable_measure={v.name: v.measure for v in ds.vars})
-        del frame
-        paths.append(path)
+                value_labels = {v.name: v.labels for v in ds.vars if v.labels}
+                pyreadstat.write_sav(frame, str(path), file_label=_file_label(ctx)[:64], column_labels=labels,
+                                     note=_note(ctx), variable_value_labels=value_labels or None,
+                                     variable_measure={v.name: v.measure for v in ds.vars})
+            del frame
+            paths.append(path)
+    finally:
+        for spool in spools.values():
+            spool.close()
     if renames:
         path = out_dir / DTA_NAMES
         with open(path, "w", encoding="utf-8", newline="") as f:
@@ -401,6 +468,34 @@ def _write_frames(subjects, ctx, out_dir: Path, sets: list[Dataset]) -> list[Pat
             w.writerows(renames)
         paths.append(path)
     return paths
+
+
+def _frame(ds: Dataset, spool, names: dict, np, pd):
+    """The dataset's DataFrame from its spool (closed here): numbers as float64, text as objects."""
+    numbers = {v.name: bytearray() for v in ds.vars if v.numeric}
+    texts = {v.name: [] for v in ds.vars if not v.numeric}
+    with spool:
+        spool.seek(0)
+        while True:
+            try:
+                chunk = marshal.load(spool)
+            except EOFError:
+                break
+            for v, col in zip(ds.vars, chunk):
+                if v.numeric:
+                    numbers[v.name] += col
+                else:
+                    texts[v.name].extend(col)
+    columns = {}
+    for v in ds.vars:
+        if v.numeric:
+            raw = numbers.pop(v.name)
+            columns[names[v.name]] = np.frombuffer(raw, dtype="float64") if raw else np.empty(0, dtype="float64")
+        else:
+            values = texts.pop(v.name)
+            # kept as objects (not pandas' string dtype): pyreadstat writes the same bytes and reads them faster
+            columns[names[v.name]] = pd.Series(values, dtype=object) if values else pd.array([], dtype=object)
+    return pd.DataFrame(columns, copy=False)
 
 
 # ---- xpt -----------------------------------------------------------------------------------------
@@ -430,23 +525,31 @@ def _write_xpt(subjects, ctx, out_dir: Path, sets: list[Dataset]) -> list[Path]:
             writers[ds.name] = XptWriter(path, member[ds.name], ds.label, columns=columns)
             paths.append(path)
         by_name = {ds.name: ds for ds in sets}
-        for s in subjects:
-            for name, row in rows_of(s, ctx, by_name):
+        for batch in _batches(subjects, ctx, by_name):
+            converted = _converted(batch, by_name)
+            cut = []  # (position in the batch, variable, dataset, bytes) of each text longer than its column
+            for name, (at, cols) in converted.items():
                 ds = by_name[name]
-                values = ds.convert(row)
-                for i, v in enumerate(ds.vars):
-                    if not v.numeric and len(values[i].encode("utf-8")) > v.length:
-                        if cuts is None:
-                            cuts_file = open(out_dir / XPT_TRUNCATED, "w", encoding="utf-8", newline="")  # noqa: SIM115
-                            cuts = csv.writer(cuts_file, lineterminator="\r\n")
-                            cuts.writerow(["dataset", "subject", "visit", "record", "column", "bytes", "kept_bytes"])
-                        size = len(values[i].encode("utf-8"))
-                        values[i] = _cut(values[i], v.length)
-                        where = dict(zip((x.name for x in ds.vars), row))
-                        cuts.writerow([ds.name, s.subject, where.get("visit") or "",
-                                       where.get("record", where.get("ae_number", "")), v.name, size,
-                                       len(values[i].encode("utf-8"))])
-                writers[name].write_row(values)
+                for j, v in enumerate(ds.vars):
+                    if v.numeric:
+                        continue
+                    col, shortest = cols[j], v.length // 4  # a text of at most length/4 characters fits
+                    for k in [k for k, x in enumerate(col) if len(x) > shortest and len(x.encode("utf-8")) > v.length]:
+                        size = len(col[k].encode("utf-8"))
+                        col[k] = _cut(col[k], v.length)
+                        cut.append((at[k], j, ds, size, len(col[k].encode("utf-8"))))
+                writer = writers[name].write_row
+                for row in zip(*cols):
+                    writer(row)
+            if cut and cuts is None:
+                cuts_file = open(out_dir / XPT_TRUNCATED, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                cuts = csv.writer(cuts_file, lineterminator="\r\n")
+                cuts.writerow(["dataset", "subject", "visit", "record", "column", "bytes", "kept_bytes"])
+            for i, j, ds, size, kept in sorted(cut, key=lambda c: (c[0], c[1])):
+                _name, row, subject = batch[i]
+                where = dict(zip((x.name for x in ds.vars), row))
+                cuts.writerow([ds.name, subject, where.get("visit") or "",
+                               where.get("record", where.get("ae_number", "")), ds.vars[j].name, size, kept])
     finally:
         for x in writers.values():
             x.close()
