@@ -56,6 +56,7 @@ than tab and line breaks) are written as U+FFFD.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -229,7 +230,10 @@ class _Clinical:
         self.repeating = {f.id for f in ctx.dictionary.forms if f.scope == "log"}
         self.signatures = 0
         self._audits: dict = {}
-        self._oids: dict = {}  # (form, item, derived) -> escaped ItemOID (bounded by the dictionary)
+        # (form, derived) -> item -> (ItemOID, escaped ItemOID, never written, not in the metadata):
+        # bounded by the dictionary
+        self._oids: dict = {}
+        self._escaped: dict = {}  # value text -> as an attribute (bounded: emptied when full)
 
     def _audit(self, change: Change) -> str:
         key = (change.revision, change.at, change.by, change.reason)
@@ -260,17 +264,33 @@ class _Clinical:
             out.append(self._annotation(n, "query", query_comment(q), CL_QUERY_STATUS, q.status))
         return "".join(out)
 
+    def _meta(self, form: str, item: str, derived: bool) -> tuple:
+        """(ItemOID, escaped ItemOID, never written (identity), not in the metadata) of an item."""
+        items = self._oids.get((form, derived))
+        if items is None:
+            items = self._oids[(form, derived)] = {}
+        meta = items.get(item)
+        if meta is None:
+            raw = item_oid(form, item, derived)
+            meta = items[item] = (raw, _attr(raw), not derived and (form, item) in IDENTITY_ITEMS,
+                                  (form, item) not in (self.scored if derived else self.known) and form != RANDOMISATION)
+        return meta
+
+    def _escape(self, text: str) -> str:
+        """``_attr(text)``, kept for the next time (codes, dates and units repeat)."""
+        escaped = self._escaped.get(text)
+        if escaped is None:
+            if len(self._escaped) >= 4096:
+                self._escaped.clear()
+            escaped = self._escaped[text] = _attr(text)
+        return escaped
+
     def _item(self, form: str, item: str, tx: str, value, derived=False, change: Change | None = None,
               queries=()) -> str:
-        if not derived and (form, item) in IDENTITY_ITEMS:
+        raw, oid, hidden, extra = self._meta(form, item, derived)
+        if hidden:
             return ""
-        oid_key = (form, item, derived)
-        oids = self._oids.get(oid_key)
-        if oids is None:
-            raw = item_oid(form, item, derived)
-            oids = self._oids[oid_key] = (raw, _attr(raw))
-        raw, oid = oids
-        if (form, item) not in (self.scored if derived else self.known) and form != RANDOMISATION:
+        if extra:
             key = (form, item, derived)
             if self.seen.extra_items.get(key, "text") == "text":
                 self.seen.extra_items[key] = _python_type(value) if value is not None else "text"
@@ -282,11 +302,48 @@ class _Clinical:
                 self.seen.lengths[raw] = len(text)
             if isinstance(value, (list, tuple)):
                 self.seen.value_lists.add(raw)
-            head = f'<ItemData ItemOID="{oid}" TransactionType="{tx}" Value="{_attr(text)}"'
+            head = f'<ItemData ItemOID="{oid}" TransactionType="{tx}" Value="{self._escape(text)}"'
         if change is None and not queries:
             return head + "/>"
         return "".join((head, ">", self._audit(change) if change is not None else "", self._queries(queries),
                         "</ItemData>"))
+
+    def _items(self, form: str, rows, last: dict, by_item: dict, out: list) -> None:
+        """``out.append(self._item(...))`` for each of a record's rows (item, tx, value, change),
+        the queries on an item with its last row; the plain case (an inserted or updated value
+        without its own audit record or queries, of an item in the metadata) written here."""
+        lengths = self.seen.lengths
+        escaped = self._escaped
+        items = self._oids.get((form, False))
+        if items is None:
+            items = self._oids[(form, False)] = {}
+        for n, (item, tx, value, change) in enumerate(rows):
+            meta = items.get(item) or self._meta(form, item, False)
+            if change is not None or meta[3] or tx == "Remove" or (last and last.get(item) == n):
+                out.append(self._item(form, item, tx, value, change=change,
+                                      queries=by_item[item] if last.get(item) == n else ()))
+                continue
+            raw, oid, hidden, _extra = meta
+            if hidden:
+                continue
+            kind = type(value)
+            if kind is str:
+                text = value
+                attr = escaped.get(value)
+                if attr is None:
+                    attr = self._escape(value)
+            elif kind is int:
+                text = attr = str(value)
+            elif kind is float:
+                text = attr = repr(value)
+            else:
+                text = value_text(value)
+                attr = self._escape(text)
+                if isinstance(value, (list, tuple)):
+                    self.seen.value_lists.add(raw)
+            if len(text) > lengths.get(raw, 0):
+                lengths[raw] = len(text)
+            out.append(f'<ItemData ItemOID="{oid}" TransactionType="{tx}" Value="{attr}"/>')
 
     def _record(self, record: Record, queries: dict) -> tuple[str, list]:
         """The ItemGroupData of one record, and the queries it could not place on an item."""
@@ -325,9 +382,7 @@ class _Clinical:
         out = [f'<ItemGroupData {key}{repeat} TransactionType="Insert">']
         if changes:
             out.append(self._audit(changes[0]))
-        for n, (item, tx, value, change) in enumerate(rows):
-            qs = by_item[item] if last.get(item) == n else ()
-            out.append(self._item(form, item, tx, value, change=change, queries=qs))
+        self._items(form, rows, last, by_item, out)
         out.append("</ItemGroupData>")
         for change in empty:
             out.append(f'<ItemGroupData {key}{repeat} TransactionType="Context">{self._audit(change)}</ItemGroupData>')
@@ -419,6 +474,9 @@ def _diff(old: dict, new: dict) -> list:
                 out.append((item, "Remove", None))
         elif before is None:
             out.append((item, "Insert", value))
+        elif type(value) is str and type(before) is str:
+            if before != value:
+                out.append((item, "Update", value))
         elif not _same(before, value):
             out.append((item, "Update", value))
     for item, before in old.items():
@@ -691,6 +749,25 @@ def _root_attributes(ctx) -> dict:
     return attrs
 
 
+@contextlib.contextmanager
+def _odm_namespaces():
+    """odmlib's (process-wide) namespace registry as its ODM 1.3.2 model registers it on import, put
+    back as it was afterwards: define.xml's writer (``define.write``) registers its own and puts
+    back what it found, which, when it ran before this model was first imported, is nothing."""
+    import odmlib.ns_registry as registry
+
+    r = registry.NamespaceRegistry
+    saved = (dict(r.namespaces), dict(r.default_namespace))
+    try:
+        r(prefix="odm", uri=NS, is_default=True, is_reset=True)
+        r(prefix="xs", uri="http://www.w3.org/2001/XMLSchema-instance")
+        r(prefix="xml", uri=XML_NS)
+        r(prefix="xlink", uri="http://www.w3.org/1999/xlink")
+        yield
+    finally:
+        r.namespaces, r.default_namespace = saved
+
+
 def _from_odmlib(obj) -> etree._Element:
     return etree.fromstring(obj.to_xml_string().encode("utf-8"))
 
@@ -709,8 +786,9 @@ def write(subjects, ctx, out_dir) -> list[Path]:
                 tmp.write(clinical.subject(s).encode("utf-8"))
             tmp.write(b"</ClinicalData>")
         root = etree.Element(_q("ODM"), _root_attributes(ctx), nsmap={None: NS})
-        root.append(_from_odmlib(_study(ctx, seen)))
-        root.append(_from_odmlib(_admin(ctx, seen)))
+        with _odm_namespaces():
+            root.append(_from_odmlib(_study(ctx, seen)))
+            root.append(_from_odmlib(_admin(ctx, seen)))
         head = etree.tostring(root, encoding="utf-8", xml_declaration=True)
         closing = b"</ODM>"
         if not head.endswith(closing):  # pragma: no cover - lxml always closes a root with children
