@@ -4,7 +4,9 @@
 One pass over the participants: every subject-level domain file is open at once and each
 participant's rows go to them as the participant is read, so memory stays flat in the number of
 participants. The trial-design domains (TS, TA, TE, TV, TI) come from the protocol and are written
-at the end (TS counts the participants).
+at the end (TS counts the participants). The findings domains (QS, VS, LB, MK: nearly all the rows)
+are written as parts the file writer encodes once: a result's columns are the same for every row
+with the same test and value, the timing columns for every row of a record (``_Findings``).
 
 Domains: DM, DS, SV, AE, EX, PR, QS, VS, LB, MK; TS, TA, TE, TV, TI.
 
@@ -327,6 +329,17 @@ class Env:
     transplant_visit: str
     liposuction_visit: str
     counts: dict = field(default_factory=lambda: {"consented": 0, "randomised": 0, "treated": 0})
+    days: dict = field(default_factory=dict)  # (date, reference) -> study_day, for the records' timing
+
+    def study_day(self, value: str | None, reference: str | None) -> int | None:
+        """``study_day`` in the trial's time zone, kept (a visit's records share their date)."""
+        key = (value, reference)
+        day = self.days.get(key, self)
+        if day is self:
+            if len(self.days) >= 4096:
+                self.days.clear()
+            day = self.days[key] = study_day(value, reference, self.tz)
+        return day
 
     @classmethod
     def of(cls, ctx) -> Env:
@@ -648,11 +661,41 @@ def _test_name(testcd: str, label: str) -> str:
 def _timing(r, s, env: Env, prefix: str, visit_dates: dict) -> dict:
     when = visit_dates.get((r.visit, r.visit_repeat)) or (dtc(r.collected_at, env.tz)[:10] if r.collected_at else None)
     return {"VISITNUM": env.visitnum.get(r.visit), "VISIT": env.visitname.get(r.visit), "EPOCH": env.epoch(r.visit),
-            f"{prefix}DTC": when, f"{prefix}DY": study_day(when, s.transplanted_at, env.tz)}
+            f"{prefix}DTC": when, f"{prefix}DY": env.study_day(when, s.transplanted_at)}
 
 
 def _baseline(r, env: Env) -> str | None:
     return "Y" if r.visit == env.baseline else None
+
+
+# The findings domains' rows come as (the record's columns, a key for the result's columns or None,
+# a function giving the result's columns, its arguments): the result's columns are the same for
+# every row of the same test, value (and unit) in a form, so a writer may encode them once per key.
+# A row is ``{**record, **result(*arguments)}``.
+
+def _key(*parts, value):
+    """A cache key for a result that depends on ``parts`` and ``value`` (None when ``value`` is not
+    one that equal values give the same result for: a list, NaN, a float zero and its sign)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or (kind is float and value == value and value != 0):
+        return (*parts, kind, value)
+    return None
+
+
+def _qs_result(e, value) -> dict:
+    n = _num(value)
+    if e.codelist:
+        orres, unit = _cut(_code_label(e, value)), None
+    else:
+        orres, unit = _fmt(value), e.unit or None
+    return {"QSTESTCD": e.sdtm_testcd, "QSTEST": _test_name(e.sdtm_testcd, e.label_en), "QSORRES": orres,
+            "QSORRESU": unit, "QSSTRESC": _fmt(value), "QSSTRESN": n, "QSSTRESU": unit}
+
+
+def _qs_score(score, value) -> dict:
+    testcd, test, unit = QS_SCORES[score]
+    return {"QSTESTCD": testcd, "QSTEST": test, "QSORRES": _fmt(value), "QSORRESU": unit or None,
+            "QSSTRESC": _fmt(value), "QSSTRESN": _num(value), "QSSTRESU": unit or None, "QSDRVFL": "Y"}
 
 
 def qs_rows(s, env: Env, visit_dates: dict):
@@ -667,19 +710,20 @@ def qs_rows(s, env: Env, visit_dates: dict):
             value = r.values.get(e.item)
             if value is None or not e.sdtm_testcd:
                 continue
-            n = _num(value)
-            if e.codelist:
-                orres, unit = _cut(_code_label(e, value)), None
-            else:
-                orres, unit = _fmt(value), e.unit or None
-            yield {**base, "QSTESTCD": e.sdtm_testcd, "QSTEST": _test_name(e.sdtm_testcd, e.label_en),
-                   "QSORRES": orres, "QSORRESU": unit, "QSSTRESC": _fmt(value), "QSSTRESN": n, "QSSTRESU": unit}
+            kind = type(value)  # _key, inline for the usual codes and whole numbers
+            key = ("item", r.form, e.item, kind, value) if kind is str or kind is int else \
+                _key("item", r.form, e.item, value=value)
+            yield base, key, _qs_result, (e, value)
         for score, value in (r.computed or {}).items():
             if score not in QS_SCORES or value is None:
                 continue
-            testcd, test, unit = QS_SCORES[score]
-            yield {**base, "QSTESTCD": testcd, "QSTEST": test, "QSORRES": _fmt(value), "QSORRESU": unit or None,
-                   "QSSTRESC": _fmt(value), "QSSTRESN": _num(value), "QSSTRESU": unit or None, "QSDRVFL": "Y"}
+            yield base, _key("score", r.form, score, value=value), _qs_score, (score, value)
+
+
+def _vs_result(e, value) -> dict:
+    unit = VS_UNITS.get(e.item)
+    return {"VSTESTCD": e.sdtm_testcd, "VSTEST": VS_TEST[e.sdtm_testcd], "VSORRES": _fmt(value), "VSORRESU": unit,
+            "VSSTRESC": _fmt(value), "VSSTRESN": _num(value), "VSSTRESU": unit}
 
 
 def vs_rows(s, env: Env, visit_dates: dict):
@@ -692,9 +736,7 @@ def vs_rows(s, env: Env, visit_dates: dict):
             value = r.values.get(e.item)
             if value is None or e.sdtm_testcd not in VS_TEST:
                 continue
-            unit = VS_UNITS.get(e.item)
-            yield {**base, "VSTESTCD": e.sdtm_testcd, "VSTEST": VS_TEST[e.sdtm_testcd], "VSORRES": _fmt(value),
-                   "VSORRESU": unit, "VSSTRESC": _fmt(value), "VSSTRESN": _num(value), "VSSTRESU": unit}
+            yield base, _key("item", "vitals", e.item, value=value), _vs_result, (e, value)
 
 
 def _nrind(value: float | None, low, high) -> str | None:
@@ -705,6 +747,27 @@ def _nrind(value: float | None, low, high) -> str | None:
     if high is not None and value > high:
         return "HIGH"
     return "NORMAL"
+
+
+def _lb_result(form_id, e, value, unit, analyte) -> dict:
+    """``unit``: the record's ``<item>__unit`` value."""
+    row = {"LBTESTCD": e.sdtm_testcd, "LBTEST": LB_TEST[e.sdtm_testcd],
+           "LBSPEC": LB_SPEC_ITEM.get(e.item, LB_SPEC[form_id])}
+    if e.codelist:  # qualitative (urine dipstick)
+        normal = getattr(analyte, "normal", None) or "negative"
+        row.update(LBORRES=_cut(_code_label(e, value)), LBSTRESC=str(value).upper(),
+                   LBNRIND="NORMAL" if str(value) == normal else "ABNORMAL",
+                   LBORNRLO=None, LBORNRHI=str(normal).upper())
+    else:
+        unit = unit or e.unit or None
+        n = _num(value)
+        same_unit = unit == e.unit
+        row.update(LBORRES=_fmt(value), LBORRESU=unit, LBSTRESC=_fmt(value),
+                   LBSTRESN=n if unit in UNITS else None, LBSTRESU=UNITS.get(unit),
+                   LBORNRLO=_fmt(e.ref_low) if same_unit else None,
+                   LBORNRHI=_fmt(e.ref_high) if same_unit else None,
+                   LBNRIND=_nrind(n, e.ref_low, e.ref_high) if same_unit else None)
+    return row
 
 
 def lb_rows(s, env: Env, visit_dates: dict):
@@ -722,23 +785,32 @@ def lb_rows(s, env: Env, visit_dates: dict):
             value = r.values.get(e.item)
             if value is None or e.sdtm_testcd not in LB_TEST:
                 continue
-            row = {**base, "LBTESTCD": e.sdtm_testcd, "LBTEST": LB_TEST[e.sdtm_testcd],
-                   "LBSPEC": LB_SPEC_ITEM.get(e.item, LB_SPEC[r.form])}
-            if e.codelist:  # qualitative (urine dipstick)
-                normal = getattr(analytes.get(e.item), "normal", None) or "negative"
-                row.update(LBORRES=_cut(_code_label(e, value)), LBSTRESC=str(value).upper(),
-                           LBNRIND="NORMAL" if str(value) == normal else "ABNORMAL",
-                           LBORNRLO=None, LBORNRHI=str(normal).upper())
-            else:
-                unit = r.values.get(f"{e.item}__unit") or e.unit or None
-                n = _num(value)
-                same_unit = unit == e.unit
-                row.update(LBORRES=_fmt(value), LBORRESU=unit, LBSTRESC=_fmt(value),
-                           LBSTRESN=n if unit in UNITS else None, LBSTRESU=UNITS.get(unit),
-                           LBORNRLO=_fmt(e.ref_low) if same_unit else None,
-                           LBORNRHI=_fmt(e.ref_high) if same_unit else None,
-                           LBNRIND=_nrind(n, e.ref_low, e.ref_high) if same_unit else None)
-            yield row
+            unit = r.values.get(f"{e.item}__unit")
+            # the protocol's analytes are the same for every record: the form and item stand for them
+            key = _key("item", r.form, e.item, type(unit), unit, value=value) if unit is None or type(unit) is str \
+                else None
+            yield base, key, _lb_result, (r.form, e, value, unit, analytes.get(e.item))
+
+
+def _mk_result(e, value) -> dict:
+    row = {"MKTESTCD": e.sdtm_testcd, "MKTEST": _cut(e.label_en, 40),
+           "MKLOC": MK_LOC.get(e.item, "L4-L5 INTERVERTEBRAL SPACE"),
+           "MKMETHOD": "MRI" if e.group == "mri" else "X-RAY"}
+    if e.codelist:
+        row.update(MKORRES=_cut(_code_label(e, value)), MKSTRESC=str(value).upper())
+    else:
+        unit = UNITS.get(e.unit, e.unit or None)
+        row.update(MKORRES=_fmt(value), MKORRESU=unit, MKSTRESC=_fmt(value), MKSTRESN=_num(value),
+                   MKSTRESU=unit)
+    return row
+
+
+def _mk_score(score, value) -> dict:
+    testcd, test, unit = MK_SCORES[score]
+    return {"MKTESTCD": testcd, "MKTEST": test, "MKLOC": "L4-L5 INTERVERTEBRAL SPACE",
+            "MKMETHOD": "MRI" if score in ("modic_score", "pfirrmann_grade") else "X-RAY",
+            "MKORRES": _fmt(value), "MKORRESU": unit or None, "MKSTRESC": _fmt(value),
+            "MKSTRESN": _num(value), "MKSTRESU": unit or None, "MKDRVFL": "Y"}
 
 
 def mk_rows(s, env: Env, visit_dates: dict):
@@ -751,24 +823,11 @@ def mk_rows(s, env: Env, visit_dates: dict):
             value = r.values.get(e.item)
             if value is None or not e.sdtm_testcd:
                 continue
-            row = {**base, "MKTESTCD": e.sdtm_testcd, "MKTEST": _cut(e.label_en, 40),
-                   "MKLOC": MK_LOC.get(e.item, "L4-L5 INTERVERTEBRAL SPACE"),
-                   "MKMETHOD": "MRI" if e.group == "mri" else "X-RAY"}
-            if e.codelist:
-                row.update(MKORRES=_cut(_code_label(e, value)), MKSTRESC=str(value).upper())
-            else:
-                unit = UNITS.get(e.unit, e.unit or None)
-                row.update(MKORRES=_fmt(value), MKORRESU=unit, MKSTRESC=_fmt(value), MKSTRESN=_num(value),
-                           MKSTRESU=unit)
-            yield row
+            yield base, _key("item", "imaging", e.item, value=value), _mk_result, (e, value)
         for score, value in (r.computed or {}).items():
             if score not in MK_SCORES or value is None:
                 continue
-            testcd, test, unit = MK_SCORES[score]
-            yield {**base, "MKTESTCD": testcd, "MKTEST": test, "MKLOC": "L4-L5 INTERVERTEBRAL SPACE",
-                   "MKMETHOD": "MRI" if score in ("modic_score", "pfirrmann_grade") else "X-RAY",
-                   "MKORRES": _fmt(value), "MKORRESU": unit or None, "MKSTRESC": _fmt(value),
-                   "MKSTRESN": _num(value), "MKSTRESU": unit or None, "MKDRVFL": "Y"}
+            yield base, _key("score", "imaging", score, value=value), _mk_score, (score, value)
 
 
 SUBJECT_ROWS = {"DM": dm_rows, "DS": ds_rows, "SV": sv_rows, "AE": ae_rows, "EX": ex_rows, "PR": pr_rows,
@@ -780,7 +839,10 @@ def subject_rows(s, env: Env):
     """(domain, row dict) of one participant, --SEQ numbered per domain from 1."""
     visit_dates = {(v.visit, v.repeat): v.date for v in s.visits if v.date}
     for name, make in SUBJECT_ROWS.items():
-        rows = make(s, env, visit_dates) if name in FINDINGS else make(s, env)
+        if name in FINDINGS:
+            rows = ({**base, **result(*args)} for base, _key, result, args in make(s, env, visit_dates))
+        else:
+            rows = make(s, env)
         for seq, row in enumerate(rows, start=1):
             row.setdefault("STUDYID", env.ctx.study_id)
             row.setdefault("DOMAIN", name)
@@ -895,6 +957,77 @@ def _tuple(domain: Domain, row: dict) -> list:
     return [row.get(v.name) for v in domain.vars]
 
 
+# results' encoded columns kept per findings domain: the first this many results met (the codes of
+# the questionnaires, met in the first participants, among them); bounded, so memory stays flat
+RESULTS_KEPT = 512
+
+
+class _Findings:
+    """Writes a findings domain's rows (``qs_rows``...) as parts its writer encodes once and joins:
+    the participant's ids; --SEQ; the result's columns (from --TESTCD to before --BLFL: the same for
+    every row with the same result key, the category included, which depends on the form alone, in
+    every key); and --BLFL, --DRVFL and the timing columns (the same for every row of a record with
+    the same --DRVFL). A row whose values do not fall so (a record or result setting another part's
+    columns) is written whole, as any other domain's."""
+
+    def __init__(self, domain: Domain, writer):
+        p = domain.name
+        self.domain, self.writer = domain, writer
+        names = [v.name for v in domain.vars]
+        blfl = names.index(f"{p}BLFL")
+        if names[:4] != ["STUDYID", "DOMAIN", "USUBJID", f"{p}SEQ"] or names[blfl + 1] != f"{p}DRVFL":
+            raise ValueError(f"{p}: not laid out as a findings domain")
+        self.result_names, self.drvfl = names[4:blfl], names[blfl + 1]
+        self.record_names = [names[blfl], *names[blfl + 2:]]  # --BLFL and the timing columns
+        ids = {"STUDYID", "DOMAIN", "USUBJID", f"{p}SEQ"}
+        self.not_record = frozenset(ids | set(self.result_names) | {self.drvfl}) - {f"{p}CAT"}
+        self.not_result = frozenset(ids | set(self.record_names))
+        self._ids, self._seq = writer.encoder(0, 3), writer.encoder(3, 4)
+        self._result, self._tail = writer.encoder(4, blfl), writer.encoder(blfl, len(names))
+        self._seqs: list = [None]  # --SEQ n -> its encoded value
+        self._results: dict = {}  # result key -> (its encoded columns, its --DRVFL)
+
+    def write(self, rows, study_id: str, subject: str) -> None:
+        ids = self._ids((study_id, self.domain.name, subject))
+        seqs, results, write = self._seqs, self._results, self.writer.write_encoded
+        record = None
+        whole = False
+        tails: dict = {}  # the record's --DRVFL -> its encoded --BLFL, --DRVFL and timing
+        for seq, (base, key, result, args) in enumerate(rows, start=1):
+            if base is not record:
+                record = base
+                whole = not self.not_record.isdisjoint(base)
+                tails = {}
+            if whole:
+                self._whole({**base, **result(*args)}, study_id, subject, seq)
+                continue
+            if seq >= len(seqs):
+                seqs.extend(self._seq((n,)) for n in range(len(seqs), seq + 1))
+            part = results.get(key) if key is not None else None
+            if part is None:
+                values = result(*args)
+                row = {**base, **values}
+                if not self.not_result.isdisjoint(values):
+                    self._whole(row, study_id, subject, seq)
+                    continue
+                part = (self._result([row.get(n) for n in self.result_names]), values.get(self.drvfl))
+                if key is not None and len(results) < RESULTS_KEPT:
+                    results[key] = part
+            tail = tails.get(part[1])
+            if tail is None:
+                flag, *timing = [base.get(n) for n in self.record_names]
+                tail = tails[part[1]] = self._tail([flag, part[1], *timing])
+            write((ids, seqs[seq], part[0], tail))
+
+    def _whole(self, row: dict, study_id: str, subject: str, seq: int) -> None:
+        name = self.domain.name
+        row.setdefault("STUDYID", study_id)
+        row.setdefault("DOMAIN", name)
+        row.setdefault("USUBJID", subject)
+        row.setdefault(f"{name}SEQ", seq)
+        self.writer.write_row(_tuple(self.domain, row))
+
+
 def _opener(ctx, out_dir: Path):
     if ctx.format == "dataset-json":
         from .datasetjson import DatasetJsonWriter
@@ -952,12 +1085,24 @@ def write(subjects, ctx, out_dir: Path) -> list[Path]:
     try:
         for name in SUBJECT_ROWS:
             paths[name], writers[name] = open_(by_name[name])
+        findings = {name: _Findings(by_name[name], writers[name]) for name in FINDINGS}
         for s in subjects:
             env.counts["consented"] += 1
             env.counts["randomised"] += 1 if (s.randomised_at or s.case_number) else 0
             env.counts["treated"] += 1 if s.transplanted_at else 0
-            for name, row in subject_rows(s, env):
-                writers[name].write_row(_tuple(by_name[name], row))
+            visit_dates = {(v.visit, v.repeat): v.date for v in s.visits if v.date}
+            env.days.clear()  # (date, the participant's day 0) -> study day: this participant's only
+            for name, make in SUBJECT_ROWS.items():
+                if name in FINDINGS:
+                    findings[name].write(make(s, env, visit_dates), ctx.study_id, s.subject)
+                    continue
+                domain, write_row = by_name[name], writers[name].write_row
+                for seq, row in enumerate(make(s, env), start=1):
+                    row.setdefault("STUDYID", ctx.study_id)
+                    row.setdefault("DOMAIN", name)
+                    row.setdefault("USUBJID", s.subject)
+                    row.setdefault(f"{name}SEQ", seq)
+                    write_row(_tuple(domain, row))
         for d in specs:
             if d.name in SUBJECT_ROWS:
                 continue
