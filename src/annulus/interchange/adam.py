@@ -335,6 +335,9 @@ class _Dataset:
 
     def __init__(self, out_dir: Path, name: str, label: str, columns: list[Col], ctx, *, xpt: bool):
         self.columns = columns
+        self._names = [c.name for c in columns]
+        self._char = [c.type == "char" for c in columns]
+        self._dates = [i for i, c in enumerate(columns) if c.type == "date"]
         self.paths = [out_dir / f"{name}.csv"]
         self._csv_file = open(self.paths[0], "w", newline="", encoding="utf-8-sig" if ctx.excel_bom else "utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._csv_file)
@@ -348,13 +351,20 @@ class _Dataset:
                     for c in columns]
             self._xpt = XptWriter(self.paths[1], name.upper()[:8], label, columns=spec)
 
-    def write(self, row: dict) -> None:
-        values = [row.get(c.name) for c in self.columns]
-        self._csv.writerow(["" if v is None else (_num(v) if c.type != "char" else str(v))
-                            for c, v in zip(self.columns, values)])
+    def write(self, row: dict) -> list:
+        """Writes the row; gives its CSV cells (``write_cells`` of a dataset with the same columns)."""
+        values = list(map(row.get, self._names))
+        cells = [("" if v is None else str(v)) if char else "" if v is None else str(v) if type(v) is int else _num(v)
+                 for char, v in zip(self._char, values)]
+        self._csv.writerow(cells)
         if self._xpt is not None:
-            self._xpt.write_row(tuple(_sas_date(v) if c.type == "date" else v
-                                      for c, v in zip(self.columns, values)))
+            for i in self._dates:
+                values[i] = _sas_date(values[i])
+            self._xpt.write_row(values)
+        return cells
+
+    def write_cells(self, cells: list) -> None:
+        self._csv.writerow(cells)
 
     def close(self) -> None:
         self._csv_file.close()
@@ -419,9 +429,9 @@ def write(subjects, ctx, out_dir) -> list[Path]:
                         "ANL01FL": "Y" if info.window == "in" else None,
                         "AWSTAT": info.window.upper() or None, "AWLO": schedule.low[visit],
                         "AWHI": schedule.high[visit], "AWU": "DAYS", "DTYPE": None}
-                adeff.write(erow)
+                cells = adeff.write(erow)
                 if not is_base and randomised:
-                    per_param[code].write(erow)
+                    per_param[code].write_cells(cells)  # the same columns as adeff
     finally:
         for d in datasets:
             d.close()
