@@ -347,12 +347,16 @@ def write(subjects: Iterable[Subject], ctx: ExportContext, out_dir: Path) -> lis
     }
     tables["meta"] = {}  # form id -> its items as long.csv writes them (_long_items)
     tables["wide"] = {}  # form id -> where its items and scores go in wide.csv
+    tables["scores"] = {}  # form id -> its scores as long.csv writes them (_long_scores)
+    tables["floats"] = {}  # float -> text(float), kept (_float_text)
     try:
         for s in subjects:
             _write_subject(s, ctx, tables, blind, vforms, sforms, ae_form, wide_index, wide_start, lang)
     finally:
         tables.pop("meta").clear()
         tables.pop("wide").clear()
+        tables.pop("scores").clear()
+        tables.pop("floats").clear()
         for t in tables.values():
             t.close()
     paths = [t.path for t in tables.values()]
@@ -367,13 +371,33 @@ def write(subjects: Iterable[Subject], ctx: ExportContext, out_dir: Path) -> lis
 
 def _long_items(form, ctx, lang) -> list:
     """The form's items as long.csv writes them: (item, its cells up to the value, the unit's cell,
-    its codes, its codes' quoted labels)."""
+    its codes, its codes' quoted labels, and for a coded item the value and label cells of each code
+    met, kept)."""
     out = []
     for e in items_of(form, ctx):
         codes = dict(e.codes(lang)) if e.codelist else None
         out.append((e.item, f"{_cell(e.item)},{_cell(e.label(lang))},false,", _cell(e.unit), codes,
-                    {k: _cell(v) for k, v in codes.items()} if codes is not None else None))
+                    {k: _cell(v) for k, v in codes.items()} if codes is not None else None,
+                    {} if codes is not None else None))
     return out
+
+
+def _float_text(value: float, kept: dict) -> str:
+    """``text(value)`` of a float, kept in ``kept`` (measurements repeat; at most 4,096 kept)."""
+    out = text(value)
+    if len(kept) < 4096 and value == value:
+        kept[value] = out
+    return out
+
+
+def _long_scores(form_id: str, lang: str) -> tuple:
+    """The form's declared score ids (``scores_of``), and score id -> the cells of its id and label,
+    and of its unit, as long.csv writes them."""
+    cells: dict = {}
+    for sc in scores_of(form_id):
+        if sc.id not in cells:
+            cells[sc.id] = (f"{_cell(sc.id)},{_cell(score_label(form_id, sc.id, lang))}", _cell(sc.unit))
+    return [sc.id for sc in scores_of(form_id)], cells
 
 
 def _write_subject(s: Subject, ctx, tables, blind, vforms, sforms, ae_form, wide_index, wide_start, lang) -> None:
@@ -381,7 +405,7 @@ def _write_subject(s: Subject, ctx, tables, blind, vforms, sforms, ae_form, wide
     bv = blind_values(s, blind)
     visits = {(v.visit, v.repeat): v for v in s.visits}
     queries = _open_queries(s)
-    meta = tables["meta"]
+    meta, scores, floats = tables["meta"], tables["scores"], tables["floats"]
     lead = [_text_cell(x) for x in (s.subject, *bv)]
     heads: dict = {}  # (visit, repeat) -> the cells from the participant to the study day
     lines = []
@@ -403,38 +427,57 @@ def _write_subject(s: Subject, ctx, tables, blind, vforms, sforms, ae_form, wide
         verified = set(r.verified)
         revisions = str(len(r.changes))
         state, locked = _cell(r.state), _text_cell(r.locked)
-        history = _history_cells(r)
+        changes = r.changes
+        if len(changes) == 1:  # as most records: every item it holds was changed by its one save
+            first = changes[0]
+            saved, once, history = first.values, f"{_cell(first.at)},{_cell(first.by)},1", None
+        else:
+            history = _history_cells(r)
         values = r.values
         identity = r.form == "prescreening"
-        for item, cells, unit, codes, labels in items:
+        for item, cells, unit, codes, labels, known in items:
             value = value_of(s, r, item) if identity else values.get(item)
-            if value is None:
-                vcell = lcell = ""
+            kind = type(value)
+            if kind is str:
+                both = known.get(value) if known is not None else None
+                if both is None:
+                    both = f"{_quoted(value)},{labels.get(value, '') if codes is not None else ''}"
+                    if known is not None and len(known) < 256:
+                        known[value] = both
+            elif value is None:
+                both = ","
+            elif kind is int:
+                both = f"{value},{labels.get(str(value), '')}" if codes is not None else f"{value},"
+            elif kind is float:
+                vtext = floats.get(value)
+                if vtext is None:
+                    vtext = _float_text(value, floats)
+                both = f"{vtext},{labels.get(vtext, '')}" if codes is not None else f"{vtext},"
             else:
-                kind = type(value)
-                if kind is str:
-                    vtext = vcell = value
-                    if "," in value or '"' in value or "\n" in value or "\r" in value:
-                        vcell = _quoted(value)
-                else:
-                    vtext = text(value)
-                    vcell = vtext if kind is int or kind is float or kind is bool else _quoted(vtext)
+                vtext = text(value)
+                vcell = vtext if kind is float or kind is bool else _quoted(vtext)
                 if codes is None:
                     lcell = ""
                 elif kind is list:
                     lcell = _quoted(";".join(codes.get(text(x), "") for x in value))
                 else:
                     lcell = labels.get(vtext, "")
+                both = f"{vcell},{lcell}"
             open_q = str(queries.get((r.visit, r.visit_repeat, r.form, r.record, item), 0)) if queries else "0"
-            add(f"{head},{cells}{vcell},{lcell},{unit},{state},{'true' if item in verified else 'false'},{locked},"
-                f"{open_q},{history.get(item, ',,0')},{revisions}\r\n")
-        declared = [sc.id for sc in scores_of(r.form)]
-        for sid in declared + [k for k in r.computed if k not in declared]:
-            if sid not in r.computed:
-                continue
-            sc = next((x for x in scores_of(r.form) if x.id == sid), None)
-            add(f"{head},{_cell(sid)},{_cell(score_label(r.form, sid, lang))},true,{_text_cell(r.computed[sid])},,"
-                f"{_cell(sc.unit if sc else '')},{state},,{locked},0,,,,{revisions}\r\n")
+            if history is None:
+                changed = once if saved.get(item) is not None else ",,0"
+            else:
+                changed = history.get(item, ",,0")
+            add(f"{head},{cells}{both},{unit},{state},{'true' if item in verified else 'false'},{locked},"
+                f"{open_q},{changed},{revisions}\r\n")
+        if r.computed:
+            declared, named = scores.get(r.form) or scores.setdefault(r.form, _long_scores(r.form, lang))
+            for sid in declared + [k for k in r.computed if k not in declared]:
+                if sid not in r.computed:
+                    continue
+                label, unit = named.get(sid) or (f"{_cell(sid)},{_cell(sid)}", "")  # undeclared: named by its id
+                add(f"{head},{label},true,{_text_cell(r.computed[sid])},,{unit},{state},,{locked},0,,,,"
+                    f"{revisions}\r\n")
     tables[LONG].file.write("".join(lines))
 
     # wide: one row per visit
@@ -463,7 +506,17 @@ def _write_subject(s: Subject, ctx, tables, blind, vforms, sforms, ae_form, wide
                         i = None
                     if len(at) < 10_000:
                         at[item] = i
-                if i is not None:
+                if i is None:
+                    continue
+                kind = type(value)
+                if kind is str:  # _text_cell, inline for plain text and whole numbers
+                    row[i] = value if not ('"' in value or "," in value or "\n" in value or "\r" in value) \
+                        else _quoted(value)
+                elif kind is int:
+                    row[i] = str(value)
+                elif kind is float:
+                    row[i] = floats.get(value) or _float_text(value, floats)
+                else:
                     row[i] = _text_cell(value)
             if r.computed:
                 for sid, name in known[1]:
