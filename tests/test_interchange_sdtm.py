@@ -340,8 +340,8 @@ def test_memory_stays_flat_from_100_to_500_participants(tmp_path, trial, fmt):
 
 def _whole_rows(self, rows, study_id, subject):
     """``_Findings.write`` as every other domain is written: each row whole, from its dict."""
-    for seq, (base, _key, result, args) in enumerate(rows, start=1):
-        self._whole({**base, **result(*args)}, study_id, subject, seq)
+    for seq, (base, _prefix, _value, result, args) in enumerate(rows, start=1):
+        self._whole({**base, **result(*args)}, study_id, subject, seq, [])
 
 
 @pytest.mark.parametrize("fmt", ["sdtm", "dataset-json"])

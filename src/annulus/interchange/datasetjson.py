@@ -107,6 +107,15 @@ class DatasetJsonWriter:
         """Writes a row given as the JSON of all its columns, in order, in parts (from ``encoder``)."""
         self._add(f"{',' if self.rows else ''}\n[{', '.join(parts)}]")
 
+    def write_encoded_rows(self, rows) -> None:
+        """``write_encoded`` of each of ``rows`` (a list of rows in parts; not empty)."""
+        text = ("," if self.rows else "") + "\n[" + "],\n[".join(map(", ".join, rows)) + "]"
+        self._buffer.append(text)
+        self.rows += len(rows)
+        self._pending += len(text)
+        if self._pending >= BUFFER:
+            self._flush()
+
     def _add(self, text: str) -> None:
         self._buffer.append(text)
         self.rows += 1

@@ -668,19 +668,12 @@ def _baseline(r, env: Env) -> str | None:
     return "Y" if r.visit == env.baseline else None
 
 
-# The findings domains' rows come as (the record's columns, a key for the result's columns or None,
-# a function giving the result's columns, its arguments): the result's columns are the same for
-# every row of the same test, value (and unit) in a form, so a writer may encode them once per key.
-# A row is ``{**record, **result(*arguments)}``.
-
-def _key(*parts, value):
-    """A cache key for a result that depends on ``parts`` and ``value`` (None when ``value`` is not
-    one that equal values give the same result for: a list, NaN, a float zero and its sign)."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or (kind is float and value == value and value != 0):
-        return (*parts, kind, value)
-    return None
-
+# The findings domains' rows come as (the record's columns, a key prefix or None, the value, a function
+# giving the result's columns, its arguments): a row is ``{**record, **result(*arguments)}``, and the
+# result's columns are the same for every row with the same prefix (test, form, and unit where it
+# matters) and value, so a writer may encode them once per (prefix, type of the value, value) - the
+# type because 1, 1.0 and True give different results; and not at all for a value that equal values
+# do not stand for (a list; NaN; a float zero, whose sign shows in Dataset-JSON).
 
 def _qs_result(e, value) -> dict:
     n = _num(value)
@@ -710,14 +703,11 @@ def qs_rows(s, env: Env, visit_dates: dict):
             value = r.values.get(e.item)
             if value is None or not e.sdtm_testcd:
                 continue
-            kind = type(value)  # _key, inline for the usual codes and whole numbers
-            key = ("item", r.form, e.item, kind, value) if kind is str or kind is int else \
-                _key("item", r.form, e.item, value=value)
-            yield base, key, _qs_result, (e, value)
+            yield base, ("item", r.form, e.item), value, _qs_result, (e, value)
         for score, value in (r.computed or {}).items():
             if score not in QS_SCORES or value is None:
                 continue
-            yield base, _key("score", r.form, score, value=value), _qs_score, (score, value)
+            yield base, ("score", r.form, score), value, _qs_score, (score, value)
 
 
 def _vs_result(e, value) -> dict:
@@ -736,7 +726,7 @@ def vs_rows(s, env: Env, visit_dates: dict):
             value = r.values.get(e.item)
             if value is None or e.sdtm_testcd not in VS_TEST:
                 continue
-            yield base, _key("item", "vitals", e.item, value=value), _vs_result, (e, value)
+            yield base, ("item", "vitals", e.item), value, _vs_result, (e, value)
 
 
 def _nrind(value: float | None, low, high) -> str | None:
@@ -787,9 +777,8 @@ def lb_rows(s, env: Env, visit_dates: dict):
                 continue
             unit = r.values.get(f"{e.item}__unit")
             # the protocol's analytes are the same for every record: the form and item stand for them
-            key = _key("item", r.form, e.item, type(unit), unit, value=value) if unit is None or type(unit) is str \
-                else None
-            yield base, key, _lb_result, (r.form, e, value, unit, analytes.get(e.item))
+            prefix = ("item", r.form, e.item, unit) if unit is None or type(unit) is str else None
+            yield base, prefix, value, _lb_result, (r.form, e, value, unit, analytes.get(e.item))
 
 
 def _mk_result(e, value) -> dict:
@@ -823,11 +812,11 @@ def mk_rows(s, env: Env, visit_dates: dict):
             value = r.values.get(e.item)
             if value is None or not e.sdtm_testcd:
                 continue
-            yield base, _key("item", "imaging", e.item, value=value), _mk_result, (e, value)
+            yield base, ("item", "imaging", e.item), value, _mk_result, (e, value)
         for score, value in (r.computed or {}).items():
             if score not in MK_SCORES or value is None:
                 continue
-            yield base, _key("score", "imaging", score, value=value), _mk_score, (score, value)
+            yield base, ("score", "imaging", score), value, _mk_score, (score, value)
 
 
 SUBJECT_ROWS = {"DM": dm_rows, "DS": ds_rows, "SV": sv_rows, "AE": ae_rows, "EX": ex_rows, "PR": pr_rows,
@@ -840,7 +829,7 @@ def subject_rows(s, env: Env):
     visit_dates = {(v.visit, v.repeat): v.date for v in s.visits if v.date}
     for name, make in SUBJECT_ROWS.items():
         if name in FINDINGS:
-            rows = ({**base, **result(*args)} for base, _key, result, args in make(s, env, visit_dates))
+            rows = ({**base, **result(*args)} for base, _prefix, _value, result, args in make(s, env, visit_dates))
         else:
             rows = make(s, env)
         for seq, row in enumerate(rows, start=1):
@@ -989,26 +978,31 @@ class _Findings:
 
     def write(self, rows, study_id: str, subject: str) -> None:
         ids = self._ids((study_id, self.domain.name, subject))
-        seqs, results, write = self._seqs, self._results, self.writer.write_encoded
+        seqs, results = self._seqs, self._results
+        out = []  # the participant's rows in parts, written together
         record = None
         whole = False
         tails: dict = {}  # the record's --DRVFL -> its encoded --BLFL, --DRVFL and timing
-        for seq, (base, key, result, args) in enumerate(rows, start=1):
+        for seq, (base, prefix, value, result, args) in enumerate(rows, start=1):
             if base is not record:
                 record = base
                 whole = not self.not_record.isdisjoint(base)
                 tails = {}
             if whole:
-                self._whole({**base, **result(*args)}, study_id, subject, seq)
+                self._whole({**base, **result(*args)}, study_id, subject, seq, out)
                 continue
             if seq >= len(seqs):
                 seqs.extend(self._seq((n,)) for n in range(len(seqs), seq + 1))
+            kind = type(value)  # the result's key (see qs_rows)
+            key = (prefix, kind, value) if prefix is not None and (
+                kind is str or kind is int or kind is bool or (kind is float and value == value and value != 0)) \
+                else None
             part = results.get(key) if key is not None else None
             if part is None:
                 values = result(*args)
                 row = {**base, **values}
                 if not self.not_result.isdisjoint(values):
-                    self._whole(row, study_id, subject, seq)
+                    self._whole(row, study_id, subject, seq, out)
                     continue
                 part = (self._result([row.get(n) for n in self.result_names]), values.get(self.drvfl))
                 if key is not None and len(results) < RESULTS_KEPT:
@@ -1017,14 +1011,19 @@ class _Findings:
             if tail is None:
                 flag, *timing = [base.get(n) for n in self.record_names]
                 tail = tails[part[1]] = self._tail([flag, part[1], *timing])
-            write((ids, seqs[seq], part[0], tail))
+            out.append((ids, seqs[seq], part[0], tail))
+        if out:
+            self.writer.write_encoded_rows(out)
 
-    def _whole(self, row: dict, study_id: str, subject: str, seq: int) -> None:
+    def _whole(self, row: dict, study_id: str, subject: str, seq: int, out: list) -> None:
         name = self.domain.name
         row.setdefault("STUDYID", study_id)
         row.setdefault("DOMAIN", name)
         row.setdefault("USUBJID", subject)
         row.setdefault(f"{name}SEQ", seq)
+        if out:  # the rows before it first
+            self.writer.write_encoded_rows(out)
+            out.clear()
         self.writer.write_row(_tuple(self.domain, row))
 
 

@@ -47,6 +47,7 @@ import re
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 
 CARD = 80
@@ -330,6 +331,14 @@ class XptWriter:
         self._buffer.extend(parts)
         self.rows += 1
         self._pending += self.row_length
+        if self._pending >= BUFFER:
+            self._flush()
+
+    def write_encoded_rows(self, rows) -> None:
+        """``write_encoded`` of each of ``rows`` (a list of rows in parts)."""
+        self._buffer.extend(chain.from_iterable(rows))
+        self.rows += len(rows)
+        self._pending += len(rows) * self.row_length
         if self._pending >= BUFFER:
             self._flush()
 
