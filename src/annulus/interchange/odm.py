@@ -234,6 +234,7 @@ class _Clinical:
         # bounded by the dictionary
         self._oids: dict = {}
         self._escaped: dict = {}  # value text -> as an attribute (bounded: emptied when full)
+        self._groups: dict = {}  # form -> its ItemGroupOID attributes (data, derived scores)
 
     def _audit(self, change: Change) -> str:
         key = (change.revision, change.at, change.by, change.reason)
@@ -308,19 +309,19 @@ class _Clinical:
         return "".join((head, ">", self._audit(change) if change is not None else "", self._queries(queries),
                         "</ItemData>"))
 
-    def _items(self, form: str, rows, last: dict, by_item: dict, out: list) -> None:
+    def _items(self, form: str, rows, last: dict, by_item: dict, out: list, derived: bool = False) -> None:
         """``out.append(self._item(...))`` for each of a record's rows (item, tx, value, change),
         the queries on an item with its last row; the plain case (an inserted or updated value
         without its own audit record or queries, of an item in the metadata) written here."""
         lengths = self.seen.lengths
         escaped = self._escaped
-        items = self._oids.get((form, False))
+        items = self._oids.get((form, derived))
         if items is None:
-            items = self._oids[(form, False)] = {}
+            items = self._oids[(form, derived)] = {}
         for n, (item, tx, value, change) in enumerate(rows):
-            meta = items.get(item) or self._meta(form, item, False)
+            meta = items.get(item) or self._meta(form, item, derived)
             if change is not None or meta[3] or tx == "Remove" or (last and last.get(item) == n):
-                out.append(self._item(form, item, tx, value, change=change,
+                out.append(self._item(form, item, tx, value, derived=derived, change=change,
                                       queries=by_item[item] if last.get(item) == n else ()))
                 continue
             raw, oid, hidden, _extra = meta
@@ -348,7 +349,11 @@ class _Clinical:
     def _record(self, record: Record, queries: dict) -> tuple[str, list]:
         """The ItemGroupData of one record, and the queries it could not place on an item."""
         form = record.form
-        key = f'ItemGroupOID="{_attr(group_oid(form))}"'
+        groups = self._groups.get(form)
+        if groups is None:
+            groups = self._groups[form] = (f'ItemGroupOID="{_attr(group_oid(form))}"',
+                                           f'ItemGroupOID="{_attr(group_oid(form, True))}"')
+        key = groups[0]
         repeat = ""
         if record.record != 1 or form in self.repeating:
             repeat = f' ItemGroupRepeatKey="{record.record}"'
@@ -386,10 +391,10 @@ class _Clinical:
         out.append("</ItemGroupData>")
         for change in empty:
             out.append(f'<ItemGroupData {key}{repeat} TransactionType="Context">{self._audit(change)}</ItemGroupData>')
-        scores = [(k, v) for k, v in (record.computed or {}).items() if v is not None]
+        scores = [(k, "Insert", v, None) for k, v in (record.computed or {}).items() if v is not None]
         if scores:
-            out.append(f'<ItemGroupData ItemGroupOID="{_attr(group_oid(form, True))}"{repeat} TransactionType="Insert">')
-            out.extend(self._item(form, item, "Insert", value, derived=True) for item, value in scores)
+            out.append(f'<ItemGroupData {groups[1]}{repeat} TransactionType="Insert">')
+            self._items(form, scores, {}, {}, out, derived=True)
             out.append("</ItemGroupData>")
         unplaced = [q for item, qs in by_item.items() if item not in last for q in qs]
         return "".join(out), unplaced
