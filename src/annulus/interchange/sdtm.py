@@ -993,7 +993,7 @@ class _Findings:
                 continue
             if seq >= len(seqs):
                 seqs.extend(self._seq((n,)) for n in range(len(seqs), seq + 1))
-            kind = type(value)  # the result's key (see qs_rows)
+            kind = type(value)  # the result's key (see the note above _qs_result)
             key = (prefix, kind, value) if prefix is not None and (
                 kind is str or kind is int or kind is bool or (kind is float and value == value and value != 0)) \
                 else None
