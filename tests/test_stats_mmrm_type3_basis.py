@@ -148,3 +148,22 @@ def test_unknown_basis_is_refused(fits):
     res, _, _ = fits(FORMULAS[0])
     with pytest.raises(MmrmError, match="basis"):
         res.type3_tests(basis="sas")
+
+
+@pytest.mark.req("P-8.3")
+def test_the_command_prints_either_basis_and_refuses_another(capsys):
+    from annulus.cli import main
+
+    ref = {_key(t["term"]): t for t in R_REF["fits"][0]["tests"]}
+    args = ["mmrm", "--data", str(FIX / "fev_data.csv"), "--formula", FORMULAS[0], "--subject", "USUBJID",
+            "--visit", "AVISIT", "--cov", "us", "--json"]
+    for basis, column in ((None, "den_df_reference"), ("reference", "den_df_reference"), ("sum", "den_df_sum")):
+        assert main(args + ([] if basis is None else ["--type3-basis", basis])) == 0
+        out = json.loads(capsys.readouterr().out)
+        for t in out["type3"]:
+            assert t["den_df"] == pytest.approx(ref[_key(t["effect"])][column], rel=1e-5), (basis, t["effect"])
+    with pytest.raises(SystemExit) as exc:
+        main(args + ["--type3-basis", "sas"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--type3-basis" in err[-1] and "Traceback" not in "\n".join(err)

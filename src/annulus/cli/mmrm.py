@@ -33,6 +33,10 @@ def register(subparsers) -> None:
                    choices=["satterthwaite", "kenward-roger", "kr", "residual", "between-within"],
                    help="denominator degrees of freedom")
     p.add_argument("--method", default="reml", choices=["reml", "ml"])
+    p.add_argument("--type3-basis", default="reference", choices=["reference", "sum"],
+                   help="hypothesis rows of the multi-df Type 3 tests: 'reference' (each level minus the reference "
+                        "level, as SAS PROC MIXED; default) or 'sum' (sum-to-zero, as the R package mmrm); F and p "
+                        "are the same, the Satterthwaite denominator df differ")
     p.add_argument("--arm", help="treatment column for LS-means and contrasts "
                                  "(default: the factor interacting with the visit)")
     p.add_argument("--control", help="control level of --arm (default: first in sorted order)")
@@ -148,7 +152,7 @@ def run(args) -> int:
         res = fit_mmrm(data, args.formula, subject=args.subject, visit=args.visit,
                        cov=args.cov, method=args.method, df=args.df, visit_order=order,
                        visit_number=args.visit_number)
-        out = res.to_dict(arm=arm, control=args.control)
+        out = res.to_dict(arm=arm, control=args.control, type3_basis=args.type3_basis)
         if args.trend:
             if not arm:
                 raise MmrmError("--trend needs --arm (no treatment factor found in the formula)")

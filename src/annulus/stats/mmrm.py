@@ -738,8 +738,8 @@ class MmrmResult:
         pool = interacting or candidates
         return pool[0] if pool else None
 
-    def to_dict(self, arm: str | None = None, control: str | None = None) -> dict:
-        """Everything the CLI prints with ``--json``."""
+    def to_dict(self, arm: str | None = None, control: str | None = None, type3_basis: str = "reference") -> dict:
+        """Everything the CLI prints with ``--json`` (Type 3 tests in ``type3_basis``, see ``type3_tests``)."""
         d = self._design
         arm = arm or self.default_arm()
         key = "neg2_reml" if self.method == "reml" else "neg2_ml"
@@ -761,7 +761,7 @@ class MmrmResult:
             "diagnostics": self.diagnostics,
         }
         try:
-            out["type3"] = self.type3_tests()
+            out["type3"] = self.type3_tests(basis=type3_basis)
         except MmrmError as exc:  # an unusual formula: the rest of the fit still stands
             out["type3"], out["type3_note"] = [], str(exc)
         if arm is not None:
