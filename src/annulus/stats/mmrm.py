@@ -1069,12 +1069,17 @@ def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: st
         _infer=infer_ctx, warnings=fit_warnings)
 
 
-def _newton_polish(objective, theta, steps: int = 8):
+def _newton_polish(objective, theta, steps: int = 8, hessian=None):
+    """Newton steps with a line search from ``theta``; the Hessian is the finite-difference
+    Jacobian of the gradient, or ``hessian(theta)`` when given (the power simulation's batched one)."""
+    if hessian is None:
+        def hessian(th):
+            return _fd_jacobian(lambda t: objective(t)[1], th)
     value, grad = objective(theta)
     for _ in range(steps):
         if not np.isfinite(value) or np.max(np.abs(grad)) < 1e-8:
             break
-        hess = _fd_jacobian(lambda th: objective(th)[1], theta)
+        hess = hessian(theta)
         try:
             w, v = np.linalg.eigh(hess)
         except np.linalg.LinAlgError:

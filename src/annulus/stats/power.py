@@ -382,32 +382,6 @@ class _TrialMmrm:
         low[self.tril_strict] = theta[t:]
         return low @ low.T, low
 
-    def _newton_polish(self, objective, gradients, theta, steps: int = 8):
-        """``mmrm._newton_polish`` (same steps, tests and line search) with the Hessian from
-        ``_fd_hessian``."""
-        value, grad = objective(theta)
-        for _ in range(steps):
-            if not np.isfinite(value) or np.max(np.abs(grad)) < 1e-8:
-                break
-            hess = self._fd_hessian(gradients, theta)
-            try:
-                w, v = np.linalg.eigh(hess)
-            except np.linalg.LinAlgError:
-                break
-            if w.min() <= 0:
-                break
-            step = -(v / w) @ (v.T @ grad)
-            improved = False
-            for shrink in (1.0, 0.5, 0.25, 0.1):
-                cand = theta + shrink * step
-                cv, cg = objective(cand)
-                if np.isfinite(cv) and cv <= value + 1e-10 * max(1.0, abs(value)):
-                    theta, value, grad, improved = cand, cv, cg, True
-                    break
-            if not improved:
-                break
-        return theta, value, float(np.max(np.abs(grad))) if np.isfinite(value) else np.inf
-
     def fit(self, y: np.ndarray, last_seen: np.ndarray):
         """(estimate, se, df, p) of each dose - control at the last visit (NaN where
         ``fit_mmrm`` reports it as not estimable); raises _FitFailed where ``fit_mmrm`` raises."""
@@ -457,7 +431,8 @@ class _TrialMmrm:
             warnings.simplefilter("ignore")
             opt = optimize.minimize(objective, self.struct.start(start), jac=True, method="BFGS",
                                     options={"maxiter": 2000, "gtol": 1e-6})
-        theta, value, gnorm = self._newton_polish(objective, gradients_theta, opt.x)
+        theta, value, gnorm = self._mmrm._newton_polish(
+            objective, opt.x, hessian=lambda th: self._fd_hessian(gradients_theta, th))
         if not np.isfinite(value):
             raise _FitFailed("the likelihood is not finite")
         sigma, _ = self._sigma_theta(theta)
