@@ -87,6 +87,7 @@ def _standalone_trial(i: int, options: dict, doses: list) -> tuple:
 
 def run(args) -> int:
     from annulus.cli import CliError
+    from annulus.cli.power import power_table
     from annulus.stats._io import InputError
     from annulus.stats.power import default_jobs, simulate_power
 
@@ -124,12 +125,7 @@ def run(args) -> int:
           f"{trials / wall:.1f} trials/s, {wall / trials:.4f} s per trial "
           f"(CPU {cpu / trials:.4f} s per trial); load average {load_before} before, "
           f"{_load()} after")
-    print(f"{'dose':<8}{'effect':>8}  {'t test':>14}  {'analytic':>8}  {'MMRM':>14}")
-    for dose, effect in result["effects"].items():
-        t = result["t_test"][dose]
-        m = result["mmrm"][dose]
-        print(f"{dose:<8}{effect:>8g}  {t['power']:.3f} ± {t['se']:.3f}  {t['analytic']:>8.3f}  "
-              f"{m['power']:.3f} ± {m['se']:.3f}")
+    print("\n".join(power_table(result)))
     if result.get("mmrm_failed_fits"):
         print(f"{result['mmrm_failed_fits']} MMRM fits failed and were left out")
     if before:

@@ -75,18 +75,24 @@ def run(args) -> int:
           f"group, {result['groups']} groups, {result['visits']} visits, SD {result['sd']:g}, "
           f"rho {result['rho']:g}, dropout {result['dropout']:.0%}, two-sided alpha "
           f"{result['alpha']:g}")
-    print(f"{'dose':<8}{'effect':>8}  {'t test':>14}  {'analytic':>8}  {'MMRM':>14}")
-    for dose, effect in result["effects"].items():
-        t = result["t_test"][dose]
-        m = result["mmrm"][dose] if result["mmrm"] else None
-        mm = f"{m['power']:.3f} ± {m['se']:.3f}" if m else "-"
-        print(f"{dose:<8}{effect:>8g}  {t['power']:.3f} ± {t['se']:.3f}  {t['analytic']:>8.3f}  "
-              f"{mm:>14}")
+    print("\n".join(power_table(result)))
     if result.get("mmrm_failed_fits"):
         print(f"{result['mmrm_failed_fits']} MMRM fits failed and were left out")
     if result["note"]:
         print(f"note: {result['note']}")
     return 0
+
+
+def power_table(result: dict) -> list[str]:
+    """The lines of the power table: each dose's effect, t-test power (simulated ± its Monte Carlo
+    SE, and analytic) and MMRM power ("-" without the MMRM)."""
+    lines = [f"{'dose':<8}{'effect':>8}  {'t test':>14}  {'analytic':>8}  {'MMRM':>14}"]
+    for dose, effect in result["effects"].items():
+        t = result["t_test"][dose]
+        m = result["mmrm"][dose] if result["mmrm"] else None
+        mm = f"{m['power']:.3f} ± {m['se']:.3f}" if m else "-"
+        lines.append(f"{dose:<8}{effect:>8g}  {t['power']:.3f} ± {t['se']:.3f}  {t['analytic']:>8.3f}  {mm:>14}")
+    return lines
 
 
 def _with_progress(simulate, options: dict) -> dict:
