@@ -280,6 +280,14 @@ def _raw(v):
 _CACHE_LIMIT = 2048  # typed values kept per item, and stored texts per form, before starting afresh
 
 
+def _remember(cache: dict, key, value):
+    """``cache[key] = value`` (the cache emptied first when it holds ``_CACHE_LIMIT``); ``value``."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _json(text):
     """A JSON column's text decoded as Django's JSONField decodes it (the text itself if it is not JSON)."""
     if text is None:
@@ -302,11 +310,7 @@ def _converter(entry):
             try:
                 return cache[value]
             except KeyError:
-                out = typed(entry, value)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[value] = out
-                return out
+                return _remember(cache, value, typed(entry, value))
         if value is None:
             return None
         if number and cls is float:
@@ -348,10 +352,7 @@ class _Form:
         same text is decoded and typed once."""
         out = self._typed.get(text)
         if out is None:
-            out = self.values(_json(text) or {})
-            if len(self._typed) >= _CACHE_LIMIT:
-                self._typed.clear()
-            self._typed[text] = out
+            out = _remember(self._typed, text, self.values(_json(text) or {}))
         return dict(out)
 
     def scores_of_text(self, text) -> dict:
@@ -360,10 +361,7 @@ class _Form:
             return {}  # what flatten gives a form without scores, whatever it computed
         out = self._scores.get(text)
         if out is None:
-            out = scores.flatten(self.id, _json(text))
-            if len(self._scores) >= _CACHE_LIMIT:
-                self._scores.clear()
-            self._scores[text] = out
+            out = _remember(self._scores, text, scores.flatten(self.id, _json(text)))
         return dict(out)
 
 
