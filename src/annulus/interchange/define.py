@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import ct
+from .odmlib_ns import registered
 
 DEFINE_NS = "http://www.cdisc.org/ns/def/v2.1"
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
@@ -132,24 +133,11 @@ def _odm_time(value: str) -> str:
     return value.replace("+00:00", "Z")
 
 
-def _namespaces():
-    import odmlib.ns_registry as NS
-
-    return NS
-
-
 def write(ctx, specs, files: dict, path: Path, rows: dict | None = None) -> Path:
     """Write define.xml to ``path`` (odmlib's writer, the Define-XML 2.1 namespaces)."""
-    NS = _namespaces()
-    saved = (dict(NS.NamespaceRegistry.namespaces), dict(NS.NamespaceRegistry.default_namespace))
-    try:
-        NS.NamespaceRegistry(prefix="odm", uri=ODM_NS, is_default=True, is_reset=True)
-        NS.NamespaceRegistry(prefix="def", uri=DEFINE_NS)
-        NS.NamespaceRegistry(prefix="xlink", uri=XLINK_NS)
+    with registered(ODM_NS, {"def": DEFINE_NS, "xlink": XLINK_NS}):
         root = build(ctx, specs, files, rows)
         root.write_xml(str(path))
-    finally:
-        NS.NamespaceRegistry.namespaces, NS.NamespaceRegistry.default_namespace = saved
     return Path(path)
 
 

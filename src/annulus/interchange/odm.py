@@ -56,7 +56,6 @@ than tab and line breaks) are written as U+FFFD.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -66,6 +65,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from .odmlib_ns import registered
 from .subject import Change, QueryNote, Record, SignatureInfo
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
@@ -754,25 +754,6 @@ def _root_attributes(ctx) -> dict:
     return attrs
 
 
-@contextlib.contextmanager
-def _odm_namespaces():
-    """odmlib's (process-wide) namespace registry as its ODM 1.3.2 model registers it on import, put
-    back as it was afterwards: define.xml's writer (``define.write``) registers its own and puts
-    back what it found, which, when it ran before this model was first imported, is nothing."""
-    import odmlib.ns_registry as registry
-
-    r = registry.NamespaceRegistry
-    saved = (dict(r.namespaces), dict(r.default_namespace))
-    try:
-        r(prefix="odm", uri=NS, is_default=True, is_reset=True)
-        r(prefix="xs", uri="http://www.w3.org/2001/XMLSchema-instance")
-        r(prefix="xml", uri=XML_NS)
-        r(prefix="xlink", uri="http://www.w3.org/1999/xlink")
-        yield
-    finally:
-        r.namespaces, r.default_namespace = saved
-
-
 def _from_odmlib(obj) -> etree._Element:
     return etree.fromstring(obj.to_xml_string().encode("utf-8"))
 
@@ -791,7 +772,9 @@ def write(subjects, ctx, out_dir) -> list[Path]:
                 tmp.write(clinical.subject(s).encode("utf-8"))
             tmp.write(b"</ClinicalData>")
         root = etree.Element(_q("ODM"), _root_attributes(ctx), nsmap={None: NS})
-        with _odm_namespaces():
+        # odmlib's ODM 1.3.2 namespaces, whatever an earlier define.xml left in its registry
+        with registered(NS, {"xs": "http://www.w3.org/2001/XMLSchema-instance", "xml": XML_NS,
+                             "xlink": "http://www.w3.org/1999/xlink"}):
             root.append(_from_odmlib(_study(ctx, seen)))
             root.append(_from_odmlib(_admin(ctx, seen)))
         head = etree.tostring(root, encoding="utf-8", xml_declaration=True)
