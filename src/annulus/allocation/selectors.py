@@ -61,33 +61,42 @@ def can_see_arms(user) -> bool:
 
 # ---- exports ----------------------------------------------------------------------------------
 
-def export_blinding(user) -> str:
+EXPORT_BLINDINGS = ("blinded", "labels", "arms")  # narrowest first
+
+
+def export_blinding(user, at_most: str = "arms") -> str:
     """What a data export made by ``user`` may carry: "arms" (treatments and group labels),
     "labels" (group labels A-D) or "blinded". Narrower than the pages: before first-level
     unblinding nobody's export carries a label or an arm, a key holder's included (a file travels
     further than a page); after it, the statistician's export follows ``can_see_labels`` and
-    ``can_see_arms``."""
+    ``can_see_arms``. ``at_most`` narrows it further (a blinded report asked for by someone who
+    may see more): the result is never wider than either."""
+    if at_most not in EXPORT_BLINDINGS:
+        raise ValueError(f"at_most must be one of {EXPORT_BLINDINGS}, not {at_most!r}")
     if trial_state() not in ("unblinded_1", "unblinded_2"):
-        return "blinded"
-    if can_see_arms(user) and (can_see_labels(user) or holds_key(user, 2)):
-        return "arms"
-    if can_see_labels(user):
-        return "labels"
-    return "blinded"
+        level = "blinded"
+    elif can_see_arms(user) and (can_see_labels(user) or holds_key(user, 2)):
+        level = "arms"
+    elif can_see_labels(user):
+        level = "labels"
+    else:
+        level = "blinded"
+    return min(level, at_most, key=EXPORT_BLINDINGS.index)
 
 
-def export_drug_codes(user) -> bool:
-    """Whether a data export made by ``user`` carries drug codes: the level-2 key holder only."""
-    return holds_key(user, 2)
+def export_drug_codes(user, at_most: str = "arms") -> bool:
+    """Whether a data export made by ``user`` carries drug codes: the level-2 key holder only, and
+    only in an export not narrowed below "arms"."""
+    return at_most == "arms" and holds_key(user, 2)
 
 
-def export_allocations(user, participant_ids, *, as_of=None) -> dict[int, dict]:
+def export_allocations(user, participant_ids, *, as_of=None, at_most: str = "arms") -> dict[int, dict]:
     """Each randomised participant's allocation as an export made by ``user`` may show it, in one
     query (``as_of``: envelopes opened by then): ``randomised_at``, ``random_number``, and
     ``group_label``/``arm``/``drug_code``, each None unless ``export_blinding`` /
     ``export_drug_codes`` allow it. The same keys for every participant and every arm."""
-    blinding = export_blinding(user)
-    codes = export_drug_codes(user)
+    blinding = export_blinding(user, at_most)
+    codes = export_drug_codes(user, at_most)
     rows = Envelope.objects.filter(participant_id__in=list(participant_ids)).select_related("allocation_list")
     if as_of is not None:
         rows = rows.filter(opened_at__lte=as_of)

@@ -176,7 +176,7 @@ def _iso(value: datetime) -> str:
 
 
 def build_context(*, actor, fmt: str, as_of: datetime, created_at: datetime, identifiable: bool, excel_bom: bool,
-                  language: str):
+                  language: str, at_most: str = "arms"):
     from annulus.interchange.subject import ExportContext
     from annulus.trial.selectors import active_protocol
 
@@ -188,7 +188,7 @@ def build_context(*, actor, fmt: str, as_of: datetime, created_at: datetime, ide
         title_en=protocol.trial.title.en, title_zh=protocol.trial.title.zh, protocol=protocol,
         protocol_version=protocol.version, dictionary=_dictionary_for(actor), as_of=_iso(as_of),
         created_at=_iso(created_at), created_by=actor.username, role=role_of(actor) or "",
-        blinding=src.blinding_for(actor), chain_count=count, chain_hash=head, identifiable=identifiable,
+        blinding=src.blinding_for(actor, at_most), chain_count=count, chain_hash=head, identifiable=identifiable,
         excel_bom=excel_bom, language=language)
 
 
@@ -217,11 +217,12 @@ def _file_entry(root: Path, path: Path) -> dict:
 
 def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force: bool = False,
                identifiable: bool = False, excel_bom: bool = False, language: str = "en", progress=None,
-               origin: str = "cli") -> ExportRun:
+               origin: str = "cli", at_most: str = "arms") -> ExportRun:
     """Export the trial as ``actor`` sees it, as of ``as_of`` (now when None), in format ``fmt``
     into ``out_dir`` (new or empty; with ``force`` a folder's files of the same names are
     overwritten and nothing else is touched). ``progress(done, total)`` is called as participants
-    are written. Returns the recorded run."""
+    are written. ``at_most`` ("blinded" | "labels" | "arms") narrows what the export may show
+    (the trial report's blinded version); it never widens it. Returns the recorded run."""
     from annulus.interchange import writer
 
     now = timezone.now()
@@ -229,13 +230,13 @@ def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force
     out = _check_out_dir(out_dir, force)
     src = source()
     ctx = build_context(actor=actor, fmt=fmt, as_of=as_of, created_at=now, identifiable=identifiable,
-                        excel_bom=excel_bom, language=language)
+                        excel_bom=excel_bom, language=language, at_most=at_most)
     write = writer(fmt)
     total = src.count(as_of)
     counter = {"n": 0}
 
     def counted():
-        for s in _ticking(src.subjects(actor, as_of=as_of, identifiable=identifiable), total, progress):
+        for s in _ticking(src.subjects(actor, as_of=as_of, identifiable=identifiable, at_most=at_most), total, progress):
             counter["n"] += 1
             yield s
 
@@ -264,7 +265,7 @@ def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force
             os.replace(p, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    drug_codes = src.may_see_drug_codes(actor)
+    drug_codes = src.may_see_drug_codes(actor, at_most)
     with transaction.atomic():
         run = ExportRun.objects.create(
             user=actor, role=ctx.role, format=fmt, origin=origin, as_of=as_of, created_at=now, blinding=ctx.blinding,

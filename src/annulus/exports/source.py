@@ -89,18 +89,19 @@ EVIDENCE_GROUP_SECONDS = 1.0
 
 # ---- who sees what ----------------------------------------------------------------------------
 
-def blinding_for(user) -> str:
-    """"blinded" | "labels" | "arms": what an export made by ``user`` carries."""
+def blinding_for(user, at_most: str = "arms") -> str:
+    """"blinded" | "labels" | "arms": what an export made by ``user`` carries (never wider than
+    ``at_most``)."""
     from annulus.allocation.selectors import export_blinding
 
-    return export_blinding(user)
+    return export_blinding(user, at_most)
 
 
-def may_see_drug_codes(user) -> bool:
+def may_see_drug_codes(user, at_most: str = "arms") -> bool:
     """Whether an export made by ``user`` carries drug codes (the level-2 key holder only)."""
     from annulus.allocation.selectors import export_drug_codes
 
-    return export_drug_codes(user)
+    return export_drug_codes(user, at_most)
 
 
 # ---- the audit chain ----------------------------------------------------------------------------
@@ -139,13 +140,14 @@ def count(as_of: datetime) -> int:
     return _included(_aware(as_of)).count()
 
 
-def subjects(user, *, as_of: datetime, identifiable: bool = False, batch: int = 200) -> Iterator[Subject]:
+def subjects(user, *, as_of: datetime, identifiable: bool = False, batch: int = 200,
+             at_most: str = "arms") -> Iterator[Subject]:
     """Every participant who gave informed consent by ``as_of`` (screen failures included), in
     participant-number order, read ``batch`` at a time in a fixed number of queries per batch,
     blinded and pseudonymised for ``user``, each record as it stood at ``as_of``."""
     as_of = _aware(as_of)
     batch = max(1, int(batch))
-    reader = _Reader(user, as_of, identifiable)
+    reader = _Reader(user, as_of, identifiable, at_most)
     last = None
     while True:
         rows = _included(as_of).order_by("screening_number")
@@ -368,7 +370,7 @@ class _Form:
 # ---- the reader ---------------------------------------------------------------------------------
 
 class _Reader:
-    def __init__(self, user, as_of: datetime, identifiable: bool):
+    def __init__(self, user, as_of: datetime, identifiable: bool, at_most: str = "arms"):
         from django.contrib.auth import get_user_model
         from django.db import connection
 
@@ -377,6 +379,7 @@ class _Reader:
 
         self.unscheduled = UNSCHEDULED
         self.user = user
+        self.at_most = at_most
         self.as_of = as_of
         # what Django makes a naive time from the database aware in (None: USE_TZ off)
         self.db_timezone = connection.timezone if settings.USE_TZ else None
@@ -497,7 +500,7 @@ class _Reader:
         for m in (QueryMessage.objects.filter(query__participant_id__in=ids, at__lte=T).order_by("at", "id")
                   .values("query_id", "kind", "text", "at")):
             messages[m["query_id"]].append(m)
-        allocations = export_allocations(self.user, ids, as_of=T)
+        allocations = export_allocations(self.user, ids, as_of=T, at_most=self.at_most)
         unblinded = set(EmergencyUnblinding.objects.filter(participant_id__in=ids, at__lte=T)
                         .values_list("participant_id", flat=True))
         signatures = self._signatures(ids)

@@ -21,6 +21,7 @@ from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from annulus.participants.models import Participant
+from annulus.report.fonts import chinese_fonts
 
 from .models import CAUSALITY, CAUSES, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent
 
@@ -165,27 +166,6 @@ def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
     }
 
 
-_CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-              "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-
-
-def _chinese_fonts() -> list[str]:
-    """Family names of the Chinese fonts installed (added to matplotlib's list, whose cache may
-    predate them)."""
-    import os
-
-    from matplotlib import font_manager
-
-    names = []
-    for path in _CJK_FONTS:
-        if os.path.exists(path):
-            known = {f.fname for f in font_manager.fontManager.ttflist}
-            if path not in known:
-                font_manager.fontManager.addfont(path)
-            names += [f.name for f in font_manager.fontManager.ttflist if f.fname == path]
-    return list(dict.fromkeys(names))
-
-
 def plot_over_time(events, columns, col_of, as_of: date) -> str:
     """Cumulative AEs (solid) and SAEs (dashed) by onset date, one colour per column; a PNG data URI."""
     import matplotlib
@@ -197,7 +177,7 @@ def plot_over_time(events, columns, col_of, as_of: date) -> str:
     # a Chinese font draws the Chinese labels (glyphs missing from DejaVu Sans fall back to it); where
     # none is installed (`make fonts` says so once) the plot is drawn without them, not with a warning
     # per glyph in the server's log
-    with plt.rc_context({"font.family": ["DejaVu Sans", *_chinese_fonts()]}), warnings.catch_warnings():
+    with plt.rc_context({"font.family": ["DejaVu Sans", *chinese_fonts()]}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
         fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)
         for i, (cid, label) in enumerate(columns):

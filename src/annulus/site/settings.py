@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "annulus.casebooks",
     "annulus.queries",
     "annulus.exports",
+    "annulus.reports",
 ]
 
 MIDDLEWARE = [
