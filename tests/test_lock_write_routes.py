@@ -361,6 +361,7 @@ PAGE_ALLOWED = {
     "allocation/documents/<str:name>": "reports_and_downloads",
     "pharmacy/level2-key.csv": "reports_and_downloads",
     "exports/": "exports",
+    "reports/": "reports",
 }
 
 # pages that only read: posted to after the lock, they must write nothing (and not fail)
@@ -396,6 +397,8 @@ PAGE_READ_ONLY: dict[str, Callable] = {
     "monitoring/findings/": lambda t: "/monitoring/findings/",
     # the zip of an export is only read (GET); a post to it is refused (405)
     "exports/<int:pk>/download/": lambda t: "/exports/1/download/",
+    # so is the file of a trial report
+    "reports/<int:pk>/download/": lambda t: "/reports/1/download/",
 }
 READ_ONLY_ROLE = {"pharmacy": "pharmacist", "safety/dsmb": "dsmb", "allocation/": "designer"}
 
@@ -541,6 +544,7 @@ API_ALLOWED = {
     ("POST", "/api/v1/allocation/unblinding/level2"): "unblinding_steps",
     ("POST", "/api/v1/safety/dsmb/reports"): "reports_and_downloads",
     ("POST", "/api/v1/exports"): "exports",
+    ("POST", "/api/v1/reports"): "reports",
 }
 
 

@@ -53,6 +53,7 @@ WRITERS = {
     "/lock": "data_manager",
     "/unlock": "data_manager",
     "/exports": "statistician",
+    "/v1/reports": "statistician",  # the trial report (not the DSMB's reports)
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -11,7 +11,8 @@ in the trail he may read (1 = the participant's first event) and never the globa
 Labels come from the apps: each app may have ``audit_labels.py`` with
 ``labels(object_type, body, language, cache) -> {"fields": {key: label}, "values": {key: {raw: label}},
 "context": {key: label of the value}, "record": str, "in_record": keys the record's name already
-says, "hidden": keys kept in the record but not shown}``, every part optional.
+says, "hidden": keys kept in the record but not shown}``, every part optional; and ``ACTIONS``,
+``{action: label}`` for the actions an app writes that ``ACTION_NAMES`` does not name.
 """
 
 from __future__ import annotations
@@ -56,7 +57,17 @@ RECORD_NAMES = {
 
 
 def action_name(action: str) -> str:
-    return str(ACTION_NAMES.get(action) or _humanise(action))
+    return str(ACTION_NAMES.get(action) or app_action_names().get(action) or _humanise(action))
+
+
+def app_action_names() -> dict:
+    """The actions the apps name in their ``audit_labels.py`` (``ACTIONS = {action: label}``)."""
+    from annulus.trial.extensions import app_modules
+
+    out = {}
+    for module in app_modules("audit_labels"):
+        out.update(getattr(module, "ACTIONS", {}))
+    return out
 
 
 def record_name(object_type: str) -> str:

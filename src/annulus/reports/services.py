@@ -32,6 +32,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annulus.accounts.permissions import require
 from annulus.audit import services as audit
@@ -47,6 +48,7 @@ LANGUAGES = ("en", "zh-hans")
 HEARTBEAT_SECONDS = 5
 STALE_AFTER = timedelta(minutes=2)
 EXPORT_SHARE = 0.3  # of the progress bar: the export's part; the analyses take the rest
+DOCUMENT_SHARE = 0.05  # and writing the document (HTML or PDF) its last part
 
 
 def code_version() -> str:
@@ -77,10 +79,10 @@ def check(*, actor, as_of: datetime | None = None, language: str = "en", unblind
         from annulus.allocation.selectors import trial_state
 
         if trial_state() in ("unblinded_1", "unblinded_2"):
-            problems.add("unblinded", "your role may not see groups or treatments: only the blinded report")
+            problems.add("unblinded", gettext("your role may not see groups or treatments: only the blinded report"))
         else:
-            problems.add("unblinded", "there is no unblinded report before the first-level unblinding: "
-                                      "only the blinded (pooled) report")
+            problems.add("unblinded", gettext("there is no unblinded report before the first-level unblinding: "
+                                              "only the blinded (pooled) report"))
     with problems.check():
         as_of = exports.check(actor=actor, fmt="adam", as_of=as_of, language="en", now=now)
     problems.raise_any()
@@ -130,8 +132,10 @@ def build(*, actor, as_of: datetime | None = None, language: str = "en", unblind
                                  at_most="arms" if unblinded else "blinded")
 
         def analysed(done: int, total: int, step: str) -> None:
-            share = EXPORT_SHARE * 100
-            progress(round(share + (100 - share) * done / max(total, 1)), 100, step)
+            # the analyses end with "done"; the document is then written (the PDF takes a while)
+            share, writing = EXPORT_SHARE * 100, 100 - DOCUMENT_SHARE * 100
+            progress(round(share + (writing - share) * done / max(total, 1)), 100,
+                     "document" if step == "done" else step)
 
         data = document.build(scratch / "adam", active_protocol(), language=language, fmt=fmt, progress=analysed,
                               code_version=code_version(), results_sink=results_sink)
@@ -148,7 +152,7 @@ def build(*, actor, as_of: datetime | None = None, language: str = "en", unblind
             audit.record(actor=actor, action="report", obj_type="trial_report", obj_id=report.pk, changes={
                 "format": [None, fmt], "language": [None, language], "as_of": [None, run.as_of.isoformat()],
                 "unblinded": [None, unblinded], "blinding": [None, run.blinding], "export": [None, run.pk],
-                "sha256": [None, digest]})
+                "origin": [None, origin], "sha256": [None, digest]})
         progress(100, 100, "done")
     except Exception:
         if report.pk:

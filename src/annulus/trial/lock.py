@@ -40,6 +40,8 @@ ALLOWED_AFTER_LOCK = {
     "language": "the language of the pages is the user's choice",
     "exports": "a data export reads the locked data as of a time and changes none: the analysis datasets are made "
                "from the locked database; the export's run row and its audit event record that it was made",
+    "reports": "the trial report reads the locked data as of a time and changes none: it is made from an export "
+               "(recorded as such) and its row and audit event record that it was made",
     "lock_waivers": "between the lock and first-level unblinding the principal investigator may waive, with a "
                     "reason, an item of the pre-lock checklist that appeared after the lock (a visit window that "
                     "closed since); first-level unblinding waits for it, and the waiver changes no collected data",
