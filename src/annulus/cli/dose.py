@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--mmrm", action="store_true",
                    help="also fit an MMRM (endpoint ~ baseline + arm * visit) and adjust its "
                    "contrasts with Dunnett")
+    p.add_argument("--df", default="satterthwaite", choices=["satterthwaite", "kenward-roger"],
+                   help="denominator degrees of freedom of the --mmrm contrasts (default satterthwaite)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -115,7 +117,7 @@ def analyse(args) -> dict:
     result = {"endpoint": endpoint, "control": args.control, "doses": {a: doses[a] for a in arms},
               "visits": per_visit, "mcpmod": {"visit": at, **mcp.as_dict()}}
     if args.mmrm:
-        result["mmrm_dunnett"] = _mmrm(data, endpoint, args.control, visits)
+        result["mmrm_dunnett"] = _mmrm(data, endpoint, args.control, visits, getattr(args, "df", "satterthwaite"))
     return result
 
 
@@ -139,7 +141,7 @@ def _parse_models(items) -> dict[str, float | None]:
     return models
 
 
-def _mmrm(data, endpoint: str, control: str, visits: list[str]) -> dict:
+def _mmrm(data, endpoint: str, control: str, visits: list[str], df: str = "satterthwaite") -> dict:
     from annulus.stats._io import InputError
 
     try:
@@ -155,7 +157,7 @@ def _mmrm(data, endpoint: str, control: str, visits: list[str]) -> dict:
     covariate = "baseline + " if "baseline" in data else ""
     formula = f"{endpoint} ~ {covariate}arm * visit"
     try:
-        fit = fit_mmrm(data, formula, subject="subject", visit="visit", cov="us")
+        fit = fit_mmrm(data, formula, subject="subject", visit="visit", cov="us", df=df)
     except MmrmError as exc:
         raise InputError(f"MMRM: {exc}") from None
     return {"formula": formula, "converged": fit.converged,
