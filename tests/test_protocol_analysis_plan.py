@@ -84,11 +84,11 @@ def test_a_bad_plan_is_refused_naming_the_field(tmp_path, capsys, per_visit, exp
 
 def test_an_empty_analysis_section_is_refused(tmp_path):
     data = shipped()
-    data["analysis"] = {"populations": ["itt"]}
+    data["analysis"] = {"population": ["itt"]}  # a misspelt key (the section is "populations")
     with pytest.raises(ProtocolError) as info:
         parse_protocol(yaml.safe_dump(data, allow_unicode=True))
     assert sorted(info.value.errors) == ["analysis.per_visit: Field required",
-                                         "analysis.populations: Extra inputs are not permitted"]
+                                         "analysis.population: Extra inputs are not permitted"]
 
 
 # ---- annulus compare --protocol ------------------------------------------------------------------

@@ -533,10 +533,337 @@ class PerVisitPlan(Strict):
         return self
 
 
-class AnalysisPlan(Strict):
-    """The statistical analysis plan, as far as the software runs it."""
+# The efficacy parameters of the analysis datasets (PARAMCD of ``annulus.interchange.adam.PARAMS``,
+# which must list the same codes, forms and directions): the eCRF form of the schedule that
+# provides each, and whether a lower value is the better outcome. Kept here, in the pure protocol
+# package, so that the schema does not import the interchange package (which imports the protocol).
+EfficacyParameter = Literal["VAS", "ODI", "JOA", "SF36PCS", "SF36MCS", "PFIRRM", "MODIC", "DISCHT", "ROM"]
+EFFICACY_PARAMETERS: dict[str, tuple[str, bool]] = {
+    "VAS": ("vas", True),
+    "ODI": ("odi", True),
+    "JOA": ("joa", False),
+    "SF36PCS": ("sf36", False),
+    "SF36MCS": ("sf36", False),
+    "PFIRRM": ("imaging", True),
+    "MODIC": ("imaging", True),
+    "DISCHT": ("imaging", True),
+    "ROM": ("imaging", False),
+}
 
+# The population rules: each holds or not for one participant, from the analysis datasets' sources
+# (``annulus.interchange.adam`` evaluates them; a population is those for whom every rule holds).
+#   randomised               - allocated a case number and a group (``Subject.randomised_at``)
+#   treated                  - received the injection, active or placebo (``Subject.transplanted_at``)
+#   eligible                 - the signed eligibility decision is "eligible"
+#   primary_visit_in_window  - the primary end point's ``primary_visit`` was attended inside its
+#                              protocol window (not missed, not early, not late)
+#   not_emergency_unblinded  - the participant's treatment was not revealed by an emergency unblinding
+PopulationRule = Literal["randomised", "treated", "eligible", "primary_visit_in_window", "not_emergency_unblinded"]
+POPULATION_RULES: tuple[str, ...] = ("randomised", "treated", "eligible", "primary_visit_in_window",
+                                     "not_emergency_unblinded")
+# the efficacy populations the analysis datasets carry a flag for (the safety population: SAFFL)
+EFFICACY_POPULATION_FLAGS = {"itt": "ITTFL", "pp": "PPROTFL"}
+
+# sensitivity analyses of the primary end point for missing data and protocol deviations:
+#   per_protocol    - the primary MMRM repeated in the per-protocol population (id ``pp``)
+#   observed_ancova - ANCOVA of the change at the primary visit on the participants observed there
+#                     (baseline as covariate), nothing modelled or imputed for the missing
+MISSING_DATA_SENSITIVITY: tuple[str, ...] = ("per_protocol", "observed_ancova")
+# the candidate dose-response shapes of MCP-Mod (``annulus.stats.dose_response.SHAPES``)
+MCPMOD_MODELS: tuple[str, ...] = ("linear", "emax", "exponential", "quadratic")
+
+
+def _repeats(values, where: str) -> list[str]:
+    """"where[i]: 'x' is listed twice" for each repeated value."""
+    problems, seen = [], set()
+    for i, v in enumerate(values):
+        if v in seen:
+            problems.append(f"{where}[{i}]: '{v}' is listed twice")
+        seen.add(v)
+    return problems
+
+
+class Population(Strict):
+    """An analysis population: the participants for whom every rule of ``rule`` holds.
+
+    ``id`` names the flag of the analysis datasets: ``itt`` -> ITTFL, ``pp`` -> PPROTFL (both
+    ``role: efficacy``); the one population with ``role: safety`` -> SAFFL."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    role: Literal["efficacy", "safety"]
+    name: Text
+    rule: list[PopulationRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        problems = _repeats(self.rule, "rule")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class MixedModel(Strict):
+    """The mixed model for repeated measures of an end point (``annulus.stats.mmrm.fit_mmrm``):
+    the change from baseline at the end point's visits ~ covariates + arm + visit + arm x visit
+    (``baseline``: the parameter's value at the baseline visit), with the covariance of a
+    participant's visits ``covariance`` (``us`` unstructured, ``cs`` compound symmetry, ``csh``
+    heterogeneous CS, ``ar1``/``arh1`` first-order autoregressive, ``toep`` Toeplitz), fitted by
+    ``estimation`` (REML or ML), with ``df`` degrees of freedom (Kenward-Roger or Satterthwaite)."""
+
+    method: Literal["mmrm"]
+    covariates: list[Literal["baseline"]]
+    covariance: Literal["us", "cs", "csh", "ar1", "arh1", "toep"]
+    estimation: Literal["reml", "ml"]
+    df: Literal["kenward-roger", "satterthwaite"]
+
+    @model_validator(mode="after")
+    def _unique(self):
+        problems = _repeats(self.covariates, "covariates")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class Responder(Strict):
+    """A responder at the primary visit: change from baseline <= ``change_at_most`` (a decrease of
+    at least -change_at_most, for a parameter where lower is better) or >= ``change_at_least``
+    (an increase, where higher is better). Exactly one of the two is given."""
+
+    change_at_most: float | None = None
+    change_at_least: float | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.change_at_most is None) == (self.change_at_least is None):
+            raise ValueError("change_at_most: give exactly one of change_at_most and change_at_least")
+        return self
+
+
+class Endpoint(Strict):
+    """An efficacy end point (the primary and each secondary): the ADaM parameter, the population
+    it is analysed in, the follow-up visits of the model, the visit of the main comparison, the
+    model, the direction of benefit and, optionally, a responder definition."""
+
+    parameter: EfficacyParameter
+    population: str
+    visits: list[str] = Field(min_length=1)
+    primary_visit: str
+    model: MixedModel
+    lower_is_better: bool
+    responder: Responder | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        problems = _repeats(self.visits, "visits")
+        if self.primary_visit not in self.visits:
+            problems.append(f"primary_visit: '{self.primary_visit}' is not one of the end point's visits")
+        better_low = EFFICACY_PARAMETERS[self.parameter][1]
+        if self.lower_is_better != better_low:
+            problems.append(f"lower_is_better: for {self.parameter} a {'lower' if better_low else 'higher'} value "
+                            f"is better (lower_is_better: {'true' if better_low else 'false'})")
+        r = self.responder
+        if r is not None:
+            if self.lower_is_better:
+                if r.change_at_most is None:
+                    problems.append(f"responder.change_at_least: {self.parameter} improves downwards; a responder's "
+                                    "change is at most a negative number (change_at_most)")
+                elif r.change_at_most >= 0:
+                    problems.append(f"responder.change_at_most: must be negative (a decrease), got {r.change_at_most:g}")
+            else:
+                if r.change_at_least is None:
+                    problems.append(f"responder.change_at_most: {self.parameter} improves upwards; a responder's "
+                                    "change is at least a positive number (change_at_least)")
+                elif r.change_at_least <= 0:
+                    problems.append(f"responder.change_at_least: must be positive (an increase), got "
+                                    f"{r.change_at_least:g}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class McpMod(Strict):
+    """MCP-Mod of the change at ``visit`` (Bretz, Pinheiro, Branson 2005; ``annulus dose``): the
+    candidate shapes with their guesstimates as in ``DoseFinding::Mods`` (``linear: null``,
+    ``emax``: ED50, ``exponential``: delta, ``quadratic``: b2/b1, negative for an umbrella), the
+    one-sided level ``alpha`` and the clinically relevant effect ``delta`` for the target dose."""
+
+    visit: str
+    alpha: float = Field(gt=0, lt=0.5)
+    models: dict[Literal["linear", "emax", "exponential", "quadratic"], float | None] = Field(min_length=1)
+    delta: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _guesses(self):
+        problems = []
+        for name, guess in self.models.items():
+            if name == "linear":
+                if guess is not None:
+                    problems.append("models.linear: the linear shape has no guesstimate (write null)")
+            elif guess is None:
+                problems.append(f"models.{name}: the {name} shape needs its guesstimate")
+            elif name in ("emax", "exponential") and guess <= 0:
+                problems.append(f"models.{name}: must be positive, got {guess:g}")
+            elif name == "quadratic" and guess == 0:
+                problems.append("models.quadratic: 0 is the linear shape; give b2/b1 (negative for an umbrella)")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class DoseResponse(Strict):
+    """Each dose against the control (``control``, the placebo arm's id): Dunnett-adjusted
+    contrasts of the MMRM, the linear trend over the arms' dose scores, and MCP-Mod."""
+
+    control: str
+    dunnett: bool = True
+    trend: bool = True
+    mcpmod: McpMod | None = None
+
+
+class MissingData(Strict):
+    """How missing values are handled. ``mmrm_mar``: the MMRM uses every observed value and is
+    valid when data are missing at random given the observed values and arm; nothing is imputed.
+    ``sensitivity``: ``per_protocol`` and/or ``observed_ancova`` (see MISSING_DATA_SENSITIVITY)."""
+
+    approach: Literal["mmrm_mar"]
+    sensitivity: list[Literal["per_protocol", "observed_ancova"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        problems = _repeats(self.sensitivity, "sensitivity")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class SafetyAnalysis(Strict):
+    """The descriptive safety tables: adverse events in ``population`` by arm, tabulated by each
+    of ``by`` (``soc_term``: system organ class and term; ``grade``: worst CTCAE grade;
+    ``relatedness``: related to the product or not; ``serious``), deaths, withdrawals for an
+    adverse event, laboratory shift tables, with ``interval`` CIs of the proportions."""
+
+    population: str
+    by: list[Literal["soc_term", "grade", "relatedness", "serious"]] = Field(min_length=1)
+    deaths: bool = True
+    withdrawals_for_ae: bool = True
+    lab_shifts: bool = True
+    interval: Literal["clopper-pearson"] = "clopper-pearson"
+
+    @model_validator(mode="after")
+    def _unique(self):
+        problems = _repeats(self.by, "by")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class AnalysisPlan(Strict):
+    """The statistical analysis plan, as far as the software runs it.
+
+    Every section but ``per_visit`` is optional, so that protocol versions stored before they
+    existed still load; the trial report needs ``primary`` (and reads the rest when present).
+    References between sections are checked here; references to the schedule and the arms in
+    ``Protocol``."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="two-sided test level; CIs are 1 - alpha")
+    populations: list[Population] = Field(default_factory=list)
+    primary: Endpoint | None = None
+    secondary: list[Endpoint] = Field(default_factory=list)
+    dose_response: DoseResponse | None = None
+    missing_data: MissingData | None = None
+    safety: SafetyAnalysis | None = None
     per_visit: PerVisitPlan
+
+    @model_validator(mode="after")
+    def _references(self):
+        problems = self._population_problems()
+        pops = {p.id: p for p in self.populations}
+        if self.primary is None:
+            for name in ("secondary", "dose_response", "missing_data"):
+                if getattr(self, name):
+                    problems.append(f"{name}: needs the primary end point (primary)")
+        endpoints = [("primary", self.primary)] if self.primary is not None else []
+        endpoints += [(f"secondary[{i}]", ep) for i, ep in enumerate(self.secondary)]
+        seen: dict[str, str] = {}
+        for where, ep in endpoints:
+            pop = pops.get(ep.population)
+            if pop is None:
+                known = ", ".join(pops) or "none declared"
+                problems.append(f"{where}.population: '{ep.population}' is not a declared population ({known})")
+            elif pop.role != "efficacy":
+                problems.append(f"{where}.population: '{ep.population}' is a safety population, not an efficacy one")
+            if ep.parameter in seen:
+                problems.append(f"{where}.parameter: {ep.parameter} is already the end point {seen[ep.parameter]}")
+            seen.setdefault(ep.parameter, where)
+        dr = self.dose_response
+        if dr is not None and dr.mcpmod is not None and self.primary is not None:
+            if dr.mcpmod.visit not in self.primary.visits:
+                problems.append(f"dose_response.mcpmod.visit: '{dr.mcpmod.visit}' is not one of the primary end "
+                                "point's visits")
+            if dr.mcpmod.alpha > self.alpha / 2 + 1e-12:
+                problems.append(f"dose_response.mcpmod.alpha: the one-sided level {dr.mcpmod.alpha:g} is above "
+                                f"half the plan's two-sided alpha ({self.alpha / 2:g})")
+        md = self.missing_data
+        if md is not None:
+            for i, kind in enumerate(md.sensitivity):
+                if kind == "per_protocol" and "pp" not in pops:
+                    problems.append(f"missing_data.sensitivity[{i}]: per_protocol needs the population 'pp'")
+        if self.safety is not None:
+            pop = pops.get(self.safety.population)
+            if pop is None:
+                known = ", ".join(pops) or "none declared"
+                problems.append(f"safety.population: '{self.safety.population}' is not a declared population "
+                                f"({known})")
+            elif pop.role != "safety":
+                problems.append(f"safety.population: '{self.safety.population}' is an efficacy population, not the "
+                                "safety one")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _population_problems(self) -> list[str]:
+        if not self.populations:
+            return []
+        problems, seen = [], set()
+        for i, p in enumerate(self.populations):
+            if p.id in seen:
+                problems.append(f"populations[{i}].id: '{p.id}' is used twice")
+            seen.add(p.id)
+        for i, p in enumerate(self.populations):
+            if p.role == "efficacy" and p.id not in EFFICACY_POPULATION_FLAGS:
+                problems.append(f"populations[{i}].id: '{p.id}': the analysis datasets flag the efficacy populations "
+                                "itt (ITTFL) and pp (PPROTFL) only")
+            if p.id in EFFICACY_POPULATION_FLAGS and p.role != "efficacy":
+                problems.append(f"populations[{i}].role: '{p.id}' is an efficacy population")
+            if p.role == "efficacy" and "randomised" not in p.rule:
+                problems.append(f"populations[{i}].rule: an efficacy population compares randomised arms; "
+                                "it needs 'randomised'")
+            if p.role == "safety" and "treated" not in p.rule:
+                problems.append(f"populations[{i}].rule: the safety population is those who received the "
+                                "injection; it needs 'treated'")
+            if "primary_visit_in_window" in p.rule and self.primary is None:
+                problems.append(f"populations[{i}].rule: primary_visit_in_window needs the primary end point "
+                                "(primary.primary_visit)")
+        if sum(p.id == "itt" for p in self.populations) != 1:
+            problems.append("populations: exactly one population must have the id itt (role efficacy: every "
+                            "randomised participant)")
+        n_safety = sum(p.role == "safety" for p in self.populations)
+        if n_safety != 1:
+            problems.append(f"populations: exactly one population must have the role safety (found {n_safety})")
+        return problems
+
+    # convenience lookups
+    def population(self, population_id: str) -> Population:
+        return next(p for p in self.populations if p.id == population_id)
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """The primary end point, then the secondary ones."""
+        return ([self.primary] if self.primary is not None else []) + list(self.secondary)
+
+    @property
+    def safety_population(self) -> Population | None:
+        return next((p for p in self.populations if p.role == "safety"), None)
 
 
 class Protocol(Strict):
@@ -608,6 +935,8 @@ class Protocol(Strict):
                 problems.append(f"randomisation.{key}: role '{holder}' is blinded; a key holder must be an "
                                 "unblinded role")
         problems.extend(self._edit_check_problems())
+        if self.analysis is not None:
+            problems.extend(self._analysis_problems())
         if self.sdv is not None:
             known = {f.id for f in self.schedule.forms} | set(SDV_RECORD_FORMS)
             seen = set()
@@ -622,6 +951,49 @@ class Protocol(Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _analysis_problems(self) -> list[str]:
+        """The analysis plan against the schedule and the arms: an end point's visits are
+        follow-up visits that collect its parameter's form (and the baseline visit collects it
+        too, for the change from baseline); the control is the protocol's control arm; MCP-Mod
+        has at least three dose levels."""
+        plan = self.analysis
+        problems = []
+        visits = {v.id: v for v in self.schedule.visits}
+        baseline = visits.get("baseline")
+        endpoints = [("analysis.primary", plan.primary)] if plan.primary is not None else []
+        endpoints += [(f"analysis.secondary[{i}]", ep) for i, ep in enumerate(plan.secondary)]
+        for where, ep in endpoints:
+            form = EFFICACY_PARAMETERS[ep.parameter][0]
+            if not any(f.id == form for f in self.schedule.forms):
+                problems.append(f"{where}.parameter: {ep.parameter} comes from the {form} form, which the schedule "
+                                "does not declare")
+                continue
+            if baseline is not None and form not in baseline.forms:
+                problems.append(f"{where}.parameter: the baseline visit does not collect the {form} form "
+                                f"({ep.parameter} has no baseline to change from)")
+            for j, visit_id in enumerate(ep.visits):
+                v = visits.get(visit_id)
+                if v is None or not v.follow_up:
+                    problems.append(f"{where}.visits[{j}]: '{visit_id}' is not a follow-up visit of the schedule")
+                elif form not in v.forms:
+                    problems.append(f"{where}.visits[{j}]: visit {visit_id} does not collect the {form} form "
+                                    f"({ep.parameter})")
+        dr = plan.dose_response
+        if dr is not None:
+            arm = next((a for a in self.arms if a.id == dr.control), None)
+            if arm is None:
+                problems.append(f"analysis.dose_response.control: '{dr.control}' is not an arm id "
+                                f"({', '.join(a.id for a in self.arms)})")
+            elif not arm.control:
+                control = ", ".join(a.id for a in self.arms if a.control) or "none"
+                problems.append(f"analysis.dose_response.control: arm '{dr.control}' is not the control arm "
+                                f"({control})")
+            levels = {a.dose_score for a in self.arms}
+            if dr.mcpmod is not None and len(levels) < 3:
+                problems.append(f"analysis.dose_response.mcpmod: MCP-Mod needs at least three dose levels "
+                                f"(the arms' dose_score give {len(levels)})")
+        return problems
 
     def _edit_check_problems(self) -> list[str]:
         """Each edit check names a declared eCRF form and one of its items; ids are unique."""
