@@ -261,7 +261,9 @@ def test_empty_trial_gives_header_only_files(tmp_path, proto):
             frame, meta = pyreadstat.read_xport(str(f), encoding="utf-8")
             assert len(frame) == 0 and meta.column_names[:2] == ["STUDYID", "USUBJID"], f.name
     assert {f.name for f in out.iterdir()} == {"adsl.csv", "adsl.xpt", "adeff.csv", "adeff.xpt",
-                                               *(f"adeff_{prm.code.lower()}.csv" for prm in adam.PARAMS)}
+                                               *(f"adeff_{prm.code.lower()}.csv" for prm in adam.PARAMS),
+                                               *(f"{name}.{ext}" for name in ("adae", "adlb", "adsv", "addv")
+                                                 for ext in ("csv", "xpt"))}
 
 
 def test_rows_are_written_as_participants_arrive(tmp_path, proto):

@@ -51,9 +51,17 @@ item's value after it; its values are the last of them):
   otherwise the date of the status change. A withdrawal is never changed.
 - ``verified``: items whose last source-data verification mark by T (``verified_at``) holds the
   value the record had at T (the monitoring app's rule: a later change clears a mark).
+- ``sdv_done``: the protocol's SDV plan asks at least one item of the record to be verified (a
+  critical item, or every item of a record drawn into the sample: ``annulus.monitoring.plan``) and
+  each of them is verified at T, as the monitoring grid counts a form verified. An item the
+  export leaves out (the drug code in a blinded export) still counts, by its mark; only the
+  yes/no is exported.
 - ``locked``: a record lock (form, visit or casebook) locked by T and not unlocked by T.
 - queries: raised by T; status at T from the thread's steps by T (raise, answer, close, re-open);
   ``open_queries`` counts those open or answered at T on the record (any item of it).
+- deviations: the monitoring review findings of category "protocol_deviation" raised
+  (``raised_at``) by T; "resolved" when resolved (``resolved_at``) by T, else "open".
+- ``end_adverse_event``: the adverse event a withdrawal by T names (withdrawal for safety).
 - signature: the newest casebook signature signed by T. Its state: "signed" when it is still
   the one in force and the casebook's hash still matches it; otherwise "invalidated" if any record
   of the export changed after the signature and by T, else "signed" (a change that leaves no
@@ -79,7 +87,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from annulus.interchange import scores
-from annulus.interchange.subject import Change, QueryNote, Record, SignatureInfo, Subject, VisitInfo
+from annulus.interchange.subject import (Change, DeviationNote, QueryNote, Record, SignatureInfo, Subject,
+                                          VisitInfo)
 
 IDENTITY_ITEMS = ("initials", "full_name", "phone")
 END_STATUSES = ("completed", "withdrawn", "lost_to_follow_up")
@@ -391,6 +400,12 @@ class _Reader:
         self.forms = {f.id: _Form(f, IDENTITY_ITEMS if f.id == "prescreening" else
                                   drop_tx if f.id == "transplant" else ()) for f in self.dictionary.forms}
         self.pvisits = {v.id: v for v in self.protocol.schedule.visits}
+        from annulus.monitoring.plan import Plan, sampled
+        from annulus.monitoring.selectors import _critical
+
+        self.sdv_plan = Plan.from_protocol(getattr(self.protocol, "sdv", None))
+        self._sdv_sampled, self._sdv_is_critical = sampled, _critical  # the monitoring grid's rules
+        self._sdv_critical: dict = {}  # (form, item, serious) -> the plan always asks for it
         self.order = {v.id: i for i, v in enumerate(self.protocol.schedule.visits)}
         self._forder = {f.id: i for i, f in enumerate(self.dictionary.forms)}
         self.people_names = {}
@@ -416,7 +431,7 @@ class _Reader:
 
         from annulus.allocation.models import EmergencyUnblinding, Transplant
         from annulus.allocation.selectors import export_allocations
-        from annulus.monitoring.models import SdvMark
+        from annulus.monitoring.models import ReviewFinding, SdvMark
         from annulus.participants.models import (Consent, EligibilityDecision, Evidence, RecordLock, StatusChange,
                                                  Withdrawal)
         from annulus.queries.models import Query, QueryMessage
@@ -445,7 +460,8 @@ class _Reader:
             by[s["participant_id"]]["status"].append(s)
         withdrawals = {w.participant_id: w for w in Withdrawal.objects.filter(
             participant_id__in=ids, recorded_at__lte=T).values_list(
-            "participant_id", "withdrawn_on", "category", "details", "recorded_by_id", "recorded_at", named=True)}
+            "participant_id", "withdrawn_on", "category", "details", "recorded_by_id", "recorded_at",
+            "adverse_event_id", named=True)}
         for lp in (Liposuction.objects.filter(participant_id__in=ids, recorded_at__lte=T).order_by("id")
                    .values_list("participant_id", "performed_on", "fat_volume_ml", "anaesthesia", "observation_hours",
                                 "complications", "recorded_by_id", "recorded_at", "change_reason", named=True)):
@@ -496,6 +512,10 @@ class _Reader:
                   .values_list("id", "participant_id", "visit", "form", "record", "item", "raised_by_id",
                                "raised_at", named=True)):
             queries[q.participant_id].append(q)
+        for f in (ReviewFinding.objects.filter(participant_id__in=ids, category="protocol_deviation", raised_at__lte=T)
+                  .order_by("raised_at", "id").values_list("id", "participant_id", "visit", "form", "item", "text",
+                                                           "raised_at", "resolved_at", named=True)):
+            by[f.participant_id]["deviations"].append(f)
         messages = defaultdict(list)
         for m in (QueryMessage.objects.filter(query__participant_id__in=ids, at__lte=T).order_by("at", "id")
                   .values("query_id", "kind", "text", "at")):
@@ -547,22 +567,29 @@ class _Reader:
             """Adds a record. ``raw``: the values a verification mark hashes (a dict, or a function
             returning it), read only when the record holds a mark."""
             verified = ()
+            sdv_done = False
             if raw is not None and marked and (pid, visit_key, form, mark_record) in marked:
                 if callable(raw):
                     raw = raw()
                 held = []
+                holds = set()  # also the items the export leaves out (the drug code when blinded)
                 for item, v in raw.items():
                     mark = marks.get((pid, visit_key, form, mark_record, item))
-                    if mark is not None and item in values and mark == _hash(v):
-                        held.append(item)
+                    if mark is not None and mark == _hash(v):
+                        holds.add(item)
+                        if item in values:
+                            held.append(item)
                 verified = tuple(held)
+                sdv_done = self._sdv_done(p.screening_number, visit_key, form, raw, holds,
+                                          form == "adverse_event" and values.get("serious") is True)
             locked = all_locked or (bool(locks) and ((pid, visit_key, "") in locks
                                                      or (pid, visit_key, form) in locks))
             records.append(Record(visit=visit, form=form, values=values,
                                   computed=computed if computed is not None else {}, visit_repeat=visit_repeat,
                                   record=record, state=state, collected_at=collected_at, changes=changes,
                                   verified=verified, locked=locked,
-                                  open_queries=active.get((pid, visit_key, form, mark_record), 0) if active else 0))
+                                  open_queries=active.get((pid, visit_key, form, mark_record), 0) if active else 0,
+                                  sdv_done=sdv_done))
 
         # status at T
         status_rows = got["status"]
@@ -672,7 +699,7 @@ class _Reader:
             tx_day = _local_date(transplant.transplanted_at)
             add("transplant", "transplant", "transplant", vals,
                 (Change(1, _utc(transplant.recorded_at), u, n, "", dict(vals)),),
-                lambda: {k: _raw(v) for k, v in stored.items() if k in vals},
+                lambda: {k: _raw(v) for k, v in stored.items()},
                 collected_at=_utc(transplant.transplanted_at))
 
         # visits and their forms
@@ -728,7 +755,7 @@ class _Reader:
                 record=ae.number)
 
         # end of study
-        end_status, end_date, end_reason = "", None, ""
+        end_status, end_date, end_reason, end_ae = "", None, "", None
         if status in END_STATUSES:
             end_status = status
             eos = self.forms["end_of_study"]
@@ -736,6 +763,8 @@ class _Reader:
             if withdrawal is not None and status == "withdrawn":
                 end_date = withdrawal.withdrawn_on.isoformat()
                 end_reason = withdrawal.category
+                if withdrawal.adverse_event_id is not None:
+                    end_ae = next((a.number for a in aes.get(pid, ()) if a.id == withdrawal.adverse_event_id), None)
                 stored = {"status": status, "withdrawn_on": withdrawal.withdrawn_on, "category": withdrawal.category,
                           "details": withdrawal.details}
                 u, n = who(withdrawal.recorded_by_id)
@@ -760,6 +789,15 @@ class _Reader:
                 item=q.item, status=st, text=thread[0]["text"] if thread else "",
                 raised_by=who(q.raised_by_id)[0] if q.raised_by_id else "edit check",
                 raised_at=_utc(q.raised_at), closed_at=_closed_at(thread, st), visit_repeat=repeat))
+
+        deviations = []
+        for f in got["deviations"]:
+            visit, repeat = _visit_of_key(f.visit)
+            resolved = f.resolved_at is not None and f.resolved_at <= T
+            deviations.append(DeviationNote(
+                id=f.id, visit=visit, visit_repeat=repeat, form=f.form, item=f.item, text=f.text,
+                raised_at=_utc(f.raised_at), status="resolved" if resolved else "open",
+                resolved_at=_utc(f.resolved_at) if resolved else None))
 
         order, forder = self.order, self._forder
         records.sort(key=lambda r: (_record_order(r, order), r.visit_repeat, forder.get(r.form, 999), r.record))
@@ -791,10 +829,35 @@ class _Reader:
             liposuction_on=lipo_day.isoformat() if lipo_day else None,
             transplanted_at=_utc(transplant.transplanted_at) if transplant is not None else None,
             eligible=eligible, failed_criteria=failed, end_status=end_status, end_date=end_date,
-            end_reason=end_reason, emergency_unblinded=emergency,
+            end_reason=end_reason, end_adverse_event=end_ae, emergency_unblinded=emergency,
             group_label=alloc.get("group_label"), arm=alloc.get("arm"), drug_code=alloc.get("drug_code"),
             visits=tuple(vinfos), records=tuple(records), queries=tuple(sorted(notes, key=lambda q: q.id)),
-            signature=sig, identity=identity)
+            deviations=tuple(deviations), signature=sig, identity=identity)
+
+    def _sdv_done(self, number: str, visit_key: str, form: str, raw: dict, holds: set, serious: bool) -> bool:
+        """Whether the SDV plan asks for at least one item of this record and each one it asks for is
+        verified (``holds``): the monitoring grid's rule (``annulus.monitoring.selectors``), on the
+        record as it stood at T."""
+        plan = self.sdv_plan
+        if plan is None:
+            return False
+        critical = self._sdv_critical
+        in_sample = None
+        asked = False
+        for item in raw:
+            key = (form, item, serious)
+            always = critical.get(key)
+            if always is None:
+                always = critical[key] = self._sdv_is_critical(plan, self.dictionary, form, item, serious)
+            if not always:
+                if in_sample is None:
+                    in_sample = self._sdv_sampled(plan, number, visit_key, form)
+                if not in_sample:
+                    continue
+            if item not in holds:
+                return False
+            asked = True
+        return asked
 
     def _form_order(self, form_id: str) -> int:
         return self._forder.get(form_id, 999)

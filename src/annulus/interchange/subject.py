@@ -48,6 +48,9 @@ class Record:
     verified: tuple = ()  # item ids source-verified at the record's current revision
     locked: bool = False  # the form, its visit or the casebook holds a record lock
     open_queries: int = 0  # queries on this record that are open or answered (not closed)
+    # the SDV plan asks at least one item of this record to be verified and every such item is
+    # (its last mark by the as-of time holds the value); False when the plan asks for none
+    sdv_done: bool = False
 
     @property
     def key(self) -> tuple:
@@ -80,6 +83,21 @@ class QueryNote:
     raised_by: str
     raised_at: str  # ISO 8601 UTC
     closed_at: str | None = None
+    visit_repeat: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviationNote:
+    """A protocol deviation: a monitoring review finding of the category "protocol_deviation"."""
+
+    id: int
+    visit: str  # protocol visit id, "screening", "unscheduled" (with visit_repeat) or "" (the participant)
+    form: str
+    item: str
+    text: str  # the finding as the auditor wrote it
+    raised_at: str  # ISO 8601 UTC
+    status: str  # "open" | "resolved" (at the as-of time)
+    resolved_at: str | None = None  # ISO 8601 UTC, when resolved by the as-of time
     visit_repeat: int = 0
 
 
@@ -117,6 +135,7 @@ class Subject:
     end_status: str = ""  # "completed" | "withdrawn" | "lost_to_follow_up" | "" (ongoing)
     end_date: str | None = None  # ISO date of the end of study
     end_reason: str = ""  # withdrawal category
+    end_adverse_event: int | None = None  # the adverse event (its record number) the withdrawal names
     emergency_unblinded: bool = False  # the treatment was revealed in an emergency (same for every arm)
     group_label: str | None = None
     arm: str | None = None
@@ -124,6 +143,7 @@ class Subject:
     visits: tuple = ()  # VisitInfo, in schedule order
     records: tuple = ()  # Record, by visit then form
     queries: tuple = ()  # QueryNote
+    deviations: tuple = ()  # DeviationNote, oldest first
     signature: SignatureInfo | None = None
     identity: dict | None = None  # {"initials", "full_name", "phone"} in the identifiable export only
 

@@ -1,0 +1,210 @@
+"""Trial-conduct analysis datasets: ADSV (visits and data cleaning) and ADDV (protocol deviations)
+(no Django).
+
+Written by ``annulus.interchange.adam.write`` in the same pass over the participants as ADSL, with
+the same treatment columns (none in a blinded export) and date conventions. Everything is as it
+stood at the export's as-of time (``ctx.as_of``; its date is taken in the trial's time zone).
+
+``adsv.csv`` / ``adsv.xpt``: one row per randomised participant x visit of the protocol's
+schedule (procedure visits included), in schedule order.
+
+- ``SVSTAT``:
+
+  - "DONE": the visit was recorded as attended by the as-of time (procedure visits: the
+    liposuction / transplantation recorded);
+  - "MISSED": recorded as missed, or its deadline passed without it while the participant was
+    in the study; the baseline visit also once the transplantation is recorded without it (it
+    is by definition before transplantation);
+  - "NOT DUE": its deadline had not passed at the as-of time, or it cannot be scheduled yet (its
+    anchor, the liposuction, is not done);
+  - "AFTER EOS": not done, and the participant's end of study (completed, withdrawn, lost to
+    follow-up; ``EOSDT``) came on or before its deadline.
+
+  The deadline is the day after which the application itself calls a visit missed
+  (``annulus.visits.selectors.visit_state``): the window's last day plus ``GRACE_DAYS`` (14),
+  but no later than the day before the next visit's window opens (and never before the
+  window's last day). Windows are the protocol's, around the target day from the liposuction,
+  or from the transplantation (the recorded one, else liposuction + ``PLANNED_TRANSPLANT_DAYS``).
+- ``AWSTAT``: for a done visit, "IN" / "EARLY" / "LATE" against its window as recorded (the
+  liposuction defines its own day: "IN"); empty for visits not done.
+- ``SVDT``: a done visit's date; ``ADY``: its study day (transplantation = day 0).
+- ``FORMS``: the visit's forms complete (a procedure visit's record counts as one form; drafts do
+  not count). ``SDVFORMS``: of those, the forms whose source-data verification is done: the SDV
+  plan asks for at least one item of the form and every such item's last mark by the as-of time
+  holds its value (the monitoring grid's rule; a form the plan does not ask for never counts).
+- ``QRYTOT``: queries raised on the visit (any of its forms and items) by the as-of time;
+  ``QRYOPEN``: those of them not closed at that time (open or answered).
+
+``addv.csv`` / ``addv.xpt``: one row per protocol deviation raised by the as-of time, for every
+participant of the export (randomised or not; the deviation's participant is in ADSL). The
+deviations the system records are the monitoring review findings of category
+"protocol_deviation" (nothing else in the system records a deviation; visits outside their
+window are in ADSV, ``AWSTAT``, not here).
+
+- ``DVSEQ``: 1, 2, ... per participant in the order raised; ``DVCAT``: "protocol_deviation";
+  ``DVTERM``: the finding's text (cut at 200 bytes, a character boundary).
+- ``AVISIT``: the visit it is about: a protocol visit id, "screening", "unscheduled", or empty
+  for the participant as a whole; ``AVISITN``: a protocol visit's scheduled study day.
+- ``DVSTDT``: the date raised; ``DVENDT``: the date resolved (by the as-of time);
+  ``DVSTAT``: "OPEN" / "RESOLVED" at the as-of time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+from .adam import SITEID, Col, _Dataset, _local_date, _trt_columns
+from .adam_safety import TEXT_BYTES, _studyid, cut
+
+# the application's own numbers (annulus.visits.selectors; a test holds them equal)
+GRACE_DAYS = 14
+PLANNED_TRANSPLANT_DAYS = 21
+
+DONE, MISSED, NOT_DUE, AFTER_EOS = "DONE", "MISSED", "NOT DUE", "AFTER EOS"
+ENDED = ("completed", "withdrawn", "lost_to_follow_up")
+
+
+def adsv_columns(ctx) -> list[Col]:
+    visits = max([20, *(len(v.id) for v in ctx.protocol.schedule.visits)])
+    return [
+        _studyid(ctx),
+        Col("USUBJID", "Unique Subject Identifier", length=40),
+        Col("SITEID", "Study Site Identifier", length=8),
+        *_trt_columns(ctx),
+        Col("ITTFL", "Intent-To-Treat Population Flag", length=1),
+        Col("AVISIT", "Analysis Visit", length=visits),
+        Col("AVISITN", "Analysis Visit (N): scheduled study day", "num"),
+        Col("SVSTAT", "Visit status at the data cut-off", length=12),
+        Col("AWSTAT", "Analysis window status", length=8),
+        Col("SVDT", "Visit Date", "date"),
+        Col("ADY", "Analysis Relative Day", "num"),
+        Col("FORMS", "Forms complete", "num"),
+        Col("SDVFORMS", "Forms source-data verified", "num"),
+        Col("QRYOPEN", "Queries open at the data cut-off", "num"),
+        Col("QRYTOT", "Queries raised by the data cut-off", "num"),
+    ]
+
+
+def addv_columns(ctx) -> list[Col]:
+    visits = max([20, *(len(v.id) for v in ctx.protocol.schedule.visits)])
+    return [
+        _studyid(ctx),
+        Col("USUBJID", "Unique Subject Identifier", length=40),
+        Col("SITEID", "Study Site Identifier", length=8),
+        *_trt_columns(ctx),
+        Col("DVSEQ", "Sequence Number", "num"),
+        Col("DVCAT", "Category for Protocol Deviation", length=20),
+        Col("DVTERM", "Protocol Deviation Term", length=TEXT_BYTES),
+        Col("AVISIT", "Analysis Visit", length=visits),
+        Col("AVISITN", "Analysis Visit (N): scheduled study day", "num"),
+        Col("DVSTDT", "Date raised", "date"),
+        Col("DVENDT", "Date resolved", "date"),
+        Col("DVSTAT", "Status at the data cut-off", length=8),
+    ]
+
+
+# --- the schedule's deadlines -------------------------------------------------------------------
+
+def deadlines(protocol_visits, lipo: date | None, tx: date | None) -> list[date | None]:
+    """Per protocol visit, the last day before it counts as missed (None: not schedulable yet),
+    as ``annulus.visits.selectors`` computes its windows and ``visit_state`` its ``missed_after``;
+    ``tx``: the recorded transplantation day, else the planned one."""
+    windows = []
+    for pv in protocol_visits:
+        base = lipo if pv.anchor == "liposuction" else tx if pv.anchor == "transplant" else None
+        if base is None:
+            windows.append((None, None))
+            continue
+        target = base + timedelta(days=pv.offset_days)
+        windows.append((target - timedelta(days=pv.window.before_days), target + timedelta(days=pv.window.after_days)))
+    out = []
+    for i, (_start, end) in enumerate(windows):
+        if end is None:
+            out.append(None)
+            continue
+        last = end + timedelta(days=GRACE_DAYS)
+        following = next((w[0] for w in windows[i + 1:] if w[0] is not None and w[0] > end), None)
+        if following is not None and following - timedelta(days=1) < last:
+            last = max(end, following - timedelta(days=1))
+        out.append(last)
+    return out
+
+
+def visit_status(info, deadline: date | None, *, as_of: date, ended_on: date | None, baseline_gone: bool) -> str:
+    """``SVSTAT`` of one protocol visit (``info``: its VisitInfo, None when not recorded)."""
+    if info is not None:
+        return DONE if info.outcome == "attended" else MISSED
+    if baseline_gone:
+        return MISSED
+    if ended_on is not None and (deadline is None or ended_on <= deadline):
+        return AFTER_EOS
+    if deadline is None or as_of <= deadline:
+        return NOT_DUE
+    return MISSED
+
+
+class ConductDatasets:
+    """ADSV and ADDV, written a participant at a time (``write``) beside ADSL."""
+
+    def __init__(self, ctx, out_dir, schedule, tz):
+        self.ctx, self.schedule, self.tz = ctx, schedule, tz
+        self.visits = list(ctx.protocol.schedule.visits)
+        self.baseline = next((v.id for v in self.visits if v.id == "baseline"), None)
+        self.as_of = date.fromisoformat(_local_date(ctx.as_of, tz))
+        self.adsv = _Dataset(out_dir, "adsv", "Subject Visits Analysis Dataset", adsv_columns(ctx), ctx, xpt=True)
+        self.addv = _Dataset(out_dir, "addv", "Protocol Deviations Analysis Dataset", addv_columns(ctx), ctx,
+                             xpt=True)
+        self.datasets = [self.adsv, self.addv]
+
+    def write(self, s, trt: dict, flags: dict) -> None:
+        common = {"STUDYID": self.ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt}
+        if s.randomised_at:
+            self._visits(s, {**common, "ITTFL": flags["ITTFL"]})
+        if s.deviations:
+            self._deviations(s, common)
+
+    def _visits(self, s, common) -> None:
+        tz = self.tz
+        lipo = date.fromisoformat(s.liposuction_on) if s.liposuction_on else None
+        tx_text = _local_date(s.transplanted_at, tz)
+        tx = date.fromisoformat(tx_text) if tx_text else None
+        planned = tx or (lipo + timedelta(days=PLANNED_TRANSPLANT_DAYS) if lipo else None)
+        last = deadlines(self.visits, lipo, planned)
+        ended_on = date.fromisoformat(s.end_date) if s.end_status in ENDED and s.end_date else None
+        recorded = {v.visit: v for v in s.visits if not v.repeat and v.visit != "unscheduled"}
+        forms, verified = Counter(), Counter()
+        for r in s.records:
+            if r.visit_repeat or r.state == "draft" or r.visit not in self.schedule.day:
+                continue
+            forms[r.visit] += 1
+            if r.sdv_done:
+                verified[r.visit] += 1
+        raised, still_open = Counter(), Counter()
+        for q in s.queries:
+            if q.visit_repeat:
+                continue
+            raised[q.visit] += 1
+            if q.status != "closed":
+                still_open[q.visit] += 1
+        schedule = self.schedule
+        for pv, deadline in zip(self.visits, last):
+            info = recorded.get(pv.id)
+            status = visit_status(info, deadline, as_of=self.as_of, ended_on=ended_on,
+                                  baseline_gone=pv.id == self.baseline and tx is not None)
+            done = status == DONE
+            self.adsv.write({
+                **common, "AVISIT": pv.id, "AVISITN": schedule.day[pv.id], "SVSTAT": status,
+                "AWSTAT": (info.window.upper() or None) if done else None,
+                "SVDT": info.date if done else None, "ADY": info.day if done else None,
+                "FORMS": forms[pv.id] if done else 0, "SDVFORMS": verified[pv.id] if done else 0,
+                "QRYOPEN": still_open[pv.id], "QRYTOT": raised[pv.id]})
+
+    def _deviations(self, s, common) -> None:
+        tz, day = self.tz, self.schedule.day
+        for i, d in enumerate(s.deviations, start=1):
+            self.addv.write({
+                **common, "DVSEQ": i, "DVCAT": "protocol_deviation", "DVTERM": cut(d.text),
+                "AVISIT": d.visit or None, "AVISITN": day.get(d.visit) if not d.visit_repeat else None,
+                "DVSTDT": _local_date(d.raised_at, tz), "DVENDT": _local_date(d.resolved_at, tz),
+                "DVSTAT": "RESOLVED" if d.status == "resolved" else "OPEN"})
