@@ -385,7 +385,12 @@ def write(subjects, ctx, out_dir) -> list[Path]:
     adeff = _Dataset(out_dir, "adeff", "Efficacy Analysis Dataset", eff_cols, ctx, xpt=True)
     per_param = {p.code: _Dataset(out_dir, f"adeff_{p.code.lower()}", f"Efficacy {p.code}", eff_cols, ctx, xpt=False)
                  for p in PARAMS}
-    datasets = [adsl, adeff, *per_param.values()]
+    from .adam_conduct import ConductDatasets
+    from .adam_safety import SafetyDatasets
+
+    # ADAE, ADLB, ADSV, ADDV: written from the same participants in the same pass
+    more = [SafetyDatasets(ctx, out_dir, schedule, tz), ConductDatasets(ctx, out_dir, schedule, tz)]
+    datasets = [adsl, adeff, *per_param.values(), *(d for m in more for d in m.datasets)]
     try:
         for s in subjects:
             visits = _visit_map(s)
@@ -411,6 +416,8 @@ def write(subjects, ctx, out_dir) -> list[Path]:
                     row[p.baseline_column] = values.get((BASELINE_VISIT, p.code))
             adsl.write(row)
             common = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt, **flags}
+            for m in more:
+                m.write(s, trt, flags)
             rows = sorted(values.items(), key=lambda kv: (_param_index(kv[0][1]), schedule.order.get(kv[0][0], 10**6)))
             for (visit, code), aval in rows:
                 if visit not in schedule.day:
