@@ -844,9 +844,8 @@ class AnalysisPlan(Strict):
             if "primary_visit_in_window" in p.rule and self.primary is None:
                 problems.append(f"populations[{i}].rule: primary_visit_in_window needs the primary end point "
                                 "(primary.primary_visit)")
-        if sum(p.id == "itt" for p in self.populations) != 1:
-            problems.append("populations: exactly one population must have the id itt (role efficacy: every "
-                            "randomised participant)")
+        if not any(p.id == "itt" for p in self.populations):
+            problems.append("populations: the intention-to-treat population (id itt, role efficacy) is missing")
         n_safety = sum(p.role == "safety" for p in self.populations)
         if n_safety != 1:
             problems.append(f"populations: exactly one population must have the role safety (found {n_safety})")
