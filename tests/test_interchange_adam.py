@@ -302,3 +302,205 @@ def test_memory_is_flat_in_the_number_of_participants(tmp_path, proto):
         tracemalloc.stop()
         assert len(_read(out / "adsl.csv")) == n
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+# ---- populations from the analysis plan, reasons, disposition codes, baseline characteristics --------
+
+def _without_visits_after(s, last: str, p):
+    """The participant with no visit (and no record) after ``last`` of the schedule."""
+    order = [v.id for v in p.schedule.visits]
+    keep = set(order[:order.index(last) + 1])
+    return dataclasses.replace(s, visits=tuple(v for v in s.visits if v.visit in keep),
+                               records=tuple(r for r in s.records if not r.visit or r.visit in keep
+                                             or r.visit == "screening"))
+
+
+def _missed(s, visit: str):
+    return dataclasses.replace(s, visits=tuple(
+        dataclasses.replace(v, outcome="missed", date=None, day=None, window="") if v.visit == visit else v
+        for v in s.visits))
+
+
+def _plan_variant(p, change) -> object:
+    """The shipped protocol with its analysis plan changed by ``change(data)``."""
+    import yaml
+
+    from annulus.protocol import parse_protocol
+
+    data = yaml.safe_load(default_protocol_path().read_text(encoding="utf-8"))
+    change(data)
+    return parse_protocol(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+@pytest.mark.req("X-8.5", "X-4.8")
+def test_per_protocol_exclusion_reason_is_the_first_failing_rule(tmp_path, proto):
+    p, d = proto
+    ok = _base(p, d, 0)
+    cases = {
+        "": ok,
+        "NOT TREATED": _base(p, d, 1, transplanted_at=None),
+        "NOT ELIGIBLE": _base(p, d, 2, eligible=False),
+        "ELIGIBILITY NOT CONFIRMED": _base(p, d, 3, eligible=None),
+        "PRIMARY VISIT OUT OF WINDOW": _with_window(_base(p, d, 4), "m12", "early"),
+        "PRIMARY VISIT MISSED": _missed(_base(p, d, 5), "m12"),
+        "EMERGENCY UNBLINDING": _base(p, d, 6, emergency_unblinded=True),
+        # the 12-month visit's window (transplant + 365 + 30 days) is open on the as-of day 2026-11-30
+        "PRIMARY VISIT NOT YET DUE": _without_visits_after(
+            _base(p, d, 7, transplanted_at="2026-01-10T02:00:00+00:00"), "m6", p),
+        # withdrew at 6 months: the 12-month visit never came
+        "DISCONTINUED BEFORE PRIMARY VISIT": _without_visits_after(
+            _base(p, d, 8, end_status="withdrawn", end_reason="participant_request", end_date="2022-12-20",
+                  status="withdrawn"), "m6", p),
+    }
+    # not recorded at all and its window long over (as-of 2026, transplanted 2022): missed
+    unrecorded = dataclasses.replace(_base(p, d, 9), visits=tuple(v for v in _base(p, d, 9).visits if v.visit != "m12"))
+    # two failures: the first of the plan's list (eligible before not_emergency_unblinded)
+    two = _base(p, d, 10, eligible=False, emergency_unblinded=True)
+    screen_failure = _base(p, d, 11, randomised_at=None, transplanted_at=None, liposuction_on=None, eligible=False,
+                           failed_criteria=("I4",), status="screen_failed", case_number="", group_label=None,
+                           visits=(), records=())
+    subjects = [*cases.values(), unrecorded, two, screen_failure]
+    out = _export(tmp_path, p, d, subjects)
+    adsl = _by_subject(_read(out / "adsl.csv"))
+    for reason, s in cases.items():
+        r = adsl[s.subject]
+        assert (r["PPROTFL"], r["PPEXREAS"]) == ("Y" if not reason else "N", reason), reason
+        assert (r["RANDFL"], r["ITTFL"]) == ("Y", "Y"), reason
+    assert (adsl[unrecorded.subject]["PPROTFL"], adsl[unrecorded.subject]["PPEXREAS"]) == ("N", "PRIMARY VISIT MISSED")
+    assert adsl[two.subject]["PPEXREAS"] == "NOT ELIGIBLE"
+    # not randomised: no per-protocol reason to give
+    assert (adsl[screen_failure.subject]["PPROTFL"], adsl[screen_failure.subject]["PPEXREAS"]) == ("N", "")
+    # exported after the window closed (2027-02-09) with the visit still not recorded: missed
+    later = _export(tmp_path, p, d, [cases["PRIMARY VISIT NOT YET DUE"]], name="later",
+                    as_of="2027-03-01T00:00:00+00:00")
+    assert _read(later / "adsl.csv")[0]["PPEXREAS"] == "PRIMARY VISIT MISSED"
+    # every randomised participant outside the per-protocol population has a reason, and only they
+    for r in adsl.values():
+        assert bool(r["PPEXREAS"]) == (r["RANDFL"] == "Y" and r["PPROTFL"] == "N"), r["USUBJID"]
+    # the ADSL dataset's columns are all labelled within SAS's 40 characters, names within 8
+    assert all(len(c.name) <= 8 and len(c.label) <= 40 for c in adam.adsl_columns(sample.context(p, d, "adam")))
+
+
+@pytest.mark.req("X-8.5")
+def test_population_flags_follow_the_analysis_plan(tmp_path, proto):
+    p, d = proto
+
+    def change(data):
+        plan = data["analysis"]
+        # a modified ITT (randomised and treated), a per-protocol population at the 6-month visit that
+        # keeps the emergency-unblinded, and the checks in another order
+        plan["populations"][0]["rule"] = ["randomised", "treated"]
+        plan["populations"][1]["rule"] = ["randomised", "primary_visit_in_window", "eligible", "treated"]
+        plan["primary"]["primary_visit"] = "m6"
+        plan["missing_data"]["sensitivity"] = ["observed_ancova"]
+
+    variant = _plan_variant(p, change)
+    assert variant.analysis.primary.primary_visit == "m6"
+    ok = _base(p, d, 0)
+    not_treated = _base(p, d, 1, transplanted_at=None)
+    late_m12 = _with_window(_base(p, d, 2), "m12", "late")  # the plan's primary visit is m6: still per protocol
+    late_m6 = _with_window(_base(p, d, 3), "m6", "late")
+    unblinded = _base(p, d, 4, emergency_unblinded=True)
+    both = _with_window(_base(p, d, 5, eligible=False), "m6", "early")  # the plan checks the visit first
+    subjects = [ok, not_treated, late_m12, late_m6, unblinded, both]
+    out = _export(tmp_path, variant, d, subjects)
+    adsl = _by_subject(_read(out / "adsl.csv"))
+
+    def got(s):
+        r = adsl[s.subject]
+        return r["RANDFL"], r["ITTFL"], r["SAFFL"], r["PPROTFL"], r["PPEXREAS"]
+
+    assert got(ok) == ("Y", "Y", "Y", "Y", "")
+    assert got(not_treated) == ("Y", "N", "N", "N", "NOT TREATED")  # "treated" comes last in this plan
+    assert got(late_m12) == ("Y", "Y", "Y", "Y", "")
+    assert got(late_m6) == ("Y", "Y", "Y", "N", "PRIMARY VISIT OUT OF WINDOW")
+    assert got(unblinded) == ("Y", "Y", "Y", "Y", "")
+    assert got(both) == ("Y", "Y", "Y", "N", "PRIMARY VISIT OUT OF WINDOW")
+    # the per-parameter analysis files hold the plan's ITT population: not the untreated participant
+    assert not_treated.subject not in {r["USUBJID"] for r in _read(out / "adeff_vas.csv")}
+    assert ok.subject in {r["USUBJID"] for r in _read(out / "adeff_vas.csv")}
+    # every ADEFF row carries the participant's flags
+    for r in _read(out / "adeff.csv"):
+        assert (r["ITTFL"], r["SAFFL"], r["PPROTFL"]) == got(next(s for s in subjects if s.subject == r["USUBJID"]))[1:4]
+
+
+@pytest.mark.req("X-8.5")
+def test_without_a_plan_the_fallback_rules_equal_the_shipped_plan(tmp_path, proto):
+    p, d = proto
+    bare = _plan_variant(p, lambda data: data.pop("analysis"))
+    assert bare.analysis is None
+    subjects = [_base(p, d, 0), _base(p, d, 1, transplanted_at=None), _base(p, d, 2, eligible=None),
+                _with_window(_base(p, d, 3), "m12", "late"), _base(p, d, 4, emergency_unblinded=True),
+                _missed(_base(p, d, 5), "m12")]
+    columns = ("RANDFL", "ITTFL", "SAFFL", "PPROTFL", "PPEXREAS")
+    with_plan = _read(_export(tmp_path, p, d, subjects, name="plan") / "adsl.csv")
+    without = _read(_export(tmp_path, bare, d, subjects, name="bare") / "adsl.csv")
+    assert [[r[c] for c in columns] for r in with_plan] == [[r[c] for c in columns] for r in without]
+    assert [r["PPEXREAS"] for r in without] == ["", "NOT TREATED", "ELIGIBILITY NOT CONFIRMED",
+                                                "PRIMARY VISIT OUT OF WINDOW", "EMERGENCY UNBLINDING",
+                                                "PRIMARY VISIT MISSED"]
+
+
+@pytest.mark.req("X-8.5", "P-6.3")
+def test_withdrawal_code_tells_consent_withdrawn_from_a_later_withdrawal(tmp_path, proto):
+    p, d = proto
+    declined = _base(p, d, 0, end_status="withdrawn", end_reason="declined_consent", end_date="2022-06-20",
+                     status="withdrawn")
+    request = _base(p, d, 1, end_status="withdrawn", end_reason="participant_request", end_date="2023-01-10",
+                    status="withdrawn")
+    ae = _base(p, d, 2, end_status="withdrawn", end_reason="adverse_event", end_date="2023-02-10",
+               status="withdrawn")
+    lost = _base(p, d, 3, end_status="lost_to_follow_up", end_date="2023-03-01", status="lost_to_follow_up")
+    completed = _base(p, d, 4, end_status="completed", end_date="2024-07-01", status="completed")
+    ongoing = _base(p, d, 5)
+    out = _export(tmp_path, p, d, [declined, request, ae, lost, completed, ongoing])
+    adsl = _by_subject(_read(out / "adsl.csv"))
+    got = {s.subject: (adsl[s.subject]["DCSREAS"], adsl[s.subject]["DCSREASC"])
+           for s in (declined, request, ae, lost, completed, ongoing)}
+    assert got[declined.subject] == ("WITHDRAWAL BY SUBJECT", "declined_consent")
+    assert got[request.subject] == ("WITHDRAWAL BY SUBJECT", "participant_request")
+    assert got[ae.subject] == ("ADVERSE EVENT", "adverse_event")
+    assert got[lost.subject] == ("LOST TO FOLLOW-UP", "")
+    assert got[completed.subject] == ("", "") and got[ongoing.subject] == ("", "")
+
+
+@pytest.mark.req("X-8.5", "P-5.5")
+def test_baseline_characteristics_and_last_visit_day(tmp_path, proto):
+    p, d = proto
+    s = _base(p, d, 0)
+    s = _scored(s, "baseline", "imaging", {"pfirrmann_grade": 4, "modic_score": 2, "disc_height_score": 30.5,
+                                           "rom_score": 6.25})
+    s = _scored(s, "m6", "imaging", {"pfirrmann_grade": 3, "modic_score": 1, "disc_height_score": 25.0,
+                                     "rom_score": 7.5})
+    screening = next(r for r in s.records if r.form == "screening")
+    s = dataclasses.replace(s, records=tuple(
+        dataclasses.replace(r, values={**r.values, "lbp_duration_months": 30}) if r is screening else r
+        for r in s.records))
+    stopped = _without_visits_after(_base(p, d, 1), "m3", p)  # no imaging, last visit 3 months
+    stopped = dataclasses.replace(stopped, records=tuple(r for r in stopped.records if r.form != "screening"))
+    failure = _base(p, d, 2, randomised_at=None, transplanted_at=None, liposuction_on=None, eligible=False,
+                    failed_criteria=("I3",), status="screen_failed", case_number="", group_label=None, visits=())
+    failure = dataclasses.replace(failure, records=tuple(
+        dataclasses.replace(r, values={**r.values, "lbp_duration_months": 6}) if r.form == "screening" else r
+        for r in failure.records if r.visit in ("", "screening")))
+    out = _export(tmp_path, p, d, [s, stopped, failure])
+    adsl = _by_subject(_read(out / "adsl.csv"))
+    r = adsl[s.subject]
+    assert (r["BASEPFIR"], r["BASEMODI"], r["BASEDHT"], r["BASEROM"]) == ("4", "2", "30.5", "6.25")
+    assert (r["PAINDUR"], r["PAINDURU"]) == ("30", "MONTHS")
+    assert (r["LASTVIS"], r["LASTVISN"]) == ("m24", "730")
+    r = adsl[stopped.subject]
+    assert (r["BASEPFIR"], r["BASEMODI"], r["BASEDHT"], r["BASEROM"], r["PAINDUR"], r["PAINDURU"]) == ("",) * 6
+    assert (r["LASTVIS"], r["LASTVISN"]) == ("m3", "91")
+    # a screen failure has its screening evidence but no visit
+    r = adsl[failure.subject]
+    assert (r["PAINDUR"], r["PAINDURU"], r["LASTVIS"], r["LASTVISN"]) == ("6", "MONTHS", "", "")
+    assert "BMIBL" not in r  # height and weight are not collected by any form
+    # the SAS transport file has the same values
+    import pyreadstat
+
+    frame, meta = pyreadstat.read_xport(str(out / "adsl.xpt"), encoding="utf-8")
+    row = frame[frame["USUBJID"] == s.subject].iloc[0]
+    assert (row["BASEPFIR"], row["BASEDHT"], row["PAINDUR"], row["LASTVISN"], row["PAINDURU"]) == (
+        4, 30.5, 30, 730, "MONTHS")
+    assert meta.column_names_to_labels["PPEXREAS"] == "Reason Excluded from Per-Protocol"

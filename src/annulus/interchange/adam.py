@@ -25,18 +25,49 @@
   ``TRT01PN``, the arm's dose score, exists only in an export that may show treatments.)
 
 Populations (the seed protocol, "Statistical analysis" and "Outcome evaluation", names the
-analyses but defines no populations; these rules stand until the protocol file's analysis plan
-states them):
+analyses but defines no populations; the protocol file's analysis plan states them as rules,
+``analysis.populations``, see ``annulus.protocol.schema``). A population is the participants for
+whom every rule of its ``rule`` list holds:
 
-- ``RANDFL`` / ``ITTFL`` (intention to treat): randomised (``Subject.randomised_at`` set).
-- ``SAFFL`` (safety): received the product, i.e. transplanted (``Subject.transplanted_at`` set).
-- ``PPROTFL`` (per protocol): transplanted, AND the signed eligibility decision is "eligible",
-  AND the primary visit (``PRIMARY_VISIT``, 12 months: the protocol's primary end point is the VAS
-  change at each follow-up; 12 months is the main time point of the dose-response analysis)
-  was attended inside its protocol window (``VisitInfo.window == "in"``), AND the participant's
+- ``randomised``: ``Subject.randomised_at`` set; ``treated``: received the injection, active or
+  placebo (``Subject.transplanted_at`` set); ``eligible``: the signed eligibility decision is
+  "eligible"; ``primary_visit_in_window``: the primary end point's primary visit
+  (``analysis.primary.primary_visit``; ``PRIMARY_VISIT``, 12 months, without a plan) was attended
+  inside its protocol window (``VisitInfo.window == "in"``); ``not_emergency_unblinded``: the
   treatment was not revealed by an emergency unblinding (the protocol, "Rules for unblinding",
-  sets such participants apart for the evaluation of efficacy). A participant who has not yet
-  reached the primary visit is "N".
+  sets such participants apart for the evaluation of efficacy).
+- ``ITTFL`` is the population with id ``itt``, ``PPROTFL`` the one with id ``pp``, ``SAFFL`` the one
+  with role ``safety``. Without a plan (or a population missing from it) the rules of
+  ``FALLBACK_POPULATIONS`` apply, which are those of the shipped protocol: ITT = randomised;
+  safety = treated; per protocol = randomised, treated, eligible, primary visit in window, not
+  emergency-unblinded. ``RANDFL`` is always "randomised".
+- ``PPEXREAS``: why a randomised participant is not in the per-protocol population, the first rule
+  of its list that fails, as a fixed text: "NOT TREATED", "NOT ELIGIBLE" (the decision says
+  not eligible), "ELIGIBILITY NOT CONFIRMED" (no signed decision), "PRIMARY VISIT NOT YET DUE"
+  (not recorded, and the export's as-of date is not past the end of its window),
+  "DISCONTINUED BEFORE PRIMARY VISIT" (withdrawn or lost to follow-up without it, on or before the
+  end of its window), "PRIMARY VISIT MISSED" (recorded as missed, or not recorded and its window
+  is over), "PRIMARY VISIT OUT OF WINDOW" (attended early or late), "EMERGENCY UNBLINDING".
+  Empty when the participant is in the per-protocol population or was not randomised. So a
+  participant who has not yet reached the primary visit is "N", with the reason that says so.
+
+Disposition: ``EOSSTT``, ``DCSREAS`` (CDISC-style words: "WITHDRAWAL BY SUBJECT" covers both a
+withdrawal of consent and a participant's later request), ``DCSREASP`` (the category in words,
+or the failed criteria of a screen failure) and ``DCSREASC``: the withdrawal category's code as
+the end-of-study form records it (``participant_request``, ``declined_consent``,
+``adverse_event``, ``other_disease``, ``investigator_decision``, ``other``), so that consent
+withdrawn and a later withdrawal can be told apart; empty unless withdrawn. ``LASTVIS`` is the
+last scheduled visit attended, ``LASTVISN`` its scheduled study day (as ``AVISITN``).
+
+Baseline characteristics (Table 1): age and sex; the baseline (visit ``baseline``) VAS, ODI, JOA,
+SF-36 PCS and MCS; the baseline imaging (``BASEPFIR`` Pfirrmann grade 1-5, ``BASEMODI`` Modic
+score of the worse endplate 0 none / 1 type I / 2 type II / 3 type III, ``BASEDHT`` disc height
+loss against the adjacent normal discs in %, ``BASEROM`` segmental range of motion in degrees,
+from the baseline visit's imaging form); ``PAINDUR`` with its unit ``PAINDURU`` ("MONTHS"): the
+screening evidence "duration of LBP after conservative treatment" (criterion I3), the only pain
+duration the forms capture. Not captured by any form, so not in ADSL: height and weight (hence no
+``BMIBL``), time since the first onset of back pain, race and ethnicity, occupation, smoking,
+previous treatments other than an intradiscal injection within a year (a yes/no criterion).
 
 Flags are "Y"/"N" for populations and "Y"/empty for record flags (ABLFL, ANL01FL), as in ADaM.
 
@@ -67,7 +98,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -99,11 +130,21 @@ PARAMS: tuple[Param, ...] = (
     Param("JOA", "joa", "joa_total", "BASEJOA", lower_is_better=False),
     Param("SF36PCS", "sf36", "pcs", "BASEPCS", lower_is_better=False),
     Param("SF36MCS", "sf36", "mcs", "BASEMCS", lower_is_better=False),
-    Param("PFIRRM", "imaging", "pfirrmann_grade"),
-    Param("MODIC", "imaging", "modic_score"),
-    Param("DISCHT", "imaging", "disc_height_score"),
-    Param("ROM", "imaging", "rom_score", lower_is_better=False),
+    Param("PFIRRM", "imaging", "pfirrmann_grade", "BASEPFIR"),
+    Param("MODIC", "imaging", "modic_score", "BASEMODI"),
+    Param("DISCHT", "imaging", "disc_height_score", "BASEDHT"),
+    Param("ROM", "imaging", "rom_score", "BASEROM", lower_is_better=False),
 )
+
+# the population rules of the protocol's analysis plan (annulus.protocol.schema.POPULATION_RULES)
+# used when the plan does not state a population; they are the shipped protocol's
+FALLBACK_POPULATIONS: dict[str, tuple[str, ...]] = {
+    "ITTFL": ("randomised",),
+    "SAFFL": ("treated",),
+    "PPROTFL": ("randomised", "treated", "eligible", "primary_visit_in_window", "not_emergency_unblinded"),
+}
+# the screening evidence field with the duration of low back pain (criterion I3)
+PAIN_DURATION_FIELD = "lbp_duration_months"
 
 # Subject.end_reason (the end-of-study form's withdrawal category) -> CDISC-style reason
 _REASONS = {
@@ -156,6 +197,7 @@ def adsl_columns(ctx) -> list[Col]:
         Col("ITTFL", "Intent-To-Treat Population Flag", length=1),
         Col("SAFFL", "Safety Population Flag", length=1),
         Col("PPROTFL", "Per-Protocol Population Flag", length=1),
+        Col("PPEXREAS", "Reason Excluded from Per-Protocol", length=40),
         Col("ELIGFL", "Eligible (signed eligibility decision)", length=1),
         Col("SCRFCRIT", "Failed eligibility criteria", length=100),
         Col("EMUNBLFL", "Emergency Unblinding Flag", length=1),
@@ -164,14 +206,22 @@ def adsl_columns(ctx) -> list[Col]:
         Col("BASEJOA", "Baseline JOA total", "num"),
         Col("BASEPCS", "Baseline SF-36 PCS", "num"),
         Col("BASEMCS", "Baseline SF-36 MCS", "num"),
+        Col("BASEPFIR", "Baseline Pfirrmann grade (1-5)", "num"),
+        Col("BASEMODI", "Baseline Modic score (0-3)", "num"),
+        Col("BASEDHT", "Baseline disc height loss (%)", "num"),
+        Col("BASEROM", "Baseline segmental ROM (degrees)", "num"),
+        Col("PAINDUR", "Duration of LBP after conservative trt", "num"),
+        Col("PAINDURU", "Duration of LBP Units", length=8),
         Col("RFICDT", "Date of Informed Consent", "date"),
         Col("RANDDT", "Date of Randomization", "date"),
         Col("LIPODT", "Date of Liposuction", "date"),
         Col("TRTSDT", "Date of Transplantation (Day 0)", "date"),
         Col("EOSDT", "End of Study Date", "date"),
         Col("LASTVIS", "Last scheduled visit attended", length=20),
+        Col("LASTVISN", "Last visit attended: scheduled study day", "num"),
         Col("EOSSTT", "End of Study Status", length=12),
         Col("DCSREAS", "Reason for Discontinuation from Study", length=40),
+        Col("DCSREASC", "Withdrawal category (code)", length=40),
         Col("DCSREASP", "Reason Spec for Discont from Study", length=200),
     ]
 
@@ -265,11 +315,90 @@ def _values(subject) -> dict:
     return out
 
 
-def _pprot(subject, visits) -> bool:
-    primary = visits.get(PRIMARY_VISIT)
-    return bool(subject.transplanted_at and subject.eligible is True and primary is not None
-                and primary.outcome != "missed" and primary.window == "in"
-                and not subject.emergency_unblinded)
+class _Populations:
+    """The population flags from the protocol's analysis plan (``analysis.populations``), each
+    population's rules evaluated for a participant; ``FALLBACK_POPULATIONS`` where the plan is
+    silent."""
+
+    def __init__(self, protocol, schedule, as_of: str | None, tz: ZoneInfo):
+        plan = getattr(protocol, "analysis", None)
+        self.rules = dict(FALLBACK_POPULATIONS)
+        primary = getattr(plan, "primary", None)
+        self.primary_visit = primary.primary_visit if primary is not None else PRIMARY_VISIT
+        for pop in getattr(plan, "populations", None) or ():
+            name = "SAFFL" if pop.role == "safety" else {"itt": "ITTFL", "pp": "PPROTFL"}.get(pop.id)
+            if name:
+                self.rules[name] = tuple(pop.rule)
+        self.schedule = schedule
+        self.tz = tz
+        self.as_of = _local_date(as_of, tz)
+
+    def _primary_visit(self, subject, visits) -> str | None:
+        info = visits.get(self.primary_visit)
+        if info is not None:
+            if info.outcome == "missed":
+                return "PRIMARY VISIT MISSED"
+            return None if info.window == "in" else "PRIMARY VISIT OUT OF WINDOW"
+        day0 = _local_date(subject.transplanted_at, self.tz)
+        if not day0 or self.primary_visit not in self.schedule.high:
+            return "PRIMARY VISIT NOT YET DUE"
+        closes = (date.fromisoformat(day0) + timedelta(days=self.schedule.high[self.primary_visit])).isoformat()
+        end = subject.end_status or (subject.status if subject.status in ("withdrawn", "lost_to_follow_up") else "")
+        if end in ("withdrawn", "lost_to_follow_up") and (not subject.end_date or subject.end_date <= closes):
+            return "DISCONTINUED BEFORE PRIMARY VISIT"
+        if not end and self.as_of and self.as_of <= closes:
+            return "PRIMARY VISIT NOT YET DUE"
+        return "PRIMARY VISIT MISSED"
+
+    def failure(self, rule: str, subject, visits) -> str | None:
+        """Why ``rule`` does not hold for the participant (a fixed text), or None when it holds."""
+        if rule == "randomised":
+            return None if subject.randomised_at else "NOT RANDOMISED"
+        if rule == "treated":
+            return None if subject.transplanted_at else "NOT TREATED"
+        if rule == "eligible":
+            if subject.eligible is True:
+                return None
+            return "NOT ELIGIBLE" if subject.eligible is False else "ELIGIBILITY NOT CONFIRMED"
+        if rule == "primary_visit_in_window":
+            return self._primary_visit(subject, visits)
+        if rule == "not_emergency_unblinded":
+            return "EMERGENCY UNBLINDING" if subject.emergency_unblinded else None
+        raise ValueError(f"unknown population rule {rule!r}")
+
+    def flags(self, subject, visits) -> tuple[dict, str | None]:
+        """({ITTFL, SAFFL, PPROTFL}: "Y"/"N", PPEXREAS)."""
+        flags, reason = {}, None
+        for name, rules in self.rules.items():
+            failures = [f for f in (self.failure(r, subject, visits) for r in rules) if f]
+            flags[name] = _yn(not failures)
+            if name == "PPROTFL" and failures and subject.randomised_at:
+                reason = failures[0]
+        return flags, reason
+
+
+def _withdrawal_code(subject) -> str | None:
+    """The end-of-study form's withdrawal category code (``Subject.end_reason``) of a withdrawal."""
+    end = subject.end_status or (subject.status if subject.status in ("completed", "withdrawn", "lost_to_follow_up")
+                                 else "")
+    return (subject.end_reason or None) if end == "withdrawn" else None
+
+
+def _pain_duration(subject) -> int | float | None:
+    """The screening evidence's duration of low back pain (the last saved screening record)."""
+    for r in reversed(subject.records):
+        if r.form == "screening" and r.visit == "screening" and r.state != "draft":
+            v = r.values.get(PAIN_DURATION_FIELD)
+            return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return None
+
+
+def _pain_duration_unit(protocol) -> str | None:
+    field = next((f for f in getattr(getattr(protocol, "eligibility", None), "fields", ()) or ()
+                  if f.id == PAIN_DURATION_FIELD), None)
+    if field is None or not field.unit:
+        return None
+    return field.unit.upper()
 
 
 def _category_labels(dictionary, language: str) -> dict:
@@ -380,6 +509,8 @@ def write(subjects, ctx, out_dir) -> list[Path]:
     schedule = _Schedule(ctx.protocol)
     lang = ctx.language or "en"
     categories = _category_labels(ctx.dictionary, lang)
+    populations = _Populations(ctx.protocol, schedule, ctx.as_of, tz)
+    duration_unit = _pain_duration_unit(ctx.protocol)
     adsl = _Dataset(out_dir, "adsl", "Subject-Level Analysis Dataset", adsl_columns(ctx), ctx, xpt=True)
     eff_cols = adeff_columns(ctx)
     adeff = _Dataset(out_dir, "adeff", "Efficacy Analysis Dataset", eff_cols, ctx, xpt=True)
@@ -397,20 +528,22 @@ def write(subjects, ctx, out_dir) -> list[Path]:
             values = _values(s)
             trt = _treatment(s, ctx)
             randomised = bool(s.randomised_at)
-            flags = {"ITTFL": _yn(randomised), "SAFFL": _yn(bool(s.transplanted_at)),
-                     "PPROTFL": _yn(_pprot(s, visits))}
+            flags, pp_reason = populations.flags(s, visits)
+            last = _last_visit(s, schedule)
+            duration = _pain_duration(s)
             status, reason, detail = _disposition(s, categories)
             row = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SUBJID": s.case_number or s.screening_number,
                    "SCRNID": s.screening_number, "SITEID": SITEID, "AGE": s.age,
                    "AGEU": "YEARS" if s.age is not None else None, "SEX": s.sex, **trt,
-                   "RANDFL": _yn(randomised), **flags,
+                   "RANDFL": _yn(randomised), **flags, "PPEXREAS": pp_reason,
                    "ELIGFL": None if s.eligible is None else _yn(s.eligible),
                    "SCRFCRIT": ", ".join(s.failed_criteria) or None,
                    "EMUNBLFL": _yn(s.emergency_unblinded),
                    "RFICDT": _local_date(s.consented_at, tz), "RANDDT": _local_date(s.randomised_at, tz),
                    "LIPODT": _local_date(s.liposuction_on, tz), "TRTSDT": _local_date(s.transplanted_at, tz),
-                   "EOSDT": _local_date(s.end_date, tz), "LASTVIS": _last_visit(s, schedule),
-                   "EOSSTT": status, "DCSREAS": reason, "DCSREASP": detail}
+                   "EOSDT": _local_date(s.end_date, tz), "LASTVIS": last, "LASTVISN": schedule.day.get(last),
+                   "EOSSTT": status, "DCSREAS": reason, "DCSREASC": _withdrawal_code(s), "DCSREASP": detail,
+                   "PAINDUR": duration, "PAINDURU": duration_unit if duration is not None else None}
             for p in PARAMS:
                 if p.baseline_column:
                     row[p.baseline_column] = values.get((BASELINE_VISIT, p.code))
@@ -437,7 +570,7 @@ def write(subjects, ctx, out_dir) -> list[Path]:
                         "AWSTAT": info.window.upper() or None, "AWLO": schedule.low[visit],
                         "AWHI": schedule.high[visit], "AWU": "DAYS", "DTYPE": None}
                 cells = adeff.write(erow)
-                if not is_base and randomised:
+                if not is_base and flags["ITTFL"] == "Y":
                     per_param[code].write_cells(cells)  # the same columns as adeff
     finally:
         for d in datasets:
