@@ -19,7 +19,7 @@ from annulus.report import baseline
 pytestmark = pytest.mark.req("X-8.5")
 
 ARMS = ["Group A", "Group B", "Group C", "Group D"]
-CONTINUOUS = ["AGE", "BASEVAS", "BASEODI", "BASEJOA", "BASEPCS", "BASEMCS"]
+CONTINUOUS = ["AGE", "PAINDUR", "BASEVAS", "BASEODI", "BASEJOA", "BASEPCS", "BASEMCS", "BASEDHT", "BASEROM"]
 
 
 @pytest.fixture
@@ -91,6 +91,56 @@ def test_sex_counts_and_percentages_of_those_with_a_value(rows):
     # row order: variable, its categories, missing; continuous: summary, n, missing
     assert [(r.kind, r.level) for r in table.rows[:6]] == [("summary", 0), ("n", 1), ("missing", 1),
                                                            ("variable", 0), ("category", 1), ("category", 1)]
+
+
+def test_baseline_imaging_grades_are_categories_with_codes_outside_the_criteria_after_them(rows):
+    table = baseline.table(rows, arms=ARMS)
+    columns = _columns(rows)
+    for column, name, codes, words in (
+            ("BASEPFIR", "Pfirrmann grade of L4-5, n (%)", ["3", "4", "5", "2"],
+             ["Grade III", "Grade IV", "Grade V", "Grade II"]),
+            ("BASEMODI", "Modic change of L4-5 (worse endplate), n (%)", ["1", "2", "0"],
+             ["Type I", "Type II", "None"])):
+        got = [r for r in table.rows if r.variable == column]
+        assert got[0].label == name and got[0].kind == "variable"
+        # the categories the inclusion criteria admit, then the code found outside them (R17, not eligible)
+        assert [r.label for r in got[1:-1]] == words
+        for row, code in zip(got[1:-1], codes):
+            for cell, members in zip(row.cells, columns):
+                known = [r[column] for r in members if r[column]]
+                k = known.count(code)
+                assert cell == f"{k} ({_half_up(100 * k / len(known), 1)})", (column, code)
+        assert got[-1].cells == tuple(str(sum(r[column] == "" for r in members)) for members in columns)
+    pf = _rows_of(table, "BASEPFIR")
+    assert pf["Grade IV"].cells == ("3 (60.0)", "2 (50.0)", "2 (66.7)", "2 (40.0)", "9 (52.9)")
+    assert pf["Grade II"].cells == ("0 (0.0)", "0 (0.0)", "0 (0.0)", "1 (20.0)", "1 (5.9)")
+    assert pf["missing"].cells == ("0", "0", "1", "0", "1")  # R13
+    assert _rows_of(table, "BASEMODI")["missing"].cells == ("0", "0", "0", "1", "1")  # R14
+    # the pain duration, disc height and range of motion have their gaps where the fixture has them
+    assert _rows_of(table, "PAINDUR")["missing"].cells == ("0", "1", "0", "0", "1")  # R09
+    assert _rows_of(table, "BASEDHT")["missing"].cells == ("0", "0", "0", "1", "1")  # R16
+    assert _rows_of(table, "BASEROM")["missing"].cells == ("1", "0", "1", "0", "2")  # R04, R13
+    assert _rows_of(table, "PAINDUR")["summary"].label.startswith(
+        "Duration of low back pain after conservative treatment (months), ")
+    # the rows in the order of VARIABLES, each variable once
+    order = list(dict.fromkeys(r.variable for r in table.rows))
+    assert order == [v.column for v in baseline.VARIABLES] == [
+        "AGE", "SEX", "PAINDUR", "BASEVAS", "BASEODI", "BASEJOA", "BASEPCS", "BASEMCS", "BASEPFIR", "BASEMODI",
+        "BASEDHT", "BASEROM"]
+    zh = baseline.table(rows, arms=None, language="zh")
+    assert {"L4-5椎间盘Pfirrmann分级，n（%）", "IV级", "II型"} <= {r.label for r in zh.rows}
+
+
+def test_a_column_the_adsl_does_not_have_is_left_out(rows):
+    """An ADSL written before the imaging and pain-duration columns existed: those rows are not
+    shown (rather than as all missing); the other rows are as before."""
+    new = {"PAINDUR", "PAINDURU", "BASEPFIR", "BASEMODI", "BASEDHT", "BASEROM"}
+    older = [{k: v for k, v in r.items() if k not in new} for r in rows]
+    table = baseline.table(older, arms=ARMS)
+    assert list(dict.fromkeys(r.variable for r in table.rows)) == ["AGE", "SEX", "BASEVAS", "BASEODI", "BASEJOA",
+                                                                  "BASEPCS", "BASEMCS"]
+    full = baseline.table(rows, arms=ARMS)
+    assert [r for r in full.rows if r.variable not in new] == list(table.rows)
 
 
 def test_blinded_table_is_the_overall_column_whatever_the_arms(rows):

@@ -8,7 +8,8 @@ text, numbers or None.
 Columns used (``annulus.interchange.adam``): ``USUBJID``, ``TRT01P`` (only in an export allowed to
 show arms), ``RANDFL``/``ITTFL``/``SAFFL``/``PPROTFL``/``ELIGFL``/``EMUNBLFL`` ("Y"/"N"; ELIGFL
 empty before the eligibility decision), ``SCRFCRIT``, ``LASTVIS``, ``EOSSTT``, ``DCSREAS``, ``AGE``,
-``SEX`` and the baseline scores ``BASEVAS`` ... ``BASEMCS``.
+``SEX``, ``PAINDUR``, the baseline scores ``BASEVAS`` ... ``BASEMCS`` and the baseline imaging
+``BASEPFIR``, ``BASEMODI``, ``BASEDHT``, ``BASEROM``.
 """
 
 from __future__ import annotations

@@ -7,8 +7,18 @@ template renders as they are.
 
 Population: the participants with ``population`` = "Y" (``ITTFL`` by default: everyone randomised).
 
-Continuous variables (age, the baseline VAS, ODI, JOA, SF-36 PCS and MCS): one row with the
-summary, then a row "n" (participants with a value) and a row "Missing" (without). The summary is
+Variables (``VARIABLES``; the ADSL columns of ``annulus.interchange.adam``): age, sex, the duration
+of low back pain after conservative treatment (``PAINDUR``, months, from the screening evidence),
+the baseline VAS, ODI, JOA, SF-36 PCS and MCS, and the baseline imaging of the L4-5 disc: Pfirrmann
+grade (``BASEPFIR``) and Modic type of the worse endplate (``BASEMODI``) as categories, disc height
+loss (``BASEDHT``, %) and segmental range of motion (``BASEROM``, degrees). Height, weight and BMI
+are not collected by the trial's forms, so the table has no BMI row. A variable whose column is in
+none of the rows (an ADSL written before the column existed) is left out of the table rather
+than shown as all missing.
+
+Continuous variables (age, pain duration, the baseline scores, disc height loss and range of
+motion): one row with the summary, then a row "n" (participants with a value) and a row
+"Missing" (without). The summary is
 
 - **median (Q1, Q3)** when the Shapiro-Wilk test of the variable's values in the whole population
   (all arms pooled) gives p < 0.05 (at least 3 values, not all equal),
@@ -21,10 +31,11 @@ those of R's default (type 7, numpy's "linear"). Each variable has its number of
 from zero (``fmt``); a statistic that does not exist (no value, or the SD of one value) is shown
 as "—".
 
-Categorical variables (sex): a row with the variable, a row per category "n (%)", and a row
-"Missing". Percentages are of the participants with a value in that column (missing excluded),
+Categorical variables (sex, Pfirrmann grade, Modic type): a row with the variable, a row per
+category "n (%)", and a row "Missing". Percentages are of the participants with a value in that column (missing excluded),
 with ``PERCENT_DECIMALS`` decimals; every category of the variable is listed even when its count
-is 0, in the variable's order.
+is 0, in the variable's order (the grades and types the inclusion criteria admit: Pfirrmann 3-5,
+Modic I-II), then any other code found, in sorted order.
 """
 
 from __future__ import annotations
@@ -54,11 +65,16 @@ class Variable:
 VARIABLES: tuple[Variable, ...] = (
     Variable("AGE", "age", decimals=1),
     Variable("SEX", "sex", "categorical", categories=("F", "M")),
+    Variable("PAINDUR", "pain_duration", decimals=1),
     Variable("BASEVAS", "vas", decimals=1),
     Variable("BASEODI", "odi", decimals=1),
     Variable("BASEJOA", "joa", decimals=1),
     Variable("BASEPCS", "pcs", decimals=1),
     Variable("BASEMCS", "mcs", decimals=1),
+    Variable("BASEPFIR", "pfirrmann", "categorical", categories=("3", "4", "5")),
+    Variable("BASEMODI", "modic", "categorical", categories=("1", "2")),
+    Variable("BASEDHT", "disc_height", decimals=1),
+    Variable("BASEROM", "rom", decimals=1),
 )
 
 LABELS: dict[str, dict[str, str]] = {
@@ -75,6 +91,20 @@ LABELS: dict[str, dict[str, str]] = {
         "joa": "JOA score",
         "pcs": "SF-36 physical component summary",
         "mcs": "SF-36 mental component summary",
+        "pain_duration": "Duration of low back pain after conservative treatment (months)",
+        "pfirrmann": "Pfirrmann grade of L4-5",
+        "pfirrmann_1": "Grade I",
+        "pfirrmann_2": "Grade II",
+        "pfirrmann_3": "Grade III",
+        "pfirrmann_4": "Grade IV",
+        "pfirrmann_5": "Grade V",
+        "modic": "Modic change of L4-5 (worse endplate)",
+        "modic_0": "None",
+        "modic_1": "Type I",
+        "modic_2": "Type II",
+        "modic_3": "Type III",
+        "disc_height": "Disc height loss against adjacent discs (%)",
+        "rom": "Segmental range of motion of L4-5 (degrees)",
         "mean_sd": "{label}, mean (SD)",
         "median_iqr": "{label}, median (Q1, Q3)",
         "count_pct": "{label}, n (%)",
@@ -102,6 +132,20 @@ LABELS: dict[str, dict[str, str]] = {
         "joa": "JOA评分",
         "pcs": "SF-36生理健康总分",
         "mcs": "SF-36心理健康总分",
+        "pain_duration": "保守治疗后腰痛持续时间（月）",
+        "pfirrmann": "L4-5椎间盘Pfirrmann分级",
+        "pfirrmann_1": "I级",
+        "pfirrmann_2": "II级",
+        "pfirrmann_3": "III级",
+        "pfirrmann_4": "IV级",
+        "pfirrmann_5": "V级",
+        "modic": "L4-5终板Modic改变（较重一侧）",
+        "modic_0": "无",
+        "modic_1": "I型",
+        "modic_2": "II型",
+        "modic_3": "III型",
+        "disc_height": "与相邻椎间盘相比椎间盘高度丢失（%）",
+        "rom": "L4-5节段活动度（度）",
         "mean_sd": "{label}，均值（标准差）",
         "median_iqr": "{label}，中位数（Q1, Q3）",
         "count_pct": "{label}，n（%）",
@@ -221,6 +265,8 @@ def table(adsl_rows: Iterable[Mapping], *, arms: Sequence[str] | None, language:
                     for arm, members in groups)
     out: list[Row] = []
     for v in variables:
+        if not any(v.column in r for r in rows):
+            continue  # an ADSL without the column: not collected when it was written
         name = w[v.label]
         if v.kind == "continuous":
             per_col = [[x for x in (number(r, v.column) for r in members) if x is not None] for _, members in groups]
