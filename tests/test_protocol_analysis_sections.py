@@ -98,6 +98,21 @@ def test_the_command_names_the_field_of_a_bad_plan(tmp_path, capsys, shipped):
                                                "the schedule")
 
 
+def test_protocol_show_summarises_the_plan(capsys):
+    assert main(["protocol", "show"]) == 0
+    out = capsys.readouterr().out
+    plan = out[out.index("Analysis plan (two-sided alpha 0.05):"):out.index("Assumptions")]
+    assert "population pp      efficacy Per protocol: randomised, treated, eligible, primary_visit_in_window" in plan
+    assert ("primary   VAS      itt at w1, m1, m3, m6, m12, m18, m24 (main m12): MMRM us reml kenward-roger, "
+            "covariates baseline\n") in plan
+    assert "secondary ODI" in plan and "responder change <= -15" in plan
+    assert "secondary PFIRRM   itt at m6, m12, m24 (main m12)" in plan
+    assert "dose response: control control; Dunnett; trend; MCP-Mod at m12 (one-sided 0.025;" in plan
+    assert "missing data: mmrm_mar; sensitivity per_protocol, observed_ancova" in plan
+    assert main(["protocol", "show", "--language", "zh"]) == 0
+    assert "population itt     efficacy 意向性治疗: randomised" in capsys.readouterr().out
+
+
 def test_a_plan_with_only_the_per_visit_comparison_still_loads(shipped):
     data = copy.deepcopy(shipped)
     data["analysis"] = {"per_visit": shipped["analysis"]["per_visit"]}

@@ -79,9 +79,48 @@ def show(args) -> int:
     out.append("\nDSMB thresholds:")
     for t in p.safety.dsmb_thresholds:
         out.append(f"  {t.id}: {t.description.get(lang)}")
+    out.extend(_plan_lines(p.analysis, lang))
     if p.assumptions:
         out.append("\nAssumptions (not stated in the protocol):")
         for a in p.assumptions:
             out.append(f"  - {a.get(lang)}")
     print("\n".join(out))
     return 0
+
+
+def _plan_lines(plan, lang: str) -> list[str]:
+    """The analysis plan in a few lines (nothing without one)."""
+    if plan is None:
+        return []
+    out = [f"\nAnalysis plan (two-sided alpha {plan.alpha:g}):"]
+    for pop in plan.populations:
+        out.append(f"  population {pop.id:<7} {pop.role:<8} {pop.name.get(lang)}: {', '.join(pop.rule)}")
+    for ep in plan.endpoints:
+        m = ep.model
+        role = "primary  " if ep is plan.primary else "secondary"
+        covariates = ", ".join(m.covariates) or "none"
+        responder = ""
+        if ep.responder is not None:
+            r = ep.responder
+            responder = (f"; responder change <= {r.change_at_most:g}" if r.change_at_most is not None
+                         else f"; responder change >= {r.change_at_least:g}")
+        out.append(f"  {role} {ep.parameter:<8} {ep.population} at {', '.join(ep.visits)} (main {ep.primary_visit}): "
+                   f"{m.method.upper()} {m.covariance} {m.estimation} {m.df}, covariates {covariates}{responder}")
+    dr = plan.dose_response
+    if dr is not None:
+        parts = [f"control {dr.control}"]
+        if dr.dunnett:
+            parts.append("Dunnett")
+        if dr.trend:
+            parts.append("trend")
+        if dr.mcpmod is not None:
+            parts.append(f"MCP-Mod at {dr.mcpmod.visit} (one-sided {dr.mcpmod.alpha:g}; {', '.join(dr.mcpmod.models)})")
+        out.append(f"  dose response: {'; '.join(parts)}")
+    if plan.missing_data is not None:
+        md = plan.missing_data
+        out.append(f"  missing data: {md.approach}; sensitivity {', '.join(md.sensitivity) or 'none'}")
+    if plan.safety is not None:
+        out.append(f"  safety: {plan.safety.population} by {', '.join(plan.safety.by)}; {plan.safety.interval} CIs")
+    pv = plan.per_visit
+    out.append(f"  per visit: {pv.primary} of the {pv.endpoint}; sensitivity {', '.join(pv.sensitivity) or 'none'}")
+    return out
