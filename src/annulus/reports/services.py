@@ -47,8 +47,8 @@ FORMATS = ("html", "pdf")
 LANGUAGES = ("en", "zh-hans")
 HEARTBEAT_SECONDS = 5
 STALE_AFTER = timedelta(minutes=2)
-EXPORT_SHARE = 0.3  # of the progress bar: the export's part; the analyses take the rest
-DOCUMENT_SHARE = 0.05  # and writing the document (HTML or PDF) its last part
+EXPORT_SHARE = 0.15  # of the progress bar: the export's part; the analyses take the rest
+DOCUMENT_SHARE = {"html": 0.1, "pdf": 0.4}  # and writing the document its last part (the PDF takes a while)
 
 
 def code_version() -> str:
@@ -133,7 +133,7 @@ def build(*, actor, as_of: datetime | None = None, language: str = "en", unblind
 
         def analysed(done: int, total: int, step: str) -> None:
             # the analyses end with "done"; the document is then written (the PDF takes a while)
-            share, writing = EXPORT_SHARE * 100, 100 - DOCUMENT_SHARE * 100
+            share, writing = EXPORT_SHARE * 100, 100 - DOCUMENT_SHARE[fmt] * 100
             progress(round(share + (writing - share) * done / max(total, 1)), 100,
                      "document" if step == "done" else step)
 
