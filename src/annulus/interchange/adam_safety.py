@@ -60,11 +60,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from .adam import BASELINE_VISIT, SITEID, Col, _Dataset, _local_date, _trt_columns, _visit_map
+from .adam import BASELINE_VISIT, SITEID, Col, _Dataset, _local_date, _num, _sas_date, _trt_columns, _visit_map
 from .sdtm import AEOUT, AEREL
 
 RELATED, NOT_RELATED = "RELATED", "NOT RELATED"
 TEXT_BYTES = 200
+RESULTS_KEPT = 4096  # ADLB results' encoded columns kept for reuse (emptied when full: memory stays flat)
 
 
 def cut(text, size: int = TEXT_BYTES) -> str | None:
@@ -135,18 +136,49 @@ def adlb_columns(ctx) -> list[Col]:
         Col("PARAMCD", "Parameter Code", length=_bytes(ids, 8)),
         Col("PARAM", "Parameter", length=_bytes(params, 8)),
         Col("LBCAT", "Category for Lab Test (panel)", length=_bytes(panels, 8)),
+        Col("ANRLO", "Analysis Normal Range Lower Limit", "num"),
+        Col("ANRHI", "Analysis Normal Range Upper Limit", "num"),
         Col("AVISIT", "Analysis Visit", length=_bytes(visits, 20)),
         Col("AVISITN", "Analysis Visit (N): scheduled study day", "num"),
         Col("ADT", "Analysis Date", "date"),
         Col("ADY", "Analysis Relative Day", "num"),
         Col("AVAL", "Analysis Value", "num"),
         Col("AVALC", "Analysis Value (C)", length=20),
-        Col("ANRLO", "Analysis Normal Range Lower Limit", "num"),
-        Col("ANRHI", "Analysis Normal Range Upper Limit", "num"),
         Col("ANRIND", "Analysis Reference Range Indicator", length=8),
         Col("BNRIND", "Baseline Reference Range Indicator", length=8),
         Col("ABLFL", "Baseline Record Flag", length=1),
     ]
+
+
+class PartsDataset(_Dataset):
+    """A dataset whose rows are written in parts, runs of columns starting at ``starts``, each
+    part's CSV cells and XPT bytes made once (``part``) and reused by every row that shares it
+    (a participant's columns, an analyte's, a visit's): the rows of ADLB, many per participant,
+    are then mostly joined, not encoded. The cells and bytes are ``write``'s."""
+
+    def __init__(self, out_dir, name, label, columns, ctx, *, starts):
+        super().__init__(out_dir, name, label, columns, ctx, xpt=True)
+        names = [c.name for c in columns]
+        bounds = [names.index(s) for s in starts] + [len(columns)]
+        assert bounds[0] == 0, "the first part starts at the first column"
+        self._kinds = [tuple(c.type for c in columns[a:b]) for a, b in zip(bounds, bounds[1:])]
+        self._encoders = [self._xpt.encoder(a, b) for a, b in zip(bounds, bounds[1:])]
+
+    def part(self, index: int, values) -> tuple[list, bytes]:
+        """Part ``index`` of a row, its values in the columns' order."""
+        kinds = self._kinds[index]
+        cells = [("" if v is None else str(v)) if k == "char" else "" if v is None else str(v) if type(v) is int
+                 else _num(v) for k, v in zip(kinds, values)]
+        if "date" in kinds:
+            values = [_sas_date(v) if k == "date" else v for k, v in zip(kinds, values)]
+        return cells, self._encoders[index](values)
+
+    def write_parts(self, parts) -> None:
+        cells = []
+        for c, _ in parts:
+            cells += c
+        self._csv.writerow(cells)
+        self._xpt.write_encoded([raw for _, raw in parts])
 
 
 # --- values ---------------------------------------------------------------------------------------
@@ -154,6 +186,11 @@ def adlb_columns(ctx) -> list[Col]:
 def _param(analyte, language: str) -> str:
     name = analyte.name.get(language)
     return f"{name} ({analyte.unit})" if analyte.unit else name
+
+
+def _range(analyte) -> tuple:
+    """(ANRLO, ANRHI): the protocol's reference range of a numeric analyte."""
+    return (None, None) if analyte.kind == "qualitative" else (analyte.low, analyte.high)
 
 
 def _days(iso: str | None, day0: str | None) -> int | None:
@@ -226,7 +263,14 @@ class SafetyDatasets:
                 self.lab_forms[f.id] = [(a, _param(a, self.language), panel.name.get(self.language), i, j)
                                         for j, a in enumerate(panel.analytes)]
         self.adae = _Dataset(out_dir, "adae", "Adverse Events Analysis Dataset", adae_columns(ctx), ctx, xpt=True)
-        self.adlb = _Dataset(out_dir, "adlb", "Laboratory Analysis Dataset", adlb_columns(ctx), ctx, xpt=True)
+        lb_cols = adlb_columns(ctx)
+        self.adlb = PartsDataset(out_dir, "adlb", "Laboratory Analysis Dataset", lb_cols, ctx,
+                                 starts=("STUDYID", "PARAMCD", "AVISIT", "AVAL"))
+        self._lb_common = [c.name for c in lb_cols[:[c.name for c in lb_cols].index("PARAMCD")]]
+        # each analyte's columns (PARAMCD, PARAM, LBCAT, ANRLO, ANRHI), made once
+        self._lb_analyte = {a.id: self.adlb.part(1, (a.id, param, panel, *_range(a)))
+                            for entries in self.lab_forms.values() for a, param, panel, _i, _j in entries}
+        self._lb_results: dict = {}  # (analyte, value, baseline indicator, baseline?) -> its columns
         self.datasets = [self.adae, self.adlb]
 
     def write(self, s, trt: dict, flags: dict) -> None:
@@ -284,15 +328,29 @@ class SafetyDatasets:
                 if value is None or value == "":
                     continue
                 rows.append(((i, j, schedule.order.get(r.visit, 10**6)), analyte, param, panel, r.visit, info, value))
+        if not rows:
+            return
         rows.sort(key=lambda row: row[0])
         baseline = {row[1].id: nrind(row[1], row[6]) for row in rows if row[4] == BASELINE_VISIT}
-        for _, analyte, param, panel, visit, info, value in rows:
-            qualitative = analyte.kind == "qualitative"
-            number = None if qualitative or isinstance(value, bool) or not isinstance(value, (int, float)) else value
-            self.adlb.write({
-                **common, "PARAMCD": analyte.id, "PARAM": param, "LBCAT": panel, "AVISIT": visit,
-                "AVISITN": schedule.day[visit], "ADT": info.date, "ADY": info.day, "AVAL": number,
-                "AVALC": cut(value, 20) if qualitative else None,
-                "ANRLO": None if qualitative else analyte.low, "ANRHI": None if qualitative else analyte.high,
-                "ANRIND": nrind(analyte, value), "BNRIND": baseline.get(analyte.id),
-                "ABLFL": "Y" if visit == BASELINE_VISIT else None})
+        lb = self.adlb
+        mine = lb.part(0, [common.get(name) for name in self._lb_common])
+        analytes, results = self._lb_analyte, self._lb_results
+        visit_parts = {}
+        for _, analyte, _param, _panel, visit, info, value in rows:
+            at = visit_parts.get(visit)
+            if at is None:
+                at = visit_parts[visit] = lb.part(2, (visit, schedule.day[visit], info.date, info.day))
+            # results repeat (the laboratory's precision, the same baseline indicator): made once each
+            key = (analyte.id, value.__class__, value if value.__class__ in (int, float, str) else repr(value),
+                   baseline.get(analyte.id), visit == BASELINE_VISIT)
+            result = results.get(key)
+            if result is None:
+                qualitative = analyte.kind == "qualitative"
+                number = (None if qualitative or isinstance(value, bool) or not isinstance(value, (int, float))
+                          else value)
+                result = lb.part(3, (number, cut(value, 20) if qualitative else None, nrind(analyte, value),
+                                     key[3], "Y" if key[4] else None))
+                if len(results) >= RESULTS_KEPT:
+                    results.clear()
+                results[key] = result
+            lb.write_parts((mine, analytes[analyte.id], at, result))
