@@ -214,3 +214,55 @@ def test_analysis_datasets_hold_the_primary_end_point_and_every_participant(expo
     for r in rows:
         got[r["USUBJID"]].append(float(r["AVAL"]))
     assert {k: sorted(v) for k, v in got.items()} == _vas_by_subject(forms)
+
+
+LAB_FORMS = ("blood_routine", "liver_kidney", "immunology", "urinalysis")
+
+
+@pytest.mark.req("X-8.5", "P-8.4")
+def test_safety_and_conduct_datasets_hold_the_database(exported):
+    from annulus.participants.models import Participant
+    from annulus.safety.models import AdverseEvent
+    from annulus.trial.selectors import active_protocol
+
+    protocol = active_protocol()
+    trial = protocol.trial.id
+    forms, subjects = _database()
+
+    def read(name):
+        with open(exported["adam"] / f"{name}.csv", encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    # ADLB: every analyte value of every laboratory form, flagged against the protocol's range
+    expected = {(s, a.id, v): items[a.id] for (s, v, form), items in forms.items() if form in LAB_FORMS
+                for a in protocol.lab_panel(form).analytes if a.id in items}
+    adlb = read("adlb")
+    got = {(r["USUBJID"], r["PARAMCD"], r["AVISIT"]): r for r in adlb}
+    assert len(got) == len(adlb) == len(expected) >= N * 8 * 18 and set(got) == set(expected)
+    analytes = {a.id: a for p in protocol.lab_panels for a in p.analytes}
+    for key, r in got.items():
+        a, value = analytes[key[1]], expected[key]
+        if a.kind == "qualitative":
+            assert r["AVALC"] == value and r["ANRIND"] == ("NORMAL" if value == a.normal else "ABNORMAL")
+        else:
+            assert _same_number(float(r["AVAL"]), value), key
+            assert r["ANRIND"] == ("LOW" if value < a.low else "HIGH" if value > a.high else "NORMAL"), key
+        base = got.get((key[0], key[1], "baseline"))
+        assert r["BNRIND"] == (base["ANRIND"] if base else "") and r["ABLFL"] == ("Y" if key[2] == "baseline" else "")
+    # ADAE: every adverse event once, with its term and study day
+    events = {(f"{trial}-{ae.participant.case_number or ae.participant.screening_number}", ae.number): ae
+              for ae in AdverseEvent.objects.select_related("participant")}
+    adae = read("adae")
+    assert {(r["USUBJID"], int(r["AESEQ"])): r["AETERM"] for r in adae} == {k: e.term for k, e in events.items()}
+    # ADSV: each randomised participant's every scheduled visit, done with its forms complete
+    randomised = {f"{trial}-{p.case_number}" for p in Participant.objects.exclude(case_number="")}
+    schedule = [v for v in protocol.schedule.visits]
+    adsv = read("adsv")
+    assert Counter(r["USUBJID"] for r in adsv) == Counter({s: len(schedule) for s in randomised})
+    per_visit = Counter((s, v) for (s, v, _form) in forms)
+    for r in adsv:
+        assert r["SVSTAT"] == "DONE" and r["AWSTAT"] in ("IN", "EARLY", "LATE"), r
+        procedure = r["AVISIT"] in ("liposuction", "transplant")
+        assert int(r["FORMS"]) == (1 if procedure else per_visit[(r["USUBJID"], r["AVISIT"])]), r
+        assert (r["SDVFORMS"], r["QRYOPEN"], r["QRYTOT"]) == ("0", "0", "0")  # no monitoring in the fill
+    assert read("addv") == []  # no protocol deviation recorded

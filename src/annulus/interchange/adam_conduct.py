@@ -12,19 +12,21 @@ schedule (procedure visits included), in schedule order.
 
   - "DONE": the visit was recorded as attended by the as-of time (procedure visits: the
     liposuction / transplantation recorded);
-  - "MISSED": recorded as missed, or its deadline passed without it while the participant was
-    in the study; the baseline visit also once the transplantation is recorded without it (it
-    is by definition before transplantation);
-  - "NOT DUE": its deadline had not passed at the as-of time, or it cannot be scheduled yet (its
-    anchor, the liposuction, is not done);
+  - "MISSED": recorded as missed, or its window closed without it while the participant was in
+    the study; the baseline visit also once the transplantation is recorded without it (it is
+    by definition before transplantation);
+  - "NOT DUE": its window had not closed at the as-of time (the as-of date is on or before the
+    window's last day), or it cannot be scheduled yet (its anchor, the liposuction, is not done);
   - "AFTER EOS": not done, and the participant's end of study (completed, withdrawn, lost to
-    follow-up; ``EOSDT``) came on or before its deadline.
+    follow-up; ``EOSDT``) came on or before the window's last day.
 
-  The deadline is the day after which the application itself calls a visit missed
-  (``annulus.visits.selectors.visit_state``): the window's last day plus ``GRACE_DAYS`` (14),
-  but no later than the day before the next visit's window opens (and never before the
-  window's last day). Windows are the protocol's, around the target day from the liposuction,
+  Windows are the protocol's (``window.before_days`` / ``after_days``) around the target day, as
+  the application computes them (``annulus.visits.selectors.window_of``): from the liposuction,
   or from the transplantation (the recorded one, else liposuction + ``PLANNED_TRANSPLANT_DAYS``).
+  The same cut as ADSL's per-protocol rule ("PRIMARY VISIT NOT YET DUE" while the window is
+  open). The application's visit schedule waits some days more (``GRACE_DAYS``) before it calls
+  a visit missed: a visit done in those days after an export is "MISSED" in that export and
+  "DONE" (LATE) in a later one.
 - ``AWSTAT``: for a done visit, "IN" / "EARLY" / "LATE" against its window as recorded (the
   liposuction defines its own day: "IN"); empty for visits not done.
 - ``SVDT``: a done visit's date; ``ADY``: its study day (transplantation = day 0).
@@ -58,7 +60,6 @@ from .adam import SITEID, Col, _Dataset, _local_date, _trt_columns
 from .adam_safety import TEXT_BYTES, _studyid, cut
 
 # the application's own numbers (annulus.visits.selectors; a test holds them equal)
-GRACE_DAYS = 14
 PLANNED_TRANSPLANT_DAYS = 21
 
 DONE, MISSED, NOT_DUE, AFTER_EOS = "DONE", "MISSED", "NOT DUE", "AFTER EOS"
@@ -104,42 +105,29 @@ def addv_columns(ctx) -> list[Col]:
     ]
 
 
-# --- the schedule's deadlines -------------------------------------------------------------------
+# --- the schedule's windows ---------------------------------------------------------------------
 
-def deadlines(protocol_visits, lipo: date | None, tx: date | None) -> list[date | None]:
-    """Per protocol visit, the last day before it counts as missed (None: not schedulable yet),
-    as ``annulus.visits.selectors`` computes its windows and ``visit_state`` its ``missed_after``;
-    ``tx``: the recorded transplantation day, else the planned one."""
-    windows = []
+def window_ends(protocol_visits, lipo: date | None, tx: date | None) -> list[date | None]:
+    """Per protocol visit, the last day of its window (None: not schedulable yet), as
+    ``annulus.visits.selectors.window_of`` computes it; ``tx``: the recorded transplantation day,
+    else the planned one."""
+    out = []
     for pv in protocol_visits:
         base = lipo if pv.anchor == "liposuction" else tx if pv.anchor == "transplant" else None
-        if base is None:
-            windows.append((None, None))
-            continue
-        target = base + timedelta(days=pv.offset_days)
-        windows.append((target - timedelta(days=pv.window.before_days), target + timedelta(days=pv.window.after_days)))
-    out = []
-    for i, (_start, end) in enumerate(windows):
-        if end is None:
-            out.append(None)
-            continue
-        last = end + timedelta(days=GRACE_DAYS)
-        following = next((w[0] for w in windows[i + 1:] if w[0] is not None and w[0] > end), None)
-        if following is not None and following - timedelta(days=1) < last:
-            last = max(end, following - timedelta(days=1))
-        out.append(last)
+        out.append(None if base is None else base + timedelta(days=pv.offset_days + pv.window.after_days))
     return out
 
 
-def visit_status(info, deadline: date | None, *, as_of: date, ended_on: date | None, baseline_gone: bool) -> str:
-    """``SVSTAT`` of one protocol visit (``info``: its VisitInfo, None when not recorded)."""
+def visit_status(info, closes: date | None, *, as_of: date, ended_on: date | None, baseline_gone: bool) -> str:
+    """``SVSTAT`` of one protocol visit (``info``: its VisitInfo, None when not recorded;
+    ``closes``: its window's last day)."""
     if info is not None:
         return DONE if info.outcome == "attended" else MISSED
     if baseline_gone:
         return MISSED
-    if ended_on is not None and (deadline is None or ended_on <= deadline):
+    if ended_on is not None and (closes is None or ended_on <= closes):
         return AFTER_EOS
-    if deadline is None or as_of <= deadline:
+    if closes is None or as_of <= closes:
         return NOT_DUE
     return MISSED
 
@@ -160,7 +148,7 @@ class ConductDatasets:
     def write(self, s, trt: dict, flags: dict) -> None:
         common = {"STUDYID": self.ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt}
         if s.randomised_at:
-            self._visits(s, {**common, "ITTFL": flags["ITTFL"]})
+            self._visits(s, {**common, "ITTFL": flags.get("ITTFL")})
         if s.deviations:
             self._deviations(s, common)
 
@@ -170,7 +158,7 @@ class ConductDatasets:
         tx_text = _local_date(s.transplanted_at, tz)
         tx = date.fromisoformat(tx_text) if tx_text else None
         planned = tx or (lipo + timedelta(days=PLANNED_TRANSPLANT_DAYS) if lipo else None)
-        last = deadlines(self.visits, lipo, planned)
+        closes = window_ends(self.visits, lipo, planned)
         ended_on = date.fromisoformat(s.end_date) if s.end_status in ENDED and s.end_date else None
         recorded = {v.visit: v for v in s.visits if not v.repeat and v.visit != "unscheduled"}
         forms, verified = Counter(), Counter()
@@ -188,9 +176,9 @@ class ConductDatasets:
             if q.status != "closed":
                 still_open[q.visit] += 1
         schedule = self.schedule
-        for pv, deadline in zip(self.visits, last):
+        for pv, last_day in zip(self.visits, closes):
             info = recorded.get(pv.id)
-            status = visit_status(info, deadline, as_of=self.as_of, ended_on=ended_on,
+            status = visit_status(info, last_day, as_of=self.as_of, ended_on=ended_on,
                                   baseline_gone=pv.id == self.baseline and tx is not None)
             done = status == DONE
             self.adsv.write({

@@ -275,7 +275,7 @@ class SafetyDatasets:
 
     def write(self, s, trt: dict, flags: dict) -> None:
         common = {"STUDYID": self.ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt,
-                  "SAFFL": flags["SAFFL"]}
+                  "SAFFL": flags.get("SAFFL")}
         day0 = _local_date(s.transplanted_at, self.tz)
         aes, labs = [], []
         for r in s.records:
