@@ -1,4 +1,5 @@
-"""Analysis datasets in the ADaM spirit: ADSL and the long efficacy dataset ADEFF (no Django).
+"""Analysis datasets in the ADaM spirit: ADSL and the long efficacy dataset ADEFF, with the safety
+and conduct datasets ADAE, ADLB, ADSV and ADDV (no Django).
 
 ``write(subjects, ctx, out_dir)`` streams the participants once and writes, row by row:
 
@@ -23,6 +24,13 @@
   (``compare`` and ``dose`` take ``AVISITN``, the scheduled day, so that visits are in time order;
   ``mmrm`` orders the protocol's visit ids ``w1``, ``m1`` ... ``m24`` by the schedule itself.
   ``TRT01PN``, the arm's dose score, exists only in an export that may show treatments.)
+- ``adae.csv`` / ``.xpt`` (one row per adverse event recorded by the as-of time, its last revision
+  by then) and ``adlb.csv`` / ``.xpt`` (participant x analyte x scheduled visit, flagged against
+  the protocol's reference ranges): ``annulus.interchange.adam_safety``.
+- ``adsv.csv`` / ``.xpt`` (randomised participant x scheduled visit: done, missed, not yet due or
+  after the end of study; forms complete and source-verified, queries open and raised) and
+  ``addv.csv`` / ``.xpt`` (the protocol deviations the monitors recorded):
+  ``annulus.interchange.adam_conduct``. Those two modules' docstrings give every column and value.
 
 Populations (the seed protocol, "Statistical analysis" and "Outcome evaluation", names the
 analyses but defines no populations; the protocol file's analysis plan states them as rules,
