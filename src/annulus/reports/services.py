@@ -154,10 +154,10 @@ def build(*, actor, as_of: datetime | None = None, language: str = "en", unblind
                 "unblinded": [None, unblinded], "blinding": [None, run.blinding], "export": [None, run.pk],
                 "origin": [None, origin], "sha256": [None, digest]})
         progress(100, 100, "done")
-    except Exception:
-        if report.pk:
+    except Exception as exc:
+        if report.pk:  # kept on the report, as a background build keeps it (the command line raises it too)
             TrialReport.objects.filter(pk=report.pk, status__in=[TrialReport.RUNNING, TrialReport.QUEUED]).update(
-                status=TrialReport.FAILED, finished_at=timezone.now())
+                status=TrialReport.FAILED, finished_at=timezone.now(), error=failure(exc))
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -240,17 +240,21 @@ def run_job(report_id: int) -> None:
         build(actor=report.user, as_of=report.as_of, language=report.language, unblinded=report.unblinded,
               fmt=report.format, progress=progress, origin=report.origin, report=report)
     except Exception as exc:  # noqa: BLE001 - whatever went wrong is shown on the report
-        if isinstance(exc, RuleViolation):
-            message = f"{exc.field}: {exc.message}"
-        elif isinstance(exc, NotPermitted):
-            message = "not permitted for the role of the user who asked for it"
-        else:
+        if not isinstance(exc, (RuleViolation, NotPermitted)):
             log.exception("report %s failed", report.pk)
-            message = f"{type(exc).__name__}: {exc}"[:2000]
-        TrialReport.objects.filter(pk=report.pk).update(status=TrialReport.FAILED, error=message,
+        TrialReport.objects.filter(pk=report.pk).update(status=TrialReport.FAILED, error=failure(exc),
                                                         finished_at=timezone.now())
     finally:
         stop.set()
+
+
+def failure(exc: Exception) -> str:
+    """What went wrong, as the report keeps it."""
+    if isinstance(exc, RuleViolation):
+        return f"{exc.field}: {exc.message}"
+    if isinstance(exc, NotPermitted):
+        return "not permitted for the role of the user who asked for it"
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def effective_status(report: TrialReport, now: datetime | None = None) -> str:
