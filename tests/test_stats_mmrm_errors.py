@@ -73,6 +73,15 @@ def test_visit_with_no_data(fev):
 
 
 @pytest.mark.req("P-8.3")
+def test_a_response_that_does_not_vary(fev):
+    # an ordinal grade no participant changed (Modic type): every change from baseline is 0
+    fev["FEV1"] = 0.0
+    with pytest.raises(MmrmError) as excinfo:
+        _fit(fev)
+    assert "the response does not vary around the fixed effects" in _message(excinfo)
+
+
+@pytest.mark.req("P-8.3")
 def test_single_arm(fev):
     fev["ARMCD"] = "PBO"
     with pytest.raises(MmrmError) as excinfo:

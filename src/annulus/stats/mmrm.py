@@ -983,7 +983,12 @@ def fit_mmrm(data: pd.DataFrame, formula: str, subject: str, visit: str, cov: st
         dsig = struct.dsigma_dtheta(theta, t)
         return value, np.einsum("qab,ab->q", dsig, grad_s)
 
-    theta0 = struct.start(_start_sigma(design))
+    start = _start_sigma(design)
+    if not np.all(np.isfinite(start)) or np.linalg.eigvalsh(start)[0] <= 0:
+        # e.g. an ordinal grade that no participant changed: every change from baseline is 0
+        raise MmrmError("the response does not vary around the fixed effects (every residual is 0): "
+                        "there is no variance for a covariance structure to describe")
+    theta0 = struct.start(start)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # precision-loss notes; convergence is checked below
         opt = optimize.minimize(objective, theta0, jac=True, method="BFGS",
