@@ -156,7 +156,7 @@ def test_the_search_finds_a_leak(users, trial, tmp_path, monkeypatch):
     the statistician were unblinded to treatments carries the arms and is caught."""
     from annulus.allocation import selectors
 
-    monkeypatch.setattr(selectors, "export_blinding", lambda user: "arms")
+    monkeypatch.setattr(selectors, "export_blinding", lambda user, at_most="arms": "arms")
     words = _words(active_protocol())
     codes = [e.drug_code for e in Envelope.objects.filter(participant__isnull=False)]
     from annulus.accounts.services import issue_token

@@ -30,8 +30,10 @@ def rows(fixtures_dir):
     return adsl_io.read(fixtures_dir / "report" / "adsl_flow.csv")
 
 
-def _pp(not_treated=0, not_eligible=0, unblinding=0, primary=0):
+def _pp(not_treated=0, not_eligible=0, unblinding=0, primary=0, left=0, not_due=0, missed=0, out=0):
     return (Count("not_treated", not_treated), Count("not_eligible", not_eligible),
+            Count("discontinued_before_primary", left), Count("primary_not_due", not_due),
+            Count("primary_missed", missed), Count("primary_out_of_window", out),
             Count("emergency_unblinding", unblinding), Count("primary_visit", primary))
 
 
@@ -73,22 +75,22 @@ def test_flow_by_arm_known_by_construction(rows):
         arm="Group B", allocated=4, received=4, not_received=0, not_received_reasons=(), completed=2, ongoing=0,
         lost=1, discontinued=1, discontinued_reasons=(Count("ADVERSE EVENT", 1),),
         by_visit=_visits(m3=(0, 1, [("ADVERSE EVENT", 1)]), m6=(1, 0, ())), itt=4, safety=4, per_protocol=2,
-        pp_excluded=2, pp_excluded_reasons=_pp(primary=2))
+        pp_excluded=2, pp_excluded_reasons=_pp(left=2))
     # C: R11 withdrawn after 1 week, R12 still in follow-up, R13 awaiting transplantation
     assert cc == consort.ArmFlow(
         arm="Group C", allocated=4, received=3, not_received=1,
         not_received_reasons=(Count(consort.AWAITING_TREATMENT, 1),), completed=1, ongoing=1, lost=0,
         discontinued=1, discontinued_reasons=(Count("PHYSICIAN DECISION", 1),),
         by_visit=_visits(w1=(0, 1, [("PHYSICIAN DECISION", 1)])), itt=4, safety=3, per_protocol=2,
-        pp_excluded=2, pp_excluded_reasons=_pp(not_treated=1, primary=1))
-    # D: R16 lost after 3 months, R17 not confirmed eligible AND unblinded (one participant, two
-    # reasons), R18 withdrew after transplantation
+        pp_excluded=2, pp_excluded_reasons=_pp(not_treated=1, left=1))
+    # D: R16 lost after 3 months, R17 not confirmed eligible and unblinded (PPEXREAS names the first
+    # failing rule: not eligible), R18 withdrew after transplantation
     assert d == consort.ArmFlow(
         arm="Group D", allocated=5, received=5, not_received=0, not_received_reasons=(), completed=3, ongoing=0,
         lost=1, discontinued=1, discontinued_reasons=(Count("WITHDRAWAL BY SUBJECT", 1),),
         by_visit=_visits(transplant=(0, 1, [("WITHDRAWAL BY SUBJECT", 1)]), m3=(1, 0, ())),
         itt=5, safety=5, per_protocol=2, pp_excluded=3,
-        pp_excluded_reasons=_pp(not_eligible=1, unblinding=1, primary=2))
+        pp_excluded_reasons=_pp(not_eligible=1, left=2))
     for x in c.arms:
         assert x.received + x.not_received == x.allocated
         assert x.completed + x.ongoing + x.lost + x.discontinued == x.received
@@ -110,7 +112,8 @@ def test_blinded_flow_is_one_pooled_column(rows):
         by_visit=_visits(transplant=(0, 1, [("WITHDRAWAL BY SUBJECT", 1)]), w1=(0, 1, [("PHYSICIAN DECISION", 1)]),
                          m3=(1, 1, [("ADVERSE EVENT", 1)]), m6=(1, 0, ())),
         itt=18, safety=16, per_protocol=9, pp_excluded=9,
-        pp_excluded_reasons=_pp(not_treated=2, not_eligible=1, unblinding=2, primary=5))
+        pp_excluded_reasons=_pp(not_treated=2, not_eligible=1, unblinding=1, left=5))
+    assert sum(r.n for r in p.pp_excluded_reasons) == p.pp_excluded  # one reason per participant
     # the enrolment part is the same as by arm
     by_arm = consort.counts(rows, arms=ARMS, visits=VISITS)
     assert (c.assessed, c.excluded, c.criteria, c.other_excluded, c.randomised) == \
@@ -211,7 +214,7 @@ def test_svg_shows_every_count_in_english(rows):
         "Completed follow-up (n=3)", "Still in follow-up (n=1)", "Analysed, intention to treat (n=5)",
         "Safety population (n=3)", "Per-protocol population (n=2)", "Excluded from per-protocol analysis (n=3)",
         "Did not receive the product (n=1)", "Eligibility not confirmed (n=1)", "Emergency unblinding (n=1)",
-        "Primary visit not attended in its window (n=2)",
+        "Left before the primary visit (n=2)",
     ]
     for phrase in expected:
         assert phrase in text, phrase
@@ -226,7 +229,7 @@ def test_svg_shows_every_count_in_chinese_pooled(rows):
                    "未接受分配的干预（n=2）", "等待移植（n=1）", "失访（n=2）", "3个月访视后（n=1）", "6个月访视后（n=1）",
                    "中止研究（n=3）", "不良事件，3个月访视后（n=1）", "研究者决定，1周访视后（n=1）",
                    "完成随访（n=10）", "仍在随访（n=1）", "意向性治疗分析（n=18）", "安全性分析集（n=16）",
-                   "符合方案集（n=9）", "未纳入符合方案分析（n=9）", "主要终点访视未在窗口期内完成（n=5）"]:
+                   "符合方案集（n=9）", "未纳入符合方案分析（n=9）", "主要终点访视前退出（n=5）"]:
         assert phrase in text, phrase
     assert "Group" not in text and not re.search("[A-D]组", text)
 
@@ -321,3 +324,18 @@ def test_a_real_export_of_a_filled_trial_adds_up(settings, tmp_path):
     # Table 1 of the same export: the intention-to-treat population, overall column only
     table = baseline.table(rows, arms=None)
     assert [(col.label, col.n) for col in table.columns] == [("Overall", c.total("itt"))]
+
+
+def test_without_ppexreas_the_reasons_are_read_from_the_flags(rows):
+    """An ADSL written before PPEXREAS: every reason the flags show (a participant may have several),
+    and "primary visit" for what remains of the per-protocol rule."""
+    old = [{k: v for k, v in r.items() if k != "PPEXREAS"} for r in rows]
+    (p,) = consort.counts(old, arms=None, visits=VISITS).arms
+    assert p.pp_excluded == 9
+    assert p.pp_excluded_reasons == _pp(not_treated=2, not_eligible=1, unblinding=2, primary=5)
+
+
+def test_an_unknown_ppexreas_is_refused_naming_the_participant(rows):
+    bad = [dict(r, PPEXREAS="LATE") if r["USUBJID"] == "R08" else r for r in rows]
+    with pytest.raises(ValueError, match="PPEXREAS of .*R08.*'LATE'"):
+        consort.counts(bad, arms=None, visits=VISITS)

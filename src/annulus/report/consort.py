@@ -34,10 +34,11 @@ How each box is counted:
   3 months" means the participant attended the 3-month visit and no later one.
 - **Analysis**: intention to treat ``ITTFL`` = "Y", safety ``SAFFL`` = "Y", per protocol
   ``PPROTFL`` = "Y", counted among the randomised of the column. Those excluded from the
-  per-protocol population are counted under each reason ADSL shows (not transplanted, not
-  confirmed eligible, emergency unblinding) and, when none of these applies, under "primary visit
-  not attended in its window" (ADSL has no flag of its own for that reason; it is what remains
-  of the per-protocol rule in ``annulus.interchange.adam``).
+  per-protocol population are counted once, under the first per-protocol rule they fail
+  (``PPEXREAS``: not treated, not eligible, left before the primary visit, primary visit not yet
+  due, missed or out of its window, emergency unblinding). An ADSL without ``PPEXREAS`` (written
+  before it existed) gives every reason the flags show (a participant may count under several)
+  and "primary visit not attended in its window" for what remains of the rule.
 
 The labels of the diagram are in ``LABELS``, one dictionary per language.
 """
@@ -60,7 +61,13 @@ OTHER = "OTHER"
 REASON_ORDER = ("WITHDRAWAL BY SUBJECT", "ADVERSE EVENT", "PHYSICIAN DECISION", SCREEN_FAILURE, LOST, OTHER)
 AWAITING_TREATMENT = "awaiting_treatment"
 OTHER_EXCLUSIONS = ("withdrew", "lost", "awaiting_randomisation", "in_screening")
-PP_REASONS = ("not_treated", "not_eligible", "emergency_unblinding", "primary_visit")
+PP_REASONS = ("not_treated", "not_eligible", "discontinued_before_primary", "primary_not_due", "primary_missed",
+              "primary_out_of_window", "emergency_unblinding", "primary_visit")
+# PPEXREAS (the first per-protocol rule a participant fails, ``annulus.interchange.adam``) -> reason
+PPEXREAS = {"NOT TREATED": "not_treated", "NOT ELIGIBLE": "not_eligible", "ELIGIBILITY NOT CONFIRMED": "not_eligible",
+            "DISCONTINUED BEFORE PRIMARY VISIT": "discontinued_before_primary",
+            "PRIMARY VISIT NOT YET DUE": "primary_not_due", "PRIMARY VISIT MISSED": "primary_missed",
+            "PRIMARY VISIT OUT OF WINDOW": "primary_out_of_window", "EMERGENCY UNBLINDING": "emergency_unblinding"}
 
 
 # --- the counts -----------------------------------------------------------------------------------
@@ -192,6 +199,12 @@ def _arm_flow(arm: str | None, rows: list[Mapping], visits: tuple[str, ...]) -> 
         if flag(r, "PPROTFL"):
             continue
         pp_excluded += 1
+        if "PPEXREAS" in r:  # the export names the first failing rule: one reason per participant
+            code = text(r, "PPEXREAS").upper()
+            if code not in PPEXREAS:
+                raise ValueError(f"PPEXREAS of {text(r, 'USUBJID') or '?'} is {code!r}, not one of {sorted(PPEXREAS)}")
+            pp_reasons[PPEXREAS[code]] += 1
+            continue
         why = [k for k, hit in (("not_treated", not flag(r, "SAFFL")),
                                 ("not_eligible", text(r, "ELIGFL").upper() != "Y"),
                                 ("emergency_unblinding", flag(r, "EMUNBLFL"))) if hit]
@@ -294,6 +307,10 @@ LABELS: dict[str, dict[str, str]] = {
         "not_eligible_pp": "Eligibility not confirmed",
         "emergency_unblinding": "Emergency unblinding",
         "primary_visit": "Primary visit not attended in its window",
+        "discontinued_before_primary": "Left before the primary visit",
+        "primary_not_due": "Primary visit not yet due",
+        "primary_missed": "Primary visit missed",
+        "primary_out_of_window": "Primary visit out of its window",
         "WITHDRAWAL BY SUBJECT": "Withdrawal by participant",
         "ADVERSE EVENT": "Adverse event",
         "PHYSICIAN DECISION": "Physician decision",
@@ -349,6 +366,10 @@ LABELS: dict[str, dict[str, str]] = {
         "not_eligible_pp": "合格性未确认",
         "emergency_unblinding": "紧急揭盲",
         "primary_visit": "主要终点访视未在窗口期内完成",
+        "discontinued_before_primary": "主要终点访视前退出",
+        "primary_not_due": "主要终点访视尚未到期",
+        "primary_missed": "主要终点访视缺失",
+        "primary_out_of_window": "主要终点访视超出窗口期",
         "WITHDRAWAL BY SUBJECT": "受试者主动退出",
         "ADVERSE EVENT": "不良事件",
         "PHYSICIAN DECISION": "研究者决定",
