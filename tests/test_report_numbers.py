@@ -150,9 +150,9 @@ def test_the_document_shows_the_numbers_rounded(results):
     ep = results["arms"]["endpoints"][0]
     for c in ep["contrasts"]:
         assert document.num(c["estimate"]) in html
-        assert f'{document.num(c["lower"])}, {document.num(c["upper"])}' in html
+        assert document.ci(c["lower"], c["upper"]) in html
     for r in ep["lsmeans"]:
-        assert f'{document.num(r["estimate"])} ({document.num(r["lower"])}, {document.num(r["upper"])})' in html
+        assert f'{document.num(r["estimate"])}<br><span class="ci">({document.ci(r["lower"], r["upper"])})</span>' in html
     assert document.results_digest(results["arms"]) in html
 
 

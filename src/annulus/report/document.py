@@ -267,7 +267,7 @@ def pval(p) -> str:
 def ci(lo, hi, decimals: int = 2) -> str:
     if lo is None or hi is None:
         return "—"
-    return f"{num(lo, decimals)}, {num(hi, decimals)}"
+    return f'<span class="nw">{num(lo, decimals)}, {num(hi, decimals)}</span>'
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, caption: str = "", cls: str = "",
@@ -314,6 +314,8 @@ td.l1 { padding-left: 1.6em; }
 .figure svg { max-width: 100%; height: auto; }
 .note { color: #555; font-size: 8.5pt; }
 .sig { font-weight: bold; }
+.ci { white-space: nowrap; font-size: 8.5pt; }
+.nw { white-space: nowrap; }
 .hash { font-family: 'DejaVu Sans Mono', monospace; font-size: 7.5pt; word-break: break-all; }
 section { break-before: auto; }
 section.major { break-before: page; }
@@ -410,17 +412,18 @@ def _endpoint_section(w, results, ep, index: int) -> str:
         row = [_visit(results, v)]
         for a in groups:
             o, r = obs.get((a, v)), lsm.get((a, v))
-            cell = f'n={o["n"]}' if o else ""
+            cell = f'<span class="note">n={o["n"]}</span>' if o else ""
             if r and r["estimate"] is not None:
-                cell += f'<br>{num(r["estimate"])} ({ci(r["lower"], r["upper"])})'
+                cell += f'<br>{num(r["estimate"])}<br><span class="ci">({ci(r["lower"], r["upper"])})</span>'
             elif o and o["mean"] is not None:
-                cell += f'<br>{num(o["mean"])} ({ci(o["lower"], o["upper"])})'
+                cell += f'<br>{num(o["mean"])}<br><span class="ci">({ci(o["lower"], o["upper"])})</span>'
             row.append(cell)
         rows.append(row)
     cap = w["lsmeans_caption"] if ep["lsmeans"] else w["observed_caption"]
     out.append(_table(head, rows, caption=_e(cap), continued=w["continued"]))
-    out.append('<div class="figure">' + plots.mean_change(
-        ep, words=w, visit_names=results["_names"]["visits"], arm_names=arm_names) + "</div>")
+    if any(o["n"] for o in ep["observed"]):  # no empty axes for an end point without data yet
+        out.append('<div class="figure">' + plots.mean_change(
+            ep, words=w, visit_names=results["_names"]["visits"], arm_names=arm_names) + "</div>")
     if ep["type3"]:
         rows = [[_e(t["effect"]), _e(t["num_df"]), num(t.get("den_df"), 1), num(t.get("F"), 2), pval(t.get("p"))]
                 for t in ep["type3"]]
