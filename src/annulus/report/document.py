@@ -316,6 +316,7 @@ td.l1 { padding-left: 1.6em; }
 .sig { font-weight: bold; }
 .ci { white-space: nowrap; font-size: 8.5pt; }
 .nw { white-space: nowrap; }
+table.arm2 td:nth-child(2), table.arm2 th:nth-child(2) { text-align: left; }
 .hash { font-family: 'DejaVu Sans Mono', monospace; font-size: 7.5pt; word-break: break-all; }
 section { break-before: auto; }
 section.major { break-before: page; }
@@ -416,7 +417,8 @@ def _endpoint_section(w, results, ep, index: int) -> str:
             if r and r["estimate"] is not None:
                 cell += f'<br>{num(r["estimate"])}<br><span class="ci">({ci(r["lower"], r["upper"])})</span>'
             elif o and o["mean"] is not None:
-                cell += f'<br>{num(o["mean"])}<br><span class="ci">({ci(o["lower"], o["upper"])})</span>'
+                mark = f' <span class="note">{_e(w["observed_mark"])}</span>' if ep["lsmeans"] else ""
+                cell += f'<br>{num(o["mean"])}{mark}<br><span class="ci">({ci(o["lower"], o["upper"])})</span>'
             row.append(cell)
         rows.append(row)
     cap = w["lsmeans_caption"] if ep["lsmeans"] else w["observed_caption"]
@@ -439,7 +441,8 @@ def _endpoint_section(w, results, ep, index: int) -> str:
         ctrl = arm_names.get(ep["control"], ep["control"])
         out.append(_table([_e(w["visit"]), _e(w["arm"]), _e(w["difference"]), _e(w["ci95"]), "p",
                            _e(w["ci_dunnett"]), _e(w["p_dunnett"])], rows,
-                          caption=_e(w["contrasts_caption"].format(control=ctrl)), continued=w["continued"]))
+                          caption=_e(w["contrasts_caption"].format(control=ctrl)), continued=w["continued"], cls="arm2",
+                          chunk=3 * len(ep["arms"] or ()) or 12))
         forest = plots.forest(ep, words=w, arm_names=arm_names)
         if forest:
             out.append(f'<div class="figure">{forest}<p class="note">'

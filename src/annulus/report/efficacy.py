@@ -145,16 +145,21 @@ def describe(data: pd.DataFrame, blind: Blind, visits: Sequence[str], level: flo
     return out
 
 
+MIN_PER_GROUP = 5  # participants with a change at a visit, in every group, for the visit to enter the model
+
+
 def _visits_with_data(data: pd.DataFrame, visits: Sequence[str], blind: Blind) -> list[str]:
-    """The plan's visits at which every group of the model has at least one change (a visit
-    without data yet cannot enter the model)."""
+    """The plan's visits at which every group of the model has at least ``MIN_PER_GROUP`` changes.
+    A visit that only a few participants have reached (early in follow-up) would leave its variance
+    and covariances under the unstructured model all but unestimated; it is left out, and the
+    report says so, until enough data exist. A completed trial has every visit."""
     keep = []
     for v in visits:
         at = data[data[VISIT] == v]
         if blind.level == "blinded":
-            ok = len(at) > 0
+            ok = len(at) >= MIN_PER_GROUP
         else:
-            ok = all((at[ARM] == a).any() for a in blind.arms or ())
+            ok = all(int((at[ARM] == a).sum()) >= MIN_PER_GROUP for a in blind.arms or ())
         if ok:
             keep.append(v)
     return keep
@@ -249,7 +254,11 @@ def _comparisons(result: dict, fit, blind: Blind, level: float, alpha: float) ->
                      "se": r["se"], "df": r["df"], "t": r.get("t"), "p": r.get("p"), "lower": r["lower"],
                      "upper": r["upper"], "p_dunnett": adj.get("p"), "lower_dunnett": adj.get("lower"),
                      "upper_dunnett": adj.get("upper"), "estimable": r.get("estimable", True)})
-    result["contrasts"] = rows
+    order = list(blind.arms or ())
+    visits = list(result["visits"])
+    rows.sort(key=lambda r: (order.index(r["arm"]) if r["arm"] in order else len(order),
+                             visits.index(r["visit"]) if r["visit"] in visits else len(visits)))
+    result["contrasts"] = rows  # by dose, then visit
     if len(blind.arms or ()) >= 3:
         try:
             result["trend"] = [{k: t.get(k) for k in ("visit", "estimate", "se", "df", "t", "p", "lower", "upper")}
