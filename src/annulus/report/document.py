@@ -316,6 +316,7 @@ td.l1 { padding-left: 1.6em; }
 .sig { font-weight: bold; }
 .ci { white-space: nowrap; font-size: 8.5pt; }
 .nw { white-space: nowrap; }
+.keep { break-inside: avoid; page-break-inside: avoid; }
 table.arm2 td:nth-child(2), table.arm2 th:nth-child(2) { text-align: left; }
 .hash { font-family: 'DejaVu Sans Mono', monospace; font-size: 7.5pt; word-break: break-all; }
 section { break-before: auto; }
@@ -456,6 +457,7 @@ def _endpoint_section(w, results, ep, index: int) -> str:
         mc = ep["mcpmod"]
         rows = [[_e(t["model"]), num(t["t"], 3), pval(t["p"]), _e(w["yes"] if t["significant"] else w["no"])]
                 for t in mc["tests"]]
+        out.append('<div class="keep">')
         out.append(_table([_e(w["model"]), "t", _e(w["p_adjusted"]), _e(w["significant"])], rows,
                           caption=_e(w["mcpmod_caption"].format(visit=results["_names"]["visits"].get(mc["visit"], mc["visit"]), alpha=mc["alpha"], crit=num(mc["critical_value"], 3))),
                           continued=w["continued"]))
@@ -463,7 +465,7 @@ def _endpoint_section(w, results, ep, index: int) -> str:
         td = (mc["fits"].get(sel) or {}).get("target_dose") if sel else None
         out.append(f'<p>{_e(w["mcpmod_selected"].format(model=sel or w["none"]))}'
                    + (f' {_e(w["target_dose"].format(delta=num(mc["delta"], 1), dose=num(td, 2)))}' if sel and mc.get("delta") is not None and td is not None else "")
-                   + "</p>")
+                   + "</p></div>")
     if ep["responders"]:
         rs = ep["responders"]
         rows = [[_e(arm_names.get(r["arm"], r["arm"])), f'{r["responders"]}/{r["n"]}', num(r["percent"], 1),
@@ -507,7 +509,7 @@ def _sensitivity_section(w, results) -> str:
                 rows = [[_visit(results, c["visit"]), _e(arm_names.get(c["arm"], c["arm"])), num(c["estimate"]),
                          ci(c["lower"], c["upper"]), "—", "—"] for c in r["lsmeans"] if c["visit"] == r["primary_visit"]]
             out.append(_table([_e(w["visit"]), _e(w["arm"]), _e(w["difference"]), _e(w["ci95"]), "p", _e(w["p_dunnett"])],
-                              rows, continued=w["continued"]))
+                              rows, continued=w["continued"], cls="arm2"))
             for key, detail in r["notes"]:
                 out.append(f'<p class="note">{_e(_note(w, results, key, detail))}</p>')
         else:
@@ -556,7 +558,7 @@ def _safety_section(w, results) -> str:
 def _shift(c) -> str:
     if c["of"] == 0:
         return "—"
-    return f'{c["n"]}/{c["of"]} ({num(c["percent"], 1)})'
+    return f'<span class="nw">{c["n"]}/{c["of"]} ({num(c["percent"], 1)})</span>'
 
 
 def _conduct_section(w, results) -> str:
@@ -581,7 +583,10 @@ def _conduct_section(w, results) -> str:
     out.append(_table([_e(w["visit"]), _e(w["forms_complete"]), _e(w["forms_sdv"]), _e(w["queries_open"]),
                        _e(w["queries_raised"])], rows, caption=_e(w["cleaning_caption"]), continued=w["continued"]))
     rows = [[_e(w.get("dv_" + k, k)), str(v)] for k, v in c["deviations"]]
-    out.append(_table([_e(w["category"]), "n"], rows, caption=_e(w["deviations_caption"]), continued=w["continued"]))
+    if rows:
+        out.append(_table([_e(w["category"]), "n"], rows, caption=_e(w["deviations_caption"]), continued=w["continued"]))
+    else:
+        out.append(f'<p class="caption">{_e(w["deviations_caption"])}</p><p>{_e(w["none_recorded"])}</p>')
     rows = [[_e(w["emergency_unblindings"])] + [f'{u["n"]}' for u in c["unblindings"]]]
     out.append(_table([""] + _col_heads(w, results, c["columns"]), rows, caption=_e(w["unblindings_caption"]),
                       continued=w["continued"]))

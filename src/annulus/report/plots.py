@@ -68,7 +68,7 @@ def mean_change(result: dict, *, words: Mapping[str, str], visit_names: Mapping[
     spread = 0.08  # the arms side by side at each visit, so that their intervals do not hide each other
     with ctx, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
-        fig, ax = plt.subplots(figsize=(7.2, 3.6))
+        fig, ax = plt.subplots(figsize=(7.2, 4.2))
         for i, arm in enumerate(arms):
             pts = sorted(points.get(arm, []), key=lambda p: order.index(p[0]) if p[0] in order else 99)
             if not pts:
@@ -88,8 +88,9 @@ def mean_change(result: dict, *, words: Mapping[str, str], visit_names: Mapping[
         ax.set_xlabel(words["visit_after_treatment"])
         ax.set_ylabel(words["change_from_baseline"].format(unit=result.get("unit") or "").strip())
         ax.grid(axis="y", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7.5, frameon=False, loc="best")
+        if ax.get_legend_handles_labels()[0]:  # below the axes, where it hides no interval
+            ax.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                      ncol=2 if len(arms) > 1 else 1)
         fig.tight_layout()
         return _svg(fig)
 
