@@ -193,3 +193,16 @@ def test_labels_report_compares_no_group_with_placebo(results):
     arms = results["arms"]["endpoints"][0]["lsmeans"]
     assert len(arms) == len(ep["lsmeans"]) == 28
     assert sorted(round(x["estimate"], 6) for x in ep["lsmeans"]) == sorted(round(x["estimate"], 6) for x in arms)
+
+
+def test_annulus_report_from_an_export_folder(exported, results, tmp_path, capsys):
+    """``annulus report --from DIR`` builds the document from the files alone and writes its numbers."""
+    out, numbers = tmp_path / "blinded.html", tmp_path / "blinded.json"
+    assert main(["report", "--from", str(exported["blinded"]), "--out", str(out), "--json", str(numbers),
+                 "--no-progress"]) == 0
+    assert "html report (blinded)" in capsys.readouterr().out
+    got = json.loads(numbers.read_text(encoding="utf-8"))
+    want = json.loads(json.dumps(document.public(results["blinded"])))
+    want["code_version"] = got["code_version"]  # the command names the installed version
+    assert got == want
+    assert document.results_digest(results["blinded"]) != "" and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
