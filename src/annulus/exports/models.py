@@ -16,7 +16,7 @@ FORMAT_CHOICES = [
     ("odm", _("CDISC ODM 1.3.2 (XML, with audit records)")),
     ("sdtm", _("SDTM-style domains (.xpt, define.xml)")),
     ("dataset-json", _("SDTM-style domains (Dataset-JSON)")),
-    ("adam", _("Analysis datasets (ADaM-style ADSL and ADEFF)")),
+    ("adam", _("Analysis datasets (ADaM-style ADSL, ADEFF, ADAE, ADLB, ADSV, ADDV)")),
 ]
 BLINDINGS = [("blinded", _("blinded")), ("labels", _("group labels A–D")), ("arms", _("treatments"))]
 ORIGINS = [("cli", _("command line")), ("page", _("Exports page")), ("api", _("API"))]
