@@ -215,10 +215,12 @@ def analyse(frame: pd.DataFrame, endpoint, *, blind: Blind, alpha: float = 0.05,
                            "n_obs": int(fit.n_obs), "neg2_loglik": float(fit.neg2_loglik),
                            "warnings": list(fit.warnings)}
         arm = None if blind.level == "blinded" else ARM
-        out = fit.to_dict(arm=arm, control=blind.control if blind.level == "arms" else None)
-        result["lsmeans"] = [_lsmean_row(r, level, fit) for r in fit.lsmeans(
-            [VISIT] if arm is None else [ARM, VISIT], level=level)]
-        result["type3"] = out.get("type3") or []
+        result["lsmeans"] = [_lsmean_row(r) for r in fit.lsmeans([VISIT] if arm is None else [ARM, VISIT],
+                                                                   level=level)]
+        try:  # as to_dict (annulus mmrm --json) gives them, without its LS-means and contrasts again
+            result["type3"] = fit.type3_tests(basis="reference")
+        except MmrmError:  # an unusual formula: the rest of the fit still stands
+            result["type3"] = []
         if blind.level == "arms" and blind.control is not None and len(blind.arms or ()) >= 2:
             _comparisons(result, fit, blind, level, alpha)
     if blind.level == "arms" and blind.control is not None and dose_plan is not None:
@@ -236,7 +238,7 @@ def _visit_days(frame: pd.DataFrame, visits: Sequence[str]) -> dict:
     return {v: days.get(v) for v in visits}
 
 
-def _lsmean_row(r: dict, level: float, fit) -> dict:
+def _lsmean_row(r: dict) -> dict:
     return {"arm": r.get(ARM), "visit": r.get(VISIT), "estimate": r["estimate"], "se": r["se"], "df": r["df"],
             "lower": r["lower"], "upper": r["upper"], "estimable": r.get("estimable", True)}
 

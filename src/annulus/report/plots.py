@@ -21,7 +21,6 @@ from annulus.report.fonts import chinese_fonts
 
 COLOURS = ("#5b6770", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 POOLED_COLOUR = "#1d2733"
-DAYS_PER_MONTH = 30.4375
 
 
 def _svg(fig) -> str:
