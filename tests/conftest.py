@@ -59,6 +59,30 @@ def _default_language():
 
 
 @pytest.fixture
+def _truncate_guard_restored(django_db_setup, django_db_blocker):
+    """Set up before the test database, so its teardown runs after pytest-django's flush."""
+    from django.db import connection
+
+    yield
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cur:
+            cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_truncate")
+
+
+@pytest.fixture
+def committed_db(_truncate_guard_restored, transactional_db):
+    """A transactional test: its rows are committed, so that other threads (other connections) see
+    them. The audit table refuses TRUNCATE on PostgreSQL, which the flush after such a test needs:
+    that one trigger is paused for the flush only, and restored after it."""
+    from django.db import connection
+
+    yield
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
+
+
+@pytest.fixture
 def protocol_version(db):
     from annulus.trial.services import load_default_protocol
 

@@ -21,20 +21,8 @@ pytestmark = [pytest.mark.postgres,
 
 
 @pytest.fixture
-def _truncate_guard_restored(django_db_setup, django_db_blocker):
-    """Set up before the test database, so its teardown runs after pytest-django's flush."""
-    yield
-    with django_db_blocker.unblock(), connection.cursor() as cur:
-        cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_truncate")
-
-
-@pytest.fixture
-def committed(_truncate_guard_restored, transactional_db, users, make_participant):
-    """Committed data that the racing threads can see. The audit table refuses TRUNCATE, which
-    the flush after a transactional test needs, so that one trigger is paused for the flush only."""
-    yield
-    with connection.cursor() as cur:
-        cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
+def committed(committed_db, users, make_participant):
+    """Committed data that the racing threads can see (``committed_db``)."""
 
 
 def _race(calls):

@@ -8,10 +8,11 @@ import json
 import zipfile
 
 import pytest
-from django.test import Client
 
 from annulus.audit.models import AuditEvent
 from annulus.exports.models import ExportJob
+
+from .api_clients import Session, Token
 
 pytestmark = pytest.mark.req("X-7.6")
 
@@ -27,36 +28,6 @@ def _inline(settings, tmp_path):
 @pytest.fixture
 def trial(users, make_participant):
     return [make_participant("enrolled"), make_participant("consented")]
-
-
-class Session:
-    def __init__(self, user):
-        self.client = Client(enforce_csrf_checks=True)
-        self.client.force_login(user)
-        self.client.get("/")
-        self.token = self.client.cookies["csrftoken"].value
-
-    def post(self, path, body, csrf=True):
-        extra = {"HTTP_X_CSRFTOKEN": self.token} if csrf else {}
-        return self.client.post(path, json.dumps(body), content_type="application/json", **extra)
-
-    def get(self, path):
-        return self.client.get(path)
-
-
-class Token:
-    def __init__(self, user):
-        from annulus.accounts.services import issue_token
-
-        self.key = issue_token(user=user, name="export test")
-        self.client = Client(enforce_csrf_checks=True)
-
-    def post(self, path, body, csrf=True):
-        return self.client.post(path, json.dumps(body), content_type="application/json",
-                                HTTP_AUTHORIZATION=f"Bearer {self.key}")
-
-    def get(self, path):
-        return self.client.get(path, HTTP_AUTHORIZATION=f"Bearer {self.key}")
 
 
 def _zip(resp) -> zipfile.ZipFile:

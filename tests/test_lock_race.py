@@ -24,21 +24,10 @@ pytestmark = [pytest.mark.postgres,
 
 
 @pytest.fixture
-def _truncate_guard_restored(django_db_setup, django_db_blocker):
-    """Set up before the test database, so its teardown runs after pytest-django's flush."""
-    yield
-    with django_db_blocker.unblock(), connection.cursor() as cur:
-        cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_truncate")
-
-
-@pytest.fixture
-def committed(_truncate_guard_restored, transactional_db, protocol_version):
-    """Committed rows the threads can see (the audit table refuses TRUNCATE, which the flush
-    after a transactional test needs: that one trigger is paused for the flush only)."""
+def committed(committed_db, protocol_version):
+    """Committed rows the threads can see (``committed_db``)."""
     TrialState.objects.update_or_create(id=1, defaults={"state": "recruiting"})
     yield
-    with connection.cursor() as cur:
-        cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
 
 
 def _thread(fn, out, key):

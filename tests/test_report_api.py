@@ -4,14 +4,12 @@ enforced). Bad input is 4xx JSON naming the field; the roles that may not build 
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from django.test import Client
 
 from annulus.audit.models import AuditEvent
 from annulus.reports.models import TrialReport
 
+from .api_clients import Session, Token
 from .report_support import FORBIDDEN, arm_leaks, body, filled, set_state, sha256
 
 pytestmark = pytest.mark.req("X-8.5")
@@ -26,36 +24,6 @@ def _inline(settings, tmp_path):
 @pytest.fixture
 def people(db):
     return filled()
-
-
-class Session:
-    def __init__(self, user):
-        self.client = Client(enforce_csrf_checks=True)
-        self.client.force_login(user)
-        self.client.get("/")
-        self.token = self.client.cookies["csrftoken"].value
-
-    def post(self, path, payload, csrf=True):
-        extra = {"HTTP_X_CSRFTOKEN": self.token} if csrf else {}
-        return self.client.post(path, json.dumps(payload), content_type="application/json", **extra)
-
-    def get(self, path):
-        return self.client.get(path)
-
-
-class Token:
-    def __init__(self, user):
-        from annulus.accounts.services import issue_token
-
-        self.key = issue_token(user=user, name="report test")
-        self.client = Client(enforce_csrf_checks=True)
-
-    def post(self, path, payload, csrf=True):
-        return self.client.post(path, json.dumps(payload), content_type="application/json",
-                                HTTP_AUTHORIZATION=f"Bearer {self.key}")
-
-    def get(self, path):
-        return self.client.get(path, HTTP_AUTHORIZATION=f"Bearer {self.key}")
 
 
 def _fields(resp) -> set[str]:

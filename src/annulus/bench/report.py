@@ -98,7 +98,7 @@ def child(out: Path, blind: str, language: str) -> int:
     protocol = active_protocol()
     seconds = {}
     started = time.perf_counter()
-    run_export(actor=user, fmt="adam", out_dir=out / "adam", language=language, at_most=blind)
+    run_export(actor=user, fmt="adam", out_dir=out / "adam", language=language, at_most=blind, transport=False)
     seconds["export"] = time.perf_counter() - started
     t = time.perf_counter()
     results = document.compute(out / "adam", protocol, language=language, code_version=__version__)

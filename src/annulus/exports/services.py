@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import zipfile
 from datetime import datetime, time, timedelta
 from datetime import timezone as dt_timezone
@@ -34,9 +33,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annulus import jobs
 from annulus.accounts.permissions import has, require, role_of
 from annulus.audit import services as audit
-from annulus.errors import NotPermitted, Problems, RuleViolation
+from annulus.errors import Problems, RuleViolation
 
 from .models import FORMAT_CHOICES, ExportJob, ExportRun
 
@@ -176,7 +176,7 @@ def _iso(value: datetime) -> str:
 
 
 def build_context(*, actor, fmt: str, as_of: datetime, created_at: datetime, identifiable: bool, excel_bom: bool,
-                  language: str, at_most: str = "arms"):
+                  language: str, at_most: str = "arms", transport: bool = True):
     from annulus.interchange.subject import ExportContext
     from annulus.trial.selectors import active_protocol
 
@@ -189,7 +189,7 @@ def build_context(*, actor, fmt: str, as_of: datetime, created_at: datetime, ide
         protocol_version=protocol.version, dictionary=_dictionary_for(actor), as_of=_iso(as_of),
         created_at=_iso(created_at), created_by=actor.username, role=role_of(actor) or "",
         blinding=src.blinding_for(actor, at_most), chain_count=count, chain_hash=head, identifiable=identifiable,
-        excel_bom=excel_bom, language=language)
+        excel_bom=excel_bom, language=language, transport=transport)
 
 
 def _ticking(subjects, total: int, progress):
@@ -217,12 +217,14 @@ def _file_entry(root: Path, path: Path) -> dict:
 
 def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force: bool = False,
                identifiable: bool = False, excel_bom: bool = False, language: str = "en", progress=None,
-               origin: str = "cli", at_most: str = "arms") -> ExportRun:
+               origin: str = "cli", at_most: str = "arms", transport: bool = True) -> ExportRun:
     """Export the trial as ``actor`` sees it, as of ``as_of`` (now when None), in format ``fmt``
     into ``out_dir`` (new or empty; with ``force`` a folder's files of the same names are
     overwritten and nothing else is touched). ``progress(done, total)`` is called as participants
     are written. ``at_most`` ("blinded" | "labels" | "arms") narrows what the export may show
-    (the trial report's blinded version); it never widens it. Returns the recorded run."""
+    (the trial report's blinded version); it never widens it. ``transport=False`` leaves out the SAS
+    transport files of the adam format (the trial report reads its CSVs only). Returns the recorded
+    run."""
     from annulus.interchange import writer
 
     now = timezone.now()
@@ -230,7 +232,7 @@ def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force
     out = _check_out_dir(out_dir, force)
     src = source()
     ctx = build_context(actor=actor, fmt=fmt, as_of=as_of, created_at=now, identifiable=identifiable,
-                        excel_bom=excel_bom, language=language, at_most=at_most)
+                        excel_bom=excel_bom, language=language, at_most=at_most, transport=transport)
     write = writer(fmt)
     total = src.count(as_of)
     counter = {"n": 0}
@@ -301,41 +303,8 @@ def start_job(*, actor, fmt: str, as_of: datetime | None = None, identifiable: b
     check(actor=actor, fmt=fmt, as_of=as_of, identifiable=identifiable, language=language)
     if as_of is not None and timezone.is_naive(as_of):
         as_of = timezone.make_aware(as_of, timezone.get_default_timezone())
-    inline = getattr(settings, "ANNULUS_EXPORT_JOBS_INLINE", False)
-    with transaction.atomic():
-        job = ExportJob.objects.create(user=actor, format=fmt, origin=origin, as_of=as_of, identifiable=identifiable,
-                                       excel_bom=excel_bom, language=language)
-        if not inline:
-            transaction.on_commit(lambda: _launch(job.pk))
-    if inline:
-        run_job(job.pk)
-        job.refresh_from_db()
-    return job
-
-
-def _launch(job_id: int) -> None:
-    threading.Thread(target=_thread, args=(job_id,), name=f"export-job-{job_id}", daemon=True).start()
-
-
-def _thread(job_id: int) -> None:
-    from django.db import connection
-
-    try:
-        run_job(job_id)
-    finally:
-        connection.close()
-
-
-def _heartbeat(job_id: int, stop: threading.Event) -> None:
-    from django.db import connection
-
-    try:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            ExportJob.objects.filter(pk=job_id, status=ExportJob.RUNNING).update(heartbeat_at=timezone.now())
-    except Exception:  # noqa: BLE001 - a missed heartbeat only makes the job look older
-        log.exception("export job %s: heartbeat", job_id)
-    finally:
-        connection.close()
+    return jobs.queue(ExportJob, run_job, name="export-job", user=actor, format=fmt, origin=origin, as_of=as_of,
+                      identifiable=identifiable, excel_bom=excel_bom, language=language)
 
 
 def zip_name(job: ExportJob) -> str:
@@ -352,27 +321,11 @@ def zip_name(job: ExportJob) -> str:
 
 def run_job(job_id: int) -> None:
     """Build a queued job's export and zip it (in the job's thread). A failure is kept on the job."""
-    claimed = ExportJob.objects.filter(pk=job_id, status=ExportJob.QUEUED).update(
-        status=ExportJob.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
-    if not claimed:
-        return
-    job = ExportJob.objects.select_related("user").get(pk=job_id)
+    jobs.execute(ExportJob, job_id, _build_zip, heartbeat_seconds=HEARTBEAT_SECONDS, log=log)
+
+
+def _build_zip(job: ExportJob, progress) -> None:
     folder = exports_dir() / f"job-{job.pk}"
-    stop = threading.Event()
-    ticker = None
-    if not getattr(settings, "ANNULUS_EXPORT_JOBS_INLINE", False):
-        ticker = threading.Thread(target=_heartbeat, args=(job.pk, stop), daemon=True)
-        ticker.start()
-    last = {"at": 0.0}
-
-    def progress(done: int, total: int) -> None:
-        import time as clock
-
-        now = clock.monotonic()
-        if done in (0, total) or now - last["at"] >= 0.5:
-            last["at"] = now
-            ExportJob.objects.filter(pk=job.pk).update(done=done, total=total, heartbeat_at=timezone.now())
-
     try:
         shutil.rmtree(folder, ignore_errors=True)
         run = run_export(actor=job.user, fmt=job.format, out_dir=folder, as_of=job.as_of,
@@ -389,27 +342,11 @@ def run_job(job_id: int) -> None:
         ExportJob.objects.filter(pk=job.pk).update(
             status=ExportJob.DONE, run=run, zip_path=str(target), zip_size=target.stat().st_size,
             finished_at=timezone.now(), heartbeat_at=timezone.now(), done=run.subjects, total=run.subjects)
-    except Exception as exc:  # noqa: BLE001 - whatever went wrong is shown on the job
-        if isinstance(exc, RuleViolation):
-            message = f"{exc.field}: {exc.message}"
-        elif isinstance(exc, NotPermitted):
-            message = "not permitted for the role of the user who asked for it"
-        else:
-            log.exception("export job %s failed", job.pk)
-            message = f"{type(exc).__name__}: {exc}"[:2000]
-        ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.FAILED, error=message,
-                                                   finished_at=timezone.now())
     finally:
-        stop.set()
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def effective_status(job: ExportJob, now: datetime | None = None) -> str:
     """The job's status as shown: a job queued or running whose heartbeat stopped for
     ``STALE_AFTER`` was left by a process that died, and is shown as failed."""
-    if job.status in (ExportJob.QUEUED, ExportJob.RUNNING):
-        now = now or timezone.now()
-        last = job.heartbeat_at or job.created_at
-        if last is not None and now - last > STALE_AFTER:
-            return ExportJob.FAILED
-    return job.status
+    return jobs.effective_status(job, STALE_AFTER, now)

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.views.decorators.http import require_GET
 
+from annulus import jobs
 from annulus.accounts.permissions import has, need
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants.forms import add_violation
@@ -40,20 +41,10 @@ class ExportForm(forms.Form):
             del self.fields["identifiable"]
 
 
-STATUS_CLASS = {ExportJob.QUEUED: "open", ExportJob.RUNNING: "warn", ExportJob.DONE: "ok", ExportJob.FAILED: "bad"}
-
-
-def _rows(user, jobs) -> list[dict]:
+def _rows(user, jobs_) -> list[dict]:
     labels = dict(ExportJob.STATUSES)
-    rows = []
-    for job in jobs:
-        status = services.effective_status(job)
-        percent = int(100 * job.done / job.total) if job.total else (100 if status == ExportJob.DONE else 0)
-        rows.append({"job": job, "status": status, "status_label": labels[status], "css": STATUS_CLASS[status],
-                     "percent": percent, "active": status in (ExportJob.QUEUED, ExportJob.RUNNING),
-                     "stale": status == ExportJob.FAILED and job.status != ExportJob.FAILED,
-                     "downloadable": selectors.may_download(user, job)})
-    return rows
+    return [{"job": job, **jobs.row(job, services.STALE_AFTER, labels),
+             "downloadable": selectors.may_download(user, job)} for job in jobs_]
 
 
 def exports(request):

@@ -480,7 +480,7 @@ class _Dataset:
         self._csv = csv.writer(self._csv_file)
         self._csv.writerow([c.name for c in columns])
         self._xpt = None
-        if xpt:
+        if xpt and ctx.transport:
             from .xpt import Column, XptWriter
 
             self.paths.append(out_dir / f"{name}.xpt")

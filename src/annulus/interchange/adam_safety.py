@@ -162,13 +162,16 @@ class PartsDataset(_Dataset):
         bounds = [names.index(s) for s in starts] + [len(columns)]
         assert bounds[0] == 0, "the first part starts at the first column"
         self._kinds = [tuple(c.type for c in columns[a:b]) for a, b in zip(bounds, bounds[1:])]
-        self._encoders = [self._xpt.encoder(a, b) for a, b in zip(bounds, bounds[1:])]
+        self._encoders = ([self._xpt.encoder(a, b) for a, b in zip(bounds, bounds[1:])] if self._xpt is not None
+                          else None)
 
     def part(self, index: int, values) -> tuple[list, bytes]:
         """Part ``index`` of a row, its values in the columns' order."""
         kinds = self._kinds[index]
         cells = [("" if v is None else str(v)) if k == "char" else "" if v is None else str(v) if type(v) is int
                  else _num(v) for k, v in zip(kinds, values)]
+        if self._encoders is None:
+            return cells, b""
         if "date" in kinds:
             values = [_sas_date(v) if k == "date" else v for k, v in zip(kinds, values)]
         return cells, self._encoders[index](values)
@@ -178,7 +181,8 @@ class PartsDataset(_Dataset):
         for c, _ in parts:
             cells += c
         self._csv.writerow(cells)
-        self._xpt.write_encoded([raw for _, raw in parts])
+        if self._xpt is not None:
+            self._xpt.write_encoded([raw for _, raw in parts])
 
 
 # --- values ---------------------------------------------------------------------------------------

@@ -170,6 +170,7 @@ class ExportContext:
     identifiable: bool = False
     excel_bom: bool = False  # CSV: write a UTF-8 byte-order mark for Excel
     language: str = "en"
+    transport: bool = True  # adam: the SAS transport files beside the CSVs (the trial report reads the CSVs only)
     extra: dict = field(default_factory=dict)
 
     @property

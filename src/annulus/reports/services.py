@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -34,9 +33,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from annulus import jobs
 from annulus.accounts.permissions import require
 from annulus.audit import services as audit
-from annulus.errors import NotPermitted, Problems, RuleViolation
+from annulus.errors import Problems, RuleViolation
 from annulus.exports import services as exports
 
 from .models import TrialReport
@@ -129,7 +129,7 @@ def build(*, actor, as_of: datetime | None = None, language: str = "en", unblind
 
         run = exports.run_export(actor=actor, fmt="adam", out_dir=scratch / "adam", as_of=as_of, language=language,
                                  progress=exported, origin=origin if origin in ("cli", "page", "api") else "cli",
-                                 at_most="arms" if unblinded else "blinded")
+                                 at_most="arms" if unblinded else "blinded", transport=False)
 
         def analysed(done: int, total: int, step: str) -> None:
             # the analyses end with "done"; the document is then written (the PDF takes a while)
@@ -157,7 +157,7 @@ def build(*, actor, as_of: datetime | None = None, language: str = "en", unblind
     except Exception as exc:
         if report.pk:  # kept on the report, as a background build keeps it (the command line raises it too)
             TrialReport.objects.filter(pk=report.pk, status__in=[TrialReport.RUNNING, TrialReport.QUEUED]).update(
-                status=TrialReport.FAILED, finished_at=timezone.now(), error=failure(exc))
+                status=TrialReport.FAILED, finished_at=timezone.now(), error=jobs.failure(exc))
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -178,91 +178,21 @@ def start_job(*, actor, as_of: datetime | None = None, language: str = "en", unb
     """Check the request and queue it; the report is built in a background thread once the
     transaction commits (at once, in this thread, when ``ANNULUS_EXPORT_JOBS_INLINE`` is set)."""
     as_of = check(actor=actor, as_of=as_of, language=language, unblinded=unblinded, fmt=fmt)
-    inline = getattr(settings, "ANNULUS_EXPORT_JOBS_INLINE", False)
-    with transaction.atomic():
-        report = TrialReport.objects.create(user=actor, origin=origin, format=fmt, language=language, as_of=as_of,
-                                            unblinded=unblinded)
-        if not inline:
-            transaction.on_commit(lambda: _launch(report.pk))
-    if inline:
-        run_job(report.pk)
-        report.refresh_from_db()
-    return report
-
-
-def _launch(report_id: int) -> None:
-    threading.Thread(target=_thread, args=(report_id,), name=f"report-{report_id}", daemon=True).start()
-
-
-def _thread(report_id: int) -> None:
-    from django.db import connection
-
-    try:
-        run_job(report_id)
-    finally:
-        connection.close()
-
-
-def _heartbeat(report_id: int, stop: threading.Event) -> None:
-    from django.db import connection
-
-    try:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            TrialReport.objects.filter(pk=report_id, status=TrialReport.RUNNING).update(heartbeat_at=timezone.now())
-    except Exception:  # noqa: BLE001 - a missed heartbeat only makes the build look older
-        log.exception("report %s: heartbeat", report_id)
-    finally:
-        connection.close()
+    return jobs.queue(TrialReport, run_job, name="report", user=actor, origin=origin, format=fmt, language=language,
+                      as_of=as_of, unblinded=unblinded)
 
 
 def run_job(report_id: int) -> None:
     """Build a queued report (in its thread). A failure is kept on the report, in one line."""
-    claimed = TrialReport.objects.filter(pk=report_id, status=TrialReport.QUEUED).update(
-        status=TrialReport.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
-    if not claimed:
-        return
-    report = TrialReport.objects.select_related("user").get(pk=report_id)
-    stop = threading.Event()
-    if not getattr(settings, "ANNULUS_EXPORT_JOBS_INLINE", False):
-        threading.Thread(target=_heartbeat, args=(report.pk, stop), daemon=True).start()
-    last = {"at": 0.0}
-
-    def progress(done: int, total: int, step: str) -> None:
-        import time as clock
-
-        now = clock.monotonic()
-        if done in (0, total) or now - last["at"] >= 0.5:
-            last["at"] = now
-            TrialReport.objects.filter(pk=report.pk).update(done=done, total=total, step=step[:40],
-                                                            heartbeat_at=timezone.now())
-
-    try:
+    def work(report: TrialReport, progress) -> None:
         build(actor=report.user, as_of=report.as_of, language=report.language, unblinded=report.unblinded,
-              fmt=report.format, progress=progress, origin=report.origin, report=report)
-    except Exception as exc:  # noqa: BLE001 - whatever went wrong is shown on the report
-        if not isinstance(exc, (RuleViolation, NotPermitted)):
-            log.exception("report %s failed", report.pk)
-        TrialReport.objects.filter(pk=report.pk).update(status=TrialReport.FAILED, error=failure(exc),
-                                                        finished_at=timezone.now())
-    finally:
-        stop.set()
+              fmt=report.format, progress=lambda done, total, step: progress(done, total, step=step[:40]),
+              origin=report.origin, report=report)
 
-
-def failure(exc: Exception) -> str:
-    """What went wrong, as the report keeps it."""
-    if isinstance(exc, RuleViolation):
-        return f"{exc.field}: {exc.message}"
-    if isinstance(exc, NotPermitted):
-        return "not permitted for the role of the user who asked for it"
-    return f"{type(exc).__name__}: {exc}"[:2000]
+    jobs.execute(TrialReport, report_id, work, heartbeat_seconds=HEARTBEAT_SECONDS, log=log)
 
 
 def effective_status(report: TrialReport, now: datetime | None = None) -> str:
     """The status as shown: queued or running with a heartbeat stopped for ``STALE_AFTER`` is a
     build left by a process that died, shown as failed."""
-    if report.status in (TrialReport.QUEUED, TrialReport.RUNNING):
-        now = now or timezone.now()
-        last = report.heartbeat_at or report.created_at
-        if last is not None and now - last > STALE_AFTER:
-            return TrialReport.FAILED
-    return report.status
+    return jobs.effective_status(report, STALE_AFTER, now)

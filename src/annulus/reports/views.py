@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
+from annulus import jobs
 from annulus.accounts.permissions import has, need
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants.forms import add_violation
@@ -19,8 +20,6 @@ from .download import file_response
 from .forms import LANGUAGE_CHOICES, ReportForm
 from .models import TrialReport
 
-STATUS_CLASS = {TrialReport.QUEUED: "open", TrialReport.RUNNING: "warn", TrialReport.DONE: "ok",
-                TrialReport.FAILED: "bad"}
 # what a running build is doing (``TrialReport.step``); an end point's step is its parameter (VAS)
 STEPS = {"": gettext_lazy("waiting to start"), "export": gettext_lazy("exporting the analysis datasets"),
          "consort": gettext_lazy("participant flow and baseline"), "safety": gettext_lazy("safety tables"),
@@ -41,12 +40,8 @@ def _rows(user, reports) -> list[dict]:
     languages = dict(LANGUAGE_CHOICES)
     rows = []
     for report in reports:
-        status = services.effective_status(report)
-        percent = int(100 * report.done / report.total) if report.total else (100 if status == TrialReport.DONE else 0)
         error = (report.error or "").strip().splitlines()
-        rows.append({"report": report, "status": status, "status_label": labels[status], "css": STATUS_CLASS[status],
-                     "percent": percent, "active": status in (TrialReport.QUEUED, TrialReport.RUNNING),
-                     "stale": status == TrialReport.FAILED and report.status != TrialReport.FAILED,
+        rows.append({"report": report, **jobs.row(report, services.STALE_AFTER, labels),
                      "error": error[0] if error else "", "step": step_label(report.step),
                      "language": languages.get(report.language, report.language),
                      "blind": BLINDS.get(report.blinding) if report.blinding else None,
