@@ -58,28 +58,34 @@ def _default_language():
     translation.deactivate()
 
 
-@pytest.fixture
-def _truncate_guard_restored(django_db_setup, django_db_blocker):
-    """Set up before the test database, so its teardown runs after pytest-django's flush."""
-    from django.db import connection
-
-    yield
-    if connection.vendor == "postgresql":
-        with django_db_blocker.unblock(), connection.cursor() as cur:
-            cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_truncate")
+_TRUNCATE_PAUSED: list = []  # the database blocker of a test that paused the audit table's TRUNCATE guard
 
 
 @pytest.fixture
-def committed_db(_truncate_guard_restored, transactional_db):
-    """A transactional test: its rows are committed, so that other threads (other connections) see
-    them. The audit table refuses TRUNCATE on PostgreSQL, which the flush after such a test needs:
-    that one trigger is paused for the flush only, and restored after it."""
+def committed_db(transactional_db, django_db_blocker):
+    """A transactional test: its rows are committed, so that other threads (other connections, a
+    live server) see them. The audit table refuses TRUNCATE on PostgreSQL, which the flush after
+    such a test needs: that one trigger is paused for the flush only, and restored once every
+    fixture of the test is torn down (``pytest_runtest_teardown``), whatever their order."""
     from django.db import connection
 
     yield
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
+        _TRUNCATE_PAUSED.append(django_db_blocker)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if nextitem is None:  # the last test: the test database is gone with the session's fixtures
+        _TRUNCATE_PAUSED.clear()
+    while _TRUNCATE_PAUSED:
+        from django.db import connection
+
+        with _TRUNCATE_PAUSED.pop().unblock(), connection.cursor() as cur:
+            cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_truncate")
 
 
 @pytest.fixture

@@ -48,15 +48,9 @@ def browser_page(monkeypatch):
 
 
 @pytest.fixture
-def flushable_audit_table(transactional_db):
-    """The live server needs a database emptied by TRUNCATE after the test; on PostgreSQL the
-    audit table refuses TRUNCATE, so the trigger is lifted for this private test database only."""
-    from django.db import connection
-
-    yield
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
+def flushable_audit_table(committed_db):
+    """The live server's requests run on their own connections: they see committed rows only
+    (``committed_db``, which lets the flush after the test empty the audit table)."""
 
 
 def shot(page, name):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import postgres_url
 
-from .test_allocation_concurrency import _race, _truncate_guard_restored, committed  # noqa: F401
+from .test_allocation_concurrency import _race, committed  # noqa: F401
 from .test_visits_support import GOOD, at_w1, transplant_dates, trial_participant  # noqa: F401
 
 pytestmark = [pytest.mark.postgres,

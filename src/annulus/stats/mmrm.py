@@ -115,13 +115,12 @@ def _time_levels(df: pd.DataFrame, visit: str, visit_number: str | None) -> list
         number_col = visit_number_column(df.columns, visit, visit_number)
         values = df[visit]
         if number_col is not None:
-            labels = values.map(lambda v: _label(v) if pd.notna(v) else None)
+            labels = _labels(values)
             return order_visits(labels, numbers=df[number_col], number_column=number_col,
                                 visit_column=visit)
         if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(values):
             return _natural_levels(values)
-        return order_visits(values.map(lambda v: _label(v) if pd.notna(v) else None),
-                            visit_column=visit)
+        return order_visits(_labels(values), visit_column=visit)
     except InputError as exc:
         raise MmrmError(str(exc)) from None
 
@@ -165,6 +164,16 @@ def _label(v) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def _labels(values: pd.Series, make=_label) -> pd.Series:
+    """``make`` (``_label``) of every value, missing values kept missing; each distinct value is
+    labelled once, not once a row (a trial's visit column repeats a few values many times)."""
+    present = values.dropna()
+    table = {v: make(v) for v in pd.unique(present.to_numpy(dtype=object))}
+    out = pd.Series(None, index=values.index, dtype=object)
+    out[values.notna()] = present.map(table).to_numpy(dtype=object)
+    return out
 
 
 def _formula_variables(formula: str):
@@ -225,7 +234,7 @@ def _prepare(data, formula, subject, visit, visit_order, visit_number=None) -> _
             raise MmrmError(f"visit {unknown[0]!r} is not in the visit order {visits}")
     else:
         visits = _time_levels(df, visit, visit_number)
-    df[visit] = df[visit].map(lambda v: _label(v) if pd.notna(v) else v)
+    df[visit] = _labels(df[visit]).where(df[visit].notna(), df[visit])
     if len(visits) == 0:
         raise MmrmError(f"visit column {visit!r} has no values")
 
@@ -235,7 +244,7 @@ def _prepare(data, formula, subject, visit, visit_order, visit_number=None) -> _
         s = df[col]
         if (isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(s)
                 or pd.api.types.is_bool_dtype(s) or pd.api.types.is_string_dtype(s)):
-            df[col] = s.map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
+            df[col] = _labels(s, str).where(s.notna(), np.nan).astype(object)
             factors_all.append(col)
 
     needed = [response, subject, visit] + [c for c in rhs_vars if c not in (subject, visit)]
@@ -245,7 +254,7 @@ def _prepare(data, formula, subject, visit, visit_order, visit_number=None) -> _
             raise MmrmError(f"visit {v!r} has no non-missing values of {response!r}")
     if used.empty:
         raise MmrmError(f"no rows with a non-missing {response!r}")
-    used[subject] = used[subject].map(_label)
+    used[subject] = _labels(used[subject])
     dup = used.duplicated([subject, visit])
     if dup.any():
         r = used.loc[dup].iloc[0]

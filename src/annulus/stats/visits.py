@@ -159,7 +159,8 @@ def order_visits(
     if isinstance(series.dtype, pd.CategoricalDtype) and explicit is None and numbers is None:
         return [str(c) for c in series.cat.categories if (series == c).any()]
     present = series.dropna()
-    levels = list(dict.fromkeys(str(v) for v in present))
+    distinct = pd.unique(present.to_numpy(dtype=object))  # in the order of appearance
+    levels = list(dict.fromkeys(str(v) for v in distinct))
     if explicit is not None:
         order = [str(v).strip() for v in explicit]
         dup = [v for v in order if order.count(v) > 1]
@@ -172,7 +173,8 @@ def order_visits(
         return [v for v in order if v in set(levels)]
     if numbers is not None:
         nums = pd.to_numeric(pd.Series(numbers).reset_index(drop=True), errors="coerce")
-        labels = pd.Series([None if pd.isna(v) else str(v) for v in series], dtype=object)
+        texts = {v: str(v) for v in distinct}  # each distinct value made text once, not once a row
+        labels = pd.Series(series.map(texts).to_numpy(dtype=object), dtype=object)
         return _by_numbers(levels, labels, nums, number_column)
     if len(levels) <= 1:
         return levels
