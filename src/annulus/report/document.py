@@ -141,8 +141,9 @@ def compute(folder, protocol, *, language: str = "en", progress: Callable[[int, 
     sensitivity = _sensitivity(folder, plan, blind, alpha)
     done += 1
     progress(done, total, "safety")
-    saf = safety.tables(adsl, _rows(folder, "adae.csv", False), _rows(folder, "adlb.csv", False), arms=arms,
-                        level=1 - alpha)
+    lab = folder / "adlb.csv"
+    saf = safety.tables(adsl, _rows(folder, "adae.csv", False), safety.read_lab(lab) if lab.is_file() else [],
+                        arms=arms, level=1 - alpha)
     done += 1
     progress(done, total, "conduct")
     cond = conduct.tables(adsl, _rows(folder, "adsv.csv", False), _rows(folder, "addv.csv", False), arms=arms)

@@ -19,11 +19,23 @@ percentage is the exact Clopper–Pearson interval (as R ``binom.test``); "event
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
 
 from annulus.report.adsl import flag, number, split_arms, text
 from annulus.stats.safety_tables import clopper_pearson
 
 SUMMARY_ROWS = ("any", "serious", "related", "grade3", "withdrawal", "death")
+LAB_COLUMNS = ("USUBJID", "PARAMCD", "LBCAT", "PARAM", "ABLFL", "ANRIND")
+
+
+def read_lab(path: str | Path) -> pd.DataFrame:
+    """The columns of an ``adlb.csv`` that the shift table reads, as text ("" when empty): a
+    laboratory dataset has many rows (one per participant, analyte and visit), read at C speed."""
+    frame = pd.read_csv(path, usecols=lambda c: c in LAB_COLUMNS, dtype=str, keep_default_na=False,
+                        encoding="utf-8-sig")
+    return frame.reindex(columns=list(LAB_COLUMNS), fill_value="")
 
 
 def _columns(adsl_rows: Iterable[Mapping], arms: Sequence[str] | None) -> list[tuple[str | None, set[str]]]:
@@ -61,7 +73,7 @@ def _is(e: Mapping, kind: str) -> bool:
     raise ValueError(kind)
 
 
-def tables(adsl_rows: Sequence[Mapping], adae_rows: Sequence[Mapping], adlb_rows: Sequence[Mapping], *,
+def tables(adsl_rows: Sequence[Mapping], adae_rows: Sequence[Mapping], adlb_rows: Sequence[Mapping] | pd.DataFrame, *,
            arms: Sequence[str] | None, level: float = 0.95) -> dict:
     """Every safety table of the report, one cell per column (arms in order, then overall)."""
     columns = _columns(adsl_rows, arms)
@@ -116,29 +128,44 @@ def _by_grade(events: list[Mapping], columns, level: float) -> list[dict]:
     return out
 
 
-def _lab_shifts(adlb_rows: Sequence[Mapping], columns, level: float) -> list[dict]:
+def _text(values: pd.Series, *, upper: bool = False) -> pd.Series:
+    """Each cell as stripped text (upper case for a code), made once per distinct value."""
+    codes, distinct = pd.factorize(values)
+    made = [str(v).strip() for v in distinct]
+    table = pd.array([m.upper() for m in made] if upper else made, dtype=object)
+    return pd.Series(table.take(codes), index=values.index, dtype=object)
+
+
+def _lab_shifts(adlb_rows: Sequence[Mapping] | pd.DataFrame, columns, level: float) -> list[dict]:
+    """Per analyte (in order of category and name, each named by its first row): participants of
+    the safety population normal at baseline (their last baseline row) with a post-baseline value,
+    and those of them whose worst post-baseline indicator was high, or low."""
     safety = columns[-1][1]
-    base: dict[tuple[str, str], str] = {}
-    worst: dict[tuple[str, str], set[str]] = {}
-    names: dict[str, tuple[str, str]] = {}
-    for r in adlb_rows:
-        s = text(r, "USUBJID")
-        if s not in safety:
-            continue
-        code = text(r, "PARAMCD")
-        names.setdefault(code, (text(r, "LBCAT"), text(r, "PARAM") or code))
-        if text(r, "ABLFL").upper() == "Y":
-            base[(s, code)] = text(r, "ANRIND").upper()
-        else:
-            ind = text(r, "ANRIND").upper()
-            if ind:
-                worst.setdefault((s, code), set()).add(ind)
+    lab = adlb_rows if isinstance(adlb_rows, pd.DataFrame) else pd.DataFrame(list(adlb_rows))
+    lab = lab.reindex(columns=list(LAB_COLUMNS)).fillna("")
+    lab = pd.DataFrame({c: _text(lab[c], upper=c in ("ABLFL", "ANRIND")) for c in LAB_COLUMNS})
+    lab = lab[lab["USUBJID"].isin(safety)]
+    if lab.empty:
+        return []
+    names = lab.drop_duplicates("PARAMCD").set_index("PARAMCD")
+    at_base = lab["ABLFL"] == "Y"
+    indicator = lab["ANRIND"]
+    base = lab[at_base].assign(IND=indicator[at_base]).drop_duplicates(["USUBJID", "PARAMCD"], keep="last")
+    later = ~at_base & (indicator != "")
+    post = lab.loc[later, ["USUBJID", "PARAMCD"]].assign(HIGH=(indicator[later] == "HIGH").to_numpy(),
+                                                         LOW=(indicator[later] == "LOW").to_numpy())
+    worst = post.groupby(["USUBJID", "PARAMCD"], sort=False)[["HIGH", "LOW"]].any().reset_index()
+    # normal at baseline, with a post-baseline value: whether any later value was high, or low
+    normal = base.loc[base["IND"] == "NORMAL", ["USUBJID", "PARAMCD"]].merge(worst, on=["USUBJID", "PARAMCD"])
+    by_code = {code: group for code, group in normal.groupby("PARAMCD", sort=False)}
     out = []
-    for code in sorted(names, key=lambda c: (names[c][0], names[c][1])):
-        normal = {s for (s, c), ind in base.items() if c == code and ind == "NORMAL" and (s, c) in worst}
-        high = {s for s in normal if "HIGH" in worst[(s, code)]}
-        low = {s for s in normal if "LOW" in worst[(s, code)]}
-        out.append({"code": code, "category": names[code][0], "label": names[code][1],
-                    "high": [_cell(high, normal & m, None, level) for _, m in columns],
-                    "low": [_cell(low, normal & m, None, level) for _, m in columns]})
+    order = sorted(names.index, key=lambda c: (names.at[c, "LBCAT"] or "", names.at[c, "PARAM"] or c))
+    for code in order:
+        group = by_code.get(code, normal.iloc[:0])
+        who = set(group["USUBJID"])
+        high = set(group.loc[group["HIGH"], "USUBJID"])
+        low = set(group.loc[group["LOW"], "USUBJID"])
+        out.append({"code": code, "category": names.at[code, "LBCAT"], "label": names.at[code, "PARAM"] or code,
+                    "high": [_cell(high, who & m, None, level) for _, m in columns],
+                    "low": [_cell(low, who & m, None, level) for _, m in columns]})
     return out
