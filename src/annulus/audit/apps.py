@@ -9,6 +9,17 @@ class AuditConfig(AppConfig):
 
     def ready(self):
         checks.register(bulk_insert_returns_keys)
+        from django.conf import settings
+
+        if getattr(settings, "AUDIT_KEY_FILE", ""):  # a key that cannot be used stops the start, not a write
+            from django.core.exceptions import ImproperlyConfigured
+
+            from .keys import AuditKeyError, current
+
+            try:
+                current()
+            except AuditKeyError as exc:
+                raise ImproperlyConfigured(f"ANNULUS_AUDIT_KEY_FILE: {exc}") from None
 
 
 def bulk_insert_returns_keys(app_configs=None, **kwargs):

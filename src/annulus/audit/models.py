@@ -31,6 +31,9 @@ class AuditEvent(models.Model):
     payload = models.TextField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # HMAC-SHA256 of ``hash`` with the audit key (``annulus.audit.keys``): empty when no key was
+    # configured; an event appended without the key cannot carry a valid one
+    mac = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["id"]
@@ -46,3 +49,4 @@ class AuditHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_hash = models.CharField(max_length=64)
     count = models.BigIntegerField(default=0)
+    keyed_from = models.BigIntegerField(null=True, blank=True)  # the first event with a MAC (its seq)

@@ -13,31 +13,53 @@ from .services import GENESIS, chain_hash
 @dataclass
 class VerifyResult:
     checked: int
-    bad_event: int | None = None
+    bad_event: int | None = None  # the id of the first bad event; 0 when the problem is not one event's
     problem: str = ""
+    last_id: int = 0  # the id of the last event checked
 
     @property
     def ok(self) -> bool:
-        return self.bad_event is None
+        return self.bad_event is None and not self.problem
+
+    @property
+    def where(self) -> str:
+        return f" at event #{self.bad_event}" if self.bad_event else ""
 
 
-def verify_chain(batch: int = 2000) -> VerifyResult:
-    """Recompute every hash in order; report the first event that does not match."""
+def verify_chain(batch: int = 2000, *, key: bytes | None = None, checkpoints=()) -> VerifyResult:
+    """Recompute every hash in order; report the first event that does not match. With the audit
+    key, every event's MAC is checked too (from the first keyed event on, every event must carry
+    one); with ``checkpoints`` (``annulus.audit.checkpoints.read``, their signatures checked with
+    the key), the trail must reach each checkpoint and hold the hash it recorded there."""
+    from . import checkpoints as cps
+    from . import keys
+
+    marks = list(checkpoints)
+    if marks and key is None:
+        raise ValueError("checkpoints are checked with the audit key")
+    for cp in marks:
+        if not cps.signed(key, cp):
+            return VerifyResult(0, 0, f"checkpoint {cp.name} has a wrong signature (altered, or written "
+                                      "without the audit key)")
+    wanted = {cp.seq: cp for cp in marks}
+    keyed_from = min((cp.keyed_from for cp in marks if cp.keyed_from), default=None)
+    seen: dict[int, tuple[str, int]] = {}  # seq -> (hash, event id) at each checkpoint
     prev = GENESIS
     checked = 0
     last_id = 0
+    keyed = False
     while True:
         rows = list(
             AuditEvent.objects.filter(id__gt=last_id)
             .order_by("id")
             .values_list(
                 "id", "payload", "prev_hash", "hash", "action", "object_type", "object_id",
-                "participant_id", "reason", "actor_username", "timestamp",
+                "participant_id", "reason", "actor_username", "timestamp", "mac",
             )[:batch]
         )
         if not rows:
             break
-        for (pk, payload, prev_hash, digest, action, otype, oid, pid, reason, actor, ts) in rows:
+        for (pk, payload, prev_hash, digest, action, otype, oid, pid, reason, actor, ts, mac) in rows:
             checked += 1
             if prev_hash != prev:
                 return VerifyResult(checked, pk, "previous-hash link broken (an event was removed or reordered)")
@@ -52,17 +74,37 @@ def verify_chain(batch: int = 2000) -> VerifyResult:
                 "reason": reason, "actor": actor,
                 "timestamp": ts.astimezone(timezone.utc).isoformat() if isinstance(ts, datetime) else str(ts),
             }
-            for key, value in columns.items():
-                if body.get(key) != value:
-                    return VerifyResult(checked, pk, f"column '{key}' differs from the hashed record")
+            for column, value in columns.items():
+                if body.get(column) != value:
+                    return VerifyResult(checked, pk, f"column '{column}' differs from the hashed record")
             if body.get("seq") != checked:
                 return VerifyResult(checked, pk, "sequence number out of order")
+            if key is not None:
+                if mac:
+                    if not keys.same(keys.mac(key, digest), mac):
+                        return VerifyResult(checked, pk, "its MAC does not match (written or re-hashed without the "
+                                                         "audit key)")
+                    keyed = True
+                elif keyed or (keyed_from is not None and checked >= keyed_from):
+                    return VerifyResult(checked, pk, "it has no MAC where the trail is keyed (appended without the "
+                                                     "audit key)")
+            if checked in wanted:
+                seen[checked] = (digest, pk)
             prev = digest
             last_id = pk
     head = AuditHead.objects.filter(id=1).first()
     if head and (head.last_hash != prev or head.count != checked):
         return VerifyResult(checked, last_id or 0, "the chain is shorter than recorded (events removed at the end)")
-    return VerifyResult(checked)
+    for cp in marks:
+        if cp.seq > checked:
+            return VerifyResult(checked, 0, f"the trail has {checked} events but checkpoint {cp.name} "
+                                                       f"recorded {cp.seq} at {cp.event_time}: events were removed "
+                                                       "at the end, or an older backup was restored (rollback)")
+        digest, pk = seen.get(cp.seq, ("", 0))
+        if not keys.same(digest, cp.hash):
+            return VerifyResult(checked, pk, f"event {cp.seq} differs from checkpoint {cp.name}: the chain was "
+                                                 "rewritten and re-hashed")
+    return VerifyResult(checked, last_id=last_id)
 
 
 def events_for_participant(participant_id: int, *, action: str = "", object_type: str = "", actor: str = ""):

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from . import checkpoints, keys
 from .models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -68,8 +69,10 @@ def record_many(*, actor, events: list[dict]) -> list[AuditEvent]:
     username = getattr(actor, "username", None) or "system"
     actor_row = actor if getattr(actor, "pk", None) else None
     head, _ = AuditHead.objects.select_for_update().get_or_create(id=1, defaults={"last_hash": GENESIS})
+    key = keys.current()
     rows = []
     last, count = head.last_hash, head.count
+    first = count
     for e in events:
         now = (e.get("when") or datetime.now(timezone.utc)).astimezone(timezone.utc)
         reason = e.get("reason") or ""
@@ -92,10 +95,17 @@ def record_many(*, actor, events: list[dict]) -> list[AuditEvent]:
         rows.append(AuditEvent(
             timestamp=now, actor=actor_row, actor_username=username, action=e["action"],
             object_type=e["obj_type"], object_id=str(e["obj_id"]), participant_id=e.get("participant_id"),
-            reason=reason, protocol_version=version, payload=payload, prev_hash=last, hash=digest))
+            reason=reason, protocol_version=version, payload=payload, prev_hash=last, hash=digest,
+            mac=keys.mac(key, digest) if key is not None else ""))
         last = digest
     created = AuditEvent.objects.bulk_create(rows)
     head.last_hash = last
     head.count = count
-    head.save(update_fields=["last_hash", "count"])
+    if key is not None and head.keyed_from is None:
+        head.keyed_from = first + 1
+    head.save(update_fields=["last_hash", "count", "keyed_from"])
+    if key is not None and checkpoints.due(first, count):
+        when, keyed_from = rows[-1].timestamp.isoformat(), head.keyed_from
+        transaction.on_commit(lambda: checkpoints.write_automatic(seq=count, hash=last, event_time=when,
+                                                                  keyed_from=keyed_from))
     return created

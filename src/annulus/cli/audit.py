@@ -1,25 +1,105 @@
-"""``annulus audit verify``: recompute the audit hash chain."""
+"""``annulus audit``: verify the trail (its hash chain; with the audit key its MACs and the
+checkpoints kept outside the database), write a checkpoint, make a key."""
 
 from __future__ import annotations
 
-from annulus.cli import setup_django
+from annulus.cli import CliError, setup_django
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("audit", help="audit-trail tools")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    v = sub.add_parser("verify", help="check every audit event's hash; exit 1 naming the first bad one")
+    v = sub.add_parser("verify", help="check every audit event's hash (and MAC, with the audit key); exit 1 naming "
+                                      "the first problem")
+    v.add_argument("--checkpoints", metavar="DIR", default="",
+                   help="also check the trail against the signed checkpoints in DIR (needs ANNULUS_AUDIT_KEY_FILE)")
     v.set_defaults(func=verify)
+    c = sub.add_parser("checkpoint", help="write a signed checkpoint of the trail's head into DIR (after checking "
+                                          "the trail since the previous one)")
+    c.add_argument("--out", metavar="DIR", required=True)
+    c.set_defaults(func=checkpoint)
+    k = sub.add_parser("keygen", help="write a new audit key into FILE (readable by its owner only)")
+    k.add_argument("--out", metavar="FILE", required=True)
+    k.set_defaults(func=keygen)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _key() -> bytes:
+    from annulus.audit import keys
+
+    key = keys.current()
+    if key is None:
+        raise CliError("no audit key: set ANNULUS_AUDIT_KEY_FILE to the key file (annulus audit keygen --out FILE "
+                       "makes one)")
+    return key
+
+
+def _checkpoints(folder: str) -> list:
+    from annulus.audit.checkpoints import CheckpointError, read
+
+    try:
+        return read(folder)
+    except CheckpointError as exc:
+        raise CliError(str(exc)) from None
 
 
 def verify(args) -> int:
     setup_django()
+    from annulus.audit import keys
     from annulus.audit.selectors import verify_chain
 
-    result = verify_chain()
+    key = _key() if args.checkpoints else keys.current()
+    marks = _checkpoints(args.checkpoints) if args.checkpoints else []
+    result = verify_chain(key=key, checkpoints=marks)
     if result.ok:
-        print(f"audit trail intact: {result.checked} events checked")
+        extra = ""
+        if key is not None:
+            extra += ", MACs checked"
+        if args.checkpoints:
+            extra += f", {len(marks)} checkpoints matched"
+        print(f"audit trail intact: {result.checked} events checked{extra}")
         return 0
-    print(f"audit trail BROKEN at event #{result.bad_event}: {result.problem} ({result.checked} events checked)")
+    print(f"audit trail BROKEN{result.where}: {result.problem} ({result.checked} events checked)")
     return 1
+
+
+def checkpoint(args) -> int:
+    setup_django()
+    from annulus.audit import checkpoints
+    from annulus.audit.models import AuditEvent, AuditHead
+    from annulus.audit.selectors import verify_chain
+
+    key = _key()
+    from pathlib import Path
+
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"{folder} is a file, not a folder")
+    marks = _checkpoints(folder) if folder.is_dir() else []
+    result = verify_chain(key=key, checkpoints=marks)
+    if not result.ok:
+        print(f"no checkpoint written: audit trail BROKEN{result.where}: {result.problem}")
+        return 1
+    head = AuditHead.objects.filter(id=1).first()
+    # the newest event as one row (an event appended meanwhile moves nothing out of step)
+    last = AuditEvent.objects.filter(id__lte=result.last_id).order_by("-id").values_list(
+        "hash", "timestamp").first() if result.checked else None
+    if head is None or last is None:
+        raise CliError("the audit trail is empty: nothing to checkpoint")
+    made = checkpoints.make(key, seq=result.checked, hash=last[0], event_time=last[1].isoformat(),
+                            keyed_from=head.keyed_from)
+    path = checkpoints.write(folder, made)
+    print(f"checkpoint of event {made.seq} written: {path}")
+    return 0
+
+
+def keygen(args) -> int:
+    from annulus.audit import keys
+
+    try:
+        path = keys.generate(args.out)
+    except keys.AuditKeyError as exc:
+        raise CliError(str(exc)) from None
+    print(f"audit key written to {path}: keep it off the database server, set ANNULUS_AUDIT_KEY_FILE to it, and "
+          "back it up (without it the trail's MACs cannot be checked)")
+    return 0

@@ -162,6 +162,30 @@ ANNULUS_PROTOCOL_FILE = os.environ.get("ANNULUS_PROTOCOL_FILE", str(BASE_DIR / "
 # (trial.emergency_contact), e.g. "Trial emergency line, +86 411 8363 5963".
 ANNULUS_EMERGENCY_CONTACT = os.environ.get("ANNULUS_EMERGENCY_CONTACT", "")
 
+# The audit key (annulus.audit.keys): a file outside the database, made by `annulus audit keygen`.
+# With it every audit event gets a MAC, and checkpoints of the trail are written into
+# AUDIT_CHECKPOINT_DIR after every AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_MINUTES minutes
+# (copy that folder off the database server); `annulus audit verify --checkpoints DIR` checks them.
+AUDIT_KEY_FILE = os.environ.get("ANNULUS_AUDIT_KEY_FILE", "")
+AUDIT_CHECKPOINT_DIR = os.environ.get("ANNULUS_AUDIT_CHECKPOINT_DIR", "")
+
+
+def _positive(name: str, default: str) -> float:
+    text = os.environ.get(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{name} must be a number of 0 or more, not {text!r}")
+    return value
+
+
+AUDIT_CHECKPOINT_EVERY = int(_positive("ANNULUS_AUDIT_CHECKPOINT_EVERY", "1000"))
+AUDIT_CHECKPOINT_MINUTES = _positive("ANNULUS_AUDIT_CHECKPOINT_MINUTES", "60")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
