@@ -22,6 +22,8 @@ from annulus.audit.services import canonical, chain_hash
 from annulus.cli import main
 from annulus.participants import services as ps
 
+from .test_visits_support import GOOD, at_w1, aware, transplant_dates, trial_participant  # noqa: F401
+
 pytestmark = pytest.mark.req("X-7.3")
 
 
@@ -200,3 +202,36 @@ def test_bad_requests_get_one_line(tmp_path, settings, capsys, db):
     (tmp_path / "bad.key").write_text("not a key\n")
     with pytest.raises(keys.AuditKeyError, match="does not hold a key"):
         keys.load(tmp_path / "bad.key")
+
+
+def test_direct_edits_of_clinical_tables_are_caught_by_the_data_check(at_w1, users, capsys):
+    from annulus.safety import services as safety
+    from annulus.visits import services as vs
+    from annulus.visits.models import FormRecord
+
+    p, v = at_w1
+    vs.save_form(actor=users["coordinator"], participant_id=p.pk, visit_key="w1", form_id="urinalysis",
+                 items={**GOOD["urinalysis"], "u_rbc__unit": "/uL"}, complete=True, collected_at=aware(v.visit_date))
+    vs.save_form(actor=users["coordinator"], participant_id=p.pk, visit_key="w1", form_id="urinalysis",
+                 items={**GOOD["urinalysis"], "u_rbc__unit": "/uL", "u_rbc": 30, "u_rbc__cs": "no"},
+                 complete=True, reason="transcription error: the report says 30")
+    ae = safety.record_adverse_event(actor=users["investigator"], participant_id=p.pk, term="Headache",
+                                     onset_at=dj_timezone.now(), serious=False, grade=1,
+                                     causality_liposuction="not_related", causality_injection="not_related",
+                                     causality_product="not_related", expectedness="expected",
+                                     action_taken="none", outcome="recovering")
+    code, out = _verify(capsys, "--data")
+    assert code == 0 and "the data of" in out, out
+    form = FormRecord.objects.get(participant_id=p.pk, form_id="urinalysis")
+    with connection.cursor() as cur:  # clinical tables have no trigger: their owner edits them freely
+        cur.execute("UPDATE safety_adverseevent SET term = 'Mild headache', grade = 2 WHERE id = %s", [ae.pk])
+        cur.execute("UPDATE visits_formrecord SET items = %s WHERE id = %s",
+                    [json.dumps({**form.items, "u_rbc": 3}), form.pk])
+    code, out = _verify(capsys, "--data")
+    assert code == 1, out
+    assert f"participant {p.screening_number}, adverse event {ae.number}: term is 'Mild headache' in the database " \
+           "but 'Headache' in the audit trail" in out
+    assert "grade is 2 in the database but 1 in the audit trail" in out
+    assert f"participant {p.screening_number}, visit w1, form urinalysis: u_rbc is 3 in the database but 30 in " \
+           "the audit trail" in out
+    assert "differ from it in 3 places" in out

@@ -120,3 +120,32 @@ def events_for_participant(participant_id: int, *, action: str = "", object_type
 
 def decoded(event: AuditEvent) -> dict:
     return json.loads(event.payload)
+
+
+def replayed(object_type: str, participant_ids) -> dict[str, dict]:
+    """The state of every object of ``object_type`` belonging to ``participant_ids`` as the audit
+    trail tells it: each event's changes applied in order (a change ``[old, new]`` sets ``new``;
+    any other value, such as a form's visit or revision number, is taken as it is). Keyed by the
+    object id as the trail holds it (text)."""
+    state: dict[str, dict] = {}
+    rows = (AuditEvent.objects.filter(object_type=object_type, participant_id__in=list(participant_ids))
+            .order_by("id").values_list("object_id", "payload"))
+    for object_id, payload in rows.iterator(chunk_size=2000):
+        changes = json.loads(payload).get("changes") or {}
+        mine = state.setdefault(object_id, {})
+        for name, change in changes.items():
+            mine[name] = change[1] if isinstance(change, list) and len(change) == 2 else change
+    return state
+
+
+def same_value(stored, audited) -> bool:
+    """A stored value equals the one the trail gives it: empty is empty ("", None, [] and {} alike)
+    and a time compares as its UTC ISO text (the trail's form)."""
+    def plain(v):
+        if isinstance(v, datetime):
+            return v.astimezone(timezone.utc).isoformat()
+        if v in ("", None) or v == [] or v == {}:
+            return None
+        return v
+
+    return plain(stored) == plain(audited)

@@ -13,6 +13,9 @@ def register(subparsers) -> None:
                                       "the first problem")
     v.add_argument("--checkpoints", metavar="DIR", default="",
                    help="also check the trail against the signed checkpoints in DIR (needs ANNULUS_AUDIT_KEY_FILE)")
+    v.add_argument("--data", action="store_true",
+                   help="also check that the eCRF forms and adverse events in the database hold the last values the "
+                        "trail records for them (catches direct edits of clinical tables)")
     v.set_defaults(func=verify)
     c = sub.add_parser("checkpoint", help="write a signed checkpoint of the trail's head into DIR (after checking "
                                           "the trail since the previous one)")
@@ -51,8 +54,19 @@ def verify(args) -> int:
     key = _key() if args.checkpoints else keys.current()
     marks = _checkpoints(args.checkpoints) if args.checkpoints else []
     result = verify_chain(key=key, checkpoints=marks)
+    if result.ok and args.data:
+        problems, participants = data_mismatches()
+        if problems:
+            for line in problems[:SHOWN]:
+                print(f"data differs from the audit trail: {line}")
+            more = f" (the first {SHOWN} shown)" if len(problems) > SHOWN else ""
+            print(f"audit trail intact ({result.checked} events checked) but the data of the database differ from it "
+                  f"in {len(problems)} places{more}")
+            return 1
     if result.ok:
         extra = ""
+        if args.data:
+            extra += f", the data of {participants} participants match it"
         if key is not None:
             extra += ", MACs checked"
         if args.checkpoints:
@@ -61,6 +75,25 @@ def verify(args) -> int:
         return 0
     print(f"audit trail BROKEN{result.where}: {result.problem} ({result.checked} events checked)")
     return 1
+
+
+SHOWN = 20
+CHUNK = 500  # participants read at a time
+
+
+def data_mismatches() -> tuple[list[str], int]:
+    """Every place where trial data in the database differ from the audit trail (eCRF forms,
+    adverse events), and the number of participants checked."""
+    from annulus.participants.models import Participant
+    from annulus.safety.selectors import audit_mismatches as ae_mismatches
+    from annulus.visits.selectors import audit_mismatches as form_mismatches
+
+    ids = list(Participant.objects.order_by("pk").values_list("pk", flat=True))
+    out = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        out += form_mismatches(chunk) + ae_mismatches(chunk)
+    return out, len(ids)
 
 
 def checkpoint(args) -> int:

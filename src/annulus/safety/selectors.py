@@ -146,3 +146,29 @@ def open_task(participant_id: int, pk) -> AeTask | None:
     if not str(pk or "").isdigit():
         return None
     return AeTask.objects.filter(pk=int(pk), participant_id=participant_id, closed_at__isnull=True).first()
+
+
+def audit_mismatches(participant_ids) -> list[str]:
+    """Each adverse event of ``participant_ids`` whose fields in the database differ from the last
+    values the audit trail records for it, or that one of them does not know: one line each."""
+    from annulus.audit.selectors import replayed, same_value
+    from annulus.participants.models import Participant
+
+    from .services import snapshot
+
+    trail = replayed("adverse_event", participant_ids)
+    numbers = dict(Participant.objects.filter(pk__in=list(participant_ids)).values_list("pk", "screening_number"))
+    out = []
+    for ae in AdverseEvent.objects.filter(participant_id__in=list(participant_ids)).order_by("pk"):
+        where = f"participant {numbers.get(ae.participant_id, ae.participant_id)}, adverse event {ae.number}"
+        audited = trail.pop(str(ae.pk), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        for name, stored in snapshot(ae).items():
+            if not same_value(stored, audited.get(name)):
+                out.append(f"{where}: {name} is {stored!r} in the database but {audited.get(name)!r} in the audit "
+                           "trail")
+    for pk in trail:
+        out.append(f"adverse event {pk}: in the audit trail but no longer in the database")
+    return out

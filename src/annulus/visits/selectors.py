@@ -467,3 +467,40 @@ def late_record_counts(*, now: datetime | None = None) -> dict[str, int]:
 def form_name(protocol, form_id: str) -> str:
     f = next((f for f in protocol.schedule.forms if f.id == form_id), None)
     return f.name.get(get_language()) if f else form_id
+
+
+# the keys of a form's audit events that are not items
+FORM_EVENT_KEYS = ("visit", "form", "revision", "state", "collected_at")
+
+
+def audit_mismatches(participant_ids) -> list[str]:
+    """Each eCRF form of ``participant_ids`` whose values in the database differ from the last
+    values the audit trail records for it, or which the trail does not know, or which the trail
+    knows and the database no longer holds: one line each (``annulus audit verify --data``)."""
+    from annulus.audit.selectors import replayed, same_value
+
+    trail = replayed("crf_form", participant_ids)
+    numbers = dict(Participant.objects.filter(pk__in=list(participant_ids)).values_list("pk", "screening_number"))
+    out = []
+    rows = (FormRecord.objects.filter(participant_id__in=list(participant_ids)).order_by("pk")
+            .values_list("pk", "participant_id", "visit__visit_id", "visit__number", "form_id", "items", "state",
+                         "revision", "collected_at"))
+    for pk, pid, visit_id, number, form_id, items, state, revision, collected_at in rows:
+        key = f"u{number}" if visit_id == UNSCHEDULED else visit_id  # as ``Visit.key``
+        where = f"participant {numbers.get(pid, pid)}, visit {key}, form {form_id}"
+        audited = trail.pop(str(pk), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        names = sorted((set(items) | set(audited)) - set(FORM_EVENT_KEYS))
+        differ = [n for n in names if not same_value(items.get(n), audited.get(n))]
+        for n, stored in (("state", state), ("revision", revision), ("collected_at", collected_at)):
+            if n in audited and not same_value(stored, audited[n]):
+                differ.append(n)
+        for n in differ[:3]:
+            stored = items.get(n) if n not in FORM_EVENT_KEYS else {"state": state, "revision": revision,
+                                                                   "collected_at": collected_at}[n]
+            out.append(f"{where}: {n} is {stored!r} in the database but {audited.get(n)!r} in the audit trail")
+    for pk in trail:
+        out.append(f"form record {pk}: in the audit trail but no longer in the database")
+    return out
