@@ -23,9 +23,9 @@ def register(subparsers) -> None:
 
 
 def _migrate():
-    from django.core.management import call_command
+    from annulus.dbroles import migrate
 
-    call_command("migrate", interactive=False, verbosity=0)
+    migrate()
 
 
 def _serve(host: str, port: int) -> int:

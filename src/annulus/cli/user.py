@@ -36,14 +36,14 @@ def run_create(args) -> int:
         if password != again:
             raise CliError("the two passwords differ")
     setup_django()
-    from django.core.management import call_command
 
     from annulus.accounts.services import create_user
+    from annulus.dbroles import migrate
     from annulus.errors import RuleViolation
     from annulus.trial.selectors import active_protocol
     from annulus.trial.services import load_default_protocol
 
-    call_command("migrate", interactive=False, verbosity=0)
+    migrate()
     load_default_protocol()
     roles = {r.id for r in active_protocol().roles}
     try:

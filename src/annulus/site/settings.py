@@ -78,6 +78,10 @@ TEMPLATES = [
 
 _default_sqlite = f"sqlite:///{VAR_DIR / 'annulus.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
+# The owner of the tables, when the application connects as a role that owns nothing
+# (annulus.dbroles): migrations run as the owner, who then grants the application its rights.
+if os.environ.get("ANNULUS_OWNER_DATABASE_URL"):
+    DATABASES["owner"] = dj_database_url.parse(os.environ["ANNULUS_OWNER_DATABASE_URL"], conn_max_age=0)
 if os.environ.get("ANNULUS_TEST_DB_NAME"):
     # lets several test runs share one PostgreSQL server without colliding
     DATABASES["default"]["TEST"] = {"NAME": os.environ["ANNULUS_TEST_DB_NAME"]}

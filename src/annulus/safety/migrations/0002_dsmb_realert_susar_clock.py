@@ -7,7 +7,7 @@ from django.db.models import F
 
 def earlier_alerts_keep_their_count(apps, schema_editor):
     # an alert made before re-alerting existed stands for the count it was raised at
-    apps.get_model("safety", "DsmbAlert").objects.update(level=F("count"))
+    apps.get_model("safety", "DsmbAlert").objects.using(schema_editor.connection.alias).update(level=F("count"))
 
 
 class Migration(migrations.Migration):

@@ -7,8 +7,9 @@ import annulus.trial.models
 
 def fill_keys(apps, schema_editor):
     Notification = apps.get_model("trial", "Notification")
-    for n in Notification.objects.filter(key__isnull=True).only("id").iterator():
-        Notification.objects.filter(pk=n.pk).update(key=annulus.trial.models.notification_key())
+    db = schema_editor.connection.alias  # the connection migrating (the owner's, when roles are split)
+    for n in Notification.objects.using(db).filter(key__isnull=True).only("id").iterator():
+        Notification.objects.using(db).filter(pk=n.pk).update(key=annulus.trial.models.notification_key())
 
 
 class Migration(migrations.Migration):
