@@ -154,9 +154,6 @@ SECURE_HSTS_PRELOAD = _flag("ANNULUS_HSTS_PRELOAD", True)
 if _flag("ANNULUS_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = _flag("ANNULUS_USE_X_FORWARDED_HOST", False)
-if _PRODUCTION:
-    # the site's own origin, for CSRF checks of HTTPS form posts behind a proxy
-    CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("ANNULUS_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Content-Security-Policy (annulus.site.csp): scripts and style sheets only from this site; a
 # <style> element needs the page's nonce; style attributes are allowed (they cannot run script).
 ANNULUS_CSP = _flag("ANNULUS_CSP", True)
@@ -212,6 +209,14 @@ if _PRODUCTION and not os.environ.get("ANNULUS_SITE_URL"):
     raise ImproperlyConfigured("ANNULUS_SITE_URL must be set in production, "
                                "e.g. https://annulus.example.org")
 ANNULUS_SITE_URL = os.environ.get("ANNULUS_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+if _PRODUCTION:
+    # form posts from the site's own address pass the CSRF origin check even when the proxy in
+    # front rewrites the Host header; ANNULUS_CSRF_TRUSTED_ORIGINS adds others (comma-separated)
+    from urllib.parse import urlsplit
+
+    _site = urlsplit(ANNULUS_SITE_URL)
+    CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"] + [
+        o for o in os.environ.get("ANNULUS_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 # The protocol file this installation runs (an amendment is loaded as a new version).
 ANNULUS_PROTOCOL_FILE = os.environ.get("ANNULUS_PROTOCOL_FILE", str(BASE_DIR / "protocols" / "dlbp-admsc.yaml"))
