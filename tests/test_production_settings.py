@@ -44,6 +44,12 @@ def test_debug_is_refused_in_production(tmp_path):
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "ANNULUS_DEBUG" in r.stderr
 
 
+def test_the_demo_refuses_a_production_installation(tmp_path):
+    r = _run(["-m", "annulus", "demo", "--no-serve"], base_env(tmp_path))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "use annulus serve" in r.stderr
+    assert not (tmp_path / "annulus.sqlite3").exists()
+
+
 def test_check_deploy_has_no_warnings(tmp_path):
     env = base_env(tmp_path, DJANGO_SETTINGS_MODULE="annulus.site.settings",
                    DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}")

@@ -84,6 +84,9 @@ def _load_shipped_protocol(load) -> None:
 
 
 def demo(args) -> int:
+    if _production(args):
+        raise CliError("the demo fills a made-up trial and serves it with the development server: not in production "
+                       "(ANNULUS_PRODUCTION or ANNULUS_SECRET_KEY is set); use annulus serve")
     # links in the demo's e-mails point at the address it serves (unless a site URL is configured)
     os.environ.setdefault("ANNULUS_SITE_URL", f"http://{args.host}:{args.port}")
     # the demo's emergency letters need a 24-hour contact; a real installation names its own
