@@ -117,7 +117,7 @@ class ProductionServer:
 
     def __exit__(self, *exc):
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGQUIT)  # gunicorn: quick shutdown
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
