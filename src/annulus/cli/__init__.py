@@ -26,9 +26,13 @@ def setup_django() -> None:
     import os
 
     import django
+    from django.core.exceptions import ImproperlyConfigured
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annulus.site.settings")
-    django.setup()
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:  # a missing or wrong setting: one line naming it
+        raise CliError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
 class _Parser(argparse.ArgumentParser):

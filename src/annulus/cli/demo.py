@@ -1,5 +1,10 @@
 """``annulus demo``: migrate, fill a demo trial (once), print the URL and logins, serve.
-``annulus serve``: migrate and serve without demo data."""
+``annulus serve``: migrate and serve without demo data.
+
+``annulus serve`` in production (``--production``, ``ANNULUS_PRODUCTION=1`` or ``ANNULUS_SECRET_KEY``
+set) collects the static files (hashed names, compressed) and runs gunicorn: several worker
+processes with a few threads each, sized to the machine's cores, access log on stdout. Otherwise,
+and always for ``annulus demo``, it is Django's development server."""
 
 from __future__ import annotations
 
@@ -19,7 +24,32 @@ def register(subparsers) -> None:
     s = subparsers.add_parser("serve", help="migrate and serve (no demo data)")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--production", action="store_true",
+                   help="serve with gunicorn and production settings (also when ANNULUS_PRODUCTION=1 or "
+                        "ANNULUS_SECRET_KEY is set); needs ANNULUS_SECRET_KEY, ANNULUS_EMAIL_BACKEND, ANNULUS_SITE_URL")
+    s.add_argument("--workers", type=int, default=None,
+                   help=f"gunicorn worker processes (default 2 x cores + 1, at most {MAX_WORKERS}: {default_workers()})")
+    s.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                   help=f"threads per worker (default {DEFAULT_THREADS})")
+    s.add_argument("--timeout", type=int, default=120, help="seconds before a silent worker is restarted (default 120)")
     s.set_defaults(func=serve)
+
+
+MAX_WORKERS = 8
+DEFAULT_THREADS = 4
+
+
+def default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(2, min(2 * cores + 1, MAX_WORKERS))
+
+
+def _production(args) -> bool:
+    flag = os.environ.get("ANNULUS_PRODUCTION", "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(getattr(args, "production", False)) or flag or "ANNULUS_SECRET_KEY" in os.environ
 
 
 def _migrate():
@@ -54,6 +84,9 @@ def _load_shipped_protocol(load) -> None:
 
 
 def demo(args) -> int:
+    if _production(args):
+        raise CliError("the demo fills a made-up trial and serves it with the development server: not in production "
+                       "(ANNULUS_PRODUCTION or ANNULUS_SECRET_KEY is set); use annulus serve")
     # links in the demo's e-mails point at the address it serves (unless a site URL is configured)
     os.environ.setdefault("ANNULUS_SITE_URL", f"http://{args.host}:{args.port}")
     # the demo's emergency letters need a 24-hour contact; a real installation names its own
@@ -96,6 +129,15 @@ def demo(args) -> int:
 
 
 def serve(args) -> int:
+    production = _production(args)
+    if production:
+        os.environ["ANNULUS_PRODUCTION"] = "1"
+        if not (0 < args.port < 65536):
+            raise CliError(f"--port {args.port} is not a TCP port")
+        for name in ("workers", "threads", "timeout"):
+            value = getattr(args, name)
+            if value is not None and not 1 <= value <= 1000:
+                raise CliError(f"--{name} {value} is not between 1 and 1000")
     setup_django()
     _migrate()
     from annulus.trial.services import load_default_protocol
@@ -108,4 +150,27 @@ def serve(args) -> int:
               "  annulus user create NAME --role admin\n"
               "  annulus user create NAME --role investigator --pi")
         sys.stdout.flush()
+    if production:
+        return _serve_production(args)
     return _serve(args.host, args.port)
+
+
+def _serve_production(args) -> int:
+    """Collect the static files, then replace this process by gunicorn (signals reach it directly)."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+    connections.close_all()
+    workers = args.workers or default_workers()
+    argv = [sys.executable, "-m", "gunicorn", "annulus.site.wsgi:application",
+            "--bind", f"{args.host}:{args.port}",
+            "--workers", str(workers), "--threads", str(args.threads), "--worker-class", "gthread",
+            "--timeout", str(args.timeout), "--graceful-timeout", "30",
+            "--access-logfile", "-", "--error-logfile", "-",
+            "--no-control-socket"]  # several servers on one host would share its default path
+    print(f"Serving on http://{args.host}:{args.port}/ with gunicorn: {workers} workers x {args.threads} threads",
+          flush=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+    return 0  # pragma: no cover (execv does not return)

@@ -29,5 +29,7 @@ def file_response(user, report) -> FileResponse:
         handle.close()
         raise Http404
     handle.seek(0)
-    return FileResponse(handle, as_attachment=True, filename=Path(report.path).name,
-                        content_type=CONTENT_TYPES.get(report.format, "application/octet-stream"))
+    from annulus.site.csp import stored_document
+
+    return stored_document(FileResponse(handle, as_attachment=True, filename=Path(report.path).name,
+                                        content_type=CONTENT_TYPES.get(report.format, "application/octet-stream")))

@@ -326,4 +326,6 @@ def dsmb_report(request, pk: int):
 
 @router.get("/dsmb/reports/{int:pk}/html", summary="The report as HTML")
 def dsmb_report_html(request, pk: int):
-    return HttpResponse(_dsmb_report(request, pk).html, content_type="text/html; charset=utf-8")
+    from annulus.site.csp import stored_document
+
+    return stored_document(HttpResponse(_dsmb_report(request, pk).html, content_type="text/html; charset=utf-8"))

@@ -309,7 +309,9 @@ def _report(request, pk) -> DsmbReport:
 
 def dsmb_report(request, pk):
     rep = _report(request, pk)
-    return HttpResponse(rep.html_in(get_language()), content_type="text/html; charset=utf-8")
+    from annulus.site.csp import stored_document
+
+    return stored_document(HttpResponse(rep.html_in(get_language()), content_type="text/html; charset=utf-8"))
 
 
 def dsmb_report_pdf(request, pk):

@@ -2,6 +2,13 @@
 
 SQLite by default (``var/annulus.sqlite3``); ``DATABASE_URL=postgres://...`` selects PostgreSQL
 through psycopg 3. ``ANNULUS_DEBUG=1`` turns on Django's debug pages (never in production).
+
+Production is signalled by ``ANNULUS_PRODUCTION=1`` (``annulus serve --production`` sets it) or
+by ``ANNULUS_SECRET_KEY`` being set. In production the secret key, the mail backend and the site
+URL must be given (a missing one stops the start with one line naming it); cookies are Secure,
+HSTS and the SSL redirect are on, and static files are served by WhiteNoise under hashed names
+from ``collectstatic``'s output. Development, the demo and the tests keep a fixed development key
+and plain static files.
 """
 
 from __future__ import annotations
@@ -10,14 +17,32 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={os.environ[name]!r} is not a yes/no value (use 1 or 0)")
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 BASE_DIR = PACKAGE_DIR.parents[1]  # the checkout: src/annulus/site -> repo
 VAR_DIR = Path(os.environ.get("ANNULUS_VAR_DIR", BASE_DIR / "var"))
 
-SECRET_KEY = os.environ.get("ANNULUS_SECRET_KEY", "annulus-development-key-change-me-in-production-0123456789")
+_PRODUCTION = _flag("ANNULUS_PRODUCTION", False) or "ANNULUS_SECRET_KEY" in os.environ
+if _PRODUCTION and not os.environ.get("ANNULUS_SECRET_KEY"):
+    raise ImproperlyConfigured("ANNULUS_SECRET_KEY must be set in production (a long random string, e.g. from "
+                               "python -c 'import secrets; print(secrets.token_urlsafe(50))')")
+SECRET_KEY = os.environ.get("ANNULUS_SECRET_KEY") or "annulus-development-key-change-me-in-production-0123456789"
 DEBUG = os.environ.get("ANNULUS_DEBUG", "") == "1"
+if _PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("ANNULUS_DEBUG=1 is refused in production (it shows settings and code on error pages)")
 ALLOWED_HOSTS = [h for h in os.environ.get("ANNULUS_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
 INSTALLED_APPS = [
@@ -44,6 +69,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "annulus.site.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "annulus.site.csp.ContentSecurityPolicyMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the WSGI server itself, hashed names cached for a year
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,13 +98,17 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "annulus.accounts.context_processors.role",
                 "annulus.trial.context_processors.navigation",
+                "annulus.site.csp.nonce",
             ],
         },
     }
 ]
 
 _default_sqlite = f"sqlite:///{VAR_DIR / 'annulus.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
+# PostgreSQL connections are kept for a minute and checked before each request reuses one, so that
+# a request after a database restart or failover reconnects instead of failing with a 500.
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_sqlite, conn_max_age=60,
+                                              conn_health_checks=True)}
 # The owner of the tables, when the application connects as a role that owns nothing
 # (annulus.dbroles): migrations run as the owner, who then grants the application its rights.
 if os.environ.get("ANNULUS_OWNER_DATABASE_URL"):
@@ -113,6 +144,23 @@ CSRF_FAILURE_VIEW = "annulus.trial.views.csrf_failure"  # said in the page's lan
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Production is served over HTTPS (usually a TLS proxy in front of gunicorn): cookies only over
+# HTTPS, HSTS, and plain-HTTP requests redirected. ANNULUS_SSL_REDIRECT=0 when the proxy already
+# redirects; ANNULUS_BEHIND_TLS_PROXY=1 trusts the proxy's X-Forwarded-Proto header (only when
+# the proxy sets it and clients cannot reach gunicorn directly).
+SESSION_COOKIE_SECURE = _PRODUCTION
+CSRF_COOKIE_SECURE = _PRODUCTION
+SECURE_SSL_REDIRECT = _PRODUCTION and _flag("ANNULUS_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("ANNULUS_HSTS_SECONDS", 365 * 24 * 3600)) if _PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("ANNULUS_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _flag("ANNULUS_HSTS_PRELOAD", True)
+if _flag("ANNULUS_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = _flag("ANNULUS_USE_X_FORWARDED_HOST", False)
+# Content-Security-Policy (annulus.site.csp): scripts and style sheets only from this site; a
+# <style> element needs the page's nonce; style attributes are allowed (they cannot run script).
+ANNULUS_CSP = _flag("ANNULUS_CSP", True)
 
 # Lock an account after this many failed logins within the window.
 ANNULUS_LOCKOUT_FAILURES = 5
@@ -130,20 +178,28 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [PACKAGE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `annulus serve --production` runs collectstatic into STATIC_ROOT: copies under hashed names that
+# WhiteNoise serves with a year's cache lifetime (not pre-compressed: brotli over Swagger UI's and
+# ReDoc's bundles takes a minute on two cores; the TLS proxy compresses on the fly). Elsewhere (development, demo, tests) the files
+# are served from the source tree under their own names and nothing needs collecting.
+STATIC_ROOT = Path(os.environ.get("ANNULUS_STATIC_ROOT", VAR_DIR / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage" if _PRODUCTION
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not _PRODUCTION
+WHITENOISE_AUTOREFRESH = not _PRODUCTION
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
 
 # Mail. Without ANNULUS_EMAIL_BACKEND (development, the demo, tests) mail is written to files in
 # var/mail/, never printed into the server log. A production installation
-# (ANNULUS_SECRET_KEY set) must name its backend, e.g. django.core.mail.backends.smtp.EmailBackend
+# (see _PRODUCTION above) must name its backend, e.g. django.core.mail.backends.smtp.EmailBackend
 # with EMAIL_HOST/EMAIL_PORT from ANNULUS_EMAIL_HOST/ANNULUS_EMAIL_PORT.
-_PRODUCTION = "ANNULUS_SECRET_KEY" in os.environ
 if _PRODUCTION and not os.environ.get("ANNULUS_EMAIL_BACKEND"):
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured("ANNULUS_EMAIL_BACKEND must be set in production (ANNULUS_SECRET_KEY is set), "
+    raise ImproperlyConfigured("ANNULUS_EMAIL_BACKEND must be set in production, "
                                "e.g. django.core.mail.backends.smtp.EmailBackend")
 EMAIL_BACKEND = os.environ.get("ANNULUS_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = os.environ.get("ANNULUS_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
@@ -154,11 +210,17 @@ DEFAULT_FROM_EMAIL = os.environ.get("ANNULUS_FROM_EMAIL", "annulus@localhost")
 # Links in e-mails are absolute, built from this URL (the address users open the site at).
 # The demo sets it to the URL it serves; production must set it.
 if _PRODUCTION and not os.environ.get("ANNULUS_SITE_URL"):
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured("ANNULUS_SITE_URL must be set in production (ANNULUS_SECRET_KEY is set), "
+    raise ImproperlyConfigured("ANNULUS_SITE_URL must be set in production, "
                                "e.g. https://annulus.example.org")
 ANNULUS_SITE_URL = os.environ.get("ANNULUS_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+if _PRODUCTION:
+    # form posts from the site's own address pass the CSRF origin check even when the proxy in
+    # front rewrites the Host header; ANNULUS_CSRF_TRUSTED_ORIGINS adds others (comma-separated)
+    from urllib.parse import urlsplit
+
+    _site = urlsplit(ANNULUS_SITE_URL)
+    CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"] + [
+        o for o in os.environ.get("ANNULUS_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 # The protocol file this installation runs (an amendment is loaded as a new version).
 ANNULUS_PROTOCOL_FILE = os.environ.get("ANNULUS_PROTOCOL_FILE", str(BASE_DIR / "protocols" / "dlbp-admsc.yaml"))
