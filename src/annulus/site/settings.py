@@ -110,9 +110,13 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# Lock an account after this many failed logins within the window.
+# Lock an account for one source (a client address) after this many failed password checks
+# within the window; each further lock of that source lasts twice as long, up to the cap.
 ANNULUS_LOCKOUT_FAILURES = 5
 ANNULUS_LOCKOUT_MINUTES = 15
+ANNULUS_LOCKOUT_MAX_MINUTES = 24 * 60
+# API tokens are refused this many days after they are issued.
+ANNULUS_TOKEN_DAYS = int(os.environ.get("ANNULUS_TOKEN_DAYS", 90))
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
