@@ -66,17 +66,26 @@ def take_check(username: str, source: str = "") -> bool:
     key = _key(username, source)
     now = timezone.now()
     cutoff = now - timedelta(minutes=settings.ANNULUS_LOCKOUT_MINUTES)
-    row, _ = LoginLock.objects.get_or_create(**key)
     open_ = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
     room = Q(attempts__lt=settings.ANNULUS_LOCKOUT_FAILURES) | Q(last_attempt__lt=cutoff)
-    return LoginLock.objects.filter(open_, room, pk=row.pk).update(
-        attempts=Case(When(last_attempt__lt=cutoff, then=Value(1)), default=F("attempts") + 1),
-        last_attempt=now) == 1
+    for _ in range(3):  # again only if a success removed the row in between
+        row, created = LoginLock.objects.get_or_create(**key, defaults={"attempts": 1, "last_attempt": now})
+        if created:
+            return True
+        if LoginLock.objects.filter(open_, room, pk=row.pk).update(
+                attempts=Case(When(last_attempt__lt=cutoff, then=Value(1)), default=F("attempts") + 1),
+                last_attempt=now) == 1:
+            return True
+        if LoginLock.objects.filter(pk=row.pk).exists():
+            return False
+    return False
 
 
 def check_passed(username: str, source: str = "") -> None:
-    """The right password from ``source``: its count and its run of locks start again."""
-    LoginLock.objects.filter(**_key(username, source)).update(attempts=0, locks=0, locked_until=None)
+    """The right password from ``source``: its count and its run of locks start again. The row is
+    the lockout's state, not a record (the attempts are kept in ``LoginAttempt`` and the audit
+    trail): at zero it is removed, so that a correct password writes nothing of its own."""
+    LoginLock.objects.filter(**_key(username, source)).delete()
 
 
 def _check_failed(username: str, source: str) -> datetime | None:

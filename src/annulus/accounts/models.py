@@ -27,7 +27,8 @@ class LoginLock(models.Model):
     since the last success or lock (a check is taken before the password is compared, with one
     conditional UPDATE, so concurrent guesses cannot exceed the limit); ``locks`` counts the locks
     in a row, each one twice as long as the one before (capped). An attacker elsewhere locks only
-    their own source; the administrator unlocks an account (audited)."""
+    their own source; the administrator unlocks an account (audited). A row is state, not a record
+(the attempts are ``LoginAttempt`` rows and audit events): a correct password removes it."""
 
     username = models.CharField(max_length=150, db_index=True)
     source = models.CharField(max_length=64, blank=True)
