@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from annulus.accounts import services as accounts
-from annulus.accounts.models import LoginAttempt
+from annulus.accounts.models import LoginLock
 from annulus.errors import RuleViolation
 
 from .conftest import TEST_PASSWORD
@@ -127,7 +127,7 @@ def test_lockout_after_five_failed_logins(users):
     # other accounts are not affected
     assert _login(Client(), users["monitor"].username, TEST_PASSWORD).status_code == 302
     # after the lockout window the account opens again
-    LoginAttempt.objects.filter(username=name).update(when=timezone.now() - timedelta(minutes=16))
+    LoginLock.objects.filter(username=name).update(locked_until=timezone.now() - timedelta(seconds=1))
     assert _login(c, name, TEST_PASSWORD).status_code == 302
 
 

@@ -1,58 +1,150 @@
-from datetime import timedelta
+"""Logins and the lockout. An account is locked per source: the client's address for a login, ""
+for a password re-entered inside the app (a signature). After ``ANNULUS_LOCKOUT_FAILURES``
+failed checks from one source within ``ANNULUS_LOCKOUT_MINUTES``, that source is refused for
+``ANNULUS_LOCKOUT_MINUTES``, then twice as long at each further lock, up to
+``ANNULUS_LOCKOUT_MAX_MINUTES``; a success from the source or the administrator's unlock ends it.
+Someone guessing from elsewhere therefore cannot keep the real user out. Passwords re-entered
+inside the app come from someone holding a session of the account: their lock refuses logins
+from every address too.
+
+Each check is taken before the password is compared, by one conditional UPDATE (``attempts =
+attempts + 1`` where fewer than the limit are taken and the source is not locked): however many
+guesses arrive at once, at most the limit of them reach the password."""
+
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from annulus.audit import services as audit
 
-from .models import LoginAttempt
+from .models import LoginAttempt, LoginLock
 
 
-def is_locked(username: str) -> bool:
-    """Locked after N failures within the window since the last success."""
-    since = timezone.now() - timedelta(minutes=settings.ANNULUS_LOCKOUT_MINUTES)
-    last_ok = LoginAttempt.objects.filter(username=username, success=True).order_by("-when").values_list("when", flat=True).first()
-    if last_ok and last_ok > since:
-        since = last_ok
-    failures = LoginAttempt.objects.filter(username=username, success=False, when__gt=since).count()
-    return failures >= settings.ANNULUS_LOCKOUT_FAILURES
+def client_source(request) -> str:
+    """The source a login is counted against: the client's address as the server sees it."""
+    return (request.META.get("REMOTE_ADDR", "") if request is not None else "")[:64]
+
+
+def _key(username, source) -> dict:
+    return {"username": str(username)[:150], "source": str(source or "")[:64]}
+
+
+def lock_delay(locks: int) -> timedelta:
+    """How long the ``locks``-th lock in a row lasts: the base, doubled at each further lock, capped."""
+    minutes = settings.ANNULUS_LOCKOUT_MINUTES * 2 ** min(max(locks - 1, 0), 20)
+    return timedelta(minutes=min(minutes, settings.ANNULUS_LOCKOUT_MAX_MINUTES))
+
+
+def locked_until(username: str, source: str = "") -> datetime | None:
+    """The end of the lock of ``username`` for ``source``, or None when it is not locked now."""
+    until = LoginLock.objects.filter(**_key(username, source)).values_list("locked_until", flat=True).first()
+    return until if until is not None and until > timezone.now() else None
+
+
+def is_locked(username: str, source: str = "") -> bool:
+    return locked_until(username, source) is not None
+
+
+def login_locked_until(username: str, source: str) -> datetime | None:
+    """The end of the lock that refuses a login of ``username`` from ``source``: the source's own,
+    or the lock of passwords re-entered inside the app (whoever made those guesses held a session
+    of the account, so the account is refused from everywhere until it ends)."""
+    ends = [u for u in (locked_until(username, source), locked_until(username, "")) if u is not None]
+    return max(ends) if ends else None
+
+
+def take_check(username: str, source: str = "") -> bool:
+    """Take one password check for ``username`` from ``source``; False when the source is locked
+    or its checks are all taken (then the password must not be compared). One UPDATE ... SET
+    attempts = attempts + 1 WHERE attempts < limit: concurrent callers cannot take more than the
+    limit. Checks older than the window are forgotten."""
+    key = _key(username, source)
+    now = timezone.now()
+    cutoff = now - timedelta(minutes=settings.ANNULUS_LOCKOUT_MINUTES)
+    open_ = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+    room = Q(attempts__lt=settings.ANNULUS_LOCKOUT_FAILURES) | Q(last_attempt__lt=cutoff)
+    for _ in range(3):  # again only if a success removed the row in between
+        row, created = LoginLock.objects.get_or_create(**key, defaults={"attempts": 1, "last_attempt": now})
+        if created:
+            return True
+        if LoginLock.objects.filter(open_, room, pk=row.pk).update(
+                attempts=Case(When(last_attempt__lt=cutoff, then=Value(1)), default=F("attempts") + 1),
+                last_attempt=now) == 1:
+            return True
+        if LoginLock.objects.filter(pk=row.pk).exists():
+            return False
+    return False
+
+
+def check_passed(username: str, source: str = "") -> None:
+    """The right password from ``source``: its count and its run of locks start again. The row is
+    the lockout's state, not a record (the attempts are kept in ``LoginAttempt`` and the audit
+    trail): at zero it is removed, so that a correct password writes nothing of its own."""
+    LoginLock.objects.filter(**_key(username, source)).delete()
+
+
+def _check_failed(username: str, source: str) -> datetime | None:
+    """A wrong password from ``source`` (inside the caller's transaction). When it was the last
+    check allowed, the source is locked; returns the lock's end then, else None. A lock that ended
+    longer ago than the longest lock no longer makes the next one longer."""
+    row = LoginLock.objects.select_for_update().filter(**_key(username, source)).first()
+    if row is None or row.attempts < settings.ANNULUS_LOCKOUT_FAILURES:
+        return None
+    now = timezone.now()
+    if row.locked_until and row.locked_until < now - timedelta(minutes=settings.ANNULUS_LOCKOUT_MAX_MINUTES):
+        row.locks = 0
+    row.locks += 1
+    row.attempts = 0
+    row.locked_until = now + lock_delay(row.locks)
+    row.save(update_fields=["locks", "attempts", "locked_until"])
+    return row.locked_until
 
 
 class LockoutModelBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
-        if username is None:
+        if username is None or password is None:
             return None
-        ip = (request.META.get("REMOTE_ADDR", "") if request else "")[:64]
-        if is_locked(username):
+        ip = client_source(request)
+        if login_locked_until(username, ip) is not None or not take_check(username, ip):
             return None  # the failure that began the lock is in the audit trail; these are refused unrecorded
-        user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            record_failed_login(username, password, ip)
-        else:
-            LoginAttempt.objects.create(username=username[:150], success=True, ip=ip)
-        return user
+        User = get_user_model()
+        try:
+            user = User._default_manager.get_by_natural_key(username)
+        except User.DoesNotExist:
+            User().set_password(password)  # as long as a real check: the answer tells nothing
+            record_failed_login(username, ip)
+            return None
+        right = user.check_password(password)
+        if right and self.user_can_authenticate(user):
+            check_passed(username, ip)
+            LoginAttempt.objects.create(username=str(username)[:150], success=True, ip=ip)
+            return user
+        record_failed_login(username, ip, why="inactive account" if right else "wrong password")
+        return None
 
 
-def record_failed_login(username: str, password, ip: str, what: str = "login") -> None:
-    """A failed password check (a login, a co-signature): a ``LoginAttempt``, which the lockout
-    counts, and for an existing account an audit event too, so that a monitor reading the
-    account's record sees every attempt. Names that are no account stay out of the append-only
-    trail: a password typed into the name field must not be kept for ever. At most the lockout's
-    number of events per account and window: once locked, attempts are refused before any check."""
+def record_failed_login(username: str, ip: str, what: str = "login", why: str = "wrong password") -> None:
+    """A failed password check (a login, a co-signature, a signature): a ``LoginAttempt``, the
+    lockout's count for the source (locking it at the limit), and for an existing account an
+    audit event too, so that a monitor reading the account's record sees every attempt. Names
+    that are no account stay out of the append-only trail: a password typed into the name field
+    must not be kept for ever. At most the lockout's number of events per account, source and
+    window: once locked, attempts are refused before any check."""
     with transaction.atomic():
         LoginAttempt.objects.create(username=str(username)[:150], success=False, ip=ip)
+        until = _check_failed(username, ip)
         account = get_user_model().objects.filter(username=str(username)[:150]).first()
         if account is None:
             return
-        why = "wrong password"
-        if not account.is_active and account.check_password(str(password or "")):
-            why = "inactive account"
         if what != "login":
             why = f"{what}: {why}"
-        if is_locked(account.username):
-            why += "; account now locked"
-        audit.record(actor=None, action="login_failed", obj_type="user", obj_id=account.pk,
-                     changes={"username": account.username, "ip": ip, "why": why})
+        changes = {"username": account.username, "ip": ip, "why": why}
+        if until is not None:
+            changes["why"] += "; account now locked"
+            changes["locked_until"] = until.isoformat()
+        audit.record(actor=None, action="login_failed", obj_type="user", obj_id=account.pk, changes=changes)

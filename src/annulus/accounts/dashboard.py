@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.utils import timezone
 
-from .backends import is_locked
-from .models import LoginAttempt, Membership
+from .models import LoginAttempt, LoginLock, Membership
 from .permissions import has
 
 
@@ -24,8 +22,8 @@ def panels(request):
     failures = (LoginAttempt.objects.filter(success=False, when__gte=since).values("username")
                 .annotate(n=Count("id")).order_by("-n", "username"))
     known = set(User.objects.values_list("username", flat=True))
-    locked = [r["username"] for r in failures
-              if r["username"] in known and r["n"] >= settings.ANNULUS_LOCKOUT_FAILURES and is_locked(r["username"])]
+    locked = sorted(set(LoginLock.objects.filter(locked_until__gt=timezone.now(), username__in=known)
+                        .values_list("username", flat=True)))
     from django.utils.translation import get_language
 
     from annulus.trial.selectors import active_protocol

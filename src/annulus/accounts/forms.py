@@ -1,25 +1,60 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .backends import is_locked
+from .backends import client_source, login_locked_until
 
 
 class LoginForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
-        "locked": _("This account is locked after repeated failed logins. Try again in 15 minutes or ask the administrator."),
+        "locked": _("This account is locked after repeated failed logins from this address. "
+                    "Try again after %(time)s or ask the administrator."),
     }
 
     def clean(self):
         username = self.cleaned_data.get("username")
-        if username and is_locked(username):
-            raise forms.ValidationError(self.error_messages["locked"], code="locked")
+        until = login_locked_until(username, client_source(self.request)) if username else None
+        if until is not None:
+            raise forms.ValidationError(self.error_messages["locked"], code="locked",
+                                        params={"time": timezone.localtime(until).strftime("%Y-%m-%d %H:%M")})
         return super().clean()
+
+
+class OwnPasswordChangeForm(PasswordChangeForm):
+    """The user's own password change: the old password is a re-entered password like a
+    signature (it counts towards the lockout); saving goes through ``services.change_password``."""
+
+    def clean_old_password(self):
+        from annulus.errors import RuleViolation
+
+        from .services import sign
+
+        try:
+            sign(user=self.user, password=self.cleaned_data.get("old_password"), meaning="password change",
+                 what="password change")
+        except RuleViolation as exc:
+            raise forms.ValidationError(exc.message, code="password_incorrect") from None
+        return self.cleaned_data["old_password"]
+
+    def save(self, commit=True):
+        from .services import change_password
+
+        return change_password(actor=self.user, user=self.user, password=self.cleaned_data["new_password1"],
+                               check_password=False)  # the form has validated it
 
 
 class TokenForm(forms.Form):
     name = forms.CharField(label=_("Token name"), max_length=80)
+    days = forms.IntegerField(label=_("Valid for (days)"), min_value=1, max_value=3650, required=False,
+                              help_text=_("Refused after this many days; %(days)s unless given."))
+
+    def __init__(self, *args, **kwargs):
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        self.fields["days"].help_text = self.fields["days"].help_text % {"days": settings.ANNULUS_TOKEN_DAYS}
 
 
 class UserCreateForm(forms.Form):

@@ -21,6 +21,26 @@ class LoginAttempt(models.Model):
     ip = models.CharField(max_length=64, blank=True)
 
 
+class LoginLock(models.Model):
+    """The password checks of one account from one source: the client's address for a login, ""
+    for a password re-entered inside the app (a signature). ``attempts`` counts the checks taken
+    since the last success or lock (a check is taken before the password is compared, with one
+    conditional UPDATE, so concurrent guesses cannot exceed the limit); ``locks`` counts the locks
+    in a row, each one twice as long as the one before (capped). An attacker elsewhere locks only
+    their own source; the administrator unlocks an account (audited). A row is state, not a record
+(the attempts are ``LoginAttempt`` rows and audit events): a correct password removes it."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    source = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt = models.DateTimeField(null=True, blank=True)
+    locks = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["username", "source"], name="accounts_loginlock_one_per_source")]
+
+
 class ApiToken(models.Model):
     """A per-user API token; only its SHA-256 is stored, the token itself is shown once."""
 
@@ -30,7 +50,14 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField(null=True, blank=True)  # refused from then on (see issue_token)
     revoked = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=200, blank=True)
+
+    def is_expired(self) -> bool:
+        from django.utils import timezone
+
+        return self.expires is None or self.expires <= timezone.now()
 
     def __str__(self):
         return f"{self.prefix}… ({self.name})"

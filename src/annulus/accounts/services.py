@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from annulus.audit import services as audit
 from annulus.errors import RuleViolation
 
-from .models import ApiToken, Membership
+from .models import ApiToken, LoginLock, Membership
 from .permissions import roles_with, unblinded_roles
 
 
@@ -35,17 +38,18 @@ def second_signer(actor, username: str, password: str, *, candidates, field: str
     long as a real check, so the answer tells nothing; a wrong password counts towards that account's
     lockout and is audited (``what`` names the signature); a locked account cannot sign. Nothing else
     is written here: callers check it outside their transaction, so the failed attempt is kept."""
-    from .backends import is_locked, record_failed_login
+    from .backends import check_passed, record_failed_login, take_check
 
     signer = candidates.filter(username=username, is_active=True).first()
     if signer is None:
         make_password(str(password or ""))
         raise RuleViolation(field, refused)
-    if is_locked(signer.username):
+    if not take_check(signer.username):
         raise RuleViolation(field, gettext("is locked after repeated failed password checks; try again later"))
     if not signer.check_password(str(password or "")):
-        record_failed_login(signer.username, password, "", what=what)
+        record_failed_login(signer.username, "", what=what)
         raise RuleViolation(field, refused)
+    check_passed(signer.username)
     if signer.pk == getattr(actor, "pk", None):
         raise RuleViolation(field, same_person)
     return signer
@@ -117,19 +121,20 @@ def sign(*, user, password, meaning: str, what: str = "signature") -> Signature:
     """Check the password a user re-enters to sign. A wrong password counts towards the
     account's lockout and is audited, like a failed login (``what`` names the step in that event);
     a locked account cannot sign. Every re-entered password of the product goes through here. Call it outside any enclosing transaction, or the failed attempt is rolled back with it."""
-    from .backends import is_locked, record_failed_login
+    from .backends import check_passed, record_failed_login, take_check
 
     if not getattr(user, "pk", None):
         raise RuleViolation("password", gettext("only a signed-in user can sign"))
     if password in (None, ""):
         raise RuleViolation("password", gettext("is required to sign (re-enter your password)"))
-    if is_locked(user.username):
+    if not take_check(user.username):  # one of the checks allowed, taken atomically (backends)
         raise RuleViolation("password", gettext(
             "your account is locked after repeated failed password checks; try again later"))
     if not user.check_password(str(password)):
-        record_failed_login(user.username, password, "", what=what)
+        record_failed_login(user.username, "", what=what)
         # translated when raised, in the language of the page that asked (as TrialLocked)
         raise RuleViolation("password", gettext("is not correct"))
+    check_passed(user.username)
     return Signature(user, meaning)
 
 
@@ -137,12 +142,18 @@ def hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def issue_token(*, user, name: str) -> str:
-    """Returns the token text; it is shown once and only its hash is kept."""
+def issue_token(*, user, name: str, days: int | None = None) -> str:
+    """Returns the token text; it is shown once and only its hash is kept. It is refused after
+    ``days`` (``ANNULUS_TOKEN_DAYS`` unless given)."""
+    days = settings.ANNULUS_TOKEN_DAYS if days is None else days
+    if not isinstance(days, int) or not 1 <= days <= 3650:
+        raise RuleViolation("days", "must be a whole number of days from 1 to 3650")
     key = "ann_" + secrets.token_urlsafe(32)
     with transaction.atomic():
-        token = ApiToken.objects.create(user=user, name=name[:80] or "token", prefix=key[:12], key_hash=hash_token(key))
-        audit.record(actor=user, action="create", obj_type="api_token", obj_id=token.pk, changes={"name": [None, token.name]})
+        token = ApiToken.objects.create(user=user, name=name[:80] or "token", prefix=key[:12], key_hash=hash_token(key),
+                                        expires=timezone.now() + timedelta(days=days))
+        audit.record(actor=user, action="create", obj_type="api_token", obj_id=token.pk,
+                     changes={"name": [None, token.name], "expires": [None, token.expires]})
     return key
 
 
@@ -152,17 +163,94 @@ def revoke_token(*, user, token_id: int) -> None:
         if token is None:
             raise RuleViolation("token", "no such active token")
         token.revoked = timezone.now()
-        token.save(update_fields=["revoked"])
+        token.revoked_reason = "revoked by owner"
+        token.save(update_fields=["revoked", "revoked_reason"])
         audit.record(actor=user, action="void", obj_type="api_token", obj_id=token.pk, reason="revoked by owner",
                      changes={"revoked": [None, token.revoked]})
 
 
+def _revoke_all(*, actor, user, why: str) -> list[int]:
+    """Revoke every token of ``user`` still in force (inside the caller's transaction), each
+    marked with when and why and audited; returns their ids. Nothing is deleted."""
+    now = timezone.now()
+    ids = list(ApiToken.objects.select_for_update().filter(user=user, revoked__isnull=True)
+               .order_by("pk").values_list("pk", flat=True))
+    ApiToken.objects.filter(pk__in=ids).update(revoked=now, revoked_reason=why)
+    for pk in ids:
+        audit.record(actor=actor, action="void", obj_type="api_token", obj_id=pk, reason=why,
+                     changes={"revoked": [None, now]})
+    return ids
+
+
 def user_for_token(key: str):
-    token = ApiToken.objects.select_related("user", "user__membership").filter(key_hash=hash_token(key), revoked__isnull=True).first()
+    token = (ApiToken.objects.select_related("user", "user__membership")
+             .filter(key_hash=hash_token(key), revoked__isnull=True, expires__gt=timezone.now()).first())
     if token is None or not token.user.is_active:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used=timezone.now())
     return token.user
+
+
+def token_expired(key: str) -> bool:
+    """Whether ``key`` is a token that would be accepted but for its expiry."""
+    return ApiToken.objects.filter(key_hash=hash_token(key), revoked__isnull=True, expires__lte=timezone.now()).exists()
+
+
+def change_password(*, actor, user, password: str, reason: str = "", check_password: bool = True):
+    """Set ``user``'s password: their own change (``actor`` is the user) or an administrator's
+    reset (``actor`` another user, or None from the server's command line, with a reason). Every
+    API token of the account is revoked with it, and one audit event says who changed whose
+    password and when, with no password material in it."""
+    own = getattr(actor, "pk", None) == user.pk
+    reason = (reason or "").strip()
+    if not own and not reason:
+        raise RuleViolation("reason", "is required")
+    if check_password:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise RuleViolation("password", " ".join(exc.messages)) from None
+    why = "password changed" if own else "password reset by the administrator"
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        revoked = _revoke_all(actor=actor, user=user, why=why)
+        audit.record(actor=actor, action="change", obj_type="user", obj_id=user.pk,
+                     changes={"password": why, "tokens_revoked": len(revoked)},
+                     reason=reason or why)
+    return user
+
+
+def unlock(*, actor, username: str, reason: str) -> list[str]:
+    """The administrator ends the lockout of ``username`` for every source (audited with who,
+    when and why); returns the sources that were locked."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleViolation("reason", "is required")
+    user = get_user_model().objects.filter(username=str(username or "")).first()
+    if user is None:
+        raise RuleViolation("username", f"no such user '{username}'")
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(LoginLock.objects.select_for_update().filter(username=user.username)
+                    .filter(Q(locked_until__gt=now) | Q(attempts__gt=0) | Q(locks__gt=0)).order_by("source"))
+        locked = [r.source or "signature" for r in rows if r.locked_until and r.locked_until > now]
+        if not locked:
+            raise RuleViolation("username", f"'{user.username}' is not locked")
+        LoginLock.objects.filter(pk__in=[r.pk for r in rows]).update(attempts=0, locks=0, locked_until=None)
+        audit.record(actor=actor, action="change", obj_type="user", obj_id=user.pk,
+                     changes={"locked_for": [locked, []]}, reason=reason)
+    return locked
+
+
+def locks_by_user(usernames) -> dict[str, list]:
+    """For the users page: each locked account's locks in force now, as (source, until)."""
+    out: dict[str, list] = {}
+    rows = LoginLock.objects.filter(username__in=list(usernames), locked_until__gt=timezone.now()).order_by("source")
+    for r in rows:
+        out.setdefault(r.username, []).append((r.source or "signature", r.locked_until))
+    return out
 
 
 def set_active(*, actor, user_id: int, active: bool, reason: str):
@@ -183,4 +271,6 @@ def set_active(*, actor, user_id: int, active: bool, reason: str):
         user.save(update_fields=["is_active"])
         audit.record(actor=actor, action="change", obj_type="user", obj_id=user.pk,
                      changes={"is_active": [not active, active]}, reason=reason)
+        if not active:
+            _revoke_all(actor=actor, user=user, why="account deactivated")
     return user

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -49,12 +50,14 @@ def tokens(request):
             return redirect("tokens")
         form = TokenForm(request.POST)
         if form.is_valid():
-            new_key = services.issue_token(user=request.user, name=form.cleaned_data["name"])
+            new_key = services.issue_token(user=request.user, name=form.cleaned_data["name"],
+                                           days=form.cleaned_data.get("days"))
             form = TokenForm()
     else:
         form = TokenForm()
     rows = request.user.api_tokens.order_by("-created")
-    return render(request, "accounts/tokens.html", {"form": form, "tokens": rows, "new_key": new_key})
+    return render(request, "accounts/tokens.html", {"form": form, "tokens": rows, "new_key": new_key,
+                                                    "now": timezone.now()})
 
 
 def users(request):
@@ -81,6 +84,13 @@ def users(request):
         except (RuleViolation, ValueError) as exc:
             messages.error(request, getattr(exc, "message", _("Invalid request.")))
         return redirect("users")
+    if request.method == "POST" and "unlock" in request.POST:
+        try:
+            services.unlock(actor=request.user, username=request.POST["unlock"], reason=request.POST.get("reason", ""))
+            messages.success(request, _("Account %(u)s unlocked.") % {"u": request.POST["unlock"]})
+        except RuleViolation as exc:
+            messages.error(request, f"{exc.field}: {exc.message}")
+        return redirect("users")
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -93,5 +103,8 @@ def users(request):
         else:
             messages.success(request, _("User %(u)s created.") % {"u": d["username"]})
             return redirect("users")
-    rows = get_user_model().objects.select_related("membership").order_by("username")
+    rows = list(get_user_model().objects.select_related("membership").order_by("username"))
+    locks = services.locks_by_user(u.username for u in rows)
+    for u in rows:
+        u.locks = locks.get(u.username, [])
     return render(request, "accounts/users.html", {"form": form, "rows": rows, "role_names": dict(roles)})

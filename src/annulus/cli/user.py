@@ -1,6 +1,7 @@
 """``annulus user create``: an account made on the server itself, for the first administrator
 and principal investigator of a new installation (the app then creates the others, with a PI's
-co-signature for unblinded roles). The password is read from ``ANNULUS_PASSWORD`` or asked for
+co-signature for unblinded roles). ``annulus user unlock`` ends an account's lockout and
+``annulus user password`` resets a password (its API tokens revoked), both with a reason, audited. The password is read from ``ANNULUS_PASSWORD`` or asked for
 without echo; it must pass the same password rules as in the app."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from annulus.cli import CliError, setup_django
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("user", help="create an account from the server's command line")
+    parser = subparsers.add_parser("user", help="create, unlock or reset an account from the server's command line")
     sub = parser.add_subparsers(dest="user_command", metavar="ACTION")
     create = sub.add_parser("create", help="create an account (first administrator, first PI)")
     create.add_argument("username")
@@ -22,19 +23,76 @@ def register(subparsers) -> None:
     create.add_argument("--email", default="")
     create.add_argument("--phone", default="")
     create.set_defaults(func=run_create)
+    unlock = sub.add_parser("unlock", help="end an account's lockout for every address (audited)")
+    unlock.add_argument("username")
+    unlock.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    unlock.set_defaults(func=run_unlock)
+    password = sub.add_parser("password", help="reset an account's password (revokes its API tokens; audited)")
+    password.add_argument("username")
+    password.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    password.set_defaults(func=run_password)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
-def run_create(args) -> int:
+def _new_password(username: str) -> str:
     password = os.environ.get("ANNULUS_PASSWORD")
     if password is None:
         try:
-            password = getpass.getpass(f"Password for {args.username}: ")
+            password = getpass.getpass(f"Password for {username}: ")
             again = getpass.getpass("Again: ")
         except (EOFError, KeyboardInterrupt):
             raise CliError("no password given (set ANNULUS_PASSWORD or type it at the prompt)") from None
         if password != again:
             raise CliError("the two passwords differ")
+    return password
+
+
+def _server_reason(reason: str) -> str:
+    """The reason given, with who ran the command on the server (the audit's actor is none)."""
+    try:
+        who = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in this environment
+        who = "unknown"
+    return f"{reason.strip()} (from the server's command line, by {who})" if reason.strip() else ""
+
+
+def run_unlock(args) -> int:
+    setup_django()
+    from annulus.accounts.services import unlock
+    from annulus.errors import RuleViolation
+
+    try:
+        sources = unlock(actor=None, username=args.username, reason=_server_reason(args.reason))
+    except RuleViolation as exc:
+        raise CliError(f"{exc.field}: {exc.message}") from None
+    print(f"unlocked {args.username} (was locked for: {', '.join(sources)})")
+    return 0
+
+
+def run_password(args) -> int:
+    reason = _server_reason(args.reason)
+    if not reason:
+        raise CliError("reason: is required")
+    password = _new_password(args.username)
+    setup_django()
+    from django.contrib.auth import get_user_model
+
+    from annulus.accounts.services import change_password
+    from annulus.errors import RuleViolation
+
+    user = get_user_model().objects.filter(username=args.username).first()
+    if user is None:
+        raise CliError(f"username: no such user '{args.username}'")
+    try:
+        change_password(actor=None, user=user, password=password, reason=reason)
+    except RuleViolation as exc:
+        raise CliError(f"{exc.field}: {exc.message}") from None
+    print(f"password of {user.username} reset; its API tokens are revoked")
+    return 0
+
+
+def run_create(args) -> int:
+    password = _new_password(args.username)
     setup_django()
 
     from annulus.accounts.services import create_user

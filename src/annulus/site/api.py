@@ -15,7 +15,7 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
-from annulus.accounts.services import user_for_token
+from annulus.accounts.services import token_expired, user_for_token
 from annulus.errors import NotPermitted, RuleViolation
 
 log = logging.getLogger("annulus.api")
@@ -31,6 +31,8 @@ class TokenAuth(HttpBearer):
             return None  # no token: the session decides
         user = super().__call__(request)
         if not user:
+            if getattr(request, "_annulus_token_expired", False):
+                raise TokenExpired()
             raise AuthenticationError()
         return user
 
@@ -38,7 +40,13 @@ class TokenAuth(HttpBearer):
         user = user_for_token(token)
         if user is not None:
             request.user = user
+        else:
+            request._annulus_token_expired = token_expired(token)
         return user
+
+
+class TokenExpired(AuthenticationError):
+    """A token that was issued and not revoked, past its expiry date: 401, saying so."""
 
 
 class BrowserSessionAuth(SessionAuth):
@@ -115,6 +123,9 @@ def on_404(request, exc):
 
 @api.exception_handler(AuthenticationError)
 def on_auth(request, exc):
+    if isinstance(exc, TokenExpired):
+        return api.create_response(
+            request, {"detail": [{"field": "authorization", "message": "the token has expired"}]}, status=401)
     return api.create_response(request, {"detail": [{"field": "", "message": "authentication required"}]}, status=401)
 
 

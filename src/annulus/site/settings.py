@@ -162,9 +162,13 @@ if _flag("ANNULUS_BEHIND_TLS_PROXY", False):
 # <style> element needs the page's nonce; style attributes are allowed (they cannot run script).
 ANNULUS_CSP = _flag("ANNULUS_CSP", True)
 
-# Lock an account after this many failed logins within the window.
+# Lock an account for one source (a client address) after this many failed password checks
+# within the window; each further lock of that source lasts twice as long, up to the cap.
 ANNULUS_LOCKOUT_FAILURES = 5
 ANNULUS_LOCKOUT_MINUTES = 15
+ANNULUS_LOCKOUT_MAX_MINUTES = 24 * 60
+# API tokens are refused this many days after they are issued.
+ANNULUS_TOKEN_DAYS = int(os.environ.get("ANNULUS_TOKEN_DAYS", 90))
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
