@@ -80,3 +80,25 @@ def test_while_locked_no_password_is_checked(users, monkeypatch):
     for _ in range(3):
         login(browser(ATTACKER), name, TEST_PASSWORD)
     assert checked == []
+
+
+def test_behind_the_tls_proxy_the_address_the_proxy_forwarded_is_the_source(users, settings):
+    from django.test import RequestFactory
+
+    from annulus.accounts.backends import client_source
+
+    proxy = "10.0.0.5"
+    forged = RequestFactory().get("/", REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=f"198.51.100.1, {ATTACKER}")
+    assert client_source(forged) == proxy  # no proxy configured: the header is the client's to invent
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # the proxy appends the address it saw; what the client put before it is not believed
+    assert client_source(forged) == ATTACKER
+    name = users["coordinator"].username
+    for _ in range(settings.ANNULUS_LOCKOUT_FAILURES):
+        c = browser(proxy)
+        c.defaults["HTTP_X_FORWARDED_FOR"] = ATTACKER
+        login(c, name, "wrong-password")
+    assert is_locked(name, ATTACKER) and not is_locked(name, proxy)
+    real = browser(proxy)
+    real.defaults["HTTP_X_FORWARDED_FOR"] = USER
+    assert login(real, name, TEST_PASSWORD).status_code == 302 and logged_in(real)

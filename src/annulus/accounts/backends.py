@@ -26,8 +26,20 @@ from .models import LoginAttempt, LoginLock
 
 
 def client_source(request) -> str:
-    """The source a login is counted against: the client's address as the server sees it."""
-    return (request.META.get("REMOTE_ADDR", "") if request is not None else "")[:64]
+    """The source a login is counted against: the client's address. Behind the TLS proxy
+    (``ANNULUS_BEHIND_TLS_PROXY``, where gunicorn is reachable only through it) every request comes
+    from the proxy's address, so the address the proxy appended to ``X-Forwarded-For`` is taken
+    (the last one: those before it are the client's to choose)."""
+    if request is None:
+        return ""
+    from django.conf import settings
+
+    address = request.META.get("REMOTE_ADDR", "")
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if forwarded:
+            address = forwarded[-1]
+    return address[:64]
 
 
 def _key(username, source) -> dict:
