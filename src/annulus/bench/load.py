@@ -83,6 +83,11 @@ users = {role: User.objects.get(username=role).username for role in ("coordinato
 targets = list(FormRecord.objects.filter(form_id="vas", visit__visit_id="w1", state__in=["complete", "changed"],
                                          participant__status__in=["treated", "in_follow_up"])
                .order_by("participant_id").values_list("participant_id", flat=True))
+from django.db.models import Q
+from annulus.participants.models import RecordLock
+locked = set(RecordLock.objects.filter(unlocked_at__isnull=True).filter(
+    Q(visit="", form="") | Q(visit="w1", form__in=["", "vas"])).values_list("participant_id", flat=True))
+targets = [t for t in targets if t not in locked]
 print(json.dumps({"tokens": [issue_token(user=User.objects.get(username="coordinator"), name="bench load %d" % i)
                              for i in range(64)],
                   "participants": sorted(set(targets))}))
