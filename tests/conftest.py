@@ -7,6 +7,7 @@ given). ``annulus trace`` reads these markers to write docs/traceability.md.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,65 @@ def committed_db(_truncate_guard_restored, transactional_db):
             cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
 
 
+# ---- rows built once for a module ------------------------------------------------------------
+
+TRANSACTIONAL = ("transactional_db", "committed_db", "live_server", "django_db_reset_sequences")
+
+
+@pytest.fixture(scope="module")
+def shared_rows(request, django_db_setup, django_db_blocker):
+    """For a module whose tests read the same expensive rows: build them once, not once per test.
+
+    A module fixture that requests this one builds its rows with ``shared_rows.build()`` (a
+    context manager that opens the database). They are written inside one transaction that
+    stays open while the module's tests run and is rolled back after the last one. Each test
+    still runs in its own savepoint inside it (pytest-django's ``db``), so whatever a test
+    writes is undone before the next test, as when every test built its own rows. Model
+    instances built here are shared: hand tests fresh copies (``fresh``). ``shared_rows.patch``
+    is a MonkeyPatch undone after the module, for patches the rows need (a clock, a date).
+
+    A transactional test in the same module would commit inside that transaction, so such a
+    module is refused."""
+    from django.db import transaction
+    from django.test.utils import override_settings
+
+    here = request.node.nodeid.split("::")[0]
+    mixed = [item.nodeid for item in request.session.items
+             if item.nodeid.split("::")[0] == here and set(TRANSACTIONAL) & set(getattr(item, "fixturenames", ()))]
+    if mixed:
+        pytest.fail(f"shared_rows in a module with transactional tests: {mixed}")
+
+    class Shared:
+        patch = pytest.MonkeyPatch()
+
+        @staticmethod
+        @contextmanager
+        def build():
+            with django_db_blocker.unblock():
+                yield
+
+    hashing = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    hashing.enable()
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        outer._from_testcase = True  # a service's durable atomic block may run inside it, as in a test
+    try:
+        yield Shared
+    finally:
+        Shared.patch.undo()
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+        hashing.disable()
+
+
+def fresh(obj):
+    """A copy of a shared model instance read again from the database, so that what one test
+    does to an instance (a refresh, a changed field) never reaches the next test."""
+    return type(obj)._default_manager.get(pk=obj.pk)
+
+
 @pytest.fixture
 def protocol_version(db):
     from annulus.trial.services import load_default_protocol
@@ -89,8 +149,7 @@ def protocol_version(db):
     return load_default_protocol()
 
 
-@pytest.fixture
-def users(protocol_version):
+def make_users() -> dict:
     """One user per protocol role, keyed by role id (plus 'pi', the principal investigator)."""
     from annulus.accounts.services import create_user
     from annulus.trial.selectors import active_protocol
@@ -103,6 +162,12 @@ def users(protocol_version):
     out["pi"] = create_user(actor=None, username="t_pi", password=TEST_PASSWORD, role="investigator",
                             known_roles=roles, is_pi=True, check_password=False)
     return out
+
+
+@pytest.fixture
+def users(protocol_version):
+    """One user per protocol role, keyed by role id (plus 'pi', the principal investigator)."""
+    return make_users()
 
 
 @pytest.fixture
@@ -134,6 +199,11 @@ ELIGIBLE_EVIDENCE = {
 def make_participant(users):
     """Create a participant and take it to a status through the services:
     ``make_participant("enrolled")`` (also pre_screened, consented, screening, eligible, screen_failed)."""
+    return participant_maker(users)
+
+
+def participant_maker(users):
+    """The ``make_participant`` function for these users (also for rows built once per module)."""
     from datetime import timedelta
 
     from django.utils import timezone
