@@ -83,33 +83,37 @@ def committed_db(_truncate_guard_restored, transactional_db):
             cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
 
 
-# ---- rows built once for a module ------------------------------------------------------------
+# ---- rows built once for a module or a class ---------------------------------------------------
 
 TRANSACTIONAL = ("transactional_db", "committed_db", "live_server", "django_db_reset_sequences")
 
 
-@pytest.fixture(scope="module")
-def shared_rows(request, django_db_setup, django_db_blocker):
-    """For a module whose tests read the same expensive rows: build them once, not once per test.
+@contextmanager
+def shared_rows(request, django_db_blocker):
+    """For tests that read the same expensive rows: build them once, not once per test. In a
+    module- or class-scoped fixture (which also requests ``django_db_setup``)::
 
-    A module fixture that requests this one builds its rows with ``shared_rows.build()`` (a
-    context manager that opens the database). They are written inside one transaction that
-    stays open while the module's tests run and is rolled back after the last one. Each test
-    still runs in its own savepoint inside it (pytest-django's ``db``), so whatever a test
-    writes is undone before the next test, as when every test built its own rows. Model
-    instances built here are shared: hand tests fresh copies (``fresh``). ``shared_rows.patch``
-    is a MonkeyPatch undone after the module, for patches the rows need (a clock, a date).
+        with shared_rows(request, django_db_blocker) as shared:
+            with shared.build():
+                rows = ...  # through the services, as a test would
+            yield rows
 
-    A transactional test in the same module would commit inside that transaction, so such a
-    module is refused."""
+    The rows are written inside one transaction that stays open while the module's (the
+    class's) tests run and is rolled back after the last one. Each test still runs in its own
+    savepoint inside it (pytest-django's ``db``), so whatever a test writes is undone before the
+    next test, as when every test built its own rows. Model instances built here are shared:
+    hand tests fresh copies (``fresh``). ``shared.patch`` is a MonkeyPatch undone at the end,
+    for patches the rows need (a date); passwords are hashed as in every test (``_fast_hashing``).
+
+    A transactional test among those tests would commit inside that transaction: refused."""
     from django.db import transaction
     from django.test.utils import override_settings
 
-    here = request.node.nodeid.split("::")[0]
+    under = request.node.nodeid + "::"
     mixed = [item.nodeid for item in request.session.items
-             if item.nodeid.split("::")[0] == here and set(TRANSACTIONAL) & set(getattr(item, "fixturenames", ()))]
+             if item.nodeid.startswith(under) and set(TRANSACTIONAL) & set(getattr(item, "fixturenames", ()))]
     if mixed:
-        pytest.fail(f"shared_rows in a module with transactional tests: {mixed}")
+        pytest.fail(f"rows shared with transactional tests: {mixed}")
 
     class Shared:
         patch = pytest.MonkeyPatch()
