@@ -74,10 +74,11 @@ def _normalise(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def _rows(request, django_db_setup, django_db_blocker):
+def crawl_trial(request, django_db_setup, django_db_blocker):
     """A demo-like trial: 8 participants randomised (two per arm), all released, dispensed and
     transplanted, one unblinded in an emergency; plus an enrolled and a screen-failed person.
-    Built once for the module: every test here only reads it (what a test writes is undone)."""
+    Built once for the module (here and in the modules that import ``crawl_trial``, ``users``
+    and ``trial``): every test only reads it, and what a test writes is undone after it."""
     from annulus.trial.services import load_default_protocol
 
     with shared_rows(request, django_db_blocker) as shared:
@@ -105,13 +106,13 @@ def _rows(request, django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def users(_rows, db):
-    return {role: fresh(user) for role, user in _rows[0].items()}
+def users(crawl_trial, db):
+    return {role: fresh(user) for role, user in crawl_trial[0].items()}
 
 
 @pytest.fixture
-def trial(_rows, db):
-    rows = _rows[1]
+def trial(crawl_trial, db):
+    rows = crawl_trial[1]
     return {"reps": {arm: (fresh(p), fresh(env)) for arm, (p, env) in rows["reps"].items()},
             "sealed": fresh(rows["sealed"]), "record": fresh(rows["record"]),
             "people": [fresh(p) for p in rows["people"]]}
