@@ -7,6 +7,7 @@ given). ``annulus trace`` reads these markers to write docs/traceability.md.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,69 @@ def pytest_runtest_teardown(item, nextitem):
             cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_truncate")
 
 
+# ---- rows built once for a module or a class ---------------------------------------------------
+
+TRANSACTIONAL = ("transactional_db", "committed_db", "live_server", "django_db_reset_sequences")
+
+
+@contextmanager
+def shared_rows(request, django_db_blocker):
+    """For tests that read the same expensive rows: build them once, not once per test. In a
+    module- or class-scoped fixture (which also requests ``django_db_setup``)::
+
+        with shared_rows(request, django_db_blocker) as shared:
+            with shared.build():
+                rows = ...  # through the services, as a test would
+            yield rows
+
+    The rows are written inside one transaction that stays open while the module's (the
+    class's) tests run and is rolled back after the last one. Each test still runs in its own
+    savepoint inside it (pytest-django's ``db``), so whatever a test writes is undone before the
+    next test, as when every test built its own rows. Model instances built here are shared:
+    hand tests fresh copies (``fresh``). ``shared.patch`` is a MonkeyPatch undone at the end,
+    for patches the rows need (a date); passwords are hashed as in every test (``_fast_hashing``).
+
+    A transactional test among those tests would commit inside that transaction: refused."""
+    from django.db import transaction
+    from django.test.utils import override_settings
+
+    under = request.node.nodeid + "::"
+    mixed = [item.nodeid for item in request.session.items
+             if item.nodeid.startswith(under) and set(TRANSACTIONAL) & set(getattr(item, "fixturenames", ()))]
+    if mixed:
+        pytest.fail(f"rows shared with transactional tests: {mixed}")
+
+    class Shared:
+        patch = pytest.MonkeyPatch()
+
+        @staticmethod
+        @contextmanager
+        def build():
+            with django_db_blocker.unblock():
+                yield
+
+    hashing = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    hashing.enable()
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        outer._from_testcase = True  # a service's durable atomic block may run inside it, as in a test
+    try:
+        yield Shared
+    finally:
+        Shared.patch.undo()
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+        hashing.disable()
+
+
+def fresh(obj):
+    """A copy of a shared model instance read again from the database, so that what one test
+    does to an instance (a refresh, a changed field) never reaches the next test."""
+    return type(obj)._default_manager.get(pk=obj.pk)
+
+
 @pytest.fixture
 def protocol_version(db):
     from annulus.trial.services import load_default_protocol
@@ -95,8 +159,7 @@ def protocol_version(db):
     return load_default_protocol()
 
 
-@pytest.fixture
-def users(protocol_version):
+def make_users() -> dict:
     """One user per protocol role, keyed by role id (plus 'pi', the principal investigator)."""
     from annulus.accounts.services import create_user
     from annulus.trial.selectors import active_protocol
@@ -109,6 +172,12 @@ def users(protocol_version):
     out["pi"] = create_user(actor=None, username="t_pi", password=TEST_PASSWORD, role="investigator",
                             known_roles=roles, is_pi=True, check_password=False)
     return out
+
+
+@pytest.fixture
+def users(protocol_version):
+    """One user per protocol role, keyed by role id (plus 'pi', the principal investigator)."""
+    return make_users()
 
 
 @pytest.fixture
@@ -140,6 +209,11 @@ ELIGIBLE_EVIDENCE = {
 def make_participant(users):
     """Create a participant and take it to a status through the services:
     ``make_participant("enrolled")`` (also pre_screened, consented, screening, eligible, screen_failed)."""
+    return participant_maker(users)
+
+
+def participant_maker(users):
+    """The ``make_participant`` function for these users (also for rows built once per module)."""
     from datetime import timedelta
 
     from django.utils import timezone

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from .conftest import fresh, shared_rows
+
 # the demo accounts ``annulus.bench.fill`` creates, by the role they hold
 DEMO = {"statistician": "statistician", "pi": "pi", "investigator": "investigator", "data_manager": "datamanager",
         "coordinator": "coordinator", "monitor": "monitor", "pharmacist": "pharmacist", "designer": "designer",
@@ -25,6 +29,22 @@ def filled(n: int = PARTICIPANTS) -> dict:
     fill(n, seed=5, chunk=25, pool=8)
     users = get_user_model().objects
     return {role: users.get(username=name) for role, name in DEMO.items()}
+
+
+@pytest.fixture(scope="class")
+def _filled(request, django_db_setup, django_db_blocker):
+    """``filled()`` once for a class of tests (``conftest.shared_rows``): what a test writes is
+    undone after it, the filled trial after the class."""
+    with shared_rows(request, django_db_blocker) as shared:
+        with shared.build():
+            accounts = filled()
+        yield accounts
+
+
+@pytest.fixture
+def people(_filled, db) -> dict:
+    """The filled trial's accounts by role (fresh copies for each test)."""
+    return {role: fresh(user) for role, user in _filled.items()}
 
 
 def set_state(state: str) -> None:

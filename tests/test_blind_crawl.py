@@ -17,7 +17,7 @@ from django.test import Client
 from annulus.allocation import selectors, services, testing
 from annulus.allocation.models import Envelope
 from annulus.trial.selectors import active_protocol
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, fresh, make_users, participant_maker, shared_rows
 from tests.routes import url_routes
 
 BLINDED = ["investigator", "coordinator", "statistician", "monitor", "data_manager", "auditor", "ethics", "admin"]
@@ -73,26 +73,49 @@ def _normalise(text: str) -> str:
     return re.sub(r"\d+", "0", text)
 
 
-@pytest.fixture
-def trial(users, make_participant, monkeypatch):
+@pytest.fixture(scope="module")
+def crawl_trial(request, django_db_setup, django_db_blocker):
     """A demo-like trial: 8 participants randomised (two per arm), all released, dispensed and
-    transplanted, one unblinded in an emergency; plus an enrolled and a screen-failed person."""
-    testing.liposuction_days_ago(monkeypatch, 21)
-    people = testing.randomised(users, make_participant, 8)
-    by_arm = defaultdict(list)
-    for p in people:
-        env = Envelope.objects.get(participant=p)
-        testing.transplanted(users, p, env)
-        by_arm[selectors.arm_of_for_system(p.pk)].append((p, env))
-    assert sorted(by_arm) == sorted(ARM_IDS) and all(len(v) == 2 for v in by_arm.values())
-    unblinded = by_arm["mid"][1][0]
-    rec, _ = services.emergency_unblind(actor=users["pi"], participant_id=unblinded.pk, password=TEST_PASSWORD,
-                                        reason="Suspected anaphylaxis; treating physician must know the treatment")
-    make_participant("enrolled")
-    make_participant("screen_failed")
-    reps = {arm: rows[0] for arm, rows in by_arm.items()}
-    sealed = Envelope.objects.filter(participant__isnull=True).order_by("serial").first()
-    return {"reps": reps, "sealed": sealed, "record": rec, "people": people}
+    transplanted, one unblinded in an emergency; plus an enrolled and a screen-failed person.
+    Built once for the module (here and in the modules that import ``crawl_trial``, ``users``
+    and ``trial``): every test only reads it, and what a test writes is undone after it."""
+    from annulus.trial.services import load_default_protocol
+
+    with shared_rows(request, django_db_blocker) as shared:
+        with shared.build():
+            load_default_protocol()
+            users = make_users()
+            make_participant = participant_maker(users)
+            testing.liposuction_days_ago(shared.patch, 21)
+            people = testing.randomised(users, make_participant, 8)
+            by_arm = defaultdict(list)
+            for p in people:
+                env = Envelope.objects.get(participant=p)
+                testing.transplanted(users, p, env)
+                by_arm[selectors.arm_of_for_system(p.pk)].append((p, env))
+            assert sorted(by_arm) == sorted(ARM_IDS) and all(len(v) == 2 for v in by_arm.values())
+            unblinded = by_arm["mid"][1][0]
+            rec, _ = services.emergency_unblind(
+                actor=users["pi"], participant_id=unblinded.pk, password=TEST_PASSWORD,
+                reason="Suspected anaphylaxis; treating physician must know the treatment")
+            make_participant("enrolled")
+            make_participant("screen_failed")
+            reps = {arm: rows[0] for arm, rows in by_arm.items()}
+            sealed = Envelope.objects.filter(participant__isnull=True).order_by("serial").first()
+        yield users, {"reps": reps, "sealed": sealed, "record": rec, "people": people}
+
+
+@pytest.fixture
+def users(crawl_trial, db):
+    return {role: fresh(user) for role, user in crawl_trial[0].items()}
+
+
+@pytest.fixture
+def trial(crawl_trial, db):
+    rows = crawl_trial[1]
+    return {"reps": {arm: (fresh(p), fresh(env)) for arm, (p, env) in rows["reps"].items()},
+            "sealed": fresh(rows["sealed"]), "record": fresh(rows["record"]),
+            "people": [fresh(p) for p in rows["people"]]}
 
 
 def _forbidden(protocol):

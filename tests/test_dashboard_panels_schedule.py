@@ -11,6 +11,8 @@ import pytest
 from django.test import RequestFactory
 from django.utils import timezone
 
+from tests.conftest import fresh, shared_rows
+
 
 def _calls(rows):
     return [(r["participant"].pk, r["slot"].key, r["slot"].state, r["slot"].planned_on, r["visit_on"],
@@ -21,29 +23,37 @@ def _late(rows):
     return [(r["participant"].pk, r["slot"].key, r["slot"].state, r["days"]) for r in rows]
 
 
-@pytest.fixture
-def trial(protocol_version, settings):
+@pytest.fixture(scope="module")
+def _trial(request, django_db_setup, django_db_blocker):
+    """The trial, built once for the module (both tests only read it)."""
     from annulus.bench import _journey
     from annulus.bench.pages import _fill
-    from annulus.trial.demo import DemoContext, create_demo_users
-    from annulus.visits.demo import book_upcoming
-
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    users = create_demo_users()
-    _fill(45, 7, users["coordinator"], users["investigator"], lambda done, total: None)
-    _journey.advance(users, seed=7)
-    book_upcoming(DemoContext(seed=7, today=timezone.localdate(), users=users, progress=lambda msg: None))
-    # the randomised participants still waiting are operated on, not yet transplanted
     from annulus.participants.models import Participant
+    from annulus.trial.demo import DemoContext, create_demo_users
+    from annulus.trial.services import load_default_protocol
     from annulus.visits import services
+    from annulus.visits.demo import book_upcoming
     from annulus.visits.models import Liposuction
 
-    for p in Participant.objects.filter(status="randomised").exclude(
-            pk__in=Liposuction.objects.values("participant_id")):
-        day = min(timezone.localdate(p.enrolled_at) + timedelta(days=1), timezone.localdate())
-        services.record_liposuction(actor=users["investigator"], participant_id=p.pk, performed_on=day,
-                                    fat_volume_ml=150, observation_hours=4)
-    return users
+    with shared_rows(request, django_db_blocker) as shared:
+        with shared.build():
+            load_default_protocol()
+            users = create_demo_users()
+            _fill(45, 7, users["coordinator"], users["investigator"], lambda done, total: None)
+            _journey.advance(users, seed=7)
+            book_upcoming(DemoContext(seed=7, today=timezone.localdate(), users=users, progress=lambda msg: None))
+            # the randomised participants still waiting are operated on, not yet transplanted
+            for p in Participant.objects.filter(status="randomised").exclude(
+                    pk__in=Liposuction.objects.values("participant_id")):
+                day = min(timezone.localdate(p.enrolled_at) + timedelta(days=1), timezone.localdate())
+                services.record_liposuction(actor=users["investigator"], participant_id=p.pk, performed_on=day,
+                                            fat_volume_ml=150, observation_hours=4)
+        yield users
+
+
+@pytest.fixture
+def trial(_trial, db):
+    return {role: fresh(user) for role, user in _trial.items()}
 
 
 @pytest.mark.req("P-4.6")

@@ -25,7 +25,8 @@ from annulus.exports.models import ExportJob
 from annulus.interchange import FORMATS
 from annulus.trial.selectors import active_protocol
 
-from .test_blind_crawl import ARM_IDS, RECIPE_WORDS, trial  # noqa: F401 - the crawl's trial: 8 randomised, 2 per arm
+# the crawl's trial (8 randomised, 2 per arm), built once for this module too (with its users)
+from .test_blind_crawl import ARM_IDS, RECIPE_WORDS, crawl_trial, trial, users  # noqa: F401
 
 BLINDED_EXPORTERS = sorted(CAPABILITIES["export.run"] - {"pharmacist"})
 DESIGN = re.compile(r"(^|/)(ta|te|tv|ti|ts)\.(xpt|json|csv)$", re.I)

@@ -18,10 +18,10 @@ from django.utils import timezone
 from annulus.allocation import selectors
 from annulus.allocation.models import LockWaiver, UnblindingStep
 from annulus.allocation.views import OPEN_UP_TO
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, fresh, make_users, participant_maker, shared_rows
 
 from .lock_support import STATEMENT, WAIVE_REASON, audit_head, row_counts
-from .test_visits_support import transplant_dates, trial_participant  # noqa: F401
+from .test_visits_support import patched_transplant_dates, trial_participant_maker
 
 EVENT = dict(term="Back pain", serious=False, grade=1, causality_liposuction="not_related",
              causality_injection="not_related", causality_product="not_related", expectedness="expected",
@@ -71,17 +71,36 @@ def _details(html: str, group: str) -> str:
     return m.group(0)
 
 
-@pytest.fixture
-def busy_trial(trial_participant, make_participant, users):
+@pytest.fixture(scope="module")
+def _busy_trial(request, django_db_setup, django_db_blocker):
     """Many enrolled participants without an end-of-study status (more than a group shows open),
-    and one treated participant with a closed visit window and an adverse event still recovering."""
-    many = [make_participant("enrolled") for _ in range(OPEN_UP_TO + 5)]
-    p = trial_participant(lipo_days_ago=41, transplant_days_ago=20)
+    and one treated participant with a closed visit window and an adverse event still recovering.
+    Built once for the module (conftest.shared_rows): what a test writes is undone after it."""
     from annulus.safety import services as ss
+    from annulus.trial.services import load_default_protocol
 
-    ae = ss.record_adverse_event(actor=users["investigator"], participant_id=p.pk,
-                                 onset_at=timezone.now() - timedelta(hours=6), **EVENT)
-    return {"many": many, "p": p, "ae": ae}
+    with shared_rows(request, django_db_blocker) as shared:
+        with shared.build():
+            load_default_protocol()
+            users = make_users()
+            make_participant = participant_maker(users)
+            trial_participant = trial_participant_maker(make_participant, users, patched_transplant_dates(shared.patch))
+            many = [make_participant("enrolled") for _ in range(OPEN_UP_TO + 5)]
+            p = trial_participant(lipo_days_ago=41, transplant_days_ago=20)
+            ae = ss.record_adverse_event(actor=users["investigator"], participant_id=p.pk,
+                                         onset_at=timezone.now() - timedelta(hours=6), **EVENT)
+        yield users, {"many": many, "p": p, "ae": ae}
+
+
+@pytest.fixture
+def users(_busy_trial, db):
+    return {role: fresh(user) for role, user in _busy_trial[0].items()}
+
+
+@pytest.fixture
+def busy_trial(_busy_trial, db):
+    rows = _busy_trial[1]
+    return {"many": [fresh(p) for p in rows["many"]], "p": fresh(rows["p"]), "ae": fresh(rows["ae"])}
 
 
 @pytest.mark.req("P-3.7")

@@ -16,7 +16,8 @@ from django.db import transaction
 from django.test import Client
 
 from .routes import url_routes
-from .test_blind_crawl import MISSING, SKIP, STRINGS, _fill, trial  # noqa: F401
+# the crawl's trial, built once for this module too (with its users)
+from .test_blind_crawl import MISSING, SKIP, STRINGS, _fill, crawl_trial, trial, users  # noqa: F401
 
 # the user's own session and account: allowed on every page
 OWN = ("/accounts/logout/", "/i18n/setlang/", "/notifications/", "/accounts/password/", "/accounts/tokens/")

@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
+from tests.conftest import make_users, participant_maker, shared_rows
+
 pytestmark = pytest.mark.req("P-7.2")
 
 
@@ -27,14 +29,28 @@ def in_process_requests():
     signals.request_finished.connect(close_old_connections)
 
 
-@pytest.fixture
-def dataset(make_participant, users, in_process_requests):
+@pytest.fixture(scope="module")
+def _dataset(request, django_db_setup, django_db_blocker):
+    """Built once for the module; each test (each operation's examples) runs in its own savepoint,
+    so what one operation's calls write is undone before the next operation."""
     from annulus.accounts.services import issue_token
+    from annulus.trial.services import load_default_protocol
 
-    pks = [make_participant(stage).pk for stage in ("pre_screened", "consented", "screening", "eligible", "enrolled",
-                                                    "screen_failed")]
-    tokens = {role: issue_token(user=users[role], name="schemathesis") for role in set(WRITERS.values()) | {"investigator"}}
-    return {"tokens": tokens, "pks": pks}
+    with shared_rows(request, django_db_blocker) as shared:
+        with shared.build():
+            load_default_protocol()
+            users = make_users()
+            make_participant = participant_maker(users)
+            pks = [make_participant(stage).pk for stage in ("pre_screened", "consented", "screening", "eligible",
+                                                            "enrolled", "screen_failed")]
+            tokens = {role: issue_token(user=users[role], name="schemathesis")
+                      for role in set(WRITERS.values()) | {"investigator"}}
+        yield {"tokens": tokens, "pks": pks}
+
+
+@pytest.fixture
+def dataset(_dataset, db, in_process_requests):
+    return _dataset
 
 
 # the role that may make each write (path fragment -> role); every other write: an investigator

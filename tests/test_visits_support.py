@@ -33,6 +33,11 @@ def aware(day: date, hour: int = 10) -> datetime:
 @pytest.fixture
 def transplant_dates(monkeypatch):
     """``transplant_dates[participant_id] = date`` sets the transplantation date the schedule sees."""
+    return patched_transplant_dates(monkeypatch)
+
+
+def patched_transplant_dates(monkeypatch) -> dict[int, date]:
+    """The ``transplant_dates`` patch made with ``monkeypatch`` (also one undone after a module)."""
     dates: dict[int, date] = {}
     monkeypatch.setattr("annulus.visits.selectors._transplant_date", lambda pid: dates.get(pid))
     monkeypatch.setattr("annulus.visits.selectors._transplant_dates", lambda ids: {i: dates[i] for i in ids if i in dates})
@@ -43,6 +48,11 @@ def transplant_dates(monkeypatch):
 def trial_participant(make_participant, users, transplant_dates):
     """``trial_participant(lipo_days_ago=..., transplant_days_ago=...)`` -> a randomised (or treated)
     participant with liposuction and transplantation that many days ago."""
+    return trial_participant_maker(make_participant, users, transplant_dates)
+
+
+def trial_participant_maker(make_participant, users, transplant_dates):
+    """The ``trial_participant`` function (also for rows built once per module)."""
     from annulus.participants import services as ps
     from annulus.participants.models import Participant
     from annulus.visits import services as vs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -32,6 +33,7 @@ __all__ = [
     "evaluate",
     "load_protocol",
     "parse_protocol",
+    "parse_protocol_once",
     "protocol_digest",
 ]
 
@@ -151,6 +153,15 @@ def parse_protocol(text: str | bytes) -> Protocol:
         for err in exc.errors():
             errors.extend(_lines(err["loc"], err["msg"].removeprefix("Value error, ")))
         raise ProtocolError(errors) from None
+
+
+@lru_cache(maxsize=8)
+def parse_protocol_once(text: str | bytes) -> Protocol:
+    """``parse_protocol``, once per text in a process: the same file is read at every start, on
+    every load of the shipped protocol and for every version in force, and parsing (YAML and
+    validation) takes a tenth of a second. A Protocol is frozen, so one parse may be shared. A
+    text that fails raises each time (failures are not kept)."""
+    return parse_protocol(text)
 
 
 def load_protocol(path: str | Path) -> Protocol:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from annulus.protocol import Protocol, parse_protocol
+from annulus.protocol import Protocol, parse_protocol_once
 
 from .models import ProtocolVersion, TrialState
 
 
 @lru_cache(maxsize=8)
 def _parsed(digest: str, text: str) -> Protocol:
-    return parse_protocol(text)
+    return parse_protocol_once(text)
 
 
 def active_version() -> ProtocolVersion:

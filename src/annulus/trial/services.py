@@ -10,7 +10,7 @@ from django.db import transaction
 
 from annulus.audit import services as audit
 from annulus.errors import RuleViolation
-from annulus.protocol import ProtocolError, parse_protocol, protocol_digest
+from annulus.protocol import ProtocolError, parse_protocol_once, protocol_digest
 
 from .lock import TrialLocked, assert_writable
 from .models import ProtocolVersion, TrialState
@@ -47,7 +47,7 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True, co
     carry a new version number (it is an amendment). Putting in force a version that changes a
     role's blinding or a key holder needs a principal investigator's co-signature."""
     try:
-        protocol = parse_protocol(text)
+        protocol = parse_protocol_once(text)
     except ProtocolError as exc:
         raise RuleViolation("protocol", "; ".join(exc.errors)) from None
     raw = text.decode("utf-8") if isinstance(text, bytes) else text
