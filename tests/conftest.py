@@ -7,6 +7,7 @@ given). ``annulus trace`` reads these markers to write docs/traceability.md.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+NONCE = re.compile(r'nonce="[^"]*"')
+
+
+def without_nonce(html: str) -> str:
+    """A page with its Content-Security-Policy nonce masked: the nonce is random per response and
+    says nothing about the data, so pages that must not differ (by arm, say) are compared without it."""
+    return NONCE.sub('nonce="NONCE"', html)
 
 
 def postgres_url() -> str | None:

@@ -17,7 +17,7 @@ from django.test import Client
 from annulus.allocation import selectors, services, testing
 from annulus.allocation.models import Envelope
 from annulus.trial.selectors import active_protocol
-from tests.conftest import TEST_PASSWORD, fresh, make_users, participant_maker, shared_rows
+from tests.conftest import TEST_PASSWORD, fresh, make_users, participant_maker, shared_rows, without_nonce
 from tests.routes import url_routes
 
 BLINDED = ["investigator", "coordinator", "statistician", "monitor", "data_manager", "auditor", "ethics", "admin"]
@@ -66,6 +66,7 @@ def _fill(route: str, ints: list[int], api_types: dict | None = None) -> list[tu
 
 
 def _normalise(text: str) -> str:
+    text = without_nonce(text)
     text = re.sub(r"DLBP-[A-Z0-9]{6}", "CODE", text)
     text = re.sub(r"[A-Za-z0-9_\-]{32,}", "TOKEN", text)  # CSRF tokens, hashes
     text = re.sub(r"(title=\"TOKEN\">)[^<]*", r"\1HEX", text)  # a hash shown shortened under its full value

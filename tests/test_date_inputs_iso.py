@@ -49,7 +49,7 @@ def _instance(cls, protocol, **kwargs):
 
     pool = {"protocol": protocol, "language": translation.get_language(), "spec": crf.spec_for(protocol, "vas"),
             "criteria": protocol.product.release_criteria, "staff": None, "sources": protocol.recruitment_sources,
-            "choices": [("vas", "VAS")], "current": None, "product": None}
+            "choices": [("vas", "VAS")], "current": None, "product": None, "user": None}
     names = inspect.signature(cls.__init__).parameters
     return cls(**{k: v for k, v in pool.items() if k in names}, **kwargs)
 

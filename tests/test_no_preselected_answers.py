@@ -110,6 +110,8 @@ def _kwargs(cls, protocol) -> list[dict]:
         return [{"product": protocol.product}]
     if name == "UserCreateForm":
         return [{"roles": [(r.id, r.id) for r in protocol.roles]}]
+    if name == "OwnPasswordChangeForm":
+        return [{"user": staff.first()}]
     if name == "AdverseEventForm":
         return [{}, {"with_reason": True}]
     if name == "GenerateForm" and cls.__module__ == "annulus.safety.forms":

@@ -9,8 +9,9 @@ from django.db import migrations, models
 def tokens_expire(apps, schema_editor):
     """Tokens issued before expiry existed expire as a new one would, counted from their issue."""
     ApiToken = apps.get_model("accounts", "ApiToken")
-    for token in ApiToken.objects.filter(expires__isnull=True):
-        ApiToken.objects.filter(pk=token.pk).update(expires=token.created + timedelta(days=settings.ANNULUS_TOKEN_DAYS))
+    db = schema_editor.connection.alias  # the connection migrating (the owner's, when roles are split)
+    for token in ApiToken.objects.using(db).filter(expires__isnull=True):
+        ApiToken.objects.using(db).filter(pk=token.pk).update(expires=token.created + timedelta(days=settings.ANNULUS_TOKEN_DAYS))
 
 
 class Migration(migrations.Migration):
