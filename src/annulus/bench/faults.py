@@ -158,11 +158,14 @@ def run(args) -> int:
           f"{faults['cut']} database connections terminated")
     print(f"acknowledged {len(acks)}, found {check['found']}, lost {lost}, half-written {check['half_written']} "
           f"(of {check['revisions']} revisions saved)")
-    print(f"answers: {sum(1 for a in answers if a == 200)} ok, {sum(1 for a in answers if a >= 500)} 5xx, "
+    print(f"answers: {sum(1 for a in answers if a == 200)} ok, "
+          f"{sum(1 for a in answers if a == 503)} 503 (connection lost mid-save: 'may not have been saved'), "
+          f"{sum(1 for a in answers if a >= 500 and a != 503)} other 5xx, "
           f"{sum(1 for a in answers if 400 <= a < 500)} 4xx, {sum(1 for a in answers if a == 0)} unanswered")
     for message in sorted(messages)[:8]:
         print(f"  {message}")
     print(f"audit: {verdict}")
-    met = lost == 0 and check["half_written"] == 0 and verdict.startswith("audit trail intact")
-    print(f"target (0 lost, 0 half-written, audit trail intact): {'met' if met else 'NOT MET'}")
+    errors = sum(1 for a in answers if a >= 500 and a != 503)
+    met = lost == 0 and check["half_written"] == 0 and errors == 0 and verdict.startswith("audit trail intact")
+    print(f"target (0 lost, 0 half-written, no server error, audit trail intact): {'met' if met else 'NOT MET'}")
     return 0

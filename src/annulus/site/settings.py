@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "annulus.site.dblost.LostConnectionMiddleware",  # a connection cut mid-request: reads run again, writes 503
     "annulus.site.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "annulus.site.csp.ContentSecurityPolicyMiddleware",

@@ -1,0 +1,124 @@
+"""A request whose database connection is lost while it runs gets an answer, never a server error.
+
+Connections are health-checked before a request reuses them (``CONN_HEALTH_CHECKS``), but a
+connection can still be cut while a request is using it: the server restarts, a failover, an
+administrator ends the session (``pg_terminate_backend``). The query then fails and, left alone,
+the request would end in a 500 page.
+
+Instead, ``LostConnectionMiddleware`` (first in ``MIDDLEWARE``) notices the failure wherever it
+was raised (the ``got_request_exception`` signal, for views and middleware alike) when the
+connection is no longer usable, closes the broken connections and then:
+
+- a read (GET, HEAD, OPTIONS) is run once more on a new connection: the user sees the page;
+- a write is not run again (a write whose commit was under way when the connection went may have
+  been saved, and running it again could save it twice). It is answered 503 with
+  ``Retry-After``, saying that the change may not have been saved and to look before sending it
+  again; under ``/api/`` in the API's JSON error shape naming no field.
+
+A failure on a connection that is still usable (a bad query, a constraint) is left to the usual
+handling: it is a defect, not a lost connection.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+
+from django.core.signals import got_request_exception
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.http import HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+RETRY_AFTER_SECONDS = 5
+_FLAG = "_annulus_db_lost"
+
+
+# SQLSTATEs of a connection gone: class 08 (connection exception) and the server shutting down
+# (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now)
+_GONE_STATES = ("57P01", "57P02", "57P03")
+
+
+def _lost(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) is a database error on a connection that has gone: the
+    driver's error says so (its SQLSTATE, or no SQLSTATE and a broken connection), or, failing
+    that, a connection of this request is no longer usable."""
+    seen = 0
+    first = exc
+    while exc is not None and seen < 5:
+        state = getattr(exc, "sqlstate", None)
+        if state and (state.startswith("08") or state in _GONE_STATES):
+            return True
+        pgconn = getattr(exc, "pgconn", None)
+        if not state and pgconn is not None and getattr(pgconn, "status", 0) != 0:  # 0: CONNECTION_OK
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    if isinstance(first, (OperationalError, InterfaceError)) or (
+            isinstance(first, DatabaseError) and "connection" in str(first).lower()):
+        return any(not _usable(c) for c in connections.all(initialized_only=True))
+    return False
+
+
+def _usable(conn) -> bool:
+    if conn.connection is None:
+        return True  # not connected: the next query opens a new connection
+    try:
+        return bool(conn.is_usable())
+    except Exception:  # noqa: BLE001 - a broken connection may fail in any way while checked
+        return False
+
+
+def _note(sender, request=None, **kwargs):
+    if request is not None and _lost(sys.exc_info()[1]):
+        setattr(request, _FLAG, True)
+
+
+got_request_exception.connect(_note, dispatch_uid="annulus-db-lost")
+
+
+def _close_broken() -> None:
+    for conn in connections.all(initialized_only=True):
+        if not _usable(conn):
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection may itself fail
+                conn.connection = None
+
+
+def unavailable(request) -> HttpResponse:
+    """The answer to a write whose connection was lost, or to a read that lost it twice."""
+    if request.method in SAFE_METHODS:
+        message = _("The database cannot be reached at the moment. Try again in a few seconds.")
+    else:
+        message = _("The connection to the database was lost while your change was being saved, so it may not "
+                    "have been saved. Open the record again to see whether it is there before sending it again.")
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": [{"field": "", "message": message}]}, status=503)
+    else:
+        title = _("Service unavailable")
+        response = HttpResponse(
+            f'<!doctype html><html lang="{html.escape(getattr(request, "LANGUAGE_CODE", "en"))}"><head>'
+            f'<meta charset="utf-8"><title>503 {html.escape(title)}</title></head><body>'
+            f'<h1>503 {html.escape(title)}</h1><p>{html.escape(message)}</p>'
+            f'<p><a href="{html.escape(request.get_full_path())}">{html.escape(_("Back"))}</a></p></body></html>',
+            status=503, content_type="text/html; charset=utf-8")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class LostConnectionMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not getattr(request, _FLAG, False):
+            return response
+        _close_broken()
+        if request.method in SAFE_METHODS:
+            setattr(request, _FLAG, False)
+            response = self.get_response(request)  # once, on a new connection
+            if not getattr(request, _FLAG, False):
+                return response
+            _close_broken()
+        return unavailable(request)
