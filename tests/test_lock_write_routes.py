@@ -353,6 +353,7 @@ PAGE_ALLOWED = {
     "accounts/tokens/": "own_credentials",
     "accounts/password/": "own_credentials",
     "accounts/users/": "accounts",
+    "accounts/users/<int:pk>/password/": "accounts",
     "i18n/setlang/": "language",
     "notifications/": "notification_read",
     "unblinding/": "unblinding_steps",

@@ -45,12 +45,14 @@ def test_four_failures_from_one_address_do_not_count_at_another(users):
     _fail(name, ATTACKER, settings.ANNULUS_LOCKOUT_FAILURES - 1)
     _fail(name, "198.51.100.7", settings.ANNULUS_LOCKOUT_FAILURES - 1)
     assert not is_locked(name, ATTACKER) and not is_locked(name, "198.51.100.7")
-    assert LoginLock.objects.filter(username=name).count() == 2
+    assert LoginLock.objects.filter(username=name).exclude(source="*").count() == 2  # "*": the account-wide count
 
 
 def test_each_further_lock_lasts_twice_as_long_up_to_the_cap(users, settings):
     name = users["coordinator"].username
     base = settings.ANNULUS_LOCKOUT_MINUTES
+    # 4 locks of 5 failures would reach the account-wide cap (test_lockout_account_cap): not tested here
+    settings.ANNULUS_LOGIN_ACCOUNT_MAX_FAILURES = 100
     lengths = []
     for _ in range(4):
         before = timezone.now()

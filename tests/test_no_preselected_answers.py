@@ -110,7 +110,7 @@ def _kwargs(cls, protocol) -> list[dict]:
         return [{"product": protocol.product}]
     if name == "UserCreateForm":
         return [{"roles": [(r.id, r.id) for r in protocol.roles]}]
-    if name == "OwnPasswordChangeForm":
+    if name in ("OwnPasswordChangeForm", "AdminPasswordResetForm"):
         return [{"user": staff.first()}]
     if name == "AdverseEventForm":
         return [{}, {"with_reason": True}]

@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -43,6 +43,38 @@ class OwnPasswordChangeForm(PasswordChangeForm):
 
         return change_password(actor=self.user, user=self.user, password=self.cleaned_data["new_password1"],
                                check_password=False)  # the form has validated it
+
+
+class AdminPasswordResetForm(SetPasswordForm):
+    """The administrator sets a temporary password for ``user`` (Users page): the password twice
+    and a reason. Every error is found at once and named by its field; the password rules are the
+    validators', judged against the user whose password it becomes. Saving goes through
+    ``services.reset_password`` (tokens revoked, locks cleared, a change required at the next
+    login, audited without the password)."""
+
+    reason = forms.CharField(label=_("Reason"), max_length=500,
+                             widget=forms.TextInput(attrs={"autocomplete": "off"}),
+                             help_text=_("Kept in the audit trail with who reset the password and when; "
+                                         "the password itself is never recorded."))
+
+    def __init__(self, user, *args, actor=None, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.actor = actor
+        self.fields["new_password1"].label = _("Temporary password")
+        self.fields["new_password2"].label = _("Temporary password (again)")
+        self.fields["new_password2"].help_text = _("The user must replace it with their own password at their next "
+                                                   "login.")
+
+    def clean(self):
+        self.validate_passwords("new_password1", "new_password2")
+        self.validate_password_for_user(self.user, "new_password1")  # the error on the password, not the copy
+        return forms.Form.clean(self)
+
+    def save(self, commit=True):
+        from .services import reset_password
+
+        return reset_password(actor=self.actor, user=self.user, password=self.cleaned_data["new_password1"],
+                              reason=self.cleaned_data["reason"], check_password=False)  # validated above
 
 
 class TokenForm(forms.Form):

@@ -14,3 +14,44 @@ class LoginRequiredMiddleware:
             # the whole path with its query, URL-encoded, so the user comes back to the same view
             return redirect_to_login(request.get_full_path())
         return self.get_response(request)
+
+
+# what a user whose password the administrator reset may still reach before changing it
+PASSWORD_CHANGE_OPEN = ("/accounts/password/", "/accounts/logout/", "/accounts/login/", "/static/", "/i18n/",
+                        "/healthz")
+
+
+def must_change_password(user) -> bool:
+    """Whether ``user`` logged in with a password the administrator set (``services.reset_password``)
+    and has not yet chosen their own."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    membership = getattr(user, "membership", None)  # none for an account without a role
+    return bool(membership and membership.must_change_password)
+
+
+class PasswordChangeRequiredMiddleware:
+    """After the administrator's reset, the user's session leads only to the password change (and
+    logging out, the language, static files) until they have chosen their own password: every
+    other page sends them there, and an API call made with the session is refused (403). API
+    tokens are judged alone: the reset revoked every one of them, and no new one can be made
+    before the change (the tokens page is a page)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path
+        if not path.startswith(PASSWORD_CHANGE_OPEN) and must_change_password(request.user):
+            if path.startswith("/api/"):
+                if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+                    from django.http import JsonResponse
+
+                    return JsonResponse({"detail": [{"field": "password", "message":
+                                                     "the administrator reset your password: change it on the "
+                                                     "password page first"}]}, status=403)
+            else:
+                from django.shortcuts import redirect
+
+                return redirect("password_change")
+        return self.get_response(request)

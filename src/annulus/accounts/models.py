@@ -9,6 +9,9 @@ class Membership(models.Model):
     role = models.CharField(max_length=30, db_index=True)
     is_principal_investigator = models.BooleanField(default=False)
     phone = models.CharField(max_length=40, blank=True)
+    # set when the administrator resets the password: the user's pages lead to the password change
+    # until they have chosen their own (accounts.middleware.PasswordChangeRequiredMiddleware)
+    must_change_password = models.BooleanField(default=False)
 
     def __str__(self):
         return f"{self.user.username} ({self.role})"
@@ -23,7 +26,8 @@ class LoginAttempt(models.Model):
 
 class LoginLock(models.Model):
     """The password checks of one account from one source: the client's address for a login, ""
-    for a password re-entered inside the app (a signature). ``attempts`` counts the checks taken
+    for a password re-entered inside the app (a signature), and ``"*"`` for the account's checks
+    from every source together (the account-wide cap, ``backends.ACCOUNT_WIDE``). ``attempts`` counts the checks taken
     since the last success or lock (a check is taken before the password is compared, with one
     conditional UPDATE, so concurrent guesses cannot exceed the limit); ``locks`` counts the locks
     in a row, each one twice as long as the one before (capped). An attacker elsewhere locks only

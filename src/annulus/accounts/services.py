@@ -198,28 +198,82 @@ def token_expired(key: str) -> bool:
 
 def change_password(*, actor, user, password: str, reason: str = "", check_password: bool = True):
     """Set ``user``'s password: their own change (``actor`` is the user) or an administrator's
-    reset (``actor`` another user, or None from the server's command line, with a reason). Every
-    API token of the account is revoked with it, and one audit event says who changed whose
-    password and when, with no password material in it."""
+    reset (``actor`` another user, or None from the server's command line, with a reason; see
+    ``reset_password``). Every API token of the account is revoked with it, and one audit event
+    says who changed whose password and when, with no password material in it. The user's own
+    change ends the requirement to change a password the administrator set."""
     own = getattr(actor, "pk", None) == user.pk
-    reason = (reason or "").strip()
-    if not own and not reason:
-        raise RuleViolation("reason", "is required")
+    if not own:
+        return reset_password(actor=actor, user=user, password=password, reason=reason, check_password=check_password)
     if check_password:
-        try:
-            validate_password(password, user)
-        except ValidationError as exc:
-            raise RuleViolation("password", " ".join(exc.messages)) from None
-    why = "password changed" if own else "password reset by the administrator"
+        _validate_new_password(password, user)
+    why = "password changed"
     with transaction.atomic():
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         user.set_password(password)
         user.save(update_fields=["password"])
         revoked = _revoke_all(actor=actor, user=user, why=why)
-        audit.record(actor=actor, action="change", obj_type="user", obj_id=user.pk,
-                     changes={"password": why, "tokens_revoked": len(revoked)},
-                     reason=reason or why)
+        changes = {"password": why, "tokens_revoked": len(revoked)}
+        if Membership.objects.filter(user=user, must_change_password=True).update(must_change_password=False):
+            changes["must_change_password"] = [True, False]
+        audit.record(actor=actor, action="change", obj_type="user", obj_id=user.pk, changes=changes,
+                     reason=(reason or "").strip() or why)
+    if hasattr(user, "membership"):
+        user.membership.must_change_password = False
     return user
+
+
+def _validate_new_password(password: str, user) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise RuleViolation("password", " ".join(exc.messages)) from None
+
+
+def reset_password(*, actor, user, password: str, reason: str, check_password: bool = True):
+    """The administrator sets a temporary password for ``user`` (``actor`` an administrator on the
+    Users page, or None from the server's command line), with a reason. In one transaction: the
+    password is set, every API token of the account is revoked, the account's login locks are
+    cleared (the user is to log in with the new password), the account is marked so that the
+    user must choose their own password at the next login, and one audit event records who, when,
+    why and what was cleared, with no password material in it. The user's sessions end with the
+    old password. An administrator changes their own password on the password page, with the old
+    one: not here. Accounts are not trial data: this stays allowed after the database lock
+    (``annulus.trial.lock.ALLOWED_AFTER_LOCK["accounts"]``)."""
+    reason = (reason or "").strip()
+    if getattr(actor, "pk", None) is not None and actor.pk == user.pk:
+        raise RuleViolation("user", gettext("is your own account: change your own password on the password page"))
+    if not reason:
+        raise RuleViolation("reason", gettext("is required"))
+    if check_password:
+        _validate_new_password(password, user)
+    why = "password reset by the administrator"
+    now = timezone.now()
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        revoked = _revoke_all(actor=actor, user=user, why=why)
+        locks = list(LoginLock.objects.select_for_update().filter(username=user.username).order_by("source"))
+        locked = [source_label(r.source) for r in locks if r.locked_until and r.locked_until > now]
+        LoginLock.objects.filter(pk__in=[r.pk for r in locks]).delete()
+        marked = Membership.objects.filter(user=user).update(must_change_password=True)
+        changes = {"password": why, "tokens_revoked": len(revoked)}
+        if marked:
+            changes["must_change_password"] = [False, True]
+        if locked:
+            changes["locks_cleared"] = [locked, []]
+        audit.record(actor=actor, action="change", obj_type="user", obj_id=user.pk, changes=changes, reason=reason)
+    if marked and hasattr(user, "membership"):
+        user.membership.must_change_password = True
+    return user
+
+
+def source_label(source: str) -> str:
+    """How a lock's source is named in the audit trail and on the users page."""
+    from .backends import ACCOUNT_WIDE
+
+    return {"": "signature", ACCOUNT_WIDE: "every address"}.get(source, source)
 
 
 def unlock(*, actor, username: str, reason: str) -> list[str]:
@@ -235,7 +289,7 @@ def unlock(*, actor, username: str, reason: str) -> list[str]:
     with transaction.atomic():
         rows = list(LoginLock.objects.select_for_update().filter(username=user.username)
                     .filter(Q(locked_until__gt=now) | Q(attempts__gt=0) | Q(locks__gt=0)).order_by("source"))
-        locked = [r.source or "signature" for r in rows if r.locked_until and r.locked_until > now]
+        locked = [source_label(r.source) for r in rows if r.locked_until and r.locked_until > now]
         if not locked:
             raise RuleViolation("username", f"'{user.username}' is not locked")
         LoginLock.objects.filter(pk__in=[r.pk for r in rows]).update(attempts=0, locks=0, locked_until=None)
@@ -249,7 +303,7 @@ def locks_by_user(usernames) -> dict[str, list]:
     out: dict[str, list] = {}
     rows = LoginLock.objects.filter(username__in=list(usernames), locked_until__gt=timezone.now()).order_by("source")
     for r in rows:
-        out.setdefault(r.username, []).append((r.source or "signature", r.locked_until))
+        out.setdefault(r.username, []).append((source_label(r.source), r.locked_until))
     return out
 
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", views.logout_view, name="logout"),
     path("tokens/", views.tokens, name="tokens"),
     path("users/", views.users, name="users"),
+    path("users/<int:pk>/password/", views.user_password_reset, name="user_password_reset"),
     path("password/", auth_views.PasswordChangeView.as_view(template_name="accounts/password.html",
                                                             form_class=OwnPasswordChangeForm,
                                                             success_url="/"), name="password_change"),

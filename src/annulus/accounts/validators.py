@@ -2,6 +2,13 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext_lazy
+
+# Django's MinimumLengthValidator (settings.AUTH_PASSWORD_VALIDATORS) words its message this way
+# since Django 5.2, and Django's own Chinese catalogue has only the older wording: the message is
+# marked here so that the project's catalogue keeps its translation (which Django then finds).
+DJANGO_TOO_SHORT = ngettext_lazy("This password is too short. It must contain at least %d character.",
+                                 "This password is too short. It must contain at least %d characters.", 12)
 
 
 class CharacterClassValidator:

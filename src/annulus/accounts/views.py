@@ -108,3 +108,43 @@ def users(request):
     for u in rows:
         u.locks = locks.get(u.username, [])
     return render(request, "accounts/users.html", {"form": form, "rows": rows, "role_names": dict(roles)})
+
+
+def user_password_reset(request, pk: int):
+    """The administrator sets a temporary password for another account (``services.reset_password``):
+    the password twice and a reason. Their own password they change on the password page."""
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import PermissionDenied
+    from django.shortcuts import get_object_or_404
+
+    from annulus.participants.forms import add_violation
+
+    from .forms import AdminPasswordResetForm
+    from .models import ApiToken
+    from .permissions import has
+
+    if not has(request.user, "users.manage"):
+        raise PermissionDenied
+    target = get_object_or_404(get_user_model().objects.select_related("membership"), pk=pk)
+    own = target.pk == request.user.pk
+    form = None if own else AdminPasswordResetForm(target, request.POST or None, actor=request.user)
+    if request.method == "POST" and form is not None and form.is_valid():
+        try:
+            form.save()
+        except RuleViolation as exc:
+            add_violation(form, exc)
+        else:
+            messages.success(request, _("The password of %(u)s was reset: give it to them in person or by telephone. "
+                                        "They must choose their own at their next login.") % {"u": target.username})
+            return redirect("users")
+    from django.utils.translation import get_language
+
+    from annulus.trial.selectors import active_protocol
+
+    role = getattr(getattr(target, "membership", None), "role", "")
+    role_name = next((r.name.get(get_language()) for r in active_protocol().roles if r.id == role), role)
+    return render(request, "accounts/user_password.html", {
+        "form": form, "target": target, "own": own, "role_name": role_name,
+        "tokens": ApiToken.objects.filter(user=target, revoked__isnull=True, expires__gt=timezone.now()).count(),
+        "locks": services.locks_by_user([target.username]).get(target.username, []),
+    })

@@ -1,7 +1,8 @@
 """``annulus user create``: an account made on the server itself, for the first administrator
 and principal investigator of a new installation (the app then creates the others, with a PI's
 co-signature for unblinded roles). ``annulus user unlock`` ends an account's lockout and
-``annulus user password`` resets a password (its API tokens revoked), both with a reason, audited. The password is read from ``ANNULUS_PASSWORD`` or asked for
+``annulus user password`` resets a password (as the Users page does: its API tokens revoked, its
+login locks cleared, a new password to be chosen at the next login), both with a reason, audited. The password is read from ``ANNULUS_PASSWORD`` or asked for
 without echo; it must pass the same password rules as in the app."""
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def register(subparsers) -> None:
     unlock.add_argument("username")
     unlock.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     unlock.set_defaults(func=run_unlock)
-    password = sub.add_parser("password", help="reset an account's password (revokes its API tokens; audited)")
+    password = sub.add_parser("password", help="reset an account's password (revokes its API tokens, clears its locks; "
+                                                 "the user must change it at the next login; audited)")
     password.add_argument("username")
     password.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     password.set_defaults(func=run_password)
@@ -77,17 +79,18 @@ def run_password(args) -> int:
     setup_django()
     from django.contrib.auth import get_user_model
 
-    from annulus.accounts.services import change_password
+    from annulus.accounts.services import reset_password
     from annulus.errors import RuleViolation
 
     user = get_user_model().objects.filter(username=args.username).first()
     if user is None:
         raise CliError(f"username: no such user '{args.username}'")
     try:
-        change_password(actor=None, user=user, password=password, reason=reason)
+        reset_password(actor=None, user=user, password=password, reason=reason)
     except RuleViolation as exc:
         raise CliError(f"{exc.field}: {exc.message}") from None
-    print(f"password of {user.username} reset; its API tokens are revoked")
+    print(f"password of {user.username} reset; its API tokens are revoked, its login locks cleared, "
+          f"and a new password must be chosen at the next login")
     return 0
 
 

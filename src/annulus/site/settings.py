@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "annulus.accounts.middleware.LoginRequiredMiddleware",
+    "annulus.accounts.middleware.PasswordChangeRequiredMiddleware",  # after the administrator's reset
     "annulus.site.badinput.BadInputMiddleware",  # NUL characters and escaped rule violations: 400 naming the field
 ]
 
@@ -168,6 +169,12 @@ ANNULUS_CSP = _flag("ANNULUS_CSP", True)
 ANNULUS_LOCKOUT_FAILURES = 5
 ANNULUS_LOCKOUT_MINUTES = 15
 ANNULUS_LOCKOUT_MAX_MINUTES = 24 * 60
+# The account-wide cap, whatever the number of sources: after this many failed password checks of
+# one account from all sources together, with no pause as long as the window between them, every
+# source is refused, for ANNULUS_LOCKOUT_MINUTES and twice as long at each further lock (capped as
+# above). An attacker with many addresses gets no more guesses than this per lock.
+ANNULUS_LOGIN_ACCOUNT_MAX_FAILURES = int(os.environ.get("ANNULUS_LOGIN_ACCOUNT_MAX_FAILURES", 20))
+ANNULUS_LOGIN_ACCOUNT_WINDOW_MINUTES = int(os.environ.get("ANNULUS_LOGIN_ACCOUNT_WINDOW_MINUTES", 60))
 # API tokens are refused this many days after they are issued.
 ANNULUS_TOKEN_DAYS = int(os.environ.get("ANNULUS_TOKEN_DAYS", 90))
 
