@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
@@ -22,7 +22,7 @@ from annulus.audit.services import canonical, chain_hash
 from annulus.cli import main
 from annulus.participants import services as ps
 
-from .test_visits_support import GOOD, at_w1, aware, transplant_dates, trial_participant  # noqa: F401
+from .test_visits_support import GOOD, aware, transplant_dates  # noqa: F401
 
 pytestmark = pytest.mark.req("X-7.3")
 
@@ -204,12 +204,18 @@ def test_bad_requests_get_one_line(tmp_path, settings, capsys, db):
         keys.load(tmp_path / "bad.key")
 
 
-def test_direct_edits_of_clinical_tables_are_caught_by_the_data_check(at_w1, users, capsys):
+def test_direct_edits_of_clinical_tables_are_caught_by_the_data_check(users, transplant_dates, capsys):
     from annulus.safety import services as safety
     from annulus.visits import services as vs
     from annulus.visits.models import FormRecord
 
-    p, v = at_w1
+    from .test_audit_data import _treated
+
+    # built through the services only (``at_w1`` moves the enrolment back by hand, which the data
+    # check rightly reports)
+    p = _treated(users, transplant_dates)
+    v = vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="w1",
+                      visit_date=dj_timezone.localdate() - timedelta(days=1))
     vs.save_form(actor=users["coordinator"], participant_id=p.pk, visit_key="w1", form_id="urinalysis",
                  items={**GOOD["urinalysis"], "u_rbc__unit": "/uL"}, complete=True, collected_at=aware(v.visit_date))
     vs.save_form(actor=users["coordinator"], participant_id=p.pk, visit_key="w1", form_id="urinalysis",

@@ -360,3 +360,62 @@ def lock_checklist() -> dict:
                 blocking.append(item)
         g["open"] = sum(1 for item in g["items"] if item["waiver"] is None)
     return {"groups": groups, "blocking": blocking, "items": {i["key"]: i for g in groups for i in g["items"]}}
+
+
+# ---- the data against the audit trail (``annulus audit verify --data``) -------------------------
+
+TRANSPLANT_FIELDS = {"transplanted_at": "transplanted_at", "disc_level": "disc_level",
+                     "needle_gauge": "needle_gauge", "approach": "approach", "imaging": "imaging",
+                     "volume_ml": "volume_ml", "drug_code": "drug_code_entered",
+                     "activity_restriction_until": "activity_restriction_until"}
+
+
+def audit_mismatches(participant_ids) -> list[str]:
+    """Each randomisation and transplantation record of ``participant_ids`` that differs from what
+    the audit trail records for it, one line each (``annulus audit verify --data``): the envelope
+    opened for each participant (its random number and drug code: an envelope moved to another
+    participant, or swapped), and the transplantation's fields. Not compared, because the trail
+    does not record them: the transplantation's free-text notes, and an envelope's group label
+    (kept out of the trail by the blind; ``annulus randomisation verify`` checks the list). The
+    product's release checks and dispensing (pharmacy records) are not replayed here."""
+    from annulus.audit.selectors import differences, new_value, screening_numbers, trail
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    opened: dict[int, dict] = {}
+    done: dict[str, dict] = {}
+    for otype, object_id, pid, changes, _reason in trail(["randomisation", "transplant"], ids):
+        mine = {name: new_value(change) for name, change in changes.items()}
+        if otype == "randomisation":
+            opened[pid] = {**opened.get(pid, {}), **mine, "envelope": object_id}
+        else:
+            done.setdefault(object_id, {}).update(mine)
+    out = []
+    held = Envelope.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+        "pk", "participant_id", "random_number", "drug_code")
+    for pk, pid, random_number, drug_code in held:
+        where = f"participant {numbers.get(pid, pid)}, randomisation"
+        audited = opened.pop(pid, None)
+        if audited is None:
+            out.append(f"{where}: envelope {random_number} is theirs in the database but never opened for them "
+                       "in the audit trail")
+            continue
+        out += differences(where, [("envelope", str(pk), audited["envelope"]),
+                                   ("random_number", random_number, audited.get("random_number")),
+                                   ("drug_code", drug_code, audited.get("drug_code"))])
+    for pid, audited in opened.items():
+        out.append(f"participant {numbers.get(pid, pid)}, randomisation: envelope {audited.get('random_number')} "
+                   "opened for them in the audit trail but not theirs in the database")
+    rows = Transplant.objects.filter(participant_id__in=ids).order_by("pk").values(
+        "pk", "participant_id", *TRANSPLANT_FIELDS.values())
+    for row in rows:
+        pid = row["participant_id"]
+        where = f"participant {numbers.get(pid, pid)}, transplantation"
+        audited = done.pop(str(row["pk"]), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [(name, row[column], audited.get(name))
+                                   for name, column in TRANSPLANT_FIELDS.items()])
+    out += [f"transplantation {pk}: in the audit trail but no longer in the database" for pk in done]
+    return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
 
 from .models import AuditEvent, AuditHead
 from .services import GENESIS, chain_hash
@@ -138,14 +139,64 @@ def replayed(object_type: str, participant_ids) -> dict[str, dict]:
     return state
 
 
+def trail(object_types, participant_ids) -> list[tuple[str, str, int, dict, str]]:
+    """Every event of ``object_types`` belonging to ``participant_ids`` in the order of the chain,
+    as (object type, object id, participant id, changes, reason): for a replay that needs more
+    than ``replayed`` gives (the order of several objects of a participant, or the reasons)."""
+    rows = (AuditEvent.objects.filter(object_type__in=list(object_types), participant_id__in=list(participant_ids))
+            .order_by("id").values_list("object_type", "object_id", "participant_id", "payload"))
+    out = []
+    for otype, object_id, pid, payload in rows.iterator(chunk_size=2000):
+        body = json.loads(payload)
+        out.append((otype, object_id, pid, body.get("changes") or {}, body.get("reason") or ""))
+    return out
+
+
+def new_value(change):
+    """The value a change sets: ``new`` of ``[old, new]``, any other value as it is."""
+    return change[1] if isinstance(change, list) and len(change) == 2 else change
+
+
 def same_value(stored, audited) -> bool:
-    """A stored value equals the one the trail gives it: empty is empty ("", None, [] and {} alike)
-    and a time compares as its UTC ISO text (the trail's form)."""
+    """A stored value equals the one the trail gives it: empty is empty ("", None, [] and {} alike),
+    a time compares as its UTC ISO text and a date as its ISO text (the trail's forms), and a
+    decimal by its value ("2.0" in the trail is 2.00 in the database)."""
     def plain(v):
         if isinstance(v, datetime):
             return v.astimezone(timezone.utc).isoformat()
+        if isinstance(v, date):
+            return v.isoformat()
         if v in ("", None) or v == [] or v == {}:
             return None
         return v
 
+    if isinstance(stored, Decimal) and audited not in (None, ""):
+        try:
+            return stored == Decimal(str(audited))
+        except (InvalidOperation, ValueError):
+            return False
     return plain(stored) == plain(audited)
+
+
+def differences(where: str, pairs) -> list[str]:
+    """One line for each (name, stored, audited) whose values differ (``same_value``)."""
+    return [f"{where}: {name} is {shown(stored)} in the database but {shown(audited)} in the audit trail"
+            for name, stored, audited in pairs if not same_value(stored, audited)]
+
+
+def shown(value) -> str:
+    """A value in a mismatch line: as the trail writes it (times and dates as ISO text)."""
+    if isinstance(value, datetime):
+        value = value.astimezone(timezone.utc).isoformat()
+    elif isinstance(value, date):
+        value = value.isoformat()
+    elif isinstance(value, Decimal):
+        value = str(value)
+    return repr(value)
+
+
+def screening_numbers(participant_ids) -> dict[int, str]:
+    """Participant id -> screening number, as the mismatch lines name participants."""
+    from annulus.participants.models import Participant
+
+    return dict(Participant.objects.filter(pk__in=list(participant_ids)).values_list("pk", "screening_number"))

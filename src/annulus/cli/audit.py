@@ -1,5 +1,25 @@
 """``annulus audit``: verify the trail (its hash chain; with the audit key its MACs and the
-checkpoints kept outside the database), write a checkpoint, make a key."""
+checkpoints kept outside the database), write a checkpoint, make a key.
+
+``verify --data`` replays the trail's changes of the trial data and compares them with the tables
+(each app's ``audit_mismatches`` selector, a fixed number of queries per chunk of participants):
+
+- participants: the pre-screening fields, case number, enrolment time and status of the row, the
+  status history, consents, screening evidence (every entry, superseded or not), eligibility
+  decisions (outcome, failing criteria, superseded), withdrawals, record locks; participants the
+  trail saw created that are gone (``participants.selectors``);
+- allocation: the envelope opened for each participant and the transplantation record;
+- visits: the liposuction records (with their corrections), the visits, the eCRF forms;
+- safety: the adverse events; queries: each query and its thread; monitoring: the SDV marks and
+  the review findings.
+
+Not compared, because the trail does not record them: the participant's name and phone number;
+an eligibility decision's criteria snapshot and decision time; a withdrawal's previous status; the
+transplantation's notes; an envelope's group label (the blind keeps it out of the trail;
+``annulus randomisation verify`` checks the list); the times and authors of rows (the events'
+own). Not replayed here: the product's release checks and dispensing, appointments and reminder
+calls, adverse-event tasks, SAE reports, DSMB records, casebook signatures, emergency unblinding
+and lock waivers."""
 
 from __future__ import annotations
 
@@ -14,8 +34,10 @@ def register(subparsers) -> None:
     v.add_argument("--checkpoints", metavar="DIR", default="",
                    help="also check the trail against the signed checkpoints in DIR (needs ANNULUS_AUDIT_KEY_FILE)")
     v.add_argument("--data", action="store_true",
-                   help="also check that the eCRF forms and adverse events in the database hold the last values the "
-                        "trail records for them (catches direct edits of clinical tables)")
+                   help="also check that the trial data in the database (participants and their screening, "
+                        "consents, status history, withdrawals, randomisation, procedures, visits, eCRF forms, "
+                        "adverse events, queries, record locks, SDV marks, review findings) hold the last values "
+                        "the trail records for them (catches direct edits of clinical tables)")
     v.set_defaults(func=verify)
     c = sub.add_parser("checkpoint", help="write a signed checkpoint of the trail's head into DIR (after checking "
                                           "the trail since the previous one)")
@@ -82,18 +104,32 @@ CHUNK = 500  # participants read at a time
 
 
 def data_mismatches() -> tuple[list[str], int]:
-    """Every place where trial data in the database differ from the audit trail (eCRF forms,
-    adverse events), and the number of participants checked."""
+    """Every place where trial data in the database differ from the audit trail, and the number of
+    participants checked: each app that owns trial data replays the trail of its records
+    (``audit_mismatches`` in its selectors) for the participants a chunk at a time."""
     from annulus.participants.models import Participant
-    from annulus.safety.selectors import audit_mismatches as ae_mismatches
-    from annulus.visits.selectors import audit_mismatches as form_mismatches
+    from annulus.participants.selectors import missing_participants
 
+    replays = [replay for replay in _replays() if replay is not None]
     ids = list(Participant.objects.order_by("pk").values_list("pk", flat=True))
-    out = []
+    out = missing_participants(ids)
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        out += form_mismatches(chunk) + ae_mismatches(chunk)
+        for replay in replays:
+            out += replay(chunk)
     return out, len(ids)
+
+
+def _replays() -> list:
+    """The apps' replays, in the order of a participant's journey."""
+    from annulus.allocation.selectors import audit_mismatches as allocation
+    from annulus.monitoring.selectors import audit_mismatches as monitoring
+    from annulus.participants.selectors import audit_mismatches as screening
+    from annulus.queries.selectors import audit_mismatches as queries
+    from annulus.safety.selectors import audit_mismatches as adverse_events
+    from annulus.visits.selectors import audit_mismatches as visits
+
+    return [screening, allocation, visits, adverse_events, queries, monitoring]
 
 
 def checkpoint(args) -> int:

@@ -456,3 +456,58 @@ def findings(*, participant_id: int | None = None, status: str = ""):
 
 def get_finding(pk: int) -> ReviewFinding | None:
     return ReviewFinding.objects.select_related("participant", "raised_by", "resolved_by").filter(pk=pk).first()
+
+
+# ---- the data against the audit trail (``annulus audit verify --data``) -------------------------
+
+FINDING_FIELDS = ("visit", "form", "record", "item", "category", "text", "status", "resolution")
+
+
+def audit_mismatches(participant_ids) -> list[str]:
+    """The source-data verification marks and review findings of ``participant_ids`` against the
+    audit trail, one line each (``annulus audit verify --data``). Each SDV event lists the items it
+    verified with the record's revision and the value's hash: the marks in the database must be
+    exactly those (a mark added, removed or re-pointed by hand shows). A finding holds where it
+    points, its category, text, status and resolution as its events left them. Not compared: who
+    verified or raised what and when (the events' own actor and time)."""
+    from collections import Counter
+
+    from annulus.audit.selectors import differences, new_value, screening_numbers, trail
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    verified: Counter = Counter()
+    findings: dict[str, dict] = {}
+    for otype, object_id, pid, changes, _reason in trail(["sdv_mark", "review_finding"], ids):
+        if otype == "sdv_mark":
+            visit, form, record = changes.get("visit") or "", changes.get("form") or "", int(changes.get("record") or 0)
+            for item, mark in (changes.get("items") or {}).items():
+                verified[(pid, visit, form, record, item, str(mark.get("revision")), mark.get("value_hash"))] += 1
+            continue
+        mine = findings.setdefault(object_id, {})
+        for name, change in changes.items():
+            mine[name] = new_value(change)
+    marks: Counter = Counter()
+    for pid, visit, form, record, item, revision, value_hash in SdvMark.objects.filter(
+            participant_id__in=ids).order_by("pk").values_list("participant_id", "visit", "form", "record", "item",
+                                                               "revision", "value_hash"):
+        marks[(pid, visit or "", form or "", int(record or 0), item, str(revision), value_hash)] += 1
+    out = []
+    for (pid, visit, form, record, item, revision, value_hash), n in sorted((marks - verified).items()):
+        where = f"participant {numbers.get(pid, pid)}, SDV mark {visit or '-'}/{form}" + (
+            f"/{record}" if record else "") + f" {item} (revision {revision})"
+        out += [f"{where}: in the database (value hash {value_hash[:12]}) but not in the audit trail"] * n
+    for (pid, visit, form, record, item, revision, value_hash), n in sorted((verified - marks).items()):
+        where = f"participant {numbers.get(pid, pid)}, SDV mark {visit or '-'}/{form}" + (
+            f"/{record}" if record else "") + f" {item} (revision {revision})"
+        out += [f"{where}: in the audit trail (value hash {str(value_hash)[:12]}) but not in the database"] * n
+    for row in ReviewFinding.objects.filter(participant_id__in=ids).order_by("pk").values("pk", "participant_id",
+                                                                                         *FINDING_FIELDS):
+        where = f"participant {numbers.get(row['participant_id'], row['participant_id'])}, review finding {row['pk']}"
+        audited = findings.pop(str(row["pk"]), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [(name, row[name], audited.get(name)) for name in FINDING_FIELDS])
+    out += [f"review finding {pk}: in the audit trail but no longer in the database" for pk in findings]
+    return out

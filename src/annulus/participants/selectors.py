@@ -169,3 +169,209 @@ def lock_history(participant_id: int, visit: str | None = None, form: str | None
     if form is not None:
         qs = qs.filter(form=form)
     return list(qs.order_by("-id"))
+
+
+# ---- the data against the audit trail (``annulus audit verify --data``) -------------------------
+
+# the participant row's fields the trail records: pre-screening, enrolment and the status (the
+# name and the phone number are kept out of the trail, so they cannot be compared)
+AUDITED_FIELDS = ("screening_number", "initials", "sex", "recruitment_source", "prescreened_on", "status",
+                  "case_number", "enrolled_at")
+OBJECT_TYPES = ("participant", "consent", "screening_evidence", "eligibility_decision", "withdrawal", "record_lock")
+
+
+def audit_mismatches(participant_ids) -> list[str]:
+    """Each place where the screening data of ``participant_ids`` differ from what the audit trail
+    records for them, one line each (``annulus audit verify --data``):
+
+    - the participant row: the pre-screening fields, the case number, the enrolment time and the
+      status, as the trail's ``participant`` events leave them;
+    - the status history (``StatusChange``): one row per status event of the trail, in its order,
+      with the same from, to and reason;
+    - consents (version, time, who took it), withdrawals (category, details, date, adverse event);
+    - screening evidence: for each field, the rows in order hold the values and collection dates
+      the trail's entries gave it, every row but the last superseded;
+    - eligibility decisions: outcome and failing criteria; a decision is superseded exactly when
+      screening evidence was entered after it (the trail's order tells);
+    - record locks: level (visit, form), whether still locked, and the reason of the unlock.
+
+    Not compared, because the trail does not record them: the participant's name and phone number,
+    a decision's criteria and evidence snapshot and its decision time (the event's time is when it
+    was entered), a withdrawal's previous status (its status event holds it), the times of status
+    changes. A fixed number of queries for any number of participants."""
+    from annulus.audit.selectors import differences, new_value, screening_numbers, trail
+
+    from .models import Consent, EligibilityDecision, Evidence, RecordLock, Withdrawal
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    ordered = trail(OBJECT_TYPES, ids)
+    events: dict[str, list] = {t: [] for t in OBJECT_TYPES}
+    for otype, object_id, pid, changes, reason in ordered:
+        events[otype].append((object_id, pid, changes, reason))
+    out: list[str] = []
+
+    def name(pid) -> str:
+        return f"participant {numbers.get(pid, pid)}"
+
+    # the participant row and its status history
+    rows: dict[str, dict] = {}
+    history: dict[int, list] = {}
+    for object_id, pid, changes, reason in events["participant"]:
+        mine = rows.setdefault(object_id, {})
+        for field, change in changes.items():
+            mine[field] = new_value(change)
+        if "status" in changes:
+            old = changes["status"][0] if isinstance(changes["status"], list) else None
+            history.setdefault(pid, []).append((old, new_value(changes["status"]), reason))
+    for values in Participant.objects.filter(pk__in=ids).order_by("pk").values("pk", *AUDITED_FIELDS):
+        audited = rows.get(str(values["pk"]))
+        if audited is None:
+            out.append(f"{name(values['pk'])}: in the database but never in the audit trail")
+            continue
+        out += differences(name(values["pk"]), [(f, values[f], audited.get(f)) for f in AUDITED_FIELDS])
+    changes_of: dict[int, list] = {}
+    for pid, old, new, reason in StatusChange.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+            "participant_id", "from_status", "to_status", "reason"):
+        changes_of.setdefault(pid, []).append((old, new, reason))
+    for pid in sorted(set(changes_of) | set(history)):
+        stored, audited = changes_of.get(pid, []), history.get(pid, [])
+        for n, (s, a) in enumerate(zip(stored, audited), 1):
+            out += differences(f"{name(pid)}, status change {n}", [
+                ("from_status", s[0], a[0]), ("to_status", s[1], a[1]), ("reason", s[2], a[2])])
+        for n in range(len(audited), len(stored)):
+            out.append(f"{name(pid)}, status change {n + 1} (to {stored[n][1]!r}): in the database but never in "
+                       "the audit trail")
+        for n in range(len(stored), len(audited)):
+            out.append(f"{name(pid)}, status change {n + 1} (to {audited[n][1]!r}): in the audit trail but no "
+                       "longer in the database")
+
+    # consents and withdrawals: one event each, keyed by the row's id
+    def by_object(kind: str) -> dict[str, dict]:
+        state: dict[str, dict] = {}
+        for object_id, _pid, changes, _reason in events[kind]:
+            mine = state.setdefault(object_id, {})
+            for field, change in changes.items():
+                mine[field] = new_value(change)
+        return state
+
+    consents = by_object("consent")
+    counted: dict[int, int] = {}
+    for pk, pid, version, at, taken_by in Consent.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+            "pk", "participant_id", "consent_version", "consented_at", "taken_by__username"):
+        counted[pid] = counted.get(pid, 0) + 1
+        where = f"{name(pid)}, consent {counted[pid]}"
+        audited = consents.pop(str(pk), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("consent_version", version, audited.get("consent_version")),
+                                   ("consented_at", at, audited.get("consented_at")),
+                                   ("taken_by", taken_by, audited.get("taken_by"))])
+    out += [f"consent {pk}: in the audit trail but no longer in the database" for pk in consents]
+    withdrawals = by_object("withdrawal")
+    for w in Withdrawal.objects.filter(participant_id__in=ids).order_by("pk").values(
+            "pk", "participant_id", "category", "details", "withdrawn_on", "adverse_event_id"):
+        where = f"{name(w['participant_id'])}, withdrawal"
+        audited = withdrawals.pop(str(w["pk"]), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [(f, w[f], audited.get(f))
+                                   for f in ("category", "details", "withdrawn_on", "adverse_event_id")])
+    out += [f"withdrawal {pk}: in the audit trail but no longer in the database" for pk in withdrawals]
+
+    # screening evidence: each field's values in the order they were entered
+    entered: dict[tuple[int, str], list] = {}
+    for _object_id, pid, changes, _reason in events["screening_evidence"]:
+        collected_on = new_value(changes.get("collected_on"))
+        for field, change in changes.items():
+            if field != "collected_on":
+                entered.setdefault((pid, field), []).append((new_value(change), collected_on))
+    kept: dict[tuple[int, str], list] = {}
+    for pid, field, value, collected_on, superseded in Evidence.objects.filter(participant_id__in=ids).order_by(
+            "pk").values_list("participant_id", "field", "value", "collected_on", "superseded"):
+        kept.setdefault((pid, field), []).append((value, collected_on, superseded))
+    for key in sorted(set(kept) | set(entered)):
+        pid, field = key
+        stored, audited = kept.get(key, []), entered.get(key, [])
+        for n, (s, a) in enumerate(zip(stored, audited), 1):
+            where = f"{name(pid)}, screening evidence {field}" + (f" (entry {n})" if len(audited) > 1 else "")
+            out += differences(where, [("value", s[0], a[0]), ("collected_on", s[1], a[1]),
+                                       ("superseded", s[2], n < len(audited))])
+        for n in range(len(audited), len(stored)):
+            out.append(f"{name(pid)}, screening evidence {field} (entry {n + 1}): in the database but never in the "
+                       "audit trail")
+        for n in range(len(stored), len(audited)):
+            out.append(f"{name(pid)}, screening evidence {field} (entry {n + 1}): in the audit trail but no longer "
+                       "in the database")
+
+    # eligibility decisions: superseded by any screening evidence entered after them
+    decisions: dict[str, dict] = {}
+    open_decisions: dict[int, list] = {}
+    for otype, object_id, pid, changes, _reason in ordered:
+        if otype not in ("eligibility_decision", "screening_evidence"):
+            continue
+        if otype == "screening_evidence":
+            for d in open_decisions.pop(pid, []):
+                d["superseded"] = True
+            continue
+        mine = decisions.setdefault(object_id, {"superseded": False})
+        for field, change in changes.items():
+            mine[field] = new_value(change)
+        open_decisions.setdefault(pid, []).append(mine)
+    counted = {}
+    for pk, pid, outcome, failing, superseded in EligibilityDecision.objects.filter(
+            participant_id__in=ids).order_by("pk").values_list("pk", "participant_id", "outcome", "failing",
+                                                               "superseded"):
+        counted[pid] = counted.get(pid, 0) + 1
+        where = f"{name(pid)}, eligibility decision {counted[pid]}"
+        audited = decisions.pop(str(pk), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("outcome", outcome, audited.get("outcome")),
+                                   ("failing", failing, audited.get("failing")),
+                                   ("superseded", superseded, audited["superseded"])])
+    out += [f"eligibility decision {pk}: in the audit trail but no longer in the database" for pk in decisions]
+
+    # record locks: locked and unlocked in place, the unlock's reason is the event's
+    locks: dict[str, dict] = {}
+    for object_id, _pid, changes, reason in events["record_lock"]:
+        mine = locks.setdefault(object_id, {})
+        for field, change in changes.items():
+            mine[field] = new_value(change)
+        if mine.get("locked") is False:
+            mine["unlock_reason"] = reason
+    for pk, pid, visit, form, unlocked_at, unlock_reason in RecordLock.objects.filter(
+            participant_id__in=ids).order_by("pk").values_list("pk", "participant_id", "visit", "form", "unlocked_at",
+                                                               "unlock_reason"):
+        audited = locks.pop(str(pk), None)
+        level = "casebook" if not visit and not form else (f"visit {visit}" if not form else f"form {visit}/{form}")
+        where = f"{name(pid)}, record lock {pk} ({level})"
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("visit", visit, audited.get("visit")), ("form", form, audited.get("form")),
+                                   ("locked", unlocked_at is None, audited.get("locked")),
+                                   ("unlock_reason", unlock_reason, audited.get("unlock_reason"))])
+    out += [f"record lock {pk}: in the audit trail but no longer in the database" for pk in locks]
+    return out
+
+
+def missing_participants(present_ids) -> list[str]:
+    """Participants the audit trail saw created that the database no longer holds (one query)."""
+    import json
+
+    from annulus.audit.models import AuditEvent
+    from annulus.audit.selectors import new_value
+
+    present = set(present_ids)
+    created = (AuditEvent.objects.filter(object_type="participant", action="create").order_by("id")
+               .values_list("object_id", "payload"))
+    out = []
+    for object_id, payload in created.iterator(chunk_size=2000):
+        if object_id.isdigit() and int(object_id) not in present:
+            number = new_value(json.loads(payload).get("changes", {}).get("screening_number"))
+            out.append(f"participant {number or object_id}: in the audit trail but no longer in the database")
+    return out

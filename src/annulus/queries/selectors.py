@@ -391,3 +391,71 @@ def active_counts_by_participant(participant_ids=None) -> dict[int, dict[str, in
         out.setdefault(pid, {OPEN: 0, ANSWERED: 0})[status] = n
     return out
 
+
+
+# ---- the data against the audit trail (``annulus audit verify --data``) -------------------------
+
+QUERY_FIELDS = {"visit": "visit", "form": "form", "record": "record", "item": "item", "origin": "origin",
+                "check": "check_id", "status": "status", "assigned_to": "assigned_to"}
+
+
+def _step(changes: dict, reason: str) -> tuple[str, str] | None:
+    """The thread message an event of a query wrote: (kind, text)."""
+    from .models import QueryMessage
+
+    status = changes.get("status")
+    if isinstance(status, list) and status[0] is None:
+        return QueryMessage.RAISE, changes.get("text") or ""
+    if "answer" in changes:
+        return QueryMessage.ANSWER, changes["answer"]
+    if isinstance(status, list) and status[1] == CLOSED:
+        return (QueryMessage.AUTO_CLOSE if "check" in changes else QueryMessage.CLOSE), reason
+    if isinstance(status, list) and status[1] == OPEN:
+        return QueryMessage.REOPEN, reason
+    return None
+
+
+def audit_mismatches(participant_ids) -> list[str]:
+    """Each query of ``participant_ids`` whose row or thread differs from what the audit trail
+    records for it, one line each: where it points (visit, form, record, item), its origin and
+    edit check, its status and who is to answer; and its thread, message by message (the kind and
+    the text of each raise, answer, close and re-open). Not compared: the times and authors of
+    the messages (the events' own)."""
+    from annulus.audit.selectors import differences, new_value, screening_numbers, trail
+
+    from .models import QueryMessage
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    state: dict[str, dict] = {}
+    steps: dict[str, list] = {}
+    for _otype, object_id, _pid, changes, reason in trail(["query"], ids):
+        mine = state.setdefault(object_id, {})
+        for name, change in changes.items():
+            mine[name] = new_value(change)
+        step = _step(changes, reason)
+        if step is not None:
+            steps.setdefault(object_id, []).append(step)
+    thread: dict[int, list] = {}
+    for qid, kind, text in QueryMessage.objects.filter(query__participant_id__in=ids).order_by("pk").values_list(
+            "query_id", "kind", "text"):
+        thread.setdefault(qid, []).append((kind, text))
+    out = []
+    rows = Query.objects.filter(participant_id__in=ids).order_by("pk").values("pk", "participant_id",
+                                                                               *QUERY_FIELDS.values())
+    for row in rows:
+        where = f"participant {numbers.get(row['participant_id'], row['participant_id'])}, query {row['pk']}"
+        audited = state.pop(str(row["pk"]), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [(name, row[column], audited.get(name)) for name, column in QUERY_FIELDS.items()])
+        stored, told = thread.get(row["pk"], []), steps.get(str(row["pk"]), [])
+        for n, (s, a) in enumerate(zip(stored, told), 1):
+            out += differences(f"{where}, message {n}", [("kind", s[0], a[0]), ("text", s[1], a[1])])
+        for n in range(len(told), len(stored)):
+            out.append(f"{where}, message {n + 1}: in the database but never in the audit trail")
+        for n in range(len(stored), len(told)):
+            out.append(f"{where}, message {n + 1}: in the audit trail but no longer in the database")
+    out += [f"query {pk}: in the audit trail but no longer in the database" for pk in state]
+    return out

@@ -474,9 +474,84 @@ FORM_EVENT_KEYS = ("visit", "form", "revision", "state", "collected_at")
 
 
 def audit_mismatches(participant_ids) -> list[str]:
-    """Each eCRF form of ``participant_ids`` whose values in the database differ from the last
-    values the audit trail records for it, or which the trail does not know, or which the trail
-    knows and the database no longer holds: one line each (``annulus audit verify --data``)."""
+    """Each liposuction record, visit and eCRF form of ``participant_ids`` whose values in the
+    database differ from the last values the audit trail records for it, or which the trail does
+    not know, or which the trail knows and the database no longer holds: one line each (``annulus
+    audit verify --data``). Appointments and reminder calls (planning, not trial data) are not
+    compared."""
+    return (liposuction_mismatches(participant_ids) + visit_mismatches(participant_ids)
+            + form_mismatches(participant_ids))
+
+
+LIPOSUCTION_FIELDS = ("performed_on", "fat_volume_ml", "anaesthesia", "observation_hours", "complications")
+
+
+def liposuction_mismatches(participant_ids) -> list[str]:
+    """The liposuction records against the trail. A correction adds a row and its event records
+    only the fields that changed, so the trail is replayed per participant: each row holds the
+    values as they stood after its own event, with the event's reason as its change reason, and
+    every row but the one of the participant's last event is superseded."""
+    from annulus.audit.selectors import differences, new_value, screening_numbers, trail
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    state: dict[int, dict] = {}
+    after: dict[str, dict] = {}  # row id -> the values after its event
+    last: dict[int, str] = {}
+    for _otype, object_id, pid, changes, reason in trail(["liposuction"], ids):
+        mine = state.setdefault(pid, {})
+        for name, change in changes.items():
+            mine[name] = new_value(change)
+        after[object_id] = {**mine, "change_reason": reason, "participant": pid}
+        last[pid] = object_id
+    out = []
+    rows = Liposuction.objects.filter(participant_id__in=ids).order_by("pk").values(
+        "pk", "participant_id", "superseded", "change_reason", *LIPOSUCTION_FIELDS)
+    for row in rows:
+        pid = row["participant_id"]
+        where = f"participant {numbers.get(pid, pid)}, liposuction record {row['pk']}"
+        audited = after.pop(str(row["pk"]), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [(n, row[n], audited.get(n)) for n in LIPOSUCTION_FIELDS] + [
+            ("change_reason", row["change_reason"], audited["change_reason"]),
+            ("superseded", row["superseded"], last.get(pid) != str(row["pk"]))])
+    out += [f"liposuction record {pk}: in the audit trail but no longer in the database" for pk in after]
+    return out
+
+
+def visit_mismatches(participant_ids) -> list[str]:
+    """The visits against the trail: the visit (its key), its date (with corrections), attended or
+    missed, the forms of an unscheduled visit, and when it was complete."""
+    from annulus.audit.selectors import differences, replayed, screening_numbers
+
+    ids = list(participant_ids)
+    trail = replayed("visit", ids)
+    numbers = screening_numbers(ids)
+    out = []
+    rows = Visit.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+        "pk", "participant_id", "visit_id", "number", "visit_date", "outcome", "forms", "completed_at")
+    for pk, pid, visit_id, number, visit_date, outcome, forms, completed_at in rows:
+        key = f"u{number}" if visit_id == UNSCHEDULED else visit_id  # as ``Visit.key``
+        where = f"participant {numbers.get(pid, pid)}, visit {key}"
+        audited = trail.pop(str(pk), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        pairs = [("visit", key, audited.get("visit")), ("visit_date", visit_date, audited.get("visit_date")),
+                 # an unscheduled visit is always attended: its event does not say so
+                 ("outcome", outcome, audited.get("outcome", "attended" if visit_id == UNSCHEDULED else None)),
+                 ("completed_at", completed_at, audited.get("completed_at"))]
+        if visit_id == UNSCHEDULED or "forms" in audited:  # a scheduled visit's forms are the protocol's
+            pairs.append(("forms", forms, audited.get("forms")))
+        out += differences(where, pairs)
+    out += [f"visit {pk}: in the audit trail but no longer in the database" for pk in trail]
+    return out
+
+
+def form_mismatches(participant_ids) -> list[str]:
+    """The eCRF forms against the trail (their items, state, revision and collection time)."""
     from annulus.audit.selectors import replayed, same_value
 
     trail = replayed("crf_form", participant_ids)
