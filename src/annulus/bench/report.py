@@ -5,9 +5,10 @@ through every visit; cached under the var directory, ``--db PATH`` to name one).
 its own, as the statistician, the benchmark times each step of ``annulus report``: the ADaM export
 (``run_export``), the analyses of every end point of the plan and the tables
 (``annulus.report.document.compute``), the HTML and the PDF. It does so twice: the blinded report
-(pooled) and the unblinded one (by treatment). The filled trial is never unblinded, so for the
-second the benchmark's own process lets the export show treatments (``export_blinding`` returns
-"arms" there); nothing is written to the trial to do it. The row "total" is what a user waits for.
+(pooled) and the unblinded one (by treatment). The filled trial is blinded; the unblinded report is
+built from a copy of it whose trial state is "second-level unblinded" (``unblinded_copy``, kept
+beside it), so both reports take the application's own path, the export's processes included
+(``annulus.exports.parts``). The row "total" is what a user waits for.
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def run(args) -> int:
         for blind in ("blinded", "arms"):
             out = Path(tempfile.mkdtemp(prefix="annulus-bench-report-"))
             try:
+                trial = path if blind == "blinded" else unblinded_copy(path)
                 done = subprocess.run([sys.executable, "-m", "annulus", "bench", "report", "--child", str(out),
                                        "--blind", blind, "--language", args.language],
-                                      env=_env(path), capture_output=True, text=True)
+                                      env=_env(trial), capture_output=True, text=True)
             finally:
                 shutil.rmtree(out, ignore_errors=True)
             if done.returncode:
@@ -80,6 +82,25 @@ def run(args) -> int:
     return 0
 
 
+def unblinded_copy(path: Path) -> Path:
+    """A copy of the filled trial ``path`` whose trial state is second-level unblinded (as after
+    ``release_level2``), made once and kept beside it while it is newer than the trial."""
+    import sqlite3
+
+    copy = path.with_name(path.stem + "-unblinded.sqlite3")
+    if copy.exists() and copy.stat().st_mtime >= path.stat().st_mtime:
+        return copy
+    print(f"copying {path.name} to {copy.name}, second-level unblinded (kept for later runs)", flush=True)
+    tmp = copy.with_name(copy.name + ".copying")
+    with sqlite3.connect(path) as src, sqlite3.connect(tmp) as dst:
+        src.backup(dst)
+    with sqlite3.connect(tmp) as conn:
+        conn.execute("INSERT INTO trial_trialstate (id, state, changed_at) VALUES (1, 'unblinded_2', "
+                     "datetime('now')) ON CONFLICT(id) DO UPDATE SET state = 'unblinded_2'")
+    tmp.replace(copy)
+    return copy
+
+
 def child(out: Path, blind: str, language: str) -> int:
     from annulus.cli import setup_django
 
@@ -87,13 +108,10 @@ def child(out: Path, blind: str, language: str) -> int:
     from django.contrib.auth import get_user_model
 
     from annulus import __version__
-    from annulus.allocation import selectors
     from annulus.exports.services import run_export
     from annulus.report import document
     from annulus.trial.selectors import active_protocol
 
-    if blind == "arms":  # this process only: the filled trial is never unblinded (see the module's text)
-        selectors.export_blinding = lambda user, at_most="arms": at_most
     user = get_user_model().objects.get(username="statistician")
     protocol = active_protocol()
     seconds = {}

@@ -38,6 +38,7 @@ from annulus.accounts.permissions import has, require, role_of
 from annulus.audit import services as audit
 from annulus.errors import Problems, RuleViolation
 
+from . import parts
 from .models import FORMAT_CHOICES, ExportJob, ExportRun
 
 log = logging.getLogger("annulus.exports")
@@ -245,7 +246,14 @@ def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force
     # the writer gets an empty folder of its own; its files then replace those of the same name
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
-        write(counted(), ctx, staging)
+        workers = parts.workers_for(fmt, transport, total)
+        if workers > 1:  # a large export: one process per range of participants (annulus.exports.parts)
+            spec = {"actor": actor.pk, "fmt": fmt, "as_of": as_of.isoformat(), "created_at": now.isoformat(),
+                    "identifiable": identifiable, "excel_bom": excel_bom, "language": language, "at_most": at_most,
+                    "transport": transport, "blinding": ctx.blinding}
+            counter["n"] = parts.write(spec, parts.ranges(src.numbers(as_of), workers), staging, progress, total)
+        else:
+            write(counted(), ctx, staging)
         if fmt in WITH_DICTIONARY:
             from annulus.dictionary.export import to_csv
 

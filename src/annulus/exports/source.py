@@ -149,17 +149,26 @@ def count(as_of: datetime) -> int:
     return _included(_aware(as_of)).count()
 
 
+def numbers(as_of: datetime) -> list[str]:
+    """The participant numbers ``subjects`` yields for ``as_of``, in its order."""
+    return list(_included(_aware(as_of)).order_by("screening_number").values_list("screening_number", flat=True))
+
+
 def subjects(user, *, as_of: datetime, identifiable: bool = False, batch: int = 200,
-             at_most: str = "arms") -> Iterator[Subject]:
+             at_most: str = "arms", after: str | None = None, upto: str | None = None) -> Iterator[Subject]:
     """Every participant who gave informed consent by ``as_of`` (screen failures included), in
     participant-number order, read ``batch`` at a time in a fixed number of queries per batch,
-    blinded and pseudonymised for ``user``, each record as it stood at ``as_of``."""
+    blinded and pseudonymised for ``user``, each record as it stood at ``as_of``. ``after`` and
+    ``upto`` (participant numbers) narrow it to a range (after, up to]: a part of the export
+    (``annulus.exports.parts``)."""
     as_of = _aware(as_of)
     batch = max(1, int(batch))
     reader = _Reader(user, as_of, identifiable, at_most)
-    last = None
+    last = after
     while True:
         rows = _included(as_of).order_by("screening_number")
+        if upto is not None:
+            rows = rows.filter(screening_number__lte=upto)
         if last is not None:
             rows = rows.filter(screening_number__gt=last)
         people = list(rows[:batch])
