@@ -206,3 +206,36 @@ def test_annulus_report_from_an_export_folder(exported, results, tmp_path, capsy
     want["code_version"] = got["code_version"]  # the command names the installed version
     assert got == want
     assert document.results_digest(results["blinded"]) != "" and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_analyses_in_worker_processes_give_the_same_report(results, exported, proto):
+    """A large trial's end points are analysed in worker processes (``document.workers_for``): the
+    numbers and the document are those of one process."""
+    p, _ = proto
+    assert document.workers_for(100) == 1 and document.workers_for(10_000) >= 1
+    two = document.compute(exported["arms"], p, language="en", code_version="test", workers=2)
+    assert json.dumps(two, sort_keys=True) == json.dumps(results["arms"], sort_keys=True)
+    assert document.render(two) == document.render(results["arms"])
+
+
+def test_worker_processes_that_fail_leave_the_analyses_to_this_process(results, exported, proto, monkeypatch):
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, *args):
+            raise BrokenProcessPool("a worker could not start")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Broken)
+    p, _ = proto
+    again = document.compute(exported["arms"], p, language="en", code_version="test", workers=2)
+    assert json.dumps(again, sort_keys=True) == json.dumps(results["arms"], sort_keys=True)

@@ -23,13 +23,18 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
 import math
+import os
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from annulus.report import baseline, conduct, consort, efficacy, plots, safety
 from annulus.report.adsl import read as read_rows
 from annulus.report.words import words_for
+
+log = logging.getLogger("annulus.report")
 
 MANIFEST = "manifest.json"
 LEVELS = ("blinded", "labels", "arms")
@@ -97,9 +102,46 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+MIN_PARTICIPANTS_FOR_PROCESSES = 2000  # below this, starting processes costs more than the analyses
+
+
+def workers_for(participants: int) -> int:
+    """How many processes analyse the end points of a trial of ``participants`` (1: this one)."""
+    if participants < MIN_PARTICIPANTS_FOR_PROCESSES:
+        return 1
+    return max(1, os.cpu_count() or 1)
+
+
+def _endpoint(path: Path, ep, blind, alpha: float, dose_plan) -> dict:
+    """One end point's analyses (in this process or a worker's)."""
+    return efficacy.analyse(efficacy.read_adeff(path), ep, blind=blind, alpha=alpha, dose_plan=dose_plan)
+
+
+class _Inline:
+    """The executor's interface, run here and now (one process)."""
+
+    class _Done:
+        def __init__(self, fn, args):
+            self._value = fn(*args)
+
+        def result(self):
+            return self._value
+
+    def submit(self, fn, *args):
+        return self._Done(fn, args)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def compute(folder, protocol, *, language: str = "en", progress: Callable[[int, int, str], None] | None = None,
-            code_version: str = "") -> dict:
-    """Every number of the report (see the module's documentation)."""
+            code_version: str = "", workers: int | None = None) -> dict:
+    """Every number of the report (see the module's documentation). The end points' analyses run
+    in ``workers`` processes (None: ``workers_for`` the trial's size) while this one builds the
+    flow, baseline, safety and conduct tables; the numbers are the same either way."""
     folder = Path(folder)
     progress = progress or (lambda done, total, what: None)
     manifest = _manifest(folder)
@@ -114,40 +156,66 @@ def compute(folder, protocol, *, language: str = "en", progress: Callable[[int, 
     if level == "arms" and control is None:
         raise ReportError("the analysis plan's control arm (analysis.dose_response.control) is not in the data")
     endpoints = [plan.primary, *list(getattr(plan, "secondary", None) or [])]
+    for ep in endpoints:
+        name = f"adeff_{ep.parameter.lower()}.csv"
+        if not (folder / name).is_file():
+            raise ReportError(f"{folder} has no {name} (the analysis plan's end point {ep.parameter})")
+    workers = workers_for(len(adsl)) if workers is None else max(1, int(workers))
+    try:
+        return _compute(folder, protocol, language, progress, code_version, workers, stamp, level, plan, alpha, adsl,
+                        arms, control, doses, endpoints)
+    except BrokenProcessPool:
+        # a worker could not start (a caller's main module that runs itself when imported) or died:
+        # the same numbers, in this process
+        log.warning("the report's worker processes failed; analysing in one process")
+        return _compute(folder, protocol, language, progress, code_version, 1, stamp, level, plan, alpha, adsl,
+                        arms, control, doses, endpoints)
+
+
+def _compute(folder, protocol, language, progress, code_version, workers, stamp, level, plan, alpha, adsl, arms,
+             control, doses, endpoints) -> dict:
     total = 4 + len(endpoints)
     done = 0
     progress(done, total, "consort")
-    follow = [v.id for v in protocol.schedule.visits]
-    flow = consort.counts(adsl, arms=arms, visits=follow)
-    names = _names(protocol, language, arms)
-    flow_svg = consort.svg(flow, language=language, visit_names=names["visits"], criterion_names=names["criteria"],
-                           arm_names=names["arms"])
-    table1 = baseline.table(adsl, arms=arms, language=language, population="ITTFL")
-    done += 1
     blind = efficacy.Blind(level, None if arms is None else tuple(arms), control, doses)
-    results = []
-    for ep in endpoints:
-        progress(done, total, ep.parameter)
-        name = f"adeff_{ep.parameter.lower()}.csv"
-        path = folder / name
-        if not path.is_file():
-            raise ReportError(f"{folder} has no {name} (the analysis plan's end point {ep.parameter})")
-        frame = efficacy.read_adeff(path)
-        res = efficacy.analyse(frame, ep, blind=blind, alpha=alpha,
-                               dose_plan=getattr(plan, "dose_response", None))
-        res["role"] = "primary" if ep is plan.primary else "secondary"
-        results.append(res)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(endpoints) + 1),
+                                   mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = _Inline()
+    with pool:
+        dose_plan = getattr(plan, "dose_response", None)
+        # the end points first: in worker processes they run while this one builds the tables below
+        pending = [pool.submit(_endpoint, folder / f"adeff_{ep.parameter.lower()}.csv", ep, blind, alpha, dose_plan)
+                   for ep in endpoints]
+        sensitivity_job = pool.submit(_sensitivity, folder, plan, blind, alpha)
+        follow = [v.id for v in protocol.schedule.visits]
+        flow = consort.counts(adsl, arms=arms, visits=follow)
+        names = _names(protocol, language, arms)
+        flow_svg = consort.svg(flow, language=language, visit_names=names["visits"],
+                               criterion_names=names["criteria"], arm_names=names["arms"])
+        table1 = baseline.table(adsl, arms=arms, language=language, population="ITTFL")
         done += 1
-    sensitivity = _sensitivity(folder, plan, blind, alpha)
-    done += 1
-    progress(done, total, "safety")
-    lab = folder / "adlb.csv"
-    saf = safety.tables(adsl, _rows(folder, "adae.csv", False), safety.read_lab(lab) if lab.is_file() else [],
-                        arms=arms, level=1 - alpha)
-    done += 1
-    progress(done, total, "conduct")
-    cond = conduct.tables(adsl, _rows(folder, "adsv.csv", False), _rows(folder, "addv.csv", False), arms=arms)
-    done += 1
+        progress(done, total, "safety")
+        lab = folder / "adlb.csv"
+        saf = safety.tables(adsl, _rows(folder, "adae.csv", False), safety.read_lab(lab) if lab.is_file() else [],
+                            arms=arms, level=1 - alpha)
+        done += 1
+        progress(done, total, "conduct")
+        cond = conduct.tables(adsl, _rows(folder, "adsv.csv", False), _rows(folder, "addv.csv", False), arms=arms)
+        done += 1
+        results = []
+        for ep, job in zip(endpoints, pending):
+            progress(done, total, ep.parameter)
+            res = job.result()
+            res["role"] = "primary" if ep is plan.primary else "secondary"
+            results.append(res)
+            done += 1
+        sensitivity = sensitivity_job.result()
+        done += 1
     files = [{"name": p.name, "sha256": _sha256(p)} for p in sorted(folder.glob("*.csv"))]
     progress(done, total, "done")
     return _finite({
