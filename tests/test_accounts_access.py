@@ -154,7 +154,7 @@ def test_login_and_logout_are_audited(users):
 
 
 def test_session_times_out_after_idle_period(settings, users):
-    assert settings.SESSION_COOKIE_AGE == 30 * 60 and settings.SESSION_SAVE_EVERY_REQUEST
+    assert settings.SESSION_COOKIE_AGE == 30 * 60 and settings.SESSION_REFRESH_SECONDS == 60
     c = Client()
     _login(c, users["coordinator"].username, TEST_PASSWORD)
     assert c.get("/").status_code == 200
@@ -162,6 +162,30 @@ def test_session_times_out_after_idle_period(settings, users):
     Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
     r = c.get("/participants/")
     assert r.status_code == 302 and r["Location"].startswith("/accounts/login/")
+
+
+def test_the_idle_timeout_slides_with_use_and_the_session_is_written_at_most_once_a_minute(users):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annulus.accounts.middleware import SESSION_SEEN
+
+    c = Client()
+    _login(c, users["coordinator"].username, TEST_PASSWORD)
+    assert c.get("/").status_code == 200
+    # the next reads within the minute leave the session row alone
+    with CaptureQueriesContext(connection) as q:
+        assert c.get("/participants/").status_code == 200
+    assert not [x for x in q.captured_queries if x["sql"].startswith(("UPDATE", "INSERT")) and "django_session" in x["sql"]]
+    # ten minutes of reading later (the expiry last moved 10 minutes ago), a read moves it again
+    session = Session.objects.get()
+    data = session.get_decoded()
+    data[SESSION_SEEN] -= 600
+    Session.objects.filter(pk=session.pk).update(session_data=Session.objects.encode(data),
+                                                 expire_date=timezone.now() + timedelta(minutes=20))
+    assert c.get("/participants/").status_code == 200
+    left = Session.objects.get().expire_date - timezone.now()
+    assert timedelta(minutes=29) < left <= timedelta(minutes=30)
 
 
 @pytest.mark.parametrize(

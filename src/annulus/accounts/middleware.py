@@ -55,3 +55,31 @@ class PasswordChangeRequiredMiddleware:
 
                 return redirect("password_change")
         return self.get_response(request)
+
+
+SESSION_SEEN = "_seen"  # when the session's expiry was last moved (seconds since the epoch)
+
+
+class SessionIdleMiddleware:
+    """The idle timeout slides with use: a logged-in session's expiry is moved to
+    ``SESSION_COOKIE_AGE`` from now when it was last moved ``SESSION_REFRESH_SECONDS`` ago or more,
+    not on every request (``SESSION_SAVE_EVERY_REQUEST`` would write the session row on every page
+    read). The session then ends between ``SESSION_COOKIE_AGE - SESSION_REFRESH_SECONDS`` and
+    ``SESSION_COOKIE_AGE`` after the last request."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        import time
+
+        from django.conf import settings
+
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and session.session_key and not session.is_empty():
+            now = int(time.time())
+            seen = session.get(SESSION_SEEN)
+            if not isinstance(seen, int) or now - seen >= settings.SESSION_REFRESH_SECONDS:
+                session[SESSION_SEEN] = now  # modified: SessionMiddleware saves it with a new expiry
+        return response

@@ -72,7 +72,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "annulus.site.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the WSGI server itself, hashed names cached for a year
+    "annulus.trial.middleware.ProtocolPerRequestMiddleware",  # the protocol in force read once per request
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "annulus.accounts.middleware.SessionIdleMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,7 +140,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Idle sessions end after 30 minutes (every request renews the cookie).
 SESSION_COOKIE_AGE = int(os.environ.get("ANNULUS_SESSION_SECONDS", 30 * 60))
-SESSION_SAVE_EVERY_REQUEST = True
+# the idle timeout slides with use, the session row written at most once a minute
+# (annulus.accounts.middleware.SessionIdleMiddleware), not on every request
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from annulus.protocol import Protocol, parse_protocol_once
@@ -14,12 +15,39 @@ def _parsed(digest: str, text: str) -> Protocol:
     return parse_protocol_once(text)
 
 
+# The protocol version in force, read once per request: a page asks for it (or for the protocol,
+# its dictionary, its roles) many times. ``per_request`` (``annulus.trial.middleware``) opens the
+# memo for a request and closes it after; outside a request (commands, background jobs) every call
+# reads the database. Activating a version forgets it (``forget_active_version``).
+_request = threading.local()
+
+
+class per_request:
+    def __enter__(self):
+        _request.memo = {}
+
+    def __exit__(self, *exc):
+        _request.memo = None
+        return False
+
+
+def forget_active_version() -> None:
+    memo = getattr(_request, "memo", None)
+    if memo:
+        memo.pop("pv", None)
+
+
 def active_version() -> ProtocolVersion:
+    memo = getattr(_request, "memo", None)
+    if memo is not None and "pv" in memo:
+        return memo["pv"]
     pv = ProtocolVersion.objects.filter(active=True).first()
     if pv is None:
         from .services import load_default_protocol
 
         pv = load_default_protocol()
+    if memo is not None:
+        memo["pv"] = pv
     return pv
 
 

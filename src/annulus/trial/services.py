@@ -12,6 +12,7 @@ from annulus.audit import services as audit
 from annulus.errors import RuleViolation
 from annulus.protocol import ProtocolError, parse_protocol_once, protocol_digest
 
+from . import selectors
 from .lock import TrialLocked, assert_writable
 from .models import ProtocolVersion, TrialState
 
@@ -90,6 +91,7 @@ def _activate(actor, pv: ProtocolVersion, cosigner=None, blind=()) -> None:
         ProtocolVersion.objects.filter(active=True).exclude(pk=pv.pk).update(active=False)
         ProtocolVersion.objects.filter(pk=pv.pk).update(active=True)
         pv.active = True
+        selectors.forget_active_version()
         changes = {"active_version": [previous[0] if previous else None, pv.version]}
         if blind:
             changes["blind"] = [None, list(blind)]
