@@ -112,8 +112,14 @@ def workers_for(participants: int) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _endpoint(path: Path, ep, blind, alpha: float, dose_plan) -> dict:
-    """One end point's analyses (in this process or a worker's)."""
+def _endpoint(path: Path, ep, blind, alpha: float, dose_plan, one_blas_thread: bool = False) -> dict:
+    """One end point's analyses (in this process, or in a worker's with one BLAS thread: the
+    workers already share the cores)."""
+    if one_blas_thread:
+        from annulus.stats.power import _one_blas_thread
+
+        with _one_blas_thread():
+            return _endpoint(path, ep, blind, alpha, dose_plan)
     return efficacy.analyse(efficacy.read_adeff(path), ep, blind=blind, alpha=alpha, dose_plan=dose_plan)
 
 
@@ -189,8 +195,8 @@ def _compute(folder, protocol, language, progress, code_version, workers, stamp,
     with pool:
         dose_plan = getattr(plan, "dose_response", None)
         # the end points first: in worker processes they run while this one builds the tables below
-        pending = [pool.submit(_endpoint, folder / f"adeff_{ep.parameter.lower()}.csv", ep, blind, alpha, dose_plan)
-                   for ep in endpoints]
+        pending = [pool.submit(_endpoint, folder / f"adeff_{ep.parameter.lower()}.csv", ep, blind, alpha, dose_plan,
+                               workers > 1) for ep in endpoints]
         sensitivity_job = pool.submit(_sensitivity, folder, plan, blind, alpha)
         follow = [v.id for v in protocol.schedule.visits]
         flow = consort.counts(adsl, arms=arms, visits=follow)
