@@ -29,6 +29,9 @@ class RuleViolations(RuleViolation):
         first = violations[0]
         super().__init__(first.field, first.message)
         self.violations = list(violations)
+        if any(v.status == 403 for v in self.violations):
+            # a refusal for the caller's role is answered as one (403), whatever else is wrong
+            self.status = 403
 
 
 class IllegalTransition(RuleViolation):
