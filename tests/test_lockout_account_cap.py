@@ -31,7 +31,7 @@ from tests.conftest import TEST_PASSWORD
 pytestmark = pytest.mark.req("P-7.2")
 
 PROXY = "10.0.0.5"
-LOCKED = "locked after repeated failed logins from this address"
+LOCKED = "locked after repeated failed logins"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from .backends import client_source, login_locked_until
 class LoginForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
-        "locked": _("This account is locked after repeated failed logins from this address. "
+        "locked": _("This account is locked after repeated failed logins. "
                     "Try again after %(time)s or ask the administrator."),
     }
 

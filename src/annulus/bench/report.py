@@ -92,11 +92,17 @@ def unblinded_copy(path: Path) -> Path:
         return copy
     print(f"copying {path.name} to {copy.name}, second-level unblinded (kept for later runs)", flush=True)
     tmp = copy.with_name(copy.name + ".copying")
-    with sqlite3.connect(path) as src, sqlite3.connect(tmp) as dst:
+    src, dst = sqlite3.connect(path), sqlite3.connect(tmp)
+    try:
         src.backup(dst)
-    with sqlite3.connect(tmp) as conn:
-        conn.execute("INSERT INTO trial_trialstate (id, state, changed_at) VALUES (1, 'unblinded_2', "
-                     "datetime('now')) ON CONFLICT(id) DO UPDATE SET state = 'unblinded_2'")
+        # the change is in the file itself (not in a write-ahead log left behind by the rename)
+        dst.execute("PRAGMA journal_mode=DELETE")
+        dst.execute("INSERT INTO trial_trialstate (id, state, changed_at) VALUES (1, 'unblinded_2', "
+                    "datetime('now')) ON CONFLICT(id) DO UPDATE SET state = 'unblinded_2'")
+        dst.commit()
+    finally:
+        src.close()
+        dst.close()
     tmp.replace(copy)
     return copy
 
