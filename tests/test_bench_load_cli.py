@@ -13,6 +13,7 @@ pytestmark = pytest.mark.req("X-7.3")
 @pytest.mark.parametrize(("argv", "message"), [
     (["bench", "load", "--clients", "0"], "--clients must be between 1 and 256"),
     (["bench", "load", "--seconds", "0"], "--seconds must be between 1 and 3600"),
+    (["bench", "load", "--think", "-1"], "--think must be between 0 and 60 seconds"),
     (["bench", "faults", "--every", "0"], "--every must be between 0.2 and 600 seconds"),
     (["bench", "faults", "--clients", "100"], "--clients must be between 1 and 64"),
 ])

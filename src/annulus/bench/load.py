@@ -8,6 +8,10 @@ browser session (logged in through the login form, CSRF token sent back) and hal
 token, each keep one connection and run for ``--seconds`` a mix of page reads (dashboard,
 participant list, a participant's page), API reads (the participant list, a schedule) and eCRF
 saves (the VAS form of a 1-week visit, one participant per client, saved complete with a reason).
+The session clients log in one at a time before the clock starts. ``--think S`` makes each client
+pause S seconds on average (exponentially distributed) between two requests, as a person reading
+the page; without it every client sends its next request at once, which measures the server
+saturated rather than people using it.
 It prints requests per second, p50/p95/p99 per kind, the errors (any status of 400 or more, or no
 answer) and ``annulus audit verify --data`` on the database afterwards. Target on the 2-core
 machine at 16 clients: 0 errors, p95 of reads under 300 ms, the audit trail intact.
@@ -41,6 +45,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the load runs (default 30)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: annulus serve's)")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean seconds a client pauses between two requests, as a person reading the answer "
+                             "(exponentially distributed; default 0: each client sends its next request at once)")
     parser.add_argument("--port", type=int, default=0, help="port to serve on (default: a free one)")
 
 
@@ -138,18 +145,34 @@ class Client:
             raise RuntimeError(f"login answered {status}")
 
 
-def _worker(index: int, port: int, token: str, participant: int, deadline: float, out: list, stop: threading.Event):
+def _worker(index: int, port: int, token: str, participant: int, clock: dict, out: list, stop: threading.Event,
+            ready: threading.Barrier, login_lock: threading.Lock, think: float):
     rng = random.Random(index)
     session = index % 2 == 0
     client = Client(port, None if session else token)
+    failed = None
     try:
         if session:
-            client.login("coordinator", DEMO_PASSWORD)
+            # one at a time, before the clock starts: the lockout takes a check per login in flight from
+            # one address, and the figures are those of logged-in users
+            with login_lock:
+                client.login("coordinator", DEMO_PASSWORD)
     except Exception as exc:  # noqa: BLE001 - counted as an error of the run
-        out.append(("page", 0.0, 0, f"login failed: {exc}"))
+        failed = f"login failed: {exc}"
+    try:
+        ready.wait(300)
+    except threading.BrokenBarrierError:
+        return
+    if failed:
+        out.append(("page", 0.0, 0, failed))
         return
     api = {"Accept": "application/json"}
+    deadline = clock["deadline"]
     while time.monotonic() < deadline and not stop.is_set():
+        if think:
+            stop.wait(rng.expovariate(1 / think))  # a person reading the answer before the next click
+            if time.monotonic() >= deadline or stop.is_set():
+                break
         roll = rng.random()
         if roll < 0.45 and not session:  # a token opens no page: its reads are the API's
             roll = 0.45 + roll * 0.4 / 0.45
@@ -248,6 +271,8 @@ def run(args) -> int:
         raise CliError("--clients must be between 1 and 256")
     if not 1 <= args.seconds <= 3600:
         raise CliError("--seconds must be between 1 and 3600")
+    if not 0 <= args.think <= 60:
+        raise CliError("--think must be between 0 and 60 seconds")
     database_url = scratch_database()
     var = Path(tempfile.mkdtemp(prefix="annulus-bench-load-"))
     print(f"annulus bench load: PostgreSQL {database_url.rsplit('/', 1)[1]}, filling the demo trial ...", flush=True)
@@ -264,28 +289,38 @@ def run(args) -> int:
     server = start_server(env, port, args.workers)
     results: list = []
     stop = threading.Event()
+    clock: dict = {}
+    began = [0.0]
+
+    def start_clock():  # once every client is logged in (the barrier's action)
+        clock["deadline"] = time.monotonic() + args.seconds
+        began[0] = time.perf_counter()
+
+    ready = threading.Barrier(args.clients, action=start_clock)
+    login_lock = threading.Lock()
     try:
-        deadline = time.monotonic() + args.seconds
         threads = [threading.Thread(target=_worker, args=(i, port, setup["tokens"][i % len(setup["tokens"])],
-                                                          people[i % len(people)], deadline, results, stop))
+                                                          people[i % len(people)], clock, results, stop, ready,
+                                                          login_lock, args.think))
                    for i in range(args.clients)]
-        began = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
-            t.join(args.seconds + 120)
-        elapsed = time.perf_counter() - began
+            t.join(args.seconds + 420)
+        elapsed = time.perf_counter() - began[0]
     finally:
         stop.set()
         stop_server(server)
     verdict = audit_verify({**os.environ, "DATABASE_URL": database_url, "ANNULUS_VAR_DIR": str(var)})
-    return report(results, elapsed, args.clients, verdict)
+    return report(results, elapsed, args.clients, verdict, args.think)
 
 
-def report(results: list, elapsed: float, clients: int, verdict: str) -> int:
+def report(results: list, elapsed: float, clients: int, verdict: str, think: float = 0.0) -> int:
     errors = [r for r in results if r[3]]
     print()
-    print(f"{clients} clients, {elapsed:.1f} s, {len(results)} requests, {len(results) / elapsed:.1f} requests/s")
+    pause = f"a pause of {think:g} s on average between a client's requests" if think else "no pause between requests"
+    print(f"{clients} clients ({pause}), {elapsed:.1f} s, {len(results)} requests, "
+          f"{len(results) / elapsed:.1f} requests/s")
     print(f"{'kind':<6}{'count':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'errors':>8}")
     p95 = {}
     for kind in KINDS:
