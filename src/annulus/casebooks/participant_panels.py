@@ -9,7 +9,8 @@ from . import selectors
 def panels(request, participant):
     if not has(request.user, "casebook.view"):
         return []
-    latest = selectors.latest_signatures([participant.pk]).get(participant.pk)
-    state = selectors.signature_status([participant.pk])[participant.pk]
+    signatures = selectors.latest_signatures([participant.pk])
+    latest = signatures.get(participant.pk)
+    state = selectors.signature_status([participant.pk], latest=signatures)[participant.pk]
     return [{"template": "casebooks/_participant_panel.html", "order": 90, "p": participant, "state": state,
              "signature": latest, "eligibility": selectors.eligibility_signature(participant)}]

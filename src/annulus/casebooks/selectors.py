@@ -180,18 +180,18 @@ def latest_signatures(participant_ids=None) -> dict[int, CasebookSignature]:
     return {s.participant_id: s for s in rows}
 
 
-def signature_status(participant_ids=None) -> dict[int, str]:
+def signature_status(participant_ids=None, latest: dict | None = None) -> dict[int, str]:
     """participant id -> "signed" | "invalidated" | "unsigned": signed when the newest signature's
     hash is the casebook's current hash, invalidated when the casebook changed after it. Every
     participant with informed consent (``participant_ids`` None) or each id given; a fixed number
-    of queries whatever their number."""
+    of queries whatever their number. ``latest``: their ``latest_signatures`` when already read."""
     from annulus.participants.models import Participant
 
     if participant_ids is None:
         ids = list(Participant.objects.filter(consents__isnull=False).distinct().values_list("pk", flat=True))
     else:
         ids = [int(i) for i in participant_ids]
-    latest = latest_signatures(ids)
+    latest = latest_signatures(ids) if latest is None else latest
     current = contents(list(latest)) if latest else {}
     out = {}
     for pid in ids:
