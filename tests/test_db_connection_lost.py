@@ -62,7 +62,29 @@ def defect_view(request):
     return HttpResponse("never")
 
 
+def failing_error_page(request):
+    """An error page that needs the database, reached after the connection went: it fails too."""
+    from annulus.participants.models import Participant
+
+    Participant.objects.count()
+    return HttpResponse("error page", status=500)
+
+
+@csrf_exempt
+def write_then_error_page_view(request):
+    CALLS.append("write")
+    with connection.cursor() as cur:
+        try:
+            cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        except Exception:  # noqa: BLE001 - the connection is gone; Django keeps the broken one
+            pass
+    raise RuntimeError("the view fails after its connection went")
+
+
+handler500 = failing_error_page
+
 urlpatterns = [
+    path("write-then-error-page/", write_then_error_page_view),
     path("read/", read_view),
     path("always-lost/", always_lost_view),
     path("write/", write_view),
@@ -126,3 +148,11 @@ def test_a_failure_on_a_working_connection_is_still_a_server_error(client):
     response = client.get("/defect/")
     assert response.status_code == 500
     assert CALLS == ["defect"]  # not run again: it is a defect, not a lost connection
+
+
+def test_a_write_whose_error_page_also_loses_the_connection_is_503(client):
+    """The error page reads the database too: when it fails on the lost connection, the exception
+    leaves Django's handling altogether (a WSGI server would answer its own 500)."""
+    response = client.post("/write-then-error-page/", {"x": "1"})
+    assert response.status_code == 503
+    assert CALLS == ["write"]

@@ -164,7 +164,7 @@ def _worker(index: int, port: int, token: str, participant: int, clock: dict, ou
     except threading.BrokenBarrierError:
         return
     if failed:
-        out.append(("page", 0.0, 0, failed))
+        out.append(("page", 0.0, 0, failed, "/accounts/login/"))
         return
     api = {"Accept": "application/json"}
     deadline = clock["deadline"]
@@ -197,7 +197,7 @@ def _worker(index: int, port: int, token: str, participant: int, clock: dict, ou
             error = "" if status < 400 else f"HTTP {status} {method} {path}: {answer[:160].decode(errors='replace')}"
         except Exception as exc:  # noqa: BLE001
             status, error = 0, f"{type(exc).__name__} {method} {path}"
-        out.append((kind, (time.perf_counter() - started) * 1000, status, error))
+        out.append((kind, (time.perf_counter() - started) * 1000, status, error, path))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -328,6 +328,14 @@ def report(results: list, elapsed: float, clients: int, verdict: str, think: flo
         p95[kind] = _percentile(times, 95)
         print(f"{kind:<6}{len([r for r in results if r[0] == kind]):>8}{_percentile(times, 50):>10.0f}"
               f"{p95[kind]:>10.0f}{_percentile(times, 99):>10.0f}{len([r for r in errors if r[0] == kind]):>8}")
+    # the pages one by one (a participant's page is named once for all participants)
+    named = {}
+    for r in results:
+        if r[0] == "page" and not r[3]:
+            named.setdefault(re.sub(r"/\d+/", "/N/", r[4]), []).append(r[1])
+    for path, times in sorted(named.items()):
+        print(f"  {path:<22}{len(times):>6}{_percentile(times, 50):>10.0f}{_percentile(times, 95):>10.0f}"
+              f"{_percentile(times, 99):>10.0f}")
     for message in sorted({r[3] for r in errors})[:10]:
         print(f"  error: {message}")
     print(f"audit: {verdict}")

@@ -42,7 +42,9 @@ _GONE_STATES = ("57P01", "57P02", "57P03")
 def _lost(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what caused it) is a database error on a connection that has gone: the
     driver's error says so (its SQLSTATE, or no SQLSTATE and a broken connection), or, failing
-    that, a connection of this request is no longer usable."""
+    that, a connection of this request was closed after the error (Django drops a connection whose
+    rollback failed) or is no longer usable. An error on a working connection (a deadlock, a
+    timeout, a constraint) is not."""
     seen = 0
     first = exc
     while exc is not None and seen < 5:
@@ -55,7 +57,7 @@ def _lost(exc: BaseException | None) -> bool:
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     if isinstance(first, (OperationalError, InterfaceError)) or (
             isinstance(first, DatabaseError) and "connection" in str(first).lower()):
-        return any(not _usable(c) for c in connections.all(initialized_only=True))
+        return any(c.connection is None or not _usable(c) for c in connections.all(initialized_only=True))
     return False
 
 
@@ -111,14 +113,25 @@ class LostConnectionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self.get_response(request)
+        response = self._answer(request)
         if not getattr(request, _FLAG, False):
             return response
         _close_broken()
         if request.method in SAFE_METHODS:
             setattr(request, _FLAG, False)
-            response = self.get_response(request)  # once, on a new connection
+            response = self._answer(request)  # once, on a new connection
             if not getattr(request, _FLAG, False):
                 return response
             _close_broken()
         return unavailable(request)
+
+    def _answer(self, request):
+        """The inner answer; a lost connection that escaped even the error page (which reads the
+        database too) is noted like the others."""
+        try:
+            return self.get_response(request)
+        except DatabaseError as exc:
+            if not _lost(exc):
+                raise
+            setattr(request, _FLAG, True)
+            return None
