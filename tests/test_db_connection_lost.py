@@ -25,6 +25,31 @@ def _cut_own_connection() -> None:
         cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
 
 
+def _cut_from_outside() -> None:
+    """Another session ends this one, as a restart does: the next statement finds the socket closed
+    ("server closed the connection unexpectedly", no SQLSTATE)."""
+    import time
+
+    import psycopg
+
+    pid = connection.connection.info.backend_pid
+    settings = connection.settings_dict
+    with psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+                         password=settings["PASSWORD"] or None, dbname="postgres", autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.2)
+
+
+@csrf_exempt
+def write_cut_from_outside_view(request):
+    CALLS.append("write")
+    with transaction.atomic():
+        Group.objects.create(name=f"written {len(CALLS)}")
+        _cut_from_outside()
+        Group.objects.count()
+    return HttpResponse("saved")
+
+
 def read_view(request):
     CALLS.append("read")
     if len(CALLS) == 1:
@@ -83,7 +108,20 @@ def write_then_error_page_view(request):
 
 handler500 = failing_error_page
 
+@csrf_exempt
+def write_cut_at_savepoint_view(request):
+    CALLS.append("write")
+    with transaction.atomic():
+        Group.objects.create(name=f"written {len(CALLS)}")
+        with transaction.atomic():  # its RELEASE SAVEPOINT is the statement that finds the socket closed
+            Group.objects.count()
+            _cut_from_outside()
+    return HttpResponse("saved")
+
+
 urlpatterns = [
+    path("api/write-cut-at-savepoint/", write_cut_at_savepoint_view),
+    path("api/write-cut-from-outside/", write_cut_from_outside_view),
     path("write-then-error-page/", write_then_error_page_view),
     path("read/", read_view),
     path("always-lost/", always_lost_view),
@@ -156,3 +194,44 @@ def test_a_write_whose_error_page_also_loses_the_connection_is_503(client):
     response = client.post("/write-then-error-page/", {"x": "1"})
     assert response.status_code == 503
     assert CALLS == ["write"]
+
+
+def test_an_api_write_cut_from_outside_mid_transaction_is_503(client):
+    response = client.post("/api/write-cut-from-outside/", data="{}", content_type="application/json")
+    assert response.status_code == 503, response.content[:300]
+    assert CALLS == ["write"]
+    assert not Group.objects.filter(name__startswith="written").exists()
+
+
+def test_an_api_write_cut_at_a_savepoint_is_503(client):
+    response = client.post("/api/write-cut-at-savepoint/", data="{}", content_type="application/json")
+    assert response.status_code == 503, response.content[:300]
+    assert CALLS == ["write"]
+
+
+def test_what_counts_as_a_lost_connection():
+    """The driver's own error without a SQLSTATE (the socket closed under it) is a lost connection
+    even when the connection Django holds by then is a new, working one; a server's error on a
+    working connection (a deadlock, a timeout) and SQLite's "database is locked" are not."""
+    import sqlite3
+
+    import psycopg
+    from django.db import OperationalError as DjangoOperationalError
+
+    from annulus.site.dblost import _lost
+
+    def wrapped(cause):
+        try:
+            try:
+                raise cause
+            except Exception as exc:
+                raise DjangoOperationalError(str(exc)) from exc
+        except DjangoOperationalError as outer:
+            return outer
+
+    assert _lost(wrapped(psycopg.OperationalError("consuming input failed: server closed the connection "
+                                                  "unexpectedly")))
+    assert _lost(wrapped(psycopg.errors.AdminShutdown("terminating connection due to administrator command")))
+    assert not _lost(wrapped(psycopg.errors.DeadlockDetected("deadlock detected")))
+    assert not _lost(wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")))
+    assert not _lost(wrapped(sqlite3.OperationalError("database is locked")))

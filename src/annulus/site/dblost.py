@@ -37,11 +37,12 @@ _FLAG = "_annulus_db_lost"
 # SQLSTATEs of a connection gone: class 08 (connection exception) and the server shutting down
 # (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now)
 _GONE_STATES = ("57P01", "57P02", "57P03")
+_DRIVER_GONE = ("OperationalError", "InterfaceError")
 
 
 def _lost(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what caused it) is a database error on a connection that has gone: the
-    driver's error says so (its SQLSTATE, or no SQLSTATE and a broken connection), or, failing
+    driver's error says so (its SQLSTATE, or an error of the driver itself without one), or, failing
     that, a connection of this request was closed after the error (Django drops a connection whose
     rollback failed) or is no longer usable. An error on a working connection (a deadlock, a
     timeout, a constraint) is not."""
@@ -49,10 +50,12 @@ def _lost(exc: BaseException | None) -> bool:
     first = exc
     while exc is not None and seen < 5:
         state = getattr(exc, "sqlstate", None)
-        if state and (state.startswith("08") or state in _GONE_STATES):
-            return True
-        pgconn = getattr(exc, "pgconn", None)
-        if not state and pgconn is not None and getattr(pgconn, "status", 0) != 0:  # 0: CONNECTION_OK
+        if state:  # the server answered: it says whether the connection is gone
+            return state.startswith("08") or state in _GONE_STATES
+        if not state and type(exc).__module__.startswith("psycopg") and type(exc).__name__ in _DRIVER_GONE:
+            # the PostgreSQL driver's own error, with no SQLSTATE from the server: the connection
+            # failed ("server closed the connection unexpectedly", "consuming input failed",
+            # "the connection is closed")
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     if isinstance(first, (OperationalError, InterfaceError)) or (
