@@ -1,9 +1,14 @@
-"""``annulus randomisation generate|verify``: the allocation list and its documents.
+"""``annulus randomisation generate|verify|simulate``: the allocation list, its documents and
+the methods' operating characteristics.
 
 ``generate --protocol FILE --seed N --json`` prints the list and, in a separate key, the level-2
 key (label -> arm). ``generate ... --out DIR`` writes the allocation tables, both keys, their
-checksums and a README into a new directory. ``verify DIR`` checks such a directory: exit 0 when
-every checksum matches, 1 naming each bad file.
+checksums and a README into a new directory. A protocol with ``method: stratified_blocks`` gets
+one list per stratum in the same documents; ``minimisation`` has no list to generate.
+``verify DIR`` checks such a directory: exit 0 when every checksum matches, 1 naming each bad
+file; with ``--protocol FILE --seed N`` it also regenerates the lists from the seed and checks
+that the tables and keys are the same bytes. ``simulate`` compares simple randomisation,
+permuted blocks, stratified blocks and minimisation over many simulated trials.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ class ProtocolArms:
     block_sizes: list[int]
     number_width: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    method: str = "permuted_blocks"
+    strata: list[tuple[str, list[str]]] = field(default_factory=list)
+    stratum_list_length: int | None = None
 
 
 def _first_line(exc: Exception) -> str:
@@ -76,6 +84,8 @@ def _read_yaml_directly(path: Path) -> ProtocolArms:
     if not isinstance(block_sizes, list) or not block_sizes:
         raise CliError("randomisation.block_sizes: a non-empty list of integers is required")
     block_sizes = [_positive_int(b, f"randomisation.block_sizes[{i}]") for i, b in enumerate(block_sizes)]
+    if rand.get("method", "permuted_blocks") != "permuted_blocks":
+        raise CliError(f"randomisation.method: {rand.get('method')!r} needs the protocol loader (annulus.protocol)")
     width = rand.get("case_number_width")
     trial = data.get("trial") if isinstance(data.get("trial"), dict) else {}
     meta = {"protocol file": path.name}
@@ -127,6 +137,9 @@ def _arms_from_protocol(path: str | Path) -> ProtocolArms:
         block_sizes=list(rand.block_sizes),
         number_width=getattr(rand, "case_number_width", None),
         meta=meta,
+        method=getattr(rand, "method", "permuted_blocks"),
+        strata=[(f.id, list(f.levels)) for f in getattr(rand, "strata", None) or []],
+        stratum_list_length=getattr(rand, "stratum_list_length", None),
     )
 
 
@@ -149,16 +162,25 @@ def _parse_seed(text: str) -> int:
     return seed
 
 
-def cmd_generate(args) -> int:
-    from annulus.randomisation import DocumentsError, RandomisationError, generate_sequence, write_documents
+def _generate(proto: ProtocolArms, seed: int):
+    """The protocol's list (or lists, one per stratum) for this seed."""
+    from annulus.randomisation import RandomisationError, generate_sequence, generate_stratified
 
-    seed = _parse_seed(args.seed)
-    if not args.json and not args.out:
-        raise CliError("give --json to print the list or --out DIR to write the documents")
-    proto = _arms_from_protocol(args.protocol)
+    if proto.method == "minimisation":
+        raise CliError("randomisation.method: minimisation allocates at enrolment and has no list to generate "
+                       "(see annulus randomisation simulate)")
     multipliers = _block_multipliers(proto.block_sizes, proto.arms)
     try:
-        seq = generate_sequence(
+        if proto.method == "stratified_blocks":
+            return generate_stratified(
+                proto.arms,
+                proto.strata,
+                proto.stratum_list_length or proto.total,
+                seed,
+                block_multipliers=multipliers,
+                number_width=proto.number_width,
+            )
+        return generate_sequence(
             proto.arms,
             proto.total,
             seed,
@@ -167,6 +189,16 @@ def cmd_generate(args) -> int:
         )
     except RandomisationError as exc:
         raise CliError(str(exc)) from None
+
+
+def cmd_generate(args) -> int:
+    from annulus.randomisation import DocumentsError, write_documents
+
+    seed = _parse_seed(args.seed)
+    if not args.json and not args.out:
+        raise CliError("give --json to print the list or --out DIR to write the documents")
+    proto = _arms_from_protocol(args.protocol)
+    seq = _generate(proto, seed)
     if args.out:
         try:
             written = write_documents(seq, args.out, proto.meta)
@@ -177,26 +209,25 @@ def cmd_generate(args) -> int:
         if not args.json:
             print(f"wrote {len(written)} files to {args.out}")
     if args.json:
+        keys = ("stratum", "serial", "random_number", "group_label", "drug_code")
         out = {
-            "sequence": [
-                {
-                    "serial": e["serial"],
-                    "random_number": e["random_number"],
-                    "group_label": e["group_label"],
-                    "drug_code": e["drug_code"],
-                }
-                for e in seq.entries
-            ],
+            "sequence": [{k: e[k] for k in keys if k in e} for e in seq.entries],
             "label_to_arm": seq.label_to_arm,
             "seed": seq.seed,
             "n": seq.n,
             "arms": [{"id": a, "ratio": r} for a, r in seq.arms],
-            "block_sizes": seq.block_sizes,
-            "truncated_last_block": seq.truncated_last_block,
-            "algorithm": seq.algorithm,
-            "generator": seq.generator,
-            "protocol": proto.meta,
         }
+        if proto.method == "stratified_blocks":
+            out["method"] = "stratified_blocks"
+            out["per_stratum"] = seq.per_stratum
+            out["strata"] = [
+                {k: s[k] for k in ("number", "levels", "label", "block_sizes", "truncated_last_block")}
+                for s in seq.strata
+            ]
+        else:
+            out["block_sizes"] = seq.block_sizes
+            out["truncated_last_block"] = seq.truncated_last_block
+        out.update({"algorithm": seq.algorithm, "generator": seq.generator, "protocol": proto.meta})
         json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     return 0
@@ -208,13 +239,42 @@ def cmd_verify(args) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise CliError(f"{directory}: no such directory")
+    if (args.protocol is None) != (args.seed is None):
+        raise CliError("give both --protocol and --seed to regenerate the lists, or neither")
     problems = verify_documents(directory)
+    if args.protocol is not None:
+        problems += _regeneration_problems(directory, _arms_from_protocol(args.protocol), _parse_seed(args.seed))
     if problems:
         for problem in problems:
             print(f"FAILED {problem}", file=sys.stderr)
         return 1
-    print(f"OK {directory}: all checksums match")
+    regenerated = " and the lists regenerate from the seed" if args.protocol is not None else ""
+    print(f"OK {directory}: all checksums match{regenerated}")
     return 0
+
+
+def _regeneration_problems(directory: Path, proto: ProtocolArms, seed: int) -> list[str]:
+    """Regenerate from the seed and compare the tables and keys byte for byte."""
+    from annulus.randomisation.documents import (
+        HOLDERS,
+        LEVEL1_FILE,
+        LEVEL2_FILE,
+        allocation_table_bytes,
+        allocation_table_name,
+        level1_key_bytes,
+        level2_key_bytes,
+    )
+
+    seq = _generate(proto, seed)
+    expected = {allocation_table_name(h): allocation_table_bytes(seq) for h in HOLDERS}
+    expected[LEVEL1_FILE] = level1_key_bytes(seq)
+    expected[LEVEL2_FILE] = level2_key_bytes(seq)
+    problems = []
+    for name, data in expected.items():
+        path = directory / name
+        if path.is_file() and path.read_bytes() != data:
+            problems.append(f"{name}: differs from the list regenerated from seed {seed}")
+    return problems
 
 
 def register(subparsers) -> None:
@@ -231,6 +291,12 @@ def register(subparsers) -> None:
 
     ver = actions.add_parser("verify", help="check the checksums of a document directory")
     ver.add_argument("directory", metavar="DIR")
+    ver.add_argument("--protocol", metavar="FILE", help="also regenerate the lists from this protocol ...")
+    ver.add_argument("--seed", metavar="N", help="... and this seed, and compare them with the tables")
     ver.set_defaults(func=cmd_verify)
+
+    from annulus.cli._randomisation_simulate import register_simulate
+
+    register_simulate(actions)
 
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

@@ -58,12 +58,110 @@ class SampleSize(Strict):
     dropout: float = Field(ge=0, lt=1)
 
 
+class StratumFactor(Strict):
+    """A factor that defines strata (stratified blocks) or is balanced (minimisation).
+
+    ``from`` names where a participant's level comes from: ``site`` (the participant's site) or
+    the id of an eligibility evidence field. A choice field's choices are its levels; a boolean
+    field's levels are ``no`` and ``yes``; a number field is cut into ``levels`` at ``cuts``
+    (ascending; a value below ``cuts[0]`` is ``levels[0]``, a value equal to a cut belongs to the
+    level above it)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    source: str = Field(alias="from", pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    levels: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,30}$")]] = Field(min_length=2, max_length=20)
+    cuts: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _levels_and_cuts(self):
+        problems = []
+        if len(set(self.levels)) != len(self.levels):
+            problems.append("levels: each level must be listed once")
+        if self.cuts is not None:
+            if len(self.cuts) != len(self.levels) - 1:
+                problems.append(f"cuts: {len(self.levels)} levels need {len(self.levels) - 1} cut points "
+                                f"(got {len(self.cuts)})")
+            elif any(b <= a for a, b in zip(self.cuts, self.cuts[1:])):
+                problems.append("cuts: must be in increasing order")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def level_for(self, value) -> str:
+        """The level of a participant whose source value is ``value`` (the site id, or the
+        evidence field's value)."""
+        if self.cuts is not None:
+            index = sum(1 for cut in self.cuts if float(value) >= cut)
+            return self.levels[index]
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if str(value) not in self.levels:
+            raise ValueError(f"{self.id}: {value!r} is not one of {', '.join(self.levels)}")
+        return str(value)
+
+
+class MinimisationFactor(StratumFactor):
+    weight: float = Field(default=1.0, gt=0, le=100)
+
+
+class MinimisationSettings(Strict):
+    """The random element and the imbalance measure (Pocock & Simon 1975)."""
+
+    p: float = Field(default=0.8, gt=0, le=1, description="probability of the arm(s) minimising imbalance")
+    measure: Literal["range", "variance"] = "range"
+
+
 class Randomisation(Strict):
-    method: Literal["permuted_blocks"] = "permuted_blocks"
+    """How participants are allocated.
+
+    ``permuted_blocks`` (the default): one list of permuted blocks. ``stratified_blocks``: one
+    such list per stratum, the strata being every combination of the ``strata`` factors' levels;
+    each list has ``stratum_list_length`` random numbers (default: the sample size).
+    ``minimisation``: Pocock-Simon minimisation over ``factors`` with their weights and the
+    ``minimisation`` settings; it has no list.
+    """
+
+    method: Literal["permuted_blocks", "stratified_blocks", "minimisation"] = "permuted_blocks"
     block_sizes: list[int] = Field(default=[4, 8], min_length=1)
     case_number_width: int = Field(default=3, ge=3, le=6)
     level1_key_holder: str = "designer"
     level2_key_holder: str = "pharmacist"
+    strata: list[StratumFactor] | None = Field(default=None, min_length=1, max_length=4)
+    stratum_list_length: int | None = Field(default=None, gt=0, le=100_000)
+    factors: list[MinimisationFactor] | None = Field(default=None, min_length=1, max_length=10)
+    minimisation: MinimisationSettings | None = None
+
+    @model_validator(mode="after")
+    def _method_settings(self):
+        problems = []
+        given = self.model_fields_set
+        if self.method == "stratified_blocks" and not self.strata:
+            problems.append("strata: stratified_blocks needs the factors that define the strata")
+        if self.method == "minimisation" and not self.factors:
+            problems.append("factors: minimisation needs the factors to balance")
+        wrong = {
+            "permuted_blocks": ("strata", "stratum_list_length", "factors", "minimisation"),
+            "stratified_blocks": ("factors", "minimisation"),
+            "minimisation": ("strata", "stratum_list_length", "block_sizes"),
+        }[self.method]
+        for key in wrong:
+            if key in given:
+                problems.append(f"{key}: not used by method {self.method}")
+        for key in ("strata", "factors"):
+            ids = [f.id for f in getattr(self, key) or []]
+            if len(set(ids)) != len(ids):
+                problems.append(f"{key}: factor ids must be unique")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def p(self) -> float:
+        return (self.minimisation or MinimisationSettings()).p
+
+    @property
+    def measure(self) -> str:
+        return (self.minimisation or MinimisationSettings()).measure
 
 
 class Recipe(Strict):
@@ -933,6 +1031,7 @@ class Protocol(Strict):
                 # a key holder sees labels or treatments: naming a blinded role would unblind it
                 problems.append(f"randomisation.{key}: role '{holder}' is blinded; a key holder must be an "
                                 "unblinded role")
+        problems.extend(self._randomisation_problems())
         problems.extend(self._edit_check_problems())
         if self.analysis is not None:
             problems.extend(self._analysis_problems())
@@ -992,6 +1091,40 @@ class Protocol(Strict):
             if dr.mcpmod is not None and len(levels) < 3:
                 problems.append(f"analysis.dose_response.mcpmod: MCP-Mod needs at least three dose levels "
                                 f"(the arms' dose_score give {len(levels)})")
+        return problems
+
+    def _randomisation_problems(self) -> list[str]:
+        """Strata and minimisation factors against the eligibility fields and the arms: each
+        factor's ``from`` is ``site`` or an evidence field whose values map onto the levels."""
+        rand, problems = self.randomisation, []
+        fields = {f.id: f for f in self.eligibility.fields}
+        for key in ("strata", "factors"):
+            for i, factor in enumerate(getattr(rand, key) or []):
+                where = f"randomisation.{key}[{i}]"
+                if factor.source == "site":
+                    if factor.cuts is not None:
+                        problems.append(f"{where}.cuts: only a number field is cut into levels")
+                    continue
+                field = fields.get(factor.source)
+                if field is None:
+                    problems.append(f"{where}.from: '{factor.source}' is neither site nor an eligibility field")
+                elif field.type in ("integer", "decimal"):
+                    if factor.cuts is None:
+                        problems.append(f"{where}.cuts: number field '{field.id}' needs cut points for its levels")
+                elif factor.cuts is not None:
+                    problems.append(f"{where}.cuts: only a number field is cut into levels ('{field.id}' is {field.type})")
+                elif field.type == "choice":
+                    if sorted(factor.levels) != sorted(field.choices or []):
+                        problems.append(f"{where}.levels: must be the choices of field '{field.id}' "
+                                        f"({', '.join(field.choices or [])})")
+                elif field.type == "boolean":
+                    if sorted(factor.levels) != ["no", "yes"]:
+                        problems.append(f"{where}.levels: a yes/no field's levels are no and yes")
+                else:
+                    problems.append(f"{where}.from: a {field.type} field cannot define levels")
+        if rand.method == "minimisation" and not rand.p > 1 / len(self.arms):
+            problems.append(f"randomisation.minimisation.p: must be greater than 1/{len(self.arms)} "
+                            f"(one over the number of arms), got {rand.p:g}")
         return problems
 
     def _edit_check_problems(self) -> list[str]:

@@ -1,5 +1,6 @@
-"""Randomisation core: seeded permuted-block sequences, the two-level key and the allocation
-table documents. Pure Python (NumPy); no Django import."""
+"""Randomisation core: seeded permuted-block sequences (unstratified and stratified),
+minimisation, the two-level key, the allocation table documents and the simulation of the
+methods' operating characteristics. Pure Python (NumPy); no Django import."""
 
 from .documents import (
     HOLDERS,
@@ -9,6 +10,7 @@ from .documents import (
     verify_documents,
     write_documents,
 )
+from .minimisation import MEASURES, Minimiser
 from .sequence import (
     ALGORITHM,
     DRUG_CODE_ALPHABET,
@@ -17,12 +19,18 @@ from .sequence import (
     Sequence,
     generate_sequence,
 )
+from .stratified import StratifiedSequence, generate_stratified, stratum_key
 
 __all__ = [
     "ALGORITHM",
     "DRUG_CODE_ALPHABET",
     "GENERATOR",
     "HOLDERS",
+    "MEASURES",
+    "Minimiser",
+    "StratifiedSequence",
+    "generate_stratified",
+    "stratum_key",
     "DocumentsError",
     "RandomisationError",
     "Sequence",

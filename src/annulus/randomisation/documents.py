@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .sequence import Sequence
+from .stratified import StratifiedSequence
 
 HOLDERS = ("designer", "manufacturer", "pharmacy")
 ALLOCATION_COLUMNS = ("serial_number", "random_number", "drug_code", "group_label")
@@ -68,7 +69,21 @@ def _sha256_line(data: bytes, name: str) -> bytes:
     return f"{sha256_hex(data)}  {name}\n".encode("ascii")
 
 
-def allocation_table_bytes(seq: Sequence) -> bytes:
+STRATIFIED_COLUMNS = ("stratum", "stratum_levels") + ALLOCATION_COLUMNS
+
+
+def _is_stratified(seq) -> bool:
+    return getattr(seq, "strata", None) is not None
+
+
+def allocation_table_bytes(seq: Sequence | StratifiedSequence) -> bytes:
+    if _is_stratified(seq):
+        # one table for all strata, stratum after stratum; the serial number counts within the
+        # stratum and the random number carries the stratum ("2-014"), unique in the trial
+        labels = {s["number"]: s["label"] for s in seq.strata}
+        rows = [(e["stratum"], labels[e["stratum"]], e["serial"], e["random_number"], e["drug_code"],
+                 e["group_label"]) for e in seq.entries]
+        return _csv_bytes(STRATIFIED_COLUMNS, rows)
     rows = [(e["serial"], e["random_number"], e["drug_code"], e["group_label"]) for e in seq.entries]
     return _csv_bytes(ALLOCATION_COLUMNS, rows)
 
@@ -83,7 +98,7 @@ def level2_key_bytes(seq: Sequence) -> bytes:
     return _csv_bytes(("group_label", "arm_id"), rows)
 
 
-def _readme_text(seq: Sequence, meta: Mapping[str, Any], generated_at: datetime) -> str:
+def _readme_text(seq: Sequence | StratifiedSequence, meta: Mapping[str, Any], generated_at: datetime) -> str:
     lines = ["Randomisation documents", "=======================", ""]
     for key in sorted(meta):
         lines.append(f"{key}: {meta[key]}")
@@ -93,7 +108,8 @@ def _readme_text(seq: Sequence, meta: Mapping[str, Any], generated_at: datetime)
     lines += [
         f"generated (UTC): {generated_at.astimezone(timezone.utc).isoformat(timespec='seconds')}",
         f"seed: {seq.seed}",
-        f"random numbers: {seq.entries[0]['random_number']}-{seq.entries[-1]['random_number']} ({seq.n})",
+        f"random numbers: {seq.entries[0]['random_number']}{' to ' if _is_stratified(seq) else '-'}"
+        f"{seq.entries[-1]['random_number']} ({seq.n})",
         f"arms: {len(seq.arms)}, ratio {ratios}",
         f"block sizes available: {sizes}",
         f"generator: {seq.generator}",
@@ -101,6 +117,12 @@ def _readme_text(seq: Sequence, meta: Mapping[str, Any], generated_at: datetime)
         "Algorithm:",
         seq.algorithm,
         "",
+    ]
+    if _is_stratified(seq):
+        lines += [f"Strata ({len(seq.strata)}, {seq.per_stratum} random numbers each):"]
+        lines += [f"  {s['number']}: {s['label']}" for s in seq.strata]
+        lines += [""]
+    lines += [
         "Files:",
     ]
     for holder in HOLDERS:
@@ -122,7 +144,7 @@ def _readme_text(seq: Sequence, meta: Mapping[str, Any], generated_at: datetime)
 
 
 def write_documents(
-    seq: Sequence,
+    seq: Sequence | StratifiedSequence,
     out_dir: str | os.PathLike[str],
     protocol_meta: Mapping[str, Any] | None = None,
     generated_at: datetime | None = None,
@@ -223,7 +245,13 @@ def verify_documents(out_dir: str | os.PathLike[str]) -> list[str]:
     level1 = out / LEVEL1_FILE
     if tables[-1].is_file() and level1.is_file():
         # The level-1 key must say what the tables say: random number -> group label.
-        table_pairs = [(row[1], row[3]) for row in _read_rows(tables[-1]) if len(row) == 4]
+        table_rows = _read_rows(tables[-1])
+        header = table_rows[0] if table_rows else []
+        try:  # the stratified table has two more columns in front
+            rn, gl = header.index("random_number"), header.index("group_label")
+        except ValueError:
+            rn, gl = 1, 3
+        table_pairs = [(row[rn], row[gl]) for row in table_rows if len(row) == len(header)]
         key_pairs = [tuple(row) for row in _read_rows(level1)]
         if table_pairs != key_pairs:
             problems.append(f"{LEVEL1_FILE}: does not match {tables[-1].name}")

@@ -196,6 +196,52 @@ def _draw_drug_codes(rng: np.random.Generator, n: int, prefix: str) -> list[str]
     return codes
 
 
+def permuted_blocks(
+    block_rng: np.random.Generator, arm_list: list[tuple[str, int]], mults: tuple[int, ...], n: int
+) -> tuple[list[str], list[int], bool]:
+    """The arm of each of ``n`` slots, the block sizes used and whether the last block was cut.
+
+    This is the block part of ``generate_sequence`` (and of each stratum's list in
+    ``annulus.randomisation.stratified``): every draw comes from ``block_rng``.
+    """
+    unit = sum(r for _, r in arm_list)
+    sizes = [k * unit for k in mults]
+    fillable = _fillable(n, sizes)
+    # With no exact fill, complete blocks fill the largest fillable prefix and one truncated
+    # block covers the rest (fewer slots than the smallest block).
+    exact_target = n if fillable[n] else max(r for r in range(n + 1) if fillable[r])
+
+    allocations: list[str] = []
+    block_sizes: list[int] = []
+    remaining = exact_target
+    while remaining > 0:
+        choices = [k for k in mults if k * unit <= remaining and fillable[remaining - k * unit]]
+        k = int(choices[int(block_rng.integers(len(choices)))])
+        block = [arm_id for arm_id, ratio in arm_list for _ in range(ratio * k)]
+        allocations.extend(block[i] for i in block_rng.permutation(len(block)))
+        block_sizes.append(k * unit)
+        remaining -= k * unit
+    truncated = exact_target < n
+    if truncated:
+        k = int(mults[int(block_rng.integers(len(mults)))])
+        block = [arm_id for arm_id, ratio in arm_list for _ in range(ratio * k)]
+        allocations.extend(block[i] for i in block_rng.permutation(len(block))[: n - exact_target])
+        block_sizes.append(k * unit)
+    return allocations, block_sizes, truncated
+
+
+def _label_map(label_rng: np.random.Generator, arm_list: list[tuple[str, int]], label_list: list[str]) -> dict[str, str]:
+    """Group label -> arm: the arms in a random order from the label stream, then the letters."""
+    shuffled_arms = [arm_list[i][0] for i in label_rng.permutation(len(arm_list))]
+    return dict(zip(label_list, shuffled_arms))
+
+
+def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """The three generators of ``SeedSequence(seed).spawn(3)``: blocks, labels, drug codes."""
+    block_ss, label_ss, code_ss = np.random.SeedSequence(int(seed)).spawn(3)
+    return tuple(np.random.Generator(np.random.PCG64(ss)) for ss in (block_ss, label_ss, code_ss))
+
+
 def generate_sequence(
     arms: Iterable[tuple[str, int]],
     n: int,
@@ -226,37 +272,11 @@ def generate_sequence(
     if not isinstance(drug_code_prefix, str):
         raise RandomisationError(f"drug_code_prefix: must be a string (got {drug_code_prefix!r})")
     seed = int(seed)
-    block_ss, label_ss, code_ss = np.random.SeedSequence(seed).spawn(3)
-    block_rng = np.random.Generator(np.random.PCG64(block_ss))
-    label_rng = np.random.Generator(np.random.PCG64(label_ss))
-    code_rng = np.random.Generator(np.random.PCG64(code_ss))
+    block_rng, label_rng, code_rng = streams(seed)
 
-    unit = sum(r for _, r in arm_list)
-    sizes = [k * unit for k in mults]
-    fillable = _fillable(n, sizes)
-    # With no exact fill, complete blocks fill the largest fillable prefix and one truncated
-    # block covers the rest (fewer slots than the smallest block).
-    exact_target = n if fillable[n] else max(r for r in range(n + 1) if fillable[r])
+    allocations, block_sizes, truncated = permuted_blocks(block_rng, arm_list, mults, n)
 
-    allocations: list[str] = []
-    block_sizes: list[int] = []
-    remaining = exact_target
-    while remaining > 0:
-        choices = [k for k in mults if k * unit <= remaining and fillable[remaining - k * unit]]
-        k = int(choices[int(block_rng.integers(len(choices)))])
-        block = [arm_id for arm_id, ratio in arm_list for _ in range(ratio * k)]
-        allocations.extend(block[i] for i in block_rng.permutation(len(block)))
-        block_sizes.append(k * unit)
-        remaining -= k * unit
-    truncated = exact_target < n
-    if truncated:
-        k = int(mults[int(block_rng.integers(len(mults)))])
-        block = [arm_id for arm_id, ratio in arm_list for _ in range(ratio * k)]
-        allocations.extend(block[i] for i in block_rng.permutation(len(block))[: n - exact_target])
-        block_sizes.append(k * unit)
-
-    shuffled_arms = [arm_list[i][0] for i in label_rng.permutation(len(arm_list))]
-    label_to_arm = dict(zip(label_list, shuffled_arms))
+    label_to_arm = _label_map(label_rng, arm_list, label_list)
     arm_to_label = {arm: label for label, arm in label_to_arm.items()}
 
     codes = _draw_drug_codes(code_rng, n, drug_code_prefix)
