@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connection
@@ -93,7 +94,69 @@ def trial(users, make_participant, transplant_dates, monkeypatch):  # noqa: F811
     testing.transplanted(users, x, env)
     t["transplanted"], t["envelope"] = x, env
     assert alloc.current_list() is not None
+    _more_records(t, users)
     return t
+
+
+# possibly related to the product (a DSMB alert), expected (no SUSAR report)
+SERIOUS = dict(term="Pneumonia", serious=True, serious_criteria=["hospitalisation"], grade=3,
+               causality_liposuction="not_related", causality_injection="not_related",
+               causality_product="possible", expectedness="expected", action_taken="none", outcome="recovering")
+
+
+def _more_records(t, users) -> None:
+    """The records beyond the clinical forms, through the services: an emergency unblinding, a
+    serious adverse event with its reports (one sent) and its DSMB alert, an adverse-event task dismissed, an
+    appointment rebooked and a reminder call, a casebook signature, a DSMB recommendation and
+    report, and the lock's waivers with the principal investigator's lock signature."""
+    from annulus.allocation import services as alloc
+    from annulus.allocation.selectors import lock_checklist
+    from annulus.casebooks import services as cs
+    from annulus.safety import services as ss
+    from annulus.visits import selectors as vsel
+    from annulus.visits import services as vs
+
+    from annulus.allocation.models import ProductRelease
+    from annulus.safety.models import DsmbAlert
+
+    p, x = t["treated"], t["transplanted"]
+    t["release"] = ProductRelease.objects.get(envelope=t["envelope"])
+    today, now = timezone.localdate(), timezone.now()
+    t["unblinding"], _arm = alloc.emergency_unblind(actor=users["investigator"], participant_id=x.pk,
+                                                    password=TEST_PASSWORD, reason="anaphylaxis in the emergency room")
+    ae = ss.record_adverse_event(actor=users["investigator"], participant_id=p.pk, onset_at=now - timedelta(hours=5),
+                                 first_knowledge_at=now - timedelta(hours=4), **SERIOUS)
+    t["ae"] = ae
+    t["report"] = report = ae.sae_reports.order_by("id").first()
+    t["alert"] = DsmbAlert.objects.get(threshold_id="related_sae")
+    ss.record_report_sent(actor=users["investigator"], report_id=report.pk, sent_at=now - timedelta(hours=1),
+                          sent_to="ethics committee office", method="email")
+    task = ss.open_ae_task(actor=users["coordinator"], participant_id=p.pk, key="test:ae_review", source="ae_review",
+                           description="AE review answered yes at the 1-week visit")
+    t["task"] = ss.dismiss_ae_task(actor=users["investigator"], task_id=task.pk,
+                                   reason="the finding is the known back pain, not an adverse event")
+    slot = next(s for s in vsel.schedule(p, today=today)
+                if s.visit_id != "w1" and s.window_start is not None and s.state in ("upcoming", "due", "open"))
+    day = max(slot.window_start, today)
+    t["first_appointment"] = vs.book_visit(actor=users["coordinator"], participant_id=p.pk, visit_id=slot.visit_id,
+                                           on=day)
+    t["appointment"] = vs.book_visit(actor=users["coordinator"], participant_id=p.pk, visit_id=slot.visit_id,
+                                     on=day + timedelta(days=1))
+    t["call"] = vs.record_reminder(actor=users["coordinator"], participant_id=p.pk, visit_id=slot.visit_id,
+                                   visit_on=day + timedelta(days=1), outcome="reached", note="will come by bus")
+    t["signature"] = cs.sign_casebook(actor=users["pi"], participant_id=p.pk, username=users["pi"].username,
+                                      password=TEST_PASSWORD)
+    t["recommendation"] = ss.record_recommendation(actor=users["dsmb"], meeting_on=today, decision="continue",
+                                                   summary="No safety concern; continue.", closed_notes="by-arm notes")
+    t["dsmb_report"] = ss.generate_report(actor=users["dsmb"], as_of=today, kind="open")
+    blocking = [item["key"] for item in lock_checklist()["blocking"]]
+    waivers = []
+    for start in range(0, len(blocking), alloc.MAX_WAIVED_AT_ONCE):
+        waivers += alloc.waive_lock_items(actor=users["pi"], items=blocking[start:start + alloc.MAX_WAIVED_AT_ONCE],
+                                          reason="closed on paper; recorded in the site file")
+    t["waiver"] = waivers[0]
+    t["step"] = alloc.sign_lock(actor=users["pi"], password=TEST_PASSWORD,
+                                statement="I confirm the data are complete for the lock.")
 
 
 def _verify(capsys) -> tuple[int, str]:
@@ -203,7 +266,95 @@ ATTACKS = {
                    [t["finding"].pk]),
         lambda t: [f"participant {t['treated'].screening_number}, review finding {t['finding'].pk}: status is 'open' "
                    "in the database but 'resolved' in the audit trail"]),
+    # the records beyond the clinical forms
+    "product release": (
+        lambda t: ("UPDATE allocation_productrelease SET lot_number = 'LOT-9', passed = %s WHERE id = %s",
+                   [False, t["release"].pk]),
+        lambda t: [f"participant {t['transplanted'].screening_number}, product release {t['release'].pk}: lot_number "
+                   "is 'LOT-9' in the database but 'LOT-1' in the audit trail",
+                   f"participant {t['transplanted'].screening_number}, product release {t['release'].pk}: passed is "
+                   "False in the database but True in the audit trail"]),
+    "dispensing": (
+        lambda t: ("UPDATE allocation_dispensing SET dispensed_by_id = %s WHERE envelope_id = %s",
+                   [_user("coordinator"), t["envelope"].pk]),
+        lambda t: [f"participant {t['transplanted'].screening_number}, dispensing: dispensed_by is 't_coordinator' "
+                   "in the database but 't_pharmacist' in the audit trail"]),
+    "emergency unblinding": (
+        lambda t: ("UPDATE allocation_emergencyunblinding SET reason = 'routine check' WHERE id = %s",
+                   [t["unblinding"].pk]),
+        lambda t: [f"participant {t['transplanted'].screening_number}, emergency unblinding {t['unblinding'].pk}: "
+                   "reason is 'routine check' in the database but 'anaphylaxis in the emergency room' in the audit "
+                   "trail"]),
+    "lock waiver": (
+        lambda t: ("UPDATE allocation_lockwaiver SET reason = 'none' WHERE id = %s", [t["waiver"].pk]),
+        lambda t: [f"lock waiver {t['waiver'].pk} ({t['waiver'].item}): reason is 'none' in the database but "
+                   "'closed on paper; recorded in the site file' in the audit trail"]),
+    "unblinding step": (
+        lambda t: ("UPDATE allocation_unblindingstep SET user_id = %s WHERE id = %s",
+                   [_user("statistician"), t["step"].pk]),
+        lambda t: [f"unblinding step {t['step'].pk} (lock_pi): user is 't_statistician' in the database but 't_pi' "
+                   "in the audit trail"]),
+    "casebook signature": (
+        lambda t: ("UPDATE casebooks_casebooksignature SET meaning = 'reviewed', signed_at = %s WHERE id = %s",
+                   [_utc_text(t["signature"].signed_at - timedelta(days=2)), t["signature"].pk]),
+        lambda t: [f"participant {t['treated'].screening_number}, casebook signature {t['signature'].pk}: meaning is "
+                   f"'reviewed' in the database but '{t['signature'].meaning}' in the audit trail",
+                   f"participant {t['treated'].screening_number}, casebook signature {t['signature'].pk}: signed_at is "
+                   f"'{(t['signature'].signed_at - timedelta(days=2)).astimezone(dt_timezone.utc).isoformat()}' in "
+                   "the database but the audit trail records the signature at"]),
+    "casebook content": (
+        lambda t: ("UPDATE casebooks_casebooksignature SET content = %s WHERE id = %s",
+                   [json.dumps({**t["signature"].content, "status": "completed"}), t["signature"].pk]),
+        lambda t: [f"participant {t['treated'].screening_number}, casebook signature {t['signature'].pk}: the signed "
+                   "content in the database does not hash to its content_hash"]),
+    "SAE report": (
+        lambda t: ("UPDATE safety_saereport SET sent_to = 'nobody' WHERE id = %s", [t["report"].pk]),
+        lambda t: [f"participant {t['treated'].screening_number}, adverse event 1, SAE report {t['report'].pk}: "
+                   "sent_to is 'nobody' in the database but 'ethics committee office' in the audit trail"]),
+    "adverse-event task": (
+        lambda t: ("UPDATE safety_aetask SET closed_at = NULL, closed_by_id = NULL, dismissed_reason = '' "
+                   "WHERE id = %s", [t["task"].pk]),
+        lambda t: [f"participant {t['treated'].screening_number}, adverse-event task {t['task'].pk}: state is 'open' "
+                   "in the database but 'dismissed' in the audit trail",
+                   f"participant {t['treated'].screening_number}, adverse-event task {t['task'].pk}: dismissed_reason "
+                   "is '' in the database but 'the finding is the known back pain, not an adverse event' in the "
+                   "audit trail"]),
+    "DSMB alert": (  # the arm itself is never printed: the trail keeps only "one arm" or "all participants"
+        lambda t: ("UPDATE safety_dsmbalert SET count = 5, arm = 'dose_high' WHERE id = %s", [t["alert"].pk]),
+        lambda t: [f"DSMB alert {t['alert'].pk}: count is 5 in the database but 1 in the audit trail",
+                   f"DSMB alert {t['alert'].pk}: scope is 'one arm' in the database but 'all participants' in the "
+                   "audit trail"]),
+    "DSMB recommendation": (
+        lambda t: ("UPDATE safety_dsmbrecommendation SET decision = 'stop', closed_notes = '' WHERE id = %s",
+                   [t["recommendation"].pk]),
+        lambda t: [f"DSMB recommendation {t['recommendation'].pk}: decision is 'stop' in the database but 'continue' "
+                   "in the audit trail",
+                   f"DSMB recommendation {t['recommendation'].pk}: closed_notes is '' in the database but '(recorded)' "
+                   "in the audit trail"]),
+    "DSMB report": (
+        lambda t: ("UPDATE safety_dsmbreport SET kind = 'closed' WHERE id = %s", [t["dsmb_report"].pk]),
+        lambda t: [f"DSMB report {t['dsmb_report'].pk}: kind is 'closed' in the database but 'open' in the audit "
+                   "trail"]),
+    "appointment": (
+        lambda t: ("UPDATE visits_appointment SET superseded = %s WHERE id = %s", [False, t["first_appointment"].pk]),
+        lambda t: [f"participant {t['treated'].screening_number}, appointment {t['first_appointment'].pk}: superseded "
+                   "is False in the database but True in the audit trail"]),
+    "reminder call": (
+        lambda t: ("UPDATE visits_remindercall SET outcome = 'no_answer' WHERE id = %s", [t["call"].pk]),
+        lambda t: [f"participant {t['treated'].screening_number}, reminder call {t['call'].pk}: outcome is "
+                   "'no_answer' in the database but 'reached' in the audit trail"]),
 }
+
+
+def _user(role: str) -> int:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(username=f"t_{role}").pk
+
+
+def _utc_text(when) -> str:
+    """A time as a raw UPDATE writes it on SQLite and PostgreSQL alike (UTC, no zone)."""
+    return when.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 @pytest.mark.parametrize("table", list(ATTACKS))
@@ -217,6 +368,7 @@ def test_a_direct_edit_is_caught_and_named(trial, capsys, table):
     assert "audit trail intact" in out and "but the data of the database differ from it" in out, out
     for line in expected(trial):
         assert line in out, (line, out)
+    assert "dose_high" not in out  # nor any arm or group label
 
 
 def test_a_removed_participant_is_caught(users, make_participant, capsys):

@@ -377,7 +377,8 @@ def audit_mismatches(participant_ids) -> list[str]:
     participant, or swapped), and the transplantation's fields. Not compared, because the trail
     does not record them: the transplantation's free-text notes, and an envelope's group label
     (kept out of the trail by the blind; ``annulus randomisation verify`` checks the list). The
-    product's release checks and dispensing (pharmacy records) are not replayed here."""
+    product's release checks, dispensing and emergency unblindings are compared by
+    ``pharmacy_mismatches`` and ``emergency_unblinding_mismatches``."""
     from annulus.audit.selectors import differences, new_value, screening_numbers, trail
 
     ids = list(participant_ids)
@@ -418,4 +419,141 @@ def audit_mismatches(participant_ids) -> list[str]:
         out += differences(where, [(name, row[column], audited.get(name))
                                    for name, column in TRANSPLANT_FIELDS.items()])
     out += [f"transplantation {pk}: in the audit trail but no longer in the database" for pk in done]
+    return out + pharmacy_mismatches(ids) + emergency_unblinding_mismatches(ids)
+
+
+def _release_reason(event_reason: str, signer) -> str | None:
+    """A release record's own reason as its event's reason holds it, or None where the event does
+    not carry it (a first release: "release checks recorded")."""
+    if signer:
+        prefix = f"quarantined lot re-tested, signed by {signer} (QA): "
+        return event_reason[len(prefix):] if event_reason.startswith(prefix) else event_reason
+    if event_reason.startswith("release re-tested"):
+        return event_reason[len("release re-tested"):].removeprefix(": ")
+    return None
+
+
+def pharmacy_mismatches(participant_ids) -> list[str]:
+    """The product's release checks and dispensing of ``participant_ids`` against the trail. A
+    release record is compared with the values its own event sets (drug code of its envelope, lot,
+    passed, failing criteria, QA signer, who checked it, the reason of a re-test) and is superseded
+    unless it is the participant's last; a dispensing with its drug code, the lot of its release and
+    who dispensed it. Not recorded by the trail: the test date, each criterion's result and the
+    times of checking and dispensing."""
+    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    releases: dict[str, dict] = {}
+    last: dict[int, str] = {}
+    dispensed: dict[str, dict] = {}
+    for e in recorded(["product_release", "dispensing"], ids):
+        mine = {name: new_value(change) for name, change in e.changes.items()}
+        mine.update(participant=e.participant_id, actor=e.actor, reason=e.reason)
+        if e.object_type == "product_release":
+            releases[e.object_id] = mine
+            last[e.participant_id] = e.object_id
+        else:
+            dispensed[e.object_id] = mine
+    out = []
+    rows = ProductRelease.objects.filter(envelope__participant_id__in=ids).order_by("pk").values_list(
+        "pk", "envelope__participant_id", "envelope__drug_code", "lot_number", "passed", "failing",
+        "qa_signed_by__username", "checked_by__username", "superseded", "reason")
+    for pk, pid, drug_code, lot, passed, failing, signer, checker, superseded, reason in rows:
+        where = f"participant {numbers.get(pid, pid)}, product release {pk}"
+        audited = releases.pop(str(pk), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        pairs = [("drug_code", drug_code, audited.get("drug_code")), ("lot_number", lot, audited.get("lot_number")),
+                 ("passed", passed, audited.get("passed")), ("failing", failing, audited.get("failing")),
+                 ("qa_signed_by", signer, audited.get("qa_signed_by")), ("checked_by", checker, audited["actor"]),
+                 ("superseded", superseded, last.get(pid) != str(pk))]
+        told = _release_reason(audited["reason"], audited.get("qa_signed_by"))
+        if told is not None:
+            pairs.append(("reason", reason, told))
+        out += differences(where, pairs)
+    out += [f"product release {pk}: in the audit trail but no longer in the database" for pk in releases]
+    rows = Dispensing.objects.filter(envelope__participant_id__in=ids).order_by("pk").values_list(
+        "pk", "envelope__participant_id", "envelope__drug_code", "release__lot_number", "dispensed_by__username")
+    for pk, pid, drug_code, lot, by in rows:
+        where = f"participant {numbers.get(pid, pid)}, dispensing"
+        audited = dispensed.pop(str(pk), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("drug_code", drug_code, audited.get("drug_code")),
+                                   ("lot_number", lot, audited.get("lot_number")),
+                                   ("dispensed_by", by, audited["actor"])])
+    out += [f"dispensing {pk}: in the audit trail but no longer in the database" for pk in dispensed]
+    return out
+
+
+def emergency_unblinding_mismatches(participant_ids) -> list[str]:
+    """The emergency unblinding record forms of ``participant_ids`` against the trail: number,
+    scope, reason, who unblinded and who co-signed. The form holds no treatment, and neither does
+    its event (the arm is shown once and kept nowhere); its time is not compared (the event's own
+    is a moment later)."""
+    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    trail = {}
+    for e in recorded(["emergency_unblinding"], ids):
+        mine = trail.setdefault(e.object_id, {})
+        mine.update({name: new_value(change) for name, change in e.changes.items()})
+        mine.update(participant=e.participant_id, actor=e.actor, reason=e.reason)
+    out = []
+    rows = EmergencyUnblinding.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+        "pk", "participant_id", "number", "scope", "reason", "requested_by__username", "cosigned_by__username")
+    for pk, pid, number, scope, reason, by, cosigner in rows:
+        label = f"EU-{number:03d}"
+        where = f"participant {numbers.get(pid, pid)}, emergency unblinding {pk}"
+        audited = trail.pop(str(pk), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("number", label, audited.get("number")), ("scope", scope, audited.get("scope")),
+                                   ("reason", reason, audited["reason"]), ("requested_by", by, audited["actor"]),
+                                   ("cosigned_by", cosigner, audited.get("cosigned_by"))])
+    out += [f"emergency unblinding {pk}: in the audit trail but no longer in the database" for pk in trail]
+    return out
+
+
+def trial_audit_mismatches() -> list[str]:
+    """The allocation app's records of the trial as a whole against the trail (once, not per
+    participant): the pre-lock waivers (item, its label when waived, reason, who waived it) and
+    the signed unblinding steps (kind, statement, who signed). Not recorded by the trail: a
+    waiver's checklist group, and the times (the events' own)."""
+    from annulus.audit.selectors import differences, new_value, recorded
+
+    from .models import LockWaiver
+
+    trail: dict[tuple[str, str], dict] = {}
+    for e in recorded(["lock_waiver", "unblinding_step"]):
+        mine = trail.setdefault((e.object_type, e.object_id), {})
+        mine.update({name: new_value(change) for name, change in e.changes.items()})
+        mine.update(actor=e.actor, reason=e.reason)
+    out = []
+    for pk, item, label, reason, by in LockWaiver.objects.order_by("pk").values_list(
+            "pk", "item", "label", "reason", "waived_by__username"):
+        where = f"lock waiver {pk} ({item})"
+        audited = trail.pop(("lock_waiver", str(pk)), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("item", item, audited.get("item")), ("label", label, audited.get("label")),
+                                   ("reason", reason, audited["reason"]), ("waived_by", by, audited["actor"])])
+    for pk, kind, statement, by in UnblindingStep.objects.order_by("pk").values_list(
+            "pk", "kind", "statement", "user__username"):
+        where = f"unblinding step {pk} ({kind})"
+        audited = trail.pop(("unblinding_step", str(pk)), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("kind", kind, audited.get("kind")),
+                                   ("statement", statement, audited.get("statement")),
+                                   ("user", by, audited["actor"])])
+    names = {"lock_waiver": "lock waiver", "unblinding_step": "unblinding step"}
+    out += [f"{names[otype]} {pk}: in the audit trail but no longer in the database" for otype, pk in trail]
     return out

@@ -152,6 +152,40 @@ def trail(object_types, participant_ids) -> list[tuple[str, str, int, dict, str]
     return out
 
 
+@dataclass
+class Recorded:
+    """One event of the trail as a replay reads it."""
+
+    object_type: str
+    object_id: str
+    participant_id: int | None
+    changes: dict
+    reason: str
+    actor: str
+    timestamp: str  # UTC ISO text, as hashed
+
+
+def recorded(object_types, participant_ids=None) -> list[Recorded]:
+    """Every event of ``object_types`` in the order of the chain with its actor and time: those
+    of ``participant_ids``, or, when it is None, all of them (records of the trial as a whole, such
+    as the lock waivers or the DSMB's records). One query."""
+    qs = AuditEvent.objects.filter(object_type__in=list(object_types))
+    if participant_ids is not None:
+        qs = qs.filter(participant_id__in=list(participant_ids))
+    out = []
+    for otype, object_id, pid, payload in qs.order_by("id").values_list(
+            "object_type", "object_id", "participant_id", "payload").iterator(chunk_size=2000):
+        body = json.loads(payload)
+        out.append(Recorded(otype, object_id, pid, body.get("changes") or {}, body.get("reason") or "",
+                            body.get("actor") or "", body.get("timestamp") or ""))
+    return out
+
+
+def author(user_name) -> str:
+    """A row's author as the trail names the actor ("system" for none)."""
+    return user_name or "system"
+
+
 def new_value(change):
     """The value a change sets: ``new`` of ``[old, new]``, any other value as it is."""
     return change[1] if isinstance(change, list) and len(change) == 2 else change

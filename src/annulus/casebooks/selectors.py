@@ -290,3 +290,50 @@ def shown(value) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{k}: {shown(v)}" for k, v in value.items()) or "—"
     return str(value)
+
+
+# ---- the data against the audit trail (``annulus audit verify --data``) -------------------------
+
+# a signature's time is taken a moment before its event is written, in the same transaction
+SIGNED_BEFORE_EVENT = 300  # seconds at most
+
+
+def audit_mismatches(participant_ids) -> list[str]:
+    """Each casebook signature of ``participant_ids`` that differs from what the audit trail
+    records for it, one line each: the content hash signed, the signer (and the printed name), the
+    meaning, and the time (at most ``SIGNED_BEFORE_EVENT`` seconds before its event's, which is
+    written in the same transaction); and the signed content must still hash to the content hash
+    (the trail keeps the hash, not the content)."""
+    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    trail = {}
+    for e in recorded(["casebook_signature"], ids):
+        mine = trail.setdefault(e.object_id, {})
+        mine.update({name: new_value(change) for name, change in e.changes.items()})
+        mine.update(participant=e.participant_id, actor=e.actor, timestamp=e.timestamp)
+    out = []
+    rows = CasebookSignature.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+        "pk", "participant_id", "content_hash", "signer_name", "meaning", "signed_by__username", "signed_at", "content")
+    for pk, pid, digest, name, meaning, signer, signed_at, content in rows:
+        where = f"participant {numbers.get(pid, pid)}, casebook signature {pk}"
+        audited = trail.pop(str(pk), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("content_hash", digest, audited.get("content_hash")),
+                                   ("signer_name", name, audited.get("signer_name")),
+                                   ("meaning", meaning, audited.get("meaning")),
+                                   ("signed_by", signer, audited["actor"])])
+        try:
+            event_at = datetime.fromisoformat(audited["timestamp"])
+        except ValueError:
+            event_at = None
+        if event_at is None or not 0 <= (event_at - signed_at).total_seconds() <= SIGNED_BEFORE_EVENT:
+            out.append(f"{where}: signed_at is {signed_at.astimezone(dt_timezone.utc).isoformat()!r} in the "
+                       f"database but the audit trail records the signature at {audited['timestamp']!r}")
+        if hash_of(content) != digest:
+            out.append(f"{where}: the signed content in the database does not hash to its content_hash")
+    out += [f"casebook signature {pk}: in the audit trail but no longer in the database" for pk in trail]
+    return out

@@ -2,24 +2,9 @@
 checkpoints kept outside the database), write a checkpoint, make a key.
 
 ``verify --data`` replays the trail's changes of the trial data and compares them with the tables
-(each app's ``audit_mismatches`` selector, a fixed number of queries per chunk of participants):
-
-- participants: the pre-screening fields, case number, enrolment time and status of the row, the
-  status history, consents, screening evidence (every entry, superseded or not), eligibility
-  decisions (outcome, failing criteria, superseded), withdrawals, record locks; participants the
-  trail saw created that are gone (``participants.selectors``);
-- allocation: the envelope opened for each participant and the transplantation record;
-- visits: the liposuction records (with their corrections), the visits, the eCRF forms;
-- safety: the adverse events; queries: each query and its thread; monitoring: the SDV marks and
-  the review findings.
-
-Not compared, because the trail does not record them: the participant's name and phone number;
-an eligibility decision's criteria snapshot and decision time; a withdrawal's previous status; the
-transplantation's notes; an envelope's group label (the blind keeps it out of the trail;
-``annulus randomisation verify`` checks the list); the times and authors of rows (the events'
-own). Not replayed here: the product's release checks and dispensing, appointments and reminder
-calls, adverse-event tasks, SAE reports, DSMB records, casebook signatures, emergency unblinding
-and lock waivers."""
+(each app's ``audit_mismatches`` selector, a fixed number of queries per chunk of participants;
+the records of the trial as a whole once): what is compared and what is not is listed in
+``data_mismatches``."""
 
 from __future__ import annotations
 
@@ -35,9 +20,11 @@ def register(subparsers) -> None:
                    help="also check the trail against the signed checkpoints in DIR (needs ANNULUS_AUDIT_KEY_FILE)")
     v.add_argument("--data", action="store_true",
                    help="also check that the trial data in the database (participants and their screening, "
-                        "consents, status history, withdrawals, randomisation, procedures, visits, eCRF forms, "
-                        "adverse events, queries, record locks, SDV marks, review findings) hold the last values "
-                        "the trail records for them (catches direct edits of clinical tables)")
+                        "consents, status history, withdrawals, randomisation, product release and dispensing, "
+                        "procedures, visits, eCRF forms, appointments, reminder calls, adverse events, SAE reports, "
+                        "adverse-event tasks, queries, record locks, SDV marks, review findings, casebook "
+                        "signatures, emergency unblinding, lock waivers, unblinding steps, DSMB records) hold the "
+                        "last values the trail records for them (catches direct edits of clinical tables)")
     v.set_defaults(func=verify)
     c = sub.add_parser("checkpoint", help="write a signed checkpoint of the trail's head into DIR (after checking "
                                           "the trail since the previous one)")
@@ -106,7 +93,48 @@ CHUNK = 500  # participants read at a time
 def data_mismatches() -> tuple[list[str], int]:
     """Every place where trial data in the database differ from the audit trail, and the number of
     participants checked: each app that owns trial data replays the trail of its records
-    (``audit_mismatches`` in its selectors) for the participants a chunk at a time."""
+    (``audit_mismatches`` in its selectors) for the participants a chunk at a time, and the records
+    of the trial as a whole (``trial_audit_mismatches``) once. Compared:
+
+    - participants: the pre-screening fields, case number, enrolment time and status of the row,
+      the status history, consents, screening evidence (every entry, superseded or not),
+      eligibility decisions (outcome, failing criteria, superseded), withdrawals, record locks;
+      participants the trail saw created that are gone;
+    - allocation: the envelope opened for each participant (random number, drug code), the
+      transplantation record; the product's release checks (drug code, lot, passed, failing
+      criteria, QA signer, who checked, a re-test's reason, superseded); dispensing (drug code,
+      lot, who dispensed); emergency unblinding forms (number, scope, reason, who unblinded, who
+      co-signed); once: pre-lock waivers (item, label, reason, who waived) and unblinding steps
+      (kind, statement, signer);
+    - visits: the liposuction records (with their corrections), the visits, the eCRF forms; the
+      appointments (visit, day, superseded, who booked and when) and reminder calls (visit, day,
+      outcome, note, who called and when);
+    - safety: the adverse events; SAE reports (recipient, deadline, calendar warning, not required
+      since, expedited, sent when/to/how/by whom, acknowledged when/by whom/recorded by whom,
+      overdue notice); adverse-event tasks (source, description, state, the event recorded for
+      it, a dismissal's reason, who opened and closed it); once: DSMB alerts (threshold, count,
+      one arm or all participants), recommendations (meeting date, decision, summary, whether
+      closed notes exist, who recorded it) and interim reports (kind, cut-off, scheduled, who);
+    - casebooks: each signature's content hash, signer and printed name, meaning and time (within
+      ``SIGNED_BEFORE_EVENT`` seconds before its event, written in the same transaction), and the
+      signed content must still hash to the content hash;
+    - queries: each query and its thread; monitoring: the SDV marks and the review findings.
+
+    Not compared, because the trail does not record them (or records them as something else):
+    the participant's name and phone number; an eligibility decision's criteria snapshot and
+    decision time; a withdrawal's previous status; the transplantation's notes; an envelope's group
+    label and arm (the blind keeps them out of the trail; ``annulus randomisation verify`` checks
+    the list); a release's test date, each criterion's result value (only passed and the failing
+    criteria are recorded) and a first release's own reason (its event says "release checks
+    recorded"); the time of a release check, of dispensing and of an emergency unblinding (taken a
+    moment before the event, which does not carry it); a waiver's checklist group; an SAE
+    report's rule text, recipient's printed name, SUSAR clock start, and which of the participant's
+    adverse events it belongs to (the participant is compared); an adverse-event task's key,
+    suggested term and times; a DSMB alert's arm (blinded: shown neither in the trail nor in these
+    lines), its events and level; a recommendation's data cut-off and closed notes' text (the trail
+    keeps only that they exist); an interim report's content; the signed casebook's content itself
+    (only its hash is in the trail); the times and authors of the rows of the participants',
+    visits', adverse events', queries' and monitoring tables (the events' own)."""
     from annulus.participants.models import Participant
     from annulus.participants.selectors import missing_participants
 
@@ -117,19 +145,30 @@ def data_mismatches() -> tuple[list[str], int]:
         chunk = ids[start:start + CHUNK]
         for replay in replays:
             out += replay(chunk)
+    for replay in _trial_replays():
+        out += replay()
     return out, len(ids)
 
 
 def _replays() -> list:
     """The apps' replays, in the order of a participant's journey."""
     from annulus.allocation.selectors import audit_mismatches as allocation
+    from annulus.casebooks.selectors import audit_mismatches as casebooks
     from annulus.monitoring.selectors import audit_mismatches as monitoring
     from annulus.participants.selectors import audit_mismatches as screening
     from annulus.queries.selectors import audit_mismatches as queries
     from annulus.safety.selectors import audit_mismatches as adverse_events
     from annulus.visits.selectors import audit_mismatches as visits
 
-    return [screening, allocation, visits, adverse_events, queries, monitoring]
+    return [screening, allocation, visits, adverse_events, queries, monitoring, casebooks]
+
+
+def _trial_replays() -> list:
+    """The replays of records of the trial as a whole (read once, not per chunk)."""
+    from annulus.allocation.selectors import trial_audit_mismatches as lock_and_unblinding
+    from annulus.safety.selectors import trial_audit_mismatches as dsmb
+
+    return [lock_and_unblinding, dsmb]
 
 
 def checkpoint(args) -> int:

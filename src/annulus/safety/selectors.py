@@ -171,4 +171,133 @@ def audit_mismatches(participant_ids) -> list[str]:
                            "trail")
     for pk in trail:
         out.append(f"adverse event {pk}: in the audit trail but no longer in the database")
+    return out + sae_report_mismatches(participant_ids) + ae_task_mismatches(participant_ids)
+
+
+SAE_REPORT_FIELDS = {"recipient": "recipient", "due_at": "due_at", "calendar_warning": "calendar_warning",
+                     "not_required_since": "not_required_since", "sent_at": "sent_at", "sent_to": "sent_to",
+                     "method": "sent_method", "acknowledged_at": "acknowledged_at",
+                     "acknowledged_by": "acknowledged_by", "overdue_notified_at": "overdue_notified_at"}
+
+
+def sae_report_mismatches(participant_ids) -> list[str]:
+    """The SAE reports of ``participant_ids`` against the trail: recipient, deadline, calendar
+    warning, not required since, expedited (SUSAR), sent (when, to whom, how, by whom),
+    acknowledged (when, by whom, recorded by whom), overdue notice. Not recorded by the trail: the
+    deadline's rule text, the recipient's printed name, a SUSAR clock's start, and which of the
+    participant's adverse events a report belongs to (the participant is compared)."""
+    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    trail = {}
+    for e in recorded(["sae_report"], ids):
+        mine = trail.setdefault(e.object_id, {"participant": e.participant_id})
+        mine.update({name: new_value(change) for name, change in e.changes.items()})
+        if "sent_at" in e.changes:
+            mine["sent_by"] = e.actor
+        if "acknowledged_at" in e.changes:
+            mine["ack_recorded_by"] = e.actor
+    out = []
+    rows = SaeReport.objects.filter(adverse_event__participant_id__in=ids).order_by("pk").values(
+        "pk", "adverse_event__participant_id", "adverse_event__number", "expedited", "sent_by__username",
+        "ack_recorded_by__username", *SAE_REPORT_FIELDS.values())
+    for row in rows:
+        pid = row["adverse_event__participant_id"]
+        where = (f"participant {numbers.get(pid, pid)}, adverse event {row['adverse_event__number']}, "
+                 f"SAE report {row['pk']}")
+        audited = trail.pop(str(row["pk"]), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [(name, row[column], audited.get(name)) for name, column in SAE_REPORT_FIELDS.items()]
+                           + [("expedited", row["expedited"], audited.get("expedited", False)),
+                              ("sent_by", row["sent_by__username"], audited.get("sent_by")),
+                              ("ack_recorded_by", row["ack_recorded_by__username"], audited.get("ack_recorded_by"))])
+    out += [f"SAE report {pk}: in the audit trail but no longer in the database" for pk in trail]
+    return out
+
+
+def _event_number(label) -> int | None:
+    """The number of an adverse event in its label as the trail keeps it ("…-AE02" -> 2)."""
+    head, sep, number = str(label or "").rpartition("-AE")
+    return int(number) if sep and number.isdigit() else None
+
+
+def ae_task_mismatches(participant_ids) -> list[str]:
+    """The adverse-event tasks of ``participant_ids`` against the trail: source, description, state
+    (open, recorded, dismissed), the adverse event recorded for it (its number), the reason of a
+    dismissal, who opened and who closed it. Not recorded by the trail: the finding's key, the
+    suggested term, and the times (the events' own are a moment later)."""
+    from annulus.audit.selectors import author, differences, new_value, recorded, screening_numbers
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    trail = {}
+    for e in recorded(["ae_task"], ids):
+        mine = trail.setdefault(e.object_id, {"participant": e.participant_id, "state": "open"})
+        mine.update({name: new_value(change) for name, change in e.changes.items()})
+        if e.changes.get("state") is not None and "source" not in e.changes:  # the task closed
+            mine.update(closed_by=e.actor, dismissed_reason=e.reason if mine["state"] == "dismissed" else "")
+        else:
+            mine["opened_by"] = e.actor
+    out = []
+    rows = AeTask.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+        "pk", "participant_id", "source", "description", "closed_at", "adverse_event__number", "dismissed_reason",
+        "opened_by__username", "closed_by__username")
+    for pk, pid, source, description, closed_at, number, dismissed, opener, closer in rows:
+        where = f"participant {numbers.get(pid, pid)}, adverse-event task {pk}"
+        audited = trail.pop(str(pk), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        state = "open" if closed_at is None else ("recorded" if number is not None else "dismissed")
+        out += differences(where, [("source", source, audited.get("source")),
+                                   ("description", description, audited.get("description")),
+                                   ("state", state, audited["state"]),
+                                   ("adverse_event", number, _event_number(audited.get("adverse_event"))),
+                                   ("dismissed_reason", dismissed, audited.get("dismissed_reason")),
+                                   ("opened_by", author(opener), audited.get("opened_by")),
+                                   ("closed_by", closer, audited.get("closed_by"))])
+    out += [f"adverse-event task {pk}: in the audit trail but no longer in the database" for pk in trail]
+    return out
+
+
+def trial_audit_mismatches() -> list[str]:
+    """The DSMB's records against the trail (once, not per participant): each alert (threshold,
+    count, and whether it counts one arm or all participants: the arm itself is kept out of the
+    trail by the blind, and out of these lines), each recommendation (meeting date, decision,
+    summary, whether closed notes exist: their text is kept out of the trail, who recorded it) and
+    each interim report (kind, data cut-off, scheduled, who produced it). Not recorded by the
+    trail: an alert's events and level, a recommendation's data cut-off, a report's content."""
+    from annulus.audit.selectors import author, differences, new_value, recorded
+
+    trail: dict[tuple[str, str], dict] = {}
+    for e in recorded(["dsmb_alert", "dsmb_recommendation", "dsmb_report"]):
+        mine = trail.setdefault((e.object_type, e.object_id), {})
+        mine.update({name: new_value(change) for name, change in e.changes.items()})
+        mine.update(recorded_by=e.actor, generated_by=e.actor)  # the author of a recommendation, a report
+    out = []
+
+    def compare(otype, pk, where, pairs):
+        audited = trail.pop((otype, str(pk)), None)
+        if audited is None:
+            out.append(f"{where}: in the database but never in the audit trail")
+            return
+        out.extend(differences(where, [(name, stored, audited.get(name)) for name, stored in pairs]))
+
+    for pk, threshold, count, arm in DsmbAlert.objects.order_by("pk").values_list("pk", "threshold_id", "count", "arm"):
+        compare("dsmb_alert", pk, f"DSMB alert {pk}", [
+            ("threshold", threshold), ("count", count), ("scope", "one arm" if arm else "all participants")])
+    for pk, meeting_on, decision, summary, notes, by in DsmbRecommendation.objects.order_by("pk").values_list(
+            "pk", "meeting_on", "decision", "summary", "closed_notes", "recorded_by__username"):
+        compare("dsmb_recommendation", pk, f"DSMB recommendation {pk}", [
+            ("meeting_on", meeting_on), ("decision", decision), ("summary", summary),
+            ("closed_notes", "(recorded)" if notes else ""), ("recorded_by", by)])
+    for pk, kind, as_of, scheduled, by in DsmbReport.objects.order_by("pk").values_list(
+            "pk", "kind", "as_of", "scheduled", "generated_by__username"):
+        compare("dsmb_report", pk, f"DSMB report {pk}", [
+            ("kind", kind), ("as_of", as_of), ("scheduled", scheduled), ("generated_by", author(by))])
+    names = {"dsmb_alert": "DSMB alert", "dsmb_recommendation": "DSMB recommendation", "dsmb_report": "DSMB report"}
+    out += [f"{names[otype]} {pk}: in the audit trail but no longer in the database" for otype, pk in trail]
     return out

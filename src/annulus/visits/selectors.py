@@ -477,10 +477,9 @@ def audit_mismatches(participant_ids) -> list[str]:
     """Each liposuction record, visit and eCRF form of ``participant_ids`` whose values in the
     database differ from the last values the audit trail records for it, or which the trail does
     not know, or which the trail knows and the database no longer holds: one line each (``annulus
-    audit verify --data``). Appointments and reminder calls (planning, not trial data) are not
-    compared."""
+    audit verify --data``); and the appointments and reminder calls."""
     return (liposuction_mismatches(participant_ids) + visit_mismatches(participant_ids)
-            + form_mismatches(participant_ids))
+            + form_mismatches(participant_ids) + planning_mismatches(participant_ids))
 
 
 LIPOSUCTION_FIELDS = ("performed_on", "fat_volume_ml", "anaesthesia", "observation_hours", "complications")
@@ -578,4 +577,55 @@ def form_mismatches(participant_ids) -> list[str]:
             out.append(f"{where}: {n} is {stored!r} in the database but {audited.get(n)!r} in the audit trail")
     for pk in trail:
         out.append(f"form record {pk}: in the audit trail but no longer in the database")
+    return out
+
+
+def planning_mismatches(participant_ids) -> list[str]:
+    """The appointments and reminder calls of ``participant_ids`` against the trail. An appointment:
+    the visit, the day booked, who booked it and when (its event carries the booking's own time),
+    and superseded unless it is the participant's last booking of that visit. A reminder call: the
+    visit, its day, the outcome, the note, who called and when (the event's time)."""
+    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+
+    from .models import Appointment, ReminderCall
+
+    ids = list(participant_ids)
+    numbers = screening_numbers(ids)
+    booked: dict[str, dict] = {}
+    last: dict[tuple[int, str], str] = {}
+    calls: dict[str, dict] = {}
+    for e in recorded(["appointment", "reminder_call"], ids):
+        mine = {name: new_value(change) for name, change in e.changes.items()}
+        mine.update(participant=e.participant_id, actor=e.actor, at=e.timestamp)
+        if e.object_type == "appointment":
+            booked[e.object_id] = mine
+            last[(e.participant_id, str(mine.get("visit")))] = e.object_id
+        else:
+            calls[e.object_id] = mine
+    out = []
+    rows = Appointment.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+        "pk", "participant_id", "visit_id", "on", "superseded", "booked_by__username", "booked_at")
+    for pk, pid, visit_id, on, superseded, by, at in rows:
+        where = f"participant {numbers.get(pid, pid)}, appointment {pk}"
+        audited = booked.pop(str(pk), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("visit", visit_id, audited.get("visit")), ("on", on, audited.get("on")),
+                                   ("superseded", superseded, last.get((pid, str(audited.get("visit")))) != str(pk)),
+                                   ("booked_by", by, audited["actor"]), ("booked_at", at, audited["at"])])
+    out += [f"appointment {pk}: in the audit trail but no longer in the database" for pk in booked]
+    rows = ReminderCall.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+        "pk", "participant_id", "visit_id", "visit_on", "outcome", "note", "called_by__username", "called_at")
+    for pk, pid, visit_id, visit_on, outcome, note, by, at in rows:
+        where = f"participant {numbers.get(pid, pid)}, reminder call {pk}"
+        audited = calls.pop(str(pk), None)
+        if audited is None or audited["participant"] != pid:
+            out.append(f"{where}: in the database but never in the audit trail")
+            continue
+        out += differences(where, [("visit", visit_id, audited.get("visit")),
+                                   ("visit_on", visit_on, audited.get("visit_on")),
+                                   ("outcome", outcome, audited.get("outcome")), ("note", note, audited.get("note")),
+                                   ("called_by", by, audited["actor"]), ("called_at", at, audited["at"])])
+    out += [f"reminder call {pk}: in the audit trail but no longer in the database" for pk in calls]
     return out
