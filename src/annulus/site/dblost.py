@@ -21,7 +21,6 @@ handling: it is a defect, not a lost connection.
 
 from __future__ import annotations
 
-import html
 import sys
 
 from django.core.signals import got_request_exception
@@ -90,6 +89,17 @@ def _close_broken() -> None:
                 conn.connection = None
 
 
+def plain_page(request, code: int, title: str, message: str) -> str:
+    """An error page that needs no database (no context processors: the navigation, the user's
+    role and notifications all read it), in the site's style."""
+    from django.template.loader import render_to_string
+
+    return render_to_string("error_plain.html", {
+        "lang": getattr(request, "LANGUAGE_CODE", "en"), "code": code, "title": title, "message": message,
+        "back": request.get_full_path() if request.method in SAFE_METHODS else "/",
+        "back_label": _("Try again") if request.method in SAFE_METHODS else _("Back to the dashboard")})
+
+
 def unavailable(request) -> HttpResponse:
     """The answer to a write whose connection was lost, or to a read that lost it twice."""
     if request.method in SAFE_METHODS:
@@ -100,13 +110,7 @@ def unavailable(request) -> HttpResponse:
     if request.path.startswith("/api/"):
         response = JsonResponse({"detail": [{"field": "", "message": message}]}, status=503)
     else:
-        title = _("Service unavailable")
-        response = HttpResponse(
-            f'<!doctype html><html lang="{html.escape(getattr(request, "LANGUAGE_CODE", "en"))}"><head>'
-            f'<meta charset="utf-8"><title>503 {html.escape(title)}</title></head><body>'
-            f'<h1>503 {html.escape(title)}</h1><p>{html.escape(message)}</p>'
-            f'<p><a href="{html.escape(request.get_full_path())}">{html.escape(_("Back"))}</a></p></body></html>',
-            status=503, content_type="text/html; charset=utf-8")
+        response = HttpResponse(plain_page(request, 503, _("Service unavailable"), message), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

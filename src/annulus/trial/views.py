@@ -125,16 +125,15 @@ def error_404(request, exception=None):
 
 def error_500(request):
     from django.http import HttpResponseServerError
-    from django.utils.html import escape
     from django.utils.translation import gettext as _
 
     message = _("Something went wrong; nothing was saved.")
     try:
         return _error(request, 500, message)
     except Exception:  # noqa: BLE001 - the page itself failed (the database gone): a page without it
-        title = _("Server error")
-        return HttpResponseServerError(f"<!doctype html><meta charset=\"utf-8\"><title>500 {escape(title)}</title>"
-                                       f"<h1>500 {escape(title)}</h1><p>{escape(message)}</p>")
+        from annulus.site.dblost import plain_page
+
+        return HttpResponseServerError(plain_page(request, 500, _("Server error"), message))
 
 
 def csrf_failure(request, reason=""):
