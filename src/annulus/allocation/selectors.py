@@ -440,7 +440,7 @@ def pharmacy_mismatches(participant_ids) -> list[str]:
     unless it is the participant's last; a dispensing with its drug code, the lot of its release and
     who dispensed it. Not recorded by the trail: the test date, each criterion's result and the
     times of checking and dispensing."""
-    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+    from annulus.audit.selectors import against_trail, differences, new_value, recorded, screening_numbers
 
     ids = list(participant_ids)
     numbers = screening_numbers(ids)
@@ -476,16 +476,11 @@ def pharmacy_mismatches(participant_ids) -> list[str]:
     out += [f"product release {pk}: in the audit trail but no longer in the database" for pk in releases]
     rows = Dispensing.objects.filter(envelope__participant_id__in=ids).order_by("pk").values_list(
         "pk", "envelope__participant_id", "envelope__drug_code", "release__lot_number", "dispensed_by__username")
-    for pk, pid, drug_code, lot, by in rows:
-        where = f"participant {numbers.get(pid, pid)}, dispensing"
-        audited = dispensed.pop(str(pk), None)
-        if audited is None or audited["participant"] != pid:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [("drug_code", drug_code, audited.get("drug_code")),
-                                   ("lot_number", lot, audited.get("lot_number")),
-                                   ("dispensed_by", by, audited["actor"])])
-    out += [f"dispensing {pk}: in the audit trail but no longer in the database" for pk in dispensed]
+    out += against_trail(rows, dispensed, what="dispensing", participant=lambda r: r[1],
+                         where=lambda r: f"participant {numbers.get(r[1], r[1])}, dispensing",
+                         pairs=lambda r, a: [("drug_code", r[2], a.get("drug_code")),
+                                             ("lot_number", r[3], a.get("lot_number")),
+                                             ("dispensed_by", r[4], a["actor"])])
     return out
 
 
@@ -494,30 +489,18 @@ def emergency_unblinding_mismatches(participant_ids) -> list[str]:
     scope, reason, who unblinded and who co-signed. The form holds no treatment, and neither does
     its event (the arm is shown once and kept nowhere); its time is not compared (the event's own
     is a moment later)."""
-    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+    from annulus.audit.selectors import against_trail, screening_numbers, values_by_object
 
     ids = list(participant_ids)
     numbers = screening_numbers(ids)
-    trail = {}
-    for e in recorded(["emergency_unblinding"], ids):
-        mine = trail.setdefault(e.object_id, {})
-        mine.update({name: new_value(change) for name, change in e.changes.items()})
-        mine.update(participant=e.participant_id, actor=e.actor, reason=e.reason)
-    out = []
     rows = EmergencyUnblinding.objects.filter(participant_id__in=ids).order_by("pk").values_list(
         "pk", "participant_id", "number", "scope", "reason", "requested_by__username", "cosigned_by__username")
-    for pk, pid, number, scope, reason, by, cosigner in rows:
-        label = f"EU-{number:03d}"
-        where = f"participant {numbers.get(pid, pid)}, emergency unblinding {pk}"
-        audited = trail.pop(str(pk), None)
-        if audited is None or audited["participant"] != pid:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [("number", label, audited.get("number")), ("scope", scope, audited.get("scope")),
-                                   ("reason", reason, audited["reason"]), ("requested_by", by, audited["actor"]),
-                                   ("cosigned_by", cosigner, audited.get("cosigned_by"))])
-    out += [f"emergency unblinding {pk}: in the audit trail but no longer in the database" for pk in trail]
-    return out
+    return against_trail(
+        rows, values_by_object(["emergency_unblinding"], ids), what="emergency unblinding",
+        participant=lambda r: r[1], where=lambda r: f"participant {numbers.get(r[1], r[1])}, emergency unblinding {r[0]}",
+        pairs=lambda r, a: [("number", f"EU-{r[2]:03d}", a.get("number")), ("scope", r[3], a.get("scope")),
+                            ("reason", r[4], a["reason"]), ("requested_by", r[5], a["actor"]),
+                            ("cosigned_by", r[6], a.get("cosigned_by"))])
 
 
 def trial_audit_mismatches() -> list[str]:

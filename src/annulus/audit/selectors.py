@@ -181,6 +181,35 @@ def recorded(object_types, participant_ids=None) -> list[Recorded]:
     return out
 
 
+def values_by_object(object_types, participant_ids=None) -> dict[str, dict]:
+    """object id -> the values its events set, the later over the earlier, with the participant,
+    the actor, the reason and the time of its last event (``recorded``; one query)."""
+    trail: dict[str, dict] = {}
+    for e in recorded(object_types, participant_ids):
+        mine = trail.setdefault(e.object_id, {})
+        mine.update({name: new_value(change) for name, change in e.changes.items()})
+        mine.update(participant=e.participant_id, actor=e.actor, reason=e.reason, timestamp=e.timestamp)
+    return trail
+
+
+def against_trail(rows, trail: dict[str, dict], *, what: str, where, pairs, participant=None) -> list[str]:
+    """Each row of a table (its primary key first) against the values the trail gives its record
+    (``trail``, as ``values_by_object`` reads it; emptied as rows are matched): a row the trail
+    never saw (or saw for another participant: ``participant(row)``), the fields that differ
+    (``pairs(row, audited)``: (field, stored, audited) triples, named at ``where(row)``), then every
+    record of the trail no longer in the database ("``what`` ``pk``: ...")."""
+    out = []
+    for row in rows:
+        here = where(row)
+        audited = trail.pop(str(row[0]), None)
+        if audited is None or (participant is not None and audited.get("participant") != participant(row)):
+            out.append(f"{here}: in the database but never in the audit trail")
+            continue
+        out += differences(here, pairs(row, audited))
+    out += [f"{what} {pk}: in the audit trail but no longer in the database" for pk in trail]
+    return out
+
+
 def author(user_name) -> str:
     """A row's author as the trail names the actor ("system" for none)."""
     return user_name or "system"

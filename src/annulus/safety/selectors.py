@@ -186,7 +186,7 @@ def sae_report_mismatches(participant_ids) -> list[str]:
     acknowledged (when, by whom, recorded by whom), overdue notice. Not recorded by the trail: the
     deadline's rule text, the recipient's printed name, a SUSAR clock's start, and which of the
     participant's adverse events a report belongs to (the participant is compared)."""
-    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+    from annulus.audit.selectors import against_trail, new_value, recorded, screening_numbers
 
     ids = list(participant_ids)
     numbers = screening_numbers(ids)
@@ -198,24 +198,16 @@ def sae_report_mismatches(participant_ids) -> list[str]:
             mine["sent_by"] = e.actor
         if "acknowledged_at" in e.changes:
             mine["ack_recorded_by"] = e.actor
-    out = []
-    rows = SaeReport.objects.filter(adverse_event__participant_id__in=ids).order_by("pk").values(
+    rows = SaeReport.objects.filter(adverse_event__participant_id__in=ids).order_by("pk").values_list(
         "pk", "adverse_event__participant_id", "adverse_event__number", "expedited", "sent_by__username",
         "ack_recorded_by__username", *SAE_REPORT_FIELDS.values())
-    for row in rows:
-        pid = row["adverse_event__participant_id"]
-        where = (f"participant {numbers.get(pid, pid)}, adverse event {row['adverse_event__number']}, "
-                 f"SAE report {row['pk']}")
-        audited = trail.pop(str(row["pk"]), None)
-        if audited is None or audited["participant"] != pid:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [(name, row[column], audited.get(name)) for name, column in SAE_REPORT_FIELDS.items()]
-                           + [("expedited", row["expedited"], audited.get("expedited", False)),
-                              ("sent_by", row["sent_by__username"], audited.get("sent_by")),
-                              ("ack_recorded_by", row["ack_recorded_by__username"], audited.get("ack_recorded_by"))])
-    out += [f"SAE report {pk}: in the audit trail but no longer in the database" for pk in trail]
-    return out
+    fields = list(SAE_REPORT_FIELDS)
+    return against_trail(
+        rows, trail, what="SAE report", participant=lambda r: r[1],
+        where=lambda r: f"participant {numbers.get(r[1], r[1])}, adverse event {r[2]}, SAE report {r[0]}",
+        pairs=lambda r, a: [(name, value, a.get(name)) for name, value in zip(fields, r[6:])]
+        + [("expedited", r[3], a.get("expedited", False)), ("sent_by", r[4], a.get("sent_by")),
+           ("ack_recorded_by", r[5], a.get("ack_recorded_by"))])
 
 
 def _event_number(label) -> int | None:
@@ -229,7 +221,7 @@ def ae_task_mismatches(participant_ids) -> list[str]:
     (open, recorded, dismissed), the adverse event recorded for it (its number), the reason of a
     dismissal, who opened and who closed it. Not recorded by the trail: the finding's key, the
     suggested term, and the times (the events' own are a moment later)."""
-    from annulus.audit.selectors import author, differences, new_value, recorded, screening_numbers
+    from annulus.audit.selectors import against_trail, author, new_value, recorded, screening_numbers
 
     ids = list(participant_ids)
     numbers = screening_numbers(ids)
@@ -241,26 +233,21 @@ def ae_task_mismatches(participant_ids) -> list[str]:
             mine.update(closed_by=e.actor, dismissed_reason=e.reason if mine["state"] == "dismissed" else "")
         else:
             mine["opened_by"] = e.actor
-    out = []
     rows = AeTask.objects.filter(participant_id__in=ids).order_by("pk").values_list(
         "pk", "participant_id", "source", "description", "closed_at", "adverse_event__number", "dismissed_reason",
         "opened_by__username", "closed_by__username")
-    for pk, pid, source, description, closed_at, number, dismissed, opener, closer in rows:
-        where = f"participant {numbers.get(pid, pid)}, adverse-event task {pk}"
-        audited = trail.pop(str(pk), None)
-        if audited is None or audited["participant"] != pid:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        state = "open" if closed_at is None else ("recorded" if number is not None else "dismissed")
-        out += differences(where, [("source", source, audited.get("source")),
-                                   ("description", description, audited.get("description")),
-                                   ("state", state, audited["state"]),
-                                   ("adverse_event", number, _event_number(audited.get("adverse_event"))),
-                                   ("dismissed_reason", dismissed, audited.get("dismissed_reason")),
-                                   ("opened_by", author(opener), audited.get("opened_by")),
-                                   ("closed_by", closer, audited.get("closed_by"))])
-    out += [f"adverse-event task {pk}: in the audit trail but no longer in the database" for pk in trail]
-    return out
+
+    def state(r) -> str:
+        return "open" if r[4] is None else ("recorded" if r[5] is not None else "dismissed")
+
+    return against_trail(
+        rows, trail, what="adverse-event task", participant=lambda r: r[1],
+        where=lambda r: f"participant {numbers.get(r[1], r[1])}, adverse-event task {r[0]}",
+        pairs=lambda r, a: [("source", r[2], a.get("source")), ("description", r[3], a.get("description")),
+                            ("state", state(r), a["state"]),
+                            ("adverse_event", r[5], _event_number(a.get("adverse_event"))),
+                            ("dismissed_reason", r[6], a.get("dismissed_reason")),
+                            ("opened_by", author(r[7]), a.get("opened_by")), ("closed_by", r[8], a.get("closed_by"))])
 
 
 def trial_audit_mismatches() -> list[str]:

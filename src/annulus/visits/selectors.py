@@ -585,7 +585,7 @@ def planning_mismatches(participant_ids) -> list[str]:
     the visit, the day booked, who booked it and when (its event carries the booking's own time),
     and superseded unless it is the participant's last booking of that visit. A reminder call: the
     visit, its day, the outcome, the note, who called and when (the event's time)."""
-    from annulus.audit.selectors import differences, new_value, recorded, screening_numbers
+    from annulus.audit.selectors import against_trail, new_value, recorded, screening_numbers
 
     from .models import Appointment, ReminderCall
 
@@ -602,30 +602,18 @@ def planning_mismatches(participant_ids) -> list[str]:
             last[(e.participant_id, str(mine.get("visit")))] = e.object_id
         else:
             calls[e.object_id] = mine
-    out = []
     rows = Appointment.objects.filter(participant_id__in=ids).order_by("pk").values_list(
         "pk", "participant_id", "visit_id", "on", "superseded", "booked_by__username", "booked_at")
-    for pk, pid, visit_id, on, superseded, by, at in rows:
-        where = f"participant {numbers.get(pid, pid)}, appointment {pk}"
-        audited = booked.pop(str(pk), None)
-        if audited is None or audited["participant"] != pid:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [("visit", visit_id, audited.get("visit")), ("on", on, audited.get("on")),
-                                   ("superseded", superseded, last.get((pid, str(audited.get("visit")))) != str(pk)),
-                                   ("booked_by", by, audited["actor"]), ("booked_at", at, audited["at"])])
-    out += [f"appointment {pk}: in the audit trail but no longer in the database" for pk in booked]
+    out = against_trail(rows, booked, what="appointment", participant=lambda r: r[1],
+                        where=lambda r: f"participant {numbers.get(r[1], r[1])}, appointment {r[0]}",
+                        pairs=lambda r, a: [("visit", r[2], a.get("visit")), ("on", r[3], a.get("on")),
+                                            ("superseded", r[4], last.get((r[1], str(a.get("visit")))) != str(r[0])),
+                                            ("booked_by", r[5], a["actor"]), ("booked_at", r[6], a["at"])])
     rows = ReminderCall.objects.filter(participant_id__in=ids).order_by("pk").values_list(
         "pk", "participant_id", "visit_id", "visit_on", "outcome", "note", "called_by__username", "called_at")
-    for pk, pid, visit_id, visit_on, outcome, note, by, at in rows:
-        where = f"participant {numbers.get(pid, pid)}, reminder call {pk}"
-        audited = calls.pop(str(pk), None)
-        if audited is None or audited["participant"] != pid:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [("visit", visit_id, audited.get("visit")),
-                                   ("visit_on", visit_on, audited.get("visit_on")),
-                                   ("outcome", outcome, audited.get("outcome")), ("note", note, audited.get("note")),
-                                   ("called_by", by, audited["actor"]), ("called_at", at, audited["at"])])
-    out += [f"reminder call {pk}: in the audit trail but no longer in the database" for pk in calls]
+    out += against_trail(rows, calls, what="reminder call", participant=lambda r: r[1],
+                         where=lambda r: f"participant {numbers.get(r[1], r[1])}, reminder call {r[0]}",
+                         pairs=lambda r, a: [("visit", r[2], a.get("visit")), ("visit_on", r[3], a.get("visit_on")),
+                                             ("outcome", r[4], a.get("outcome")), ("note", r[5], a.get("note")),
+                                             ("called_by", r[6], a["actor"]), ("called_at", r[7], a["at"])])
     return out
