@@ -130,12 +130,14 @@ def test_the_user_must_change_the_password_at_the_next_login(users):
     assert r.status_code == 403 and r.json()["detail"][0]["field"] == "password"
     page = c.get("/accounts/password/").content.decode()
     assert "The administrator has reset your password" in page
+    assert 'href="/participants/"' not in page  # no menu of pages that would only lead back here
     c.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
     assert "管理员已重置您的密码" in c.get("/accounts/password/").content.decode()
     del c.cookies[settings.LANGUAGE_COOKIE_NAME]
     r = post_form(c, "/accounts/password/", {"old_password": TEMPORARY, "new_password1": OWN, "new_password2": OWN})
     assert r.status_code == 302 and logged_in(c)
     assert c.get("/").status_code == 200 and c.get("/api/v1/participants").status_code == 200
+    assert 'href="/participants/"' in c.get("/accounts/password/").content.decode()  # the menu is back
     assert not _must_change(user)
     change = AuditEvent.objects.filter(action="change", object_type="user", object_id=str(user.pk),
                                        payload__contains='"password changed"').get()
