@@ -153,11 +153,11 @@ def _child(spec: dict) -> int:
 
     from annulus.interchange import writer
 
-    from . import services, source
+    from . import context, source
 
     actor = get_user_model().objects.get(pk=spec["actor"])
     as_of = datetime.fromisoformat(spec["as_of"])
-    ctx = services.build_context(actor=actor, fmt=spec["fmt"], as_of=as_of,
+    ctx = context.build_context(actor=actor, fmt=spec["fmt"], as_of=as_of,
                                  created_at=datetime.fromisoformat(spec["created_at"]),
                                  identifiable=spec["identifiable"], excel_bom=spec["excel_bom"],
                                  language=spec["language"], at_most=spec["at_most"], transport=spec["transport"])

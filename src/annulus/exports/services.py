@@ -17,7 +17,6 @@ its database connection.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -26,7 +25,6 @@ import shutil
 import tempfile
 import zipfile
 from datetime import datetime, time, timedelta
-from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
@@ -34,11 +32,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from annulus import jobs
-from annulus.accounts.permissions import has, require, role_of
+from annulus.accounts.permissions import has, require
 from annulus.audit import services as audit
 from annulus.errors import Problems, RuleViolation
 
 from . import parts
+from .context import DRUG_CODE_ITEM, build_context, source  # noqa: F401 - the service's names
 from .models import FORMAT_CHOICES, ExportJob, ExportRun
 
 log = logging.getLogger("annulus.exports")
@@ -52,19 +51,12 @@ WITH_DICTIONARY = ("csv", "sav", "dta", "xpt")
 # a job "running" without a heartbeat for this long was left by a process that died
 STALE_AFTER = timedelta(minutes=5)
 HEARTBEAT_SECONDS = 30
-DRUG_CODE_ITEM = ("transplant", "drug_code_entered")
 
 
 class IdentifiableNotPermitted(RuleViolation):
     """An identifiable export asked for by a role that may not see identities."""
 
     status = 403
-
-
-def source():
-    from . import source as module
-
-    return module
 
 
 # ---- checking a request ---------------------------------------------------------------------------
@@ -157,41 +149,6 @@ def _check_out_dir(out_dir, force: bool) -> Path:
 
 
 # ---- the export ---------------------------------------------------------------------------------
-
-def _dictionary_for(user):
-    """The data dictionary of the protocol in force, without the drug code entered at the
-    transplant unless the user may see drug codes."""
-    from annulus.trial.selectors import data_dictionary
-
-    d = data_dictionary()
-    if source().may_see_drug_codes(user):
-        return d
-    form_id, item_id = DRUG_CODE_ITEM
-    forms = tuple(dataclasses.replace(f, items=tuple(e for e in f.items if e.item != item_id))
-                  if f.id == form_id else f for f in d.forms)
-    return type(d)(forms=forms, protocol_version=d.protocol_version)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(dt_timezone.utc).isoformat(timespec="seconds")
-
-
-def build_context(*, actor, fmt: str, as_of: datetime, created_at: datetime, identifiable: bool, excel_bom: bool,
-                  language: str, at_most: str = "arms", transport: bool = True):
-    from annulus.interchange.subject import ExportContext
-    from annulus.trial.selectors import active_protocol
-
-    src = source()
-    protocol = active_protocol()
-    count, head = src.chain_at(as_of)
-    return ExportContext(
-        format=fmt, study_id=protocol.trial.id, registry_number=protocol.trial.registry_number,
-        title_en=protocol.trial.title.en, title_zh=protocol.trial.title.zh, protocol=protocol,
-        protocol_version=protocol.version, dictionary=_dictionary_for(actor), as_of=_iso(as_of),
-        created_at=_iso(created_at), created_by=actor.username, role=role_of(actor) or "",
-        blinding=src.blinding_for(actor, at_most), chain_count=count, chain_hash=head, identifiable=identifiable,
-        excel_bom=excel_bom, language=language, transport=transport)
-
 
 def _ticking(subjects, total: int, progress):
     done = 0
