@@ -107,6 +107,27 @@ class UserCreateForm(forms.Form):
     cosigner_password = forms.CharField(label=_("Co-signing principal investigator's password"), required=False,
                                         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
-    def __init__(self, *args, roles=(), **kwargs):
+    def __init__(self, *args, roles=(), sites=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [("", "—")] + [r for r in roles if r[0] != ""]
+        if sites:  # a trial with several sites: the account may be scoped to some of them
+            self.fields["sites"] = SitesField(sites)
+            self.order_fields([n for n in self.fields if n not in ("password", "cosigner_username", "cosigner_password")]
+                              + ["password", "cosigner_username", "cosigner_password"])
+
+
+def SitesField(sites, **kwargs):
+    """The sites whose participants a user sees; none ticked: every site."""
+    return forms.MultipleChoiceField(
+        label=_("Sites"), required=False, choices=list(sites), widget=forms.CheckboxSelectMultiple,
+        help_text=_("The user sees only these sites' participants; none ticked: every site."), **kwargs)
+
+
+class UserSitesForm(forms.Form):
+    """Change which sites' participants an existing user sees (Users page)."""
+
+    reason = forms.CharField(label=_("Reason"), max_length=500)
+
+    def __init__(self, *args, sites=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sites"] = SitesField(sites)

@@ -12,6 +12,8 @@ class Membership(models.Model):
     # set when the administrator resets the password: the user's pages lead to the password change
     # until they have chosen their own (accounts.middleware.PasswordChangeRequiredMiddleware)
     must_change_password = models.BooleanField(default=False)
+    # the protocol site ids whose participants the user sees; empty: every site
+    sites = models.JSONField(default=list, blank=True)
 
     def __str__(self):
         return f"{self.user.username} ({self.role})"

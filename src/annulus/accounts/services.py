@@ -69,14 +69,29 @@ def _cosigner(actor, username: str, password: str, *,
                          same_person=f"must be someone other than {other_than}", what="co-signature")
 
 
+def clean_sites(sites) -> list[str]:
+    """The site ids a user is scoped to, each a site of the protocol in force, once, in the
+    protocol's order; an empty list means every site."""
+    from annulus.trial.selectors import active_protocol
+
+    declared = [s.id for s in active_protocol().site_list]
+    given = [str(s).strip() for s in (sites or ()) if str(s).strip()]
+    unknown = [s for s in given if s not in declared]
+    if unknown:
+        raise RuleViolation("sites", f"unknown site {', '.join(unknown)} (the protocol's sites: {', '.join(declared)})")
+    return [s for s in declared if s in given]
+
+
 def create_user(*, actor, username: str, password: str, role: str, known_roles: set[str], email: str = "",
                 full_name: str = "", is_pi: bool = False, phone: str = "", check_password: bool = True,
-                cosigner_username: str = "", cosigner_password: str = ""):
+                cosigner_username: str = "", cosigner_password: str = "", sites=()):
     """Create an account with its role. In the app (``actor`` is a user) an unblinded role or a
     principal investigator needs a PI's co-signature; from the server's command line (``actor``
-    None) it does not, since whoever runs it already holds the database."""
+    None) it does not, since whoever runs it already holds the database. ``sites`` scopes the
+    account to those sites' participants (none: every site)."""
     if role not in known_roles:
         raise RuleViolation("role", f"unknown role '{role}'")
+    sites = clean_sites(sites)
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise RuleViolation("username", f"user '{username}' already exists")
@@ -91,8 +106,10 @@ def create_user(*, actor, username: str, password: str, role: str, known_roles: 
     first, _, last = full_name.partition(" ")
     with transaction.atomic():
         user = User.objects.create_user(username=username, password=password, email=email, first_name=first, last_name=last)
-        Membership.objects.create(user=user, role=role, is_principal_investigator=is_pi, phone=phone)
+        Membership.objects.create(user=user, role=role, is_principal_investigator=is_pi, phone=phone, sites=sites)
         changes = {"username": [None, username], "role": [None, role], "principal_investigator": [None, is_pi]}
+        if sites:
+            changes["sites"] = [None, sites]
         if cosigner is not None:
             changes["cosigned_by"] = [None, cosigner.username]
         audit.record(actor=actor, action="create", obj_type="user", obj_id=user.pk, changes=changes,
@@ -305,6 +322,26 @@ def locks_by_user(usernames) -> dict[str, list]:
     for r in rows:
         out.setdefault(r.username, []).append((source_label(r.source), r.locked_until))
     return out
+
+
+def set_sites(*, actor, user_id: int, sites, reason: str):
+    """Scope an account to sites (their participants only) or, with no site, to every site."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleViolation("reason", "is required")
+    sites = clean_sites(sites)
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(user_id=user_id).first()
+        if membership is None:
+            raise RuleViolation("user", "no such user with a role")
+        old = list(membership.sites or [])
+        if old == sites:
+            return membership
+        membership.sites = sites
+        membership.save(update_fields=["sites"])
+        audit.record(actor=actor, action="change", obj_type="user", obj_id=user_id,
+                     changes={"sites": [old, sites]}, reason=reason)
+    return membership
 
 
 def set_active(*, actor, user_id: int, active: bool, reason: str):

@@ -75,7 +75,24 @@ def users(request):
         raise PermissionDenied
     protocol = active_protocol()
     roles = [(r.id, r.name.get(get_language())) for r in protocol.roles]
-    form = UserCreateForm(request.POST or None, roles=roles) if "create" in request.POST or request.method == "GET" else UserCreateForm(roles=roles)
+    # several sites: an account may be scoped to some of them
+    sites = [(s.id, f"{s.id} · {s.name.get(get_language())}") for s in protocol.site_list] if len(protocol.site_list) > 1 else []
+    form = (UserCreateForm(request.POST or None, roles=roles, sites=sites) if "create" in request.POST or request.method == "GET"
+            else UserCreateForm(roles=roles, sites=sites))
+    if request.method == "POST" and "set_sites" in request.POST and sites:
+        from .forms import UserSitesForm
+
+        sites_form = UserSitesForm(request.POST, sites=sites)
+        try:
+            if not sites_form.is_valid():
+                field, errors = next(iter(sites_form.errors.items()))
+                raise RuleViolation(field, " ".join(errors))
+            services.set_sites(actor=request.user, user_id=int(request.POST["set_sites"]),
+                               sites=sites_form.cleaned_data["sites"], reason=sites_form.cleaned_data["reason"])
+            messages.success(request, _("Account updated."))
+        except (RuleViolation, ValueError) as exc:
+            messages.error(request, f"{getattr(exc, 'field', '')}: {getattr(exc, 'message', _('Invalid request.'))}")
+        return redirect("users")
     if request.method == "POST" and "toggle" in request.POST:
         try:
             services.set_active(actor=request.user, user_id=int(request.POST["toggle"]),
@@ -97,7 +114,7 @@ def users(request):
             services.create_user(actor=request.user, username=d["username"], password=d["password"], role=d["role"],
                                  known_roles={r for r, _ in roles}, email=d["email"], full_name=d["full_name"],
                                  is_pi=d["is_pi"], phone=d["phone"], cosigner_username=d["cosigner_username"],
-                                 cosigner_password=d["cosigner_password"])
+                                 cosigner_password=d["cosigner_password"], sites=d.get("sites", []))
         except RuleViolation as exc:
             add_violation(form, exc)
         else:
@@ -107,7 +124,7 @@ def users(request):
     locks = services.locks_by_user(u.username for u in rows)
     for u in rows:
         u.locks = locks.get(u.username, [])
-    return render(request, "accounts/users.html", {"form": form, "rows": rows, "role_names": dict(roles)})
+    return render(request, "accounts/users.html", {"form": form, "rows": rows, "role_names": dict(roles), "sites": sites})
 
 
 def user_password_reset(request, pk: int):

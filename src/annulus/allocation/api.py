@@ -22,8 +22,8 @@ PREFIX = "/allocation"
 router = Router(tags=["allocation"])
 
 
-def _participant(pk: int):
-    p = get_participant(pk)
+def _participant(request, pk: int):
+    p = get_participant(pk, user=request.user)
     if p is None:
         raise Http404
     return p
@@ -278,22 +278,22 @@ def _allocation_out(user, p):
 @router.get("/participants/{int:pk}", response=AllocationOut, summary="A participant's allocation, as your role may see it")
 def participant_allocation(request, pk: int):
     require(request.user, "allocation.view")
-    return _allocation_out(request.user, _participant(pk))
+    return _allocation_out(request.user, _participant(request, pk))
 
 
 @router.post("/participants/{int:pk}/randomise", response={201: AllocationOut},
              summary="Open the participant's envelope (enrolled participants only)")
 def randomise(request, pk: int):
     require(request.user, "allocation.randomise")
-    p = _participant(pk)
+    p = _participant(request, pk)
     services.randomise(actor=request.user, participant_id=p.pk)
-    return Status(201, _allocation_out(request.user, _participant(pk)))
+    return Status(201, _allocation_out(request.user, _participant(request, pk)))
 
 
 @router.post("/participants/{int:pk}/transplant", response={201: TransplantOut}, summary="Record the transplantation")
 def transplant(request, pk: int, payload: TransplantIn):
     require(request.user, "allocation.transplant")
-    _participant(pk)
+    _participant(request, pk)
     t = services.record_transplant(actor=request.user, participant_id=pk, **payload.dict())
     return Status(201, t)
 
@@ -308,7 +308,7 @@ def _emergency_out(rec):
              summary="Emergency unblinding of one participant (investigator; password and reason required)")
 def emergency(request, pk: int, payload: EmergencyIn):
     require(request.user, "unblinding.emergency")
-    _participant(pk)
+    _participant(request, pk)
     rec, arm = services.emergency_unblind(actor=request.user, participant_id=pk, password=payload.password,
                                           reason=payload.reason, cosigner_username=payload.cosigner_username,
                                           cosigner_password=payload.cosigner_password)

@@ -32,7 +32,7 @@ from .forms import (EmergencyForm, GenerateForm, GroupWaiverForm, PasswordStatem
 
 
 def _participant(request, pk):
-    return participant_or_404(pk)
+    return participant_or_404(pk, user=request.user)
 
 
 # ---- designer: the list and the level-1 key ------------------------------------------------

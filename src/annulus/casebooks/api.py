@@ -56,7 +56,7 @@ def _signature(s) -> dict | None:
 
 def _participant(request, pk: int):
     require(request.user, "casebook.view")
-    p = get_participant(pk)
+    p = get_participant(pk, user=request.user)
     if p is None:
         raise Http404
     return p

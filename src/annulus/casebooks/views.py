@@ -42,7 +42,7 @@ def context(request, p) -> dict:
 
 def casebook(request, pk):
     need(request, "casebook.view")
-    p = participant_or_404(pk)
+    p = participant_or_404(pk, user=request.user)
     can_sign = services.may_sign(request.user)
     form = SignForm(request.POST or None)
     if request.method == "POST":

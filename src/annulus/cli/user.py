@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     create.add_argument("--full-name", default="")
     create.add_argument("--email", default="")
     create.add_argument("--phone", default="")
+    create.add_argument("--site", action="append", default=[], metavar="SITE_ID",
+                        help="a site whose participants the account sees (repeat for several; none: every site)")
     create.set_defaults(func=run_create)
     unlock = sub.add_parser("unlock", help="end an account's lockout for every address (audited)")
     unlock.add_argument("username")
@@ -109,8 +111,9 @@ def run_create(args) -> int:
     roles = {r.id for r in active_protocol().roles}
     try:
         user = create_user(actor=None, username=args.username, password=password, role=args.role, known_roles=roles,
-                           email=args.email, full_name=args.full_name, is_pi=args.pi, phone=args.phone)
+                           email=args.email, full_name=args.full_name, is_pi=args.pi, phone=args.phone, sites=args.site)
     except RuleViolation as exc:
         raise CliError(f"{exc.field}: {exc.message}") from None
-    print(f"created {user.username} ({args.role}{', principal investigator' if args.pi else ''})")
+    scope = f"; sites {', '.join(user.membership.sites)}" if user.membership.sites else ""
+    print(f"created {user.username} ({args.role}{', principal investigator' if args.pi else ''}{scope})")
     return 0

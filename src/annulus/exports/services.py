@@ -192,7 +192,7 @@ def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force
     ctx = build_context(actor=actor, fmt=fmt, as_of=as_of, created_at=now, identifiable=identifiable,
                         excel_bom=excel_bom, language=language, at_most=at_most, transport=transport)
     write = writer(fmt)
-    total = src.count(as_of)
+    total = src.count(as_of, actor)
     counter = {"n": 0}
 
     def counted():
@@ -208,7 +208,7 @@ def run_export(*, actor, fmt: str, out_dir, as_of: datetime | None = None, force
             spec = {"actor": actor.pk, "fmt": fmt, "as_of": as_of.isoformat(), "created_at": now.isoformat(),
                     "identifiable": identifiable, "excel_bom": excel_bom, "language": language, "at_most": at_most,
                     "transport": transport, "blinding": ctx.blinding}
-            counter["n"] = parts.write(spec, parts.ranges(src.numbers(as_of), workers), staging, progress, total)
+            counter["n"] = parts.write(spec, parts.ranges(src.numbers(as_of, actor), workers), staging, progress, total)
         else:
             write(counted(), ctx, staging)
         if fmt in WITH_DICTIONARY:

@@ -135,23 +135,27 @@ def chain_at(as_of: datetime) -> tuple[int, str]:
 
 # ---- participants -------------------------------------------------------------------------------
 
-def _included(as_of: datetime):
+def _included(as_of: datetime, user=None):
+    """Who gave consent by ``as_of``: those ``user`` sees (their sites), or everyone when no user is
+    given (the server's own counts)."""
     from django.db.models import Exists, OuterRef
 
     from annulus.participants.models import Consent, Participant
+    from annulus.participants.selectors import visible
 
     signed = Consent.objects.filter(participant_id=OuterRef("pk"), consented_at__lte=as_of)
-    return Participant.objects.filter(Exists(signed))
+    rows = Participant.objects.filter(Exists(signed))
+    return rows if user is None else visible(user, rows)
 
 
-def count(as_of: datetime) -> int:
-    """How many subjects ``subjects`` yields for ``as_of``."""
-    return _included(_aware(as_of)).count()
+def count(as_of: datetime, user=None) -> int:
+    """How many subjects ``subjects`` yields for ``as_of`` (and ``user``)."""
+    return _included(_aware(as_of), user).count()
 
 
-def numbers(as_of: datetime) -> list[str]:
-    """The participant numbers ``subjects`` yields for ``as_of``, in its order."""
-    return list(_included(_aware(as_of)).order_by("screening_number").values_list("screening_number", flat=True))
+def numbers(as_of: datetime, user=None) -> list[str]:
+    """The participant numbers ``subjects`` yields for ``as_of`` (and ``user``), in its order."""
+    return list(_included(_aware(as_of), user).order_by("screening_number").values_list("screening_number", flat=True))
 
 
 def subjects(user, *, as_of: datetime, identifiable: bool = False, batch: int = 200,
@@ -166,7 +170,7 @@ def subjects(user, *, as_of: datetime, identifiable: bool = False, batch: int = 
     reader = _Reader(user, as_of, identifiable, at_most)
     last = after
     while True:
-        rows = _included(as_of).order_by("screening_number")
+        rows = _included(as_of, user).order_by("screening_number")
         if upto is not None:
             rows = rows.filter(screening_number__lte=upto)
         if last is not None:

@@ -9,7 +9,7 @@ from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.participants.models import Participant
-from annulus.participants.selectors import get_participant
+from annulus.participants.selectors import get_participant, visible
 
 from . import selectors, services
 
@@ -110,7 +110,7 @@ class FindingOut(Schema):
 
 
 def _participant(request, pk: int) -> Participant:
-    p = get_participant(pk)
+    p = get_participant(pk, user=request.user)
     if p is None:
         raise Http404
     return p
@@ -167,7 +167,7 @@ def sdv_verify(request, pk: int, payload: VerifyIn):
 def status_grid(request, status: str = ""):
     """Participants x visits: forms entered, open queries, SDV progress, locks; signature per row."""
     require(request.user, "monitoring.view")
-    rows = selectors.status_grid(Participant.objects.exclude(status="pre_screened").order_by("screening_number"))
+    rows = selectors.status_grid(visible(request.user).exclude(status="pre_screened").order_by("screening_number"))
     return [{"participant_id": r.participant.pk, "screening_number": r.participant.screening_number,
              "case_number": r.participant.case_number, "signature": r.signature,
              "cells": [{"visit": c.visit, "status": c.status, "forms_total": c.forms_total,

@@ -9,11 +9,11 @@ SHOWN = 10
 def panels(request):
     if not has(request.user, "monitoring.home"):
         return []
-    from annulus.participants.models import Participant
+    from annulus.participants.selectors import visible
 
     from . import selectors
 
-    rows = selectors.status_grid(Participant.objects.exclude(status="pre_screened").order_by("screening_number"))
+    rows = selectors.status_grid(visible(request.user).exclude(status="pre_screened").order_by("screening_number"))
     totals = selectors.grid_totals(rows)
     attention = []
     for r in rows:

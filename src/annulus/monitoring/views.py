@@ -15,7 +15,7 @@ from annulus.accounts.permissions import has, need
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants.forms import add_violation
 from annulus.participants.models import Participant
-from annulus.participants.selectors import get_participant, paginate
+from annulus.participants.selectors import get_participant, paginate, visible
 from annulus.trial.lock import is_locked
 from annulus.trial.selectors import active_protocol
 
@@ -44,8 +44,8 @@ STATE_LABELS = {"verified": gettext_lazy("verified"), "cleared": gettext_lazy("v
                 "pending": gettext_lazy("to verify"), "not_required": gettext_lazy("not in the plan")}
 
 
-def _participant(pk) -> Participant:
-    p = get_participant(pk)
+def _participant(request, pk) -> Participant:
+    p = get_participant(pk, user=request.user)
     if p is None:
         raise Http404
     return p
@@ -70,7 +70,7 @@ def _grid_rows(request):
     if status not in dict(GRID_FILTERS):
         status = ""
     q = (request.GET.get("q") or "").strip()[:40]
-    people = Participant.objects.exclude(status="pre_screened").order_by("screening_number")
+    people = visible(request.user).exclude(status="pre_screened").order_by("screening_number")
     if q:
         from django.db.models import Q
 
@@ -165,7 +165,7 @@ def _form_rows(request, p):
 
 def casebook(request, pk):
     need(request, "monitoring.view")
-    p = _participant(pk)
+    p = _participant(request, pk)
     rows, points = _form_rows(request, p)
     required = sum(r["required"] for r in rows)
     verified = sum(r["verified"] for r in rows)
@@ -188,7 +188,7 @@ def sdv(request, pk):
     """Every data point of a casebook with what the plan asks and its verification; the monitor
     marks an item or a whole form verified against source here."""
     need(request, "monitoring.view")
-    p = _participant(pk)
+    p = _participant(request, pk)
     error = None
     if request.method == "POST":
         need(request, "sdv.verify")
@@ -323,7 +323,7 @@ def participant_review(request, pk):
     """The auditor's review of one participant: links to every record and the audit trail, the
     findings so far and the form to record one."""
     need(request, "review.view")
-    p = _participant(pk)
+    p = _participant(request, pk)
     form = None
     protocol, language = active_protocol(), get_language()
     dictionary = selectors._dictionary()

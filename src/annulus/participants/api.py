@@ -26,6 +26,7 @@ class ParticipantOut(Schema):
     initials: str
     sex: str
     recruitment_source: str
+    site: str
     prescreened_on: date
     status: str
     enrolled_at: datetime | None
@@ -47,6 +48,8 @@ class PrescreenIn(Schema):
     initials: str = Field(..., max_length=10)
     sex: Literal["F", "M"]
     recruitment_source: str = Field(..., max_length=40)
+    site: str = Field("", max_length=12, description="the site's id; required when the protocol declares several "
+                                                     "sites, else the one site")
     prescreened_on: PlausibleDate
     full_name: str = Field("", max_length=120)
     phone: str = Field("", max_length=40)
@@ -125,15 +128,15 @@ class AuditOut(Schema):
     hash: str
 
 
-def _get(pk: int):
-    p = selectors.get_participant(pk)
+def _get(request, pk: int):
+    p = selectors.get_participant(pk, user=request.user)
     if p is None:
         raise Http404
     return p
 
 
 @router.get("", response=PageOut, summary="List participants")
-def list_participants(request, q: str = "", status: str = "", sort: str = "number", page: int = 1):
+def list_participants(request, q: str = "", status: str = "", sort: str = "number", site: str = "", page: int = 1):
     require(request.user, "participant.view")
     if status and status not in states.LABELS:
         raise RuleViolation("status", f"unknown status '{status}'")
@@ -141,7 +144,7 @@ def list_participants(request, q: str = "", status: str = "", sort: str = "numbe
         raise RuleViolation("sort", f"must be one of {', '.join(selectors.SORTS)}")
     if page < 1:
         raise RuleViolation("page", "must be at least 1")
-    pg = selectors.paginate(selectors.participant_list(q=q, status=status, sort=sort).select_related("protocol_version"), page, per_page=50)
+    pg = selectors.paginate(selectors.participant_list(user=request.user, q=q, status=status, sort=sort, site=site).select_related("protocol_version"), page, per_page=50)
     return {"count": pg.paginator.count, "page": pg.number, "pages": pg.paginator.num_pages, "results": list(pg.object_list)}
 
 
@@ -154,13 +157,13 @@ def create_participant(request, payload: PrescreenIn):
 @router.get("/{int:pk}", response=ParticipantOut)
 def get_participant(request, pk: int):
     require(request.user, "participant.view")
-    return _get(pk)
+    return _get(request, pk)
 
 
 @router.post("/{int:pk}/consent", response={201: ConsentOut}, summary="Record informed consent")
 def consent(request, pk: int, payload: ConsentIn):
     require(request.user, "participant.edit")
-    _get(pk)
+    _get(request, pk)
     taken_by = request.user
     if payload.taken_by:
         taken_by = get_user_model().objects.filter(username=payload.taken_by, is_active=True,
@@ -174,10 +177,10 @@ def consent(request, pk: int, payload: ConsentIn):
 @router.post("/{int:pk}/evidence", response={201: EligibilityOut}, summary="Enter screening evidence")
 def evidence(request, pk: int, payload: EvidenceIn):
     require(request.user, "participant.edit")
-    _get(pk)
+    _get(request, pk)
     services.enter_evidence(actor=request.user, participant_id=pk, values=payload.values,
                             collected_on=payload.collected_on, reason=payload.reason)
-    return Status(201, _eligibility(_get(pk)))
+    return Status(201, _eligibility(_get(request, pk)))
 
 
 def _eligibility(p):
@@ -190,7 +193,7 @@ def _eligibility(p):
 @router.get("/{int:pk}/eligibility", response=EligibilityOut, summary="Criteria evaluated from the evidence so far")
 def eligibility(request, pk: int):
     require(request.user, "participant.view")
-    return _eligibility(_get(pk))
+    return _eligibility(_get(request, pk))
 
 
 class DecideIn(Schema):
@@ -201,23 +204,23 @@ class DecideIn(Schema):
              summary="Sign the decision eligible or screen failure (investigator, password re-entered)")
 def decide(request, pk: int, payload: DecideIn):
     require(request.user, "participant.decide")
-    _get(pk)
+    _get(request, pk)
     return Status(201, services.decide_eligibility(actor=request.user, participant_id=pk, password=payload.password))
 
 
 @router.post("/{int:pk}/enrol", response=ParticipantOut, summary="Enrol an eligible participant (next case number)")
 def enrol(request, pk: int):
     require(request.user, "participant.enrol")
-    _get(pk)
+    _get(request, pk)
     return services.enrol(actor=request.user, participant_id=pk)
 
 
 @router.post("/{int:pk}/withdraw", response={201: ParticipantOut}, summary="Withdraw (no replacement)")
 def withdraw(request, pk: int, payload: WithdrawIn):
     require(request.user, "participant.withdraw")
-    _get(pk)
+    _get(request, pk)
     services.withdraw(actor=request.user, participant_id=pk, **payload.dict())
-    return Status(201, _get(pk))
+    return Status(201, _get(request, pk))
 
 
 @router.get("/{int:pk}/audit", response=list[AuditOut], summary="Audit events of one participant")
@@ -226,7 +229,7 @@ def audit_events(request, pk: int, action: str = "", object_type: str = "", limi
     # sight of trial data too
     require(request.user, "audit.view")
     require(request.user, "participant.view")
-    _get(pk)
+    _get(request, pk)
     from annulus.accounts.permissions import is_blinded
     from annulus.audit.present import present_trail
     from annulus.audit.selectors import events_for_participant
@@ -276,19 +279,19 @@ class UnlockIn(Schema):
             summary="Every lock of the participant's casebook, visits and forms, newest first")
 def record_locks(request, pk: int):
     require(request.user, "participant.view")
-    _get(pk)
+    _get(request, pk)
     return selectors.lock_history(pk)
 
 
 def _lock(request, pk: int, visit: str, form: str):
     require(request.user, "record.lock")
-    _get(pk)
+    _get(request, pk)
     return Status(201, services.lock_record(actor=request.user, participant_id=pk, visit=visit, form=form))
 
 
 def _unlock(request, pk: int, visit: str, form: str, payload: UnlockIn):
     require(request.user, "record.lock")
-    _get(pk)
+    _get(request, pk)
     return services.unlock_record(actor=request.user, participant_id=pk, visit=visit, form=form, reason=payload.reason)
 
 

@@ -17,9 +17,13 @@ class PrescreenForm(forms.Form):
     recruitment_source = forms.ChoiceField(label=_("Recruitment source"))
     prescreened_on = DateField(label=_("Pre-screening date"))
 
-    def __init__(self, *args, sources=(), **kwargs):
+    def __init__(self, *args, sources=(), sites=(), language="en", **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["recruitment_source"].choices = with_blank([(s, SOURCE_LABELS.get(s, s)) for s in sources])
+        if sites:  # with one site there is nothing to choose: the service sets it
+            self.fields["site"] = forms.ChoiceField(
+                label=_("Site"), choices=with_blank([(s.id, f"{s.id} · {s.name.get(language)}") for s in sites]))
+            self.order_fields(["site"])
         self.fields["prescreened_on"].initial = timezone.localdate()
 
 

@@ -21,6 +21,8 @@ class Participant(models.Model):
     sex = models.CharField(max_length=1, choices=[("F", _("female")), ("M", _("male"))])
     phone = models.CharField(max_length=40, blank=True)
     recruitment_source = models.CharField(max_length=40)
+    # the protocol's site id (``sites:``, or its one site ``trial.site``); users may be scoped to sites
+    site = models.CharField(max_length=12, db_index=True)
     prescreened_on = models.DateField()
     status = models.CharField(max_length=20, choices=states.CHOICES, default=states.PRE_SCREENED, db_index=True)
     case_number = models.CharField(max_length=6, unique=True, null=True, blank=True)
@@ -44,6 +46,16 @@ class Participant(models.Model):
     @property
     def status_label(self):
         return states.LABELS.get(self.status, self.status)
+
+    @property
+    def site_label(self) -> str:
+        """The site's code and name in the page's language ("01 · First Affiliated Hospital")."""
+        from django.utils.translation import get_language
+
+        from annulus.trial.selectors import active_protocol
+
+        site = active_protocol().site_by_id(self.site)
+        return f"{self.site} · {site.name.get(get_language())}" if site else self.site
 
     @property
     def recruitment_source_label(self):

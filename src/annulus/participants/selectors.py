@@ -24,8 +24,38 @@ SORTS = {
 }
 
 
-def participant_list(*, q: str = "", status: str = "", sort: str = "number"):
-    qs = Participant.objects.all()
+def user_sites(user) -> list[str] | None:
+    """The site ids whose participants ``user`` may see; None for every site (an account whose
+    membership lists no site)."""
+    membership = getattr(user, "membership", None)  # none for an account without a role
+    sites = list(getattr(membership, "sites", None) or [])
+    return sites or None
+
+
+def visible(user, qs=None):
+    """``qs`` (default: every participant) narrowed to the participants ``user`` may see: the one
+    place where a user's sites are enforced for pages, the API, dashboards and exports. Writes and
+    service-internal reads (audit, allocation sequence, numbering) use ``Participant.objects``."""
+    qs = Participant.objects.all() if qs is None else qs
+    if user is None or not getattr(user, "is_authenticated", False):
+        return qs.none()
+    sites = user_sites(user)
+    return qs if sites is None else qs.filter(site__in=sites)
+
+
+def of_visible(user, qs, field: str = "participant"):
+    """Records of another model (``qs``, whose ``field`` is the participant) narrowed to the
+    participants ``user`` may see, as ``visible`` does."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return qs.none()
+    sites = user_sites(user)
+    return qs if sites is None else qs.filter(**{f"{field}__site__in": sites})
+
+
+def participant_list(*, user, q: str = "", status: str = "", sort: str = "number", site: str = ""):
+    qs = visible(user)
+    if site:
+        qs = qs.filter(site=site)
     if q:
         q = q.strip()[:60]
         qs = qs.filter(Q(screening_number__icontains=q) | Q(case_number__icontains=q) | Q(initials__icontains=q))
@@ -39,17 +69,26 @@ def paginate(qs, page, per_page: int = 25):
     return paginator.get_page(page)
 
 
-def status_counts() -> dict[str, int]:
-    rows = dict(Participant.objects.values_list("status").annotate(n=Count("id")).order_by())
+def status_counts(user) -> dict[str, int]:
+    rows = dict(visible(user).values_list("status").annotate(n=Count("id")).order_by())
     return {s: rows.get(s, 0) for s in states.ORDER}
 
 
-def funnel() -> list[tuple[str, int]]:
+def site_counts(user, *, enrolled: bool = False) -> dict[str, int]:
+    """Site id -> how many participants the user sees there: pre-screened or later, or (``enrolled``)
+    those given a case number."""
+    qs = visible(user)
+    if enrolled:
+        qs = qs.filter(case_number__isnull=False)
+    return dict(qs.values_list("site").annotate(n=Count("id")).order_by())
+
+
+def funnel(user) -> list[tuple[str, int]]:
     """How many people reached each step of the screening funnel (ever, from status history)."""
     reached = dict(
-        StatusChange.objects.values_list("to_status").annotate(n=Count("participant", distinct=True)).order_by()
+        of_visible(user, StatusChange.objects).values_list("to_status").annotate(n=Count("participant", distinct=True)).order_by()
     )
-    total = Participant.objects.count()
+    total = visible(user).count()
     steps = [
         (str(states.LABELS[states.PRE_SCREENED]), total),
         (str(states.LABELS[states.CONSENTED]), reached.get(states.CONSENTED, 0)),
@@ -60,25 +99,27 @@ def funnel() -> list[tuple[str, int]]:
     return steps
 
 
-def screen_failure_reasons() -> list[tuple[str, int]]:
+def screen_failure_reasons(user) -> list[tuple[str, int]]:
     """Criterion id -> how many screen failures it caused (CONSORT 'excluded' box)."""
     from .models import EligibilityDecision
 
     counts: dict[str, int] = {}
-    for failing in EligibilityDecision.objects.filter(outcome="ineligible", superseded=False).values_list("failing", flat=True):
+    decisions = of_visible(user, EligibilityDecision.objects.filter(outcome="ineligible", superseded=False))
+    for failing in decisions.values_list("failing", flat=True):
         for cid in failing:
             counts[cid] = counts.get(cid, 0) + 1
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def get_participant(pk: int) -> Participant | None:
-    return Participant.objects.select_related("protocol_version", "created_by").filter(pk=pk).first()
+def get_participant(pk: int, *, user) -> Participant | None:
+    """The participant ``pk`` if ``user`` may see it (their sites), else None."""
+    return visible(user).select_related("protocol_version", "created_by").filter(pk=pk).first()
 
 
-def participant_or_404(pk: int) -> Participant:
+def participant_or_404(pk: int, *, user) -> Participant:
     from django.http import Http404
 
-    p = get_participant(pk)
+    p = get_participant(pk, user=user)
     if p is None:
         raise Http404
     return p

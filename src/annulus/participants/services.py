@@ -55,8 +55,18 @@ def _locked(participant_id: int) -> Participant:
         raise RuleViolation("participant", "no such participant") from None
 
 
+def _may_record_at(actor, site: str) -> bool:
+    """A user scoped to sites pre-screens only at those sites (else they could not see the record)."""
+    from .selectors import user_sites
+
+    sites = user_sites(actor)
+    return sites is None or site in sites
+
+
 def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescreened_on: date,
-              full_name: str = "", phone: str = "") -> Participant:
+              full_name: str = "", phone: str = "", site: str = "") -> Participant:
+    """Record a candidate. ``site`` is one of the protocol's site ids; with one site it may be
+    left empty (the one site), with several it must be chosen."""
     protocol = active_protocol()
     problems = Problems()  # every problem at once, each naming its field
     with problems.check():
@@ -65,6 +75,16 @@ def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescr
             raise RuleViolation("initials", "letters only, at most 10")
     if sex not in ("F", "M"):
         problems.add("sex", "must be F or M")
+    site_ids = [s.id for s in protocol.site_list]
+    site = site.strip() if isinstance(site, str) else ""
+    if not site and len(site_ids) == 1:
+        site = site_ids[0]
+    if not site:
+        problems.add("site", f"is required (one of {', '.join(site_ids)})")
+    elif site not in site_ids:
+        problems.add("site", f"must be one of {', '.join(site_ids)}")
+    elif not _may_record_at(actor, site):
+        problems.add("site", f"you are not assigned to site {site}")
     if recruitment_source not in protocol.recruitment_sources:
         problems.add("recruitment_source", f"must be one of {', '.join(protocol.recruitment_sources)}")
     with problems.check():
@@ -87,14 +107,14 @@ def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescr
         number = f"S{Participant.objects.count() + 1:04d}"
         p = Participant.objects.create(
             screening_number=number, initials=initials.upper(), full_name=full_name, sex=sex, phone=phone,
-            recruitment_source=recruitment_source, prescreened_on=prescreened_on,
+            recruitment_source=recruitment_source, site=site, prescreened_on=prescreened_on,
             protocol_version=pv, created_by=actor,
         )
         StatusChange.objects.create(participant=p, from_status="", to_status=states.PRE_SCREENED, by=actor)
         audit.record(actor=actor, action="create", obj_type="participant", obj_id=p.pk, participant_id=p.pk,
                      changes={k: [None, v] for k, v in {
                          "screening_number": number, "initials": p.initials, "sex": sex,
-                         "recruitment_source": recruitment_source, "prescreened_on": prescreened_on,
+                         "recruitment_source": recruitment_source, "site": site, "prescreened_on": prescreened_on,
                          "status": states.PRE_SCREENED}.items()},
                      protocol_version=pv.version)
     return p

@@ -23,7 +23,7 @@ from .forms import ConsentForm, EvidenceForm, PrescreenForm, SignatureForm, With
 
 def _participant(request, pk):
     need(request, "participant.view")
-    return selectors.participant_or_404(pk)
+    return selectors.participant_or_404(pk, user=request.user)
 
 
 def participant_list(request):
@@ -33,16 +33,30 @@ def participant_list(request):
     sort = request.GET.get("sort", "number")
     if status not in states.LABELS:
         status = ""
-    page = selectors.paginate(selectors.participant_list(q=q, status=status, sort=sort), request.GET.get("page"))
+    # the site column and filter when the trial has several sites (those of a user scoped to sites)
+    sites = active_protocol().site_list
+    mine = selectors.user_sites(request.user)
+    choices = [(s.id, f"{s.id} · {s.name.get(get_language())}") for s in sites if mine is None or s.id in mine]
+    site = request.GET.get("site", "")
+    if site not in {code for code, _label in choices}:
+        site = ""
+    page = selectors.paginate(selectors.participant_list(user=request.user, q=q, status=status, sort=sort, site=site),
+                              request.GET.get("page"))
     template = "participants/_table.html" if request.headers.get("HX-Request") else "participants/list.html"
     return render(request, template, {"page": page, "q": q, "status": status, "sort": sort,
-                                      "statuses": states.CHOICES})
+                                      "statuses": states.CHOICES, "site": site,
+                                      "sites": choices if len(sites) > 1 else []})
 
 
 def prescreen(request):
     need(request, "participant.edit")
     protocol = active_protocol()
-    form = PrescreenForm(request.POST or None, sources=protocol.recruitment_sources)
+    sites = protocol.site_list
+    mine = selectors.user_sites(request.user)
+    if mine is not None:  # a user scoped to sites pre-screens at those only
+        sites = [s for s in sites if s.id in mine] or sites
+    form = PrescreenForm(request.POST or None, sources=protocol.recruitment_sources,
+                         sites=sites if len(protocol.site_list) > 1 else (), language=get_language())
     if request.method == "POST" and form.is_valid():
         try:
             p = services.prescreen(actor=request.user, **form.cleaned_data)

@@ -48,6 +48,17 @@ class TrialInfo(Strict):
     emergency_contact: EmergencyContact | None = None
 
 
+DEFAULT_SITE_ID = "01"
+
+
+class Site(Strict):
+    """A site taking part in the trial: a short code (printed next to participant numbers and used
+    to scope users to their site) and its name in both languages."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,11}$")
+    name: Text
+
+
 class SampleSize(Strict):
     per_arm: int = Field(gt=0)
     total: int = Field(gt=0)
@@ -975,6 +986,8 @@ class Protocol(Strict):
     product: Product
     arms: list[Arm] = Field(min_length=2)
     recruitment_sources: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] = Field(min_length=1)
+    # optional: without it the trial has one site, ``trial.site``, whose id is DEFAULT_SITE_ID
+    sites: list[Site] | None = Field(default=None, min_length=1, max_length=500)
     # optional so that protocol versions stored before it existed still load; without it the
     # consent version is free text
     consent: ConsentRules | None = None
@@ -1031,6 +1044,11 @@ class Protocol(Strict):
                 # a key holder sees labels or treatments: naming a blinded role would unblind it
                 problems.append(f"randomisation.{key}: role '{holder}' is blinded; a key holder must be an "
                                 "unblinded role")
+        seen_sites = set()
+        for i, site in enumerate(self.sites or []):
+            if site.id in seen_sites:
+                problems.append(f"sites[{i}].id: '{site.id}' is listed twice")
+            seen_sites.add(site.id)
         problems.extend(self._randomisation_problems())
         problems.extend(self._edit_check_problems())
         if self.analysis is not None:
@@ -1049,6 +1067,14 @@ class Protocol(Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @property
+    def site_list(self) -> list[Site]:
+        """The trial's sites: those the protocol declares, else the one site ``trial.site``."""
+        return list(self.sites) if self.sites else [Site(id=DEFAULT_SITE_ID, name=self.trial.site)]
+
+    def site_by_id(self, site_id: str) -> Site | None:
+        return next((s for s in self.site_list if s.id == site_id), None)
 
     def _analysis_problems(self) -> list[str]:
         """The analysis plan against the schedule and the arms: an end point's visits are

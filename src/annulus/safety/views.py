@@ -88,7 +88,7 @@ def listing(request):
 def ae_new(request, pk):
     need(request, "safety.edit")
     need(request, "participant.view")
-    p = get_participant(pk)
+    p = get_participant(pk, user=request.user)
     if p is None:
         raise Http404
     # an open adverse-event task of this participant (?task=): the event recorded here closes it

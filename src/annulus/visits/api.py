@@ -128,8 +128,8 @@ class ReminderIn(Schema):
     note: str = Field("", max_length=2000)
 
 
-def _get(pk: int):
-    p = get_participant(pk)
+def _get(request, pk: int):
+    p = get_participant(pk, user=request.user)
     if p is None:
         raise Http404
     return p
@@ -140,20 +140,20 @@ def schedule(request, pk: int):
     require(request.user, "visits.view")
     return [{"visit": s.key, "name": s.name, "target": s.target, "window_start": s.window_start,
              "window_end": s.window_end, "planned": s.planned, "state": s.state, "done_on": s.done_on,
-             "forms": s.form_states} for s in selectors.schedule(_get(pk))]
+             "forms": s.form_states} for s in selectors.schedule(_get(request, pk))]
 
 
 @router.post("/participants/{int:pk}/liposuction", response={201: LiposuctionOut}, summary="Record day 0 liposuction")
 def liposuction(request, pk: int, payload: LiposuctionIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     return Status(201, services.record_liposuction(actor=request.user, participant_id=pk, **payload.dict()))
 
 
 @router.post("/participants/{int:pk}/visits", response={201: VisitOut}, summary="Record that a visit took place")
 def open_visit(request, pk: int, payload: VisitIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     v = services.open_visit(actor=request.user, participant_id=pk, visit_id=payload.visit, visit_date=payload.visit_date)
     return Status(201, {**v.__dict__, "key": v.key})
 
@@ -161,7 +161,7 @@ def open_visit(request, pk: int, payload: VisitIn):
 @router.post("/participants/{int:pk}/visits/unscheduled", response={201: VisitOut}, summary="Add an unscheduled visit")
 def unscheduled(request, pk: int, payload: UnscheduledIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     v = services.add_unscheduled_visit(actor=request.user, participant_id=pk, **payload.dict())
     return Status(201, {**v.__dict__, "key": v.key})
 
@@ -169,7 +169,7 @@ def unscheduled(request, pk: int, payload: UnscheduledIn):
 @router.post("/participants/{int:pk}/visits/missed", response={201: VisitOut}, summary="Record a missed visit")
 def missed(request, pk: int, payload: MissedIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     v = services.record_missed(actor=request.user, participant_id=pk, visit_id=payload.visit, reason=payload.reason)
     return Status(201, {**v.__dict__, "key": v.key})
 
@@ -177,7 +177,7 @@ def missed(request, pk: int, payload: MissedIn):
 @router.post("/participants/{int:pk}/appointments", response={201: dict}, summary="Book the day of a visit")
 def book(request, pk: int, payload: BookIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     a = services.book_visit(actor=request.user, participant_id=pk, visit_id=payload.visit, on=payload.on)
     return Status(201, {"id": a.pk, "visit": a.visit_id, "on": a.on.isoformat()})
 
@@ -186,7 +186,7 @@ def book(request, pk: int, payload: BookIn):
             summary="Save an eCRF form (draft or complete); scores are computed")
 def save_form(request, pk: int, key: str, form_id: str, payload: FormIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     return services.save_form(actor=request.user, participant_id=pk, visit_key=key[:20], form_id=form_id[:30],
                               **payload.dict())
 
@@ -195,14 +195,14 @@ def save_form(request, pk: int, key: str, form_id: str, payload: FormIn):
             summary="Save several eCRF forms of one visit at once: all or none")
 def save_visit_forms(request, pk: int, key: str, payload: VisitFormsIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     return services.save_visit_forms(actor=request.user, participant_id=pk, visit_key=key[:20], **payload.dict())
 
 
 @router.get("/participants/{int:pk}/visits/{key}/forms/{form_id}", response=FormOut)
 def get_form(request, pk: int, key: str, form_id: str):
     require(request.user, "visits.view")
-    visit = selectors.get_visit(_get(pk).pk, key[:20])
+    visit = selectors.get_visit(_get(request, pk).pk, key[:20])
     rec = selectors.form_records(visit).get(form_id) if visit else None
     if rec is None:
         raise Http404
@@ -213,7 +213,7 @@ def get_form(request, pk: int, key: str, form_id: str):
 # after the literal routes (visits/missed, visits/unscheduled), which its {key} would otherwise shadow
 def correct_visit_date(request, pk: int, key: str, payload: VisitDateIn):
     require(request.user, "visits.edit")
-    _get(pk)
+    _get(request, pk)
     v = services.correct_visit_date(actor=request.user, participant_id=pk, visit_key=key[:20], **payload.dict())
     return {**v.__dict__, "key": v.key}
 
@@ -233,7 +233,7 @@ def calls(request, day: PlausibleDate | None = None):
 @router.post("/reminders", response={201: dict}, summary="Record a reminder phone call")
 def reminder(request, payload: ReminderIn):
     require(request.user, "visits.remind")
-    _get(payload.participant_id)
+    _get(request, payload.participant_id)
     c = services.record_reminder(actor=request.user, participant_id=payload.participant_id, visit_id=payload.visit,
                                  visit_on=payload.visit_on, outcome=payload.outcome, note=payload.note)
     return Status(201, {"id": c.pk, "called_at": c.called_at.isoformat()})

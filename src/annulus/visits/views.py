@@ -29,7 +29,7 @@ from .models import UNSCHEDULED, FormRevision
 
 def _participant(request, pk):
     need(request, "visits.view")
-    return participant_or_404(pk)
+    return participant_or_404(pk, user=request.user)
 
 
 def ae_link(participant_id: int, term: str) -> str:
