@@ -278,6 +278,7 @@ class _Writer:
         from annulus.audit.services import GENESIS
 
         self.protocol, self.pv, self.users, self.zone, self.seed = protocol, pv, users, zone, seed
+        self.site = protocol.site_list[0].id  # every filled participant at the first site
         self.models = {name: next(m for m in apps.get_models() if m.__name__ == name
                                   and m._meta.app_label in {"participants", "visits", "allocation", "safety", "audit"})
                        for name in self.ORDER}
@@ -415,15 +416,16 @@ class _Writer:
         created = self.at(c.prescreened_on, 10)
         p = self.new("Participant", screening_number=f"S{self.next_id['Participant']:04d}",
                      initials=c.initials.upper(), full_name=c.full_name, sex=c.sex, phone=c.phone,
-                     recruitment_source=c.source, prescreened_on=c.prescreened_on, status="pre_screened",
-                     protocol_version=self.pv, created_by=coord, created_at=created, updated_at=created)
+                     recruitment_source=c.source, site=self.site, prescreened_on=c.prescreened_on,
+                     status="pre_screened", protocol_version=self.pv, created_by=coord, created_at=created,
+                     updated_at=created)
         p.screening_number = f"S{p.id:04d}"
         self.new("StatusChange", participant_id=p.id, from_status="", to_status="pre_screened", at=created, by=coord,
                  reason="")
         self.audit(coord, "create", "participant", p.id, created, participant_id=p.id, changes={
             k: [None, v] for k, v in {"screening_number": p.screening_number, "initials": p.initials, "sex": p.sex,
-                                      "recruitment_source": c.source, "prescreened_on": c.prescreened_on,
-                                      "status": "pre_screened"}.items()})
+                                      "recruitment_source": c.source, "site": self.site,
+                                      "prescreened_on": c.prescreened_on, "status": "pre_screened"}.items()})
         consented_at = self.at(consent_day, 9)
         recorded = consented_at + timedelta(minutes=20)
         consent = self.new("Consent", participant_id=p.id, consent_version="1.0", consented_at=consented_at,
