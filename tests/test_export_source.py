@@ -248,7 +248,7 @@ def test_no_name_initials_or_phone_anywhere_unless_identifiable(users, trial):
     for secret in (NAME, INITIALS, PHONE, "Test Person", "13800000000"):
         assert secret not in text
     pre = _record(_by_number(got)[p.screening_number], "", "prescreening")
-    assert set(pre.values) == {"sex", "recruitment_source", "prescreened_on"}
+    assert set(pre.values) == {"sex", "recruitment_source", "site", "prescreened_on"}
     assert all(s.identity is None for s in got)
 
     named = _by_number(source.subjects(users["investigator"], as_of=at, identifiable=True))[p.screening_number]

@@ -81,6 +81,8 @@ def _protocol_codelist(protocol, form_id: str, item_id: str) -> tuple:
                  "records_search_phone": ("Hospital records search + phone call", "检索医院病历 + 电话联系"),
                  "flyers_website": ("Flyers / website", "宣传单 / 网站")}
         return tuple((s, *words.get(s, (s, s))) for s in protocol.recruitment_sources)
+    if item_id == "site":
+        return tuple((site.id, site.name.en, site.name.zh) for site in protocol.site_list)
     raise ValueError(f"no protocol codelist for {form_id}.{item_id}")
 
 

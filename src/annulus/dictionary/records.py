@@ -109,6 +109,7 @@ PRESCREENING = RecordForm("prescreening", "Pre-screening", "预筛选", "partici
     RecordItem("sex", "Sex", "性别", "choice", codelist=SEX),
     RecordItem("phone", "Phone", "电话", "text", required=False),
     RecordItem("recruitment_source", "Recruitment source", "招募来源", "choice", codelist=PROTOCOL),
+    RecordItem("site", "Site", "研究中心", "choice", codelist=PROTOCOL),
     RecordItem("prescreened_on", "Pre-screening date", "预筛选日期", "date"),
 ))
 

@@ -616,7 +616,8 @@ class _Reader:
 
         # pre-screening (no history)
         pre = self.forms["prescreening"]
-        pre_stored = {"sex": p.sex, "recruitment_source": p.recruitment_source, "prescreened_on": p.prescreened_on}
+        pre_stored = {"sex": p.sex, "recruitment_source": p.recruitment_source, "site": p.site,
+                      "prescreened_on": p.prescreened_on}
         pre_values = pre.values(pre_stored)
         add("", "", "prescreening", pre_values, (Change(1, _utc(p.created_at), *who(p.created_by_id), "",
                                                         dict(pre_values)),))
