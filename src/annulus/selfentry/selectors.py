@@ -70,11 +70,15 @@ def state_label(state: str) -> str:
 
 
 def links_of_visit(visit) -> list[dict]:
+    from annulus.trial.selectors import protocol_for
+
     now = timezone.now()
+    protocol = protocol_for(visit.protocol_version)
     rows = []
     for link in SelfEntryLink.objects.filter(visit=visit).select_related("participant", "issued_by").order_by("id"):
         state = state_of(link, now)
-        rows.append({"link": link, "state": state, "label": state_label(state)})
+        names = [visit_selectors.form_name(protocol, f) for f in link.instruments]
+        rows.append({"link": link, "state": state, "label": state_label(state), "names": names})
     return rows
 
 

@@ -82,7 +82,7 @@ document.addEventListener("click", function (event) {
     var total = steps.length - 1;
     var current = 0;
     var firstError = steps.findIndex(function (s) { return s.classList.contains("has-error"); });
-    function show(i) {
+    function show(i, focus) {
       current = Math.max(0, Math.min(i, steps.length - 1));
       steps.forEach(function (s, n) { s.hidden = n !== current; });
       if (bar) { bar.value = current; }
@@ -92,8 +92,8 @@ document.addEventListener("click", function (event) {
                                                                : "Question " + (current + 1) + " of " + total)
           : (document.documentElement.lang.indexOf("zh") === 0 ? "全部 " + total + " 题已完成" : "All " + total + " questions");
       }
-      var legend = steps[current].querySelector("legend, p");
-      if (legend && i !== undefined) { legend.setAttribute("tabindex", "-1"); legend.focus({preventScroll: true}); }
+      var legend = steps[current].querySelector("legend") || steps[current].querySelector("p");
+      if (legend && focus) { legend.setAttribute("tabindex", "-1"); legend.focus({preventScroll: true}); }
       window.scrollTo(0, 0);
     }
     steps.forEach(function (s) {
@@ -101,8 +101,8 @@ document.addEventListener("click", function (event) {
     });
     if (steps.length) { steps[0].querySelectorAll("[data-step-back]").forEach(function (b) { b.hidden = true; }); }
     form.addEventListener("click", function (event) {
-      if (event.target.closest("[data-step-next]")) { event.preventDefault(); show(current + 1); }
-      else if (event.target.closest("[data-step-back]")) { event.preventDefault(); show(current - 1); }
+      if (event.target.closest("[data-step-next]")) { event.preventDefault(); show(current + 1, true); }
+      else if (event.target.closest("[data-step-back]")) { event.preventDefault(); show(current - 1, true); }
     });
     show(firstError >= 0 ? firstError : 0);
   });
