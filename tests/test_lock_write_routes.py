@@ -344,7 +344,53 @@ PAGE_CASES: dict[str, list[Case]] = {
              lambda t: {"action": "unlock", "visit": "", "form": "", "reason": "Correction asked for by the monitor"},
              note="unlock the casebook"),
     ],
+    "participants/<int:pk>/self-entry/<str:key>/": [Case(
+        "coordinator", lambda t: _self_entry_visit(t) and f"/participants/{t['f'].pk}/self-entry/m1/",
+        note="issue a questionnaire link")],
+    "p/<str:token>/": [
+        Case("coordinator", lambda t: _self_entry_link(t)["path"], lambda t: {"action": "code", "code": "246810"},
+             note="the participant's card code"),
+        Case("coordinator", lambda t: _self_entry_link(t)["path"],
+             lambda t: {"action": "submit", "proof": _self_entry_link(t)["proof"], "vas-vas_mm": "40",
+                        **{f"odi-s{i}": "1" for i in range(1, 11)}},
+             note="the participant's answers"),
+    ],
 }
+
+
+def _self_entry_visit(t):
+    """The 1-month visit of the participant in follow-up, recorded today (set-up rows written
+    directly: the lock is already signed)."""
+    from annulus.trial.selectors import active_version
+    from annulus.visits.models import Visit
+
+    if "m1_visit" not in t:
+        protocol_forms = ["vas", "odi", "joa", "sf36", "vitals"]
+        t["m1_visit"] = Visit.objects.create(participant=t["f"], visit_id="m1", visit_date=t["today"],
+                                             forms=protocol_forms, protocol_version=active_version(),
+                                             created_by=t["users"]["coordinator"], created_at=timezone.now())
+    return t["m1_visit"]
+
+
+def _self_entry_link(t):
+    """A participant's link for that visit (token "lock-test-…", card code 246810), opened."""
+    from django.contrib.auth.hashers import make_password
+
+    from annulus.selfentry import services as se
+    from annulus.selfentry.models import CardCode, SelfEntryLink
+    from annulus.selfentry.selectors import token_hash
+
+    if "self_entry" not in t:
+        visit = _self_entry_visit(t)
+        token = "lock-test-" + "x" * 30
+        CardCode.objects.get_or_create(participant=t["f"], defaults={
+            "code_hash": make_password("246810"), "created_by": t["users"]["coordinator"], "created_at": timezone.now()})
+        link = SelfEntryLink.objects.create(token_hash=token_hash(token), participant=t["f"], visit=visit,
+                                            instruments=["vas", "odi"], expires_at=timezone.now() + timedelta(days=3),
+                                            issued_by=t["users"]["coordinator"], issued_at=timezone.now(),
+                                            opened_at=timezone.now())
+        t["self_entry"] = {"path": f"/p/{token}/", "proof": se.proof_for(link)}
+    return t["self_entry"]
 
 # routes that keep working after the lock, each naming its reason in the code's allow-list
 PAGE_ALLOWED = {

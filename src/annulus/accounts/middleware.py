@@ -1,6 +1,7 @@
 from django.contrib.auth.views import redirect_to_login
 
-OPEN_PREFIXES = ("/accounts/login", "/static/", "/i18n/", "/api/", "/healthz")
+# "/p/": the pages where a participant answers their own questionnaires through a one-time link
+OPEN_PREFIXES = ("/accounts/login", "/static/", "/i18n/", "/api/", "/healthz", "/p/")
 
 
 class LoginRequiredMiddleware:

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "annulus.participants",
     "annulus.allocation",
     "annulus.visits",
+    "annulus.selfentry",
     "annulus.safety",
     "annulus.monitoring",
     "annulus.casebooks",

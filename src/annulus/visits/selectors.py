@@ -470,7 +470,7 @@ def form_name(protocol, form_id: str) -> str:
 
 
 # the keys of a form's audit events that are not items
-FORM_EVENT_KEYS = ("visit", "form", "revision", "state", "collected_at")
+FORM_EVENT_KEYS = ("visit", "form", "revision", "state", "collected_at", "source")
 
 
 def audit_mismatches(participant_ids) -> list[str]:

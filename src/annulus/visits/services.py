@@ -37,6 +37,8 @@ OBSERVATION_HOURS = (0, 72)
 # How far the collection time of a form may lie from its visit date (labs drawn a few days
 # earlier or later belong to the visit; anything further is a typing error).
 COLLECTION_SLACK_DAYS = 7
+# The audit reason of a save whose answers came from someone other than the person saving them.
+SOURCE_REASONS = {"participant": "entered by participant"}
 # A visit has at most eleven forms; a save naming more is not a visit.
 MAX_FORMS_PER_SAVE = 30
 
@@ -369,16 +371,19 @@ def _visit_name(protocol, visit: Visit) -> str:
 
 
 def save_form(*, actor, participant_id: int, visit_key: str, form_id: str, items: dict, complete: bool = False,
-              collected_at=None, reason: str = "", at: datetime | None = None) -> FormRecord:
+              collected_at=None, reason: str = "", at: datetime | None = None, source: str = "") -> FormRecord:
     """Save one form of one visit: as a draft, or complete (all checks pass and the scores can be
     computed). A change to a completed form needs a reason and leaves it 'changed after
-    completion'. Each save that changes anything adds a revision; an identical save adds nothing."""
+    completion'. Each save that changes anything adds a revision; an identical save adds nothing.
+    ``source`` names who gave the answers when it is not the person saving them ("participant":
+    entered by the participant through a one-time link); the audit event carries it."""
     return _save_forms(actor, participant_id, visit_key, {form_id: items}, complete=complete,
-                       collected_at=collected_at, reason=reason, at=at, prefix=False)[0]
+                       collected_at=collected_at, reason=reason, at=at, prefix=False, source=source)[0]
 
 
 def save_visit_forms(*, actor, participant_id: int, visit_key: str, forms: dict[str, dict], complete: bool = False,
-                     collected_at=None, reason: str = "", at: datetime | None = None) -> list[FormRecord]:
+                     collected_at=None, reason: str = "", at: datetime | None = None,
+                     source: str = "") -> list[FormRecord]:
     """Save several forms of one visit at once (the visit entry page, the API's batch route), with
     the same rules as ``save_form`` for each, in one transaction: all are saved or none. Every
     form is checked; the broken rules come together as ``RuleViolations``, each naming the form
@@ -391,7 +396,7 @@ def save_visit_forms(*, actor, participant_id: int, visit_key: str, forms: dict[
     if long is not None:
         raise RuleViolation("forms", f"'{str(long)[:30]}…' is not an eCRF form")
     return _save_forms(actor, participant_id, visit_key, forms, complete=complete, collected_at=collected_at,
-                       reason=reason, at=at, prefix=True)
+                       reason=reason, at=at, prefix=True, source=source)
 
 
 def _locked_visit(participant_id: int, visit_key: str) -> Visit:
@@ -409,7 +414,8 @@ def _locked_visit(participant_id: int, visit_key: str) -> Visit:
     return visit
 
 
-def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, collected_at, reason, at, prefix):
+def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, collected_at, reason, at, prefix,
+                source=""):
     now = _now(at)
     reason = _text("reason", reason)
     with transaction.atomic():
@@ -462,8 +468,11 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
                 changes["state"] = [old["state"], r.state]
             if old["collected_at"] != r.collected_at:
                 changes["collected_at"] = [old["collected_at"], r.collected_at]
+            if source:
+                changes["source"] = source
             events.append(dict(action="change" if old["state"] else "create", obj_type="crf_form", obj_id=r.pk,
-                               participant_id=p.pk, protocol_version=version, when=now, reason=why,
+                               participant_id=p.pk, protocol_version=version, when=now,
+                               reason=why or (SOURCE_REASONS.get(source, "") if source else ""),
                                changes={"visit": visit.key, "form": r.form_id, "revision": r.revision, **changes}))
         FormRevision.objects.bulk_create(saved)
         if visit.completed_at is None and all(

@@ -14,3 +14,96 @@ document.addEventListener("click", function (event) {
     window.print();
   }
 });
+
+// Participant self-entry (/p/...): one question per screen with a progress bar, the VAS as a
+// 0-100 line with no mark until touched, and the answers kept in localStorage (keyed by the link)
+// until they are sent, so that a dropped connection or a reload loses nothing.
+(function () {
+  function ready(fn) {
+    if (document.readyState !== "loading") { fn(); } else { document.addEventListener("DOMContentLoaded", fn); }
+  }
+  ready(function () {
+    var done = document.querySelector("[data-selfentry-clear]");
+    if (done) {
+      try { window.localStorage.removeItem(done.getAttribute("data-selfentry-clear")); } catch (e) { /* private mode */ }
+    }
+    var form = document.querySelector("form[data-selfentry]");
+    if (!form) { return; }
+    var key = form.getAttribute("data-selfentry");
+    document.body.classList.add("js-enhanced");
+    function load() {
+      try { return JSON.parse(window.localStorage.getItem(key) || "{}") || {}; } catch (e) { return {}; }
+    }
+    function save() {
+      var data = {};
+      form.querySelectorAll("input[type=radio]:checked, input[type=number]").forEach(function (el) {
+        if (el.value !== "") { data[el.name] = el.value; }
+      });
+      try { window.localStorage.setItem(key, JSON.stringify(data)); } catch (e) { /* storage full or off */ }
+    }
+    // the VAS: the range has no name (never sent); touching it writes the millimetres to the field
+    form.querySelectorAll("input[data-vas-for]").forEach(function (range) {
+      var field = form.querySelector("input[name='" + range.getAttribute("data-vas-for") + "']");
+      var state = range.parentNode.querySelector("[data-vas-state]");
+      range.hidden = false;
+      if (field.value !== "") { range.value = field.value; } else { range.classList.add("untouched"); if (state) { state.hidden = false; } }
+      function mark() {
+        range.classList.remove("untouched");
+        field.value = range.value;
+        range.setAttribute("aria-valuetext", range.value + " / 100");
+        if (state) { state.hidden = true; }
+        save();
+      }
+      range.addEventListener("input", mark);
+      range.addEventListener("change", mark);
+      range.addEventListener("pointerdown", function () { window.setTimeout(mark, 0); });
+    });
+    // answers kept from before a reload (the server's own answers, after an error, win)
+    var kept = load();
+    Object.keys(kept).forEach(function (name) {
+      var fields = form.querySelectorAll("[name='" + name.replace(/'/g, "") + "']");
+      if (!fields.length) { return; }
+      if (fields[0].type === "radio") {
+        if (!form.querySelector("[name='" + name + "']:checked")) {
+          fields.forEach(function (f) { if (f.value === kept[name]) { f.checked = true; } });
+        }
+      } else if (fields[0].value === "") {
+        fields[0].value = kept[name];
+        var range = form.querySelector("input[data-vas-for='" + name + "']");
+        if (range) { range.value = kept[name]; range.classList.remove("untouched");
+          var st = range.parentNode.querySelector("[data-vas-state]"); if (st) { st.hidden = true; } }
+      }
+    });
+    form.addEventListener("change", save);
+    // one question per screen
+    var steps = Array.prototype.slice.call(form.querySelectorAll("[data-step]"));
+    var bar = form.querySelector("[data-step-progress]");
+    var text = form.querySelector("[data-step-text]");
+    var total = steps.length - 1;
+    var current = 0;
+    var firstError = steps.findIndex(function (s) { return s.classList.contains("has-error"); });
+    function show(i, focus) {
+      current = Math.max(0, Math.min(i, steps.length - 1));
+      steps.forEach(function (s, n) { s.hidden = n !== current; });
+      if (bar) { bar.value = current; }
+      if (text) {
+        text.textContent = current < total
+          ? (document.documentElement.lang.indexOf("zh") === 0 ? "第 " + (current + 1) + " 题，共 " + total + " 题"
+                                                               : "Question " + (current + 1) + " of " + total)
+          : (document.documentElement.lang.indexOf("zh") === 0 ? "全部 " + total + " 题已完成" : "All " + total + " questions");
+      }
+      var legend = steps[current].querySelector("legend") || steps[current].querySelector("p");
+      if (legend && focus) { legend.setAttribute("tabindex", "-1"); legend.focus({preventScroll: true}); }
+      window.scrollTo(0, 0);
+    }
+    steps.forEach(function (s) {
+      s.querySelectorAll(".step-nav, [data-step-back]").forEach(function (nav) { nav.hidden = false; });
+    });
+    if (steps.length) { steps[0].querySelectorAll("[data-step-back]").forEach(function (b) { b.hidden = true; }); }
+    form.addEventListener("click", function (event) {
+      if (event.target.closest("[data-step-next]")) { event.preventDefault(); show(current + 1, true); }
+      else if (event.target.closest("[data-step-back]")) { event.preventDefault(); show(current - 1, true); }
+    });
+    show(firstError >= 0 ? firstError : 0);
+  });
+})();
