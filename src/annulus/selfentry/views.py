@@ -37,7 +37,7 @@ def qr_svg(text: str) -> str:
 def issue(request, pk, key):
     """A visit's self-entry links, and issuing a new one (shown once with its QR code and slip)."""
     need(request, "visits.edit")
-    p = participant_or_404(pk)
+    p = participant_or_404(pk, user=request.user)
     slot = visit_selectors.slot_for(p, key)
     if slot is None:
         raise Http404
