@@ -20,7 +20,9 @@ from .conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.req("P-7.2")
 
-OPEN = ("/accounts/login/", "/i18n/", "/healthz", "/static/", "/api/")
+# "/p/": the participant's one-time questionnaire links, opened with the link and the card code
+# and no account (tests/test_selfentry.py: the same 404 for any link that does not work)
+OPEN = ("/accounts/login/", "/i18n/", "/healthz", "/static/", "/api/", "/p/")
 
 
 def page_paths():

@@ -53,6 +53,12 @@ WAIVER = ("a pre-lock waiver is about the database lock: the principal investiga
           "shows on the participant's audit trail)")
 
 # writes that name a participant and stay allowed on a locked casebook, with the reason
+# routes refused on a locked record with a message of their own instead of the staff's (which names
+# the casebook and who locked it): the participant's questionnaire pages speak to the participant
+OWN_LOCK_MESSAGE = {
+    "p/<str:token>/": "the research team has closed this record",
+}
+
 ALLOWED_ON_LOCKED_RECORD = {
     "unblinding/": WAIVER,
     ("POST", "/api/v1/allocation/unblinding/waivers"): WAIVER,
@@ -164,6 +170,10 @@ def _check(name, key, send, problems, users, expect_api: bool, other_rule: str |
         return r, row_counts() != counts or audit_head() != head, _messages(targets)
 
     resp, written, messages = _rolled_back(locked_run)
+    own = next((m for route, m in OWN_LOCK_MESSAGE.items() if not isinstance(key, tuple) and key.startswith(route)),
+               None)
+    if own is not None:
+        messages = [own]
     if key in ALLOWED_ON_LOCKED_RECORD:
         if not written:
             problems.append(f"{name}: listed as allowed on a locked casebook, but it wrote nothing "

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from annulus.audit import services as audit
 from annulus.errors import RuleViolation
-from annulus.participants.locks import assert_record_writable
+from annulus.participants.locks import RecordLocked, assert_record_writable
 from annulus.trial.lock import assert_writable
 from annulus.visits import selectors as visit_selectors
 from annulus.visits import services as visit_services
@@ -115,6 +115,30 @@ def issue_link(*, actor, participant_id: int, visit_key: str, at: datetime | Non
     return Issued(link=link, token=token, card_code=code)
 
 
+class RecordClosed(RuleViolation):
+    """The participant's casebook, this visit or one of its questionnaires is locked: said to the
+    participant in their words (the staff's message names the lock's author and the casebook)."""
+
+    status = 409
+
+    def __init__(self):
+        from django.utils.translation import gettext
+
+        super().__init__("lock", gettext("These questionnaires can no longer be answered: the research team has "
+                                         "closed this record. Please contact the research team."))
+
+
+def _assert_open(link: SelfEntryLink) -> None:
+    """``RecordClosed`` when a record lock covers the link's visit or any of its questionnaires
+    (inside the write's transaction, as ``assert_record_writable``)."""
+    try:
+        assert_record_writable(link.participant_id, link.visit.key)
+        for form_id in link.instruments:
+            assert_record_writable(link.participant_id, link.visit.key, form_id)
+    except RecordLocked:
+        raise RecordClosed() from None
+
+
 class CodeResult:
     OK, WRONG, LOCKED, GONE = "ok", "wrong", "locked", "gone"
 
@@ -133,6 +157,7 @@ def check_code(*, token: str, code: str, at: datetime | None = None) -> tuple[st
             return CodeResult.GONE, None
         if link.locked_until is not None and link.locked_until > now:
             return CodeResult.LOCKED, link
+        _assert_open(link)  # nothing is counted or opened on a locked record
         card = CardCode.objects.filter(participant=link.participant).first()
         if card is None or not code or not check_password(code, card.code_hash):
             link.failed_codes += 1
@@ -191,6 +216,7 @@ def submit(*, token: str, answers: dict[str, dict], device: str = "", at: dateti
         link = link_by_token(token, lock=True)
         if link is None or not usable(link, now) or link.opened_at is None:
             raise LinkGone
+        _assert_open(link)
         protocol = visit_selectors_protocol(link)
         complete, draft = {}, {}
         for form_id in link.instruments:

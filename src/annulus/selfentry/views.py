@@ -103,7 +103,7 @@ def participant_page(request, token):
     if request.method == "POST" and request.POST.get("action") == "code":
         try:
             result, link = services.check_code(token=token, code=request.POST.get("code", ""))
-        except TrialLocked as exc:
+        except (TrialLocked, services.RecordClosed) as exc:
             return render(request, "selfentry/code.html", {"token": token, "error": exc.message,
                                                                 "lang_next": request.path}, status=409)
         if result == services.CodeResult.GONE:
@@ -133,6 +133,9 @@ def participant_page(request, token):
             services.submit(token=token, answers=answers, device=request.headers.get("User-Agent", ""))
         except services.LinkGone:
             return _gone(request)
+        except services.RecordClosed as exc:
+            return render(request, "selfentry/code.html", {"token": token, "error": exc.message,
+                                                                "lang_next": request.path}, status=409)
         except RuleViolation as exc:
             flat = {f"{form}-{item}": v for form, items in answers.items() for item, v in items.items()}
             questions = {q["name"]: q for q in selectors.questions(protocol, link.instruments, get_language())}
