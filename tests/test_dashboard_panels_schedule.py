@@ -48,7 +48,32 @@ def _trial(request, django_db_setup, django_db_blocker):
                 day = min(timezone.localdate(p.enrolled_at) + timedelta(days=1), timezone.localdate())
                 services.record_liposuction(actor=users["investigator"], participant_id=p.pk, performed_on=day,
                                             fat_volume_ml=150, observation_hours=4)
+            _late_forms(users)
         yield users
+
+
+def _late_forms(users) -> None:
+    """A form the late lists must show whatever the day the tests run (the demo leaves drafts only
+    at visits of the last twelve days, and whether one is older than the submission deadline
+    depends on the day): a form of an attended visit four days ago or more, saved as a draft with
+    the visit's date as its collection time and never submitted."""
+    from datetime import datetime as dt
+    from datetime import time as clock
+
+    from annulus.visits import services
+    from annulus.visits.models import FormRecord, Visit
+
+    today = timezone.localdate()
+    for v in Visit.objects.filter(outcome="attended", visit_date__lte=today - timedelta(days=4),
+                                  visit_date__gte=today - timedelta(days=90)).order_by("-visit_date"):
+        entered = set(FormRecord.objects.filter(visit=v).values_list("form_id", flat=True))
+        missing = [f for f in v.forms if f not in entered]
+        if missing:
+            collected = timezone.make_aware(dt.combine(v.visit_date, clock(9)))
+            services.save_form(actor=users["coordinator"], participant_id=v.participant_id, visit_key=v.key,
+                               form_id=missing[0], items={}, collected_at=collected, at=collected + timedelta(hours=1))
+            return
+    raise AssertionError("the demo trial has no attended visit of the last three months with a form not entered")
 
 
 @pytest.fixture

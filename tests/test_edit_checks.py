@@ -7,7 +7,7 @@ naming the field."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -112,7 +112,8 @@ def test_visit_dated_before_consent(treated, users):
     consent = Consent.objects.get(participant=p)
     original = consent.consented_at
     with transaction.atomic():  # the consent's date corrected to after the visits (a data change)
-        consent.consented_at = timezone.now() - timedelta(hours=1)
+        # late today in the trial's time zone: today's date whatever the hour the test runs at
+        consent.consented_at = timezone.make_aware(datetime.combine(timezone.localdate(), time(23, 0)))
         consent.save()
     assert {(q.visit, q.form, q.item) for q in _active(p, "visit_before_consent")} == {
         ("baseline", "", "visit_date"), ("w1", "", "visit_date")}
