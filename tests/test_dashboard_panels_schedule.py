@@ -55,8 +55,8 @@ def _trial(request, django_db_setup, django_db_blocker):
 def _late_forms(users) -> None:
     """A form the late lists must show whatever the day the tests run (the demo leaves drafts only
     at visits of the last twelve days, and whether one is older than the submission deadline
-    depends on the day): a form of an attended visit four days ago or more, saved as a draft with
-    the visit's date as its collection time and never submitted."""
+    depends on the day): a form of an attended visit four days ago or more not yet entered, or
+    else of an unscheduled visit ten days ago, saved as a draft then and never submitted."""
     from datetime import datetime as dt
     from datetime import time as clock
 
@@ -73,7 +73,23 @@ def _late_forms(users) -> None:
             services.save_form(actor=users["coordinator"], participant_id=v.participant_id, visit_key=v.key,
                                form_id=missing[0], items={}, collected_at=collected, at=collected + timedelta(hours=1))
             return
-    raise AssertionError("the demo trial has no attended visit of the last three months with a form not entered")
+    # every form entered: an unscheduled visit ten days ago with its VAS left as a draft
+    from annulus.errors import RuleViolation
+    from annulus.participants.models import Participant
+
+    day = today - timedelta(days=10)
+    for p in Participant.objects.filter(status="in_follow_up").order_by("pk"):
+        try:
+            v = services.add_unscheduled_visit(actor=users["investigator"], participant_id=p.pk, visit_date=day,
+                                               reason="back pain between visits", forms=["vas"],
+                                               at=timezone.make_aware(dt.combine(day, clock(10))))
+        except RuleViolation:
+            continue
+        collected = timezone.make_aware(dt.combine(day, clock(10, 30)))
+        services.save_form(actor=users["coordinator"], participant_id=p.pk, visit_key=v.key, form_id="vas",
+                           items={}, collected_at=collected, at=collected + timedelta(hours=1))
+        return
+    raise AssertionError("no participant in follow-up could have an unscheduled visit ten days ago")
 
 
 @pytest.fixture
