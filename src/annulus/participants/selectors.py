@@ -240,7 +240,7 @@ def audit_mismatches(participant_ids) -> list[str]:
     a decision's criteria and evidence snapshot and its decision time (the event's time is when it
     was entered), a withdrawal's previous status (its status event holds it), the times of status
     changes. A fixed number of queries for any number of participants."""
-    from annulus.audit.selectors import differences, new_value, screening_numbers, trail
+    from annulus.audit.selectors import against_trail, differences, new_value, screening_numbers, trail
 
     from .models import Consent, EligibilityDecision, Evidence, RecordLock, Withdrawal
 
@@ -296,31 +296,28 @@ def audit_mismatches(participant_ids) -> list[str]:
                 mine[field] = new_value(change)
         return state
 
-    consents = by_object("consent")
-    counted: dict[int, int] = {}
-    for pk, pid, version, at, taken_by in Consent.objects.filter(participant_id__in=ids).order_by("pk").values_list(
-            "pk", "participant_id", "consent_version", "consented_at", "taken_by__username"):
-        counted[pid] = counted.get(pid, 0) + 1
-        where = f"{name(pid)}, consent {counted[pid]}"
-        audited = consents.pop(str(pk), None)
-        if audited is None:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [("consent_version", version, audited.get("consent_version")),
-                                   ("consented_at", at, audited.get("consented_at")),
-                                   ("taken_by", taken_by, audited.get("taken_by"))])
-    out += [f"consent {pk}: in the audit trail but no longer in the database" for pk in consents]
-    withdrawals = by_object("withdrawal")
-    for w in Withdrawal.objects.filter(participant_id__in=ids).order_by("pk").values(
-            "pk", "participant_id", "category", "details", "withdrawn_on", "adverse_event_id"):
-        where = f"{name(w['participant_id'])}, withdrawal"
-        audited = withdrawals.pop(str(w["pk"]), None)
-        if audited is None:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [(f, w[f], audited.get(f))
-                                   for f in ("category", "details", "withdrawn_on", "adverse_event_id")])
-    out += [f"withdrawal {pk}: in the audit trail but no longer in the database" for pk in withdrawals]
+    def numbered(label):
+        """``where`` of a participant's n-th row of a kind, rows read in order."""
+        counted: dict[int, int] = {}
+
+        def where(pid):
+            counted[pid] = counted.get(pid, 0) + 1
+            return f"{name(pid)}, {label} {counted[pid]}"
+        return where
+
+    consent_at = numbered("consent")
+    out += against_trail(
+        Consent.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+            "pk", "participant_id", "consent_version", "consented_at", "taken_by__username"),
+        by_object("consent"), what="consent", where=lambda r: consent_at(r[1]),
+        pairs=lambda r, a: [("consent_version", r[2], a.get("consent_version")),
+                            ("consented_at", r[3], a.get("consented_at")), ("taken_by", r[4], a.get("taken_by"))])
+    out += against_trail(
+        Withdrawal.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+            "pk", "participant_id", "category", "details", "withdrawn_on", "adverse_event_id"),
+        by_object("withdrawal"), what="withdrawal", where=lambda r: f"{name(r[1])}, withdrawal",
+        pairs=lambda r, a: [(f, value, a.get(f)) for f, value in
+                            zip(("category", "details", "withdrawn_on", "adverse_event_id"), r[2:])])
 
     # screening evidence: each field's values in the order they were entered
     entered: dict[tuple[int, str], list] = {}
@@ -361,20 +358,13 @@ def audit_mismatches(participant_ids) -> list[str]:
         for field, change in changes.items():
             mine[field] = new_value(change)
         open_decisions.setdefault(pid, []).append(mine)
-    counted = {}
-    for pk, pid, outcome, failing, superseded in EligibilityDecision.objects.filter(
-            participant_id__in=ids).order_by("pk").values_list("pk", "participant_id", "outcome", "failing",
-                                                               "superseded"):
-        counted[pid] = counted.get(pid, 0) + 1
-        where = f"{name(pid)}, eligibility decision {counted[pid]}"
-        audited = decisions.pop(str(pk), None)
-        if audited is None:
-            out.append(f"{where}: in the database but never in the audit trail")
-            continue
-        out += differences(where, [("outcome", outcome, audited.get("outcome")),
-                                   ("failing", failing, audited.get("failing")),
-                                   ("superseded", superseded, audited["superseded"])])
-    out += [f"eligibility decision {pk}: in the audit trail but no longer in the database" for pk in decisions]
+    decision_at = numbered("eligibility decision")
+    out += against_trail(
+        EligibilityDecision.objects.filter(participant_id__in=ids).order_by("pk").values_list(
+            "pk", "participant_id", "outcome", "failing", "superseded"),
+        decisions, what="eligibility decision", where=lambda r: decision_at(r[1]),
+        pairs=lambda r, a: [("outcome", r[2], a.get("outcome")), ("failing", r[3], a.get("failing")),
+                            ("superseded", r[4], a["superseded"])])
 
     # record locks: locked and unlocked in place, the unlock's reason is the event's
     locks: dict[str, dict] = {}
