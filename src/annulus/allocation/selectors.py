@@ -153,7 +153,10 @@ def emergency_unblinded_participant_ids() -> list[int]:
 def emergency_unblindings_of(participant_id: int) -> list[EmergencyUnblinding]:
     """The record forms (number, who, when, why, scope) of one participant's emergency
     unblindings, for noting on the CRF (P-3.7). They hold no treatment, so every role may see them."""
-    return list(EmergencyUnblinding.objects.filter(participant_id=participant_id).select_related("requested_by"))
+    from annulus.trial.selectors import read_once
+
+    return read_once(("emergency_unblindings", int(participant_id)), lambda: list(
+        EmergencyUnblinding.objects.filter(participant_id=participant_id).select_related("requested_by")))
 
 
 # A second emergency unblinding by the same person within this many hours needs a principal
@@ -175,8 +178,25 @@ def product_dispensed(participant_id: int) -> bool:
 def transplant_date(participant_id: int) -> date | None:
     from django.utils import timezone
 
-    t = Transplant.objects.filter(participant_id=participant_id).first()
+    t = transplant_of(participant_id)
     return timezone.localtime(t.transplanted_at).date() if t else None
+
+
+def transplant_of(participant_id: int):
+    """The participant's transplantation record (blind-safe), or None; read once per page."""
+    from annulus.trial.selectors import read_once
+
+    return read_once(("transplant", int(participant_id)), lambda: Transplant.objects.filter(
+        participant_id=participant_id).select_related("recorded_by").first())
+
+
+def envelope_of(participant_id: int):
+    """The participant's opened envelope, or None; read once per page. Its group label stays
+    behind the selectors of the blind: callers show only number, code and dates."""
+    from annulus.trial.selectors import read_once
+
+    return read_once(("envelope", int(participant_id)), lambda: Envelope.objects.filter(
+        participant_id=participant_id).select_related("opened_by", "allocation_list").first())
 
 
 def transplant_dates(participant_ids) -> dict[int, date]:
@@ -194,11 +214,20 @@ def transplant_records(participant_ids) -> dict[int, dict]:
     restriction, notes and who recorded it. The same keys for every arm; never the envelope's
     label, arm or recipe, so a blinded role may read them."""
     rows = Transplant.objects.filter(participant_id__in=list(participant_ids)).select_related("recorded_by")
-    return {t.participant_id: {
-        "transplanted_at": t.transplanted_at, "disc_level": t.disc_level, "needle_gauge": t.needle_gauge,
-        "approach": t.approach, "imaging": t.imaging, "volume_ml": t.volume_ml,
-        "drug_code_entered": t.drug_code_entered, "activity_restriction_until": t.activity_restriction_until,
-        "notes": t.notes, "recorded_by": t.recorded_by.username} for t in rows}
+    return {t.participant_id: _transplant_record(t) for t in rows}
+
+
+def transplant_records_of_one(participant_id: int) -> dict[int, dict]:
+    """``transplant_records([participant_id])`` from the page's own read of the record."""
+    t = transplant_of(participant_id)
+    return {} if t is None else {t.participant_id: _transplant_record(t)}
+
+
+def _transplant_record(t) -> dict:
+    return {"transplanted_at": t.transplanted_at, "disc_level": t.disc_level, "needle_gauge": t.needle_gauge,
+            "approach": t.approach, "imaging": t.imaging, "volume_ml": t.volume_ml,
+            "drug_code_entered": t.drug_code_entered, "activity_restriction_until": t.activity_restriction_until,
+            "notes": t.notes, "recorded_by": t.recorded_by.username}
 
 
 def transplanted_ids(days=None):
@@ -270,13 +299,13 @@ def level2_key(user) -> dict[str, str]:
 def participant_allocation(user, participant) -> dict:
     """What the participant page and API show about allocation. The keys and their formats are
     the same for every arm; a label or arm is added only for a role allowed to see it."""
-    env = Envelope.objects.filter(participant=participant).first()
+    env = envelope_of(participant.pk)
     release = dispensing = transplant = None
     if env is not None:
         release = ProductRelease.objects.filter(envelope=env, superseded=False).order_by("-id").first()
         dispensing = getattr(env, "dispensing", None) if hasattr(env, "dispensing") else None
-        transplant = Transplant.objects.filter(envelope=env).first()
-    unblindings = list(EmergencyUnblinding.objects.filter(participant=participant).select_related("requested_by"))
+        transplant = transplant_of(participant.pk)
+    unblindings = list(emergency_unblindings_of(participant.pk))
     out = {
         "randomised": env is not None,
         "random_number": env.random_number if env else None,

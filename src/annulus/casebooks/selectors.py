@@ -64,19 +64,27 @@ def _name(user) -> str:
 # ---- the content ----------------------------------------------------------------------------
 
 def contents(participant_ids) -> dict[int, dict]:
-    """The canonical casebook of each participant (id -> dict), in a fixed number of queries."""
-    from annulus.allocation import selectors as blind
-    from annulus.participants.models import Consent, EligibilityDecision, Evidence, Participant, Withdrawal
-    from annulus.safety.models import AdverseEvent, SaeReport
-    from annulus.visits.models import FormRecord, Liposuction, Visit
+    """The canonical casebook of each participant (id -> dict), in a fixed number of queries.
+    One participant's casebook is built from the rows its page reads anyway (``read_once``), so
+    its page checks the signature without reading them twice; the result is the same."""
+    from annulus.participants.models import Participant
 
     ids = sorted({int(i) for i in participant_ids})
     people = {p.pk: p for p in Participant.objects.filter(pk__in=ids)}
     ids = [i for i in ids if i in people]
+    rows = _rows_of_one(ids[0]) if len(ids) == 1 else _rows_of_many(ids)
+    return _assemble(ids, people, *rows)
+
+
+def _rows_of_many(ids):
+    from annulus.allocation import selectors as blind
+    from annulus.participants.models import Consent, EligibilityDecision, Evidence, Withdrawal
+    from annulus.safety.models import AdverseEvent, SaeReport
+    from annulus.visits.models import FormRecord, Liposuction, Visit
+
     by = defaultdict(lambda: defaultdict(list))
     for c in Consent.objects.filter(participant_id__in=ids).select_related("taken_by").order_by("consented_at", "id"):
-        by[c.participant_id]["consent"].append({"version": c.consent_version, "consented_at": _v(c.consented_at),
-                                                "taken_by": c.taken_by.username})
+        by[c.participant_id]["consent"].append(c)
     for e in Evidence.objects.filter(participant_id__in=ids, superseded=False).select_related("entered_by").order_by("id"):
         by[e.participant_id]["evidence"].append(e)
     decisions = {}
@@ -99,6 +107,43 @@ def contents(participant_ids) -> dict[int, dict]:
               .select_related("adverse_event", "sent_by").order_by("id")):
         by[r.adverse_event.participant_id]["saes"].append(r)
     unblinded = set(blind.emergency_unblinded_participant_ids()) & set(ids)
+    return by, decisions, withdrawals, lipos, transplants, forms, unblinded
+
+
+def _rows_of_one(pid):
+    """``_rows_of_many([pid])``, from the readers a participant's page shares."""
+    from annulus.allocation import selectors as blind
+    from annulus.participants import selectors as people
+    from annulus.safety.models import SaeReport
+    from annulus.safety.selectors import adverse_events_of
+    from annulus.visits.selectors import current_liposuction, forms_of, visits_of
+
+    by = defaultdict(lambda: defaultdict(list))
+    got = by[pid]
+    got["consent"] = list(people.consents_of(pid))
+    got["evidence"] = [e for e in people.evidence_of(pid) if not e.superseded]
+    current = [d for d in people.decisions_of(pid) if not d.superseded]
+    decisions = {pid: current[-1]} if current else {}
+    w = people.withdrawal_of(pid)
+    withdrawals = {pid: w} if w is not None else {}
+    lp = current_liposuction(pid)
+    lipos = {pid: lp} if lp is not None else {}
+    transplants = blind.transplant_records_of_one(pid)
+    forms = defaultdict(list)
+    for f in forms_of(pid):
+        forms[f.visit_id].append(f)
+    got["visits"] = list(visits_of(pid))
+    got["aes"] = sorted(adverse_events_of(pid), key=lambda ae: (ae.number, ae.id))
+    if got["aes"]:
+        got["saes"] = list(SaeReport.objects.filter(adverse_event__participant_id=pid)
+                           .select_related("adverse_event", "sent_by").order_by("id"))
+    unblinded = {pid} if blind.emergency_unblindings_of(pid) else set()
+    return by, decisions, withdrawals, lipos, transplants, forms, unblinded
+
+
+def _assemble(ids, people, by, decisions, withdrawals, lipos, transplants, forms, unblinded) -> dict[int, dict]:
+    from annulus.allocation import selectors as blind
+
     out = {}
     for pid in ids:
         p, got = people[pid], by[pid]
@@ -109,7 +154,8 @@ def contents(participant_ids) -> dict[int, dict]:
                 "initials": p.initials, "sex": p.sex, "recruitment_source": p.recruitment_source,
                 "prescreened_on": _v(p.prescreened_on), "enrolled_at": _v(p.enrolled_at),
             },
-            "consent": got["consent"],
+            "consent": [{"version": c.consent_version, "consented_at": _v(c.consented_at),
+                         "taken_by": c.taken_by.username} for c in got["consent"]],
             "screening_evidence": {e.field: {"value": _v(e.value), "collected_on": _v(e.collected_on),
                                              "entered_by": e.entered_by.username} for e in got["evidence"]},
             "eligibility": None if d is None else {
@@ -254,16 +300,14 @@ def eligibility_signature(participant) -> dict | None:
     """The eligibility decision's electronic signature, manifested: who signed it (printed
     name), when, its meaning, and the SHA-256 of the evidence it was decided on (as kept in the
     decision), with whether the current evidence still has those values."""
-    from annulus.participants.models import EligibilityDecision, Evidence
+    from annulus.participants.selectors import decisions_of, evidence_of
     from annulus.participants.services import ELIGIBILITY_SIGNATURE
 
-    d = (EligibilityDecision.objects.filter(participant_id=participant.pk).select_related("decided_by")
-         .order_by("-id").first())
+    d = next(iter(reversed(decisions_of(participant.pk))), None)
     if d is None:
         return None
     signed = _evidence_at_signing(d)
-    now = {e.field: e.value for e in Evidence.objects.filter(participant_id=participant.pk, superseded=False,
-                                                            field__in=list(signed))}
+    now = {e.field: e.value for e in evidence_of(participant.pk) if not e.superseded and e.field in signed}
     return {"decision": d, "outcome": d.outcome, "signer": d.decided_by.username, "signer_name": _name(d.decided_by),
             "signed_at": d.decided_at, "meaning": ELIGIBILITY_SIGNATURE, "superseded": d.superseded,
             "evidence_hash": hash_of(_v(signed)), "evidence_unchanged": _v(now) == _v(signed)}

@@ -88,20 +88,31 @@ def assert_record_writable(participant_id, visit: str = "", form: str = "") -> N
             raise RecordLocked(found[key])
 
 
+def _locks_of(participant_id) -> dict[tuple[str, str], RecordLock]:
+    """The participant's locks in force by (visit, form), read once per page (``read_once``)."""
+    from annulus.trial.selectors import read_once
+
+    return read_once(("record_locks", int(participant_id)), lambda: {
+        (r.visit, r.form): r for r in RecordLock.objects.filter(
+            participant_id=participant_id, unlocked_at__isnull=True).select_related("locked_by").order_by("id")})
+
+
 def open_lock(participant_id, visit: str = "", form: str = "") -> RecordLock | None:
     """The lock in force on exactly this record (no row lock: for pages)."""
-    return (RecordLock.objects.filter(participant_id=participant_id, visit=visit, form=form, unlocked_at__isnull=True)
-            .select_related("locked_by").first())
+    return _locks_of(participant_id).get((visit, form))
 
 
 def covering_lock(participant_id, visit: str = "", form: str = "") -> RecordLock | None:
     """The lock that keeps this record from changing: its own, its visit's or the casebook's
     (the widest first). For pages."""
     keys = [("", "")] + ([(visit, "")] if visit else []) + ([(visit, form)] if form else [])
-    rows = {(r.visit, r.form): r for r in RecordLock.objects.filter(
-        participant_id=participant_id, unlocked_at__isnull=True, visit__in={v for v, _f in keys},
-        form__in={f for _v, f in keys}).select_related("locked_by")}
+    rows = _locks_of(participant_id)
     return next((rows[k] for k in keys if k in rows), None)
+
+
+def participant_locks(participant_id) -> dict[tuple[str, str], RecordLock]:
+    """Every lock in force of one participant by (visit, form) (for pages)."""
+    return _locks_of(participant_id)
 
 
 # ---- names and targets -------------------------------------------------------------------------

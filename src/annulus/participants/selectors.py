@@ -125,6 +125,53 @@ def participant_or_404(pk: int, *, user) -> Participant:
     return p
 
 
+def _rows_once(name: str, participant_id: int, queryset):
+    from annulus.trial.selectors import read_once
+
+    return read_once((name, int(participant_id)), lambda: list(queryset))
+
+
+def consents_of(participant_id: int) -> list:
+    """The participant's consents, oldest first (who took and who recorded them); read once per page."""
+    from .models import Consent
+
+    return _rows_once("consents", participant_id, Consent.objects.filter(participant_id=participant_id)
+                      .select_related("taken_by", "recorded_by").order_by("consented_at", "id"))
+
+
+def evidence_of(participant_id: int) -> list:
+    """All the participant's screening evidence, superseded values included, in the order entered."""
+    from .models import Evidence
+
+    return _rows_once("evidence", participant_id, Evidence.objects.filter(participant_id=participant_id)
+                      .select_related("entered_by").order_by("id"))
+
+
+def decisions_of(participant_id: int) -> list:
+    """The participant's eligibility decisions, superseded ones included, in the order made."""
+    from .models import EligibilityDecision
+
+    return _rows_once("decisions", participant_id, EligibilityDecision.objects.filter(participant_id=participant_id)
+                      .select_related("decided_by").order_by("id"))
+
+
+def status_changes_of(participant_id: int) -> list:
+    from .models import StatusChange
+
+    return _rows_once("status_changes", participant_id, StatusChange.objects.filter(participant_id=participant_id)
+                      .select_related("by").order_by("id"))
+
+
+def withdrawal_of(participant_id: int):
+    """The participant's withdrawal (with who recorded it), or None."""
+    from annulus.trial.selectors import read_once
+
+    from .models import Withdrawal
+
+    return read_once(("withdrawal", int(participant_id)), lambda: Withdrawal.objects.filter(
+        participant_id=participant_id).select_related("recorded_by").first())
+
+
 def timeline(p: Participant) -> list[dict]:
     """The journey as dated clinical events, oldest first. ``at`` is when it happened in the
     clinic; ``recorded`` is when it was entered (they differ for data entered after the fact)."""
@@ -137,11 +184,11 @@ def timeline(p: Participant) -> list[dict]:
 
     items = [{"at": day(p.prescreened_on), "title": states.LABELS[states.PRE_SCREENED], "status": states.PRE_SCREENED,
               "detail": _("source: %(s)s") % {"s": p.recruitment_source_label}, "by": p.created_by.username, "recorded": p.created_at}]
-    for c in p.consents.select_related("taken_by", "recorded_by"):
+    for c in consents_of(p.pk):
         items.append({"at": c.consented_at, "title": _("Consent %(v)s") % {"v": c.consent_version}, "status": states.CONSENTED,
                       "detail": _("taken by %(u)s") % {"u": c.taken_by.username}, "by": c.recorded_by.username, "recorded": c.recorded_at})
     batches: dict = {}
-    for e in p.evidence.select_related("entered_by").order_by("id"):
+    for e in evidence_of(p.pk):
         key = (e.collected_on, e.entered_by.username, e.entered_at.replace(microsecond=0))
         batches.setdefault(key, []).append(e)
     for (collected, who, when), rows in batches.items():
@@ -151,7 +198,7 @@ def timeline(p: Participant) -> list[dict]:
             if corrected else "")
         items.append({"at": day(collected), "title": _("Screening evidence"), "status": states.SCREENING,
                       "detail": detail, "by": who, "recorded": when})
-    for d in p.decisions.select_related("decided_by"):
+    for d in decisions_of(p.pk):
         title = _("Eligible") if d.outcome == "eligible" else _("Screen failure")
         detail = (_("all criteria met") if d.outcome == "eligible" else _("failing: %(ids)s") % {"ids": ", ".join(d.failing)}) + (
             " (" + _("superseded") + ")" if d.superseded else "")
@@ -159,13 +206,11 @@ def timeline(p: Participant) -> list[dict]:
                       "detail": detail, "by": d.decided_by.username, "recorded": d.decided_at})
     if p.enrolled_at:
         # who enrolled: the status change that gave the case number (entered then, dated at enrolment)
-        change = p.status_changes.filter(to_status=states.ENROLLED).select_related("by").order_by("-id").first()
+        change = next((c for c in reversed(status_changes_of(p.pk)) if c.to_status == states.ENROLLED), None)
         items.append({"at": p.enrolled_at, "title": _("Enrolled as case %(n)s") % {"n": p.case_number}, "status": states.ENROLLED,
                       "detail": "", "by": change.by.username if change else "",
                       "recorded": change.at if change else p.enrolled_at})
-    from .models import Withdrawal
-
-    w = Withdrawal.objects.filter(participant=p).select_related("recorded_by").first()
+    w = withdrawal_of(p.pk)
     if w:
         items.append({"at": day(w.withdrawn_on), "title": _("Withdrawn"), "status": states.WITHDRAWN,
                       "detail": f"{w.get_category_display()}: {w.details}", "by": w.recorded_by.username,
@@ -178,7 +223,7 @@ def timeline(p: Participant) -> list[dict]:
     items.extend(app_items)
     covered = {i["milestone"] for i in app_items if i.get("milestone")}
     later = {states.RANDOMISED, states.TREATED, states.IN_FOLLOW_UP, states.COMPLETED, states.LOST}
-    for sc in p.status_changes.select_related("by").filter(to_status__in=later - covered):
+    for sc in [c for c in status_changes_of(p.pk) if c.to_status in later - covered]:
         items.append({"at": sc.at, "title": states.LABELS[sc.to_status], "status": sc.to_status,
                       "detail": sc.reason, "by": sc.by.username, "recorded": sc.at})
     # events of one clinic day keep the order of the journey (evidence of a day is dated at

@@ -17,7 +17,7 @@ from annulus.protocol import EvidenceError, clean_evidence, evaluate
 from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version
 
-from . import states
+from . import selectors, states
 from .locks import assert_record_writable
 from .models import Consent, EligibilityDecision, Evidence, Participant, StatusChange, Withdrawal
 
@@ -193,7 +193,8 @@ def record_consent(*, actor, participant_id: int, consent_version: str, consente
 
 
 def current_evidence(p: Participant) -> dict[str, Evidence]:
-    return {e.field: e for e in Evidence.objects.filter(participant=p, superseded=False)}
+    """The evidence in force by field (outside a GET request always read afresh)."""
+    return {e.field: e for e in selectors.evidence_of(p.pk) if not e.superseded}
 
 
 def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: date, reason: str = "") -> list[Evidence]:
@@ -262,7 +263,7 @@ def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: da
 
 def evaluate_participant(p: Participant):
     protocol = active_protocol()
-    consent = p.consents.order_by("consented_at").first()
+    consent = next(iter(selectors.consents_of(p.pk)), None)
     ref = timezone.localtime(consent.consented_at).date() if consent else timezone.localdate()
     values = {}
     for field, e in current_evidence(p).items():

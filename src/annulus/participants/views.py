@@ -17,7 +17,6 @@ from annulus.trial.extensions import participant_panels
 from annulus.trial.selectors import active_protocol
 
 from . import selectors, services, states
-from .models import Withdrawal
 from .forms import ConsentForm, EvidenceForm, PrescreenForm, SignatureForm, WithdrawForm, add_violation
 
 
@@ -86,11 +85,11 @@ def participant_detail(request, pk):
                     for f in r.criterion.fields}}
         for r in result.results
     ]
-    decision = p.decisions.filter(superseded=False).order_by("-id").first()
-    withdrawal = Withdrawal.objects.filter(participant=p).first()
+    decision = next((d for d in reversed(selectors.decisions_of(p.pk)) if not d.superseded), None)
+    withdrawal = selectors.withdrawal_of(p.pk)
     return render(request, "participants/detail.html", {
         "p": p, "timeline": selectors.timeline(p), "criteria": criteria, "outcome": result.outcome,
-        "decision": decision, "withdrawal": withdrawal, "consents": p.consents.select_related("taken_by"),
+        "decision": decision, "withdrawal": withdrawal, "consents": selectors.consents_of(p.pk),
         "can_edit": has(request.user, "participant.edit"),
         "next_steps": states.TRANSITIONS.get(p.status, set()),
         "panels": participant_panels(request, p),

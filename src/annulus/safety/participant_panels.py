@@ -1,17 +1,17 @@
 from annulus.accounts.permissions import has
-from annulus.participants.models import Withdrawal
+from annulus.participants.selectors import consents_of, withdrawal_of
 
 from . import selectors
-from .models import AdverseEvent
 
 
 def panels(request, participant):
     if not has(request.user, "safety.view"):
         return []
-    events = list(AdverseEvent.objects.filter(participant=participant).order_by("onset_at", "id"))
-    w = Withdrawal.objects.filter(participant=participant, adverse_event_id__isnull=False).first()
+    events = list(selectors.adverse_events_of(participant.pk))
+    w = withdrawal_of(participant.pk)
+    w = w if w is not None and w.adverse_event_id is not None else None
     linked = next((e for e in events if w and e.pk == w.adverse_event_id), None)
     return [{"template": "safety/_participant_panel.html", "order": 50, "p": participant, "events": events,
              "withdrawal_ae": linked, "tasks": list(selectors.tasks(participant.pk)),
              "can_edit": has(request.user, "safety.edit"),
-             "can_add": has(request.user, "safety.edit") and participant.consents.exists()}]
+             "can_add": has(request.user, "safety.edit") and bool(consents_of(participant.pk))}]

@@ -32,6 +32,14 @@ def events(*, listing: str = "all", participant_id: int | None = None, q: str = 
     return qs.order_by("-onset_at", "-id")
 
 
+def adverse_events_of(participant_id: int) -> list[AdverseEvent]:
+    """The participant's adverse events by onset; read once per page."""
+    from annulus.trial.selectors import read_once
+
+    return read_once(("adverse_events", int(participant_id)), lambda: list(
+        AdverseEvent.objects.filter(participant_id=participant_id).order_by("onset_at", "id")))
+
+
 def get_event(pk: int) -> AdverseEvent | None:
     return AdverseEvent.objects.select_related("participant", "created_by").filter(pk=pk).first()
 

@@ -1,4 +1,5 @@
-"""The protocol version in force is read once per request (``annulus.trial.selectors.per_request``)."""
+"""The protocol version in force is read once per request, and a page's repeated reads of one
+participant's records once per GET or HEAD request (``annulus.trial.selectors.per_request``)."""
 
 from __future__ import annotations
 
@@ -10,5 +11,5 @@ class ProtocolPerRequestMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        with per_request():
+        with per_request(reads=request.method in ("GET", "HEAD")):
             return self.get_response(request)

@@ -19,16 +19,38 @@ def _parsed(digest: str, text: str) -> Protocol:
 # its dictionary, its roles) many times. ``per_request`` (``annulus.trial.middleware``) opens the
 # memo for a request and closes it after; outside a request (commands, background jobs) every call
 # reads the database. Activating a version forgets it (``forget_active_version``).
+#
+# A page also reads some of one participant's records several times (its locks, its day 0, its
+# transplantation, its withdrawal: the timeline, the panels and the padlocks each ask). In a GET or
+# HEAD request, which writes no trial data, ``read_once`` keeps such a read for the rest of the
+# request; in any other request, and outside requests, it reads every time, so that a write is
+# always followed by a fresh read.
 _request = threading.local()
 
 
 class per_request:
+    def __init__(self, reads: bool = False):
+        self.reads = reads
+
     def __enter__(self):
         _request.memo = {}
+        _request.reads = {} if self.reads else None
 
     def __exit__(self, *exc):
         _request.memo = None
+        _request.reads = None
         return False
+
+
+def read_once(key: tuple, compute):
+    """``compute()``, made once per GET or HEAD request for ``key`` (see above); every time
+    elsewhere."""
+    reads = getattr(_request, "reads", None)
+    if reads is None:
+        return compute()
+    if key not in reads:
+        reads[key] = compute()
+    return reads[key]
 
 
 def forget_active_version() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.db.models import F
@@ -15,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant
-from annulus.trial.selectors import active_protocol
+from annulus.trial.selectors import active_protocol, active_version, read_once
 
 from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit, parse_visit_key
 
@@ -54,12 +55,26 @@ FORM_STATE_LABELS = {
 
 def liposuction_date(participant_id: int) -> date | None:
     """Day 0: the date of the participant's liposuction, or None before it is recorded."""
-    return (Liposuction.objects.filter(participant_id=participant_id, superseded=False)
-            .order_by("-id").values_list("performed_on", flat=True).first())
+    lipo = current_liposuction(participant_id)
+    return lipo.performed_on if lipo is not None else None
+
+
+def visits_of(participant_id: int) -> list[Visit]:
+    """The participant's recorded visits (with who created them) in the order entered; read
+    once per page."""
+    return read_once(("visits", int(participant_id)), lambda: list(
+        Visit.objects.filter(participant_id=participant_id).select_related("created_by").order_by("id")))
+
+
+def forms_of(participant_id: int) -> list[FormRecord]:
+    """The participant's eCRF forms in the order created; read once per page."""
+    return read_once(("forms", int(participant_id)), lambda: list(
+        FormRecord.objects.filter(participant_id=participant_id).order_by("id")))
 
 
 def current_liposuction(participant_id: int) -> Liposuction | None:
-    return Liposuction.objects.filter(participant_id=participant_id, superseded=False).order_by("-id").first()
+    return read_once(("liposuction", int(participant_id)), lambda: Liposuction.objects.filter(
+        participant_id=participant_id, superseded=False).select_related("recorded_by").order_by("-id").first())
 
 
 def _transplant_date(participant_id: int) -> date | None:
@@ -204,9 +219,9 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
     lipo, tx, planned = anchor if anchor is not None else anchors(participant.pk)
     tx_recorded = not planned
     if visits is None:
-        visits = list(Visit.objects.filter(participant=participant))
+        visits = visits_of(participant.pk)
     if forms is None:
-        forms = list(FormRecord.objects.filter(participant=participant).only("visit_id", "form_id", "state"))
+        forms = forms_of(participant.pk)
     by_visit: dict[int, dict[str, str]] = {}
     for f in forms:
         by_visit.setdefault(f.visit_id, {})[f.form_id] = f.state
@@ -361,14 +376,29 @@ def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participan
     stays overdue; the liposuction is never on either list). A visit with a record is on neither
     list, so the lists built from these equal those built from every active participant's
     schedule, and the number of schedules derived follows the lists, not the trial."""
-    from django.db.models import Q
+    from django.db.models.expressions import RawSQL
 
     try:
-        from annulus.allocation.selectors import transplanted_ids
+        from annulus.allocation.selectors import transplanted_ids  # noqa: F401
     except (ImportError, AttributeError):
         return active_schedules(today=today)
     protocol = active_protocol()
     visit_on = reminder_day(today, protocol) if calls else None
+    # the choice is one fixed query for the day: it is put together once (building it costs more
+    # than running it) and run as it is on every page of that day
+    sql, params = _panel_people_sql(active_version().digest, today, visit_on)
+    return active_schedules(today=today, people=Participant.objects.filter(pk__in=RawSQL(sql, params)))
+
+
+@lru_cache(maxsize=16)
+def _panel_people_sql(digest: str, today: date, visit_on: date | None) -> tuple[str, tuple]:
+    """The SQL of ``panel_schedules``' choice of participants (their ids), for the protocol
+    version ``digest`` on ``today``."""
+    from django.db.models import Q
+
+    from annulus.allocation.selectors import transplanted_ids
+
+    protocol = active_protocol()
     wanted = ~Q(pk__in=transplanted_ids())
     for visit_id, anchor, ranges in _anchor_days(protocol, today, visit_on):
         if anchor == "transplant":
@@ -382,7 +412,8 @@ def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participan
         wanted |= on_day & ~Q(pk__in=recorded)
     if visit_on is not None:
         wanted |= Q(pk__in=Appointment.objects.filter(on=visit_on, superseded=False).values("participant_id"))
-    return active_schedules(today=today, people=Participant.objects.filter(wanted, status__in=ACTIVE))
+    sql, params = Participant.objects.filter(wanted, status__in=ACTIVE).values("pk").query.sql_with_params()
+    return sql, tuple(params)
 
 
 def call_list(day: date, *, schedules=None) -> list[dict]:

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from annulus.trial.selectors import active_protocol
 
-from .models import Liposuction, Visit
+from .selectors import current_liposuction, visits_of
 
 
 def _day(d):
@@ -17,7 +17,7 @@ def _day(d):
 
 def events(participant) -> list[dict]:
     out = []
-    lipo = Liposuction.objects.filter(participant=participant, superseded=False).select_related("recorded_by").first()
+    lipo = current_liposuction(participant.pk)
     if lipo:
         out.append({"at": _day(lipo.performed_on), "title": _("Liposuction (day 0)"), "status": "treated",
                     "detail": f"{lipo.fat_volume_ml} mL", "by": lipo.recorded_by.username, "recorded": lipo.recorded_at})
@@ -25,7 +25,8 @@ def events(participant) -> list[dict]:
     names = {v.id: v.name.get(get_language()) for v in visits}
     follow_up = {v.id for v in visits if v.follow_up}
     first_follow_up = True
-    for v in Visit.objects.filter(participant=participant).select_related("created_by").order_by("visit_date", "id"):
+    # by date (the first follow-up visit attended starts the follow-up), undated ones last
+    for v in sorted(visits_of(participant.pk), key=lambda v: (v.visit_date is None, v.visit_date, v.id)):
         if v.visit_date is None and v.outcome != "missed":
             continue
         name = names.get(v.visit_id) or _("Unscheduled visit")

@@ -8,7 +8,6 @@ from django import template
 from annulus.accounts.permissions import has
 
 from .. import locks
-from ..selectors import locked_records
 
 register = template.Library()
 
@@ -28,7 +27,7 @@ def record_lock(context, participant, visit: str = "", form: str = ""):
     if not form:
         # the padlock of a casebook or a visit also lists the visits and forms locked inside it
         inner = [{"name": locks.record_name(v, f), "lock": r}
-                 for (_pid, v, f), r in locked_records([participant.pk]).items()
+                 for (v, f), r in locks.participant_locks(participant.pk).items()
                  if (v or f) and (not visit or (v == visit and f))]
     return {
         "p": participant, "visit": visit, "form": form, "own": own, "cover": cover,
