@@ -116,7 +116,8 @@ def test_answers_through_a_link_of_the_schedule_record_the_visit(in_m1_window, o
     assert {r.form_id: r.state for r in FormRecord.objects.filter(visit=visit)} == {
         "vas": "complete", "odi": "complete", "sf36": "complete", "joa": "draft"}
     opened = AuditEvent.objects.get(object_type="visit", object_id=str(visit.pk), action="create")
-    assert opened.reason == "entered by participant" and json.loads(opened.payload)["changes"]["source"] == "participant"
+    assert opened.reason == "entered by participant"
+    assert json.loads(opened.payload)["changes"]["source"] == "participant"
     # the link is used up; the same page as a link that never existed
     assert _browser(language).get(path).status_code == 404
     # nothing more to issue for this visit
@@ -275,7 +276,7 @@ def test_many_links_that_do_not_work_from_one_address_are_refused(in_m1_window, 
     ("en", ("completed by participant", "link issued, not completed", "no link issued", "Questionnaires to remind")),
     ("zh-hans", ("受试者已完成", "已发链接，未完成", "未发链接", "需提醒填写问卷"))])
 def test_dashboard_and_call_list_show_the_questionnaires_and_stop_reminding_once_done(
-        in_m1_window, outbox, client_for, users, language, words):
+        in_m1_window, outbox, client_for, users, language, words, capsys):
     answered, waiting = in_m1_window(), in_m1_window()
     services.issue_due()
     silent = in_m1_window()  # window open, no link yet
@@ -298,9 +299,13 @@ def test_dashboard_and_call_list_show_the_questionnaires_and_stop_reminding_once
     assert words[3] in calls
     table = re.search(r'<table data-testid="to-remind">(.*?)</table>', calls, re.S).group(1)
     assert waiting.label in table and answered.label not in table and silent.label not in table
+    assert main(["selfentry", "to-remind"]) == 0
+    printed = capsys.readouterr().out
+    assert waiting.case_number in printed and answered.case_number not in printed
     # the waiting participant answers: nobody is left to remind
     assert _answer(by_participant[waiting.pk], _code_for(waiting, users)).status_code == 200
     assert selectors.to_remind() == []
+    assert main(["selfentry", "to-remind"]) == 0 and "Nobody to remind" in capsys.readouterr().out
     assert 'data-testid="to-remind"' not in coordinator.get("/visits/calls/").content.decode()
 
 
