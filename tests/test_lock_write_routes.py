@@ -385,7 +385,7 @@ def _self_entry_link(t):
         token = "lock-test-" + "x" * 30
         CardCode.objects.get_or_create(participant=t["f"], defaults={
             "code_hash": make_password("246810"), "created_by": t["users"]["coordinator"], "created_at": timezone.now()})
-        link = SelfEntryLink.objects.create(token_hash=token_hash(token), participant=t["f"], visit=visit,
+        link = SelfEntryLink.objects.create(token_hash=token_hash(token), participant=t["f"], visit=visit, visit_key="m1",
                                             instruments=["vas", "odi"], expires_at=timezone.now() + timedelta(days=3),
                                             issued_by=t["users"]["coordinator"], issued_at=timezone.now(),
                                             opened_at=timezone.now())

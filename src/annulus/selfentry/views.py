@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import io
 
+from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from annulus.accounts.backends import client_source
 from annulus.accounts.permissions import need
 from annulus.errors import RuleViolation
 from annulus.participants.selectors import participant_or_404
 from annulus.trial.lock import TrialLocked
-from annulus.trial.selectors import protocol_for
+from annulus.trial.selectors import active_protocol, protocol_for
 from annulus.visits import selectors as visit_selectors
 
-from . import selectors, services
+from . import selectors, senders, services
 from .selectors import PATIENT_FORMS
 
 SESSION_KEY = "selfentry"  # link id -> proof, for a participant whose card code was right
@@ -35,33 +38,73 @@ def qr_svg(text: str) -> str:
 
 
 def issue(request, pk, key):
-    """A visit's self-entry links, and issuing a new one (shown once with its QR code and slip)."""
+    """A visit's self-entry links; issuing a new one (shown once with its QR code and slip, and
+    sent when asked), revoking one, the participant's card code and contact for sending."""
     need(request, "visits.edit")
     p = participant_or_404(pk, user=request.user)
     slot = visit_selectors.slot_for(p, key)
     if slot is None:
         raise Http404
-    visit = slot.record
-    issued, error, status = None, None, 200
+    issued, error, status, new_code, done = None, None, 200, None, ""
     if request.method == "POST":
+        action = request.POST.get("action", "issue")
         try:
-            issued = services.issue_link(actor=request.user, participant_id=p.pk, visit_key=key)
+            if action in ("issue", "send"):
+                issued = services.issue_link(actor=request.user, participant_id=p.pk, visit_key=key,
+                                             send=action == "send", url_base=request.build_absolute_uri("/"))
+            elif action == "revoke":
+                link_id = int(request.POST.get("link") or 0)
+                if link_id not in {r["link"].pk for r in selectors.links_of(p.pk, key)}:
+                    raise RuleViolation("link", "no such link for this visit")
+                services.revoke_link(actor=request.user, link_id=link_id, reason=request.POST.get("reason", ""))
+                done = _("Link revoked: it no longer works.")
+            elif action == "reset_code":
+                new_code = services.reset_card_code(actor=request.user, participant_id=p.pk,
+                                                    reason=request.POST.get("reason", ""))
+            elif action == "contact":
+                services.set_contact(actor=request.user, participant_id=p.pk, email=request.POST.get("email", ""),
+                                     language=request.POST.get("language", ""), reason=request.POST.get("reason", ""))
+                done = _("Contact for sending saved.")
+            else:
+                raise RuleViolation("action", "unknown action")
+        except ValueError:
+            error, status = _("link: no such link for this visit"), 400
         except RuleViolation as exc:
-            error, status = exc.message, (409 if isinstance(exc, TrialLocked) else 400)
-    context = {"p": p, "slot": slot, "visit": visit, "error": error,
-               "rows": selectors.links_of_visit(visit) if visit else [],
-               "patient_forms": [f for f in PATIENT_FORMS if visit and f in visit.forms]}
+            error, status = (exc.message if isinstance(exc, TrialLocked) else f"{exc.field}: {exc.message}"), (
+                409 if isinstance(exc, TrialLocked) else 400)
+    visit = visit_selectors.get_visit(p.pk, key)
+    contact = selectors.contact_of(p.pk)
+    sender = senders.get_sender()
+    forms = visit.forms if visit is not None else (slot.forms if not slot.procedure else [])
+    context = {"p": p, "slot": slot, "visit": visit, "error": error, "done": done, "new_code": new_code,
+               "rows": selectors.links_of(p.pk, key), "patient_forms": [f for f in PATIENT_FORMS if f in forms],
+               "window_open": visit is None and slot.window_start is not None
+               and slot.window_start <= timezone.localdate() <= slot.window_end,
+               "contact": contact, "has_card": selectors.current_card(p.pk) is not None,
+               "sender_channel": sender.channel,
+               "can_send": sender.can_reach(services.recipient_of(p)),
+               "message_languages": [("zh-hans", "中文"), ("en", "English")]}
     if issued is not None:
         url = request.build_absolute_uri(reverse("selfentry", args=[issued.token]))
-        protocol = protocol_for(visit.protocol_version)
+        protocol = protocol_for(visit.protocol_version) if visit is not None else active_protocol()
         context.update(issued=issued, url=url, qr=qr_svg(url),
                        form_names=[visit_selectors.form_name(protocol, f) for f in issued.link.instruments])
     return render(request, "selfentry/issue.html", context, status=status)
 
 
-def _gone(request):
-    """The one page for a link that does not work: unknown, expired, used, or void."""
+def _gone(request, token=""):
+    """The one page for a link that does not work: unknown, expired, used, revoked or void. Each
+    counts against the client's address (see ``services.note_gone``)."""
+    services.note_gone(client_source(request), token)
     return render(request, "selfentry/gone.html", {}, status=404)
+
+
+def _refused(request):
+    """An address that asked for too many links that do not work: the same page, 429, whatever
+    the link."""
+    response = render(request, "selfentry/gone.html", {}, status=429)
+    response["Retry-After"] = str(60 * settings.ANNULUS_SELFENTRY_GUESS_MINUTES)
+    return response
 
 
 def _verified(request, link) -> bool:
@@ -70,7 +113,7 @@ def _verified(request, link) -> bool:
 
 
 def _questionnaire(request, token, link, *, answers=None, problems=None, status=200):
-    protocol = protocol_for(link.visit.protocol_version)
+    protocol = selectors.protocol_of(link)
     language = get_language()
     questions = selectors.questions(protocol, link.instruments, language)
     names_of = {f: visit_selectors.form_name(protocol, f) for f in link.instruments}
@@ -99,6 +142,8 @@ def _problems(protocol, exc, questions_by_name) -> dict:
 
 
 def participant_page(request, token):
+    if selectors.source_blocked(client_source(request)):
+        return _refused(request)
     link = selectors.link_by_token(token)
     if request.method == "POST" and request.POST.get("action") == "code":
         try:
@@ -107,7 +152,7 @@ def participant_page(request, token):
             return render(request, "selfentry/code.html", {"token": token, "error": exc.message,
                                                                 "lang_next": request.path}, status=409)
         if result == services.CodeResult.GONE:
-            return _gone(request)
+            return _gone(request, token)
         if result == services.CodeResult.OK:
             proofs = dict(request.session.get(SESSION_KEY) or {})
             proofs[str(link.pk)] = services.proof_for(link)
@@ -119,11 +164,11 @@ def participant_page(request, token):
         return render(request, "selfentry/code.html", {"token": token, "error": error,
                                                             "lang_next": request.path}, status=200)
     if link is None or not selectors.usable(link) or link.locks >= services.MAX_LOCKS:
-        return _gone(request)
+        return _gone(request, token)
     if request.method == "POST" and request.POST.get("action") == "submit":
         if not _verified(request, link):
             return render(request, "selfentry/code.html", {"token": token, "lang_next": request.path})
-        protocol = protocol_for(link.visit.protocol_version)
+        protocol = selectors.protocol_of(link)
         answers = {}
         for q in selectors.questions(protocol, link.instruments, get_language()):
             value = request.POST.get(q["name"], "")
@@ -132,7 +177,7 @@ def participant_page(request, token):
         try:
             services.submit(token=token, answers=answers, device=request.headers.get("User-Agent", ""))
         except services.LinkGone:
-            return _gone(request)
+            return _gone(request, token)
         except services.RecordClosed as exc:
             return render(request, "selfentry/code.html", {"token": token, "error": exc.message,
                                                                 "lang_next": request.path}, status=409)

@@ -225,6 +225,15 @@ EMAIL_HOST = os.environ.get("ANNULUS_EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("ANNULUS_EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = os.environ.get("ANNULUS_FROM_EMAIL", "annulus@localhost")
 
+# Participant self-entry: the class that sends a participant their questionnaire link (see
+# annulus.selfentry.senders): FileSender writes one file per message under ANNULUS_VAR_DIR/selfentry-outbox,
+# EmailSender mails it through the backend above. A site's SMS gateway is a class of its own named here.
+ANNULUS_SELFENTRY_SENDER = os.environ.get("ANNULUS_SELFENTRY_SENDER", "annulus.selfentry.senders.FileSender")
+# Links that do not work asked for from one address: after this many within the minutes given, the
+# address gets the same page with 429 for every link, working or not, for that many minutes.
+ANNULUS_SELFENTRY_GUESSES = int(os.environ.get("ANNULUS_SELFENTRY_GUESSES", "20"))
+ANNULUS_SELFENTRY_GUESS_MINUTES = int(os.environ.get("ANNULUS_SELFENTRY_GUESS_MINUTES", "15"))
+
 # Links in e-mails are absolute, built from this URL (the address users open the site at).
 # The demo sets it to the URL it serves; production must set it.
 if _PRODUCTION and not os.environ.get("ANNULUS_SITE_URL"):

@@ -431,6 +431,22 @@ def call_list(day: date, *, schedules=None) -> list[dict]:
             if s.state in ("completed", "completed_out_of_window", "missed", "cancelled"):
                 continue
             rows.append({"participant": p, "slot": s, "visit_on": visit_on, "call": calls.get((p.pk, s.visit_id))})
+    return _with_questionnaires(rows)
+
+
+def _with_questionnaires(rows: list[dict]) -> list[dict]:
+    """Each call-list row with its visit's questionnaire status (``questionnaire``: completed by
+    the participant, link issued not completed, no link) when participant self-entry is installed."""
+    from django.apps import apps
+
+    if not rows or not apps.is_installed("annulus.selfentry"):
+        return rows
+    from annulus.selfentry.selectors import PATIENT_FORMS, questionnaire_statuses
+
+    statuses = questionnaire_statuses([(r["participant"].pk, r["slot"].key) for r in rows])
+    for r in rows:
+        if any(f in r["slot"].forms for f in PATIENT_FORMS):
+            r["questionnaire"] = statuses[(r["participant"].pk, r["slot"].key)]
     return rows
 
 

@@ -209,8 +209,11 @@ def _check_can_visit(p: Participant, visit_date: date) -> None:
     raise RuleViolation("status", f"visits cannot be recorded for a participant who is {p.status_label}")
 
 
-def open_visit(*, actor, participant_id: int, visit_id: str, visit_date, at: datetime | None = None) -> Visit:
-    """Record that a scheduled visit took place on ``visit_date``; its forms can then be entered."""
+def open_visit(*, actor, participant_id: int, visit_id: str, visit_date, at: datetime | None = None,
+               source: str = "") -> Visit:
+    """Record that a scheduled visit took place on ``visit_date``; its forms can then be entered.
+    ``source`` as for ``save_form`` ("participant": recorded when the participant sent the answers
+    of a link issued before the visit)."""
     now = _now(at)
     protocol = active_protocol()
     pv_visit = next((v for v in protocol.schedule.visits if v.id == visit_id), None)
@@ -233,8 +236,11 @@ def open_visit(*, actor, participant_id: int, visit_id: str, visit_date, at: dat
         pv = active_version()
         v = Visit.objects.create(participant=p, visit_id=visit_id, visit_date=visit_date, forms=list(pv_visit.forms),
                                  protocol_version=pv, created_by=actor, created_at=now)
+        changes = {"visit": [None, visit_id], "visit_date": [None, visit_date], "outcome": [None, "attended"]}
+        if source:
+            changes["source"] = source
         audit.record(actor=actor, action="create", obj_type="visit", obj_id=v.pk, participant_id=p.pk,
-                     changes={"visit": [None, visit_id], "visit_date": [None, visit_date], "outcome": [None, "attended"]},
+                     changes=changes, reason=SOURCE_REASONS.get(source, "") if source else "",
                      protocol_version=pv.version, when=now)
     return v
 

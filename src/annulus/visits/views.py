@@ -450,4 +450,18 @@ def call_list(request):
     rows = selectors.call_list(day)
     return render(request, "visits/calls.html", {"rows": rows, "day": day, "visit_on": day + timedelta(
         days=active_protocol().schedule.reminder_days_before), "reminder_form": ReminderForm(),
-        "prev": day - timedelta(days=1), "next": day + timedelta(days=1)})
+        "prev": day - timedelta(days=1), "next": day + timedelta(days=1),
+        "questionnaires": _questionnaires_to_remind(request)})
+
+
+def _questionnaires_to_remind(request):
+    """The participants whose questionnaire link waits (participant self-entry), or None when
+    that app is not installed."""
+    from django.apps import apps
+
+    if not apps.is_installed("annulus.selfentry"):
+        return None
+    from annulus.participants.selectors import visible
+    from annulus.selfentry.selectors import to_remind
+
+    return to_remind(participant_ids=visible(request.user).values_list("pk", flat=True))

@@ -5,7 +5,7 @@ from django.template.loader import render_to_string
 
 from annulus.accounts.permissions import has
 
-from ..selectors import PATIENT_FORMS, links_of_visit
+from ..selectors import PATIENT_FORMS, links_of
 
 register = template.Library()
 
@@ -14,10 +14,13 @@ register = template.Library()
 def selfentry_panel(context, p, slot):
     request = context.get("request")
     visit = slot.record
-    if request is None or visit is None or not any(f in visit.forms for f in PATIENT_FORMS):
+    forms = visit.forms if visit is not None else ([] if slot.procedure else slot.forms)
+    if request is None or not any(f in forms for f in PATIENT_FORMS):
+        return ""
+    if visit is not None and visit.outcome != "attended":
         return ""
     if not has(request.user, "visits.view"):
         return ""
     return render_to_string("selfentry/_visit_panel.html", {
-        "p": p, "slot": slot, "rows": links_of_visit(visit),
+        "p": p, "slot": slot, "rows": links_of(p.pk, slot.key),
         "can_issue": has(request.user, "visits.edit") and context.get("can_edit", False)}, request=request)
