@@ -286,7 +286,7 @@ def open_questionnaires(*, today=None, people=None) -> list[dict]:
     participants), each with its questionnaire's status: one dict per visit with the
     participant, the slot and ``questionnaire_statuses``' entry; ordered by participant."""
     today = today or timezone.localdate()
-    schedules = visit_selectors.active_schedules(today=today, people=people)
+    schedules = visit_selectors.open_window_schedules(today, people=people)
     wanted = []
     for p, slots in schedules:
         for s in slots:

@@ -390,6 +390,47 @@ def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participan
     return active_schedules(today=today, people=Participant.objects.filter(pk__in=RawSQL(sql, params)))
 
 
+def open_window_schedules(today: date, *, people=None) -> list[tuple[Participant, list[Slot]]]:
+    """``active_schedules`` of the participants (of ``people``, a query of participants) who may
+    have a scheduled visit whose window is open on ``today``, chosen in SQL: their day 0 or
+    transplantation date puts ``today`` inside a visit's window, or their transplantation is not
+    recorded yet (its date is only planned, so their windows move). The others have no window
+    open today, so a list of open windows built from these equals one built from every schedule,
+    and its cost follows the list, not the trial."""
+    from django.db.models.expressions import RawSQL
+
+    try:
+        from annulus.allocation.selectors import transplanted_ids  # noqa: F401
+    except (ImportError, AttributeError):
+        return active_schedules(today=today, people=people)
+    sql, params = _open_window_sql(active_version().digest, today)
+    chosen = Participant.objects.filter(pk__in=RawSQL(sql, params))
+    return active_schedules(today=today, people=chosen if people is None else people.filter(pk__in=chosen))
+
+
+@lru_cache(maxsize=16)
+def _open_window_sql(digest: str, today: date) -> tuple[str, tuple]:
+    from django.db.models import Q
+
+    from annulus.allocation.selectors import transplanted_ids
+
+    wanted = ~Q(pk__in=transplanted_ids())
+    lipo = Q(pk__in=[])
+    for pv in active_protocol().schedule.visits:
+        if pv.procedure or pv.anchor not in ("liposuction", "transplant"):
+            continue
+        # the window [anchor + offset - before, anchor + offset + after] holds today
+        first = today - timedelta(days=pv.offset_days + pv.window.after_days)
+        last = today - timedelta(days=pv.offset_days - pv.window.before_days)
+        if pv.anchor == "transplant":
+            wanted |= Q(pk__in=transplanted_ids([(first, last)]))
+        else:
+            lipo |= Q(performed_on__gte=first, performed_on__lte=last)
+    wanted |= Q(pk__in=Liposuction.objects.filter(lipo, superseded=False).values("participant_id"))
+    sql, params = Participant.objects.filter(wanted, status__in=ACTIVE).values("pk").query.sql_with_params()
+    return sql, tuple(params)
+
+
 @lru_cache(maxsize=16)
 def _panel_people_sql(digest: str, today: date, visit_on: date | None) -> tuple[str, tuple]:
     """The SQL of ``panel_schedules``' choice of participants (their ids), for the protocol
