@@ -536,3 +536,39 @@ def test_no_django_import_in_the_randomisation_core():
     for path in root.glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "import django" not in text and "from django" not in text, path.name
+
+
+# ---- minimisation sealed for the application: the plan and the replay ---------------------------
+
+@pytest.mark.req("P-3.3")
+def test_minimisation_replay_is_assign_at_every_position_given_the_history():
+    import random
+
+    factors = [("site", ("A", "B", "C")), ("pain", ("moderate", "severe"))]
+    m = Minimiser(["a", "b", "c"], [2, 1, 1], factors, [1, 3], p=0.85, seed=987_654_321_012)
+    rng = random.Random(5)
+    history = []
+    for _ in range(40):
+        levels = {"site": rng.choice("ABC"), "pain": rng.choice(["moderate", "severe"])}
+        history.append((levels, m.assign(levels, history)))
+    assert m.replay(history) == [arm for _levels, arm in history]
+    # one allocation changed: the replay names that position (given the history before it)
+    changed = list(history)
+    changed[17] = (changed[17][0], next(a for a in "abc" if a != changed[17][1]))
+    assert m.replay(changed)[17] == history[17][1] != changed[17][1]
+    assert m.replay(changed)[:17] == [arm for _levels, arm in history[:17]]
+
+
+@pytest.mark.req("P-3.3")
+def test_minimisation_plan_shares_labels_and_codes_with_the_list_of_the_same_seed():
+    from annulus.randomisation.minimisation import plan_minimisation
+
+    seed, arms = 123_456_789_012, [("high", 1), ("mid", 1), ("low", 1), ("control", 1)]
+    plan = plan_minimisation(arms, [("site", ("A", "B"))], 100, seed, number_width=3)
+    seq = generate_sequence(arms, 100, seed, block_multipliers=(1, 2))
+    assert plan.label_to_arm == seq.label_to_arm
+    assert [e["drug_code"] for e in plan.pool] == [e["drug_code"] for e in seq.entries]
+    assert [e["random_number"] for e in plan.pool][:2] == ["001", "002"]
+    assert plan_minimisation(arms, [("site", ("A", "B"))], 100, seed, number_width=3) == plan
+    with pytest.raises(RandomisationError, match="^p: "):
+        plan_minimisation(arms, [("site", ("A", "B"))], 100, seed, p=0.2)

@@ -36,6 +36,7 @@ class ListGenerateIn(Schema):
 class ListOut(Schema):
     id: int
     protocol_version: str
+    method: str
     seed: int
     n: int
     opened: int
@@ -219,7 +220,8 @@ def _list_out(user):
     if summary is None:
         raise Http404
     lst = summary["list"]
-    return {"id": lst.pk, "protocol_version": lst.protocol_version.version, "seed": lst.seed, "n": lst.n,
+    return {"id": lst.pk, "protocol_version": lst.protocol_version.version, "method": lst.method,
+            "seed": lst.seed, "n": lst.n,
             "opened": summary["opened"], "block_sizes": lst.block_sizes, "table_sha256": lst.table_sha256,
             "level1_sha256": lst.level1_sha256, "seal_problems": services.seal_problems(lst),
             "generated_at": lst.generated_at}

@@ -24,6 +24,13 @@ class AllocationList(models.Model):
     block_sizes = models.JSONField()
     arms = models.JSONField(help_text="[[arm_id, ratio], ...] in protocol order")
     level2_key = models.JSONField(help_text="group label -> arm id (level-2 key)")
+    # the protocol's randomisation method when the list was generated, and what that method needs:
+    # stratified_blocks: the factors, the list length per stratum and each stratum (number, levels,
+    # label, block sizes); minimisation: the factors with their weights, p and the measure
+    method = models.CharField(max_length=20, default="permuted_blocks")
+    method_settings = models.JSONField(default=dict, blank=True)
+    # minimisation: the sealed pool, one {serial, random_number, drug_code} per position
+    pool = models.JSONField(default=list, blank=True)
     algorithm = models.TextField()
     generator = models.TextField()
     table_sha256 = models.CharField(max_length=64)
@@ -37,12 +44,19 @@ class AllocationList(models.Model):
 
 
 class Envelope(models.Model):
-    """One sealed envelope: random number (= case number) -> group label, with its drug code.
-    Opening it ties it to the participant for good (one-to-one, so never twice)."""
+    """One sealed envelope: random number -> group label, with its drug code. Opening it ties it to
+    the participant for good (one-to-one, so never twice).
+
+    Permuted blocks: the random number is the case number. Stratified blocks: one list per
+    stratum (``stratum`` is its number, the serial counts within it, the random number is
+    "<stratum>-<serial>"). Minimisation: the row is made when minimisation allocates, ``serial``
+    being the position. ``levels`` are the participant's factor levels the allocation used."""
 
     allocation_list = models.ForeignKey(AllocationList, on_delete=models.PROTECT, related_name="envelopes")
+    stratum = models.CharField(max_length=12, blank=True, default="")
     serial = models.PositiveIntegerField()
-    random_number = models.CharField(max_length=6)
+    random_number = models.CharField(max_length=20)
+    levels = models.JSONField(default=dict, blank=True)
     group_label = models.CharField(max_length=4)
     drug_code = models.CharField(max_length=20, unique=True)
     # no way back from a participant: the envelope (group label) is reached only through the
@@ -56,7 +70,7 @@ class Envelope(models.Model):
     class Meta:
         ordering = ["allocation_list", "serial"]
         constraints = [
-            models.UniqueConstraint(fields=["allocation_list", "serial"], name="envelope_serial_unique"),
+            models.UniqueConstraint(fields=["allocation_list", "stratum", "serial"], name="envelope_serial_unique"),
             models.UniqueConstraint(fields=["allocation_list", "random_number"], name="envelope_number_unique"),
         ]
 

@@ -263,8 +263,19 @@ def list_summary(user) -> dict | None:
     if lst is None:
         return None
     opened = Envelope.objects.filter(allocation_list=lst, participant__isnull=False).count()
+    strata = []
+    if lst.method == "stratified_blocks":
+        # envelopes and opened envelopes per stratum: counts over all arms, never by arm or label
+        from django.db.models import Count, Q
+
+        counts = {row["stratum"]: row for row in Envelope.objects.filter(allocation_list=lst).values("stratum")
+                  .annotate(envelopes=Count("pk"), opened=Count("pk", filter=Q(participant__isnull=False)))}
+        for st in lst.method_settings.get("strata", []):
+            row = counts.get(str(st["number"]), {})
+            strata.append({"number": st["number"], "label": st["label"], "envelopes": row.get("envelopes", 0),
+                           "opened": row.get("opened", 0)})
     return {"list": lst, "opened": opened, "unopened": lst.n - opened,
-            "randomisation_started": opened > 0}
+            "randomisation_started": opened > 0, "strata": strata}
 
 
 def level1_rows(user) -> list[dict]:

@@ -31,9 +31,11 @@ from annulus.participants import services as ps
 from annulus.participants import states
 from annulus.participants.locks import assert_record_writable
 from annulus.participants.models import Participant
-from annulus.randomisation import RandomisationError, generate_sequence
+from annulus.randomisation import RandomisationError, generate_sequence, generate_stratified, stratum_key
 from annulus.randomisation.documents import allocation_table_bytes, level1_key_bytes, level2_key_bytes, sha256_hex
+from annulus.randomisation.minimisation import MinimisationPlan, plan_minimisation
 from annulus.randomisation.sequence import Sequence
+from annulus.randomisation.stratified import StratifiedSequence
 from annulus.trial.lock import OPEN_STATES, assert_writable
 from annulus.trial.models import TrialState
 from annulus.trial.selectors import active_protocol, active_version
@@ -78,13 +80,39 @@ def drug_code_normalised(code) -> str:
 
 # ---- the list ----------------------------------------------------------------------------
 
-def _sequence_from_rows(lst: AllocationList) -> Sequence:
+def _sequence_from_rows(lst: AllocationList):
+    """The list as the pure core's object, rebuilt from the stored rows: a ``Sequence``, a
+    ``StratifiedSequence`` or, for minimisation, the ``MinimisationPlan`` (seed, settings, label
+    permutation and drug-code pool)."""
+    if lst.method == "minimisation":
+        return minimisation_plan(lst)
+    rows = Envelope.objects.filter(allocation_list=lst)
+    if lst.method == "stratified_blocks":
+        s = lst.method_settings
+        entries = sorted(({"stratum": int(e.stratum), "serial": e.serial, "random_number": e.random_number,
+                           "group_label": e.group_label, "drug_code": e.drug_code} for e in rows),
+                         key=lambda e: (e["stratum"], e["serial"]))
+        return StratifiedSequence(entries=entries, strata=[dict(st) for st in s["strata"]],
+                                  label_to_arm=dict(lst.level2_key), seed=lst.seed, arms=[tuple(a) for a in lst.arms],
+                                  factors=[(f["id"], tuple(f["levels"])) for f in s["factors"]],
+                                  per_stratum=int(s["per_stratum"]), block_multipliers=tuple(lst.block_multipliers),
+                                  algorithm=lst.algorithm, generator=lst.generator)
     entries = [{"serial": e.serial, "random_number": e.random_number, "group_label": e.group_label,
                 "drug_code": e.drug_code}
-               for e in Envelope.objects.filter(allocation_list=lst).order_by("serial")]
+               for e in rows.order_by("serial")]
     return Sequence(entries=entries, label_to_arm=dict(lst.level2_key), seed=lst.seed,
                     arms=[tuple(a) for a in lst.arms], n=lst.n, block_multipliers=tuple(lst.block_multipliers),
                     block_sizes=list(lst.block_sizes))
+
+
+def minimisation_plan(lst: AllocationList) -> MinimisationPlan:
+    """The sealed minimisation of a list: seed, settings, label permutation and drug-code pool."""
+    s = lst.method_settings
+    return MinimisationPlan(seed=lst.seed, arms=[tuple(a) for a in lst.arms],
+                            factors=[(f["id"], tuple(f["levels"])) for f in s["factors"]],
+                            weights=[float(f["weight"]) for f in s["factors"]], p=float(s["p"]), measure=s["measure"],
+                            pool=[dict(e) for e in lst.pool], label_to_arm=dict(lst.level2_key),
+                            generator=lst.generator)
 
 
 def document_bytes(lst: AllocationList) -> dict[str, bytes]:
@@ -94,16 +122,108 @@ def document_bytes(lst: AllocationList) -> dict[str, bytes]:
 
 
 def seal_problems(lst: AllocationList) -> list[str]:
+    """What no longer matches the list as sealed at generation. For stratified blocks also an
+    opened envelope whose recorded levels are not its stratum's; for minimisation also every
+    allocation that the replay from the seed and the recorded levels does not give. The lines
+    name random numbers and positions only, never a group label or an arm."""
     docs = document_bytes(lst)
     problems = []
     for part, sealed in (("table", lst.table_sha256), ("level1", lst.level1_sha256), ("level2", lst.level2_sha256)):
         if sha256_hex(docs[part]) != sealed:
             problems.append(f"{part}: stored rows no longer match the checksum sealed at generation")
+    if lst.method == "stratified_blocks":
+        problems += _stratum_problems(lst)
+    if lst.method == "minimisation":
+        problems += replay_problems(lst)
     return problems
+
+
+def _stratum_problems(lst: AllocationList) -> list[str]:
+    s = lst.method_settings
+    ids = [f["id"] for f in s["factors"]]
+    keys = {str(st["number"]): st["key"] for st in s["strata"]}
+    out = []
+    for e in Envelope.objects.filter(allocation_list=lst, participant__isnull=False).order_by("pk"):
+        try:
+            key = stratum_key(e.levels, ids)
+        except (KeyError, TypeError):
+            key = None
+        if key != keys.get(e.stratum):
+            out.append(f"envelope {e.random_number}: the levels recorded at randomisation are not those of "
+                       f"stratum {e.stratum}")
+    return out
+
+
+def replay_problems(lst: AllocationList) -> list[str]:
+    """Minimisation re-verified: every allocation replayed from the sealed seed and settings and
+    the levels recorded with each envelope, given the allocations before it; positions must run
+    1, 2, ... with the pool's random number and drug code."""
+    plan = minimisation_plan(lst)
+    envelopes = list(Envelope.objects.filter(allocation_list=lst).order_by("serial"))
+    out = []
+    history = []
+    for position, e in enumerate(envelopes):
+        slot = plan.pool[position] if position < len(plan.pool) else None
+        if slot is None or e.serial != slot["serial"]:
+            out.append(f"envelope {e.random_number}: position {e.serial} is not the next position ({position + 1})")
+        elif (e.random_number, e.drug_code) != (slot["random_number"], slot["drug_code"]):
+            out.append(f"envelope {e.random_number}: random number or drug code is not the sealed pool's "
+                       f"at position {e.serial}")
+        if e.participant_id is None:
+            out.append(f"envelope {e.random_number}: made but not opened for a participant")
+        history.append((e.levels, lst.level2_key.get(e.group_label)))
+    try:
+        expected = plan.minimiser().replay(history)
+    except RandomisationError as exc:
+        return out + [f"replay: {exc}"]
+    out += [f"envelope {e.random_number}: position {e.serial} was not allocated as the replay from the seed and "
+            "the recorded levels allocates it"
+            for e, (_levels, arm), want in zip(envelopes, history, expected) if arm != want]
+    return out
 
 
 def new_seed() -> int:
     return secrets.randbelow(MAX_SEED - 10**MIN_SEED_DIGITS) + 10**MIN_SEED_DIGITS
+
+
+def _factor_settings(factors, *, weights: bool = False) -> list[dict]:
+    out = []
+    for f in factors:
+        row = {"id": f.id, "from": f.source, "levels": list(f.levels), "cuts": f.cuts}
+        if weights:
+            row["weight"] = f.weight
+        out.append(row)
+    return out
+
+
+def _generate_for(protocol, seed: int):
+    """The protocol's list for this seed (one list, one per stratum, or the minimisation plan)
+    and the settings stored with it."""
+    rand = protocol.randomisation
+    arms = [(a.id, a.ratio) for a in protocol.arms]
+    total = protocol.sample_size.total
+    try:
+        if rand.method == "minimisation":
+            plan = plan_minimisation(arms, [(f.id, tuple(f.levels)) for f in rand.factors], total, seed,
+                                     weights=[f.weight for f in rand.factors], p=rand.p, measure=rand.measure,
+                                     number_width=rand.case_number_width)
+            return plan, {"factors": _factor_settings(rand.factors, weights=True), "p": rand.p,
+                          "measure": rand.measure}
+        unit = sum(a.ratio for a in protocol.arms)
+        if any(s % unit for s in rand.block_sizes):
+            raise RuleViolation("block_sizes", f"every block size must be a multiple of the ratio sum {unit}")
+        multipliers = tuple(s // unit for s in rand.block_sizes)
+        if rand.method == "stratified_blocks":
+            per_stratum = rand.stratum_list_length or total
+            seq = generate_stratified(arms, [(f.id, tuple(f.levels)) for f in rand.strata], per_stratum, seed,
+                                      block_multipliers=multipliers, number_width=rand.case_number_width)
+            return seq, {"factors": _factor_settings(rand.strata), "per_stratum": per_stratum,
+                         "strata": [dict(st) for st in seq.strata]}
+        return generate_sequence(arms, total, seed, block_multipliers=multipliers,
+                                 number_width=rand.case_number_width), {}
+    except RandomisationError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise RuleViolation(field, message or str(exc)) from None
 
 
 def generate_list(*, actor, seed: int | None = None) -> AllocationList:
@@ -124,18 +244,7 @@ def generate_list(*, actor, seed: int | None = None) -> AllocationList:
     if seed < 10 ** (MIN_SEED_DIGITS - 1) or seed > MAX_SEED:
         raise RuleViolation("seed", f"must have at least {MIN_SEED_DIGITS} digits and be at most {MAX_SEED} "
                                     "(a short seed could be guessed from a drug code); leave it empty to draw one")
-    unit = sum(a.ratio for a in protocol.arms)
-    sizes = protocol.randomisation.block_sizes
-    if any(s % unit for s in sizes):
-        raise RuleViolation("block_sizes", f"every block size must be a multiple of the ratio sum {unit}")
-    arms = [(a.id, a.ratio) for a in protocol.arms]
-    try:
-        seq = generate_sequence(arms, protocol.sample_size.total, seed,
-                                block_multipliers=tuple(s // unit for s in sizes),
-                                number_width=protocol.randomisation.case_number_width)
-    except RandomisationError as exc:
-        field, _, message = str(exc).partition(": ")
-        raise RuleViolation(field, message or str(exc)) from None
+    seq, settings = _generate_for(protocol, seed)
     pv = active_version()
     try:
         with transaction.atomic():
@@ -145,23 +254,31 @@ def generate_list(*, actor, seed: int | None = None) -> AllocationList:
             if AllocationList.objects.filter(protocol_version=pv).exists():
                 raise RuleViolation("seed", f"a list was already generated for protocol version {pv.version}; "
                                             "replacing it is refused")
+            method = protocol.randomisation.method
             lst = AllocationList.objects.create(
-                protocol_version=pv, seed=seed, n=seq.n, block_multipliers=list(seq.block_multipliers),
-                block_sizes=list(seq.block_sizes), arms=[list(a) for a in seq.arms], level2_key=seq.level2_key(),
+                protocol_version=pv, seed=seed, n=seq.n, method=method, method_settings=settings,
+                block_multipliers=list(getattr(seq, "block_multipliers", ())),
+                block_sizes=list(seq.block_sizes) if method == "permuted_blocks" else [],
+                arms=[list(a) for a in seq.arms], level2_key=seq.level2_key(),
+                pool=[dict(e) for e in seq.pool] if method == "minimisation" else [],
                 algorithm=seq.algorithm, generator=seq.generator, table_sha256="", level1_sha256="",
                 level2_sha256="", generated_by=actor,
             )
-            Envelope.objects.bulk_create([
-                Envelope(allocation_list=lst, serial=e["serial"], random_number=e["random_number"],
-                         group_label=e["group_label"], drug_code=e["drug_code"]) for e in seq.entries
-            ])
+            if method != "minimisation":  # minimisation makes each envelope when it allocates
+                Envelope.objects.bulk_create([
+                    Envelope(allocation_list=lst, stratum=str(e.get("stratum", "")), serial=e["serial"],
+                             random_number=e["random_number"], group_label=e["group_label"], drug_code=e["drug_code"])
+                    for e in seq.entries
+                ], batch_size=2000)
             lst.table_sha256 = sha256_hex(allocation_table_bytes(seq))
             lst.level1_sha256 = sha256_hex(level1_key_bytes(seq))
             lst.level2_sha256 = sha256_hex(level2_key_bytes(seq))
             lst.save(update_fields=["table_sha256", "level1_sha256", "level2_sha256"])
+            changes = {"method": [None, method], "envelopes": [None, seq.n], "protocol_version": [None, pv.version]}
+            if method == "stratified_blocks":
+                changes["strata"] = [None, len(settings["strata"])]
             audit.record(actor=actor, action="create", obj_type="allocation_list", obj_id=lst.pk,
-                         changes={"envelopes": [None, seq.n], "protocol_version": [None, pv.version]},
-                         reason="allocation list generated and sealed", protocol_version=pv.version)
+                         changes=changes, reason="allocation list generated and sealed", protocol_version=pv.version)
     except IntegrityError:
         raise RuleViolation("seed", "a list was generated for this protocol version at the same moment") from None
     return lst
@@ -183,10 +300,81 @@ _REFUSED = {
 }
 
 
+def participant_levels(p: Participant, factors: list[dict]) -> dict[str, str]:
+    """The participant's level of each factor (stored with the list: id, from, levels, cuts): from
+    the site, or from the current value of an eligibility evidence field. A missing value or one
+    that is none of the levels is refused naming the factor."""
+    from annulus.participants.models import Evidence
+    from annulus.protocol.schema import StratumFactor
+
+    evidence = None
+    levels = {}
+    for row in factors:
+        factor = StratumFactor.model_validate({k: v for k, v in row.items() if k != "weight"})
+        if factor.source == "site":
+            value, where = p.site, "the participant's site"
+        else:
+            if evidence is None:
+                evidence = {e.field: e.value for e in Evidence.objects.filter(participant=p, superseded=False)}
+            value, where = evidence.get(factor.source), f"eligibility field {factor.source}"
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise RuleViolation(factor.id, f"{where} has no value for this participant, so the level of "
+                                               f"factor {factor.id} cannot be chosen; enter it first")
+        try:
+            levels[factor.id] = factor.level_for(value)
+        except (ValueError, TypeError):
+            raise RuleViolation(factor.id, f"{where} is {value!r}, which is none of the levels of factor "
+                                           f"{factor.id} ({', '.join(factor.levels)})") from None
+    return levels
+
+
+def _stratified_envelope(lst: AllocationList, p: Participant) -> tuple[Envelope, dict]:
+    """The next unopened envelope, in serial order, of the participant's stratum (locked)."""
+    s = lst.method_settings
+    levels = participant_levels(p, s["factors"])
+    key = stratum_key(levels, [f["id"] for f in s["factors"]])
+    stratum = next(st for st in s["strata"] if st["key"] == key)
+    env = (Envelope.objects.select_for_update()
+           .filter(allocation_list=lst, stratum=str(stratum["number"]), participant__isnull=True)
+           .order_by("serial").first())
+    if env is None:
+        raise RuleViolation("stratum", f"the list of stratum {stratum['number']} ({stratum['label']}) has no "
+                                       "envelope left")
+    env.levels = levels
+    return env, {"stratum": [None, stratum["number"]], "levels": [None, levels]}
+
+
+def _minimised_envelope(lst: AllocationList, p: Participant) -> tuple[Envelope, dict]:
+    """A new envelope at the next position: the arm minimisation gives this participant's levels
+    after every earlier allocation (read under the list lock), with the random element of this
+    position drawn from the sealed seed, so the replay gives it again."""
+    plan = minimisation_plan(lst)
+    levels = participant_levels(p, lst.method_settings["factors"])
+    history = [(levels_, lst.level2_key[label]) for levels_, label in
+               Envelope.objects.filter(allocation_list=lst).order_by("serial").values_list("levels", "group_label")]
+    position = len(history)
+    if position >= len(plan.pool):
+        raise RuleViolation("allocation_list", f"all {len(plan.pool)} positions of the sealed drug-code pool are "
+                                               "allocated")
+    try:
+        arm = plan.minimiser().assign(levels, history)
+    except RandomisationError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise RuleViolation(field, message or str(exc)) from None
+    label = {a: lbl for lbl, a in lst.level2_key.items()}[arm]
+    slot = plan.pool[position]
+    env = Envelope(allocation_list=lst, serial=slot["serial"], random_number=slot["random_number"],
+                   drug_code=slot["drug_code"], group_label=label, levels=levels)
+    return env, {"position": [None, slot["serial"]], "levels": [None, levels]}
+
+
 def randomise(*, actor, participant_id: int, when: datetime | None = None) -> Envelope:
-    """Open the participant's envelope: random number = case number, given in enrolment order
-    (P-3.2, X-3.9). The list row lock serialises openings and the one-to-one column makes a second
-    opening of one envelope, or a second envelope for one participant, impossible."""
+    """Open the participant's envelope (P-3.2, X-3.9). Permuted blocks: random number = case
+    number, given in enrolment order. Stratified blocks: the next envelope of the participant's
+    stratum (its levels from the site or the eligibility evidence). Minimisation: a new envelope
+    with the arm minimisation gives and the pool's next drug code. The list row lock serialises
+    openings and the one-to-one column makes a second opening of one envelope, or a second
+    envelope for one participant, impossible."""
     when = _when("randomised_at", when)
     try:
         with transaction.atomic():
@@ -207,17 +395,28 @@ def randomise(*, actor, participant_id: int, when: datetime | None = None) -> En
                     p.status, f"only an enrolled participant can be randomised; this one is {p.status_label}"))
             if p.enrolled_at and when < p.enrolled_at:
                 raise RuleViolation("randomised_at", "is before enrolment")
-            env = Envelope.objects.select_for_update().filter(allocation_list=lst, random_number=p.case_number).first()
-            if env is None:
-                raise RuleViolation("random_number", f"the list has no envelope {p.case_number}")
-            if env.participant_id is not None:
-                raise RuleViolation("random_number", f"envelope {env.random_number} was already opened")
+            extra = {}
+            if lst.method == "stratified_blocks":
+                env, extra = _stratified_envelope(lst, p)
+            elif lst.method == "minimisation":
+                env, extra = _minimised_envelope(lst, p)
+            else:
+                env = (Envelope.objects.select_for_update()
+                       .filter(allocation_list=lst, random_number=p.case_number).first())
+                if env is None:
+                    raise RuleViolation("random_number", f"the list has no envelope {p.case_number}")
+                if env.participant_id is not None:
+                    raise RuleViolation("random_number", f"envelope {env.random_number} was already opened")
             env.participant = p
             env.opened_at = when
             env.opened_by = actor
-            env.save(update_fields=["participant", "opened_at", "opened_by"])
+            if env.pk is None:
+                env.save()
+            else:
+                env.save(update_fields=["participant", "opened_at", "opened_by", "levels"])
             audit.record(actor=actor, action="create", obj_type="randomisation", obj_id=env.pk, participant_id=p.pk,
-                         changes={"random_number": [None, env.random_number], "drug_code": [None, env.drug_code]},
+                         changes={"random_number": [None, env.random_number], "drug_code": [None, env.drug_code],
+                                  **extra},
                          reason="envelope opened", protocol_version=p.protocol_version.version)
             ps.advance(actor=actor, participant_id=p.pk, target=states.RANDOMISED,
                        reason=f"envelope {env.random_number} opened, drug code {env.drug_code}")

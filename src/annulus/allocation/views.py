@@ -73,6 +73,7 @@ def designer(request):
     return render(request, "allocation/designer.html", {
         "form": form, "summary": summary, "problems": problems, "documents": documents,
         "rows": selectors.level1_rows(request.user), "verify_form": VerifyForm(),
+        "method": active_protocol().randomisation.method,
     })
 
 

@@ -13,7 +13,8 @@ from annulus.cli import CliError, setup_django
 def register(subparsers) -> None:
     parser = subparsers.add_parser("unblinding", help="the sealed allocation list and emergency unblindings")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    s = sub.add_parser("seal", help="check the stored list against the checksums sealed at generation; exit 1 if broken")
+    s = sub.add_parser("seal", help="check the stored list against the checksums sealed at generation (and replay "
+                                    "minimisation from its seed); exit 1 if broken")
     s.set_defaults(func=seal)
     e = sub.add_parser("emergencies", help="list every emergency unblinding as CSV (number, case, time, by, reason, scope)")
     e.set_defaults(func=emergencies)
@@ -32,7 +33,12 @@ def seal(args) -> int:
         for p in problems:
             print(f"BROKEN {p}")
         return 1
-    print(f"allocation list intact: {lst.n} envelopes match the checksums sealed at generation")
+    if lst.method == "minimisation":
+        made = lst.envelopes.count()
+        print(f"minimisation intact: the seed, settings, labels and pool of {lst.n} drug codes match the checksums "
+              f"sealed at generation, and all {made} allocations replay from the seed and the recorded levels")
+    else:
+        print(f"allocation list intact: {lst.n} envelopes match the checksums sealed at generation")
     return 0
 
 

@@ -76,7 +76,18 @@ def _is_stratified(seq) -> bool:
     return getattr(seq, "strata", None) is not None
 
 
-def allocation_table_bytes(seq: Sequence | StratifiedSequence) -> bytes:
+MINIMISATION_COLUMNS = ("serial_number", "random_number", "drug_code")
+
+
+def _is_minimisation(seq) -> bool:
+    return getattr(seq, "method", None) == "minimisation"
+
+
+def allocation_table_bytes(seq) -> bytes:
+    if _is_minimisation(seq):
+        # the pool of drug codes, one per position; a position's group label exists only once
+        # minimisation has allocated it, so the table has no label column
+        return _csv_bytes(MINIMISATION_COLUMNS, [(e["serial"], e["random_number"], e["drug_code"]) for e in seq.pool])
     if _is_stratified(seq):
         # one table for all strata, stratum after stratum; the serial number counts within the
         # stratum and the random number carries the stratum ("2-014"), unique in the trial
@@ -88,7 +99,11 @@ def allocation_table_bytes(seq: Sequence | StratifiedSequence) -> bytes:
     return _csv_bytes(ALLOCATION_COLUMNS, rows)
 
 
-def level1_key_bytes(seq: Sequence) -> bytes:
+def level1_key_bytes(seq) -> bytes:
+    if _is_minimisation(seq):
+        # minimisation has no random number -> label table before it allocates: what fixes every
+        # label, given the participants' levels, is the seed and the settings, sealed here
+        return _csv_bytes(("setting", "value"), seq.settings_rows())
     rows = [(e["random_number"], e["group_label"]) for e in seq.entries]
     return _csv_bytes(("random_number", "group_label"), rows)
 

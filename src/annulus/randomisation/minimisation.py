@@ -32,6 +32,7 @@ returned; the application must not show them, or anything derived from them, to 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -148,6 +149,26 @@ class Minimiser:
         u = position_uniform(self.seed, position)
         return self.arms[self._draw(self._probabilities(self._scores(tally, idx)), u)]
 
+    def replay(self, history: Iterable[tuple[Mapping[str, str], str]]) -> list[str]:
+        """The arm ``assign`` gives at each position of ``history`` (``(levels, arm)`` pairs in
+        allocation order), each given the allocations actually made before it: position ``k`` is
+        right when ``replay(history)[k] == history[k][1]``. One pass, the same result as calling
+        ``assign`` for every prefix; a wrong allocation shows at its own position only."""
+        tally = self._new_tally()
+        out: list[str] = []
+        for position, item in enumerate(history):
+            try:
+                levels, arm = item
+            except (TypeError, ValueError):
+                raise RandomisationError(f"history[{position}]: must be a (levels, arm) pair") from None
+            if arm not in self._arm_index:
+                raise RandomisationError(f"history[{position}].arm: {arm!r} is not an arm")
+            idx = self._levels(levels, f"history[{position}].levels")
+            u = position_uniform(self.seed, position)
+            out.append(self.arms[self._draw(self._probabilities(self._scores(tally, idx)), u)])
+            self._add(tally, idx, self._arm_index[arm])
+        return out
+
     # -- internals (never return these to a caller that serves blinded users) ----------------
 
     def _levels(self, levels: Mapping[str, str], where: str) -> list[int]:
@@ -209,3 +230,88 @@ class Minimiser:
                 return j
         # rounding left u above the last cumulative sum: the last arm with any probability
         return max(j for j, prob in enumerate(probabilities) if prob > 0)
+
+
+MINIMISATION_GENERATOR = (
+    "numpy.random.Generator(PCG64): SeedSequence(seed).spawn(3)[1] labels, [2] drug codes; the k-th "
+    "allocation's uniform number from SeedSequence(seed, spawn_key=(3, k))"
+)
+
+
+@dataclass
+class MinimisationPlan:
+    """What minimisation seals before the first participant: the seed and the settings (which fix
+    every allocation given the participants' levels), one group-label permutation for the trial
+    (level-2 key) and a pool of drug codes, one per position, so the pharmacy and the two-level
+    blind work as with a list. ``pool`` entries are ``{"serial": 1, "random_number": "001",
+    "drug_code": "DLBP-..."}``; the group label of a position exists only once it is allocated."""
+
+    seed: int
+    arms: list[tuple[str, int]]
+    factors: list[tuple[str, tuple[str, ...]]]
+    weights: list[float]
+    p: float
+    measure: str
+    pool: list[dict[str, Any]]
+    label_to_arm: dict[str, str]
+    generator: str = MINIMISATION_GENERATOR
+    method: str = "minimisation"
+
+    @property
+    def n(self) -> int:
+        return len(self.pool)
+
+    @property
+    def algorithm(self) -> str:
+        return MINIMISATION_ALGORITHM.format(measure=self.measure, p=self.p)
+
+    def level2_key(self) -> dict[str, str]:
+        return dict(self.label_to_arm)
+
+    def minimiser(self) -> Minimiser:
+        return Minimiser([a for a, _ in self.arms], [r for _, r in self.arms], self.factors, self.weights,
+                         p=self.p, seed=self.seed, measure=self.measure)
+
+    def settings_rows(self) -> list[tuple[str, str]]:
+        """The settings as (name, value) rows, in a fixed order: what the sealed key holds."""
+        rows = [("method", self.method), ("seed", str(self.seed)),
+                ("arms", " ".join(f"{a}:{r}" for a, r in self.arms)),
+                ("p", repr(float(self.p))), ("measure", self.measure)]
+        rows += [(f"factor.{fid}", f"levels={'|'.join(levels)}; weight={float(w)!r}")
+                 for (fid, levels), w in zip(self.factors, self.weights)]
+        rows += [("algorithm", self.algorithm), ("generator", self.generator)]
+        return rows
+
+
+def plan_minimisation(
+    arms: Iterable[tuple[str, int]],
+    factors: Any,
+    n: int,
+    seed: int,
+    weights: Iterable[float] | Mapping[str, float] | None = None,
+    p: float = 0.8,
+    measure: str = "range",
+    labels: Iterable[str] | None = None,
+    drug_code_prefix: str | None = None,
+    number_width: int | None = None,
+) -> MinimisationPlan:
+    """Seal minimisation for ``n`` participants: the label permutation and the drug codes come
+    from the same streams as a permuted-block list of the same seed (children 1 and 2 of
+    ``SeedSequence(seed).spawn(3)``); random numbers are the positions, zero-padded."""
+    from .sequence import DRUG_CODE_PREFIX, _draw_drug_codes, _label_map, _validate, streams
+
+    arm_list, _mults, label_list = _validate(arms, n, seed, (1,), labels)
+    minimiser = Minimiser([a for a, _ in arm_list], [r for _, r in arm_list], factors, weights,
+                          p=p, seed=int(seed), measure=measure)
+    n = int(n)
+    if number_width is None:
+        number_width = max(3, len(str(n)))
+    elif isinstance(number_width, bool) or not isinstance(number_width, int) or number_width < len(str(n)):
+        raise RandomisationError(f"number_width: must be an integer of at least {len(str(n))} (got {number_width!r})")
+    _, label_rng, code_rng = streams(int(seed))
+    label_to_arm = _label_map(label_rng, arm_list, label_list)
+    codes = _draw_drug_codes(code_rng, n, DRUG_CODE_PREFIX if drug_code_prefix is None else drug_code_prefix)
+    pool = [{"serial": i + 1, "random_number": str(i + 1).zfill(number_width), "drug_code": code}
+            for i, code in enumerate(codes)]
+    return MinimisationPlan(seed=int(seed), arms=arm_list, factors=minimiser.factors, weights=minimiser.weights,
+                            p=minimiser.p, measure=minimiser.measure, pool=pool, label_to_arm=label_to_arm)
