@@ -29,12 +29,34 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Ask:
+    """How an item is put to the participant who answers on their own (the self-entry pages),
+    where the eCRF's label is the investigator's short name for it: the question in full, an
+    optional lead shared by a run of items ("During the past 4 weeks, ..."), and the answers in
+    words without their points (value -> (en, zh); values not listed keep the eCRF's words).
+    An empty Chinese text falls back to the eCRF's Chinese label: no translation is made up."""
+
+    en: str
+    zh: str = ""
+    lead_en: str = ""
+    lead_zh: str = ""
+    choices: dict = field(default_factory=dict)
+
+    def text(self, language: str | None) -> str:
+        return self.zh if (language or "").lower().startswith("zh") else self.en
+
+    def lead(self, language: str | None) -> str:
+        return self.lead_zh if (language or "").lower().startswith("zh") else self.lead_en
+
+
+@dataclass(frozen=True)
 class FormSpec:
     id: str
     items: tuple[Item, ...]
     intro_en: str = ""
     intro_zh: str = ""
     extra: dict = field(default_factory=dict)
+    asks: dict = field(default_factory=dict)  # item id -> Ask, for the items a participant answers
 
     def item(self, item_id: str) -> Item | None:
         return next((i for i in self.items if i.id == item_id), None)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import InstrumentError, Score, check_items, coded, number
-from .items import FormSpec, Item, codes
+from .items import Ask, FormSpec, Item, codes
 
 NAME = "joa"
 MAX_TOTAL = 29
@@ -100,6 +100,55 @@ def recovery_rate(pre: Any, post: Any) -> float | None:
     return (post_total - pre_total) / (MAX_TOTAL - pre_total) * 100.0
 
 
+# ---- the part the patient answers, in the patient's words -----------------------------------
+# The subjective symptoms, the restriction of daily activities and the bladder function are the
+# patient's to tell (the clinical signs are the investigator's examination). The words follow the
+# items and grades of the 1986 score as described in English by Nakamura et al. (2009): the grade
+# of each answer is the item's code, so the scoring is unchanged. The 1986 score names no recall
+# period; the participant describes how things are now.
+_ADL_LEAD = ("How much are you restricted in this everyday activity?", "这项日常活动受限的程度如何？")
+_ADL_WORDS = {"0": ("Severely restricted", "明显受限"), "1": ("Moderately restricted", "中度受限"),
+              "2": ("Not restricted", "不受限")}
+
+
+def _adl(en: str, zh: str) -> Ask:
+    return Ask(en, zh, *_ADL_LEAD, choices=_ADL_WORDS)
+
+
+ASKS = {
+    "low_back_pain": Ask("Which of these best describes your low back pain?", "哪一项最符合您的腰痛情况？", choices={
+        "3": ("No low back pain", "无腰痛"),
+        "2": ("Occasional mild pain", "偶有轻度腰痛"),
+        "1": ("Frequent mild pain or occasional severe pain", "经常轻度腰痛或偶有严重腰痛"),
+        "0": ("Frequent or continuous severe pain", "频繁或持续的严重腰痛")}),
+    "leg_pain": Ask("Which of these best describes pain and/or tingling in your legs?",
+                    "哪一项最符合您下肢疼痛和/或麻木的情况？", choices={
+        "3": ("No leg pain or tingling", "无下肢疼痛或麻木"),
+        "2": ("Occasional slight leg pain or tingling", "偶有轻度下肢疼痛或麻木"),
+        "1": ("Frequent slight, or occasional severe, leg pain or tingling", "经常轻度或偶有严重的下肢疼痛或麻木"),
+        "0": ("Frequent or continuous severe leg pain or tingling", "频繁或持续的严重下肢疼痛或麻木")}),
+    "gait": Ask("Which of these best describes your walking?", "哪一项最符合您的行走情况？", choices={
+        "3": ("I walk normally", "行走正常"),
+        "2": ("I can walk farther than 500 m, although it brings on pain, tingling and/or muscle weakness",
+              "能步行500米以上，但会出现疼痛、麻木和/或肌肉无力"),
+        "1": ("I cannot walk farther than 500 m because of leg pain, tingling and/or muscle weakness",
+              "因下肢疼痛、麻木和/或肌肉无力，步行不能超过500米"),
+        "0": ("I cannot walk farther than 100 m because of leg pain, tingling and/or muscle weakness",
+              "因下肢疼痛、麻木和/或肌肉无力，步行不能超过100米")}),
+    "turn_over": _adl("Turning over while lying down", "躺着时翻身"),
+    "standing": _adl("Standing up", "站起"),
+    "washing": _adl("Washing your face", "洗脸"),
+    "leaning_forward": _adl("Leaning forward, or standing for a long time", "弯腰前倾或长时间站立"),
+    "sitting": _adl("Sitting for a long time (about 1 hour)", "长时间坐着（约1小时）"),
+    "lifting": _adl("Lifting or holding a heavy object", "提起或拿着重物"),
+    "walking": _adl("Walking", "行走"),
+    "bladder": Ask("How is your passing of urine?", "您的排尿情况如何？", choices={
+        "0": ("Normal", "正常"),
+        "-3": ("Mild difficulty passing urine", "轻度排尿困难"),
+        "-6": ("Severe difficulty passing urine (leaking urine, or unable to pass urine)",
+               "重度排尿困难（尿失禁或尿潴留）")}),
+}
+
 # ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
 
 _SEVERITY3 = codes((0, "0 severe", "0 重度"), (1, "1 moderate", "1 中度"), (2, "2 none", "2 无"))
@@ -123,4 +172,4 @@ FORM = FormSpec("joa", (
     Item("walking", "Walking", "行走", "code", _SEVERITY3, group="adl"),
     Item("bladder", "Urinary bladder function", "膀胱功能", "code", _BLADDER, group="bladder"),
 ), "Clinician-rated; all fourteen items are needed for the 29-point total.",
-   "由医生评定；29分总分需全部14项。")
+   "由医生评定；29分总分需全部14项。", asks=ASKS)

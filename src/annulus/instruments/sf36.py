@@ -30,7 +30,7 @@ import math
 from typing import Any
 
 from .base import Score, check_items, coded
-from .items import FormSpec, Item
+from .items import Ask, FormSpec, Item
 
 NAME = "sf36"
 N_ITEMS = 36
@@ -205,8 +205,10 @@ _SF36_STEMS = [
 # RAND 36 response options as printed, by item (code = position, 1-based)
 _SF36_OPTIONS = {
     "health": [("Excellent", "极好"), ("Very good", "很好"), ("Good", "好"), ("Fair", "一般"), ("Poor", "差")],
-    "change": [("Much better than one year ago", "比一年前好多了"), ("Somewhat better", "比一年前好一些"),
-               ("About the same", "差不多"), ("Somewhat worse", "比一年前差一些"), ("Much worse", "比一年前差多了")],
+    "change": [("Much better now than one year ago", "比一年前好多了"),
+               ("Somewhat better now than one year ago", "比一年前好一些"), ("About the same", "差不多"),
+               ("Somewhat worse now than one year ago", "比一年前差一些"),
+               ("Much worse now than one year ago", "比一年前差多了")],
     "limited": [("Yes, limited a lot", "有很大限制"), ("Yes, limited a little", "有一点限制"),
                 ("No, not limited at all", "毫无限制")],
     "yes_no": [("Yes", "是"), ("No", "否")],
@@ -251,8 +253,69 @@ def _sf36codes(n: int) -> tuple:
     return tuple((str(c), f"{c} {en}", f"{c} {zh}") for c, (en, zh) in enumerate(_SF36_OPTIONS[_sf36_kind(n)], 1))
 
 
+# The questions as the participant reads them: the RAND 36-Item Health Survey 1.0 (RAND Health
+# Care; public domain), items 1-36 in their published order with the instruction that introduces
+# each run of items. The eCRF keeps its short labels, for transcribing a paper form. Chinese: the
+# project holds no public Chinese text of the survey and no licence for a validated translation,
+# so the Chinese pages keep the eCRF's Chinese labels; a licensed translation, once obtained,
+# goes into ``zh`` and ``lead_zh`` here.
+_ACTIVITIES = ("The following items are about activities you might do during a typical day. Does your health now "
+               "limit you in these activities? If so, how much?")
+_PHYSICAL = ("During the past 4 weeks, have you had any of the following problems with your work or other regular "
+             "daily activities as a result of your physical health?")
+_EMOTIONAL = ("During the past 4 weeks, have you had any of the following problems with your work or other regular "
+              "daily activities as a result of any emotional problems (such as feeling depressed or anxious)?")
+_FEELING = ("These questions are about how you feel and how things have been with you during the past 4 weeks. "
+            "For each question, please give the one answer that comes closest to the way you have been feeling. "
+            "How much of the time during the past 4 weeks...")
+_TRUE_FALSE = "How TRUE or FALSE is each of the following statements for you?"
+_RAND36: list[tuple[str, str]] = [
+    ("", "In general, would you say your health is:"),
+    ("", "Compared to one year ago, how would you rate your health in general now?"),
+    (_ACTIVITIES, "Vigorous activities, such as running, lifting heavy objects, participating in strenuous sports"),
+    (_ACTIVITIES, "Moderate activities, such as moving a table, pushing a vacuum cleaner, bowling, or playing golf"),
+    (_ACTIVITIES, "Lifting or carrying groceries"),
+    (_ACTIVITIES, "Climbing several flights of stairs"),
+    (_ACTIVITIES, "Climbing one flight of stairs"),
+    (_ACTIVITIES, "Bending, kneeling, or stooping"),
+    (_ACTIVITIES, "Walking more than a mile"),
+    (_ACTIVITIES, "Walking several blocks"),
+    (_ACTIVITIES, "Walking one block"),
+    (_ACTIVITIES, "Bathing or dressing yourself"),
+    (_PHYSICAL, "Cut down the amount of time you spent on work or other activities"),
+    (_PHYSICAL, "Accomplished less than you would like"),
+    (_PHYSICAL, "Were limited in the kind of work or other activities"),
+    (_PHYSICAL, "Had difficulty performing the work or other activities (for example, it took extra effort)"),
+    (_EMOTIONAL, "Cut down the amount of time you spent on work or other activities"),
+    (_EMOTIONAL, "Accomplished less than you would like"),
+    (_EMOTIONAL, "Didn't do work or other activities as carefully as usual"),
+    ("", "During the past 4 weeks, to what extent has your physical health or emotional problems interfered with "
+         "your normal social activities with family, friends, neighbors, or groups?"),
+    ("", "How much bodily pain have you had during the past 4 weeks?"),
+    ("", "During the past 4 weeks, how much did pain interfere with your normal work (including both work outside "
+         "the home and housework)?"),
+    (_FEELING, "Did you feel full of pep?"),
+    (_FEELING, "Have you been a very nervous person?"),
+    (_FEELING, "Have you felt so down in the dumps that nothing could cheer you up?"),
+    (_FEELING, "Have you felt calm and peaceful?"),
+    (_FEELING, "Did you have a lot of energy?"),
+    (_FEELING, "Have you felt downhearted and blue?"),
+    (_FEELING, "Did you feel worn out?"),
+    (_FEELING, "Have you been a happy person?"),
+    (_FEELING, "Did you feel tired?"),
+    ("", "During the past 4 weeks, how much of the time has your physical health or emotional problems interfered "
+         "with your social activities (like visiting with friends, relatives, etc.)?"),
+    (_TRUE_FALSE, "I seem to get sick a little easier than other people"),
+    (_TRUE_FALSE, "I am as healthy as anybody I know"),
+    (_TRUE_FALSE, "I expect my health to get worse"),
+    (_TRUE_FALSE, "My health is excellent"),
+]
+assert len(_RAND36) == N_ITEMS
+ASKS = {f"q{n}": Ask(text, "", lead) for n, (lead, text) in enumerate(_RAND36, 1)}
+
 FORM = FormSpec("sf36", tuple(Item(f"q{n}", f"{n}. {en}", f"{n}. {zh}", "code", _sf36codes(n), required=False)
                               for n, (en, zh) in enumerate(_SF36_STEMS, 1)),
                 "Enter the response code the patient circled (1-based, as printed on the RAND 36 form). "
                 "A scale is scored when at least half of its items are answered.",
-                "录入患者圈选的答案编号（从1开始，与RAND 36表格一致）。每个维度至少答一半条目方可计分。")
+                "录入患者圈选的答案编号（从1开始，与RAND 36表格一致）。每个维度至少答一半条目方可计分。",
+                asks=ASKS)

@@ -215,52 +215,34 @@ def done_visits(participant_ids) -> set[tuple[int, int]]:
                                             visit__isnull=False).values_list("participant_id", "visit_id"))
 
 
-# The JOA answers in the patient's words (the eCRF prints only the points the investigator scores).
-JOA_WORDS = {
-    "low_back_pain": {3: ("No low back pain", "无腰痛"), 2: ("Occasional mild pain", "偶有轻度腰痛"),
-                      1: ("Frequent mild pain or occasional severe pain", "经常轻度腰痛或偶有严重腰痛"),
-                      0: ("Frequent or continuous severe pain", "频繁或持续的严重腰痛")},
-    "leg_pain": {3: ("No leg pain or tingling", "无下肢痛或麻木"),
-                 2: ("Occasional slight leg pain or tingling", "偶有轻度下肢痛或麻木"),
-                 1: ("Frequent slight or occasional severe leg pain or tingling", "经常轻度或偶有严重下肢痛或麻木"),
-                 0: ("Frequent or continuous severe leg pain or tingling", "频繁或持续的严重下肢痛或麻木")},
-    "gait": {3: ("I walk normally", "行走正常"),
-             2: ("I can walk more than 500 m, but it brings on pain, tingling or weakness",
-                 "能步行500米以上，但会出现疼痛、麻木或无力"),
-             1: ("I cannot walk more than 500 m because of leg pain, tingling or weakness",
-                 "因下肢痛、麻木或无力不能步行超过500米"),
-             0: ("I cannot walk more than 100 m because of leg pain, tingling or weakness",
-                 "因下肢痛、麻木或无力不能步行超过100米")},
-    "bladder": {0: ("Normal", "正常"), -3: ("Mild difficulty passing urine", "轻度排尿困难"),
-                -6: ("Severe difficulty passing urine", "重度排尿困难")},
-}
-JOA_ADL_WORDS = {0: ("Severely restricted", "明显受限"), 1: ("Moderately restricted", "中度受限"),
-                 2: ("Not restricted", "无受限")}
 _SCORE_PREFIX = re.compile(r"^[\u2212+-]?\d+\s*(?:[\u2013-]\s*)?")
 _NUMBERING = re.compile(r"^\d+\.\s*")
 
 
-def _choice_words(form_id: str, item, value: str, en: str, zh: str, zh_wanted: bool) -> str:
-    if form_id == "joa":
-        words = JOA_WORDS.get(item.id) or (JOA_ADL_WORDS if item.group == "adl" else {})
-        pair = words.get(int(value))
-        if pair:
-            return pair[1] if zh_wanted else pair[0]
+def _choice_words(ask, value: str, en: str, zh: str, zh_wanted: bool) -> str:
+    pair = ask.choices.get(value) if ask else None
+    if pair:
+        return pair[1] if zh_wanted else pair[0]
     text = zh if zh_wanted else en
     return _SCORE_PREFIX.sub("", text) or text
 
 
 def questions(protocol, instruments, language: str) -> list[dict]:
     """The questions of a link in the order asked: one dict per question with its form, item,
-    field name (``form-item``), label and choices in ``language`` (scores left out of the words)."""
+    field name (``form-item``), the question and its lead and choices in ``language`` in the
+    participant's words where the instrument declares them (``FormSpec.asks``), else the eCRF's
+    label without its number and the choices without their scores."""
     zh_wanted = (language or "").lower().startswith("zh")
     out = []
     for form_id in instruments:
+        spec = crf.spec_for(protocol, form_id)
         items = patient_items(protocol, form_id)
         for n, item in enumerate(items, 1):
-            choices = [(v, _choice_words(form_id, item, v, en, zh, zh_wanted)) for v, en, zh in item.choices]
+            ask = spec.asks.get(item.id)
+            choices = [(v, _choice_words(ask, v, en, zh, zh_wanted)) for v, en, zh in item.choices]
+            label = (ask.text(language) if ask else "") or _NUMBERING.sub("", item.label(language))
             out.append({"form": form_id, "item": item, "name": f"{form_id}-{item.id}", "first": n == 1,
-                        "label": _NUMBERING.sub("", item.label(language)) if form_id != "vas" else "",
+                        "label": label if form_id != "vas" else "", "lead": ask.lead(language) if ask else "",
                         "number_in_form": n, "of_form": len(items), "choices": choices, "kind": item.kind,
                         "required": item.required})
     return out

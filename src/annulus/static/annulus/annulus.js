@@ -46,11 +46,11 @@ document.addEventListener("click", function (event) {
       var field = form.querySelector("input[name='" + range.getAttribute("data-vas-for") + "']");
       var state = range.parentNode.querySelector("[data-vas-state]");
       range.hidden = false;
-      if (field.value !== "") { range.value = field.value; } else { range.classList.add("untouched"); if (state) { state.hidden = false; } }
+      if (field.value !== "") { range.value = field.value; range.setAttribute("aria-valuetext", (range.getAttribute("data-valuetext") || "{n} / 100").replace("{n}", field.value)); } else { range.classList.add("untouched"); if (state) { state.hidden = false; } }
       function mark() {
         range.classList.remove("untouched");
         field.value = range.value;
-        range.setAttribute("aria-valuetext", range.value + " / 100");
+        range.setAttribute("aria-valuetext", (range.getAttribute("data-valuetext") || "{n} / 100").replace("{n}", range.value));
         if (state) { state.hidden = true; }
         save();
       }
@@ -71,6 +71,7 @@ document.addEventListener("click", function (event) {
         fields[0].value = kept[name];
         var range = form.querySelector("input[data-vas-for='" + name + "']");
         if (range) { range.value = kept[name]; range.classList.remove("untouched");
+          range.setAttribute("aria-valuetext", (range.getAttribute("data-valuetext") || "{n} / 100").replace("{n}", kept[name]));
           var st = range.parentNode.querySelector("[data-vas-state]"); if (st) { st.hidden = true; } }
       }
     });
@@ -87,12 +88,21 @@ document.addEventListener("click", function (event) {
       steps.forEach(function (s, n) { s.hidden = n !== current; });
       if (bar) { bar.value = current; }
       if (text) {
-        text.textContent = current < total
-          ? (document.documentElement.lang.indexOf("zh") === 0 ? "第 " + (current + 1) + " 题，共 " + total + " 题"
-                                                               : "Question " + (current + 1) + " of " + total)
-          : (document.documentElement.lang.indexOf("zh") === 0 ? "全部 " + total + " 题已完成" : "All " + total + " questions");
+        var pattern = current < total ? text.getAttribute("data-text-step") : text.getAttribute("data-text-final");
+        text.textContent = (pattern || "{n} / {total}").replace("{n}", current + 1).replace("{total}", total);
       }
-      var legend = steps[current].querySelector("legend") || steps[current].querySelector("p");
+      var summary = steps[current].querySelector("[data-step-summary]");
+      if (summary) {
+        var names = {}, answered = 0;
+        form.querySelectorAll("input[type=radio], input[type=number]").forEach(function (el) { names[el.name] = true; });
+        Object.keys(names).forEach(function (name) {
+          var el = form.querySelector("[name='" + name + "']");
+          if (el.type === "radio" ? form.querySelector("[name='" + name + "']:checked") : el.value !== "") { answered += 1; }
+        });
+        summary.textContent = summary.getAttribute("data-text").replace("{answered}", answered).replace("{total}", total);
+        summary.hidden = false;
+      }
+      var legend = steps[current].querySelector("legend, h2") || steps[current].querySelector("p");
       if (legend && focus) { legend.setAttribute("tabindex", "-1"); legend.focus({preventScroll: true}); }
       window.scrollTo(0, 0);
     }
