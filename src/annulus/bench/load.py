@@ -45,6 +45,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the load runs (default 30)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: annulus serve's)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: annulus serve's)")
     parser.add_argument("--think", type=float, default=0.0,
                         help="mean seconds a client pauses between two requests, as a person reading the answer "
                              "(exponentially distributed; default 0: each client sends its next request at once)")
@@ -230,10 +231,12 @@ def prepare(database_url: str, var: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def start_server(env: dict, port: int, workers: int | None) -> subprocess.Popen:
+def start_server(env: dict, port: int, workers: int | None, threads: int | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", "annulus", "serve", "--production", "--host", "127.0.0.1", "--port", str(port)]
     if workers:
         args += ["--workers", str(workers)]
+    if threads:
+        args += ["--threads", str(threads)]
     log = open(Path(env["ANNULUS_VAR_DIR"]) / "server.log", "w")  # noqa: SIM115 - closed with the server
     server = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     end = time.monotonic() + 120
@@ -286,7 +289,7 @@ def run(args) -> int:
           flush=True)
     port = args.port or _free_port()
     env = serve_env(database_url, var, port)
-    server = start_server(env, port, args.workers)
+    server = start_server(env, port, args.workers, args.threads)
     results: list = []
     stop = threading.Event()
     clock: dict = {}
