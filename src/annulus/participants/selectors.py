@@ -36,8 +36,9 @@ def user_sites(user) -> list[str] | None:
 
 def visible(user, qs=None):
     """``qs`` (default: every participant) narrowed to the participants ``user`` may see: the one
-    place where a user's sites are enforced for pages, the API, dashboards and exports. Writes and
-    service-internal reads (audit, allocation sequence, numbering) use ``Participant.objects``."""
+    place where a user's sites are enforced for pages, the API, dashboards and exports (records of
+    participants go through ``scoped``; writes through ``refuse_unseen``). Service-internal reads
+    (audit, allocation sequence, numbering) use ``Participant.objects``."""
     qs = Participant.objects.all() if qs is None else qs
     if user is None or not getattr(user, "is_authenticated", False):
         return qs.none()
