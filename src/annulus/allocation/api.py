@@ -387,7 +387,7 @@ def _waiver_out(w):
             summary="The pre-lock checklist: open work per group, each item with its waiver if waived")
 def lock_checklist(request):
     require(request.user, "unblinding.view")
-    c = selectors.lock_checklist()
+    c = selectors.lock_checklist(request.user)
     return {"state": trial_state(), "blocking": len(c["blocking"]),
             "first_blocking": str(c["blocking"][0]["label"]) if c["blocking"] else None,
             "groups": [{"group": g["group"], "title": str(g["title"]), "open": g["open"],

@@ -1,4 +1,5 @@
 from annulus.accounts.permissions import has
+from annulus.participants.selectors import scoped
 
 from . import selectors
 
@@ -8,7 +9,7 @@ def panels(request):
     and for the two key holders, their own work queue."""
     user = request.user
     if has(user, "allocation.release"):
-        return [_pharmacy_queue()]
+        return [_pharmacy_queue(user)]
     if has(user, "allocation.generate"):
         return [{"template": "allocation/_designer_panel.html", "order": 30, "summary": selectors.list_summary(user),
                  "tasks": _designer_tasks()}]
@@ -17,21 +18,23 @@ def panels(request):
     from .models import Dispensing, EmergencyUnblinding, Envelope, Transplant
 
     return [{"template": "allocation/_dashboard.html", "order": 30,
-             "opened": Envelope.objects.filter(participant__isnull=False).count(),
-             "dispensed": Dispensing.objects.count(), "transplanted": Transplant.objects.count(),
-             "unblinded": EmergencyUnblinding.objects.values("participant").distinct().count(),
+             "opened": scoped(user, Envelope.objects.filter(participant__isnull=False)).count(),
+             "dispensed": scoped(user, Dispensing.objects, "envelope__participant").count(),
+             "transplanted": scoped(user, Transplant.objects).count(),
+             "unblinded": scoped(user, EmergencyUnblinding.objects).values("participant").distinct().count(),
              "has_list": selectors.current_list() is not None}]
 
 
-def _pharmacy_queue() -> dict:
-    """What waits for the pharmacist, in counts (the pharmacy page lists the drug codes)."""
+def _pharmacy_queue(user=None) -> dict:
+    """What waits for the pharmacist, in counts (the pharmacy page lists the drug codes), of the
+    participants of ``user``'s sites."""
     from .models import Dispensing, Envelope, ProductRelease, Transplant
 
-    opened = set(Envelope.objects.filter(participant__isnull=False).values_list("pk", flat=True))
+    opened = set(scoped(user, Envelope.objects.filter(participant__isnull=False)).values_list("pk", flat=True))
     passed = set(ProductRelease.objects.filter(superseded=False, passed=True).values_list("envelope_id", flat=True))
     failed = set(ProductRelease.objects.filter(superseded=False, passed=False).values_list("envelope_id", flat=True))
     dispensed = set(Dispensing.objects.values_list("envelope_id", flat=True))
-    transplanted = set(Transplant.objects.values_list("envelope_id", flat=True))
+    transplanted = set(scoped(user, Transplant.objects).values_list("envelope_id", flat=True))
     # the queue itself, in order of opening within each kind: release checks first (nothing can be
     # dispensed before them), then quarantined lots to test again or replace, then dispensing
     kinds = [("release", opened - passed - failed), ("retest", (opened & failed) - passed),

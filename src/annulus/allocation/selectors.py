@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from annulus.accounts.permissions import has, is_blinded, role_of
 from annulus.errors import NotPermitted
+from annulus.participants.selectors import scoped
 from annulus.trial.selectors import active_protocol, trial_state
 
 from .models import (
@@ -284,7 +285,7 @@ def level1_rows(user) -> list[dict]:
         raise NotPermitted("allocation.level1")
     return [{"random_number": e.random_number, "group_label": e.group_label, "participant_id": e.participant_id,
              "opened_at": e.opened_at}
-            for e in Envelope.objects.filter(participant__isnull=False).order_by("random_number")]
+            for e in scoped(user, Envelope.objects.filter(participant__isnull=False)).order_by("random_number")]
 
 
 def unblinded_rows(user) -> list[dict]:
@@ -293,7 +294,8 @@ def unblinded_rows(user) -> list[dict]:
         raise NotPermitted("allocation.level2")
     protocol = active_protocol()
     rows = []
-    for e in Envelope.objects.select_related("allocation_list").filter(participant__isnull=False).order_by("random_number"):
+    for e in scoped(user, Envelope.objects.select_related("allocation_list").filter(participant__isnull=False)).order_by(
+            "random_number"):
         arm = e.allocation_list.level2_key[e.group_label]
         rows.append({"random_number": e.random_number, "group_label": e.group_label, "arm": arm,
                      "arm_name": protocol.arm(arm).name.en})
@@ -340,7 +342,7 @@ def pharmacy_rows(user) -> list[dict]:
         raise NotPermitted("allocation.recipe")
     protocol = active_protocol()
     rows = []
-    qs = Envelope.objects.select_related("allocation_list", "dispensing").filter(participant__isnull=False)
+    qs = scoped(user, Envelope.objects.select_related("allocation_list", "dispensing").filter(participant__isnull=False))
     releases = {r.envelope_id: r for r in ProductRelease.objects.filter(superseded=False)}
     transplanted = set(Transplant.objects.values_list("envelope_id", flat=True))
     for e in qs.order_by("random_number"):
@@ -356,7 +358,7 @@ def envelope_for_pharmacy(user, envelope_id: int) -> dict | None:
     user gets the same refusal whether or not the id exists."""
     if not has(user, "allocation.recipe"):
         raise NotPermitted("allocation.recipe")
-    e = Envelope.objects.select_related("allocation_list", "participant").filter(
+    e = scoped(user, Envelope.objects.select_related("allocation_list", "participant")).filter(
         pk=envelope_id, participant__isnull=False).first()
     if e is None:
         return None
@@ -371,7 +373,7 @@ def emergency_list(user) -> list[EmergencyUnblinding]:
     """Number, reason, scope and time of every emergency unblinding (never the treatment)."""
     if not has(user, "unblinding.emergency_list"):
         raise NotPermitted("unblinding.emergency_list")
-    return list(EmergencyUnblinding.objects.select_related("participant", "requested_by", "cosigned_by")
+    return list(scoped(user, EmergencyUnblinding.objects).select_related("participant", "requested_by", "cosigned_by")
                 .order_by("number"))
 
 
@@ -381,16 +383,26 @@ def unblinding_steps() -> dict[str, UnblindingStep]:
 
 # ---- the pre-lock checklist ------------------------------------------------------------------
 
-def lock_checklist() -> dict:
+def lock_checklist(user=None) -> dict:
     """The open work every app lists before the database lock (draft forms, SAE reports not
     sent, participants without an end-of-study status, ...), each item with its waiver if the
     principal investigator waived it. ``blocking`` lists the items neither closed nor waived: the
-    lock is refused while it is not empty."""
+    lock is refused while it is not empty. With ``user`` limited to sites, the lines of other
+    sites' participants are left out (the lock itself always checks the whole list)."""
+    from annulus.participants.selectors import user_sites
     from annulus.trial.extensions import lock_checklist_groups
 
     from .models import LockWaiver
 
     groups = lock_checklist_groups()
+    if user is not None and user_sites(user) is not None:
+        from annulus.participants.selectors import may_see
+
+        from .services import waived_participant
+
+        for g in groups:
+            g["items"] = [i for i in g["items"]
+                          if (pid := waived_participant(i)) is None or may_see(user, pid)]
     waivers = {w.item: w for w in LockWaiver.objects.select_related("waived_by")}
     blocking = []
     for g in groups:

@@ -803,7 +803,7 @@ def emergency_unblind(*, actor, participant_id: int, password: str, reason: str,
         from annulus.trial.services import notify
 
         cosigned = f" Co-signed by {cosigner.username}." if cosigner is not None else ""
-        notify(users=list(principal_investigators()), kind="emergency_unblinding", actor=actor,
+        notify(users=list(principal_investigators()), kind="emergency_unblinding", actor=actor, participant_id=p.pk,
                subject=f"Emergency unblinding {rec.label}: case {p.case_number}",
                body=f"{actor.get_full_name() or actor.username} unblinded case {p.case_number} at "
                     f"{timezone.localtime(rec.at):%Y-%m-%d %H:%M}. Reason: {reason}. Scope: {rec.scope}.{cosigned}",
@@ -897,7 +897,7 @@ def waive_lock_items(*, actor, items, reason: str) -> list[LockWaiver]:
     out = []
     with transaction.atomic():
         state = _state()  # the trial-state row, for update: a waiver and a lock signature do not interleave
-        checklist = lock_checklist()
+        checklist = lock_checklist(actor)  # a line of another site's participant is not one the actor has
         groups = {i["key"]: g["group"] for g in checklist["groups"] for i in g["items"]}
         for item in keys:
             found = checklist["items"].get(item)

@@ -276,7 +276,7 @@ def unblinding(request):
     # the checklist before the lock; after it, read-only for the record (every group and each waiver
     # with who, when and why), with waiver forms only while an item that appeared since is open in
     # the locked state (first-level unblinding waits for it)
-    checklist = selectors.lock_checklist()
+    checklist = selectors.lock_checklist(request.user)
     after_lock = state not in services.OPEN_STATES
     if after_lock:
         _add_closed_waivers(checklist)

@@ -66,6 +66,11 @@ def record_many(*, actor, events: list[dict]) -> list[AuditEvent]:
         raise RuntimeError("audit.record must be called inside transaction.atomic()")
     if not events:
         return []
+    # a user scoped to sites writes nothing for a participant of another site (the one check
+    # every write passes; pages and the API refuse such a write before it reaches a service)
+    from annulus.participants.selectors import refuse_unseen
+
+    refuse_unseen(actor, {e.get("participant_id") for e in events})
     username = getattr(actor, "username", None) or "system"
     actor_row = actor if getattr(actor, "pk", None) else None
     head, _ = AuditHead.objects.select_for_update().get_or_create(id=1, defaults={"last_hash": GENESIS})

@@ -138,7 +138,7 @@ def sdv_progress(request, participant_id: int | None = None):
     require(request.user, "monitoring.view")
     ids = [participant_id] if participant_id is not None else None
     return [{"participant_id": pid, "visit": v, "form": f, **s}
-            for (pid, v, f), s in sorted(selectors.sdv_status(ids).items())]
+            for (pid, v, f), s in sorted(selectors.sdv_status(ids, user=request.user).items())]
 
 
 @router.get("/participants/{pk}/sdv", response=list[PointOut])
@@ -180,7 +180,7 @@ def status_grid(request, status: str = ""):
 @router.get("/findings", response=list[FindingOut])
 def list_findings(request, participant_id: int | None = None, status: str = ""):
     require(request.user, "review.view")
-    return [_finding(f) for f in selectors.findings(participant_id=participant_id, status=status)]
+    return [_finding(f) for f in selectors.findings(participant_id=participant_id, status=status, user=request.user)]
 
 
 @router.post("/findings", response={201: FindingOut})
@@ -190,13 +190,13 @@ def create_finding(request, payload: FindingIn):
     f = services.record_finding(actor=request.user, participant_id=payload.participant_id, visit=payload.visit,
                                 form=payload.form, record=payload.record, item=payload.item,
                                 category=payload.category, text=payload.text)
-    return Status(201, _finding(selectors.get_finding(f.pk)))
+    return Status(201, _finding(selectors.get_finding(f.pk, user=request.user)))
 
 
 @router.post("/findings/{pk}/resolve", response=FindingOut)
 def resolve_finding(request, pk: int, payload: ResolveIn):
     require(request.user, "review.record")
-    if selectors.get_finding(pk) is None:
+    if selectors.get_finding(pk, user=request.user) is None:
         raise Http404
     services.resolve_finding(actor=request.user, finding_id=pk, resolution=payload.resolution)
-    return _finding(selectors.get_finding(pk))
+    return _finding(selectors.get_finding(pk, user=request.user))

@@ -17,6 +17,7 @@ from datetime import datetime, timezone as dt_timezone
 from django.utils.translation import gettext as _
 
 from annulus.participants.models import Participant
+from annulus.participants.selectors import scoped
 
 from . import plan as sdv_plan
 from .models import ReviewFinding, SdvMark
@@ -191,11 +192,12 @@ def evaluate(participant_ids, *, plan: sdv_plan.Plan | None = None) -> dict[int,
     return points
 
 
-def sdv_status(participant_ids=None) -> dict[tuple[int, str, str], dict[str, int]]:
+def sdv_status(participant_ids=None, user=None) -> dict[tuple[int, str, str], dict[str, int]]:
     """Progress of the plan per (participant, visit, form): {"required", "verified", "cleared"},
-    counting the items the plan asks to verify."""
-    if participant_ids is None:
-        participant_ids = Participant.objects.values_list("pk", flat=True)
+    counting the items the plan asks to verify (of the participants ``user`` may see)."""
+    people = scoped(user, Participant.objects, "")
+    participant_ids = (people.values_list("pk", flat=True) if participant_ids is None
+                       else people.filter(pk__in=list(participant_ids)).values_list("pk", flat=True))
     return _progress(evaluate(participant_ids))
 
 
@@ -445,8 +447,8 @@ def grid_totals(rows: list[Row]) -> dict[str, int]:
 
 # ---- findings --------------------------------------------------------------------------------
 
-def findings(*, participant_id: int | None = None, status: str = ""):
-    qs = ReviewFinding.objects.select_related("participant", "raised_by", "resolved_by")
+def findings(*, participant_id: int | None = None, status: str = "", user=None):
+    qs = scoped(user, ReviewFinding.objects).select_related("participant", "raised_by", "resolved_by")
     if participant_id is not None:
         qs = qs.filter(participant_id=participant_id)
     if status in (ReviewFinding.OPEN, ReviewFinding.RESOLVED):
@@ -454,8 +456,8 @@ def findings(*, participant_id: int | None = None, status: str = ""):
     return qs.order_by("-raised_at", "-id")
 
 
-def get_finding(pk: int) -> ReviewFinding | None:
-    return ReviewFinding.objects.select_related("participant", "raised_by", "resolved_by").filter(pk=pk).first()
+def get_finding(pk: int, user=None) -> ReviewFinding | None:
+    return scoped(user, ReviewFinding.objects).select_related("participant", "raised_by", "resolved_by").filter(pk=pk).first()
 
 
 # ---- the data against the audit trail (``annulus audit verify --data``) -------------------------

@@ -12,6 +12,7 @@ from annulus.accounts.permissions import require
 from annulus.audit import services as audit
 from annulus.errors import Problems, RuleViolation
 from annulus.participants.models import Participant
+from annulus.participants.selectors import scoped
 from annulus.trial.lock import assert_writable
 
 from . import plan as sdv_plan
@@ -21,9 +22,10 @@ from .models import ReviewFinding, SdvMark
 TEXT_MAX = 4000
 
 
-def _participant(participant_id) -> Participant:
+def _participant(participant_id, actor) -> Participant:
+    """The participant; one of a site ``actor`` is not scoped to is answered as unknown."""
     try:
-        return Participant.objects.select_related("protocol_version").get(pk=int(participant_id))
+        return scoped(actor, Participant.objects, "").select_related("protocol_version").get(pk=int(participant_id))
     except (Participant.DoesNotExist, TypeError, ValueError):
         raise RuleViolation("participant", "no such participant") from None
 
@@ -55,7 +57,7 @@ def verify(*, actor, participant_id, visit: str, form: str, record: int = 0, ite
     require(actor, "sdv.verify")
     with transaction.atomic():
         assert_writable("source-data verification")
-        p = _participant(participant_id)
+        p = _participant(participant_id, actor)
         try:
             record = int(record or 0)
         except (TypeError, ValueError):
@@ -85,7 +87,7 @@ def record_finding(*, actor, participant_id, category: str, text: str, visit: st
         problems = Problems()
         p = None
         with problems.check():
-            p = _participant(participant_id)
+            p = _participant(participant_id, actor)
         text = (text or "").strip()
         if not text:
             problems.add("text", "describe the finding")
@@ -129,7 +131,7 @@ def resolve_finding(*, actor, finding_id, resolution: str) -> ReviewFinding:
     with transaction.atomic():
         assert_writable("review finding")
         try:
-            f = ReviewFinding.objects.select_for_update().select_related("participant__protocol_version").get(
+            f = scoped(actor, ReviewFinding.objects).select_for_update().select_related("participant__protocol_version").get(
                 pk=int(finding_id))
         except (ReviewFinding.DoesNotExist, TypeError, ValueError):
             raise RuleViolation("finding", "no such finding") from None

@@ -311,12 +311,12 @@ class ResolveForm(forms.Form):
 def findings(request):
     need(request, "review.view")
     status = request.GET.get("status", "")
-    rows = selectors.findings(status=status)
+    rows = selectors.findings(status=status, user=request.user)
     page = paginate(rows, request.GET.get("page"), per_page=50)
     page.object_list = _described(page.object_list)
     return render(request, "monitoring/findings.html", {
         "page": page, "status": status, "statuses": ReviewFinding.STATUSES,
-        "open": selectors.findings(status=ReviewFinding.OPEN).count()})
+        "open": selectors.findings(status=ReviewFinding.OPEN, user=request.user).count()})
 
 
 def participant_review(request, pk):
@@ -356,7 +356,7 @@ def participant_review(request, pk):
 
 def finding(request, pk):
     need(request, "review.view")
-    f = selectors.get_finding(pk)
+    f = selectors.get_finding(pk, user=request.user)
     if f is None:
         raise Http404
     form = None

@@ -7,6 +7,8 @@ from django.core.paginator import Paginator
 from django.utils.translation import gettext as _
 from django.db.models import Count, Q
 
+from annulus.errors import RuleViolation
+
 from . import states
 from .models import Participant, StatusChange
 
@@ -34,8 +36,9 @@ def user_sites(user) -> list[str] | None:
 
 def visible(user, qs=None):
     """``qs`` (default: every participant) narrowed to the participants ``user`` may see: the one
-    place where a user's sites are enforced for pages, the API, dashboards and exports. Writes and
-    service-internal reads (audit, allocation sequence, numbering) use ``Participant.objects``."""
+    place where a user's sites are enforced for pages, the API, dashboards and exports (records of
+    participants go through ``scoped``; writes through ``refuse_unseen``). Service-internal reads
+    (audit, allocation sequence, numbering) use ``Participant.objects``."""
     qs = Participant.objects.all() if qs is None else qs
     if user is None or not getattr(user, "is_authenticated", False):
         return qs.none()
@@ -50,6 +53,54 @@ def of_visible(user, qs, field: str = "participant"):
         return qs.none()
     sites = user_sites(user)
     return qs if sites is None else qs.filter(**{f"{field}__site__in": sites})
+
+
+def scoped(user, qs, field: str = "participant"):
+    """``qs`` narrowed to ``user``'s sites as ``of_visible`` does (``field`` the path to the
+    participant; ``""`` when ``qs`` holds participants); ``user`` None leaves it whole (reads of
+    services, commands and reports that are not shown to one user). Lists and look-ups of
+    records of participants take the user through here, so their scoping stays in this module."""
+    if user is None:
+        return qs
+    return visible(user, qs) if not field else of_visible(user, qs, field)
+
+
+NO_SUCH_PARTICIPANT = "no such participant"
+
+
+class UnknownParticipant(RuleViolation):
+    """The answer for a participant that does not exist, and the same for one of a site the user
+    is not scoped to, so that the two cannot be told apart."""
+
+    def __init__(self, field: str = "participant"):
+        super().__init__(field, NO_SUCH_PARTICIPANT)
+
+
+def may_see(user, participant_id) -> bool:
+    """Whether ``user`` may see (and so write for) the participant ``participant_id``; true for an
+    unscoped user without a query."""
+    sites = user_sites(user)
+    if sites is None:
+        return True
+    try:
+        pk = int(participant_id)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return Participant.objects.filter(pk=pk, site__in=sites).exists()
+
+
+def refuse_unseen(actor, participant_ids, field: str = "participant") -> None:
+    """Raise ``UnknownParticipant`` when ``actor`` is scoped to sites and one of
+    ``participant_ids`` is at another site. Every write naming a participant passes here: the
+    audit trail calls it for the participants of the events it appends (inside the write's
+    transaction, so a refused write leaves nothing behind), and views and the API call it
+    before a service for a participant named in a form or a body."""
+    sites = user_sites(actor)
+    if sites is None:
+        return
+    ids = {int(i) for i in participant_ids if i is not None}
+    if ids and Participant.objects.filter(pk__in=ids).exclude(site__in=sites).exists():
+        raise UnknownParticipant(field)
 
 
 def participant_list(*, user, q: str = "", status: str = "", sort: str = "number", site: str = ""):

@@ -343,11 +343,24 @@ def decide_eligibility(*, actor, participant_id: int, password: str | None = Non
     return d
 
 
-def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) -> Participant:
-    """Give an eligible participant the next case number (001, 002, ... in order of enrolment).
-    ``enrolled_at`` defaults to now; a past time (entered after the fact) must not precede consent."""
-    protocol = active_protocol()
+def next_case_number(p: Participant, protocol) -> str:
+    """The case number of the next enrolment: 001, 002, ... across the trial, or with
+    ``randomisation.case_numbers: per_site`` the site's own series prefixed with its id (A-001,
+    A-002, ...). Called under the enrolment's exclusive trial-state lock, which makes the count
+    and the write one step on SQLite and PostgreSQL alike; numbers are never taken back (nothing
+    is deleted), so the count of those given is the last number given."""
     width = protocol.randomisation.case_number_width
+    if getattr(protocol.randomisation, "case_numbers", "global") == "per_site":
+        given = Participant.objects.filter(case_number__isnull=False, site=p.site).count()
+        return f"{p.site}-{given + 1:0{width}d}"
+    return f"{Participant.objects.filter(case_number__isnull=False).count() + 1:0{width}d}"
+
+
+def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) -> Participant:
+    """Give an eligible participant the next case number (001, 002, ... in order of enrolment, or
+    per site: ``next_case_number``). ``enrolled_at`` defaults to now; a past time (entered after the
+    fact) must not precede consent."""
+    protocol = active_protocol()
     limit = protocol.sample_size.total
     try:
         with transaction.atomic():
@@ -363,7 +376,7 @@ def enrol(*, actor, participant_id: int, enrolled_at: datetime | None = None) ->
             used = Participant.objects.filter(case_number__isnull=False).count()
             if used >= limit:
                 raise RuleViolation("case_number", f"the trial has enrolled all {limit} participants; no case number is left")
-            number = f"{used + 1:0{width}d}"
+            number = next_case_number(p, protocol)
             when = enrolled_at or timezone.now()
             _not_future("enrolled_at", when)
             consent = p.consents.order_by("consented_at").first()

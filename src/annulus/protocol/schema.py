@@ -130,11 +130,17 @@ class Randomisation(Strict):
     each list has ``stratum_list_length`` random numbers (default: the sample size).
     ``minimisation``: Pocock-Simon minimisation over ``factors`` with their weights and the
     ``minimisation`` settings; it has no list.
+
+    ``case_numbers``: ``global`` (the default) numbers the enrolled participants of every site in
+    one series (001, 002, ...); ``per_site`` gives each site its own series, prefixed with the
+    site id (A-001, B-001, ...). The unstratified ``permuted_blocks`` list opens the envelope whose
+    random number is the case number, so ``per_site`` needs a method that allocates by site.
     """
 
     method: Literal["permuted_blocks", "stratified_blocks", "minimisation"] = "permuted_blocks"
     block_sizes: list[int] = Field(default=[4, 8], min_length=1)
     case_number_width: int = Field(default=3, ge=3, le=6)
+    case_numbers: Literal["global", "per_site"] = "global"
     level1_key_holder: str = "designer"
     level2_key_holder: str = "pharmacist"
     strata: list[StratumFactor] | None = Field(default=None, min_length=1, max_length=4)
@@ -150,6 +156,10 @@ class Randomisation(Strict):
             problems.append("strata: stratified_blocks needs the factors that define the strata")
         if self.method == "minimisation" and not self.factors:
             problems.append("factors: minimisation needs the factors to balance")
+        if self.case_numbers == "per_site" and self.method == "permuted_blocks":
+            problems.append("case_numbers: per_site case numbers need allocation by site (method stratified_blocks "
+                            "with a stratum from: site); the unstratified permuted_blocks list opens the envelope "
+                            "whose random number is the case number, which per-site numbers repeat")
         wrong = {
             "permuted_blocks": ("strata", "stratum_list_length", "factors", "minimisation"),
             "stratified_blocks": ("factors", "minimisation"),

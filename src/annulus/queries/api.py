@@ -76,8 +76,8 @@ class StepIn(Schema):
     text: str = Field(..., max_length=services.MAX_TEXT)
 
 
-def _query(pk: int):
-    q = selectors.get_query(pk)
+def _query(request, pk: int):
+    q = selectors.get_query(pk, user=request.user)
     if q is None:
         raise Http404
     return q
@@ -95,14 +95,14 @@ def list_queries(request, status: str = "", participant_id: int | None = None, f
     if origin and origin not in dict(ORIGINS):
         raise RuleViolation("origin", f"must be one of {', '.join(dict(ORIGINS))}")
     qs = selectors.query_list(status=status, form=form[:40], assigned_to=assigned_to, origin=origin,
-                              participant=participant_id)
+                              participant=participant_id, user=request.user)
     return list(qs.select_related("raised_by")[:max(1, min(limit, 5000))])
 
 
 @router.get("/{int:pk}", response=QueryOut)
 def get_query(request, pk: int):
     require(request.user, "queries.view")
-    return _query(pk)
+    return _query(request, pk)
 
 
 @router.post("", response={201: QueryOut}, summary="Raise a query on an item, a form, a visit or a participant")
@@ -110,22 +110,22 @@ def create_query(request, payload: QueryIn):
     d = payload.dict()
     q = services.raise_query(actor=request.user, participant_id=d["participant_id"], visit=d["visit"], form=d["form"],
                              record=d["record"], item=d["item"], text=d["text"], assigned_to=d["assigned_to"])
-    return Status(201, _query(q.pk))
+    return Status(201, _query(request, q.pk))
 
 
 @router.post("/{int:pk}/answer", response=QueryOut, summary="Answer a query (the site)")
 def answer(request, pk: int, payload: StepIn):
     services.answer_query(actor=request.user, query_id=pk, text=payload.text)
-    return _query(pk)
+    return _query(request, pk)
 
 
 @router.post("/{int:pk}/close", response=QueryOut, summary="Close a query (monitor, data manager, or its raiser)")
 def close(request, pk: int, payload: StepIn):
     services.close_query(actor=request.user, query_id=pk, text=payload.text)
-    return _query(pk)
+    return _query(request, pk)
 
 
 @router.post("/{int:pk}/reopen", response=QueryOut, summary="Re-open an answered or closed query")
 def reopen(request, pk: int, payload: StepIn):
     services.reopen_query(actor=request.user, query_id=pk, text=payload.text)
-    return _query(pk)
+    return _query(request, pk)

@@ -1,6 +1,7 @@
 from django.db.models import Count
 
 from annulus.accounts.permissions import has, role_of
+from annulus.participants.selectors import scoped
 
 from .models import ANSWERED, OPEN, SITE_ROLES, Query
 
@@ -8,7 +9,7 @@ from .models import ANSWERED, OPEN, SITE_ROLES, Query
 def panels(request):
     if not has(request.user, "queries.view"):
         return []
-    counts = {(a, s): n for a, s, n in Query.objects.filter(status__in=(OPEN, ANSWERED))
+    counts = {(a, s): n for a, s, n in scoped(request.user, Query.objects).filter(status__in=(OPEN, ANSWERED))
               .values_list("assigned_to", "status").annotate(n=Count("id")).order_by()}
     role = role_of(request.user)
     mine = ("site", role) if role in SITE_ROLES else (role,)

@@ -13,6 +13,7 @@ from django.utils.translation import get_language
 
 from annulus import editchecks
 from annulus.errors import Problems, RuleViolation
+from annulus.participants.selectors import scoped
 
 from .models import ANSWERED, CLOSED, OPEN, Query
 
@@ -62,9 +63,10 @@ def queries_on(participant_id: int, visit: str | None = None, form: str | None =
     return qs.order_by("status", "-raised_at", "-id")
 
 
-def get_query(pk) -> Query | None:
+def get_query(pk, user=None) -> Query | None:
+    """The query ``pk``; None also when it is on a participant ``user`` may not see."""
     try:
-        return Query.objects.select_related("participant", "raised_by", "closed_by").filter(pk=int(pk)).first()
+        return scoped(user, Query.objects).select_related("participant", "raised_by", "closed_by").filter(pk=int(pk)).first()
     except (TypeError, ValueError):
         return None
 
@@ -72,8 +74,8 @@ def get_query(pk) -> Query | None:
 # ---- list and dashboard -------------------------------------------------------------------------
 
 def query_list(*, status: str = "", form: str = "", assigned_to: str = "", origin: str = "", participant=None,
-               visit: str | None = None, sort: str = "-raised"):
-    qs = Query.objects.select_related("participant")
+               visit: str | None = None, sort: str = "-raised", user=None):
+    qs = scoped(user, Query.objects).select_related("participant")
     if status == "active":
         qs = qs.filter(status__in=ACTIVE)
     elif status:
@@ -91,10 +93,11 @@ def query_list(*, status: str = "", form: str = "", assigned_to: str = "", origi
     return qs.order_by(*SORTS.get(sort, SORTS["-raised"]))
 
 
-def dashboard(today: date | None = None) -> dict:
-    """Open (and answered) queries by age band, by form, by participant and by assignee."""
+def dashboard(today: date | None = None, user=None) -> dict:
+    """Open (and answered) queries by age band, by form, by participant and by assignee (of the
+    participants ``user`` may see)."""
     today = today or timezone.localdate()
-    rows = list(Query.objects.filter(status__in=ACTIVE).values_list(
+    rows = list(scoped(user, Query.objects).filter(status__in=ACTIVE).values_list(
         "raised_at", "form", "participant_id", "participant__case_number", "participant__screening_number",
         "assigned_to", "status"))
     ages = Counter()
@@ -117,8 +120,8 @@ def dashboard(today: date | None = None) -> dict:
     }
 
 
-def closed_count() -> int:
-    return Query.objects.filter(status=CLOSED).count()
+def closed_count(user=None) -> int:
+    return scoped(user, Query.objects).filter(status=CLOSED).count()
 
 
 # ---- names ----------------------------------------------------------------------------------------
@@ -243,7 +246,8 @@ def _item_exists(form: str, item: str) -> bool:
     return spec is not None and spec.item(item) is not None
 
 
-def check_target(participant_id, visit, form, record, item, *, problems: Problems | None = None) -> tuple:
+def check_target(participant_id, visit, form, record, item, *, problems: Problems | None = None,
+                 user=None) -> tuple:
     """The target (participant, visit, form, record, item) as stored, after checking it names
     data that exist: a participant, one of its visits that took place (or "screening", or "" for
     the casebook and the adverse-event log), a form of that visit in the data dictionary, an item
@@ -275,7 +279,8 @@ def check_target(participant_id, visit, form, record, item, *, problems: Problem
         pid = int(participant_id)
     except (TypeError, ValueError):
         pid = None
-    participant = Participant.objects.filter(pk=pid).first() if pid is not None else None
+    # a participant of a site ``user`` is not scoped to is answered as one that does not exist
+    participant = scoped(user, Participant.objects, "").filter(pk=pid).first() if pid is not None else None
     if participant is None:
         problems.add("participant", f"no participant '{participant_id}'")
     if problems.broken("participant", "visit", "form", "item"):

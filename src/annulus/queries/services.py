@@ -11,6 +11,7 @@ from annulus.accounts.permissions import has, require, role_of
 from annulus.audit import services as audit
 from annulus.errors import Problems, RuleViolation
 from annulus.participants.models import Participant
+from annulus.participants.selectors import scoped
 from annulus.trial.lock import assert_writable
 
 from . import selectors
@@ -78,7 +79,7 @@ def raise_query(*, actor, participant_id, visit: str = "", form: str = "", recor
     now = at or timezone.now()
     with transaction.atomic():
         assert_writable("queries")
-        target = selectors.check_target(participant_id, visit, form, record, item, problems=problems)
+        target = selectors.check_target(participant_id, visit, form, record, item, problems=problems, user=actor)
         problems.raise_any()
         pid, visit, form, record, item = target
         q = Query.objects.create(participant_id=pid, visit=visit, form=form, record=record, item=item,
@@ -91,12 +92,14 @@ def raise_query(*, actor, participant_id, visit: str = "", form: str = "", recor
     return q
 
 
-def _locked_query(query_id) -> Query:
+def _locked_query(query_id, actor) -> Query:
+    """The query ``query_id``, locked; one on a participant of a site ``actor`` is not scoped to
+    is answered as one that does not exist."""
     try:
         pk = int(query_id)
     except (TypeError, ValueError):
         raise RuleViolation("query", f"'{query_id}' is not a query") from None
-    q = Query.objects.select_for_update().filter(pk=pk).first()
+    q = scoped(actor, Query.objects).select_for_update().filter(pk=pk).first()
     if q is None:
         raise RuleViolation("query", f"no query {pk}")
     return q
@@ -117,11 +120,11 @@ def answer_query(*, actor, query_id, text: str, at=None) -> Query:
     with transaction.atomic():
         assert_writable("queries")
         # the record lock takes the participant's row first, as every write of its data does
-        target = Query.objects.filter(pk=query_id).values_list("participant_id", "visit", "form").first() \
+        target = scoped(actor, Query.objects).filter(pk=query_id).values_list("participant_id", "visit", "form").first() \
             if str(query_id).isdigit() else None
         if target is not None:
             _record_lock(target)
-        q = _locked_query(query_id)
+        q = _locked_query(query_id, actor)
         if q.status == CLOSED:
             raise QueryRefused("status", "the query is closed and cannot be answered; it must be re-opened first")
         old = q.status
@@ -150,7 +153,7 @@ def _raisers_step(actor, query_id, text, at, *, to: str, kind: str, verb: str, a
     now = at or timezone.now()
     with transaction.atomic():
         assert_writable("queries")
-        q = _locked_query(query_id)
+        q = _locked_query(query_id, actor)
         if not may_close(actor, q):
             raise NoRight("query", f"only the monitor or the data manager, or whoever raised it, may {verb} this query")
         if q.status == to:

@@ -16,8 +16,7 @@ from django.utils.translation import gettext as _
 from annulus.accounts.permissions import has, need
 from annulus.errors import NotPermitted, RuleViolation
 from annulus.participants.forms import add_violation
-from annulus.participants.models import Participant
-from annulus.participants.selectors import paginate
+from annulus.participants.selectors import get_participant, paginate
 
 from . import selectors, services
 from .forms import RaiseForm, StepForm
@@ -71,7 +70,7 @@ def dashboard(request):
     need(request, "queries.view")
     f = _filters(request)
     qs = selectors.query_list(status=f["status"], form=f["form"], assigned_to=f["assigned_to"], origin=f["origin"],
-                              participant=f["participant"] or None, sort=f["sort"])
+                              participant=f["participant"] or None, sort=f["sort"], user=request.user)
     language = get_language()
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -87,12 +86,12 @@ def dashboard(request):
     for q in page.object_list:
         q.target_text = selectors.target_text(q, language)
         q.current_value = values.get(q.pk)
-    summary = selectors.dashboard()
+    summary = selectors.dashboard(user=request.user)
     summary["forms"] = [(form, selectors.form_label(form, language) or _("casebook / visit"), n)
                         for form, n in summary["forms"]]
     assignees = dict(ASSIGNEES)
     summary["assignees"] = [(a, assignees.get(a, a), n) for a, n in summary["assignees"]]
-    used_forms = sorted(set(selectors.query_list().values_list("form", flat=True)) - {""})
+    used_forms = sorted(set(selectors.query_list(user=request.user).values_list("form", flat=True)) - {""})
     params = request.GET.copy()
     params.pop("page", None)
     params.pop("format", None)
@@ -158,7 +157,7 @@ def raise_page(request):
     if initial["form"] == "" and initial["visit"] not in ("", "screening"):
         items = [("visit_date", _("Visit date"))]
     form = RaiseForm(request.POST or None, initial=initial, items=items)
-    participant = Participant.objects.filter(pk=int(initial["participant"])).first() \
+    participant = get_participant(int(initial["participant"]), user=request.user) \
         if initial["participant"].isdigit() else None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -177,7 +176,7 @@ def raise_page(request):
         # the form's own field errors are shown; the target is checked too, so every problem shows at once
         try:
             selectors.check_target(initial["participant"], initial["visit"], initial["form"], initial["record"],
-                                   request.POST.get("item", ""))
+                                   request.POST.get("item", ""), user=request.user)
         except RuleViolation as exc:
             _show_target_errors(form, exc)
     target = {"participant": participant, "visit": selectors.visit_label(initial["visit"], language),
@@ -196,7 +195,7 @@ def _show_target_errors(form, exc):
 
 def thread(request, pk):
     need(request, "queries.view")
-    q = selectors.get_query(pk)
+    q = selectors.get_query(pk, user=request.user)
     if q is None:
         raise Http404
     language = get_language()

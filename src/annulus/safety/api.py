@@ -10,6 +10,7 @@ from ninja import Field, Router, Schema, Status
 from annulus.accounts.permissions import require
 from annulus.dates import PlausibleDate, PlausibleDateTime
 from annulus.errors import RuleViolation
+from annulus.participants.selectors import refuse_unseen
 from annulus.trial.selectors import active_protocol
 
 from . import reports, selectors, services
@@ -178,8 +179,8 @@ class ScheduleOut(Schema):
     due: list[date]
 
 
-def _event(pk: int):
-    ae = selectors.get_event(pk)
+def _event(request, pk: int):
+    ae = selectors.get_event(pk, user=request.user)
     if ae is None:
         raise Http404
     return ae
@@ -190,26 +191,27 @@ def list_events(request, listing: str = "all", participant_id: int | None = None
     require(request.user, "safety.view")
     if listing not in selectors.LISTINGS:
         raise RuleViolation("listing", f"must be one of {', '.join(selectors.LISTINGS)}")
-    return list(selectors.events(listing=listing, participant_id=participant_id, q=q)[:max(1, min(limit, 5000))])
+    return list(selectors.events(listing=listing, participant_id=participant_id, q=q, user=request.user)[:max(1, min(limit, 5000))])
 
 
 @router.post("/adverse-events", response={201: EventOut}, summary="Record an adverse event")
 def create_event(request, payload: EventCreateIn):
     require(request.user, "safety.edit")
     data = payload.dict()
+    refuse_unseen(request.user, [data["participant_id"]])
     return Status(201, services.record_adverse_event(actor=request.user, participant_id=data.pop("participant_id"), **data))
 
 
 @router.get("/adverse-events/{int:pk}", response=EventOut)
 def get_event(request, pk: int):
     require(request.user, "safety.view")
-    return _event(pk)
+    return _event(request, pk)
 
 
 @router.patch("/adverse-events/{int:pk}", response=EventOut, summary="Follow-up or correction (a new revision)")
 def update_event(request, pk: int, payload: EventPatchIn):
     require(request.user, "safety.edit")
-    _event(pk)
+    _event(request, pk)
     data = payload.dict(exclude_unset=True)
     reason = data.pop("reason")
     return services.update_adverse_event(actor=request.user, adverse_event_id=pk, reason=reason, **data)
@@ -218,13 +220,13 @@ def update_event(request, pk: int, payload: EventPatchIn):
 @router.get("/adverse-events/{int:pk}/revisions", response=list[RevisionOut])
 def revisions(request, pk: int):
     require(request.user, "safety.view")
-    return list(_event(pk).revisions.select_related("saved_by").order_by("revision"))
+    return list(_event(request, pk).revisions.select_related("saved_by").order_by("revision"))
 
 
 @router.post("/adverse-events/{int:pk}/withdraw", response={201: dict}, summary="Withdraw the participant for this event")
 def withdraw(request, pk: int, payload: EventWithdrawIn):
     require(request.user, "participant.withdraw")
-    _event(pk)
+    _event(request, pk)
     w = services.withdraw_for_event(actor=request.user, adverse_event_id=pk, **payload.dict())
     return Status(201, {"withdrawal_id": w.pk, "participant_id": w.participant_id, "adverse_event_id": w.adverse_event_id})
 
@@ -232,11 +234,11 @@ def withdraw(request, pk: int, payload: EventWithdrawIn):
 @router.get("/sae-reports", response=list[ReportOut], summary="SAE reports and their clocks")
 def list_reports(request, open_only: bool = False):
     require(request.user, "safety.view")
-    return list(selectors.sae_reports(only_open=open_only))
+    return list(selectors.sae_reports(only_open=open_only, user=request.user))
 
 
-def _sae_report(pk):
-    r = selectors.sae_reports().filter(pk=pk).first()
+def _sae_report(request, pk):
+    r = selectors.sae_reports(user=request.user).filter(pk=pk).first()
     if r is None:
         raise Http404
     return r
@@ -245,17 +247,17 @@ def _sae_report(pk):
 @router.post("/sae-reports/{int:pk}/sent", response=ReportOut, summary="Record that the report was sent")
 def report_sent(request, pk: int, payload: SentIn):
     require(request.user, "safety.report")
-    _sae_report(pk)
+    _sae_report(request, pk)
     services.record_report_sent(actor=request.user, report_id=pk, **payload.dict())
-    return _sae_report(pk)
+    return _sae_report(request, pk)
 
 
 @router.post("/sae-reports/{int:pk}/ack", response=ReportOut, summary="Record the recipient's acknowledgement")
 def report_ack(request, pk: int, payload: AckIn):
     require(request.user, "safety.report")
-    _sae_report(pk)
+    _sae_report(request, pk)
     services.record_report_acknowledged(actor=request.user, report_id=pk, **payload.dict())
-    return _sae_report(pk)
+    return _sae_report(request, pk)
 
 
 @router.get("/ae-tasks", response=list[TaskOut], summary="Adverse-event tasks (open ones unless state=all)")
@@ -264,14 +266,14 @@ def list_tasks(request, participant_id: int | None = None, state: str = "open"):
     if state not in ("open", "all"):
         raise RuleViolation("state", "must be open or all")
     if state == "open":
-        return list(selectors.open_tasks(participant_id))
+        return list(selectors.open_tasks(participant_id, user=request.user))
     if participant_id is None:
         raise RuleViolation("participant_id", "is needed with state=all")
-    return list(selectors.tasks(participant_id))
+    return list(selectors.tasks(participant_id, user=request.user))
 
 
-def _task(pk):
-    task = selectors.get_task(pk)
+def _task(request, pk):
+    task = selectors.get_task(pk, user=request.user)
     if task is None:
         raise Http404
     return task
@@ -280,14 +282,14 @@ def _task(pk):
 @router.post("/ae-tasks/{int:pk}/dismiss", response=TaskOut, summary="Dismiss an adverse-event task with a reason")
 def task_dismiss(request, pk: int, payload: TaskDismissIn):
     require(request.user, "safety.edit")
-    _task(pk)
+    _task(request, pk)
     return services.dismiss_ae_task(actor=request.user, task_id=pk, reason=payload.reason)
 
 
 @router.post("/ae-tasks/{int:pk}/link", response=TaskOut, summary="Close a task with an adverse event already recorded")
 def task_link(request, pk: int, payload: TaskLinkIn):
     require(request.user, "safety.edit")
-    _task(pk)
+    _task(request, pk)
     return services.link_ae_task(actor=request.user, task_id=pk, adverse_event_id=payload.adverse_event_id)
 
 

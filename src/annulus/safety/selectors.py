@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from annulus.accounts.permissions import has
+from annulus.participants.selectors import scoped
 from annulus.workdays import clock_status
 
 from .models import AdverseEvent, AeTask, DsmbAlert, DsmbReport, DsmbRecommendation, SaeReport
@@ -17,8 +18,9 @@ from .models import AdverseEvent, AeTask, DsmbAlert, DsmbReport, DsmbRecommendat
 LISTINGS = {"all": "All adverse events", "serious": "Serious adverse events", "deaths": "Deaths"}
 
 
-def events(*, listing: str = "all", participant_id: int | None = None, q: str = ""):
-    qs = AdverseEvent.objects.select_related("participant")
+def events(*, listing: str = "all", participant_id: int | None = None, q: str = "", user=None):
+    """Adverse events of the participants ``user`` may see (every one when ``user`` is None)."""
+    qs = scoped(user, AdverseEvent.objects.select_related("participant"))
     if listing == "serious":
         qs = qs.filter(serious=True)
     elif listing == "deaths":
@@ -40,8 +42,9 @@ def adverse_events_of(participant_id: int) -> list[AdverseEvent]:
         AdverseEvent.objects.filter(participant_id=participant_id).order_by("onset_at", "id")))
 
 
-def get_event(pk: int) -> AdverseEvent | None:
-    return AdverseEvent.objects.select_related("participant", "created_by").filter(pk=pk).first()
+def get_event(pk: int, user=None) -> AdverseEvent | None:
+    """The event ``pk``; None also when it is a participant's that ``user`` may not see."""
+    return scoped(user, AdverseEvent.objects.select_related("participant", "created_by")).filter(pk=pk).first()
 
 
 def human(delta: timedelta) -> str:
@@ -79,8 +82,9 @@ def is_susar(ae: AdverseEvent, related=None) -> bool:
     return bool(ae.serious and ae.expectedness == "unexpected" and ae.causality_product in set(related))
 
 
-def sae_reports(*, only_open: bool = False):
-    qs = SaeReport.objects.select_related("adverse_event__participant", "sent_by")
+def sae_reports(*, only_open: bool = False, user=None):
+    qs = scoped(user, SaeReport.objects.select_related("adverse_event__participant", "sent_by"),
+                "adverse_event__participant")
     if only_open:
         qs = qs.filter(sent_at__isnull=True, not_required_since__isnull=True)
     return qs.order_by("due_at", "id")
@@ -101,9 +105,20 @@ def clock_rows(reports, now=None) -> list[dict]:
              "warning": clock_text.warning(r.calendar_warning)} for r in reports]
 
 
+def trial_wide(user) -> bool:
+    """Whether ``user`` may read material of the whole trial that names participants (the DSMB's
+    interim reports list the serious events by participant): not an account limited to sites."""
+    from annulus.participants.selectors import user_sites
+
+    return user is None or user_sites(user) is None
+
+
 def reports_for(user):
-    """Interim reports the user may open: the closed ones only for closed-report readers."""
+    """Interim reports the user may open: the closed ones only for closed-report readers; none
+    for an account limited to sites (the reports are the whole trial's)."""
     qs = DsmbReport.objects.defer("html", "html_zh").select_related("generated_by")
+    if not trial_wide(user):
+        return qs.none()
     if not has(user, "dsmb.closed"):
         qs = qs.filter(kind="open")
     return qs
@@ -118,7 +133,7 @@ def report_for(user, pk: int) -> DsmbReport | None:
 
 
 def alerts_for(user):
-    if not has(user, "dsmb.closed"):
+    if not has(user, "dsmb.closed") or not trial_wide(user):
         return DsmbAlert.objects.none()
     return DsmbAlert.objects.select_related("triggered_by_ae__participant")
 
@@ -134,19 +149,19 @@ def recommendations():
 
 # ---- adverse-event tasks -------------------------------------------------------------------------
 
-def open_tasks(participant_id: int | None = None):
+def open_tasks(participant_id: int | None = None, user=None):
     """Findings that may be adverse events and still wait for the form (or a dismissal)."""
-    qs = AeTask.objects.filter(closed_at__isnull=True).select_related("participant").order_by("opened_at", "id")
+    qs = scoped(user, AeTask.objects).filter(closed_at__isnull=True).select_related("participant").order_by("opened_at", "id")
     return qs.filter(participant_id=participant_id) if participant_id is not None else qs
 
 
-def tasks(participant_id: int):
-    return AeTask.objects.filter(participant_id=participant_id).select_related(
+def tasks(participant_id: int, user=None):
+    return scoped(user, AeTask.objects).filter(participant_id=participant_id).select_related(
         "adverse_event", "closed_by").order_by("opened_at", "id")
 
 
-def get_task(pk) -> AeTask | None:
-    return AeTask.objects.select_related("participant", "adverse_event").filter(pk=pk).first()
+def get_task(pk, user=None) -> AeTask | None:
+    return scoped(user, AeTask.objects).select_related("participant", "adverse_event").filter(pk=pk).first()
 
 
 def open_task(participant_id: int, pk) -> AeTask | None:

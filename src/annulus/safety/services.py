@@ -19,7 +19,7 @@ from django.utils import timezone
 from annulus.audit import services as audit
 from annulus.checks import clean_moment as _moment
 from annulus.checks import clean_text as _text
-from annulus.errors import Problems, RuleViolation
+from annulus.errors import NotPermitted, Problems, RuleViolation
 from annulus.participants import states
 from annulus.participants.locks import assert_record_writable
 from annulus.participants.models import Participant, StatusChange, Withdrawal
@@ -349,7 +349,7 @@ def _sync_sae_reports(actor, ae: AdverseEvent, *, was_serious: bool) -> None:
     if ae.serious and not was_serious:
         due = "; ".join(f"{r.recipient_name} by {_local(r.due_at)}" for r in ae.sae_reports.all())
         warn = next((r.calendar_warning for r in created if r.calendar_warning), "")
-        notify(users=_staff(["investigator", "coordinator"]), actor=actor, kind="sae",
+        notify(users=_staff(["investigator", "coordinator"]), actor=actor, kind="sae", participant_id=ae.participant_id,
                subject=f"SAE recorded: {ae.label} {ae.term}",
                body=f"First knowledge {_local(ae.first_knowledge_at)} (Asia/Shanghai). Reports due: {due}."
                     + (f" Warning: {warn}." if warn else ""),
@@ -396,6 +396,7 @@ def _sync_susar_report(actor, ae: AdverseEvent, *, was_serious: bool) -> None:
                      changes={"recipient": [None, report.recipient], "due_at": [None, report.due_at],
                               "expedited": [None, True]})
         notify(users=_staff(["investigator", "coordinator"]), actor=actor, kind="susar",
+               participant_id=ae.participant_id,
                subject=f"SUSAR: expedited report of {ae.label} due {_local(report.due_at)}",
                body=f"{ae.label} {ae.term} is serious, unexpected and related to the study product. "
                     f"Expedited report due {_local(report.due_at)} (Asia/Shanghai): {rule}.",
@@ -475,7 +476,7 @@ def notify_overdue(*, now: datetime | None = None, actor=None) -> int:
         staff = None
         for r in late:
             staff = staff if staff is not None else _staff(["investigator", "coordinator"])
-            notify(users=staff, actor=actor, kind="sae_overdue",
+            notify(users=staff, actor=actor, kind="sae_overdue", participant_id=r.adverse_event.participant_id,
                    subject=f"SAE report OVERDUE: {r.adverse_event.label} to {r.recipient_name}",
                    body=f"Due {_local(r.due_at)} (Asia/Shanghai); not yet recorded as sent.",
                    link=reverse("safety_sae_report", args=[r.pk]))
@@ -577,7 +578,7 @@ def _announce_alert(actor, t, alert: DsmbAlert) -> None:
                  changes={"threshold": [None, t.id], "count": [None, alert.count],
                           "scope": [None, "one arm" if t.per_arm else "all participants"]})
     every = t.count_at_least == 1
-    notify(users=_staff(["dsmb"]), actor=actor, kind="dsmb_alert",
+    notify(users=_staff(["dsmb"]), actor=actor, kind="dsmb_alert", trial_wide=True,
            subject=f"DSMB safety threshold crossed: {t.description.get('en')}"[:200],
            body=(f"One more event meets the safety threshold '{t.description.get('en')}'." if every else
                  f"The safety threshold '{t.description.get('en')}' is reached (again, at a new multiple of its count).")
@@ -651,6 +652,11 @@ def generate_report(*, actor, as_of: date, kind: str, scheduled: bool = False):
     if actor is not None:
         require(actor, "dsmb.generate")
         require(actor, "dsmb.closed" if kind == "closed" else "dsmb.open")
+        from .selectors import trial_wide
+
+        if not trial_wide(actor):
+            # the report lists the whole trial's serious events by participant
+            raise NotPermitted("interim reports cover every site; an account limited to sites cannot make them")
     protocol = active_protocol()
     arms = closed_arms(actor) if kind == "closed" else None
     data = reports.build(as_of=as_of, protocol=protocol, arms=arms)

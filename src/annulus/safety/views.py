@@ -27,7 +27,7 @@ from .models import SERIOUS_CRITERIA, DsmbReport
 
 def _event(request, pk):
     need(request, "safety.view")
-    ae = selectors.get_event(pk)
+    ae = selectors.get_event(pk, user=request.user)
     if ae is None:
         raise Http404
     return ae
@@ -64,7 +64,7 @@ def listing(request):
     if kind not in selectors.LISTINGS:
         kind = "all"
     q = request.GET.get("q", "")
-    qs = selectors.events(listing=kind, q=q)
+    qs = selectors.events(listing=kind, q=q, user=request.user)
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="adverse-events-{kind}-{timezone.localdate().isoformat()}.csv"'
@@ -77,7 +77,7 @@ def listing(request):
     page = paginate(qs, request.GET.get("page"), per_page=50)
     clocks = {}
     if kind != "all":
-        for row in selectors.clock_rows(selectors.sae_reports().filter(adverse_event__in=[ae.pk for ae in page.object_list])):
+        for row in selectors.clock_rows(selectors.sae_reports(user=request.user).filter(adverse_event__in=[ae.pk for ae in page.object_list])):
             clocks.setdefault(row["r"].adverse_event_id, []).append(row)
     return render(request, "safety/list.html", {"page": page, "listing": kind, "listings": selectors.LISTINGS,
                                                 "q": q, "clocks": clocks, "title": selectors.LISTINGS[kind]})
@@ -120,7 +120,7 @@ def ae_task(request, pk):
     """Close an adverse-event task: link an adverse event already recorded, or dismiss it with a
     reason. GET shows the task and both forms."""
     need(request, "safety.edit")
-    task = selectors.get_task(pk)
+    task = selectors.get_task(pk, user=request.user)
     if task is None:
         raise Http404
     link_form = TaskLinkForm(request.POST if request.POST.get("action") == "link" else None,
@@ -201,14 +201,14 @@ def sae_dashboard(request):
     need(request, "safety.view")
     services.notify_overdue(actor=None)
     show = request.GET.get("show", "open")
-    rows = selectors.clock_rows(selectors.sae_reports(only_open=show == "open"))
+    rows = selectors.clock_rows(selectors.sae_reports(only_open=show == "open", user=request.user))
     return render(request, "safety/sae.html", {"rows": rows, "show": show, "susar": active_protocol().safety.susar,
                                                "overdue": sum(1 for r in rows if r["clock"]["state"] == "overdue")})
 
 
 def sae_report(request, pk):
     need(request, "safety.view")
-    r = selectors.sae_reports().filter(pk=pk).first()
+    r = selectors.sae_reports(user=request.user).filter(pk=pk).first()
     if r is None:
         raise Http404
     can = has(request.user, "safety.report")
@@ -293,7 +293,7 @@ def dsmb_alert(request, pk):
     protocol = active_protocol()
     names = {a.id: a.name for a in protocol.arms}
     threshold = next((t for t in protocol.safety.dsmb_thresholds if t.id == alert.threshold_id), None)
-    events = list(selectors.events().filter(pk__in=alert.adverse_event_ids).order_by("onset_at", "id"))
+    events = list(selectors.events(user=request.user).filter(pk__in=alert.adverse_event_ids).order_by("onset_at", "id"))
     rows = [{"ae": e, "arm": names.get(arm_of.get(e.participant_id)),
              "susar": selectors.is_susar(e, protocol.safety.related_causality)} for e in events]
     return render(request, "safety/dsmb_alert.html", {"alert": alert, "rows": rows, "threshold": threshold,

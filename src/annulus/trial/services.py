@@ -131,15 +131,25 @@ def set_trial_state(*, actor, state: str, reason: str) -> TrialState:
     return ts
 
 
-def notify(*, users, subject: str, body: str = "", link: str = "", kind: str = "", actor=None) -> list:
+def notify(*, users, subject: str, body: str = "", link: str = "", kind: str = "", actor=None,
+           participant_id=None, trial_wide: bool = False) -> list:
     """Notify users in the app and by e-mail (Django's mail backend). Runs inside the caller's
-    transaction; the e-mail goes out only when that transaction commits."""
+    transaction; the e-mail goes out only when that transaction commits. A notification about a
+    participant (``participant_id``) goes only to those who may see that participant (a user
+    limited to sites hears nothing of another site's); one about the whole trial that names
+    participants (``trial_wide``) only to users not limited to sites."""
     from django.core.mail import send_mail
+
+    from annulus.participants.selectors import may_see, user_sites
 
     from .models import Notification
 
     created = []
     for user in users:
+        if participant_id is not None and not may_see(user, participant_id):
+            continue
+        if trial_wide and user_sites(user) is not None:
+            continue
         n = Notification.objects.create(user=user, subject=subject[:200], body=body, link=link[:300], kind=kind[:40])
         audit.record(actor=actor, action="create", obj_type="notification", obj_id=n.pk,
                      changes={"to": [None, user.username], "subject": [None, n.subject], "kind": [None, kind]})

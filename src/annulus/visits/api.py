@@ -223,7 +223,7 @@ def calls(request, day: PlausibleDate | None = None):
     require(request.user, "visits.remind")
     from django.utils import timezone
 
-    rows = selectors.call_list(day or timezone.localdate())
+    rows = selectors.call_list(day or timezone.localdate(), user=request.user)
     return [{"participant_id": r["participant"].pk, "case_number": r["participant"].case_number,
              "name": r["participant"].full_name or r["participant"].initials, "phone": r["participant"].phone,
              "visit": r["slot"].visit_id, "visit_on": r["visit_on"], "window_start": r["slot"].window_start,

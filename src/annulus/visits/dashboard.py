@@ -14,7 +14,7 @@ def panels(request):
     today = timezone.localdate(now)
     calls, late = has(request.user, "visits.remind"), has(request.user, "visits.view")
     # the schedules are derived once for both panels, and only of the participants who can be on them
-    schedules = selectors.panel_schedules(today, calls=calls) if calls or late else []
+    schedules = selectors.panel_schedules(today, calls=calls, user=request.user) if calls or late else []
     if calls:
         rows = selectors.call_list(today, schedules=schedules)
         out.append({"template": "visits/_calls_panel.html", "order": 15, "rows": rows, "day": today,
@@ -24,7 +24,7 @@ def panels(request):
         visits = selectors.overdue_visits(today, schedules=schedules)
         schedule = active_protocol().schedule
         out.append({"template": "visits/_overdue_panel.html", "order": 16, "visits": len(visits),
-                    **selectors.late_record_counts(now=now),
+                    **selectors.late_record_counts(now=now, user=request.user),
                     "submission_days": schedule.submission_days, "completion_days": schedule.completion_days,
                     "top": visits[:5]})
     return out

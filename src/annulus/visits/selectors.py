@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant
+from annulus.participants.selectors import scoped
 from annulus.trial.selectors import active_protocol, active_version, read_once
 
 from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit, parse_visit_key
@@ -367,7 +368,7 @@ def _anchor_days(protocol, today: date, visit_on: date | None) -> list[tuple[str
     return out
 
 
-def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participant, list[Slot]]]:
+def panel_schedules(today: date, *, calls: bool = True, user=None) -> list[tuple[Participant, list[Slot]]]:
     """The schedules that can put a visit on today's call list (when ``calls``) or on the overdue
     list, chosen in SQL: ``active_schedules`` of only the participants with a visit not yet
     recorded (attended or missed) whose target is the reminder day or whose window closed within
@@ -375,19 +376,20 @@ def panel_schedules(today: date, *, calls: bool = True) -> list[tuple[Participan
     transplantation is not recorded yet (their planned dates move, and a late transplantation
     stays overdue; the liposuction is never on either list). A visit with a record is on neither
     list, so the lists built from these equal those built from every active participant's
-    schedule, and the number of schedules derived follows the lists, not the trial."""
+    schedule, and the number of schedules derived follows the lists, not the trial. With
+    ``user``, only the participants of the sites that user may see."""
     from django.db.models.expressions import RawSQL
 
     try:
         from annulus.allocation.selectors import transplanted_ids  # noqa: F401
     except (ImportError, AttributeError):
-        return active_schedules(today=today)
+        return active_schedules(today=today, people=scoped(user, Participant.objects.filter(status__in=ACTIVE), ""))
     protocol = active_protocol()
     visit_on = reminder_day(today, protocol) if calls else None
     # the choice is one fixed query for the day: it is put together once (building it costs more
     # than running it) and run as it is on every page of that day
     sql, params = _panel_people_sql(active_version().digest, today, visit_on)
-    return active_schedules(today=today, people=Participant.objects.filter(pk__in=RawSQL(sql, params)))
+    return active_schedules(today=today, people=scoped(user, Participant.objects.filter(pk__in=RawSQL(sql, params)), ""))
 
 
 def open_window_schedules(today: date, *, people=None) -> list[tuple[Participant, list[Slot]]]:
@@ -457,7 +459,7 @@ def _panel_people_sql(digest: str, today: date, visit_on: date | None) -> tuple[
     return sql, tuple(params)
 
 
-def call_list(day: date, *, schedules=None) -> list[dict]:
+def call_list(day: date, *, schedules=None, user=None) -> list[dict]:
     """Participants to phone on ``day``: those expected ``reminder_days_before`` days later (on
     the booked date, or on the target date when none is booked) whose visit is not yet done (P-4.6)."""
     visit_on = reminder_day(day)
@@ -465,7 +467,7 @@ def call_list(day: date, *, schedules=None) -> list[dict]:
     for c in ReminderCall.objects.filter(visit_on=visit_on).select_related("called_by").order_by("id"):
         calls[(c.participant_id, c.visit_id)] = c
     rows = []
-    for p, slots in (panel_schedules(day) if schedules is None else schedules):
+    for p, slots in (panel_schedules(day, user=user) if schedules is None else schedules):
         for s in slots:
             if s.planned_on != visit_on or s.procedure == "liposuction" or s.record is not None:
                 continue
@@ -491,7 +493,7 @@ def _with_questionnaires(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def overdue(*, now: datetime | None = None, schedules=None) -> dict:
+def overdue(*, now: datetime | None = None, schedules=None, user=None) -> dict:
     """Everything late (P-4.7, X-4.8): visits past their window, forms not submitted within
     ``submission_days`` of collection, visits not complete within ``completion_days``, and the
     forms that were submitted late. ``schedules``: those of ``panel_schedules`` for the same day,
@@ -501,8 +503,8 @@ def overdue(*, now: datetime | None = None, schedules=None) -> dict:
     today = timezone.localdate(now)
     sub = timedelta(days=protocol.schedule.submission_days)
     comp = timedelta(days=protocol.schedule.completion_days)
-    late_visits = overdue_visits(today, schedules=schedules)
-    lists = _late_records(protocol, now)
+    late_visits = overdue_visits(today, schedules=schedules, user=user)
+    lists = _late_records(protocol, now, user)
     unsubmitted = [
         {"form": f, "participant": f.participant, "due": f.collected_at + sub,
          "days": (now - f.collected_at - sub).days}
@@ -521,35 +523,35 @@ def overdue(*, now: datetime | None = None, schedules=None) -> dict:
             "completion_days": protocol.schedule.completion_days, "late_history_days": LATE_HISTORY_DAYS}
 
 
-def overdue_visits(today: date, *, schedules=None) -> list[dict]:
+def overdue_visits(today: date, *, schedules=None, user=None) -> list[dict]:
     """The visits past their window on ``today`` (``schedules``: those of ``panel_schedules``)."""
     rows = []
-    for p, slots in (panel_schedules(today, calls=False) if schedules is None else schedules):
+    for p, slots in (panel_schedules(today, calls=False, user=user) if schedules is None else schedules):
         for s in slots:
             if s.state == "overdue":
                 rows.append({"participant": p, "slot": s, "days": (today - s.window_end).days})
     return rows
 
 
-def _late_records(protocol, now: datetime) -> dict:
+def _late_records(protocol, now: datetime, user=None) -> dict:
     """The queries of ``overdue``'s lists of records: forms not submitted in time, visits not
-    complete in time, forms submitted late within LATE_HISTORY_DAYS."""
+    complete in time, forms submitted late within LATE_HISTORY_DAYS (of ``user``'s sites)."""
     today = timezone.localdate(now)
     sub = timedelta(days=protocol.schedule.submission_days)
     comp = timedelta(days=protocol.schedule.completion_days)
     return {
-        "unsubmitted": FormRecord.objects.filter(submitted_at__isnull=True, collected_at__lt=now - sub),
-        "incomplete": Visit.objects.filter(outcome="attended", completed_at__isnull=True,
-                                           visit_date__lt=today - comp),
-        "late_submitted": FormRecord.objects.filter(submitted_at__gt=F("collected_at") + sub,
+        "unsubmitted": scoped(user, FormRecord.objects).filter(submitted_at__isnull=True, collected_at__lt=now - sub),
+        "incomplete": scoped(user, Visit.objects).filter(outcome="attended", completed_at__isnull=True,
+                                                         visit_date__lt=today - comp),
+        "late_submitted": scoped(user, FormRecord.objects).filter(submitted_at__gt=F("collected_at") + sub,
                                                     submitted_at__gte=now - timedelta(days=LATE_HISTORY_DAYS)),
     }
 
 
-def late_record_counts(*, now: datetime | None = None) -> dict[str, int]:
+def late_record_counts(*, now: datetime | None = None, user=None) -> dict[str, int]:
     """The lengths of ``overdue``'s lists of records, counted in SQL (for the dashboard)."""
     now = now or timezone.now()
-    return {name: rows.count() for name, rows in _late_records(active_protocol(), now).items()}
+    return {name: rows.count() for name, rows in _late_records(active_protocol(), now, user).items()}
 
 
 def form_name(protocol, form_id: str) -> str:

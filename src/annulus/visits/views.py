@@ -18,7 +18,7 @@ from annulus.accounts.permissions import has, need
 from annulus.allocation.selectors import emergency_unblindings_of
 from annulus.errors import RuleViolation
 from annulus.participants.forms import add_violation, field_message
-from annulus.participants.selectors import participant_or_404
+from annulus.participants.selectors import participant_or_404, refuse_unseen
 from annulus.trial.selectors import active_protocol, protocol_for
 
 from . import crf, selectors, services
@@ -401,7 +401,7 @@ def unscheduled(request, pk):
 
 def overdue(request):
     need(request, "visits.view")
-    data = selectors.overdue()
+    data = selectors.overdue(user=request.user)
     protocol = active_protocol()
     names = {v.id: v.name.get(get_language()) for v in protocol.schedule.visits}
 
@@ -439,7 +439,9 @@ def call_list(request):
         try:
             if not form.is_valid():
                 raise RuleViolation("outcome", "choose the call outcome")
-            services.record_reminder(actor=request.user, participant_id=int(request.POST.get("participant", "0")),
+            participant_id = int(request.POST.get("participant", "0"))
+            refuse_unseen(request.user, [participant_id])  # as unknown: "no such participant"
+            services.record_reminder(actor=request.user, participant_id=participant_id,
                                      visit_id=request.POST.get("visit", ""), visit_on=request.POST.get("visit_on", ""),
                                      **form.cleaned_data)
         except (RuleViolation, ValueError) as exc:
@@ -447,7 +449,7 @@ def call_list(request):
         else:
             messages.success(request, _("Reminder call recorded."))
         return redirect(f"{reverse('call_list')}?date={day.isoformat()}")
-    rows = selectors.call_list(day)
+    rows = selectors.call_list(day, user=request.user)
     return render(request, "visits/calls.html", {"rows": rows, "day": day, "visit_on": day + timedelta(
         days=active_protocol().schedule.reminder_days_before), "reminder_form": ReminderForm(),
         "prev": day - timedelta(days=1), "next": day + timedelta(days=1),
