@@ -39,6 +39,18 @@ def diff(old: dict, new: dict) -> dict:
     return {k: [old.get(k), new.get(k)] for k in keys if old.get(k) != new.get(k)}
 
 
+# Checks every write passes before its events are appended, inside the write's transaction, as
+# ``guard(actor, participant_ids)`` raising to refuse (the participants app adds one: a user
+# scoped to sites writes nothing for a participant of another site). Apps above this one add
+# theirs in ``AppConfig.ready`` so that this app imports none of them.
+_GUARDS: list = []
+
+
+def add_guard(guard) -> None:
+    if guard not in _GUARDS:
+        _GUARDS.append(guard)
+
+
 def record(
     *,
     actor,
@@ -66,11 +78,8 @@ def record_many(*, actor, events: list[dict]) -> list[AuditEvent]:
         raise RuntimeError("audit.record must be called inside transaction.atomic()")
     if not events:
         return []
-    # a user scoped to sites writes nothing for a participant of another site (the one check
-    # every write passes; pages and the API refuse such a write before it reaches a service)
-    from annulus.participants.selectors import refuse_unseen
-
-    refuse_unseen(actor, {e.get("participant_id") for e in events})
+    for guard in _GUARDS:
+        guard(actor, {e.get("participant_id") for e in events})
     username = getattr(actor, "username", None) or "system"
     actor_row = actor if getattr(actor, "pk", None) else None
     head, _ = AuditHead.objects.select_for_update().get_or_create(id=1, defaults={"last_hash": GENESIS})
