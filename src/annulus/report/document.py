@@ -112,15 +112,14 @@ def workers_for(participants: int) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _endpoint(path: Path, ep, blind, alpha: float, dose_plan, one_blas_thread: bool = False) -> dict:
-    """One end point's analyses (in this process, or in a worker's with one BLAS thread: the
-    workers already share the cores)."""
-    if one_blas_thread:
-        from annulus.stats.power import _one_blas_thread
+def _endpoint(path: Path, ep, blind, alpha: float, dose_plan) -> dict:
+    """One end point's analyses (in this process or in a worker's), on one BLAS thread: the
+    workers already share the cores, and a sum split over another number of threads is added in
+    another order, so the last digits would depend on where the analysis ran."""
+    from annulus.stats.power import _one_blas_thread
 
-        with _one_blas_thread():
-            return _endpoint(path, ep, blind, alpha, dose_plan)
-    return efficacy.analyse(efficacy.read_adeff(path), ep, blind=blind, alpha=alpha, dose_plan=dose_plan)
+    with _one_blas_thread():
+        return efficacy.analyse(efficacy.read_adeff(path), ep, blind=blind, alpha=alpha, dose_plan=dose_plan)
 
 
 class _Inline:
@@ -195,8 +194,8 @@ def _compute(folder, protocol, language, progress, code_version, workers, stamp,
     with pool:
         dose_plan = getattr(plan, "dose_response", None)
         # the end points first: in worker processes they run while this one builds the tables below
-        pending = [pool.submit(_endpoint, folder / f"adeff_{ep.parameter.lower()}.csv", ep, blind, alpha, dose_plan,
-                               workers > 1) for ep in endpoints]
+        pending = [pool.submit(_endpoint, folder / f"adeff_{ep.parameter.lower()}.csv", ep, blind, alpha, dose_plan)
+                   for ep in endpoints]
         sensitivity_job = pool.submit(_sensitivity, folder, plan, blind, alpha)
         follow = [v.id for v in protocol.schedule.visits]
         flow = consort.counts(adsl, arms=arms, visits=follow)
@@ -269,7 +268,15 @@ def _plan_text(plan) -> dict:
 
 
 def _sensitivity(folder: Path, plan, blind: efficacy.Blind, alpha: float) -> list[dict]:
-    """The plan's sensitivity analyses of the primary end point (by arm only when the blind allows)."""
+    """The plan's sensitivity analyses of the primary end point (by arm only when the blind
+    allows), on one BLAS thread as ``_endpoint``."""
+    from annulus.stats.power import _one_blas_thread
+
+    with _one_blas_thread():
+        return _sensitivity_analyses(folder, plan, blind, alpha)
+
+
+def _sensitivity_analyses(folder: Path, plan, blind: efficacy.Blind, alpha: float) -> list[dict]:
     md = getattr(plan, "missing_data", None)
     if md is None or blind.level == "blinded":
         return []

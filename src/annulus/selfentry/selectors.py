@@ -145,16 +145,17 @@ def status_label(status: str) -> str:
             ISSUED: _("link issued, not completed"), NOT_ISSUED: _("no link issued")}[status]
 
 
-def questionnaire_statuses(pairs, now: datetime | None = None) -> dict[tuple[int, str], dict]:
+def questionnaire_statuses(pairs, now: datetime | None = None, among=None) -> dict[tuple[int, str], dict]:
     """For (participant id, visit key) pairs: the questionnaire's status (``DONE`` the participant
     sent the answers through a link, ``ENTERED`` every patient-reported form is complete otherwise,
     ``ISSUED`` a link is waiting, ``NOT_ISSUED``), its label and status colour, and the waiting
-    link (for when it expires). Two queries whatever the number of pairs."""
+    link (for when it expires). Two queries whatever the number of pairs; ``among``, a query of
+    participants holding those of the pairs, is read instead of the pairs' ids."""
     from annulus.visits.models import FormRecord
 
     now = now or timezone.now()
     pairs = {(int(pid), str(key)) for pid, key in pairs}
-    ids = {pid for pid, _ in pairs}
+    ids = {pid for pid, _ in pairs} if among is None else among.values("pk")
     used, live = set(), {}
     for link in SelfEntryLink.objects.filter(participant_id__in=ids).order_by("id"):
         pair = (link.participant_id, link.visit_key)
@@ -268,7 +269,8 @@ def open_questionnaires(*, today=None, people=None) -> list[dict]:
     participants), each with its questionnaire's status: one dict per visit with the
     participant, the slot and ``questionnaire_statuses``' entry; ordered by participant."""
     today = today or timezone.localdate()
-    schedules = visit_selectors.open_window_schedules(today, people=people)
+    chosen = visit_selectors.open_window_people(today, people=people)
+    schedules = visit_selectors.active_schedules(today=today, people=chosen)
     wanted = []
     for p, slots in schedules:
         for s in slots:
@@ -282,7 +284,9 @@ def open_questionnaires(*, today=None, people=None) -> list[dict]:
             if s.record is not None and s.record.outcome != "attended":
                 continue
             wanted.append((p, s))
-    statuses = questionnaire_statuses([(p.pk, s.key) for p, s in wanted])
+    # read among the participants chosen (a query, not their ids): the same two queries whether
+    # or not a window is open today
+    statuses = questionnaire_statuses([(p.pk, s.key) for p, s in wanted], among=chosen)
     return [{"participant": p, "slot": s, **statuses[(p.pk, s.key)]} for p, s in wanted]
 
 

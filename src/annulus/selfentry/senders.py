@@ -95,11 +95,11 @@ class EmailSender:
         return bool(contact.email)
 
     def send(self, contact: Recipient, link: OutgoingLink, language: str) -> None:
-        from django.core.mail import send_mail
+        from annulus.trial.services import send_message
 
         subject, body = message(link, language)
         try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [contact.email], fail_silently=False)
+            send_message(subject=subject, body=body, to=contact.email)
         except Exception as exc:  # the backend's own errors: SMTP, connection, file
             raise SendFailed(f"the mail server refused the message: {exc}") from None
 

@@ -162,6 +162,15 @@ def notify(*, users, subject: str, body: str = "", link: str = "", kind: str = "
     return created
 
 
+def send_message(*, subject: str, body: str, to: str) -> None:
+    """One e-mail, sent now through Django's mail backend, to an address outside the accounts (a
+    participant's questionnaire link). The mail backend's errors are raised, so that the caller
+    can tell sent from not sent. Every mail of the application leaves through this module."""
+    from django.core.mail import send_mail
+
+    send_mail(subject[:200], body, None, [to], fail_silently=False)
+
+
 def absolute_url(link: str) -> str:
     """A link as mail needs it: a path of this site becomes absolute on ``ANNULUS_SITE_URL``."""
     if link.startswith("/") and not link.startswith("//"):

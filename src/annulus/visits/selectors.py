@@ -393,7 +393,12 @@ def panel_schedules(today: date, *, calls: bool = True, user=None) -> list[tuple
 
 
 def open_window_schedules(today: date, *, people=None) -> list[tuple[Participant, list[Slot]]]:
-    """``active_schedules`` of the participants (of ``people``, a query of participants) who may
+    """``active_schedules`` of ``open_window_people``."""
+    return active_schedules(today=today, people=open_window_people(today, people=people))
+
+
+def open_window_people(today: date, *, people=None):
+    """The participants (of ``people``, a query of participants) who may
     have a scheduled visit whose window is open on ``today``, chosen in SQL: their day 0 or
     transplantation date puts ``today`` inside a visit's window, or their transplantation is not
     recorded yet (its date is only planned, so their windows move). The others have no window
@@ -404,10 +409,10 @@ def open_window_schedules(today: date, *, people=None) -> list[tuple[Participant
     try:
         from annulus.allocation.selectors import transplanted_ids  # noqa: F401
     except (ImportError, AttributeError):
-        return active_schedules(today=today, people=people)
+        return Participant.objects.filter(status__in=ACTIVE) if people is None else people
     sql, params = _open_window_sql(active_version().digest, today)
     chosen = Participant.objects.filter(pk__in=RawSQL(sql, params))
-    return active_schedules(today=today, people=chosen if people is None else people.filter(pk__in=chosen))
+    return chosen if people is None else people.filter(pk__in=chosen)
 
 
 @lru_cache(maxsize=16)
