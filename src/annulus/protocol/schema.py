@@ -1400,8 +1400,14 @@ class Protocol(Strict):
 
     @property
     def anchors(self) -> list[str]:
-        """The events a visit may count from: the consent, then each procedure."""
-        return [CONSENT_ANCHOR, *(p.id for p in self.procedure_list)]
+        """The events the schedule can count from: the consent, then each procedure done at one
+        visit of the schedule (that visit's date is the event's date). A procedure recorded at
+        several visits (a kit return) is not an anchor."""
+        done_at: dict[str, int] = {}
+        for v in self.schedule.visits:
+            if v.procedure:
+                done_at[v.procedure] = done_at.get(v.procedure, 0) + 1
+        return [CONSENT_ANCHOR, *(p.id for p in self.procedure_list if done_at.get(p.id) == 1)]
 
     @property
     def treatment_procedure(self) -> Procedure | None:
