@@ -217,6 +217,8 @@ def _set(data: dict, path: tuple, value) -> dict:
      ["arms[0].recipe: a kit product's arms have no cell recipe"]),
     (_set(_knee(), ("arms", 1, "kit"), None), ["arms[1].kit: a kit product's arms say what their kit holds"]),
     (_set(_first(), ("arms", 3, "recipe"), None), ["arms[3].recipe: a cell product's arms need their recipe"]),
+    (_set(_knee(), ("randomisation", "strata", 0, "levels"), ["01", "02"]),
+     ["randomisation.strata[0].levels: must be the ids of the declared sites (01, 02, 03)"]),
     (_set(_knee(), ("randomisation", "block_sizes"), [4, 6]),
      ["randomisation.block_sizes[0]: 4 is not a multiple of the ratio sum 3"]),
     (_set(_knee(), ("product", "units_per_kit"), 0),

@@ -62,8 +62,8 @@ class Site(Strict):
 class SampleSize(Strict):
     per_arm: int = Field(gt=0)
     total: int = Field(gt=0)
-    delta: float = Field(gt=0, description="clinically relevant difference (VAS mm)")
-    sd: float = Field(gt=0, description="SD of a single VAS measurement (mm)")
+    delta: float = Field(gt=0, description="clinically relevant difference (unit of the primary end point)")
+    sd: float = Field(gt=0, description="SD of a single measurement of the primary end point")
     alpha: float = Field(gt=0, lt=1)
     power: float = Field(gt=0, lt=1)
     dropout: float = Field(ge=0, lt=1)
@@ -1479,6 +1479,10 @@ class Protocol(Strict):
                 if factor.source == "site":
                     if factor.cuts is not None:
                         problems.append(f"{where}.cuts: only a number field is cut into levels")
+                    site_ids = [site.id for site in self.sites or []]
+                    if site_ids and sorted(factor.levels) != sorted(site_ids):
+                        problems.append(f"{where}.levels: must be the ids of the declared sites "
+                                        f"({', '.join(site_ids)})")
                     continue
                 field = fields.get(factor.source)
                 if field is None:
