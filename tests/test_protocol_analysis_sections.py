@@ -197,7 +197,11 @@ CASES = [
      ["analysis.safety.listings: Extra inputs are not permitted"]),
     # closed vocabularies
     ("alpha out of range", _set("alpha", value=0), ["analysis.alpha: Input should be greater than 0"]),
-    ("unknown parameter", _set("primary", "parameter", value="PAIN"), ["analysis.primary.parameter: Input should be"]),
+    ("unknown parameter", _set("primary", "parameter", value="PAIN"),
+     ["analysis.primary.parameter: 'PAIN' is not a known parameter (VAS, ODI, JOA, SF36PCS, SF36MCS, PFIRRM, MODIC, "
+      "DISCHT, ROM); declare a new one under analysis.parameters"]),
+    ("parameter code not an ADaM code", _set("primary", "parameter", value="pain"),
+     ["analysis.primary.parameter: String should match pattern"]),
     ("unknown covariance", _set("primary", "model", "covariance", value="unstructured"),
      ["analysis.primary.model.covariance: Input should be"]),
     ("unknown df", _set("primary", "model", "df", value="residual"), ["analysis.primary.model.df: Input should be"]),

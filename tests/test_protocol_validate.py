@@ -40,7 +40,9 @@ def test_shipped_protocol_validates_with_four_arms_and_2ml_doses(capsys):
     "name, expected",
     [
         ("missing_control_arm.yaml", ["arms: exactly one arm must be the control arm (found 0)",
-                                      "sample_size.total: 100 is not a multiple of the ratio sum 3"]),
+                                      "sample_size.total: 100 is not a multiple of the ratio sum 3",
+                                      "randomisation.block_sizes[0]: 4 is not a multiple of the ratio sum 3",
+                                      "randomisation.block_sizes[1]: 8 is not a multiple of the ratio sum 3"]),
         ("one_arm.yaml", ["arms: List should have at least 2 items"]),
         ("unknown_field.yaml", ["arms[0].colour: Extra inputs are not permitted"]),
         ("wrong_type_ratio.yaml", ["arms[2].ratio: Input should be a valid integer"]),

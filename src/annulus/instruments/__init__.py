@@ -20,6 +20,8 @@ from typing import Any, Callable
 from .base import InstrumentError, Score
 from .imaging import score_disc_height, score_modic, score_pfirrmann, score_rom
 from .joa import score_joa
+from .koos import score_koos
+from .nrs import score_nrs
 from .odi import score_odi
 from .sf36 import score_sf36
 from .vas import score_vas
@@ -60,6 +62,11 @@ INSTRUMENTS: dict[str, Instrument] = {
                    score_disc_height, "P-5.5"),
         Instrument("rom", "Flexion–extension range of motion at L4-5 (degrees)", 2,
                    "segmental angle on flexion and on extension film", score_rom, "P-5.5"),
+        Instrument("koos", "Knee injury and Osteoarthritis Outcome Score (five subscales, 0-100)", 42,
+                   "42 box codes 0-4: symptoms S1-S7, pain P1-P9, ADL A1-A17, sport/rec SP1-SP5, QOL Q1-Q4",
+                   score_koos, "X-5.7"),
+        Instrument("nrs", "Numeric rating scale for pain (0-10)", 1,
+                   "one whole number 0-10", score_nrs, "X-5.7"),
         Instrument("vitals", "Vital signs with plausibility limits", 5,
                    "temperature °C, pulse /min, respiration /min, systolic and diastolic mmHg",
                    score_vitals, "P-5.6"),

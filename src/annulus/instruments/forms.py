@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from annulus.errors import RuleViolation
 
-from . import imaging, joa, odi, sf36, vas
+from . import imaging, joa, koos, nrs, odi, sf36, vas
 from .items import FormSpec, Item, codes
 from .labs import lab_form
 from .vitals import vitals_form
@@ -21,7 +21,8 @@ AE_REVIEW = FormSpec("adverse_events", (
    "询问自上次访视以来的症状、治疗和住院情况；每个事件在不良事件表中记录。")
 
 
-STATIC_SPECS = {s.id: s for s in (vas.FORM, odi.FORM, joa.FORM, sf36.FORM, imaging.FORM, AE_REVIEW)}
+STATIC_SPECS = {s.id: s for s in (vas.FORM, odi.FORM, joa.FORM, sf36.FORM, imaging.FORM, koos.FORM, nrs.FORM,
+                                  AE_REVIEW)}
 
 
 def spec_for(protocol, form_id: str) -> FormSpec:

@@ -17,13 +17,14 @@ import yaml
 from pydantic import ValidationError
 
 from .rules import EligibilityResult, EvidenceError, clean_evidence, clean_value, evaluate
-from .schema import Arm, Criterion, Protocol, Visit
+from .schema import Arm, Criterion, Procedure, Protocol, Visit
 
 __all__ = [
     "Arm",
     "Criterion",
     "EligibilityResult",
     "EvidenceError",
+    "Procedure",
     "Protocol",
     "ProtocolError",
     "Visit",
@@ -35,6 +36,7 @@ __all__ = [
     "parse_protocol",
     "parse_protocol_once",
     "protocol_digest",
+    "shipped_protocol_paths",
 ]
 
 MAX_BYTES = 1_000_000
@@ -58,8 +60,16 @@ def default_protocol_path() -> Path:
     raise FileNotFoundError("protocols/dlbp-admsc.yaml not found")
 
 
+def shipped_protocol_paths() -> list[Path]:
+    """Every protocol file shipped in ``protocols/`` (the default one first)."""
+    default = default_protocol_path()
+    return [default, *sorted(p for p in default.parent.glob("*.yaml") if p != default)]
+
+
 # the tags of the eligibility rule union; pydantic puts the tag into the error location
 _RULE_KINDS = {"age_at_least", "number", "one_of", "all_equal", "count_true", "flag", "any", "all"}
+# the tags of the product union
+_PRODUCT_KINDS = {"cell_suspension", "kit"}
 # "relative.path[0].field: message" raised by a cross-field validator
 _RELATIVE = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\])*(?:\.[a-z_][a-z0-9_]*(?:\[\d+\])*)*): (.+)$", re.S)
 
@@ -72,6 +82,8 @@ def _loc(loc: tuple) -> str:
             out += f"[{part}]"
         elif part in ("function-after", "function-before") or "[" in str(part):
             pass  # pydantic's internal validator markers say nothing to a reader
+        elif part in _PRODUCT_KINDS and prev == ["product"]:
+            pass  # the product's kind is already in the file (or implied: cell_suspension)
         elif part in _RULE_KINDS and prev and (prev[-1] == "rule" or (isinstance(prev[-1], int) and prev[-2:-1] == ["rules"])):
             pass  # the union tag after a rule is already in the file as its `kind`
         else:

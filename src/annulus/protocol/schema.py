@@ -62,8 +62,8 @@ class Site(Strict):
 class SampleSize(Strict):
     per_arm: int = Field(gt=0)
     total: int = Field(gt=0)
-    delta: float = Field(gt=0, description="clinically relevant difference (VAS mm)")
-    sd: float = Field(gt=0, description="SD of a single VAS measurement (mm)")
+    delta: float = Field(gt=0, description="clinically relevant difference (unit of the primary end point)")
+    sd: float = Field(gt=0, description="SD of a single measurement of the primary end point")
     alpha: float = Field(gt=0, lt=1)
     power: float = Field(gt=0, lt=1)
     dropout: float = Field(ge=0, lt=1)
@@ -198,19 +198,27 @@ class Recipe(Strict):
 
 
 class Arm(Strict):
+    """An arm. ``recipe`` and ``cells_per_disc`` belong to a cell product (``product.kind:
+    cell_suspension``), where every arm needs them; ``kit`` to a product dispensed in kits
+    (``product.kind: kit``): what the arm's kit holds, printed on nothing a blinded user sees."""
+
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
     name: Text
     ratio: int = Field(gt=0, le=10)
-    cells_per_disc: int = Field(ge=0)
-    recipe: Recipe
+    cells_per_disc: int = Field(default=0, ge=0)
+    recipe: Recipe | None = None
+    kit: Text | None = None
     control: bool = False
-    dose_score: float = Field(ge=0, description="dose for trend tests (10^6 cells)")
+    dose_score: float = Field(ge=0, description="dose for trend tests (10^6 cells, mg/day, ...)")
 
 
 class ReleaseCriterion(Strict):
+    """A check a record must pass: a release criterion of a cell product, or a kit check at
+    dispensing (``confirmed``: a yes/no the person dispensing must answer yes)."""
+
     id: str
     label: Text
-    kind: Literal["equals", "min", "max", "range", "negative", "normal"]
+    kind: Literal["equals", "min", "max", "range", "negative", "normal", "confirmed"]
     value: float | int | str | None = None
     min: float | None = None
     max: float | None = None
@@ -218,6 +226,10 @@ class ReleaseCriterion(Strict):
 
 
 class Product(Strict):
+    """A cell product prepared per participant and released against ``release_criteria``
+    (``kind: cell_suspension``, the default for files written before ``kind`` existed)."""
+
+    kind: Literal["cell_suspension"] = "cell_suspension"
     name: Text
     concentration_cells_per_ml: int = Field(gt=0)
     injection_volume_ml: float = Field(gt=0)
@@ -230,6 +242,54 @@ class Product(Strict):
     # silent); the sachet label prints the expiry date and time from it
     shelf_life_hours: int = Field(default=24, gt=0, le=24 * 14)
     release_criteria: list[ReleaseCriterion]
+
+
+class Compliance(Strict):
+    """Adherence from the units dispensed and returned: taken = dispensed - returned (lost units
+    count as taken unless recorded), expected = ``units_per_day`` x days between dispensing and
+    return; compliance % = 100 x taken / expected, acceptable within ``min_percent``-``max_percent``."""
+
+    units_per_day: float = Field(gt=0)
+    min_percent: float = Field(default=80, ge=0, le=100)
+    max_percent: float = Field(default=120, ge=100, le=1000)
+
+    def percent(self, dispensed: int, returned: int, days: int) -> float | None:
+        """Compliance in % (``None`` when no day has passed); a negative count or more units
+        returned than dispensed is refused."""
+        if dispensed < 0 or returned < 0:
+            raise ValueError("units dispensed and returned must not be negative")
+        if returned > dispensed:
+            raise ValueError(f"returned: {returned} units returned but only {dispensed} dispensed")
+        if days <= 0:
+            return None
+        return 100.0 * (dispensed - returned) / (self.units_per_day * days)
+
+    def acceptable(self, percent: float | None) -> bool | None:
+        return None if percent is None else self.min_percent <= percent <= self.max_percent
+
+
+class KitProduct(Strict):
+    """An investigational product supplied in identical, numbered kits (drug and placebo look
+    alike): what one kit holds, how it is stored, the checks at dispensing (``kit_checks``) and
+    the compliance rule of the returns. It has no release criteria."""
+
+    kind: Literal["kit"]
+    name: Text
+    dosage_form: Text
+    route: Literal["oral", "topical", "subcutaneous", "intramuscular", "intravenous", "intra_articular", "inhaled"]
+    units_per_kit: int = Field(gt=0, le=10_000)
+    kit_days: int = Field(gt=0, le=366, description="days of treatment one kit covers")
+    storage: Text
+    kit_checks: list[ReleaseCriterion] = Field(min_length=1)
+    compliance: Compliance
+
+    @property
+    def release_criteria(self) -> list[ReleaseCriterion]:
+        """A kit is not released per participant: no release criteria."""
+        return []
+
+
+AnyProduct = Annotated[Union[Product, KitProduct], Field(discriminator="kind")]
 
 
 # ---- evidence fields and the rules that decide eligibility ----------------------------------
@@ -370,21 +430,85 @@ class Window(Strict):
 
 
 class Visit(Strict):
+    """A visit of the schedule: its target day is ``offset_days`` from the date of ``anchor`` (the
+    consent or a procedure the protocol declares), within ``window``. A visit with ``procedure``
+    is the day that procedure is done; it may leave out ``anchor``, ``offset_days`` and ``window``,
+    which then come from the procedure's ``timing`` (a procedure without timing is its own anchor,
+    day 0). ``baseline: true`` marks the visit whose values are the baseline of the analysis."""
+
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
     name: Text
-    anchor: Literal["consent", "liposuction", "transplant"]
+    anchor: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
     offset_days: int
     window: Window
     forms: list[str] = Field(default_factory=list)
-    procedure: Literal["liposuction", "transplant"] | None = None
+    procedure: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,20}$")
     follow_up: bool = False
+    baseline: bool = False
+
+
+# the event every schedule may anchor on without declaring it
+CONSENT_ANCHOR = "consent"
+
+
+class ProcedureField(EvidenceField):
+    """A field of a procedure's record: an evidence field that may also be a date and time, and
+    may be optional (``required: false``)."""
+
+    type: Literal["date", "datetime", "integer", "decimal", "boolean", "choice", "text"]
+    required: bool = True
+
+
+class ProcedureTiming(Strict):
+    """When a procedure is due: ``offset_days`` after the event ``after`` (``consent`` or another
+    procedure), within ``window``."""
+
+    after: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    offset_days: int
+    window: Window
+
+
+ProcedureCheck = Literal["release", "dispensing", "returns"]
+
+
+class Procedure(Strict):
+    """A procedure of the trial, declared as data: its record's fields, when it is due, which
+    roles record it, and which checks apply to it.
+
+    ``checks``: ``release`` - the cell product must have passed ``product.release_criteria``
+    before it is given; ``dispensing`` - a kit is dispensed, checked against ``product.kit_checks``;
+    ``returns`` - the units returned are counted and the compliance computed
+    (``product.compliance``). ``treatment: true`` marks the procedure that gives the treatment
+    (the safety population's ``treated``); exactly one procedure does."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    name: Text
+    timing: ProcedureTiming | None = None
+    recorded_by: list[Annotated[str, Field(pattern=r"^[a-z][a-z_]{1,30}$")]] = Field(default_factory=list)
+    fields: list[ProcedureField] = Field(default_factory=list)
+    checks: list[ProcedureCheck] = Field(default_factory=list)
+    treatment: bool = False
+
+    @model_validator(mode="after")
+    def _unique(self):
+        problems = _repeats([f.id for f in self.fields], "fields")
+        problems += _repeats(self.checks, "checks")
+        if self.timing is not None and self.timing.after == self.id:
+            problems.append("timing.after: a procedure cannot be timed from itself")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 class FormDef(Strict):
+    """An eCRF form: an instrument's, a laboratory panel's, or (``procedure``) the record of a
+    declared procedure, whose items are the procedure's fields."""
+
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
     name: Text
     instrument: str | None = None
     panel: str | None = None
+    procedure: str | None = None
 
 
 class Analyte(Strict):
@@ -429,12 +553,22 @@ class Schedule(Strict):
             for name in v.forms:
                 if name not in form_ids:
                     problems.append(f"visits[{i}].forms: visit {v.id} names undeclared form '{name}'")
+        baselines = [i for i, v in enumerate(self.visits) if v.baseline]
+        for i in baselines[1:]:
+            problems.append(f"visits[{i}].baseline: only one visit is the baseline (visit "
+                            f"{self.visits[baselines[0]].id} already is)")
+        problems += _repeats([f.id for f in self.forms], "forms")
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
     def visit(self, visit_id: str) -> Visit:
         return next(v for v in self.visits if v.id == visit_id)
+
+    @property
+    def baseline_visit(self) -> Visit | None:
+        """The visit marked ``baseline: true`` (``None`` in a file that marks none)."""
+        return next((v for v in self.visits if v.baseline), None)
 
 
 # ---- roles and safety -----------------------------------------------------------------------
@@ -758,12 +892,24 @@ class Responder(Strict):
         return self
 
 
+class ParameterDef(Strict):
+    """An efficacy parameter the protocol declares beyond those the analysis datasets know
+    (``EFFICACY_PARAMETERS``): its code (an ADaM PARAMCD, at most 8 characters), name, the eCRF
+    form and the key of the form's score that give its value, and the direction of benefit."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9]{0,7}$")
+    name: Text
+    form: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    score: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    lower_is_better: bool
+
+
 class Endpoint(Strict):
     """An efficacy end point (the primary and each secondary): the ADaM parameter, the population
     it is analysed in, the follow-up visits of the model, the visit of the main comparison, the
     model, the direction of benefit and, optionally, a responder definition."""
 
-    parameter: EfficacyParameter
+    parameter: str = Field(pattern=r"^[A-Z][A-Z0-9]{0,7}$")
     population: str
     visits: list[str] = Field(min_length=1)
     primary_visit: str
@@ -776,10 +922,6 @@ class Endpoint(Strict):
         problems = _repeats(self.visits, "visits")
         if self.primary_visit not in self.visits:
             problems.append(f"primary_visit: '{self.primary_visit}' is not one of the end point's visits")
-        better_low = EFFICACY_PARAMETERS[self.parameter][1]
-        if self.lower_is_better != better_low:
-            problems.append(f"lower_is_better: for {self.parameter} a {'lower' if better_low else 'higher'} value "
-                            f"is better (lower_is_better: {'true' if better_low else 'false'})")
         r = self.responder
         if r is not None:
             if self.lower_is_better:
@@ -892,10 +1034,24 @@ class AnalysisPlan(Strict):
     missing_data: MissingData | None = None
     safety: SafetyAnalysis | None = None
     per_visit: PerVisitPlan
+    # efficacy parameters beyond EFFICACY_PARAMETERS (a second trial's own scales)
+    parameters: list[ParameterDef] = Field(default_factory=list)
+
+    def parameter_source(self, code: str) -> tuple[str, bool] | None:
+        """(eCRF form, lower is better) of a parameter: a declared one, else one the analysis
+        datasets know; ``None`` for an unknown code."""
+        declared = next((p for p in self.parameters if p.code == code), None)
+        if declared is not None:
+            return declared.form, declared.lower_is_better
+        return EFFICACY_PARAMETERS.get(code)
 
     @model_validator(mode="after")
     def _references(self):
         problems = self._population_problems()
+        for i, p in enumerate(self.parameters):
+            if p.code in EFFICACY_PARAMETERS:
+                problems.append(f"parameters[{i}].code: {p.code} is already a parameter of the analysis datasets")
+        problems += _repeats([p.code for p in self.parameters], "parameters")
         pops = {p.id: p for p in self.populations}
         if self.primary is None:
             for name in ("secondary", "dose_response", "missing_data"):
@@ -911,6 +1067,15 @@ class AnalysisPlan(Strict):
                 problems.append(f"{where}.population: '{ep.population}' is not a declared population ({known})")
             elif pop.role != "efficacy":
                 problems.append(f"{where}.population: '{ep.population}' is a safety population, not an efficacy one")
+            source = self.parameter_source(ep.parameter)
+            if source is None:
+                known = ", ".join([*EFFICACY_PARAMETERS, *(p.code for p in self.parameters)])
+                problems.append(f"{where}.parameter: '{ep.parameter}' is not a known parameter ({known}); declare a "
+                                "new one under analysis.parameters")
+            elif ep.lower_is_better != source[1]:
+                better_low = source[1]
+                problems.append(f"{where}.lower_is_better: for {ep.parameter} a {'lower' if better_low else 'higher'} "
+                                f"value is better (lower_is_better: {'true' if better_low else 'false'})")
             if ep.parameter in seen:
                 problems.append(f"{where}.parameter: {ep.parameter} is already the end point {seen[ep.parameter]}")
             seen.setdefault(ep.parameter, where)
@@ -993,8 +1158,12 @@ class Protocol(Strict):
     trial: TrialInfo
     sample_size: SampleSize
     randomisation: Randomisation
-    product: Product
+    # a cell product released per participant (kind cell_suspension, the default) or numbered kits
+    product: AnyProduct
     arms: list[Arm] = Field(min_length=2)
+    # optional so that stored protocol versions without it still load: the procedures are then
+    # the names the visits give as ``procedure`` (see ``procedure_list``)
+    procedures: list[Procedure] | None = Field(default=None, min_length=1, max_length=40)
     recruitment_sources: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] = Field(min_length=1)
     # optional: without it the trial has one site, ``trial.site``, whose id is DEFAULT_SITE_ID
     sites: list[Site] | None = Field(default=None, min_length=1, max_length=500)
@@ -1016,6 +1185,45 @@ class Protocol(Strict):
     analysis: AnalysisPlan | None = None
     assumptions: list[Text] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_declarations(cls, data):
+        """Two conveniences of the file, filled in before validation (the input is not changed):
+        a product without ``kind`` is a cell product (files written before kits existed), and a
+        visit that names a declared procedure takes the procedure's timing for any of ``anchor``,
+        ``offset_days`` and ``window`` it leaves out (a procedure without timing is its own
+        anchor, day 0, window 0/0)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        product = data.get("product")
+        if isinstance(product, dict) and "kind" not in product:
+            data["product"] = {"kind": "cell_suspension", **product}
+        procedures = data.get("procedures")
+        schedule = data.get("schedule")
+        if not isinstance(procedures, list) or not isinstance(schedule, dict) or not isinstance(schedule.get("visits"), list):
+            return data
+        declared = {p.get("id"): p for p in procedures if isinstance(p, dict)}
+        visits = []
+        for v in schedule["visits"]:
+            name = v.get("procedure") if isinstance(v, dict) else None
+            proc = declared.get(name) if isinstance(name, str) else None
+            if proc is None and isinstance(name, str):
+                # an undeclared procedure: let the cross-checks name it rather than the missing keys
+                proc = {"id": name}
+            if proc is not None:
+                timing = proc.get("timing")
+                if isinstance(timing, dict):
+                    implied = {"anchor": timing.get("after"), "offset_days": timing.get("offset_days"),
+                               "window": timing.get("window")}
+                else:
+                    implied = {"anchor": proc.get("id"), "offset_days": 0,
+                               "window": {"before_days": 0, "after_days": 0}}
+                v = {**{k: val for k, val in implied.items() if val is not None}, **v}
+            visits.append(v)
+        data["schedule"] = {**schedule, "visits": visits}
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self):
         # each problem is "relative.path: message" so the loader can print the field's path;
@@ -1033,18 +1241,12 @@ class Protocol(Strict):
                 f"sample_size.total: {self.sample_size.total} is not a multiple of the ratio sum {total_ratio} "
                 f"of {len(self.arms)} arms"
             )
-        for i, arm in enumerate(self.arms):
-            if abs(arm.recipe.total_ml - self.product.injection_volume_ml) > 1e-9:
-                problems.append(
-                    f"arms[{i}].recipe: volumes add up to {arm.recipe.total_ml} mL, "
-                    f"the injection is {self.product.injection_volume_ml} mL"
-                )
-            expected = round(arm.recipe.cell_suspension_ml * self.product.concentration_cells_per_ml)
-            if expected != arm.cells_per_disc:
-                problems.append(
-                    f"arms[{i}].cells_per_disc: {arm.cells_per_disc} does not match "
-                    f"{arm.recipe.cell_suspension_ml} mL x {self.product.concentration_cells_per_ml} cells/mL"
-                )
+        for i, size in enumerate(self.randomisation.block_sizes if self.randomisation.method != "minimisation" else []):
+            if size % total_ratio:
+                problems.append(f"randomisation.block_sizes[{i}]: {size} is not a multiple of the ratio sum "
+                                f"{total_ratio}")
+        problems.extend(self._arm_product_problems())
+        problems.extend(self._procedure_problems())
         blinded = {r.id: r.blinded for r in self.roles}
         for key in ("level1_key_holder", "level2_key_holder"):
             holder = getattr(self.randomisation, key)
@@ -1078,6 +1280,150 @@ class Protocol(Strict):
             raise ValueError("\n".join(problems))
         return self
 
+    def _arm_product_problems(self) -> list[str]:
+        """A cell product's arms each have a recipe of the injection volume whose cells match
+        ``cells_per_disc``; a kit product's arms say what their kit holds and have no recipe."""
+        problems = []
+        product = self.product
+        for i, arm in enumerate(self.arms):
+            if isinstance(product, KitProduct):
+                if arm.kit is None:
+                    problems.append(f"arms[{i}].kit: a kit product's arms say what their kit holds")
+                if arm.recipe is not None or arm.cells_per_disc:
+                    problems.append(f"arms[{i}].recipe: a kit product's arms have no cell recipe")
+                continue
+            if arm.kit is not None:
+                problems.append(f"arms[{i}].kit: only a kit product's arms have a kit")
+            if arm.recipe is None:
+                problems.append(f"arms[{i}].recipe: a cell product's arms need their recipe")
+                continue
+            if abs(arm.recipe.total_ml - product.injection_volume_ml) > 1e-9:
+                problems.append(
+                    f"arms[{i}].recipe: volumes add up to {arm.recipe.total_ml} mL, "
+                    f"the injection is {product.injection_volume_ml} mL"
+                )
+            expected = round(arm.recipe.cell_suspension_ml * product.concentration_cells_per_ml)
+            if expected != arm.cells_per_disc:
+                problems.append(
+                    f"arms[{i}].cells_per_disc: {arm.cells_per_disc} does not match "
+                    f"{arm.recipe.cell_suspension_ml} mL x {product.concentration_cells_per_ml} cells/mL"
+                )
+        return problems
+
+    def _procedure_problems(self) -> list[str]:
+        """Procedures, the events the visits anchor on, and the procedure record forms.
+
+        The events are the consent and each procedure. A visit anchors on an event; a procedure's
+        timing counts from another event, without a cycle; a procedure that something counts from
+        is done at exactly one visit (that visit's date is the event's date). Roles that record a
+        procedure are declared roles; ``release`` needs a cell product, ``dispensing`` and
+        ``returns`` a kit product; exactly one procedure gives the treatment."""
+        problems = []
+        visits = self.schedule.visits
+        declared = self.procedures
+        procedures = {p.id: p for p in self.procedure_list}
+        events = {CONSENT_ANCHOR, *procedures}
+        roles = {r.id for r in self.roles}
+        if declared is not None:
+            problems += _repeats([p.id for p in declared], "procedures")
+            for i, p in enumerate(declared):
+                where = f"procedures[{i}]"
+                if p.id == CONSENT_ANCHOR:
+                    problems.append(f"{where}.id: '{CONSENT_ANCHOR}' is the consent, not a procedure")
+                for j, role in enumerate(p.recorded_by):
+                    if role not in roles:
+                        problems.append(f"{where}.recorded_by[{j}]: '{role}' is not a declared role")
+                if not p.recorded_by:
+                    problems.append(f"{where}.recorded_by: name the role(s) that record the procedure")
+                if p.timing is not None and p.timing.after not in events:
+                    problems.append(f"{where}.timing.after: '{p.timing.after}' is neither the consent nor a "
+                                    f"declared procedure ({', '.join(sorted(events))})")
+                for j, check in enumerate(p.checks):
+                    if check == "release" and not isinstance(self.product, Product):
+                        problems.append(f"{where}.checks[{j}]: release checks need a cell product with "
+                                        "release_criteria (product.kind: cell_suspension)")
+                    if check in ("dispensing", "returns") and not isinstance(self.product, KitProduct):
+                        problems.append(f"{where}.checks[{j}]: {check} checks need a product supplied in kits "
+                                        "(product.kind: kit)")
+            treatments = [p.id for p in declared if p.treatment]
+            if len(treatments) != 1:
+                problems.append(f"procedures: exactly one procedure gives the treatment (treatment: true; found "
+                                f"{len(treatments)})")
+            # a cycle of timings: a -> b -> a
+            for i, p in enumerate(declared):
+                seen, step = {p.id}, p
+                while step is not None and step.timing is not None and step.timing.after in procedures:
+                    step = procedures[step.timing.after]
+                    if step.id in seen:
+                        problems.append(f"procedures[{i}].timing.after: the timings of {' -> '.join(sorted(seen))} "
+                                        "count from each other in a circle")
+                        break
+                    seen.add(step.id)
+        done_at: dict[str, list[str]] = {}
+        for i, v in enumerate(visits):
+            if v.anchor not in events:
+                problems.append(f"schedule.visits[{i}].anchor: '{v.anchor}' is neither the consent nor a declared "
+                                f"procedure ({', '.join(sorted(events))})")
+            if v.procedure is None:
+                continue
+            done_at.setdefault(v.procedure, []).append(v.id)
+            p = procedures.get(v.procedure)
+            if p is None:
+                problems.append(f"schedule.visits[{i}].procedure: '{v.procedure}' is not a declared procedure "
+                                f"({', '.join(sorted(procedures)) or 'none declared'})")
+            elif declared is not None:
+                if p.timing is not None:
+                    want = (p.timing.after, p.timing.offset_days, p.timing.window)
+                else:
+                    want = (p.id, 0, Window(before_days=0, after_days=0))
+                if (v.anchor, v.offset_days, v.window) != want:
+                    problems.append(f"schedule.visits[{i}]: visit {v.id} is the {p.id} procedure but its anchor, "
+                                    "offset_days or window differ from the procedure's timing (leave them out)")
+        counted_from = {v.anchor for v in visits} | {p.timing.after for p in procedures.values() if p.timing}
+        for name in sorted(counted_from - {CONSENT_ANCHOR}):
+            if name in procedures and len(done_at.get(name, [])) != 1:
+                problems.append(f"schedule.visits: the schedule counts from {name}, so exactly one visit must be the "
+                                f"{name} procedure (found {len(done_at.get(name, []))})")
+        for i, f in enumerate(self.schedule.forms):
+            if f.procedure is None:
+                continue
+            if declared is None or f.procedure not in procedures:
+                problems.append(f"schedule.forms[{i}].procedure: '{f.procedure}' is not a declared procedure")
+            if f.instrument or f.panel:
+                problems.append(f"schedule.forms[{i}].procedure: a procedure record has no instrument or panel")
+        return problems
+
+    @property
+    def procedure_list(self) -> list[Procedure]:
+        """The declared procedures; in a file without ``procedures:``, one procedure (no fields,
+        no checks) per name the visits give as ``procedure``, named after its visit."""
+        if self.procedures is not None:
+            return list(self.procedures)
+        out: dict[str, Procedure] = {}
+        for v in self.schedule.visits:
+            if v.procedure and v.procedure not in out:
+                out[v.procedure] = Procedure(id=v.procedure, name=v.name)
+        return list(out.values())
+
+    def procedure(self, procedure_id: str) -> Procedure | None:
+        return next((p for p in self.procedure_list if p.id == procedure_id), None)
+
+    @property
+    def anchors(self) -> list[str]:
+        """The events the schedule can count from: the consent, then each procedure done at one
+        visit of the schedule (that visit's date is the event's date). A procedure recorded at
+        several visits (a kit return) is not an anchor."""
+        done_at: dict[str, int] = {}
+        for v in self.schedule.visits:
+            if v.procedure:
+                done_at[v.procedure] = done_at.get(v.procedure, 0) + 1
+        return [CONSENT_ANCHOR, *(p.id for p in self.procedure_list if done_at.get(p.id) == 1)]
+
+    @property
+    def treatment_procedure(self) -> Procedure | None:
+        """The procedure that gives the treatment (``None`` in a file without ``procedures:``)."""
+        return next((p for p in self.procedures or [] if p.treatment), None)
+
     @property
     def site_list(self) -> list[Site]:
         """The trial's sites: those the protocol declares, else the one site ``trial.site``."""
@@ -1094,11 +1440,14 @@ class Protocol(Strict):
         plan = self.analysis
         problems = []
         visits = {v.id: v for v in self.schedule.visits}
-        baseline = visits.get("baseline")
+        baseline = self.schedule.baseline_visit
         endpoints = [("analysis.primary", plan.primary)] if plan.primary is not None else []
         endpoints += [(f"analysis.secondary[{i}]", ep) for i, ep in enumerate(plan.secondary)]
         for where, ep in endpoints:
-            form = EFFICACY_PARAMETERS[ep.parameter][0]
+            source = plan.parameter_source(ep.parameter)
+            if source is None:
+                continue  # reported by the plan itself
+            form = source[0]
             if not any(f.id == form for f in self.schedule.forms):
                 problems.append(f"{where}.parameter: {ep.parameter} comes from the {form} form, which the schedule "
                                 "does not declare")
@@ -1140,6 +1489,10 @@ class Protocol(Strict):
                 if factor.source == "site":
                     if factor.cuts is not None:
                         problems.append(f"{where}.cuts: only a number field is cut into levels")
+                    site_ids = [site.id for site in self.sites or []]
+                    if site_ids and sorted(factor.levels) != sorted(site_ids):
+                        problems.append(f"{where}.levels: must be the ids of the declared sites "
+                                        f"({', '.join(site_ids)})")
                     continue
                 field = fields.get(factor.source)
                 if field is None:
