@@ -1,5 +1,6 @@
 """`make demo` is quiet and installs only what the demo needs: its mail goes to files (the output
-says where), the output states the real fill time, the demo's install step brings no test tools
+says where), the output states the real fill time and a participant link to try with its card
+code, the demo's audit trail verifies, the demo's install step brings no test tools
 (those come with `make test`), and the package metadata raises no setuptools deprecation."""
 
 import os
@@ -52,3 +53,11 @@ def test_demo_output_is_short_says_where_mail_goes_and_the_fill_time(tmp_path):
     mail = tmp_path / "mail"
     assert f"{mail}" in out
     assert any(mail.iterdir())  # the e-mails are in the files it names
+    # one participant link to try, with its card code; the schedule's links are in the outbox
+    assert re.search(r"^Participant questionnaire \(open it on a phone\): http://127\.0\.0\.1:8765/p/[\w-]{40,}/"
+                     r"  \(card code \d{6}\)$", out, re.M), out
+    assert any((tmp_path / "selfentry-outbox").iterdir())
+    # the trail of the whole fill verifies
+    audit = subprocess.run([sys.executable, "-m", "annulus", "audit", "verify"], capture_output=True, text=True,
+                           env=env, timeout=600, cwd=tmp_path)
+    assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -61,7 +61,12 @@ def test_the_joa_patient_part_asks_in_words_with_the_grades_as_codes():
     assert JOA.asks["gait"].choices["0"][0].startswith("I cannot walk farther than 100 m")
     assert JOA.asks["sitting"].en == "Sitting for a long time (about 1 hour)"
     assert [JOA.asks["turn_over"].choices[v][0] for v in ("0", "1", "2")] == [
-        "Severely restricted", "Moderately restricted", "Not restricted"]
+        "Severely restricted", "Slightly restricted", "Not restricted"]
+    assert [JOA.asks["turn_over"].choices[v][1] for v in ("0", "1", "2")] == ["明显受限", "轻度受限", "不受限"]
+    # the bladder: the mild grade names its signs; a urinary tract disease of its own is left out
+    bladder = JOA.asks["bladder"]
+    assert "often" in bladder.choices["-3"][0] and "尿频" in bladder.choices["-3"][1]
+    assert "urinary tract" in bladder.lead_en and "泌尿系统" in bladder.lead_zh
 
 
 @pytest.mark.req("P-5.3", "P-5.4")

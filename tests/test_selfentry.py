@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from annulus.audit.models import AuditEvent
+from annulus.errors import RuleViolation
 from annulus.instruments.sf36 import FORM as SF36
 from annulus.selfentry import services
 from annulus.selfentry.models import CardCode, SelfEntryLink
@@ -175,12 +176,72 @@ def test_an_out_of_range_answer_names_the_question_and_saves_nothing(at_m1, clie
     resp = _post(phone, path, {"action": "submit", "proof": proof, **bad})
     text = resp.content.decode()
     assert resp.status_code == 400
-    assert "“Your pain right now”" in text or "“Pain now”" in text
-    assert "“Lifting”" in text and "must be one of 0, 1, 2, 3, 4, 5" in text
+    assert "Question 1, “Your pain right now”: Please mark a point on the line between 0 and 100." in text
+    assert "Question 4, “Lifting”: Please choose one of the answers shown." in text
+    assert "must be" not in text  # the eCRF's message is the staff's, not the participant's
     assert not FormRecord.objects.filter(participant=p).exists()
     assert SelfEntryLink.objects.get().used_at is None
     # the answers given are kept on the page
     assert 'value="150"' in text
+
+
+PLAIN_PROBLEMS = {
+    "en": ["Some answers need another look:",
+           "Question 1, “Your pain right now”: Please mark a point on the line between 0 and 100.",
+           "Question 10, “Social life”: Please choose one of the answers shown.",
+           "Question 1, “Your pain right now”: Please mark on the line how bad your pain is."],
+    "zh-hans": ["以下回答需要再检查一下：",
+                "第 1 题“您现在的疼痛”：请在线上 0 到 100 之间标出一点。",
+                "第 10 题“社会生活”：请从列出的答案中选择一个。",
+                "第 1 题“您现在的疼痛”：请在线上标出您疼痛的程度。"],
+}
+
+
+def _summary(text: str) -> list[str]:
+    """The problem summary at the top of the page: its heading and each line, as text."""
+    summary = re.search(r'<div class="errorlist error-summary" role="alert" id="error-summary">(.*?)</div>', text,
+                        re.S).group(1)
+    items = [re.sub(r"<[^>]+>", "", li) for li in re.findall(r"<li>(.*?)</li>", summary, re.S)]
+    return [re.sub(r"<[^>]+>", "", summary.split("<ul>")[0])] + items
+
+
+@pytest.mark.req("X-5.7")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_refused_answers_are_explained_to_the_participant_in_plain_words(at_m1, client_for, users, language):
+    """An out-of-range value, an answer that is not one of the choices and a missing answer: each
+    named by its question's number and short text, in the participant's language, in words a
+    patient understands; the eCRF's technical message (the item's label, its unit, the value
+    sent) is not shown to them."""
+    p = at_m1()
+    path, code, _ = _issue(client_for, p)
+    phone = _browser(language)
+    html = _post(phone, path, {"action": "code", "code": code}).content.decode()
+    proof = re.search(r'name="proof" value="([^"]+)"', html).group(1)
+    plain = PLAIN_PROBLEMS[language]
+    bad = {**_answers(["vas", "odi", "joa", "sf36"]), "vas-vas_mm": "150", "odi-s9": "9"}
+    resp = _post(phone, path, {"action": "submit", "proof": proof, **bad})
+    text = resp.content.decode()
+    assert resp.status_code == 400
+    assert _summary(text) == plain[:3]
+    # each problem also stands at its own question, tied to it for screen readers
+    for name, line in (("vas-vas_mm", 1), ("odi-s9", 2)):
+        assert f'<p class="errorlist" id="err-{name}">{plain[line]}</p>' in text
+    assert 'value="150"' in text  # the answers given are kept
+    # the VAS left unmarked
+    missing = {k: v for k, v in _answers(["vas", "odi", "joa", "sf36"]).items() if k != "vas-vas_mm"}
+    resp2 = _post(phone, path, {"action": "submit", "proof": proof, **missing})
+    text2 = resp2.content.decode()
+    assert resp2.status_code == 400 and _summary(text2) == [plain[0], plain[3]]
+    for page in (text, text2):
+        for technical in ("must be", "Pain on the 100 mm line", "got '150'", "100 mm 直线", "is needed", "'9'"):
+            assert technical not in page
+    assert not FormRecord.objects.filter(participant=p).exists()
+    assert SelfEntryLink.objects.get().used_at is None
+    # the coordinator's eCRF keeps its own, exact message for the same value
+    with pytest.raises(RuleViolation) as staff:
+        vs.save_form(actor=users["coordinator"], participant_id=p.pk, visit_key="m1", form_id="vas",
+                     items={"vas_mm": "150"}, complete=True)
+    assert "must be 0–100 mm, got '150'" in str(staff.value.message)
 
 
 @pytest.mark.req("X-3.8")
@@ -260,5 +321,7 @@ def test_the_locked_trial_refuses_links_and_answers(at_m1, client_for):
     checked = _post(phone, path, {"action": "code", "code": code})
     assert checked.status_code == 409 and "the database is locked" in checked.content.decode()
     sent = _post(phone, path, {"action": "submit", "proof": proof, **_answers(["vas", "odi", "joa", "sf36"])})
-    assert sent.status_code == 409 and "the database is locked" in sent.content.decode()
+    # the answers refused: said to the participant in plain words, not the staff's message
+    assert sent.status_code == 409
+    assert "The study no longer accepts answers. Please contact the research team." in sent.content.decode()
     assert row_counts() == counts and audit_head() == head

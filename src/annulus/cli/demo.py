@@ -94,13 +94,13 @@ def demo(args) -> int:
     setup_django()
     _migrate()
     from annulus.participants.models import Participant
-    from annulus.trial.demo import DEMO_PASSWORD, DEMO_USERS, build_demo, create_demo_users
+    from annulus.trial.demo import DEMO_PASSWORD, DEMO_USERS, build_demo, create_demo_users, demo_notes
     from annulus.trial.services import load_default_protocol
 
     _load_shipped_protocol(load_default_protocol)
     if Participant.objects.exists():
         print("Demo data already present; serving it.")
-        create_demo_users()
+        users = create_demo_users()
     else:
         print("Filling the demo trial through the services (about a minute on two cores)...")
         import time
@@ -110,7 +110,7 @@ def demo(args) -> int:
         started = time.monotonic()
         with Progress(transient=True) as bar:
             task = bar.add_task("demo", total=None)
-            build_demo(seed=args.seed, progress=lambda msg: bar.update(task, description=msg))
+            users = build_demo(seed=args.seed, progress=lambda msg: bar.update(task, description=msg)).users
         print(f"Demo trial filled in {time.monotonic() - started:.0f} s "
               f"({Participant.objects.count()} people pre-screened).")
     url = f"http://{args.host}:{args.port}/"
@@ -122,6 +122,8 @@ def demo(args) -> int:
     print(f"Demo logins (password for all: {DEMO_PASSWORD}):")
     for username, role, name, is_pi in DEMO_USERS:
         print(f"  {username:<13} {role}{' (principal investigator)' if is_pi else ''}")
+    for line in demo_notes(users):
+        print(line)
     sys.stdout.flush()
     if args.no_serve:
         return 0

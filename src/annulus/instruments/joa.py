@@ -102,12 +102,25 @@ def recovery_rate(pre: Any, post: Any) -> float | None:
 
 # ---- the part the patient answers, in the patient's words -----------------------------------
 # The subjective symptoms, the restriction of daily activities and the bladder function are the
-# patient's to tell (the clinical signs are the investigator's examination). The words follow the
-# items and grades of the 1986 score as described in English by Nakamura et al. (2009): the grade
-# of each answer is the item's code, so the scoring is unchanged. The 1986 score names no recall
-# period; the participant describes how things are now.
+# patient's to tell (the clinical signs are the investigator's examination). The grade of each
+# answer is the item's code, so the scoring is unchanged. The 1986 score names no recall period;
+# the participant describes how things are now.
+#
+# Checked item by item and grade by grade against published descriptions of the 1986 score
+# (looked up in December 2026; the English full text of Nakamura et al. 2009 was not among the
+# stored pages, so the check rests on these Chinese clinical forms of the score):
+#   [A] "腰椎间盘突出症入院评分标准: 腰椎JOA（日本骨科协会）评分", Dongchuan District Hospital of
+#       Traditional Chinese Medicine, https://docx.baby/p/20786969250246.html
+#   [B] "康复医学科JOA腰痛疾患疗效评定表" (a close rendering of the Japanese form),
+#       https://m.1wenmi.com/doc/277691.html
+#   [C] "下腰痛JOA评分表", https://360docs.net/doc/1017350159.html
+# Low back pain, leg pain and/or tingling, gait, the seven activities and their order agree with
+# [A]-[C] as worded here. Corrected after the check: the middle grade of the daily activities is
+# a slight restriction ([A] 轻度受限, [B] 轻度困难), not a moderate one; the mild bladder grade
+# names its signs ([B] 尿频、排尿踌躇、残尿感), and trouble caused by a disease of the urinary tract
+# itself is left out, as the form says ([B] 由于尿路疾患而产生的排尿障碍除外).
 _ADL_LEAD = ("How much are you restricted in this everyday activity?", "这项日常活动受限的程度如何？")
-_ADL_WORDS = {"0": ("Severely restricted", "明显受限"), "1": ("Moderately restricted", "中度受限"),
+_ADL_WORDS = {"0": ("Severely restricted", "明显受限"), "1": ("Slightly restricted", "轻度受限"),
               "2": ("Not restricted", "不受限")}
 
 
@@ -142,9 +155,12 @@ ASKS = {
     "sitting": _adl("Sitting for a long time (about 1 hour)", "长时间坐着（约1小时）"),
     "lifting": _adl("Lifting or holding a heavy object", "提起或拿着重物"),
     "walking": _adl("Walking", "行走"),
-    "bladder": Ask("How is your passing of urine?", "您的排尿情况如何？", choices={
+    "bladder": Ask("How is your passing of urine?", "您的排尿情况如何？",
+                   "Leave out any trouble caused by a disease of the bladder or urinary tract itself.",
+                   "由泌尿系统本身疾病引起的排尿问题不计在内。", choices={
         "0": ("Normal", "正常"),
-        "-3": ("Mild difficulty passing urine", "轻度排尿困难"),
+        "-3": ("Mild difficulty passing urine (passing urine often, waiting for it to start, or feeling "
+               "that the bladder is not empty afterwards)", "轻度排尿困难（尿频、排尿踌躇或排尿后残尿感）"),
         "-6": ("Severe difficulty passing urine (leaking urine, or unable to pass urine)",
                "重度排尿困难（尿失禁或尿潴留）")}),
 }

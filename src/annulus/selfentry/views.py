@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -128,16 +129,49 @@ def _questionnaire(request, token, link, *, answers=None, problems=None, status=
         "storage_key": "annulus-selfentry-" + link.token_hash[:16], "lang_next": request.path}, status=status)
 
 
-def _problems(protocol, exc, questions_by_name) -> dict:
-    """Each broken rule on its question: "odi.s3" -> the field "odi-s3", with the question named."""
-    out = {}
+def _plain_problem(q: dict, given: bool) -> str:
+    """What the participant is asked to do about one question, in plain words: never the eCRF's
+    message (that names the item's technical label, its unit and the value sent)."""
+    item = q["item"]
+    if q["form"] == "vas":
+        return (_("Please mark a point on the line between 0 and 100.") if given
+                else _("Please mark on the line how bad your pain is."))
+    if item.kind in ("code", "choice", "bool"):
+        return _("Please choose one of the answers shown.") if given else _("Please choose an answer.")
+    if given and item.min is not None and item.max is not None:
+        return _("Please give a number between %(low)s and %(high)s.") % {"low": f"{item.min:g}",
+                                                                            "high": f"{item.max:g}"}
+    return _("Please check this answer.") if given else _("Please answer this question.")
+
+
+def _problems(protocol, exc, questions_by_name, answers=None) -> dict:
+    """Each broken rule on its question ("odi.s3" -> the field "odi-s3"), said to the participant
+    in plain words in the page's language, naming the question by its number and its short text
+    so they can go back to it; a rule that belongs to no question gets one general line. The
+    eCRF's own messages are for the staff and are not shown here."""
+    answers = answers or {}
+    numbers = {name: n for n, name in enumerate(questions_by_name, 1)}
+    found = {}
+    general = ""
     for v in getattr(exc, "violations", [exc]):
         form_id, item_id = selectors.form_and_item(protocol, v.field)
         name = f"{form_id}-{item_id}"
         q = questions_by_name.get(name)
-        label = (q["label"] or _("Pain now")) if q else ""
-        text = _("“%(question)s”: %(message)s") % {"question": label, "message": v.message} if q else v.message
-        out[name if q else "_"] = text
+        if q is None:
+            general = general or (_("The study no longer accepts answers. Please contact the research team.")
+                                  if isinstance(exc, TrialLocked) else
+                                  _("Your answers could not be saved. Please check them and send them again, "
+                                    "or contact the research team."))
+            continue
+        if name in found:
+            continue
+        label = (q["label"] or _("Your pain right now")).rstrip(":： ")
+        found[name] = _("Question %(number)s, “%(question)s”: %(message)s") % {
+            "number": numbers[name], "question": Truncator(label).chars(60),
+            "message": _plain_problem(q, bool(str(answers.get(name, "")).strip()))}
+    out = {name: found[name] for name in sorted(found, key=numbers.get)}
+    if general:
+        out["_"] = general
     return out
 
 
@@ -185,8 +219,8 @@ def participant_page(request, token):
             flat = {f"{form}-{item}": v for form, items in answers.items() for item, v in items.items()}
             questions = {q["name"]: q for q in selectors.questions(protocol, link.instruments, get_language())}
             status = 409 if isinstance(exc, TrialLocked) else 400
-            return _questionnaire(request, token, link, answers=flat, problems=_problems(protocol, exc, questions),
-                                  status=status)
+            return _questionnaire(request, token, link, answers=flat,
+                                  problems=_problems(protocol, exc, questions, flat), status=status)
         proofs = dict(request.session.get(SESSION_KEY) or {})
         proofs.pop(str(link.pk), None)
         request.session[SESSION_KEY] = proofs

@@ -2,7 +2,8 @@
 audit trail is real. Other apps add their part with a ``demo.py`` defining
 ``STEPS = [(order, function), ...]``; every step ``function(ctx)`` of every app runs after
 screening and enrolment, sorted by ``order`` (allocation 10, liposuction 20, transplant 30,
-follow-up visits 40, safety 50)."""
+follow-up visits 40, safety 50, ..., participants' own questionnaires 105). A module may also
+define ``notes(users) -> list[str]``: lines the demo prints with the logins."""
 
 from __future__ import annotations
 
@@ -119,6 +120,16 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
         progress(f"demo: {name}.{fn.__name__}")
         fn(ctx)
     return ctx
+
+
+def demo_notes(users=None) -> list[str]:
+    """The lines the apps' demo modules add to the demo's output (``notes(users)``), such as a
+    participant link to try on a phone."""
+    lines = []
+    for m in _demo_modules():
+        if hasattr(m, "notes"):
+            lines.extend(m.notes(users))
+    return lines
 
 
 def _demo_modules():
