@@ -187,7 +187,7 @@ def transplant_of(participant_id: int):
     """The participant's transplantation record (blind-safe), or None; read once per page."""
     from annulus.trial.selectors import read_once
 
-    return read_once(("transplant", int(participant_id)), lambda: Transplant.objects.filter(
+    return read_once(("Transplant", int(participant_id)), lambda: Transplant.objects.filter(
         participant_id=participant_id).select_related("recorded_by").first())
 
 

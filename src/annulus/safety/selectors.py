@@ -38,7 +38,7 @@ def adverse_events_of(participant_id: int) -> list[AdverseEvent]:
     """The participant's adverse events by onset; read once per page."""
     from annulus.trial.selectors import read_once
 
-    return read_once(("adverse_events", int(participant_id)), lambda: list(
+    return read_once(("AdverseEvent", int(participant_id)), lambda: list(
         AdverseEvent.objects.filter(participant_id=participant_id).order_by("onset_at", "id")))
 
 

@@ -242,8 +242,9 @@ def questions(protocol, instruments, language: str) -> list[dict]:
             ask = spec.asks.get(item.id)
             choices = [(v, _choice_words(ask, v, en, zh, zh_wanted)) for v, en, zh in item.choices]
             label = (ask.text(language) if ask else "") or _NUMBERING.sub("", item.label(language))
+            line = form_id == "vas"  # the 100 mm line: asked with its own words, not a label
             out.append({"form": form_id, "item": item, "name": f"{form_id}-{item.id}", "first": n == 1,
-                        "label": label if form_id != "vas" else "", "lead": ask.lead(language) if ask else "",
+                        "label": "" if line else label, "line": line, "lead": ask.lead(language) if ask else "",
                         "number_in_form": n, "of_form": len(items), "choices": choices, "kind": item.kind,
                         "required": item.required})
     return out

@@ -133,7 +133,7 @@ def _plain_problem(q: dict, given: bool) -> str:
     """What the participant is asked to do about one question, in plain words: never the eCRF's
     message (that names the item's technical label, its unit and the value sent)."""
     item = q["item"]
-    if q["form"] == "vas":
+    if q["line"]:
         return (_("Please mark a point on the line between 0 and 100.") if given
                 else _("Please mark on the line how bad your pain is."))
     if item.kind in ("code", "choice", "bool"):

@@ -74,7 +74,7 @@ def forms_of(participant_id: int) -> list[FormRecord]:
 
 
 def current_liposuction(participant_id: int) -> Liposuction | None:
-    return read_once(("liposuction", int(participant_id)), lambda: Liposuction.objects.filter(
+    return read_once(("Liposuction", int(participant_id)), lambda: Liposuction.objects.filter(
         participant_id=participant_id, superseded=False).select_related("recorded_by").order_by("-id").first())
 
 
@@ -357,7 +357,7 @@ def _anchor_days(protocol, today: date, visit_on: date | None) -> list[tuple[str
     closed at most GRACE_DAYS before ``today`` (``visit_state`` never says "overdue" later)."""
     out = []
     for pv in protocol.schedule.visits:
-        if pv.procedure or pv.anchor not in ("liposuction", "transplant"):
+        if not _dated(pv):
             continue  # procedures: see panel_schedules; other anchors give no dates
         offset = timedelta(days=pv.offset_days)
         after = offset + timedelta(days=pv.window.after_days)
@@ -422,20 +422,33 @@ def _open_window_sql(digest: str, today: date) -> tuple[str, tuple]:
     from annulus.allocation.selectors import transplanted_ids
 
     wanted = ~Q(pk__in=transplanted_ids())
-    lipo = Q(pk__in=[])
     for pv in active_protocol().schedule.visits:
-        if pv.procedure or pv.anchor not in ("liposuction", "transplant"):
-            continue
-        # the window [anchor + offset - before, anchor + offset + after] holds today
-        first = today - timedelta(days=pv.offset_days + pv.window.after_days)
-        last = today - timedelta(days=pv.offset_days - pv.window.before_days)
-        if pv.anchor == "transplant":
-            wanted |= Q(pk__in=transplanted_ids([(first, last)]))
-        else:
-            lipo |= Q(performed_on__gte=first, performed_on__lte=last)
-    wanted |= Q(pk__in=Liposuction.objects.filter(lipo, superseded=False).values("participant_id"))
+        if _dated(pv):
+            # the window [anchor + offset - before, anchor + offset + after] holds today
+            wanted |= _anchored(pv.anchor, [(today - timedelta(days=pv.offset_days + pv.window.after_days),
+                                             today - timedelta(days=pv.offset_days - pv.window.before_days))])
     sql, params = Participant.objects.filter(wanted, status__in=ACTIVE).values("pk").query.sql_with_params()
     return sql, tuple(params)
+
+
+def _dated(pv) -> bool:
+    """Whether the protocol visit is a visit (not a procedure) dated from day 0 or the transplantation."""
+    return not pv.procedure and pv.anchor in ("liposuction", "transplant")
+
+
+def _anchored(anchor: str, ranges):
+    """The participants (a condition on them) whose anchor date, day 0 or the transplantation,
+    falls in one of ``ranges`` ((first, last) local dates)."""
+    from django.db.models import Q
+
+    from annulus.allocation.selectors import transplanted_ids
+
+    if anchor == "transplant":
+        return Q(pk__in=transplanted_ids(ranges))
+    days = Q(pk__in=[])
+    for first, last in ranges:
+        days |= Q(performed_on__gte=first, performed_on__lte=last)
+    return Q(pk__in=Liposuction.objects.filter(days, superseded=False).values("participant_id"))
 
 
 @lru_cache(maxsize=16)
@@ -449,13 +462,7 @@ def _panel_people_sql(digest: str, today: date, visit_on: date | None) -> tuple[
     protocol = active_protocol()
     wanted = ~Q(pk__in=transplanted_ids())
     for visit_id, anchor, ranges in _anchor_days(protocol, today, visit_on):
-        if anchor == "transplant":
-            on_day = Q(pk__in=transplanted_ids(ranges))
-        else:
-            lipo = Q(pk__in=[])
-            for first, last in ranges:
-                lipo |= Q(performed_on__gte=first, performed_on__lte=last)
-            on_day = Q(pk__in=Liposuction.objects.filter(lipo, superseded=False).values("participant_id"))
+        on_day = _anchored(anchor, ranges)
         recorded = Visit.objects.filter(visit_id=visit_id, number=0).values("participant_id")
         wanted |= on_day & ~Q(pk__in=recorded)
     if visit_on is not None:
