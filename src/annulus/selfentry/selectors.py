@@ -12,6 +12,7 @@ from django.utils.translation import get_language
 
 from annulus.visits import crf
 from annulus.visits import selectors as visit_selectors
+from annulus.visits.models import parse_visit_key
 
 from .models import SelfEntryLink
 
@@ -165,11 +166,14 @@ def questionnaire_statuses(pairs, now: datetime | None = None, among=None) -> di
             live[pair] = link
     complete: dict[tuple[int, str], set] = {}
     expected: dict[tuple[int, str], set] = {}
+    # only the visits asked about (never an empty list, so that the query runs either way)
+    visit_ids = sorted({parse_visit_key(key)[0] for _, key in pairs}) or [""]
     for pid, visit_id, number, forms, form_id, state in (
-            FormRecord.objects.filter(participant_id__in=ids, form_id__in=PATIENT_FORMS)
+            FormRecord.objects.filter(participant_id__in=ids, form_id__in=PATIENT_FORMS, visit__visit_id__in=visit_ids)
             .values_list("participant_id", "visit__visit_id", "visit__number", "visit__forms", "form_id", "state")):
         key = f"u{number}" if visit_id == "unscheduled" else visit_id
-        expected[(pid, key)] = {f for f in forms if f in PATIENT_FORMS}
+        if (pid, key) not in expected:
+            expected[(pid, key)] = {f for f in forms if f in PATIENT_FORMS}
         if state in ("complete", "changed"):
             complete.setdefault((pid, key), set()).add(form_id)
     out = {}
@@ -271,20 +275,14 @@ def open_questionnaires(*, today=None, people=None) -> list[dict]:
     participant, the slot and ``questionnaire_statuses``' entry; ordered by participant."""
     today = today or timezone.localdate()
     chosen = visit_selectors.open_window_people(today, people=people)
-    schedules = visit_selectors.active_schedules(today=today, people=chosen)
     wanted = []
-    for p, slots in schedules:
-        for s in slots:
-            if s.procedure or s.visit_id == "unscheduled" or s.window_start is None:
-                continue
-            if not (s.window_start <= today <= s.window_end):
-                continue
-            forms = s.record.forms if s.record is not None else s.forms
-            if not any(f in forms for f in PATIENT_FORMS):
-                continue
-            if s.record is not None and s.record.outcome != "attended":
-                continue
-            wanted.append((p, s))
+    for p, s in visit_selectors.open_window_slots(today, people=people):
+        forms = s.record.forms if s.record is not None else s.forms
+        if not any(f in forms for f in PATIENT_FORMS):
+            continue
+        if s.record is not None and s.record.outcome != "attended":
+            continue
+        wanted.append((p, s))
     # read among the participants chosen (a query, not their ids): the same two queries whether
     # or not a window is open today
     statuses = questionnaire_statuses([(p.pk, s.key) for p, s in wanted], among=chosen)

@@ -240,7 +240,7 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
         next_start = next((w[1] for w in windows[i + 1:] if w[1] is not None and (w[1] > (end or w[1]))), None)
         slot = Slot(visit_id=pv.id, key=pv.id, name=pv.name.get(lang), follow_up=pv.follow_up,
                     procedure=pv.procedure, forms=list(pv.forms), target=target, window_start=start,
-                    window_end=end, planned=planned and (pv.anchor == "transplant" or pv.procedure == "transplant"))
+                    window_end=end, planned=_planned(pv, planned))
         if pv.procedure == "liposuction":
             done = lipo
             slot.done_on = done
@@ -390,6 +390,39 @@ def panel_schedules(today: date, *, calls: bool = True, user=None) -> list[tuple
     # than running it) and run as it is on every page of that day
     sql, params = _panel_people_sql(active_version().digest, today, visit_on)
     return active_schedules(today=today, people=scoped(user, Participant.objects.filter(pk__in=RawSQL(sql, params)), ""))
+
+
+def _planned(pv, planned: bool) -> bool:
+    """Whether the protocol visit's dates rest on a transplantation only planned (``planned``:
+    the participant's transplantation is not recorded)."""
+    return planned and (pv.anchor == "transplant" or pv.procedure == "transplant")
+
+
+def open_window_slots(today: date, *, people=None) -> list[tuple[Participant, Slot]]:
+    """The scheduled visits (not procedures) whose window holds ``today``, of the participants of
+    ``open_window_people``, in case-number order: each a ``Slot`` with the windows of
+    ``schedule`` and its record (None when not recorded), without the form states and the state
+    (left empty), which would need every form of those participants. Three queries."""
+    protocol = active_protocol()
+    chosen = list(open_window_people(today, people=people).order_by("case_number"))
+    ids = [p.pk for p in chosen]
+    anchor = anchors_of(ids)
+    records = {(v.participant_id, v.visit_id): v for v in Visit.objects.filter(participant_id__in=ids, number=0)}
+    lang = get_language()
+    out = []
+    for p in chosen:
+        lipo, tx, planned = anchor[p.pk]
+        for pv in protocol.schedule.visits:
+            if pv.procedure:
+                continue
+            target, start, end = window_of(pv, lipo, tx)
+            if start is None or not start <= today <= end:
+                continue
+            out.append((p, Slot(visit_id=pv.id, key=pv.id, name=pv.name.get(lang), follow_up=pv.follow_up,
+                                procedure=None, forms=list(pv.forms), target=target, window_start=start,
+                                window_end=end, planned=_planned(pv, planned), state="",
+                                record=records.get((p.pk, pv.id)))))
+    return out
 
 
 def open_window_schedules(today: date, *, people=None) -> list[tuple[Participant, list[Slot]]]:
