@@ -287,6 +287,38 @@ def test_wrong_card_codes_lock_the_link(at_m1, client_for):
     assert AuditEvent.objects.filter(object_type="selfentry_link", reason="wrong card codes").count() == 1
 
 
+def test_every_answer_to_a_card_code_costs_one_hash_check(at_m1, client_for, monkeypatch):
+    """The time of the answer tells nothing: a link that never existed, an expired one, a locked
+    one, a wrong code, an empty code and the right code each cost one password-hash check."""
+    p = at_m1()
+    path, code, _ = _issue(client_for, p)
+    token = path.strip("/").split("/")[-1]
+    wrong = "123456" if code != "123456" else "654321"
+    checks = []
+    real = services.check_password
+
+    def counted(raw, encoded, *args, **kwargs):
+        checks.append(encoded)
+        return real(raw, encoded, *args, **kwargs)
+
+    monkeypatch.setattr(services, "check_password", counted)
+
+    def cost(**kw) -> tuple[str, int]:
+        checks.clear()
+        result, _link = services.check_code(**kw)
+        return result, len(checks)
+
+    assert cost(token="A" * 43, code=code) == (services.CodeResult.GONE, 1)
+    assert cost(token=token, code=wrong) == (services.CodeResult.WRONG, 1)
+    assert cost(token=token, code="") == (services.CodeResult.WRONG, 1)
+    SelfEntryLink.objects.update(locked_until=timezone.now() + timedelta(minutes=5))
+    assert cost(token=token, code=code) == (services.CodeResult.LOCKED, 1)
+    SelfEntryLink.objects.update(locked_until=None)
+    assert cost(token=token, code=code) == (services.CodeResult.OK, 1)
+    SelfEntryLink.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert cost(token=token, code=code) == (services.CodeResult.GONE, 1)
+
+
 @pytest.mark.req("P-4.7")
 def test_a_withdrawn_participants_link_does_not_work(at_m1, client_for, users):
     from annulus.participants import services as ps
@@ -325,3 +357,29 @@ def test_the_locked_trial_refuses_links_and_answers(at_m1, client_for):
     assert sent.status_code == 409
     assert "The study no longer accepts answers. Please contact the research team." in sent.content.decode()
     assert row_counts() == counts and audit_head() == head
+
+
+@pytest.mark.req("P-3.3")
+def test_the_participant_pages_read_nothing_of_the_allocation():
+    """Nothing on these pages can differ by arm: the self-entry app never reaches the allocation
+    (group labels, arms, envelopes and drug codes are read only through its selectors), and its
+    pages show only the participant's own questions and answers."""
+    import ast
+    import pathlib
+
+    import annulus.selfentry as app
+
+    folder = pathlib.Path(app.__file__).parent
+    reached = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                reached.add(node.module)
+            elif isinstance(node, ast.Import):
+                reached.update(a.name for a in node.names)
+    assert reached, "the scan found no import at all"
+    assert not {m for m in reached if m.startswith("annulus.allocation")}, reached
+    templates = " ".join(p.read_text(encoding="utf-8") for p in folder.rglob("*.html"))
+    for word in ("group_label", "drug_code", "envelope", "arm"):
+        assert not re.search(rf"\b{word}\b", templates), word
+

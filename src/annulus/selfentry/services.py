@@ -395,6 +395,22 @@ class CodeResult:
     OK, WRONG, LOCKED, GONE = "ok", "wrong", "locked", "gone"
 
 
+_STAND_IN: list[str] = []
+
+
+def _code_matches(code: str, code_hash: str | None) -> bool:
+    """Whether ``code`` is the card code of ``code_hash``. Every answer to a card code costs one
+    password-hash check, also when there is no code to check against (a link that does not work,
+    a locked link, a participant without a card, an empty code): otherwise the time of the answer
+    would tell a link that works from one that does not, and a guessed link from a real one."""
+    if not _STAND_IN:
+        _STAND_IN.append(make_password(secrets.token_urlsafe(12)))
+    if code and code_hash:
+        return check_password(code, code_hash)
+    check_password(code or "-", _STAND_IN[0])
+    return False
+
+
 def check_code(*, token: str, code: str, at: datetime | None = None) -> tuple[str, SelfEntryLink | None]:
     """Check the card code for a link: ``(CodeResult.OK, link)`` and the link marked opened, or
     WRONG (counted; the fifth in a row locks the link for a while, longer each time, and the
@@ -406,12 +422,14 @@ def check_code(*, token: str, code: str, at: datetime | None = None) -> tuple[st
         assert_writable("visit data")
         link = link_by_token(token, lock=True)
         if link is None or not usable(link, now) or link.locks >= MAX_LOCKS:
+            _code_matches(code, None)
             return CodeResult.GONE, None
         if link.locked_until is not None and link.locked_until > now:
+            _code_matches(code, None)
             return CodeResult.LOCKED, link
         _assert_open(link)  # nothing is counted or opened on a locked record
         card = current_card(link.participant_id)
-        if card is None or not code or not check_password(code, card.code_hash):
+        if not _code_matches(code, card.code_hash if card is not None else None):
             link.failed_codes += 1
             fields = ["failed_codes"]
             if link.failed_codes >= FAILURES_PER_LOCK:
