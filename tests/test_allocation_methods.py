@@ -39,9 +39,9 @@ SITES = [{"id": "A", "name": {"en": "North Hospital", "zh": "北方医院"}},
          {"id": "C", "name": {"en": "East Hospital", "zh": "东方医院"}}]
 SEED = testing.SEED
 ARMS = ("high", "mid", "low", "control")
-# factor definitions shared by both methods: the site (C is a site but no level) and the VAS pain
-# of the eligibility evidence cut at 70 mm
-SITE = {"id": "site", "from": "site", "levels": ["A", "B"]}
+# factor definitions shared by both methods: the site (its levels are the declared sites) and the
+# VAS pain of the eligibility evidence cut at 70 mm
+SITE = {"id": "site", "from": "site", "levels": ["A", "B", "C"]}
 PAIN = {"id": "pain", "from": "vas_mm", "levels": ["moderate", "severe"], "cuts": [70]}
 
 
@@ -119,28 +119,28 @@ def event_of(env: Envelope) -> dict:
 @pytest.mark.req("P-3.1", "P-3.3")
 def test_stratified_lists_are_generated_and_sealed_one_per_stratum(strat):
     lst = testing.generate(strat)
-    assert lst.method == "stratified_blocks" and lst.n == 4 * 24
+    assert lst.method == "stratified_blocks" and lst.n == 6 * 24
     strata = lst.method_settings["strata"]
     assert [(s["number"], s["label"]) for s in strata] == [
         (1, "site=A; pain=moderate"), (2, "site=A; pain=severe"), (3, "site=B; pain=moderate"),
-        (4, "site=B; pain=severe")]
-    for number in (1, 2, 3, 4):
+        (4, "site=B; pain=severe"), (5, "site=C; pain=moderate"), (6, "site=C; pain=severe")]
+    for number in (1, 2, 3, 4, 5, 6):
         rows = list(Envelope.objects.filter(allocation_list=lst, stratum=str(number)).order_by("serial"))
         assert [e.random_number for e in rows[:2]] == [f"{number}-001", f"{number}-002"]
         # complete blocks of 4 and 8 fill 24: every stratum's list is balanced
         assert Counter(lst.level2_key[e.group_label] for e in rows) == {a: 6 for a in ARMS}
-    assert Envelope.objects.values("drug_code").distinct().count() == 96
+    assert Envelope.objects.values("drug_code").distinct().count() == 6 * 24
     assert services.seal_problems(lst) == []
     # the holder documents carry the stratum and are the pure core's, byte for byte, from the seed
     docs = services.document_bytes(lst)
-    seq = generate_stratified([(a, 1) for a in ARMS], [("site", ("A", "B")), ("pain", ("moderate", "severe"))],
+    seq = generate_stratified([(a, 1) for a in ARMS], [("site", ("A", "B", "C")), ("pain", ("moderate", "severe"))],
                               24, SEED, block_multipliers=(1, 2), number_width=3)
     assert docs["table"] == allocation_table_bytes(seq)
     assert docs["table"].decode().splitlines()[0] == ("stratum,stratum_levels,serial_number,random_number,drug_code,"
                                                        "group_label")
     assert docs["table"].decode().splitlines()[1].startswith("1,site=A; pain=moderate,1,1-001,")
     event = decoded(AuditEvent.objects.get(object_type="allocation_list"))
-    assert event["changes"]["method"] == [None, "stratified_blocks"] and event["changes"]["strata"] == [None, 4]
+    assert event["changes"]["method"] == [None, "stratified_blocks"] and event["changes"]["strata"] == [None, 6]
     assert str(lst.seed) not in AuditEvent.objects.get(object_type="allocation_list").payload
 
 
@@ -164,7 +164,7 @@ def test_the_stratum_comes_from_the_site_and_the_evidence(strat):
     assert Participant.objects.get(pk=a_severe.pk).status == "randomised"
     summary = selectors.list_summary(strat["designer"])
     assert [(s["number"], s["opened"], s["envelopes"]) for s in summary["strata"]] == [
-        (1, 3, 24), (2, 1, 24), (3, 0, 24), (4, 1, 24)]
+        (1, 3, 24), (2, 1, 24), (3, 0, 24), (4, 1, 24), (5, 0, 24), (6, 0, 24)]
     assert services.seal_problems(lst) == []
 
 
@@ -176,11 +176,14 @@ def _nothing_written(p):
 
 @pytest.mark.req("P-3.2")
 def test_a_site_that_is_no_level_is_refused_naming_the_factor(strat):
+    """The validator makes the declared sites the levels; a participant whose site is none of them
+    (the row edited in the table) is refused, not put in some stratum."""
     testing.generate(strat)
     p = enrolled(strat, "C")
+    Participant.objects.filter(pk=p.pk).update(site="Z")
     with pytest.raises(RuleViolation) as exc:
         randomise(strat, p)
-    assert exc.value.field == "site" and "'C'" in exc.value.message and "A, B" in exc.value.message
+    assert exc.value.field == "site" and "'Z'" in exc.value.message and "A, B, C" in exc.value.message
     _nothing_written(p)
 
 
@@ -244,7 +247,7 @@ def test_pharmacy_and_emergency_unblinding_follow_the_stratified_envelope(strat,
 
 def _replayed(lst) -> list[str]:
     envelopes = list(Envelope.objects.filter(allocation_list=lst).order_by("serial"))
-    minimiser = Minimiser(list(ARMS), [1, 1, 1, 1], [("site", ("A", "B")), ("pain", ("moderate", "severe")),
+    minimiser = Minimiser(list(ARMS), [1, 1, 1, 1], [("site", ("A", "B", "C")), ("pain", ("moderate", "severe")),
                                                      ("modic", ("none", "I", "II", "III"))],
                           [1, 2, 1], p=0.8, seed=SEED, measure="range")
     history = [(e.levels, lst.level2_key[e.group_label]) for e in envelopes]
@@ -260,7 +263,7 @@ def test_minimisation_seals_seed_settings_labels_and_a_drug_code_pool(mini):
     assert not Envelope.objects.filter(allocation_list=lst).exists()  # no list: envelopes come with allocation
     assert len({e["drug_code"] for e in lst.pool}) == 100 and lst.pool[0]["random_number"] == "001"
     assert lst.method_settings["p"] == 0.8 and [f["weight"] for f in lst.method_settings["factors"]] == [1, 2, 1]
-    plan = plan_minimisation([(a, 1) for a in ARMS], [("site", ("A", "B")), ("pain", ("moderate", "severe")),
+    plan = plan_minimisation([(a, 1) for a in ARMS], [("site", ("A", "B", "C")), ("pain", ("moderate", "severe")),
                                                      ("modic", ("none", "I", "II", "III"))], 100, SEED,
                              weights=[1, 2, 1], p=0.8, measure="range", number_width=3)
     docs = services.document_bytes(lst)
@@ -315,6 +318,7 @@ def test_a_changed_minimisation_allocation_fails_the_replay(mini, capsys):
 def test_minimisation_refuses_a_missing_factor_value_and_a_site_that_is_no_level(mini):
     lst = testing.generate(mini)
     p = enrolled(mini, "C")
+    Participant.objects.filter(pk=p.pk).update(site="Z")  # a site none of the levels (edited in the table)
     with pytest.raises(RuleViolation) as exc:
         randomise(mini, p)
     assert exc.value.field == "site"

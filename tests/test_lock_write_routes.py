@@ -186,12 +186,14 @@ def build_trial(users, make_participant) -> dict:
 class Case:
     """One write: who, where and what (``path`` and ``data`` take the trial dict). ``unlocked``:
     None when the write must succeed with the lock lifted, else the text of the other rule that
-    refuses it then (the lock is checked first)."""
+    refuses it then (the lock is checked first). ``locked``: the refusal's own words where the
+    reader is not the staff (the participant's pages), instead of the lock message."""
 
     role: str
     path: Callable
     data: Callable = lambda t: {}
     unlocked: str | None = None
+    locked: str | None = None
     note: str = ""
     files: Callable | None = None
     extra: dict = field(default_factory=dict)
@@ -353,7 +355,7 @@ PAGE_CASES: dict[str, list[Case]] = {
         Case("coordinator", lambda t: _self_entry_link(t)["path"],
              lambda t: {"action": "submit", "proof": _self_entry_link(t)["proof"], "vas-vas_mm": "40",
                         **{f"odi-s{i}": "1" for i in range(1, 11)}},
-             note="the participant's answers"),
+             locked="The study no longer accepts answers", note="the participant's answers"),
     ],
 }
 
@@ -729,7 +731,7 @@ def test_every_page_write_is_refused_after_the_lock(trial, users):
             name = f"{route} {case.note}".strip()
             counts, head = row_counts(), audit_head()
             resp = browser.post(path, data, case.files(trial) if case.files else None)
-            if resp.status_code not in (200, 400, 409) or message not in _text(resp):
+            if resp.status_code not in (200, 400, 409) or (case.locked or message) not in _text(resp):
                 problems.append(f"{name}: {resp.status_code}, lock message not shown")
             if row_counts() != counts or audit_head() != head:
                 problems.append(f"{name}: something was written")
