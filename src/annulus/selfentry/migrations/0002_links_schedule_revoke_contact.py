@@ -8,10 +8,11 @@ from django.db import migrations, models
 def fill_visit_key(apps, schema_editor):
     """Links issued before this migration were all for a recorded visit: its key."""
     Link = apps.get_model("selfentry", "SelfEntryLink")
-    for link in Link.objects.select_related("visit"):
+    db = schema_editor.connection.alias  # the owner's connection when the application's role owns nothing
+    for link in Link.objects.using(db).select_related("visit"):
         v = link.visit
         link.visit_key = f"u{v.number}" if v.visit_id == "unscheduled" else v.visit_id
-        link.save(update_fields=["visit_key"])
+        link.save(using=db, update_fields=["visit_key"])
 
 
 class Migration(migrations.Migration):
