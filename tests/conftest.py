@@ -273,3 +273,30 @@ def arms(monkeypatch):
     monkeypatch.setattr(mod, "arms_for_closed_report", arms_for_closed_report)
     monkeypatch.setattr(mod, "arm_of_for_system", lambda pid: mapping.get(pid))
     return mapping
+
+
+def race(calls) -> list:
+    """Run the calls at the same moment, each in its own thread on its own database connection;
+    return each one's result or the exception it raised (the concurrency tests on PostgreSQL)."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, fn):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = fn()
+        except Exception as exc:  # noqa: BLE001 - the test inspects every outcome
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results

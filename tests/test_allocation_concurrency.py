@@ -5,16 +5,14 @@ ANNULUS_TEST_DB_NAME=test_alloc DATABASE_URL=postgres://postgres@127.0.0.1:5432/
     .venv/bin/pytest tests/test_allocation_concurrency.py
 """
 
-import threading
 
 import pytest
-from django.db import connection
 
 from annulus.allocation import services, testing
 from annulus.allocation.models import Envelope
 from annulus.errors import RuleViolation
 from annulus.participants.models import Participant
-from tests.conftest import postgres_url
+from tests.conftest import postgres_url, race
 
 pytestmark = [pytest.mark.postgres,
               pytest.mark.skipif(postgres_url() is None, reason="needs DATABASE_URL=postgres://...")]
@@ -25,34 +23,12 @@ def committed(committed_db, users, make_participant):
     """Committed data that the racing threads can see (``committed_db``)."""
 
 
-def _race(calls):
-    """Run the calls at the same moment, each on its own connection; return results/exceptions."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(i, fn):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = fn()
-        except Exception as exc:  # noqa: BLE001 - the test inspects every outcome
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
-
-
 @pytest.mark.req("X-3.9", "P-3.2")
 def test_fifty_concurrent_allocations(committed, users, make_participant):
     testing.generate(users)
     people = [make_participant("enrolled") for _ in range(50)]
     actors = [users["investigator"], users["coordinator"]]
-    results = _race([lambda p=p, i=i: services.randomise(actor=actors[i % 2], participant_id=p.pk)
+    results = race([lambda p=p, i=i: services.randomise(actor=actors[i % 2], participant_id=p.pk)
                      for i, p in enumerate(people)])
     errors = [r for r in results if isinstance(r, Exception)]
     assert not errors, errors[:3]
@@ -70,7 +46,7 @@ def test_fifty_concurrent_allocations(committed, users, make_participant):
 def test_two_browsers_randomise_the_same_participant_at_once(committed, users, make_participant):
     testing.generate(users)
     p = make_participant("enrolled")
-    results = _race([lambda: services.randomise(actor=users["investigator"], participant_id=p.pk),
+    results = race([lambda: services.randomise(actor=users["investigator"], participant_id=p.pk),
                      lambda: services.randomise(actor=users["coordinator"], participant_id=p.pk)] * 4)
     ok = [r for r in results if isinstance(r, Envelope)]
     refused = [r for r in results if isinstance(r, RuleViolation)]

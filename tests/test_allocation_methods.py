@@ -10,13 +10,11 @@ ANNULUS_TEST_DB_NAME=test_methods DATABASE_URL=postgres://postgres@127.0.0.1:543
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 import yaml
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -31,7 +29,7 @@ from annulus.randomisation.documents import allocation_table_bytes, level1_key_b
 from annulus.randomisation.minimisation import Minimiser, plan_minimisation
 from annulus.trial.selectors import active_protocol
 
-from .conftest import ELIGIBLE_EVIDENCE, TEST_PASSWORD, postgres_url
+from .conftest import ELIGIBLE_EVIDENCE, TEST_PASSWORD, postgres_url, race
 
 SHIPPED = open("protocols/dlbp-admsc.yaml", encoding="utf-8").read()
 SITES = [{"id": "A", "name": {"en": "North Hospital", "zh": "北方医院"}},
@@ -388,27 +386,6 @@ def test_blinded_roles_see_no_count_by_arm_or_label(users, protocol, language):
 
 # ---- concurrency (PostgreSQL) -------------------------------------------------------------------
 
-def _race(calls):
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(i, fn):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = fn()
-        except Exception as exc:  # noqa: BLE001 - the test inspects every outcome
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
-
-
 @pytest.mark.req("X-3.9")
 @pytest.mark.postgres
 @pytest.mark.skipif(postgres_url() is None, reason="needs DATABASE_URL=postgres://...")
@@ -418,7 +395,7 @@ def test_concurrent_randomisations_in_one_stratum(committed_db, users, method):
     lst = testing.generate(users)
     people = [enrolled(users, "A", vas_mm=65) for _ in range(16)]
     actors = [users["investigator"], users["coordinator"]]
-    results = _race([lambda p=p, i=i: services.randomise(actor=actors[i % 2], participant_id=p.pk)
+    results = race([lambda p=p, i=i: services.randomise(actor=actors[i % 2], participant_id=p.pk)
                      for i, p in enumerate(people)])
     errors = [r for r in results if isinstance(r, Exception)]
     assert not errors, errors[:3]

@@ -6,18 +6,16 @@ P-1.1)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 import yaml
-from django.db import connection
 from django.utils import timezone
 
 from annulus.accounts.models import Membership
 from annulus.participants.models import Participant
 from annulus.protocol import ProtocolError, parse_protocol
-from tests.conftest import ELIGIBLE_EVIDENCE, TEST_PASSWORD, postgres_url
+from tests.conftest import ELIGIBLE_EVIDENCE, TEST_PASSWORD, postgres_url, race
 
 from .api_clients import Token
 from .test_sites import SHIPPED, TWO_SITES, browser, post, scoped_user
@@ -271,27 +269,6 @@ def test_the_enrolment_page_gives_the_sites_next_number(users, language, said):
 
 # ---- at the same moment, on PostgreSQL -------------------------------------------------------------
 
-def _race(calls):
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(i, fn):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = fn()
-        except Exception as exc:  # noqa: BLE001 - the test inspects every outcome
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.skipif(postgres_url() is None, reason="needs DATABASE_URL=postgres://...")
 @pytest.mark.req("P-1.1", "P-7.2")
@@ -301,7 +278,7 @@ def test_concurrent_enrolments_at_two_sites_take_each_number_once(committed_db, 
 
     load_protocol_version(actor=None, text=_protocol("per_site"))
     people = [_eligible(users, site) for site in ["A"] * 6 + ["B"] * 6]
-    results = _race([lambda p=p: ps.enrol(actor=users["investigator"], participant_id=p.pk) for p in people])
+    results = race([lambda p=p: ps.enrol(actor=users["investigator"], participant_id=p.pk) for p in people])
     # an enrolment that met another at the same moment may be refused, never given a taken number
     refused = [r for r in results if isinstance(r, Exception)]
     assert all(getattr(r, "field", None) == "case_number" for r in refused), refused[:3]
