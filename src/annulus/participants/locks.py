@@ -88,8 +88,9 @@ def assert_record_writable(participant_id, visit: str = "", form: str = "") -> N
             raise RecordLocked(found[key])
 
 
-def _locks_of(participant_id) -> dict[tuple[str, str], RecordLock]:
-    """The participant's locks in force by (visit, form), read once per page (``read_once``)."""
+def participant_locks(participant_id) -> dict[tuple[str, str], RecordLock]:
+    """Every lock in force of one participant by (visit, form), read once per page
+    (``read_once``; for pages)."""
     from annulus.trial.selectors import read_once
 
     return read_once(("record_locks", int(participant_id)), lambda: {
@@ -99,20 +100,15 @@ def _locks_of(participant_id) -> dict[tuple[str, str], RecordLock]:
 
 def open_lock(participant_id, visit: str = "", form: str = "") -> RecordLock | None:
     """The lock in force on exactly this record (no row lock: for pages)."""
-    return _locks_of(participant_id).get((visit, form))
+    return participant_locks(participant_id).get((visit, form))
 
 
 def covering_lock(participant_id, visit: str = "", form: str = "") -> RecordLock | None:
     """The lock that keeps this record from changing: its own, its visit's or the casebook's
     (the widest first). For pages."""
     keys = [("", "")] + ([(visit, "")] if visit else []) + ([(visit, form)] if form else [])
-    rows = _locks_of(participant_id)
+    rows = participant_locks(participant_id)
     return next((rows[k] for k in keys if k in rows), None)
-
-
-def participant_locks(participant_id) -> dict[tuple[str, str], RecordLock]:
-    """Every lock in force of one participant by (visit, form) (for pages)."""
-    return _locks_of(participant_id)
 
 
 # ---- names and targets -------------------------------------------------------------------------

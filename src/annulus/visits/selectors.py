@@ -425,11 +425,6 @@ def open_window_slots(today: date, *, people=None) -> list[tuple[Participant, Sl
     return out
 
 
-def open_window_schedules(today: date, *, people=None) -> list[tuple[Participant, list[Slot]]]:
-    """``active_schedules`` of ``open_window_people``."""
-    return active_schedules(today=today, people=open_window_people(today, people=people))
-
-
 def open_window_people(today: date, *, people=None):
     """The participants (of ``people``, a query of participants) who may
     have a scheduled visit whose window is open on ``today``, chosen in SQL: their day 0 or
