@@ -8,9 +8,9 @@ ANNULUS_TEST_DB_NAME=test_visits DATABASE_URL=postgres://postgres@127.0.0.1:5432
 
 import pytest
 
-from tests.conftest import postgres_url
+from tests.conftest import postgres_url, race
 
-from .test_allocation_concurrency import _race, committed  # noqa: F401
+from .test_allocation_concurrency import committed  # noqa: F401
 from .test_visits_support import GOOD, at_w1, transplant_dates, trial_participant  # noqa: F401
 
 pytestmark = [pytest.mark.postgres,
@@ -34,7 +34,7 @@ def test_first_follow_up_forms_saved_at_once_all_land(committed, at_w1, users):
         return lambda: vs.save_form(actor=who[i % 2], participant_id=p.pk, visit_key="w1", form_id=form_id,
                                     items=GOOD[form_id], complete=True)
 
-    results = _race([save(i, f) for i, f in enumerate(forms)])
+    results = race([save(i, f) for i, f in enumerate(forms)])
     assert not [r for r in results if isinstance(r, Exception)], results
     assert set(FormRecord.objects.filter(visit=visit).values_list("form_id", flat=True)) == set(forms)
     assert Participant.objects.get(pk=p.pk).status == "in_follow_up"
