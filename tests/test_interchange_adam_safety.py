@@ -478,7 +478,7 @@ def test_windows_are_the_schedules():
     lipo, tx = date(2023, 3, 1), date(2023, 3, 22)
     for planned in (tx, tx + timedelta(days=3)):
         ends = adam_conduct.window_ends(protocol.schedule.visits, lipo, planned)
-        assert ends == [window_of(pv, lipo, planned)[2] for pv in protocol.schedule.visits]
+        assert ends == [window_of(pv, lipo, planned, protocol)[2] for pv in protocol.schedule.visits]
     assert adam_conduct.window_ends(protocol.schedule.visits, None, None) == [None] * len(protocol.schedule.visits)
 
 

@@ -883,7 +883,7 @@ class _Reader:
         target, window = None, ""
         pv = self.pvisits.get(visit_id)
         if pv is not None:
-            tgt, start, end = window_of(pv, lipo, planned_tx)
+            tgt, start, end = window_of(pv, lipo, planned_tx, self.protocol)
             target = tgt.isoformat() if tgt else None
             if on is not None and start is not None and outcome == "attended":
                 window = "early" if on < start else "late" if on > end else "in"

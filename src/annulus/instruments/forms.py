@@ -31,9 +31,37 @@ def spec_for(protocol, form_id: str) -> FormSpec:
         raise RuleViolation("form", f"unknown form '{form_id}'")
     if form.panel:
         return lab_form(protocol, form.id, form.panel)
+    if form.procedure and form.procedure not in protocol.page_procedures:
+        return procedure_form(protocol, form.id, form.procedure)
     if form_id == "vitals" or form.instrument == "vitals":
         return vitals_form(protocol)
     key = form.instrument or form.id
     if key in STATIC_SPECS:
         return STATIC_SPECS[key]
     raise RuleViolation("form", f"'{form_id}' is a procedure record, not an eCRF form")
+
+
+# ---- procedure records ------------------------------------------------------------------------
+# How a procedure field's type is asked on the eCRF: integers and decimals as numbers, a yes/no
+# as a choice with nothing ticked, dates and times as such.
+_PROCEDURE_KINDS = {"integer": "number", "decimal": "number", "boolean": "choice", "choice": "choice",
+                    "text": "text", "date": "date", "datetime": "datetime"}
+
+
+def procedure_form(protocol, form_id: str, procedure_id: str) -> FormSpec:
+    """The eCRF form recording a declared procedure: one item per field of the procedure, in
+    the file's order, with its label, unit, range and choices (``extra["procedure"]`` is the
+    procedure)."""
+    proc = protocol.procedure(procedure_id)
+    items = []
+    for f in proc.fields:
+        kind = _PROCEDURE_KINDS[f.type]
+        if f.type == "boolean":
+            choices = YES_NO
+        elif f.type == "choice":
+            choices = tuple((c, c, c) for c in f.choices)
+        else:
+            choices = ()
+        items.append(Item(f.id, f.label.en, f.label.zh, kind, choices, unit=f.unit or "", min=f.min, max=f.max,
+                          step="1" if f.type == "integer" else "any", required=f.required))
+    return FormSpec(form_id, tuple(items), extra={"procedure": proc})

@@ -1425,6 +1425,36 @@ class Protocol(Strict):
         return next((p for p in self.procedures or [] if p.treatment), None)
 
     @property
+    def page_procedures(self) -> dict[str, str]:
+        """The procedures of an autologous cell product, recorded on the product's own pages
+        rather than as eCRF forms: the treatment whose checks include ``release`` (the product
+        given after its release checks) as ``"treatment"``, and the procedure its timing counts
+        from (the harvest the product is made from) as ``"harvest"``; procedure id -> that part.
+        Every other procedure is recorded as the eCRF form the schedule declares for it. A file
+        written before ``procedures:`` had only this shape: its last procedure is the treatment
+        and the earlier one the harvest."""
+        if self.procedures is None:
+            ids = [p.id for p in self.procedure_list]
+            return {i: ("treatment" if n == len(ids) - 1 else "harvest") for n, i in enumerate(ids)}
+        treatment = self.treatment_procedure
+        if treatment is None or "release" not in treatment.checks:
+            return {}
+        out = {treatment.id: "treatment"}
+        if treatment.timing is not None and treatment.timing.after != CONSENT_ANCHOR:
+            out[treatment.timing.after] = "harvest"
+        return out
+
+    def procedure_visit(self, procedure_id: str) -> Visit | None:
+        """The visit of the schedule at which the procedure is done (its date is the event's
+        date), or None when it is done at several visits or none."""
+        found = [v for v in self.schedule.visits if v.procedure == procedure_id]
+        return found[0] if len(found) == 1 else None
+
+    def procedure_form(self, procedure_id: str) -> FormDef | None:
+        """The eCRF form that records the procedure."""
+        return next((f for f in self.schedule.forms if f.procedure == procedure_id), None)
+
+    @property
     def site_list(self) -> list[Site]:
         """The trial's sites: those the protocol declares, else the one site ``trial.site``."""
         return list(self.sites) if self.sites else [Site(id=DEFAULT_SITE_ID, name=self.trial.site)]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date, datetime
 from typing import Any
+
+from annulus import dates
 
 from annulus.errors import Problems, RuleViolation, RuleViolations
 from annulus.instruments import InstrumentError, score
@@ -81,7 +84,39 @@ def clean(spec: FormSpec, raw: dict) -> dict:
     return out
 
 
+def _clean_when(item: Item, value) -> str:
+    """A date (``YYYY-MM-DD``) or a date and time (ISO 8601; a time without offset is the site's
+    local time) -> its ISO text, with the offset for a time; implausible ones are refused."""
+    from django.utils import timezone
+
+    if isinstance(value, datetime) and item.kind == "date":
+        value = value.date()
+    text = value.isoformat() if isinstance(value, (date, datetime)) else str(value).strip()
+    try:
+        if item.kind == "date":
+            parsed = date.fromisoformat(text)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        example = "2026-03-01" if item.kind == "date" else "2026-03-01T09:30"
+        raise RuleViolation(item.id, f"{item.en} must be a {'date' if item.kind == 'date' else 'date and time'} "
+                                     f"such as {example}, got {value!r}") from None
+    if item.kind == "datetime" and parsed.tzinfo is None:
+        try:
+            parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
+        except (OverflowError, ValueError):
+            raise RuleViolation(item.id, f"{item.en} {dates.OUT_OF_RANGE}") from None
+    problem = dates.problem(parsed)
+    if problem:
+        raise RuleViolation(item.id, f"{item.en} {problem}")
+    if item.kind == "date":
+        return parsed.isoformat()
+    return timezone.localtime(parsed, timezone.get_default_timezone()).isoformat(timespec="minutes")
+
+
 def _clean_item(item: Item, value) -> Any:
+    if item.kind in ("date", "datetime"):
+        return _clean_when(item, value)
     if item.kind == "number":
         return _to_number(item, value)
     if item.kind == "code":

@@ -1,5 +1,7 @@
 """Web forms. They only carry the answers; the service does the checking and names the field."""
 
+from datetime import datetime
+
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -7,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from annulus.choices import with_blank
 from annulus.formdates import DateField, DateTimeField
 from annulus.labels import with_unit
+from annulus.widgets import ISO_DATETIME, DateInput, DateTimeInput
 
 from .models import Liposuction, ReminderCall
 
@@ -106,6 +109,10 @@ class CrfForm(forms.Form):
                                           choices=choices + [("", _("not answered"))])
                 else:
                     f = forms.ChoiceField(label=label, required=False, choices=[("", "—")] + choices)
+            elif item.kind == "date":
+                f = forms.CharField(label=label, required=False, widget=DateInput)
+            elif item.kind == "datetime":
+                f = forms.CharField(label=label, required=False, widget=DateTimeInput)
             elif item.id.endswith("__unit"):
                 f = forms.CharField(label=label, required=False, initial=item.unit,
                                     widget=forms.TextInput(attrs={"size": 8, "class": "unit"}))
@@ -113,6 +120,9 @@ class CrfForm(forms.Form):
                 f = forms.CharField(label=label, required=False, widget=forms.Textarea(attrs={"rows": 2}))
             if item.id in current:
                 f.initial = str(current[item.id])
+                if item.kind == "datetime":
+                    # the picker shows the local time without its offset
+                    f.initial = timezone.localtime(datetime.fromisoformat(f.initial)).strftime(ISO_DATETIME)
             self.fields[item.id] = f
             self.item_ids.append(item.id)
 

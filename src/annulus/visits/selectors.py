@@ -17,8 +17,11 @@ from django.utils.translation import gettext_lazy as _
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant
 from annulus.participants.selectors import scoped
+from annulus.protocol.schema import CONSENT_ANCHOR
 from annulus.trial.selectors import active_protocol, active_version, read_once
 
+from .events import Events, events_of, events_of_many
+from .events import window_of as event_window
 from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit, parse_visit_key
 
 # A visit is "due" when its window opens within this many days.
@@ -99,25 +102,6 @@ def _transplant_dates(participant_ids: list[int]) -> dict[int, date]:
     except (ImportError, AttributeError):
         return {}
     return transplant_dates(participant_ids)
-
-
-def anchors_of(participant_ids: list[int]) -> dict[int, tuple[date | None, date | None, bool]]:
-    """``anchors`` of many participants in two queries, whatever their number."""
-    lipo: dict[int, date] = {}
-    for pid, day in (Liposuction.objects.filter(participant_id__in=participant_ids, superseded=False)
-                     .order_by("id").values_list("participant_id", "performed_on")):
-        lipo[pid] = day  # the latest record counts, as in liposuction_date
-    tx = _transplant_dates(participant_ids)
-    out = {}
-    for pid in participant_ids:
-        l, t = lipo.get(pid), tx.get(pid)
-        if t is not None:
-            out[pid] = (l, t, False)
-        elif l is not None:
-            out[pid] = (l, l + timedelta(days=PLANNED_TRANSPLANT_DAYS), True)
-        else:
-            out[pid] = (None, None, True)
-    return out
 
 
 @dataclass
@@ -201,24 +185,25 @@ def anchors(participant_id: int) -> tuple[date | None, date | None, bool]:
     return None, None, True
 
 
-def window_of(protocol_visit, lipo: date | None, tx: date | None) -> tuple[date | None, date | None, date | None]:
-    base = lipo if protocol_visit.anchor == "liposuction" else tx if protocol_visit.anchor == "transplant" else None
-    if base is None:
-        return None, None, None
-    target = base + timedelta(days=protocol_visit.offset_days)
-    return (target, target - timedelta(days=protocol_visit.window.before_days),
-            target + timedelta(days=protocol_visit.window.after_days))
+def window_of(protocol_visit, lipo: date | None, tx: date | None, protocol=None) -> tuple[date | None, date | None, date | None]:
+    """``events.window_of`` from the cell product's two dates, the harvest (day 0) and the
+    treatment (recorded or planned), of ``protocol`` (else the one in force)."""
+    parts = {part: proc for proc, part in (protocol or active_protocol()).page_procedures.items()}
+    dates = {parts[k]: d for k, d in (("harvest", lipo), ("treatment", tx)) if k in parts and d is not None}
+    return event_window(protocol_visit, Events(dates=dates))
 
 
 def schedule(participant: Participant, *, today: date | None = None, visits=None, forms=None,
-             appointments=None, anchor=None, protocol=None) -> list[Slot]:
+             appointments=None, events: Events | None = None, protocol=None) -> list[Slot]:
     """Every protocol visit with its target, window and state, then the unscheduled visits.
     Lists across participants pass what they read in bulk (visits, forms, appointments, the
-    ``anchors`` and the protocol), so that a schedule then costs no query."""
+    ``events`` and the protocol), so that a schedule then costs no query."""
     today = today or timezone.localdate()
     protocol = protocol or active_protocol()
-    lipo, tx, planned = anchor if anchor is not None else anchors(participant.pk)
-    tx_recorded = not planned
+    ev = events if events is not None else events_of(participant.pk, protocol)
+    pages = protocol.page_procedures
+    treatment = protocol.treatment_procedure.id if protocol.treatment_procedure else None
+    treated_on = ev.recorded(treatment) if treatment else None
     if visits is None:
         visits = visits_of(participant.pk)
     if forms is None:
@@ -233,28 +218,28 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
     ended = participant.status in (pstates.WITHDRAWN, pstates.LOST, pstates.SCREEN_FAILED)
     slots: list[Slot] = []
     pvisits = protocol.schedule.visits
-    windows = [window_of(pv, lipo, tx) for pv in pvisits]
+    windows = [event_window(pv, ev) for pv in pvisits]
     lang = get_language()
     for i, pv in enumerate(pvisits):
         target, start, end = windows[i]
         next_start = next((w[1] for w in windows[i + 1:] if w[1] is not None and (w[1] > (end or w[1]))), None)
         slot = Slot(visit_id=pv.id, key=pv.id, name=pv.name.get(lang), follow_up=pv.follow_up,
                     procedure=pv.procedure, forms=list(pv.forms), target=target, window_start=start,
-                    window_end=end, planned=_planned(pv, planned))
-        if pv.procedure == "liposuction":
-            done = lipo
+                    window_end=end, planned=_planned(pv, ev))
+        if pv.procedure in pages:
+            # recorded on the cell product's own pages: done when its record exists
+            done = ev.recorded(pv.procedure)
             slot.done_on = done
-            slot.state, slot.missed_after = ("completed", None) if done else (
-                "not_scheduled" if not ended else "cancelled", None)
-            slot.form_states = {"liposuction": "complete" if done else "not_started"}
-        elif pv.procedure == "transplant":
-            slot.done_on = tx if tx_recorded else None
-            slot.state, slot.missed_after = visit_state(
-                today=today, window_start=start, window_end=end, next_start=None, done_on=slot.done_on,
-                complete=tx_recorded, started=tx_recorded, missed=False)
-            if slot.state == "missed":
-                slot.state = "overdue"  # a late transplantation is still a transplantation
-            slot.form_states = {"transplant": "complete" if tx_recorded else "not_started"}
+            if pages[pv.procedure] == "harvest":
+                slot.state, slot.missed_after = ("completed", None) if done else (
+                    "not_scheduled" if not ended else "cancelled", None)
+            else:
+                slot.state, slot.missed_after = visit_state(
+                    today=today, window_start=start, window_end=end, next_start=None, done_on=done,
+                    complete=done is not None, started=done is not None, missed=False)
+                if slot.state == "missed":
+                    slot.state = "overdue"  # a late treatment is still the treatment
+            slot.form_states = {f: "complete" if done else "not_started" for f in pv.forms}
         else:
             rec = records.get((pv.id, 0))
             slot.record = rec
@@ -263,9 +248,9 @@ def schedule(participant: Participant, *, today: date | None = None, visits=None
             slot.form_states = {f: fstates.get(f, "not_started") for f in expected}
             complete = bool(rec) and all(s in ("complete", "changed") for s in slot.form_states.values())
             slot.done_on = rec.visit_date if rec else None
-            if pv.id == "baseline" and tx_recorded and not rec:
-                # baseline is by definition before transplantation: once that is past it cannot be done
-                slot.state, slot.missed_after = "missed", tx
+            if pv.baseline and pv.procedure is None and treated_on is not None and not rec:
+                # baseline is by definition before the treatment: once that is past it cannot be done
+                slot.state, slot.missed_after = "missed", treated_on
             else:
                 slot.state, slot.missed_after = visit_state(
                     today=today, window_start=start, window_end=end, next_start=next_start,
@@ -329,7 +314,7 @@ def active_schedules(*, today: date | None = None, people=None) -> list[tuple[Pa
         people = Participant.objects.filter(status__in=ACTIVE)
     people = list(people.order_by("case_number"))
     ids = [p.pk for p in people]
-    anchor = anchors_of(ids)
+    dated = events_of_many(ids, protocol)
     visits: dict[int, list] = {}
     for v in Visit.objects.filter(participant_id__in=ids):
         visits.setdefault(v.participant_id, []).append(v)
@@ -341,7 +326,7 @@ def active_schedules(*, today: date | None = None, people=None) -> list[tuple[Pa
     for a in Appointment.objects.filter(participant_id__in=ids, superseded=False):
         booked.setdefault(a.participant_id, []).append(a)
     return [(p, schedule(p, today=today, visits=visits.get(p.pk, []), forms=forms.get(p.pk, []),
-                         appointments=booked.get(p.pk, []), anchor=anchor[p.pk], protocol=protocol))
+                         appointments=booked.get(p.pk, []), events=dated[p.pk], protocol=protocol))
             for p in people]
 
 
@@ -357,8 +342,8 @@ def _anchor_days(protocol, today: date, visit_on: date | None) -> list[tuple[str
     closed at most GRACE_DAYS before ``today`` (``visit_state`` never says "overdue" later)."""
     out = []
     for pv in protocol.schedule.visits:
-        if not _dated(pv):
-            continue  # procedures: see panel_schedules; other anchors give no dates
+        if not _dated(pv, protocol):
+            continue  # the cell product's procedures: see panel_schedules
         offset = timedelta(days=pv.offset_days)
         after = offset + timedelta(days=pv.window.after_days)
         ranges = [(today - timedelta(days=GRACE_DAYS) - after, today - timedelta(days=1) - after)]
@@ -392,10 +377,9 @@ def panel_schedules(today: date, *, calls: bool = True, user=None) -> list[tuple
     return active_schedules(today=today, people=scoped(user, Participant.objects.filter(pk__in=RawSQL(sql, params)), ""))
 
 
-def _planned(pv, planned: bool) -> bool:
-    """Whether the protocol visit's dates rest on a transplantation only planned (``planned``:
-    the participant's transplantation is not recorded)."""
-    return planned and (pv.anchor == "transplant" or pv.procedure == "transplant")
+def _planned(pv, ev: Events) -> bool:
+    """Whether the protocol visit's dates rest on a procedure only planned (not recorded yet)."""
+    return pv.anchor in ev.planned or pv.procedure in ev.planned
 
 
 def open_window_slots(today: date, *, people=None) -> list[tuple[Participant, Slot]]:
@@ -406,21 +390,21 @@ def open_window_slots(today: date, *, people=None) -> list[tuple[Participant, Sl
     protocol = active_protocol()
     chosen = list(open_window_people(today, people=people).order_by("case_number"))
     ids = [p.pk for p in chosen]
-    anchor = anchors_of(ids)
+    dated = events_of_many(ids, protocol)
     records = {(v.participant_id, v.visit_id): v for v in Visit.objects.filter(participant_id__in=ids, number=0)}
     lang = get_language()
     out = []
     for p in chosen:
-        lipo, tx, planned = anchor[p.pk]
+        ev = dated[p.pk]
         for pv in protocol.schedule.visits:
-            if pv.procedure:
+            if pv.procedure in protocol.page_procedures:
                 continue
-            target, start, end = window_of(pv, lipo, tx)
+            target, start, end = event_window(pv, ev)
             if start is None or not start <= today <= end:
                 continue
             out.append((p, Slot(visit_id=pv.id, key=pv.id, name=pv.name.get(lang), follow_up=pv.follow_up,
                                 procedure=None, forms=list(pv.forms), target=target, window_start=start,
-                                window_end=end, planned=_planned(pv, planned), state="",
+                                window_end=end, planned=_planned(pv, ev), state="",
                                 record=records.get((p.pk, pv.id)))))
     return out
 
@@ -445,38 +429,72 @@ def open_window_people(today: date, *, people=None):
 
 @lru_cache(maxsize=16)
 def _open_window_sql(digest: str, today: date) -> tuple[str, tuple]:
-    from django.db.models import Q
-
-    from annulus.allocation.selectors import transplanted_ids
-
-    wanted = ~Q(pk__in=transplanted_ids())
-    for pv in active_protocol().schedule.visits:
-        if _dated(pv):
+    protocol = active_protocol()
+    wanted = _not_yet_done(protocol)
+    for pv in protocol.schedule.visits:
+        if _dated(pv, protocol):
             # the window [anchor + offset - before, anchor + offset + after] holds today
-            wanted |= _anchored(pv.anchor, [(today - timedelta(days=pv.offset_days + pv.window.after_days),
-                                             today - timedelta(days=pv.offset_days - pv.window.before_days))])
+            wanted |= _anchored(protocol, pv.anchor, [(today - timedelta(days=pv.offset_days + pv.window.after_days),
+                                                       today - timedelta(days=pv.offset_days - pv.window.before_days))])
     sql, params = Participant.objects.filter(wanted, status__in=ACTIVE).values("pk").query.sql_with_params()
     return sql, tuple(params)
 
 
-def _dated(pv) -> bool:
-    """Whether the protocol visit is a visit (not a procedure) dated from day 0 or the transplantation."""
-    return not pv.procedure and pv.anchor in ("liposuction", "transplant")
+def _dated(pv, protocol) -> bool:
+    """Whether the protocol visit is a visit (not one of the cell product's procedures, which
+    are on their own pages) dated from an event of the schedule."""
+    return pv.procedure not in protocol.page_procedures and pv.anchor in protocol.anchors
 
 
-def _anchored(anchor: str, ranges):
-    """The participants (a condition on them) whose anchor date, day 0 or the transplantation,
-    falls in one of ``ranges`` ((first, last) local dates)."""
+def _recorded_ids(protocol, event: str, ranges=None):
+    """A subquery of the ids of participants whose event (the consent or a procedure) is
+    recorded, on a day of one of ``ranges`` ((first, last) local dates) when given. It may hold
+    a few more (a procedure visit attended whose record is not complete yet): the lists it
+    chooses for derive each schedule afterwards."""
     from django.db.models import Q
 
-    from annulus.allocation.selectors import transplanted_ids
+    from annulus.participants.models import Consent
 
-    if anchor == "transplant":
-        return Q(pk__in=transplanted_ids(ranges))
-    days = Q(pk__in=[])
-    for first, last in ranges:
-        days |= Q(performed_on__gte=first, performed_on__lte=last)
-    return Q(pk__in=Liposuction.objects.filter(days, superseded=False).values("participant_id"))
+    def on(name):
+        q = Q(pk__in=[])
+        for first, last in ranges:
+            q |= Q(**{f"{name}__gte": first, f"{name}__lte": last})
+        return q
+
+    part = protocol.page_procedures.get(event)
+    if event == CONSENT_ANCHOR:
+        rows = Consent.objects.all()
+        return (rows.filter(on("consented_at__date")) if ranges is not None else rows).values("participant_id")
+    if part == "treatment":
+        from annulus.allocation.selectors import transplanted_ids
+
+        return transplanted_ids(ranges)
+    if part == "harvest":
+        rows = Liposuction.objects.filter(superseded=False)
+        return (rows.filter(on("performed_on")) if ranges is not None else rows).values("participant_id")
+    pv = protocol.procedure_visit(event)
+    rows = Visit.objects.filter(visit_id=pv.id if pv else "", number=0, outcome="attended")
+    return (rows.filter(on("visit_date")) if ranges is not None else rows).values("participant_id")
+
+
+def _not_yet_done(protocol):
+    """The participants (a condition on them) with a timed procedure not recorded yet: their
+    planned dates move, so every list considers them."""
+    from django.db.models import Q
+
+    wanted = Q(pk__in=[])
+    for proc in protocol.procedure_list:
+        if proc.timing is not None and proc.id in protocol.anchors:
+            wanted |= ~Q(pk__in=_recorded_ids(protocol, proc.id))
+    return wanted
+
+
+def _anchored(protocol, anchor: str, ranges):
+    """The participants (a condition on them) whose anchor date falls in one of ``ranges``
+    ((first, last) local dates)."""
+    from django.db.models import Q
+
+    return Q(pk__in=_recorded_ids(protocol, anchor, ranges))
 
 
 @lru_cache(maxsize=16)
@@ -485,12 +503,10 @@ def _panel_people_sql(digest: str, today: date, visit_on: date | None) -> tuple[
     version ``digest`` on ``today``."""
     from django.db.models import Q
 
-    from annulus.allocation.selectors import transplanted_ids
-
     protocol = active_protocol()
-    wanted = ~Q(pk__in=transplanted_ids())
+    wanted = _not_yet_done(protocol)
     for visit_id, anchor, ranges in _anchor_days(protocol, today, visit_on):
-        on_day = _anchored(anchor, ranges)
+        on_day = _anchored(protocol, anchor, ranges)
         recorded = Visit.objects.filter(visit_id=visit_id, number=0).values("participant_id")
         wanted |= on_day & ~Q(pk__in=recorded)
     if visit_on is not None:

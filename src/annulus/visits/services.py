@@ -23,10 +23,12 @@ from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant, Withdrawal
 from annulus.participants.locks import assert_record_writable
+from annulus.protocol.schema import CONSENT_ANCHOR
 from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
 from . import crf, selectors, signals
+from .events import chain_root, events_of, window_of
 from .signals import adverse_event_prompt
 from .models import (UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit,
                      parse_visit_key)
@@ -167,35 +169,62 @@ def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_m
 
 
 def _check_visit_date(p: Participant, pv_visit, visit_date: date, protocol) -> None:
-    lipo, tx, planned = selectors.anchors(p.pk)
+    """The visit's day against the events its schedule counts from: not before the schedule's
+    first event, after the recorded event it follows, before the treatment for the baseline,
+    and in the visit's window (never in the next visit's)."""
+    ev = events_of(p.pk, protocol)
     name = pv_visit.name.en
-    if lipo is None:
-        raise RuleViolation("visit", "no liposuction is recorded; the schedule starts at day 0")
-    if visit_date < lipo:
-        raise RuleViolation("visit_date", f"is before the liposuction on {lipo}")
-    if pv_visit.anchor == "transplant" and pv_visit.offset_days > 0:
-        if planned:
-            raise RuleViolation("visit", f"the {name} visit follows transplantation, which is not recorded yet")
-        if visit_date <= tx:
-            raise RuleViolation("visit_date", f"{visit_date} is not after the transplantation on {tx}; "
-                                              f"the {name} visit follows transplantation")
-    if pv_visit.id == "baseline" and not planned and visit_date > tx:
-        raise RuleViolation("visit_date", f"baseline must be before transplantation (on {tx})")
-    target, start, end = selectors.window_of(pv_visit, lipo, tx)
+    root = chain_root(protocol, pv_visit.anchor)
+    start_day = ev.recorded(root)
+    if start_day is None:
+        raise RuleViolation("visit", f"no {_event_name(protocol, root)} is recorded; the schedule starts "
+                                     f"{'at day 0' if root != CONSENT_ANCHOR else 'at the consent'}")
+    if visit_date < start_day:
+        raise RuleViolation("visit_date", f"is before the {_event_name(protocol, root)} on {start_day}")
+    anchor = ev.get(pv_visit.anchor)
+    if pv_visit.anchor != root and pv_visit.offset_days > 0:
+        what = _event_name(protocol, pv_visit.anchor)
+        if ev.recorded(pv_visit.anchor) is None:
+            raise RuleViolation("visit", f"the {name} visit follows {what}, which is not recorded yet")
+        if visit_date <= anchor:
+            raise RuleViolation("visit_date", f"{visit_date} is not after the {what} on {anchor}; "
+                                              f"the {name} visit follows {what}")
+    treatment = protocol.treatment_procedure
+    treated_on = ev.recorded(treatment.id) if treatment else None
+    if pv_visit.baseline and pv_visit.procedure is None and treated_on is not None and visit_date > treated_on:
+        raise RuleViolation("visit_date", f"baseline must be before {_event_name(protocol, treatment.id)} "
+                                          f"(on {treated_on})")
+    target, start, end = window_of(pv_visit, ev)
     if visit_date < start:
-        days = (visit_date - tx).days if tx else None
-        when = f" ({days} days after transplantation)" if days is not None and days > 0 else ""
+        days = (visit_date - treated_on).days if treated_on else None
+        when = f" ({days} days after {_event_name(protocol, treatment.id)})" if days is not None and days > 0 else ""
         raise RuleViolation("visit_date", f"{visit_date}{when} is before the {name} window, which opens on "
                                           f"{start} (target {target})")
     visits = protocol.schedule.visits
     later = visits[visits.index(pv_visit) + 1:]
     for nxt in later:
-        _t, n_start, _e = selectors.window_of(nxt, lipo, tx)
+        _t, n_start, _e = window_of(nxt, ev)
         if n_start is not None and n_start > end and visit_date >= n_start:
             raise RuleViolation("visit_date", f"{visit_date} lies in the window of the {nxt.name.en} visit "
                                               f"(from {n_start}); record it as that visit or as unscheduled")
         if n_start is not None and n_start > end:
             break
+
+
+def _event_name(protocol, event: str) -> str:
+    """How messages name an event: "the consent", a procedure by its name in lower case."""
+    if event == CONSENT_ANCHOR:
+        return "consent"
+    proc = protocol.procedure(event)
+    return proc.name.en.split(" (")[0].lower() if proc else event
+
+
+def _schedule_start(protocol, participant_id: int) -> tuple[str, date | None]:
+    """The schedule's first event (the treatment's chain back to day 0 or the consent) and its
+    recorded date: no visit, unscheduled ones included, is before it."""
+    treatment = protocol.treatment_procedure
+    root = chain_root(protocol, treatment.id) if treatment else CONSENT_ANCHOR
+    return root, events_of(participant_id, protocol).recorded(root)
 
 
 def _check_can_visit(p: Participant, visit_date: date) -> None:
@@ -219,7 +248,7 @@ def open_visit(*, actor, participant_id: int, visit_id: str, visit_date, at: dat
     pv_visit = next((v for v in protocol.schedule.visits if v.id == visit_id), None)
     if pv_visit is None:
         raise RuleViolation("visit", f"unknown visit '{visit_id}'")
-    if pv_visit.procedure:
+    if pv_visit.procedure in protocol.page_procedures:
         raise RuleViolation("visit", f"the {pv_visit.name.en} is recorded with its procedure record")
     visit_date = _date("visit_date", visit_date, today=timezone.localdate(now))
     with transaction.atomic():
@@ -265,9 +294,10 @@ def add_unscheduled_visit(*, actor, participant_id: int, visit_date, reason: str
         assert_record_writable(participant_id)
         p = _participant(participant_id)
         _check_can_visit(p, visit_date)
-        lipo = selectors.liposuction_date(p.pk)
-        if lipo is None or visit_date < lipo:
-            raise RuleViolation("visit_date", "unscheduled visits start after the liposuction (day 0)")
+        root, first = _schedule_start(protocol, p.pk)
+        if first is None or visit_date < first:
+            raise RuleViolation("visit_date", f"unscheduled visits start after the {_event_name(protocol, root)}"
+                                              f"{' (day 0)' if root != CONSENT_ANCHOR else ''}")
         number = Visit.objects.filter(participant=p, visit_id=UNSCHEDULED).count() + 1
         pv = active_version()
         v = Visit.objects.create(participant=p, visit_id=UNSCHEDULED, number=number, visit_date=visit_date,
@@ -299,9 +329,10 @@ def correct_visit_date(*, actor, participant_id: int, visit_key: str, visit_date
         _check_can_visit(p, visit_date)
         pv_visit = next((v for v in protocol.schedule.visits if v.id == visit.visit_id), None)
         if visit.visit_id == UNSCHEDULED or pv_visit is None:
-            lipo = selectors.liposuction_date(p.pk)
-            if lipo is None or visit_date < lipo:
-                raise RuleViolation("visit_date", "visits start after the liposuction (day 0)")
+            root, first = _schedule_start(protocol, p.pk)
+            if first is None or visit_date < first:
+                raise RuleViolation("visit_date", f"visits start after the {_event_name(protocol, root)}"
+                                                  f"{' (day 0)' if root != CONSENT_ANCHOR else ''}")
         else:
             _check_visit_date(p, pv_visit, visit_date, protocol)
         for rec in FormRecord.objects.filter(visit=visit).order_by("id"):
@@ -322,7 +353,8 @@ def record_missed(*, actor, participant_id: int, visit_id: str, reason: str, at:
     """The participant did not attend (and will not): the visit shows as missed, with the reason."""
     now = _now(at)
     protocol = active_protocol()
-    pv_visit = next((v for v in protocol.schedule.visits if v.id == visit_id and not v.procedure), None)
+    pv_visit = next((v for v in protocol.schedule.visits
+                     if v.id == visit_id and v.procedure not in protocol.page_procedures), None)
     if pv_visit is None:
         raise RuleViolation("visit", f"unknown visit '{visit_id}'")
     reason = _text("reason", reason, required=True)
@@ -332,8 +364,7 @@ def record_missed(*, actor, participant_id: int, visit_id: str, reason: str, at:
         p = _participant(participant_id)
         if Visit.objects.filter(participant=p, visit_id=visit_id, number=0).exists():
             raise RuleViolation("visit", f"the {pv_visit.name.en} visit is already recorded")
-        lipo, tx, planned = selectors.anchors(p.pk)
-        _t, start, _e = selectors.window_of(pv_visit, lipo, tx)
+        _t, start, _e = window_of(pv_visit, events_of(p.pk, protocol))
         if start is None or timezone.localdate(now) < start:
             raise RuleViolation("visit", f"the {pv_visit.name.en} window has not opened yet")
         pv = active_version()
@@ -602,7 +633,8 @@ def book_visit(*, actor, participant_id: int, visit_id: str, on, at: datetime | 
     booking supersedes the earlier one (kept)."""
     now = _now(at)
     protocol = active_protocol()
-    pv_visit = next((v for v in protocol.schedule.visits if v.id == visit_id and v.procedure != "liposuction"), None)
+    pv_visit = next((v for v in protocol.schedule.visits
+                     if v.id == visit_id and protocol.page_procedures.get(v.procedure) != "harvest"), None)
     if pv_visit is None:
         raise RuleViolation("visit", f"unknown visit '{visit_id}'")
     if isinstance(on, str):
