@@ -388,7 +388,7 @@ def test_scores_are_flattened_from_what_the_ecrf_computes(protocol_version):
         assert set(flat) <= set(declared) and flat
         assert all(isinstance(v, (int, float)) for v in flat.values()), (form_id, flat)
         assert all(s.label_en and s.label_zh for s in scores.SCORES[form_id])
-    assert scores.flatten("vas", compute(protocol, "vas", {"vas_mm": 40}, baseline_vas=62)) == {
+    assert scores.flatten("vas", compute(protocol, "vas", {"vas_mm": 40}, baseline=62)) == {
         "vas_mm": 40.0, "change_from_baseline": -22.0}
     assert scores.flatten("odi", compute(protocol, "odi", GOOD["odi"]))["odi_percent"] == 40.0
     sf = scores.flatten("sf36", compute(protocol, "sf36", GOOD["sf36"]))

@@ -579,7 +579,7 @@ class _Writer:
                 if form_id == "vas":
                     items = {"vas_mm": vas}
                     computed = crf.compute(self.protocol, "vas", items,
-                                           baseline_vas=baseline_score if pv.id != "baseline" else None)
+                                           baseline=baseline_score if pv.id != "baseline" else None)
                     if pv.id == "baseline":
                         baseline_score = computed.get("score")
                 else:
@@ -614,7 +614,7 @@ class _Writer:
         fixed = {"vas_mm": int(min(100, max(0, vas + int(rng.choice([-2, -1, 1, 2])))))}
         if fixed["vas_mm"] == vas:
             return
-        computed = crf.compute(self.protocol, "vas", fixed, baseline_vas=baseline_score)
+        computed = crf.compute(self.protocol, "vas", fixed, baseline=baseline_score)
         when = min(saved + timedelta(days=int(rng.randrange(5, 15))), now - timedelta(minutes=5))
         record.state, record.items, record.computed, record.revision, record.updated_at = \
             "changed", fixed, computed, 2, when

@@ -136,7 +136,8 @@ def _form_rows(protocol, form_id: str, form: dict, language: str) -> list[tuple[
         rows = [(k, shown(v)) for k, v in items.items()]
     try:
         names = crf.analyte_names(protocol, language)
-        scores = [(label, shown(v)) for label, v in crf.headline(form_id, form.get("computed") or {}, names)]
+        scores = [(label, shown(v)) for label, v in crf.headline(form_id, form.get("computed") or {}, names,
+                                                                         protocol=protocol)]
     except Exception:  # noqa: BLE001 - scores of an unknown shape are shown as stored below
         scores = []
     score = _("score")

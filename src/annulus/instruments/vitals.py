@@ -14,6 +14,8 @@ from typing import Any, Mapping
 from .base import InstrumentError, Score, check_items, number
 from .items import FormSpec, Item
 
+NAME = "vitals"
+
 # id -> (label, unit, min, max), in the order of the eCRF and of `annulus score vitals`.
 DEFAULT_LIMITS: dict[str, tuple[str, str, float, float]] = {
     "temperature": ("body temperature", "°C", 34.0, 42.0),
@@ -106,7 +108,7 @@ def check_vitals(
             f"diastolic blood pressure must be below systolic ({dbp:g} ≥ {sbp:g} mmHg)",
         )
     return Score(
-        "vitals",
+        NAME,
         None,
         parts={k: {"value": v, "unit": table[k][1]} for k, v in checked.items()},
         missing=missing,
@@ -127,6 +129,6 @@ def score_vitals(items: list[Any]) -> Score:
 
 
 def vitals_form(protocol) -> FormSpec:
-    return FormSpec("vitals", tuple(Item(v.id, v.name.en, v.name.zh, unit=v.unit, min=v.min, max=v.max)
+    return FormSpec(NAME, tuple(Item(v.id, v.name.en, v.name.zh, unit=v.unit, min=v.min, max=v.max)
                                     for v in protocol.vital_signs),
                     "Seated, after 5 minutes' rest.", "静坐休息5分钟后测量。")

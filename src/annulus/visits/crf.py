@@ -10,29 +10,34 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from annulus import dates
-
 from annulus.errors import Problems, RuleViolation, RuleViolations
-from annulus.instruments import InstrumentError, score
+from annulus.instruments import InstrumentError, joa, koos, nrs, odi, score, sf36, vas
 from annulus.instruments.forms import AE_REVIEW, STATIC_SPECS, spec_for
 from annulus.instruments.imaging import FORM as IMAGING
 from annulus.instruments.imaging import modic_type, pfirrmann_grade
 from annulus.instruments.items import FormSpec, Item
 from annulus.instruments.joa import FORM as JOA
+from annulus.instruments.koos import FORM as KOOS
 from annulus.instruments.labs import assess_panel
 from annulus.instruments.labs import lab_form as lab_spec
+from annulus.instruments.nrs import FORM as NRS
 from annulus.instruments.odi import FORM as ODI
 from annulus.instruments.sf36 import FORM as SF36
 from annulus.instruments.vas import FORM as VAS
-from annulus.instruments.vas import change_from_baseline
+from annulus.instruments.vitals import ALIASES as VITAL_ALIASES
+from annulus.instruments.vitals import NAME as VITALS
 from annulus.instruments.vitals import check_vitals
 from annulus.instruments.vitals import vitals_form as vitals_spec
 
-__all__ = ["AE_REVIEW", "IMAGING", "JOA", "ODI", "SF36", "STATIC_SPECS", "VAS", "FormSpec", "Item", "lab_spec",
-           "spec_for", "vitals_spec"]
+__all__ = ["AE_REVIEW", "IMAGING", "JOA", "KOOS", "NRS", "ODI", "SCORING", "SF36", "STATIC_SPECS", "VAS", "FormSpec",
+           "Item", "Scoring", "compute", "completion_problem", "headline", "instrument_of", "lab_spec", "spec_for",
+           "vitals_spec"]
 
 
 # ---- reading raw answers ----------------------------------------------------------------------
@@ -157,6 +162,10 @@ def missing_items(spec: FormSpec, answers: dict) -> list[RuleViolation]:
 
 
 # ---- scoring ----------------------------------------------------------------------------------
+#
+# A form is scored by its instrument: the protocol's ``instrument`` of the form, else the form's
+# own id; a laboratory form by its panel. ``SCORING`` holds, per instrument, how the typed answers
+# are scored, what keeps a scored form from being completed and which few numbers a page shows.
 
 
 def _rename(exc: InstrumentError, names: dict[str, str]) -> RuleViolation:
@@ -176,70 +185,250 @@ def _items_score(instrument: str, ids: list[str], items: dict, **options) -> dic
     return d
 
 
-def compute(protocol, form_id: str, items: dict, *, baseline_vas: float | None = None) -> dict:
-    """The scores of one form from its typed answers. Nothing here is ever typed by a user."""
-    spec = spec_for(protocol, form_id)
-    ids = [i.id for i in spec.items]
-    if spec.id == "vas":
-        out = _items_score("vas", ids, items)
-        if baseline_vas is not None and out["score"] is not None:
-            out["change_from_baseline"] = change_from_baseline(baseline_vas, out["score"])
-        return out
-    if spec.id == "odi":
-        return _items_score("odi", ids, items)
-    if spec.id == "joa":
-        return _items_score("joa", ids, items)
-    if spec.id == "sf36":
-        return _items_score("sf36", ids, items)
-    if spec.id == "imaging":
-        return {
-            "modic": _items_score("modic", ["modic_superior", "modic_inferior"], items),
-            "pfirrmann": _items_score("pfirrmann", ["pfirrmann"], items),
-            "disc_height": _items_score("disc_height", ["height_index_mm", "height_above_mm", "height_below_mm"], items),
-            "rom": _items_score("rom", ["rom_flexion_deg", "rom_extension_deg"], items),
-        }
-    if spec.id == "vitals":
-        limits = {v.id: v for v in protocol.vital_signs}
-        from annulus.instruments.vitals import ALIASES
+def _form_items(name: str):
+    """The scorer of an instrument whose items are the form's items in the published order."""
+    def compute_form(protocol, spec: FormSpec, items: dict) -> dict:
+        return _items_score(name, [i.id for i in spec.items], items)
+    return compute_form
 
-        names = {ALIASES.get(v.id, v.id): v.id for v in protocol.vital_signs}
-        try:
-            result = check_vitals({k: items.get(k) for k in limits}, limits=limits, field_names=names)
-        except InstrumentError as exc:
-            field_name = exc.field.removesuffix(".unit")
-            raise RuleViolation(field_name, exc.message) from None
-        return result.to_dict()
-    if "panel" in spec.extra:
-        panel = spec.extra["panel"]
-        values, judgements = {}, {}
-        for a in panel.analytes:
-            if items.get(a.id) is None:
-                if items.get(f"{a.id}__cs") is not None:
-                    raise RuleViolation(f"{a.id}__cs", f"no {a.name.en} value to judge")
-                continue
-            entry = {"value": items[a.id]}
-            if a.kind != "qualitative":
-                entry["unit"] = items.get(f"{a.id}__unit", a.unit)
-            values[a.id] = entry
-            cs = items.get(f"{a.id}__cs")
-            if cs is not None:
-                judgements[a.id] = cs == "yes"
-        try:
-            result = assess_panel(panel.id, values, panel, judgements)
-        except InstrumentError as exc:
-            parts = exc.field.split(".")
-            key = parts[1] if len(parts) > 1 else exc.field
-            if exc.field.endswith(".unit"):
-                key += "__unit"
-            elif exc.field.endswith(".clinically_significant"):
-                key += "__cs"
-            raise RuleViolation(key, exc.message) from None
-        d = result.to_dict()
-        d["missing"] = [m.split(".", 1)[1] for m in d["missing"]]
-        return d
-    if spec.id == "adverse_events":
-        return {"new_events": items.get("new_events")}
-    return {}
+
+def _imaging(protocol, spec: FormSpec, items: dict) -> dict:
+    return {
+        "modic": _items_score("modic", ["modic_superior", "modic_inferior"], items),
+        "pfirrmann": _items_score("pfirrmann", ["pfirrmann"], items),
+        "disc_height": _items_score("disc_height", ["height_index_mm", "height_above_mm", "height_below_mm"], items),
+        "rom": _items_score("rom", ["rom_flexion_deg", "rom_extension_deg"], items),
+    }
+
+
+def _vitals(protocol, spec: FormSpec, items: dict) -> dict:
+    limits = {v.id: v for v in protocol.vital_signs}
+    names = {VITAL_ALIASES.get(v.id, v.id): v.id for v in protocol.vital_signs}
+    try:
+        result = check_vitals({k: items.get(k) for k in limits}, limits=limits, field_names=names)
+    except InstrumentError as exc:
+        field_name = exc.field.removesuffix(".unit")
+        raise RuleViolation(field_name, exc.message) from None
+    return result.to_dict()
+
+
+def _panel(protocol, spec: FormSpec, items: dict) -> dict:
+    panel = spec.extra["panel"]
+    values, judgements = {}, {}
+    for a in panel.analytes:
+        if items.get(a.id) is None:
+            if items.get(f"{a.id}__cs") is not None:
+                raise RuleViolation(f"{a.id}__cs", f"no {a.name.en} value to judge")
+            continue
+        entry = {"value": items[a.id]}
+        if a.kind != "qualitative":
+            entry["unit"] = items.get(f"{a.id}__unit", a.unit)
+        values[a.id] = entry
+        cs = items.get(f"{a.id}__cs")
+        if cs is not None:
+            judgements[a.id] = cs == "yes"
+    try:
+        result = assess_panel(panel.id, values, panel, judgements)
+    except InstrumentError as exc:
+        parts = exc.field.split(".")
+        key = parts[1] if len(parts) > 1 else exc.field
+        if exc.field.endswith(".unit"):
+            key += "__unit"
+        elif exc.field.endswith(".clinically_significant"):
+            key += "__cs"
+        raise RuleViolation(key, exc.message) from None
+    d = result.to_dict()
+    d["missing"] = [m.split(".", 1)[1] for m in d["missing"]]
+    return d
+
+
+def _ae_review(protocol, spec: FormSpec, items: dict) -> dict:
+    return {"new_events": items.get("new_events")}
+
+
+# -- what keeps a scored form from being completed
+
+def _unscored(computed: dict, first: str | None = None) -> RuleViolation:
+    first = first or (computed.get("missing") or ["items"])[0]
+    return RuleViolation(first, f"cannot be scored: {computed.get('reason')}")
+
+
+def _total_problem(computed: dict) -> RuleViolation | None:
+    return _unscored(computed) if computed.get("score") is None else None
+
+
+def _sf36_problem(computed: dict) -> RuleViolation | None:
+    return _unscored(computed) if any(computed.get(k) is None for k in sf36.SCALES) else None
+
+
+def _koos_problem(computed: dict) -> RuleViolation | None:
+    """A subscale KOOS's own missing-item rule leaves unscored, named by its first unanswered item."""
+    unscored = [key for key in koos.SUBSCALES if computed.get(key) is None]
+    if not unscored:
+        return None
+    missing = set(computed.get("missing") or [])
+    first = next((i for key in unscored for i in koos.SUBSCALES[key][1] if i in missing), None)
+    return _unscored(computed, first)
+
+
+def _imaging_problem(computed: dict) -> RuleViolation | None:
+    if computed["disc_height"]["score"] is None:
+        return RuleViolation("height_above_mm", "at least one adjacent normal disc is needed for the percent loss")
+    return None
+
+
+def _panel_problem(computed: dict) -> RuleViolation | None:
+    pending = computed.get("needs_judgement") or []
+    if pending:
+        return RuleViolation(f"{pending[0]}__cs", f"{pending[0]} is outside the reference range: "
+                             "judge whether it is clinically significant")
+    return None
+
+
+# -- the few numbers a page shows (labels in the page's language)
+
+def _rounded(value, digits: int = 1):
+    return None if value is None else round(value, digits)
+
+
+def _with_change(rows: list, computed: dict) -> list:
+    from django.utils.translation import gettext as _
+
+    if computed.get("change_from_baseline") is not None:
+        rows.append((_("change from baseline"), round(computed["change_from_baseline"], 1)))
+    return rows
+
+
+def _vas_headline(computed: dict, names: dict) -> list:
+    from django.utils.translation import gettext as _
+
+    return _with_change([(_("VAS (mm)"), computed.get("score"))], computed)
+
+
+def _nrs_headline(computed: dict, names: dict) -> list:
+    s = computed.get("score")
+    return _with_change([("NRS (0–10)", None if s is None else int(s))], computed)
+
+
+def _odi_headline(computed: dict, names: dict) -> list:
+    return [("ODI %", _rounded(computed.get("score")))]
+
+
+def _joa_headline(computed: dict, names: dict) -> list:
+    return [("JOA", computed.get("score"))]
+
+
+def _sf36_headline(computed: dict, names: dict) -> list:
+    return [(k, _rounded(computed.get(k))) for k in (*sf36.SCALES, "PCS", "MCS")]
+
+
+def _koos_headline(computed: dict, names: dict) -> list:
+    from django.utils.translation import gettext as _
+
+    labels = {"symptoms": _("KOOS symptoms"), "pain": _("KOOS pain"), "adl": _("KOOS daily living (ADL)"),
+              "sport_rec": _("KOOS sport and recreation"), "qol": _("KOOS quality of life")}
+    return [(labels[key], _rounded(computed.get(key))) for key in koos.SUBSCALES]
+
+
+def _imaging_headline(computed: dict, names: dict) -> list:
+    from django.utils.translation import gettext as _
+
+    m = computed["modic"]["parts"]
+    dh, rom = computed["disc_height"]["score"], computed["rom"]["score"]
+    return [("Modic", f"{m.get('superior_endplate') or '—'}/{m.get('inferior_endplate') or '—'}"),
+            ("Pfirrmann", computed["pfirrmann"]["parts"].get("grade")),
+            (_("disc height loss (%)"), _rounded(dh)),
+            (_("range of motion (°)"), _rounded(rom))]
+
+
+def _panel_headline(computed: dict, names: dict) -> list:
+    from django.utils.translation import gettext as _
+
+    flags = computed.get("abnormal") or []
+    return [(_("outside the reference range"), ", ".join(names.get(a, a) for a in flags) or _("none")),
+            (_("clinically significant"), _("yes") if computed.get("clinically_significant") else _("no"))]
+
+
+def _ae_headline(computed: dict, names: dict) -> list:
+    from django.utils.translation import gettext as _
+
+    return [(_("new adverse events"), {"yes": _("yes"), "no": _("no")}.get(computed.get("new_events"),
+                                                                            computed.get("new_events")))]
+
+
+def _vitals_headline(computed: dict, names: dict) -> list:
+    from django.utils.translation import gettext as _
+
+    p = computed.get("parts", {})
+    bp = (p.get("systolic", {}).get("value"), p.get("diastolic", {}).get("value"))
+    return [(_("blood pressure"), f"{bp[0]:g}/{bp[1]:g}" if None not in bp else None),
+            (_("pulse"), p.get("pulse", {}).get("value"))]
+
+
+def _nothing(*args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How one instrument's form is scored (``compute(protocol, spec, typed answers)``), what keeps
+    it from being completed (``problem(computed)``), the numbers a page shows (``headline``) and,
+    for a score compared with the baseline visit's, the change (``change(baseline, value)``)."""
+
+    compute: Callable[[Any, FormSpec, dict], dict]
+    problem: Callable[[dict], RuleViolation | None] = _nothing
+    headline: Callable[[dict, dict], list] = lambda computed, names: []
+    change: Callable[[Any, Any], float | int | None] | None = None
+
+
+SCORING: dict[str, Scoring] = {
+    vas.NAME: Scoring(_form_items(vas.NAME), _total_problem, _vas_headline, vas.change_from_baseline),
+    nrs.NAME: Scoring(_form_items(nrs.NAME), _total_problem, _nrs_headline, nrs.change_from_baseline),
+    odi.NAME: Scoring(_form_items(odi.NAME), _total_problem, _odi_headline),
+    joa.NAME: Scoring(_form_items(joa.NAME), _total_problem, _joa_headline),
+    sf36.NAME: Scoring(_form_items(sf36.NAME), _sf36_problem, _sf36_headline),
+    koos.NAME: Scoring(_form_items(koos.NAME), _koos_problem, _koos_headline),
+    IMAGING.id: Scoring(_imaging, _imaging_problem, _imaging_headline),
+    VITALS: Scoring(_vitals, headline=_vitals_headline),
+    AE_REVIEW.id: Scoring(_ae_review, headline=_ae_headline),
+}
+PANEL = Scoring(_panel, _panel_problem, _panel_headline)  # every laboratory form, whatever its panel
+UNSCORED = Scoring(lambda protocol, spec, items: {})
+
+
+def instrument_of(protocol, form_id: str) -> str | None:
+    """The instrument that scores a form: the protocol's ``instrument`` of the form, else the
+    form's id; None for a laboratory form (scored by its panel)."""
+    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    if form is None:
+        return form_id
+    if form.panel:
+        return None
+    return form.instrument or form.id
+
+
+def scoring_of(protocol, form_id: str) -> Scoring:
+    if protocol is None:  # no protocol at hand: the form is named after its instrument
+        return SCORING.get(form_id, UNSCORED)
+    instrument = instrument_of(protocol, form_id)
+    return PANEL if instrument is None else SCORING.get(instrument, UNSCORED)
+
+
+def has_change_from_baseline(protocol, form_id: str) -> bool:
+    """Whether the form's score is reported with its change from the baseline visit's (VAS, NRS)."""
+    return scoring_of(protocol, form_id).change is not None
+
+
+def compute(protocol, form_id: str, items: dict, *, baseline: float | None = None) -> dict:
+    """The scores of one form from its typed answers, by the form's instrument. ``baseline``: the
+    same form's score at the baseline visit, for the change from baseline of an instrument that
+    reports one. Nothing here is ever typed by a user."""
+    spec = spec_for(protocol, form_id)
+    scoring = scoring_of(protocol, form_id)
+    out = scoring.compute(protocol, spec, items)
+    if scoring.change is not None and baseline is not None and out.get("score") is not None:
+        out["change_from_baseline"] = scoring.change(baseline, out["score"])
+    return out
 
 
 def completion_problem(protocol, form_id: str, items: dict, computed: dict) -> RuleViolation | None:
@@ -249,65 +438,19 @@ def completion_problem(protocol, form_id: str, items: dict, computed: dict) -> R
     missing = missing_items(spec, items)
     if missing:
         return missing[0] if len(missing) == 1 else RuleViolations(missing)
-    if spec.id in ("vas", "odi", "joa") and computed.get("score") is None:
-        first = (computed.get("missing") or ["items"])[0]
-        return RuleViolation(first, f"cannot be scored: {computed.get('reason')}")
-    if spec.id == "sf36":
-        unscored = [k for k in ("PF", "RP", "BP", "GH", "VT", "SF", "RE", "MH") if computed.get(k) is None]
-        if unscored:
-            first = (computed.get("missing") or ["items"])[0]
-            return RuleViolation(first, f"cannot be scored: {computed.get('reason')}")
-    if spec.id == "imaging" and computed["disc_height"]["score"] is None:
-        return RuleViolation("height_above_mm", "at least one adjacent normal disc is needed for the percent loss")
-    if "panel" in spec.extra:
-        pending = computed.get("needs_judgement") or []
-        if pending:
-            return RuleViolation(f"{pending[0]}__cs", f"{pending[0]} is outside the reference range: "
-                                 "judge whether it is clinically significant")
-    return None
+    return scoring_of(protocol, form_id).problem(computed)
 
 
-def headline(form_id: str, computed: dict, names: dict | None = None) -> list[tuple[str, Any]]:
+def headline(form_id: str, computed: dict, names: dict | None = None, *, protocol=None) -> list[tuple[str, Any]]:
     """The few numbers shown beside the items and in visit tables, labelled in the page's
-    language; ``names`` gives the laboratory analytes' names (id -> name), never their ids."""
-    from django.utils.translation import gettext as _
-
+    language; ``names`` gives the laboratory analytes' names (id -> name), never their ids.
+    ``protocol`` names the form's instrument (without it, the form id is taken for it)."""
     if not computed:
         return []
-    if form_id == "vas":
-        out = [(_("VAS (mm)"), computed.get("score"))]
-        if computed.get("change_from_baseline") is not None:
-            out.append((_("change from baseline"), round(computed["change_from_baseline"], 1)))
-        return out
-    if form_id == "odi":
-        s = computed.get("score")
-        return [("ODI %", None if s is None else round(s, 1))]
-    if form_id == "joa":
-        return [("JOA", computed.get("score"))]
-    if form_id == "sf36":
-        return [(k, None if computed.get(k) is None else round(computed[k], 1))
-                for k in ("PF", "RP", "BP", "GH", "VT", "SF", "RE", "MH", "PCS", "MCS")]
-    if form_id == "imaging":
-        m = computed["modic"]["parts"]
-        dh, rom = computed["disc_height"]["score"], computed["rom"]["score"]
-        return [("Modic", f"{m.get('superior_endplate') or '—'}/{m.get('inferior_endplate') or '—'}"),
-                ("Pfirrmann", computed["pfirrmann"]["parts"].get("grade")),
-                (_("disc height loss (%)"), None if dh is None else round(dh, 1)),
-                (_("range of motion (°)"), None if rom is None else round(rom, 1))]
-    if "abnormal" in computed:
-        flags = computed.get("abnormal") or []
-        names = names or {}
-        return [(_("outside the reference range"), ", ".join(names.get(a, a) for a in flags) or _("none")),
-                (_("clinically significant"), _("yes") if computed.get("clinically_significant") else _("no"))]
-    if form_id == "adverse_events":
-        return [(_("new adverse events"), {"yes": _("yes"), "no": _("no")}.get(computed.get("new_events"),
-                                                                                computed.get("new_events")))]
-    if form_id == "vitals":
-        p = computed.get("parts", {})
-        bp = (p.get("systolic", {}).get("value"), p.get("diastolic", {}).get("value"))
-        return [(_("blood pressure"), f"{bp[0]:g}/{bp[1]:g}" if None not in bp else None),
-                (_("pulse"), p.get("pulse", {}).get("value"))]
-    return []
+    scoring = scoring_of(protocol, form_id)
+    if scoring is UNSCORED and "abnormal" in computed:
+        scoring = PANEL  # a laboratory form's results, read without the protocol
+    return scoring.headline(computed, names or {})
 
 
 def analyte_names(protocol, language: str | None) -> dict[str, str]:

@@ -285,8 +285,16 @@ def form_records(visit: Visit) -> dict[str, FormRecord]:
     return {f.form_id: f for f in FormRecord.objects.filter(visit=visit)}
 
 
-def baseline_vas(participant_id: int) -> float | None:
-    row = (FormRecord.objects.filter(participant_id=participant_id, form_id="vas", visit__visit_id="baseline",
+def baseline_score(protocol, participant_id: int, visit_id: str, form_id: str) -> float | None:
+    """The score a form's score at ``visit_id`` is compared with: the same form completed at the
+    protocol's baseline visit (``baseline: true``). None at the baseline visit itself, for a form
+    whose instrument reports no change from baseline, or while the baseline form is not complete."""
+    from . import crf
+
+    base = protocol.schedule.baseline_visit
+    if base is None or visit_id == base.id or not crf.has_change_from_baseline(protocol, form_id):
+        return None
+    row = (FormRecord.objects.filter(participant_id=participant_id, form_id=form_id, visit__visit_id=base.id,
                                      state__in=["complete", "changed"]).values_list("computed", flat=True).first())
     return row.get("score") if row else None
 

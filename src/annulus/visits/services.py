@@ -465,14 +465,11 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
         p = visit.participant
         version = p.protocol_version.version
         records = selectors.form_records(visit)
-        base = None
-        if "vas" in forms and visit.visit_id != "baseline":
-            base = selectors.baseline_vas(p.pk)
         new_rows, changed_rows, revisions, events, broken = [], [], [], [], []
         for form_id, items in forms.items():
             try:
                 plan = _plan_form(protocol, visit, records.get(form_id), form_id, items, complete=complete,
-                                  collected_at=collected_at, reason=reason, now=now, baseline_vas=base)
+                                  collected_at=collected_at, reason=reason, now=now)
             except RuleViolation as exc:
                 if not prefix:
                     raise
@@ -552,7 +549,7 @@ def _prompt_adverse_events(actor, protocol, visit: Visit, p: Participant, record
 
 
 def _plan_form(protocol, visit: Visit, record: FormRecord | None, form_id: str, items, *, complete, collected_at,
-               reason, now, baseline_vas):
+               reason, now):
     """The checked new state of one form: ``(record, old values)`` to write, or None when the save
     changes nothing. Writes nothing itself."""
     if form_id not in visit.forms:
@@ -566,7 +563,9 @@ def _plan_form(protocol, visit: Visit, record: FormRecord | None, form_id: str, 
         broken = getattr(exc, "violations", [exc])
         missing = crf.missing_items(spec, items) if complete and isinstance(items, dict) else []
         raise RuleViolations(broken + [m for m in missing if m.field not in {b.field for b in broken}]) from None
-    computed = crf.compute(protocol, form_id, cleaned, baseline_vas=baseline_vas if form_id == "vas" else None)
+    # a score compared with the baseline visit's (VAS, NRS): that score, read once the answers are good
+    baseline = selectors.baseline_score(protocol, visit.participant_id, visit.visit_id, form_id)
+    computed = crf.compute(protocol, form_id, cleaned, baseline=baseline)
     was_complete = record is not None and record.is_complete
     if was_complete and not complete:
         raise RuleViolation("complete", "a completed form stays complete; save the change with a reason")

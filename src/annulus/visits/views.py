@@ -141,7 +141,7 @@ def visit_detail(request, pk, key):
             rows.append({"form_id": form_id, "name": selectors.form_name(protocol, form_id), "rec": rec,
                          "state": rec.state if rec else "not_started",
                          "state_label": selectors.FORM_STATE_LABELS[rec.state if rec else "not_started"],
-                         "headline": crf.headline(form_id, rec.computed, names) if rec else [],
+                         "headline": crf.headline(form_id, rec.computed, names, protocol=protocol) if rec else [],
                          "due": due, "late": late,
                          "ae": _ae_links(protocol, p, form_id, rec.computed) if rec else [],
                          "ae_review": ae_link(p.pk, "") if rec and rec.items.get("new_events") == "yes" else None})
@@ -354,7 +354,7 @@ def _score_context(protocol, p, form_id, computed, error=None):
         item = spec.item(key) if spec else None
         return item.label(language) if item else names.get(key, key)
 
-    out = {"headline": crf.headline(form_id, computed, names) if computed else [], "error": error,
+    out = {"headline": crf.headline(form_id, computed, names, protocol=protocol) if computed else [], "error": error,
            "reason": (computed or {}).get("reason"),
            "missing": [label(k) for k in (computed or {}).get("missing") or []],
            "ae": _ae_links(protocol, p, form_id, computed or {}),
@@ -373,8 +373,8 @@ def crf_preview(request, pk, key, form_id):
     form.is_valid()
     try:
         cleaned = crf.clean(spec, form.items())
-        base = selectors.baseline_vas(p.pk) if form_id == "vas" and slot.visit_id != "baseline" else None
-        computed = crf.compute(protocol, form_id, cleaned, baseline_vas=base)
+        base = selectors.baseline_score(protocol, p.pk, slot.visit_id, form_id)
+        computed = crf.compute(protocol, form_id, cleaned, baseline=base)
         score = _score_context(protocol, p, form_id, computed)
     except RuleViolation as exc:
         score = _score_context(protocol, p, form_id, None, error=f"{exc.field}: {exc.message}")
