@@ -110,3 +110,126 @@ def simulate_adverse_events(participants: list[SimParticipant], *, seed: int, to
     events = [e for e in out if e is not None]
     events.sort(key=lambda e: (e.fields["onset_at"], e.participant_id))
     return events
+
+
+# ---- any protocol -------------------------------------------------------------------------------
+#
+# Events of a trial the simulator has no model for, from the protocol: the follow-up length (the
+# last visit's day after the treatment procedure), the arms' dose scores and the control arm.
+# Background events (unrelated to the product) occur at monthly rates over the follow-up in every
+# arm; product-related events start in the first weeks of treatment (exponential onset, mean 14
+# days) with a per-participant probability scaled by the arm's dose relative to the highest
+# (the control arm: half the lowest rate, the nocebo response of a blinded trial). A rare serious
+# event of each kind: pneumonia needing hospitalisation (background), a hypersensitivity reaction
+# (related, unexpected). The causality to the product is judged; the causalities of the first
+# trial's procedures (liposuction, injection) do not apply and are "not_applicable".
+
+# kind: (term, MedDRA PT code, rate per participant-month, grade probabilities 1/2/3, days lasting)
+BACKGROUND = {
+    "nasopharyngitis": ("Nasopharyngitis", "10028810", 0.030, (0.8, 0.2, 0.0), (4, 10)),
+    "headache": ("Headache", "10019211", 0.015, (0.7, 0.3, 0.0), (1, 4)),
+    "back_pain": ("Back pain", "10003988", 0.010, (0.6, 0.35, 0.05), (3, 21)),
+    "hypertension": ("Hypertension", "10020772", 0.004, (0.5, 0.5, 0.0), (30, 120)),
+    "fall": ("Fall", "10016173", 0.004, (0.7, 0.25, 0.05), (1, 3)),
+}
+# kind: (term, MedDRA PT code, probability per participant at the highest dose, grades, days)
+RELATED = {
+    "nausea": ("Nausea", "10028813", 0.08, (0.75, 0.25, 0.0), (2, 14)),
+    "dyspepsia": ("Dyspepsia", "10013946", 0.07, (0.8, 0.2, 0.0), (3, 21)),
+    "diarrhoea": ("Diarrhoea", "10012735", 0.05, (0.8, 0.2, 0.0), (2, 7)),
+    "dizziness": ("Dizziness", "10013573", 0.04, (0.85, 0.15, 0.0), (1, 7)),
+    "alt_increased": ("Alanine aminotransferase increased", "10001551", 0.02, (0.6, 0.3, 0.1), (14, 42)),
+}
+SERIOUS_BACKGROUND = ("Pneumonia", "10035664", 0.0015)  # per participant-month
+SERIOUS_RELATED = ("Hypersensitivity", "10020751", 0.005)  # per participant at the highest dose
+
+
+@dataclass
+class TreatedParticipant:
+    """A participant of any protocol: consent, first day of treatment (the procedure with
+    ``treatment: true``), arm id (``None``: not known, counted as the highest dose's half)."""
+
+    id: int
+    consented_on: date
+    treated_on: date
+    arm: str | None = None
+
+
+def _dose_fraction(protocol, arm_id: str | None) -> float:
+    top = max((a.dose_score for a in protocol.arms if not a.control), default=0.0)
+    arm = next((a for a in protocol.arms if a.id == arm_id), None)
+    if arm is None:
+        return 0.5
+    if arm.control:
+        return 0.0
+    return arm.dose_score / top if top > 0 else 1.0
+
+
+def _grade(rng, probabilities) -> int:
+    return int(rng.choice([1, 2, 3], p=list(probabilities)))
+
+
+def simulate_protocol_adverse_events(protocol, participants: list[TreatedParticipant], *, seed: int,
+                                     today: date) -> list[SimEvent]:
+    """The events of all participants of ``protocol``, in onset order (the fields of
+    ``simulate_adverse_events``'s events). The same seed gives the same events."""
+    from .outcomes import visit_days
+
+    rng = np.random.default_rng([seed, 7])
+    follow_days = max(max(visit_days(protocol).values()), 28)
+    months = follow_days / 30.4
+    lowest_related = min(p for _, _, p, _, _ in RELATED.values())
+    out: list[SimEvent] = []
+
+    def add(kind, p, onset_day, term, code, grade, days, *, product, expected="expected", serious=False,
+            action=None, description=""):
+        if onset_day > today or onset_day < p.consented_on:
+            return
+        fields_ = dict(term=term, meddra_pt_code=code, meddra_version=MEDDRA_VERSION if code else "",
+                       description=description, serious=serious, grade=grade)
+        onset = _at(onset_day, rng)
+        end_day = onset_day + timedelta(days=int(days))
+        ended = end_day < today
+        fields_.update(onset_at=onset, end_at=_at(end_day, rng) if ended else None,
+                       serious_criteria=["hospitalisation"] if serious else [],
+                       causality_liposuction="not_applicable", causality_injection="not_applicable",
+                       causality_product=product if onset_day >= p.treated_on else "not_applicable",
+                       expectedness=expected,
+                       action_taken=action or ("treatment" if grade >= 2 else "none"),
+                       outcome="recovered" if ended else "recovering")
+        if serious:
+            known_day = onset_day + timedelta(days=int(rng.integers(0, 2)))
+            fields_["first_knowledge_at"] = max(onset + timedelta(hours=2), _at(min(known_day, today), rng))
+        if fields_["end_at"] is not None and fields_["end_at"] <= onset:
+            fields_["end_at"] = onset + timedelta(hours=6)
+        out.append(SimEvent(p.id, kind, fields_))
+
+    for p in participants:
+        frac = _dose_fraction(protocol, p.arm)
+        start = p.consented_on + timedelta(days=1)
+        end = p.treated_on + timedelta(days=int(follow_days))
+        span = max(1, (end - start).days)
+        for kind, (term, code, rate, grades, (d0, d1)) in BACKGROUND.items():
+            if rng.random() < 1 - np.exp(-rate * months):
+                onset = start + timedelta(days=int(rng.integers(0, span)))
+                add(kind, p, onset, term, code, _grade(rng, grades), rng.integers(d0, d1 + 1),
+                    product=str(rng.choice(["not_related", "unlikely"], p=[0.7, 0.3])))
+        for kind, (term, code, prob, grades, (d0, d1)) in RELATED.items():
+            chance = prob * frac if frac > 0 else lowest_related / 2
+            if rng.random() < chance:
+                onset = p.treated_on + timedelta(days=int(min(rng.exponential(14.0), follow_days)))
+                add(kind, p, onset, term, code, _grade(rng, grades), rng.integers(d0, d1 + 1),
+                    product=str(rng.choice(["possible", "probable"], p=[0.6, 0.4])))
+        term, code, rate = SERIOUS_BACKGROUND
+        if rng.random() < 1 - np.exp(-rate * months):
+            onset = start + timedelta(days=int(rng.integers(0, span)))
+            add("pneumonia", p, onset, term, code, 3, rng.integers(7, 21), product="not_related", serious=True,
+                action="hospitalised", description="Community-acquired pneumonia; admitted for intravenous antibiotics.")
+        term, code, prob = SERIOUS_RELATED
+        if rng.random() < prob * frac:
+            onset = p.treated_on + timedelta(days=int(rng.integers(1, 15)))
+            add("hypersensitivity", p, onset, term, code, 3, rng.integers(3, 10), product="probable",
+                expected="unexpected", serious=True, action="hospitalised",
+                description="Generalised urticaria and facial swelling; study treatment stopped; admitted for observation.")
+    out.sort(key=lambda e: (e.fields["onset_at"], e.participant_id))
+    return out

@@ -1,6 +1,12 @@
-"""Realistic screening candidates for the DLBP trial.
+"""Realistic screening candidates: the built-in model of the DLBP trial, and any other protocol
+from its eligibility rules (``annulus.simulator.evidence``).
 
-Rates are chosen so that roughly 55-65 % of consented candidates pass screening, in line with
+``generate_candidates(n, seed, start, days)`` is the built-in model; with ``protocol=`` it serves
+that protocol: the built-in model when the protocol's evidence fields are the ones it makes
+(``builtin_candidates_fit``; its candidates are then the same as without the protocol, plus the
+site), else candidates made from the protocol's own fields, rules, sites and recruitment sources.
+
+Built-in model: rates are chosen so that roughly 55-65 % of consented candidates pass screening, in line with
 single-centre discogenic-pain trials, where the imaging criteria (Modic I/II, concordant
 single-level discography) and pain thresholds exclude most: each candidate draws a profile and
 each exclusion-prone finding is sampled with its own rate, so the failing criteria vary.
@@ -12,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
+
+from .evidence import CONSENT_P, FAIL_SHARE, FEMALE_P, protocol_evidence, site_weights, source_weights
 
 SOURCES = ["inpatient_referral", "records_search_phone", "flyers_website"]
 SOURCE_P = [0.45, 0.35, 0.20]
@@ -31,6 +39,10 @@ class Candidate:
     consents: bool
     consent_delay_days: int
     evidence: dict = field(default_factory=dict)
+    # set when the candidates are made for a protocol: the site that recruits the candidate, and
+    # the criteria the evidence was made to fail (empty: eligible), as the protocol's evaluator finds
+    site: str | None = None
+    intended_failing: tuple = ()
 
     @property
     def consent_date(self) -> date:
@@ -62,8 +74,23 @@ def _p(rng, prob: float) -> bool:
     return bool(rng.random() < prob)
 
 
-def generate_candidates(n: int, seed: int, start: date, days: int) -> list[Candidate]:
-    """``n`` candidates pre-screened between ``start`` and ``start + days``, in date order."""
+def generate_candidates(n: int, seed: int, start: date, days: int, protocol=None) -> list[Candidate]:
+    """``n`` candidates pre-screened between ``start`` and ``start + days``, in date order. Without
+    ``protocol`` (or for a protocol the built-in model fits) the DLBP model; else from the
+    protocol's eligibility rules. The same arguments give the same candidates."""
+    if protocol is not None:
+        if not builtin_candidates_fit(protocol):
+            return protocol_candidates(protocol, n, seed=seed, start=start, days=days)
+        out = _builtin_candidates(n, seed, start, days)
+        ids, weights = site_weights(protocol, seed)
+        site_rng = np.random.default_rng([seed, 32])  # its own stream: the rest stays the same
+        for c in out:
+            c.site = ids[int(site_rng.choice(len(ids), p=weights))]
+        return out
+    return _builtin_candidates(n, seed, start, days)
+
+
+def _builtin_candidates(n: int, seed: int, start: date, days: int) -> list[Candidate]:
     rng = np.random.default_rng(seed)
     offsets = np.sort(rng.integers(0, max(days, 1), size=n))
     out = []
@@ -116,5 +143,51 @@ def generate_candidates(n: int, seed: int, start: date, days: int) -> list[Candi
             consents=_p(rng, 0.88),
             consent_delay_days=int(rng.integers(0, 8)),
             evidence=evidence,
+        ))
+    return out
+
+
+def builtin_evidence_fields() -> frozenset[str]:
+    """The evidence fields the built-in model fills."""
+    return frozenset(_builtin_candidates(1, 0, date(2000, 1, 1), 1)[0].evidence)
+
+
+def builtin_candidates_fit(protocol) -> bool:
+    """The built-in model serves a protocol whose evidence fields and recruitment sources are
+    the ones it makes."""
+    ids = {f.id for f in protocol.eligibility.fields}
+    return ids == builtin_evidence_fields() and set(SOURCES) <= set(protocol.recruitment_sources)
+
+
+def protocol_candidates(protocol, n: int, *, seed: int, start: date, days: int) -> list[Candidate]:
+    """``n`` candidates of any protocol, from its eligibility fields and rules, sites and
+    recruitment sources (``annulus.simulator.evidence``), pre-screened between ``start`` and
+    ``start + days`` in date order."""
+    rng = np.random.default_rng([seed, 17])
+    offsets = np.sort(rng.integers(0, max(days, 1), size=n))
+    site_ids, site_w = site_weights(protocol, seed)
+    sources, source_w = list(protocol.recruitment_sources), source_weights(protocol)
+    out = []
+    for i in range(n):
+        sex = "F" if _p(rng, FEMALE_P) else "M"
+        surname, given = str(rng.choice(SURNAMES)), str(rng.choice(GIVEN))
+        pre = start + timedelta(days=int(offsets[i]))
+        fail = 0
+        if _p(rng, FAIL_SHARE):
+            fail = int(rng.choice([1, 2], p=[0.8, 0.2]))
+        evidence, failing = protocol_evidence(protocol, rng, pre, sex, fail=fail)
+        out.append(Candidate(
+            index=i + 1,
+            full_name=f"{surname} {given}",
+            initials=(surname[0] + given[0]).upper(),
+            sex=sex,
+            phone=f"138{rng.integers(10_000_000, 99_999_999)}",
+            source=sources[int(rng.choice(len(sources), p=source_w))],
+            prescreened_on=pre,
+            consents=_p(rng, CONSENT_P),
+            consent_delay_days=int(rng.integers(0, 8)),
+            evidence=evidence,
+            site=site_ids[int(rng.choice(len(site_ids), p=site_w))],
+            intended_failing=failing,
         ))
     return out

@@ -222,3 +222,15 @@ def simulate_arms(n_per_arm: int, *, seed: int) -> dict[str, list[Trajectory]]:
     """Whole arms, for checking the dose-response of the model."""
     return {arm: [simulate_participant(arm, seed=seed, index=i + 1000 * k) for i in range(n_per_arm)]
             for k, arm in enumerate(DOSES)}
+
+
+def builtin_outcomes_fit(protocol) -> bool:
+    """The built-in model serves a protocol whose arms it has doses for and whose visits (those
+    not doing a procedure) and eCRF forms are the ones it answers."""
+    if not {a.id for a in protocol.arms} <= set(DOSES):
+        return False
+    if {v.id for v in protocol.schedule.visits if not v.procedure} != set(VISIT_DAYS):
+        return False
+    first = min(VISIT_DAYS, key=VISIT_DAYS.get)  # always attended, with every form
+    answered = set(simulate_participant(next(iter(DOSES)), seed=0, index=0).visits[first])
+    return {f.id for f in protocol.schedule.forms if not f.procedure} <= answered
