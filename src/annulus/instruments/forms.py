@@ -64,4 +64,16 @@ def procedure_form(protocol, form_id: str, procedure_id: str) -> FormSpec:
             choices = ()
         items.append(Item(f.id, f.label.en, f.label.zh, kind, choices, unit=f.unit or "", min=f.min, max=f.max,
                           step="1" if f.type == "integer" else "any", required=f.required))
+    if "dispensing" in proc.checks:
+        # the product's checks at dispensing, answered by the person dispensing the kit
+        for c in protocol.product.kit_checks:
+            if c.kind == "confirmed":
+                items.append(Item(KIT_CHECK + c.id, c.label.en, c.label.zh, "choice", YES_NO, group="kit_checks"))
+            else:
+                items.append(Item(KIT_CHECK + c.id, c.label.en, c.label.zh, "number", unit=c.unit or "",
+                                  group="kit_checks"))
     return FormSpec(form_id, tuple(items), extra={"procedure": proc})
+
+
+# the item id of a kit check of the product on a dispensing record: "kit_check__seal_intact"
+KIT_CHECK = "kit_check__"

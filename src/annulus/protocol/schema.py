@@ -451,12 +451,21 @@ class Visit(Strict):
 CONSENT_ANCHOR = "consent"
 
 
+# What a field of a kit procedure's record means to its checks: the kit's number, the units
+# given out with it, the units brought back, the units reported lost.
+FieldMeaning = Literal["kit_number", "units_dispensed", "units_returned", "units_lost"]
+# the fields a check needs (dispensing: which kit and how much of it; returns: which kit, what came back)
+CHECK_FIELDS = {"dispensing": ("kit_number", "units_dispensed"), "returns": ("kit_number", "units_returned")}
+
+
 class ProcedureField(EvidenceField):
     """A field of a procedure's record: an evidence field that may also be a date and time, and
-    may be optional (``required: false``)."""
+    may be optional (``required: false``). ``means`` tells the kit checks which field holds the
+    kit number and the units (``CHECK_FIELDS``)."""
 
     type: Literal["date", "datetime", "integer", "decimal", "boolean", "choice", "text"]
     required: bool = True
+    means: FieldMeaning | None = None
 
 
 class ProcedureTiming(Strict):
@@ -489,10 +498,23 @@ class Procedure(Strict):
     checks: list[ProcedureCheck] = Field(default_factory=list)
     treatment: bool = False
 
+    def field_meaning(self, meaning: str) -> ProcedureField | None:
+        """The field that holds ``meaning`` (``FieldMeaning``), or None."""
+        return next((f for f in self.fields if f.means == meaning), None)
+
     @model_validator(mode="after")
     def _unique(self):
         problems = _repeats([f.id for f in self.fields], "fields")
         problems += _repeats(self.checks, "checks")
+        problems += _repeats([f.means for f in self.fields if f.means], "fields[].means")
+        for check in self.checks:
+            for meaning in CHECK_FIELDS.get(check, ()):
+                if self.field_meaning(meaning) is None:
+                    problems.append(f"checks: {check} needs a field with means: {meaning}")
+        for i, f in enumerate(self.fields):
+            want = "text" if f.means == "kit_number" else "integer"
+            if f.means and f.type != want:
+                problems.append(f"fields[{i}].type: a field that means {f.means} is of type {want}")
         if self.timing is not None and self.timing.after == self.id:
             problems.append("timing.after: a procedure cannot be timed from itself")
         if problems:

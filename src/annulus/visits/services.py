@@ -27,7 +27,7 @@ from annulus.protocol.schema import CONSENT_ANCHOR
 from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version, protocol_for
 
-from . import crf, selectors, signals
+from . import crf, procedures, selectors, signals
 from .events import chain_root, events_of, window_of
 from .signals import adverse_event_prompt
 from .models import (UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit,
@@ -519,6 +519,7 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
         audit.record_many(actor=actor, events=events)
         signals.forms_saved.send(sender=FormRecord, participant_id=p.pk, visit=visit.key,
                                  forms=[r.form_id for r, _ in revisions])
+        _treat_participant(actor, protocol, visit, p, [r for r, _ in revisions])
         _move_participant(actor, protocol, visit, p)
         _prompt_adverse_events(actor, protocol, visit, p, [r for r, _ in revisions])
     return [records[f] for f in forms]
@@ -569,6 +570,8 @@ def _plan_form(protocol, visit: Visit, record: FormRecord | None, form_id: str, 
     was_complete = record is not None and record.is_complete
     if was_complete and not complete:
         raise RuleViolation("complete", "a completed form stays complete; save the change with a reason")
+    if "procedure" in spec.extra:
+        computed = {**computed, **procedures.check(protocol, spec, visit, cleaned, complete=complete, record=record)}
     if complete:
         problem = crf.completion_problem(protocol, form_id, cleaned, computed)
         if problem is not None:
@@ -601,6 +604,16 @@ def _plan_form(protocol, visit: Visit, record: FormRecord | None, form_id: str, 
 def crf_name(protocol, form_id: str) -> str:
     f = next((f for f in protocol.schedule.forms if f.id == form_id), None)
     return f.name.en if f else form_id
+
+
+def _treat_participant(actor, protocol, visit: Visit, p: Participant, records) -> None:
+    """A randomised participant is treated once the treatment procedure's record is complete."""
+    if not procedures.treated_by(protocol, visit, records):
+        return
+    status = Participant.objects.select_for_update().values_list("status", flat=True).get(pk=p.pk)
+    if status == pstates.RANDOMISED:
+        participant_services.advance(actor=actor, participant_id=p.pk, target=pstates.TREATED,
+                                     reason=f"{protocol.treatment_procedure.name.en} recorded")
 
 
 def _move_participant(actor, protocol, visit: Visit, p: Participant) -> None:
