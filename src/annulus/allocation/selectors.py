@@ -302,9 +302,16 @@ def unblinded_rows(user) -> list[dict]:
     return rows
 
 
+def _level2_holder(user, capability: str) -> None:
+    """The role's capability and the level-2 key: a role that the protocol in force declares
+    blinded, or that is not the key holder, sees no recipe or arm even where its role id holds
+    the capability (the kit trial's pharmacist is blinded and holds no key)."""
+    if not (has(user, capability) and holds_key(user, 2)):
+        raise NotPermitted(capability)
+
+
 def level2_key(user) -> dict[str, str]:
-    if not has(user, "allocation.level2"):
-        raise NotPermitted("allocation.level2")
+    _level2_holder(user, "allocation.level2")
     lst = current_list()
     return dict(sorted(lst.level2_key.items())) if lst else {}
 
@@ -338,8 +345,7 @@ def participant_allocation(user, participant) -> dict:
 
 def pharmacy_rows(user) -> list[dict]:
     """Opened envelopes with their recipe, for the level-2 key holder, in random-number order."""
-    if not has(user, "allocation.recipe"):
-        raise NotPermitted("allocation.recipe")
+    _level2_holder(user, "allocation.recipe")
     protocol = active_protocol()
     rows = []
     qs = scoped(user, Envelope.objects.select_related("allocation_list", "dispensing").filter(participant__isnull=False))
@@ -356,8 +362,7 @@ def pharmacy_rows(user) -> list[dict]:
 def envelope_for_pharmacy(user, envelope_id: int) -> dict | None:
     """One opened envelope with its recipe. Callers check the capability first, so a blinded
     user gets the same refusal whether or not the id exists."""
-    if not has(user, "allocation.recipe"):
-        raise NotPermitted("allocation.recipe")
+    _level2_holder(user, "allocation.recipe")
     e = scoped(user, Envelope.objects.select_related("allocation_list", "participant")).filter(
         pk=envelope_id, participant__isnull=False).first()
     if e is None:

@@ -198,15 +198,17 @@ def _factor_settings(factors, *, weights: bool = False) -> list[dict]:
 
 def _generate_for(protocol, seed: int):
     """The protocol's list for this seed (one list, one per stratum, or the minimisation plan)
-    and the settings stored with it."""
+    and the settings stored with it. Drug codes take the protocol's prefix
+    (``Protocol.drug_code_prefix``)."""
     rand = protocol.randomisation
+    prefix = protocol.drug_code_prefix
     arms = [(a.id, a.ratio) for a in protocol.arms]
     total = protocol.sample_size.total
     try:
         if rand.method == "minimisation":
             plan = plan_minimisation(arms, [(f.id, tuple(f.levels)) for f in rand.factors], total, seed,
                                      weights=[f.weight for f in rand.factors], p=rand.p, measure=rand.measure,
-                                     number_width=rand.case_number_width)
+                                     number_width=rand.case_number_width, drug_code_prefix=prefix)
             return plan, {"factors": _factor_settings(rand.factors, weights=True), "p": rand.p,
                           "measure": rand.measure}
         unit = sum(a.ratio for a in protocol.arms)
@@ -216,11 +218,12 @@ def _generate_for(protocol, seed: int):
         if rand.method == "stratified_blocks":
             per_stratum = rand.stratum_list_length or total
             seq = generate_stratified(arms, [(f.id, tuple(f.levels)) for f in rand.strata], per_stratum, seed,
-                                      block_multipliers=multipliers, number_width=rand.case_number_width)
+                                      block_multipliers=multipliers, number_width=rand.case_number_width,
+                                      drug_code_prefix=prefix)
             return seq, {"factors": _factor_settings(rand.strata), "per_stratum": per_stratum,
                          "strata": [dict(st) for st in seq.strata]}
         return generate_sequence(arms, total, seed, block_multipliers=multipliers,
-                                 number_width=rand.case_number_width), {}
+                                 number_width=rand.case_number_width, drug_code_prefix=prefix), {}
     except RandomisationError as exc:
         field, _, message = str(exc).partition(": ")
         raise RuleViolation(field, message or str(exc)) from None

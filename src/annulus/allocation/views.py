@@ -345,15 +345,23 @@ def _checklist_view(request, checklist, waive_form) -> dict:
 
 # ---- pharmacy ------------------------------------------------------------------------------
 
+def _need_level2(request, capability: str) -> None:
+    """The role's capability and the level-2 key (a blinded role holding the capability by its id,
+    as the kit trial's pharmacist, is refused)."""
+    need(request, capability)
+    if not selectors.holds_key(request.user, 2):
+        raise PermissionDenied
+
+
 @never_cache
 def pharmacy(request):
-    need(request, "allocation.recipe")
+    _need_level2(request, "allocation.recipe")
     return render(request, "allocation/pharmacy.html", {"rows": selectors.pharmacy_rows(request.user),
                                                         "level2": selectors.level2_key(request.user)})
 
 
 def _pharmacy_envelope(request, envelope_id, capability="allocation.recipe"):
-    need(request, capability)
+    _need_level2(request, capability)
     data = selectors.envelope_for_pharmacy(request.user, envelope_id)
     if data is None:
         raise Http404
@@ -467,7 +475,7 @@ def letter(request, envelope_id):
 
 
 def level2_document(request):
-    need(request, "allocation.level2")
+    _need_level2(request, "allocation.level2")
     lst = selectors.current_list()
     if lst is None:
         raise Http404

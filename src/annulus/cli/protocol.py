@@ -47,31 +47,25 @@ def show(args) -> int:
     out.append(f"{p.trial.short_title.get(lang)}  [{p.trial.registry_number}]  protocol version {p.version}")
     out.append(p.trial.title.get(lang))
     out.append(f"Design: {p.trial.design.get(lang)}; phase {p.trial.phase}; site: {p.trial.site.get(lang)}")
-    ss = p.sample_size
-    out.append(
-        f"Sample size: {ss.per_arm} per arm, {ss.total} in total (delta {ss.delta}, SD {ss.sd}, "
-        f"alpha {ss.alpha}, power {ss.power}, dropout {ss.dropout:.0%})"
-    )
-    out.append("\nArms (ratio; cells/disc; cells + saline + HA mL):")
-    for a in p.arms:
-        r = a.recipe
-        out.append(
-            f"  {a.id:<8} {a.ratio}  {a.cells_per_disc / 1e6:>5g}x10^6  "
-            f"{r.cell_suspension_ml:g} + {r.saline_ml:g} + {r.ha_hydrogel_ml:g} = {r.total_ml:g} mL  {a.name.get(lang)}"
-        )
+    out.extend(_sample_size_lines(p))
+    out.extend(_arm_lines(p, lang))
+    out.extend(_allocation_lines(p, lang))
     for box in ("inclusion", "exclusion"):
         out.append(f"\n{box.capitalize()} criteria:")
         for c in getattr(p.eligibility, box):
             out.append(f"  {c.id:<4} {c.text.get(lang)}")
     out.append("\nVisits (anchor + offset, window):")
+    width = max(12, *(len(v.id) for v in p.schedule.visits))
     for v in p.schedule.visits:
         out.append(
-            f"  {v.id:<12} {v.anchor} {v.offset_days:+d} d  (-{v.window.before_days}/+{v.window.after_days} d)  "
+            f"  {v.id:<{width}} {v.anchor} {v.offset_days:+d} d  (-{v.window.before_days}/+{v.window.after_days} d)  "
             f"{', '.join(v.forms)}"
         )
+    out.extend(_procedure_lines(p, lang))
     out.append("\nRoles:")
+    width = max(13, *(len(r.id) for r in p.roles))
     for r in p.roles:
-        out.append(f"  {r.id:<13} {'blinded' if r.blinded else 'UNBLINDED':<9} {r.name.get(lang)}")
+        out.append(f"  {r.id:<{width}} {'blinded' if r.blinded else 'UNBLINDED':<9} {r.name.get(lang)}")
     out.append("\nSAE reporting:")
     for rec in p.safety.sae_recipients:
         extra = f" or end of working day {rec.or_end_of_working_day}" if rec.or_end_of_working_day else ""
@@ -86,6 +80,104 @@ def show(args) -> int:
             out.append(f"  - {a.get(lang)}")
     print("\n".join(out))
     return 0
+
+
+def _ratio(p) -> str:
+    return ":".join(str(a.ratio) for a in p.arms)
+
+
+def _sample_size_lines(p) -> list[str]:
+    """The sample size; with unequal ratios ``per_arm`` is one ratio unit, so each arm's size is
+    printed (the arms' sum is the total)."""
+    ss = p.sample_size
+    stats = f"delta {ss.delta}, SD {ss.sd}, alpha {ss.alpha}, power {ss.power}, dropout {ss.dropout:.0%}"
+    if len({a.ratio for a in p.arms}) == 1:
+        return [f"Sample size: {ss.per_arm} per arm, {ss.total} in total ({stats})"]
+    arms = ", ".join(f"{a.id} {ss.per_arm * a.ratio}" for a in p.arms)
+    return [f"Sample size: {ss.per_arm} per ratio unit ({arms}; ratio {_ratio(p)}), {ss.total} in total ({stats})"]
+
+
+def _arm_lines(p, lang: str) -> list[str]:
+    """The arms in the terms of the product: a cell product's dose and injection recipe, or what
+    each arm's kit holds."""
+    if p.product.kind == "kit":
+        out = [f"\nArms (ratio {_ratio(p)}; dose score; kit contents):"]
+        for a in p.arms:
+            control = "  (control)" if a.control else ""
+            out.append(f"  {a.id:<8} {a.ratio}  {a.dose_score:>5g}  {a.kit.get(lang)}  {a.name.get(lang)}{control}")
+        return out
+    out = ["\nArms (ratio; cells/disc; cells + saline + HA mL):"]
+    for a in p.arms:
+        r = a.recipe
+        out.append(
+            f"  {a.id:<8} {a.ratio}  {a.cells_per_disc / 1e6:>5g}x10^6  "
+            f"{r.cell_suspension_ml:g} + {r.saline_ml:g} + {r.ha_hydrogel_ml:g} = {r.total_ml:g} mL  {a.name.get(lang)}"
+        )
+    return out
+
+
+def _allocation_lines(p, lang: str) -> list[str]:
+    """What a protocol declares beyond one site and one unstratified list: the kit product, the
+    sites, the strata or minimisation factors (nothing for a single-site cell trial with permuted
+    blocks, whose summary is as it always was)."""
+    out = []
+    product = p.product
+    if product.kind == "kit":
+        c = product.compliance
+        out.append(f"\nProduct (kits): {product.name.get(lang)}")
+        out.append(f"  {product.dosage_form.get(lang)}; route {product.route}; {product.units_per_kit} units per kit, "
+                   f"{product.kit_days} days per kit")
+        out.append(f"  storage: {product.storage.get(lang)}")
+        out.append(f"  compliance: {c.units_per_day:g} unit(s) a day, acceptable {c.min_percent:g}-{c.max_percent:g} %")
+        out.append("  checks at dispensing:")
+        for check in product.kit_checks:
+            limit = ""
+            if check.kind == "max":
+                limit = f" (at most {check.max:g}{' ' + check.unit if check.unit else ''})"
+            elif check.kind == "min":
+                limit = f" (at least {check.min:g}{' ' + check.unit if check.unit else ''})"
+            out.append(f"    {check.id:<24} {check.kind:<9} {check.label.get(lang)}{limit}")
+    if p.sites:
+        out.append("\nSites:")
+        for site in p.sites:
+            out.append(f"  {site.id:<6} {site.name.get(lang)}")
+    rand = p.randomisation
+    factors = rand.strata or rand.factors
+    if factors:
+        if rand.method == "stratified_blocks":
+            strata = 1
+            for f in factors:
+                strata *= len(f.levels)
+            per = rand.stratum_list_length or p.sample_size.total
+            sizes = ", ".join(map(str, rand.block_sizes))
+            out.append(f"\nRandomisation: stratified permuted blocks (block sizes {sizes}), "
+                       f"{strata} strata of {per} random numbers each; case numbers {rand.case_numbers}; "
+                       f"drug codes {p.drug_code_prefix}XXXXXX")
+        else:
+            out.append(f"\nRandomisation: minimisation (p {rand.p:g}, {rand.measure}); "
+                       f"case numbers {rand.case_numbers}; drug codes {p.drug_code_prefix}XXXXXX")
+        for f in factors:
+            cuts = f" cut at {', '.join(f'{c:g}' for c in f.cuts)}" if f.cuts else ""
+            weight = f", weight {f.weight:g}" if hasattr(f, "weight") else ""
+            out.append(f"  {f.id:<8} from {f.source}: {', '.join(f.levels)}{cuts}{weight}")
+    return out
+
+
+def _procedure_lines(p, lang: str) -> list[str]:
+    """A kit trial's procedures (first dose, dispensing, returns): who records them, when, and the
+    checks that apply. A cell trial's procedures are its visits, listed above."""
+    if p.product.kind != "kit" or not p.procedures:
+        return []
+    out = ["\nProcedures (timing; recorded by; checks):"]
+    for proc in p.procedures:
+        t = proc.timing
+        when = (f"{t.after} {t.offset_days:+d} d (-{t.window.before_days}/+{t.window.after_days} d)"
+                if t is not None else "at its visits")
+        checks = ", ".join(proc.checks) or "none"
+        treatment = "; the treatment" if proc.treatment else ""
+        roles = ", ".join(proc.recorded_by) or "anyone"
+        out.append(f"  {proc.id:<15} {when}; {roles}; checks {checks}{treatment}  {proc.name.get(lang)}")
+    return out
 
 
 def _plan_lines(plan, lang: str) -> list[str]:

@@ -37,6 +37,8 @@ class ProtocolArms:
     method: str = "permuted_blocks"
     strata: list[tuple[str, list[str]]] = field(default_factory=list)
     stratum_list_length: int | None = None
+    # the protocol's (declared, or derived from the trial id); None: the generator's default
+    drug_code_prefix: str | None = None
 
 
 def _first_line(exc: Exception) -> str:
@@ -88,12 +90,19 @@ def _read_yaml_directly(path: Path) -> ProtocolArms:
         raise CliError(f"randomisation.method: {rand.get('method')!r} needs the protocol loader (annulus.protocol)")
     width = rand.get("case_number_width")
     trial = data.get("trial") if isinstance(data.get("trial"), dict) else {}
+    prefix = rand.get("drug_code_prefix")
+    if not isinstance(prefix, str) and isinstance(trial.get("id"), str) and trial["id"]:
+        # as annulus.protocol.schema.derived_drug_code_prefix: the trial id up to its first hyphen
+        prefix = trial["id"].split("-", 1)[0][:8].upper() + "-"
+    if not isinstance(prefix, str):
+        prefix = None
     meta = {"protocol file": path.name}
     if trial.get("id"):
         meta["trial"] = trial["id"]
     if data.get("version") is not None:
         meta["protocol version"] = data["version"]
-    return ProtocolArms(arms, total, block_sizes, width if isinstance(width, int) else None, meta)
+    return ProtocolArms(arms, total, block_sizes, width if isinstance(width, int) else None, meta,
+                        drug_code_prefix=prefix)
 
 
 def _protocol_loader():
@@ -140,6 +149,7 @@ def _arms_from_protocol(path: str | Path) -> ProtocolArms:
         method=getattr(rand, "method", "permuted_blocks"),
         strata=[(f.id, list(f.levels)) for f in getattr(rand, "strata", None) or []],
         stratum_list_length=getattr(rand, "stratum_list_length", None),
+        drug_code_prefix=getattr(protocol, "drug_code_prefix", None),
     )
 
 
@@ -170,6 +180,7 @@ def _generate(proto: ProtocolArms, seed: int):
         raise CliError("randomisation.method: minimisation allocates at enrolment and has no list to generate "
                        "(see annulus randomisation simulate)")
     multipliers = _block_multipliers(proto.block_sizes, proto.arms)
+    codes = {} if proto.drug_code_prefix is None else {"drug_code_prefix": proto.drug_code_prefix}
     try:
         if proto.method == "stratified_blocks":
             return generate_stratified(
@@ -179,6 +190,7 @@ def _generate(proto: ProtocolArms, seed: int):
                 seed,
                 block_multipliers=multipliers,
                 number_width=proto.number_width,
+                **codes,
             )
         return generate_sequence(
             proto.arms,
@@ -186,6 +198,7 @@ def _generate(proto: ProtocolArms, seed: int):
             seed,
             block_multipliers=multipliers,
             number_width=proto.number_width,
+            **codes,
         )
     except RandomisationError as exc:
         raise CliError(str(exc)) from None

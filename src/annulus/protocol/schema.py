@@ -51,6 +51,12 @@ class TrialInfo(Strict):
 DEFAULT_SITE_ID = "01"
 
 
+def derived_drug_code_prefix(trial_id: str) -> str:
+    """The drug-code prefix of a protocol that declares none: the trial id up to its first hyphen,
+    in capitals, at most 8 characters, and a hyphen (``dlbp-admsc`` -> ``DLBP-``)."""
+    return trial_id.split("-", 1)[0][:8].upper() + "-"
+
+
 class Site(Strict):
     """A site taking part in the trial: a short code (printed next to participant numbers and used
     to scope users to their site) and its name in both languages."""
@@ -135,6 +141,13 @@ class Randomisation(Strict):
     one series (001, 002, ...); ``per_site`` gives each site its own series, prefixed with the
     site id (A-001, B-001, ...). The unstratified ``permuted_blocks`` list opens the envelope whose
     random number is the case number, so ``per_site`` needs a method that allocates by site.
+
+    ``drug_code_prefix`` (optional): what every drug code on a label, sachet or kit starts with,
+    followed by 6 random characters. Capital letters, digits and hyphens, up to 13 characters
+    (``KOA-``). Left out, it is the trial id up to its first hyphen, in capitals, with a hyphen:
+    ``dlbp-admsc`` gives ``DLBP-`` (the codes of the first trial's sealed lists), ``knee-oa-drug``
+    ``KNEE-`` (``Protocol.drug_code_prefix``). The prefix is read when a list is generated; a
+    sealed list keeps the codes it was generated with.
     """
 
     method: Literal["permuted_blocks", "stratified_blocks", "minimisation"] = "permuted_blocks"
@@ -147,6 +160,7 @@ class Randomisation(Strict):
     stratum_list_length: int | None = Field(default=None, gt=0, le=100_000)
     factors: list[MinimisationFactor] | None = Field(default=None, min_length=1, max_length=10)
     minimisation: MinimisationSettings | None = None
+    drug_code_prefix: str | None = Field(default=None, pattern=r"^[A-Z0-9][A-Z0-9-]{0,12}$")
 
     @model_validator(mode="after")
     def _method_settings(self):
@@ -1475,6 +1489,15 @@ class Protocol(Strict):
     def procedure_form(self, procedure_id: str) -> FormDef | None:
         """The eCRF form that records the procedure."""
         return next((f for f in self.schedule.forms if f.procedure == procedure_id), None)
+
+    @property
+    def drug_code_prefix(self) -> str:
+        """The prefix of the trial's drug codes: ``randomisation.drug_code_prefix`` when declared,
+        else the trial id up to its first hyphen in capitals (at most 8 characters) and a hyphen."""
+        declared = self.randomisation.drug_code_prefix
+        if declared is not None:
+            return declared
+        return derived_drug_code_prefix(self.trial.id)
 
     @property
     def site_list(self) -> list[Site]:
