@@ -1,0 +1,196 @@
+"""The second protocol's schedule runs through the visits services: its visits count from the
+events it names (the consent for screening and day 1, the first dose for the follow-up), the
+day 1 visit is opened like any visit and holds the first-dose record as an eCRF form built from
+the procedure's fields, that record's checks run (the kit allocated to the participant, the
+product's kit checks, no date in the future), completing it makes the participant treated and
+fixes the follow-up windows, and a kit return gets its compliance (X-1.3)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annulus.errors import RuleViolation, RuleViolations
+from annulus.participants import states
+from annulus.participants.models import Participant
+from annulus.trial.selectors import active_protocol
+from annulus.visits import procedures, selectors
+from annulus.visits import services as vs
+from annulus.visits.events import events_of
+from annulus.visits.models import FormRecord
+
+from .knee_support import URINE_HCG, VITALS, at, knee_enrolled, knee_list, koos, nrs
+from .knee_support import protocol_version  # noqa: F401
+
+KIT = "KOA-TEST-0001"
+
+
+@pytest.fixture
+def kits(monkeypatch):
+    """The kits the system allocates, per (participant, visit key): a stand-in for the
+    allocation app's kit source, which this file does not test."""
+    allocated: dict = {}
+    monkeypatch.setattr(procedures, "_kit_sources", [lambda pid, key: allocated.get((pid, key), set())])
+    return allocated
+
+
+@pytest.fixture
+def randomised(users):
+    from annulus.allocation import services as allocation
+
+    knee_list(users)
+    p = knee_enrolled(users, consent_days_ago=16)
+    allocation.randomise(actor=users["investigator"], participant_id=p.pk)
+    return Participant.objects.get(pk=p.pk)
+
+
+def first_dose(day, kit=KIT, **over) -> dict:
+    values = {"dosed_at": at(day, 9).isoformat(), "kit_number": kit, "tablets_dispensed": 35, "dose_observed": "yes",
+              "kit_check__kit_number_matches": "yes", "kit_check__seal_intact": "yes",
+              "kit_check__expiry_after_next_visit": "yes", "kit_check__storage_temperature": 22}
+    return {**values, **over}
+
+
+def slots(p) -> dict:
+    return {s.visit_id: s for s in selectors.schedule(Participant.objects.get(pk=p.pk))}
+
+
+@pytest.mark.req("X-1.3", "P-4.4")
+def test_visits_count_from_the_consent_until_the_first_dose_then_from_it(randomised, users, kits):
+    p = randomised
+    consented = timezone.localdate() - timedelta(days=16)
+    ev = events_of(p.pk)
+    assert ev.recorded("consent") == consented and ev.recorded("first_dose") is None
+    # day 1 is planned 14 days after the consent (window 14 days either side); the follow-up
+    # counts from that plan until the first dose is recorded
+    assert ev.get("first_dose") == consented + timedelta(days=14) and "first_dose" in ev.planned
+    s = slots(p)
+    assert (s["screening_visit"].target, s["screening_visit"].window_end) == (consented, consented + timedelta(days=7))
+    assert (s["day1"].window_start, s["day1"].window_end) == (consented, consented + timedelta(days=28))
+    assert s["day1"].state == "open" and s["w2"].planned and s["w2"].target == consented + timedelta(days=28)
+
+    # day 1 is opened as a visit (it is not one of a cell product's pages) and its forms saved
+    day1 = timezone.localdate() - timedelta(days=2)
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+    vs.save_visit_forms(actor=users["coordinator"], participant_id=p.pk, visit_key="day1", complete=True,
+                        collected_at=at(day1, 8),
+                        forms={"nrs": nrs(7), "koos": koos(2), "vitals": VITALS, "urine_hcg": URINE_HCG})
+    assert Participant.objects.get(pk=p.pk).status == states.RANDOMISED  # no dose recorded yet
+    assert "first_dose" in events_of(p.pk).planned
+
+    kits[(p.pk, "day1")] = {KIT}
+    vs.save_form(actor=users["pharmacist"], participant_id=p.pk, visit_key="day1", form_id="first_dose",
+                 items=first_dose(day1), complete=True, collected_at=at(day1, 9))
+    assert Participant.objects.get(pk=p.pk).status == states.TREATED
+    ev = events_of(p.pk)
+    assert ev.recorded("first_dose") == day1
+    s = slots(p)
+    assert s["day1"].state == "completed" and not s["w2"].planned
+    assert (s["w2"].target, s["w12"].target, s["w26"].target) == (
+        day1 + timedelta(days=14), day1 + timedelta(days=84), day1 + timedelta(days=182))
+    # the lists across participants see the same dates as the one participant's schedule
+    (_p, bulk), = selectors.active_schedules(people=Participant.objects.filter(pk=p.pk))
+    assert [(x.visit_id, x.target, x.state) for x in bulk] == [(x.visit_id, x.target, x.state) for x in s.values()]
+
+    # the week-2 visit follows the first dose: not before it, and in its window
+    with pytest.raises(RuleViolation) as info:
+        vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="w2", visit_date=day1)
+    assert info.value.field == "visit_date" and "first dose" in info.value.message
+
+
+@pytest.mark.req("X-1.3", "P-4.3")
+def test_the_first_dose_record_checks_the_kit_and_the_products_checks(randomised, users, kits):
+    p = randomised
+    day1 = timezone.localdate() - timedelta(days=1)
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+
+    def save(**over):
+        return vs.save_form(actor=users["pharmacist"], participant_id=p.pk, visit_key="day1", form_id="first_dose",
+                            items=first_dose(day1, **over), complete=True, collected_at=at(day1, 9))
+
+    def refused(field, **over):
+        with pytest.raises((RuleViolation, RuleViolations)) as info:
+            save(**over)
+        fields = [v.field for v in getattr(info.value, "violations", [info.value])]
+        assert field in fields, fields
+        assert not FormRecord.objects.filter(participant=p, form_id="first_dose").exists()
+        assert Participant.objects.get(pk=p.pk).status == states.RANDOMISED
+        return info.value
+
+    # no kit allocated yet, then a kit that is not the one allocated
+    assert "allocate" in refused("kit_number").message
+    kits[(p.pk, "day1")] = {KIT}
+    assert "not the kit allocated" in refused("kit_number", kit_number="KOA-TEST-0002").message
+    # a check of the product not passed; a temperature above the protocol's maximum
+    refused("kit_check__seal_intact", kit_check__seal_intact="no")
+    refused("kit_check__storage_temperature", kit_check__storage_temperature=27)
+    # more tablets than a kit holds; a first dose in the future; a date that is no date
+    refused("tablets_dispensed", tablets_dispensed=36)
+    refused("dosed_at", dosed_at=at(timezone.localdate() + timedelta(days=2)).isoformat())
+    refused("dosed_at", dosed_at="yesterday morning")
+    # the kit number as scanned, in lower case with spaces, is the kit allocated
+    rec = save(kit_number=" koa-test-0001 ")
+    assert rec.state == "complete" and rec.items["kit_number"] == "koa-test-0001"
+    assert rec.items["dosed_at"].startswith(day1.isoformat() + "T09:00")
+    assert Participant.objects.get(pk=p.pk).status == states.TREATED
+
+
+@pytest.mark.req("X-1.3")
+def test_a_kit_return_gets_its_compliance(randomised, users, kits):
+    p = randomised
+    protocol = active_protocol()
+    # the kit comes back 10 days after it was dispensed at day 1
+    day1 = timezone.localdate() - timedelta(days=10)
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+    kits[(p.pk, "day1")] = {KIT}
+    vs.save_form(actor=users["pharmacist"], participant_id=p.pk, visit_key="day1", form_id="first_dose",
+                 items=first_dose(day1), complete=True, collected_at=at(day1, 9))
+    today = timezone.localdate()
+    visit = vs.add_unscheduled_visit(actor=users["coordinator"], participant_id=p.pk, visit_date=today,
+                                     reason="kit brought back early", forms=["kit_return"])
+
+    def ret(**over):
+        items = {"returned_on": today.isoformat(), "kit_number": KIT, "tablets_returned": 26, **over}
+        return vs.save_form(actor=users["pharmacist"], participant_id=p.pk, visit_key=visit.key, form_id="kit_return",
+                            items=items, complete=True)
+
+    with pytest.raises(RuleViolation) as info:
+        ret(kit_number="KOA-TEST-0099")
+    assert info.value.field == "kit_number" and "not a kit dispensed" in info.value.message
+    with pytest.raises(RuleViolation) as info:
+        ret(tablets_returned=30, tablets_lost=6)
+    assert info.value.field == "tablets_returned"
+    rec = ret(tablets_lost=1)
+    # 35 dispensed, 1 lost, 26 back: 8 taken in 10 days at one a day
+    rule = protocol.product.compliance
+    expected = 100.0 * (35 - 1 - 26) / (rule.units_per_day * 10)
+    c = rec.computed["compliance"]
+    assert (c["dispensed"], c["returned"], c["lost"], c["days"]) == (35, 26, 1, 10)
+    assert c["percent"] == round(expected, 1) == 80.0 and c["acceptable"] is True
+    # the same kit cannot come back twice
+    second = vs.add_unscheduled_visit(actor=users["coordinator"], participant_id=p.pk, visit_date=today,
+                                      reason="again", forms=["kit_return"])
+    with pytest.raises(RuleViolation) as info:
+        vs.save_form(actor=users["pharmacist"], participant_id=p.pk, visit_key=second.key, form_id="kit_return",
+                     items={"returned_on": today.isoformat(), "kit_number": KIT, "tablets_returned": 26},
+                     complete=True)
+    assert "already recorded" in info.value.message
+
+
+@pytest.mark.req("X-1.3", "P-4.4")
+def test_a_visit_before_the_consent_or_a_follow_up_before_the_dose_is_refused(randomised, users, kits):
+    p = randomised
+    consented = timezone.localdate() - timedelta(days=16)
+    with pytest.raises(RuleViolation) as info:
+        vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="screening_visit",
+                      visit_date=consented - timedelta(days=1))
+    assert info.value.field == "visit_date" and "consent" in info.value.message
+    with pytest.raises(RuleViolation) as info:
+        vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="w2", visit_date=timezone.localdate())
+    assert info.value.field == "visit" and "not recorded yet" in info.value.message
+    with pytest.raises(RuleViolation) as info:
+        vs.add_unscheduled_visit(actor=users["coordinator"], participant_id=p.pk,
+                                 visit_date=consented - timedelta(days=3), reason="pain", forms=["nrs"])
+    assert "after the consent" in info.value.message
