@@ -10,6 +10,7 @@ from datetime import datetime, time, timedelta
 from django.utils import timezone
 
 from annulus.participants.models import Participant
+from annulus.trial.selectors import active_protocol
 
 from . import services
 from .models import Envelope
@@ -71,6 +72,8 @@ def treat_all(ctx) -> list[int]:
 
 
 def transplant_all(ctx):
+    if "treatment" not in active_protocol().page_procedures.values():
+        return  # a product given through its record form (the visits app's demo)
     inv = ctx.users["investigator"]
     treated = treat_all(ctx)
     if treated:

@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--seed", type=int, default=2022)
     d.add_argument("--no-serve", action="store_true", help="fill the database and stop")
+    d.add_argument("--protocol", metavar="FILE", default=None,
+                   help="the protocol file of the demo trial (default: ANNULUS_PROTOCOL_FILE, else the first shipped "
+                        "protocol); one trial per database: give another trial its own ANNULUS_VAR_DIR")
     d.set_defaults(func=demo)
     s = subparsers.add_parser("serve", help="migrate and serve (no demo data)")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
@@ -83,6 +86,39 @@ def _load_shipped_protocol(load) -> None:
                        "with a new version number") from None
 
 
+def _choose_protocol(path: str) -> None:
+    """The demo's protocol file: it must exist and validate (one line naming the problem if not)."""
+    from pathlib import Path
+
+    from annulus.protocol import ProtocolError, load_protocol
+
+    file = Path(path)
+    if not file.is_file():
+        raise CliError(f"--protocol: no such file {path}")
+    try:
+        load_protocol(file)
+    except ProtocolError as exc:
+        raise CliError(f"--protocol: {path} is not a valid protocol ({exc.errors[0] if exc.errors else exc})") from None
+    os.environ["ANNULUS_PROTOCOL_FILE"] = str(file.resolve())
+
+
+def _same_trial() -> None:
+    """One trial per database: a database holding another trial than the file's is refused."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from annulus.protocol import load_protocol
+    from annulus.trial.selectors import active_protocol
+
+    wanted = load_protocol(Path(settings.ANNULUS_PROTOCOL_FILE)).trial.id
+    held = active_protocol().trial.id
+    if held != wanted:
+        where = settings.DATABASES["default"].get("NAME", "")
+        raise CliError(f"the database {where} holds the trial {held}, not {wanted}: give each trial its own "
+                       "database (another ANNULUS_VAR_DIR or DATABASE_URL)")
+
+
 def demo(args) -> int:
     if _production(args):
         raise CliError("the demo fills a made-up trial and serves it with the development server: not in production "
@@ -91,13 +127,16 @@ def demo(args) -> int:
     os.environ.setdefault("ANNULUS_SITE_URL", f"http://{args.host}:{args.port}")
     # the demo's emergency letters need a 24-hour contact; a real installation names its own
     os.environ.setdefault("ANNULUS_EMERGENCY_CONTACT", "Demo trial emergency line (24 h), +86 411 0000 0000")
+    if args.protocol:
+        _choose_protocol(args.protocol)
     setup_django()
     _migrate()
     from annulus.participants.models import Participant
-    from annulus.trial.demo import DEMO_PASSWORD, DEMO_USERS, build_demo, create_demo_users, demo_notes
+    from annulus.trial.demo import DEMO_PASSWORD, build_demo, create_demo_users, demo_notes, demo_users
     from annulus.trial.services import load_default_protocol
 
     _load_shipped_protocol(load_default_protocol)
+    _same_trial()
     if Participant.objects.exists():
         print("Demo data already present; serving it.")
         users = create_demo_users()
@@ -120,7 +159,7 @@ def demo(args) -> int:
     if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
         print(f"E-mails are written to files in {settings.EMAIL_FILE_PATH}/, not sent.")
     print(f"Demo logins (password for all: {DEMO_PASSWORD}):")
-    for username, role, name, is_pi in DEMO_USERS:
+    for username, role, name, is_pi in demo_users():
         print(f"  {username:<13} {role}{' (principal investigator)' if is_pi else ''}")
     for line in demo_notes(users):
         print(line)

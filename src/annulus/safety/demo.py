@@ -12,7 +12,9 @@ from django.utils import timezone
 from annulus.errors import RuleViolation
 from annulus.participants import states
 from annulus.participants.models import Participant
+from annulus.simulator import TreatedParticipant, simulate_adverse_events_for, uses_builtin_models
 from annulus.simulator.adverse_events import SimParticipant, simulate_adverse_events
+from annulus.trial.selectors import active_protocol
 
 from . import reports, services
 from .models import AdverseEvent
@@ -35,20 +37,38 @@ def _procedure_days(p: Participant, today):
     return liposuction_date(p.pk) or never, transplant_date(p.pk) or never
 
 
+def _treated_on(protocol, p: Participant, today):
+    """The day of the treatment as recorded (its procedure's record), or beyond ``today``."""
+    try:
+        from annulus.visits.events import events_of
+    except ImportError:
+        return today + timedelta(days=3650)
+    treatment = protocol.treatment_procedure
+    day = events_of(p.pk, protocol).recorded(treatment.id) if treatment else None
+    return day or today + timedelta(days=3650)
+
+
 def simulated_adverse_events(ctx) -> list[Participant]:
     """The simulator's adverse events of the participants ``ctx.enrolled``, recorded through the
     services (SAEs reported in time); returns those participants."""
     inv, coord = ctx.users["investigator"], ctx.users["coordinator"]
     people = list(Participant.objects.filter(pk__in=ctx.enrolled).prefetch_related("consents"))
+    protocol = active_protocol()
+    builtin = uses_builtin_models(protocol)
     sims = []
     for p in people:
         consent = p.consents.order_by("consented_at").first()
         if consent is None or p.enrolled_at is None:
             continue
-        lipo, inj = _procedure_days(p, ctx.today)
-        sims.append(SimParticipant(p.pk, timezone.localtime(consent.consented_at).date(), lipo, inj,
-                                   services.system_arm(p.pk)))
-    events = simulate_adverse_events(sims, seed=ctx.seed, today=ctx.today)
+        consented = timezone.localtime(consent.consented_at).date()
+        if builtin:
+            lipo, inj = _procedure_days(p, ctx.today)
+            sims.append(SimParticipant(p.pk, consented, lipo, inj, services.system_arm(p.pk)))
+        else:
+            sims.append(TreatedParticipant(p.pk, consented, _treated_on(protocol, p, ctx.today),
+                                           services.system_arm(p.pk)))
+    events = (simulate_adverse_events(sims, seed=ctx.seed, today=ctx.today) if builtin else
+              simulate_adverse_events_for(protocol, sims, seed=ctx.seed, today=ctx.today))
     for i, ev in enumerate(events):
         if i % 20 == 0:
             ctx.progress(f"adverse events {i}/{len(events)}")
@@ -87,20 +107,34 @@ def adverse_events_all(ctx) -> None:
             serious=True, serious_criteria=["hospitalisation"], first_knowledge_at=now - timedelta(hours=30), grade=3,
             causality_liposuction="not_related", causality_injection="not_related", causality_product="not_related",
             expectedness="unexpected", action_taken="hospitalised", outcome="recovering")
-        # a discitis after the injection, with a related product causality, ended, leading to
-        # withdrawal for safety
-        injected = [x for x in active[:-2] if _procedure_days(x, ctx.today)[1] <= ctx.today - timedelta(days=20)]
+        # a related serious event after the treatment, ended, leading to withdrawal for safety:
+        # a discitis after the injection (the first trial), a drug-induced liver injury otherwise
+        builtin = uses_builtin_models(active_protocol())
+        treated_on = (lambda x: _procedure_days(x, ctx.today)[1]) if builtin else (
+            lambda x: _treated_on(active_protocol(), x, ctx.today))
+        injected = [x for x in active[:-2] if treated_on(x) <= ctx.today - timedelta(days=20)]
         r = injected[-1] if injected else active[-3]
         onset = now - timedelta(days=12)
+        if builtin:
+            term, description, causality = "Discitis", ("Fever and severe back pain at L4-5; MRI consistent with "
+                                                        "discitis; antibiotics for 10 days."), {
+                "causality_liposuction": "not_related", "causality_injection": "probable",
+                "causality_product": "possible"}
+            why = "discitis after the injection"
+        else:
+            term, description, causality = "Drug-induced liver injury", (
+                "ALT 6 x ULN and jaundice at the week-4 visit; study drug stopped; admitted for observation."), {
+                "causality_liposuction": "not_applicable", "causality_injection": "not_applicable",
+                "causality_product": "probable"}
+            why = "liver injury on the study drug"
         ae = services.record_adverse_event(
-            actor=inv, participant_id=r.pk, term="Discitis", onset_at=onset, end_at=now - timedelta(days=2),
-            description="Fever and severe back pain at L4-5; MRI consistent with discitis; antibiotics for 10 days.",
-            serious=True, serious_criteria=["hospitalisation"], first_knowledge_at=onset + timedelta(hours=4), grade=3,
-            causality_liposuction="not_related", causality_injection="probable", causality_product="possible",
+            actor=inv, participant_id=r.pk, term=term, onset_at=onset, end_at=now - timedelta(days=2),
+            description=description, serious=True, serious_criteria=["hospitalisation"],
+            first_knowledge_at=onset + timedelta(hours=4), grade=3, **causality,
             expectedness="unexpected", action_taken="withdrawn", outcome="recovered_with_sequelae")
         _report_in_time(inv, ae)
         services.withdraw_for_event(actor=inv, adverse_event_id=ae.pk, withdrawn_on=timezone.localdate(),
-                                    details=f"{ae.label}: discitis after the injection; the participant asked to stop.")
+                                    details=f"{ae.label}: {why}; the participant asked to stop.")
     services.notify_overdue()
 
     ctx.progress("DSMB six-monthly reports")

@@ -17,7 +17,7 @@ from django.utils import timezone
 from annulus.accounts.services import create_user, sign
 from annulus.errors import RuleViolation
 from annulus.participants import services as ps
-from annulus.simulator import generate_candidates
+from annulus.simulator import generate_candidates, uses_builtin_models
 
 from .selectors import active_protocol
 from .services import load_default_protocol
@@ -38,7 +38,17 @@ DEMO_USERS = [
     ("dsmb", "dsmb", "Wu Tao", False),
     ("ethics", "ethics", "Xu Ling", False),
     ("admin", "admin", "Ma Bo", False),
+    ("supply", "supply_manager", "Qian Hong", False),
 ]
+# the evidence still awaited for the most recent candidates of the first trial (results that take
+# longest); for another protocol, its last two eligibility fields
+PENDING_EVIDENCE = ("discography_l45_only_concordant", "disc_height_loss_percent")
+
+
+def demo_users(protocol=None) -> list[tuple[str, str, str, bool]]:
+    """The demo's logins for the roles the protocol declares."""
+    roles = {r.id for r in (protocol or active_protocol()).roles}
+    return [u for u in DEMO_USERS if u[1] in roles]
 
 
 @dataclass
@@ -54,7 +64,7 @@ def create_demo_users(password: str = DEMO_PASSWORD) -> dict:
     roles = {r.id for r in active_protocol().roles}
     User = get_user_model()
     users = {}
-    for username, role, name, is_pi in DEMO_USERS:
+    for username, role, name, is_pi in demo_users():
         existing = User.objects.filter(username=username).first()
         users[username] = existing or create_user(
             actor=None, username=username, password=password, role=role, known_roles=roles,
@@ -79,14 +89,19 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
     coord, inv = ctx.users["coordinator"], ctx.users["investigator"]
     # the investigator signs the eligibility decisions of the batch once, as one session
     signature = sign(user=inv, password=DEMO_PASSWORD, meaning=ps.ELIGIBILITY_SIGNATURE)
-    start = today - timedelta(days=800)
-    people = generate_candidates(candidates, seed=seed, start=start, days=800)
+    builtin = uses_builtin_models(protocol)
+    # recruitment over the time the schedule takes and four months more (800 days for the first
+    # trial): some participants have finished, others are in follow-up, the last are screening
+    span = 800 if builtin else max(v.offset_days for v in protocol.schedule.visits) + 120
+    start = today - timedelta(days=span)
+    people = generate_candidates(candidates, seed=seed, start=start, days=span, protocol=None if builtin else protocol)
+    pending = PENDING_EVIDENCE if builtin else tuple(f.id for f in protocol.eligibility.fields[-2:])
     limit = protocol.sample_size.total
     for i, c in enumerate(people, 1):
         if i % 10 == 0:
             progress(f"screening {i}/{len(people)}")
         p = ps.prescreen(actor=coord, initials=c.initials, sex=c.sex, recruitment_source=c.source,
-                         prescreened_on=c.prescreened_on, full_name=c.full_name, phone=c.phone)
+                         prescreened_on=c.prescreened_on, full_name=c.full_name, phone=c.phone, site=c.site or "")
         recent = (today - c.prescreened_on).days < 12
         if not c.consents:
             if not recent:
@@ -103,7 +118,7 @@ def build_demo(*, seed: int = 2022, candidates: int = 130, progress: Callable[[s
             continue  # consented, screening not started
         ev = dict(c.evidence)
         if recent:
-            ev = {k: v for k, v in ev.items() if k not in ("discography_l45_only_concordant", "disc_height_loss_percent")}
+            ev = {k: v for k, v in ev.items() if k not in pending}
         ps.enter_evidence(actor=coord, participant_id=p.pk, values=ev, collected_on=collected)
         try:
             d = ps.decide_eligibility(actor=inv, participant_id=p.pk, signature=signature,

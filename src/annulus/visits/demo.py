@@ -15,6 +15,7 @@ from annulus.errors import RuleViolation
 from annulus.participants import services as ps
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant
+from annulus.simulator import simulate_participant_for, uses_builtin_models
 from annulus.simulator.trajectories import simulate_participant
 from annulus.trial.selectors import active_protocol
 
@@ -31,7 +32,10 @@ def _at(day, hour, minute=0):
 
 
 def liposuction_all(ctx):
-    """Day 0 for every randomised participant, 2-8 days after enrolment; the latest two wait."""
+    """Day 0 for every randomised participant, 2-8 days after enrolment; the latest two wait
+    (a trial whose product is harvested: ``page_procedures``)."""
+    if "harvest" not in active_protocol().page_procedures.values():
+        return
     rng = np.random.default_rng([ctx.seed, 20])
     inv = ctx.users["investigator"]
     today = timezone.localdate()
@@ -60,6 +64,8 @@ def _arm(pid):
 
 def follow_up_all(ctx):
     protocol = active_protocol()
+    if not uses_builtin_models(protocol):
+        return protocol_visits_all(ctx)
     coord, inv = ctx.users["coordinator"], ctx.users["investigator"]
     now = timezone.now()
     today = timezone.localdate()
@@ -149,7 +155,9 @@ def book_upcoming(ctx):
             break  # one booking per participant: the next visit
 
 
-def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng):
+def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng, actors=None):
+    """``actors``: who saves which form (a procedure's record: a role that records it), when
+    not the coordinator or, for the investigator's forms, the investigator."""
     if pv.follow_up and age <= 120:
         # the reminder call the day before (P-4.6)
         services.record_reminder(actor=coord, participant_id=pid, visit_id=pv.id, visit_on=day,
@@ -161,7 +169,9 @@ def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng):
         collected = _at(day, 9, int(rng.integers(0, 59)))
         if recent and rng.random() < 0.15:
             continue  # not entered yet
-        items = answers[form_id]
+        items = answers.get(form_id)
+        if items is None:
+            continue  # entered elsewhere (a kit's record) or nothing to enter
         if recent and rng.random() < 0.25:
             services.save_form(actor=coord, participant_id=pid, visit_key=pv.id, form_id=form_id, items=items,
                                collected_at=collected, at=min(collected + timedelta(hours=2), now))
@@ -171,7 +181,7 @@ def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng):
         saved = collected + delay
         if saved > now:
             saved = now - timedelta(minutes=1)
-        actor = inv if form_id in ("imaging", "joa", "adverse_events") else coord
+        actor = (actors or {}).get(form_id) or (inv if form_id in ("imaging", "joa", "adverse_events") else coord)
         services.save_form(actor=actor, participant_id=pid, visit_key=pv.id, form_id=form_id, items=items,
                            complete=True, collected_at=collected, at=saved)
         if form_id == "vas" and age > 20 and rng.random() < 0.04:
@@ -196,6 +206,136 @@ def _drop_out(p, traj, last_day, today, coord, rng):
     else:
         ps.advance(actor=coord, participant_id=p.pk, target=pstates.LOST,
                    reason="No answer to phone calls or letters after the last visit")
+
+
+# ---- any other protocol -----------------------------------------------------------------------
+
+def _kit_procedure(protocol, form_id: str) -> bool:
+    """Whether the form records a kit dispensing or return (entered by the allocation app's
+    demo, which allocates the kits)."""
+    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    proc = protocol.procedure(form.procedure) if form is not None and form.procedure else None
+    return proc is not None and not proc.treatment and bool({"dispensing", "returns"} & set(proc.checks))
+
+
+def procedure_items(protocol, form_id: str, day, *, kit: str | None = None, units: int | None = None) -> dict:
+    """A complete record of a procedure done on ``day`` as a careful site writes it: times in
+    the morning, the kit and units given, every check of the product passed, yes to each yes/no
+    question, the optional notes left empty."""
+    from annulus.instruments.forms import KIT_CHECK, spec_for
+
+    spec = spec_for(protocol, form_id)
+    proc = spec.extra["procedure"]
+    by_meaning = {f.id: f.means for f in proc.fields}
+    checks = {KIT_CHECK + c.id: c for c in getattr(protocol.product, "kit_checks", [])}
+    out = {}
+    for item in spec.items:
+        if item.id in checks:
+            c = checks[item.id]
+            out[item.id] = ("yes" if c.kind == "confirmed" else c.max - 3 if c.kind == "max" else
+                            c.min + 1 if c.kind == "min" else (c.min + c.max) / 2 if c.kind == "range" else c.value)
+        elif not item.required:
+            continue
+        elif item.kind == "datetime":
+            out[item.id] = _at(day, 9, 30).isoformat()
+        elif item.kind == "date":
+            out[item.id] = day.isoformat()
+        elif by_meaning.get(item.id) == "kit_number":
+            out[item.id] = kit
+        elif by_meaning.get(item.id) in ("units_dispensed", "units_returned"):
+            out[item.id] = units
+        elif item.kind == "choice":
+            out[item.id] = "yes" if any(c[0] == "yes" for c in item.choices) else item.choices[0][0]
+        elif item.kind == "number":
+            out[item.id] = item.min if item.min is not None else 0
+        else:
+            out[item.id] = "-"
+    return out
+
+
+def _evidence(pid) -> dict:
+    from annulus.participants.selectors import evidence_of
+
+    return {e.field: e.value for e in evidence_of(pid) if not e.superseded}
+
+
+def protocol_visits_all(ctx):
+    """Every visit whose day has passed, for a protocol without the built-in models: the
+    treatment's visit on the day of randomisation (its record with the kit the system allocated),
+    then each visit near its target with the simulator's answers; dropouts, missed visits, drafts
+    and late forms as in the first trial. Kit dispensings and returns are the allocation app's."""
+    from .events import events_of, window_of
+    from .procedures import allocated_kits
+
+    protocol = active_protocol()
+    coord, inv = ctx.users["coordinator"], ctx.users["investigator"]
+    now, today = timezone.now(), timezone.localdate()
+    rng = np.random.default_rng([ctx.seed, 41])
+    treatment = protocol.treatment_procedure
+    for n, pid in enumerate(ctx.enrolled):
+        p = Participant.objects.get(pk=pid)
+        if p.status not in selectors.ACTIVE:
+            continue
+        if n % 10 == 0:
+            ctx.progress(f"visits {n}/{len(ctx.enrolled)}")
+        traj = simulate_participant_for(protocol, _arm(pid) or protocol.control_arm.id, seed=ctx.seed, index=pid,
+                                        evidence=_evidence(pid))
+        with transaction.atomic():
+            last_day = None
+            for pv in protocol.schedule.visits:
+                if pv.procedure and pv.procedure == (treatment.id if treatment else None):
+                    day = timezone.localdate(p.enrolled_at)
+                else:
+                    target, start, end = window_of(pv, events_of(pid, protocol))
+                    if target is None:
+                        break
+                    if pv.anchor == "consent" and pv.offset_days == 0:
+                        day = target + timedelta(days=int(rng.integers(0, pv.window.after_days // 2 + 1)))
+                    else:
+                        jitter = int(rng.integers(-(pv.window.before_days // 2), pv.window.after_days // 2 + 1))
+                        day = target + timedelta(days=jitter)
+                if day > today or (pv.follow_up and pv.id not in traj.visits and pv.id not in traj.missed):
+                    if pv.follow_up and traj.dropout_after is not None and day <= today:
+                        _drop_out(p, traj, last_day or day, today, coord, rng)
+                    break
+                if pv.id in traj.missed:
+                    continue
+                age = (today - day).days
+                if pv.follow_up and age <= 14 and rng.random() < 0.3:
+                    break  # still to be entered
+                answers = dict(traj.visits.get(pv.id, {}))
+                for form_id in pv.forms:
+                    form = next(f for f in protocol.schedule.forms if f.id == form_id)
+                    if form.procedure and not _kit_procedure(protocol, form_id):
+                        kit = next(iter(allocated_kits(pid, pv.id)), None)
+                        units = getattr(protocol.product, "units_per_kit", None)
+                        if kit is not None:
+                            answers[form_id] = procedure_items(protocol, form_id, day, kit=kit, units=units)
+                answers = {f: a for f, a in answers.items() if f in pv.forms and not _kit_procedure(protocol, f)}
+                try:
+                    _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng,
+                                 actors=procedure_actors(protocol, ctx.users))
+                except RuleViolation as exc:
+                    ctx.progress(f"visit {pv.id} of participant {pid} not entered: {exc}")
+                    break
+                last_day = day
+
+
+def procedure_actors(protocol, users: dict) -> dict:
+    """For each procedure record form, a demo user of a role that records the procedure."""
+    from django.contrib.auth import get_user_model
+
+    from annulus.accounts.permissions import role_of
+
+    by_role = {}
+    for u in get_user_model().objects.filter(username__in=[u.username for u in users.values()]).order_by("id"):
+        by_role.setdefault(role_of(u), u)
+    out = {}
+    for f in protocol.schedule.forms:
+        proc = protocol.procedure(f.procedure) if f.procedure else None
+        if proc is not None:
+            out[f.id] = next((by_role[r] for r in proc.recorded_by if r in by_role), None)
+    return out
 
 
 STEPS = [(20, liposuction_all), (40, follow_up_all), (45, book_upcoming)]
