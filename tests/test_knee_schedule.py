@@ -194,3 +194,87 @@ def test_a_visit_before_the_consent_or_a_follow_up_before_the_dose_is_refused(ra
         vs.add_unscheduled_visit(actor=users["coordinator"], participant_id=p.pk,
                                  visit_date=consented - timedelta(days=3), reason="pain", forms=["nrs"])
     assert "after the consent" in info.value.message
+
+
+# ---- the pages: who records a procedure ---------------------------------------------------------
+
+def browser(user, language: str = "en"):
+    from django.test import Client
+
+    c = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE=language)
+    c.force_login(user)
+    c.get("/")
+    return c
+
+
+def post(c, url: str, data: dict):
+    page = c.get(url)
+    assert page.status_code == 200, (url, page.status_code)
+    return c.post(url, {**data, "csrfmiddlewaretoken": c.cookies["csrftoken"].value})
+
+
+@pytest.mark.req("X-1.3", "X-2.4")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_pharmacist_records_the_first_dose_on_its_page_and_the_coordinator_may_not(randomised, users, kits,
+                                                                                          language):
+    p = randomised
+    day1 = timezone.localdate() - timedelta(days=1)
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+    kits[(p.pk, "day1")] = {KIT}
+    url = f"/participants/{p.pk}/visits/day1/first_dose/"
+    # the coordinator edits the visit's other forms but does not record the first dose: the page
+    # shows it without controls, and a post is refused
+    coord = browser(users["coordinator"], language)
+    page = coord.get(url)
+    assert page.status_code == 200 and 'name="complete"' not in page.content.decode()
+    assert coord.post(url, {"csrfmiddlewaretoken": coord.cookies["csrftoken"].value}).status_code == 403
+    # the blinded site pharmacist, who records it (recorded_by), finds the participant and saves it;
+    # the browser's pickers send ISO dates and times in both languages
+    pharm = browser(users["pharmacist"], language)
+    assert pharm.get(f"/participants/{p.pk}/").status_code == 200
+    items = first_dose(day1)
+    items["dosed_at"] = f"{day1.isoformat()}T09:15"
+    r = post(pharm, url, {**{k: str(v) for k, v in items.items()}, "collected_at": f"{day1.isoformat()}T09:20",
+                          "complete": "1"})
+    assert r.status_code == 302, r.content.decode()[-2000:]
+    rec = FormRecord.objects.get(participant=p, form_id="first_dose")
+    assert rec.state == "complete" and rec.items["dosed_at"].startswith(f"{day1.isoformat()}T09:15")
+    assert rec.items["tablets_dispensed"] == 35 and rec.items["kit_check__storage_temperature"] == 22
+    assert Participant.objects.get(pk=p.pk).status == states.TREATED
+    # the form page shows the time in the picker as it was typed
+    assert f'value="{day1.isoformat()}T09:15"' in pharm.get(url).content.decode()
+    # a wrong kit through the page names the field, and writes nothing
+    other = knee_enrolled(users, consent_days_ago=15)
+    from annulus.allocation import services as allocation
+
+    allocation.randomise(actor=users["investigator"], participant_id=other.pk)
+    vs.open_visit(actor=users["coordinator"], participant_id=other.pk, visit_id="day1", visit_date=day1)
+    kits[(other.pk, "day1")] = {"KOA-TEST-0002"}
+    r = post(pharm, f"/participants/{other.pk}/visits/day1/first_dose/",
+             {**{k: str(v) for k, v in first_dose(day1).items()}, "dosed_at": f"{day1.isoformat()}T09:15",
+              "complete": "1"})
+    assert r.status_code == 200 and "kit_number" in r.content.decode()
+    assert not FormRecord.objects.filter(participant=other, form_id="first_dose").exists()
+
+
+@pytest.mark.req("X-1.3", "X-2.4")
+def test_the_api_refuses_a_procedure_record_from_a_role_that_does_not_record_it(randomised, users, kits):
+    import json
+
+    from .api_clients import Token
+
+    def put(user, path, body):
+        t = Token(user)
+        return t.client.put(path, json.dumps(body), content_type="application/json",
+                            HTTP_AUTHORIZATION=f"Bearer {t.key}")
+
+    p = randomised
+    day1 = timezone.localdate() - timedelta(days=1)
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+    kits[(p.pk, "day1")] = {KIT}
+    body = {"items": first_dose(day1), "complete": True}
+    r = put(users["coordinator"], f"/api/v1/visits/participants/{p.pk}/visits/day1/forms/first_dose", body)
+    assert r.status_code == 403
+    r = put(users["pharmacist"], f"/api/v1/visits/participants/{p.pk}/visits/day1/forms/first_dose", body)
+    assert r.status_code == 200, r.content
+    assert r.json()["state"] == "complete"

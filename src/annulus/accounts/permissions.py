@@ -61,8 +61,23 @@ def roles_with(capability: str) -> set[str]:
     return set(_capabilities().get(capability, set()))
 
 
+# What the protocol grants the roles that record a procedure kept as an eCRF form (its
+# ``recorded_by``): to find and read the participant and the visit whose record they enter.
+# Which record forms they may save is the visits app's rule (``procedures.may_save``).
+RECORDING_GRANTS = ("participant.view", "visits.view")
+
+
 def has(user, capability: str) -> bool:
-    return role_of(user) in _capabilities().get(capability, set())
+    role = role_of(user)
+    if role in _capabilities().get(capability, set()):
+        return True
+    return capability in RECORDING_GRANTS and role is not None and role in recording_roles()
+
+
+def recording_roles() -> frozenset[str]:
+    from annulus.trial.selectors import recording_roles as protocol_recording_roles
+
+    return protocol_recording_roles()
 
 
 def need(request, capability: str) -> None:

@@ -90,6 +90,20 @@ def unblinded_roles() -> frozenset[str]:
 
 
 @lru_cache(maxsize=8)
+def _recording_roles(digest: str, text: str) -> frozenset[str]:
+    protocol = _parsed(digest, text)
+    pages = protocol.page_procedures
+    return frozenset(r for p in protocol.procedure_list if p.id not in pages for r in p.recorded_by)
+
+
+def recording_roles() -> frozenset[str]:
+    """The roles that record a procedure kept as an eCRF form (``recorded_by``), once per
+    protocol version: they see the participants and visits whose records they enter."""
+    pv = active_version()
+    return _recording_roles(pv.digest, pv.text)
+
+
+@lru_cache(maxsize=8)
 def _dictionary(digest: str, text: str):
     from annulus.dictionary import build
 

@@ -9,10 +9,13 @@ from django.http import Http404
 from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
+from annulus.errors import NotPermitted
 from annulus.dates import PlausibleDate, PlausibleDateTime
 from annulus.participants.selectors import get_participant
 
-from . import selectors, services
+from annulus.trial.selectors import active_protocol
+
+from . import procedures, selectors, services
 
 PREFIX = "/visits"
 router = Router(tags=["visits"])
@@ -185,7 +188,8 @@ def book(request, pk: int, payload: BookIn):
 @router.put("/participants/{int:pk}/visits/{key}/forms/{form_id}", response=FormOut,
             summary="Save an eCRF form (draft or complete); scores are computed")
 def save_form(request, pk: int, key: str, form_id: str, payload: FormIn):
-    require(request.user, "visits.edit")
+    if not procedures.may_save(request.user, active_protocol(), form_id[:30]):
+        raise NotPermitted("visits.edit")
     _get(request, pk)
     return services.save_form(actor=request.user, participant_id=pk, visit_key=key[:20], form_id=form_id[:30],
                               **payload.dict())

@@ -40,6 +40,25 @@ def add_kit_source(fn: Callable[[int, str], set[str]]) -> None:
         _kit_sources.append(fn)
 
 
+def may_save(user, protocol, form_id: str) -> bool:
+    """Whether the user may save the form: a procedure's record by a role that records it
+    (``recorded_by``), any other form with the right to edit visits."""
+    from annulus.accounts.permissions import has, role_of
+
+    proc = record_procedure(protocol, form_id)
+    if proc is not None:
+        return role_of(user) in proc.recorded_by
+    return has(user, "visits.edit")
+
+
+def record_procedure(protocol, form_id: str):
+    """The procedure the form records as an eCRF form, or None."""
+    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    if form is None or not form.procedure or form.procedure in protocol.page_procedures:
+        return None
+    return protocol.procedure(form.procedure)
+
+
 def kit_normalised(value) -> str:
     """A kit number as typed or scanned, compared without case, spaces or dashes' variants."""
     return str(value or "").strip().upper().replace(" ", "").replace("\u2010", "-").replace("\u2212", "-")

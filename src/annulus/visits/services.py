@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from annulus.audit import services as audit
 from annulus.checks import clean_moment, clean_text
-from annulus.errors import Problems, RuleViolation, RuleViolations
+from annulus.accounts.permissions import role_of
+from annulus.errors import NotPermitted, Problems, RuleViolation, RuleViolations
 from annulus.participants import services as participant_services
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant, Withdrawal
@@ -464,6 +465,10 @@ def _save_forms(actor, participant_id, visit_key, forms: dict, *, complete, coll
         protocol = protocol_for(visit.protocol_version)
         p = visit.participant
         version = p.protocol_version.version
+        for form_id in forms:
+            proc = procedures.record_procedure(protocol, form_id)
+            if proc is not None and role_of(actor) not in proc.recorded_by:
+                raise NotPermitted(f"{proc.name.en} is recorded by: {', '.join(proc.recorded_by)}")
         records = selectors.form_records(visit)
         new_rows, changed_rows, revisions, events, broken = [], [], [], [], []
         for form_id, items in forms.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +22,7 @@ from annulus.participants.forms import add_violation, field_message
 from annulus.participants.selectors import participant_or_404, refuse_unseen
 from annulus.trial.selectors import active_protocol, protocol_for
 
-from . import crf, selectors, services
+from . import crf, procedures, selectors, services
 from .forms import (BookForm, CorrectDateForm, CrfForm, LiposuctionForm, MissedForm, OpenVisitForm, ReminderForm, UnscheduledForm,
                     VisitEntryForm)
 from .models import UNSCHEDULED, FormRevision
@@ -208,13 +209,15 @@ def crf_form(request, pk, key, form_id):
     initial = {"collected_at": timezone.localtime(rec.collected_at).strftime("%Y-%m-%dT%H:%M")} if rec else {}
     form = CrfForm(data, spec=spec, language=language, current=current, initial=initial)
     # a locked form (or its visit or casebook) shows its answers without controls, as to a reader
-    can_edit = has(request.user, "visits.edit") and not _record_locked(p, key, form_id)
+    may = procedures.may_save(request.user, protocol, form_id)
+    can_edit = may and not _record_locked(p, key, form_id)
     if not can_edit:
         for field in form.fields.values():  # a reader sees the answers, not controls to change them
             field.disabled = True
     computed = rec.computed if rec else None
     if request.method == "POST":
-        need(request, "visits.edit")
+        if not may:
+            raise PermissionDenied
         changed = _changed_since_shown(request.POST, [form_id], {form_id: rec} if rec else {}, prefixed=False)
         if changed:
             form.add_error(None, _changed_message(protocol, changed))
@@ -284,7 +287,10 @@ def visit_entry(request, pk, key):
     # a locked visit (or casebook) shows its answers without controls, as the single-form page does;
     # a form locked on its own is shown read-only and left out of what the page saves
     can_edit = has(request.user, "visits.edit") and not _record_locked(p, key)
-    locked_forms = {f for f in pending if can_edit and _record_locked(p, key, f)}
+    # a form locked on its own, or a procedure's record this role does not record, is shown
+    # read-only and left out of what the page saves
+    locked_forms = {f for f in pending if can_edit and (_record_locked(p, key, f)
+                                                        or not procedures.may_save(request.user, protocol, f))}
     forms = {}
     for form_id in pending:
         rec = records.get(form_id)
