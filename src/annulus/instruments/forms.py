@@ -72,7 +72,9 @@ def procedure_form(protocol, form_id: str, procedure_id: str) -> FormSpec:
             else:
                 items.append(Item(KIT_CHECK + c.id, c.label.en, c.label.zh, "number", unit=c.unit or "",
                                   group="kit_checks"))
-    return FormSpec(form_id, tuple(items), extra={"procedure": proc})
+    # a kit number is typed or scanned on one line
+    short = {f.id for f in proc.fields if f.means == "kit_number"}
+    return FormSpec(form_id, tuple(items), extra={"procedure": proc, "short": short})
 
 
 # the item id of a kit check of the product on a dispensing record: "kit_check__seal_intact"

@@ -113,6 +113,8 @@ class CrfForm(forms.Form):
                 f = forms.CharField(label=label, required=False, widget=DateInput)
             elif item.kind == "datetime":
                 f = forms.CharField(label=label, required=False, widget=DateTimeInput)
+            elif item.id in spec.extra.get("short", ()):
+                f = forms.CharField(label=label, required=False, widget=forms.TextInput(attrs={"autocomplete": "off"}))
             elif item.id.endswith("__unit"):
                 f = forms.CharField(label=label, required=False, initial=item.unit,
                                     widget=forms.TextInput(attrs={"size": 8, "class": "unit"}))
