@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from annulus.participants.models import Participant
 from annulus.participants.selectors import scoped
+from annulus.trial.selectors import active_protocol
 
 from . import plan as sdv_plan
 from .models import ReviewFinding, SdvMark
@@ -80,8 +81,6 @@ def _optional(module: str, name: str):
 
 def current_plan(protocol=None) -> sdv_plan.Plan | None:
     if protocol is None:
-        from annulus.trial.selectors import active_protocol
-
         protocol = active_protocol()
     return sdv_plan.Plan.from_protocol(getattr(protocol, "sdv", None))
 
@@ -238,7 +237,7 @@ def explain_cleared(participant_id: int, points: list[Point]) -> None:
                 if sdv_plan.value_hash(r.data.get(p.item)) != p.mark.value_hash:
                     p.cleared_at, p.cleared_by = r.saved_at, r.saved_by.username
                     break
-        elif p.form not in RECORD_FORMS and p.visit not in ("liposuction", "transplant") and since is not None:
+        elif p.form not in RECORD_FORMS and p.visit not in active_protocol().page_procedures and since is not None:
             from annulus.visits.models import parse_visit_key
 
             visit_id, number = parse_visit_key(p.visit)
@@ -362,8 +361,6 @@ def status_grid(participants, *, protocol=None) -> list[Row]:
     from annulus.visits.models import UNSCHEDULED, FormRecord, Visit
 
     if protocol is None:
-        from annulus.trial.selectors import active_protocol
-
         protocol = active_protocol()
     people = list(participants)
     ids = [p.pk for p in people]
@@ -397,6 +394,7 @@ def status_grid(participants, *, protocol=None) -> list[Row]:
     # a record with no item in the plan still counts as recorded
     for pid, plist in evaluated.items():
         points_present.update((pid, pt.visit) for pt in plist)
+    page_forms = {f.id for f in protocol.schedule.forms if f.procedure in protocol.page_procedures}
     rows = []
     for p in people:
         row = Row(p, signature=signatures.get(p.pk) if sign_fn else None,
@@ -407,13 +405,13 @@ def status_grid(participants, *, protocol=None) -> list[Row]:
             pv = next((x for x in protocol.schedule.visits if x.id == col), None)
             if v is not None:
                 cell.present = True
-                expected = [f for f in (v.forms or []) if f not in ("liposuction", "transplant")]
+                expected = [f for f in (v.forms or []) if f not in page_forms]
                 cell.forms_total = len(expected)
                 cell.forms_entered = entered.get((p.pk, col), 0) if v.outcome == "attended" else 0
                 if v.outcome == "missed":
                     cell.forms_total = 0
-            if pv is not None and pv.procedure:
-                # the procedure record is the visit's one form
+            if pv is not None and pv.procedure in protocol.page_procedures:
+                # the cell product's procedure record (its own page) is the visit's one form
                 cell.forms_total = 1
                 cell.forms_entered = 1 if (p.pk, col) in points_present else 0
                 cell.present = cell.present or cell.forms_entered == 1

@@ -58,7 +58,7 @@ def _visit_link(p, visit: str) -> str | None:
         return reverse("participant", args=[p.pk])
     if visit == "":
         return reverse("participant", args=[p.pk]) + "#safety"
-    if visit in ("liposuction", "transplant"):
+    if visit in active_protocol().page_procedures:
         return reverse("participant", args=[p.pk]) + "#allocation"
     return reverse("visit", args=[p.pk, visit])
 
@@ -138,11 +138,13 @@ def _form_rows(request, p):
     # forms of visits opened but not yet complete show as not entered
     from annulus.visits.models import FormRecord, Visit
 
+    page_forms = {f.id for f in protocol.schedule.forms if f.procedure in protocol.page_procedures}
+
     for v in Visit.objects.filter(participant=p).order_by("visit_date", "id"):
         done = set(FormRecord.objects.filter(visit=v, state__in=(FormRecord.COMPLETE, FormRecord.CHANGED))
                    .values_list("form_id", flat=True))
         for f in v.forms or []:
-            if f in ("liposuction", "transplant"):
+            if f in page_forms:
                 continue
             key = (v.key, f)
             if key not in rows:

@@ -207,9 +207,10 @@ def target_link(q: Query) -> str | None:
         return reverse("safety_ae", args=[q.record])
     if q.visit == "screening":
         return reverse("screening", args=[pid]) if q.form in ("screening", "eligibility") else reverse("participant", args=[pid])
-    if q.visit and q.form and q.form not in ("liposuction", "transplant"):
+    pages = _page_procedures()
+    if q.visit and q.form and q.form not in pages:
         return reverse("crf_form", args=[pid, q.visit, q.form])
-    if q.visit and q.visit not in ("liposuction", "transplant"):
+    if q.visit and q.visit not in pages:
         return reverse("visit", args=[pid, q.visit])
     return reverse("participant", args=[pid])
 
@@ -228,14 +229,19 @@ def _spec(form: str):
 
 SCREENING_FORMS = ("consent", "screening", "eligibility")
 CASEBOOK_FORMS = ("adverse_event", "end_of_study", "prescreening")
-PROCEDURES = ("liposuction", "transplant")
+def _page_procedures() -> dict:
+    """The cell product's procedures, recorded on their own pages (a query names them as both the
+    visit and the form)."""
+    from annulus.trial.selectors import active_protocol
+
+    return active_protocol().page_procedures
 
 
 def _form_exists(form: str) -> bool:
     d = _dictionary()
     if d is not None:
         return d.form(form) is not None
-    return _spec(form) is not None or form in SCREENING_FORMS + CASEBOOK_FORMS + PROCEDURES
+    return _spec(form) is not None or form in SCREENING_FORMS + CASEBOOK_FORMS + tuple(_page_procedures())
 
 
 def _item_exists(form: str, item: str) -> bool:
@@ -299,10 +305,10 @@ def check_target(participant_id, visit, form, record, item, *, problems: Problem
             problems.add("form", f"the {form} form is not a screening record (consent, screening, eligibility)")
         elif not participant.consents.exists():
             problems.add("visit", "nothing is recorded at screening for this participant yet")
-    elif visit in PROCEDURES:
-        from annulus.visits import selectors as vsel
+    elif visit in _page_procedures():
+        from annulus.visits.events import events_of
 
-        done = vsel.liposuction_date(pid) if visit == "liposuction" else vsel.transplant_date(pid)
+        done = events_of(pid).recorded(visit)
         if done is None:
             problems.add("visit", f"the {visit} of this participant is not recorded")
         visit_forms = [visit]
