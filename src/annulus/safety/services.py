@@ -167,11 +167,18 @@ def _check_window(p: Participant, data: dict) -> None:
 def _procedure_dates(participant_id: int) -> dict[str, date | None]:
     """When each procedure a causality is asked for was done (None while it is not recorded)."""
     try:
-        from annulus.visits import selectors as visits
+        from annulus.visits.events import events_of
     except ImportError:  # visits not installed: no procedure is recorded
         return {"liposuction": None, "injection": None, "product": None}
-    tx = visits.transplant_date(participant_id)
-    return {"liposuction": visits.liposuction_date(participant_id), "injection": tx, "product": tx}
+    protocol = active_protocol()
+    ev = events_of(participant_id, protocol)
+    parts = {part: proc for proc, part in protocol.page_procedures.items()}
+    treatment = protocol.treatment_procedure
+    given = ev.recorded(treatment.id) if treatment else None
+    # a cell product: its harvest and its injection are procedures of their own; any other
+    # product is only the product, given at the treatment
+    return {"liposuction": ev.recorded(parts["harvest"]) if "harvest" in parts else None,
+            "injection": given if "treatment" in parts else None, "product": given}
 
 
 PROCEDURE_NAMES = {"liposuction": "the liposuction", "injection": "the injection procedure",
