@@ -44,6 +44,13 @@ item's value after it; its values are the last of them):
   in force; each row is a change, with its reason for change.
 - transplant (visit/form "transplant"): present once recorded (``recorded_at``) by T. NO
   HISTORY: the transplantation record cannot be corrected in the application, so it has one change.
+- the treatment day (``Subject.treated_on``, study day 0 of ``VisitInfo.day``): the transplant's
+  date for the cell product; for a treatment recorded as an eCRF form (the knee trial's first
+  dose) the day of its visit once that visit is attended with the record complete by T, the
+  schedule's own rule (``annulus.visits.events``). The visit windows then count from the events
+  as they stood at T (the consent, the treatment recorded or planned). Procedure records kept as
+  eCRF forms are forms like any other; their computed results (a kit return's compliance) and
+  the scores of a protocol's declared analysis parameters are ``Record.computed``.
 - adverse events (form "adverse_event", visit "", record = the event's number): each
   ``AdverseEventRevision`` saved by T (initial report and follow-ups).
 - end of study (visit ""): present when the status at T is completed, withdrawn or lost to
@@ -347,8 +354,9 @@ def _converter(entry):
 class _Form:
     """The dictionary's items of one form and how to type a stored dict."""
 
-    def __init__(self, form, drop=()):
+    def __init__(self, form, drop=(), flatten=None):
         self.id = form.id
+        self._flatten = flatten  # computed results -> scores, for a form ``scores.SCORES`` does not declare
         self.entries = [e for e in form.items if e.item not in drop]
         # (item, converter, the analyte an item "<analyte>__unit" gives the unit of, that unit)
         self._plan = tuple(
@@ -381,12 +389,33 @@ class _Form:
 
     def scores_of_text(self, text) -> dict:
         """``scores.flatten`` of computed results given as their JSON text, once per text."""
-        if self.id not in scores.SCORES:
+        if self.id in scores.SCORES:
+            flatten = scores.flatten
+        elif self._flatten is not None:
+            flatten = self._flatten
+        else:
             return {}  # what flatten gives a form without scores, whatever it computed
         out = self._scores.get(text)
         if out is None:
-            out = _remember(self._scores, text, scores.flatten(self.id, _json(text)))
+            out = _remember(self._scores, text, flatten(self.id, _json(text)))
         return dict(out)
+
+
+def _flatteners(protocol) -> dict:
+    """form id -> how its computed results become ``Record.computed``, for the forms the protocol
+    gives scores that ``scores.SCORES`` does not know: the forms of its declared analysis
+    parameters (their score keys) and the records of its procedures kept as eCRF forms (a kit
+    return's compliance)."""
+    out = {}
+    keys: dict[str, list[str]] = {}
+    for p in getattr(getattr(protocol, "analysis", None), "parameters", None) or ():
+        keys.setdefault(p.form, []).append(p.score)
+    for form_id, wanted in keys.items():
+        out[form_id] = lambda _form, computed, wanted=tuple(wanted): scores.flatten_keys(computed, wanted)
+    for f in protocol.schedule.forms:
+        if f.procedure and f.procedure not in protocol.page_procedures and f.id not in out:
+            out[f.id] = lambda _form, computed: scores.flatten_record(computed)
+    return out
 
 
 # ---- the reader ---------------------------------------------------------------------------------
@@ -410,9 +439,19 @@ class _Reader:
         self.dictionary = data_dictionary()
         self.drug_codes = may_see_drug_codes(user)
         drop_tx = () if self.drug_codes else (DRUG_CODE_ITEM,)
+        flatten = _flatteners(self.protocol)
         self.forms = {f.id: _Form(f, IDENTITY_ITEMS if f.id == "prescreening" else
-                                  drop_tx if f.id == "transplant" else ()) for f in self.dictionary.forms}
+                                  drop_tx if f.id == "transplant" else (), flatten.get(f.id))
+                      for f in self.dictionary.forms}
         self.pvisits = {v.id: v for v in self.protocol.schedule.visits}
+        # a treatment recorded as an eCRF form (not on the cell product's pages) is dated as the
+        # schedule dates it (annulus.visits.events): by its visit, once attended with the form complete
+        protocol = self.protocol
+        treatment = protocol.treatment_procedure
+        pages = protocol.page_procedures
+        self.treatment_event = treatment.id if treatment is not None and treatment.id not in pages else None
+        self.procedure_visits = {pv.id for p in protocol.procedure_list if p.id not in pages
+                                 and (pv := protocol.procedure_visit(p.id)) is not None}
         from annulus.monitoring.plan import Plan, sampled
         from annulus.monitoring.selectors import _critical
 
@@ -718,6 +757,10 @@ class _Reader:
 
         # visits and their forms
         vinfos = []
+        events = None
+        if self.treatment_event is not None:
+            events = self._events(consents, got["visits"], revisions.get(pid, {}))
+            tx_day = events.recorded(self.treatment_event)
         planned_tx = tx_day
         if planned_tx is None and lipo_day is not None:
             from annulus.visits.selectors import PLANNED_TRANSPLANT_DAYS
@@ -730,7 +773,7 @@ class _Reader:
                 vinfos.append(self._visit_info(pv_id, 0, "attended", day, "", lipo_day, planned_tx, tx_day))
         for v in my_visits:
             vinfos.append(self._visit_info(v.visit_id, v.number, v.outcome, v.visit_date, v.reason, lipo_day,
-                                           planned_tx, tx_day))
+                                           planned_tx, tx_day, events))
         vinfos.sort(key=lambda vi: (self.order.get(vi.visit, len(self.order)), vi.repeat))
         visit_ids = {v.id for v in my_visits}
         mine = revisions.get(pid, {})
@@ -842,6 +885,7 @@ class _Reader:
             randomised_at=_utc(alloc.get("randomised_at")),
             liposuction_on=lipo_day.isoformat() if lipo_day else None,
             transplanted_at=_utc(transplant.transplanted_at) if transplant is not None else None,
+            treated_on=tx_day.isoformat() if tx_day else None,
             eligible=eligible, failed_criteria=failed, end_status=end_status, end_date=end_date,
             end_reason=end_reason, end_adverse_event=end_ae, emergency_unblinded=emergency,
             group_label=alloc.get("group_label"), arm=alloc.get("arm"), drug_code=alloc.get("drug_code"),
@@ -876,14 +920,35 @@ class _Reader:
     def _form_order(self, form_id: str) -> int:
         return self._forder.get(form_id, 999)
 
-    def _visit_info(self, visit_id, number, outcome, on, reason, lipo, planned_tx, tx) -> VisitInfo:
+    def _events(self, consents, my_visits, mine):
+        """The participant's events (``annulus.visits.events``) from the records as they stood at T:
+        the first consent, and the procedure visits attended with their complete forms."""
+        from annulus.protocol.schema import CONSENT_ANCHOR
+        from annulus.visits.selectors import events_from
+
+        known = {CONSENT_ANCHOR: _local_date(consents[0].consented_at)} if consents else {}
+        attended = {v.id: v for v in my_visits
+                    if v.visit_id in self.procedure_visits and v.number == 0 and v.outcome == "attended"}
+        recorded = {v.visit_id: (v.visit_date, set()) for v in attended.values()}
+        for revs in mine.values():
+            last = revs[-1]
+            v = attended.get(last.form__visit_id)
+            if v is not None and last.state in ("complete", "changed"):
+                recorded[v.visit_id][1].add(last.form__form_id)
+        return events_from(self.protocol, known, recorded)
+
+    def _visit_info(self, visit_id, number, outcome, on, reason, lipo, planned_tx, tx, events=None) -> VisitInfo:
+        from annulus.visits.events import window_of as event_window
         from annulus.visits.selectors import window_of
 
         day = (on - tx).days if (on is not None and tx is not None) else None
         target, window = None, ""
         pv = self.pvisits.get(visit_id)
         if pv is not None:
-            tgt, start, end = window_of(pv, lipo, planned_tx, self.protocol)
+            if events is not None:
+                tgt, start, end = event_window(pv, events)
+            else:
+                tgt, start, end = window_of(pv, lipo, planned_tx, self.protocol)
             target = tgt.isoformat() if tgt else None
             if on is not None and start is not None and outcome == "attended":
                 window = "early" if on < start else "late" if on > end else "in"

@@ -32,6 +32,16 @@ and conduct datasets ADAE, ADLB, ADSV and ADDV (no Django).
   ``addv.csv`` / ``.xpt`` (the protocol deviations the monitors recorded):
   ``annulus.interchange.adam_conduct``. Those two modules' docstrings give every column and value.
 
+A protocol that declares its own parameters (``analysis.parameters``: code, name, form, score
+key, direction) gets one parameter per declaration instead (``params_for``), valued from the
+form's computed score key, with its baseline from the visit marked ``baseline: true``, its ADSL
+baseline column ``BL`` + the code's first six characters, and ``adeff_<code>.csv``; ADSL then
+has no ``LIPODT`` unless the treatment is a cell product made from a harvest, no ``PAINDUR``
+unless the eligibility evidence has the pain-duration field, and ``SITEID`` is the participant's
+site in a trial of several sites. Study day 0 is the treatment day (``treatment_day``): the
+transplantation, or the treatment procedure's recorded day (``Subject.treated_on``); ``treated``
+holds when either is set.
+
 Populations (the seed protocol, "Statistical analysis" and "Outcome evaluation", names the
 analyses but defines no populations; the protocol file's analysis plan states them as rules,
 ``analysis.populations``, see ``annulus.protocol.schema``). A population is the participants for
@@ -125,8 +135,11 @@ class Param:
     score: str  # the score id in Record.computed (annulus.interchange.scores)
     baseline_column: str | None = None  # ADSL baseline covariate
     lower_is_better: bool = True
+    name: object = None  # a declared parameter's name (en, zh: analysis.parameters), else the score's label
 
     def label(self, language: str) -> str:
+        if self.name is not None:
+            return self.name.zh if (language or "").lower().startswith("zh") else self.name.en
         s = score_decl(self.form, self.score)
         text = s.label(language) if s else self.code
         return f"{text} ({s.unit})" if s and s.unit else text
@@ -143,6 +156,46 @@ PARAMS: tuple[Param, ...] = (
     Param("DISCHT", "imaging", "disc_height_score", "BASEDHT"),
     Param("ROM", "imaging", "rom_score", "BASEROM", lower_is_better=False),
 )
+
+
+
+def params_for(protocol) -> tuple[Param, ...]:
+    """The efficacy parameters of a protocol's analysis datasets: ``PARAMS`` for a protocol that
+    declares none of its own; for one that declares ``analysis.parameters``, those of ``PARAMS``
+    whose form its schedule has, then one per declaration (its value the form's computed score
+    key, its ADSL baseline column ``BL`` and the code's first six characters, numbered when two
+    would share one)."""
+    declared = list(getattr(getattr(protocol, "analysis", None), "parameters", None) or ())
+    if not declared:
+        return PARAMS
+    forms = {f.id for f in protocol.schedule.forms}
+    out = [p for p in PARAMS if p.form in forms]
+    used = {p.baseline_column for p in out}
+    for i, d in enumerate(declared, start=1):
+        column = f"BL{d.code[:6]}"
+        if column in used:
+            column = f"BLPAR{i:02d}"
+        used.add(column)
+        out.append(Param(d.code, d.form, d.score, column, d.lower_is_better, d.name))
+    return tuple(out)
+
+
+def baseline_visit_of(protocol) -> str:
+    """The visit whose values are the baseline (``baseline: true``; ``BASELINE_VISIT`` in a file
+    that marks none)."""
+    visit = protocol.schedule.baseline_visit if hasattr(protocol.schedule, "baseline_visit") else None
+    return visit.id if visit is not None else BASELINE_VISIT
+
+
+def treatment_day(subject, tz) -> str | None:
+    """The treatment's date in the trial's time zone (study day 0): the cell product's
+    transplantation time, else the treatment procedure's day (``Subject.treated_on``)."""
+    return _local_date(subject.transplanted_at, tz) if subject.transplanted_at else subject.treated_on
+
+
+def is_treated(subject) -> bool:
+    return bool(subject.transplanted_at or subject.treated_on)
+
 
 # the population rules of the protocol's analysis plan (annulus.protocol.schema.POPULATION_RULES)
 # used when the plan does not state a population; they are the shipped protocol's
@@ -190,6 +243,35 @@ def _trt_columns(ctx) -> list[Col]:
     return []
 
 
+# the ADSL baseline columns' labels of the built-in parameters
+_BASELINE_LABELS = {
+    "BASEVAS": "Baseline VAS (mm)", "BASEODI": "Baseline ODI (%)", "BASEJOA": "Baseline JOA total",
+    "BASEPCS": "Baseline SF-36 PCS", "BASEMCS": "Baseline SF-36 MCS", "BASEPFIR": "Baseline Pfirrmann grade (1-5)",
+    "BASEMODI": "Baseline Modic score (0-3)", "BASEDHT": "Baseline disc height loss (%)",
+    "BASEROM": "Baseline segmental ROM (degrees)",
+}
+
+
+def _baseline_columns(protocol) -> list[Col]:
+    out = []
+    for p in params_for(protocol):
+        if p.baseline_column:
+            label = _BASELINE_LABELS.get(p.baseline_column) or f"Baseline {p.label('en')}"
+            out.append(Col(p.baseline_column, label[:40], "num"))
+    return out
+
+
+def _has_harvest(protocol) -> bool:
+    """Whether the treatment is a cell product made from a harvest (its date: ``LIPODT``)."""
+    pages = getattr(protocol, "page_procedures", None)
+    return pages is None or "harvest" in pages.values()
+
+
+def _has_pain_duration(protocol) -> bool:
+    fields = getattr(getattr(protocol, "eligibility", None), "fields", None)
+    return fields is None or any(f.id == PAIN_DURATION_FIELD for f in fields)
+
+
 def adsl_columns(ctx) -> list[Col]:
     return [
         Col("STUDYID", "Study Identifier", length=max(8, len(ctx.study_id.encode("utf-8")))),
@@ -209,21 +291,14 @@ def adsl_columns(ctx) -> list[Col]:
         Col("ELIGFL", "Eligible (signed eligibility decision)", length=1),
         Col("SCRFCRIT", "Failed eligibility criteria", length=100),
         Col("EMUNBLFL", "Emergency Unblinding Flag", length=1),
-        Col("BASEVAS", "Baseline VAS (mm)", "num"),
-        Col("BASEODI", "Baseline ODI (%)", "num"),
-        Col("BASEJOA", "Baseline JOA total", "num"),
-        Col("BASEPCS", "Baseline SF-36 PCS", "num"),
-        Col("BASEMCS", "Baseline SF-36 MCS", "num"),
-        Col("BASEPFIR", "Baseline Pfirrmann grade (1-5)", "num"),
-        Col("BASEMODI", "Baseline Modic score (0-3)", "num"),
-        Col("BASEDHT", "Baseline disc height loss (%)", "num"),
-        Col("BASEROM", "Baseline segmental ROM (degrees)", "num"),
-        Col("PAINDUR", "Duration of LBP after conservative trt", "num"),
-        Col("PAINDURU", "Duration of LBP Units", length=8),
+        *_baseline_columns(ctx.protocol),
+        *([Col("PAINDUR", "Duration of LBP after conservative trt", "num"),
+           Col("PAINDURU", "Duration of LBP Units", length=8)] if _has_pain_duration(ctx.protocol) else []),
         Col("RFICDT", "Date of Informed Consent", "date"),
         Col("RANDDT", "Date of Randomization", "date"),
-        Col("LIPODT", "Date of Liposuction", "date"),
-        Col("TRTSDT", "Date of Transplantation (Day 0)", "date"),
+        *([Col("LIPODT", "Date of Liposuction", "date")] if _has_harvest(ctx.protocol) else []),
+        Col("TRTSDT", "Date of Transplantation (Day 0)" if _has_harvest(ctx.protocol) else "Date of Treatment (Day 0)",
+            "date"),
         Col("EOSDT", "End of Study Date", "date"),
         Col("LASTVIS", "Last scheduled visit attended", length=20),
         Col("LASTVISN", "Last visit attended: scheduled study day", "num"),
@@ -235,7 +310,7 @@ def adsl_columns(ctx) -> list[Col]:
 
 
 def adeff_columns(ctx) -> list[Col]:
-    params = max(len(p.label(lang).encode("utf-8")) for p in PARAMS for lang in ("en", "zh"))
+    params = max(len(p.label(lang).encode("utf-8")) for p in params_for(ctx.protocol) for lang in ("en", "zh"))
     return [
         Col("STUDYID", "Study Identifier", length=max(8, len(ctx.study_id.encode("utf-8")))),
         Col("USUBJID", "Unique Subject Identifier", length=40),
@@ -292,13 +367,13 @@ def _treatment(subject, ctx) -> dict:
     """The treatment columns' values (only those the blinding allows)."""
     if ctx.blinding == "labels":
         planned = f"Group {subject.group_label}" if subject.group_label else None
-        actual = planned if subject.transplanted_at else None
+        actual = planned if is_treated(subject) else None
         return {"TRT01P": planned, "TRT01A": actual}
     if ctx.blinding == "arms":
         arm = next((a for a in ctx.protocol.arms if a.id == subject.arm), None)
         planned = _arm_name(arm, ctx.language) if arm else subject.arm
         dose = arm.dose_score if arm else None
-        treated = bool(subject.transplanted_at)
+        treated = is_treated(subject)
         return {"TRT01P": planned, "TRT01PN": dose, "TRT01A": planned if treated else None,
                 "TRT01AN": dose if treated else None,
                 "GRPLBL": f"Group {subject.group_label}" if subject.group_label else None}
@@ -309,13 +384,13 @@ def _visit_map(subject) -> dict:
     return {v.visit: v for v in subject.visits if v.visit != "unscheduled" and not v.repeat}
 
 
-def _values(subject) -> dict:
+def _values(subject, params=PARAMS) -> dict:
     """(visit, PARAMCD) -> value for every scheduled visit's computed score (drafts left out)."""
     out = {}
     for r in subject.records:
         if r.state == "draft" or not r.visit or r.visit in ("unscheduled", "screening") or r.visit_repeat:
             continue
-        for p in PARAMS:
+        for p in params:
             if p.form == r.form:
                 v = r.computed.get(p.score)
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -347,7 +422,7 @@ class _Populations:
             if info.outcome == "missed":
                 return "PRIMARY VISIT MISSED"
             return None if info.window == "in" else "PRIMARY VISIT OUT OF WINDOW"
-        day0 = _local_date(subject.transplanted_at, self.tz)
+        day0 = treatment_day(subject, self.tz)
         if not day0 or self.primary_visit not in self.schedule.high:
             return "PRIMARY VISIT NOT YET DUE"
         closes = (date.fromisoformat(day0) + timedelta(days=self.schedule.high[self.primary_visit])).isoformat()
@@ -363,7 +438,7 @@ class _Populations:
         if rule == "randomised":
             return None if subject.randomised_at else "NOT RANDOMISED"
         if rule == "treated":
-            return None if subject.transplanted_at else "NOT TREATED"
+            return None if is_treated(subject) else "NOT TREATED"
         if rule == "eligible":
             if subject.eligible is True:
                 return None
@@ -383,6 +458,14 @@ class _Populations:
             if name == "PPROTFL" and failures and subject.randomised_at:
                 reason = failures[0]
         return flags, reason
+
+
+def _site(subject) -> str | None:
+    """The participant's site (the pre-screening record's), in a trial of several sites."""
+    for r in subject.records:
+        if r.form == "prescreening" and not r.visit:
+            return r.values.get("site") or None
+    return None
 
 
 def _withdrawal_code(subject) -> str | None:
@@ -432,15 +515,25 @@ def _disposition(subject, categories: dict) -> tuple[str, str | None, str | None
     return "ONGOING", None, None
 
 
+def _treatment_event(protocol) -> str | None:
+    """The id of the procedure that gives the treatment (study day 0)."""
+    treatment = getattr(protocol, "treatment_procedure", None)
+    if treatment is not None:
+        return treatment.id
+    pages = getattr(protocol, "page_procedures", None) or {}
+    return next((k for k, part in pages.items() if part == "treatment"), None)
+
+
 class _Schedule:
     """The protocol's visits as analysis visits: scheduled study day and window (transplant = 0)."""
 
     def __init__(self, protocol):
         visits = list(protocol.schedule.visits)
-        transplant_offset = next((v.offset_days for v in visits if v.procedure == "transplant"), 0)
+        treatment = _treatment_event(protocol)
+        transplant_offset = next((v.offset_days for v in visits if v.procedure == treatment), 0)
         self.day, self.low, self.high, self.order = {}, {}, {}, {}
         for i, v in enumerate(visits):
-            day = v.offset_days if v.anchor == "transplant" else v.offset_days - transplant_offset
+            day = v.offset_days if v.anchor == treatment else v.offset_days - transplant_offset
             self.day[v.id] = day
             self.low[v.id] = day - v.window.before_days
             self.high[v.id] = day + v.window.after_days
@@ -519,11 +612,16 @@ def write(subjects, ctx, out_dir) -> list[Path]:
     categories = _category_labels(ctx.dictionary, lang)
     populations = _Populations(ctx.protocol, schedule, ctx.as_of, tz)
     duration_unit = _pain_duration_unit(ctx.protocol)
+    params = params_for(ctx.protocol)
+    index = {p.code: i for i, p in enumerate(params)}
+    base_visit = baseline_visit_of(ctx.protocol)
+    harvest, pain_duration = _has_harvest(ctx.protocol), _has_pain_duration(ctx.protocol)
+    sites = len(getattr(ctx.protocol, "sites", None) or ()) > 1
     adsl = _Dataset(out_dir, "adsl", "Subject-Level Analysis Dataset", adsl_columns(ctx), ctx, xpt=True)
     eff_cols = adeff_columns(ctx)
     adeff = _Dataset(out_dir, "adeff", "Efficacy Analysis Dataset", eff_cols, ctx, xpt=True)
     per_param = {p.code: _Dataset(out_dir, f"adeff_{p.code.lower()}", f"Efficacy {p.code}", eff_cols, ctx, xpt=False)
-                 for p in PARAMS}
+                 for p in params}
     from .adam_conduct import ConductDatasets
     from .adam_safety import SafetyDatasets
 
@@ -533,7 +631,8 @@ def write(subjects, ctx, out_dir) -> list[Path]:
     try:
         for s in subjects:
             visits = _visit_map(s)
-            values = _values(s)
+            values = _values(s, params)
+            site = _site(s) if sites else SITEID
             trt = _treatment(s, ctx)
             randomised = bool(s.randomised_at)
             flags, pp_reason = populations.flags(s, visits)
@@ -541,37 +640,41 @@ def write(subjects, ctx, out_dir) -> list[Path]:
             duration = _pain_duration(s)
             status, reason, detail = _disposition(s, categories)
             row = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SUBJID": s.case_number or s.screening_number,
-                   "SCRNID": s.screening_number, "SITEID": SITEID, "AGE": s.age,
+                   "SCRNID": s.screening_number, "SITEID": site, "AGE": s.age,
                    "AGEU": "YEARS" if s.age is not None else None, "SEX": s.sex, **trt,
                    "RANDFL": _yn(randomised), **flags, "PPEXREAS": pp_reason,
                    "ELIGFL": None if s.eligible is None else _yn(s.eligible),
                    "SCRFCRIT": ", ".join(s.failed_criteria) or None,
                    "EMUNBLFL": _yn(s.emergency_unblinded),
                    "RFICDT": _local_date(s.consented_at, tz), "RANDDT": _local_date(s.randomised_at, tz),
-                   "LIPODT": _local_date(s.liposuction_on, tz), "TRTSDT": _local_date(s.transplanted_at, tz),
+                   "LIPODT": _local_date(s.liposuction_on, tz), "TRTSDT": treatment_day(s, tz),
                    "EOSDT": _local_date(s.end_date, tz), "LASTVIS": last, "LASTVISN": schedule.day.get(last),
                    "EOSSTT": status, "DCSREAS": reason, "DCSREASC": _withdrawal_code(s), "DCSREASP": detail,
                    "PAINDUR": duration, "PAINDURU": duration_unit if duration is not None else None}
-            for p in PARAMS:
+            if not harvest:
+                del row["LIPODT"]
+            if not pain_duration:
+                del row["PAINDUR"], row["PAINDURU"]
+            for p in params:
                 if p.baseline_column:
-                    row[p.baseline_column] = values.get((BASELINE_VISIT, p.code))
+                    row[p.baseline_column] = values.get((base_visit, p.code))
             adsl.write(row)
-            common = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt, **flags}
+            common = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SITEID": site, **trt, **flags}
             for m in more:
-                m.write(s, trt, flags)
-            rows = sorted(values.items(), key=lambda kv: (_param_index(kv[0][1]), schedule.order.get(kv[0][0], 10**6)))
+                m.write(s, trt, flags, site)
+            rows = sorted(values.items(), key=lambda kv: (index[kv[0][1]], schedule.order.get(kv[0][0], 10**6)))
             for (visit, code), aval in rows:
                 if visit not in schedule.day:
                     continue
                 info = visits.get(visit)
                 if info is None or info.outcome == "missed":
                     continue
-                p = PARAMS[_param_index(code)]
-                base = values.get((BASELINE_VISIT, code))
-                is_base = visit == BASELINE_VISIT
+                p = params[index[code]]
+                base = values.get((base_visit, code))
+                is_base = visit == base_visit
                 chg = None if is_base or base is None else round(aval - base, 10)
                 pchg = round(chg / base * 100, 10) if chg is not None and base else None
-                erow = {**common, "PARAMCD": code, "PARAM": p.label(lang), "PARAMN": _param_index(code) + 1,
+                erow = {**common, "PARAMCD": code, "PARAM": p.label(lang), "PARAMN": index[code] + 1,
                         "AVISIT": visit, "AVISITN": schedule.day[visit], "ADT": info.date, "ADY": info.day,
                         "AVAL": aval, "BASE": base, "CHG": chg, "PCHG": pchg, "ABLFL": "Y" if is_base else None,
                         "ANL01FL": "Y" if info.window == "in" else None,

@@ -56,7 +56,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
-from .adam import SITEID, Col, _Dataset, _local_date, _trt_columns
+from annulus.protocol.schema import CONSENT_ANCHOR
+
+from .adam import SITEID, Col, _Dataset, _local_date, _treatment_event, _trt_columns, baseline_visit_of, treatment_day
 from .adam_safety import TEXT_BYTES, _studyid, cut
 
 # the application's own numbers (annulus.visits.selectors; a test holds them equal)
@@ -138,15 +140,22 @@ class ConductDatasets:
     def __init__(self, ctx, out_dir, schedule, tz):
         self.ctx, self.schedule, self.tz = ctx, schedule, tz
         self.visits = list(ctx.protocol.schedule.visits)
-        self.baseline = next((v.id for v in self.visits if v.id == "baseline"), None)
+        self.baseline = baseline_visit_of(ctx.protocol)
+        # a treatment recorded as an eCRF form: the windows count from the consent and the
+        # treatment's day (recorded, else planned from the consent) as the schedule's events do
+        pages = getattr(ctx.protocol, "page_procedures", None)
+        self.treatment = None if pages is None or pages else _treatment_event(ctx.protocol)
+        proc = ctx.protocol.procedure(self.treatment) if self.treatment else None
+        timing = getattr(proc, "timing", None)
+        self.planned_after = (timing.after, timing.offset_days) if timing is not None else None
         self.as_of = date.fromisoformat(_local_date(ctx.as_of, tz))
         self.adsv = _Dataset(out_dir, "adsv", "Subject Visits Analysis Dataset", adsv_columns(ctx), ctx, xpt=True)
         self.addv = _Dataset(out_dir, "addv", "Protocol Deviations Analysis Dataset", addv_columns(ctx), ctx,
                              xpt=True)
         self.datasets = [self.adsv, self.addv]
 
-    def write(self, s, trt: dict, flags: dict) -> None:
-        common = {"STUDYID": self.ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt}
+    def write(self, s, trt: dict, flags: dict, site: str | None = SITEID) -> None:
+        common = {"STUDYID": self.ctx.study_id, "USUBJID": s.subject, "SITEID": site, **trt}
         if s.randomised_at:
             self._visits(s, {**common, "ITTFL": flags.get("ITTFL")})
         if s.deviations:
@@ -154,11 +163,16 @@ class ConductDatasets:
 
     def _visits(self, s, common) -> None:
         tz = self.tz
-        lipo = date.fromisoformat(s.liposuction_on) if s.liposuction_on else None
-        tx_text = _local_date(s.transplanted_at, tz)
-        tx = date.fromisoformat(tx_text) if tx_text else None
-        planned = tx or (lipo + timedelta(days=PLANNED_TRANSPLANT_DAYS) if lipo else None)
-        closes = window_ends(self.visits, lipo, planned)
+        if self.treatment is not None:
+            tx_text = treatment_day(s, tz)
+            tx = date.fromisoformat(tx_text) if tx_text else None
+            closes = self._event_window_ends(s, tx)
+        else:
+            lipo = date.fromisoformat(s.liposuction_on) if s.liposuction_on else None
+            tx_text = _local_date(s.transplanted_at, tz)
+            tx = date.fromisoformat(tx_text) if tx_text else None
+            planned = tx or (lipo + timedelta(days=PLANNED_TRANSPLANT_DAYS) if lipo else None)
+            closes = window_ends(self.visits, lipo, planned)
         ended_on = date.fromisoformat(s.end_date) if s.end_status in ENDED and s.end_date else None
         recorded = {v.visit: v for v in s.visits if not v.repeat and v.visit != "unscheduled"}
         forms, verified = Counter(), Counter()
@@ -187,6 +201,20 @@ class ConductDatasets:
                 "SVDT": info.date if done else None, "ADY": info.day if done else None,
                 "FORMS": forms[pv.id] if done else 0, "SDVFORMS": verified[pv.id] if done else 0,
                 "QRYOPEN": still_open[pv.id], "QRYTOT": raised[pv.id]})
+
+    def _event_window_ends(self, s, tx: date | None) -> list[date | None]:
+        """``window_ends`` of a schedule counting from the consent and the treatment procedure."""
+        consent = _local_date(s.consented_at, self.tz)
+        dates = {CONSENT_ANCHOR: date.fromisoformat(consent)} if consent else {}
+        if tx is not None:
+            dates[self.treatment] = tx
+        elif self.planned_after is not None and self.planned_after[0] in dates:
+            dates[self.treatment] = dates[self.planned_after[0]] + timedelta(days=self.planned_after[1])
+        out = []
+        for pv in self.visits:
+            base = dates.get(pv.anchor)
+            out.append(None if base is None else base + timedelta(days=pv.offset_days + pv.window.after_days))
+        return out
 
     def _deviations(self, s, common) -> None:
         tz, day = self.tz, self.schedule.day

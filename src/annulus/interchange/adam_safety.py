@@ -60,7 +60,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from .adam import BASELINE_VISIT, SITEID, Col, _Dataset, _local_date, _num, _sas_date, _trt_columns, _visit_map
+from .adam import (SITEID, Col, _Dataset, _local_date, _num, _sas_date, _trt_columns, _visit_map, baseline_visit_of,
+                   treatment_day)
 from .sdtm import AEOUT, AEREL
 
 RELATED, NOT_RELATED = "RELATED", "NOT RELATED"
@@ -255,6 +256,7 @@ class SafetyDatasets:
 
     def __init__(self, ctx, out_dir, schedule, tz):
         self.ctx, self.schedule, self.tz = ctx, schedule, tz
+        self.baseline_visit = baseline_visit_of(ctx.protocol)
         self.language = ctx.language or "en"
         self.related = set(getattr(getattr(ctx.protocol, "safety", None), "related_causality", None)
                            or ("possible", "probable", "definite"))
@@ -277,10 +279,10 @@ class SafetyDatasets:
         self._lb_results: dict = {}  # (analyte, value, baseline indicator, baseline?) -> its columns
         self.datasets = [self.adae, self.adlb]
 
-    def write(self, s, trt: dict, flags: dict) -> None:
-        common = {"STUDYID": self.ctx.study_id, "USUBJID": s.subject, "SITEID": SITEID, **trt,
+    def write(self, s, trt: dict, flags: dict, site: str | None = SITEID) -> None:
+        common = {"STUDYID": self.ctx.study_id, "USUBJID": s.subject, "SITEID": site, **trt,
                   "SAFFL": flags.get("SAFFL")}
-        day0 = _local_date(s.transplanted_at, self.tz)
+        day0 = treatment_day(s, self.tz)
         aes, labs = [], []
         for r in s.records:
             if r.form == "adverse_event":
@@ -321,7 +323,7 @@ class SafetyDatasets:
 
     def _labs(self, s, labs, common) -> None:
         visits = _visit_map(s)
-        schedule = self.schedule
+        schedule, base_visit = self.schedule, self.baseline_visit
         rows = []  # (panel, analyte, visit order), values
         for r in labs:
             info = visits.get(r.visit)
@@ -335,7 +337,7 @@ class SafetyDatasets:
         if not rows:
             return
         rows.sort(key=lambda row: row[0])
-        baseline = {row[1].id: nrind(row[1], row[6]) for row in rows if row[4] == BASELINE_VISIT}
+        baseline = {row[1].id: nrind(row[1], row[6]) for row in rows if row[4] == base_visit}
         lb = self.adlb
         mine = lb.part(0, [common.get(name) for name in self._lb_common])
         analytes, results = self._lb_analyte, self._lb_results
@@ -346,7 +348,7 @@ class SafetyDatasets:
                 at = visit_parts[visit] = lb.part(2, (visit, schedule.day[visit], info.date, info.day))
             # results repeat (the laboratory's precision, the same baseline indicator): made once each
             key = (analyte.id, value.__class__, value if value.__class__ in (int, float, str) else repr(value),
-                   baseline.get(analyte.id), visit == BASELINE_VISIT)
+                   baseline.get(analyte.id), visit == base_visit)
             result = results.get(key)
             if result is None:
                 qualitative = analyte.kind == "qualitative"

@@ -124,3 +124,27 @@ def flatten(form_id: str, computed) -> dict:
             "rom_score": _total(computed.get("rom")),
         }
     return {}
+
+
+def flatten_keys(computed, keys) -> dict:
+    """An instrument's stored results reduced to the score keys a protocol's analysis declares
+    (``analysis.parameters``: the NRS's ``score``, the KOOS subscales ``pain`` ...) as ``{key:
+    number}``; a key the results hold without a number (a subscale not scored) is None."""
+    if not isinstance(computed, dict) or not computed:
+        return {}
+    return {k: _num(computed.get(k)) for k in keys if k in computed}
+
+
+def flatten_record(computed) -> dict:
+    """A procedure record's stored results (a kit return's ``compliance``: percent, days, units,
+    acceptable) as ``{key_part: number or yes/no}``; text parts (the kit number, dates) are the
+    record's own items and left out."""
+    if not isinstance(computed, dict):
+        return {}
+    out = {}
+    for key, value in computed.items():
+        parts = value.items() if isinstance(value, dict) else ((None, value),)
+        for part, v in parts:
+            if isinstance(v, bool) or _num(v) is not None:
+                out[key if part is None else f"{key}_{part}"] = v
+    return out

@@ -129,7 +129,8 @@ class Subject:
     consented_at: str | None = None
     randomised_at: str | None = None  # ISO 8601 UTC
     liposuction_on: str | None = None
-    transplanted_at: str | None = None  # ISO 8601 UTC: study day 0
+    transplanted_at: str | None = None  # ISO 8601 UTC: study day 0 (the cell product's own record)
+    treated_on: str | None = None  # ISO date of the treatment (study day 0), however the protocol records it
     eligible: bool | None = None  # the signed eligibility decision (None: not decided)
     failed_criteria: tuple = ()  # criterion ids of a screen failure
     end_status: str = ""  # "completed" | "withdrawn" | "lost_to_follow_up" | "" (ongoing)

@@ -60,6 +60,7 @@ class Variable:
     kind: str = "continuous"  # "continuous" | "categorical"
     decimals: int = 1
     categories: tuple[str, ...] = ()  # codes, in the order shown; their names are LABELS[f"{label}_{code}"]
+    name: object = None  # the name in each language (a protocol's Text) when LABELS has none
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -76,6 +77,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BASEDHT", "disc_height", decimals=1),
     Variable("BASEROM", "rom", decimals=1),
 )
+
+def variables_for(protocol) -> tuple[Variable, ...]:
+    """``VARIABLES`` and the baseline of each efficacy parameter the protocol declares
+    (``analysis.parameters``: ADSL's column from ``annulus.interchange.adam.params_for``)."""
+    from annulus.interchange.adam import PARAMS, params_for
+
+    builtin = {p.code for p in PARAMS}
+    extra = tuple(Variable(p.baseline_column, p.code, decimals=1, name=p.name) for p in params_for(protocol)
+                  if p.code not in builtin and p.baseline_column)
+    return VARIABLES + extra
+
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -267,7 +279,7 @@ def table(adsl_rows: Iterable[Mapping], *, arms: Sequence[str] | None, language:
     for v in variables:
         if not any(v.column in r for r in rows):
             continue  # an ADSL without the column: not collected when it was written
-        name = w[v.label]
+        name = v.name.get(language) if v.name is not None else w[v.label]
         if v.kind == "continuous":
             per_col = [[x for x in (number(r, v.column) for r in members) if x is not None] for _, members in groups]
             statistic = summary_statistic(per_col[-1])

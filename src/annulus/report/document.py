@@ -88,6 +88,8 @@ def _arms(adsl: list[dict], level: str, protocol, plan) -> tuple[list[str] | Non
         if a and d:
             doses[a] = float(d)
     control_id = getattr(getattr(plan, "dose_response", None), "control", None)
+    if control_id is None:  # no dose-response plan: the protocol's control arm
+        control_id = next((a.id for a in protocol.arms if getattr(a, "control", False)), None)
     control_dose = next((a.dose_score for a in protocol.arms if a.id == control_id), None)
     arms = sorted(values, key=lambda a: (doses.get(a, math.inf), a))
     control = next((a for a in arms if control_dose is not None and doses.get(a) == control_dose), None)
@@ -202,7 +204,8 @@ def _compute(folder, protocol, language, progress, code_version, workers, stamp,
         names = _names(protocol, language, arms)
         flow_svg = consort.svg(flow, language=language, visit_names=names["visits"],
                                criterion_names=names["criteria"], arm_names=names["arms"])
-        table1 = baseline.table(adsl, arms=arms, language=language, population="ITTFL")
+        table1 = baseline.table(adsl, arms=arms, language=language, population="ITTFL",
+                                variables=baseline.variables_for(protocol))
         done += 1
         progress(done, total, "safety")
         lab = folder / "adlb.csv"

@@ -193,6 +193,18 @@ def window_of(protocol_visit, lipo: date | None, tx: date | None, protocol=None)
     return event_window(protocol_visit, Events(dates=dates))
 
 
+def events_from(protocol, known: dict, attended: dict) -> Events:
+    """``events_of``'s rule on records a caller read itself (an export, as they stood at its as-of
+    time): ``known`` the event dates it has (the consent, the cell product's pages: event id ->
+    date), ``attended`` the procedure visits recorded as attended (visit id -> (visit date, the ids
+    of its complete forms)). The procedures done are dated by their visits, the others planned."""
+    from .events import _assemble, _complete
+
+    dates = dict(known)
+    dates.update(_complete(protocol, attended))
+    return _assemble(protocol, dates)
+
+
 def schedule(participant: Participant, *, today: date | None = None, visits=None, forms=None,
              appointments=None, events: Events | None = None, protocol=None) -> list[Slot]:
     """Every protocol visit with its target, window and state, then the unscheduled visits.
