@@ -372,3 +372,175 @@ def test_concurrent_kit_allocations_give_distinct_kits(knee_committed):
         first = list(Kit.objects.filter(group_label=label).order_by("serial").values_list("serial", flat=True))
         assert used == first[: len(used)]
     assert AuditEvent.objects.filter(object_type="kit_allocation").count() == 16
+
+
+def first_dose(users, p, env, days_ago: int = 28) -> None:
+    """Day 1 opened ``days_ago`` days ago and its first-dose record complete with the drug code."""
+    day1 = timezone.localdate() - timedelta(days=days_ago)
+    vs.open_visit(actor=users["investigator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+    vs.save_form(actor=users["investigator"], participant_id=p.pk, visit_key="day1", form_id="first_dose",
+                 items={"dosed_at": f"{day1.isoformat()}T09:30", "tablets_dispensed": 35, "dose_observed": "yes",
+                        "kit_number": env.drug_code, **KIT_CHECKS_PASSED}, complete=True)
+
+
+# ---- pages and API: the kit list to the supply manager only; the kit to dispense ---------------
+
+@pytest.mark.req("X-3.8", "P-3.4")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_kit_list_is_shown_to_the_supply_manager_only(knee, language):
+    from tests.api_clients import Token
+
+    lst = generate(knee)
+    p, env = randomised(knee)
+    kit = services.assign_kit(actor=knee["pharmacist"], participant_id=p.pk, visit_key="w4")
+    kits = list(Kit.objects.filter(allocation_list=lst).order_by("serial"))
+    sm = logged_in(knee["supply_manager"], language)
+    page = sm.get("/pharmacy/kits/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    arms = {a["id"]: a for a in RAW["arms"]}
+    lang = "zh" if language == "zh-hans" else "en"
+    assert all(k.kit_number in text for k in kits)
+    assert arms["active"]["name"][lang] in text and arms["placebo"]["kit"][lang] in text
+    assert ("药盒清单" if lang == "zh" else "Kit list") in text
+    # the CSV for the labels: every kit, its label, arm and contents in both languages; audited
+    r = sm.get("/pharmacy/kits/kit-list.csv")
+    assert r.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(r.content.decode())))
+    assert [(int(x["serial_number"]), x["kit_number"], x["group_label"]) for x in rows] == \
+        [(k.serial, k.kit_number, k.group_label) for k in kits]
+    assert all(x["arm"] == lst.level2_key[x["group_label"]] for x in rows)
+    assert {x["contents_zh"] for x in rows} == {a["kit"]["zh"] for a in RAW["arms"]}
+    assert [x["kit_number"] for x in rows if x["allocated"] == "yes"] == [kit.kit_number]
+    assert AuditEvent.objects.filter(object_type="allocation_list", action="export").exists()
+    api = Token(knee["supply_manager"]).get("/api/v1/allocation/pharmacy/kits")
+    assert api.status_code == 200 and len(api.json()["kits"]) == len(kits)
+    # every blinded role: refused on the page, the CSV and the API, and no kit number of the
+    # list that was not allocated to the participant shows on the pages they read
+    for role in BLINDED:
+        c = logged_in(knee[role], language)
+        assert c.get("/pharmacy/kits/").status_code in (403, 404), role
+        assert c.get("/pharmacy/kits/kit-list.csv").status_code in (403, 404), role
+        assert Token(knee[role]).get("/api/v1/allocation/pharmacy/kits").status_code == 403, role
+        with pytest.raises(NotPermitted):
+            selectors.kit_list(knee[role])
+        for url in ("/", f"/participants/{p.pk}/", f"/participants/{p.pk}/visits/w4/",
+                    f"/participants/{p.pk}/kits/w4/"):
+            body = c.get(url).content.decode()
+            for word in ("Group label", "组别代码", *[a["name"][lang] for a in RAW["arms"]],
+                         *[a["kit"][lang] for a in RAW["arms"]]):
+                assert word not in body, (role, url, word)
+            assert not any(k.kit_number in body for k in kits if k.pk != kit.pk), (role, url)
+    # the designer (level-1 key holder) does not hold the kit list either
+    assert logged_in(knee["designer"]).get("/pharmacy/kits/").status_code == 403
+
+
+@pytest.mark.req("X-1.3", "P-3.4")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_visit_page_allocates_the_kit_to_dispense(knee, language):
+    generate(knee)
+    today = timezone.localdate()
+    p, env = randomised(knee, days_ago=45)
+    inv = knee["investigator"]
+    first_dose(knee, p, env)
+    vs.open_visit(actor=inv, participant_id=p.pk, visit_id="w4", visit_date=today)
+    c = logged_in(inv, language)
+    allocate = f'>{"分配药盒" if language == "zh-hans" else "Allocate kit"}</button>'
+    # day 1: the kit is the drug code, no button
+    day1 = c.get(f"/participants/{p.pk}/visits/day1/").content.decode()
+    assert env.drug_code in day1 and allocate not in day1
+    # week 4: the investigator is not among the roles that record the kit dispensing (pharmacist)
+    w4 = f"/participants/{p.pk}/visits/w4/"
+    assert allocate not in c.get(w4).content.decode()
+    assert c.get(f"/participants/{p.pk}/kits/w4/").status_code == 403
+    # the pharmacist: the kit page, its button (CSRF enforced), then the kit allocated
+    ph = logged_in(knee["pharmacist"], language)
+    page = f"/participants/{p.pk}/kits/w4/"
+    body = ph.get(page).content.decode()
+    assert allocate in body
+    assert ph.post(page, {}).status_code == 403  # no CSRF token
+    assert not Kit.objects.filter(participant=p).exists()
+    r = csrf_post(ph, page, page=page)
+    assert r.status_code == 302
+    kit = Kit.objects.get(participant=p, visit_key="w4")
+    assert arm_of_kit(kit.kit_number) == arm_of(env)
+    after = ph.get(page).content.decode()
+    assert kit.kit_number in after and allocate not in after
+    csrf_post(ph, page, page=page)  # again: the same kit
+    assert list(Kit.objects.filter(participant=p).values_list("kit_number", flat=True)) == [kit.kit_number]
+    # the coordinator records neither dispensing: no panel, refused
+    assert logged_in(knee["coordinator"]).get(page).status_code == 403
+
+
+@pytest.mark.req("X-1.3", "P-3.4")
+def test_the_visit_page_button_for_a_role_that_records_the_dispensing(knee, settings, monkeypatch):
+    """The panel on the visit page itself: shown to a role that both reads the visit page and
+    records the dispensing (here the investigator, made a recorder of kit dispensing)."""
+    from annulus.allocation import selectors as sel
+
+    generate(knee)
+    p, env = randomised(knee, days_ago=45)
+    inv = knee["investigator"]
+    first_dose(knee, p, env)
+    vs.open_visit(actor=inv, participant_id=p.pk, visit_id="w4", visit_date=timezone.localdate())
+    real = sel.may_allocate_kit
+    monkeypatch.setattr(sel, "may_allocate_kit", lambda user, visit_id: real(knee["pharmacist"], visit_id)
+                        if user.pk == inv.pk else real(user, visit_id))
+    c = logged_in(inv)
+    url = f"/participants/{p.pk}/visits/w4/"
+    assert ">Allocate kit</button>" in c.get(url).content.decode()
+    r = csrf_post(c, f"/participants/{p.pk}/kits/w4/", {"next": "visit"}, page=url)
+    assert r.status_code == 302 and r["Location"] == url
+    kit = Kit.objects.get(participant=p, visit_key="w4")
+    body = c.get(url).content.decode()
+    assert kit.kit_number in body and ">Allocate kit</button>" not in body
+
+
+@pytest.mark.req("X-1.3", "P-3.4")
+def test_the_api_allocates_the_kit_for_a_token_client(knee):
+    from tests.api_clients import Token
+
+    generate(knee)
+    p, env = randomised(knee)
+    ph = Token(knee["pharmacist"])
+    url = f"/api/v1/allocation/participants/{p.pk}/visits/w4/kit"
+    r = ph.get(url)
+    assert r.status_code == 200 and r.json()["kit_number"] is None
+    r = ph.post(url, {})
+    assert r.status_code == 201, r.content
+    number = r.json()["kit_number"]
+    assert arm_of_kit(number) == arm_of(env) and set(r.json()) == {"participant_id", "visit", "kit_number",
+                                                                    "first_kit", "allocated_at"}
+    assert ph.post(url, {}).json()["kit_number"] == number
+    assert ph.get(f"/api/v1/allocation/participants/{p.pk}/visits/day1/kit").json()["kit_number"] == env.drug_code
+    bad = ph.post(f"/api/v1/allocation/participants/{p.pk}/visits/day1/kit", {})
+    assert bad.status_code in (400, 422) and "visit" in bad.content.decode()
+    for role in ("coordinator", "monitor", "statistician", "supply_manager"):
+        assert Token(knee[role]).post(url, {}).status_code == 403, role
+    assert Kit.objects.filter(participant=p).count() == 1
+
+
+@pytest.mark.req("P-3.7", "P-3.4")
+def test_after_the_lock_kit_allocation_is_refused_and_the_kit_list_only_reads(knee):
+    """The kit trial's routes that test_lock_write_routes.py cannot reach on the first trial."""
+    from annulus.trial.models import TrialState
+    from tests.api_clients import Token
+
+    from .lock_support import audit_head, row_counts
+
+    generate(knee)
+    p, _env = randomised(knee)
+    TrialState.objects.update_or_create(id=1, defaults={"state": "locked"})
+    token = Token(knee["pharmacist"])
+    counts, head = row_counts(), audit_head()
+    ph = logged_in(knee["pharmacist"])
+    page = f"/participants/{p.pk}/kits/w4/"
+    r = csrf_post(ph, page, page=page)
+    assert r.status_code == 302
+    assert "database is locked" in ph.get(page).content.decode()
+    api = token.post(f"/api/v1/allocation/participants/{p.pk}/visits/w4/kit", {})
+    assert api.status_code == 409 and api.json()["detail"][0]["field"] == "trial"
+    sm = logged_in(knee["supply_manager"])
+    assert csrf_post(sm, "/pharmacy/kits/", page="/pharmacy/kits/").status_code == 200
+    assert row_counts() == counts and audit_head() == head
+    assert not Kit.objects.filter(participant__isnull=False).exists()
