@@ -13,6 +13,7 @@ from ninja import Field, Router, Schema, Status
 
 from annulus.accounts.permissions import require
 from annulus.dates import PlausibleDate, PlausibleDateTime
+from annulus.errors import NotPermitted
 from annulus.participants.selectors import get_participant
 from annulus.trial.selectors import active_protocol, trial_state
 
@@ -331,6 +332,69 @@ def _recipe_out(d):
             "cell_suspension_ml": r.cell_suspension_ml, "saline_ml": r.saline_ml, "ha_hydrogel_ml": r.ha_hydrogel_ml,
             "release_passed": release.passed if release else None,
             "dispensed_at": disp.dispensed_at if disp else None}
+
+
+class KitOut(Schema):
+    """The kit to dispense at one visit: its number only, the same keys for every arm."""
+
+    participant_id: int
+    visit: str
+    kit_number: str | None
+    first_kit: bool = Field(description="the drug code given at randomisation (the treatment's visit)")
+    allocated_at: datetime | None
+
+
+class KitRowOut(Schema):
+    serial_number: int
+    kit_number: str
+    group_label: str
+    arm: str
+    allocated: bool
+
+
+class KitListOut(Schema):
+    sha256: str
+    kits: list[KitRowOut]
+
+
+def _kit_out(request, p, key: str):
+    k = selectors.kit_for_visit(request.user, p, key)
+    if k is None:
+        raise Http404
+    return {"participant_id": p.pk, "visit": key, "kit_number": k["kit_number"], "first_kit": k["first"],
+            "allocated_at": k["allocated_at"]}
+
+
+def _may_allocate(request, key: str) -> None:
+    if not selectors.may_allocate_kit(request.user, key):
+        raise NotPermitted("allocation.kit")
+
+
+@router.get("/participants/{int:pk}/visits/{key}/kit", response=KitOut,
+            summary="The kit to dispense at a dispensing visit (roles that record the dispensing)")
+def visit_kit(request, pk: int, key: str):
+    _may_allocate(request, key)
+    return _kit_out(request, _participant(request, pk), key)
+
+
+@router.post("/participants/{int:pk}/visits/{key}/kit", response={201: KitOut},
+             summary="Allocate the kit to dispense at a dispensing visit (the same kit when asked again)")
+def allocate_kit(request, pk: int, key: str):
+    _may_allocate(request, key)
+    p = _participant(request, pk)
+    services.assign_kit(actor=request.user, participant_id=p.pk, visit_key=key)
+    return Status(201, _kit_out(request, p, key))
+
+
+@router.get("/pharmacy/kits", response=KitListOut, summary="The kit list for labelling (level-2 key holder)")
+def kit_list(request):
+    require(request.user, "allocation.kit_list")
+    data = selectors.kit_list(request.user)
+    if data is None:
+        raise Http404
+    return {"sha256": data["sha256"],
+            "kits": [{"serial_number": r["serial"], "kit_number": r["kit_number"], "group_label": r["group_label"],
+                      "arm": r["arm"], "allocated": r["allocated"]} for r in data["rows"]]}
 
 
 @router.get("/pharmacy/envelopes", response=list[RecipeOut], summary="Opened drug codes with recipes (pharmacist)")

@@ -21,6 +21,9 @@ CAPABILITIES = {
     "allocation.letters": {"pharmacist"},
     "allocation.level2": {"pharmacist"},
     "allocation.transplant": {"investigator"},
+    # a kit product's kit list, for labelling: the page also checks that the role holds the
+    # level-2 key (``selectors.kit_list``)
+    "allocation.kit_list": {"supply_manager"},
     # the DSMB only: the designer's level-1 key next to a closed report would give label -> treatment
     "allocation.closed_report": {"dsmb"},
     "unblinding.emergency": {"investigator"},

@@ -38,6 +38,10 @@ class AllocationList(models.Model):
     level2_sha256 = models.CharField(max_length=64)
     generated_at = models.DateTimeField(auto_now_add=True)
     generated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # a kit product's kit list (``Kit`` rows): its SHA-256, fixed at generation like the others,
+    # and how it was made (kits per arm, dispensing visits, spare fraction, prefix); empty otherwise
+    kits_sha256 = models.CharField(max_length=64, blank=True, default="")
+    kit_settings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -73,6 +77,33 @@ class Envelope(models.Model):
             models.UniqueConstraint(fields=["allocation_list", "stratum", "serial"], name="envelope_serial_unique"),
             models.UniqueConstraint(fields=["allocation_list", "random_number"], name="envelope_number_unique"),
         ]
+
+
+class Kit(models.Model):
+    """One numbered kit of a kit product's kit list. Which group label it holds is level-2 secret
+    like an envelope's (read only through ``selectors``, shown to the level-2 key holder only);
+    the number alone says nothing. Allocating it to a participant for a visit ties it to them
+    for good (``services.assign_kit``); the first kit of a participant is their envelope's drug
+    code, so it has no row here."""
+
+    allocation_list = models.ForeignKey(AllocationList, on_delete=models.PROTECT, related_name="kits")
+    serial = models.PositiveIntegerField()
+    kit_number = models.CharField(max_length=24, unique=True)
+    group_label = models.CharField(max_length=4)
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    visit_key = models.CharField(max_length=20, blank=True, default="")
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+")
+
+    class Meta:
+        ordering = ["allocation_list", "serial"]
+        constraints = [
+            models.UniqueConstraint(fields=["allocation_list", "serial"], name="kit_serial_unique"),
+            models.UniqueConstraint(fields=["participant", "visit_key"], condition=models.Q(participant__isnull=False),
+                                    name="kit_once_per_visit"),
+        ]
+        indexes = [models.Index(fields=["allocation_list", "group_label", "participant"])]
 
 
 class ProductRelease(models.Model):

@@ -28,6 +28,7 @@ from .models import (
     Dispensing,
     EmergencyUnblinding,
     Envelope,
+    Kit,
     ProductRelease,
     Transplant,
     UnblindingStep,
@@ -372,6 +373,98 @@ def envelope_for_pharmacy(user, envelope_id: int) -> dict | None:
     return {"envelope": e, "arm": arm, "recipe": arm.recipe, "releases": releases,
             "release": next((r for r in releases if not r.superseded), None),
             "dispensing": getattr(e, "dispensing", None) if hasattr(e, "dispensing") else None}
+
+
+# ---- kits of a kit product --------------------------------------------------------------------
+
+def kits_allocated_for_system(participant_id: int, visit_key: str) -> set[str]:
+    """The kit numbers the system allocated to the participant for the visit (the kit source of
+    ``visits.procedures``): at the treatment's visit the envelope's drug code, at another
+    dispensing visit the kit ``services.assign_kit`` gave. Numbers only, never what they hold."""
+    from .services import is_kit_product, treatment_visit_id
+
+    protocol = active_protocol()
+    if not is_kit_product(protocol):
+        return set()
+    out = set(Kit.objects.filter(participant_id=participant_id, visit_key=visit_key)
+              .values_list("kit_number", flat=True))
+    if visit_key == treatment_visit_id(protocol):
+        code = Envelope.objects.filter(participant_id=participant_id).values_list("drug_code", flat=True).first()
+        if code:
+            out.add(code)
+    return out
+
+
+def may_allocate_kit(user, visit_id: str) -> bool:
+    """Whether ``user`` is one of the roles that record a dispensing procedure at the visit
+    (the procedure's ``recorded_by``) in a kit trial: they ask for, and see, the kit to dispense."""
+    from .services import is_kit_product
+
+    protocol = active_protocol()
+    role = role_of(user)
+    if role is None or not is_kit_product(protocol):
+        return False
+    visit = next((v for v in protocol.schedule.visits if v.id == visit_id), None)
+    if visit is None:
+        return False
+    forms = {f.id: f for f in protocol.schedule.forms}
+    for form_id in visit.forms:
+        f = forms.get(form_id)
+        proc = protocol.procedure(f.procedure) if f is not None and f.procedure else None
+        if proc is not None and "dispensing" in proc.checks and role in proc.recorded_by:
+            return True
+    return False
+
+
+def kit_for_visit(user, participant, visit_id: str) -> dict | None:
+    """The kit to dispense to the participant at a dispensing visit, for a role that records it:
+    ``{"kit_number", "first": bool (the drug code of randomisation), "allocated_at"}``, the
+    kit number None until one is allocated; None when it is not such a visit or not such a role.
+    The same keys for every arm, and never a label or an arm."""
+    from .services import dispensing_visit_ids, treatment_visit_id
+
+    if not may_allocate_kit(user, visit_id):
+        return None
+    protocol = active_protocol()
+    if visit_id not in dispensing_visit_ids(protocol):
+        return None
+    if visit_id == treatment_visit_id(protocol):
+        env = envelope_of(participant.pk)
+        return {"kit_number": env.drug_code if env else None, "first": True,
+                "allocated_at": env.opened_at if env else None, "randomised": env is not None}
+    kit = Kit.objects.filter(participant_id=participant.pk, visit_key=visit_id).first()
+    return {"kit_number": kit.kit_number if kit else None, "first": False,
+            "allocated_at": kit.assigned_at if kit else None,
+            "randomised": Envelope.objects.filter(participant_id=participant.pk).exists()}
+
+
+def kit_list(user) -> dict | None:
+    """The kit list for labelling, for the level-2 key holder only (a blinded role gets
+    ``NotPermitted`` whatever it asks): each kit's serial, number, group label, the arm and what
+    its kit holds in both languages, and whether it has been allocated; kits per arm. None before
+    a list is generated."""
+    from .services import is_kit_product
+
+    protocol = active_protocol()
+    if not (holds_key(user, 2) and is_kit_product(protocol)):
+        raise NotPermitted("allocation.kit_list")
+    lst = current_list()
+    if lst is None or not lst.kits_sha256:
+        return None
+    arms = {a.id: a for a in protocol.arms}
+    rows, per_arm = [], {}
+    for k in Kit.objects.filter(allocation_list=lst).order_by("serial"):
+        arm_id = lst.level2_key[k.group_label]
+        arm = arms.get(arm_id)
+        rows.append({"serial": k.serial, "kit_number": k.kit_number, "group_label": k.group_label, "arm": arm_id,
+                     "arm_name": arm.name if arm else None, "contents": getattr(arm, "kit", None) if arm else None,
+                     "allocated": k.participant_id is not None})
+        count = per_arm.setdefault(arm_id, {"arm": arm_id, "arm_name": arm.name if arm else None, "kits": 0,
+                                            "allocated": 0})
+        count["kits"] += 1
+        count["allocated"] += k.participant_id is not None
+    return {"list": lst, "rows": rows, "per_arm": [per_arm[a] for a in arms if a in per_arm],
+            "sha256": lst.kits_sha256}
 
 
 def emergency_list(user) -> list[EmergencyUnblinding]:

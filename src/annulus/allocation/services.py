@@ -33,6 +33,7 @@ from annulus.participants.locks import assert_record_writable
 from annulus.participants.models import Participant
 from annulus.randomisation import RandomisationError, generate_sequence, generate_stratified, stratum_key
 from annulus.randomisation.documents import allocation_table_bytes, level1_key_bytes, level2_key_bytes, sha256_hex
+from annulus.randomisation.kits import KIT_SPARE_FRACTION, generate_kits, kit_counts, kit_table_bytes
 from annulus.randomisation.minimisation import MinimisationPlan, plan_minimisation
 from annulus.randomisation.sequence import Sequence
 from annulus.randomisation.stratified import StratifiedSequence
@@ -45,6 +46,7 @@ from .models import (
     Dispensing,
     EmergencyUnblinding,
     Envelope,
+    Kit,
     LockWaiver,
     ProductRelease,
     Transplant,
@@ -135,7 +137,74 @@ def seal_problems(lst: AllocationList) -> list[str]:
         problems += _stratum_problems(lst)
     if lst.method == "minimisation":
         problems += replay_problems(lst)
+    problems += kit_seal_problems(lst)
     return problems
+
+
+def kit_rows(lst: AllocationList) -> list[dict]:
+    return [{"serial": k.serial, "kit_number": k.kit_number, "group_label": k.group_label}
+            for k in Kit.objects.filter(allocation_list=lst).order_by("serial")]
+
+
+def kit_seal_problems(lst: AllocationList) -> list[str]:
+    """The kit list of a kit product against its seal: the stored rows (serial, kit number, group
+    label) against the SHA-256 fixed at generation, and against the list the seed gives. The
+    lines name no group label or arm."""
+    if not lst.kits_sha256 and not lst.kit_settings:
+        return ["kit list: a kit product's list has no sealed kit list"] if _is_kit_list(lst) else []
+    rows = kit_rows(lst)
+    out = []
+    if sha256_hex(kit_table_bytes(rows)) != lst.kits_sha256:
+        out.append("kit list: stored rows no longer match the checksum sealed at generation")
+    s = lst.kit_settings
+    try:
+        expected = generate_kits(dict((a, int(n)) for a, n in s["counts"]), {a: lbl for lbl, a in lst.level2_key.items()}, lst.seed, s["prefix"],
+                                 exclude=_list_drug_codes(lst))
+    except (KeyError, TypeError, RandomisationError):
+        return out + ["kit list: its settings are not those it was generated with"]
+    if expected != rows:
+        out.append("kit list: the stored kits are not those the seed gives")
+    return out
+
+
+def _is_kit_list(lst: AllocationList) -> bool:
+    from annulus.trial.selectors import protocol_for
+
+    return is_kit_product(protocol_for(lst.protocol_version))
+
+
+def is_kit_product(protocol) -> bool:
+    return getattr(protocol.product, "kind", "") == "kit"
+
+
+def dispensing_visit_ids(protocol) -> list[str]:
+    """The schedule's visits whose forms include the record form of a procedure that dispenses
+    (``checks: [dispensing]``), in schedule order."""
+    dispensing = {f.id for f in protocol.schedule.forms
+                  if f.procedure and (pr := protocol.procedure(f.procedure)) is not None and "dispensing" in pr.checks}
+    return [v.id for v in protocol.schedule.visits if dispensing & set(v.forms)]
+
+
+def treatment_visit_id(protocol) -> str | None:
+    """The visit of the treatment procedure, at which the first kit (the drug code) is dispensed."""
+    treatment = protocol.treatment_procedure
+    pv = protocol.procedure_visit(treatment.id) if treatment is not None else None
+    return pv.id if pv is not None else None
+
+
+def kit_prefix(protocol) -> str:
+    """What every kit number starts with: the protocol's drug-code prefix (``drug_code_prefix``
+    when the protocol names one, else the trial id up to its first hyphen in capitals)."""
+    declared = getattr(protocol, "drug_code_prefix", None)
+    if isinstance(declared, str) and declared:
+        return declared
+    return protocol.trial.id.split("-", 1)[0][:8].upper() + "-"
+
+
+def _list_drug_codes(lst: AllocationList) -> set[str]:
+    if lst.method == "minimisation":
+        return {e["drug_code"] for e in lst.pool}
+    return set(Envelope.objects.filter(allocation_list=lst).values_list("drug_code", flat=True))
 
 
 def _stratum_problems(lst: AllocationList) -> list[str]:
@@ -229,6 +298,30 @@ def _generate_for(protocol, seed: int):
         raise RuleViolation(field, message or str(exc)) from None
 
 
+def _make_kit_list(protocol, lst: AllocationList, seq) -> int:
+    """The kit list of a kit product, made with the allocation list from its seed: for each arm
+    enough kits for its share of the sample size at every dispensing visit, and a spare fraction;
+    sealed like the list (``kits_sha256``). Returns the number of kits."""
+    visits = dispensing_visit_ids(protocol)
+    if not visits:
+        raise RuleViolation("schedule", "a kit product needs a visit with the record form of a procedure that "
+                                        "dispenses (checks: [dispensing]); no kit list can be made")
+    try:
+        counts = kit_counts([(a.id, a.ratio) for a in protocol.arms], protocol.sample_size.per_arm, len(visits))
+        prefix = kit_prefix(protocol)
+        codes = {e["drug_code"] for e in (seq.pool if lst.method == "minimisation" else seq.entries)}
+        rows = generate_kits(counts, {a: lbl for lbl, a in lst.level2_key.items()}, lst.seed, prefix, exclude=codes)
+    except RandomisationError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise RuleViolation(field, message or str(exc)) from None
+    Kit.objects.bulk_create([Kit(allocation_list=lst, **row) for row in rows], batch_size=2000)
+    lst.kits_sha256 = sha256_hex(kit_table_bytes(rows))
+    # [[arm, kits], ...] in protocol order (a JSON object's keys may come back in another order)
+    lst.kit_settings = {"counts": [[a, n] for a, n in counts.items()], "dispensing_visits": visits, "spare": KIT_SPARE_FRACTION,
+                        "prefix": prefix}
+    return len(rows)
+
+
 def generate_list(*, actor, seed: int | None = None) -> AllocationList:
     """Generate and seal the allocation list for the active protocol version (P-3.1, P-3.3).
 
@@ -276,10 +369,16 @@ def generate_list(*, actor, seed: int | None = None) -> AllocationList:
             lst.table_sha256 = sha256_hex(allocation_table_bytes(seq))
             lst.level1_sha256 = sha256_hex(level1_key_bytes(seq))
             lst.level2_sha256 = sha256_hex(level2_key_bytes(seq))
-            lst.save(update_fields=["table_sha256", "level1_sha256", "level2_sha256"])
+            fields = ["table_sha256", "level1_sha256", "level2_sha256"]
+            kits = _make_kit_list(protocol, lst, seq) if is_kit_product(protocol) else 0
+            if kits:
+                fields += ["kits_sha256", "kit_settings"]
+            lst.save(update_fields=fields)
             changes = {"method": [None, method], "envelopes": [None, seq.n], "protocol_version": [None, pv.version]}
             if method == "stratified_blocks":
                 changes["strata"] = [None, len(settings["strata"])]
+            if kits:
+                changes["kits"] = [None, kits]  # the total only: kits per arm are the kit list's
             audit.record(actor=actor, action="create", obj_type="allocation_list", obj_id=lst.pk,
                          changes=changes, reason="allocation list generated and sealed", protocol_version=pv.version)
     except IntegrityError:
@@ -426,6 +525,71 @@ def randomise(*, actor, participant_id: int, when: datetime | None = None) -> En
     except IntegrityError:
         raise RuleViolation("participant", "randomised by someone else at the same moment; reload the page") from None
     return env
+
+
+# ---- kits of a kit product ---------------------------------------------------------------
+
+_NO_KITS = {
+    states.WITHDRAWN: "this participant has withdrawn; no kit is allocated",
+    states.LOST: "this participant is lost to follow-up; no kit is allocated",
+}
+
+
+def assign_kit(*, actor, participant_id: int, visit_key: str) -> Kit:
+    """Allocate the kit to dispense to a randomised participant at a dispensing visit other than
+    the treatment's (whose kit is the drug code given at randomisation): the next unused kit, in
+    the kit list's order, holding the participant's group label. Asked again for the same visit,
+    it answers the kit already allocated and writes nothing. The list row lock serialises
+    allocations, so two pharmacists at once never get the same kit; the audit event names the
+    kit and the visit, never a label or an arm."""
+    protocol = active_protocol()
+    visit_key = str(visit_key or "").strip()
+    if not is_kit_product(protocol):
+        raise RuleViolation("visit", "the product of this trial is not supplied in numbered kits")
+    if visit_key not in dispensing_visit_ids(protocol):
+        raise RuleViolation("visit", f"{visit_key or '(none)'} is not a visit at which a kit is dispensed")
+    if visit_key == treatment_visit_id(protocol):
+        raise RuleViolation("visit", "the kit of this visit is the drug code given at randomisation; dispense that "
+                                     "kit")
+    try:
+        with transaction.atomic():
+            assert_writable("kit allocation")
+            assert_record_writable(participant_id, visit_key)
+            lst = AllocationList.objects.select_for_update().order_by("-id").first()
+            if lst is None:
+                raise RuleViolation("allocation_list", "no allocation list has been generated yet")
+            p = Participant.objects.select_for_update().filter(pk=participant_id).first()
+            if p is None:
+                raise RuleViolation("participant", "no such participant")
+            done = Kit.objects.filter(participant=p, visit_key=visit_key).first()
+            if done is not None:
+                return done
+            if not Kit.objects.filter(allocation_list=lst).exists():
+                raise RuleViolation("kit_list", "the allocation list has no kit list")
+            env = Envelope.objects.filter(participant=p).first()
+            if env is None:
+                raise RuleViolation("participant", "is not randomised; a kit is allocated after randomisation")
+            if p.status in _NO_KITS:
+                raise RuleViolation("status", _NO_KITS[p.status])
+            kit = (Kit.objects.select_for_update()
+                   .filter(allocation_list=env.allocation_list_id, group_label=env.group_label,
+                           participant__isnull=True).order_by("serial").first())
+            if kit is None:
+                raise RuleViolation("kit_list", "no unused kit for this participant is left on the kit list; "
+                                                "the supply manager must add kits before one can be allocated")
+            kit.participant = p
+            kit.visit_key = visit_key
+            kit.assigned_at = timezone.now()
+            kit.assigned_by = actor
+            kit.save(update_fields=["participant", "visit_key", "assigned_at", "assigned_by"])
+            audit.record(actor=actor, action="create", obj_type="kit_allocation", obj_id=kit.pk, participant_id=p.pk,
+                         changes={"kit_number": [None, kit.kit_number], "visit": [None, visit_key]},
+                         reason=f"kit {kit.kit_number} allocated for visit {visit_key}",
+                         protocol_version=p.protocol_version.version)
+    except IntegrityError:
+        raise RuleViolation("visit", "a kit was allocated for this visit by someone else at the same moment; "
+                                     "reload the page") from None
+    return kit
 
 
 # ---- pharmacy ----------------------------------------------------------------------------

@@ -485,3 +485,72 @@ def level2_document(request):
     resp["Content-Disposition"] = 'attachment; filename="level2-key.csv"'
     resp["X-Content-SHA256"] = hashlib.sha256(data).hexdigest()
     return resp
+
+
+# ---- kits of a kit product ------------------------------------------------------------------
+
+def _kit_list(request):
+    if not services.is_kit_product(active_protocol()):
+        raise Http404  # a trial whose product is not in kits has no kit list
+    need(request, "allocation.kit_list")
+    try:
+        return selectors.kit_list(request.user)
+    except NotPermitted:
+        raise PermissionDenied from None
+
+
+@never_cache
+def kit_list(request):
+    """The kit list for labelling, for the supply manager (level-2 key holder)."""
+    data = _kit_list(request)
+    return render(request, "allocation/kits.html", {"data": data})
+
+
+KIT_CSV_COLUMNS = ("serial_number", "kit_number", "group_label", "arm", "contents_en", "contents_zh", "allocated")
+
+
+@never_cache
+def kit_list_csv(request):
+    """The kit list as CSV for the labels: both languages' kit contents; audited as an export."""
+    import csv
+    import io
+
+    data = _kit_list(request)
+    if data is None:
+        raise Http404
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(KIT_CSV_COLUMNS)
+    for r in data["rows"]:
+        contents = r["contents"]
+        writer.writerow([r["serial"], r["kit_number"], r["group_label"], r["arm"],
+                         contents.en if contents else "", contents.zh if contents else "",
+                         "yes" if r["allocated"] else "no"])
+    body = buf.getvalue().encode("utf-8")
+    services.record_export(actor=request.user, lst=data["list"], document="kit-list.csv")
+    resp = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    resp["Content-Disposition"] = 'attachment; filename="kit-list.csv"'
+    return resp
+
+
+def allocate_kit(request, pk, key):
+    """The kit to dispense at a dispensing visit, for the roles that record it (the procedure's
+    ``recorded_by``); POST allocates it (``services.assign_kit``). Only the number is shown."""
+    if not selectors.may_allocate_kit(request.user, key):
+        raise PermissionDenied
+    p = _participant(request, pk)
+    if request.method == "POST":
+        try:
+            kit = services.assign_kit(actor=request.user, participant_id=p.pk, visit_key=key)
+        except RuleViolation as exc:
+            messages.error(request, _("No kit allocated") + f": {exc.field}: {exc.message}")
+        else:
+            messages.success(request, _("Kit %(kit)s allocated: dispense this kit.") % {"kit": kit.kit_number})
+        back = request.POST.get("next", "")
+        if back == "visit" and has(request.user, "visits.view"):
+            return redirect("visit", pk=p.pk, key=key)
+        return redirect("allocate_kit", pk=p.pk, key=key)
+    protocol = active_protocol()
+    visit = next((v for v in protocol.schedule.visits if v.id == key), None)
+    return render(request, "allocation/kit.html", {
+        "p": p, "key": key, "visit": visit, "kit": selectors.kit_for_visit(request.user, p, key)})
