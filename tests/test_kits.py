@@ -316,27 +316,27 @@ def test_dispensing_records_accept_only_the_kit_allocated_for_the_visit(knee):
     vs.save_form(actor=inv, participant_id=p.pk, visit_key="day1", form_id="first_dose",
                  items={**first, "kit_number": f" {env.drug_code.lower()} "}, complete=True)
     assert Participant.objects.get(pk=p.pk).status == "treated"
-    # week 4: no kit is allocated yet, so the dispensing record is refused
+    # week 4: no kit is allocated yet, so the dispensing record (the pharmacist's) is refused
     vs.open_visit(actor=inv, participant_id=p.pk, visit_id="w4", visit_date=today)
     record = {"dispensed_on": today.isoformat(), "tablets_dispensed": 35, **KIT_CHECKS_PASSED}
     spare = Kit.objects.filter(participant__isnull=True, group_label=env.group_label).order_by("serial").first()
     with pytest.raises(RuleViolation) as info:
-        vs.save_form(actor=inv, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
+        vs.save_form(actor=ph, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
                      items={**record, "kit_number": spare.kit_number}, complete=True)
     assert info.value.field == "kit_number" and "no kit has been allocated" in info.value.message
     kit = services.assign_kit(actor=ph, participant_id=p.pk, visit_key="w4")
     assert kit.kit_number == spare.kit_number and arm_of_kit(kit.kit_number) == arm_of(env)
     wrong = Kit.objects.filter(participant__isnull=True).order_by("serial").first().kit_number
     with pytest.raises(RuleViolation) as info:
-        vs.save_form(actor=inv, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
+        vs.save_form(actor=ph, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
                      items={**record, "kit_number": wrong}, complete=True)
     assert info.value.field == "kit_number" and "not the kit allocated" in info.value.message
     # the day-1 kit is not the week-4 kit
     with pytest.raises(RuleViolation) as info:
-        vs.save_form(actor=inv, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
+        vs.save_form(actor=ph, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
                      items={**record, "kit_number": env.drug_code}, complete=True)
     assert info.value.field == "kit_number"
-    rec = vs.save_form(actor=inv, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
+    rec = vs.save_form(actor=ph, participant_id=p.pk, visit_key="w4", form_id="kit_dispensing",
                        items={**record, "kit_number": kit.kit_number}, complete=True)
     assert rec.state == "complete" and rec.items["kit_number"] == kit.kit_number
 

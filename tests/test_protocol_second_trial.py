@@ -104,8 +104,13 @@ def test_knee_trial_instruments_and_panels_are_other_than_the_first_trial():
     assert [x.id for x in p.lab_panels] == ["haematology", "chemistry", "urine_hcg"]
     assert not {x.id for x in p.lab_panels} & {x.id for x in first.lab_panels}
     assert spec_for(p, "chemistry").item("alt") is not None
+    # a procedure of a kit product is recorded as the eCRF form of its declared fields; the
+    # first trial's cell-product procedures are recorded on their own pages
+    ret = spec_for(p, "kit_return")
+    assert [i.id for i in ret.items] == [f.id for f in p.procedure("kit_return").fields]
+    assert ret.extra["procedure"].checks == ["returns"]
     with pytest.raises(Exception, match="procedure record"):
-        spec_for(p, "kit_return")
+        spec_for(first, "transplant")
 
 
 @pytest.mark.req("X-1.3")

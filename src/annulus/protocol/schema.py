@@ -521,10 +521,6 @@ class Procedure(Strict):
         problems = _repeats([f.id for f in self.fields], "fields")
         problems += _repeats(self.checks, "checks")
         problems += _repeats([f.means for f in self.fields if f.means], "fields[].means")
-        for check in self.checks:
-            for meaning in CHECK_FIELDS.get(check, ()):
-                if self.field_meaning(meaning) is None:
-                    problems.append(f"checks: {check} needs a field with means: {meaning}")
         for i, f in enumerate(self.fields):
             want = "text" if f.means == "kit_number" else "integer"
             if f.means and f.type != want:
@@ -1381,6 +1377,9 @@ class Protocol(Strict):
                     if check in ("dispensing", "returns") and not isinstance(self.product, KitProduct):
                         problems.append(f"{where}.checks[{j}]: {check} checks need a product supplied in kits "
                                         "(product.kind: kit)")
+                    for meaning in CHECK_FIELDS.get(check, ()):
+                        if p.field_meaning(meaning) is None:
+                            problems.append(f"{where}.checks[{j}]: {check} needs a field with means: {meaning}")
             treatments = [p.id for p in declared if p.treatment]
             if len(treatments) != 1:
                 problems.append(f"procedures: exactly one procedure gives the treatment (treatment: true; found "

@@ -95,7 +95,8 @@ def events_of(participant_id: int, protocol=None) -> Events:
     """The participant's events, from the records a participant's page reads once anyway."""
     from annulus.participants.selectors import consents_of
 
-    from .selectors import current_liposuction, forms_of, visits_of
+    from . import selectors
+    from .selectors import forms_of, visits_of
 
     protocol = protocol or active_protocol()
     known: dict[str, date] = {}
@@ -104,8 +105,7 @@ def events_of(participant_id: int, protocol=None) -> Events:
         known[CONSENT_ANCHOR] = timezone.localdate(consents[0].consented_at)
     for proc_id, part in protocol.page_procedures.items():
         if part == "harvest":
-            lipo = current_liposuction(participant_id)
-            day = lipo.performed_on if lipo is not None else None
+            day = selectors.liposuction_date(participant_id)
         else:
             day = _treatment_date(participant_id)
         if day is not None:
