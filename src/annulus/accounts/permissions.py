@@ -21,8 +21,10 @@ CAPABILITIES: dict[str, set[str]] = {
     "users.manage": {"admin"},
     "protocol.manage": {"admin"},  # load a protocol amendment (a new version)
 }
-# Other apps add capabilities in their own ``capabilities.py`` (``CAPABILITIES = {cap: {roles}}``);
-# they are merged in here once, when first needed.
+# Other apps add capabilities in their own ``capabilities.py`` (``CAPABILITIES = {cap: {roles}}``,
+# and ``KEY_HOLDER_CAPABILITIES = {cap: "level1" | "level2" | "level2:cell"}`` for what belongs to
+# the protocol's key holders); they are merged in here once, when first needed.
+KEY_HOLDER_CAPABILITIES: dict[str, str] = {}
 _merged = False
 
 
@@ -43,6 +45,7 @@ def _capabilities() -> dict[str, set[str]]:
                     continue
                 for cap, roles in module.CAPABILITIES.items():
                     CAPABILITIES.setdefault(cap, set()).update(roles)
+                KEY_HOLDER_CAPABILITIES.update(getattr(module, "KEY_HOLDER_CAPABILITIES", {}))
         _merged = True
     return CAPABILITIES
 
@@ -58,7 +61,16 @@ def role_of(user) -> str | None:
 
 
 def roles_with(capability: str) -> set[str]:
-    return set(_capabilities().get(capability, set()))
+    roles = set(_capabilities().get(capability, set()))
+    holder = KEY_HOLDER_CAPABILITIES.get(capability)
+    if holder is not None:
+        from annulus.trial.selectors import key_holders
+
+        level1, level2, _cell = key_holders()
+        role = level1 if holder.startswith("level1") else level2
+        if _holds(role, holder):
+            roles.add(role)
+    return roles
 
 
 # What the protocol grants the roles that record a procedure kept as an eCRF form (its
@@ -71,7 +83,21 @@ def has(user, capability: str) -> bool:
     role = role_of(user)
     if role in _capabilities().get(capability, set()):
         return True
-    return capability in RECORDING_GRANTS and role is not None and role in recording_roles()
+    if role is None:
+        return False
+    holder = KEY_HOLDER_CAPABILITIES.get(capability)
+    if holder is not None:
+        return _holds(role, holder)
+    return capability in RECORDING_GRANTS and role in recording_roles()
+
+
+def _holds(role: str, holder: str) -> bool:
+    """Whether ``role`` is the key holder ``holder`` names ("level1", "level2", "level2:cell")."""
+    from annulus.trial.selectors import key_holders
+
+    level1, level2, cell = key_holders()
+    level, _, product = holder.partition(":")
+    return role == (level1 if level == "level1" else level2) and (product != "cell" or cell)
 
 
 def recording_roles() -> frozenset[str]:

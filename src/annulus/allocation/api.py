@@ -373,6 +373,7 @@ def _may_allocate(request, key: str) -> None:
 @router.get("/participants/{int:pk}/visits/{key}/kit", response=KitOut,
             summary="The kit to dispense at a dispensing visit (roles that record the dispensing)")
 def visit_kit(request, pk: int, key: str):
+    require(request.user, "visits.view")  # the roles that record a dispensing read visits
     _may_allocate(request, key)
     return _kit_out(request, _participant(request, pk), key)
 
@@ -380,6 +381,7 @@ def visit_kit(request, pk: int, key: str):
 @router.post("/participants/{int:pk}/visits/{key}/kit", response={201: KitOut},
              summary="Allocate the kit to dispense at a dispensing visit (the same kit when asked again)")
 def allocate_kit(request, pk: int, key: str):
+    require(request.user, "visits.view")  # the roles that record a dispensing read visits
     _may_allocate(request, key)
     p = _participant(request, pk)
     services.assign_kit(actor=request.user, participant_id=p.pk, visit_key=key)

@@ -11,15 +11,6 @@ CAPABILITIES = {
     # site staff open the next envelope; the drug code is all they get
     "allocation.randomise": SITE,
     "allocation.view": SITE | OVERSIGHT | {"statistician"},
-    # level-1 key holder: generates the list, holds random number -> group label
-    "allocation.generate": {"designer"},
-    "allocation.level1": {"designer"},
-    # level-2 key holder: recipes, release, dispensing, sachet labels, emergency letters
-    "allocation.recipe": {"pharmacist"},
-    "allocation.release": {"pharmacist"},
-    "allocation.dispense": {"pharmacist"},
-    "allocation.letters": {"pharmacist"},
-    "allocation.level2": {"pharmacist"},
     "allocation.transplant": {"investigator"},
     # a kit product's kit list, for labelling: the page also checks that the role holds the
     # level-2 key (``selectors.kit_list``)
@@ -31,7 +22,23 @@ CAPABILITIES = {
     "unblinding.view": SITE | OVERSIGHT | {"statistician", "designer", "pharmacist"},
     # principal investigator (checked in the service) and statistician sign the lock
     "unblinding.lock": {"investigator", "statistician"},
-    "unblinding.level1_release": {"designer"},
     "unblinding.signoff": {"statistician"},
-    "unblinding.level2_release": {"pharmacist"},
+}
+
+# Capabilities of whoever the protocol names as a key holder (``randomisation.level1_key_holder``
+# and ``level2_key_holder``), whatever that role is called; "level2:cell" only while the product is
+# a cell product prepared per participant (its recipes, release, dispensing, sachet labels and
+# emergency letters). Merged by ``annulus.accounts.permissions``.
+KEY_HOLDER_CAPABILITIES = {
+    # level-1 key holder: generates the list, holds random number -> group label
+    "allocation.generate": "level1",
+    "allocation.level1": "level1",
+    "unblinding.level1_release": "level1",
+    # level-2 key holder: group label -> arm
+    "allocation.level2": "level2",
+    "unblinding.level2_release": "level2",
+    "allocation.recipe": "level2:cell",
+    "allocation.release": "level2:cell",
+    "allocation.dispense": "level2:cell",
+    "allocation.letters": "level2:cell",
 }

@@ -9,10 +9,12 @@ from datetime import datetime, time, timedelta
 
 from django.utils import timezone
 
+from annulus.errors import RuleViolation
 from annulus.participants.models import Participant
 from annulus.trial.selectors import active_protocol
 
 from . import services
+from .services import is_kit_product
 from .models import Envelope
 
 DEMO_LOT_RESULTS = {
@@ -85,4 +87,69 @@ def transplant_all(ctx):
                    "whether cells were given")
 
 
-STEPS = [(10, randomise_all), (30, transplant_all)]
+def kits_all(ctx):
+    """A kit product: at each visit recorded whose forms hold a kit return or a dispensing, the
+    kit brought back is counted (most tablets taken, a few forgotten) and the next kit is
+    allocated and dispensed by the pharmacist, as the site does."""
+    import numpy as np
+
+    from annulus.visits import services as vs
+    from annulus.visits.demo import procedure_items
+    from annulus.visits.models import UNSCHEDULED, FormRecord, Visit
+
+    protocol = active_protocol()
+    if not is_kit_product(protocol):
+        return
+    pharmacist = ctx.users.get("pharmacist")
+    rng = np.random.default_rng([ctx.seed, 42])
+    kinds = {}
+    for f in protocol.schedule.forms:
+        proc = protocol.procedure(f.procedure) if f.procedure else None
+        if proc is not None and not proc.treatment:
+            kinds[f.id] = "returns" if "returns" in proc.checks else "dispensing" if "dispensing" in proc.checks else None
+    rule, per_kit = protocol.product.compliance, protocol.product.units_per_kit
+    visits = (Visit.objects.filter(participant_id__in=ctx.enrolled, outcome="attended")
+              .exclude(visit_id=UNSCHEDULED).order_by("participant_id", "visit_date", "id"))
+    for v in visits:
+        wanted = [f for f in v.forms if kinds.get(f)]
+        if not wanted:
+            continue
+        done = set(FormRecord.objects.filter(visit=v, form_id__in=wanted).values_list("form_id", flat=True))
+        for form_id in sorted(wanted, key=lambda f: kinds[f] != "returns"):  # the return first, then the new kit
+            if form_id in done:
+                continue
+            try:
+                if kinds[form_id] == "returns":
+                    last = (FormRecord.objects.filter(participant_id=v.participant_id, state="complete",
+                                                      visit__visit_date__lt=v.visit_date)
+                            .exclude(form_id__in=[f for f, k in kinds.items() if k == "returns"])
+                            .select_related("visit").order_by("-visit__visit_date", "-id"))
+                    given = next((r for r in last if _kit_of(protocol, r) is not None), None)
+                    if given is None:
+                        continue
+                    days = (v.visit_date - given.visit.visit_date).days
+                    taken = min(per_kit, round(rule.units_per_day * days * float(rng.uniform(0.8, 1.02))))
+                    items = procedure_items(protocol, form_id, v.visit_date, kit=_kit_of(protocol, given),
+                                            units=per_kit - taken)
+                else:
+                    kit = services.assign_kit(actor=pharmacist, participant_id=v.participant_id, visit_key=v.key,
+                                              at=_at(v.visit_date, 10))
+                    items = procedure_items(protocol, form_id, v.visit_date, kit=kit.kit_number, units=per_kit)
+                vs.save_form(actor=pharmacist, participant_id=v.participant_id, visit_key=v.key, form_id=form_id,
+                             items=items, complete=True, collected_at=_at(v.visit_date, 11),
+                             at=_at(v.visit_date, 12))
+            except RuleViolation as exc:
+                ctx.progress(f"kit record {form_id} at {v.key} of participant {v.participant_id} not entered: {exc}")
+
+
+def _kit_of(protocol, record) -> str | None:
+    """The kit number on a dispensing record (the treatment's or a later one), or None."""
+    form = next((f for f in protocol.schedule.forms if f.id == record.form_id), None)
+    proc = protocol.procedure(form.procedure) if form is not None and form.procedure else None
+    if proc is None or "dispensing" not in proc.checks:
+        return None
+    field = proc.field_meaning("kit_number")
+    return record.items.get(field.id) if field else None
+
+
+STEPS = [(10, randomise_all), (30, transplant_all), (42, kits_all)]

@@ -535,14 +535,16 @@ _NO_KITS = {
 }
 
 
-def assign_kit(*, actor, participant_id: int, visit_key: str) -> Kit:
+def assign_kit(*, actor, participant_id: int, visit_key: str, at: datetime | None = None) -> Kit:
     """Allocate the kit to dispense to a randomised participant at a dispensing visit other than
     the treatment's (whose kit is the drug code given at randomisation): the next unused kit, in
     the kit list's order, holding the participant's group label. Asked again for the same visit,
     it answers the kit already allocated and writes nothing. The list row lock serialises
     allocations, so two pharmacists at once never get the same kit; the audit event names the
-    kit and the visit, never a label or an arm."""
+    kit and the visit, never a label or an arm. ``at``: when it was allocated (entered after the
+    fact; not in the future)."""
     protocol = active_protocol()
+    at = _when("assigned_at", at)
     visit_key = str(visit_key or "").strip()
     if not is_kit_product(protocol):
         raise RuleViolation("visit", "the product of this trial is not supplied in numbered kits")
@@ -579,13 +581,13 @@ def assign_kit(*, actor, participant_id: int, visit_key: str) -> Kit:
                                                 "the supply manager must add kits before one can be allocated")
             kit.participant = p
             kit.visit_key = visit_key
-            kit.assigned_at = timezone.now()
+            kit.assigned_at = at
             kit.assigned_by = actor
             kit.save(update_fields=["participant", "visit_key", "assigned_at", "assigned_by"])
             audit.record(actor=actor, action="create", obj_type="kit_allocation", obj_id=kit.pk, participant_id=p.pk,
                          changes={"kit_number": [None, kit.kit_number], "visit": [None, visit_key]},
                          reason=f"kit {kit.kit_number} allocated for visit {visit_key}",
-                         protocol_version=p.protocol_version.version)
+                         protocol_version=p.protocol_version.version, when=at)
     except IntegrityError:
         raise RuleViolation("visit", "a kit was allocated for this visit by someone else at the same moment; "
                                      "reload the page") from None

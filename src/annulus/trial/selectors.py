@@ -90,6 +90,20 @@ def unblinded_roles() -> frozenset[str]:
 
 
 @lru_cache(maxsize=8)
+def _key_holders(digest: str, text: str) -> tuple[str, str, bool]:
+    protocol = _parsed(digest, text)
+    r = protocol.randomisation
+    return r.level1_key_holder, r.level2_key_holder, getattr(protocol.product, "kind", "") == "cell_suspension"
+
+
+def key_holders() -> tuple[str, str, bool]:
+    """(level-1 key holder, level-2 key holder, whether the product is a cell product prepared per
+    participant) of the protocol in force, once per protocol version."""
+    pv = active_version()
+    return _key_holders(pv.digest, pv.text)
+
+
+@lru_cache(maxsize=8)
 def _recording_roles(digest: str, text: str) -> frozenset[str]:
     protocol = _parsed(digest, text)
     pages = protocol.page_procedures

@@ -188,6 +188,7 @@ def book(request, pk: int, payload: BookIn):
 @router.put("/participants/{int:pk}/visits/{key}/forms/{form_id}", response=FormOut,
             summary="Save an eCRF form (draft or complete); scores are computed")
 def save_form(request, pk: int, key: str, form_id: str, payload: FormIn):
+    require(request.user, "visits.view")  # editors, and the roles that record a procedure
     if not procedures.may_save(request.user, active_protocol(), form_id[:30]):
         raise NotPermitted("visits.edit")
     _get(request, pk)

@@ -356,6 +356,20 @@ def _ae_headline(computed: dict, names: dict) -> list:
                                                                             computed.get("new_events")))]
 
 
+def _procedure_headline(computed: dict, names: dict) -> list:
+    """A procedure record's results: the compliance of a kit return."""
+    from django.utils.translation import gettext as _
+
+    c = computed.get("compliance")
+    if not c:
+        return []
+    if c.get("percent") is None:
+        return [(_("compliance"), _("not computed (returned on the day dispensed)"))]
+    verdict = _("acceptable") if c.get("acceptable") else _("outside the protocol's range")
+    return [(_("compliance"), f"{c['percent']:g} % ({verdict})"),
+            (_("taken"), f"{c['dispensed'] - c['returned'] - c['lost']} / {c['days']} d")]
+
+
 def _vitals_headline(computed: dict, names: dict) -> list:
     from django.utils.translation import gettext as _
 
@@ -394,6 +408,7 @@ SCORING: dict[str, Scoring] = {
 }
 PANEL = Scoring(_panel, _panel_problem, _panel_headline)  # every laboratory form, whatever its panel
 UNSCORED = Scoring(lambda protocol, spec, items: {})
+PROCEDURE = Scoring(lambda protocol, spec, items: {}, headline=_procedure_headline)
 
 
 def instrument_of(protocol, form_id: str) -> str | None:
@@ -410,6 +425,9 @@ def instrument_of(protocol, form_id: str) -> str | None:
 def scoring_of(protocol, form_id: str) -> Scoring:
     if protocol is None:  # no protocol at hand: the form is named after its instrument
         return SCORING.get(form_id, UNSCORED)
+    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
+    if form is not None and form.procedure and form.procedure not in protocol.page_procedures:
+        return PROCEDURE  # its results come from the procedure's checks (visits.procedures)
     instrument = instrument_of(protocol, form_id)
     return PANEL if instrument is None else SCORING.get(instrument, UNSCORED)
 
