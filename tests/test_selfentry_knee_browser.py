@@ -58,7 +58,7 @@ def test_a_knee_participant_answers_the_nrs_and_the_koos_on_a_phone(flushable_au
         assert box["width"] >= 24 and box["height"] >= 44, box
     ends = step.locator(".scale-ends").inner_text()
     assert ("No pain" in ends and "Worst pain imaginable" in ends) if suffix == "en" else ("无痛" in ends)
-    assert f"ends-nrs-nrs_pain" in step.get_attribute("aria-describedby").split()
+    assert "ends-nrs-nrs_pain" in step.get_attribute("aria-describedby").split()
     assert_accessible(page, "the NRS before a number is chosen")
     shot(page, f"knee_nrs_{suffix}")
     boxes.nth(NRS_ANSWER).click()  # a touch on the button chooses its number
