@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import InstrumentError, Score, check_items, coded, number
-from .items import Ask, FormSpec, Item, codes
+from .items import Ask, FormSpec, Item, SelfReport, codes
 
 NAME = "joa"
 MAX_TOTAL = 29
@@ -165,6 +165,14 @@ ASKS = {
                "重度排尿困难（尿失禁或尿潴留）")}),
 }
 
+# the item groups the participant answers: all but the clinical signs; saved as a draft for the
+# investigator to add the examination
+PATIENT_GROUPS = ("subjective", "adl", "bladder")
+SELF_REPORT = SelfReport(
+    intro=("Your low back pain, your legs, your daily activities and your bladder as they are now. Choose the one "
+           "answer that fits best.", "您目前的腰痛、下肢、日常活动和排尿情况。请选择最符合的一个答案。"),
+    groups=PATIENT_GROUPS)
+
 # ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
 
 _SEVERITY3 = codes((0, "0 severe", "0 重度"), (1, "1 moderate", "1 中度"), (2, "2 none", "2 无"))
@@ -188,4 +196,4 @@ FORM = FormSpec("joa", (
     Item("walking", "Walking", "行走", "code", _SEVERITY3, group="adl"),
     Item("bladder", "Urinary bladder function", "膀胱功能", "code", _BLADDER, group="bladder"),
 ), "Clinician-rated; all fourteen items are needed for the 29-point total.",
-   "由医生评定；29分总分需全部14项。", asks=ASKS)
+   "由医生评定；29分总分需全部14项。", asks=ASKS, self_report=SELF_REPORT)

@@ -28,7 +28,7 @@ import math
 from typing import Any
 
 from .base import Score, check_items, coded
-from .items import FormSpec, Item, codes
+from .items import Ask, FormSpec, Item, SelfReport, codes
 
 NAME = "koos"
 
@@ -168,6 +168,52 @@ _ITEMS = (
 assert tuple(i[0] for i in _ITEMS) == ITEM_IDS
 _GROUP = {item_id: key for key, (_, ids) in SUBSCALES.items() for item_id in ids}
 
+# ---- how the participant answers on their own (the self-entry pages) --------------------------
+# Each question in the questionnaire's words, with the instruction that leads each run of items;
+# the answers are the boxes' words. The Chinese is the project's own translation (no validated
+# Chinese KOOS is held by the project).
+_LEADS = {
+    "symptoms": ("These questions should be answered thinking of your knee symptoms during the last week.",
+                 "请根据过去一周您膝关节的症状回答以下问题。"),
+    "stiffness": ("The following questions concern the amount of joint stiffness you have experienced during the "
+                  "last week in your knee. Stiffness is a sensation of restriction or slowness in the ease with "
+                  "which you move your knee joint.",
+                  "以下问题询问过去一周您膝关节僵硬的程度。僵硬是指活动膝关节时感到受限或迟缓。"),
+    "pain": ("What amount of knee pain have you experienced the last week during the following activities?",
+             "过去一周，您在进行以下活动时膝关节疼痛的程度如何？"),
+    "adl": ("The following questions concern your physical function. By this we mean your ability to move around and "
+            "to look after yourself. For each of the following activities please indicate the degree of difficulty "
+            "you have experienced in the last week due to your knee.",
+            "以下问题询问您的身体功能，即您四处活动和照顾自己的能力。请指出过去一周因膝关节问题，您进行以下每项活动的"
+            "困难程度。"),
+    "sport_rec": ("The following questions concern your physical function when being active on a higher level. The "
+                  "questions should be answered thinking of what degree of difficulty you have experienced during "
+                  "the last week due to your knee.",
+                  "以下问题询问您进行较高强度活动时的身体功能。请指出过去一周因膝关节问题，您进行以下每项活动的困难程度。"),
+}
+_LEAD_OF = {**{f"s{i}": "symptoms" for i in range(1, 6)}, "s6": "stiffness", "s7": "stiffness",
+            **{f"p{i}": "pain" for i in range(2, 10)}, **{f"a{i}": "adl" for i in range(1, 18)},
+            **{f"sp{i}": "sport_rec" for i in range(1, 6)}}
+_RUNS = (("Pain last week: ", "过去一周的疼痛："), ("Difficulty last week: ", "过去一周的困难程度："))
+
+
+def _ask(item_id: str, en: str, zh: str) -> Ask:
+    for run_en, run_zh in _RUNS:  # "Pain last week: walking on flat surface" -> "Walking on flat surface"
+        if en.startswith(run_en):
+            en, zh = en[len(run_en):], zh.removeprefix(run_zh)
+            en = en[:1].upper() + en[1:]
+    lead_en, lead_zh = _LEADS.get(_LEAD_OF.get(item_id, ""), ("", ""))
+    return Ask(en, zh, lead_en, lead_zh)
+
+
+ASKS = {item_id: _ask(item_id, en, zh) for item_id, en, zh, _boxes in _ITEMS}
+SELF_REPORT = SelfReport(intro=(
+    "These questions ask for your view about your knee: its symptoms, pain, and how well you can do your usual "
+    "activities. Choose one answer for each question. If you are unsure how to answer, please give the best answer "
+    "you can.",
+    "以下问题了解您对自己膝关节的看法：症状、疼痛以及您进行日常活动的能力。每题选择一个答案；如果不确定如何回答，"
+    "请选择最接近的答案。"))
+
 FORM = FormSpec("koos", tuple(
     Item(item_id, f"{item_id.upper()}. {en}", f"{item_id.upper()}. {zh}", kind="code", required=False,
          group=_GROUP[item_id],
@@ -175,4 +221,5 @@ FORM = FormSpec("koos", tuple(
     for item_id, en, zh, boxes in _ITEMS),
     "Think of your knee during the last week. Tick one box for each question: the code is the box's position, "
     "0 (first box) to 4 (last box). A subscale is scored when at least half of its questions are answered.",
-    "请回想过去一周您膝关节的情况。每题勾选一个方框：代码为方框位置，0（第一个）至 4（最后一个）。每个分量表至少回答一半题目方可计分。")
+    "请回想过去一周您膝关节的情况。每题勾选一个方框：代码为方框位置，0（第一个）至 4（最后一个）。每个分量表至少回答一半题目方可计分。",
+    asks=ASKS, self_report=SELF_REPORT)

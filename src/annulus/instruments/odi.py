@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Score, check_items, coded
-from .items import FormSpec, Item, codes
+from .items import FormSpec, Item, SelfReport, codes
 
 NAME = "odi"
 SECTIONS = (
@@ -153,4 +153,8 @@ FORM = FormSpec("odi", tuple(Item(f"s{i}", f"{i}. {en}", f"{i}. {zh}", kind="cod
                     for i, (en, zh) in enumerate(_ODI_SECTIONS, 1)),
                "Score each section 0 (first statement) to 5 (last statement). One section may be left "
                "unanswered (not applicable); the percent uses the sections answered.",
-               "每节按 0（第一项陈述）至 5（最后一项陈述）计分。可有一节不适用未答，百分比按已答节数计算。")
+               "每节按 0（第一项陈述）至 5（最后一项陈述）计分。可有一节不适用未答，百分比按已答节数计算。",
+               self_report=SelfReport(intro=(
+                   "How does your back pain affect your everyday life? In each section choose the one statement "
+                   "that best describes you today.",
+                   "腰痛对您的日常生活有何影响？每一部分请选择最符合您今天情况的一项陈述。")))

@@ -30,7 +30,7 @@ import math
 from typing import Any
 
 from .base import Score, check_items, coded
-from .items import Ask, FormSpec, Item
+from .items import Ask, FormSpec, Item, SelfReport
 
 NAME = "sf36"
 N_ITEMS = 36
@@ -318,4 +318,7 @@ FORM = FormSpec("sf36", tuple(Item(f"q{n}", f"{n}. {en}", f"{n}. {zh}", "code", 
                 "Enter the response code the patient circled (1-based, as printed on the RAND 36 form). "
                 "A scale is scored when at least half of its items are answered.",
                 "录入患者圈选的答案编号（从1开始，与RAND 36表格一致）。每个维度至少答一半条目方可计分。",
-                asks=ASKS)
+                asks=ASKS, self_report=SelfReport(intro=(
+                    "This survey asks for your views about your health. Choose one answer for each question. If "
+                    "you are unsure how to answer, please give the best answer you can.",
+                    "本问卷了解您对自己健康状况的看法。每题选择一个答案；如果不确定如何回答，请选择最接近的答案。")))

@@ -10,16 +10,36 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.translation import get_language
 
+from annulus.instruments.items import LINE, SCALE
 from annulus.visits import crf
 from annulus.visits import selectors as visit_selectors
 from annulus.visits.models import parse_visit_key
 
 from .models import SelfEntryLink
 
-# the patient-reported forms, in the order a participant answers them
-PATIENT_FORMS = ("vas", "odi", "joa", "sf36")
-# the JOA items the patient answers (the signs are the investigator's examination)
-JOA_PATIENT_GROUPS = ("subjective", "adl", "bladder")
+
+
+def patient_forms(protocol, among=None) -> list[str]:
+    """The protocol's patient-reported forms (those whose instrument declares a ``SelfReport``),
+    in the order of the schedule's forms, which is the order a participant answers them; of
+    ``among`` (a visit's forms) when given."""
+    out = []
+    for form in protocol.schedule.forms:
+        if not form.instrument or form.panel or form.procedure or (among is not None and form.id not in among):
+            continue
+        if crf.spec_for(protocol, form.id).patient_reported:
+            out.append(form.id)
+    return out
+
+
+def __getattr__(name: str):
+    # ``PATIENT_FORMS``: the patient-reported forms of the protocol in force, for a caller that
+    # imports the name
+    if name == "PATIENT_FORMS":
+        from annulus.trial.selectors import active_protocol
+
+        return tuple(patient_forms(active_protocol()))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def token_hash(token: str) -> str:
@@ -80,11 +100,9 @@ def contact_of(participant_id: int):
 
 
 def patient_items(protocol, form_id: str):
-    """The items of ``form_id`` the participant answers (the whole form but for JOA)."""
-    spec = crf.spec_for(protocol, form_id)
-    if form_id == "joa":
-        return [i for i in spec.items if i.group in JOA_PATIENT_GROUPS]
-    return list(spec.items)
+    """The items of ``form_id`` the participant answers, as its instrument declares them (the
+    whole form, or the item groups that are the patient's to tell)."""
+    return list(crf.spec_for(protocol, form_id).patient_items())
 
 
 def state_of(link: SelfEntryLink, now: datetime | None = None) -> str:
@@ -152,9 +170,11 @@ def questionnaire_statuses(pairs, now: datetime | None = None, among=None) -> di
     ``ISSUED`` a link is waiting, ``NOT_ISSUED``), its label and status colour, and the waiting
     link (for when it expires). Two queries whatever the number of pairs; ``among``, a query of
     participants holding those of the pairs, is read instead of the pairs' ids."""
+    from annulus.trial.selectors import active_protocol
     from annulus.visits.models import FormRecord
 
     now = now or timezone.now()
+    patient = patient_forms(active_protocol())
     pairs = {(int(pid), str(key)) for pid, key in pairs}
     ids = {pid for pid, _ in pairs} if among is None else among.values("pk")
     used, live = set(), {}
@@ -169,11 +189,11 @@ def questionnaire_statuses(pairs, now: datetime | None = None, among=None) -> di
     # only the visits asked about (never an empty list, so that the query runs either way)
     visit_ids = sorted({parse_visit_key(key)[0] for _, key in pairs}) or [""]
     for pid, visit_id, number, forms, form_id, state in (
-            FormRecord.objects.filter(participant_id__in=ids, form_id__in=PATIENT_FORMS, visit__visit_id__in=visit_ids)
+            FormRecord.objects.filter(participant_id__in=ids, form_id__in=patient, visit__visit_id__in=visit_ids)
             .values_list("participant_id", "visit__visit_id", "visit__number", "visit__forms", "form_id", "state")):
         key = f"u{number}" if visit_id == "unscheduled" else visit_id
         if (pid, key) not in expected:
-            expected[(pid, key)] = {f for f in forms if f in PATIENT_FORMS}
+            expected[(pid, key)] = {f for f in forms if f in patient}
         if state in ("complete", "changed"):
             complete.setdefault((pid, key), set()).add(form_id)
     out = {}
@@ -232,23 +252,42 @@ def _choice_words(ask, value: str, en: str, zh: str, zh_wanted: bool) -> str:
     return _SCORE_PREFIX.sub("", text) or text
 
 
+def _scale(item) -> list[tuple[str, str]]:
+    """The buttons of a numeric scale: each whole number from the item's ``min`` to its ``max``."""
+    return [(str(n), str(n)) for n in range(int(item.min), int(item.max) + 1)]
+
+
 def questions(protocol, instruments, language: str) -> list[dict]:
     """The questions of a link in the order asked: one dict per question with its form, item,
     field name (``form-item``), the question and its lead and choices in ``language`` in the
     participant's words where the instrument declares them (``FormSpec.asks``), else the eCRF's
-    label without its number and the choices without their scores."""
+    label without its number and the choices without their scores; how it is asked (``way``: a
+    list of choices, the 100 mm line or a row of numbered buttons, with the words of its ends)
+    and the form's introduction for participants, as its instrument declares them
+    (``FormSpec.self_report``)."""
     zh_wanted = (language or "").lower().startswith("zh")
     out = []
     for form_id in instruments:
         spec = crf.spec_for(protocol, form_id)
-        items = patient_items(protocol, form_id)
+        report = spec.self_report
+        items = list(spec.patient_items())
         for n, item in enumerate(items, 1):
             ask = spec.asks.get(item.id)
-            choices = [(v, _choice_words(ask, v, en, zh, zh_wanted)) for v, en, zh in item.choices]
-            label = (ask.text(language) if ask else "") or _NUMBERING.sub("", item.label(language))
-            line = form_id == "vas"  # the 100 mm line: asked with its own words, not a label
+            way = report.way
+            if way == SCALE:
+                choices = _scale(item)
+            else:
+                choices = [(v, _choice_words(ask, v, en, zh, zh_wanted)) for v, en, zh in item.choices]
+            label = (report.text("question", language) or (ask.text(language) if ask else "")
+                     or _NUMBERING.sub("", item.label(language)))
+            line = way == LINE  # the 100 mm line: its question is in the legend, its words on the line
             out.append({"form": form_id, "item": item, "name": f"{form_id}-{item.id}", "first": n == 1,
-                        "label": "" if line else label, "line": line, "lead": ask.lead(language) if ask else "",
+                        "label": "" if line else label, "question": label, "line": line, "way": way,
+                        "scale": way == SCALE, "intro": report.text("intro", language),
+                        "low": report.text("low", language), "high": report.text("high", language),
+                        "line_name": report.text("name", language), "number_label": report.text("number", language),
+                        "unmarked": report.text("unmarked", language),
+                        "lead": ask.lead(language) if ask else "",
                         "number_in_form": n, "of_form": len(items), "choices": choices, "kind": item.kind,
                         "required": item.required})
     return out
@@ -273,12 +312,15 @@ def open_questionnaires(*, today=None, people=None) -> list[dict]:
     (not recorded as missed), of the participants in the trial (or of ``people``, a query of
     participants), each with its questionnaire's status: one dict per visit with the
     participant, the slot and ``questionnaire_statuses``' entry; ordered by participant."""
+    from annulus.trial.selectors import active_protocol
+
     today = today or timezone.localdate()
     chosen = visit_selectors.open_window_people(today, people=people)
+    patient = patient_forms(active_protocol())
     wanted = []
     for p, s in visit_selectors.open_window_slots(today, people=people):
         forms = s.record.forms if s.record is not None else s.forms
-        if not any(f in forms for f in PATIENT_FORMS):
+        if not any(f in forms for f in patient):
             continue
         if s.record is not None and s.record.outcome != "attended":
             continue

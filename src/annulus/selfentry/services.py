@@ -26,13 +26,14 @@ from annulus.errors import RuleViolation
 from annulus.participants.locks import RecordLocked, assert_record_writable
 from annulus.participants.models import Participant
 from annulus.trial.lock import TrialLocked, assert_writable
+from annulus.visits import crf
 from annulus.visits import selectors as visit_selectors
 from annulus.visits import services as visit_services
 from annulus.visits.models import FormRecord
 
 from .models import CardCode, Contact, SelfEntryLink
-from .selectors import (NOT_ISSUED, PATIENT_FORMS, contact_of, current_card, link_by_token, live_links,
-                        open_questionnaires, patient_items, token_hash, usable, visit_of)
+from .selectors import (NOT_ISSUED, contact_of, current_card, link_by_token, live_links, open_questionnaires,
+                        patient_forms, patient_items, token_hash, usable, visit_of)
 from .senders import OutgoingLink, Recipient, SendFailed, get_sender
 
 # The account the audit trail names for answers a participant entered (no login, no role).
@@ -85,9 +86,11 @@ def _expiry(participant, visit, slot) -> datetime:
 
 
 def _open_forms(participant, visit_key: str, today) -> tuple[object, object, list[str]]:
-    """(slot, visit row or None, the patient-reported forms still to answer) for a link, or the
-    RuleViolation that says why none can be issued: the visit must be recorded as attended, or be
-    a scheduled visit whose window is open."""
+    """(slot, visit row or None, the patient-reported forms still to answer, in the schedule's
+    order) for a link, or the RuleViolation that says why none can be issued: the visit must be
+    recorded as attended, or be a scheduled visit whose window is open."""
+    from annulus.trial.selectors import active_protocol
+
     slot = visit_selectors.slot_for(participant, visit_key, today=today)
     if slot is None:
         raise RuleViolation("visit", f"unknown visit '{visit_key}'")
@@ -101,11 +104,13 @@ def _open_forms(participant, visit_key: str, today) -> tuple[object, object, lis
             raise RuleViolation("visit", f"the window of this visit opens on {slot.window_start}")
         expected = slot.forms
         records = {}
+        protocol = active_protocol()  # the visit is recorded under it when the answers come
     else:
         expected = visit.forms
         records = visit_selectors.form_records(visit)
-    forms = [f for f in PATIENT_FORMS if f in expected
-             and not (records.get(f) is not None and records[f].is_complete)]
+        protocol = protocol_for(visit.protocol_version)
+    forms = [f for f in patient_forms(protocol, expected)
+             if not (records.get(f) is not None and records[f].is_complete)]
     if not forms:
         raise RuleViolation("visit", "this visit has no patient-reported questionnaire still to answer")
     return slot, visit, forms
@@ -475,9 +480,10 @@ class LinkGone(Exception):
 
 
 def submit(*, token: str, answers: dict[str, dict], device: str = "", at: datetime | None = None) -> SelfEntryLink:
-    """Save the participant's answers through the eCRF's own service and use up the link. VAS,
-    ODI and SF-36 are saved complete; the patient part of JOA is saved as a draft for the
-    investigator to add the examination. A link the schedule issued before the visit was
+    """Save the participant's answers through the eCRF's own service and use up the link. A form
+    the participant answers whole is saved complete; one of which the participant answers a part
+    (its instrument's ``SelfReport.groups``, the JOA's patient part) is saved as a draft for the
+    investigator to add the rest (the examination). A link the schedule issued before the visit was
     recorded records the visit first (dated today, the participant as the source), in the same
     transaction. A questionnaire completed by the staff since the link was issued is left as it
     is. Raises ``LinkGone`` or the eCRF's ``RuleViolation``s."""
@@ -507,7 +513,8 @@ def submit(*, token: str, answers: dict[str, dict], device: str = "", at: dateti
             items = answers.get(form_id) or {}
             allowed = {i.id for i in patient_items(protocol, form_id)}
             items = {k: v for k, v in items.items() if k in allowed}
-            (draft if form_id == "joa" else complete)[form_id] = items
+            whole = crf.spec_for(protocol, form_id).patient_answers_all
+            (complete if whole else draft)[form_id] = items
         if complete:
             visit_services.save_visit_forms(actor=actor, participant_id=link.participant_id, visit_key=link.visit_key,
                                             forms=complete, complete=True, collected_at=now, at=now,

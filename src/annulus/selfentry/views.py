@@ -23,7 +23,6 @@ from annulus.trial.selectors import active_protocol, protocol_for
 from annulus.visits import selectors as visit_selectors
 
 from . import selectors, senders, services
-from .selectors import PATIENT_FORMS
 
 SESSION_KEY = "selfentry"  # link id -> proof, for a participant whose card code was right
 
@@ -77,8 +76,9 @@ def issue(request, pk, key):
     contact = selectors.contact_of(p.pk)
     sender = senders.get_sender()
     forms = visit.forms if visit is not None else (slot.forms if not slot.procedure else [])
+    protocol = protocol_for(visit.protocol_version) if visit is not None else active_protocol()
     context = {"p": p, "slot": slot, "visit": visit, "error": error, "done": done, "new_code": new_code,
-               "rows": selectors.links_of(p.pk, key), "patient_forms": [f for f in PATIENT_FORMS if f in forms],
+               "rows": selectors.links_of(p.pk, key), "patient_forms": selectors.patient_forms(protocol, forms),
                "window_open": visit is None and slot.window_start is not None
                and slot.window_start <= timezone.localdate() <= slot.window_end,
                "contact": contact, "has_card": selectors.current_card(p.pk) is not None,
@@ -87,7 +87,6 @@ def issue(request, pk, key):
                "message_languages": [("zh-hans", "中文"), ("en", "English")]}
     if issued is not None:
         url = request.build_absolute_uri(reverse("selfentry", args=[issued.token]))
-        protocol = protocol_for(visit.protocol_version) if visit is not None else active_protocol()
         context.update(issued=issued, url=url, qr=qr_svg(url),
                        form_names=[visit_selectors.form_name(protocol, f) for f in issued.link.instruments])
     return render(request, "selfentry/issue.html", context, status=status)
@@ -165,7 +164,7 @@ def _problems(protocol, exc, questions_by_name, answers=None) -> dict:
             continue
         if name in found:
             continue
-        label = (q["label"] or _("Your pain right now")).rstrip(":： ")
+        label = q["question"].rstrip(":： ")
         found[name] = _("Question %(number)s, “%(question)s”: %(message)s") % {
             "number": numbers[name], "question": Truncator(label).chars(60),
             "message": _plain_problem(q, bool(str(answers.get(name, "")).strip()))}

@@ -5,7 +5,9 @@ from django.template.loader import render_to_string
 
 from annulus.accounts.permissions import has
 
-from ..selectors import PATIENT_FORMS, links_of
+from annulus.trial.selectors import active_protocol, protocol_for
+
+from ..selectors import links_of, patient_forms
 
 register = template.Library()
 
@@ -15,7 +17,8 @@ def selfentry_panel(context, p, slot):
     request = context.get("request")
     visit = slot.record
     forms = visit.forms if visit is not None else ([] if slot.procedure else slot.forms)
-    if request is None or not any(f in forms for f in PATIENT_FORMS):
+    protocol = protocol_for(visit.protocol_version) if visit is not None else active_protocol()
+    if request is None or not patient_forms(protocol, forms):
         return ""
     if visit is not None and visit.outcome != "attended":
         return ""
