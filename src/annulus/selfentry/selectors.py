@@ -32,16 +32,6 @@ def patient_forms(protocol, among=None) -> list[str]:
     return out
 
 
-def __getattr__(name: str):
-    # ``PATIENT_FORMS``: the patient-reported forms of the protocol in force, for a caller that
-    # imports the name
-    if name == "PATIENT_FORMS":
-        from annulus.trial.selectors import active_protocol
-
-        return tuple(patient_forms(active_protocol()))
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(str(token or "").encode("utf-8", "replace")).hexdigest()
 

@@ -14,12 +14,14 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from annulus.errors import RuleViolation
 from annulus.participants import states as pstates
 from annulus.participants.models import Participant
 from annulus.participants.selectors import scoped
 from annulus.protocol.schema import CONSENT_ANCHOR
 from annulus.trial.selectors import active_protocol, active_version, read_once
 
+from . import crf
 from .events import Events, events_of, events_of_many
 from .events import window_of as event_window
 from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit, parse_visit_key
@@ -553,6 +555,14 @@ def call_list(day: date, *, schedules=None, user=None) -> list[dict]:
     return _with_questionnaires(rows)
 
 
+def _patient_reported(protocol, form_id: str) -> bool:
+    """Whether the participant answers the form (its instrument says so)."""
+    try:
+        return crf.spec_for(protocol, form_id).patient_reported
+    except RuleViolation:
+        return False
+
+
 def _with_questionnaires(rows: list[dict]) -> list[dict]:
     """Each call-list row with its visit's questionnaire status (``questionnaire``: completed by
     the participant, link issued not completed, no link) when participant self-entry is installed."""
@@ -560,11 +570,12 @@ def _with_questionnaires(rows: list[dict]) -> list[dict]:
 
     if not rows or not apps.is_installed("annulus.selfentry"):
         return rows
-    from annulus.selfentry.selectors import PATIENT_FORMS, questionnaire_statuses
+    from annulus.selfentry.selectors import questionnaire_statuses
 
+    protocol = active_protocol()
     statuses = questionnaire_statuses([(r["participant"].pk, r["slot"].key) for r in rows])
     for r in rows:
-        if any(f in r["slot"].forms for f in PATIENT_FORMS):
+        if any(_patient_reported(protocol, f) for f in r["slot"].forms):
             r["questionnaire"] = statuses[(r["participant"].pk, r["slot"].key)]
     return rows
 
