@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+KNEE_PORT ?= 8001
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-fast bench trace serve clean-demo chromium fonts
+.PHONY: demo demo-knee test test-fast bench trace serve clean-demo chromium fonts
 
 # The demo and the server install what Annulus needs to run; the test tools (pytest, Playwright,
 # schemathesis, ...) only come with `make test`.
@@ -24,6 +25,10 @@ $(TEST_STAMP): $(STAMP)
 
 demo: $(STAMP) fonts
 	PORT=$(PORT) $(BIN)/annulus demo --port $(PORT)
+
+# the second shipped protocol (knee osteoarthritis, kits, three sites) in its own database
+demo-knee: $(STAMP) fonts
+	ANNULUS_VAR_DIR=var/knee-oa-drug $(BIN)/annulus demo --port $(KNEE_PORT) --protocol protocols/knee-oa-drug.yaml
 
 serve: $(STAMP)
 	$(BIN)/annulus serve --port $(PORT)
@@ -68,4 +73,4 @@ trace: $(STAMP)
 	$(BIN)/annulus trace --requirements "$(REQUIREMENTS)"
 
 clean-demo:
-	rm -f var/annulus.sqlite3
+	rm -f var/annulus.sqlite3 var/knee-oa-drug/annulus.sqlite3

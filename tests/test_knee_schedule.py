@@ -278,3 +278,20 @@ def test_the_api_refuses_a_procedure_record_from_a_role_that_does_not_record_it(
     r = put(users["pharmacist"], f"/api/v1/visits/participants/{p.pk}/visits/day1/forms/first_dose", body)
     assert r.status_code == 200, r.content
     assert r.json()["state"] == "complete"
+
+
+@pytest.mark.req("X-1.3")
+def test_one_trial_per_database_another_trials_file_is_refused(users):
+    from annulus.trial.models import ProtocolVersion
+    from annulus.trial.services import load_protocol_version
+
+    from .knee_support import KNEE
+
+    first = KNEE.parent / "dlbp-admsc.yaml"
+    before = list(ProtocolVersion.objects.values_list("pk", flat=True))
+    with pytest.raises(RuleViolation) as info:
+        load_protocol_version(actor=None, text=first.read_bytes(), activate=False)
+    assert info.value.field == "protocol" and "EXAMPLE-KOA-0001" in info.value.message
+    assert "own database" in info.value.message
+    assert list(ProtocolVersion.objects.values_list("pk", flat=True)) == before
+    assert active_protocol().trial.id == "knee-oa-drug"

@@ -59,6 +59,12 @@ def load_protocol_version(*, actor, text: str | bytes, activate: bool = True, co
             cosigner, blind = _blind_cosigner(actor, protocol, cosigner_username, cosigner_password)
             _activate(actor, existing, cosigner=cosigner, blind=blind)
         return existing
+    other = (ProtocolVersion.objects.exclude(registry_number=protocol.trial.registry_number)
+             .values_list("registry_number", flat=True).first())
+    if other is not None:
+        # one trial per database: an amendment keeps its trial's registry number
+        raise RuleViolation("protocol", f"this database holds the trial {other}; {protocol.trial.registry_number} is "
+                                        "another trial: give it its own database (ANNULUS_VAR_DIR or DATABASE_URL)")
     if ProtocolVersion.objects.filter(version=protocol.version).exists():
         raise RuleViolation("version", f"version {protocol.version} is already loaded with different content; "
                                        "an amendment needs a new version number")
