@@ -367,7 +367,8 @@ def _procedure_headline(computed: dict, names: dict) -> list:
         return [(_("compliance"), _("not computed (returned on the day dispensed)"))]
     verdict = _("acceptable") if c.get("acceptable") else _("outside the protocol's range")
     return [(_("compliance"), f"{c['percent']:g} % ({verdict})"),
-            (_("taken"), f"{c['dispensed'] - c['returned'] - c['lost']} / {c['days']} d")]
+            (_("taken"), _("%(taken)d units in %(days)d days") % {
+                "taken": c["dispensed"] - c["returned"] - c["lost"], "days": c["days"]})]
 
 
 def _vitals_headline(computed: dict, names: dict) -> list:
