@@ -295,3 +295,75 @@ def test_one_trial_per_database_another_trials_file_is_refused(users):
     assert "own database" in info.value.message
     assert list(ProtocolVersion.objects.values_list("pk", flat=True)) == before
     assert active_protocol().trial.id == "knee-oa-drug"
+
+
+# ---- the second trial through its pages ---------------------------------------------------------
+
+@pytest.mark.req("X-1.3", "P-3.2", "P-4.4", "X-2.4")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_second_trial_through_its_pages_from_randomisation_to_the_kit_return(users, language):
+    """The site staff's pages with CSRF enforced: the investigator randomises from the stratified
+    list, the coordinator records day 1 and its questionnaires on the visit entry page, the
+    pharmacist records the first dose with the drug code given, and at week 4 allocates the next
+    kit, records its dispensing and the return of the first kit with its compliance."""
+    from annulus.allocation.models import Envelope
+
+    knee_list(users)
+    p = knee_enrolled(users, consent_days_ago=40)
+    inv = browser(users["investigator"], language)
+    r = inv.post(f"/participants/{p.pk}/randomise/", {"confirm": "yes",
+                                                       "csrfmiddlewaretoken": inv.cookies["csrftoken"].value})
+    assert r.status_code == 302
+    env = Envelope.objects.get(participant=p)
+    assert Participant.objects.get(pk=p.pk).status == states.RANDOMISED
+
+    day1 = timezone.localdate() - timedelta(days=30)
+    coord = browser(users["coordinator"], language)
+    r = post(coord, f"/participants/{p.pk}/visits/day1/", {"action": "open", "visit_date": day1.isoformat()})
+    assert r.status_code == 302, r.content.decode()[-1500:]
+    entry = {f"nrs-{k}": str(v) for k, v in nrs(6).items()}
+    entry.update({f"koos-{k}": str(v) for k, v in koos(2).items()})
+    entry.update({f"vitals-{k}": str(v) for k, v in VITALS.items()})
+    entry.update({f"urine_hcg-{k}": str(v) for k, v in URINE_HCG.items()})
+    r = post(coord, f"/participants/{p.pk}/visits/day1/entry/",
+             {**entry, "collected_at": f"{day1.isoformat()}T09:00", "complete": "1"})
+    assert r.status_code == 302, r.content.decode()[-3000:]
+    assert set(FormRecord.objects.filter(participant=p, state="complete").values_list("form_id", flat=True)) == {
+        "nrs", "koos", "vitals", "urine_hcg"}
+    # the first dose is not the coordinator's: it was left out of the entry page's save
+    assert not FormRecord.objects.filter(participant=p, form_id="first_dose").exists()
+
+    pharm = browser(users["pharmacist"], language)
+    dose = {k: str(v) for k, v in first_dose(day1, kit=env.drug_code).items()}
+    dose["dosed_at"] = f"{day1.isoformat()}T09:30"
+    r = post(pharm, f"/participants/{p.pk}/visits/day1/first_dose/",
+             {**dose, "collected_at": f"{day1.isoformat()}T09:35", "complete": "1"})
+    assert r.status_code == 302, r.content.decode()[-3000:]
+    assert Participant.objects.get(pk=p.pk).status == states.TREATED
+
+    w4 = day1 + timedelta(days=28)
+    r = post(coord, f"/participants/{p.pk}/visits/w4/", {"action": "open", "visit_date": w4.isoformat()})
+    assert r.status_code == 302, r.content.decode()[-1500:]
+    # the pharmacist allocates the week-4 kit on its page and sees only its number
+    r = post(pharm, f"/participants/{p.pk}/kits/w4/", {})
+    assert r.status_code in (200, 302)
+    page = pharm.get(f"/participants/{p.pk}/kits/w4/").content.decode()
+    from annulus.allocation.models import Kit
+
+    kit = Kit.objects.get(participant=p, visit_key="w4")
+    assert kit.kit_number in page and "active" not in page and "placebo" not in page.lower()
+    r = post(pharm, f"/participants/{p.pk}/visits/w4/kit_dispensing/", {
+        "dispensed_on": w4.isoformat(), "kit_number": kit.kit_number, "tablets_dispensed": "35",
+        "kit_check__kit_number_matches": "yes", "kit_check__seal_intact": "yes",
+        "kit_check__expiry_after_next_visit": "yes", "kit_check__storage_temperature": "21",
+        "collected_at": f"{w4.isoformat()}T10:00", "complete": "1"})
+    assert r.status_code == 302, r.content.decode()[-3000:]
+    r = post(pharm, f"/participants/{p.pk}/visits/w4/kit_return/", {
+        "returned_on": w4.isoformat(), "kit_number": env.drug_code, "tablets_returned": "9",
+        "collected_at": f"{w4.isoformat()}T10:05", "complete": "1"})
+    assert r.status_code == 302, r.content.decode()[-3000:]
+    ret = FormRecord.objects.get(participant=p, form_id="kit_return")
+    # 35 given at day 1, 9 back at day 29: 26 taken in 28 days at one a day
+    assert ret.computed["compliance"]["percent"] == round(100 * 26 / 28, 1)
+    shown = pharm.get(f"/participants/{p.pk}/visits/w4/kit_return/").content.decode()
+    assert f"{round(100 * 26 / 28, 1):g}" in shown
