@@ -367,3 +367,31 @@ def test_the_second_trial_through_its_pages_from_randomisation_to_the_kit_return
     assert ret.computed["compliance"]["percent"] == round(100 * 26 / 28, 1)
     shown = pharm.get(f"/participants/{p.pk}/visits/w4/kit_return/").content.decode()
     assert f"{round(100 * 26 / 28, 1):g}" in shown
+
+
+@pytest.mark.req("X-1.3", "P-3.5")
+def test_a_kit_trial_participant_is_unblinded_in_an_emergency_once_the_first_dose_is_given(randomised, users):
+    from annulus.allocation import services as allocation
+    from annulus.allocation.models import EmergencyUnblinding, Envelope
+
+    from .conftest import TEST_PASSWORD
+
+    p = randomised
+    env = Envelope.objects.get(participant=p)
+    with pytest.raises(RuleViolation) as info:
+        allocation.emergency_unblind(actor=users["pi"], participant_id=p.pk, password=TEST_PASSWORD,
+                                     reason="Anaphylaxis in the emergency department")
+    assert "nothing has been given" in info.value.message and not EmergencyUnblinding.objects.exists()
+    day1 = timezone.localdate() - timedelta(days=1)
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+    vs.save_form(actor=users["pharmacist"], participant_id=p.pk, visit_key="day1", form_id="first_dose",
+                 items=first_dose(day1, kit=env.drug_code), complete=True, collected_at=at(day1, 9))
+    page = browser(users["pi"]).get(f"/participants/{p.pk}/").content.decode()
+    assert f"/participants/{p.pk}/emergency-unblinding/" in page
+    # the investigator's page: the form, then the treatment shown once
+    pi = browser(users["pi"])
+    r = post(pi, f"/participants/{p.pk}/emergency-unblinding/",
+             {"password": TEST_PASSWORD, "reason": "Anaphylaxis in the emergency department"})
+    arm = active_protocol().arm(env.allocation_list.level2_key[env.group_label])
+    assert r.status_code == 200 and arm.name.en in r.content.decode(), r.content.decode()[-2000:]
+    assert EmergencyUnblinding.objects.get().participant_id == p.pk

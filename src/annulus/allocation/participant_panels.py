@@ -19,6 +19,6 @@ def panels(request, participant):
         and not alloc["randomised"],
         "can_transplant": cell_product and has(user, "allocation.transplant")
         and participant.status == states.RANDOMISED and alloc["transplant"] is None,
-        # before the product is dispensed there is nothing to unblind
-        "can_unblind": has(user, "unblinding.emergency") and alloc["dispensed_at"] is not None,
+        # before the product is given there is nothing to unblind
+        "can_unblind": has(user, "unblinding.emergency") and alloc["given"],
     }]

@@ -172,11 +172,6 @@ def recent_emergency_unblindings(user, now=None) -> list[EmergencyUnblinding]:
     return list(EmergencyUnblinding.objects.filter(requested_by=user, at__gt=since).order_by("at"))
 
 
-def product_dispensed(participant_id: int) -> bool:
-    """Whether the participant's coded product left the pharmacy (the same for every arm)."""
-    return Dispensing.objects.filter(envelope__participant_id=participant_id).exists()
-
-
 def transplant_date(participant_id: int) -> date | None:
     from django.utils import timezone
 
@@ -317,6 +312,19 @@ def level2_key(user) -> dict[str, str]:
     return dict(sorted(lst.level2_key.items())) if lst else {}
 
 
+def product_given(participant_id: int) -> bool:
+    """Whether the participant has been given the product (so there is a treatment to reveal): a
+    cell product once its sachet is dispensed, any other product once the treatment procedure's
+    record is complete."""
+    protocol = active_protocol()
+    if "treatment" in protocol.page_procedures.values():
+        return Dispensing.objects.filter(envelope__participant_id=participant_id).exists()
+    from annulus.visits.events import events_of
+
+    treatment = protocol.treatment_procedure
+    return treatment is not None and events_of(participant_id, protocol).recorded(treatment.id) is not None
+
+
 def participant_allocation(user, participant) -> dict:
     """What the participant page and API show about allocation. The keys and their formats are
     the same for every arm; a label or arm is added only for a role allowed to see it."""
@@ -334,6 +342,7 @@ def participant_allocation(user, participant) -> dict:
         "randomised_at": env.opened_at if env else None,
         "released": bool(release and release.passed),
         "dispensed_at": dispensing.dispensed_at if dispensing else None,
+        "given": env is not None and product_given(participant.pk),
         "transplant": transplant,
         "emergency_unblindings": unblindings,
     }

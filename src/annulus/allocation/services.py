@@ -912,8 +912,11 @@ def _unblindable(participant_id: int, *, lock: bool = False) -> tuple[Participan
     env = Envelope.objects.select_related("allocation_list").filter(participant=p).first()
     if env is None:
         raise RuleViolation("participant", "is not randomised; there is no treatment to reveal")
-    if not Dispensing.objects.filter(envelope=env).exists():
-        raise RuleViolation("participant", f"the product of case {p.case_number} has not been dispensed yet; "
+    from .selectors import product_given
+
+    if not product_given(p.pk):
+        how = "dispensed" if "treatment" in active_protocol().page_procedures.values() else "given"
+        raise RuleViolation("participant", f"the product of case {p.case_number} has not been {how} yet; "
                                            "nothing has been given, so there is nothing to unblind")
     return p, env
 

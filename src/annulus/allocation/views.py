@@ -157,7 +157,7 @@ def emergency(request, pk):
     # a second unblinding by the same person within 24 hours needs a PI's co-signature: say so
     # and show the fields; before dispensing there is nothing to unblind, and the page says that
     recent = selectors.recent_emergency_unblindings(request.user)
-    dispensed = selectors.product_dispensed(p.pk)
+    dispensed = selectors.product_given(p.pk)
     form = EmergencyForm(request.POST or None, cosign=bool(recent))
     if request.method == "POST" and form.is_valid():
         try:
