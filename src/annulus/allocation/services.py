@@ -470,6 +470,18 @@ def _minimised_envelope(lst: AllocationList, p: Participant) -> tuple[Envelope, 
     return env, {"position": [None, slot["serial"]], "levels": [None, levels]}
 
 
+def _locked_list_and_participant(participant_id: int) -> tuple[AllocationList, Participant]:
+    """The current allocation list and the participant, both locked (in this order, the order
+    every allocation takes), or the rule that is broken."""
+    lst = AllocationList.objects.select_for_update().order_by("-id").first()
+    if lst is None:
+        raise RuleViolation("allocation_list", "no allocation list has been generated yet")
+    p = Participant.objects.select_for_update().filter(pk=participant_id).first()
+    if p is None:
+        raise RuleViolation("participant", "no such participant")
+    return lst, p
+
+
 def randomise(*, actor, participant_id: int, when: datetime | None = None) -> Envelope:
     """Open the participant's envelope (P-3.2, X-3.9). Permuted blocks: random number = case
     number, given in enrolment order. Stratified blocks: the next envelope of the participant's
@@ -483,12 +495,7 @@ def randomise(*, actor, participant_id: int, when: datetime | None = None) -> En
             assert_writable("randomisation")
             # the envelope opened and the status "randomised" are entries of the casebook
             assert_record_writable(participant_id)
-            lst = AllocationList.objects.select_for_update().order_by("-id").first()
-            if lst is None:
-                raise RuleViolation("allocation_list", "no allocation list has been generated yet")
-            p = Participant.objects.select_for_update().filter(pk=participant_id).first()
-            if p is None:
-                raise RuleViolation("participant", "no such participant")
+            lst, p = _locked_list_and_participant(participant_id)
             done = Envelope.objects.filter(participant=p).first()
             if done is not None:
                 raise RuleViolation("participant", f"already randomised (random number {done.random_number})")
@@ -557,12 +564,7 @@ def assign_kit(*, actor, participant_id: int, visit_key: str, at: datetime | Non
         with transaction.atomic():
             assert_writable("kit allocation")
             assert_record_writable(participant_id, visit_key)
-            lst = AllocationList.objects.select_for_update().order_by("-id").first()
-            if lst is None:
-                raise RuleViolation("allocation_list", "no allocation list has been generated yet")
-            p = Participant.objects.select_for_update().filter(pk=participant_id).first()
-            if p is None:
-                raise RuleViolation("participant", "no such participant")
+            lst, p = _locked_list_and_participant(participant_id)
             done = Kit.objects.filter(participant=p, visit_key=visit_key).first()
             if done is not None:
                 return done
