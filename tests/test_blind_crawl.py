@@ -10,6 +10,8 @@ import itertools
 import json
 import re
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 from django.test import Client
@@ -42,9 +44,11 @@ STRINGS = {
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>|\{(\w+)\}")
 
 
-def _fill(route: str, ints: list[int], api_types: dict | None = None) -> list[tuple[str, int | None, str]]:
-    """Every concrete path for a route: ints for int parameters, named strings for the others.
-    Returns (path, the int used, the path with the int left as a placeholder) triples."""
+def _fill(route: str, ints: list[int], api_types: dict | None = None, strings: dict = STRINGS,
+          combos: int = 4) -> list[tuple[str, int | None, str]]:
+    """Every concrete path for a route: ints for int parameters, named strings (up to ``combos``
+    combinations of them) for the others. Returns (path, the int used, the path with the int left
+    as a placeholder) triples."""
     params = PARAM.findall(route)
     if not params:
         return [(route, None, route)]
@@ -53,7 +57,7 @@ def _fill(route: str, ints: list[int], api_types: dict | None = None) -> list[tu
         name = name or brace
         kind = conv or (api_types or {}).get(name, "str")
         (int_names if kind == "int" or kind == "integer" else str_names).append(name)
-    str_choices = list(itertools.product(*[STRINGS.get(n, ["x"]) for n in str_names]))[:4]
+    str_choices = list(itertools.product(*[strings.get(n, ["x"]) for n in str_names]))[:combos]
     out = []
     for value in ints if int_names else [None]:
         for combo in str_choices:
@@ -129,37 +133,75 @@ def _forbidden(protocol):
     return words
 
 
-ARM_TEXT = re.compile(r">\s*(?:high|mid|low|control)\s*<|value=[\"'](?:high|mid|low|control)[\"']")
-LEVEL2 = re.compile(r"\b[A-D]\b\s*(?:→|->|:|</td>\s*<td>)\s*(?:high|mid|low|control)\b")
+def _arm_patterns(arm_ids) -> tuple[re.Pattern, re.Pattern]:
+    """An arm id alone in a cell or as a field's value; a group label given with its arm."""
+    arms = "|".join(map(re.escape, arm_ids))
+    return (re.compile(rf">\s*(?:{arms})\s*<|value=[\"'](?:{arms})[\"']"),
+            re.compile(rf"\b[A-D]\b\s*(?:→|->|:|</td>\s*<td>)\s*(?:{arms})\b"))
 
 
-def _json_leaks(data, path="") -> list[str]:
+ARM_TEXT, LEVEL2 = _arm_patterns(ARM_IDS)
+
+
+@dataclass
+class Blind:
+    """What the crawl of one trial looks for: its arm ids, the words no blinded page may show
+    (read from the protocol), the words not even the protocol's own pages may show, the values
+    tried for string parameters, phrases that name every arm at once (a title: removed before
+    the look) and a trial's own look at a response's text."""
+    arm_ids: tuple[str, ...]
+    forbidden: Callable
+    protocol_words: list[str]
+    strings: dict
+    combos: int = 4
+    allowed: tuple[str, ...] = ()
+    check: Callable[[str], list[str]] = lambda text: []
+    arm_text: re.Pattern = field(init=False)
+    level2: re.Pattern = field(init=False)
+
+    def __post_init__(self):
+        self.arm_text, self.level2 = _arm_patterns(self.arm_ids)
+
+
+FIRST = Blind(ARM_IDS, _forbidden, RECIPE_WORDS, STRINGS)
+
+
+def _json_leaks(data, path="", arm_ids=ARM_IDS) -> list[str]:
     found = []
     if isinstance(data, dict):
         for k, v in data.items():
             if k in ("arm", "group_label", "arm_name", "recipe") and v not in (None, "", [], {}):
                 found.append(f"{path}.{k}={v!r}")
-            found += _json_leaks(v, f"{path}.{k}")
+            found += _json_leaks(v, f"{path}.{k}", arm_ids)
     elif isinstance(data, list):
         for i, v in enumerate(data):
-            found += _json_leaks(v, f"{path}[{i}]")
-    elif isinstance(data, str) and data in ARM_IDS:
+            found += _json_leaks(v, f"{path}[{i}]", arm_ids)
+    elif isinstance(data, str) and data in arm_ids:
         found.append(f"{path}={data!r}")
     return found
 
 
-def _leaks(resp, forbidden, text, protocol_route=False) -> list[str]:
-    if protocol_route:
-        return [w for w in RECIPE_WORDS if w in text]
-    found = [w for w in forbidden if w in text]
-    found += ARM_TEXT.findall(text) + LEVEL2.findall(text)
-    disposition = resp.get("Content-Disposition", "")
-    found += [f"file name {disposition}" for a in ARM_IDS if a in disposition.lower()]
+def _leaks(resp, forbidden, text, protocol_route=False, blind=None) -> list[str]:
+    blind = blind or FIRST
+    data = None
     if resp.get("Content-Type", "").startswith("application/json"):
         try:
-            found += _json_leaks(json.loads(text))
+            data = json.loads(text)
         except ValueError:
             pass
+        else:  # Chinese text escaped in JSON (\\uXXXX) is looked at as it reads
+            text += "\n" + json.dumps(data, ensure_ascii=False)
+    found = blind.check(text)
+    if protocol_route:
+        return found + [w for w in blind.protocol_words if w in text]
+    for phrase in blind.allowed:
+        text = text.replace(phrase, "")
+    found += [w for w in forbidden if w in text]
+    found += blind.arm_text.findall(text) + blind.level2.findall(text)
+    disposition = resp.get("Content-Disposition", "")
+    found += [f"file name {disposition}" for a in blind.arm_ids if a in disposition.lower()]
+    if data is not None:
+        found += _json_leaks(data, arm_ids=blind.arm_ids)
     return found
 
 
@@ -175,15 +217,22 @@ def _first_difference(texts: list[str]) -> str:
     return "same text"
 
 
-def _crawl(role, users, trial):
-    client = Client()
+def _crawl(role, users, trial, blind=None, language: str | None = None):
+    """Request every route as ``role``. ``trial["reps"]``: participant and envelope of each arm
+    (or of each arm at each site, with ``trial["cohort"]`` naming the participants whose pages
+    must read the same: those of one site); ``trial["others"]``: more ids to try. ``language``:
+    the browser's (Accept-Language), English if not given."""
+    blind = blind or FIRST
+    client = Client(**({"HTTP_ACCEPT_LANGUAGE": language} if language else {}))
     client.force_login(users[role])
     protocol = active_protocol()
-    forbidden = _forbidden(protocol)
+    forbidden = blind.forbidden(protocol)
     reps = trial["reps"]
+    cohort = trial.get("cohort", {})
     participant_ids = {arm: p.pk for arm, (p, _) in reps.items()}
     envelope_ids = {arm: e.pk for arm, (_, e) in reps.items()}
-    others = [trial["sealed"].pk, trial["record"].pk, MISSING]
+    others = [o.pk for o in trial.get("others", [trial.get("sealed"), trial.get("record")]) if o is not None]
+    others.append(MISSING)
     ints = sorted(set(participant_ids.values()) | set(envelope_ids.values()) | set(others))
     arm_of = {v: a for a, v in participant_ids.items()}
     env_arm = {v: a for a, v in envelope_ids.items()}
@@ -194,7 +243,7 @@ def _crawl(role, users, trial):
     def visit(route, path, value, shape):
         resp = client.get("/" + path)
         text = (b"".join(resp.streaming_content) if resp.streaming else resp.content).decode("utf-8", "replace")
-        for leak in _leaks(resp, forbidden, text, route in PROTOCOL_ROUTES):
+        for leak in _leaks(resp, forbidden, text, route in PROTOCOL_ROUTES, blind):
             problems.append(f"{role} GET /{path} [{resp.status_code}]: reveals {leak!r}")
         responses[shape].append((route, value, resp.status_code, _normalise(text)))
 
@@ -202,7 +251,7 @@ def _crawl(role, users, trial):
     for route in routes:
         if "(?P<" in route or "^" in route:
             continue
-        for path, value, shape in _fill(route, ints):
+        for path, value, shape in _fill(route, ints, strings=blind.strings, combos=blind.combos):
             visit(route, path, value, shape)
 
     schema = client.get("/api/v1/openapi.json").json()
@@ -212,7 +261,7 @@ def _crawl(role, users, trial):
         types = {p["name"]: p.get("schema", {}).get("type", "string")
                  for p in ops["get"].get("parameters", []) if p.get("in") == "path"}
         route = api_path.lstrip("/")
-        for path, value, shape in _fill(route, ints, types):
+        for path, value, shape in _fill(route, ints, types, blind.strings, blind.combos):
             visit(route, path, value, shape)
 
     for shape, rows in responses.items():
@@ -221,10 +270,13 @@ def _crawl(role, users, trial):
         for mapping, applies in ((arm_of, "participants/" in route), (env_arm, "envelope" in route)):
             if not applies:
                 continue
-            group = [(mapping[v], status, len(text)) for _, v, status, text in rows if v in mapping]
-            if len({(s, n) for _, s, n in group}) > 1:
-                texts = [text for _, v, _, text in rows if v in mapping]
-                problems.append(f"{role} /{shape}: responses differ by arm {sorted(group)}: {_first_difference(texts)}")
+            for same in {cohort.get(k, "") for k in mapping.values()}:
+                group = [(mapping[v], status, len(text)) for _, v, status, text in rows
+                         if v in mapping and cohort.get(mapping[v], "") == same]
+                if len({(s, n) for _, s, n in group}) > 1:
+                    texts = [text for _, v, _, text in rows if v in mapping and cohort.get(mapping[v], "") == same]
+                    problems.append(f"{role} /{shape}: responses differ by arm {sorted(group)}: "
+                                    f"{_first_difference(texts)}")
         # a refusal must not depend on whether the id exists (403 for one means 403 for all)
         statuses = {v: status for _, v, status, _ in rows if v is not None}
         if 403 in statuses.values() and len(set(statuses.values())) > 1:

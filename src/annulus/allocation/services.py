@@ -820,6 +820,9 @@ def record_transplant(*, actor, participant_id: int, transplanted_at: datetime, 
     from annulus.visits.selectors import liposuction_date
 
     product = active_protocol().product
+    if product.kind != "cell_suspension":
+        raise RuleViolation("product", "the protocol's product is not transplanted: its treatment is recorded "
+                                       "on the visit's form")
     transplanted_at = _when("transplanted_at", transplanted_at)
     disc_level = _text("disc_level", disc_level or product.target_level, max_len=10)
     if disc_level.upper().replace(" ", "") != product.target_level.upper():

@@ -136,6 +136,8 @@ def transplant(request, pk):
     need(request, "allocation.transplant")
     p = _participant(request, pk)
     product = active_protocol().product
+    if product.kind != "cell_suspension":
+        raise Http404  # a kit trial's treatment is recorded on its visit's form, not transplanted
     form = TransplantForm(request.POST or None, product=product)
     if request.method == "POST" and form.is_valid():
         try:
