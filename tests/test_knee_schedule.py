@@ -352,6 +352,9 @@ def test_the_second_trial_through_its_pages_from_randomisation_to_the_kit_return
 
     kit = Kit.objects.get(participant=p, visit_key="w4")
     assert kit.kit_number in page and "active" not in page and "placebo" not in page.lower()
+    # the page leads on to the dispensing record the pharmacist fills in, and back to the visit
+    assert f'href="/participants/{p.pk}/visits/w4/kit_dispensing/"' in page
+    assert f'href="/participants/{p.pk}/visits/w4/"' in page
     r = post(pharm, f"/participants/{p.pk}/visits/w4/kit_dispensing/", {
         "dispensed_on": w4.isoformat(), "kit_number": kit.kit_number, "tablets_dispensed": "35",
         "kit_check__kit_number_matches": "yes", "kit_check__seal_intact": "yes",

@@ -554,5 +554,14 @@ def allocate_kit(request, pk, key):
         return redirect("allocate_kit", pk=p.pk, key=key)
     protocol = active_protocol()
     visit = next((v for v in protocol.schedule.visits if v.id == key), None)
+    # once the visit is recorded: its dispensing record, which this role records, and the visit
+    from annulus.visits.procedures import may_save, record_procedure
+    from annulus.visits.selectors import get_visit
+
+    recorded = visit is not None and get_visit(p.pk, key) is not None
+    record_form = next((f for f in (visit.forms if recorded else [])
+                        if (proc := record_procedure(protocol, f)) is not None and "dispensing" in proc.checks
+                        and may_save(request.user, protocol, f)), None)
     return render(request, "allocation/kit.html", {
-        "p": p, "key": key, "visit": visit, "kit": selectors.kit_for_visit(request.user, p, key)})
+        "p": p, "key": key, "visit": visit, "kit": selectors.kit_for_visit(request.user, p, key),
+        "record_form": record_form, "visit_link": recorded and has(request.user, "visits.view")})
