@@ -219,6 +219,10 @@ def test_the_blinded_report_builds_with_the_primary_end_point(trial, users, lang
     page = open(report.path, encoding="utf-8").read()
     name = "NRS knee pain" if language == "en" else "NRS膝痛评分"
     assert name in page
+    # the treatment is named as the protocol names it, never as the first trial's
+    after = "Visit after the first dose" if language == "en" else "首次服药后访视"
+    assert after in page
+    assert "transplant" not in page.lower() and "移植" not in page
     assert results["consort"]["arms"][0]["allocated"] == len(trial)
 
 

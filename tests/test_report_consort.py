@@ -199,7 +199,7 @@ def test_svg_is_valid_and_no_text_leaves_its_box(rows, lang, arms, names):
 
 
 def test_svg_shows_every_count_in_english(rows):
-    text = _box_text(consort.svg(consort.counts(rows, arms=ARMS, visits=VISITS)))
+    text = _box_text(consort.svg(consort.counts(rows, arms=ARMS, visits=VISITS), treatment="transplantation"))
     expected = [
         "Assessed for eligibility (n=27)", "Excluded (n=9)", "Not meeting eligibility criteria (n=4)",
         "Inclusion criterion I2 not met (n=1)", "Inclusion criterion I3 not met (n=2)",
@@ -223,7 +223,8 @@ def test_svg_shows_every_count_in_english(rows):
 
 
 def test_svg_shows_every_count_in_chinese_pooled(rows):
-    text = _box_text(consort.svg(consort.counts(rows, arms=None, visits=VISITS), language="zh")).replace(" ", "")
+    text = _box_text(consort.svg(consort.counts(rows, arms=None, visits=VISITS), language="zh",
+                                 treatment="移植")).replace(" ", "")
     for phrase in ["接受合格性评估（n=27）", "排除（n=9）", "不符合纳入标准I3（n=2）", "符合排除标准E5（n=2）",
                    "随机分组（n=18）", "已分配，各组合并（盲态）（n=18）", "接受分配的干预（n=16）",
                    "未接受分配的干预（n=2）", "等待移植（n=1）", "失访（n=2）", "3个月访视后（n=1）", "6个月访视后（n=1）",
@@ -232,6 +233,21 @@ def test_svg_shows_every_count_in_chinese_pooled(rows):
                    "符合方案集（n=9）", "未纳入符合方案分析（n=9）", "主要终点访视前退出（n=5）"]:
         assert phrase in text, phrase
     assert "Group" not in text and not re.search("[A-D]组", text)
+
+
+@pytest.mark.req("X-1.3")
+def test_the_treatment_is_named_as_the_protocol_names_it(rows):
+    """"Awaiting ..." names the protocol's treatment procedure (its ``event_name``); without a
+    name, the plain word."""
+    from annulus.protocol import load_protocol
+    from tests.knee_support import KNEE
+
+    c = consort.counts(rows, arms=None, visits=VISITS)
+    assert "Awaiting treatment (n=1)" in _box_text(consort.svg(c))
+    knee = load_protocol(KNEE).treatment_event_name
+    assert "Awaiting the first dose (n=1)" in _box_text(consort.svg(c, treatment=knee.en))
+    zh = _box_text(consort.svg(c, language="zh", treatment=knee.zh)).replace(" ", "")
+    assert "等待首次服药（n=1）" in zh and "未接受首次服药（n=2）" in zh and "等待移植" not in zh
 
 
 def test_svg_escapes_text_and_uses_the_names_given(rows):

@@ -502,10 +502,13 @@ class Procedure(Strict):
     before it is given; ``dispensing`` - a kit is dispensed, checked against ``product.kit_checks``;
     ``returns`` - the units returned are counted and the compliance computed
     (``product.compliance``). ``treatment: true`` marks the procedure that gives the treatment
-    (the safety population's ``treated``); exactly one procedure does."""
+    (the safety population's ``treated``); exactly one procedure does. ``event_name``: the
+    procedure as running text names it ("awaiting transplantation", "visit after the first dose"),
+    in lower case; by default its ``name``."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
     name: Text
+    event_name: Text | None = None
     timing: ProcedureTiming | None = None
     recorded_by: list[Annotated[str, Field(pattern=r"^[a-z][a-z_]{1,30}$")]] = Field(default_factory=list)
     fields: list[ProcedureField] = Field(default_factory=list)
@@ -1458,6 +1461,14 @@ class Protocol(Strict):
     def treatment_procedure(self) -> Procedure | None:
         """The procedure that gives the treatment (``None`` in a file without ``procedures:``)."""
         return next((p for p in self.procedures or [] if p.treatment), None)
+
+    @property
+    def treatment_event_name(self) -> Text | None:
+        """The treatment as running text names it (``Procedure.event_name``, else its name)."""
+        treatment = self.treatment_procedure
+        if treatment is None:
+            return None
+        return treatment.event_name or treatment.name
 
     @property
     def page_procedures(self) -> dict[str, str]:

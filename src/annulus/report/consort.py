@@ -26,7 +26,7 @@ How each box is counted:
   the order of ``arms``), or all pooled in one column when ``arms`` is None (the blinded report:
   ``TRT01P`` is then never read, so the result cannot depend on it).
 - **Received the allocated intervention**: ``SAFFL`` = "Y" (transplanted). The others, by reason:
-  ``DCSREAS`` when they left, "awaiting transplantation" while ongoing.
+  ``DCSREAS`` when they left, "awaiting" the treatment (the protocol's treatment procedure) while ongoing.
 - **Follow-up** (participants who received the intervention): ``EOSSTT`` "COMPLETED" = completed,
   "ONGOING" (or empty) = still in follow-up, "DISCONTINUED" = lost to follow-up (``DCSREAS`` =
   "LOST TO FOLLOW-UP") or discontinued (any other ``DCSREAS``, by reason). Losses and
@@ -291,7 +291,8 @@ LABELS: dict[str, dict[str, str]] = {
         "allocated_pooled": "Allocated, all arms pooled (blinded)",
         "received": "Received allocated intervention",
         "not_received": "Did not receive allocated intervention",
-        "awaiting_treatment": "Awaiting transplantation",
+        "awaiting_treatment": "Awaiting {treatment}",
+        "treatment": "treatment",
         "lost_to_follow_up": "Lost to follow-up",
         "discontinued": "Discontinued",
         "after_visit": "after {visit}",
@@ -350,7 +351,8 @@ LABELS: dict[str, dict[str, str]] = {
         "allocated_pooled": "已分配，各组合并（盲态）",
         "received": "接受分配的干预",
         "not_received": "未接受分配的干预",
-        "awaiting_treatment": "等待移植",
+        "awaiting_treatment": "等待{treatment}",
+        "treatment": "治疗",
         "lost_to_follow_up": "失访",
         "discontinued": "中止研究",
         "after_visit": "{visit}访视后",
@@ -362,7 +364,7 @@ LABELS: dict[str, dict[str, str]] = {
         "safety": "安全性分析集",
         "per_protocol": "符合方案集",
         "pp_excluded": "未纳入符合方案分析",
-        "not_treated": "未接受移植",
+        "not_treated": "未接受{treatment}",
         "not_eligible_pp": "合格性未确认",
         "emergency_unblinding": "紧急揭盲",
         "primary_visit": "主要终点访视未在窗口期内完成",
@@ -599,12 +601,12 @@ def _capital(s: str) -> str:
 
 
 def _column_boxes(a: ArmFlow, lang: str, width: float, visit_names: Mapping[str, str],
-                  arm_names: Mapping[str, str], shown_visits: list) -> tuple[_Box, _Box, _Box]:
+                  arm_names: Mapping[str, str], shown_visits: list, treatment: str) -> tuple[_Box, _Box, _Box]:
     w = _words(lang)
     n = w["n"].format
 
     def reason(key):
-        return w[key] if key == AWAITING_TREATMENT else reason_name(key, lang)
+        return w[key].format(treatment=treatment) if key == AWAITING_TREATMENT else reason_name(key, lang)
 
     def after(visit):
         if visit is None:
@@ -633,20 +635,24 @@ def _column_boxes(a: ArmFlow, lang: str, width: float, visit_names: Mapping[str,
                 (n(label=w["safety"], n=a.safety), 1, False),
                 (n(label=w["per_protocol"], n=a.per_protocol), 1, False),
                 (n(label=w["pp_excluded"], n=a.pp_excluded), 1, False)]
-    analysis += [(n(label=w["not_eligible_pp" if r.key == "not_eligible" else r.key], n=r.n), 2, False)
+    analysis += [(n(label=w["not_eligible_pp" if r.key == "not_eligible" else r.key].format(treatment=treatment),
+                    n=r.n), 2, False)
                  for r in a.pp_excluded_reasons if r.n]
     return _Box(allocation, width), _Box(follow, width), _Box(analysis, width)
 
 
 def svg(consort: Consort, *, language: str = "en", visit_names: Mapping[str, str] | None = None,
-        criterion_names: Mapping[str, str] | None = None, arm_names: Mapping[str, str] | None = None) -> str:
+        criterion_names: Mapping[str, str] | None = None, arm_names: Mapping[str, str] | None = None,
+        treatment: str | None = None) -> str:
     """The CONSORT 2010 diagram of ``consort`` as an SVG document (text).
 
     Rows Enrolment / Allocation / Follow-up / Analysis, named in a strip on the left; one column
     per arm, or one pooled column. ``language`` "en" or "zh". Optional words: ``visit_names``
     (visit id -> name; by default "1 week", "12 months" ... from the id), ``criterion_names``
     (criterion id -> text, shown beside the id) and ``arm_names`` (``TRT01P`` -> name; by default
-    ``TRT01P`` itself, "Group A" as "A组" in Chinese). The same counts give the same bytes."""
+    ``TRT01P`` itself, "Group A" as "A组" in Chinese) and ``treatment`` (the treatment as running
+    text names it, "transplantation": the protocol's ``treatment_event_name``; by default
+    "treatment"). The same counts give the same bytes."""
     w = _words(language)
     lang = "zh" if w is LABELS["zh"] else "en"
     visit_names, criterion_names, arm_names = visit_names or {}, criterion_names or {}, arm_names or {}
@@ -657,7 +663,8 @@ def svg(consort: Consort, *, language: str = "en", visit_names: Mapping[str, str
     shown = [v for v in (None, *consort.visits)
              if any(x.after == v and (x.lost or x.discontinued) for a in consort.arms for x in a.by_visit)]
     assessed, excluded, randomised = _enrolment_boxes(consort, lang, criterion_names)
-    columns = [_column_boxes(a, lang, col_w, visit_names, arm_names, shown) for a in consort.arms]
+    columns = [_column_boxes(a, lang, col_w, visit_names, arm_names, shown, treatment or w["treatment"])
+               for a in consort.arms]
 
     left = MARGIN + STRIP + STRIP_GAP
     cols_w = cols * col_w + (cols - 1) * col_gap

@@ -203,7 +203,8 @@ def _compute(folder, protocol, language, progress, code_version, workers, stamp,
         flow = consort.counts(adsl, arms=arms, visits=follow)
         names = _names(protocol, language, arms)
         flow_svg = consort.svg(flow, language=language, visit_names=names["visits"],
-                               criterion_names=names["criteria"], arm_names=names["arms"])
+                               criterion_names=names["criteria"], arm_names=names["arms"],
+                               treatment=names["treatment"])
         table1 = baseline.table(adsl, arms=arms, language=language, population="ITTFL",
                                 variables=baseline.variables_for(protocol))
         done += 1
@@ -326,7 +327,9 @@ def _names(protocol, language: str, arms: Sequence[str] | None) -> dict:
         if text_ is not None:
             criteria[c.id] = text_.get(language)
     arm_names = {a: consort.arm_name(a, language) for a in arms or []}
-    return {"visits": visits, "criteria": criteria, "arms": arm_names}
+    event = protocol.treatment_event_name
+    return {"visits": visits, "criteria": criteria, "arms": arm_names,
+            "treatment": event.get(language) if event is not None else None}
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -412,8 +415,9 @@ section.major { break-before: page; }
 def render(results: Mapping) -> str:
     """The report as one HTML document (its bytes depend on ``results`` only)."""
     lang = results["language"]
-    w = words_for(lang)
     names = results["_names"]
+    w = dict(words_for(lang))  # a copy: the treatment's name goes into it
+    w["visit_after_treatment"] = w["visit_after_treatment"].format(treatment=names.get("treatment") or w["treatment"])
     level = results["blinding"]
     arms = results["arms"]
     arm_names = names["arms"]
