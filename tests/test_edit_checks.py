@@ -225,5 +225,5 @@ def test_the_shipped_protocol_declares_each_kind_of_check():
     data = yaml.safe_load(Path(settings.ANNULUS_PROTOCOL_FILE).read_text(encoding="utf-8"))
     protocol = Protocol.model_validate(data)
     assert {c.kind for c in protocol.edit_checks} == {"change_between_visits", "above", "lab_outside_range",
-                                                       "visit_before_consent", "ae_before_transplant"}
+                                                       "visit_before_consent", "ae_before_treatment"}
     assert _problems(data["edit_checks"]) == ""

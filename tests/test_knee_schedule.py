@@ -398,3 +398,39 @@ def test_a_kit_trial_participant_is_unblinded_in_an_emergency_once_the_first_dos
     arm = active_protocol().arm(env.allocation_list.level2_key[env.group_label])
     assert r.status_code == 200 and arm.name.en in r.content.decode(), r.content.decode()[-2000:]
     assert EmergencyUnblinding.objects.get().participant_id == p.pk
+
+
+@pytest.mark.req("X-7.4", "X-1.3")
+def test_an_adverse_event_before_the_first_dose_related_to_the_drug_is_queried(randomised, users, kits):
+    """The protocol's ``ae_before_treatment`` check counts from the treatment procedure, here the
+    first-dose record: nothing to query before the dose is recorded; saving the record raises the
+    query on the onset of an earlier event assessed as related; re-assessing it closes the query."""
+    from annulus.queries.models import Query
+    from annulus.safety import services as ss
+
+    p = randomised
+    day1 = timezone.localdate() - timedelta(days=3)
+    ae = ss.record_adverse_event(
+        actor=users["investigator"], participant_id=p.pk, term="Nausea", serious=False, grade=1,
+        onset_at=at(day1 - timedelta(days=2)), causality_liposuction="not_applicable",
+        causality_injection="not_applicable", causality_product="possible", expectedness="expected",
+        action_taken="none", outcome="recovering")
+    check = "ae_before_first_dose_related"
+    assert not Query.objects.filter(participant=p, check_id=check).exists()
+    vs.open_visit(actor=users["coordinator"], participant_id=p.pk, visit_id="day1", visit_date=day1)
+    kits[(p.pk, "day1")] = {KIT}
+    vs.save_form(actor=users["pharmacist"], participant_id=p.pk, visit_key="day1", form_id="first_dose",
+                 items=first_dose(day1), complete=True, collected_at=at(day1, 9))
+    (q,) = Query.objects.filter(participant=p, check_id=check, status="open")
+    assert (q.visit, q.form, q.record, q.item) == ("", "adverse_event", ae.pk, "onset_at")
+    assert day1.isoformat() in q.fingerprint
+    ss.update_adverse_event(actor=users["investigator"], adverse_event_id=ae.pk, reason="re-assessed",
+                            causality_product="unlikely")
+    assert Query.objects.get(pk=q.pk).status == "closed"
+    # an event after the dose, related, is no finding
+    ss.record_adverse_event(
+        actor=users["investigator"], participant_id=p.pk, term="Headache", serious=False, grade=1,
+        onset_at=at(day1 + timedelta(days=1)), causality_liposuction="not_applicable",
+        causality_injection="not_applicable", causality_product="probable", expectedness="expected",
+        action_taken="none", outcome="recovering")
+    assert not Query.objects.filter(participant=p, check_id=check).exclude(pk=q.pk).exists()

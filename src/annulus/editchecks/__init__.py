@@ -24,8 +24,12 @@ READS = {
     "above": {"form"},
     "lab_outside_range": {"form"},
     "visit_before_consent": {"visit", "consent"},
-    "ae_before_transplant": {"adverse_event", "transplant"},
+    # the treatment's date: a cell product's own record ("treatment"), or the visit and the eCRF
+    # form that record a procedure (``AE_BEFORE_TREATMENT`` names the form)
+    "ae_before_treatment": {"adverse_event", "treatment", "visit", "form"},
+    "ae_before_transplant": {"adverse_event", "treatment", "visit", "form"},
 }
+AE_BEFORE_TREATMENT = ("ae_before_treatment", "ae_before_transplant")
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class AdverseEventData:
 class Casebook:
     visits: tuple = ()
     consent_date: date | None = None  # the first consent's local date
-    transplant_date: date | None = None
+    treatment_date: date | None = None  # the day the treatment procedure was recorded as done
     adverse_events: tuple = ()
 
 
@@ -162,14 +166,14 @@ def _visit_before_consent(check, data: Casebook, protocol) -> list[Finding]:
             for v in data.visits if v.visit_date is not None and v.visit_date < data.consent_date]
 
 
-def _ae_before_transplant(check, data: Casebook, protocol) -> list[Finding]:
-    if data.transplant_date is None:
+def _ae_before_treatment(check, data: Casebook, protocol) -> list[Finding]:
+    if data.treatment_date is None:
         return []
     related = set(protocol.safety.related_causality)
     return [Finding(check.id, "", "adverse_event", ae.id, "onset_at",
-                    f"{ae.onset.isoformat()} < {data.transplant_date.isoformat()} · {ae.causality_product}")
+                    f"{ae.onset.isoformat()} < {data.treatment_date.isoformat()} · {ae.causality_product}")
             for ae in data.adverse_events
-            if ae.onset < data.transplant_date and ae.causality_product in related]
+            if ae.onset < data.treatment_date and ae.causality_product in related]
 
 
 KINDS = {
@@ -177,7 +181,8 @@ KINDS = {
     "above": _above,
     "lab_outside_range": _lab_outside_range,
     "visit_before_consent": _visit_before_consent,
-    "ae_before_transplant": _ae_before_transplant,
+    "ae_before_treatment": _ae_before_treatment,
+    "ae_before_transplant": _ae_before_treatment,
 }
 
 
@@ -191,5 +196,5 @@ def evaluate(checks, data: Casebook, protocol) -> list[Finding]:
 
 def checks_reading(protocol, sources: set[str]) -> list:
     """The protocol's checks that read any of ``sources`` ("form", "visit", "consent",
-    "adverse_event", "transplant")."""
+    "adverse_event", "treatment")."""
     return [c for c in (getattr(protocol, "edit_checks", None) or []) if READS[c.kind] & sources]

@@ -744,15 +744,17 @@ class VisitBeforeConsent(_EditCheck):
     kind: Literal["visit_before_consent"]
 
 
-class AeBeforeTransplant(_EditCheck):
-    """An adverse event whose onset lies before the transplantation, with causality to the product
-    among ``safety.related_causality`` (the event's onset is queried)."""
+class AeBeforeTreatment(_EditCheck):
+    """An adverse event whose onset lies before the treatment (the ``treatment: true``
+    procedure, once recorded), with causality to the product among ``safety.related_causality``
+    (the event's onset is queried). ``ae_before_transplant`` is the same check under the name
+    files written for the first trial give it."""
 
-    kind: Literal["ae_before_transplant"]
+    kind: Literal["ae_before_treatment", "ae_before_transplant"]
 
 
 EditCheck = Annotated[
-    Union[ChangeBetweenVisits, Above, LabOutsideRange, VisitBeforeConsent, AeBeforeTransplant],
+    Union[ChangeBetweenVisits, Above, LabOutsideRange, VisitBeforeConsent, AeBeforeTreatment],
     Field(discriminator="kind"),
 ]
 

@@ -39,9 +39,9 @@ def _consent_saved(sender, instance, raw=False, **kwargs):
         _run(instance.participant_id, {"consent"})
 
 
-def _transplant_saved(sender, instance, raw=False, **kwargs):
+def _treatment_saved(sender, instance, raw=False, **kwargs):
     if not raw:
-        _run(instance.participant_id, {"transplant"})
+        _run(instance.participant_id, {"treatment"})
 
 
 def _forms_saved(sender, participant_id=None, forms=(), **kwargs):
@@ -58,5 +58,5 @@ def connect() -> None:
     post_save.connect(_visit_saved, sender=Visit, dispatch_uid="queries.visit")
     post_save.connect(_ae_saved, sender=AdverseEvent, dispatch_uid="queries.ae")
     post_save.connect(_consent_saved, sender=Consent, dispatch_uid="queries.consent")
-    post_save.connect(_transplant_saved, sender=Transplant, dispatch_uid="queries.transplant")
+    post_save.connect(_treatment_saved, sender=Transplant, dispatch_uid="queries.transplant")
     forms_saved.connect(_forms_saved, sender=FormRecord, dispatch_uid="queries.forms")

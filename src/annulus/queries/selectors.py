@@ -367,23 +367,23 @@ def casebook(participant_id: int, checks, protocol) -> editchecks.Casebook:
                 "visit_id", "form_id", "items", "computed"):
             if r["visit_id"] in visits:
                 visits[r["visit_id"]][3][r["form_id"]] = editchecks.Form(r["items"] or {}, r["computed"] or {})
-    consent_date = transplant = None
+    consent_date = treatment = None
     aes = ()
     if "visit_before_consent" in kinds:
         first = Consent.objects.filter(participant_id=participant_id).order_by("consented_at").values_list(
             "consented_at", flat=True).first()
         consent_date = timezone.localtime(first).date() if first else None
-    if "ae_before_transplant" in kinds:
+    if kinds & set(editchecks.AE_BEFORE_TREATMENT) and protocol.treatment_procedure is not None:
         from annulus.safety.models import AdverseEvent
-        from annulus.visits import selectors as vsel
+        from annulus.visits.events import events_of
 
-        transplant = vsel.transplant_date(participant_id)
+        treatment = events_of(participant_id, protocol).recorded(protocol.treatment_procedure.id)
         aes = tuple(editchecks.AdverseEventData(pk, timezone.localtime(onset).date(), causality)
                     for pk, onset, causality in AdverseEvent.objects.filter(participant_id=participant_id)
                     .values_list("pk", "onset_at", "causality_product"))
     return editchecks.Casebook(
         visits=tuple(editchecks.VisitData(k, o, d, f) for k, o, d, f in visits.values()),
-        consent_date=consent_date, transplant_date=transplant, adverse_events=aes)
+        consent_date=consent_date, treatment_date=treatment, adverse_events=aes)
 
 
 def check_message(check_id: str, language: str | None = None) -> str:

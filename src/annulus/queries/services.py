@@ -235,6 +235,10 @@ def _check_forms(check, protocol) -> set[str] | None:
         return {check.form}
     if check.kind == "lab_outside_range":
         return set(editchecks.lab_forms(protocol, check.forms))
+    if check.kind in editchecks.AE_BEFORE_TREATMENT:  # the form recording the treatment, if any
+        treatment = protocol.treatment_procedure
+        form = protocol.procedure_form(treatment.id) if treatment is not None else None
+        return {form.id} if form is not None and treatment.id not in protocol.page_procedures else set()
     return None
 
 
