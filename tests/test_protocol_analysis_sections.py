@@ -210,7 +210,7 @@ CASES = [
     ("unknown method", _set("primary", "model", "method", value="anova"),
      ["analysis.primary.model.method: Input should be"]),
     ("unknown covariate", _set("primary", "model", "covariates", value=["baseline", "age"]),
-     ["analysis.primary.model.covariates[1]: Input should be 'baseline'"]),
+     ["analysis.primary.model.covariates[1]: 'age' is not a stratum of the randomisation, which has no strata"]),
     ("repeated covariate", _set("primary", "model", "covariates", value=["baseline", "baseline"]),
      ["analysis.primary.model.covariates[1]: 'baseline' is listed twice"]),
     ("model without df", _pop("primary", "model", "df"), ["analysis.primary.model.df: Field required"]),

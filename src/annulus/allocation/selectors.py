@@ -94,9 +94,11 @@ def export_drug_codes(user, at_most: str = "arms") -> bool:
 
 def export_allocations(user, participant_ids, *, as_of=None, at_most: str = "arms") -> dict[int, dict]:
     """Each randomised participant's allocation as an export made by ``user`` may show it, in one
-    query (``as_of``: envelopes opened by then): ``randomised_at``, ``random_number``, and
-    ``group_label``/``arm``/``drug_code``, each None unless ``export_blinding`` /
-    ``export_drug_codes`` allow it. The same keys for every participant and every arm."""
+    query (``as_of``: envelopes opened by then): ``randomised_at``, ``random_number``, ``levels``
+    (the stratification or minimisation factor levels recorded when the envelope was opened, the
+    same for every arm), and ``group_label``/``arm``/``drug_code``, each None unless
+    ``export_blinding`` / ``export_drug_codes`` allow it. The same keys for every participant and
+    every arm."""
     blinding = export_blinding(user, at_most)
     codes = export_drug_codes(user, at_most)
     rows = Envelope.objects.filter(participant_id__in=list(participant_ids)).select_related("allocation_list")
@@ -105,7 +107,7 @@ def export_allocations(user, participant_ids, *, as_of=None, at_most: str = "arm
     out = {}
     for e in rows:
         out[e.participant_id] = {
-            "randomised_at": e.opened_at, "random_number": e.random_number,
+            "randomised_at": e.opened_at, "random_number": e.random_number, "levels": dict(e.levels or {}),
             "group_label": e.group_label if blinding in ("labels", "arms") else None,
             "arm": e.allocation_list.level2_key[e.group_label] if blinding == "arms" else None,
             "drug_code": e.drug_code if codes else None,

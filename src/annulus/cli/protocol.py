@@ -73,7 +73,7 @@ def show(args) -> int:
     out.append("\nDSMB thresholds:")
     for t in p.safety.dsmb_thresholds:
         out.append(f"  {t.id}: {t.description.get(lang)}")
-    out.extend(_plan_lines(p.analysis, lang))
+    out.extend(_plan_lines(p.analysis, lang, [f.id for f in p.randomisation.strata or []]))
     if p.assumptions:
         out.append("\nAssumptions (not stated in the protocol):")
         for a in p.assumptions:
@@ -180,17 +180,22 @@ def _procedure_lines(p, lang: str) -> list[str]:
     return out
 
 
-def _plan_lines(plan, lang: str) -> list[str]:
-    """The analysis plan in a few lines (nothing without one)."""
+def _plan_lines(plan, lang: str, strata=()) -> list[str]:
+    """The analysis plan in a few lines (nothing without one); ``strata`` the randomisation's
+    stratification factor ids, in order (a covariate that is one is shown with its column)."""
     if plan is None:
         return []
+    from annulus.interchange.adam import stratum_columns
+
+    columns = stratum_columns(strata)
     out = [f"\nAnalysis plan (two-sided alpha {plan.alpha:g}):"]
     for pop in plan.populations:
         out.append(f"  population {pop.id:<7} {pop.role:<8} {pop.name.get(lang)}: {', '.join(pop.rule)}")
     for ep in plan.endpoints:
         m = ep.model
         role = "primary  " if ep is plan.primary else "secondary"
-        covariates = ", ".join(m.covariates) or "none"
+        covariates = ", ".join(f"stratum {c} ({columns[c]})" if c in columns else c
+                               for c in m.covariates) or "none"
         responder = ""
         if ep.responder is not None:
             r = ep.responder

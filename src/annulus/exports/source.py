@@ -889,6 +889,7 @@ class _Reader:
             eligible=eligible, failed_criteria=failed, end_status=end_status, end_date=end_date,
             end_reason=end_reason, end_adverse_event=end_ae, emergency_unblinded=emergency,
             group_label=alloc.get("group_label"), arm=alloc.get("arm"), drug_code=alloc.get("drug_code"),
+            strata=dict(alloc.get("levels") or {}),
             visits=tuple(vinfos), records=tuple(records), queries=tuple(sorted(notes, key=lambda q: q.id)),
             deviations=tuple(deviations), signature=sig, identity=identity)
 

@@ -87,6 +87,15 @@ duration the forms capture. Not captured by any form, so not in ADSL: height and
 ``BMIBL``), time since the first onset of back pain, race and ethnicity, occupation, smoking,
 previous treatments other than an intradiscal injection within a year (a yes/no criterion).
 
+Strata (a stratified randomisation only, ``randomisation.strata``; the first trial's ADSL and
+ADEFF have no such columns): ``STRATAR`` the stratum the participant was randomised in, as the
+randomisation prints it (``site=01; pain=severe``), and one column per factor, ``STRAT<n>R`` (n
+the factor's position in ``strata``, from 1; its label names the factor), its level. They are the
+levels recorded with the envelope opened for the participant (``Subject.strata``), not
+recomputed from today's evidence; empty for a participant not randomised. ADEFF repeats them on
+every row, so that the analysis plan's stratum covariates (``C(STRAT1R)``) are in the model's
+file.
+
 Flags are "Y"/"N" for populations and "Y"/empty for record flags (ABLFL, ANL01FL), as in ADaM.
 
 ADEFF rows: a visit of the protocol schedule with the parameter's form filled and its score
@@ -125,6 +134,7 @@ from .scores import score as score_decl
 PRIMARY_VISIT = "m12"
 BASELINE_VISIT = "baseline"
 SITEID = "01"  # single-centre trial
+STRATA_COLUMN = "STRATAR"  # the stratum as randomised (one column per factor beside it: STRAT<n>R)
 SAS_EPOCH = date(1960, 1, 1)
 
 
@@ -261,6 +271,48 @@ def _baseline_columns(protocol) -> list[Col]:
     return out
 
 
+def strata_of(protocol) -> list[str]:
+    """The ids of the randomisation's stratification factors, in protocol order (none unless the
+    randomisation is stratified)."""
+    return [f.id for f in getattr(getattr(protocol, "randomisation", None), "strata", None) or ()]
+
+
+def stratum_columns(factor_ids) -> dict[str, str]:
+    """Stratification factor id -> its ADSL and ADEFF column ``STRAT<n>R``, n the factor's
+    position in ``randomisation.strata`` (from 1)."""
+    return {f: f"STRAT{n}R" for n, f in enumerate(factor_ids, start=1)}
+
+
+def _strata_columns(protocol) -> list[Col]:
+    """``STRATAR`` and one ``STRAT<n>R`` per stratification factor (none for an unstratified
+    randomisation), each as wide as its longest value."""
+    strata = list(getattr(getattr(protocol, "randomisation", None), "strata", None) or ())
+    if not strata:
+        return []
+    widths = [max(len(level.encode("utf-8")) for level in f.levels) for f in strata]
+    whole = sum(len(f.id.encode("utf-8")) + 1 + w for f, w in zip(strata, widths)) + 2 * (len(strata) - 1)
+    columns = [Col(STRATA_COLUMN, "Strata as Randomized", length=max(8, whole))]
+    names = stratum_columns(f.id for f in strata)
+    for n, (f, w) in enumerate(zip(strata, widths), start=1):
+        columns.append(Col(names[f.id], f"Stratum {n} as Randomized: {f.id}"[:40], length=max(8, w)))
+    return columns
+
+
+def _strata_values(subject, factor_ids: list[str]) -> dict:
+    """The participant's stratum as randomised (the levels recorded with the envelope opened for
+    them): ``STRATAR`` as the randomisation prints a stratum (``site=01; pain=severe``) and each
+    factor's level; empty for a participant not randomised."""
+    if not factor_ids:
+        return {}
+    from annulus.randomisation.stratified import stratum_label
+
+    levels = getattr(subject, "strata", None) or {}
+    row = {column: levels.get(f) or None for f, column in stratum_columns(factor_ids).items()}
+    whole = all(levels.get(f) for f in factor_ids)
+    row[STRATA_COLUMN] = stratum_label(levels, factor_ids) if whole else None
+    return row
+
+
 def _has_harvest(protocol) -> bool:
     """Whether the treatment is a cell product made from a harvest (its date: ``LIPODT``)."""
     pages = getattr(protocol, "page_procedures", None)
@@ -283,6 +335,7 @@ def adsl_columns(ctx) -> list[Col]:
         Col("AGEU", "Age Units", length=8),
         Col("SEX", "Sex", length=1),
         *_trt_columns(ctx),
+        *_strata_columns(ctx.protocol),
         Col("RANDFL", "Randomized Population Flag", length=1),
         Col("ITTFL", "Intent-To-Treat Population Flag", length=1),
         Col("SAFFL", "Safety Population Flag", length=1),
@@ -316,6 +369,7 @@ def adeff_columns(ctx) -> list[Col]:
         Col("USUBJID", "Unique Subject Identifier", length=40),
         Col("SITEID", "Study Site Identifier", length=8),
         *_trt_columns(ctx),
+        *_strata_columns(ctx.protocol),
         Col("ITTFL", "Intent-To-Treat Population Flag", length=1),
         Col("SAFFL", "Safety Population Flag", length=1),
         Col("PPROTFL", "Per-Protocol Population Flag", length=1),
@@ -617,6 +671,7 @@ def write(subjects, ctx, out_dir) -> list[Path]:
     base_visit = baseline_visit_of(ctx.protocol)
     harvest, pain_duration = _has_harvest(ctx.protocol), _has_pain_duration(ctx.protocol)
     sites = len(getattr(ctx.protocol, "sites", None) or ()) > 1
+    strata = strata_of(ctx.protocol)
     adsl = _Dataset(out_dir, "adsl", "Subject-Level Analysis Dataset", adsl_columns(ctx), ctx, xpt=True)
     eff_cols = adeff_columns(ctx)
     adeff = _Dataset(out_dir, "adeff", "Efficacy Analysis Dataset", eff_cols, ctx, xpt=True)
@@ -634,6 +689,7 @@ def write(subjects, ctx, out_dir) -> list[Path]:
             values = _values(s, params)
             site = _site(s) if sites else SITEID
             trt = _treatment(s, ctx)
+            stratum = _strata_values(s, strata)
             randomised = bool(s.randomised_at)
             flags, pp_reason = populations.flags(s, visits)
             last = _last_visit(s, schedule)
@@ -641,7 +697,7 @@ def write(subjects, ctx, out_dir) -> list[Path]:
             status, reason, detail = _disposition(s, categories)
             row = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SUBJID": s.case_number or s.screening_number,
                    "SCRNID": s.screening_number, "SITEID": site, "AGE": s.age,
-                   "AGEU": "YEARS" if s.age is not None else None, "SEX": s.sex, **trt,
+                   "AGEU": "YEARS" if s.age is not None else None, "SEX": s.sex, **trt, **stratum,
                    "RANDFL": _yn(randomised), **flags, "PPEXREAS": pp_reason,
                    "ELIGFL": None if s.eligible is None else _yn(s.eligible),
                    "SCRFCRIT": ", ".join(s.failed_criteria) or None,
@@ -659,7 +715,7 @@ def write(subjects, ctx, out_dir) -> list[Path]:
                 if p.baseline_column:
                     row[p.baseline_column] = values.get((base_visit, p.code))
             adsl.write(row)
-            common = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SITEID": site, **trt, **flags}
+            common = {"STUDYID": ctx.study_id, "USUBJID": s.subject, "SITEID": site, **trt, **stratum, **flags}
             for m in more:
                 m.write(s, trt, flags, site)
             rows = sorted(values.items(), key=lambda kv: (index[kv[0][1]], schedule.order.get(kv[0][0], 10**6)))

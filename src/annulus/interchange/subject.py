@@ -141,6 +141,10 @@ class Subject:
     group_label: str | None = None
     arm: str | None = None
     drug_code: str | None = None
+    # the participant's level of each stratification (or minimisation) factor as randomised (factor
+    # id -> level, recorded with the envelope; empty when not randomised or neither). Not treatment
+    # information: the site and the screening values they come from are in the casebook
+    strata: dict = field(default_factory=dict)
     visits: tuple = ()  # VisitInfo, in schedule order
     records: tuple = ()  # Record, by visit then form
     queries: tuple = ()  # QueryNote

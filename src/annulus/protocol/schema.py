@@ -892,16 +892,24 @@ class Population(Strict):
         return self
 
 
+# the covariate of a mixed model that is the parameter's value at the baseline visit (any other
+# covariate is the id of a factor of ``randomisation.strata``)
+BASELINE_COVARIATE = "baseline"
+
+
 class MixedModel(Strict):
     """The mixed model for repeated measures of an end point (``annulus.stats.mmrm.fit_mmrm``):
-    the change from baseline at the end point's visits ~ covariates + arm + visit + arm x visit
-    (``baseline``: the parameter's value at the baseline visit), with the covariance of a
+    the change from baseline at the end point's visits ~ covariates + arm + visit + arm x visit.
+    A covariate is ``baseline`` (the parameter's value at the baseline visit) or the id of a
+    stratification factor of the randomisation (``randomisation.strata[].id``: the participant's
+    stratum as randomised, a factor; ICH E9 asks the primary analysis to adjust for the factors
+    the randomisation was stratified by; ``Protocol`` checks the ids), with the covariance of a
     participant's visits ``covariance`` (``us`` unstructured, ``cs`` compound symmetry, ``csh``
     heterogeneous CS, ``ar1``/``arh1`` first-order autoregressive, ``toep`` Toeplitz), fitted by
     ``estimation`` (REML or ML), with ``df`` degrees of freedom (Kenward-Roger or Satterthwaite)."""
 
     method: Literal["mmrm"]
-    covariates: list[Literal["baseline"]]
+    covariates: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")]]
     covariance: Literal["us", "cs", "csh", "ar1", "arh1", "toep"]
     estimation: Literal["reml", "ml"]
     df: Literal["kenward-roger", "satterthwaite"]
@@ -1522,8 +1530,9 @@ class Protocol(Strict):
     def _analysis_problems(self) -> list[str]:
         """The analysis plan against the schedule and the arms: an end point's visits are
         follow-up visits that collect its parameter's form (and the baseline visit collects it
-        too, for the change from baseline); the control is the protocol's control arm; MCP-Mod
-        has at least three dose levels."""
+        too, for the change from baseline); a model's covariates are the baseline or strata of the
+        randomisation; the control is the protocol's control arm; MCP-Mod has at least three dose
+        levels."""
         plan = self.analysis
         problems = []
         visits = {v.id: v for v in self.schedule.visits}
@@ -1531,6 +1540,7 @@ class Protocol(Strict):
         endpoints = [("analysis.primary", plan.primary)] if plan.primary is not None else []
         endpoints += [(f"analysis.secondary[{i}]", ep) for i, ep in enumerate(plan.secondary)]
         for where, ep in endpoints:
+            problems.extend(self._covariate_problems(f"{where}.model.covariates", ep.model.covariates))
             source = plan.parameter_source(ep.parameter)
             if source is None:
                 continue  # reported by the plan itself
@@ -1565,6 +1575,20 @@ class Protocol(Strict):
                                 f"(the arms' dose_score give {len(levels)})")
         return problems
 
+    def _covariate_problems(self, where: str, covariates) -> list[str]:
+        """A mixed model's covariates: each is ``baseline`` or a stratum of the randomisation."""
+        strata = [f.id for f in self.randomisation.strata or []]
+        problems = []
+        for i, name in enumerate(covariates):
+            if name == BASELINE_COVARIATE:
+                continue
+            if not strata:
+                problems.append(f"{where}[{i}]: '{name}' is not a stratum of the randomisation, which has no strata "
+                                f"(a covariate is {BASELINE_COVARIATE} or the id of a randomisation.strata factor)")
+            elif name not in strata:
+                problems.append(f"{where}[{i}]: '{name}' is not a stratum of the randomisation ({', '.join(strata)})")
+        return problems
+
     def _randomisation_problems(self) -> list[str]:
         """Strata and minimisation factors against the eligibility fields and the arms: each
         factor's ``from`` is ``site`` or an evidence field whose values map onto the levels."""
@@ -1573,6 +1597,9 @@ class Protocol(Strict):
         for key in ("strata", "factors"):
             for i, factor in enumerate(getattr(rand, key) or []):
                 where = f"randomisation.{key}[{i}]"
+                if key == "strata" and factor.id == BASELINE_COVARIATE:
+                    problems.append(f"{where}.id: '{factor.id}' names the baseline covariate of the analysis plan's "
+                                    "models; give the factor another id")
                 if factor.source == "site":
                     if factor.cuts is not None:
                         problems.append(f"{where}.cuts: only a number field is cut into levels")

@@ -6,9 +6,11 @@
 JSON-able dictionary; ``render(results)`` writes the HTML (inline CSS and SVG, nothing fetched);
 ``pdf(html)`` prints it with WeasyPrint. ``build`` does all three.
 
-Nothing but those files and the protocol (for the analysis plan and the names of visits, arms and
-criteria) is read, so the report can be rebuilt from the export alone, and the same export gives
-the same bytes: no clock, no random number and no file path enters the document.
+Nothing but those files and the protocol (for the analysis plan, the randomisation's strata that
+its models may adjust for, and the names of visits, arms and criteria) is read, so the report can be rebuilt from the export alone, and the same export gives
+the same bytes: no clock, no random number and no file path enters the document. Each end point's
+model paragraph says which covariates the model adjusted for (``covariates_text``: the baseline
+value, each stratification factor by its id in the protocol with its column).
 
 The blind is the export's: the report shows what the datasets hold (``manifest.json``'s
 ``scope.blinding``). A blinded export has no treatment column, so the report is pooled throughout
@@ -30,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from annulus.interchange.adam import strata_of
 from annulus.report import baseline, conduct, consort, efficacy, plots, safety
 from annulus.report.adsl import read as read_rows
 from annulus.report.words import words_for
@@ -114,14 +117,15 @@ def workers_for(participants: int) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _endpoint(path: Path, ep, blind, alpha: float, dose_plan) -> dict:
+def _endpoint(path: Path, ep, blind, alpha: float, dose_plan, strata=()) -> dict:
     """One end point's analyses (in this process or in a worker's), on one BLAS thread: the
     workers already share the cores, and a sum split over another number of threads is added in
     another order, so the last digits would depend on where the analysis ran."""
     from annulus.stats.power import _one_blas_thread
 
     with _one_blas_thread():
-        return efficacy.analyse(efficacy.read_adeff(path), ep, blind=blind, alpha=alpha, dose_plan=dose_plan)
+        return efficacy.analyse(efficacy.read_adeff(path), ep, blind=blind, alpha=alpha, dose_plan=dose_plan,
+                                strata=strata)
 
 
 class _Inline:
@@ -195,10 +199,11 @@ def _compute(folder, protocol, language, progress, code_version, workers, stamp,
         pool = _Inline()
     with pool:
         dose_plan = getattr(plan, "dose_response", None)
+        strata = strata_of(protocol)
         # the end points first: in worker processes they run while this one builds the tables below
-        pending = [pool.submit(_endpoint, folder / f"adeff_{ep.parameter.lower()}.csv", ep, blind, alpha, dose_plan)
-                   for ep in endpoints]
-        sensitivity_job = pool.submit(_sensitivity, folder, plan, blind, alpha)
+        pending = [pool.submit(_endpoint, folder / f"adeff_{ep.parameter.lower()}.csv", ep, blind, alpha, dose_plan,
+                               strata) for ep in endpoints]
+        sensitivity_job = pool.submit(_sensitivity, folder, plan, blind, alpha, strata)
         follow = [v.id for v in protocol.schedule.visits]
         flow = consort.counts(adsl, arms=arms, visits=follow)
         names = _names(protocol, language, arms)
@@ -233,7 +238,7 @@ def _compute(folder, protocol, language, progress, code_version, workers, stamp,
         "title": protocol.trial.title.get(language), "protocol_version": stamp.get("protocol_version"),
         "as_of": stamp.get("as_of"), "audit_chain_count": stamp.get("audit_chain_count"),
         "audit_chain_hash": stamp.get("audit_chain_hash"), "code_version": code_version,
-        "populations": _populations(plan, language), "plan": _plan_text(plan),
+        "populations": _populations(plan, language), "plan": _plan_text(plan, strata),
         "consort": flow.as_dict(), "consort_svg": flow_svg,
         "baseline": table1.as_dict(), "endpoints": results, "sensitivity": sensitivity, "safety": saf,
         "conduct": cond, "datasets": files,
@@ -258,29 +263,32 @@ def _populations(plan, language: str) -> list[dict]:
     return out
 
 
-def _plan_text(plan) -> dict:
-    """The parts of the analysis plan the report quotes (model, level, dose-response settings)."""
+def _plan_text(plan, strata=()) -> dict:
+    """The parts of the analysis plan the report quotes (model and its covariates, level,
+    dose-response settings)."""
     m = plan.primary.model
     dr = getattr(plan, "dose_response", None)
     md = getattr(plan, "missing_data", None)
     return {"covariance": m.covariance, "estimation": m.estimation, "df": m.df,
             "covariates": list(m.covariates or []),
+            "covariate_columns": [{k: c[k] for k in ("covariate", "column", "stratum")}
+                                  for c in efficacy.covariates(plan.primary, strata)],
             "mcpmod": None if dr is None or dr.mcpmod is None else {
                 "visit": dr.mcpmod.visit, "alpha": dr.mcpmod.alpha, "delta": dr.mcpmod.delta,
                 "models": {k: v for k, v in dict(dr.mcpmod.models).items()}},
             "missing_data": None if md is None else {"approach": md.approach, "sensitivity": list(md.sensitivity)}}
 
 
-def _sensitivity(folder: Path, plan, blind: efficacy.Blind, alpha: float) -> list[dict]:
+def _sensitivity(folder: Path, plan, blind: efficacy.Blind, alpha: float, strata=()) -> list[dict]:
     """The plan's sensitivity analyses of the primary end point (by arm only when the blind
     allows), on one BLAS thread as ``_endpoint``."""
     from annulus.stats.power import _one_blas_thread
 
     with _one_blas_thread():
-        return _sensitivity_analyses(folder, plan, blind, alpha)
+        return _sensitivity_analyses(folder, plan, blind, alpha, strata)
 
 
-def _sensitivity_analyses(folder: Path, plan, blind: efficacy.Blind, alpha: float) -> list[dict]:
+def _sensitivity_analyses(folder: Path, plan, blind: efficacy.Blind, alpha: float, strata=()) -> list[dict]:
     md = getattr(plan, "missing_data", None)
     if md is None or blind.level == "blinded":
         return []
@@ -290,19 +298,19 @@ def _sensitivity_analyses(folder: Path, plan, blind: efficacy.Blind, alpha: floa
     for kind in md.sensitivity:
         if kind == "per_protocol":
             pp = ep.model_copy(update={"population": "pp"}) if hasattr(ep, "model_copy") else ep
-            res = efficacy.analyse(frame, pp, blind=blind, alpha=alpha, dose_plan=None)
+            res = efficacy.analyse(frame, pp, blind=blind, alpha=alpha, dose_plan=None, strata=strata)
             out.append({"kind": kind, "result": res})
         elif kind == "observed_ancova":
-            out.append({"kind": kind, "result": _ancova(frame, ep, blind, alpha)})
+            out.append({"kind": kind, "result": _ancova(frame, ep, blind, alpha, strata)})
     return out
 
 
-def _ancova(frame, ep, blind: efficacy.Blind, alpha: float) -> dict:
+def _ancova(frame, ep, blind: efficacy.Blind, alpha: float, strata=()) -> dict:
     """ANCOVA of the change at the primary visit on the observed data (nothing modelled for the
     missing), each arm against the control, as ``annulus compare --protocol`` runs it."""
     from annulus.stats.ancova import ancova
 
-    data = efficacy.model_frame(frame, ep, [ep.primary_visit])
+    data = efficacy.model_frame(frame, ep, [ep.primary_visit], strata)
     arms = list(blind.arms or ())
     if blind.control is None or len(arms) < 2:
         return {"visit": ep.primary_visit, "rows": [], "note": "no_control"}
@@ -490,6 +498,7 @@ def _endpoint_section(w, results, ep, index: int) -> str:
     m = ep["model"]
     if m:
         out.append(f'<p>{_e(w["model_text"].format(formula=m["formula"], cov=m["cov"], method=m["method"].upper(), df=m["df_method"], n=m["n_subjects"], obs=m["n_obs"], population=pops.get(ep["population"], ep["population"])))}'
+                   + f' {_e(covariates_text(w, ep.get("covariates") or []))}'
                    + ("" if m["converged"] else f' <b>{_e(w["not_converged"])}</b>') + "</p>")
     for key, detail in ep["notes"]:
         out.append(f'<p class="note">{_e(_note(w, results, key, detail))}</p>')
@@ -568,6 +577,16 @@ def _endpoint_section(w, results, ep, index: int) -> str:
             out.append(f'<p class="note">{_e(test.get("name") or "")}: p = {pval(test["p"])}</p>')
     out.append("</section>")
     return "\n".join(out)
+
+
+def covariates_text(w, covariates) -> str:
+    """Which covariates the model adjusts for, in words: the baseline value and each
+    stratification factor (its id in the protocol) with its column."""
+    if not covariates:
+        return w["covariates_none"]
+    parts = [w["covariate_stratum"].format(name=c["covariate"], column=c["column"]) if c["stratum"]
+             else w["covariate_baseline"].format(column=c["column"]) for c in covariates]
+    return w["covariates_text"].format(covariates=w["list_separator"].join(parts))
 
 
 def _note(w, results, key: str, detail) -> str:

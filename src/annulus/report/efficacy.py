@@ -10,7 +10,10 @@ same way (a test recomputes them):
 - **MMRM** (``annulus mmrm --data adeff_<p>.csv --formula "CHG ~ BASE + TRT01P*AVISIT" --subject
   USUBJID --visit AVISIT --cov us --df kenward-roger --arm TRT01P --control <placebo>``): the
   LS-means of the change from baseline per arm and visit with their CI, the Type 3 tests, and each
-  dose minus placebo at every visit (difference, CI, p);
+  dose minus placebo at every visit (difference, CI, p). The covariates are the plan's
+  (``covariates``): ``BASE`` for the baseline, and for each stratification factor the plan names
+  its stratum as randomised, ``C(STRAT<n>R)`` (``CHG ~ BASE + C(STRAT1R) + C(STRAT2R) +
+  TRT01P*AVISIT`` for the knee trial's site and pain strata); rows missing a covariate are left out;
 - **Dunnett** (``annulus dose ... --mmrm``'s ``mmrm_dunnett``): the same contrasts with p and CIs
   adjusted for the comparison of several doses with one placebo at each visit;
 - **trend** (``annulus mmrm ... --trend placebo=0,...``): the linear contrast of the LS-means over
@@ -22,8 +25,9 @@ same way (a test recomputes them):
 
 What a reader may see decides what is computed (``Blind``):
 
-- ``blinded`` (no treatment column in the data): one pooled model ``CHG ~ BASE + AVISIT``, its
-  LS-means per visit; nothing is computed by arm, so nothing can depend on the allocation;
+- ``blinded`` (no treatment column in the data): one pooled model ``CHG ~ BASE + AVISIT`` (the
+  plan's covariates, then the visit), its LS-means per visit; nothing is computed by arm, so
+  nothing can depend on the allocation;
 - ``labels`` (groups A-D, after the first-level unblinding): the MMRM by group, its LS-means and
   Type 3 tests; which group is placebo and which doses the groups received are not known, so no
   comparison with placebo, trend or MCP-Mod;
@@ -98,9 +102,12 @@ def _plain(x):
     return x
 
 
-def model_frame(frame: pd.DataFrame, endpoint, visits: Sequence[str] | None = None) -> pd.DataFrame:
-    """The rows the endpoint's analysis uses: its population, its visits, a change and (when the model
-    has it) a baseline."""
+def model_frame(frame: pd.DataFrame, endpoint, visits: Sequence[str] | None = None,
+                strata: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows the endpoint's analysis uses: its population, its visits, a change and every
+    covariate of its model (a baseline, a stratum); ``strata`` the randomisation's factor ids in
+    protocol order (``covariates``). A covariate column the frame lacks is left for the model to
+    name."""
     flag = POPULATION_FLAGS.get(endpoint.population, endpoint.population)
     data = frame
     if flag in data.columns and flag != "ITTFL":
@@ -108,20 +115,42 @@ def model_frame(frame: pd.DataFrame, endpoint, visits: Sequence[str] | None = No
     visits = list(visits if visits is not None else endpoint.visits)
     data = data[data[VISIT].astype(str).isin(visits)]
     data = data.dropna(subset=["CHG"])
-    if "baseline" in _covariates(endpoint):
-        data = data.dropna(subset=["BASE"])
+    needed = [c["column"] for c in covariates(endpoint, strata) if c["column"] in data.columns]
+    if needed:
+        data = data.dropna(subset=needed)
     return data.copy()
 
 
-def _covariates(endpoint) -> list[str]:
-    return list(getattr(endpoint.model, "covariates", None) or [])
+def covariates(endpoint, strata: Sequence[str] = ()) -> list[dict]:
+    """The covariates of the end point's model in the plan's order, each ``{"covariate": the
+    plan's name, "column": the ADEFF column, "term": its formula term, "stratum": whether it is a
+    stratification factor}``: the baseline value ``BASE`` (a number); a stratification factor
+    (an id of ``strata``, the randomisation's factors in protocol order) its stratum as
+    randomised ``STRAT<n>R``, a factor (``C(...)``, whatever its levels look like: site ``01``
+    is a level, not the number 1)."""
+    from annulus.interchange.adam import stratum_columns
+    from annulus.protocol.schema import BASELINE_COVARIATE
+
+    columns = stratum_columns(strata)
+    out = []
+    for name in getattr(endpoint.model, "covariates", None) or []:
+        if name == BASELINE_COVARIATE:
+            out.append({"covariate": name, "column": "BASE", "term": "BASE", "stratum": False})
+        elif name in columns:
+            out.append({"covariate": name, "column": columns[name], "term": f"C({columns[name]})", "stratum": True})
+        else:
+            raise ValueError(f"covariate {name!r} is neither the baseline nor a stratum of the randomisation "
+                             f"({', '.join(strata) or 'no strata'})")
+    return out
 
 
-def formula(endpoint, blind: Blind) -> str:
-    covariate = "BASE + " if "baseline" in _covariates(endpoint) else ""
+def formula(endpoint, blind: Blind, strata: Sequence[str] = ()) -> str:
+    """``CHG ~ covariates + TRT01P*AVISIT`` (``CHG ~ covariates + AVISIT`` blinded), the
+    covariates as ``covariates`` gives them."""
+    terms = "".join(f"{c['term']} + " for c in covariates(endpoint, strata))
     if blind.level == "blinded":
-        return f"CHG ~ {covariate}AVISIT"
-    return f"CHG ~ {covariate}TRT01P*AVISIT"
+        return f"CHG ~ {terms}AVISIT"
+    return f"CHG ~ {terms}TRT01P*AVISIT"
 
 
 def describe(data: pd.DataFrame, blind: Blind, visits: Sequence[str], level: float) -> list[dict]:
@@ -165,13 +194,16 @@ def _visits_with_data(data: pd.DataFrame, visits: Sequence[str], blind: Blind) -
     return keep
 
 
-def analyse(frame: pd.DataFrame, endpoint, *, blind: Blind, alpha: float = 0.05, dose_plan=None) -> dict:
+def analyse(frame: pd.DataFrame, endpoint, *, blind: Blind, alpha: float = 0.05, dose_plan=None,
+            strata: Sequence[str] = ()) -> dict:
     """The analysis of one end point (a plan ``Endpoint``: parameter, population, visits,
-    primary_visit, model, lower_is_better, responder) on its ADEFF frame, as the blind allows."""
+    primary_visit, model, lower_is_better, responder) on its ADEFF frame, as the blind allows;
+    ``strata`` the randomisation's stratification factor ids in protocol order (the model's
+    stratum covariates are their ``STRAT<n>R`` columns)."""
     from annulus.stats.mmrm import MmrmError, fit_mmrm
 
     level = 1 - alpha
-    data = model_frame(frame, endpoint)
+    data = model_frame(frame, endpoint, strata=strata)
     visits = [v for v in endpoint.visits]
     result = {
         "parameter": endpoint.parameter,
@@ -191,6 +223,7 @@ def analyse(frame: pd.DataFrame, endpoint, *, blind: Blind, alpha: float = 0.05,
         "observed": describe(data, blind, visits, level),
         "model": None, "lsmeans": [], "type3": [], "contrasts": [], "trend": [], "mcpmod": None,
         "responders": None, "notes": [],
+        "covariates": [{k: c[k] for k in ("covariate", "column", "stratum")} for c in covariates(endpoint, strata)],
     }
     fitted_visits = _visits_with_data(data, visits, blind)
     if len(fitted_visits) < len(visits):
@@ -199,7 +232,7 @@ def analyse(frame: pd.DataFrame, endpoint, *, blind: Blind, alpha: float = 0.05,
     if blind.level != "blinded":
         data = data[data[ARM].isin(blind.arms or ())]
     model = endpoint.model
-    f = formula(endpoint, blind)
+    f = formula(endpoint, blind, strata)
     fit = None
     if len(fitted_visits) and data[SUBJECT].nunique() >= 2 * len(fitted_visits):
         try:
@@ -224,9 +257,9 @@ def analyse(frame: pd.DataFrame, endpoint, *, blind: Blind, alpha: float = 0.05,
         if blind.level == "arms" and blind.control is not None and len(blind.arms or ()) >= 2:
             _comparisons(result, fit, blind, level, alpha)
     if blind.level == "arms" and blind.control is not None and dose_plan is not None:
-        _dose_response(result, frame, endpoint, blind, dose_plan)
+        _dose_response(result, frame, endpoint, blind, dose_plan, strata)
     if blind.level == "arms" and blind.control is not None and getattr(endpoint, "responder", None):
-        _responders(result, frame, endpoint, blind)
+        _responders(result, frame, endpoint, blind, strata)
     return _plain(result)
 
 
@@ -269,7 +302,7 @@ def _comparisons(result: dict, fit, blind: Blind, level: float, alpha: float) ->
             result["notes"].append(("trend_failed", str(exc)))
 
 
-def _dose_response(result: dict, frame: pd.DataFrame, endpoint, blind: Blind, plan) -> None:
+def _dose_response(result: dict, frame: pd.DataFrame, endpoint, blind: Blind, plan, strata: Sequence[str]) -> None:
     from annulus.stats._io import InputError
     from annulus.stats.dose_response import mcpmod
 
@@ -277,7 +310,7 @@ def _dose_response(result: dict, frame: pd.DataFrame, endpoint, blind: Blind, pl
     if spec is None:
         return
     visit = getattr(spec, "visit", None) or endpoint.primary_visit
-    data = model_frame(frame, endpoint, [visit])
+    data = model_frame(frame, endpoint, [visit], strata)
     data = data[data[ARM].isin(blind.arms or ())]
     models = {k: (None if v is None else float(v)) for k, v in dict(spec.models).items()}
     try:
@@ -290,13 +323,13 @@ def _dose_response(result: dict, frame: pd.DataFrame, endpoint, blind: Blind, pl
     result["mcpmod"] = {"visit": visit, "n": int(len(data)), **res.as_dict()}
 
 
-def _responders(result: dict, frame: pd.DataFrame, endpoint, blind: Blind) -> None:
+def _responders(result: dict, frame: pd.DataFrame, endpoint, blind: Blind, strata: Sequence[str]) -> None:
     from annulus.stats.compare import responder_test
 
     rule = endpoint.responder
     at_most = getattr(rule, "change_at_most", None)
     at_least = getattr(rule, "change_at_least", None)
-    data = model_frame(frame, endpoint, [endpoint.primary_visit])
+    data = model_frame(frame, endpoint, [endpoint.primary_visit], strata)
     rows, counts, totals = [], [], []
     for a in blind.arms or ():
         x = data.loc[data[ARM] == a, "CHG"].to_numpy(dtype=float)

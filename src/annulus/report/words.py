@@ -37,6 +37,11 @@ WORDS: dict[str, dict[str, str]] = {
                       "with {obs} post-baseline values. Nothing is imputed: the model assumes the missing values "
                       "are missing at random.",
         "not_converged": "The model did not converge; its estimates are not reliable.",
+        "covariates_text": "Covariates: {covariates}.",
+        "covariates_none": "No covariates.",
+        "covariate_baseline": "the baseline value ({column})",
+        "covariate_stratum": "the stratification factor {name} as randomised ({column})",
+        "list_separator": "; ",
         "lsmeans_caption": "Change from baseline by visit: n observed; LS-mean (95 % CI)",
         "observed_caption": "Change from baseline by visit: n; observed mean (95 % CI)",
         "observed_mark": "(observed)",
@@ -152,6 +157,11 @@ WORDS: dict[str, dict[str, str]] = {
         "model_text": "重复测量混合模型（较基线变化）：{formula}；协方差结构{cov}，{method}，分母自由度采用{df}法；"
                       "{population}人群，{n}名受试者，{obs}个基线后数值。未做填补：模型假定缺失为随机缺失。",
         "not_converged": "模型未收敛，估计值不可靠。",
+        "covariates_text": "协变量：{covariates}。",
+        "covariates_none": "无协变量。",
+        "covariate_baseline": "基线值（{column}）",
+        "covariate_stratum": "随机化时的分层因素{name}（{column}）",
+        "list_separator": "；",
         "lsmeans_caption": "各访视较基线变化：观察例数；最小二乘均值（95% CI）",
         "observed_caption": "各访视较基线变化：例数；观察均值（95% CI）",
         "observed_mark": "（观察值）",
