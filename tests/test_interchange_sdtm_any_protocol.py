@@ -357,3 +357,14 @@ def test_define_xml_is_valid_and_the_checks_find_no_error(knee_sdtm, db, folder,
             shutil.copy(p, datasets / p.name)
     findings = sdtm_checks.check(datasets, json.loads(CT.read_text(encoding="utf-8")))
     assert [f for f in findings if f.severity == "error"] == []
+
+
+def test_a_derived_code_is_short_unique_and_the_same_each_time():
+    used: set = set()
+    codes = [sdtm._derive("koos", item, n, used) for n, item in enumerate(["p1", "sp1", "a17"], start=1)]
+    assert codes == ["KOOSP1", "KOOSSP1", "KOOSA17"]
+    taken = {"KOOSSP1", "KOOS02"}
+    assert sdtm._derive("koos", "sp1", 2, taken) == "KOOS002"  # the name and the position both taken
+    long = sdtm._derive("questionnaire", "a_very_long_item_id", 7, set())
+    assert long == "QUESTI07" and long == sdtm._derive("questionnaire", "a_very_long_item_id", 7, set())
+    assert sdtm._derive("5d", "x", 1, set())[0].isalpha()
