@@ -74,18 +74,22 @@ def _build(users, today):
     return out
 
 
-def _by_arms(users, trial, out: Path, fmt: str):
-    """The export as it is written once the second level of the blind is broken: arms."""
+def _by_arms(users, trial, out: Path, fmt: str, blinding: str = "arms"):
+    """The export as it is written once the first level of the blind is broken (``labels``: the
+    group labels) or the second (``arms``)."""
+    from annulus.allocation.models import Envelope
     from annulus.allocation.selectors import arm_of_for_system
     from annulus.exports import context, source
 
     now = timezone.now()
     ctx = context.build_context(actor=users["statistician"], fmt=fmt, as_of=now, created_at=now,
                                 identifiable=False, excel_bom=False, language="en")
-    ctx = dataclasses.replace(ctx, blinding="arms")
+    ctx = dataclasses.replace(ctx, blinding=blinding)
     arms = {p.screening_number: arm_of_for_system(p.pk) for p, *_ in trial}
-    subjects = [dataclasses.replace(s, arm=arms[s.screening_number]) for s in
-                source.subjects(users["statistician"], as_of=now)]
+    labels = {e.participant.screening_number: e.group_label for e in Envelope.objects.filter(participant__isnull=False)}
+    subjects = [dataclasses.replace(s, arm=arms[s.screening_number] if blinding == "arms" else None,
+                                    group_label=labels[s.screening_number])
+                for s in source.subjects(users["statistician"], as_of=now)]
     out.mkdir()
     sdtm.write(iter(subjects), ctx, out)
     return arms
@@ -111,6 +115,7 @@ def knee_sdtm(request, django_db_setup, django_db_blocker, tmp_path_factory):
                 assert run.blinding == "blinded"
             arms = _by_arms(users, trial, base / "arms", "dataset-json")
             _by_arms(users, trial, base / "arms_xpt", "sdtm")
+            _by_arms(users, trial, base / "labels", "dataset-json", blinding="labels")
             protocol = active_protocol()
         yield {"trial": trial, "arms": arms, "base": base, "protocol": protocol, "today": today}
 
@@ -368,3 +373,20 @@ def test_a_derived_code_is_short_unique_and_the_same_each_time():
     long = sdtm._derive("questionnaire", "a_very_long_item_id", 7, set())
     assert long == "QUESTI07" and long == sdtm._derive("questionnaire", "a_very_long_item_id", 7, set())
     assert sdtm._derive("5d", "x", 1, set())[0].isalpha()
+
+
+@pytest.mark.req("X-3.8")
+def test_the_labels_export_shows_groups_and_no_treatment(knee_sdtm, db):
+    protocol = knee_sdtm["protocol"]
+    folder = knee_sdtm["base"] / "labels"
+    dm = _rows(folder, "DM")
+    labels = {r["ARMCD"] for r in dm}
+    assert labels == {"A", "B"} and {r["ARM"] for r in dm} == {"GROUP A", "GROUP B"}
+    assert {r["EXTRT"] for r in _rows(folder, "EX")} == {sdtm.BLINDED_PRODUCT}
+    assert {(r["ARMCD"], r["ETCD"]) for r in _rows(folder, "TA")} == {
+        (g, e) for g in labels for e in ("SCRN", "TRT", "FU")}
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()))
+    for public in (protocol.trial.title.en, protocol.product.name.en):
+        text = text.replace(public, "")
+    assert not any(word in text for word in _forbidden(protocol))
+    assert not re.search(r"(?<![A-Z])EXDOSE(?![A-Z])", text)

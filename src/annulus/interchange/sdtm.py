@@ -280,7 +280,7 @@ def domains(blinding: str, env: Env | None = None) -> list[Domain]:
         Domain("AE", "Adverse Events", "EVENTS", "One record per adverse event per subject", tuple(ae),
                "AEDECOD is empty until the MedDRA preferred-term text is coded; AEPTCD holds the code entered."),
         Domain("EX", "Exposure", "INTERVENTIONS", "One record per constant dosing interval per subject", tuple(ex),
-               " ".join(t for t in (_ex_comment(env), "" if blinding == "arms" else
+               " ".join(t for t in (_ex_comment(env, blinding), "" if blinding == "arms" else
                                     "Blinded export: the treatment is named BLINDED STUDY PRODUCT and no dose, dose "
                                     "unit or dose form is given.") if t)),
         Domain("PR", "Procedures", "INTERVENTIONS", "One record per recorded procedure per subject", tuple(pr)),
@@ -316,11 +316,12 @@ def _qs_comment(env: Env | None) -> str:
     return _cut("Sponsor-defined test codes. " + "; ".join(parts) + ".", 2000) if parts else ""
 
 
-def _ex_comment(env: Env | None) -> str:
+def _ex_comment(env: Env | None, blinding: str) -> str:
     if env is None or env.product_kind == "cell_suspension":
         return ""
     return ("One record per dispensing record (the first dose among them): EXSTDTC is the record's date, EXENDTC the "
-            "return of the same kit; kit numbers are not exported. EXDOSE is the arm's dose score from the protocol.")
+            "return of the same kit; kit numbers are not exported."
+            + (" EXDOSE is the arm's dose score from the protocol." if blinding == "arms" else ""))
 
 
 _TESTCD_LABEL = {"QS": "Question", "VS": "Vital Signs Test", "LB": "Lab Test or Examination",
