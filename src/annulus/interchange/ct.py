@@ -112,7 +112,7 @@ CDISC: dict[str, Codelist] = {
         'PLANSUB': 'C49692', 'NARMS': 'C98771', 'REGID': 'C98714', 'INTMODEL': 'C98746', 'TCNTRL': 'C49647',
         'AGEMIN': 'C49693', 'SEXPOP': 'C49696', 'LENGTH': 'C49697', 'SDTIGVER': 'C156604', 'INDIC': 'C112038',
         'TRT': 'C41161', 'COMPTRT': 'C68612', 'ACTSUB': 'C98703', 'TTYPE': 'C49660', 'ADDON': 'C49703',
-        'FCNTRY': 'C98770', 'SSTDTC': 'C69208',
+        'FCNTRY': 'C98770', 'SSTDTC': 'C69208', 'RANDQT': None,
     }),
     'TSPARM': Codelist('C67152', 'Trial Summary Parameter Test Name', True, {
         'Trial Title': 'C49802', 'Trial Phase Classification': 'C48281', 'Study Type': 'C142175',
@@ -123,6 +123,7 @@ CDISC: dict[str, Codelist] = {
         'Investigational Therapy or Treatment': 'C41161', 'Comparative Treatment Name': 'C68612',
         'Actual Number of Subjects': 'C98703', 'Trial Type': 'C49660', 'Added on to Existing Treatments': 'C49703',
         'Planned Country of Investigational Sites': 'C98770', 'Study Start Date': 'C69208',
+        'Randomization Quotient': None,
     }),
     'TPHASE': Codelist('C66737', 'Trial Phase Response', True, {
         'PHASE II TRIAL': 'C15601',

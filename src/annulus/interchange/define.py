@@ -49,7 +49,7 @@ def build(ctx, specs, files: dict, rows: dict | None = None):
     comments.append(D.CommentDef(OID="COM.EXPORT", Description=_text(
         D, f"Annulus export of {ctx.study_id} as of {ctx.as_of} (audit trail: {ctx.chain_count} events, last hash "
            f"{ctx.chain_hash}); blinding: {ctx.blinding}. Dates are ISO 8601 in the trial's local time; --DY counts "
-           "the transplantation date as day 1 (no day 0).")))
+           "the treatment date (the protocol's treatment procedure) as day 1 (no day 0).")))
     for d in specs:
         refs = []
         for order, v in enumerate(d.vars, start=1):

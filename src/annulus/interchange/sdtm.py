@@ -10,36 +10,63 @@ with the same test and value, the timing columns for every row of a record (``_F
 
 Domains: DM, DS, SV, AE, EX, PR, QS, VS, LB, MK; TS, TA, TE, TV, TI.
 
-Conventions (also stated in define.xml's comments):
+Conventions (also stated in define.xml's comments). Everything particular to a trial comes from its
+protocol file and the participants' records, so the export works for any shipped protocol (the cell
+product of ``protocols/dlbp-admsc.yaml``, the kit trial of ``protocols/knee-oa-drug.yaml``):
 
 * ``USUBJID`` is the pseudonymous participant number; ``SUBJID`` the case number (the screening
-  number before randomisation); one site (``SITEID`` "01", ``COUNTRY`` "CHN").
+  number before randomisation); ``SITEID`` the participant's site (the pre-screening record's, as
+  ``adam._site`` reads it; the one site's id in a single-centre trial); ``COUNTRY`` "CHN".
 * Dates: SDTM ``--DTC`` values are ISO 8601 in the trial's local time (``trial.timezone``) without
   an offset, to the minute for times (``2022-06-06T10:00``), dates alone as ``YYYY-MM-DD``.
-* Study day: ``RFSTDTC`` is the transplantation (first and only exposure). ``--DY`` follows SDTM:
-  the transplantation date is day 1, the day before is day -1, there is no day 0. (The eCRF and
-  ``VisitInfo.day`` count the transplantation as day 0; SDTM ``--DY`` = that day + 1 from the
-  transplantation on.) ``VISITDY`` is the planned day on the same scale.
+* Study day: the treatment is the protocol's treatment procedure (``adam._treatment_event``: the
+  transplantation, the knee trial's first dose). ``RFSTDTC``/``RFXSTDTC`` are when it was given:
+  the transplantation time, else the date and time the treatment record gives (its first
+  date-time or date field), else its day (``Subject.treated_on``). ``--DY`` follows SDTM from the
+  treatment day (``adam.treatment_day``): that date is day 1, the day before is day -1, there is no
+  day 0. (The eCRF and ``VisitInfo.day`` count the treatment as day 0; SDTM ``--DY`` = that day + 1
+  from the treatment on.) ``VISITDY`` is the planned day on the same scale (``adam._Schedule``).
+  A participant never treated has no ``--DY``.
+* Epochs: SCREENING before the first procedure visit of the schedule; TREATMENT from it to the
+  last visit that records a procedure (the transplantation; the knee trial's last kit return);
+  FOLLOW-UP after. An event's epoch by its study day: FOLLOW-UP after that last visit's window.
 * ``VISITNUM`` is the visit's position in the protocol schedule (1, 2, ...); an unscheduled visit
   is the scheduled visit before it + 0.01 × its repeat number.
-* Baseline flags (``--BLFL``): the value at the last scheduled visit before the transplantation
-  that collects the form (the "baseline" visit).
+* Baseline flags (``--BLFL``): the value at the protocol's baseline visit (``baseline: true``,
+  ``adam.baseline_visit_of``).
+* EX: a cell product is one injection at the treatment visit. A kit product has one row per
+  dispensing record (a procedure with the ``dispensing`` check, the first dose among them):
+  ``EXSTDTC`` the record's date field, ``EXENDTC`` the return of the same kit (matched by its kit
+  number, which is not exported), ``EXROUTE`` the product's route.
+* PR: one row per record of a procedure the protocol declares, ``PRTRT`` the procedure's name.
+* QS: every questionnaire of the schedule (``annulus.instruments.qs``: category, and the codes of
+  the scores an export carries); items coded by the data dictionary's SDTM hints
+  (``annulus.dictionary.mapping``), the scores of ``analysis.parameters`` by the parameter's code
+  and name; where neither gives a code, a sponsor-defined one is derived (the instrument's prefix
+  and the item id, or its position; at most 8 characters, unique), and define.xml lists those.
+  Derived scores (``Record.computed``) are rows with ``--DRVFL`` "Y".
+* Trial design: TS from the protocol (title, phase, blinding, arms and their ratio as ``RANDQT``,
+  planned and actual subjects, minimum age from the inclusion criteria, length of the schedule,
+  product and placebo comparator); TE and TA from its procedures and arms (screening, each
+  procedure done before the treatment, the treatment, follow-up); TV from its visits and windows;
+  TI from its criteria.
 * Blind: ``ctx.blinding`` decides; the writer never looks at arms otherwise.
   - "blinded": the DM arm variables ARMCD/ARM/ACTARMCD/ACTARM are not written at all (SDTM has no
     "blinded" arm value; an empty Expected variable would claim the arm is unknown). ARMNRS keeps
     only the reasons that do not differ by arm (SCREEN FAILURE, NOT ASSIGNED, ASSIGNED, NOT
     TREATED). EX names the product "BLINDED STUDY PRODUCT" with no dose, dose unit or dose form
-    columns; TA (which lists the arms) is not written; TE has one blinded treatment element.
+    columns; TA (which lists the arms) is not written; TE has one blinded treatment element; TS
+    names no arm (the comparator is "PLACEBO").
   - "labels": ARMCD/ACTARMCD are the group label (A-D) and ARM/ACTARM "GROUP A"...; EX stays
     blinded (labels are not treatments); TA lists groups A-D with the one blinded element.
-  - "arms": the protocol arm id (upper case) and name, EXTRT the arm's product, EXDOSE the cells
-    per disc (10^6 Therapeutic Cells), TA/TE per arm.
+  - "arms": the protocol arm id (upper case) and name; EXTRT the arm's product ("PLACEBO" for the
+    control), EXDOSE for a cell product the cells per disc (10^6 Therapeutic Cells), for a kit the
+    arm's ``dose_score`` in the unit its name prints after it (``100 mg``); TA/TE per arm.
 * Imaging goes to MK (Musculoskeletal System Findings): SDTMIG 3.3 deprecated MO (Morphology) in
   favour of the body-system physiology domains, and Modic changes, Pfirrmann grade, disc height and
   segmental angles are findings about the lumbar spine. Test codes are sponsor-defined (the CDISC
   MKTESTCD codelist is extensible and has no disc-degeneration tests).
-* QS and MK test codes are the data dictionary's SDTM hints (``annulus.dictionary.mapping``); derived
-  scores (``Record.computed``) are rows with ``--DRVFL`` "Y".
+* MK test codes are the data dictionary's SDTM hints (``annulus.dictionary.mapping``).
 * Not written: IE (screening evidence), SUPP-- qualifiers, CO comments, LBCLSIG (not an SDTMIG 3.3
   variable), AEDECOD values (the eCRF stores the MedDRA PT code only: AEPTCD carries it; AEDECOD is
   present but empty until the term text is coded), BRTHDTC (pseudonymised export: AGE is given).
@@ -53,11 +80,15 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from annulus.instruments.qs import QUESTIONNAIRES, questionnaire
+from annulus.instruments.vitals import NAME as VITALS_INSTRUMENT
+
 from . import ct
+from .adam import _Schedule, _site, _treatment_event, baseline_visit_of, is_treated, treatment_day
 
 SDTMIG = "3.3"
-SITEID = "01"
 COUNTRY = "CHN"
+SCREENING_VISIT = "screening"  # the records' visit of the consent, screening and eligibility
 
 
 # ---- metadata ---------------------------------------------------------------------------------
@@ -123,8 +154,9 @@ def _visit_vars(prefix: str, dtc_label: str) -> list[Var]:
             _v(f"{prefix}DY", "Study Day of Visit/Collection/Exam", "integer", core="Perm", origin="Derived")]
 
 
-def domains(blinding: str) -> list[Domain]:
-    """Every domain this export writes, with its variables, for the blinding level."""
+def domains(blinding: str, env: Env | None = None) -> list[Domain]:
+    """Every domain this export writes, with its variables, for the blinding level (``env``: the
+    export's protocol, for the comments that name its codes)."""
     arms = blinding in ("labels", "arms")
     dm = _ids("DM", seq=False) + [
         _v("SUBJID", "Subject Identifier for the Study", length=20, core="Req"),
@@ -248,11 +280,12 @@ def domains(blinding: str) -> list[Domain]:
         Domain("AE", "Adverse Events", "EVENTS", "One record per adverse event per subject", tuple(ae),
                "AEDECOD is empty until the MedDRA preferred-term text is coded; AEPTCD holds the code entered."),
         Domain("EX", "Exposure", "INTERVENTIONS", "One record per constant dosing interval per subject", tuple(ex),
-               "" if blinding == "arms" else "Blinded export: the treatment is named BLINDED STUDY PRODUCT and "
-               "no dose, dose unit or dose form is given."),
+               " ".join(t for t in (_ex_comment(env, blinding), "" if blinding == "arms" else
+                                    "Blinded export: the treatment is named BLINDED STUDY PRODUCT and no dose, dose "
+                                    "unit or dose form is given.") if t)),
         Domain("PR", "Procedures", "INTERVENTIONS", "One record per recorded procedure per subject", tuple(pr)),
         Domain("QS", "Questionnaires", "FINDINGS", "One record per questionnaire per question per visit per subject",
-               tuple(qs), "Sponsor-defined test codes (VAS, ODI01-10, JOA01-14, SF3601-36 and totals)."),
+               tuple(qs), _qs_comment(env)),
         Domain("VS", "Vital Signs", "FINDINGS", "One record per vital sign measurement per visit per subject",
                tuple(vs)),
         Domain("LB", "Laboratory Test Results", "FINDINGS", "One record per lab test per visit per subject",
@@ -264,6 +297,31 @@ def domains(blinding: str) -> list[Domain]:
     ]
     out += design_domains(blinding)
     return out
+
+
+def _qs_comment(env: Env | None) -> str:
+    """QS's define.xml comment: each questionnaire's category and its test codes, saying which
+    were derived here because neither the data dictionary nor the protocol gives one."""
+    if env is None:
+        return "Sponsor-defined test codes: the data dictionary's SDTM hints."
+    parts = []
+    for form_id, plan in env.qs.items():
+        codes = list(plan.items.values()) + [c for c, _t, _u in plan.scores.values()]
+        span = f"{codes[0]}-{codes[-1]}" if len(codes) > 2 else ", ".join(codes)
+        text = f"{plan.category} ({form_id}): {span}"
+        if plan.derived:
+            text += (f"; {len(plan.derived)} code(s) derived by the export (sponsor-defined, no data-dictionary hint: "
+                     f"instrument prefix and item id, or position): {', '.join(plan.derived)}")
+        parts.append(text)
+    return _cut("Sponsor-defined test codes. " + "; ".join(parts) + ".", 2000) if parts else ""
+
+
+def _ex_comment(env: Env | None, blinding: str) -> str:
+    if env is None or env.product_kind == "cell_suspension":
+        return ""
+    return ("One record per dispensing record (the first dose among them): EXSTDTC is the record's date, EXENDTC the "
+            "return of the same kit; kit numbers are not exported."
+            + (" EXDOSE is the arm's dose score from the protocol." if blinding == "arms" else ""))
 
 
 _TESTCD_LABEL = {"QS": "Question", "VS": "Vital Signs Test", "LB": "Lab Test or Examination",
@@ -317,6 +375,17 @@ def design_domains(blinding: str) -> list[Domain]:
 
 
 # ---- the export's shared state ----------------------------------------------------------------
+@dataclass(frozen=True)
+class QsForm:
+    """A questionnaire form of the protocol as QS writes it: its category, each item's test code
+    (the dictionary's hint, else derived) and each derived score's (test code, test name, unit)."""
+
+    category: str
+    items: dict  # item id -> QSTESTCD
+    scores: dict  # score id -> (QSTESTCD, QSTEST, unit)
+    derived: tuple = ()  # the test codes derived here (no dictionary hint, no declaration)
+
+
 @dataclass
 class Env:
     ctx: object
@@ -324,12 +393,18 @@ class Env:
     visitnum: dict  # visit id -> VISITNUM
     visitname: dict  # visit id -> VISIT
     visitdy: dict  # visit id -> planned SDTM day
-    epoch_after_transplant: set  # visit ids in FOLLOW-UP
+    epochs: dict  # visit id -> EPOCH
     baseline: str  # the baseline visit id
-    transplant_visit: str
-    liposuction_visit: str
+    treatment: str | None  # the procedure that gives the treatment (its day is study day 1)
+    treatment_end_day: int  # the last planned SDTM day of the treatment epoch (its last visit's window included)
+    treatment_last_visit: str | None  # the treatment epoch's last visit
+    procedures: dict  # record form id -> the protocol's Procedure it records
+    qs: dict  # form id -> QsForm
+    vitals: frozenset  # the vital-sign form ids
+    labs: dict  # laboratory form id -> (LBCAT, LBSPEC, the panel's analytes by id)
     counts: dict = field(default_factory=lambda: {"consented": 0, "randomised": 0, "treated": 0})
     days: dict = field(default_factory=dict)  # (date, reference) -> study_day, for the records' timing
+    _ref: tuple = (None, None)  # (the participant, their treatment day) last asked for
 
     def study_day(self, value: str | None, reference: str | None) -> int | None:
         """``study_day`` in the trial's time zone, kept (a visit's records share their date)."""
@@ -341,35 +416,130 @@ class Env:
             day = self.days[key] = study_day(value, reference, self.tz)
         return day
 
+    def ref(self, s) -> str | None:
+        """The participant's treatment day (``adam.treatment_day``): study day 1 of every --DY."""
+        if self._ref[0] is not s:
+            self._ref = (s, treatment_day(s, self.tz))
+        return self._ref[1]
+
+    @property
+    def product_kind(self) -> str:
+        return getattr(self.ctx.protocol.product, "kind", "cell_suspension")
+
     @classmethod
     def of(cls, ctx) -> Env:
         p = ctx.protocol
         visits = list(p.schedule.visits)
-        transplant = next((v for v in visits if getattr(v, "procedure", None) == "transplant"), None)
-        lipo = next((v for v in visits if getattr(v, "procedure", None) == "liposuction"), None)
-        t_offset = transplant.offset_days if transplant is not None and transplant.anchor == "liposuction" else 21
-
-        def rel(v) -> int:  # days from the transplantation (eCRF convention, day 0)
-            return v.offset_days if v.anchor == "transplant" else v.offset_days - t_offset
-
+        treatment = _treatment_event(p)
+        schedule = _Schedule(p)  # days from the treatment (day 0), as the analysis datasets count
         order = {v.id: i for i, v in enumerate(visits)}
-        t_index = order.get(transplant.id, 0) if transplant is not None else 0
-        before = [v for v in visits if order[v.id] < t_index and getattr(v, "procedure", None) is None]
+        forms = {f.id: f for f in p.schedule.forms}
+        procedure_forms = {f.id for f in forms.values() if f.procedure}
+        t_visit = p.procedure_visit(treatment) if treatment else None
+        t_index = order[t_visit.id] if t_visit is not None else 0
+        # the treatment epoch: from the first procedure visit to the last visit recording a
+        # procedure (the treatment itself, or a kit dispensed or returned after it)
+        first = min((order[v.id] for v in visits if v.procedure), default=t_index)
+        last = max([t_index, *(order[v.id] for v in visits
+                               if v.procedure or procedure_forms.intersection(v.forms))])
+        epochs = {}
+        for v in visits:
+            i = order[v.id]
+            epochs[v.id] = "SCREENING" if i < first else "TREATMENT" if i <= last else "FOLLOW-UP"
+        end = visits[last] if visits else None
+        end_day = sdtm_day(schedule.day[end.id]) + end.window.after_days if end is not None else 1
+        procedures = {}
+        for f in forms.values():
+            declared = p.procedure(f.procedure) if f.procedure else None
+            if declared is not None:
+                procedures[f.id] = declared
         return cls(ctx=ctx, tz=ZoneInfo(p.trial.timezone),
                    visitnum={v.id: float(i + 1) for i, v in enumerate(visits)},
                    visitname={v.id: v.name.en for v in visits},
-                   visitdy={v.id: sdtm_day(rel(v)) for v in visits},
-                   epoch_after_transplant={v.id for v in visits if order[v.id] > t_index},
-                   baseline=before[-1].id if before else "baseline",
-                   transplant_visit=transplant.id if transplant is not None else "transplant",
-                   liposuction_visit=lipo.id if lipo is not None else "liposuction")
+                   visitdy={v.id: sdtm_day(schedule.day[v.id]) for v in visits},
+                   epochs=epochs, baseline=baseline_visit_of(p), treatment=treatment,
+                   treatment_end_day=end_day, treatment_last_visit=end.id if end is not None else None,
+                   procedures=procedures, qs=_qs_forms(p, ctx.dictionary),
+                   vitals=frozenset(f.id for f in forms.values() if f.instrument == VITALS_INSTRUMENT),
+                   labs={f.id: _lab(p, f) for f in forms.values() if f.panel})
 
     def epoch(self, visit: str) -> str:
-        if visit in self.epoch_after_transplant:
-            return "FOLLOW-UP"
-        if visit in ("screening", ""):
-            return "SCREENING"
-        return "TREATMENT"
+        return self.epochs.get(visit) or ("SCREENING" if visit in (SCREENING_VISIT, "") else "TREATMENT")
+
+    def after_treatment(self, day: int | None) -> bool:
+        """A study day in the follow-up (after the treatment epoch's planned end; from day 1 on
+        when the treatment is one day)."""
+        return day is not None and day > 0 and (day > self.treatment_end_day or self.treatment_end_day <= 1)
+
+
+def _code(text: str) -> str:
+    """Upper-case letters and digits of ``text`` (a test code's characters)."""
+    return re.sub(r"[^A-Z0-9]", "", str(text).upper())
+
+
+def _derive(prefix: str, name: str, n: int, used: set) -> str:
+    """A sponsor-defined test code for an item or score without one: the prefix and the name when
+    that fits in 8 characters, else the prefix and the position (``KOOSSP1``, ``NRS01``); never a
+    code already used, never starting with a digit."""
+    prefix = _code(prefix) or "QS"
+    if prefix[0].isdigit():
+        prefix = f"Q{prefix}"
+    candidates = [prefix + _code(name), f"{prefix[:6]}{n:02d}", f"{prefix[:5]}{n:03d}"]
+    for c in candidates:
+        if len(c) <= 8 and c not in used:
+            return c
+    k = 1
+    while f"{prefix[:4]}{k:04d}" in used:
+        k += 1
+    return f"{prefix[:4]}{k:04d}"
+
+
+def _qs_forms(protocol, dictionary) -> dict:
+    """form id -> QsForm for every questionnaire the protocol's schedule collects: the category and
+    the scores' codes from the instruments library, a score the analysis plan declares with its
+    parameter's code and name, the items' codes from the data dictionary; a code derived where
+    none is given (see ``_derive``), each unique within QS."""
+    declared = {}
+    for d in getattr(getattr(protocol, "analysis", None), "parameters", None) or ():
+        declared.setdefault((d.form, d.score), (d.code, d.name.en))
+    out, used = {}, set()
+    plans = []
+    for f in protocol.schedule.forms:
+        q = questionnaire(f.instrument)
+        entries = dictionary.form(f.id) if dictionary is not None else None
+        if q is None or entries is None:
+            continue
+        plans.append((f, q, entries))
+        used.update(e.sdtm_testcd for e in entries.items if e.sdtm_testcd)
+        used.update(code for _s, code, _t, _u in q.scores)
+    for f, q, entries in plans:
+        derived = []
+        items = {}
+        for n, e in enumerate(entries.items, start=1):
+            if e.sdtm_testcd:
+                items[e.item] = e.sdtm_testcd
+            else:
+                items[e.item] = code = _derive(f.instrument, e.item, n, used)
+                used.add(code)
+                derived.append(code)
+        scores = {s: (code, test, unit) for s, code, test, unit in q.scores}
+        for n, (form_id, score) in enumerate(declared, start=1):
+            if form_id != f.id or score in scores:
+                continue
+            code, name = declared[(form_id, score)]
+            code = _code(code)
+            if not code or len(code) > 8 or code in used or code[0].isdigit():
+                code = _derive(f"{f.instrument}S", score, n, used)
+                derived.append(code)
+            used.add(code)
+            scores[score] = (code, _cut(name, 40), "")
+        out[f.id] = QsForm(q.category, items, scores, tuple(derived))
+    return out
+
+
+# the library's questionnaires: QSCAT by instrument, and their derived scores' codes
+QS_FORMS = {name: q.category for name, q in QUESTIONNAIRES.items()}
+QS_SCORES = {s: (code, test, unit) for q in QUESTIONNAIRES.values() for s, code, test, unit in q.scores}
 
 
 def sdtm_day(days_from_reference: int | None) -> int | None:
@@ -454,18 +624,54 @@ def _last_visit_date(s) -> str | None:
     return max(dates) if dates else None
 
 
+def _date_field(procedure) -> str | None:
+    """The procedure's first date-time or date field: when its record says it was done."""
+    fields = getattr(procedure, "fields", None) or ()
+    found = next((f for f in fields if f.type == "datetime"), None) or next((f for f in fields if f.type == "date"),
+                                                                             None)
+    return found.id if found is not None else None
+
+
+def _done(r) -> bool:
+    return r.state != "draft"
+
+
+def treatment_start(s, env: Env) -> str | None:
+    """When the treatment was given (RFSTDTC): the cell product's transplantation time, else the
+    date (and time) the treatment procedure's record gives, else its day (``Subject.treated_on``)."""
+    if s.transplanted_at:
+        return s.transplanted_at
+    if not s.treated_on:
+        return None
+    for r in s.records:
+        procedure = env.procedures.get(r.form)
+        if procedure is not None and procedure.id == env.treatment and _done(r):
+            when = r.values.get(_date_field(procedure) or "")
+            if when:
+                return when
+    return s.treated_on
+
+
+def _site_of(s, env: Env) -> str | None:
+    sites = env.ctx.protocol.site_list
+    return (_site(s) if len(sites) > 1 else None) or (sites[0].id if sites else None)
+
+
 def dm_rows(s, env: Env):
     tz, ctx = env.tz, env.ctx
-    treated = bool(s.transplanted_at)
+    treated = is_treated(s)
     randomised = bool(s.case_number) or bool(s.randomised_at)
     fatal = any(r.form == "adverse_event" and r.values.get("outcome") == "fatal" for r in s.records)
     end = s.end_date or _last_visit_date(s)
+    start = treatment_start(s, env)
+    exposures = [x for x in _exposures(s, env)] if treated and env.product_kind != "cell_suspension" else []
+    last = max((x[2] or x[1] for x in exposures if x[1]), default=None, key=lambda v: dtc(v, tz))
     row = {"STUDYID": ctx.study_id, "DOMAIN": "DM", "USUBJID": s.subject,
            "SUBJID": s.case_number or s.screening_number,
-           "RFSTDTC": dtc(s.transplanted_at, tz), "RFENDTC": dtc(end, tz) if treated else None,
-           "RFXSTDTC": dtc(s.transplanted_at, tz), "RFXENDTC": dtc(s.transplanted_at, tz),
+           "RFSTDTC": dtc(start, tz), "RFENDTC": dtc(end, tz) if treated else None,
+           "RFXSTDTC": dtc(start, tz), "RFXENDTC": dtc(last or start, tz),
            "RFICDTC": dtc(s.consented_at, tz), "RFPENDTC": dtc(end, tz),
-           "DTHFL": "Y" if fatal else None, "SITEID": SITEID, "AGE": s.age,
+           "DTHFL": "Y" if fatal else None, "SITEID": _site_of(s, env), "AGE": s.age,
            "AGEU": "YEARS" if s.age is not None else None, "SEX": ct.term("SEX", s.sex) if s.sex else None,
            "COUNTRY": COUNTRY}
     arm_code = arm_name = None
@@ -487,7 +693,7 @@ def dm_rows(s, env: Env):
 
 
 def ds_rows(s, env: Env):
-    tz, ref = env.tz, s.transplanted_at
+    tz, ref = env.tz, env.ref(s)
 
     def row(term, decod, cat, epoch, when):
         return {"DSTERM": _cut(term), "DSDECOD": ct.term("DSDECOD", decod), "DSCAT": ct.term("DSCAT", cat),
@@ -513,12 +719,14 @@ def ds_rows(s, env: Env):
         else:
             decod = END_DECOD.get(s.end_reason, "OTHER")
         term = details or decod
-        epoch = "FOLLOW-UP" if s.transplanted_at else ("TREATMENT" if s.randomised_at else "SCREENING")
+        day = study_day(s.end_date, ref, tz)
+        epoch = ("FOLLOW-UP" if is_treated(s) and (day is None or env.after_treatment(day)) else
+                 "TREATMENT" if s.randomised_at else "SCREENING")
         yield row(term, decod, "DISPOSITION EVENT", epoch, s.end_date)
 
 
 def sv_rows(s, env: Env):
-    tz, ref = env.tz, s.transplanted_at
+    tz, ref = env.tz, env.ref(s)
     last_num = 0.0
     for v in s.visits:
         if v.visit in env.visitnum:
@@ -530,7 +738,8 @@ def sv_rows(s, env: Env):
         day = study_day(v.date, ref, tz)
         yield {"VISITNUM": num, "VISIT": f"UNSCHEDULED {num:.2f}" if unscheduled else env.visitname[v.visit],
                "VISITDY": None if unscheduled else env.visitdy.get(v.visit),
-               "EPOCH": env.epoch(v.visit) if not unscheduled else ("FOLLOW-UP" if day and day > 0 else None),
+               "EPOCH": env.epoch(v.visit) if not unscheduled else (
+                   "FOLLOW-UP" if env.after_treatment(day) else "TREATMENT" if day and day > 0 else None),
                "SVSTDTC": v.date, "SVENDTC": v.date, "SVSTDY": day, "SVENDY": day,
                "SVUPDES": _cut(v.reason) if unscheduled and v.reason else None}
 
@@ -546,7 +755,7 @@ SERIOUS = {"death": "AESDTH", "life_threatening": "AESLIFE", "hospitalisation": 
 
 
 def ae_rows(s, env: Env):
-    tz, ref = env.tz, s.transplanted_at
+    tz, ref = env.tz, env.ref(s)
     entry = env.ctx.dictionary.entry("adverse_event", "action_taken")
     for r in s.records:
         if r.form != "adverse_event":
@@ -568,7 +777,8 @@ def ae_rows(s, env: Env):
         for code, variable in SERIOUS.items():
             row[variable] = ("Y" if code in criteria else "N") if serious else None
         onset = study_day(v.get("onset_at"), ref, tz)
-        row["EPOCH"] = "FOLLOW-UP" if onset is not None and onset > 1 else ("TREATMENT" if s.randomised_at else "SCREENING")
+        row["EPOCH"] = ("FOLLOW-UP" if onset is not None and onset > env.treatment_end_day else
+                        "TREATMENT" if s.randomised_at else "SCREENING")
         yield row
 
 
@@ -582,16 +792,92 @@ def _disc_location(level: str | None) -> str | None:
     return location
 
 
+ROUTES = {"oral": "ORAL", "topical": "TOPICAL", "subcutaneous": "SUBCUTANEOUS", "intramuscular": "INTRAMUSCULAR",
+          "intravenous": "INTRAVENOUS", "intra_articular": "INTRA-ARTICULAR", "inhaled": "RESPIRATORY (INHALATION)"}
+BLINDED_PRODUCT = "BLINDED STUDY PRODUCT"
+
+
+def _kit_number(procedure, values: dict):
+    field_ = procedure.field_meaning("kit_number") if hasattr(procedure, "field_meaning") else None
+    return values.get(field_.id) if field_ is not None else None
+
+
+def _exposures(s, env: Env) -> list:
+    """A kit product's exposures: (record, start, end) per dispensing record (the treatment's
+    first dose among them), from the record's date field to the date of the return of the same
+    kit (its number matched, never exported), or None while it is out."""
+    returns = {}
+    for r in s.records:
+        procedure = env.procedures.get(r.form)
+        if procedure is not None and "returns" in procedure.checks and _done(r):
+            kit = _kit_number(procedure, r.values)
+            when = r.values.get(_date_field(procedure) or "")
+            if kit and when:
+                returns.setdefault(kit, []).append(when)
+    out = []
+    for r in s.records:
+        procedure = env.procedures.get(r.form)
+        if procedure is None or "dispensing" not in procedure.checks or not _done(r):
+            continue
+        when = r.values.get(_date_field(procedure) or "")
+        if procedure.id == env.treatment and not when:
+            when = s.treated_on
+        kit = _kit_number(procedure, r.values)
+        start_day = _local(when, env.tz)
+        start_day = start_day.date() if isinstance(start_day, datetime) else start_day
+        back = sorted(w for w in returns.get(kit, ()) if start_day is None or str(w)[:10] >= start_day.isoformat())
+        out.append((r, when, back[0] if back else None))
+    return out
+
+
+def _dose_unit(protocol) -> str | None:
+    """The dose unit the arms' names print after their ``dose_score`` (``KX-0217 100 mg`` -> mg)."""
+    for a in protocol.arms:
+        if a.dose_score:
+            m = re.search(rf"(?<![\d.]){re.escape(f'{a.dose_score:g}')}\s*([A-Za-z\u00b5][A-Za-z/\d^]*)", a.name.en)
+            if m:
+                return m.group(1)
+    return None
+
+
+def _visit_timing(r, env: Env) -> dict:
+    return {"VISITNUM": env.visitnum.get(r.visit), "VISIT": env.visitname.get(r.visit), "EPOCH": env.epoch(r.visit)}
+
+
 def ex_rows(s, env: Env):
+    if env.product_kind == "cell_suspension":
+        yield from _ex_cell(s, env)
+        return
+    ctx, tz, ref = env.ctx, env.tz, env.ref(s)
+    arm = None
+    if ctx.blinding == "arms" and s.arm:
+        arm = next((a for a in ctx.protocol.arms if a.id == s.arm), None)
+    for r, start, end in _exposures(s, env):
+        row = {"EXTRT": BLINDED_PRODUCT, "EXROUTE": ROUTES.get(getattr(ctx.protocol.product, "route", ""), None),
+               "EXLOC": None, **_visit_timing(r, env), "EXSTDTC": dtc(start, tz), "EXENDTC": dtc(end, tz),
+               "EXSTDY": env.study_day(start, ref), "EXENDY": env.study_day(end, ref)}
+        if arm is not None:
+            placebo = bool(arm.control) or not arm.dose_score
+            row.update(EXTRT="PLACEBO" if placebo else _cut(arm.name.en.upper(), 60), EXDOSE=float(arm.dose_score),
+                       EXDOSU=_dose_unit(ctx.protocol), EXDOSFRM=None)
+        yield row
+
+
+def _ex_cell(s, env: Env):
+    """A cell product: one injection, at the treatment procedure's visit."""
     ctx, tz, ref = env.ctx, env.tz, s.transplanted_at
-    record = next((r for r in s.records if r.form == "transplant"), None)
+    record = next((r for r in s.records if env.procedures.get(r.form) is not None
+                   and env.procedures[r.form].id == env.treatment), None)
     if record is None and not s.transplanted_at:
         return
     values = record.values if record is not None else {}
-    when = values.get("transplanted_at") or s.transplanted_at
-    row = {"EXTRT": "BLINDED STUDY PRODUCT", "EXROUTE": "INTRADISCAL",
+    procedure = env.ctx.protocol.procedure(env.treatment) if env.treatment else None
+    when = values.get(_date_field(procedure) or "") or s.transplanted_at
+    visit = ctx.protocol.procedure_visit(env.treatment) if env.treatment else None
+    row = {"EXTRT": BLINDED_PRODUCT, "EXROUTE": "INTRADISCAL",
            "EXLOC": _disc_location(values.get("disc_level") or ctx.protocol.product.target_level),
-           "VISITNUM": env.visitnum.get(env.transplant_visit), "VISIT": env.visitname.get(env.transplant_visit),
+           "VISITNUM": env.visitnum.get(visit.id) if visit else None,
+           "VISIT": env.visitname.get(visit.id) if visit else None,
            "EPOCH": "TREATMENT", "EXSTDTC": dtc(when, tz), "EXENDTC": dtc(when, tz),
            "EXSTDY": study_day(when, ref, tz), "EXENDY": study_day(when, ref, tz)}
     if ctx.blinding == "arms" and s.arm:
@@ -605,32 +891,27 @@ def ex_rows(s, env: Env):
 
 
 def pr_rows(s, env: Env):
-    tz, ref = env.tz, s.transplanted_at
+    """One row per recorded procedure the protocol declares, named as the protocol names it."""
+    ctx, tz, ref = env.ctx, env.tz, env.ref(s)
+    pages = ctx.protocol.page_procedures
+    cell = env.product_kind == "cell_suspension"
     for r in s.records:
-        if r.form == "liposuction":
-            when = r.values.get("performed_on") or s.liposuction_on
-            yield {"PRTRT": "LIPOSUCTION", "PRLOC": None, "VISITNUM": env.visitnum.get(r.visit),
-                   "VISIT": env.visitname.get(r.visit), "EPOCH": "TREATMENT", "PRSTDTC": dtc(when, tz),
-                   "PRSTDY": study_day(when, ref, tz)}
-        elif r.form == "transplant":
-            when = r.values.get("transplanted_at") or s.transplanted_at
-            yield {"PRTRT": "INTRADISCAL INJECTION",
-                   "PRLOC": _disc_location(r.values.get("disc_level") or env.ctx.protocol.product.target_level),
-                   "VISITNUM": env.visitnum.get(r.visit), "VISIT": env.visitname.get(r.visit), "EPOCH": "TREATMENT",
-                   "PRSTDTC": dtc(when, tz), "PRSTDY": study_day(when, ref, tz)}
+        procedure = env.procedures.get(r.form)
+        if procedure is None or not _done(r):
+            continue
+        when = r.values.get(_date_field(procedure) or "")
+        if not when and pages.get(procedure.id) == "harvest":
+            when = s.liposuction_on
+        elif not when and procedure.id == env.treatment:
+            when = s.transplanted_at or s.treated_on
+        location = None
+        if cell and procedure.id == env.treatment:
+            location = _disc_location(r.values.get("disc_level") or ctx.protocol.product.target_level)
+        yield {"PRTRT": _cut(procedure.name.en, 60), "PRLOC": location, **_visit_timing(r, env),
+               "PRSTDTC": dtc(when, tz), "PRSTDY": env.study_day(when, ref)}
 
 
 # ---- findings ---------------------------------------------------------------------------------
-QS_FORMS = {"vas": "VAS PAIN", "odi": "OSWESTRY DISABILITY INDEX", "joa": "JOA LOW BACK PAIN SCORE",
-            "sf36": "SF-36 HEALTH SURVEY"}
-# derived scores (Record.computed ids) -> (test code, test name, unit)
-QS_SCORES = {"odi_percent": ("ODITOT", "ODI Total Score (%)", "%"), "joa_total": ("JOATOT", "JOA Total Score", ""),
-             "pcs": ("SF36PCS", "SF-36 Physical Component Summary", ""),
-             "mcs": ("SF36MCS", "SF-36 Mental Component Summary", ""),
-             "pf": ("SF36PF", "SF-36 Physical Functioning", ""), "rp": ("SF36RP", "SF-36 Role-Physical", ""),
-             "bp": ("SF36BP", "SF-36 Bodily Pain", ""), "gh": ("SF36GH", "SF-36 General Health", ""),
-             "vt": ("SF36VT", "SF-36 Vitality", ""), "sf": ("SF36SF", "SF-36 Social Functioning", ""),
-             "re": ("SF36RE", "SF-36 Role-Emotional", ""), "mh": ("SF36MH", "SF-36 Mental Health", "")}
 MK_SCORES = {"modic_score": ("MODICSCR", "Modic Change Score", ""),
              "pfirrmann_grade": ("PFIRSCR", "Pfirrmann Grade (numeric)", ""),
              "disc_height_score": ("DSCHTLS", "Disc Height Loss vs Adjacent Discs", "%"),
@@ -661,7 +942,7 @@ def _test_name(testcd: str, label: str) -> str:
 def _timing(r, s, env: Env, prefix: str, visit_dates: dict) -> dict:
     when = visit_dates.get((r.visit, r.visit_repeat)) or (dtc(r.collected_at, env.tz)[:10] if r.collected_at else None)
     return {"VISITNUM": env.visitnum.get(r.visit), "VISIT": env.visitname.get(r.visit), "EPOCH": env.epoch(r.visit),
-            f"{prefix}DTC": when, f"{prefix}DY": env.study_day(when, s.transplanted_at)}
+            f"{prefix}DTC": when, f"{prefix}DY": env.study_day(when, env.ref(s))}
 
 
 def _baseline(r, env: Env) -> str | None:
@@ -675,18 +956,17 @@ def _baseline(r, env: Env) -> str | None:
 # type because 1, 1.0 and True give different results; and not at all for a value that equal values
 # do not stand for (a list; NaN; a float zero, whose sign shows in Dataset-JSON).
 
-def _qs_result(e, value) -> dict:
+def _qs_result(e, value, testcd) -> dict:
     n = _num(value)
     if e.codelist:
         orres, unit = _cut(_code_label(e, value)), None
     else:
         orres, unit = _fmt(value), e.unit or None
-    return {"QSTESTCD": e.sdtm_testcd, "QSTEST": _test_name(e.sdtm_testcd, e.label_en), "QSORRES": orres,
+    return {"QSTESTCD": testcd, "QSTEST": _test_name(testcd, e.label_en), "QSORRES": orres,
             "QSORRESU": unit, "QSSTRESC": _fmt(value), "QSSTRESN": n, "QSSTRESU": unit}
 
 
-def _qs_score(score, value) -> dict:
-    testcd, test, unit = QS_SCORES[score]
+def _qs_score(score, value, testcd, test, unit) -> dict:
     return {"QSTESTCD": testcd, "QSTEST": test, "QSORRES": _fmt(value), "QSORRESU": unit or None,
             "QSSTRESC": _fmt(value), "QSSTRESN": _num(value), "QSSTRESU": unit or None, "QSDRVFL": "Y"}
 
@@ -694,20 +974,23 @@ def _qs_score(score, value) -> dict:
 def qs_rows(s, env: Env, visit_dates: dict):
     d = env.ctx.dictionary
     for r in s.records:
-        if r.form not in QS_FORMS:
+        plan = env.qs.get(r.form)
+        if plan is None:
             continue
         form = d.form(r.form)
         timing = _timing(r, s, env, "QS", visit_dates)
-        base = {"QSCAT": QS_FORMS[r.form], "QSBLFL": _baseline(r, env), **timing}
+        base = {"QSCAT": plan.category, "QSBLFL": _baseline(r, env), **timing}
         for e in form.items:
             value = r.values.get(e.item)
-            if value is None or not e.sdtm_testcd:
+            testcd = plan.items.get(e.item)
+            if value is None or not testcd:
                 continue
-            yield base, ("item", r.form, e.item), value, _qs_result, (e, value)
+            yield base, ("item", r.form, e.item), value, _qs_result, (e, value, testcd)
         for score, value in (r.computed or {}).items():
-            if score not in QS_SCORES or value is None:
+            named = plan.scores.get(score)
+            if named is None or value is None:
                 continue
-            yield base, ("score", r.form, score), value, _qs_score, (score, value)
+            yield base, ("score", r.form, score), value, _qs_score, (score, value, *named)
 
 
 def _vs_result(e, value) -> dict:
@@ -718,15 +1001,15 @@ def _vs_result(e, value) -> dict:
 
 def vs_rows(s, env: Env, visit_dates: dict):
     for r in s.records:
-        if r.form != "vitals":
+        if r.form not in env.vitals:
             continue
-        form = env.ctx.dictionary.form("vitals")
+        form = env.ctx.dictionary.form(r.form)
         base = {"VSCAT": None, "VSBLFL": _baseline(r, env), **_timing(r, s, env, "VS", visit_dates)}
         for e in form.items:
             value = r.values.get(e.item)
             if value is None or e.sdtm_testcd not in VS_TEST:
                 continue
-            yield base, ("item", "vitals", e.item), value, _vs_result, (e, value)
+            yield base, ("item", r.form, e.item), value, _vs_result, (e, value)
 
 
 def _nrind(value: float | None, low, high) -> str | None:
@@ -739,10 +1022,21 @@ def _nrind(value: float | None, low, high) -> str | None:
     return "NORMAL"
 
 
-def _lb_result(form_id, e, value, unit, analyte) -> dict:
+def _lab(protocol, form) -> tuple:
+    """(LBCAT, LBSPEC, analytes by id) of a laboratory form: the category and specimen this module
+    knows for the panel, else the panel's name and, for a urine panel, URINE."""
+    panel = protocol.lab_panel(form.panel) if hasattr(protocol, "lab_panel") else None
+    name = panel.name.en if panel is not None else form.name.en
+    spec = LB_SPEC.get(form.id) or ("URINE" if "urine" in name.lower() else None)
+    analytes = {a.id: a for a in panel.analytes} if panel is not None else {}
+    return LB_CAT.get(form.id) or _cut(name.upper(), 40), spec, analytes
+
+
+def _lb_result(spec, e, value, unit, analyte) -> dict:
     """``unit``: the record's ``<item>__unit`` value."""
-    row = {"LBTESTCD": e.sdtm_testcd, "LBTEST": LB_TEST[e.sdtm_testcd],
-           "LBSPEC": LB_SPEC_ITEM.get(e.item, LB_SPEC[form_id])}
+    name = getattr(getattr(analyte, "name", None), "en", None) or e.label_en
+    row = {"LBTESTCD": e.sdtm_testcd, "LBTEST": LB_TEST.get(e.sdtm_testcd) or _cut(name, 40),
+           "LBSPEC": LB_SPEC_ITEM.get(e.item, spec)}
     if e.codelist:  # qualitative (urine dipstick)
         normal = getattr(analyte, "normal", None) or "negative"
         row.update(LBORRES=_cut(_code_label(e, value)), LBSTRESC=str(value).upper(),
@@ -763,22 +1057,22 @@ def _lb_result(form_id, e, value, unit, analyte) -> dict:
 def lb_rows(s, env: Env, visit_dates: dict):
     d = env.ctx.dictionary
     for r in s.records:
-        if r.form not in LB_CAT:
+        lab = env.labs.get(r.form)
+        if lab is None:
             continue
+        category, spec, analytes = lab
         form = d.form(r.form)
-        panel = env.ctx.protocol.lab_panel(r.form) if hasattr(env.ctx.protocol, "lab_panel") else None
-        analytes = {a.id: a for a in panel.analytes} if panel is not None else {}
-        base = {"LBCAT": LB_CAT[r.form], "LBBLFL": _baseline(r, env), **_timing(r, s, env, "LB", visit_dates)}
+        base = {"LBCAT": category, "LBBLFL": _baseline(r, env), **_timing(r, s, env, "LB", visit_dates)}
         for e in form.items:
             if e.item.endswith(("__unit", "__cs")):
                 continue
             value = r.values.get(e.item)
-            if value is None or e.sdtm_testcd not in LB_TEST:
+            if value is None or not e.sdtm_testcd:
                 continue
             unit = r.values.get(f"{e.item}__unit")
             # the protocol's analytes are the same for every record: the form and item stand for them
             prefix = ("item", r.form, e.item, unit) if unit is None or type(unit) is str else None
-            yield base, prefix, value, _lb_result, (r.form, e, value, unit, analytes.get(e.item))
+            yield base, prefix, value, _lb_result, (spec, e, value, unit, analytes.get(e.item))
 
 
 def _mk_result(e, value) -> dict:
@@ -841,25 +1135,85 @@ def subject_rows(s, env: Env):
 
 
 # ---- trial design -----------------------------------------------------------------------------
+def _treatment_element(env: Env) -> tuple[str, str, str]:
+    """(TESTRL, TEENRL, TEDUR) of the treatment element: from the treatment procedure at its visit
+    to the end of the treatment epoch (one day for a single administration)."""
+    p = env.ctx.protocol
+    treatment = p.procedure(env.treatment) if env.treatment else None
+    name = treatment.name.en if treatment is not None else "Treatment"
+    visit = p.procedure_visit(env.treatment) if env.treatment else None
+    start = f"{name} at visit {visit.name.en}" if visit is not None else name
+    days = _treatment_days(env)
+    last = env.treatment_last_visit
+    end = "One day after" if days <= 1 else _cut(f"Visit {env.visitname[last]}")
+    return _cut(start), end, f"P{max(days, 1)}D"
+
+
+def _treatment_days(env: Env) -> int:
+    """The planned days from the treatment to the treatment epoch's last visit (0: one administration)."""
+    last = env.treatment_last_visit
+    return _day0(env.visitdy[last]) if last in env.visitdy else 0
+
+
+def _before_treatment(env: Env) -> list:
+    """The procedures done at one visit before the treatment's (a cell product's harvest), in
+    schedule order: (ETCD, procedure, planned days to the treatment)."""
+    p = env.ctx.protocol
+    visits = list(p.schedule.visits)
+    order = {v.id: i for i, v in enumerate(visits)}
+    t_visit = p.procedure_visit(env.treatment) if env.treatment else None
+    out = []
+    for v in visits:
+        if t_visit is None or not v.procedure or v.procedure == env.treatment or order[v.id] >= order[t_visit.id]:
+            continue
+        procedure = p.procedure(v.procedure)
+        if procedure is not None:
+            days = _day0(env.visitdy[t_visit.id]) - _day0(env.visitdy[v.id])
+            out.append((_code(procedure.id)[:4] or "PROC", procedure, days))
+    return out
+
+
+def _day0(day: int) -> int:
+    """An SDTM study day as days from the treatment (day 1 is 0; there is no day 0)."""
+    return day - 1 if day > 0 else day
+
+
+def _follow_up_days(env: Env) -> int:
+    """The planned days from the end of the treatment epoch to the last visit."""
+    last = _day0(max(env.visitdy.values(), default=1))
+    return max(last - _treatment_days(env), 0)
+
+
 def _elements(env: Env) -> list[dict]:
     p = env.ctx.protocol
+    before = _before_treatment(env)
+    first = before[0][1].name.en if before else (p.procedure(env.treatment).name.en if env.treatment else "Treatment")
     out = [{"ETCD": "SCRN", "ELEMENT": "Screening", "TESTRL": "Informed consent signed",
-            "TEENRL": "Randomisation on the day of liposuction", "TEDUR": None},
-           {"ETCD": "LIPO", "ELEMENT": "Liposuction and cell culture", "TESTRL": "Liposuction",
-            "TEENRL": "Transplantation", "TEDUR": "P21D"}]
+            "TEENRL": _cut(f"Randomisation; {first}"), "TEDUR": None}]
+    for n, (etcd, procedure, days) in enumerate(before):
+        treatment = p.procedure(env.treatment) if env.treatment else None
+        after = before[n + 1][1].name.en if n + 1 < len(before) else (
+            treatment.name.en if treatment is not None else "the treatment")
+        out.append({"ETCD": etcd, "ELEMENT": _cut(procedure.name.en, 80), "TESTRL": _cut(procedure.name.en),
+                    "TEENRL": _cut(f"Start of {after}"), "TEDUR": f"P{days}D"})
+    start, end, duration = _treatment_element(env)
     if env.ctx.blinding == "arms":
         for a in p.arms:
-            out.append({"ETCD": a.id.upper()[:8], "ELEMENT": _cut(a.name.en, 80),
-                        "TESTRL": "Intradiscal injection at the transplantation visit", "TEENRL": "One day after",
-                        "TEDUR": "P1D"})
+            out.append({"ETCD": a.id.upper()[:8], "ELEMENT": _cut(a.name.en, 80), "TESTRL": start, "TEENRL": end,
+                        "TEDUR": duration})
     else:
-        out.append({"ETCD": "TRT", "ELEMENT": "Intradiscal injection of the blinded study product",
-                    "TESTRL": "Intradiscal injection at the transplantation visit", "TEENRL": "One day after",
-                    "TEDUR": "P1D"})
-    last = max((v.offset_days for v in p.schedule.visits if v.anchor == "transplant"), default=730)
-    out.append({"ETCD": "FU", "ELEMENT": "Follow-up", "TESTRL": "One day after the transplantation",
-                "TEENRL": "Last follow-up visit or end of study", "TEDUR": f"P{last}D"})
+        out.append({"ETCD": "TRT", "ELEMENT": "Treatment with the blinded study product",
+                    "TESTRL": start, "TEENRL": end, "TEDUR": duration})
+    out.append({"ETCD": "FU", "ELEMENT": "Follow-up", "TESTRL": "End of the treatment element",
+                "TEENRL": "Last follow-up visit or end of study", "TEDUR": f"P{_follow_up_days(env)}D"})
     return out
+
+
+def _visit_rule(v, p) -> str:
+    w = v.window
+    anchor = "informed consent" if v.anchor == "consent" else (
+        p.procedure(v.anchor).name.en if p.procedure(v.anchor) is not None else v.anchor)
+    return _cut(f"{v.offset_days} days from the {anchor} (window -{w.before_days}/+{w.after_days} days)")
 
 
 def design_rows(name: str, env: Env):
@@ -869,20 +1223,18 @@ def design_rows(name: str, env: Env):
     elif name == "TA":
         elements = {e["ETCD"]: e["ELEMENT"] for e in _elements(env)}
         groups = ([(a.id.upper(), a.name.en, a.id.upper()[:8]) for a in p.arms] if ctx.blinding == "arms"
-                  else [(g, f"GROUP {g}", "TRT") for g in "ABCD"[:len(p.arms)]])
+                  else [(g, f"GROUP {g}", "TRT") for g in "ABCDEFGHIJ"[:len(p.arms)]])
+        before = [(etcd, "TREATMENT", None, None) for etcd, _p, _d in _before_treatment(env)]
         for code, arm, treatment in groups:
-            steps = [("SCRN", "SCREENING", f"Randomized to {arm}", None), ("LIPO", "TREATMENT", None, None),
+            steps = [("SCRN", "SCREENING", f"Randomized to {arm}", None), *before,
                      (treatment, "TREATMENT", None, None), ("FU", "FOLLOW-UP", None, None)]
             for order, (etcd, epoch, branch, trans) in enumerate(steps, start=1):
                 yield {"ARMCD": code, "ARM": _cut(arm), "TAETORD": order, "ETCD": etcd, "ELEMENT": elements[etcd],
                        "TABRANCH": branch, "TATRANS": trans, "EPOCH": epoch}
     elif name == "TV":
         for v in p.schedule.visits:
-            w = v.window
             yield {"VISITNUM": env.visitnum[v.id], "VISIT": env.visitname[v.id], "VISITDY": env.visitdy[v.id],
-                   "TVSTRL": _cut(f"{v.offset_days} days from the {v.anchor} (window -{w.before_days}/+{w.after_days} "
-                                  "days)"),
-                   "TVENRL": None}
+                   "TVSTRL": _visit_rule(v, p), "TVENRL": None}
     elif name == "TI":
         for cat, criteria in (("INCLUSION", p.eligibility.inclusion), ("EXCLUSION", p.eligibility.exclusion)):
             for c in criteria:
@@ -894,6 +1246,13 @@ def design_rows(name: str, env: Env):
             yield {"TSSEQ": seen[row["TSPARMCD"]], **row}
 
 
+def _min_age(protocol) -> int | None:
+    """The youngest age the inclusion criteria admit (an ``age_at_least`` rule)."""
+    ages = [c.rule.years for c in protocol.eligibility.inclusion
+            if getattr(c.rule, "kind", "") == "age_at_least" and getattr(c.rule, "years", None) is not None]
+    return max(ages) if ages else None
+
+
 def _ts(env: Env):
     ctx, p = env.ctx, env.ctx.protocol
     cdisc = "CDISC CT"
@@ -901,31 +1260,44 @@ def _ts(env: Env):
     def param(code, value, *, codelist="", nf=None):
         out = {"TSPARMCD": code, "TSPARM": _TSPARM[code], "TSVAL": _cut(value), "TSVALNF": nf,
                "TSVALCD": None, "TSVCDREF": None, "TSVCDVER": None}
-        if codelist and value is not None:
+        if codelist and value is not None and value in ct.codelist(codelist).terms:
             out.update(TSVALCD=ct.code(codelist, value), TSVCDREF=cdisc)
         return out
 
+    design = (p.trial.design.en or "").lower()
     yield param("TITLE", ctx.title_en)
-    yield param("TPHASE", "PHASE II TRIAL", codelist="TPHASE")
+    yield param("TPHASE", f"PHASE {p.trial.phase} TRIAL", codelist="TPHASE")
     yield param("STYPE", "INTERVENTIONAL", codelist="STYPE")
-    yield param("TBLIND", "DOUBLE BLIND", codelist="TBLIND")
+    blind = ("DOUBLE BLIND" if "double-blind" in design or "double blind" in design else
+             "SINGLE BLIND" if "single-blind" in design or "single blind" in design else
+             "OPEN LABEL" if "open" in design else "DOUBLE BLIND")
+    yield param("TBLIND", blind, codelist="TBLIND")
     yield param("RANDOM", "Y", codelist="NY")
     yield param("INTMODEL", "PARALLEL", codelist="INTMODEL")
-    yield param("TCNTRL", "PLACEBO", codelist="TCNTRL")
-    for t in ("EFFICACY", "SAFETY", "DOSE RESPONSE"):
+    control = next((a for a in p.arms if a.control), None)
+    if control is not None and not control.dose_score:
+        yield param("TCNTRL", "PLACEBO", codelist="TCNTRL")
+    kinds = ["EFFICACY", "SAFETY"]
+    if len({a.dose_score for a in p.arms if not a.control}) >= 2:
+        kinds.append("DOSE RESPONSE")
+    for t in kinds:
         yield param("TTYPE", t, codelist="TTYPE")
     yield param("NARMS", str(len(p.arms)))
+    total = sum(a.ratio for a in p.arms)
+    active = sum(a.ratio for a in p.arms if not a.control)
+    yield param("RANDQT", _fmt(round(active / total, 2)) if total else None)
     yield param("PLANSUB", str(p.sample_size.total))
     yield param("ACTSUB", str(env.counts["randomised"]))
-    yield param("AGEMIN", "P18Y")
+    age = _min_age(p)
+    yield param("AGEMIN", f"P{age}Y" if age is not None else None, nf=None if age is not None else "NA")
     yield param("SEXPOP", "BOTH", codelist="SEXPOP")
-    last = max((v.offset_days for v in p.schedule.visits if v.anchor == "transplant"), default=730)
-    yield param("LENGTH", f"P{last}D")
+    yield param("LENGTH", f"P{max(env.visitdy.values(), default=1) - 1}D")
     yield param("REGID", ctx.registry_number)
     yield param("FCNTRY", COUNTRY)
-    yield param("INDIC", "Discogenic low back pain")
     yield param("TRT", _cut(p.product.name.en))
-    yield param("COMPTRT", "Normal saline")
+    if control is not None and (not control.dose_score or ctx.blinding == "arms"):
+        # an arm's name only where arms may be shown (a blinded export names no arm anywhere)
+        yield param("COMPTRT", _cut(control.name.en) if ctx.blinding == "arms" else "PLACEBO")
     yield param("SDTIGVER", SDTMIG)
 
 
@@ -936,7 +1308,7 @@ _TSPARM = {"TITLE": "Trial Title", "TPHASE": "Trial Phase Classification", "STYP
            "LENGTH": "Trial Length", "SDTIGVER": "SDTM IG Version", "INDIC": "Trial Disease/Condition Indication",
            "TRT": "Investigational Therapy or Treatment", "COMPTRT": "Comparative Treatment Name",
            "ACTSUB": "Actual Number of Subjects", "TTYPE": "Trial Type",
-           "FCNTRY": "Planned Country of Investigational Sites"}
+           "FCNTRY": "Planned Country of Investigational Sites", "RANDQT": "Randomization Quotient"}
 
 
 # ---- writing ----------------------------------------------------------------------------------
@@ -1077,7 +1449,7 @@ def write(subjects, ctx, out_dir: Path) -> list[Path]:
         raise ValueError(f"the SDTM writer writes 'sdtm' or 'dataset-json', not {ctx.format!r}")
     out_dir = Path(out_dir)
     env = Env.of(ctx)
-    specs = domains(ctx.blinding)
+    specs = domains(ctx.blinding, env)
     by_name = {d.name: d for d in specs}
     open_ = _opener(ctx, out_dir)
     paths, writers = {}, {}
@@ -1088,7 +1460,7 @@ def write(subjects, ctx, out_dir: Path) -> list[Path]:
         for s in subjects:
             env.counts["consented"] += 1
             env.counts["randomised"] += 1 if (s.randomised_at or s.case_number) else 0
-            env.counts["treated"] += 1 if s.transplanted_at else 0
+            env.counts["treated"] += 1 if is_treated(s) else 0
             visit_dates = {(v.visit, v.repeat): v.date for v in s.visits if v.date}
             env.days.clear()  # (date, the participant's day 0) -> study day: this participant's only
             for name, make in SUBJECT_ROWS.items():
