@@ -107,7 +107,7 @@ def crawl_trial(request, django_db_setup, django_db_blocker):
             make_participant("screen_failed")
             reps = {arm: rows[0] for arm, rows in by_arm.items()}
             sealed = Envelope.objects.filter(participant__isnull=True).order_by("serial").first()
-        yield users, {"reps": reps, "sealed": sealed, "record": rec, "people": people}
+        yield users, {"reps": reps, "sealed": sealed, "record": rec, "people": people, "also": [unblinded]}
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def trial(crawl_trial, db):
     rows = crawl_trial[1]
     return {"reps": {arm: (fresh(p), fresh(env)) for arm, (p, env) in rows["reps"].items()},
             "sealed": fresh(rows["sealed"]), "record": fresh(rows["record"]),
-            "people": [fresh(p) for p in rows["people"]]}
+            "people": [fresh(p) for p in rows["people"]], "also": [fresh(p) for p in rows["also"]]}
 
 
 def _forbidden(protocol):
@@ -217,11 +217,17 @@ def _first_difference(texts: list[str]) -> str:
     return "same text"
 
 
-def _crawl(role, users, trial, blind=None, language: str | None = None):
-    """Request every route as ``role``. ``trial["reps"]``: participant and envelope of each arm
-    (or of each arm at each site, with ``trial["cohort"]`` naming the participants whose pages
-    must read the same: those of one site); ``trial["others"]``: more ids to try. ``language``:
-    the browser's (Accept-Language), English if not given."""
+PARTICIPANT_ROUTE = re.compile(r"(?:^|/)participants/[<{]")
+
+
+def _crawl(role, users, trial, blind=None, language: str | None = None, only: Callable[[str], bool] | None = None):
+    """Request every route as ``role`` (or those for which ``only(route)`` holds).
+    ``trial["reps"]``: participant and envelope of each arm (or of each arm at each site, with
+    ``trial["cohort"]`` naming the participants whose pages must read the same: those of one
+    site); ``trial["others"]``: more ids to try (an envelope, an unblinding record);
+    ``trial["also"]``: more participants (one unblinded in an emergency). A participant's route
+    is tried with the participants' ids and one that does not exist; every other route with
+    every id. ``language``: the browser's (Accept-Language), English if not given."""
     blind = blind or FIRST
     client = Client(**({"HTTP_ACCEPT_LANGUAGE": language} if language else {}))
     client.force_login(users[role])
@@ -234,6 +240,7 @@ def _crawl(role, users, trial, blind=None, language: str | None = None):
     others = [o.pk for o in trial.get("others", [trial.get("sealed"), trial.get("record")]) if o is not None]
     others.append(MISSING)
     ints = sorted(set(participant_ids.values()) | set(envelope_ids.values()) | set(others))
+    participant_ints = sorted(set(participant_ids.values()) | {p.pk for p in trial.get("also", [])} | {MISSING})
     arm_of = {v: a for a, v in participant_ids.items()}
     env_arm = {v: a for a, v in envelope_ids.items()}
 
@@ -248,10 +255,13 @@ def _crawl(role, users, trial, blind=None, language: str | None = None):
         responses[shape].append((route, value, resp.status_code, _normalise(text)))
 
     routes = [r for r in url_routes() if r not in SKIP and not r.startswith("api/v1/")]
+    def ints_for(route):
+        return participant_ints if PARTICIPANT_ROUTE.search(route) else ints
+
     for route in routes:
-        if "(?P<" in route or "^" in route:
+        if "(?P<" in route or "^" in route or (only is not None and not only(route)):
             continue
-        for path, value, shape in _fill(route, ints, strings=blind.strings, combos=blind.combos):
+        for path, value, shape in _fill(route, ints_for(route), strings=blind.strings, combos=blind.combos):
             visit(route, path, value, shape)
 
     schema = client.get("/api/v1/openapi.json").json()
@@ -261,7 +271,9 @@ def _crawl(role, users, trial, blind=None, language: str | None = None):
         types = {p["name"]: p.get("schema", {}).get("type", "string")
                  for p in ops["get"].get("parameters", []) if p.get("in") == "path"}
         route = api_path.lstrip("/")
-        for path, value, shape in _fill(route, ints, types, blind.strings, blind.combos):
+        if only is not None and not only(route):
+            continue
+        for path, value, shape in _fill(route, ints_for(route), types, blind.strings, blind.combos):
             visit(route, path, value, shape)
 
     for shape, rows in responses.items():
@@ -297,7 +309,7 @@ def test_the_crawl_catches_a_leak(users, trial, client_for, monkeypatch):
     """The crawl is only worth something if it fails when the blind breaks."""
     real = selectors.can_see_arms
     monkeypatch.setattr(selectors, "can_see_arms", lambda user: True if user == users["monitor"] else real(user))
-    problems, _ = _crawl("monitor", users, trial)
+    problems, _ = _crawl("monitor", users, trial, only=PARTICIPANT_ROUTE.search)
     assert any("differ by arm" in p or "reveals" in p for p in problems)
 
 

@@ -124,6 +124,7 @@ def test_every_domain_reads_back_with_the_participants_rows_and_values(tmp_path,
     assert dict(zip(tv.VISIT, tv.VISITDY))["1 week"] == 8  # transplantation + 7 days; day 1 is the transplantation
     ts, _ = _xpt(tmp_path / "ts.xpt")
     assert dict(zip(ts.TSPARMCD, ts.TSVAL))["ACTSUB"] == str(len(subjects))
+    assert dict(zip(ts.TSPARMCD, ts.TSVAL))["INDIC"] == "Discogenic low back pain"
 
 
 @pytest.mark.req("X-7.6")

@@ -292,6 +292,7 @@ def test_trial_design_comes_from_the_knee_protocol(knee_sdtm, db):
     for r in _rows(folder, "TS"):
         ts.setdefault(r["TSPARMCD"], []).append(r["TSVAL"])
     assert ts["TITLE"] == [protocol.trial.title.en[:200]]
+    assert ts["INDIC"] == [protocol.trial.indication.en] == ["Osteoarthritis of the knee"]
     assert ts["NARMS"] == [str(len(protocol.arms))] and ts["PLANSUB"] == [str(protocol.sample_size.total)]
     ratio = sum(a.ratio for a in protocol.arms if not a.control) / sum(a.ratio for a in protocol.arms)
     assert float(ts["RANDQT"][0]) == pytest.approx(ratio, abs=0.01)

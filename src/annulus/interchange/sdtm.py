@@ -1294,6 +1294,8 @@ def _ts(env: Env):
     yield param("LENGTH", f"P{max(env.visitdy.values(), default=1) - 1}D")
     yield param("REGID", ctx.registry_number)
     yield param("FCNTRY", COUNTRY)
+    if p.trial.indication is not None:
+        yield param("INDIC", _cut(p.trial.indication.en))
     yield param("TRT", _cut(p.product.name.en))
     if control is not None and (not control.dose_score or ctx.blinding == "arms"):
         # an arm's name only where arms may be shown (a blinded export names no arm anywhere)

@@ -39,6 +39,8 @@ class TrialInfo(Strict):
     registry_number: str
     title: Text
     short_title: Text
+    # the disease or condition the trial treats (SDTM TS INDIC)
+    indication: Text | None = None
     phase: str
     design: Text
     site: Text
