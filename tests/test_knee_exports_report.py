@@ -15,14 +15,15 @@ from datetime import timedelta
 from statistics import mean
 
 import pytest
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from annulus.visits import procedures
 from annulus.visits import services as vs
 from annulus.visits.models import FormRecord
 
-from .knee_support import URINE_HCG, VITALS, at, knee_enrolled, knee_list, koos, nrs
-from .knee_support import protocol_version  # noqa: F401
+from .conftest import fresh, make_users, shared_rows
+from .knee_support import KNEE, URINE_HCG, VITALS, at, knee_enrolled, knee_list, koos, nrs
 
 CONSENT_DAYS_AGO = 120
 # per participant: (site, NRS at day 1, w2, w4, w12; KOOS code at day 1, w4, w12; first dose recorded)
@@ -37,49 +38,62 @@ PEOPLE = [
 ]
 
 
-@pytest.fixture
-def kits(monkeypatch):
-    """The kits the system allocates (a stand-in for the allocation app's kit source)."""
-    allocated: dict = {}
-    monkeypatch.setattr(procedures, "_kit_sources", [lambda pid, key: allocated.get((pid, key), set())])
-    return allocated
-
-
 def _first_dose(day, kit) -> dict:
     return {"dosed_at": at(day, 9).isoformat(), "kit_number": kit, "tablets_dispensed": 35, "dose_observed": "yes",
             "kit_check__kit_number_matches": "yes", "kit_check__seal_intact": "yes",
             "kit_check__expiry_after_next_visit": "yes", "kit_check__storage_temperature": 22}
 
 
-@pytest.fixture
-def trial(protocol_version, users, kits):  # noqa: F811
+@pytest.fixture(scope="module")
+def knee_trial(request, django_db_setup, django_db_blocker):
+    """The trial of ``PEOPLE``, built once for the module (every test only reads it; what a test
+    writes is undone after it). The kits the system allocates are stood in for (the allocation
+    app's kit source is tested in test_kits.py)."""
     from annulus.allocation import services as allocation
+    from annulus.trial.services import load_default_protocol
 
-    knee_list(users)
-    coord, pharm = users["coordinator"], users["pharmacist"]
-    out = []
-    for i, (site, pain, function, dosed) in enumerate(PEOPLE):
-        p = knee_enrolled(users, site=site, consent_days_ago=CONSENT_DAYS_AGO)
-        allocation.randomise(actor=users["investigator"], participant_id=p.pk)
-        day1 = timezone.localdate() - timedelta(days=CONSENT_DAYS_AGO - 14)
-        vs.open_visit(actor=coord, participant_id=p.pk, visit_id="day1", visit_date=day1)
-        vs.save_visit_forms(actor=coord, participant_id=p.pk, visit_key="day1", complete=True, collected_at=at(day1, 8),
-                            forms={"nrs": nrs(pain[0]), "koos": koos(function[0]), "vitals": VITALS,
-                                   "urine_hcg": URINE_HCG})
-        if dosed:
-            kit = f"KOA-TEST-{i:04d}"
-            kits[(p.pk, "day1")] = {kit}
-            vs.save_form(actor=pharm, participant_id=p.pk, visit_key="day1", form_id="first_dose",
-                         items=_first_dose(day1, kit), complete=True, collected_at=at(day1, 9))
-            for visit, offset, forms in (("w2", 14, {"nrs": nrs(pain[1])}),
-                                         ("w4", 29, {"nrs": nrs(pain[2]), "koos": koos(function[1])}),
-                                         ("w12", 84, {"nrs": nrs(pain[3]), "koos": koos(function[2])})):
-                day = day1 + timedelta(days=offset)
-                vs.open_visit(actor=coord, participant_id=p.pk, visit_id=visit, visit_date=day)
-                vs.save_visit_forms(actor=coord, participant_id=p.pk, visit_key=visit, complete=True,
-                                    collected_at=at(day, 10), forms=forms)
-        out.append((p, day1, dosed))
-    return out
+    with override_settings(ANNULUS_PROTOCOL_FILE=str(KNEE)), shared_rows(request, django_db_blocker) as shared:
+        with shared.build():
+            load_default_protocol()
+            users = make_users()
+            allocated: dict = {}
+            shared.patch.setattr(procedures, "_kit_sources", [lambda pid, key: allocated.get((pid, key), set())])
+            knee_list(users)
+            coord, pharm = users["coordinator"], users["pharmacist"]
+            out = []
+            for i, (site, pain, function, dosed) in enumerate(PEOPLE):
+                p = knee_enrolled(users, site=site, consent_days_ago=CONSENT_DAYS_AGO)
+                allocation.randomise(actor=users["investigator"], participant_id=p.pk)
+                day1 = timezone.localdate() - timedelta(days=CONSENT_DAYS_AGO - 14)
+                vs.open_visit(actor=coord, participant_id=p.pk, visit_id="day1", visit_date=day1)
+                vs.save_visit_forms(actor=coord, participant_id=p.pk, visit_key="day1", complete=True,
+                                    collected_at=at(day1, 8),
+                                    forms={"nrs": nrs(pain[0]), "koos": koos(function[0]), "vitals": VITALS,
+                                           "urine_hcg": URINE_HCG})
+                if dosed:
+                    kit = f"KOA-TEST-{i:04d}"
+                    allocated[(p.pk, "day1")] = {kit}
+                    vs.save_form(actor=pharm, participant_id=p.pk, visit_key="day1", form_id="first_dose",
+                                 items=_first_dose(day1, kit), complete=True, collected_at=at(day1, 9))
+                    for visit, offset, forms in (("w2", 14, {"nrs": nrs(pain[1])}),
+                                                 ("w4", 29, {"nrs": nrs(pain[2]), "koos": koos(function[1])}),
+                                                 ("w12", 84, {"nrs": nrs(pain[3]), "koos": koos(function[2])})):
+                        day = day1 + timedelta(days=offset)
+                        vs.open_visit(actor=coord, participant_id=p.pk, visit_id=visit, visit_date=day)
+                        vs.save_visit_forms(actor=coord, participant_id=p.pk, visit_key=visit, complete=True,
+                                            collected_at=at(day, 10), forms=forms)
+                out.append((p, day1, dosed))
+        yield users, out
+
+
+@pytest.fixture
+def users(knee_trial, db):
+    return {role: fresh(user) for role, user in knee_trial[0].items()}
+
+
+@pytest.fixture
+def trial(knee_trial, db):
+    return [(fresh(p), day1, dosed) for p, day1, dosed in knee_trial[1]]
 
 
 def _export(users, tmp_path, name="adam", **kw):
