@@ -328,6 +328,7 @@ def test_the_simulator_judges_each_declared_procedure_on_a_stream_of_its_own():
 
 # ---- the migration ------------------------------------------------------------------------------
 
+@pytest.mark.req("X-1.3")
 def test_the_migration_moves_each_held_value_under_its_id():
     from importlib import import_module
 
@@ -338,8 +339,9 @@ def test_the_migration_moves_each_held_value_under_its_id():
     assert m.causality_of({"causality_liposuction": "", "causality_injection": ""}) == {}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_migration_copies_the_two_columns_into_the_causality(users, make_participant):
+@pytest.mark.req("X-1.3")
+def test_the_migration_copies_the_two_columns_into_the_causality(committed_db, users, make_participant):
+    """Migrated back to the two columns and forward again: each value held moves under its id."""
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
