@@ -367,3 +367,53 @@ def test_the_migration_copies_the_two_columns_into_the_causality(committed_db, u
     columns = {c.name for c in connection.introspection.get_table_description(connection.cursor(),
                                                                               AdverseEvent._meta.db_table)}
     assert "causality" in columns and not columns & set(PROCEDURE_FIELDS)
+
+
+@pytest.mark.req("X-1.3")
+@pytest.mark.req("X-6.5")
+def test_the_knee_demo_records_its_events_with_the_products_causality_only(knee_users, monkeypatch):
+    from annulus.participants.models import Consent, Participant
+    from annulus.safety import demo
+    from annulus.safety.models import DsmbReport
+    from annulus.trial.demo import DemoContext
+
+    users = knee_users
+    people = [knee_enrolled(users) for _ in range(8)]
+    for i, p in enumerate(people):
+        Participant.objects.filter(pk=p.pk).update(enrolled_at=timezone.now() - timedelta(days=300 - 20 * i))
+        Consent.objects.filter(participant=p).update(consented_at=timezone.now() - timedelta(days=310 - 20 * i))
+    monkeypatch.setattr(demo, "_treated_on", lambda protocol, p, today: (
+        timezone.localtime(p.enrolled_at).date() + timedelta(days=5)))
+    ctx = DemoContext(seed=2022, today=timezone.localdate(), users=users, enrolled=[p.pk for p in people])
+    demo.adverse_events_all(ctx)
+    events = list(AdverseEvent.objects.all())
+    assert len(events) > 3  # the simulator's events were accepted, besides the three written out
+    assert all(ae.causality == {} for ae in events)
+    assert any(ae.term == "Drug-induced liver injury" for ae in events)
+    report = DsmbReport.objects.filter(kind="open").first()
+    assert report is not None
+    assert "Related to the study product" in report.html
+    assert "liposuction" not in report.html and "injection procedure" not in report.html
+
+
+@pytest.mark.req("X-6.5")
+@pytest.mark.parametrize("language,detail,report", [
+    ("en", ["<th>Liposuction</th><td>not related</td>", "<th>Injection procedure</th><td>possible</td>"],
+     "liposuction: not related · injection procedure: possible · study product"),
+    ("zh-hans", ["<th>吸脂术</th>", "<th>注射操作</th>"], "吸脂术: "),
+])
+def test_the_first_trials_event_and_sae_report_show_both_procedures(users, make_participant, language, detail,
+                                                                    report):
+    p = make_participant("enrolled")
+    now = timezone.now()
+    ae = record_adverse_event(
+        actor=users["investigator"], participant_id=p.pk, term="Discitis", onset_at=now - timedelta(days=1),
+        serious=True, serious_criteria=["hospitalisation"], grade=3, causality_liposuction="not_related",
+        causality_injection="possible", causality_product="possible", expectedness="expected",
+        action_taken="treatment", outcome="not_recovered", first_knowledge_at=now - timedelta(hours=1))
+    c = _csrf_client(users["investigator"], language)
+    html = c.get(f"/safety/adverse-events/{ae.pk}/").content.decode()
+    for text in detail:
+        assert text in html, text
+    html = c.get(f"/safety/sae/reports/{ae.sae_reports.first().pk}/").content.decode()
+    assert report in html
