@@ -412,8 +412,8 @@ def test_an_adverse_event_before_the_first_dose_related_to_the_drug_is_queried(r
     day1 = timezone.localdate() - timedelta(days=3)
     ae = ss.record_adverse_event(
         actor=users["investigator"], participant_id=p.pk, term="Nausea", serious=False, grade=1,
-        onset_at=at(day1 - timedelta(days=2)), causality_liposuction="not_applicable",
-        causality_injection="not_applicable", causality_product="possible", expectedness="expected",
+        onset_at=at(day1 - timedelta(days=2)),
+        causality_product="possible", expectedness="expected",
         action_taken="none", outcome="recovering")
     check = "ae_before_first_dose_related"
     assert not Query.objects.filter(participant=p, check_id=check).exists()
@@ -430,7 +430,7 @@ def test_an_adverse_event_before_the_first_dose_related_to_the_drug_is_queried(r
     # an event after the dose, related, is no finding
     ss.record_adverse_event(
         actor=users["investigator"], participant_id=p.pk, term="Headache", serious=False, grade=1,
-        onset_at=at(day1 + timedelta(days=1)), causality_liposuction="not_applicable",
-        causality_injection="not_applicable", causality_product="probable", expectedness="expected",
+        onset_at=at(day1 + timedelta(days=1)),
+        causality_product="probable", expectedness="expected",
         action_taken="none", outcome="recovering")
     assert not Query.objects.filter(participant=p, check_id=check).exclude(pk=q.pk).exists()

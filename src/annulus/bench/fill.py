@@ -628,6 +628,7 @@ class _Writer:
         """The simulator's non-serious events within each participant's follow-up, each with its
         first revision (serious ones would need SAE reports and their clocks: left out)."""
         from annulus.safety import services as ss
+        from annulus.safety.causality import stored as stored_causality
         from annulus.simulator.adverse_events import simulate_adverse_events
 
         if not sims:
@@ -644,13 +645,14 @@ class _Writer:
             for key in ("onset_at", "end_at", "first_knowledge_at"):
                 if f.get(key) is not None:
                     f[key] = f[key].replace(tzinfo=self.zone).astimezone(dt_timezone.utc)
-            data = ss.clean_event(f)
+            data = ss.clean_event(f, protocol=self.protocol)
             actor = users[i % 2]
             numbers[ev.participant_id] = number = numbers.get(ev.participant_id, 0) + 1
             created = (data.get("first_knowledge_at") or data["onset_at"]) + timedelta(hours=3)
             ae = self.new("AdverseEvent", participant_id=ev.participant_id, number=number, protocol_version=self.pv,
-                          created_by=actor, created_at=created, updated_at=created, revision=1, **data)
-            snap = ss.snapshot(ae)
+                          created_by=actor, created_at=created, updated_at=created, revision=1,
+                          **stored_causality(data))
+            snap = ss.snapshot(ae, self.protocol)
             self.new("AdverseEventRevision", adverse_event_id=ae.id, revision=1, data=snap,
                      changes={key: [None, v] for key, v in snap.items()}, reason="", saved_by=actor, saved_at=created)
             self.audit(actor, "create", "adverse_event", ae.id, created, participant_id=ev.participant_id,

@@ -11,8 +11,19 @@ from django.utils.translation import gettext_noop
 from .selectors import shown
 
 
+def _causality_labels() -> dict[str, str]:
+    """"Causality: <procedure>" of each procedure the protocol in force names (``causality_<id>``)."""
+    try:
+        from annulus.safety.causality import items
+        from annulus.safety.forms import causality_label
+        from annulus.trial.selectors import active_protocol
+    except ImportError:  # noqa: BLE001 - without the safety module: the items by their keys
+        return {}
+    return {c.field: str(causality_label(c.name)) for c in items(active_protocol())}
+
+
 def _labels() -> dict[str, str]:
-    return {
+    return {**_causality_labels(),
         "screening_number": _("Screening number"), "case_number": _("Case number"), "initials": _("Initials"),
         "sex": _("Sex"), "recruitment_source": _("Recruitment source"), "prescreened_on": _("Pre-screened on"),
         "enrolled_at": _("Enrolled at"), "version": _("Consent form version"), "consented_at": _("Consented at"),
@@ -28,7 +39,6 @@ def _labels() -> dict[str, str]:
         "meddra_pt_code": _("MedDRA PT code"), "meddra_version": _("MedDRA version"),
         "description": _("Description"), "onset_at": _("Onset"), "end_at": _("End"), "serious": _("Serious"),
         "serious_criteria": _("Seriousness criteria"), "grade": _("Grade (CTCAE)"),
-        "causality_liposuction": _("Causality: liposuction"), "causality_injection": _("Causality: injection"),
         "causality_product": _("Causality: product"), "expectedness": _("Expectedness"),
         "action_taken": _("Action taken"), "first_knowledge_at": _("First knowledge"),
         "recipient": _("Recipient"), "due_at": _("Due by"), "sent_at": _("Sent at"), "sent_by": _("Sent by"),
@@ -110,13 +120,13 @@ def _codes() -> dict[str, dict]:
     def words(choices):
         return {k: str(v) for k, v in choices}
 
+    causality = {k: words(sm.CAUSALITY) for k in [*_causality_labels(), sm.PRODUCT_CAUSALITY]}
     return {
         "participant": {"sex": {"F": _("female"), "M": _("male")}, "recruitment_source": words(SOURCE_LABELS.items())},
         "eligibility": {"outcome": {"eligible": _("eligible"), "ineligible": _("screen failure")}},
         "liposuction": {"anaesthesia": words(Liposuction.ANAESTHESIA)},
         "adverse_event": {"serious_criteria": words(sm.SERIOUS_CRITERIA), "grade": words(sm.GRADES),
-                          "causality_liposuction": words(sm.CAUSALITY), "causality_injection": words(sm.CAUSALITY),
-                          "causality_product": words(sm.CAUSALITY), "expectedness": words(sm.EXPECTEDNESS),
+                          **causality, "expectedness": words(sm.EXPECTEDNESS),
                           "action_taken": words(sm.ACTIONS), "outcome": words(sm.OUTCOMES)},
         "withdrawal": {"category": _withdrawal_categories(Withdrawal.CATEGORIES)},
     }

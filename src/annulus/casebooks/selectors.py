@@ -143,6 +143,11 @@ def _rows_of_one(pid):
 
 def _assemble(ids, people, by, decisions, withdrawals, lipos, transplants, forms, unblinded) -> dict[int, dict]:
     from annulus.allocation import selectors as blind
+    from annulus.safety import causality
+    from annulus.trial.selectors import active_protocol
+
+    # each causality to a procedure the protocol names is an item of its own, causality_<id>
+    protocol = active_protocol()
 
     out = {}
     for pid in ids:
@@ -178,8 +183,7 @@ def _assemble(ids, people, by, decisions, withdrawals, lipos, transplants, forms
                 "term": ae.term, "meddra_pt_code": ae.meddra_pt_code, "meddra_version": ae.meddra_version,
                 "description": ae.description, "onset_at": _v(ae.onset_at), "end_at": _v(ae.end_at),
                 "serious": ae.serious, "serious_criteria": list(ae.serious_criteria), "grade": ae.grade,
-                "causality_liposuction": ae.causality_liposuction, "causality_injection": ae.causality_injection,
-                "causality_product": ae.causality_product, "expectedness": ae.expectedness,
+                **causality.flat(ae, protocol), "expectedness": ae.expectedness,
                 "action_taken": ae.action_taken, "outcome": ae.outcome,
                 "first_knowledge_at": _v(ae.first_knowledge_at), "revision": ae.revision,
             } for ae in got["aes"]},

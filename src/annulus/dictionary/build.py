@@ -109,6 +109,21 @@ def _evidence_entries(protocol, visits: tuple) -> list[Entry]:
     return out
 
 
+def _causality_entries(protocol, record: records.RecordForm, item: records.RecordItem, visits: tuple) -> list[Entry]:
+    """One entry per procedure whose causality the protocol assesses (``safety.causality_of``):
+    ``causality_<id>``, "Causality: <name>", exported to SUPPAE as the item's ``sdtm_qnam``."""
+    model = item.model or record.model
+    out = []
+    for c in protocol.safety.causality_of:
+        out.append(_entry(record.id, item.id.format(id=c.id), item.en.format(en=c.name.en),
+                          item.zh.format(zh=c.name.zh), item.type,
+                          source=f"model: {model}.{item.model_field}[{c.id}]", visits=visits,
+                          sdv_rules=mapping.critical_rules(protocol), hint=("AE", c.qnam, "QVAL"),
+                          unit=item.unit, min=item.min, max=item.max, codelist=tuple(item.codelist),
+                          required=item.required))
+    return out
+
+
 def _record_form(protocol, record: records.RecordForm, *, name: tuple[str, str] | None = None,
                  visits: tuple | None = None) -> FormDef:
     visits = record.visits if visits is None else visits
@@ -116,6 +131,9 @@ def _record_form(protocol, record: records.RecordForm, *, name: tuple[str, str] 
     if record.key_value:
         entries.extend(_evidence_entries(protocol, visits))
     for item in record.items:
+        if item.per_causality:
+            entries.extend(_causality_entries(protocol, record, item, visits))
+            continue
         codelist = item.codelist
         if codelist == records.PROTOCOL:
             codelist = _protocol_codelist(protocol, record.id, item.id)

@@ -83,8 +83,7 @@ RECORDS = {
     ("adverse_event", "serious_criteria"): ("AE", "", "AESDTH, AESLIFE, AESHOSP, AESDISAB, AESCONG, AESMIE"),
     ("adverse_event", "first_knowledge_at"): ("AE", "AEAWARDT", "QVAL"),  # SUPPAE
     ("adverse_event", "grade"): ("AE", "", "AETOXGR"),
-    ("adverse_event", "causality_liposuction"): ("AE", "AERELLIP", "QVAL"),  # SUPPAE
-    ("adverse_event", "causality_injection"): ("AE", "AERELINJ", "QVAL"),  # SUPPAE
+    # each causality_<id> of the protocol's safety.causality_of: ("AE", its sdtm_qnam, "QVAL"), SUPPAE
     ("adverse_event", "causality_product"): ("AE", "", "AEREL"),
     ("adverse_event", "expectedness"): ("AE", "AEEXPECT", "QVAL"),  # SUPPAE
     ("adverse_event", "action_taken"): ("AE", "", "AEACN"),

@@ -31,6 +31,9 @@ class RecordItem:
     model: str = ""  # the form's model when empty
     subset: bool = False  # the codelist is part of the field's choices (end-of-study statuses)
     multiple: bool = False  # several codes may be chosen (a list)
+    # one item per procedure whose causality the protocol assesses (safety.causality_of): the id
+    # and labels are patterns filled with the procedure's id and names; the field holds them all
+    per_causality: bool = False
 
     @property
     def model_field(self) -> str:
@@ -163,9 +166,8 @@ ADVERSE_EVENT = RecordForm("adverse_event", "Adverse event", "不良事件", "lo
     RecordItem("first_knowledge_at", "First knowledge of the serious event", "首次获知严重事件的时间", "datetime",
                required=False),
     RecordItem("grade", "Severity grade (CTCAE)", "严重程度分级（CTCAE）", "code", codelist=GRADES),
-    RecordItem("causality_liposuction", "Causality: liposuction", "因果关系：吸脂", "choice", codelist=CAUSALITY),
-    RecordItem("causality_injection", "Causality: injection procedure", "因果关系：注射操作", "choice",
-               codelist=CAUSALITY),
+    RecordItem("causality_{id}", "Causality: {en}", "因果关系：{zh}", "choice", codelist=CAUSALITY,
+               field="causality", per_causality=True),
     RecordItem("causality_product", "Causality: study product", "因果关系：研究产品", "choice", codelist=CAUSALITY),
     RecordItem("expectedness", "Expectedness", "预期性", "choice", codelist=EXPECTEDNESS),
     RecordItem("action_taken", "Action taken", "采取的措施", "choice", codelist=ACTIONS),

@@ -653,17 +653,47 @@ class SusarReporting(Strict):
         return self
 
 
+class CausalityItem(Strict):
+    """A procedure of the trial whose causality the adverse-event record asks for, besides the
+    product's (always asked): the record's item is ``causality_<id>``, its label "Causality:
+    <name>". ``sdtm_qnam``: the SUPPAE qualifier it is exported as; by default ``AEREL`` and the
+    first three letters of the id in capitals."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    name: Text
+    procedure: str = Field(pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    sdtm_qnam: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9]{0,7}$")
+
+    @property
+    def field(self) -> str:
+        return f"causality_{self.id}"
+
+    @property
+    def qnam(self) -> str:
+        return self.sdtm_qnam or ("AEREL" + self.id.replace("_", "").upper()[:3])
+
+
 class Safety(Strict):
     sae_recipients: list[SaeRecipient] = Field(min_length=1)
     dsmb_thresholds: list[DsmbThreshold]
     dsmb_interim_months: int = Field(default=6, ge=1)
     related_causality: list[str] = ["possible", "probable", "definite"]
     susar: SusarReporting = Field(default_factory=SusarReporting)
+    # the procedures whose causality each adverse event is assessed for (the product's always is)
+    causality_of: list[CausalityItem] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _susar_id(self):
+    def _ids(self):
+        problems = []
         if self.susar.id in {r.id for r in self.sae_recipients}:
-            raise ValueError(f"susar.id: '{self.susar.id}' is already an SAE recipient id")
+            problems.append(f"susar.id: '{self.susar.id}' is already an SAE recipient id")
+        problems += _repeats([c.id for c in self.causality_of], "causality_of")
+        for i, c in enumerate(self.causality_of):
+            if c.id == "product":
+                problems.append(f"causality_of[{i}].id: the product's causality is always assessed; "
+                                "'product' cannot name a procedure")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -1310,6 +1340,11 @@ class Protocol(Strict):
             seen_sites.add(site.id)
         problems.extend(self._randomisation_problems())
         problems.extend(self._edit_check_problems())
+        declared = {p.id for p in self.procedure_list}
+        for i, c in enumerate(self.safety.causality_of):
+            if c.procedure not in declared:
+                problems.append(f"safety.causality_of[{i}].procedure: '{c.procedure}' is not a declared procedure "
+                                f"({', '.join(sorted(declared)) or 'none declared'})")
         if self.analysis is not None:
             problems.extend(self._analysis_problems())
         if self.sdv is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 from django.http import Http404, HttpResponse
 from ninja import Field, Router, Schema, Status
+from pydantic import ConfigDict, model_serializer
+from pydantic.json_schema import SkipJsonSchema
 
 from annulus.accounts.permissions import require
 from annulus.dates import PlausibleDate, PlausibleDateTime
@@ -13,13 +16,37 @@ from annulus.errors import RuleViolation
 from annulus.participants.selectors import refuse_unseen
 from annulus.trial.selectors import active_protocol
 
-from . import reports, selectors, services
+from . import causality, reports, selectors, services
 
 PREFIX = "/safety"
 router = Router(tags=["safety"])
 
+# the causality to each procedure the protocol names (safety.causality_of) is a field of its
+# own, causality_<id>, besides causality_product: the schemas take and give them as further
+# fields (read from the request body; given out from procedure_causality, not shown itself)
+CAUSALITY_FIELDS = ConfigDict(json_schema_extra={
+    "additionalProperties": {"type": "string"},
+    "description": "Besides the fields listed: causality_<id> for each procedure whose causality the protocol "
+                   "assesses (safety.causality_of), a code of not_applicable, not_related, unlikely, possible, "
+                   "probable, definite.",
+})
+
+
+def _causalities_sent(request, schema) -> dict:
+    """The ``causality_<id>`` keys of the request's JSON body that are not fields of ``schema``
+    (any other unknown key is ignored, as before); the service checks each against the protocol."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:  # the body was parsed already: ninja answered a body that is not JSON
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {k: v for k, v in body.items() if causality.is_causality_field(k) and k not in schema.model_fields}
+
 
 class EventIn(Schema):
+    model_config = CAUSALITY_FIELDS
+
     term: str = Field(..., max_length=200)
     meddra_pt_code: str = Field("", max_length=8)
     meddra_version: str = Field("", max_length=10)
@@ -30,8 +57,6 @@ class EventIn(Schema):
     serious_criteria: list[str] = []
     first_knowledge_at: PlausibleDateTime | None = None
     grade: int
-    causality_liposuction: str
-    causality_injection: str
     causality_product: str
     expectedness: str
     action_taken: str
@@ -66,6 +91,8 @@ class TaskLinkIn(Schema):
 
 
 class EventPatchIn(Schema):
+    model_config = CAUSALITY_FIELDS
+
     reason: str = Field(..., max_length=2000)
     term: str | None = Field(None, max_length=200)
     meddra_pt_code: str | None = Field(None, max_length=8)
@@ -77,8 +104,6 @@ class EventPatchIn(Schema):
     serious_criteria: list[str] | None = None
     first_knowledge_at: PlausibleDateTime | None = None
     grade: int | None = None
-    causality_liposuction: str | None = None
-    causality_injection: str | None = None
     causality_product: str | None = None
     expectedness: str | None = None
     action_taken: str | None = None
@@ -86,6 +111,8 @@ class EventPatchIn(Schema):
 
 
 class EventOut(Schema):
+    model_config = ConfigDict(json_schema_extra=CAUSALITY_FIELDS["json_schema_extra"])
+
     id: int
     label: str
     participant_id: int
@@ -98,13 +125,26 @@ class EventOut(Schema):
     serious_criteria: list[str]
     first_knowledge_at: datetime | None
     grade: int
-    causality_liposuction: str
-    causality_injection: str
     causality_product: str
     expectedness: str
     action_taken: str
     outcome: str
     revision: int
+    # given flat, as causality_<id> (see _flat)
+    procedure_causality: SkipJsonSchema[dict[str, str]] = Field(default_factory=dict, exclude=True)
+
+    @staticmethod
+    def resolve_procedure_causality(obj):
+        flat = causality.flat(obj, active_protocol())
+        flat.pop(causality.PRODUCT_CAUSALITY)
+        return flat
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler):
+        out = handler(self)
+        at = list(out).index("causality_product")
+        items = list(out.items())
+        return dict(items[:at] + list(self.procedure_causality.items()) + items[at:])
 
 
 class RevisionOut(Schema):
@@ -197,7 +237,7 @@ def list_events(request, listing: str = "all", participant_id: int | None = None
 @router.post("/adverse-events", response={201: EventOut}, summary="Record an adverse event")
 def create_event(request, payload: EventCreateIn):
     require(request.user, "safety.edit")
-    data = payload.dict()
+    data = {**payload.dict(), **_causalities_sent(request, EventCreateIn)}
     refuse_unseen(request.user, [data["participant_id"]])
     return Status(201, services.record_adverse_event(actor=request.user, participant_id=data.pop("participant_id"), **data))
 
@@ -212,7 +252,7 @@ def get_event(request, pk: int):
 def update_event(request, pk: int, payload: EventPatchIn):
     require(request.user, "safety.edit")
     _event(request, pk)
-    data = payload.dict(exclude_unset=True)
+    data = {**payload.dict(exclude_unset=True), **_causalities_sent(request, EventPatchIn)}
     reason = data.pop("reason")
     return services.update_adverse_event(actor=request.user, adverse_event_id=pk, reason=reason, **data)
 

@@ -17,6 +17,7 @@ from annulus.simulator.adverse_events import SimParticipant, simulate_adverse_ev
 from annulus.trial.selectors import active_protocol
 
 from . import reports, services
+from .causality import items as causality_items
 from .models import AdverseEvent
 
 
@@ -85,6 +86,15 @@ def simulated_adverse_events(ctx) -> list[Participant]:
     return people
 
 
+def _judged(treatment: str, other: str) -> dict:
+    """The causality to each procedure the protocol names (``causality_<id>``): ``treatment`` for
+    the procedure that gives the treatment (the injection of the first trial), ``other`` for the
+    others."""
+    protocol = active_protocol()
+    given = getattr(protocol.treatment_procedure, "id", None)
+    return {c.field: treatment if c.procedure == given else other for c in causality_items(protocol)}
+
+
 def adverse_events_all(ctx) -> None:
     inv, coord = ctx.users["investigator"], ctx.users["coordinator"]
     now = timezone.now()
@@ -97,7 +107,7 @@ def adverse_events_all(ctx) -> None:
             actor=inv, participant_id=p.pk, term="Lower-limb weakness", onset_at=now - timedelta(hours=9),
             description="Acute weakness of the right leg after a fall at home; admitted for observation.",
             serious=True, serious_criteria=["hospitalisation"], first_knowledge_at=now - timedelta(hours=3), grade=3,
-            causality_liposuction="not_related", causality_injection="unlikely", causality_product="unlikely",
+            **_judged("unlikely", "not_related"), causality_product="unlikely",
             expectedness="unexpected", action_taken="hospitalised", outcome="not_recovered")
         # an SAE known 30 hours ago and not yet reported: overdue
         q = active[-2]
@@ -105,7 +115,7 @@ def adverse_events_all(ctx) -> None:
             actor=coord, participant_id=q.pk, term="Pneumonia", onset_at=now - timedelta(hours=40),
             description="Community-acquired pneumonia; admitted to the respiratory ward.",
             serious=True, serious_criteria=["hospitalisation"], first_knowledge_at=now - timedelta(hours=30), grade=3,
-            causality_liposuction="not_related", causality_injection="not_related", causality_product="not_related",
+            **_judged("not_related", "not_related"), causality_product="not_related",
             expectedness="unexpected", action_taken="hospitalised", outcome="recovering")
         # a related serious event after the treatment, ended, leading to withdrawal for safety:
         # a discitis after the injection (the first trial), a drug-induced liver injury otherwise
@@ -118,14 +128,12 @@ def adverse_events_all(ctx) -> None:
         if builtin:
             term, description, causality = "Discitis", ("Fever and severe back pain at L4-5; MRI consistent with "
                                                         "discitis; antibiotics for 10 days."), {
-                "causality_liposuction": "not_related", "causality_injection": "probable",
-                "causality_product": "possible"}
+                **_judged("probable", "not_related"), "causality_product": "possible"}
             why = "discitis after the injection"
         else:
             term, description, causality = "Drug-induced liver injury", (
                 "ALT 6 x ULN and jaundice at the week-4 visit; study drug stopped; admitted for observation."), {
-                "causality_liposuction": "not_applicable", "causality_injection": "not_applicable",
-                "causality_product": "probable"}
+                **_judged("not_related", "not_related"), "causality_product": "probable"}
             why = "liver injury on the study drug"
         ae = services.record_adverse_event(
             actor=inv, participant_id=r.pk, term=term, onset_at=onset, end_at=now - timedelta(days=2),

@@ -1,11 +1,24 @@
 from django import forms
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 from annulus.choices import with_blank
 from annulus.formdates import DateField, DateTimeField
 
-from .models import ACTIONS, CAUSALITY, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, DsmbRecommendation
+from . import causality
+from .models import (ACTIONS, CAUSALITY, EXPECTEDNESS, GRADES, OUTCOMES, PRODUCT_CAUSALITY, SERIOUS_CRITERIA,
+                     DsmbRecommendation)
+
+
+def _causality_text(name) -> str:
+    return gettext("Causality: {}").format(name.get(get_language()))
+
+
+#: "Causality: <the procedure>" in the language active when it is shown (``name``: the
+#: protocol's ``Text``)
+causality_label = lazy(_causality_text, str)
 
 
 class AdverseEventForm(forms.Form):
@@ -26,15 +39,28 @@ class AdverseEventForm(forms.Form):
                                        help_text=_("Starts the reporting clocks (12 h / 24 h or 2nd working day)"))
     grade = forms.TypedChoiceField(label=_("Severity grade (CTCAE)"), coerce=int, choices=with_blank(GRADES),
                                    empty_value=None)
-    causality_liposuction = forms.ChoiceField(label=_("Causality: liposuction"), choices=with_blank(CAUSALITY))
-    causality_injection = forms.ChoiceField(label=_("Causality: injection procedure"), choices=with_blank(CAUSALITY))
+    # then one causality per procedure the protocol names (``safety.causality_of``), added in
+    # __init__ just before this one
     causality_product = forms.ChoiceField(label=_("Causality: study product"), choices=with_blank(CAUSALITY))
     expectedness = forms.ChoiceField(label=_("Expectedness"), choices=with_blank(EXPECTEDNESS))
     action_taken = forms.ChoiceField(label=_("Action taken"), choices=with_blank(ACTIONS))
     outcome = forms.ChoiceField(label=_("Outcome"), choices=with_blank(OUTCOMES))
 
-    def __init__(self, *args, with_reason=False, **kwargs):
+    def __init__(self, *args, with_reason=False, protocol=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if protocol is None:
+            from annulus.trial.selectors import active_protocol
+
+            protocol = active_protocol()
+        procedures = {c.field: forms.ChoiceField(label=causality_label(c.name), choices=with_blank(CAUSALITY))
+                      for c in causality.items(protocol)}
+        if procedures:
+            ordered = {}
+            for name, field in self.fields.items():
+                if name == PRODUCT_CAUSALITY:
+                    ordered.update(procedures)
+                ordered[name] = field
+            self.fields = ordered
         if with_reason:
             self.fields["reason"] = forms.CharField(label=_("Reason for the change (follow-up information, correction)"),
                                                     widget=forms.Textarea(attrs={"rows": 2}))

@@ -43,7 +43,9 @@ OUTCOMES = [
     ("fatal", _("fatal")),
     ("unknown", _("unknown")),
 ]
-CAUSES = ("liposuction", "injection", "product")
+# the causality every adverse event is assessed for; the protocol adds its procedures'
+# (``safety.causality_of``), stored in ``AdverseEvent.causality``
+PRODUCT_CAUSALITY = "causality_product"
 
 
 class AdverseEvent(models.Model):
@@ -60,8 +62,9 @@ class AdverseEvent(models.Model):
     serious = models.BooleanField(default=False, db_index=True)
     serious_criteria = models.JSONField(default=list)
     grade = models.PositiveSmallIntegerField(choices=GRADES)
-    causality_liposuction = models.CharField(max_length=16, choices=CAUSALITY)
-    causality_injection = models.CharField(max_length=16, choices=CAUSALITY)
+    # the causality to each procedure the protocol names (``safety.causality_of``): its id ->
+    # a code of CAUSALITY; read and written outward as ``causality_<id>``
+    causality = models.JSONField()
     causality_product = models.CharField(max_length=16, choices=CAUSALITY)
     expectedness = models.CharField(max_length=12, choices=EXPECTEDNESS)
     action_taken = models.CharField(max_length=24, choices=ACTIONS)
@@ -89,6 +92,15 @@ class AdverseEvent(models.Model):
     @property
     def fatal(self) -> bool:
         return self.outcome == "fatal"
+
+    def __getattr__(self, name):
+        # ``ae.causality_<id>``: the causality to a procedure the protocol names, as stored
+        if name.startswith("causality_"):
+            stored = self.__dict__.get("causality")
+            key = name[len("causality_"):]
+            if isinstance(stored, dict) and key in stored:
+                return stored[key]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def criteria_labels(self) -> list[str]:
         names = dict(SERIOUS_CRITERIA)

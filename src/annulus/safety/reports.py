@@ -23,7 +23,8 @@ from django.utils.translation import gettext_lazy as _
 from annulus.participants.models import Participant
 from annulus.report.fonts import chinese_fonts
 
-from .models import CAUSALITY, CAUSES, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent
+from . import causality
+from .models import CAUSALITY, EXPECTEDNESS, GRADES, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent
 
 #: the languages every report is produced in (kept side by side; the page shows its own)
 LANGUAGES = ("en", "zh-hans")
@@ -99,8 +100,7 @@ def _in_language(text) -> str:
 #: a protocol text (English and Chinese) read in the language active when it is shown
 _text_lazy = lazy(_in_language, str)
 
-CAUSE_NAMES = {"liposuction": _("Related to liposuction"), "injection": _("Related to the injection procedure"),
-               "product": _("Related to the study product")}
+RELATED_TO_PRODUCT = _("Related to the study product")
 
 
 def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
@@ -136,12 +136,15 @@ def build(*, as_of: date, protocol, arms: dict[int, str] | None) -> dict:
         row(_("Any adverse event"), lambda e: True),
         row(_("Serious adverse event"), lambda e: e.serious),
         row(_("Grade 3 or higher"), lambda e: e.grade >= 3),
-        row(CAUSE_NAMES["product"], lambda e: e.causality_product in related),
+        row(RELATED_TO_PRODUCT, lambda e: e.causality_product in related),
         row(_("Fatal"), lambda e: e.outcome == "fatal"),
     ]
     by_grade = [row(format_lazy(_("Grade {}"), label), lambda e, g=g: e.grade == g) for g, label in GRADES]
     by_criterion = [row(capfirst(label), lambda e, c=c: c in e.serious_criteria) for c, label in SERIOUS_CRITERIA]
-    by_relation = [row(CAUSE_NAMES[c], lambda e, c=c: getattr(e, f"causality_{c}") in related) for c in CAUSES]
+    # one row per procedure the protocol names (safety.causality_of), then the product
+    by_relation = [row(format_lazy(_("Related to {}"), _text_lazy(c.name)),
+                       lambda e, c=c: (e.causality or {}).get(c.id) in related) for c in causality.items(protocol)]
+    by_relation.append(row(RELATED_TO_PRODUCT, lambda e: e.causality_product in related))
     terms = Counter(e.term.strip().lower() for e in events)
     by_term = [row(term[:1].upper() + term[1:], lambda e, t=term: e.term.strip().lower() == t)
                for term, _ in sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))]

@@ -311,3 +311,26 @@ def trial_audit_mismatches() -> list[str]:
     names = {"dsmb_alert": "DSMB alert", "dsmb_recommendation": "DSMB recommendation", "dsmb_report": "DSMB report"}
     out += [f"{names[otype]} {pk}: in the audit trail but no longer in the database" for otype, pk in trail]
     return out
+
+
+def causality_rows(ae, protocol=None) -> list[dict]:
+    """The causalities of an event to the procedures the protocol names, for a page: the
+    procedure's name (the protocol's ``Text``; the id of one the protocol no longer names) and
+    the code held, in words."""
+    from . import causality
+    from .models import CAUSALITY
+
+    if protocol is None:
+        from annulus.trial.selectors import active_protocol
+
+        protocol = active_protocol()
+    names = {c.field: c.name for c in causality.items(protocol)}
+    words = dict(CAUSALITY)
+    out = []
+    for field, code in causality.flat(ae, protocol).items():
+        if field == causality.PRODUCT_CAUSALITY:
+            continue
+        out.append({"field": field, "name": names.get(field, field[len(causality.PREFIX):]),
+                    "code": code, "value": words.get(code, code)})
+    return out
+

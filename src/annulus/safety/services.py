@@ -27,15 +27,24 @@ from annulus.trial.lock import assert_writable, is_locked
 from annulus.trial.selectors import active_protocol, active_version
 from annulus.trial.services import notify
 
+from . import causality as causalities
 from .deadlines import site_deadlines
-from .models import (ACTIONS, CAUSALITY, CAUSES, EXPECTEDNESS, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent,
+from .models import (ACTIONS, CAUSALITY, EXPECTEDNESS, OUTCOMES, SERIOUS_CRITERIA, AdverseEvent,
                      AdverseEventRevision, AeTask, DsmbAlert, DsmbRecommendation, SaeReport)
 
 ENDED_OUTCOMES = {"recovered", "recovered_with_sequelae", "fatal"}
 
-FIELDS = ("term", "meddra_pt_code", "meddra_version", "description", "onset_at", "end_at", "serious",
-          "serious_criteria", "grade", "causality_liposuction", "causality_injection", "causality_product",
-          "expectedness", "action_taken", "outcome", "first_knowledge_at", "source")
+# the fields of every adverse event; the causalities (``causality_<id>`` of each procedure the
+# protocol names, then ``causality_product``) come between the grade and the expectedness
+FIELDS_BEFORE_CAUSALITY = ("term", "meddra_pt_code", "meddra_version", "description", "onset_at", "end_at",
+                           "serious", "serious_criteria", "grade")
+FIELDS_AFTER_CAUSALITY = ("expectedness", "action_taken", "outcome", "first_knowledge_at", "source")
+
+
+def event_fields(protocol=None) -> tuple[str, ...]:
+    """The fields of an adverse event of ``protocol`` (the protocol in force by default), in order."""
+    protocol = protocol if protocol is not None else active_protocol()
+    return FIELDS_BEFORE_CAUSALITY + tuple(causalities.fields(protocol)) + FIELDS_AFTER_CAUSALITY
 
 
 # ---- checks ---------------------------------------------------------------------------------
@@ -51,15 +60,22 @@ def _local(dt: datetime) -> str:
     return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M")
 
 
-def clean_event(data: dict, problems: Problems | None = None) -> dict:
+def clean_event(data: dict, problems: Problems | None = None, *, protocol=None) -> dict:
     """Check one adverse event's fields on their own and together; return them normalised.
     Every broken rule is reported at once (``RuleViolations``), each naming its field; a rule
     that joins two fields is checked only when both are valid on their own. Given ``problems``,
-    the broken rules are added to it and the valid fields returned, for the caller's own checks."""
+    the broken rules are added to it and the valid fields returned, for the caller's own checks.
+    The causalities asked for are the protocol's (the protocol in force by default)."""
     own = problems is None
     problems = Problems() if own else problems
-    for field in sorted(set(data) - set(FIELDS)):
-        problems.add(field, "is not a field of an adverse event")
+    protocol = protocol if protocol is not None else active_protocol()
+    asked = causalities.fields(protocol)
+    for field in sorted(set(data) - set(event_fields(protocol))):
+        if causalities.is_causality_field(field):
+            problems.add(field, "is not a causality this protocol assesses (it asks for "
+                                f"{', '.join(asked)})")
+        else:
+            problems.add(field, "is not a field of an adverse event")
     out: dict = {}
 
     def take(name, check, *args, **kwargs):
@@ -91,8 +107,8 @@ def clean_event(data: dict, problems: Problems | None = None) -> dict:
         problems.add("grade", "must be a CTCAE grade from 1 to 5")
         grade = None
     out["grade"] = grade
-    for cause in CAUSES:
-        take(f"causality_{cause}", _choice, data.get(f"causality_{cause}"), CAUSALITY)
+    for name in asked:
+        take(name, _choice, data.get(name), CAUSALITY)
     take("expectedness", _choice, data.get("expectedness"), EXPECTEDNESS)
     take("action_taken", _choice, data.get("action_taken"), ACTIONS)
     outcome = take("outcome", _choice, data.get("outcome"), OUTCOMES)
@@ -164,41 +180,38 @@ def _check_window(p: Participant, data: dict) -> None:
                                         f"{states.LABELS.get(p.status, p.status)})")
 
 
-def _procedure_dates(participant_id: int) -> dict[str, date | None]:
-    """When each procedure a causality is asked for was done (None while it is not recorded)."""
+def _procedures(participant_id: int, protocol) -> dict[str, tuple[str, date | None]]:
+    """Each causality field -> the procedure it is asked for as running text names it, and the
+    day it was done (None while it is not recorded): each procedure the protocol names
+    (``safety.causality_of``), then the product, given at the treatment procedure."""
+    treatment = protocol.treatment_procedure
+    event = protocol.treatment_event_name
+    names = {c.field: f"the {c.name.en}" for c in causalities.items(protocol)}
+    names[causalities.PRODUCT_CAUSALITY] = "the study product" + (f" ({event.en})" if event else "")
     try:
         from annulus.visits.events import events_of
     except ImportError:  # visits not installed: no procedure is recorded
-        return {"liposuction": None, "injection": None, "product": None}
-    protocol = active_protocol()
+        return {field: (name, None) for field, name in names.items()}
     ev = events_of(participant_id, protocol)
-    parts = {part: proc for proc, part in protocol.page_procedures.items()}
-    treatment = protocol.treatment_procedure
-    given = ev.recorded(treatment.id) if treatment else None
-    # a cell product: its harvest and its injection are procedures of their own; any other
-    # product is only the product, given at the treatment
-    return {"liposuction": ev.recorded(parts["harvest"]) if "harvest" in parts else None,
-            "injection": given if "treatment" in parts else None, "product": given}
+    out = {c.field: (names[c.field], ev.recorded(c.procedure)) for c in causalities.items(protocol)}
+    out[causalities.PRODUCT_CAUSALITY] = (names[causalities.PRODUCT_CAUSALITY],
+                                          ev.recorded(treatment.id) if treatment else None)
+    return out
 
 
-PROCEDURE_NAMES = {"liposuction": "the liposuction", "injection": "the injection procedure",
-                   "product": "the study product (transplantation)"}
-
-
-def _check_causality(p: Participant, data: dict) -> None:
+def _check_causality(p: Participant, data: dict, protocol) -> None:
     """'Not applicable (not yet done)' is refused once the procedure is recorded and the event
     began on or after its day: the procedure was done, so its causality must be judged."""
     onset = timezone.localtime(data["onset_at"]).date()
     problems = Problems()  # each causality on its own field
-    for cause, done in _procedure_dates(p.pk).items():
-        field = f"causality_{cause}"
+    for field, (name, done) in _procedures(p.pk, protocol).items():
         if data.get(field) == "not_applicable" and done is not None and onset >= done:
-            problems.add(field, f"{PROCEDURE_NAMES[cause]} was done on {done.isoformat()}, before this event "
+            problems.add(field, f"{name} was done on {done.isoformat()}, before this event "
                                 "began; 'not applicable (not yet done)' no longer applies: judge the causality")
     problems.raise_any()
 
 
-def _check_context(p: Participant, data: dict, problems: Problems) -> None:
+def _check_context(p: Participant, data: dict, problems: Problems, protocol) -> None:
     """The rules that need the participant's record (consent, follow-up, procedures), added to
     the problems the fields already have, so that the form shows them all at once."""
     if data.get("onset_at") is None:
@@ -206,14 +219,24 @@ def _check_context(p: Participant, data: dict, problems: Problems) -> None:
     with problems.check():
         _check_window(p, data)
     with problems.check():
-        _check_causality(p, data)
+        _check_causality(p, data, protocol)
 
 
-def snapshot(ae: AdverseEvent) -> dict:
+def flat_fields(ae: AdverseEvent, protocol=None) -> dict:
+    """The fields of an event as the forms, the API and the audit trail name them (each
+    causality as ``causality_<id>``), in order; any causality the event holds that the protocol
+    no longer asks for is kept, after the declared ones."""
+    protocol = protocol if protocol is not None else active_protocol()
+    out = {f: getattr(ae, f) for f in FIELDS_BEFORE_CAUSALITY}
+    out.update(causalities.flat(ae, protocol))
+    out.update({f: getattr(ae, f) for f in FIELDS_AFTER_CAUSALITY})
+    return out
+
+
+def snapshot(ae: AdverseEvent, protocol=None) -> dict:
     """The fields of an event as plain JSON values (UTC ISO times)."""
     out = {}
-    for f in FIELDS:
-        v = getattr(ae, f)
+    for f, v in flat_fields(ae, protocol).items():
         out[f] = v.astimezone(dt_timezone.utc).isoformat() if isinstance(v, datetime) else v
     return out
 
@@ -244,18 +267,20 @@ def record_adverse_event(*, actor, participant_id: int, task_id: int | None = No
     """Record an adverse event; with ``task_id`` it closes that open adverse-event task of the
     same participant (the event is linked to it)."""
     problems = Problems()
-    data = clean_event(fields, problems)
+    protocol = active_protocol()
+    data = clean_event(fields, problems, protocol=protocol)
     with transaction.atomic():
         assert_writable("adverse event")
         assert_record_writable(participant_id, "", AE_LOG)
         p = _participant(participant_id)
-        _check_context(p, data, problems)
+        _check_context(p, data, problems, protocol)
         problems.raise_any()
         task = _open_task(task_id, p.pk) if task_id not in (None, "") else None
         pv = active_version()
         number = (AdverseEvent.objects.filter(participant=p).aggregate(m=Max("number"))["m"] or 0) + 1
-        ae = AdverseEvent.objects.create(participant=p, number=number, protocol_version=pv, created_by=actor, **data)
-        snap = snapshot(ae)
+        ae = AdverseEvent.objects.create(participant=p, number=number, protocol_version=pv, created_by=actor,
+                                         **causalities.stored(data))
+        snap = snapshot(ae, protocol)
         AdverseEventRevision.objects.create(adverse_event=ae, revision=1, data=snap,
                                             changes={k: [None, v] for k, v in snap.items()}, saved_by=actor)
         audit.record(actor=actor, action="create", obj_type="adverse_event", obj_id=ae.pk, participant_id=p.pk,
@@ -277,15 +302,21 @@ def update_adverse_event(*, actor, adverse_event_id: int, reason: str, **fields)
             ae = AdverseEvent.objects.select_for_update().get(pk=adverse_event_id)
         except AdverseEvent.DoesNotExist:
             raise RuleViolation("adverse_event", "no such adverse event") from None
-        old = snapshot(ae)
+        protocol = active_protocol()
+        old = snapshot(ae, protocol)
+        asked = event_fields(protocol)
+        current = {f: v for f, v in flat_fields(ae, protocol).items() if f in asked}
         problems = Problems()
-        data = clean_event({**{f: getattr(ae, f) for f in FIELDS}, **fields}, problems)
+        data = clean_event({**current, **fields}, problems, protocol=protocol)
         p = _participant(ae.participant_id)
-        _check_context(p, data, problems)
+        _check_context(p, data, problems, protocol)
         problems.raise_any()
+        data = causalities.stored(data)
+        # a causality the protocol no longer asks for stays as it was
+        data["causality"] = {**ae.causality, **data["causality"]}
         for k, v in data.items():
             setattr(ae, k, v)
-        new = snapshot(ae)
+        new = snapshot(ae, protocol)
         changes = audit.diff(old, new)
         if not changes:
             raise RuleViolation("reason", "nothing was changed")

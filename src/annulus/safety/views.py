@@ -19,7 +19,7 @@ from annulus.participants.models import Withdrawal
 from annulus.participants.selectors import get_participant, paginate
 from annulus.trial.selectors import active_protocol
 
-from . import reports, selectors, services
+from . import causality, reports, selectors, services
 from .forms import (AckForm, AdverseEventForm, GenerateForm, RecommendationForm, SafetyWithdrawForm, SentForm,
                     TaskDismissForm, TaskLinkForm)
 from .models import SERIOUS_CRITERIA, DsmbReport
@@ -39,9 +39,12 @@ def _local_input(dt):
 
 # ---- listings ----------------------------------------------------------------------------------
 
-CSV_COLUMNS = ["event", "case_number", "screening_number", "term", "meddra_pt_code", "meddra_version", "onset",
-               "end", "serious", "criteria", "grade", "causality_liposuction", "causality_injection",
-               "causality_product", "expectedness", "action_taken", "outcome", "first_knowledge", "revision"]
+def csv_columns(protocol) -> list[str]:
+    """The listing's CSV columns: the causalities are the protocol's (``causality_<id>``, then
+    ``causality_product``)."""
+    return (["event", "case_number", "screening_number", "term", "meddra_pt_code", "meddra_version", "onset",
+             "end", "serious", "criteria", "grade"] + causality.fields(protocol)
+            + ["expectedness", "action_taken", "outcome", "first_knowledge", "revision"])
 
 
 def _cell(value):
@@ -50,12 +53,13 @@ def _cell(value):
     return "'" + text if text[:1] in ("=", "+", "-", "@") else value
 
 
-def _csv_row(ae):
+def _csv_row(ae, protocol):
     fmt = lambda dt: timezone.localtime(dt).strftime("%Y-%m-%d %H:%M") if dt else ""  # noqa: E731
+    held = causality.flat(ae, protocol)
     return [_cell(v) for v in [ae.label, ae.participant.case_number or "", ae.participant.screening_number, ae.term, ae.meddra_pt_code,
             ae.meddra_version, fmt(ae.onset_at), fmt(ae.end_at), "yes" if ae.serious else "no",
-            ";".join(ae.serious_criteria), ae.grade, ae.causality_liposuction, ae.causality_injection,
-            ae.causality_product, ae.expectedness, ae.action_taken, ae.outcome, fmt(ae.first_knowledge_at), ae.revision]]
+            ";".join(ae.serious_criteria), ae.grade, *(held.get(f, "") for f in causality.fields(protocol)),
+            ae.expectedness, ae.action_taken, ae.outcome, fmt(ae.first_knowledge_at), ae.revision]]
 
 
 def listing(request):
@@ -70,9 +74,10 @@ def listing(request):
         response["Content-Disposition"] = f'attachment; filename="adverse-events-{kind}-{timezone.localdate().isoformat()}.csv"'
         response.write("\ufeff")  # lets spreadsheet programs read the Chinese text as UTF-8
         w = csv.writer(response)
-        w.writerow(CSV_COLUMNS)
+        protocol = active_protocol()
+        w.writerow(csv_columns(protocol))
         for ae in qs.iterator():
-            w.writerow(_csv_row(ae))
+            w.writerow(_csv_row(ae, protocol))
         return response
     page = paginate(qs, request.GET.get("page"), per_page=50)
     clocks = {}
@@ -151,6 +156,7 @@ def ae_detail(request, pk):
     other_withdrawal = Withdrawal.objects.filter(participant=ae.participant).first()
     return render(request, "safety/ae_detail.html", {
         "ae": ae, "p": ae.participant, "revisions": revisions, "susar": selectors.is_susar(ae),
+        "causality": selectors.causality_rows(ae),
         "reports": selectors.clock_rows(ae.sae_reports.select_related("sent_by")),
         "withdrawal": withdrawal, "already_withdrawn": other_withdrawal is not None,
         "can_edit": has(request.user, "safety.edit"),
@@ -161,7 +167,7 @@ def ae_detail(request, pk):
 def ae_edit(request, pk):
     need(request, "safety.edit")
     ae = _event(request, pk)
-    initial = {f: getattr(ae, f) for f in services.FIELDS if f != "source"}
+    initial = {f: v for f, v in services.flat_fields(ae).items() if f != "source"}
     for f in ("onset_at", "end_at", "first_knowledge_at"):
         initial[f] = _local_input(getattr(ae, f))
     initial["serious"] = "yes" if ae.serious else "no"
@@ -238,7 +244,8 @@ def sae_report(request, pk):
         "recipient": clock_text.recipient_name(r), "rule": clock_text.rule(r.rule),
         "warning": clock_text.warning(r.calendar_warning),
         "sent_form": sent_form, "ack_form": ack_form, "criteria": SERIOUS_CRITERIA,
-        "protocol": active_protocol(), "revisions": ae.revisions.select_related("saved_by").order_by("revision"),
+        "protocol": active_protocol(), "causality": selectors.causality_rows(ae),
+        "revisions": ae.revisions.select_related("saved_by").order_by("revision"),
     })
 
 

@@ -121,8 +121,10 @@ def simulate_adverse_events(participants: list[SimParticipant], *, seed: int, to
 # days) with a per-participant probability scaled by the arm's dose relative to the highest
 # (the control arm: half the lowest rate, the nocebo response of a blinded trial). A rare serious
 # event of each kind: pneumonia needing hospitalisation (background), a hypersensitivity reaction
-# (related, unexpected). The causality to the product is judged; the causalities of the first
-# trial's procedures (liposuction, injection) do not apply and are "not_applicable".
+# (related, unexpected). The causality to the product is judged; so is the causality to each
+# procedure the protocol names (``safety.causality_of``): "not_applicable" (not yet done) before
+# the treatment when the procedure is the treatment, else mostly not related - drawn from a
+# stream of its own, so that the other draws do not depend on how many procedures are named.
 
 # kind: (term, MedDRA PT code, rate per participant-month, grade probabilities 1/2/3, days lasting)
 BACKGROUND = {
@@ -176,6 +178,9 @@ def simulate_protocol_adverse_events(protocol, participants: list[TreatedPartici
     from .outcomes import visit_days
 
     rng = np.random.default_rng([seed, 7])
+    judged = np.random.default_rng([seed, 8])  # the causalities to the protocol's procedures
+    treatment = getattr(protocol.treatment_procedure, "id", None)
+    procedures = [(c.field, c.procedure) for c in protocol.safety.causality_of]
     follow_days = max(max(visit_days(protocol).values()), 28)
     months = follow_days / 30.4
     lowest_related = min(p for _, _, p, _, _ in RELATED.values())
@@ -192,7 +197,9 @@ def simulate_protocol_adverse_events(protocol, participants: list[TreatedPartici
         ended = end_day < today
         fields_.update(onset_at=onset, end_at=_at(end_day, rng) if ended else None,
                        serious_criteria=["hospitalisation"] if serious else [],
-                       causality_liposuction="not_applicable", causality_injection="not_applicable",
+                       **{field: ("not_applicable" if procedure == treatment and onset_day < p.treated_on
+                                  else str(judged.choice(["not_related", "unlikely"], p=[0.8, 0.2])))
+                          for field, procedure in procedures},
                        causality_product=product if onset_day >= p.treated_on else "not_applicable",
                        expectedness=expected,
                        action_taken=action or ("treatment" if grade >= 2 else "none"),
