@@ -57,7 +57,7 @@ REQUIREMENTS ?= ../shared/protocol/REQUIREMENTS.md
 test: $(TEST_STAMP) chromium
 	@if [ -f "$(REQUIREMENTS)" ]; then $(BIN)/annulus trace --requirements "$(REQUIREMENTS)"; \
 	else echo "traceability: $(REQUIREMENTS) not found; docs/traceability.md left as it is"; fi
-	$(BIN)/python -m pytest -p no:cacheprovider -q -n auto
+	$(BIN)/python -m pytest -p no:cacheprovider -q -n auto --dist loadgroup
 
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not browser and not slow" -x

@@ -18,7 +18,20 @@ FIXTURES = ROOT / "tests" / "fixtures"
 SHARED = ROOT.parent / "shared"
 
 
+SHARED_SCOPES = ("module", "class", "package")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    # A module whose tests share rows or results built once (a module- or class-scoped fixture
+    # of this directory)
+    # runs on one worker under `--dist loadgroup` (make test), so that they are built once; the
+    # other tests are spread one by one. (tryfirst: before xdist reads the groups.)
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d and d[-1].scope in SHARED_SCOPES and d[-1].baseid.startswith("tests") for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     # Benchmarks and load runs are opt-in: `pytest -m slow` (make bench) runs them.
     if "slow" in (config.getoption("-m") or ""):
         return
