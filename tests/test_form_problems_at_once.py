@@ -256,3 +256,32 @@ def test_field_problems_and_participant_checks_of_an_event_come_together(trial_p
         ss.record_adverse_event(actor=users["coordinator"], participant_id=p.pk, **_ae(
             meddra_pt_code="123", grade=9, causality_liposuction="not_applicable"))
     assert _fields(info.value) == {"meddra_pt_code", "meddra_version", "grade", "causality_liposuction"}
+
+
+@pytest.mark.req("X-2.5")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_a_missing_date_does_not_hide_the_wrong_values_on_the_screening_page(make_participant, users, language):
+    from annulus.participants.models import Evidence
+
+    p = make_participant("consented")
+    r = _post(_browser(users["coordinator"], language), f"/participants/{p.pk}/screening/",
+              {"collected_on": "", "vas_mm": "140", "odi_percent": "abc", "lbp_duration_months": "24"})
+    assert r.status_code == 200
+    errors = _field_errors(r.content.decode())
+    assert {"collected_on", "vas_mm", "odi_percent"} <= set(errors), errors
+    assert "lbp_duration_months" not in errors
+    assert not Evidence.objects.filter(participant=p).exists()
+
+
+@pytest.mark.req("P-2.4")
+def test_a_refused_choice_does_not_hide_the_services_rules_on_the_prescreening_page(users):
+    from annulus.participants.models import Participant
+
+    later = (timezone.localdate() + timedelta(days=2)).isoformat()
+    r = _post(_browser(users["coordinator"]), "/participants/new/", {
+        "initials": "A1", "sex": "", "recruitment_source": "radio", "phone": "call me", "prescreened_on": later})
+    assert r.status_code == 200
+    errors = _field_errors(r.content.decode())
+    assert {"initials", "sex", "recruitment_source", "phone", "prescreened_on"} <= set(errors), errors
+    assert "cannot be in the future" in errors["prescreened_on"] and "letters only" in errors["initials"]
+    assert not Participant.objects.exists()

@@ -63,12 +63,11 @@ def _may_record_at(actor, site: str) -> bool:
     return sites is None or site in sites
 
 
-def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescreened_on: date,
-              full_name: str = "", phone: str = "", site: str = "") -> Participant:
-    """Record a candidate. ``site`` is one of the protocol's site ids; with one site it may be
-    left empty (the one site), with several it must be chosen."""
+def _check_prescreen(problems: Problems, actor, *, initials="", sex="", recruitment_source="", prescreened_on=None,
+                     full_name="", phone="", site=""):
+    """The checks of a pre-screening, each problem added to ``problems``; the cleaned initials,
+    site, name and phone."""
     protocol = active_protocol()
-    problems = Problems()  # every problem at once, each naming its field
     with problems.check():
         initials = _text("initials", initials, max_len=10)
         if not re.fullmatch(r"[A-Za-z\u4e00-\u9fff\-]{1,10}", initials):
@@ -98,6 +97,26 @@ def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescr
         phone = _text("phone", phone, required=False, max_len=40)
         if phone and not re.fullmatch(r"[0-9+\-() ]{5,40}", phone):
             raise RuleViolation("phone", "digits, spaces, + - ( ) only")
+    return initials, site, full_name, phone
+
+
+def prescreen_problems(*, actor, **fields) -> list[RuleViolation]:
+    """What ``prescreen`` would refuse in these fields, every problem at once, writing nothing
+    (a page whose own form refuses a field shows these beside it). A field left out is not
+    checked."""
+    problems = Problems()
+    _check_prescreen(problems, actor, **fields)
+    return [v for v in problems.violations if v.field in fields]
+
+
+def prescreen(*, actor, initials: str, sex: str, recruitment_source: str, prescreened_on: date,
+              full_name: str = "", phone: str = "", site: str = "") -> Participant:
+    """Record a candidate. ``site`` is one of the protocol's site ids; with one site it may be
+    left empty (the one site), with several it must be chosen."""
+    problems = Problems()  # every problem at once, each naming its field
+    initials, site, full_name, phone = _check_prescreen(
+        problems, actor, initials=initials, sex=sex, recruitment_source=recruitment_source,
+        prescreened_on=prescreened_on, full_name=full_name, phone=phone, site=site)
     problems.raise_any()
     pv = active_version()
     with transaction.atomic():
@@ -197,10 +216,10 @@ def current_evidence(p: Participant) -> dict[str, Evidence]:
     return {e.field: e for e in selectors.evidence_of(p.pk) if not e.superseded}
 
 
-def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: date, reason: str = "") -> list[Evidence]:
-    """Enter screening evidence. A value that replaces an earlier one needs a reason."""
+def _check_evidence(problems: Problems, values, collected_on, reason) -> tuple[dict, str]:
+    """Each value against its field, the collection date and the reason, every problem added to
+    ``problems``; the cleaned values and reason."""
     protocol = active_protocol()
-    problems = Problems()  # every wrong value at once, each on its field
     with problems.check():
         if not isinstance(collected_on, date):
             raise RuleViolation("collected_on", "must be a date")
@@ -213,6 +232,21 @@ def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: da
             problems.add(exc.field, exc.message)
     with problems.check():
         reason = _text("reason", reason, required=False)
+    return cleaned, reason
+
+
+def evidence_problems(*, values: dict, collected_on, reason: str = "") -> list[RuleViolation]:
+    """What ``enter_evidence`` would refuse in these values before reading the participant,
+    writing nothing (a page whose own form refuses a field shows these beside it)."""
+    problems = Problems()
+    _check_evidence(problems, values, collected_on, reason)
+    return problems.violations
+
+
+def enter_evidence(*, actor, participant_id: int, values: dict, collected_on: date, reason: str = "") -> list[Evidence]:
+    """Enter screening evidence. A value that replaces an earlier one needs a reason."""
+    problems = Problems()  # every wrong value at once, each on its field
+    cleaned, reason = _check_evidence(problems, values, collected_on, reason)
     problems.raise_any()
     with transaction.atomic():
         assert_writable("screening evidence")

@@ -20,6 +20,14 @@ from . import selectors, services, states
 from .forms import ConsentForm, EvidenceForm, PrescreenForm, SignatureForm, WithdrawForm, add_violation
 
 
+def _beside(form, problems) -> None:
+    """A service's problems shown on a form that refused other fields itself (a field the form
+    already names keeps its own message)."""
+    for v in problems:
+        if v.field not in form.errors:
+            add_violation(form, v)
+
+
 def _participant(request, pk):
     need(request, "participant.view")
     return selectors.participant_or_404(pk, user=request.user)
@@ -64,6 +72,9 @@ def prescreen(request):
         else:
             messages.success(request, _("Pre-screening recorded as %(n)s.") % {"n": p.screening_number})
             return redirect("participant", pk=p.pk)
+    elif request.method == "POST":
+        # the fields the form accepted may still break the service's rules: named beside the others
+        _beside(form, services.prescreen_problems(actor=request.user, **form.cleaned_data))
     return render(request, "participants/form.html", {"form": form, "title": _("New pre-screening")})
 
 
@@ -131,6 +142,11 @@ def screening(request, pk):
         else:
             # the decision is a step of its own: an investigator reads the outcome and signs it
             return redirect("eligibility_decision" if "decide" in request.POST else "participant", pk=p.pk)
+    elif request.method == "POST":
+        # a missing date does not hide a wrong value: each value's problem is named beside it
+        _beside(form, services.evidence_problems(values=form.evidence_values(),
+                                                 collected_on=form.cleaned_data.get("collected_on"),
+                                                 reason=form.cleaned_data.get("reason", "")))
     return render(request, "participants/screening.html", {"form": form, "p": p, "title": _("Screening evidence")})
 
 
