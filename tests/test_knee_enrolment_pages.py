@@ -301,7 +301,28 @@ def test_the_screening_page_names_every_problem_at_once_and_writes_nothing(users
         assert protocol.eligibility.field(name).label.get(language) in errors, (name, errors)
     with translation.override(language):
         assert f"{gettext('Collected on')}:" in errors, errors
+    # each problem said in the page's language, the label not repeated
+    if language == "en":
+        assert "must be at most 4, got 5" in errors and "must be a number, got &#x27;normal&#x27;" in errors, errors
+    else:
+        assert "不得大于4，收到5" in errors and ": 必须是数字，收到&#x27;normal&#x27;" in errors, errors
+        assert "must be" not in errors, errors
+    kl = protocol.eligibility.field("kl_grade").label.get(language)
+    assert errors.count(kl) == 1, errors
     assert not Evidence.objects.filter(participant=p).exists()
     assert Participant.objects.get(pk=p.pk).status == states.CONSENTED
     # what was typed is still there to correct
     assert chosen(fields_of(html, 'name="collected_on"')["acr_knee_oa"]) == ["true"] and 'value="normal"' in html
+
+
+@pytest.mark.req("X-2.5")
+def test_the_evidence_problems_marked_for_translation_are_the_cores_word_for_word():
+    """The protocol core says an evidence problem in English; the participants app marks the same
+    texts for translation: the two lists cannot drift apart, and each has a Chinese translation."""
+    from annulus.participants.evidence_words import MESSAGES
+    from annulus.protocol.rules import EVIDENCE_RULES
+
+    assert MESSAGES == EVIDENCE_RULES
+    with translation.override("zh-hans"):
+        untranslated = [text for text in MESSAGES.values() if gettext(text) == text]
+    assert not untranslated, untranslated

@@ -59,7 +59,8 @@ class EvidenceForm(forms.Form):
         super().__init__(*args, **kwargs)
         current = current or {}
         self.evidence_fields = []
-        self.item_names = {spec.id: spec.label.en for spec in protocol.eligibility.fields}  # as services name them
+        # as services name them, in the language of the page
+        self.item_names = {spec.id: spec.label.get(language) for spec in protocol.eligibility.fields}
         for spec in protocol.eligibility.fields:
             label = spec.label.get(language)
             label = with_unit(label, spec.unit, language)  # "VAS pain (0-100 mm)" already names its unit
@@ -121,11 +122,15 @@ def add_violation(form: forms.Form, exc) -> None:
 
 def field_message(form: forms.Form, field: str, message: str) -> str:
     """A service's message shown under its field. The page puts the field's label before it, so a
-    message that begins with the item's own name ("VAS pain (0-100 mm) must be at most 100 mm")
-    loses that name rather than show it twice."""
+    message that begins with the item's own name ("VAS pain (0-100 mm) must be at most 100 mm",
+    in Chinese followed by no space) loses that name rather than show it twice."""
     for name in (getattr(form, "item_names", {}).get(field), str(form.fields[field].label or "")):
-        if name and message.startswith(name + " "):
-            return message[len(name) + 1:]
+        if name and message.startswith(name):
+            rest = message[len(name):]
+            if rest.startswith(" "):  # English: "... must be at most 100 mm"
+                return rest[1:]
+            if rest and "\u4e00" <= rest[0] <= "\u9fff":  # Chinese: "...不得大于100 mm"
+                return rest
     return message
 
 

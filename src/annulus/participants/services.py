@@ -18,6 +18,7 @@ from annulus.trial.lock import assert_writable
 from annulus.trial.selectors import active_protocol, active_version
 
 from . import selectors, states
+from .evidence_words import evidence_message
 from .locks import assert_record_writable
 from .models import Consent, EligibilityDecision, Evidence, Participant, StatusChange, Withdrawal
 
@@ -229,7 +230,7 @@ def _check_evidence(problems: Problems, values, collected_on, reason) -> tuple[d
         try:
             cleaned.update(clean_evidence(protocol.eligibility, {field: value}, today=timezone.localdate()))
         except EvidenceError as exc:
-            problems.add(exc.field, exc.message)
+            problems.add(exc.field, evidence_message(exc))
     with problems.check():
         reason = _text("reason", reason, required=False)
     return cleaned, reason

@@ -30,12 +30,41 @@ from .schema import (
 
 
 class EvidenceError(ValueError):
-    """An evidence value breaks its field's rule; ``field`` names the field."""
+    """An evidence value breaks its field's rule; ``field`` names the field. ``message`` is in
+    English; ``rule`` (one of ``EVIDENCE_RULES``), ``params`` and ``label`` (the field's label in
+    both languages) let an application say the same in the reader's language."""
 
-    def __init__(self, field_id: str, message: str):
+    def __init__(self, field_id: str, message: str, rule: str = "", params: dict | None = None, label=None):
         super().__init__(f"{field_id}: {message}")
         self.field = field_id
         self.message = message
+        self.rule = rule
+        self.params = params or {}
+        self.label = label
+
+
+# each rule's English message ("%(label)s" the field's label): EvidenceError.message is this,
+# filled in; an application translates the same text
+EVIDENCE_RULES = {
+    "unknown": "is not an evidence field of this protocol",
+    "date": "%(label)s must be a date (YYYY-MM-DD), got %(value)s",
+    "future": "%(label)s cannot be in the future (%(value)s)",
+    "date_range": "%(label)s must be between %(earliest)s and %(latest)s (%(value)s)",
+    "number": "%(label)s must be a number",
+    "number_got": "%(label)s must be a number, got %(value)s",
+    "finite": "%(label)s must be a finite number",
+    "whole": "%(label)s must be a whole number, got %(value)s",
+    "min": "%(label)s must be at least %(limit)s%(unit)s, got %(value)s",
+    "max": "%(label)s must be at most %(limit)s%(unit)s, got %(value)s",
+    "yes_no": "%(label)s must be yes or no, got %(value)s",
+    "choice": "%(label)s must be one of %(choices)s, got %(value)s",
+    "long": "%(label)s must be at most 2000 characters",
+}
+
+
+def _refuse(spec: EvidenceField, rule: str, **params) -> EvidenceError:
+    params = {k: str(v) for k, v in params.items()}
+    return EvidenceError(spec.id, EVIDENCE_RULES[rule] % {"label": spec.label.en, **params}, rule, params, spec.label)
 
 
 def age_in_years(born: date, on: date) -> int:
@@ -49,7 +78,6 @@ def clean_value(spec: EvidenceField, raw: Any, today: date | None = None) -> Any
     """Convert and check one evidence value; raise EvidenceError naming the field and rule."""
     if raw is None or raw == "":
         return None
-    label = spec.label.en
     if spec.type == "date":
         if isinstance(raw, date):
             value = raw
@@ -57,30 +85,31 @@ def clean_value(spec: EvidenceField, raw: Any, today: date | None = None) -> Any
             try:
                 value = date.fromisoformat(str(raw))
             except ValueError:
-                raise EvidenceError(spec.id, f"{label} must be a date (YYYY-MM-DD), got {raw!r}") from None
+                raise _refuse(spec, "date", value=repr(raw)) from None
         if today is not None and value > today:
-            raise EvidenceError(spec.id, f"{label} cannot be in the future ({value.isoformat()})")
+            raise _refuse(spec, "future", value=value.isoformat())
         if dates.problem(value):
-            raise EvidenceError(spec.id, f"{label} {dates.OUT_OF_RANGE} ({value.isoformat()})")
+            raise _refuse(spec, "date_range", earliest=dates.EARLIEST.isoformat(), latest=dates.LATEST.isoformat(),
+                          value=value.isoformat())
         return value
     if spec.type in ("integer", "decimal"):
         if isinstance(raw, bool):
-            raise EvidenceError(spec.id, f"{label} must be a number")
+            raise _refuse(spec, "number")
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise EvidenceError(spec.id, f"{label} must be a number, got {raw!r}") from None
+            raise _refuse(spec, "number_got", value=repr(raw)) from None
         if value != value or value in (float("inf"), float("-inf")):
-            raise EvidenceError(spec.id, f"{label} must be a finite number")
+            raise _refuse(spec, "finite")
         if spec.type == "integer":
             if value != int(value):
-                raise EvidenceError(spec.id, f"{label} must be a whole number, got {raw!r}")
+                raise _refuse(spec, "whole", value=repr(raw))
             value = int(value)
         unit = f" {spec.unit}" if spec.unit else ""
         if spec.min is not None and value < spec.min:
-            raise EvidenceError(spec.id, f"{label} must be at least {spec.min:g}{unit}, got {value:g}")
+            raise _refuse(spec, "min", limit=f"{spec.min:g}", unit=unit, value=f"{value:g}")
         if spec.max is not None and value > spec.max:
-            raise EvidenceError(spec.id, f"{label} must be at most {spec.max:g}{unit}, got {value:g}")
+            raise _refuse(spec, "max", limit=f"{spec.max:g}", unit=unit, value=f"{value:g}")
         return value
     if spec.type == "boolean":
         if isinstance(raw, bool):
@@ -90,15 +119,15 @@ def clean_value(spec: EvidenceField, raw: Any, today: date | None = None) -> Any
             return True
         if text in ("false", "no", "0", "off"):
             return False
-        raise EvidenceError(spec.id, f"{label} must be yes or no, got {raw!r}")
+        raise _refuse(spec, "yes_no", value=repr(raw))
     if spec.type == "choice":
         text = str(raw)
         if text not in (spec.choices or []):
-            raise EvidenceError(spec.id, f"{label} must be one of {', '.join(spec.choices or [])}, got {raw!r}")
+            raise _refuse(spec, "choice", choices=", ".join(spec.choices or []), value=repr(raw))
         return text
     text = str(raw)
     if len(text) > 2000:
-        raise EvidenceError(spec.id, f"{label} must be at most 2000 characters")
+        raise _refuse(spec, "long")
     return text
 
 
@@ -193,7 +222,7 @@ def clean_evidence(eligibility: Eligibility, raw: Mapping[str, Any], today: date
     cleaned: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in known:
-            raise EvidenceError(key, "is not an evidence field of this protocol")
+            raise EvidenceError(key, EVIDENCE_RULES["unknown"], "unknown")
         cleaned[key] = clean_value(known[key], value, today=today)
     return cleaned
 
