@@ -354,8 +354,8 @@ def test_define_xml_is_valid_and_the_checks_find_no_error(knee_sdtm, db, folder,
     assert define.validate(path) == []
     text = path.read_text(encoding="utf-8")
     assert 'def:Structure="One record per subject"' in text and 'KeySequence="1"' in text
-    # the QS codes derived for the items the data dictionary has no hint for are said so
-    assert "derived by the export" in text and "KOOSP1" in text and "NRS01" in text
+    # the items' QS codes are the data dictionary's (the instruments library's): named, none derived
+    assert "derived by the export" not in text and "KOOSS1" in text and "NRS01" in text
     datasets = tmp_path / folder  # the data files alone (the export service adds its manifest)
     datasets.mkdir()
     for p in out.iterdir():

@@ -34,6 +34,9 @@ class RecordItem:
     # one item per procedure whose causality the protocol assesses (safety.causality_of): the id
     # and labels are patterns filled with the procedure's id and names; the field holds them all
     per_causality: bool = False
+    # on a procedure's record: the field of the protocol's procedure the item records (its SDTM
+    # hint is that field's); the item id when empty
+    protocol_field: str = ""
 
     @property
     def model_field(self) -> str:
@@ -134,7 +137,10 @@ ELIGIBILITY = RecordForm("eligibility", "Eligibility decision", "入组资格判
                                         codelist=ELIGIBILITY_OUTCOME),
                          ), visits=("screening",))
 
-LIPOSUCTION = RecordForm("liposuction", "Liposuction record", "吸脂记录", "visit", "visits.Liposuction", (
+# The two procedures of an autologous cell product recorded on the product's own pages
+# (``Protocol.page_procedures``): the harvest the product is made from, and the treatment; each is
+# shown under the id and name of the schedule form that records it.
+HARVEST = RecordForm("harvest", "Liposuction record", "吸脂记录", "visit", "visits.Liposuction", (
     RecordItem("performed_on", "Liposuction date (day 0)", "吸脂日期（第0天）", "date"),
     RecordItem("fat_volume_ml", "Subcutaneous fat harvested", "抽取皮下脂肪量", "number", unit="mL"),
     RecordItem("anaesthesia", "Anaesthesia", "麻醉方式", "choice", codelist=ANAESTHESIA),
@@ -142,9 +148,10 @@ LIPOSUCTION = RecordForm("liposuction", "Liposuction record", "吸脂记录", "v
     RecordItem("complications", "Complications (empty if none)", "并发症（无则留空）", "text", required=False),
 ))
 
-TRANSPLANT = RecordForm("transplant", "Transplantation record", "移植记录", "visit", "allocation.Transplant", (
+TREATMENT = RecordForm("treatment", "Transplantation record", "移植记录", "visit", "allocation.Transplant", (
     RecordItem("transplanted_at", "Injected at", "注射时间", "datetime"),
-    RecordItem("drug_code_entered", "Drug code (scanned or typed from the sachet)", "药物编号（扫描或按药袋录入）", "text"),
+    RecordItem("drug_code_entered", "Drug code (scanned or typed from the sachet)", "药物编号（扫描或按药袋录入）", "text",
+               protocol_field="drug_code"),
     RecordItem("disc_level", "Disc level", "椎间盘节段", "text"),
     RecordItem("needle_gauge", "Spinal needle", "脊柱穿刺针", "integer", unit="G"),
     RecordItem("approach", "Approach", "入路", "text"),
@@ -182,12 +189,13 @@ END_OF_STUDY = RecordForm("end_of_study", "End of study", "研究结束", "parti
     RecordItem("details", "Reason and observations", "原因及观察", "text"),
 ))
 
-RECORDS = (PRESCREENING, CONSENT, SCREENING_EVIDENCE, ELIGIBILITY, LIPOSUCTION, TRANSPLANT, ADVERSE_EVENT,
+RECORDS = (PRESCREENING, CONSENT, SCREENING_EVIDENCE, ELIGIBILITY, HARVEST, TREATMENT, ADVERSE_EVENT,
            END_OF_STUDY)
 BY_ID = {r.id: r for r in RECORDS}
 BEFORE_SCHEDULE = ("prescreening", "consent", "screening", "eligibility")
 AFTER_SCHEDULE = ("adverse_event", "end_of_study")
-PROCEDURES = ("liposuction", "transplant")  # schedule forms kept as records
+# the page procedures' records by their part (``Protocol.page_procedures``): schedule forms kept as records
+PAGE_RECORDS = {HARVEST.id: HARVEST, TREATMENT.id: TREATMENT}
 
 # Model fields that are not captured items, with the reason (who/when of the audit trail, links,
 # values the system assigns or derives). A new model field must be declared above or here.

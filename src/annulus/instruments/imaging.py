@@ -186,15 +186,15 @@ def score_rom(items: list[Any]) -> Score:
 _MODIC = codes(("none", "none", "无"), ("I", "type I", "I型"), ("II", "type II", "II型"), ("III", "type III", "III型"))
 _PFIRRMANN = codes(*[(g, f"grade {g}", f"{g}级") for g in ("I", "II", "III", "IV", "V")])
 FORM = FormSpec("imaging", (
-    Item("modic_superior", "Modic type, superior endplate of L4-5", "L4-5 上终板 Modic 分型", "choice", _MODIC, group="mri"),
-    Item("modic_inferior", "Modic type, inferior endplate of L4-5", "L4-5 下终板 Modic 分型", "choice", _MODIC, group="mri"),
-    Item("pfirrmann", "Pfirrmann grade of L4-5", "L4-5 Pfirrmann 分级", "choice", _PFIRRMANN, group="mri"),
-    Item("height_index_mm", "Disc height L4-5", "L4-5 椎间盘高度", unit="mm", min=0.5, max=25, group="height"),
+    Item("modic_superior", "Modic type, superior endplate of L4-5", "L4-5 上终板 Modic 分型", "choice", _MODIC, sdtm_code="MODICSUP", group="mri"),
+    Item("modic_inferior", "Modic type, inferior endplate of L4-5", "L4-5 下终板 Modic 分型", "choice", _MODIC, sdtm_code="MODICINF", group="mri"),
+    Item("pfirrmann", "Pfirrmann grade of L4-5", "L4-5 Pfirrmann 分级", "choice", _PFIRRMANN, sdtm_code="PFIRGRD", group="mri"),
+    Item("height_index_mm", "Disc height L4-5", "L4-5 椎间盘高度", unit="mm", min=0.5, max=25, sdtm_code="DSCHTIDX", group="height"),
     Item("height_above_mm", "Disc height L3-4 (empty if not normal)", "L3-4 椎间盘高度（非正常则留空）", unit="mm",
-         min=0.5, max=25, required=False, group="height"),
+         min=0.5, max=25, required=False, sdtm_code="DSCHTABV", group="height"),
     Item("height_below_mm", "Disc height L5-S1 (empty if not normal)", "L5-S1 椎间盘高度（非正常则留空）", unit="mm",
-         min=0.5, max=25, required=False, group="height"),
-    Item("rom_flexion_deg", "L4-5 segmental angle, flexion film", "L4-5 节段角度（屈曲位片）", unit="°", min=-45, max=45, group="rom"),
-    Item("rom_extension_deg", "L4-5 segmental angle, extension film", "L4-5 节段角度（伸展位片）", unit="°", min=-45, max=45, group="rom"),
+         min=0.5, max=25, required=False, sdtm_code="DSCHTBLW", group="height"),
+    Item("rom_flexion_deg", "L4-5 segmental angle, flexion film", "L4-5 节段角度（屈曲位片）", unit="°", min=-45, max=45, sdtm_code="SGANGFLX", group="rom"),
+    Item("rom_extension_deg", "L4-5 segmental angle, extension film", "L4-5 节段角度（伸展位片）", unit="°", min=-45, max=45, sdtm_code="SGANGEXT", group="rom"),
 ), "MRI (Modic, Pfirrmann) and dynamic radiographs (disc height, range of motion).",
-   "MRI（Modic、Pfirrmann）及动力位X线片（椎间盘高度、活动度）。")
+   "MRI（Modic、Pfirrmann）及动力位X线片（椎间盘高度、活动度）。", sdtm_domain="MK")  # MK: musculoskeletal findings

@@ -1,8 +1,8 @@
 """The items of an eCRF form, declared once beside the instrument that scores them (no Django).
 
 An ``Item`` is one question: its id as it appears on the form and in the stored answers, its
-label in English and Simplified Chinese, its kind, unit, range and codes. A ``FormSpec`` is the
-ordered items of one form. The data dictionary (``annulus.dictionary``) reads these specs.
+label in English and Simplified Chinese, its kind, unit, range and codes, and its SDTM test code.
+A ``FormSpec`` is the ordered items of one form. The data dictionary (``annulus.dictionary``) reads these specs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ class Item:
     step: str = "any"
     required: bool = True  # needed to complete the form
     group: str = ""
+    sdtm_code: str = ""  # the item's SDTM test code when it is not the form's prefix and number
+
 
     def label(self, language: str | None) -> str:
         return self.zh if (language or "").lower().startswith("zh") else self.en
@@ -105,6 +107,11 @@ class FormSpec:
     extra: dict = field(default_factory=dict)
     asks: dict = field(default_factory=dict)  # item id -> Ask, for the items a participant answers
     self_report: SelfReport | None = None  # patient-reported: how the participant is asked
+    # where the items go in an SDTM export: the domain of a form that is not a questionnaire of the
+    # library (a questionnaire's is QS, ``annulus.instruments.qs``), and the prefix of the items'
+    # test codes, followed by the item's number (``ODI`` + s1 -> ODI01), for items without a code
+    sdtm_domain: str = ""
+    sdtm_prefix: str = ""
 
     def item(self, item_id: str) -> Item | None:
         return next((i for i in self.items if i.id == item_id), None)

@@ -180,20 +180,21 @@ _SUBJ = codes((0, "0", "0"), (1, "1", "1"), (2, "2", "2"), (3, "3 none", "3 无"
 _SIGN = codes((0, "0", "0"), (1, "1", "1"), (2, "2 normal", "2 正常"))
 _BLADDER = codes((0, "0 normal", "0 正常"), (-3, "−3 mild dysuria", "−3 轻度排尿困难"),
                   (-6, "−6 severe dysuria", "−6 重度排尿困难"))
+# the items are named, not numbered: their QS test code is their place on the form (JOA01-JOA14)
 FORM = FormSpec("joa", (
-    Item("low_back_pain", "Low back pain (0–3)", "腰痛（0–3）", "code", _SUBJ, group="subjective"),
-    Item("leg_pain", "Leg pain and/or tingling (0–3)", "下肢痛和/或麻木（0–3）", "code", _SUBJ, group="subjective"),
-    Item("gait", "Gait (0–3)", "步态（0–3）", "code", _SUBJ, group="subjective"),
-    Item("slr", "Straight-leg raising (0–2)", "直腿抬高试验（0–2）", "code", _SIGN, group="signs"),
-    Item("sensory", "Sensory disturbance (0–2)", "感觉障碍（0–2）", "code", _SIGN, group="signs"),
-    Item("motor", "Motor disturbance (0–2)", "运动障碍（0–2）", "code", _SIGN, group="signs"),
-    Item("turn_over", "Turn over while lying", "卧床翻身", "code", _SEVERITY3, group="adl"),
-    Item("standing", "Standing", "站立", "code", _SEVERITY3, group="adl"),
-    Item("washing", "Washing", "洗漱", "code", _SEVERITY3, group="adl"),
-    Item("leaning_forward", "Leaning forward", "前屈", "code", _SEVERITY3, group="adl"),
-    Item("sitting", "Sitting (about 1 hour)", "坐（约1小时）", "code", _SEVERITY3, group="adl"),
-    Item("lifting", "Lifting or holding heavy objects", "举重物或持重物", "code", _SEVERITY3, group="adl"),
-    Item("walking", "Walking", "行走", "code", _SEVERITY3, group="adl"),
-    Item("bladder", "Urinary bladder function", "膀胱功能", "code", _BLADDER, group="bladder"),
+    Item("low_back_pain", "Low back pain (0–3)", "腰痛（0–3）", "code", _SUBJ, group="subjective", sdtm_code="JOA01"),
+    Item("leg_pain", "Leg pain and/or tingling (0–3)", "下肢痛和/或麻木（0–3）", "code", _SUBJ, group="subjective", sdtm_code="JOA02"),
+    Item("gait", "Gait (0–3)", "步态（0–3）", "code", _SUBJ, group="subjective", sdtm_code="JOA03"),
+    Item("slr", "Straight-leg raising (0–2)", "直腿抬高试验（0–2）", "code", _SIGN, group="signs", sdtm_code="JOA04"),
+    Item("sensory", "Sensory disturbance (0–2)", "感觉障碍（0–2）", "code", _SIGN, group="signs", sdtm_code="JOA05"),
+    Item("motor", "Motor disturbance (0–2)", "运动障碍（0–2）", "code", _SIGN, group="signs", sdtm_code="JOA06"),
+    Item("turn_over", "Turn over while lying", "卧床翻身", "code", _SEVERITY3, group="adl", sdtm_code="JOA07"),
+    Item("standing", "Standing", "站立", "code", _SEVERITY3, group="adl", sdtm_code="JOA08"),
+    Item("washing", "Washing", "洗漱", "code", _SEVERITY3, group="adl", sdtm_code="JOA09"),
+    Item("leaning_forward", "Leaning forward", "前屈", "code", _SEVERITY3, group="adl", sdtm_code="JOA10"),
+    Item("sitting", "Sitting (about 1 hour)", "坐（约1小时）", "code", _SEVERITY3, group="adl", sdtm_code="JOA11"),
+    Item("lifting", "Lifting or holding heavy objects", "举重物或持重物", "code", _SEVERITY3, group="adl", sdtm_code="JOA12"),
+    Item("walking", "Walking", "行走", "code", _SEVERITY3, group="adl", sdtm_code="JOA13"),
+    Item("bladder", "Urinary bladder function", "膀胱功能", "code", _BLADDER, group="bladder", sdtm_code="JOA14"),
 ), "Clinician-rated; all fourteen items are needed for the 29-point total.",
-   "由医生评定；29分总分需全部14项。", asks=ASKS, self_report=SELF_REPORT)
+   "由医生评定；29分总分需全部14项。", asks=ASKS, self_report=SELF_REPORT, sdtm_prefix="JOA")

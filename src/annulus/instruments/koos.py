@@ -214,12 +214,14 @@ SELF_REPORT = SelfReport(intro=(
     "以下问题了解您对自己膝关节的看法：症状、疼痛以及您进行日常活动的能力。每题选择一个答案；如果不确定如何回答，"
     "请选择最接近的答案。"))
 
+# the items' QS test codes: the prefix and the item's id as printed (KOOSS1, KOOSP9, KOOSSP5, KOOSA17)
+SDTM_PREFIX = "KOOS"
 FORM = FormSpec("koos", tuple(
     Item(item_id, f"{item_id.upper()}. {en}", f"{item_id.upper()}. {zh}", kind="code", required=False,
-         group=_GROUP[item_id],
+         group=_GROUP[item_id], sdtm_code=f"{SDTM_PREFIX}{item_id.upper()}",
          choices=codes(*[(n, f"{n} – {ben}", f"{n} – {bzh}") for n, (ben, bzh) in enumerate(boxes)]))
     for item_id, en, zh, boxes in _ITEMS),
     "Think of your knee during the last week. Tick one box for each question: the code is the box's position, "
     "0 (first box) to 4 (last box). A subscale is scored when at least half of its questions are answered.",
     "请回想过去一周您膝关节的情况。每题勾选一个方框：代码为方框位置，0（第一个）至 4（最后一个）。每个分量表至少回答一半题目方可计分。",
-    asks=ASKS, self_report=SELF_REPORT)
+    asks=ASKS, self_report=SELF_REPORT, sdtm_prefix=SDTM_PREFIX)

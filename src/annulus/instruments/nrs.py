@@ -52,6 +52,6 @@ FORM = FormSpec("nrs", (Item(
     "nrs_pain",
     "Average pain in the index knee over the last 7 days (0 = no pain, 10 = worst pain imaginable)",
     "过去7天目标膝关节的平均疼痛（0 = 无痛，10 = 能想象到的最剧烈疼痛）",
-    kind="number", min=0, max=10, step="1"),),
+    kind="number", min=0, max=10, step="1", sdtm_code="NRS01"),),
     "The participant circles one whole number from 0 to 10; record that number.",
-    "受试者在 0 至 10 中圈出一个整数；记录该数字。", self_report=SELF_REPORT)
+    "受试者在 0 至 10 中圈出一个整数；记录该数字。", self_report=SELF_REPORT, sdtm_prefix="NRS")

@@ -157,4 +157,5 @@ FORM = FormSpec("odi", tuple(Item(f"s{i}", f"{i}. {en}", f"{i}. {zh}", kind="cod
                self_report=SelfReport(intro=(
                    "How does your back pain affect your everyday life? In each section choose the one statement "
                    "that best describes you today.",
-                   "腰痛对您的日常生活有何影响？每一部分请选择最符合您今天情况的一项陈述。")))
+                   "腰痛对您的日常生活有何影响？每一部分请选择最符合您今天情况的一项陈述。")),
+               sdtm_prefix="ODI")  # QSTESTCD ODI01-ODI10

@@ -2,8 +2,9 @@
 
 Each questionnaire has its category (``QSCAT``) and, for the derived scores an export carries
 with a test code of their own, (score id, ``QSTESTCD``, ``QSTEST``, unit); the score ids are
-those of ``annulus.interchange.scores`` (``Record.computed``). The items' test codes are the data
-dictionary's SDTM hints (``annulus.dictionary.mapping``). A score a protocol declares as an
+those of ``annulus.interchange.scores`` (``Record.computed``). The items' test codes are declared
+on each form (``Item.sdtm_code``, else ``FormSpec.sdtm_prefix`` and the item's number) and reach
+the export as the data dictionary's SDTM hints (``annulus.dictionary.mapping``). A score a protocol declares as an
 analysis parameter (``analysis.parameters``: code and name) and not listed here takes the
 parameter's code and name; the SDTM export derives a sponsor-defined code for whatever is left.
 Forms that are not questionnaires (vital signs, imaging, laboratory panels) have no entry.

@@ -321,4 +321,5 @@ FORM = FormSpec("sf36", tuple(Item(f"q{n}", f"{n}. {en}", f"{n}. {zh}", "code", 
                 asks=ASKS, self_report=SelfReport(intro=(
                     "This survey asks for your views about your health. Choose one answer for each question. If "
                     "you are unsure how to answer, please give the best answer you can.",
-                    "本问卷了解您对自己健康状况的看法。每题选择一个答案；如果不确定如何回答，请选择最接近的答案。")))
+                    "本问卷了解您对自己健康状况的看法。每题选择一个答案；如果不确定如何回答，请选择最接近的答案。")),
+                sdtm_prefix="SF36")  # QSTESTCD SF3601-SF3636

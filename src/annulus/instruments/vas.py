@@ -60,6 +60,6 @@ SELF_REPORT = SelfReport(
 # ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
 
 FORM = FormSpec("vas", (Item("vas_mm", "Pain on the 100 mm line (mm from 'no pain')", "100 mm 直线上的疼痛（距“无痛”端毫米数）",
-                            unit="mm", min=0, max=100),),
+                            unit="mm", min=0, max=100, sdtm_code="VAS"),),
                "Measure the patient's mark from the 'no pain' end in millimetres.",
-               "从“无痛”端测量患者标记位置，单位毫米。", self_report=SELF_REPORT)
+               "从“无痛”端测量患者标记位置，单位毫米。", self_report=SELF_REPORT, sdtm_prefix="VAS")

@@ -128,7 +128,14 @@ def score_vitals(items: list[Any]) -> Score:
 # ---- the form (items as printed; read and scored by annulus.visits.crf) ---------------------
 
 
+# the VSTESTCD of each vital sign the protocol may declare (SDTM controlled terminology); another
+# sign's code is its id in capitals, cut to 8 characters
+SDTM_CODES = {"temperature": "TEMP", "pulse": "PULSE", "respiration": "RESP", "systolic_bp": "SYSBP",
+              "diastolic_bp": "DIABP"}
+
+
 def vitals_form(protocol) -> FormSpec:
-    return FormSpec(NAME, tuple(Item(v.id, v.name.en, v.name.zh, unit=v.unit, min=v.min, max=v.max)
-                                    for v in protocol.vital_signs),
-                    "Seated, after 5 minutes' rest.", "静坐休息5分钟后测量。")
+    return FormSpec(NAME, tuple(Item(v.id, v.name.en, v.name.zh, unit=v.unit, min=v.min, max=v.max,
+                                     sdtm_code=SDTM_CODES.get(v.id, v.id.upper()[:8]))
+                                for v in protocol.vital_signs),
+                    "Seated, after 5 minutes' rest.", "静坐休息5分钟后测量。", sdtm_domain="VS")

@@ -474,14 +474,44 @@ FieldMeaning = Literal["kit_number", "units_dispensed", "units_returned", "units
 CHECK_FIELDS = {"dispensing": ("kit_number", "units_dispensed"), "returns": ("kit_number", "units_returned")}
 
 
+class SdtmHint(Strict):
+    """Where a field goes in an SDTM export (a mapping hint of the data dictionary, SDTMIG 3.3
+    naming): the ``domain`` (two capitals), the ``variable`` that holds the value, and for a
+    finding or a supplemental qualifier its ``testcd`` (the test code, or the ``QNAM`` of a
+    ``QVAL``; at most 8 characters). ``{domain: PR, variable: PRSTDTC}``, ``{domain: EX, testcd:
+    NEEDLEG, variable: QVAL}`` (SUPPEX), ``{domain: CO, variable: COVAL}`` (a comment)."""
+
+    domain: str = Field(pattern=r"^[A-Z]{2}$")
+    variable: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,7}$")
+    testcd: str = Field(default="", pattern=r"^([A-Z][A-Z0-9]{0,7})?$")
+
+    @model_validator(mode="after")
+    def _variable_of_the_domain(self):
+        if self.variable == "QVAL":
+            if not self.testcd:
+                raise ValueError("testcd: a supplemental qualifier (variable QVAL) names its QNAM in testcd")
+        elif not self.variable.startswith(self.domain):
+            raise ValueError(f"variable: {self.variable} is not a variable of the {self.domain} domain "
+                             f"(it starts with {self.domain}, or is QVAL)")
+        return self
+
+    @property
+    def hint(self) -> tuple[str, str, str]:
+        """(domain, test code, variable), as the data dictionary holds it."""
+        return self.domain, self.testcd, self.variable
+
+
 class ProcedureField(EvidenceField):
     """A field of a procedure's record: an evidence field that may also be a date and time, and
     may be optional (``required: false``). ``means`` tells the kit checks which field holds the
-    kit number and the units (``CHECK_FIELDS``)."""
+    kit number and the units (``CHECK_FIELDS``). ``sdtm``: where the field goes in an SDTM export
+    (``SdtmHint``); without it the data dictionary gives a field that ``means`` something and a
+    date its usual place (see ``annulus.dictionary.mapping``)."""
 
     type: Literal["date", "datetime", "integer", "decimal", "boolean", "choice", "text"]
     required: bool = True
     means: FieldMeaning | None = None
+    sdtm: SdtmHint | None = None
 
 
 class ProcedureTiming(Strict):
