@@ -1,9 +1,10 @@
 """Headless Chromium on a phone-sized screen (390 x 844), the knee protocol in force: the
 participant opens the link of their week-4 visit, enters the card code, touches a number on the
 NRS row (nothing is chosen before) and answers the 42 KOOS questions one per screen, in English
-and in Chinese; axe-core finds no violation on any question, the last step or the thank-you
+and in Chinese; axe-core finds no violation on the questions, the last step or the thank-you
 page, and the stored scores are the instruments' and the eCRF's. Screenshots of the NRS and of a
-KOOS question go to /tmp/shots/ for review (X-1.3)."""
+KOOS question go to /tmp/shots/ for review (X-1.3). The KOOS questions share one template: axe
+looks at the first question of each subscale."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def test_a_knee_participant_answers_the_nrs_and_the_koos_on_a_phone(flushable_au
     step.locator("[data-step-next]").click()
 
     # the KOOS, one question per screen
+    checked = set()
     for n, item_id in enumerate(KOOS_IDS):
         step = _visible_step(page)
         assert step.get_attribute("id") == f"q-koos-{item_id}"
@@ -75,7 +77,9 @@ def test_a_knee_participant_answers_the_nrs_and_the_koos_on_a_phone(flushable_au
             assert step.locator(".instrument-intro").is_visible()
         radios = step.locator("input[type=radio]")
         assert radios.count() == 5 and not step.locator("input:checked").count()
-        assert_accessible(page, f"KOOS {item_id}")
+        if item_id.rstrip("0123456789") not in checked:  # every question is the same template:
+            assert_accessible(page, f"KOOS {item_id}")  # axe on the first of each subscale
+            checked.add(item_id.rstrip("0123456789"))
         if item_id in ("s1", "p2", "a1"):
             shot(page, f"knee_koos_{item_id}_{suffix}")
         step.locator(f"input[value='{KOOS_ANSWERS[item_id]}']").check()
