@@ -290,3 +290,16 @@ def test_the_report_by_treatment_has_both_arms_and_their_numbers(trial, users, t
         assert n == len(changes) and m == pytest.approx(mean(changes))
     html = document.render(results)
     assert names["active"] in html and names["placebo"] in html
+
+
+@pytest.mark.req("X-1.3")
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_report_page_names_this_trials_group_labels(trial, users, language):
+    """Two arms are labelled A and B: the report page says so, not the first trial's A–D."""
+    from django.test import Client
+
+    c = Client(HTTP_ACCEPT_LANGUAGE=language)
+    c.force_login(users["statistician"])
+    page = c.get("/reports/").content.decode()
+    assert ("group label A–B" if language == "en" else "组别标签 A–B") in page
+    assert "A–D" not in page

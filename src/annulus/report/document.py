@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import re
 from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -426,6 +427,10 @@ def render(results: Mapping) -> str:
     names = results["_names"]
     w = dict(words_for(lang))  # a copy: the treatment's name goes into it
     w["visit_after_treatment"] = w["visit_after_treatment"].format(treatment=names.get("treatment") or w["treatment"])
+    letters = [a[-1] for a in results["arms"] or [] if re.fullmatch(r"Group [A-Z]", a)]
+    labels = f"{letters[0]}–{letters[-1]}" if len(letters) > 1 else "".join(letters)
+    for key in ("blind_labels", "blind_short_labels"):  # the groups as this trial labels them: A–B, A–D
+        w[key] = w[key].format(labels=labels)
     level = results["blinding"]
     arms = results["arms"]
     arm_names = names["arms"]

@@ -11,12 +11,12 @@ WORDS: dict[str, dict[str, str]] = {
         "as_of": "Data as of",
         "blind_blinded": "Blinded report: every table and figure pools all participants. Nothing is shown by arm "
                          "before the first-level unblinding; the DSMB's closed report is the only view by arm.",
-        "blind_labels": "Report by group (first-level unblinding): the groups are labelled A–D. Which group "
+        "blind_labels": "Report by group (first-level unblinding): the groups are labelled {labels}. Which group "
                         "received which treatment is revealed at the second-level unblinding, so no group is "
                         "compared with placebo here.",
         "blind_arms": "Unblinded report (second-level unblinding): arms are shown by treatment.",
         "blind_short_blinded": "blinded (pooled)",
-        "blind_short_labels": "groups A–D",
+        "blind_short_labels": "groups {labels}",
         "blind_short_arms": "treatments",
         "sec_consort": "Participant flow (CONSORT 2010)",
         "sec_baseline": "Baseline characteristics",
@@ -134,11 +134,11 @@ WORDS: dict[str, dict[str, str]] = {
         "as_of": "数据截至",
         "blind_blinded": "设盲报告：所有表格和图形均合并全部受试者。一级揭盲前不按组显示任何内容；"
                          "按组数据仅见于DSMB闭门报告。",
-        "blind_labels": "分组报告（一级揭盲）：各组以A–D标示。各组接受何种治疗在二级揭盲时揭示，"
+        "blind_labels": "分组报告（一级揭盲）：各组以{labels}标示。各组接受何种治疗在二级揭盲时揭示，"
                         "因此此处不与安慰剂比较。",
         "blind_arms": "揭盲报告（二级揭盲）：按治疗显示各组。",
         "blind_short_blinded": "设盲（合并）",
-        "blind_short_labels": "A–D组",
+        "blind_short_labels": "{labels}组",
         "blind_short_arms": "治疗",
         "sec_consort": "受试者流程（CONSORT 2010）",
         "sec_baseline": "基线特征",

@@ -25,8 +25,16 @@ STEPS = {"": gettext_lazy("waiting to start"), "export": gettext_lazy("exporting
          "consort": gettext_lazy("participant flow and baseline"), "safety": gettext_lazy("safety tables"),
          "conduct": gettext_lazy("conduct tables"), "document": gettext_lazy("writing the document"),
          "done": gettext_lazy("done")}
-BLINDS = {"blinded": gettext_lazy("blinded (pooled)"), "labels": gettext_lazy("by group label A–D"),
+BLINDS = {"blinded": gettext_lazy("blinded (pooled)"), "labels": gettext_lazy("by group label %(labels)s"),
           "arms": gettext_lazy("by treatment")}
+
+
+def group_labels() -> str:
+    """The trial's group labels as a range, "A–B" for two arms, "A–D" for four."""
+    from annulus.trial.selectors import active_protocol
+
+    n = len(active_protocol().arms)
+    return f"A–{chr(ord('A') + n - 1)}" if n > 1 else "A"
 
 
 def step_label(step: str) -> str:
@@ -38,13 +46,14 @@ def step_label(step: str) -> str:
 def _rows(user, reports) -> list[dict]:
     labels = dict(TrialReport.STATUSES)
     languages = dict(LANGUAGE_CHOICES)
+    groups = group_labels()
     rows = []
     for report in reports:
         error = (report.error or "").strip().splitlines()
         rows.append({"report": report, **jobs.row(report, services.STALE_AFTER, labels),
                      "error": error[0] if error else "", "step": step_label(report.step),
                      "language": languages.get(report.language, report.language),
-                     "blind": BLINDS.get(report.blinding) if report.blinding else None,
+                     "blind": str(BLINDS[report.blinding]) % {"labels": groups} if report.blinding in BLINDS else None,
                      "downloadable": selectors.may_download(user, report)})
     return rows
 
@@ -58,8 +67,9 @@ def _your_blind(user) -> dict:
         return {"possible": True, "text": _("An unblinded report for you shows the treatments (after the "
                                             "second-level unblinding).")}
     if widest == "labels":
-        return {"possible": True, "text": _("An unblinded report for you shows group labels A–D, not which "
-                                            "treatment each group received (first-level unblinding).")}
+        return {"possible": True, "text": _("An unblinded report for you shows group labels %(labels)s, not which "
+                                            "treatment each group received (first-level unblinding).")
+                % {"labels": group_labels()}}
     if trial_state() in ("unblinded_1", "unblinded_2"):
         return {"possible": False, "text": _("Your role reads the blinded report only.")}
     return {"possible": False, "text": _("The unblinded report does not exist yet: it comes with the first-level "
@@ -87,6 +97,7 @@ def reports(request):
             return redirect("reports")
     rows = _rows(request.user, selectors.reports_for(request.user))
     ctx = {"form": form, "rows": rows, "polling": any(r["active"] for r in rows), "blind": blind,
+           "group_labels": group_labels(),
            "all_reports": has(request.user, "report.all")}
     return render(request, "reports/reports.html", ctx, status=400 if form.errors else 200)
 
