@@ -104,7 +104,7 @@ def kits_all(ctx):
     rng = np.random.default_rng([ctx.seed, 42])
     kinds = {}
     for f in protocol.schedule.forms:
-        proc = protocol.procedure(f.procedure) if f.procedure else None
+        proc = protocol.form_procedure(f.id)
         if proc is not None and not proc.treatment:
             kinds[f.id] = "returns" if "returns" in proc.checks else "dispensing" if "dispensing" in proc.checks else None
     rule, per_kit = protocol.product.compliance, protocol.product.units_per_kit
@@ -144,8 +144,7 @@ def kits_all(ctx):
 
 def _kit_of(protocol, record) -> str | None:
     """The kit number on a dispensing record (the treatment's or a later one), or None."""
-    form = next((f for f in protocol.schedule.forms if f.id == record.form_id), None)
-    proc = protocol.procedure(form.procedure) if form is not None and form.procedure else None
+    proc = protocol.form_procedure(record.form_id)
     if proc is None or "dispensing" not in proc.checks:
         return None
     field = proc.field_meaning("kit_number")

@@ -418,10 +418,8 @@ def may_allocate_kit(user, visit_id: str) -> bool:
     visit = next((v for v in protocol.schedule.visits if v.id == visit_id), None)
     if visit is None:
         return False
-    forms = {f.id: f for f in protocol.schedule.forms}
     for form_id in visit.forms:
-        f = forms.get(form_id)
-        proc = protocol.procedure(f.procedure) if f is not None and f.procedure else None
+        proc = protocol.form_procedure(form_id)
         if proc is not None and "dispensing" in proc.checks and role in proc.recorded_by:
             return True
     return False

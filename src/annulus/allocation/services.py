@@ -181,7 +181,7 @@ def dispensing_visit_ids(protocol) -> list[str]:
     """The schedule's visits whose forms include the record form of a procedure that dispenses
     (``checks: [dispensing]``), in schedule order."""
     dispensing = {f.id for f in protocol.schedule.forms
-                  if f.procedure and (pr := protocol.procedure(f.procedure)) is not None and "dispensing" in pr.checks}
+                  if (pr := protocol.form_procedure(f.id)) is not None and "dispensing" in pr.checks}
     return [v.id for v in protocol.schedule.visits if dispensing & set(v.forms)]
 
 

@@ -1573,6 +1573,18 @@ class Protocol(Strict):
         found = [v for v in self.schedule.visits if v.procedure == procedure_id]
         return found[0] if len(found) == 1 else None
 
+    def form_procedure(self, form_id: str) -> Procedure | None:
+        """The procedure the schedule's form records, or None (a questionnaire, a panel, an
+        unknown form)."""
+        form = next((f for f in self.schedule.forms if f.id == form_id), None)
+        return self.procedure(form.procedure) if form is not None and form.procedure else None
+
+    def record_form_procedure(self, form_id: str) -> Procedure | None:
+        """The procedure the form records as an eCRF form: ``form_procedure`` unless it is one
+        of the cell product's ``page_procedures`` (recorded on its own pages)."""
+        proc = self.form_procedure(form_id)
+        return None if proc is None or proc.id in self.page_procedures else proc
+
     def procedure_form(self, procedure_id: str) -> FormDef | None:
         """The eCRF form that records the procedure."""
         return next((f for f in self.schedule.forms if f.procedure == procedure_id), None)

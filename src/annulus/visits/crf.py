@@ -426,8 +426,7 @@ def instrument_of(protocol, form_id: str) -> str | None:
 def scoring_of(protocol, form_id: str) -> Scoring:
     if protocol is None:  # no protocol at hand: the form is named after its instrument
         return SCORING.get(form_id, UNSCORED)
-    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
-    if form is not None and form.procedure and form.procedure not in protocol.page_procedures:
+    if protocol.record_form_procedure(form_id) is not None:
         return PROCEDURE  # its results come from the procedure's checks (visits.procedures)
     instrument = instrument_of(protocol, form_id)
     return PANEL if instrument is None else SCORING.get(instrument, UNSCORED)

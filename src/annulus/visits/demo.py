@@ -213,8 +213,7 @@ def _drop_out(p, traj, last_day, today, coord, rng):
 def _kit_procedure(protocol, form_id: str) -> bool:
     """Whether the form records a kit dispensing or return (entered by the allocation app's
     demo, which allocates the kits)."""
-    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
-    proc = protocol.procedure(form.procedure) if form is not None and form.procedure else None
+    proc = protocol.form_procedure(form_id)
     return proc is not None and not proc.treatment and bool({"dispensing", "returns"} & set(proc.checks))
 
 
@@ -332,7 +331,7 @@ def procedure_actors(protocol, users: dict) -> dict:
         by_role.setdefault(role_of(u), u)
     out = {}
     for f in protocol.schedule.forms:
-        proc = protocol.procedure(f.procedure) if f.procedure else None
+        proc = protocol.form_procedure(f.id)
         if proc is not None:
             out[f.id] = next((by_role[r] for r in proc.recorded_by if r in by_role), None)
     return out

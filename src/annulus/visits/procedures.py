@@ -53,10 +53,7 @@ def may_save(user, protocol, form_id: str) -> bool:
 
 def record_procedure(protocol, form_id: str):
     """The procedure the form records as an eCRF form, or None."""
-    form = next((f for f in protocol.schedule.forms if f.id == form_id), None)
-    if form is None or not form.procedure or form.procedure in protocol.page_procedures:
-        return None
-    return protocol.procedure(form.procedure)
+    return protocol.record_form_procedure(form_id)
 
 
 def kit_normalised(value) -> str:
@@ -141,9 +138,8 @@ def _dispensed(protocol, participant_id: int, kit: str, before: Visit):
     participant at this or an earlier visit, or None."""
     from annulus.instruments.forms import spec_for
 
-    forms = {f.id: f for f in protocol.schedule.forms if f.procedure}
-    dispensing = {fid for fid, f in forms.items()
-                  if (p := protocol.procedure(f.procedure)) is not None and "dispensing" in p.checks}
+    dispensing = {f.id for f in protocol.schedule.forms
+                  if (p := protocol.form_procedure(f.id)) is not None and "dispensing" in p.checks}
     rows = (FormRecord.objects.filter(participant_id=participant_id, form_id__in=dispensing, state__in=DONE)
             .select_related("visit").order_by("-id"))
     for r in rows:
