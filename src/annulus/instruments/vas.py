@@ -43,9 +43,10 @@ def change_from_baseline(baseline: Any, value: Any) -> float | None:
 # ---- how the participant marks it on their own (the self-entry pages) ------------------------
 # the 100 mm line, touched where the pain is; nothing is marked until then
 SELF_REPORT = SelfReport(
-    intro=("How bad is your low back pain right now? Put the marker on the line: the left end is no pain, the right "
+    # a protocol names the pain it asks about in its form's ``self_report_intro``
+    intro=("How bad is your pain right now? Put the marker on the line: the left end is no pain, the right "
            "end is the worst pain you can imagine.",
-           "您现在的腰痛有多严重？请在线上做标记：左端表示无痛，右端表示您能想象到的最剧烈疼痛。"),
+           "您现在的疼痛有多严重？请在线上做标记：左端表示无痛，右端表示您能想象到的最剧烈疼痛。"),
     way=LINE,
     question=("Your pain right now", "您现在的疼痛"),
     ends=(("no pain", "无痛"), ("worst imaginable pain", "能想象到的最剧烈疼痛")),

@@ -569,13 +569,17 @@ class Procedure(Strict):
 
 class FormDef(Strict):
     """An eCRF form: an instrument's, a laboratory panel's, or (``procedure``) the record of a
-    declared procedure, whose items are the procedure's fields."""
+    declared procedure, whose items are the procedure's fields. ``self_report_intro``: the
+    introduction participants read when they answer it on their own (default: the instrument's)."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
     name: Text
     instrument: str | None = None
     panel: str | None = None
     procedure: str | None = None
+    # what participants read before the first question when they answer the form themselves,
+    # in place of the instrument's own introduction (to name the trial's condition, say)
+    self_report_intro: Text | None = None
 
 
 class Analyte(Strict):

@@ -254,12 +254,15 @@ def questions(protocol, instruments, language: str) -> list[dict]:
     label without its number and the choices without their scores; how it is asked (``way``: a
     list of choices, the 100 mm line or a row of numbered buttons, with the words of its ends)
     and the form's introduction for participants, as its instrument declares them
-    (``FormSpec.self_report``)."""
+    (``FormSpec.self_report``) unless the protocol's form has its own (``self_report_intro``)."""
     zh_wanted = (language or "").lower().startswith("zh")
+    forms = {f.id: f for f in protocol.schedule.forms}
     out = []
     for form_id in instruments:
         spec = crf.spec_for(protocol, form_id)
         report = spec.self_report
+        own = getattr(forms.get(form_id), "self_report_intro", None)  # the protocol's words, if it has them
+        intro = own.get(language) if own is not None else report.text("intro", language)
         items = list(spec.patient_items())
         for n, item in enumerate(items, 1):
             ask = spec.asks.get(item.id)
@@ -273,7 +276,7 @@ def questions(protocol, instruments, language: str) -> list[dict]:
             line = way == LINE  # the 100 mm line: its question is in the legend, its words on the line
             out.append({"form": form_id, "item": item, "name": f"{form_id}-{item.id}", "first": n == 1,
                         "label": "" if line else label, "question": label, "line": line, "way": way,
-                        "scale": way == SCALE, "intro": report.text("intro", language),
+                        "scale": way == SCALE, "intro": intro,
                         "low": report.text("low", language), "high": report.text("high", language),
                         "line_name": report.text("name", language), "number_label": report.text("number", language),
                         "unmarked": report.text("unmarked", language),
