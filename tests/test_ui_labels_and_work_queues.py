@@ -66,14 +66,17 @@ def test_saved_answers_read_as_labels_and_statements():
 # ---- a label is not repeated in its error --------------------------------------------------
 
 @pytest.mark.req("X-2.5")
-@pytest.mark.parametrize("language, label", [("en", "VAS pain (0-100 mm)"), ("zh-hans", "VAS疼痛评分（0-100 mm）")])
-def test_a_field_error_does_not_repeat_the_label(make_participant, users, language, label):
+@pytest.mark.parametrize("language, label, problem", [
+    ("en", "VAS pain (0-100 mm)", "must be at most 100 mm, got 150"),
+    ("zh-hans", "VAS疼痛评分（0-100 mm）", "不得大于100 mm，收到150"),  # in the page's language
+])
+def test_a_field_error_does_not_repeat_the_label(make_participant, users, language, label, problem):
     p = make_participant("consented")
     r = post_form(browser(users["coordinator"], language), f"/participants/{p.pk}/screening/",
                   {"vas_mm": "150", "collected_on": timezone.localdate().isoformat()})
     html = r.content.decode()
-    assert r.status_code == 200 and f"{label}: must be at most 100 mm" in html
-    assert "VAS pain (0-100 mm) must be" not in html
+    assert r.status_code == 200 and f"{label}: {problem}" in html
+    assert "VAS pain (0-100 mm) must be" not in html and "VAS疼痛评分不得大于" not in html
 
 
 # ---- one date format -----------------------------------------------------------------------
