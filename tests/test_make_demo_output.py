@@ -43,7 +43,8 @@ def test_demo_output_is_short_says_where_mail_goes_and_the_fill_time(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANNULUS_EMAIL_BACKEND",
                                                              "ANNULUS_SECRET_KEY", "ANNULUS_EMAIL_FILE_PATH")}
     env["ANNULUS_VAR_DIR"] = str(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "annulus", "demo", "--no-serve", "--port", "8765"],
+    # a smaller demo trial than `make demo`'s (70 people pre-screened, not 130): the same output
+    r = subprocess.run([sys.executable, "-m", "annulus", "demo", "--no-serve", "--port", "8765", "--candidates", "70"],
                        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout + r.stderr
@@ -61,3 +62,14 @@ def test_demo_output_is_short_says_where_mail_goes_and_the_fill_time(tmp_path):
     audit = subprocess.run([sys.executable, "-m", "annulus", "audit", "verify"], capture_output=True, text=True,
                            env=env, timeout=600, cwd=tmp_path)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_demo_refuses_a_number_of_candidates_it_cannot_fill(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANNULUS_SECRET_KEY")}
+    env["ANNULUS_VAR_DIR"] = str(tmp_path)
+    for bad in ("5", "100000"):
+        r = subprocess.run([sys.executable, "-m", "annulus", "demo", "--no-serve", "--candidates", bad],
+                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+        assert r.returncode != 0 and "--candidates: give 20 to 1000" in r.stderr, r.stdout + r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "annulus.sqlite3").exists()  # refused before anything is written

@@ -19,6 +19,9 @@ def register(subparsers) -> None:
     d.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--seed", type=int, default=2022)
+    d.add_argument("--candidates", type=int, default=DEMO_CANDIDATES,
+                   help=f"people pre-screened for the demo trial ({MIN_CANDIDATES}-{MAX_CANDIDATES}, default "
+                        f"{DEMO_CANDIDATES}); fewer fill faster")
     d.add_argument("--no-serve", action="store_true", help="fill the database and stop")
     d.add_argument("--protocol", metavar="FILE", default=None,
                    help="the protocol file of the demo trial (default: ANNULUS_PROTOCOL_FILE, else the first shipped "
@@ -40,6 +43,7 @@ def register(subparsers) -> None:
 
 MAX_WORKERS = 8
 DEFAULT_THREADS = 4
+DEMO_CANDIDATES, MIN_CANDIDATES, MAX_CANDIDATES = 130, 20, 1000
 
 
 def default_workers() -> int:
@@ -127,6 +131,8 @@ def demo(args) -> int:
     os.environ.setdefault("ANNULUS_SITE_URL", f"http://{args.host}:{args.port}")
     # the demo's emergency letters need a 24-hour contact; a real installation names its own
     os.environ.setdefault("ANNULUS_EMERGENCY_CONTACT", "Demo trial emergency line (24 h), +86 411 0000 0000")
+    if not (MIN_CANDIDATES <= args.candidates <= MAX_CANDIDATES):
+        raise CliError(f"--candidates: give {MIN_CANDIDATES} to {MAX_CANDIDATES} (got {args.candidates})")
     if args.protocol:
         _choose_protocol(args.protocol)
     setup_django()
@@ -149,7 +155,8 @@ def demo(args) -> int:
         started = time.monotonic()
         with Progress(transient=True) as bar:
             task = bar.add_task("demo", total=None)
-            users = build_demo(seed=args.seed, progress=lambda msg: bar.update(task, description=msg)).users
+            users = build_demo(seed=args.seed, candidates=args.candidates,
+                               progress=lambda msg: bar.update(task, description=msg)).users
         print(f"Demo trial filled in {time.monotonic() - started:.0f} s "
               f"({Participant.objects.count()} people pre-screened).")
     url = f"http://{args.host}:{args.port}/"
