@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+# the check of an adverse event before the treatment, under its name and its older one
+AE_BEFORE_TREATMENT = ("ae_before_treatment", "ae_before_transplant")
+
 # which data each kind of check reads: a change to one of these re-runs the checks of that kind
 READS = {
     "change_between_visits": {"form", "visit"},
@@ -25,11 +28,9 @@ READS = {
     "lab_outside_range": {"form"},
     "visit_before_consent": {"visit", "consent"},
     # the treatment's date: a cell product's own record ("treatment"), or the visit and the eCRF
-    # form that record a procedure (``AE_BEFORE_TREATMENT`` names the form)
-    "ae_before_treatment": {"adverse_event", "treatment", "visit", "form"},
-    "ae_before_transplant": {"adverse_event", "treatment", "visit", "form"},
+    # form that record a procedure (the queries app names that form)
+    **dict.fromkeys(AE_BEFORE_TREATMENT, {"adverse_event", "treatment", "visit", "form"}),
 }
-AE_BEFORE_TREATMENT = ("ae_before_treatment", "ae_before_transplant")
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,7 @@ KINDS = {
     "above": _above,
     "lab_outside_range": _lab_outside_range,
     "visit_before_consent": _visit_before_consent,
-    "ae_before_treatment": _ae_before_treatment,
-    "ae_before_transplant": _ae_before_treatment,
+    **dict.fromkeys(AE_BEFORE_TREATMENT, _ae_before_treatment),
 }
 
 

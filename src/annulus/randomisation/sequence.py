@@ -127,6 +127,11 @@ def _count_arms(entries, label_to_arm, arms) -> dict[str, int]:
     return counts
 
 
+def default_labels(n_arms: int) -> list[str]:
+    """The group labels of a list of ``n_arms`` arms unless given: A, B, C, ..."""
+    return list(string.ascii_uppercase[:n_arms])
+
+
 def _validate(
     arms, n, seed, block_multipliers, labels
 ) -> tuple[list[tuple[str, int]], tuple[int, ...], list[str]]:
@@ -159,7 +164,7 @@ def _validate(
     if labels is None:
         if len(clean) > 26:
             raise RandomisationError("labels: give labels explicitly for more than 26 arms")
-        labels = list(string.ascii_uppercase[: len(clean)])
+        labels = default_labels(len(clean))
     else:
         labels = list(labels)
         if len(labels) != len(clean) or len(set(labels)) != len(labels) or not all(

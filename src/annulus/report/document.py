@@ -36,7 +36,7 @@ from pathlib import Path
 from annulus.interchange.adam import strata_of
 from annulus.report import baseline, conduct, consort, efficacy, plots, safety
 from annulus.report.adsl import read as read_rows
-from annulus.report.words import words_for
+from annulus.report.words import label_range, words_for
 
 log = logging.getLogger("annulus.report")
 
@@ -427,8 +427,7 @@ def render(results: Mapping) -> str:
     names = results["_names"]
     w = dict(words_for(lang))  # a copy: the treatment's name goes into it
     w["visit_after_treatment"] = w["visit_after_treatment"].format(treatment=names.get("treatment") or w["treatment"])
-    letters = [a[-1] for a in results["arms"] or [] if re.fullmatch(r"Group [A-Z]", a)]
-    labels = f"{letters[0]}–{letters[-1]}" if len(letters) > 1 else "".join(letters)
+    labels = label_range(a[-1] for a in results["arms"] or [] if re.fullmatch(r"Group [A-Z]", a))
     for key in ("blind_labels", "blind_short_labels"):  # the groups as this trial labels them: A–B, A–D
         w[key] = w[key].format(labels=labels)
     level = results["blinding"]

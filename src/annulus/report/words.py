@@ -250,3 +250,9 @@ def words_for(language: str) -> dict[str, str]:
     if lang.startswith("en"):
         return WORDS["en"]
     raise ValueError(f"language {language!r} is not en or zh")
+
+
+def label_range(labels) -> str:
+    """Group labels as a range: "A–B" for A and B, "A–D" for four, "A" alone."""
+    labels = list(labels)
+    return f"{labels[0]}–{labels[-1]}" if len(labels) > 1 else "".join(labels)

@@ -31,10 +31,11 @@ BLINDS = {"blinded": gettext_lazy("blinded (pooled)"), "labels": gettext_lazy("b
 
 def group_labels() -> str:
     """The trial's group labels as a range, "A–B" for two arms, "A–D" for four."""
+    from annulus.randomisation.sequence import default_labels
+    from annulus.report.words import label_range
     from annulus.trial.selectors import active_protocol
 
-    n = len(active_protocol().arms)
-    return f"A–{chr(ord('A') + n - 1)}" if n > 1 else "A"
+    return label_range(default_labels(len(active_protocol().arms)))
 
 
 def step_label(step: str) -> str:
