@@ -41,6 +41,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
 
 
+def pytest_collection_finish(session):
+    """Under `--dist loadgroup` a worker's tests carry their group in their node ids (``...@group``),
+    which is how the controller keeps a group on one worker. A pytest that xdist cannot tag that
+    way would silently spread every group over the workers and build its shared rows on each:
+    the run stops instead."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in session.items
+            if item.get_closest_marker("xdist_group") is not None and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup: {len(lost)} grouped tests lost their group (e.g. {lost[0]}); "
+                                "this pytest and pytest-xdist do not work together (see pyproject.toml)")
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
