@@ -43,8 +43,9 @@ def test_demo_output_is_short_says_where_mail_goes_and_the_fill_time(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANNULUS_EMAIL_BACKEND",
                                                              "ANNULUS_SECRET_KEY", "ANNULUS_EMAIL_FILE_PATH")}
     env["ANNULUS_VAR_DIR"] = str(tmp_path)
-    # a smaller demo trial than `make demo`'s (70 people pre-screened, not 130): the same output
-    r = subprocess.run([sys.executable, "-m", "annulus", "demo", "--no-serve", "--port", "8765", "--candidates", "70"],
+    # the smallest demo trial the command fills (20 people pre-screened, not `make demo`'s 130): the
+    # same output, with participants in follow-up, mail and a questionnaire link
+    r = subprocess.run([sys.executable, "-m", "annulus", "demo", "--no-serve", "--port", "8765", "--candidates", "20"],
                        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout + r.stderr
