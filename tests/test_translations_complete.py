@@ -121,9 +121,11 @@ def test_no_label_names_its_unit_twice(protocol_version, language):
         for item in spec.items:
             if item.unit and item.kind == "number":
                 units[f"{form.id}.{item.id}"] = item.unit
+    from annulus.labels import unit_in
+
     checked = 0
     for name, label in labels.items():
-        unit = units.get(name)
+        unit = unit_in(units[name], language) if name in units else None
         assert not re.search(r"\(([^()]+)\)\s*\(\1\)|（([^（）]+)）\s*[（(]\2[)）]", label), f"{name}: {label}"
         if unit:
             checked += 1
@@ -146,3 +148,8 @@ def test_unit_rule():
     assert with_unit("Slip", "mm") == "Slip (mm)"
     assert with_unit("滑移", "mm", "zh-hans") == "滑移（mm）"
     assert with_unit("Slip", "") == "Slip"
+    # a unit written as a word is read in the page's language; a symbol as written
+    assert with_unit("Knee pain on most days for", "months") == "Knee pain on most days for (months)"
+    assert with_unit("大多数日子膝痛持续时间", "months", "zh-hans") == "大多数日子膝痛持续时间（个月）"
+    assert with_unit("疼痛持续时间（个月）", "months", "zh-hans") == "疼痛持续时间（个月）"
+    assert with_unit("体重指数", "kg/m2", "zh-hans") == "体重指数（kg/m2）"
