@@ -94,3 +94,12 @@ def test_kept_rules_and_warnings_read_in_chinese():
     with translation.override("en"):
         for kept in rules:
             assert clock_text.rule(kept) == kept
+
+
+@pytest.mark.req("P-6.1")
+def test_the_first_revision_reads_as_the_first_report_in_both_languages(susar, users):
+    """The first revision has no reason of its own (it is the report): the page says so in its language."""
+    url = f"/safety/adverse-events/{susar.pk}/"
+    en, zh = get(users, "en", url), get(users, "zh-hans", url)
+    assert "(first report)" in en
+    assert "（首次报告）" in zh and "(first report)" not in zh
