@@ -32,10 +32,13 @@ and conduct datasets ADAE, ADLB, ADSV and ADDV (no Django).
   ``addv.csv`` / ``.xpt`` (the protocol deviations the monitors recorded):
   ``annulus.interchange.adam_conduct``. Those two modules' docstrings give every column and value.
 
-A protocol that declares its own parameters (``analysis.parameters``: code, name, form, score
-key, direction) gets one parameter per declaration instead (``params_for``), valued from the
-form's computed score key, with its baseline from the visit marked ``baseline: true``, its ADSL
-baseline column ``BL`` + the code's first six characters, and ``adeff_<code>.csv``; ADSL then
+The parameters come from the protocol (``params_for``): for each form of its schedule, those the
+instruments library gives for the form's instrument (``annulus.instruments.results.PARAMETERS``:
+code, score, ADSL baseline column and label, direction), then one per declaration of
+``analysis.parameters`` (code, name, form, score key, direction), valued from the form's computed
+score key, with its ADSL baseline column ``BL`` + the code's first six characters and
+``adeff_<code>.csv``. Every baseline is the value at the visit marked ``baseline: true`` (a
+schedule that marks none has no baseline values). ADSL then
 has no ``LIPODT`` unless the treatment is a cell product made from a harvest, no ``PAINDUR``
 unless the eligibility evidence has the pain-duration field, and ``SITEID`` is the participant's
 site in a trial of several sites. Study day 0 is the treatment day (``treatment_day``): the
@@ -129,10 +132,13 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from annulus.instruments.results import PARAMETERS as LIBRARY_PARAMETERS
+from annulus.instruments.results import parameters_of
+
 from .scores import score as score_decl
 
+# the shipped protocol's primary visit, used with FALLBACK_POPULATIONS when there is no plan
 PRIMARY_VISIT = "m12"
-BASELINE_VISIT = "baseline"
 SITEID = "01"  # single-centre trial
 STRATA_COLUMN = "STRATAR"  # the stratum as randomised (one column per factor beside it: STRAT<n>R)
 SAS_EPOCH = date(1960, 1, 1)
@@ -146,40 +152,42 @@ class Param:
     baseline_column: str | None = None  # ADSL baseline covariate
     lower_is_better: bool = True
     name: object = None  # a declared parameter's name (en, zh: analysis.parameters), else the score's label
+    instrument: str | None = None  # the library instrument whose results give the value (its labels)
+    baseline_label: str | None = None  # the ADSL baseline column's label (else "Baseline" and the label)
+    table_name: object = None  # the baseline's name in the report's baseline table (en, zh), else ``name``
+    kind: str = "continuous"  # in that table: "continuous" | "categorical"
+    categories: tuple[str, ...] = ()  # a categorical parameter's codes, in the order that table shows
 
     def label(self, language: str) -> str:
         if self.name is not None:
             return self.name.zh if (language or "").lower().startswith("zh") else self.name.en
-        s = score_decl(self.form, self.score)
+        s = score_decl(self.instrument or self.form, self.score)
         text = s.label(language) if s else self.code
         return f"{text} ({s.unit})" if s and s.unit else text
 
 
-PARAMS: tuple[Param, ...] = (
-    Param("VAS", "vas", "vas_mm", "BASEVAS"),
-    Param("ODI", "odi", "odi_percent", "BASEODI"),
-    Param("JOA", "joa", "joa_total", "BASEJOA", lower_is_better=False),
-    Param("SF36PCS", "sf36", "pcs", "BASEPCS", lower_is_better=False),
-    Param("SF36MCS", "sf36", "mcs", "BASEMCS", lower_is_better=False),
-    Param("PFIRRM", "imaging", "pfirrmann_grade", "BASEPFIR"),
-    Param("MODIC", "imaging", "modic_score", "BASEMODI"),
-    Param("DISCHT", "imaging", "disc_height_score", "BASEDHT"),
-    Param("ROM", "imaging", "rom_score", "BASEROM", lower_is_better=False),
-)
+def _library_param(p, form: str) -> Param:
+    """A parameter of the instruments library (``annulus.instruments.results.PARAMETERS``) valued
+    from the protocol's form ``form`` that uses its instrument."""
+    return Param(p.code, form, p.score, p.baseline_column, p.lower_is_better, instrument=p.instrument,
+                 baseline_label=p.baseline_label, table_name=p.table_name, kind=p.kind, categories=p.categories)
 
+
+# the parameters the instruments library's results give, each from the form named as its instrument
+PARAMS: tuple[Param, ...] = tuple(_library_param(p, p.instrument) for p in LIBRARY_PARAMETERS)
 
 
 def params_for(protocol) -> tuple[Param, ...]:
-    """The efficacy parameters of a protocol's analysis datasets: ``PARAMS`` for a protocol that
-    declares none of its own; for one that declares ``analysis.parameters``, those of ``PARAMS``
-    whose form its schedule has, then one per declaration (its value the form's computed score
-    key, its ADSL baseline column ``BL`` and the code's first six characters, numbered when two
-    would share one)."""
+    """The efficacy parameters of a protocol's analysis datasets: for each form of its schedule,
+    in the schedule's order, the parameters the instruments library gives for the form's
+    instrument (``annulus.instruments.results.PARAMETERS``); then one per declaration of
+    ``analysis.parameters`` (its value the form's computed score key, its ADSL baseline column
+    ``BL`` and the code's first six characters, numbered when two would share one)."""
     declared = list(getattr(getattr(protocol, "analysis", None), "parameters", None) or ())
-    if not declared:
+    forms = getattr(getattr(protocol, "schedule", None), "forms", None)
+    if forms is None:
         return PARAMS
-    forms = {f.id for f in protocol.schedule.forms}
-    out = [p for p in PARAMS if p.form in forms]
+    out = [_library_param(p, f.id) for f in forms for p in parameters_of(getattr(f, "instrument", None))]
     used = {p.baseline_column for p in out}
     for i, d in enumerate(declared, start=1):
         column = f"BL{d.code[:6]}"
@@ -190,11 +198,11 @@ def params_for(protocol) -> tuple[Param, ...]:
     return tuple(out)
 
 
-def baseline_visit_of(protocol) -> str:
-    """The visit whose values are the baseline (``baseline: true``; ``BASELINE_VISIT`` in a file
-    that marks none)."""
-    visit = protocol.schedule.baseline_visit if hasattr(protocol.schedule, "baseline_visit") else None
-    return visit.id if visit is not None else BASELINE_VISIT
+def baseline_visit_of(protocol) -> str | None:
+    """The visit whose values are the baseline (``baseline: true``; None in a file that marks
+    none: then no value is a baseline)."""
+    visit = getattr(protocol.schedule, "baseline_visit", None)
+    return visit.id if visit is not None else None
 
 
 def treatment_day(subject, tz) -> str | None:
@@ -253,20 +261,11 @@ def _trt_columns(ctx) -> list[Col]:
     return []
 
 
-# the ADSL baseline columns' labels of the built-in parameters
-_BASELINE_LABELS = {
-    "BASEVAS": "Baseline VAS (mm)", "BASEODI": "Baseline ODI (%)", "BASEJOA": "Baseline JOA total",
-    "BASEPCS": "Baseline SF-36 PCS", "BASEMCS": "Baseline SF-36 MCS", "BASEPFIR": "Baseline Pfirrmann grade (1-5)",
-    "BASEMODI": "Baseline Modic score (0-3)", "BASEDHT": "Baseline disc height loss (%)",
-    "BASEROM": "Baseline segmental ROM (degrees)",
-}
-
-
 def _baseline_columns(protocol) -> list[Col]:
     out = []
     for p in params_for(protocol):
         if p.baseline_column:
-            label = _BASELINE_LABELS.get(p.baseline_column) or f"Baseline {p.label('en')}"
+            label = p.baseline_label or f"Baseline {p.label('en')}"
             out.append(Col(p.baseline_column, label[:40], "num"))
     return out
 
@@ -743,10 +742,3 @@ def write(subjects, ctx, out_dir) -> list[Path]:
         for d in datasets:
             d.close()
     return [path for d in datasets for path in d.paths]
-
-
-_INDEX = {p.code: i for i, p in enumerate(PARAMS)}
-
-
-def _param_index(code: str) -> int:
-    return _INDEX[code]

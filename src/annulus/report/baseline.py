@@ -7,11 +7,15 @@ template renders as they are.
 
 Population: the participants with ``population`` = "Y" (``ITTFL`` by default: everyone randomised).
 
-Variables (``VARIABLES``; the ADSL columns of ``annulus.interchange.adam``): age, sex, the duration
-of low back pain after conservative treatment (``PAINDUR``, months, from the screening evidence),
-the baseline VAS, ODI, JOA, SF-36 PCS and MCS, and the baseline imaging of the L4-5 disc: Pfirrmann
+Variables (``variables_for(protocol)``; the ADSL columns of ``annulus.interchange.adam``): age, sex,
+the duration of low back pain after conservative treatment (``PAINDUR``, months, from the
+screening evidence), then the baseline of each efficacy parameter of the protocol, named as the
+instruments library names it (``annulus.instruments.results.PARAMETERS``: for the first trial the
+baseline VAS, ODI, JOA, SF-36 PCS and MCS, and the baseline imaging of the L4-5 disc: Pfirrmann
 grade (``BASEPFIR``) and Modic type of the worse endplate (``BASEMODI``) as categories, disc height
-loss (``BASEDHT``, %) and segmental range of motion (``BASEROM``, degrees). Height, weight and BMI
+loss (``BASEDHT``, %) and segmental range of motion (``BASEROM``, degrees)) or as the protocol
+declares it (``analysis.parameters``: its ``name``). ``VARIABLES`` are those of every parameter
+the library gives. Height, weight and BMI
 are not collected by the trial's forms, so the table has no BMI row. A variable whose column is in
 none of the rows (an ADSL written before the column existed) is left out of the table rather
 than shown as all missing.
@@ -46,6 +50,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
+from annulus.instruments.results import PARAMETERS as LIBRARY_PARAMETERS
 from annulus.report.adsl import flag, number, split_arms, text
 
 PERCENT_DECIMALS = 1
@@ -60,33 +65,36 @@ class Variable:
     kind: str = "continuous"  # "continuous" | "categorical"
     decimals: int = 1
     categories: tuple[str, ...] = ()  # codes, in the order shown; their names are LABELS[f"{label}_{code}"]
-    name: object = None  # the name in each language (a protocol's Text) when LABELS has none
+    name: object = None  # the name in each language (``get(language)``) when LABELS has none
 
 
-VARIABLES: tuple[Variable, ...] = (
+def _parameter_variable(p) -> Variable:
+    """The baseline of an efficacy parameter (``annulus.interchange.adam.Param`` or the instruments
+    library's ``Parameter``): its ADSL column, its name from the library (``table_name``) or the
+    protocol's declaration (``name``); a categorical one's categories are named in ``LABELS`` under
+    its lower-case code."""
+    name = getattr(p, "table_name", None) or getattr(p, "name", None)
+    return Variable(p.baseline_column, p.code.lower(), getattr(p, "kind", "continuous"), decimals=1,
+                    categories=tuple(getattr(p, "categories", ()) or ()), name=name)
+
+
+DEMOGRAPHICS: tuple[Variable, ...] = (
     Variable("AGE", "age", decimals=1),
     Variable("SEX", "sex", "categorical", categories=("F", "M")),
     Variable("PAINDUR", "pain_duration", decimals=1),
-    Variable("BASEVAS", "vas", decimals=1),
-    Variable("BASEODI", "odi", decimals=1),
-    Variable("BASEJOA", "joa", decimals=1),
-    Variable("BASEPCS", "pcs", decimals=1),
-    Variable("BASEMCS", "mcs", decimals=1),
-    Variable("BASEPFIR", "pfirrmann", "categorical", categories=("3", "4", "5")),
-    Variable("BASEMODI", "modic", "categorical", categories=("1", "2")),
-    Variable("BASEDHT", "disc_height", decimals=1),
-    Variable("BASEROM", "rom", decimals=1),
 )
 
-def variables_for(protocol) -> tuple[Variable, ...]:
-    """``VARIABLES`` and the baseline of each efficacy parameter the protocol declares
-    (``analysis.parameters``: ADSL's column from ``annulus.interchange.adam.params_for``)."""
-    from annulus.interchange.adam import PARAMS, params_for
+# the demographics, then the baseline of each parameter the instruments library's results give
+VARIABLES: tuple[Variable, ...] = DEMOGRAPHICS + tuple(_parameter_variable(p) for p in LIBRARY_PARAMETERS)
 
-    builtin = {p.code for p in PARAMS}
-    extra = tuple(Variable(p.baseline_column, p.code, decimals=1, name=p.name) for p in params_for(protocol)
-                  if p.code not in builtin and p.baseline_column)
-    return VARIABLES + extra
+
+def variables_for(protocol) -> tuple[Variable, ...]:
+    """``DEMOGRAPHICS`` and the baseline of each efficacy parameter of the protocol's analysis
+    datasets (``annulus.interchange.adam.params_for``: those of its forms' instruments, then those
+    ``analysis.parameters`` declares), in their order."""
+    from annulus.interchange.adam import params_for
+
+    return DEMOGRAPHICS + tuple(_parameter_variable(p) for p in params_for(protocol) if p.baseline_column)
 
 
 LABELS: dict[str, dict[str, str]] = {
@@ -98,25 +106,16 @@ LABELS: dict[str, dict[str, str]] = {
         "sex": "Sex",
         "sex_F": "Female",
         "sex_M": "Male",
-        "vas": "VAS pain (mm)",
-        "odi": "ODI (%)",
-        "joa": "JOA score",
-        "pcs": "SF-36 physical component summary",
-        "mcs": "SF-36 mental component summary",
         "pain_duration": "Duration of low back pain after conservative treatment (months)",
-        "pfirrmann": "Pfirrmann grade of L4-5",
-        "pfirrmann_1": "Grade I",
-        "pfirrmann_2": "Grade II",
-        "pfirrmann_3": "Grade III",
-        "pfirrmann_4": "Grade IV",
-        "pfirrmann_5": "Grade V",
-        "modic": "Modic change of L4-5 (worse endplate)",
+        "pfirrm_1": "Grade I",
+        "pfirrm_2": "Grade II",
+        "pfirrm_3": "Grade III",
+        "pfirrm_4": "Grade IV",
+        "pfirrm_5": "Grade V",
         "modic_0": "None",
         "modic_1": "Type I",
         "modic_2": "Type II",
         "modic_3": "Type III",
-        "disc_height": "Disc height loss against adjacent discs (%)",
-        "rom": "Segmental range of motion of L4-5 (degrees)",
         "mean_sd": "{label}, mean (SD)",
         "median_iqr": "{label}, median (Q1, Q3)",
         "count_pct": "{label}, n (%)",
@@ -139,25 +138,16 @@ LABELS: dict[str, dict[str, str]] = {
         "sex": "性别",
         "sex_F": "女",
         "sex_M": "男",
-        "vas": "VAS疼痛评分（mm）",
-        "odi": "ODI（%）",
-        "joa": "JOA评分",
-        "pcs": "SF-36生理健康总分",
-        "mcs": "SF-36心理健康总分",
         "pain_duration": "保守治疗后腰痛持续时间（月）",
-        "pfirrmann": "L4-5椎间盘Pfirrmann分级",
-        "pfirrmann_1": "I级",
-        "pfirrmann_2": "II级",
-        "pfirrmann_3": "III级",
-        "pfirrmann_4": "IV级",
-        "pfirrmann_5": "V级",
-        "modic": "L4-5终板Modic改变（较重一侧）",
+        "pfirrm_1": "I级",
+        "pfirrm_2": "II级",
+        "pfirrm_3": "III级",
+        "pfirrm_4": "IV级",
+        "pfirrm_5": "V级",
         "modic_0": "无",
         "modic_1": "I型",
         "modic_2": "II型",
         "modic_3": "III型",
-        "disc_height": "与相邻椎间盘相比椎间盘高度丢失（%）",
-        "rom": "L4-5节段活动度（度）",
         "mean_sd": "{label}，均值（标准差）",
         "median_iqr": "{label}，中位数（Q1, Q3）",
         "count_pct": "{label}，n（%）",
