@@ -4,11 +4,13 @@ answers by their words. Reads only the content dict (and the protocol for names)
 
 from __future__ import annotations
 
+import re
+
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from .selectors import shown
+from .selectors import ADVERSE_EVENTS, shown
 
 
 def _causality_labels() -> dict[str, str]:
@@ -32,7 +34,7 @@ def _labels() -> dict[str, str]:
         "fat_volume_ml": _("Fat volume (mL)"), "anaesthesia": _("Anaesthesia"),
         "observation_hours": _("Observation (hours)"), "complications": _("Complications"),
         "transplanted_at": _("Transplanted at"), "disc_level": _("Disc level"), "needle_gauge": _("Needle gauge"),
-        "approach": _("Approach"), "imaging": _("Imaging guidance"), "volume_ml": _("Volume (mL)"),
+        "approach": _("Approach"), "volume_ml": _("Volume (mL)"),
         "drug_code_entered": _("Drug code"), "activity_restriction_until": _("Activity restricted until"),
         "notes": _("Notes"), "recorded_by": _("Recorded by"), "visit_date": _("Visit date"), "reason": _("Reason"),
         "state": _("State"), "revision": _("Revision"), "collected_at": _("Collected at"), "term": _("Term"),
@@ -49,6 +51,44 @@ def _labels() -> dict[str, str]:
         "adverse_event_id": _("Adverse event"), "value": _("Value"), "collected_on": _("Collected on"),
         "entered_by": _("Entered by"),
     }
+
+
+def _page_sections(protocol) -> list[tuple[str, str, object]]:
+    """The cell product's procedures recorded on its own pages (``Protocol.page_procedures``), in
+    the protocol's order, each a section of the casebook: (its key in the content, the procedure's
+    id; the data dictionary's form that records it, the schedule's form for the procedure, or in a
+    file written before ``procedures:`` the form named after it; the procedure)."""
+    out = []
+    for procedure in protocol.procedure_list:
+        if procedure.id in protocol.page_procedures:
+            form = protocol.procedure_form(procedure.id)
+            out.append((procedure.id, form.id if form is not None else procedure.id, procedure))
+    return out
+
+
+def _running_name(procedure, language) -> str:
+    """The procedure as running text names it: its ``event_name``, else its name without what a
+    bracket adds ("Liposuction (day 0)" -> "liposuction"), in lower case."""
+    if procedure.event_name is not None:
+        return procedure.event_name.get(language)
+    return re.split(r"\s*[(（]", procedure.name.get(language), maxsplit=1)[0].lower()
+
+
+def _label(labels: dict, form: str | None, key: str, language) -> str:
+    """An item's label: the casebook's own word for it, else the data dictionary's label of the
+    item on ``form`` in the page's language, else its key."""
+    if key in labels:
+        return labels[key]
+    if form:
+        try:
+            from annulus.trial.selectors import data_dictionary
+
+            entry = data_dictionary().entry(form, key)
+        except Exception:  # noqa: BLE001 - no dictionary: the key
+            entry = None
+        if entry is not None:
+            return entry.label(language)
+    return key
 
 
 def _fields(record: dict, labels: dict, skip=(), values: dict | None = None) -> list[tuple[str, str]]:
@@ -91,13 +131,14 @@ def _coded(form: str, item: str, value, language: str | None):
 
 
 def _dictionary_fields(form: str, record: dict, labels: dict, language, skip=(), values=None):
-    """``_fields`` with every value the data dictionary codes for ``form`` shown by its words."""
+    """``_fields`` with every value the data dictionary codes for ``form`` shown by its words, and
+    an item without the casebook's own label by the dictionary's."""
     rows = _fields(record, labels, skip=skip, values=values)
     out = []
     keys = [k for k in record if k not in skip]
-    for k, (label, text) in zip(keys, rows, strict=True):
+    for k, row in zip(keys, rows, strict=True):
         word = None if (values or {}).get(k) else _coded(form, k, record[k], language)
-        out.append((label, word if word is not None else text))
+        out.append((_label(labels, form, k, language), word if word is not None else row[1]))
     return out
 
 
@@ -112,19 +153,23 @@ def _withdrawal_categories(categories) -> dict[str, str]:
 
 
 def _codes() -> dict[str, dict]:
-    """The words of coded values, by section."""
+    """The words of coded values, by section (the harvest's page record by its procedure's id)."""
     from annulus.participants.models import SOURCE_LABELS, Withdrawal
     from annulus.safety import models as sm
+    from annulus.trial.selectors import active_protocol
     from annulus.visits.models import Liposuction
 
     def words(choices):
         return {k: str(v) for k, v in choices}
 
     causality = {k: words(sm.CAUSALITY) for k in [*_causality_labels(), sm.PRODUCT_CAUSALITY]}
+    # the harvest is recorded on the cell product's page in the ``Liposuction`` table
+    harvest = {pid: {"anaesthesia": words(Liposuction.ANAESTHESIA)}
+               for pid, part in active_protocol().page_procedures.items() if part == "harvest"}
     return {
         "participant": {"sex": {"F": _("female"), "M": _("male")}, "recruitment_source": words(SOURCE_LABELS.items())},
         "eligibility": {"outcome": {"eligible": _("eligible"), "ineligible": _("screen failure")}},
-        "liposuction": {"anaesthesia": words(Liposuction.ANAESTHESIA)},
+        **harvest,
         "adverse_event": {"serious_criteria": words(sm.SERIOUS_CRITERIA), "grade": words(sm.GRADES),
                           **causality, "expectedness": words(sm.EXPECTEDNESS),
                           "action_taken": words(sm.ACTIONS), "outcome": words(sm.OUTCOMES)},
@@ -186,13 +231,12 @@ def sections(content: dict) -> list[dict]:
                 "records": [] if d is None else [{"heading": "", "fields": _fields(d, labels, skip=("criteria",), values=codes["eligibility"]) + [
                     (_("Criteria"), ", ".join(f"{cid} {'✔' if ok else '✘' if ok is False else '?'}"
                                               for cid, ok in d["criteria"].items()))]}]})
-    lp = content["liposuction"]
-    out.append({"title": _("Liposuction (day 0)"), "empty": _("No liposuction recorded."),
-                "records": [] if lp is None else [{"heading": "", "fields": _dictionary_fields(
-                    "liposuction", lp, labels, language, values=codes["liposuction"])}]})
-    tx = content["transplant"]
-    out.append({"title": _("Transplantation"), "empty": _("No transplantation recorded."),
-                "records": [] if tx is None else [{"heading": "", "fields": _dictionary_fields("transplant", tx, labels, language)}]})
+    for key, form, procedure in _page_sections(protocol):
+        record = content.get(key)
+        out.append({"title": procedure.name.get(language),
+                    "empty": _("No %(procedure)s recorded.") % {"procedure": _running_name(procedure, language)},
+                    "records": [] if record is None else [{"heading": "", "fields": _dictionary_fields(
+                        form, record, labels, language, values=codes.get(key))}]})
     visits = []
     visit_names = {v.id: v.name.get(language) for v in protocol.schedule.visits}
     words = {"attended": _("attended"), "missed": _("missed"), "revision": _("revision"), "complete": _("complete"),
@@ -210,7 +254,7 @@ def sections(content: dict) -> list[dict]:
     out.append({"title": _("Adverse events"), "empty": _("No adverse events."),
                 "records": [{"heading": k, "fields": _dictionary_fields("adverse_event", ae, labels, language,
                                                                  values=codes["adverse_event"])}
-                            for k, ae in content["adverse_events"].items()]})
+                            for k, ae in content[ADVERSE_EVENTS].items()]})
     out.append({"title": _("SAE reports"), "empty": _("No SAE reports."),
                 "records": [{"heading": k, "fields": _fields(r, labels)} for k, r in content["sae_reports"].items()]})
     if content["emergency_unblindings"]:
@@ -233,10 +277,12 @@ def _path_words(path) -> str:
     protocol = active_protocol()
     language = get_language()
     labels = _labels()
+    pages = _page_sections(protocol)
+    page_forms = {key: form for key, form, _procedure in pages}
     sections = {"participant": _("Identification"), "consent": _("Informed consent"),
                 "screening_evidence": _("Screening evidence"), "eligibility": _("Eligibility decision"),
-                "liposuction": _("Liposuction (day 0)"), "transplant": _("Transplantation"),
-                "visits": _("Visits and forms"), "adverse_events": _("Adverse events"), "sae_reports": _("SAE reports"),
+                **{key: procedure.name.get(language) for key, _form, procedure in pages},
+                "visits": _("Visits and forms"), ADVERSE_EVENTS: _("Adverse events"), "sae_reports": _("SAE reports"),
                 "emergency_unblindings": _("Emergency unblinding records"), "end_of_study": _("End of study"),
                 "computed": _("score")}
     words = []
@@ -268,7 +314,7 @@ def _path_words(path) -> str:
             except Exception:  # noqa: BLE001 - a field of an earlier protocol version
                 words.append(part)
         else:
-            words.append(str(sections.get(part) or labels.get(part, part)))
+            words.append(str(sections.get(part) or _label(labels, page_forms.get(str(path[0])), part, language)))
     return " › ".join(words)
 
 
@@ -281,8 +327,9 @@ def _value_words(path, value, codes) -> str:
     if key == "status":
         names = {k: str(v) for k, v in states.LABELS.items()}
     else:
-        section = {"participant": "participant", "eligibility": "eligibility", "liposuction": "liposuction",
-                   "adverse_events": "adverse_event", "end_of_study": "withdrawal"}.get(str(path[0]) if path else "")
+        # a section's codes are under its key (a page procedure's too), the log's and the end's under their record's
+        first = str(path[0]) if path else ""
+        section = {ADVERSE_EVENTS: "adverse_event", "end_of_study": "withdrawal"}.get(first, first)
         names = codes.get(section, {}).get(key) if section else None
     if names is None or isinstance(value, dict):
         return shown(value)

@@ -28,6 +28,8 @@ from .models import CasebookSignature
 
 MEANING = "I approve the data in this casebook as complete and accurate"
 SIGNED, INVALIDATED, UNSIGNED = "signed", "invalidated", "unsigned"
+# the content's section of the adverse-event log (a key the signatures hash; not a form of the protocol)
+ADVERSE_EVENTS = "adverse_events"
 
 
 # ---- canonical values ---------------------------------------------------------------------
@@ -179,7 +181,7 @@ def _assemble(ids, people, by, decisions, withdrawals, lipos, transplants, forms
                 "forms": {f.form_id: {"state": f.state, "revision": f.revision, "collected_at": _v(f.collected_at),
                                       "items": _v(f.items), "computed": _v(f.computed)} for f in forms[v.pk]},
             } for v in got["visits"]},
-            "adverse_events": {f"AE{ae.number}": {
+            ADVERSE_EVENTS: {f"AE{ae.number}": {
                 "term": ae.term, "meddra_pt_code": ae.meddra_pt_code, "meddra_version": ae.meddra_version,
                 "description": ae.description, "onset_at": _v(ae.onset_at), "end_at": _v(ae.end_at),
                 "serious": ae.serious, "serious_criteria": list(ae.serious_criteria), "grade": ae.grade,

@@ -40,9 +40,12 @@ item's value after it; its values are the last of them):
 - eCRF forms (visit = visit id, ``visit_repeat`` = the unscheduled visit's number): each
   ``FormRevision`` saved (``saved_at``) by T; state, items, computed scores and collection time
   from the last of them (state "changed after completion" is "complete").
-- liposuction (visit/form "liposuction"): the rows recorded (``recorded_at``) by T, the last
-  in force; each row is a change, with its reason for change.
-- transplant (visit/form "transplant"): present once recorded (``recorded_at``) by T. NO
+- the cell product's two procedures recorded on its own pages (``Protocol.page_procedures``), each
+  under the visit that does it and the schedule form that records it (the first trial's
+  "liposuction" and "transplant"), its items those of ``annulus.dictionary.records.PAGE_RECORDS``:
+- the harvest (the liposuction): the rows recorded (``recorded_at``) by T, the last in force; each
+  row is a change, with its reason for change.
+- the treatment (the transplantation): present once recorded (``recorded_at``) by T. NO
   HISTORY: the transplantation record cannot be corrected in the application, so it has one change.
 - the treatment day (``Subject.treated_on``, study day 0 of ``VisitInfo.day``): the transplant's
   date for the cell product; for a treatment recorded as an eCRF form (the knee trial's first
@@ -85,6 +88,7 @@ from __future__ import annotations
 import gc
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -438,10 +442,13 @@ class _Reader:
         self.protocol = active_protocol()
         self.dictionary = data_dictionary()
         self.drug_codes = may_see_drug_codes(user)
+        # the cell product's procedures recorded on its own pages, by their part (harvest, treatment)
+        self.pages = _page_records(self.protocol)
+        treatment_form = self.pages["treatment"].form if "treatment" in self.pages else None
         drop_tx = () if self.drug_codes else (DRUG_CODE_ITEM,)
         flatten = _flatteners(self.protocol)
         self.forms = {f.id: _Form(f, IDENTITY_ITEMS if f.id == "prescreening" else
-                                  drop_tx if f.id == "transplant" else (), flatten.get(f.id))
+                                  drop_tx if f.id == treatment_form else (), flatten.get(f.id))
                       for f in self.dictionary.forms}
         self.pvisits = {v.id: v for v in self.protocol.schedule.visits}
         # a treatment recorded as an eCRF form (not on the cell product's pages) is dated as the
@@ -515,13 +522,12 @@ class _Reader:
             "participant_id", "withdrawn_on", "category", "details", "recorded_by_id", "recorded_at",
             "adverse_event_id", named=True)}
         for lp in (Liposuction.objects.filter(participant_id__in=ids, recorded_at__lte=T).order_by("id")
-                   .values_list("participant_id", "performed_on", "fat_volume_ml", "anaesthesia", "observation_hours",
-                                "complications", "recorded_by_id", "recorded_at", "change_reason", named=True)):
+                   .values_list("participant_id", *_columns("harvest"), "recorded_by_id", "recorded_at",
+                                "change_reason", named=True)):
             by[lp.participant_id]["lipo"].append(lp)
         transplants = {t.participant_id: t for t in Transplant.objects.filter(
             participant_id__in=ids, recorded_at__lte=T).values_list(
-            "participant_id", "transplanted_at", "drug_code_entered", "disc_level", "needle_gauge", "approach",
-            "imaging", "volume_ml", "notes", "recorded_by_id", "recorded_at", named=True)}
+            "participant_id", *_columns("treatment"), "recorded_by_id", "recorded_at", named=True)}
         visits = {}
         for v in (Visit.objects.filter(participant_id__in=ids, created_at__lte=T).order_by("id")
                   .values_list("id", "participant_id", "visit_id", "number", "outcome", "visit_date", "reason",
@@ -728,29 +734,32 @@ class _Reader:
                 add("screening", "screening", "eligibility", dict(changes[-1].values), tuple(changes),
                     {"outcome": d.outcome})
 
-        # liposuction
+        # the harvest (the cell product's first page): each row a change, the last in force
         lipos = got["lipo"]
         lipo_day = None
-        if lipos:
-            lf = self.forms.get("liposuction")
+        harvest = self.pages.get("harvest")
+        if lipos and harvest is not None:
+            lf = self.forms.get(harvest.form)
             changes = []
             for i, lp in enumerate(lipos, start=1):
                 u, n = who(lp.recorded_by_id)
-                changes.append(Change(i, _utc(lp.recorded_at), u, n, lp.change_reason, lf.values(_lipo(lp))))
+                changes.append(Change(i, _utc(lp.recorded_at), u, n, lp.change_reason,
+                                      lf.values(_stored("harvest", lp))))
             lp = lipos[-1]
             lipo_day = lp.performed_on
-            add("liposuction", "liposuction", "liposuction", changes[-1].values, tuple(changes),
-                lambda: {k: _raw(v) for k, v in _lipo(lp).items()})
+            add(harvest.visit, harvest.visit, harvest.form, changes[-1].values, tuple(changes),
+                lambda: {k: _raw(v) for k, v in _stored("harvest", lp).items()})
 
-        # transplantation
+        # the treatment (the cell product's second page): no history
         tx_day = None
-        if transplant is not None:
-            tf = self.forms.get("transplant")
-            stored = _transplant(transplant)
+        treatment = self.pages.get("treatment")
+        if transplant is not None and treatment is not None:
+            tf = self.forms.get(treatment.form)
+            stored = _stored("treatment", transplant)
             vals = tf.values(stored)
             u, n = who(transplant.recorded_by_id)
             tx_day = _local_date(transplant.transplanted_at)
-            add("transplant", "transplant", "transplant", vals,
+            add(treatment.visit, treatment.visit, treatment.form, vals,
                 (Change(1, _utc(transplant.recorded_at), u, n, "", dict(vals)),),
                 lambda: {k: _raw(v) for k, v in stored.items()},
                 collected_at=_utc(transplant.transplanted_at))
@@ -767,10 +776,10 @@ class _Reader:
 
             planned_tx = lipo_day + timedelta(days=PLANNED_TRANSPLANT_DAYS)
         my_visits = got["visits"]
-        for pv_id in ("liposuction", "transplant"):
-            day = lipo_day if pv_id == "liposuction" else tx_day
-            if day is not None and pv_id in self.pvisits:
-                vinfos.append(self._visit_info(pv_id, 0, "attended", day, "", lipo_day, planned_tx, tx_day))
+        for part, day in (("harvest", lipo_day), ("treatment", tx_day)):
+            page = self.pages.get(part)
+            if day is not None and page is not None and page.visit in self.pvisits:
+                vinfos.append(self._visit_info(page.visit, 0, "attended", day, "", lipo_day, planned_tx, tx_day))
         for v in my_visits:
             vinfos.append(self._visit_info(v.visit_id, v.number, v.outcome, v.visit_date, v.reason, lipo_day,
                                            planned_tx, tx_day, events))
@@ -966,15 +975,40 @@ def _hash(value) -> str:
     return value_hash(value)
 
 
-def _lipo(lp) -> dict:
-    return {"performed_on": lp.performed_on, "fat_volume_ml": lp.fat_volume_ml, "anaesthesia": lp.anaesthesia,
-            "observation_hours": lp.observation_hours, "complications": lp.complications}
+@dataclass(frozen=True)
+class _Page:
+    """Where the export puts a procedure the cell product records on its own pages: the visit at
+    which the schedule does it and the form (the data dictionary's) that records it."""
+
+    visit: str
+    form: str
 
 
-def _transplant(t) -> dict:
-    return {"transplanted_at": t.transplanted_at, "drug_code_entered": t.drug_code_entered,
-            "disc_level": t.disc_level, "needle_gauge": t.needle_gauge, "approach": t.approach,
-            "imaging": t.imaging, "volume_ml": t.volume_ml, "notes": t.notes}
+def _page_records(protocol) -> dict[str, _Page]:
+    """part ("harvest", "treatment": ``Protocol.page_procedures``) -> its ``_Page``: the procedure's
+    visit (its id when no one visit of the schedule does it) and the schedule form that records it
+    (in a file written before ``procedures:``, the form named after the procedure)."""
+    out = {}
+    for procedure_id, part in protocol.page_procedures.items():
+        visit = protocol.procedure_visit(procedure_id)
+        form = protocol.procedure_form(procedure_id)
+        out[part] = _Page(visit.id if visit is not None else procedure_id,
+                          form.id if form is not None else procedure_id)
+    return out
+
+
+def _columns(part: str) -> tuple[str, ...]:
+    """The model fields of a page procedure's record (``annulus.dictionary.records.PAGE_RECORDS``)."""
+    from annulus.dictionary.records import PAGE_RECORDS
+
+    return tuple(item.model_field for item in PAGE_RECORDS[part].items)
+
+
+def _stored(part: str, row) -> dict:
+    """A page procedure's record as stored: item id -> the row's value, in the record's order."""
+    from annulus.dictionary.records import PAGE_RECORDS
+
+    return {item.id: getattr(row, item.model_field) for item in PAGE_RECORDS[part].items}
 
 
 def _status_at(thread) -> str:
