@@ -161,7 +161,7 @@ def test_the_kit_trial_participant_panel_has_no_transplantation(knee):
     c.force_login(knee["investigator"])
     html = c.get(reverse("participant", args=[p.pk])).content.decode()
     assert env.drug_code in html and env.drug_code.startswith("KNEE-")
-    assert "Transplantation" not in html and reverse("transplant", args=[p.pk]) not in html
+    assert "Transplantation" not in html and reverse("treatment-record", args=[p.pk]) not in html
 
 
 # ---- stratified random numbers in their natural order -----------------------------------------

@@ -273,7 +273,7 @@ def _allocation_out(user, p):
     return {"participant_id": p.pk, "randomised": a["randomised"], "random_number": a["random_number"],
             "drug_code": a["drug_code"], "randomised_at": a["randomised_at"], "released": a["released"],
             "dispensed_at": a["dispensed_at"],
-            "transplanted_at": a["transplant"].transplanted_at if a["transplant"] else None,
+            "transplanted_at": a["treatment_record"].transplanted_at if a["treatment_record"] else None,
             "emergency_unblindings": len(a["emergency_unblindings"]),
             "group_label": a.get("group_label"), "arm": a.get("arm")}
 

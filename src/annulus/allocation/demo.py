@@ -48,7 +48,7 @@ def treat_all(ctx) -> list[int]:
     pharmacist, inv = ctx.users["pharmacist"], ctx.users["investigator"]
     today = timezone.localdate()
     treated = []
-    for env in Envelope.objects.filter(participant__isnull=False, transplant__isnull=True).order_by("random_number"):
+    for env in Envelope.objects.filter(participant__isnull=False, treatment_record__isnull=True).order_by("random_number"):
         lipo = liposuction_date(env.participant_id)
         if lipo is None:
             continue

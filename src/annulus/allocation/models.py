@@ -140,7 +140,7 @@ class Transplant(models.Model):
     """The transplantation record (P-4.3)."""
 
     participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="+")  # it holds the envelope
-    envelope = models.OneToOneField(Envelope, on_delete=models.PROTECT, related_name="transplant")
+    envelope = models.OneToOneField(Envelope, on_delete=models.PROTECT, related_name="treatment_record")
     transplanted_at = models.DateTimeField()
     disc_level = models.CharField(max_length=10)
     needle_gauge = models.PositiveSmallIntegerField()

@@ -18,7 +18,7 @@ def panels(request, participant):
         "can_randomise": has(user, "allocation.randomise") and participant.status == states.ENROLLED
         and not alloc["randomised"],
         "can_transplant": cell_product and has(user, "allocation.transplant")
-        and participant.status == states.RANDOMISED and alloc["transplant"] is None,
+        and participant.status == states.RANDOMISED and alloc["treatment_record"] is None,
         # before the product is given there is nothing to unblind
         "can_unblind": has(user, "unblinding.emergency") and alloc["given"],
     }]

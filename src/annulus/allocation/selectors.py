@@ -222,9 +222,35 @@ def transplant_records_of_one(participant_id: int) -> dict[int, dict]:
     return {} if t is None else {t.participant_id: _transplant_record(t)}
 
 
+def treatment_record_procedure():
+    """The procedure the cell product's treatment record holds: the treatment recorded on the
+    product's own page (``Protocol.page_procedures``), or None (a kit trial records its
+    treatment on the visit's form)."""
+    protocol = active_protocol()
+    return next((protocol.procedure(pid) for pid, part in protocol.page_procedures.items() if part == "treatment"),
+                None)
+
+
+def treatment_record_columns() -> list[str]:
+    """The treatment record's columns that hold the procedure's own fields (those of the
+    protocol's ``treatment_record_procedure`` stored as they are entered), in the record's order;
+    the drug code entered, the activity restriction and who recorded it are the record's own."""
+    procedure = treatment_record_procedure()
+    declared = {f.id for f in procedure.fields} if procedure is not None else set()
+    return [f.name for f in Transplant._meta.concrete_fields if f.name in declared]
+
+
+def treatment_trail_fields() -> dict[str, str]:
+    """The treatment record's fields the audit trail records, by their name in the trail -> the
+    record's column: the procedure's fields (not its free-text notes), the drug code entered and
+    the activity restriction."""
+    return {**{c: c for c in treatment_record_columns() if c != "notes"},
+            "drug_code": "drug_code_entered", "activity_restriction_until": "activity_restriction_until"}
+
+
 def _transplant_record(t) -> dict:
-    return {"transplanted_at": t.transplanted_at, "disc_level": t.disc_level, "needle_gauge": t.needle_gauge,
-            "approach": t.approach, "imaging": t.imaging, "volume_ml": t.volume_ml,
+    columns = [c for c in treatment_record_columns() if c != "notes"]
+    return {**{c: getattr(t, c) for c in columns},
             "drug_code_entered": t.drug_code_entered, "activity_restriction_until": t.activity_restriction_until,
             "notes": t.notes, "recorded_by": t.recorded_by.username}
 
@@ -345,7 +371,7 @@ def participant_allocation(user, participant) -> dict:
         "released": bool(release and release.passed),
         "dispensed_at": dispensing.dispensed_at if dispensing else None,
         "given": env is not None and product_given(participant.pk),
-        "transplant": transplant,
+        "treatment_record": transplant,
         "emergency_unblindings": unblindings,
     }
     if env is not None and can_see_labels(user):
@@ -523,12 +549,6 @@ def lock_checklist(user=None) -> dict:
 
 # ---- the data against the audit trail (``annulus audit verify --data``) -------------------------
 
-TRANSPLANT_FIELDS = {"transplanted_at": "transplanted_at", "disc_level": "disc_level",
-                     "needle_gauge": "needle_gauge", "approach": "approach", "imaging": "imaging",
-                     "volume_ml": "volume_ml", "drug_code": "drug_code_entered",
-                     "activity_restriction_until": "activity_restriction_until"}
-
-
 def audit_mismatches(participant_ids) -> list[str]:
     """Each randomisation and transplantation record of ``participant_ids`` that differs from what
     the audit trail records for it, one line each (``annulus audit verify --data``): the envelope
@@ -544,7 +564,10 @@ def audit_mismatches(participant_ids) -> list[str]:
     numbers = screening_numbers(ids)
     opened: dict[int, dict] = {}
     done: dict[str, dict] = {}
-    for otype, object_id, pid, changes, _reason in trail(["randomisation", "transplant"], ids):
+    procedure = treatment_record_procedure()
+    fields = treatment_trail_fields()
+    types = ["randomisation"] + ([procedure.id] if procedure is not None else [])
+    for otype, object_id, pid, changes, _reason in trail(types, ids):
         mine = {name: new_value(change) for name, change in changes.items()}
         if otype == "randomisation":
             opened[pid] = {**opened.get(pid, {}), **mine, "envelope": object_id}
@@ -567,7 +590,7 @@ def audit_mismatches(participant_ids) -> list[str]:
         out.append(f"participant {numbers.get(pid, pid)}, randomisation: envelope {audited.get('random_number')} "
                    "opened for them in the audit trail but not theirs in the database")
     rows = Transplant.objects.filter(participant_id__in=ids).order_by("pk").values(
-        "pk", "participant_id", *TRANSPLANT_FIELDS.values())
+        "pk", "participant_id", *fields.values())
     for row in rows:
         pid = row["participant_id"]
         where = f"participant {numbers.get(pid, pid)}, transplantation"
@@ -576,7 +599,7 @@ def audit_mismatches(participant_ids) -> list[str]:
             out.append(f"{where}: in the database but never in the audit trail")
             continue
         out += differences(where, [(name, row[column], audited.get(name))
-                                   for name, column in TRANSPLANT_FIELDS.items()])
+                                   for name, column in fields.items()])
     out += [f"transplantation {pk}: in the audit trail but no longer in the database" for pk in done]
     return out + pharmacy_mismatches(ids) + emergency_unblinding_mismatches(ids)
 

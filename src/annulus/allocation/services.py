@@ -41,6 +41,7 @@ from annulus.trial.lock import OPEN_STATES, assert_writable
 from annulus.trial.models import TrialState
 from annulus.trial.selectors import active_protocol, active_version
 
+from . import selectors
 from .models import (
     AllocationList,
     Dispensing,
@@ -806,7 +807,8 @@ def dispense(*, actor, envelope_id: int, dispensed_at: datetime | None = None) -
 # ---- transplantation ---------------------------------------------------------------------
 
 def transplant_window(lipo: date) -> tuple[date, date]:
-    visit = active_protocol().schedule.visit("transplant")
+    protocol = active_protocol()
+    visit = protocol.procedure_visit(selectors.treatment_record_procedure().id)
     target = lipo + timedelta(days=visit.offset_days)
     return target - timedelta(days=visit.window.before_days), target + timedelta(days=visit.window.after_days)
 
@@ -852,7 +854,9 @@ def record_transplant(*, actor, participant_id: int, transplanted_at: datetime, 
         raise RuleViolation("drug_code", "is required: scan or type the code on the sachet")
     with transaction.atomic():
         assert_writable("transplantation")
-        assert_record_writable(participant_id, "transplant", "transplant")
+        procedure = selectors.treatment_record_procedure()
+        assert_record_writable(participant_id, active_protocol().procedure_visit(procedure.id).id,
+                               active_protocol().procedure_form(procedure.id).id)
         p = Participant.objects.select_for_update().filter(pk=participant_id).first()
         if p is None:
             raise RuleViolation("participant", "no such participant")
@@ -882,12 +886,10 @@ def record_transplant(*, actor, participant_id: int, transplanted_at: datetime, 
             drug_code_entered=code, notes=notes, recorded_by=actor,
             activity_restriction_until=day + timedelta(days=product.activity_restriction_days),
         )
-        audit.record(actor=actor, action="create", obj_type="transplant", obj_id=t.pk, participant_id=p.pk,
-                     changes={"transplanted_at": [None, transplanted_at], "disc_level": [None, t.disc_level],
-                              "needle_gauge": [None, gauge], "approach": [None, t.approach],
-                              "imaging": [None, t.imaging], "volume_ml": [None, str(volume)],
-                              "drug_code": [None, code],
-                              "activity_restriction_until": [None, t.activity_restriction_until]},
+        recorded = {**{name: getattr(t, column) for name, column in selectors.treatment_trail_fields().items()},
+                    "volume_ml": str(volume), "drug_code": code}
+        audit.record(actor=actor, action="create", obj_type=procedure.id, obj_id=t.pk, participant_id=p.pk,
+                     changes={name: [None, value] for name, value in recorded.items()},
                      protocol_version=p.protocol_version.version)
         ps.advance(actor=actor, participant_id=p.pk, target=states.TREATED,
                    reason=f"transplanted at {t.disc_level}, drug code {code}")
