@@ -8,9 +8,9 @@ from django.utils.translation import gettext as _
 
 from annulus.errors import RuleViolation
 
-from .models import parse_visit_key
+from .models import HARVEST_RECORD, parse_visit_key
 
-OBJECT_TYPES = ("crf_form", "visit", "liposuction")
+OBJECT_TYPES = ("crf_form", "visit", HARVEST_RECORD)
 
 
 def _protocol(version: str, cache: dict):
@@ -73,7 +73,7 @@ def labels(object_type: str, body: dict, language: str, cache: dict) -> dict | N
         values["visit"] = {str(visit): context["visit"]}
         record = _("Visit") + f" · {context['visit']}"
         in_record = ("visit",)
-    if object_type == "liposuction":
+    if object_type == HARVEST_RECORD:
         return {"fields": fields, "record": _("Liposuction")}
     if object_type == "crf_form":
         form_id = str(changes.get("form") or "")

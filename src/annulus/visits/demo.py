@@ -19,7 +19,7 @@ from annulus.simulator import simulate_participant_for, uses_builtin_models
 from annulus.simulator.trajectories import simulate_participant
 from annulus.trial.selectors import active_protocol
 
-from . import selectors, services
+from . import crf, selectors, services
 
 COMPLICATIONS = ["small haematoma at the harvest site, resolved without treatment",
                  "transient dizziness during observation"]
@@ -71,6 +71,7 @@ def follow_up_all(ctx):
     today = timezone.localdate()
     rng = np.random.default_rng([ctx.seed, 40])
     pvisits = [v for v in protocol.schedule.visits if not v.procedure]
+    baseline = protocol.schedule.baseline_visit
     for n, pid in enumerate(ctx.enrolled):
         p = Participant.objects.get(pk=pid)
         if p.status not in selectors.ACTIVE:
@@ -85,17 +86,19 @@ def follow_up_all(ctx):
         # one commit per participant: each service call is still its own (nested) transaction,
         # but SQLite syncs the file once instead of once per form
         with transaction.atomic():
-            _follow_up(ctx, p, pvisits, lipo, tx, planned, traj, coord, inv, now, today, rng)
+            _follow_up(ctx, p, pvisits, baseline, lipo, tx, planned, traj, coord, inv, now, today, rng)
 
 
-def _follow_up(ctx, p, pvisits, lipo, tx, planned, traj, coord, inv, now, today, rng):
+def _follow_up(ctx, p, pvisits, baseline, lipo, tx, planned, traj, coord, inv, now, today, rng):
+    """``baseline``: the schedule's baseline visit, a few days before the transplantation."""
     pid = p.pk
     last_day = None
     for pv in pvisits:
-        if planned and pv.id != "baseline":
+        is_baseline = baseline is not None and pv.id == baseline.id
+        if planned and not is_baseline:
             break  # follow-up starts after the transplantation
         target, start, end = selectors.window_of(pv, lipo, tx)
-        if pv.id == "baseline":
+        if is_baseline:
             day = tx - timedelta(days=int(rng.integers(1, 6)))
         else:
             jitter = int(rng.integers(-pv.window.before_days // 2, pv.window.after_days // 2 + 1))
@@ -155,15 +158,34 @@ def book_upcoming(ctx):
             break  # one booking per participant: the next visit
 
 
+def _library_specs(protocol) -> dict:
+    """form id -> its form of the instruments library (an instrument's, the adverse-event
+    review), for the schedule's forms that are neither a panel nor a procedure's record."""
+    out = {}
+    for f in protocol.schedule.forms:
+        spec = None if f.panel or f.procedure else crf.STATIC_SPECS.get(f.instrument or f.id)
+        if spec is not None:
+            out[f.id] = spec
+    return out
+
+
+def _clinician_assessed(spec) -> bool:
+    """Whether the investigator enters a form of the library: one the participant does not answer
+    in full (an imaging reading, a score with an examination, the adverse-event review); the
+    coordinator enters the questionnaires, vital signs and laboratory panels."""
+    return spec is not None and not spec.patient_answers_all
+
+
 def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng, actors=None):
     """``actors``: who saves which form (a procedure's record: a role that records it), when
-    not the coordinator or, for the investigator's forms, the investigator."""
+    not the coordinator or, for the forms a clinician assesses, the investigator."""
     if pv.follow_up and age <= 120:
         # the reminder call the day before (P-4.6)
         services.record_reminder(actor=coord, participant_id=pid, visit_id=pv.id, visit_on=day,
                                  outcome="reached" if rng.random() < 0.8 else "family",
                                  at=_at(day - timedelta(days=1), 16, int(rng.integers(0, 59))))
     services.open_visit(actor=coord, participant_id=pid, visit_id=pv.id, visit_date=day, at=_at(day, 9))
+    library = _library_specs(active_protocol())
     recent = age <= 12
     for form_id in pv.forms:
         collected = _at(day, 9, int(rng.integers(0, 59)))
@@ -181,12 +203,14 @@ def _enter_visit(pid, pv, day, answers, coord, inv, now, today, age, rng, actors
         saved = collected + delay
         if saved > now:
             saved = now - timedelta(minutes=1)
-        actor = (actors or {}).get(form_id) or (inv if form_id in ("imaging", "joa", "adverse_events") else coord)
+        actor = (actors or {}).get(form_id) or (inv if _clinician_assessed(library.get(form_id)) else coord)
         services.save_form(actor=actor, participant_id=pid, visit_key=pv.id, form_id=form_id, items=items,
                            complete=True, collected_at=collected, at=saved)
-        if form_id == "vas" and age > 20 and rng.random() < 0.04:
-            # a transcription error found at source data verification, corrected with a reason
-            fixed = {"vas_mm": int(min(100, max(0, items["vas_mm"] + rng.choice([-2, -1, 1, 2]))))}
+        if library.get(form_id) is crf.VAS and age > 20 and rng.random() < 0.04:
+            # the mark on the pain line is measured and typed in: now and then source data
+            # verification finds a transcription error, corrected with a reason
+            line = crf.VAS.items[0].id
+            fixed = {line: int(min(100, max(0, items[line] + rng.choice([-2, -1, 1, 2]))))}
             services.save_form(actor=inv, participant_id=pid, visit_key=pv.id, form_id=form_id, items=fixed,
                                complete=True, reason="Transcription error: corrected against the source document",
                                at=min(saved + timedelta(days=int(rng.integers(5, 15))), now))

@@ -37,6 +37,11 @@ class Liposuction(models.Model):
         indexes = [models.Index(fields=["participant", "superseded"])]
 
 
+# What a harvest record (the cell product's first page, ``Protocol.page_procedures``) is called in
+# the audit trail and as the source of the adverse-event task its complications open: its table.
+HARVEST_RECORD = Liposuction._meta.model_name
+
+
 class Visit(models.Model):
     """A visit that took place (``attended``) or that the coordinator recorded as ``missed``."""
 

@@ -24,7 +24,8 @@ from annulus.trial.selectors import active_protocol, active_version, read_once
 from . import crf
 from .events import Events, events_of, events_of_many
 from .events import window_of as event_window
-from .models import UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit, parse_visit_key
+from .models import (HARVEST_RECORD, UNSCHEDULED, Appointment, FormRecord, Liposuction, ReminderCall, Visit,
+                     parse_visit_key)
 
 # A visit is "due" when its window opens within this many days.
 DUE_DAYS = 7
@@ -57,6 +58,23 @@ FORM_STATE_LABELS = {
     "complete": _("complete"),
     "changed": _("changed after completion"),
 }
+
+
+def page_procedure_id(protocol, part: str) -> str | None:
+    """The id of the procedure the cell product records on its own page as ``part`` ("harvest",
+    "treatment": ``Protocol.page_procedures``), or None (a protocol without such pages)."""
+    return next((pid for pid, p in protocol.page_procedures.items() if p == part), None)
+
+
+def page_record(protocol, part: str) -> tuple[str, str] | None:
+    """(visit, form) of the page procedure ``part``'s record: the visit at which the schedule does
+    the procedure and the schedule's form that records it (the procedure's id for either when the
+    schedule has none: a file written before ``procedures:`` names the form after it), or None."""
+    pid = page_procedure_id(protocol, part)
+    if pid is None:
+        return None
+    visit, form = protocol.procedure_visit(pid), protocol.procedure_form(pid)
+    return (visit.id if visit is not None else pid, form.id if form is not None else pid)
 
 
 def liposuction_date(participant_id: int) -> date | None:
@@ -541,13 +559,15 @@ def call_list(day: date, *, schedules=None, user=None) -> list[dict]:
     """Participants to phone on ``day``: those expected ``reminder_days_before`` days later (on
     the booked date, or on the target date when none is booked) whose visit is not yet done (P-4.6)."""
     visit_on = reminder_day(day)
+    # the harvest's day is set by the site when it is done: no reminder call
+    harvest = page_procedure_id(active_protocol(), "harvest")
     calls = {}
     for c in ReminderCall.objects.filter(visit_on=visit_on).select_related("called_by").order_by("id"):
         calls[(c.participant_id, c.visit_id)] = c
     rows = []
     for p, slots in (panel_schedules(day, user=user) if schedules is None else schedules):
         for s in slots:
-            if s.planned_on != visit_on or s.procedure == "liposuction" or s.record is not None:
+            if s.planned_on != visit_on or (harvest is not None and s.procedure == harvest) or s.record is not None:
                 continue
             if s.state in ("completed", "completed_out_of_window", "missed", "cancelled"):
                 continue
@@ -674,7 +694,7 @@ def liposuction_mismatches(participant_ids) -> list[str]:
     state: dict[int, dict] = {}
     after: dict[str, dict] = {}  # row id -> the values after its event
     last: dict[int, str] = {}
-    for _otype, object_id, pid, changes, reason in trail(["liposuction"], ids):
+    for _otype, object_id, pid, changes, reason in trail([HARVEST_RECORD], ids):
         mine = state.setdefault(pid, {})
         for name, change in changes.items():
             mine[name] = new_value(change)

@@ -31,8 +31,8 @@ from annulus.trial.selectors import active_protocol, active_version, protocol_fo
 from . import crf, procedures, selectors, signals
 from .events import chain_root, events_of, window_of
 from .signals import adverse_event_prompt
-from .models import (UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall, Visit,
-                     parse_visit_key)
+from .models import (HARVEST_RECORD, UNSCHEDULED, Appointment, FormRecord, FormRevision, Liposuction, ReminderCall,
+                     Visit, parse_visit_key)
 
 # Plausibility limits of the liposuction record (the protocol's values are 150 mL and 4 h).
 FAT_VOLUME_ML = (10, 500)
@@ -121,7 +121,9 @@ def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_m
     problems.raise_any()
     with transaction.atomic():
         assert_writable("visit data")
-        assert_record_writable(participant_id, "liposuction", "liposuction")
+        # the harvest's page record is locked under its visit and form
+        visit_id, form_id = selectors.page_record(active_protocol(), "harvest") or ("", "")
+        assert_record_writable(participant_id, visit_id, form_id)
         p = _participant(participant_id)
         old = selectors.current_liposuction(p.pk)
         if old is None and p.status != pstates.RANDOMISED:
@@ -153,14 +155,14 @@ def record_liposuction(*, actor, participant_id: int, performed_on, fat_volume_m
             participant=p, performed_on=performed_on, fat_volume_ml=volume, anaesthesia=anaesthesia,
             observation_hours=hours, complications=complications, recorded_by=actor, recorded_at=now,
             protocol_version=pv, change_reason=reason if old else "")
-        audit.record(actor=actor, action="change" if old else "create", obj_type="liposuction", obj_id=rec.pk,
+        audit.record(actor=actor, action="change" if old else "create", obj_type=HARVEST_RECORD, obj_id=rec.pk,
                      participant_id=p.pk, changes=changes, reason=reason if old else "",
                      protocol_version=pv.version, when=now)
         if complications:
             # a complication may be an adverse event: the safety app opens a task (once per text)
             digest = hashlib.sha256(complications.encode()).hexdigest()[:16]
             adverse_event_prompt.send(sender=Liposuction, actor=actor, participant_id=p.pk,
-                                      key=f"liposuction:{p.pk}:{digest}", source="liposuction",
+                                      key=f"{HARVEST_RECORD}:{p.pk}:{digest}", source=HARVEST_RECORD,
                                       description=f"Liposuction on {performed_on.isoformat()}: {complications}"[:300],
                                       term=complications.splitlines()[0][:200])
     return rec
@@ -536,7 +538,7 @@ def _prompt_adverse_events(actor, protocol, visit: Visit, p: Participant, record
     for r in records:
         computed = r.computed or {}
         spec = crf.spec_for(protocol, r.form_id)
-        if spec.id == "adverse_events":
+        if spec is crf.AE_REVIEW:
             if computed.get("new_events") == "yes":
                 adverse_event_prompt.send(
                     sender=FormRecord, actor=actor, participant_id=p.pk, key=f"ae_review:{r.pk}", source="ae_review",

@@ -3,7 +3,8 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("participants/<int:pk>/liposuction/", views.liposuction, name="liposuction"),
+    # the cell product's harvest, recorded on its own page
+    path("participants/<int:pk>/liposuction/", views.liposuction, name="harvest"),
     path("participants/<int:pk>/visits/unscheduled/new/", views.unscheduled, name="unscheduled_visit"),
     path("participants/<int:pk>/visits/<str:key>/", views.visit_detail, name="visit"),
     path("participants/<int:pk>/visits/<str:key>/entry/", views.visit_entry, name="visit_entry"),

@@ -232,7 +232,7 @@ def crf_form(request, pk, key, form_id):
             else:
                 messages.success(request, _("Form saved (%(state)s).") % {"state": selectors.FORM_STATE_LABELS[rec.state]})
                 significant = crf.significant_analytes(rec.computed)
-                if significant or (form_id == "adverse_events" and rec.items.get("new_events") == "yes"):
+                if significant or (spec is crf.AE_REVIEW and rec.items.get("new_events") == "yes"):
                     return redirect("crf_form", pk=p.pk, key=key, form_id=form_id)
                 return redirect("visit", pk=p.pk, key=key)
     revisions = list(FormRevision.objects.filter(form=rec).select_related("saved_by")) if rec else []
@@ -365,7 +365,7 @@ def _score_context(protocol, p, form_id, computed, error=None):
            "missing": [label(k) for k in (computed or {}).get("missing") or []],
            "ae": _ae_links(protocol, p, form_id, computed or {}),
            "needs_judgement": [label(k) for k in (computed or {}).get("needs_judgement") or []]}
-    if form_id == "adverse_events" and (computed or {}).get("new_events") == "yes":
+    if spec is crf.AE_REVIEW and (computed or {}).get("new_events") == "yes":
         out["ae_review"] = ae_link(p.pk, "")
     return out
 
@@ -392,7 +392,10 @@ def unscheduled(request, pk):
     p = _participant(request, pk)
     protocol = active_protocol()
     lang = get_language()
-    choices = [(f.id, f.name.get(lang)) for f in protocol.schedule.forms if f.id not in ("liposuction", "transplant")]
+    # the cell product's procedures are recorded on its own pages, never at an unscheduled visit
+    pages = protocol.page_procedures
+    choices = [(f.id, f.name.get(lang)) for f in protocol.schedule.forms
+               if f.id not in pages and f.procedure not in pages]
     form = UnscheduledForm(request.POST or None, choices=choices)
     if request.method == "POST" and form.is_valid():
         try:
