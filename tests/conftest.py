@@ -32,9 +32,6 @@ def pytest_collection_modifyitems(config, items):
         defs = info.name2fixturedefs.values() if info is not None else ()
         if any(d and d[-1].scope in SHARED_SCOPES and d[-1].baseid.startswith("tests") for d in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    # The groups first: each is a long piece of one worker's work, handed out before the single
-    # tests that fill the gaps, rather than last while the other worker waits.
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
     # Benchmarks and load runs are opt-in: `pytest -m slow` (make bench) runs them.
     if "slow" in (config.getoption("-m") or ""):
         return
