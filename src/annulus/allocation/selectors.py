@@ -227,8 +227,8 @@ def treatment_record_procedure():
     product's own page (``Protocol.page_procedures``), or None (a kit trial records its
     treatment on the visit's form)."""
     protocol = active_protocol()
-    return next((protocol.procedure(pid) for pid, part in protocol.page_procedures.items() if part == "treatment"),
-                None)
+    pid = protocol.page_procedure("treatment")
+    return protocol.procedure(pid) if pid is not None else None
 
 
 def treatment_record_columns() -> list[str]:

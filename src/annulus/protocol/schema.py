@@ -1571,6 +1571,11 @@ class Protocol(Strict):
             out[treatment.timing.after] = "harvest"
         return out
 
+    def page_procedure(self, part: str) -> str | None:
+        """The id of the page procedure that is ``part`` ("harvest", "treatment":
+        ``page_procedures``), or None (a protocol without such pages)."""
+        return next((pid for pid, p in self.page_procedures.items() if p == part), None)
+
     def procedure_visit(self, procedure_id: str) -> Visit | None:
         """The visit of the schedule at which the procedure is done (its date is the event's
         date), or None when it is done at several visits or none."""

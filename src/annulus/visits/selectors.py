@@ -60,17 +60,11 @@ FORM_STATE_LABELS = {
 }
 
 
-def page_procedure_id(protocol, part: str) -> str | None:
-    """The id of the procedure the cell product records on its own page as ``part`` ("harvest",
-    "treatment": ``Protocol.page_procedures``), or None (a protocol without such pages)."""
-    return next((pid for pid, p in protocol.page_procedures.items() if p == part), None)
-
-
 def page_record(protocol, part: str) -> tuple[str, str] | None:
     """(visit, form) of the page procedure ``part``'s record: the visit at which the schedule does
     the procedure and the schedule's form that records it (the procedure's id for either when the
     schedule has none: a file written before ``procedures:`` names the form after it), or None."""
-    pid = page_procedure_id(protocol, part)
+    pid = protocol.page_procedure(part)
     if pid is None:
         return None
     visit, form = protocol.procedure_visit(pid), protocol.procedure_form(pid)
@@ -560,7 +554,7 @@ def call_list(day: date, *, schedules=None, user=None) -> list[dict]:
     the booked date, or on the target date when none is booked) whose visit is not yet done (P-4.6)."""
     visit_on = reminder_day(day)
     # the harvest's day is set by the site when it is done: no reminder call
-    harvest = page_procedure_id(active_protocol(), "harvest")
+    harvest = active_protocol().page_procedure("harvest")
     calls = {}
     for c in ReminderCall.objects.filter(visit_on=visit_on).select_related("called_by").order_by("id"):
         calls[(c.participant_id, c.visit_id)] = c
