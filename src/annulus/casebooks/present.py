@@ -164,8 +164,8 @@ def _codes() -> dict[str, dict]:
 
     causality = {k: words(sm.CAUSALITY) for k in [*_causality_labels(), sm.PRODUCT_CAUSALITY]}
     # the harvest is recorded on the cell product's page in the ``Liposuction`` table
-    harvest = {pid: {"anaesthesia": words(Liposuction.ANAESTHESIA)}
-               for pid, part in active_protocol().page_procedures.items() if part == "harvest"}
+    pid = active_protocol().page_procedure("harvest")
+    harvest = {} if pid is None else {pid: {"anaesthesia": words(Liposuction.ANAESTHESIA)}}
     return {
         "participant": {"sex": {"F": _("female"), "M": _("male")}, "recruitment_source": words(SOURCE_LABELS.items())},
         "eligibility": {"outcome": {"eligible": _("eligible"), "ineligible": _("screen failure")}},
